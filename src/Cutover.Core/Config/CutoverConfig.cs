@@ -1,0 +1,40 @@
+namespace Cutover.Config;
+
+/// <summary>A cutover.yml, validated. Paths are absolute; durations are parsed.</summary>
+public sealed record CutoverConfig
+{
+    public required string File { get; init; }
+    public required string App { get; init; }
+    public string Strategy { get; init; } = "symlink";
+    public required string Root { get; init; }
+    public int KeepReleases { get; init; } = 5;
+    public SharedConfig Shared { get; init; } = new();
+    public HooksConfig Hooks { get; init; } = new();
+    public HealthConfig? Health { get; init; }
+}
+
+/// <summary>Paths, relative to a release, that live in <c>shared/</c> and survive every deploy.</summary>
+public sealed record SharedConfig
+{
+    public IReadOnlyList<string> Files { get; init; } = [];
+    public IReadOnlyList<string> Dirs { get; init; } = [];
+}
+
+public sealed record HooksConfig
+{
+    public IReadOnlyList<string> Build { get; init; } = [];
+    public IReadOnlyList<string> BeforeSwitch { get; init; } = [];
+    public IReadOnlyList<string> AfterSwitch { get; init; } = [];
+    public IReadOnlyList<string> AfterRollback { get; init; } = [];
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromMinutes(10);
+}
+
+/// <summary>An HTTP check run after the switch; when it never passes, the deploy rolls back by itself.</summary>
+public sealed record HealthConfig
+{
+    public required Uri Url { get; init; }
+    public int ExpectStatus { get; init; } = 200;
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(2);
+    public TimeSpan Interval { get; init; } = TimeSpan.FromMilliseconds(500);
+    public int Retries { get; init; } = 10;
+}

@@ -1,0 +1,189 @@
+using System.Globalization;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace Cutover.Config;
+
+/// <summary>
+/// A mapping in the config file, read key by key with its position kept, so every error names file, line,
+/// column and the full key. Keys nobody asked for are reported by <see cref="RejectUnknownKeys"/> with the
+/// nearest known key as a suggestion.
+/// </summary>
+public sealed class YamlSection
+{
+    private readonly YamlMappingNode _node;
+    private readonly string _file;
+    private readonly string _path;
+    private readonly List<ConfigError> _errors;
+    private readonly HashSet<string> _known = new(StringComparer.Ordinal);
+
+    public YamlSection(YamlMappingNode node, string file, string path, List<ConfigError> errors)
+    {
+        _node = node;
+        _file = file;
+        _path = path;
+        _errors = errors;
+    }
+
+    public Mark Start => _node.Start;
+
+    public string KeyPath(string key) => _path.Length == 0 ? key : $"{_path}.{key}";
+
+    public bool Has(string key)
+    {
+        _known.Add(key);
+        return Find(key) is not null;
+    }
+
+    public void Error(string key, string message) => Error(Find(key)?.Value ?? _node, key, message);
+
+    public void Error(YamlNode at, string key, string message) =>
+        _errors.Add(new ConfigError(_file, (int)at.Start.Line, (int)at.Start.Column, KeyPath(key), message));
+
+    public string? String(string key, string? fallback = null)
+    {
+        var scalar = Scalar(key);
+        return scalar is null ? fallback : scalar.Value;
+    }
+
+    public string RequiredString(string key)
+    {
+        var value = String(key);
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            Error(key, $"'{key}' is required");
+            return "";
+        }
+        return value;
+    }
+
+    public int Int(string key, int fallback, int min = int.MinValue, int max = int.MaxValue)
+    {
+        var scalar = Scalar(key);
+        if (scalar is null) return fallback;
+        if (!int.TryParse(scalar.Value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value))
+        {
+            Error(scalar, key, $"'{scalar.Value}' is not a whole number");
+            return fallback;
+        }
+        if (value < min || value > max)
+        {
+            Error(scalar, key, max == int.MaxValue ? $"must be at least {min}, got {value}" : $"must be between {min} and {max}, got {value}");
+            return fallback;
+        }
+        return value;
+    }
+
+    public TimeSpan Duration(string key, TimeSpan fallback, TimeSpan? min = null)
+    {
+        var scalar = Scalar(key);
+        if (scalar is null) return fallback;
+        if (!Config.Duration.TryParse(scalar.Value ?? "", out var value, out var error))
+        {
+            Error(scalar, key, error!);
+            return fallback;
+        }
+        if (min is { } floor && value < floor)
+        {
+            Error(scalar, key, $"must be at least {Config.Duration.Format(floor)}, got {scalar.Value}");
+            return fallback;
+        }
+        return value;
+    }
+
+    public long Size(string key, long fallback)
+    {
+        var scalar = Scalar(key);
+        if (scalar is null) return fallback;
+        if (!ByteSize.TryParse(scalar.Value ?? "", out var value, out var error))
+        {
+            Error(scalar, key, error!);
+            return fallback;
+        }
+        return value;
+    }
+
+    /// <summary>A list of strings; each item keeps its own node so later checks can point at the exact entry.</summary>
+    public IReadOnlyList<YamlScalarNode> StringList(string key)
+    {
+        _known.Add(key);
+        var value = Find(key)?.Value;
+        switch (value)
+        {
+            case null:
+                return [];
+            case YamlScalarNode { Value: null or "" or "~" or "null" }:
+                return [];
+            case YamlSequenceNode sequence:
+                var items = new List<YamlScalarNode>();
+                foreach (var item in sequence)
+                {
+                    if (item is YamlScalarNode s && !string.IsNullOrEmpty(s.Value)) items.Add(s);
+                    else Error(item, key, "each entry must be a non-empty string");
+                }
+                return items;
+            default:
+                Error(value, key, "must be a list, for example [a, b]");
+                return [];
+        }
+    }
+
+    public YamlSection? Section(string key)
+    {
+        _known.Add(key);
+        var value = Find(key)?.Value;
+        switch (value)
+        {
+            case null:
+            case YamlScalarNode { Value: null or "" or "~" or "null" }:
+                return null;
+            case YamlMappingNode mapping:
+                return new YamlSection(mapping, _file, KeyPath(key), _errors);
+            default:
+                Error(value, key, "must be a mapping of keys to values");
+                return null;
+        }
+    }
+
+    /// <summary>Reports every key that no reader asked for, with a suggestion when one is close.</summary>
+    public void RejectUnknownKeys()
+    {
+        foreach (var (keyNode, _) in _node.Children)
+        {
+            var key = (keyNode as YamlScalarNode)?.Value ?? keyNode.ToString();
+            if (_known.Contains(key)) continue;
+            var suggestion = KeySuggester.Suggest(key, _known);
+            var where = _path.Length == 0 ? "at the top level" : $"in '{_path}'";
+            var message = suggestion is null
+                ? $"unknown key {where}; known keys: {string.Join(", ", _known.Order(StringComparer.Ordinal))}"
+                : $"unknown key {where}; did you mean '{suggestion}'?";
+            Error(keyNode, key, message);
+        }
+    }
+
+    private YamlScalarNode? Scalar(string key)
+    {
+        _known.Add(key);
+        var value = Find(key)?.Value;
+        switch (value)
+        {
+            case null:
+                return null;
+            case YamlScalarNode { Style: ScalarStyle.Plain, Value: "~" or "null" or "" }:
+                return null;
+            case YamlScalarNode scalar:
+                return scalar;
+            default:
+                Error(value, key, "must be a single value, not a list or mapping");
+                return null;
+        }
+    }
+
+    private KeyValuePair<YamlNode, YamlNode>? Find(string key)
+    {
+        foreach (var pair in _node.Children)
+            if (pair.Key is YamlScalarNode s && s.Value == key)
+                return pair;
+        return null;
+    }
+}

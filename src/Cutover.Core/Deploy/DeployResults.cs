@@ -1,0 +1,37 @@
+namespace Cutover.Deploy;
+
+public enum DeployOutcome
+{
+    /// <summary>Switched, checked, live.</summary>
+    Success,
+    /// <summary>Stopped before the switch; the previous release kept serving throughout.</summary>
+    Failed,
+    /// <summary>Switched, then failed a hook or the health check, and switched back by itself.</summary>
+    RolledBack,
+}
+
+public sealed record DeployRequest(string Source, string? Revision, TimeSpan LockWait, string CommandLine);
+
+public sealed record DeployResult(
+    DeployOutcome Outcome,
+    string Release,
+    string? Revision,
+    string? Previous,
+    string? Error,
+    IReadOnlyList<string> Pruned,
+    IReadOnlyDictionary<string, double> PhaseSeconds)
+{
+    public bool Succeeded => Outcome == DeployOutcome.Success;
+}
+
+public sealed record RollbackRequest(string? Target, TimeSpan LockWait, string CommandLine);
+
+public sealed record RollbackResult(
+    string From,
+    string To,
+    string? Revision,
+    string? Error,
+    IReadOnlyDictionary<string, double> PhaseSeconds)
+{
+    public bool Succeeded => Error is null;
+}

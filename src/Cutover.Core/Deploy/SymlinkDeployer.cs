@@ -1,0 +1,272 @@
+using Cutover.Config;
+using Cutover.Health;
+using Cutover.History;
+using Cutover.Hooks;
+using Cutover.Locking;
+using Cutover.Progress;
+using Cutover.Releases;
+using Cutover.Shared;
+using Cutover.Staging;
+
+namespace Cutover.Deploy;
+
+/// <summary>
+/// The symlink strategy: stage a release beside the live one, link shared paths, run hooks, switch
+/// <c>current</c> atomically, check health, prune. Anything that fails before the switch leaves the live
+/// release untouched; anything that fails after it switches back.
+/// </summary>
+public sealed class SymlinkDeployer
+{
+    private readonly CutoverConfig _config;
+    private readonly IDeployProgress _progress;
+    private readonly HttpClient _http;
+    private readonly RootLayout _layout;
+    private readonly ReleaseStore _store;
+    private readonly CurrentLink _current;
+    private readonly HistoryLog _history;
+    private readonly HookRunner _hooks = new();
+
+    public SymlinkDeployer(CutoverConfig config, IDeployProgress progress, HttpClient http)
+    {
+        _config = config;
+        _progress = progress;
+        _http = http;
+        _layout = new RootLayout(config.Root);
+        _store = new ReleaseStore(_layout);
+        _current = new CurrentLink(_layout);
+        _history = new HistoryLog(_layout);
+    }
+
+    public async Task<DeployResult> DeployAsync(DeployRequest request, CancellationToken cancellationToken)
+    {
+        var started = DateTimeOffset.UtcNow;
+        var source = ArtifactSource.Open(request.Source);
+        var revision = request.Revision ?? await ArtifactSource.GitRevisionAsync(request.Source, cancellationToken);
+        _store.EnsureLayout();
+        _current.EnsureSwitchable();
+
+        using var held = await DeployLock.AcquireAsync(_layout, request.LockWait, request.CommandLine, cancellationToken);
+        Recover();
+
+        var previous = _current.Read();
+        var id = ReleaseId.Next(started, _store.AllIds());
+        var releaseDir = _layout.ReleaseDir(id);
+        var record = new ReleaseRecord
+        {
+            Id = id.Value,
+            Revision = revision,
+            Created = started,
+            Status = ReleaseStatus.Staging,
+            User = Environment.UserName,
+            Source = source.Description,
+        };
+        // The record comes first: a crash before the directory exists leaves a record that recovery drops.
+        _store.Save(record);
+        Directory.CreateDirectory(releaseDir);
+        _progress.Info($"release {id}{(revision is null ? "" : $" ({Short(revision)})")} from {source.Description}");
+
+        var clock = new PhaseClock(_progress);
+        using var log = new ReleaseLog(_layout.LogFile(id), _progress);
+        var previousDir = previous is null ? null : _layout.ReleaseDir(previous);
+        var hookContext = new HookContext(_config.App, _layout.Root, id.Value, releaseDir, previousDir, _config.Hooks.Timeout);
+
+        try
+        {
+            var linkBase = LinkBase(previous);
+            clock.Run("stage", () => new ReleaseStager().Stage(source, releaseDir, linkBase, cancellationToken),
+                r => $"{r.Files} files, {r.LinkedFiles} unchanged and hard-linked, {r.CopiedFiles} written ({FormatBytes(r.CopiedBytes)})");
+            clock.Run("shared", () => new SharedLinker(_layout).Link(_config.Shared, releaseDir),
+                o => o.Linked.Count == 0 ? "none" : $"{o.Linked.Count} linked" + (o.Seeded.Count > 0 ? $", seeded {string.Join(", ", o.Seeded)}" : ""));
+            await RunHooksAsync(clock, "build", _config.Hooks.Build, hookContext, log, cancellationToken);
+            await RunHooksAsync(clock, "before_switch", _config.Hooks.BeforeSwitch, hookContext, log, cancellationToken);
+        }
+        catch (DeployException e)
+        {
+            _store.SetStatus(record, ReleaseStatus.Failed, e.Message);
+            return Finish(started, id, revision, previous, DeployOutcome.Failed, e.Message, [], clock);
+        }
+
+        // Marked before the switch: a crash between the two leaves a complete, unswitched release, never a
+        // live one that recovery would take for an interrupted staging.
+        record = _store.SetStatus(record, ReleaseStatus.Switched);
+        clock.Run("switch", () => _current.SwitchTo(id), previous is null ? $"current -> {id}" : $"current: {previous} -> {id}");
+
+        var problem = await VerifyAsync(clock, hookContext, log, cancellationToken);
+        if (problem is not null)
+        {
+            await SwitchBackAsync(clock, id, previous, log, cancellationToken);
+            _store.SetStatus(record, ReleaseStatus.Failed, problem);
+            var message = previous is null
+                ? $"{problem}; there was no earlier release, so 'current' was removed"
+                : $"{problem}; switched back to {previous}";
+            return Finish(started, id, revision, previous, DeployOutcome.RolledBack, message, [], clock);
+        }
+
+        _store.SetStatus(record, ReleaseStatus.Active);
+        var pruned = clock.Run("prune", Prune, p => p.Count == 0 ? "nothing to remove" : $"removed {string.Join(", ", p)}");
+        return Finish(started, id, revision, previous, DeployOutcome.Success, null, pruned, clock);
+    }
+
+    public async Task<RollbackResult> RollbackAsync(RollbackRequest request, CancellationToken cancellationToken)
+    {
+        var started = DateTimeOffset.UtcNow;
+        if (!_store.Exists)
+            throw new DeployException($"nothing has been deployed to {_layout.Root} yet");
+        using var held = await DeployLock.AcquireAsync(_layout, request.LockWait, request.CommandLine, cancellationToken);
+        Recover();
+
+        var from = _current.Read() ?? throw new DeployException($"{_layout.Current} does not point at a release; nothing to roll back from");
+        var releases = _store.List();
+        var target = request.Target is null ? ReleasePlanner.RollbackTarget(releases, from) : ExplicitTarget(request.Target, from);
+        if (target is null)
+            throw new DeployException($"there is no earlier good release to roll back to from {from}; `cutover releases` lists them");
+        var to = target.ReleaseId;
+
+        var clock = new PhaseClock(_progress);
+        clock.Run("switch", () => _current.SwitchTo(to), $"current: {from} -> {to}");
+        if (_store.Find(from) is { } left) _store.SetStatus(left, ReleaseStatus.RolledBack, "rolled back by " + Environment.UserName);
+        _store.SetStatus(target, ReleaseStatus.Active);
+
+        string? error = null;
+        using (var log = new ReleaseLog(_layout.LogFile(to), _progress))
+        {
+            var context = new HookContext(_config.App, _layout.Root, to.Value, _layout.ReleaseDir(to), _layout.ReleaseDir(from), _config.Hooks.Timeout);
+            try
+            {
+                await RunHooksAsync(clock, "after_rollback", _config.Hooks.AfterRollback, context, log, cancellationToken);
+            }
+            catch (HookFailedException e)
+            {
+                error = $"rolled back to {to}, but {e.Message}";
+            }
+        }
+
+        _history.Append(new HistoryEntry
+        {
+            Action = "rollback",
+            Release = to.Value,
+            Revision = target.Revision,
+            From = from.Value,
+            User = Environment.UserName,
+            Started = started,
+            Finished = DateTimeOffset.UtcNow,
+            Outcome = error is null ? "success" : "hook_failed",
+            Error = error,
+            PhaseSeconds = clock.Seconds,
+        });
+        return new RollbackResult(from.Value, to.Value, target.Revision, error, clock.Seconds);
+    }
+
+    private ReleaseRecord ExplicitTarget(string text, ReleaseId from)
+    {
+        if (!ReleaseId.TryParse(text, out var id))
+            throw new DeployException($"'{text}' is not a release id; `cutover releases` lists them");
+        var record = _store.Find(id) ?? throw new DeployException($"release {id} does not exist in {_layout.Releases}");
+        if (id == from) throw new DeployException($"release {id} is already current");
+        if (!record.IsComplete)
+            throw new DeployException($"release {id} is {Status(record.Status)} and cannot be switched to: {record.Failure}");
+        return record;
+    }
+
+    /// <summary>after_switch hooks, then the health check. Returns why the new release is not fit to serve, or null.</summary>
+    private async Task<string?> VerifyAsync(PhaseClock clock, HookContext context, ReleaseLog log, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await RunHooksAsync(clock, "after_switch", _config.Hooks.AfterSwitch, context, log, cancellationToken);
+        }
+        catch (HookFailedException e)
+        {
+            return e.Message;
+        }
+        if (_config.Health is not { } health) return null;
+        var check = new HttpHealthCheck(_http);
+        var result = await clock.RunAsync("health",
+            () => check.WaitHealthyAsync(health, (attempt, why) => log.Write("health", $"attempt {attempt}/{health.Retries}: {why}"), cancellationToken),
+            r => r.Healthy ? $"{health.Url} answered {health.ExpectStatus} (attempt {r.Attempts})" : $"failed after {r.Attempts} attempts");
+        return result.Healthy ? null : $"health check failed after {result.Attempts} attempts: {result.LastProblem}";
+    }
+
+    private async Task SwitchBackAsync(PhaseClock clock, ReleaseId failed, ReleaseId? previous, ReleaseLog log, CancellationToken cancellationToken)
+    {
+        if (previous is null)
+        {
+            clock.Run("rollback", _current.Remove, "removed current");
+            return;
+        }
+        clock.Run("rollback", () => _current.SwitchTo(previous), $"current: {failed} -> {previous}");
+        var context = new HookContext(_config.App, _layout.Root, previous.Value, _layout.ReleaseDir(previous), _layout.ReleaseDir(failed), _config.Hooks.Timeout);
+        try
+        {
+            await RunHooksAsync(clock, "after_rollback", _config.Hooks.AfterRollback, context, log, cancellationToken);
+        }
+        catch (HookFailedException e)
+        {
+            _progress.Warning(e.Message);
+        }
+    }
+
+    private async Task RunHooksAsync(PhaseClock clock, string stage, IReadOnlyList<string> commands, HookContext context, ReleaseLog log, CancellationToken cancellationToken)
+    {
+        if (commands.Count == 0) return;
+        await clock.RunAsync(stage, () => _hooks.RunAsync(stage, commands, context, log.Write, cancellationToken),
+            commands.Count == 1 ? "1 command" : $"{commands.Count} commands");
+    }
+
+    private IReadOnlyList<string> Prune()
+    {
+        var selection = ReleasePlanner.PruneSelection(_store.List(), _current.Read(), _config.KeepReleases);
+        foreach (var id in selection) _store.Remove(id);
+        return selection.Select(id => id.Value).ToList();
+    }
+
+    /// <summary>Unchanged files are hard-linked from the live release, or the newest complete one.</summary>
+    private string? LinkBase(ReleaseId? previous)
+    {
+        if (previous is not null && Directory.Exists(_layout.ReleaseDir(previous))) return _layout.ReleaseDir(previous);
+        var newest = _store.List().Where(r => r.IsComplete).MaxBy(r => r.ReleaseId);
+        return newest is null ? null : _layout.ReleaseDir(newest.ReleaseId);
+    }
+
+    private void Recover()
+    {
+        _current.RemoveLeftovers();
+        foreach (var id in _store.RecoverInterrupted())
+            _progress.Warning($"release {id} was left unfinished by an interrupted deploy; marked failed");
+    }
+
+    private DeployResult Finish(DateTimeOffset started, ReleaseId id, string? revision, ReleaseId? previous,
+        DeployOutcome outcome, string? error, IReadOnlyList<string> pruned, PhaseClock clock)
+    {
+        _history.Append(new HistoryEntry
+        {
+            Action = "deploy",
+            Release = id.Value,
+            Revision = revision,
+            From = previous?.Value,
+            User = Environment.UserName,
+            Started = started,
+            Finished = DateTimeOffset.UtcNow,
+            Outcome = outcome switch { DeployOutcome.Success => "success", DeployOutcome.Failed => "failed", _ => "rolled_back" },
+            Error = error,
+            PhaseSeconds = clock.Seconds,
+        });
+        return new DeployResult(outcome, id.Value, revision, previous?.Value, error, pruned, clock.Seconds);
+    }
+
+    internal static string Status(ReleaseStatus status) => status switch
+    {
+        ReleaseStatus.RolledBack => "rolled_back",
+        _ => status.ToString().ToLowerInvariant(),
+    };
+
+    private static string Short(string revision) => revision.Length > 12 ? revision[..12] : revision;
+
+    internal static string FormatBytes(long bytes) => bytes switch
+    {
+        >= 1L << 30 => $"{bytes / (double)(1L << 30):0.0} GiB",
+        >= 1L << 20 => $"{bytes / (double)(1L << 20):0.0} MiB",
+        >= 1L << 10 => $"{bytes / (double)(1L << 10):0.0} KiB",
+        _ => $"{bytes} B",
+    };
+}

@@ -1,0 +1,46 @@
+using System.Text.Json;
+using Cutover.Platform;
+using Cutover.Releases;
+
+namespace Cutover.History;
+
+/// <summary>One deploy or rollback, as appended to <c>.cutover/history.jsonl</c>.</summary>
+public sealed record HistoryEntry
+{
+    public required string Action { get; init; }
+    public string? Release { get; init; }
+    public string? Revision { get; init; }
+    public string? From { get; init; }
+    public required string User { get; init; }
+    public required DateTimeOffset Started { get; init; }
+    public required DateTimeOffset Finished { get; init; }
+    public required string Outcome { get; init; }
+    public string? Error { get; init; }
+    public IReadOnlyDictionary<string, double> PhaseSeconds { get; init; } = new Dictionary<string, double>();
+}
+
+/// <summary>The append-only record of everything done to a root.</summary>
+public sealed class HistoryLog(RootLayout layout)
+{
+    public void Append(HistoryEntry entry) =>
+        AtomicFile.AppendLine(layout.History, JsonSerializer.Serialize(entry, Json.Compact));
+
+    public IReadOnlyList<HistoryEntry> Read()
+    {
+        if (!File.Exists(layout.History)) return [];
+        var entries = new List<HistoryEntry>();
+        foreach (var line in File.ReadLines(layout.History))
+        {
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            try
+            {
+                if (JsonSerializer.Deserialize<HistoryEntry>(line, Json.Compact) is { } entry) entries.Add(entry);
+            }
+            catch (JsonException)
+            {
+                // A line cut short by a crash mid-append; the rest of the log still counts.
+            }
+        }
+        return entries;
+    }
+}

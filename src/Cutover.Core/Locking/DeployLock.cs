@@ -1,0 +1,97 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Cutover.Platform;
+using Cutover.Releases;
+
+namespace Cutover.Locking;
+
+/// <summary>Who holds a root's lock, written beside it so a waiting command can say whom it waits for.</summary>
+public sealed record LockHolder(int Pid, string User, string Command, DateTimeOffset Since)
+{
+    public override string ToString() => $"pid {Pid}, user {User}, since {Since:yyyy-MM-dd HH:mm:ss}Z, running `{Command}`";
+}
+
+public sealed class LockHeldException(string root, LockHolder? holder, TimeSpan waited)
+    : DeployException($"another deploy or rollback holds the lock on {root}" +
+                      (holder is null ? "" : $" ({holder})") +
+                      (waited > TimeSpan.Zero ? $"; waited {Config.Duration.Format(waited)}" : "") +
+                      "; pass --lock-wait to wait for it")
+{
+    public LockHolder? Holder { get; } = holder;
+}
+
+/// <summary>
+/// One deploy or rollback per root at a time, through flock(2) on <c>.cutover/deploy.lock</c>. The kernel
+/// releases the lock when the holder exits, however it exits, so a killed deploy never leaves a stuck lock
+/// and nobody ever deletes someone else's (Deployer PR #958).
+/// </summary>
+public sealed class DeployLock : IDisposable
+{
+    private readonly string _holderFile;
+    private int _fd;
+
+    private DeployLock(int fd, string holderFile)
+    {
+        _fd = fd;
+        _holderFile = holderFile;
+    }
+
+    public static async Task<DeployLock> AcquireAsync(RootLayout layout, TimeSpan wait, string command, CancellationToken cancellationToken)
+    {
+        var fd = LibC.OpenLockFile(layout.LockFile);
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            while (!LibC.TryLockExclusive(fd))
+            {
+                if (clock.Elapsed >= wait)
+                    throw new LockHeldException(layout.Root, ReadHolder(layout), clock.Elapsed);
+                await Task.Delay(TimeSpan.FromMilliseconds(50), cancellationToken);
+            }
+        }
+        catch
+        {
+            LibC.Close(fd);
+            throw;
+        }
+        var holder = new LockHolder(Environment.ProcessId, Environment.UserName, command, DateTimeOffset.UtcNow);
+        AtomicFile.WriteAllText(layout.LockHolder, JsonSerializer.Serialize(holder, Json.Options));
+        return new DeployLock(fd, layout.LockHolder);
+    }
+
+    /// <summary>The holder named in the lock's side file, when the lock is actually held.</summary>
+    public static LockHolder? CurrentHolder(RootLayout layout)
+    {
+        if (!File.Exists(layout.LockFile)) return null;
+        var fd = LibC.OpenLockFile(layout.LockFile);
+        try
+        {
+            if (LibC.TryLockExclusive(fd)) return null; // free; closing the fd below releases it again
+            return ReadHolder(layout);
+        }
+        finally
+        {
+            LibC.Close(fd);
+        }
+    }
+
+    private static LockHolder? ReadHolder(RootLayout layout)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<LockHolder>(File.ReadAllText(layout.LockHolder), Json.Options);
+        }
+        catch (Exception e) when (e is IOException or JsonException)
+        {
+            return null;
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_fd < 0) return;
+        File.Delete(_holderFile);
+        LibC.Close(_fd);
+        _fd = -1;
+    }
+}

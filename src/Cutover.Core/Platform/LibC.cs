@@ -1,0 +1,94 @@
+using System.ComponentModel;
+using System.Runtime.InteropServices;
+
+namespace Cutover.Platform;
+
+/// <summary>
+/// The few POSIX calls .NET does not expose: rename(2) over a symlink, link(2), and fsync of a directory.
+/// Everything that must be atomic or durable on disk goes through here.
+/// </summary>
+internal static partial class LibC
+{
+    private const int ORdonly = 0;
+    private const int ODirectory = 0x10000; // Linux, x86_64 and arm64
+    private const int OCloexec = 0x80000;
+
+    [LibraryImport("libc", EntryPoint = "rename", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int RenameNative(string oldPath, string newPath);
+
+    [LibraryImport("libc", EntryPoint = "link", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int LinkNative(string oldPath, string newPath);
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int OpenNative(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    private static partial int FsyncNative(int fd);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    private static partial int CloseNative(int fd);
+
+    [LibraryImport("libc", EntryPoint = "flock", SetLastError = true)]
+    private static partial int FlockNative(int fd, int operation);
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int OpenWithModeNative(string path, int flags, int mode);
+
+    [LibraryImport("libc", EntryPoint = "getuid")]
+    internal static partial uint GetUid();
+
+    /// <summary>rename(2): atomically replaces <paramref name="newPath"/>, even when it is a symlink to a directory.</summary>
+    public static void Rename(string oldPath, string newPath)
+    {
+        if (RenameNative(oldPath, newPath) != 0)
+            throw Error($"rename {oldPath} -> {newPath}");
+    }
+
+    /// <summary>link(2): a second name for the same inode.</summary>
+    public static void HardLink(string existing, string newPath)
+    {
+        if (LinkNative(existing, newPath) != 0)
+            throw Error($"link {existing} -> {newPath}");
+    }
+
+    /// <summary>Makes a directory's entries (a rename, a new link) durable.</summary>
+    public static void FsyncDirectory(string path)
+    {
+        var fd = OpenNative(path, ORdonly | ODirectory | OCloexec);
+        if (fd < 0) throw Error($"open {path}");
+        try
+        {
+            if (FsyncNative(fd) != 0) throw Error($"fsync {path}");
+        }
+        finally
+        {
+            CloseNative(fd);
+        }
+    }
+
+    /// <summary>Opens (creating) a lock file; close-on-exec so hooks never inherit the lock.</summary>
+    public static int OpenLockFile(string path)
+    {
+        const int ORdwr = 2, OCreat = 0x40;
+        var fd = OpenWithModeNative(path, ORdwr | OCreat | OCloexec, Convert.ToInt32("644", 8));
+        if (fd < 0) throw Error($"open {path}");
+        return fd;
+    }
+
+    /// <summary>flock(LOCK_EX|LOCK_NB). The kernel drops it when the process dies, however it dies.</summary>
+    public static bool TryLockExclusive(int fd)
+    {
+        const int LockEx = 2, LockNb = 4, EWouldBlock = 11;
+        if (FlockNative(fd, LockEx | LockNb) == 0) return true;
+        if (Marshal.GetLastPInvokeError() == EWouldBlock) return false;
+        throw Error("flock");
+    }
+
+    public static void Close(int fd) => CloseNative(fd);
+
+    private static IOException Error(string what)
+    {
+        var errno = Marshal.GetLastPInvokeError();
+        return new IOException($"{what}: {new Win32Exception(errno).Message}", errno);
+    }
+}

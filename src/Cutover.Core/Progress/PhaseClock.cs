@@ -1,0 +1,42 @@
+using System.Diagnostics;
+
+namespace Cutover.Progress;
+
+/// <summary>Runs named phases, reports them, and keeps their durations for the history log.</summary>
+public sealed class PhaseClock(IDeployProgress progress)
+{
+    private readonly Dictionary<string, double> _seconds = new();
+
+    public IReadOnlyDictionary<string, double> Seconds => _seconds;
+
+    public async Task<T> RunAsync<T>(string phase, Func<Task<T>> work, Func<T, string?>? describe = null)
+    {
+        progress.PhaseStarted(phase);
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            var result = await work();
+            Record(phase, clock.Elapsed);
+            progress.PhaseCompleted(phase, clock.Elapsed, describe?.Invoke(result));
+            return result;
+        }
+        catch (Exception e)
+        {
+            Record(phase, clock.Elapsed);
+            progress.PhaseFailed(phase, clock.Elapsed, e.Message);
+            throw;
+        }
+    }
+
+    public Task RunAsync(string phase, Func<Task> work, string? detail = null) =>
+        RunAsync(phase, async () => { await work(); return detail; }, d => d);
+
+    public T Run<T>(string phase, Func<T> work, Func<T, string?>? describe = null) =>
+        RunAsync(phase, () => Task.FromResult(work()), describe).GetAwaiter().GetResult();
+
+    public void Run(string phase, Action work, string? detail = null) =>
+        Run<string?>(phase, () => { work(); return detail; }, d => d);
+
+    private void Record(string phase, TimeSpan elapsed) =>
+        _seconds[phase] = Math.Round(_seconds.GetValueOrDefault(phase) + elapsed.TotalSeconds, 4);
+}

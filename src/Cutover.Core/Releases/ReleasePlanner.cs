@@ -1,0 +1,31 @@
+namespace Cutover.Releases;
+
+/// <summary>The pure decisions about a root's releases: what to roll back to, and what to prune.</summary>
+public static class ReleasePlanner
+{
+    /// <summary>The newest release older than <paramref name="current"/> that went live and was not rolled back from.</summary>
+    public static ReleaseRecord? RollbackTarget(IReadOnlyList<ReleaseRecord> releases, ReleaseId? current) =>
+        releases
+            .Where(r => current is null || r.ReleaseId < current)
+            .Where(r => r.Status is ReleaseStatus.Active or ReleaseStatus.Switched)
+            .MaxBy(r => r.ReleaseId);
+
+    /// <summary>
+    /// Releases to delete: every failed one, and complete ones beyond the newest <paramref name="keep"/>.
+    /// The current release and its rollback target are never deleted, whatever their status.
+    /// </summary>
+    public static IReadOnlyList<ReleaseId> PruneSelection(IReadOnlyList<ReleaseRecord> releases, ReleaseId? current, int keep)
+    {
+        var protectedIds = new HashSet<ReleaseId>();
+        if (current is not null) protectedIds.Add(current);
+        if (RollbackTarget(releases, current) is { } target) protectedIds.Add(target.ReleaseId);
+
+        var kept = releases.Where(r => r.IsComplete).OrderByDescending(r => r.ReleaseId).Take(keep).Select(r => r.ReleaseId);
+        protectedIds.UnionWith(kept);
+        return releases
+            .Select(r => r.ReleaseId)
+            .Where(id => !protectedIds.Contains(id))
+            .OrderBy(id => id)
+            .ToList();
+    }
+}

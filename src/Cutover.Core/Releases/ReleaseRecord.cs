@@ -1,0 +1,35 @@
+using System.Text.Json.Serialization;
+
+namespace Cutover.Releases;
+
+public enum ReleaseStatus
+{
+    /// <summary>Being staged or built; a release left in this state by a crash is treated as failed.</summary>
+    Staging,
+    /// <summary>Built and switched to, not yet verified (a deploy was interrupted after the switch).</summary>
+    Switched,
+    /// <summary>Deployed and verified; a rollback target.</summary>
+    Active,
+    /// <summary>Never went live or failed its check; never counts toward keep_releases.</summary>
+    Failed,
+    /// <summary>Was live and was rolled back from; skipped by the next rollback.</summary>
+    RolledBack,
+}
+
+/// <summary>What Cutover knows about one release, kept in <c>.cutover/releases/&lt;id&gt;.json</c>.</summary>
+public sealed record ReleaseRecord
+{
+    public required string Id { get; init; }
+    public string? Revision { get; init; }
+    public required DateTimeOffset Created { get; init; }
+    public required ReleaseStatus Status { get; init; }
+    public string? User { get; init; }
+    public string? Source { get; init; }
+    public string? Failure { get; init; }
+    public DateTimeOffset? Updated { get; init; }
+
+    [JsonIgnore] public ReleaseId ReleaseId => ReleaseId.Parse(Id);
+
+    /// <summary>Complete releases can be switched to; staging and failed ones cannot.</summary>
+    [JsonIgnore] public bool IsComplete => Status is ReleaseStatus.Active or ReleaseStatus.RolledBack or ReleaseStatus.Switched;
+}

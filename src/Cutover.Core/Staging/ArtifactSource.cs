@@ -1,0 +1,37 @@
+using System.Diagnostics;
+
+namespace Cutover.Staging;
+
+/// <summary>Turns what the user named on the command line into an artifact, and finds its revision.</summary>
+public static class ArtifactSource
+{
+    public static IArtifactSource Open(string path)
+    {
+        var full = Path.GetFullPath(path);
+        if (Directory.Exists(full)) return new DirectoryArtifact(full);
+        if (TarballArtifact.Looks(full)) return new TarballArtifact(full);
+        if (File.Exists(full))
+            throw new ArtifactException($"{path} is neither a directory nor a .tar.gz/.tgz/.tar archive");
+        throw new ArtifactException($"the source {path} does not exist");
+    }
+
+    /// <summary>The git commit of a source directory, when it is inside a work tree; null otherwise.</summary>
+    public static async Task<string?> GitRevisionAsync(string path, CancellationToken cancellationToken)
+    {
+        var dir = Path.GetFullPath(path);
+        if (!Directory.Exists(dir)) return null;
+        try
+        {
+            var start = new ProcessStartInfo("git") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (var arg in new[] { "-C", dir, "rev-parse", "--verify", "-q", "HEAD" }) start.ArgumentList.Add(arg);
+            using var process = Process.Start(start)!;
+            var output = await process.StandardOutput.ReadToEndAsync(cancellationToken);
+            await process.WaitForExitAsync(cancellationToken);
+            return process.ExitCode == 0 && output.Trim().Length >= 7 ? output.Trim() : null;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return null; // git is not installed
+        }
+    }
+}

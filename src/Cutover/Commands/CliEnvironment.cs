@@ -1,0 +1,29 @@
+using Cutover.Cli.Output;
+using Cutover.Progress;
+using Spectre.Console;
+
+namespace Cutover.Cli.Commands;
+
+/// <summary>The terminal the CLI writes to, and the renderer that suits it.</summary>
+public sealed class CliEnvironment(TextWriter stdout, TextWriter stderr, bool interactive)
+{
+    public TextWriter Out { get; } = stdout;
+    public TextWriter Error { get; } = stderr;
+
+    public IAnsiConsole Console { get; } = AnsiConsole.Create(new AnsiConsoleSettings
+    {
+        Out = new AnsiConsoleOutput(stdout),
+        Ansi = interactive ? AnsiSupport.Detect : AnsiSupport.No,
+        ColorSystem = interactive ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+        Interactive = interactive ? InteractionSupport.Detect : InteractionSupport.No,
+    });
+
+    public bool Interactive { get; } = interactive;
+
+    public static CliEnvironment FromProcess() =>
+        new(System.Console.Out, System.Console.Error,
+            !System.Console.IsOutputRedirected && Environment.GetEnvironmentVariable("TERM") is not (null or "dumb"));
+
+    public IDeployProgress Progress(bool json) =>
+        json ? new JsonProgress(Out) : Interactive ? new RichProgress(Console) : new PlainProgress(Out);
+}

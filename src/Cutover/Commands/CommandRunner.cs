@@ -1,0 +1,63 @@
+using Cutover.Config;
+using Cutover.Locking;
+using Cutover.Staging;
+
+namespace Cutover.Cli.Commands;
+
+/// <summary>Exit codes, and the one place errors turn into messages.</summary>
+public static class ExitCodes
+{
+    public const int Ok = 0;
+    public const int Failed = 1;
+    public const int BadInput = 2;
+    public const int Locked = 3;
+    public const int Cancelled = 130;
+}
+
+public static class CommandRunner
+{
+    public static async Task<int> RunAsync(CliEnvironment env, bool json, Func<Task<int>> action)
+    {
+        try
+        {
+            return await action();
+        }
+        catch (ConfigException e)
+        {
+            return Report(env, json, "config", e.Errors.Select(x => x.ToString()).ToArray(), ExitCodes.BadInput);
+        }
+        catch (UsageException e)
+        {
+            return Report(env, json, "usage", [e.Message], ExitCodes.BadInput);
+        }
+        catch (ArtifactException e)
+        {
+            return Report(env, json, "artifact", [e.Message], ExitCodes.BadInput);
+        }
+        catch (LockHeldException e)
+        {
+            return Report(env, json, "locked", [e.Message], ExitCodes.Locked);
+        }
+        catch (DeployException e)
+        {
+            return Report(env, json, "failed", [e.Message], ExitCodes.Failed);
+        }
+        catch (OperationCanceledException)
+        {
+            return Report(env, json, "cancelled", ["cancelled"], ExitCodes.Cancelled);
+        }
+    }
+
+    private static int Report(CliEnvironment env, bool json, string kind, string[] messages, int code)
+    {
+        if (json)
+        {
+            env.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(new { @event = "error", kind, errors = messages }, Json.Compact));
+        }
+        else
+        {
+            foreach (var message in messages) env.Error.WriteLine($"error: {message}");
+        }
+        return code;
+    }
+}

@@ -1,0 +1,34 @@
+using System.CommandLine;
+using Cutover.Config;
+
+namespace Cutover.Cli.Commands;
+
+/// <summary>Options shared by several commands, defined once so they parse and read the same everywhere.</summary>
+public sealed class CommonOptions
+{
+    public Option<string> Config { get; } = new("--config", "-c")
+    {
+        Description = "The config file",
+        DefaultValueFactory = _ => ConfigLoader.DefaultFileName,
+        Recursive = true,
+    };
+
+    public Option<bool> Json { get; } = new("--json")
+    {
+        Description = "Machine-readable output: JSON (NDJSON events for deploy and rollback)",
+    };
+
+    public Option<string> LockWait { get; } = new("--lock-wait")
+    {
+        Description = "How long to wait for another deploy or rollback on the same root (e.g. 30s); default: fail at once",
+        DefaultValueFactory = _ => "0s",
+    };
+
+    public static TimeSpan ParseLockWait(string text) =>
+        Duration.TryParse(text, out var value, out var error)
+            ? value
+            : throw new UsageException($"--lock-wait: {error}");
+}
+
+/// <summary>A mistake on the command line itself.</summary>
+public sealed class UsageException(string message) : Exception(message);

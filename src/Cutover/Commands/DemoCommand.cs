@@ -1,0 +1,90 @@
+using System.CommandLine;
+using System.Reflection;
+using Cutover.Config;
+using Cutover.Deploy;
+using Spectre.Console;
+
+namespace Cutover.Cli.Commands;
+
+/// <summary>
+/// Deploys the bundled example app twice into a local root and rolls back: the whole symlink strategy,
+/// end to end, with nothing to install. It checks its own result and exits non-zero if anything is off.
+/// </summary>
+public static class DemoCommand
+{
+    public static Command Create(CliEnvironment env)
+    {
+        var dirOption = new Option<string?>("--dir") { Description = "Where to put the demo (default: a new temporary directory)" };
+        var command = new Command("demo", "Deploy the bundled example app twice into a local root, then roll back") { dirOption };
+        command.SetAction((parse, ct) => CommandRunner.RunAsync(env, false, async () =>
+        {
+            var dir = Path.GetFullPath(parse.GetValue(dirOption) ?? Directory.CreateTempSubdirectory("cutover-demo-").FullName);
+            var root = Path.Combine(dir, "root");
+            var source = Path.Combine(dir, "app");
+            var configFile = Path.Combine(dir, "cutover.yml");
+            Directory.CreateDirectory(dir);
+            File.WriteAllText(configFile, $"""
+                # Written by `cutover demo`; try: cutover status -c {configFile}
+                app: hello-php
+                root: {root}
+                keep_releases: 5
+                shared:
+                  files: [.env]
+                  dirs: [storage]
+                hooks:
+                  build: ["echo \"built $CUTOVER_RELEASE_ID\" > BUILD_INFO"]
+                """);
+            var config = ConfigLoader.Load(configFile);
+            // An operator creates shared/.env once, by hand; every release links to it.
+            Directory.CreateDirectory(Path.Combine(root, "shared"));
+            File.WriteAllText(Path.Combine(root, "shared", ".env"), "APP_ENV=demo\n");
+
+            var progress = env.Progress(json: false);
+            using var http = new HttpClient();
+            var deployer = new SymlinkDeployer(config, progress, http);
+            var command = DeployCommand.CommandLine();
+
+            Step(env, "1. deploy version 1.0.0");
+            WriteApp(source, "1.0.0");
+            var first = await deployer.DeployAsync(new DeployRequest(source, "v1.0.0", TimeSpan.Zero, command), ct);
+            Step(env, "2. deploy version 1.1.0 (one file changed; the rest is hard-linked)");
+            WriteApp(source, "1.1.0");
+            var second = await deployer.DeployAsync(new DeployRequest(source, "v1.1.0", TimeSpan.Zero, command), ct);
+            Step(env, "3. roll back");
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var rollback = await deployer.RollbackAsync(new RollbackRequest(null, TimeSpan.Zero, command), ct);
+            var rollbackMs = clock.Elapsed.TotalMilliseconds;
+
+            var live = File.ReadAllText(Path.Combine(root, "current", "VERSION")).Trim();
+            var ok = first.Succeeded && second.Succeeded && rollback.Succeeded && rollback.To == first.Release && live == "1.0.0";
+            Step(env, ok ? "done" : "demo FAILED");
+            env.Out.WriteLine($"current -> {new FileInfo(Path.Combine(root, "current")).LinkTarget}  (VERSION {live})");
+            env.Out.WriteLine($"rollback took {rollbackMs:0.0} ms, lock to recorded history");
+            env.Out.WriteLine($"look around: ls -la {root}; cutover releases -c {configFile}");
+            return ok ? ExitCodes.Ok : ExitCodes.Failed;
+        }));
+        return command;
+    }
+
+    private static void Step(CliEnvironment env, string title)
+    {
+        if (env.Interactive) env.Console.Write(new Rule($"[bold]{Markup.Escape(title)}[/]").LeftJustified());
+        else env.Out.WriteLine($"== {title}");
+    }
+
+    /// <summary>Writes the bundled app; only VERSION differs between versions, as in a small real release.</summary>
+    private static void WriteApp(string dir, string version)
+    {
+        var assembly = Assembly.GetExecutingAssembly();
+        foreach (var name in assembly.GetManifestResourceNames().Where(n => n.StartsWith("Demo/", StringComparison.Ordinal)))
+        {
+            var path = Path.Combine(dir, name["Demo/".Length..]);
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            if (File.Exists(path)) continue; // unchanged files keep their mtime, so the next release hard-links them
+            using var input = assembly.GetManifestResourceStream(name)!;
+            using var output = File.Create(path);
+            input.CopyTo(output);
+        }
+        File.WriteAllText(Path.Combine(dir, "VERSION"), version + "\n");
+    }
+}

@@ -1,0 +1,70 @@
+using System.CommandLine;
+using Cutover.Cli.Output;
+using Cutover.Config;
+using Cutover.Deploy;
+using Spectre.Console;
+
+namespace Cutover.Cli.Commands;
+
+public static class DeployCommand
+{
+    public static Command Create(CommonOptions common, CliEnvironment env)
+    {
+        var source = new Argument<string>("source") { Description = "A directory or a .tar.gz to deploy as a new release" };
+        var revision = new Option<string?>("--revision") { Description = "The revision to record (default: the source's git commit)" };
+        var command = new Command("deploy", "Stage a new release and switch to it atomically") { source, revision, common.Json, common.LockWait };
+        command.SetAction((parse, ct) =>
+        {
+            var json = parse.GetValue(common.Json);
+            return CommandRunner.RunAsync(env, json, async () =>
+            {
+                var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
+                var progress = env.Progress(json);
+                using var http = new HttpClient();
+                var deployer = new SymlinkDeployer(config, progress, http);
+                var request = new DeployRequest(parse.GetValue(source)!, parse.GetValue(revision),
+                    CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!), CommandLine());
+                var result = await deployer.DeployAsync(request, ct);
+                Render(env, json, progress, config, result);
+                return result.Succeeded ? ExitCodes.Ok : ExitCodes.Failed;
+            });
+        });
+        return command;
+    }
+
+    internal static string CommandLine() => "cutover " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
+
+    private static void Render(CliEnvironment env, bool json, Progress.IDeployProgress progress, CutoverConfig config, DeployResult result)
+    {
+        var total = result.PhaseSeconds.Values.Sum();
+        if (json)
+        {
+            ((JsonProgress)progress).Emit(new
+            {
+                @event = "result",
+                command = "deploy",
+                app = config.App,
+                outcome = result.Outcome switch { DeployOutcome.Success => "success", DeployOutcome.Failed => "failed", _ => "rolled_back" },
+                release = result.Release,
+                revision = result.Revision,
+                previous = result.Previous,
+                error = result.Error,
+                pruned = result.Pruned,
+                phase_seconds = result.PhaseSeconds,
+            });
+            return;
+        }
+        var message = result.Outcome switch
+        {
+            DeployOutcome.Success => $"deployed {config.App} release {result.Release} in {total:0.00}s",
+            DeployOutcome.Failed => $"deploy failed before the switch; {(result.Previous is null ? "nothing was live" : $"{result.Previous} is still live")}: {result.Error}",
+            _ => $"deploy rolled back: {result.Error}",
+        };
+        if (env.Interactive)
+            env.Console.MarkupLine(result.Succeeded ? $"[green bold]{Markup.Escape(message)}[/]" : $"[red bold]{Markup.Escape(message)}[/]");
+        else if (result.Succeeded)
+            env.Out.WriteLine(message);
+        else
+            env.Error.WriteLine($"error: {message}");
+    }
+}

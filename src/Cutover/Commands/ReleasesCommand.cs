@@ -1,0 +1,72 @@
+using System.CommandLine;
+using System.Text.Json;
+using Cutover.Config;
+using Cutover.Releases;
+using Spectre.Console;
+
+namespace Cutover.Cli.Commands;
+
+public static class ReleasesCommand
+{
+    public static Command Create(CommonOptions common, CliEnvironment env)
+    {
+        var command = new Command("releases", "List releases: id, revision, created, status, and which one is current") { common.Json };
+        command.SetAction((parse, ct) =>
+        {
+            var json = parse.GetValue(common.Json);
+            return CommandRunner.RunAsync(env, json, () =>
+            {
+                var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
+                var snapshot = RootSnapshot.Read(new RootLayout(config.Root));
+                if (json)
+                {
+                    env.Out.WriteLine(JsonSerializer.Serialize(snapshot.Releases.Reverse().Select(r => new
+                    {
+                        id = r.Id,
+                        revision = r.Revision,
+                        created = r.Created,
+                        status = StatusName(r.Status),
+                        current = r.ReleaseId == snapshot.Current,
+                        rollback_target = r.ReleaseId == snapshot.RollbackTarget?.ReleaseId,
+                        failure = r.Failure,
+                    }), Json.Options));
+                    return Task.FromResult(ExitCodes.Ok);
+                }
+                if (snapshot.Releases.Count == 0)
+                {
+                    env.Out.WriteLine($"no releases in {config.Root} yet; `cutover deploy DIR` makes the first");
+                    return Task.FromResult(ExitCodes.Ok);
+                }
+                var table = new Table().Border(env.Interactive ? TableBorder.Rounded : TableBorder.None)
+                    .AddColumns("", "id", "revision", "created (UTC)", "status", "note");
+                foreach (var r in snapshot.Releases.Reverse())
+                {
+                    var isCurrent = r.ReleaseId == snapshot.Current;
+                    var marker = isCurrent ? "[green]●[/]" : r.ReleaseId == snapshot.RollbackTarget?.ReleaseId ? "[grey]○[/]" : "";
+                    var note = isCurrent ? "current" : r.ReleaseId == snapshot.RollbackTarget?.ReleaseId ? "rollback target" : r.Failure ?? "";
+                    table.AddRow(marker, Markup.Escape(r.Id), Markup.Escape(ShortRevision(r.Revision)), r.Created.ToString("yyyy-MM-dd HH:mm:ss"),
+                        StatusMarkup(r.Status), Markup.Escape(note));
+                }
+                env.Console.Write(table);
+                return Task.FromResult(ExitCodes.Ok);
+            });
+        });
+        return command;
+    }
+
+    internal static string StatusName(ReleaseStatus status) => JsonNamingPolicyName(status);
+
+    internal static string ShortRevision(string? revision) => revision is null ? "-" : revision.Length > 12 ? revision[..12] : revision;
+
+    private static string JsonNamingPolicyName(ReleaseStatus status) =>
+        System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(status.ToString());
+
+    private static string StatusMarkup(ReleaseStatus status) => status switch
+    {
+        ReleaseStatus.Active => "[green]active[/]",
+        ReleaseStatus.Failed => "[red]failed[/]",
+        ReleaseStatus.RolledBack => "[yellow]rolled_back[/]",
+        ReleaseStatus.Switched => "[yellow]switched[/]",
+        _ => "[grey]staging[/]",
+    };
+}

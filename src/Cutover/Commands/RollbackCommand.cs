@@ -1,0 +1,53 @@
+using System.CommandLine;
+using Cutover.Cli.Output;
+using Cutover.Config;
+using Cutover.Deploy;
+using Spectre.Console;
+
+namespace Cutover.Cli.Commands;
+
+public static class RollbackCommand
+{
+    public static Command Create(CommonOptions common, CliEnvironment env)
+    {
+        var release = new Argument<string?>("release") { Description = "The release to switch to (default: the previous good one)", Arity = ArgumentArity.ZeroOrOne };
+        var command = new Command("rollback", "Switch back to the previous good release, atomically") { release, common.Json, common.LockWait };
+        command.SetAction((parse, ct) =>
+        {
+            var json = parse.GetValue(common.Json);
+            return CommandRunner.RunAsync(env, json, async () =>
+            {
+                var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
+                var progress = env.Progress(json);
+                using var http = new HttpClient();
+                var deployer = new SymlinkDeployer(config, progress, http);
+                var result = await deployer.RollbackAsync(
+                    new RollbackRequest(parse.GetValue(release), CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!), DeployCommand.CommandLine()), ct);
+                if (json)
+                {
+                    ((JsonProgress)progress).Emit(new
+                    {
+                        @event = "result",
+                        command = "rollback",
+                        app = config.App,
+                        outcome = result.Succeeded ? "success" : "hook_failed",
+                        from = result.From,
+                        release = result.To,
+                        revision = result.Revision,
+                        error = result.Error,
+                        phase_seconds = result.PhaseSeconds,
+                    });
+                }
+                else
+                {
+                    var message = $"rolled back {config.App} from {result.From} to {result.To}";
+                    if (env.Interactive) env.Console.MarkupLine($"[green bold]{Markup.Escape(message)}[/]");
+                    else env.Out.WriteLine(message);
+                    if (result.Error is not null) env.Error.WriteLine($"error: {result.Error}");
+                }
+                return result.Succeeded ? ExitCodes.Ok : ExitCodes.Failed;
+            });
+        });
+        return command;
+    }
+}

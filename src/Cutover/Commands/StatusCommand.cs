@@ -1,0 +1,56 @@
+using System.CommandLine;
+using System.Text.Json;
+using Cutover.Config;
+using Cutover.Releases;
+using Spectre.Console;
+
+namespace Cutover.Cli.Commands;
+
+public static class StatusCommand
+{
+    public static Command Create(CommonOptions common, CliEnvironment env)
+    {
+        var command = new Command("status", "What is live, what a rollback would switch to, and the last action") { common.Json };
+        command.SetAction((parse, ct) =>
+        {
+            var json = parse.GetValue(common.Json);
+            return CommandRunner.RunAsync(env, json, () =>
+            {
+                var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
+                var s = RootSnapshot.Read(new RootLayout(config.Root));
+                var current = s.CurrentRecord;
+                if (json)
+                {
+                    env.Out.WriteLine(JsonSerializer.Serialize(new
+                    {
+                        app = config.App,
+                        strategy = config.Strategy,
+                        root = config.Root,
+                        current = current is null ? null : new { id = current.Id, revision = current.Revision, status = ReleasesCommand.StatusName(current.Status), since = current.Updated ?? current.Created },
+                        rollback_target = s.RollbackTarget?.Id,
+                        releases = s.Releases.Count,
+                        failed_releases = s.Releases.Count(r => r.Status == ReleaseStatus.Failed),
+                        last_action = s.LastAction,
+                        locked_by = s.LockHolder,
+                    }, Json.Options));
+                    return Task.FromResult(ExitCodes.Ok);
+                }
+                var grid = new Grid().AddColumn(new GridColumn().NoWrap().PadRight(2)).AddColumn();
+                void Row(string key, string value) => grid.AddRow($"[bold]{key}[/]", value);
+                Row("app", Markup.Escape($"{config.App} ({config.Strategy})"));
+                Row("root", Markup.Escape(config.Root));
+                Row("current", current is null
+                    ? "[yellow]nothing deployed yet[/]"
+                    : Markup.Escape($"{current.Id}  revision {ReleasesCommand.ShortRevision(current.Revision)}  {ReleasesCommand.StatusName(current.Status)} since {(current.Updated ?? current.Created):yyyy-MM-dd HH:mm:ss}Z"));
+                Row("rollback to", Markup.Escape(s.RollbackTarget?.Id ?? "-"));
+                Row("releases", $"{s.Releases.Count} kept (keep_releases: {config.KeepReleases})");
+                if (s.LastAction is { } last)
+                    Row("last action", Markup.Escape($"{last.Action} {last.Release} by {last.User} at {last.Finished:yyyy-MM-dd HH:mm:ss}Z: {last.Outcome}{(last.Error is null ? "" : $" ({last.Error})")}"));
+                Row("lock", s.LockHolder is null ? "free" : Markup.Escape($"held by {s.LockHolder}"));
+                env.Console.Write(grid);
+                return Task.FromResult(ExitCodes.Ok);
+            });
+        });
+        return command;
+    }
+}

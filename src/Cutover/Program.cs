@@ -1,0 +1,16 @@
+using System.CommandLine;
+using Cutover.Cli.Commands;
+
+var env = CliEnvironment.FromProcess();
+var common = new CommonOptions();
+var root = new RootCommand("cutover: zero-downtime deploys for your own servers")
+{
+    common.Config,
+    InitCommand.Create(common, env),
+    DeployCommand.Create(common, env),
+    RollbackCommand.Create(common, env),
+    ReleasesCommand.Create(common, env),
+    StatusCommand.Create(common, env),
+    DemoCommand.Create(env),
+};
+return await root.Parse(args).InvokeAsync();
