@@ -73,15 +73,25 @@ public sealed class SymlinkDeployer
         try
         {
             var linkBase = LinkBase(previous);
-            clock.Run("stage", () => new ReleaseStager().Stage(source, releaseDir, linkBase, cancellationToken),
-                r => $"{r.Files} files, {r.LinkedFiles} unchanged and hard-linked, {r.CopiedFiles} written ({FormatBytes(r.CopiedBytes)})");
+            try
+            {
+                clock.Run("stage", () => new ReleaseStager().Stage(source, releaseDir, linkBase, cancellationToken),
+                    r => $"{r.Files} files, {r.LinkedFiles} unchanged and hard-linked, {r.CopiedFiles} written ({FormatBytes(r.CopiedBytes)})");
+            }
+            catch (ArtifactException)
+            {
+                // Bad input changes nothing: the half-written release goes, as if the deploy never started.
+                _store.Remove(id);
+                throw;
+            }
             clock.Run("shared", () => new SharedLinker(_layout).Link(_config.Shared, releaseDir),
                 o => o.Linked.Count == 0 ? "none" : $"{o.Linked.Count} linked" + (o.Seeded.Count > 0 ? $", seeded {string.Join(", ", o.Seeded)}" : ""));
             await RunHooksAsync(clock, "build", _config.Hooks.Build, hookContext, log, cancellationToken);
             await RunHooksAsync(clock, "before_switch", _config.Hooks.BeforeSwitch, hookContext, log, cancellationToken);
         }
-        catch (DeployException e)
+        catch (Exception e) when (e is DeployException and not ArtifactException || e is OperationCanceledException)
         {
+            if (e is OperationCanceledException) _progress.Warning("cancelled before the switch; the live release was not touched");
             _store.SetStatus(record, ReleaseStatus.Failed, e.Message);
             return Finish(started, id, revision, previous, DeployOutcome.Failed, e.Message, [], clock);
         }

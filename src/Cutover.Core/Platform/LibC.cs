@@ -34,6 +34,9 @@ internal static partial class LibC
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int OpenWithModeNative(string path, int flags, int mode);
 
+    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int StatxNative(int dirFd, string path, int flags, uint mask, byte[] buffer);
+
     [LibraryImport("libc", EntryPoint = "getuid")]
     internal static partial uint GetUid();
 
@@ -84,6 +87,19 @@ internal static partial class LibC
         throw Error("flock");
     }
 
+    /// <summary>
+    /// The file type bits of lstat, through statx(2) because its struct is the same on every architecture.
+    /// .NET reports fifos, sockets and devices as ordinary files, and opening a fifo would block forever.
+    /// </summary>
+    public static UnixFileType FileType(string path)
+    {
+        const int AtFdCwd = -100, AtSymlinkNoFollow = 0x100;
+        const uint StatxType = 0x1;
+        var buffer = new byte[256];
+        if (StatxNative(AtFdCwd, path, AtSymlinkNoFollow, StatxType, buffer) != 0) throw Error($"statx {path}");
+        return (UnixFileType)(BitConverter.ToUInt16(buffer, 28) & 0xF000);
+    }
+
     public static void Close(int fd) => CloseNative(fd);
 
     private static IOException Error(string what)
@@ -91,4 +107,15 @@ internal static partial class LibC
         var errno = Marshal.GetLastPInvokeError();
         return new IOException($"{what}: {new Win32Exception(errno).Message}", errno);
     }
+}
+
+public enum UnixFileType
+{
+    Fifo = 0x1000,
+    CharacterDevice = 0x2000,
+    Directory = 0x4000,
+    BlockDevice = 0x6000,
+    Regular = 0x8000,
+    Symlink = 0xA000,
+    Socket = 0xC000,
 }

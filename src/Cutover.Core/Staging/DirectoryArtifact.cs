@@ -1,3 +1,5 @@
+using Cutover.Platform;
+
 namespace Cutover.Staging;
 
 /// <summary>A build output directory. <c>.git</c> at its top is left out: a release is what gets served.</summary>
@@ -31,7 +33,7 @@ public sealed class DirectoryArtifact(string root) : IArtifactSource
                 foreach (var child in Walk(sub.FullName, path + "/", cancellationToken))
                     yield return child;
             }
-            else if (info is FileInfo file && (file.Attributes & (FileAttributes.Device | FileAttributes.System)) == 0 && IsRegular(file))
+            else if (info is FileInfo file && LibC.FileType(file.FullName) == UnixFileType.Regular)
             {
                 yield return new ArtifactEntry
                 {
@@ -49,7 +51,4 @@ public sealed class DirectoryArtifact(string root) : IArtifactSource
             }
         }
     }
-
-    private static bool IsRegular(FileInfo file) =>
-        (file.Attributes & FileAttributes.ReparsePoint) == 0 && !file.Attributes.HasFlag(FileAttributes.Device);
 }

@@ -1,0 +1,37 @@
+namespace Cutover.Tests.Support;
+
+/// <summary>Writes artifact directories for tests: the bundled hello-php app with a chosen VERSION.</summary>
+public static class AppFactory
+{
+    public static string ExampleDir => Path.Combine(AppContext.BaseDirectory, "examples", "hello-php");
+
+    /// <summary>Copies the example app into <paramref name="dir"/> (once) and sets its VERSION.</summary>
+    public static string WriteHelloPhp(string dir, string version, bool unhealthy = false)
+    {
+        if (!Directory.Exists(dir)) CopyTree(ExampleDir, dir);
+        File.WriteAllText(Path.Combine(dir, "VERSION"), version + "\n");
+        var marker = Path.Combine(dir, "UNHEALTHY");
+        if (unhealthy) File.WriteAllText(marker, "");
+        else File.Delete(marker);
+        return dir;
+    }
+
+    public static void CopyTree(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(to, Path.GetRelativePath(from, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target, overwrite: true);
+        }
+    }
+
+    /// <summary>A small config file for <paramref name="root"/>; <paramref name="extra"/> is appended verbatim.</summary>
+    public static string WriteConfig(string dir, string root, string extra = "", string app = "shop")
+    {
+        var path = Path.Combine(dir, "cutover.yml");
+        File.WriteAllText(path, $"app: {app}\nstrategy: symlink\nroot: {root}\n{extra}");
+        return path;
+    }
+}

@@ -1,0 +1,65 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace Cutover.Tests.Support;
+
+public sealed record CliResult(int ExitCode, string Stdout, string Stderr)
+{
+    public string All => Stdout + Stderr;
+}
+
+/// <summary>Runs the real `cutover` binary (built beside the tests) as a separate process.</summary>
+public static class CutoverCli
+{
+    public static string Dll => Path.Combine(AppContext.BaseDirectory, "cutover.dll");
+
+    public static ProcessStartInfo StartInfo(string workingDir, params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = workingDir,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add("exec");
+        start.ArgumentList.Add(Dll);
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+        start.Environment["TERM"] = "dumb";
+        start.Environment["DOTNET_TieredPGO"] = "0";
+        return start;
+    }
+
+    public static async Task<CliResult> RunAsync(string workingDir, params string[] args)
+    {
+        using var process = Process.Start(StartInfo(workingDir, args))!;
+        process.StandardInput.Close();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"cutover {string.Join(' ', args)} did not finish in 2 minutes");
+        }
+        return new CliResult(process.ExitCode, await stdout, await stderr);
+    }
+
+    /// <summary>Starts cutover and returns it with its stdout lines arriving on <paramref name="lines"/>.</summary>
+    public static Process Start(string workingDir, Action<string> onLine, params string[] args)
+    {
+        var process = new Process { StartInfo = StartInfo(workingDir, args) };
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) onLine(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) onLine(e.Data); };
+        process.Start();
+        process.StandardInput.Close();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+}
