@@ -1,0 +1,195 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Cutover.Tests.Support;
+
+namespace Cutover.Tests.Cli;
+
+/// <summary>The `cutover` binary as users meet it: exit codes, messages, --json, init, releases, status.</summary>
+public class CliTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+    private readonly string _root;
+    private readonly string _source;
+
+    public CliTests()
+    {
+        _root = _dir.Combine("root");
+        _source = _dir.Combine("src");
+        AppFactory.WriteHelloPhp(_source, "1.0.0");
+    }
+
+    public void Dispose() => _dir.Dispose();
+
+    private Task<CliResult> Run(params string[] args) => CutoverCli.RunAsync(_dir.Path, args);
+
+    [Fact]
+    public async Task A_config_mistake_exits_2_naming_file_line_column_and_key_and_touches_nothing()
+    {
+        var config = AppFactory.WriteConfig(_dir.Path, _root, "hooks:\n  bulid: [make]\n");
+        var result = await Run("deploy", _source);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains($"error: {config}:5:3: hooks.bulid: unknown key in 'hooks'; did you mean 'build'?", result.Stderr);
+        Assert.False(Directory.Exists(_root));
+    }
+
+    [Fact]
+    public async Task Init_writes_a_commented_config_that_loads_and_refuses_to_overwrite()
+    {
+        File.WriteAllText(_dir.Combine("composer.json"), "{}");
+        var result = await Run("init", "--root", _root);
+        Assert.Equal(0, result.ExitCode);
+        var text = File.ReadAllText(_dir.Combine("cutover.yml"));
+        Assert.Contains("# ", text);
+        Assert.Contains("composer install", text);
+        Assert.Contains($"root: {_root}", text);
+        var app = new DirectoryInfo(_dir.Path).Name;
+        Assert.Contains($"app: {app}", text);
+
+        var deploy = await Run("deploy", _source);
+        Assert.True(deploy.ExitCode == 0, deploy.All);
+
+        var again = await Run("init");
+        Assert.Equal(2, again.ExitCode);
+        Assert.Contains("already exists", again.Stderr);
+    }
+
+    [Fact]
+    public async Task Deploy_releases_status_and_rollback_speak_json()
+    {
+        AppFactory.WriteConfig(_dir.Path, _root);
+        var first = await Run("deploy", _source, "--revision", "abc1234", "--json");
+        Assert.True(first.ExitCode == 0, first.All);
+        var events = first.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Contains(events, e => e.GetProperty("event").GetString() == "phase_completed" && e.GetProperty("phase").GetString() == "switch");
+        var result = events[^1];
+        Assert.Equal("result", result.GetProperty("event").GetString());
+        Assert.Equal("success", result.GetProperty("outcome").GetString());
+        Assert.Equal("abc1234", result.GetProperty("revision").GetString());
+        var firstId = result.GetProperty("release").GetString();
+
+        AppFactory.WriteHelloPhp(_source, "2.0.0");
+        Assert.Equal(0, (await Run("deploy", _source, "--revision", "def5678")).ExitCode);
+
+        var releases = JsonDocument.Parse((await Run("releases", "--json")).Stdout).RootElement;
+        Assert.Equal(2, releases.GetArrayLength());
+        Assert.Equal("def5678", releases[0].GetProperty("revision").GetString());
+        Assert.True(releases[0].GetProperty("current").GetBoolean());
+        Assert.Equal("active", releases[0].GetProperty("status").GetString());
+        Assert.True(releases[1].GetProperty("rollback_target").GetBoolean());
+
+        var rollback = await Run("rollback", "--json");
+        Assert.Equal(0, rollback.ExitCode);
+        var rolled = JsonDocument.Parse(rollback.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1]).RootElement;
+        Assert.Equal(firstId, rolled.GetProperty("release").GetString());
+
+        var status = JsonDocument.Parse((await Run("status", "--json")).Stdout).RootElement;
+        Assert.Equal(firstId, status.GetProperty("current").GetProperty("id").GetString());
+        Assert.Equal("rollback", status.GetProperty("last_action").GetProperty("action").GetString());
+        Assert.Equal(JsonValueKind.Null, status.GetProperty("rollback_target").ValueKind);
+    }
+
+    [Fact]
+    public async Task Plain_output_shows_each_phase_with_its_time_and_the_table_marks_current()
+    {
+        AppFactory.WriteConfig(_dir.Path, _root, "hooks:\n  build: [\"echo building\"]\n");
+        var deploy = await Run("deploy", _source, "--revision", "abc1234");
+        foreach (var phase in new[] { "stage", "shared", "build", "switch", "prune" })
+            Assert.Matches($@"(?m)^{phase}: done in \d+\.\d+s", deploy.Stdout);
+        Assert.Contains("[build] building", deploy.Stdout);
+        Assert.Matches(@"deployed shop release \d{8}_\d{6}", deploy.Stdout);
+
+        var releases = await Run("releases");
+        Assert.Contains("abc1234", releases.Stdout);
+        Assert.Contains("current", releases.Stdout);
+        var status = await Run("status");
+        Assert.Contains("current", status.Stdout);
+        Assert.Contains("abc1234", status.Stdout);
+    }
+
+    [Fact]
+    public async Task A_failed_deploy_exits_1_and_says_the_old_release_is_still_live()
+    {
+        AppFactory.WriteConfig(_dir.Path, _root);
+        var good = await Run("deploy", _source, "--json");
+        var goodId = JsonDocument.Parse(good.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1]).RootElement.GetProperty("release").GetString();
+        AppFactory.WriteConfig(_dir.Path, _root, "hooks:\n  before_switch: [\"exit 3\"]\n");
+        var bad = await Run("deploy", _source);
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains($"{goodId} is still live", bad.Stderr);
+        Assert.Contains("exited with code 3", bad.Stderr);
+    }
+
+    [Fact]
+    public async Task A_second_deploy_fails_at_once_naming_the_holder_or_waits_with_lock_wait()
+    {
+        AppFactory.WriteConfig(_dir.Path, _root, "hooks:\n  build: [\"sleep 3\"]\n");
+        var slow = CutoverCli.Start(_dir.Path, _ => { }, "deploy", _source);
+        try
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (!File.Exists(Path.Combine(_root, ".cutover", "deploy.lock.json")) && DateTime.UtcNow < deadline) await Task.Delay(20);
+
+            var clock = Stopwatch.StartNew();
+            var refused = await Run("deploy", _source);
+            Assert.Equal(3, refused.ExitCode);
+            Assert.Contains($"pid {slow.Id}", refused.Stderr);
+            Assert.Contains("running `cutover deploy", refused.Stderr);
+            Assert.Contains("--lock-wait", refused.Stderr);
+
+            var status = await Run("status", "--json");
+            Assert.Equal(slow.Id, JsonDocument.Parse(status.Stdout).RootElement.GetProperty("locked_by").GetProperty("pid").GetInt32());
+
+            var waited = await Run("deploy", _source, "--lock-wait", "60s");
+            Assert.True(waited.ExitCode == 0, waited.All);
+            Assert.True(slow.HasExited);
+        }
+        finally
+        {
+            if (!slow.HasExited) slow.Kill();
+            slow.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task Deploying_a_tarball_works_and_a_bad_one_exits_2()
+    {
+        AppFactory.WriteConfig(_dir.Path, _root);
+        var tarball = _dir.Combine("app.tar.gz");
+        using (var tar = Process.Start("tar", ["-czf", tarball, "-C", _source, "."])) await tar.WaitForExitAsync();
+        var good = await Run("deploy", tarball);
+        Assert.True(good.ExitCode == 0, good.All);
+        Assert.Equal("1.0.0", File.ReadAllText(Path.Combine(_root, "current", "VERSION")).Trim());
+
+        var missing = await Run("deploy", _dir.Combine("nope.tar.gz"));
+        Assert.Equal(2, missing.ExitCode);
+        Assert.Contains("does not exist", missing.Stderr);
+        var badDuration = await Run("deploy", _source, "--lock-wait", "soon");
+        Assert.Equal(2, badDuration.ExitCode);
+        Assert.Contains("--lock-wait", badDuration.Stderr);
+    }
+
+    [Fact]
+    public async Task Rollback_finishes_in_well_under_a_second()
+    {
+        // A correctness bound, generous for a loaded CI machine; bench/ has the measured number.
+        AppFactory.WriteConfig(_dir.Path, _root);
+        Assert.Equal(0, (await Run("deploy", _source)).ExitCode);
+        AppFactory.WriteHelloPhp(_source, "2.0.0");
+        Assert.Equal(0, (await Run("deploy", _source)).ExitCode);
+        var rollback = await Run("rollback", "--json");
+        Assert.Equal(0, rollback.ExitCode);
+        var seconds = JsonDocument.Parse(rollback.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1]).RootElement
+            .GetProperty("phase_seconds").GetProperty("switch").GetDouble();
+        Assert.True(seconds < 1, $"the switch took {seconds}s");
+        Assert.Equal("1.0.0", File.ReadAllText(Path.Combine(_root, "current", "VERSION")).Trim());
+    }
+
+    [Fact]
+    public async Task The_demo_deploys_twice_rolls_back_and_checks_itself()
+    {
+        var result = await Run("demo", "--dir", _dir.Combine("demo"));
+        Assert.True(result.ExitCode == 0, result.All);
+        Assert.Contains("4 unchanged and hard-linked", result.Stdout);
+        Assert.Contains("VERSION 1.0.0", result.Stdout);
+    }
+}
