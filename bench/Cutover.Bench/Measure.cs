@@ -1,0 +1,52 @@
+using System.Diagnostics;
+using System.Globalization;
+
+namespace Cutover.Bench;
+
+public sealed record Run(double Seconds, long MaxRssKb);
+
+/// <summary>Runs a command under GNU time, for wall time and peak memory of the whole process.</summary>
+public static class Measure
+{
+    public static Run Command(string file, params string[] args)
+    {
+        var output = Path.GetTempFileName();
+        var start = new ProcessStartInfo("/usr/bin/time") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "-f", "%e %M", "-o", output, file }.Concat(args)) start.ArgumentList.Add(a);
+        var clock = Stopwatch.StartNew();
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        var seconds = clock.Elapsed.TotalSeconds;
+        if (process.ExitCode != 0)
+            throw new InvalidOperationException($"{file} {string.Join(' ', args)} exited {process.ExitCode}: {stderr} {stdout.Result}");
+        var parts = File.ReadAllText(output).Trim().Split(' ');
+        File.Delete(output);
+        return new Run(seconds, long.Parse(parts[^1], CultureInfo.InvariantCulture));
+    }
+
+    public static string Capture(string file, params string[] args)
+    {
+        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var text = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        if (process.ExitCode != 0) throw new InvalidOperationException($"{file} failed: {process.StandardError.ReadToEnd()}");
+        return text;
+    }
+
+    /// <summary>Disk that <paramref name="added"/> uses beyond <paramref name="existing"/>: du counts each inode once.</summary>
+    public static long ExtraDiskKb(string existing, string added)
+    {
+        var lines = Capture("du", "-sk", existing, added).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        return long.Parse(lines[1].Split('\t')[0], CultureInfo.InvariantCulture);
+    }
+
+    public static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+}

@@ -1,0 +1,10 @@
+using Cutover.Bench;
+
+// `stage SRC DEST [LINK_BASE]` is the child process the benchmark times; anything else runs the benchmark.
+if (args is ["stage", var src, var dest, .. var rest])
+{
+    var result = new Cutover.Staging.ReleaseStager().Stage(new Cutover.Staging.DirectoryArtifact(src), dest, rest.FirstOrDefault(), CancellationToken.None);
+    Console.WriteLine($"{result.Files} files, {result.LinkedFiles} linked, {result.CopiedFiles} copied");
+    return 0;
+}
+return await StagingBenchmark.RunAsync(args);

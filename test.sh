@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian machine or a developer's: installs what the tests start for real
+# (nginx, php-fpm, and the small tools they call), builds, and runs every test. Nothing is skipped.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+missing=()
+[ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+compgen -G "/usr/sbin/php-fpm*" >/dev/null || missing+=(php-fpm)
+command -v git >/dev/null || missing+=(git)
+command -v flock >/dev/null || missing+=(util-linux)
+command -v tar >/dev/null || missing+=(tar)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "test.sh: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  # Installing nginx or php-fpm must not start system services on port 80 or elsewhere.
+  made_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+    $sudo chmod +x /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ -z "$made_policy" ] || $sudo rm -f /usr/sbin/policy-rc.d
+fi
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+dotnet test tests/Cutover.Tests/Cutover.Tests.csproj -c Release --logger "console;verbosity=normal" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+
+# One closing line that any CI reader understands.
+summary=$(grep -E "(Passed|Failed)! +- Failed: +[0-9]+, Passed: +[0-9]+" "$log" | tail -n 1 || true)
+if [ -n "$summary" ]; then
+  failed=$(sed -E 's/.*Failed: +([0-9]+),.*/\1/' <<<"$summary")
+  passed=$(sed -E 's/.*Passed: +([0-9]+),.*/\1/' <<<"$summary")
+  skipped=$(sed -E 's/.*Skipped: +([0-9]+),.*/\1/' <<<"$summary")
+  echo "tests: $passed passed, $failed failed, $skipped skipped"
+  if [ "${skipped:-0}" != "0" ]; then
+    echo "test.sh: $skipped tests were skipped; every test must run" >&2
+    status=1
+  fi
+fi
+exit "$status"
