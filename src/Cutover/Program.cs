@@ -6,6 +6,7 @@ var common = new CommonOptions();
 var root = new RootCommand("cutover: zero-downtime deploys for your own servers")
 {
     common.Config,
+    common.Verbose,
     InitCommand.Create(common, env),
     DeployCommand.Create(common, env),
     RollbackCommand.Create(common, env),

@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Cutover.Config;
 using Cutover.Health;
 using Cutover.History;
@@ -25,9 +27,11 @@ public sealed class SymlinkDeployer
     private readonly CurrentLink _current;
     private readonly HistoryLog _history;
     private readonly HookRunner _hooks = new();
+    private readonly ILogger _logger;
 
-    public SymlinkDeployer(CutoverConfig config, IDeployProgress progress, HttpClient http)
+    public SymlinkDeployer(CutoverConfig config, IDeployProgress progress, HttpClient http, ILogger<SymlinkDeployer>? logger = null)
     {
+        _logger = logger ?? NullLogger<SymlinkDeployer>.Instance;
         _config = config;
         _progress = progress;
         _http = http;
@@ -73,6 +77,7 @@ public sealed class SymlinkDeployer
         try
         {
             var linkBase = LinkBase(previous);
+            _logger.LogDebug("staging {Source} into {ReleaseDir}; unchanged files are hard-linked from {LinkBase}", source.Description, releaseDir, linkBase ?? "(none: first release)");
             try
             {
                 clock.Run("stage", () => new ReleaseStager().Stage(source, releaseDir, linkBase, cancellationToken),
@@ -225,7 +230,10 @@ public sealed class SymlinkDeployer
 
     private IReadOnlyList<string> Prune()
     {
-        var selection = ReleasePlanner.PruneSelection(_store.List(), _current.Read(), _config.KeepReleases);
+        var releases = _store.List();
+        var selection = ReleasePlanner.PruneSelection(releases, _current.Read(), _config.KeepReleases);
+        _logger.LogDebug("prune: {Count} releases ({Statuses}), keep_releases {Keep}, removing [{Selection}]",
+            releases.Count, string.Join(", ", releases.Select(r => $"{r.Id}={Status(r.Status)}")), _config.KeepReleases, string.Join(", ", selection));
         foreach (var id in selection) _store.Remove(id);
         return selection.Select(id => id.Value).ToList();
     }
@@ -240,6 +248,7 @@ public sealed class SymlinkDeployer
 
     private void Recover()
     {
+        _logger.LogDebug("holding the lock on {Root}; recovering from any interrupted deploy", _layout.Root);
         _current.RemoveLeftovers();
         foreach (var id in _store.RecoverInterrupted())
             _progress.Warning($"release {id} was left unfinished by an interrupted deploy; marked failed");

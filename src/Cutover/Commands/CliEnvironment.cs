@@ -1,4 +1,6 @@
 using Cutover.Cli.Output;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Cutover.Progress;
 using Spectre.Console;
 
@@ -23,6 +25,15 @@ public sealed class CliEnvironment(TextWriter stdout, TextWriter stderr, bool in
     public static CliEnvironment FromProcess() =>
         new(System.Console.Out, System.Console.Error,
             !System.Console.IsOutputRedirected && Environment.GetEnvironmentVariable("TERM") is not (null or "dumb"));
+
+    /// <summary>Diagnostics for --verbose, on stderr so they never mix with --json on stdout.</summary>
+    public ILoggerFactory Logging(bool verbose) => verbose
+        ? LoggerFactory.Create(b => b
+            .SetMinimumLevel(LogLevel.Debug)
+            .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace)
+            .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; })
+            .AddFilter("Microsoft", LogLevel.Warning))
+        : NullLoggerFactory.Instance;
 
     public IDeployProgress Progress(bool json) =>
         json ? new JsonProgress(Out) : Interactive ? new RichProgress(Console) : new PlainProgress(Out);

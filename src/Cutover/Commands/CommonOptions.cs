@@ -13,6 +13,12 @@ public sealed class CommonOptions
         Recursive = true,
     };
 
+    public Option<bool> Verbose { get; } = new("--verbose", "-v")
+    {
+        Description = "Log what Cutover decides and why (recovery, hard-link base, pruning) to stderr",
+        Recursive = true,
+    };
+
     public Option<bool> Json { get; } = new("--json")
     {
         Description = "Machine-readable output: JSON (NDJSON events for deploy and rollback)",

@@ -2,6 +2,7 @@ using System.CommandLine;
 using Cutover.Cli.Output;
 using Cutover.Config;
 using Cutover.Deploy;
+using Microsoft.Extensions.Logging;
 using Spectre.Console;
 
 namespace Cutover.Cli.Commands;
@@ -21,7 +22,8 @@ public static class DeployCommand
                 var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
                 var progress = env.Progress(json);
                 using var http = new HttpClient();
-                var deployer = new SymlinkDeployer(config, progress, http);
+                using var logging = env.Logging(parse.GetValue(common.Verbose));
+                var deployer = new SymlinkDeployer(config, progress, http, logging.CreateLogger<SymlinkDeployer>());
                 var request = new DeployRequest(parse.GetValue(source)!, parse.GetValue(revision),
                     CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!), CommandLine());
                 var result = await deployer.DeployAsync(request, ct);

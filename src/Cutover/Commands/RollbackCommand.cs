@@ -2,6 +2,7 @@ using System.CommandLine;
 using Cutover.Cli.Output;
 using Cutover.Config;
 using Cutover.Deploy;
+using Microsoft.Extensions.Logging;
 using Spectre.Console;
 
 namespace Cutover.Cli.Commands;
@@ -20,7 +21,8 @@ public static class RollbackCommand
                 var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
                 var progress = env.Progress(json);
                 using var http = new HttpClient();
-                var deployer = new SymlinkDeployer(config, progress, http);
+                using var logging = env.Logging(parse.GetValue(common.Verbose));
+                var deployer = new SymlinkDeployer(config, progress, http, logging.CreateLogger<SymlinkDeployer>());
                 var result = await deployer.RollbackAsync(
                     new RollbackRequest(parse.GetValue(release), CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!), DeployCommand.CommandLine()), ct);
                 if (json)

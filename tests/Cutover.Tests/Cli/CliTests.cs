@@ -192,4 +192,16 @@ public class CliTests : IDisposable
         Assert.Contains("4 unchanged and hard-linked", result.Stdout);
         Assert.Contains("VERSION 1.0.0", result.Stdout);
     }
+
+    [Fact]
+    public async Task Verbose_diagnostics_go_to_stderr_and_leave_json_on_stdout_clean()
+    {
+        AppFactory.WriteConfig(_dir.Path, _root);
+        var result = await Run("deploy", _source, "--json", "--verbose");
+        Assert.Equal(0, result.ExitCode);
+        Assert.Contains("recovering from any interrupted deploy", result.Stderr);
+        Assert.Contains("prune:", result.Stderr);
+        foreach (var line in result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            JsonDocument.Parse(line).Dispose();
+    }
 }

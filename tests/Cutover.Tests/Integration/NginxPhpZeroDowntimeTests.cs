@@ -79,4 +79,36 @@ public class NginxPhpZeroDowntimeTests(ITestOutputHelper output) : IDisposable
             output.WriteLine($"step {i}: {version}; first response from it {firstNew.EndMs - done:0} ms after the command returned");
         }
     }
+
+    [Fact]
+    public async Task An_unhealthy_release_is_rolled_back_by_itself_without_failing_requests()
+    {
+        var root = _dir.Combine("root");
+        var source = _dir.Combine("src");
+        using var server = new NginxPhpServer(root);
+        var config = AppFactory.WriteConfig(_dir.Path, root,
+            $"health:\n  url: {server.BaseUrl}/health.php\n  interval: 100ms\n  retries: 5\n  timeout: 1s\n");
+        AppFactory.WriteHelloPhp(source, "1.0.0");
+        var first = await CutoverCli.RunAsync(_dir.Path, "deploy", source, "-c", config);
+        Assert.True(first.ExitCode == 0, first.All + server.Logs());
+
+        await using var load = new LoadGenerator(server.BaseUrl + "/index.php", connections: 8, maxDuration: TimeSpan.FromMinutes(1));
+        await Task.Delay(500);
+        AppFactory.WriteHelloPhp(source, "2.0.0", unhealthy: true);
+        var bad = await CutoverCli.RunAsync(_dir.Path, "deploy", source, "-c", config);
+        var doneMs = load.NowMs;
+        await Task.Delay(1500);
+        var samples = await load.StopAsync();
+
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("health check failed after 5 attempts", bad.Stderr);
+        Assert.Contains("answered 503", bad.Stderr);
+        Assert.Contains("switched back to", bad.Stderr);
+        Assert.Equal("1.0.0", File.ReadAllText(Path.Combine(root, "current", "VERSION")).Trim());
+        Assert.DoesNotContain(samples, s => s.Status != 200);
+        var after = samples.Where(s => s.StartMs >= doneMs + 1000).ToList();
+        Assert.NotEmpty(after);
+        Assert.All(after, s => Assert.Equal("1.0.0", s.Version));
+        output.WriteLine($"{samples.Count} requests, {samples.Count(s => s.Version == "2.0.0")} served by the unhealthy release before it was switched out");
+    }
 }
