@@ -27,23 +27,28 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ -z "$made_policy" ] || $sudo rm -f /usr/sbin/policy-rc.d
 fi
 
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
 set +e
-dotnet test tests/Cutover.Tests/Cutover.Tests.csproj -c Release --logger "console;verbosity=normal" 2>&1 | tee "$log"
-status=${PIPESTATUS[0]}
+dotnet test tests/Cutover.Tests/Cutover.Tests.csproj -c Release \
+  --logger "console;verbosity=normal" --logger "trx;LogFileName=results.trx" --results-directory "$results"
+status=$?
 set -e
 
-# One closing line that any CI reader understands.
-summary=$(grep -E "(Passed|Failed)! +- Failed: +[0-9]+, Passed: +[0-9]+" "$log" | tail -n 1 || true)
-if [ -n "$summary" ]; then
-  failed=$(sed -E 's/.*Failed: +([0-9]+),.*/\1/' <<<"$summary")
-  passed=$(sed -E 's/.*Passed: +([0-9]+),.*/\1/' <<<"$summary")
-  skipped=$(sed -E 's/.*Skipped: +([0-9]+),.*/\1/' <<<"$summary")
+# One closing line that any CI reader understands, from the TRX counters.
+trx="$results/results.trx"
+if [ -f "$trx" ]; then
+  counters=$(grep -o '<Counters [^>]*>' "$trx" | head -n 1)
+  count() { sed -E "s/.* $1=\"([0-9]+)\".*/\1/" <<<"$counters"; }
+  passed=$(count passed); failed=$(count failed); total=$(count total); executed=$(count executed)
+  skipped=$((total - executed))
   echo "tests: $passed passed, $failed failed, $skipped skipped"
-  if [ "${skipped:-0}" != "0" ]; then
-    echo "test.sh: $skipped tests were skipped; every test must run" >&2
+  if [ "$skipped" != "0" ]; then
+    echo "test.sh: $skipped tests did not run; every test must run" >&2
     status=1
   fi
+else
+  echo "test.sh: no test results were written" >&2
+  [ "$status" -ne 0 ] || status=1
 fi
 exit "$status"
