@@ -44,7 +44,7 @@ public sealed class SymlinkDeployer
     public async Task<DeployResult> DeployAsync(DeployRequest request, CancellationToken cancellationToken)
     {
         var started = DateTimeOffset.UtcNow;
-        var source = ArtifactSource.Open(request.Source);
+        var source = ArtifactSource.Open(request.Source, _layout.Root);
         var revision = request.Revision ?? await ArtifactSource.GitRevisionAsync(request.Source, cancellationToken);
         _store.EnsureLayout();
         _current.EnsureSwitchable();

@@ -27,6 +27,7 @@ public sealed class LockHeldException(string root, LockHolder? holder, TimeSpan 
 /// </summary>
 public sealed class DeployLock : IDisposable
 {
+    private static readonly TimeSpan MinimumWait = TimeSpan.FromMilliseconds(250);
     private readonly string _holderFile;
     private int _fd;
 
@@ -40,11 +41,13 @@ public sealed class DeployLock : IDisposable
     {
         var fd = LibC.OpenLockFile(layout.LockFile);
         var clock = Stopwatch.StartNew();
+        // `cutover status` probes the lock for an instant; a short grace keeps "fail at once" from losing to it.
+        var patience = wait < MinimumWait ? MinimumWait : wait;
         try
         {
             while (!LibC.TryLockExclusive(fd))
             {
-                if (clock.Elapsed >= wait)
+                if (clock.Elapsed >= patience)
                     throw new LockHeldException(layout.Root, ReadHolder(layout), clock.Elapsed);
                 await Task.Delay(TimeSpan.FromMilliseconds(50), cancellationToken);
             }

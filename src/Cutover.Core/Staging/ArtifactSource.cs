@@ -5,10 +5,16 @@ namespace Cutover.Staging;
 /// <summary>Turns what the user named on the command line into an artifact, and finds its revision.</summary>
 public static class ArtifactSource
 {
-    public static IArtifactSource Open(string path)
+    public static IArtifactSource Open(string path, string root)
     {
-        var full = Path.GetFullPath(path);
-        if (Directory.Exists(full)) return new DirectoryArtifact(full);
+        var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(path));
+        if (Directory.Exists(full))
+        {
+            // Staging a tree into a root inside it would copy each new release into itself.
+            if (root == full || root.StartsWith(full + "/", StringComparison.Ordinal))
+                throw new ArtifactException($"the source {path} contains the deploy root {root}; deploy a build directory or move the root out of it");
+            return new DirectoryArtifact(full);
+        }
         if (TarballArtifact.Looks(full)) return new TarballArtifact(full);
         if (File.Exists(full))
             throw new ArtifactException($"{path} is neither a directory nor a .tar.gz/.tgz/.tar archive");

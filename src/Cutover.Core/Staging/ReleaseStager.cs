@@ -49,11 +49,10 @@ public sealed class ReleaseStager
                 case EntryKind.File:
                     RemoveExisting(target);
                     files++;
-                    if (previousReleaseDir is not null && Unchanged(entry, Path.Combine(previousReleaseDir, entry.Path)))
+                    if (previousReleaseDir is not null && Unchanged(entry, Path.Combine(previousReleaseDir, entry.Path))
+                        && TryHardLink(Path.Combine(previousReleaseDir, entry.Path), target))
                     {
-                        LibC.HardLink(Path.Combine(previousReleaseDir, entry.Path), target);
                         linked++;
-                        if (entry.OpenContent is not null) entry.OpenContent().CopyTo(Stream.Null); // skip the member's data
                         break;
                     }
                     WriteFile(entry, target);
@@ -80,6 +79,20 @@ public sealed class ReleaseStager
         return info.Length == entry.Size
                && info.LastWriteTimeUtc == entry.ModifiedUtc
                && info.UnixFileMode == entry.Mode;
+    }
+
+    /// <summary>A file system without hard links, or an inode at its link limit (EMLINK), gets a copy instead.</summary>
+    private static bool TryHardLink(string existing, string target)
+    {
+        try
+        {
+            LibC.HardLink(existing, target);
+            return true;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
     }
 
     private static void WriteFile(ArtifactEntry entry, string target)

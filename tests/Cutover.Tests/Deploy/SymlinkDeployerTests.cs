@@ -286,4 +286,16 @@ public class SymlinkDeployerTests : IDisposable
         Assert.Single(Store.List());
         Assert.False(File.Exists(Path.Combine(_root, "evil.php")));
     }
+
+    [Fact]
+    public async Task A_source_that_contains_the_root_is_refused_before_anything_is_written()
+    {
+        AppFactory.WriteHelloPhp(_source, "1.0.0");
+        var inside = Path.Combine(_source, "deploy");
+        var config = ConfigLoader.Load(AppFactory.WriteConfig(_dir.Path, inside));
+        var e = await Assert.ThrowsAsync<Cutover.Staging.ArtifactException>(() =>
+            new SymlinkDeployer(config, new SilentProgress(), _http).DeployAsync(new DeployRequest(_source, null, TimeSpan.Zero, "t"), CancellationToken.None));
+        Assert.Contains("contains the deploy root", e.Message);
+        Assert.False(Directory.Exists(inside));
+    }
 }
