@@ -7,7 +7,7 @@ namespace Cutover.Config;
 public static class ConfigLoader
 {
     public const string DefaultFileName = "cutover.yml";
-    public static readonly string[] Strategies = ["symlink"];
+    public static readonly string[] Strategies = ["symlink", "rolling"];
 
     public static CutoverConfig Load(string path)
     {
@@ -48,7 +48,15 @@ public static class ConfigLoader
 
         var shared = ReadShared(top.Section("shared"));
         var hooks = ReadHooks(top.Section("hooks"));
-        var health = ReadHealth(top.Section("health"));
+        var rolling = strategy == "rolling";
+        foreach (var key in new[] { "run", "proxy", "rolling" })
+            if (!rolling && top.Has(key))
+                top.Error(key, $"'{key}' belongs to strategy: rolling; this config uses strategy: {strategy}");
+        var health = rolling ? null : ReadHealth(top.Section("health"));
+        var instanceHealth = rolling ? ReadInstanceHealth(top.Section("health")) : new InstanceHealthConfig();
+        var run = rolling ? ReadRun(top, top.Section("run")) : null;
+        var proxy = rolling ? ReadProxy(top, top.Section("proxy")) : null;
+        var rollingConfig = rolling ? ReadRolling(top.Section("rolling")) : new RollingConfig();
         top.RejectUnknownKeys();
 
         if (errors.Count > 0) throw new ConfigException(errors);
@@ -62,7 +70,116 @@ public static class ConfigLoader
             Shared = shared,
             Hooks = hooks,
             Health = health,
+            Run = run,
+            Proxy = proxy,
+            InstanceHealth = instanceHealth,
+            Rolling = rollingConfig,
         };
+    }
+
+    private static readonly (string, int)[] Signals =
+        [("SIGINT", 2), ("SIGTERM", 15), ("SIGQUIT", 3), ("SIGHUP", 1), ("SIGUSR1", 10), ("SIGUSR2", 12), ("SIGWINCH", 28)];
+
+    private static RunConfig? ReadRun(YamlSection top, YamlSection? section)
+    {
+        if (section is null)
+        {
+            top.Error("run", "strategy: rolling needs a 'run' section with at least 'command'");
+            return null;
+        }
+        var instancesText = section.String("instances", "1")!;
+        var instances = 1;
+        if (instancesText == "max") instances = Environment.ProcessorCount;
+        else instances = section.Int("instances", 1, min: 1, max: 256);
+        var signal = section.Choice("stop_signal", ("SIGINT", 2), Signals.Select(s => (s.Item1, s)).ToArray());
+        var restart = section.Section("restart");
+        var run = new RunConfig
+        {
+            Command = section.RequiredString("command"),
+            Instances = instances,
+            Env = section.StringMap("env"),
+            PortEnv = section.String("port_env", "PORT")!,
+            Ready = section.Choice("ready", ReadinessKind.Http,
+                ("http", ReadinessKind.Http), ("tcp", ReadinessKind.Tcp), ("notify", ReadinessKind.Notify), ("message", ReadinessKind.Message)),
+            ReadyTimeout = section.Duration("ready_timeout", TimeSpan.FromSeconds(30), min: TimeSpan.FromMilliseconds(1)),
+            StopSignal = signal.Item2,
+            StopSignalName = signal.Item1,
+            KillTimeout = section.Duration("kill_timeout", TimeSpan.FromSeconds(5)),
+            MaxMemory = section.Has("max_memory") ? section.Size("max_memory", 0) : null,
+            MinUptime = restart?.Duration("min_uptime", TimeSpan.FromSeconds(1)) ?? TimeSpan.FromSeconds(1),
+            MaxRestarts = restart?.Int("max_restarts", 16, min: 0) ?? 16,
+        };
+        restart?.RejectUnknownKeys();
+        section.RejectUnknownKeys();
+        return run;
+    }
+
+    private static ProxyConfig? ReadProxy(YamlSection top, YamlSection? section)
+    {
+        if (section is null)
+        {
+            top.Error("proxy", "strategy: rolling needs a 'proxy' section with 'listen', for example listen: 0.0.0.0:3000");
+            return null;
+        }
+        var listenText = section.RequiredString("listen");
+        System.Net.IPEndPoint? listen = null;
+        if (listenText.Length > 0 && !TryParseListen(listenText, out listen))
+            section.Error("listen", $"'{listenText}' is not an address and port such as 0.0.0.0:3000, 127.0.0.1:8080 or [::]:3000");
+        var proxy = new ProxyConfig
+        {
+            Listen = listen ?? new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0),
+            DrainTimeout = section.Duration("drain_timeout", TimeSpan.FromSeconds(30)),
+        };
+        section.RejectUnknownKeys();
+        return proxy;
+    }
+
+    internal static bool TryParseListen(string text, out System.Net.IPEndPoint endpoint)
+    {
+        if (text.StartsWith(':')) text = "0.0.0.0" + text;
+        if (System.Net.IPEndPoint.TryParse(text, out endpoint!) && endpoint.Port is > 0 and <= 65535 && text.Contains(':')) return true;
+        endpoint = null!;
+        return false;
+    }
+
+    private static InstanceHealthConfig ReadInstanceHealth(YamlSection? section)
+    {
+        if (section is null) return new InstanceHealthConfig();
+        var path = section.String("path", "/health")!;
+        if (!path.StartsWith('/')) section.Error("path", $"'{path}' must start with '/'");
+        var health = new InstanceHealthConfig
+        {
+            Path = path,
+            Interval = section.Duration("interval", TimeSpan.FromSeconds(1), min: TimeSpan.FromMilliseconds(10)),
+            Timeout = section.Duration("timeout", TimeSpan.FromSeconds(2), min: TimeSpan.FromMilliseconds(1)),
+            Retries = section.Int("retries", 3, min: 1),
+            StartPeriod = section.Duration("start_period", TimeSpan.Zero),
+        };
+        section.RejectUnknownKeys();
+        return health;
+    }
+
+    private static RollingConfig ReadRolling(YamlSection? section)
+    {
+        if (section is null) return new RollingConfig();
+        var ratioText = section.String("max_failure_ratio", "0")!;
+        if (!double.TryParse(ratioText, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var ratio) || ratio is < 0 or > 1)
+        {
+            section.Error("max_failure_ratio", $"'{ratioText}' must be a number from 0 to 1");
+            ratio = 0;
+        }
+        var rolling = new RollingConfig
+        {
+            Parallelism = section.Int("parallelism", 1, min: 1),
+            Order = section.Choice("order", RollingOrder.StartFirst, ("start-first", RollingOrder.StartFirst), ("stop-first", RollingOrder.StopFirst)),
+            Delay = section.Duration("delay", TimeSpan.Zero),
+            Monitor = section.Duration("monitor", TimeSpan.FromSeconds(5)),
+            FailureAction = section.Choice("failure_action", FailureAction.Rollback,
+                ("rollback", FailureAction.Rollback), ("pause", FailureAction.Pause), ("continue", FailureAction.Continue)),
+            MaxFailureRatio = ratio,
+        };
+        section.RejectUnknownKeys();
+        return rolling;
     }
 
     private static string ResolveRoot(string text, string file)

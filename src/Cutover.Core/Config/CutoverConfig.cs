@@ -11,6 +11,12 @@ public sealed record CutoverConfig
     public SharedConfig Shared { get; init; } = new();
     public HooksConfig Hooks { get; init; } = new();
     public HealthConfig? Health { get; init; }
+
+    // The rolling strategy: instances behind Cutover's proxy, run by the agent.
+    public RunConfig? Run { get; init; }
+    public ProxyConfig? Proxy { get; init; }
+    public InstanceHealthConfig InstanceHealth { get; init; } = new();
+    public RollingConfig Rolling { get; init; } = new();
 }
 
 /// <summary>Paths, relative to a release, that live in <c>shared/</c> and survive every deploy.</summary>

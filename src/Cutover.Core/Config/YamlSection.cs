@@ -128,6 +128,34 @@ public sealed class YamlSection
         }
     }
 
+    /// <summary>A mapping of names to plain values, such as an environment.</summary>
+    public IReadOnlyDictionary<string, string> StringMap(string key)
+    {
+        var section = Section(key);
+        if (section is null) return new Dictionary<string, string>();
+        var map = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (k, v) in section._node.Children)
+        {
+            var name = (k as YamlScalarNode)?.Value ?? "";
+            if (v is YamlScalarNode scalar) map[name] = scalar.Value ?? "";
+            else section.Error(v, name, "must be a plain value");
+        }
+        return map;
+    }
+
+    /// <summary>One of a fixed set of words, such as http | tcp | notify | message.</summary>
+    public T Choice<T>(string key, T fallback, params (string Word, T Value)[] choices)
+    {
+        var scalar = Scalar(key);
+        if (scalar is null) return fallback;
+        foreach (var (word, value) in choices)
+            if (string.Equals(word, scalar.Value, StringComparison.Ordinal)) return value;
+        var suggestion = KeySuggester.Suggest(scalar.Value ?? "", choices.Select(c => c.Word));
+        Error(scalar, key, $"'{scalar.Value}' is not one of {string.Join(" | ", choices.Select(c => c.Word))}" +
+                           (suggestion is null ? "" : $"; did you mean '{suggestion}'?"));
+        return fallback;
+    }
+
     public YamlSection? Section(string key)
     {
         _known.Add(key);

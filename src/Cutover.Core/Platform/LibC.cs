@@ -37,6 +37,12 @@ internal static partial class LibC
     [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int StatxNative(int dirFd, string path, int flags, uint mask, byte[] buffer);
 
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int KillNative(int pid, int signal);
+
+    [LibraryImport("libc", EntryPoint = "socketpair", SetLastError = true)]
+    private static partial int SocketPairNative(int domain, int type, int protocol, Span<int> fds);
+
     [LibraryImport("libc", EntryPoint = "getuid")]
     internal static partial uint GetUid();
 
@@ -98,6 +104,37 @@ internal static partial class LibC
         var buffer = new byte[256];
         if (StatxNative(AtFdCwd, path, AtSymlinkNoFollow, StatxType, buffer) != 0) throw Error($"statx {path}");
         return (UnixFileType)(BitConverter.ToUInt16(buffer, 28) & 0xF000);
+    }
+
+    /// <summary>kill(2); a negative pid signals the whole process group. False when nothing was there to signal.</summary>
+    public static bool Kill(int pid, int signal)
+    {
+        const int ESrch = 3;
+        if (KillNative(pid, signal) == 0) return true;
+        if (Marshal.GetLastPInvokeError() == ESrch) return false;
+        throw Error($"kill {pid} {signal}");
+    }
+
+    /// <summary>
+    /// A connected AF_UNIX stream pair. The first end is close-on-exec (ours); the second is inheritable, for a
+    /// child such as Node's IPC channel (NODE_CHANNEL_FD), and must be closed here once the child has started.
+    /// </summary>
+    public static (int Ours, int Theirs) InheritableSocketPair()
+    {
+        const int AfUnix = 1, SockStream = 1;
+        Span<int> fds = stackalloc int[2];
+        if (SocketPairNative(AfUnix, SockStream, 0, fds) != 0) throw Error("socketpair");
+        SetCloseOnExec(fds[0]);
+        return (fds[0], fds[1]);
+    }
+
+    [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
+    private static partial int FcntlNative(int fd, int command, int argument);
+
+    private static void SetCloseOnExec(int fd)
+    {
+        const int FSetFd = 2, FdCloexec = 1;
+        if (FcntlNative(fd, FSetFd, FdCloexec) != 0) throw Error("fcntl");
     }
 
     public static void Close(int fd) => CloseNative(fd);

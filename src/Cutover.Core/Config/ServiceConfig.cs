@@ -1,0 +1,54 @@
+using System.Net;
+
+namespace Cutover.Config;
+
+public enum ReadinessKind { Http, Tcp, Notify, Message }
+
+public enum RollingOrder { StartFirst, StopFirst }
+
+public enum FailureAction { Rollback, Pause, Continue }
+
+/// <summary>How each instance of a long-running app is started, judged ready, and stopped.</summary>
+public sealed record RunConfig
+{
+    public required string Command { get; init; }
+    public int Instances { get; init; } = 1;
+    public IReadOnlyDictionary<string, string> Env { get; init; } = new Dictionary<string, string>();
+    public string PortEnv { get; init; } = "PORT";
+    public ReadinessKind Ready { get; init; } = ReadinessKind.Http;
+    public TimeSpan ReadyTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>The signal number sent to stop an instance (SIGINT = 2 by default, as PM2).</summary>
+    public int StopSignal { get; init; } = 2;
+    public string StopSignalName { get; init; } = "SIGINT";
+    public TimeSpan KillTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    public long? MaxMemory { get; init; }
+    public TimeSpan MinUptime { get; init; } = TimeSpan.FromSeconds(1);
+    public int MaxRestarts { get; init; } = 16;
+}
+
+/// <summary>Cutover's own proxy in front of the instances.</summary>
+public sealed record ProxyConfig
+{
+    public required IPEndPoint Listen { get; init; }
+    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
+}
+
+/// <summary>The HTTP check each instance must pass (readiness for `ready: http`, and liveness while it runs).</summary>
+public sealed record InstanceHealthConfig
+{
+    public string Path { get; init; } = "/health";
+    public TimeSpan Interval { get; init; } = TimeSpan.FromSeconds(1);
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(2);
+    public int Retries { get; init; } = 3;
+    public TimeSpan StartPeriod { get; init; } = TimeSpan.Zero;
+}
+
+public sealed record RollingConfig
+{
+    public int Parallelism { get; init; } = 1;
+    public RollingOrder Order { get; init; } = RollingOrder.StartFirst;
+    public TimeSpan Delay { get; init; } = TimeSpan.Zero;
+    public TimeSpan Monitor { get; init; } = TimeSpan.FromSeconds(5);
+    public FailureAction FailureAction { get; init; } = FailureAction.Rollback;
+    public double MaxFailureRatio { get; init; }
+}

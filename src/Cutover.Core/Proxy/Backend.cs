@@ -1,0 +1,23 @@
+namespace Cutover.Proxy;
+
+/// <summary>
+/// A ready instance behind the proxy. It counts its in-flight requests (drain waits for zero) and owns the
+/// token that closes its upgraded connections (WebSockets) when the drain timeout runs out.
+/// </summary>
+public sealed class Backend(string id, int port)
+{
+    private readonly CancellationTokenSource _closeUpgraded = new();
+    private int _inFlight;
+
+    public string Id { get; } = id;
+    public int Port { get; } = port;
+    public string Prefix { get; } = $"http://127.0.0.1:{port}/";
+    public int InFlight => Volatile.Read(ref _inFlight);
+    public CancellationToken Closing => _closeUpgraded.Token;
+
+    internal void Enter() => Interlocked.Increment(ref _inFlight);
+    internal void Leave() => Interlocked.Decrement(ref _inFlight);
+
+    /// <summary>Closes what is still open: long requests and upgraded connections past the drain timeout.</summary>
+    public void CloseRemaining() => _closeUpgraded.Cancel();
+}

@@ -1,0 +1,135 @@
+using System.Diagnostics;
+using Cutover.Platform;
+
+namespace Cutover.Supervisor;
+
+/// <summary>
+/// One running instance: `/bin/sh -c command` in its release dir, in a session of its own (setsid), so a stop
+/// can signal, and finally SIGKILL, the whole process group and not leave grandchildren behind.
+/// </summary>
+public sealed class InstanceProcess : IAsyncDisposable
+{
+    private const int SigKill = 9;
+    private readonly Process _process;
+    private readonly NodeIpcChannel? _ipc;
+    private readonly NotifySocket? _notify;
+
+    private InstanceProcess(Process process, NodeIpcChannel? ipc, NotifySocket? notify)
+    {
+        _process = process;
+        _ipc = ipc;
+        _notify = notify;
+        Exited = process.WaitForExitAsync();
+    }
+
+    public int Pid => _process.Id;
+    public DateTimeOffset Started { get; } = DateTimeOffset.UtcNow;
+    public Task Exited { get; }
+    public bool HasExited => Exited.IsCompleted;
+    public int? ExitCode => HasExited ? _process.ExitCode : null;
+    public NodeIpcChannel? Ipc => _ipc;
+    public NotifySocket? Notify => _notify;
+
+    /// <summary>Starts the instance; <paramref name="onOutput"/> gets each line of stdout ("out") and stderr ("err").</summary>
+    public static InstanceProcess Start(InstanceSpec spec, object spawnGate, Action<string, string> onOutput)
+    {
+        var start = new ProcessStartInfo("setsid")
+        {
+            WorkingDirectory = spec.ReleaseDir,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in new[] { "/bin/sh", "-c", spec.Run.Command }) start.ArgumentList.Add(arg);
+        foreach (var (key, value) in spec.Run.Env) start.Environment[key] = value;
+        start.Environment[spec.Run.PortEnv] = spec.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        start.Environment["CUTOVER_APP"] = spec.App;
+        start.Environment["CUTOVER_INSTANCE"] = spec.Index.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        start.Environment["CUTOVER_RELEASE_ID"] = spec.ReleaseId;
+        start.Environment["NODE_APP_INSTANCE"] = spec.Index.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+        NotifySocket? notify = null;
+        NodeIpcChannel? ipc = null;
+        Process process;
+        // One spawn at a time: an inheritable IPC fd must reach this child and no other.
+        lock (spawnGate)
+        {
+            if (spec.Run.Ready == Config.ReadinessKind.Notify)
+            {
+                notify = NotifySocket.Create(Path.Combine(spec.RuntimeDir, $"{spec.Id}.notify"));
+                start.Environment["NOTIFY_SOCKET"] = notify.Path;
+            }
+            (int Ours, int Theirs)? pair = null;
+            if (spec.Run.Ready == Config.ReadinessKind.Message)
+            {
+                pair = LibC.InheritableSocketPair();
+                start.Environment["NODE_CHANNEL_FD"] = pair.Value.Theirs.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                start.Environment["NODE_CHANNEL_SERIALIZATION_MODE"] = "json";
+            }
+            try
+            {
+                process = Process.Start(start) ?? throw new InvalidOperationException("setsid did not start");
+            }
+            catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException)
+            {
+                if (pair is { } p) { LibC.Close(p.Ours); LibC.Close(p.Theirs); }
+                notify?.Dispose();
+                throw new DeployException($"could not start `{spec.Run.Command}` in {spec.ReleaseDir}: {e.Message}");
+            }
+            if (pair is { } opened)
+            {
+                LibC.Close(opened.Theirs);
+                ipc = new NodeIpcChannel(opened.Ours);
+            }
+        }
+        process.StandardInput.Close();
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) onOutput("out", e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) onOutput("err", e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return new InstanceProcess(process, ipc, notify);
+    }
+
+    /// <summary>stop_signal to the group, then SIGKILL to the group after kill_timeout.</summary>
+    public async Task StopAsync(int signal, TimeSpan killTimeout)
+    {
+        if (HasExited) return;
+        LibC.Kill(-Pid, signal);
+        if (await Task.WhenAny(Exited, Task.Delay(killTimeout)) != Exited)
+            LibC.Kill(-Pid, SigKill);
+        await Exited;
+        // Whatever the leader left behind in its group goes too.
+        LibC.Kill(-Pid, SigKill);
+    }
+
+    /// <summary>Resident memory of every process in the instance's group, in bytes.</summary>
+    public long RssBytes()
+    {
+        long total = 0;
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out _)) continue;
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                // fields[2] is pgrp; fields[21] is rss in pages
+                if (fields[2] != Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)) continue;
+                total += long.Parse(fields[21], System.Globalization.CultureInfo.InvariantCulture) * Environment.SystemPageSize;
+            }
+            catch (IOException)
+            {
+            }
+        }
+        return total;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!HasExited) await StopAsync(SigKill, TimeSpan.Zero);
+        _ipc?.Dispose();
+        _notify?.Dispose();
+        _process.Dispose();
+    }
+}

@@ -1,0 +1,19 @@
+using Cutover.Config;
+
+namespace Cutover.Supervisor;
+
+/// <summary>Everything needed to start one instance of an app from one release.</summary>
+public sealed record InstanceSpec
+{
+    public required string App { get; init; }
+    public required int Index { get; init; }
+    public required string ReleaseId { get; init; }
+    public required string ReleaseDir { get; init; }
+    public required int Port { get; init; }
+    public required RunConfig Run { get; init; }
+    public required InstanceHealthConfig Health { get; init; }
+    /// <summary>Where per-instance runtime files (the notify socket) go.</summary>
+    public required string RuntimeDir { get; init; }
+
+    public string Id => $"{App}-{Index}";
+}
