@@ -1,0 +1,176 @@
+using Cutover.Proxy;
+using Microsoft.Extensions.Logging;
+
+namespace Cutover.Supervisor;
+
+/// <summary>
+/// One instance slot's process under supervision: started, judged ready, put in the proxy, watched (exit,
+/// health, memory), restarted with exponential backoff (100 ms doubling to 15 s), and given up on as errored
+/// after max_restarts exits that each came before min_uptime.
+/// </summary>
+public sealed class ManagedInstance : IAsyncDisposable
+{
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(15);
+    private readonly ReadinessProbe _probe;
+    private readonly ProxyServer _proxy;
+    private readonly LogSink _log;
+    private readonly object _spawnGate;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stop = new();
+    private Task _watch = Task.CompletedTask;
+    private InstanceProcess? _process;
+    private Backend? _backend;
+
+    public ManagedInstance(InstanceSpec spec, ReadinessProbe probe, ProxyServer proxy, LogSink log, object spawnGate, ILogger logger)
+    {
+        Spec = spec;
+        _probe = probe;
+        _proxy = proxy;
+        _log = log;
+        _spawnGate = spawnGate;
+        _logger = logger;
+    }
+
+    public InstanceSpec Spec { get; }
+    public InstanceState State { get; private set; } = InstanceState.Starting;
+    public int Restarts { get; private set; }
+    /// <summary>Deaths and failed health checks since it first became ready; the rolling monitor reads this.</summary>
+    public int Failures { get; private set; }
+    public string? LastProblem { get; private set; }
+    public int? Pid => _process?.Pid;
+    public DateTimeOffset? Since => _process?.Started;
+    public long RssBytes => _process is { HasExited: false } p ? p.RssBytes() : 0;
+
+    /// <summary>Starts the process and waits until it is ready; then it is in the proxy. Null, or why it failed.</summary>
+    public async Task<string?> StartAsync(CancellationToken cancellationToken)
+    {
+        var problem = await LaunchAsync(cancellationToken);
+        if (problem is not null)
+        {
+            State = InstanceState.Stopped;
+            LastProblem = problem;
+            if (_process is not null) await _process.DisposeAsync();
+            return problem;
+        }
+        _watch = Task.Run(() => WatchAsync(_stop.Token));
+        return null;
+    }
+
+    private async Task<string?> LaunchAsync(CancellationToken cancellationToken)
+    {
+        State = InstanceState.Starting;
+        _process = InstanceProcess.Start(Spec, _spawnGate, (stream, line) => _log.Write(Spec.Id, stream, line));
+        _log.Write(Spec.Id, "cutover", $"started pid {_process.Pid} on port {Spec.Port} from release {Spec.ReleaseId}");
+        var problem = await _probe.WaitReadyAsync(Spec, _process, cancellationToken);
+        if (problem is not null)
+        {
+            _log.Write(Spec.Id, "cutover", $"not ready: {problem}");
+            return problem;
+        }
+        _backend = new Backend(Spec.Id, Spec.Port);
+        _proxy.Pool.Add(_backend);
+        State = InstanceState.Ready;
+        _log.Write(Spec.Id, "cutover", "ready; in the proxy");
+        return null;
+    }
+
+    /// <summary>Watches exits, health and memory until stopped; restarts what fails.</summary>
+    private async Task WatchAsync(CancellationToken stop)
+    {
+        var backoff = TimeSpan.FromMilliseconds(100);
+        var unstable = 0;
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var process = _process!;
+                var problem = await NextProblemAsync(process, stop);
+                unstable = DateTimeOffset.UtcNow - process.Started < Spec.Run.MinUptime ? unstable + 1 : 0;
+                if (DateTimeOffset.UtcNow - process.Started > TimeSpan.FromSeconds(30)) backoff = TimeSpan.FromMilliseconds(100);
+                Failures++;
+                LastProblem = problem;
+                _log.Write(Spec.Id, "cutover", problem);
+                _logger.LogWarning("{Instance}: {Problem}", Spec.Id, problem);
+                if (_backend is { } dead) _proxy.Pool.Remove(dead);
+                _backend = null;
+                State = InstanceState.Restarting;
+                await process.StopAsync(Spec.Run.StopSignal, Spec.Run.KillTimeout);
+                await process.DisposeAsync();
+
+                while (true)
+                {
+                    if (unstable > Spec.Run.MaxRestarts)
+                    {
+                        State = InstanceState.Errored;
+                        LastProblem = $"errored: {unstable} exits, each within min_uptime {Config.Duration.Format(Spec.Run.MinUptime)}; last: {LastProblem}";
+                        _log.Write(Spec.Id, "cutover", LastProblem);
+                        _process = null;
+                        return;
+                    }
+                    await Task.Delay(backoff, stop);
+                    backoff = backoff * 2 > MaxBackoff ? MaxBackoff : backoff * 2;
+                    Restarts++;
+                    var launch = await LaunchAsync(stop);
+                    if (launch is null) break;
+                    LastProblem = launch;
+                    unstable++;
+                    await _process!.StopAsync(9, TimeSpan.Zero);
+                    await _process.DisposeAsync();
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>Waits until the process exits, fails `retries` health probes in a row, or outgrows max_memory.</summary>
+    private async Task<string> NextProblemAsync(InstanceProcess process, CancellationToken stop)
+    {
+        var failedProbes = 0;
+        var lastMemoryCheck = DateTimeOffset.MinValue;
+        while (true)
+        {
+            var tick = Task.Delay(Spec.Health.Interval < TimeSpan.FromSeconds(1) ? Spec.Health.Interval : TimeSpan.FromSeconds(1), stop);
+            if (await Task.WhenAny(process.Exited, tick) == process.Exited) return $"exited with code {process.ExitCode}";
+            stop.ThrowIfCancellationRequested();
+            if (DateTimeOffset.UtcNow - process.Started >= Spec.Health.StartPeriod)
+            {
+                var probe = await _probe.ProbeAsync(Spec, stop);
+                failedProbes = probe is null ? 0 : failedProbes + 1;
+                if (failedProbes >= Spec.Health.Retries) return $"unhealthy after {failedProbes} failed checks: {probe}";
+            }
+            if (Spec.Run.MaxMemory is { } limit && DateTimeOffset.UtcNow - lastMemoryCheck >= TimeSpan.FromSeconds(1))
+            {
+                lastMemoryCheck = DateTimeOffset.UtcNow;
+                var rss = process.RssBytes();
+                if (rss > limit) return $"memory {rss >> 20} MiB above max_memory {limit >> 20} MiB";
+            }
+        }
+    }
+
+    /// <summary>Out of the proxy, in-flight requests finished (up to drain_timeout), then stop_signal, then SIGKILL.</summary>
+    public async Task StopAsync(TimeSpan drainTimeout, CancellationToken cancellationToken)
+    {
+        _stop.Cancel();
+        try { await _watch; } catch (OperationCanceledException) { }
+        if (_backend is { } backend)
+        {
+            State = InstanceState.Draining;
+            var left = await _proxy.DrainAsync(backend, drainTimeout, cancellationToken);
+            if (left > 0) _log.Write(Spec.Id, "cutover", $"drain_timeout: closed {left} requests or connections still open");
+        }
+        if (_process is { } process)
+        {
+            await process.StopAsync(Spec.Run.StopSignal, Spec.Run.KillTimeout);
+            _log.Write(Spec.Id, "cutover", $"stopped (exit code {process.ExitCode})");
+            await process.DisposeAsync();
+        }
+        State = InstanceState.Stopped;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (State != InstanceState.Stopped) await StopAsync(TimeSpan.Zero, CancellationToken.None);
+    }
+}

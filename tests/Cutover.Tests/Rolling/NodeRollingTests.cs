@@ -1,0 +1,129 @@
+using Cutover.Config;
+using Cutover.Progress;
+using Cutover.Rolling;
+using Cutover.Supervisor;
+using Cutover.Tests.Support;
+using Microsoft.Extensions.Logging.Abstractions;
+using Xunit.Abstractions;
+
+namespace Cutover.Tests.Rolling;
+
+/// <summary>
+/// The classic guide's Node app (examples/node-app) at 4 instances behind Cutover's proxy, under continuous
+/// keep-alive load, driven by the rolling update directly (the agent's CLI path is tested separately).
+/// </summary>
+[Collection(Serial.Name)]
+public class NodeRollingTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    private readonly TempDir _dir = new();
+    private readonly HttpClient _http = new();
+    private AppRuntime _app = null!;
+
+    private static string ExampleDir => Path.Combine(AppContext.BaseDirectory, "examples", "node-app");
+
+    private string Release(string version, string? behavior = null)
+    {
+        var dir = _dir.Combine("releases", version + (behavior ?? ""));
+        if (Directory.Exists(dir)) return dir;
+        AppFactory.CopyTree(ExampleDir, dir);
+        File.WriteAllText(Path.Combine(dir, "VERSION"), version);
+        if (behavior is not null) File.WriteAllText(Path.Combine(dir, "BEHAVIOR"), behavior);
+        return dir;
+    }
+
+    private CutoverConfig Config(string monitor = "300ms") => ConfigLoader.Parse($"""
+        app: node
+        strategy: rolling
+        root: {_dir.Path}
+        run:
+          command: node server.js
+          instances: 4
+          ready: message
+          ready_timeout: 5s
+          kill_timeout: 3s
+        proxy:
+          listen: 127.0.0.1:{HealthServer.FreePort()}
+          drain_timeout: 10s
+        health:
+          path: /health
+          interval: 200ms
+          retries: 2
+        rolling:
+          parallelism: 1
+          monitor: {monitor}
+        """, _dir.Combine("cutover.yml"));
+
+    public async Task InitializeAsync()
+    {
+        _app = await AppRuntime.CreateAsync(Config(), _dir.Path, _http, new object(), NullLoggerFactory.Instance, CancellationToken.None);
+        var problem = await _app.StartAllAsync("v1", Release("1"), CancellationToken.None);
+        Assert.Null(problem);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _app.DisposeAsync();
+        _http.Dispose();
+        _dir.Dispose();
+    }
+
+    private string Url => $"http://127.0.0.1:{_app.Proxy.Listen.Port}/";
+
+    [Fact]
+    public async Task Twenty_rolling_deploys_under_load_fail_no_request_and_end_on_the_new_version()
+    {
+        await using var load = new LoadGenerator(Url, connections: 16, maxDuration: TimeSpan.FromMinutes(3));
+        var steps = new List<(string Version, double StartMs, double DoneMs)>();
+        for (var i = 0; i < 20; i++)
+        {
+            var version = i % 2 == 0 ? "2" : "1";
+            var start = load.NowMs;
+            var result = await new RollingUpdate(_app, new SilentProgress()).RunAsync("v" + version, Release(version), CancellationToken.None);
+            Assert.True(result.Succeeded, $"deploy {i + 1}: {result.Error}");
+            steps.Add((version, start, load.NowMs));
+            await Task.Delay(300);
+        }
+        var stop = load.NowMs;
+        var samples = await load.StopAsync();
+
+        var failed = samples.Where(s => s.Status != 200).ToList();
+        output.WriteLine($"{samples.Count} requests, {failed.Count} failed, proxy errors {_app.Proxy.Failed}");
+        Assert.True(failed.Count == 0, $"{failed.Count} of {samples.Count} failed; first: {failed.FirstOrDefault()}");
+        Assert.True(samples.Count > 2000, $"only {samples.Count} requests");
+        for (var i = 0; i < steps.Count; i++)
+        {
+            var until = i + 1 < steps.Count ? steps[i + 1].StartMs : stop;
+            var after = samples.Where(s => s.StartMs >= steps[i].DoneMs && s.EndMs <= until).ToList();
+            Assert.True(after.Count > 0, $"deploy {i + 1}: no requests between it and the next");
+            var stale = after.Where(s => s.Version != steps[i].Version).ToList();
+            Assert.True(stale.Count == 0, $"deploy {i + 1} to {steps[i].Version}: {stale.Count} later requests answered by {stale.FirstOrDefault().Version}");
+        }
+    }
+
+    [Theory]
+    [InlineData("exit", "exited with code 3")]
+    [InlineData("never-ready", "never called process.send('ready')")]
+    [InlineData("unhealthy-after-2s", "failed within monitor")]
+    [InlineData("ignore-port", "nothing listens on")]
+    public async Task A_broken_version_fails_with_its_reason_and_the_old_one_keeps_serving(string behavior, string reason)
+    {
+        if (behavior == "unhealthy-after-2s")
+        {
+            await _app.DisposeAsync();
+            _app = await AppRuntime.CreateAsync(Config(monitor: "4s"), _dir.Path, _http, new object(), NullLoggerFactory.Instance, CancellationToken.None);
+            Assert.Null(await _app.StartAllAsync("v1", Release("1"), CancellationToken.None));
+        }
+        await using var load = new LoadGenerator(Url, connections: 8, maxDuration: TimeSpan.FromMinutes(1));
+        await Task.Delay(200);
+        var result = await new RollingUpdate(_app, new SilentProgress()).RunAsync("v2", Release("2", behavior), CancellationToken.None);
+        var doneMs = load.NowMs;
+        await Task.Delay(500);
+        var samples = await load.StopAsync();
+
+        Assert.False(result.Succeeded);
+        Assert.Contains(reason, result.Error);
+        Assert.All(_app.Slots, s => Assert.Equal("v1", s!.Spec.ReleaseId));
+        Assert.Equal(0, samples.Count(s => s.Status != 200));
+        Assert.All(samples.Where(s => s.StartMs > doneMs), s => Assert.Equal("1", s.Version));
+    }
+}
