@@ -13,5 +13,9 @@ var root = new RootCommand("cutover: zero-downtime deploys for your own servers"
     ReleasesCommand.Create(common, env),
     StatusCommand.Create(common, env),
     DemoCommand.Create(env),
+    AgentCommands.Agent(env),
+    AgentCommands.Stop(common, env),
+    AgentCommands.Start(common, env),
+    AgentCommands.Logs(common, env),
 };
 return await root.Parse(args).InvokeAsync();

@@ -41,7 +41,7 @@ public sealed class InstanceProcess : IAsyncDisposable
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
-        foreach (var arg in new[] { "/bin/sh", "-c", spec.Run.Command }) start.ArgumentList.Add(arg);
+        foreach (var arg in new[] { "/bin/sh", "-c", ShellCommand(spec.Run.Command) }) start.ArgumentList.Add(arg);
         foreach (var (key, value) in spec.Run.Env) start.Environment[key] = value;
         start.Environment[spec.Run.PortEnv] = spec.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
         start.Environment["CUTOVER_APP"] = spec.App;
@@ -91,16 +91,34 @@ public sealed class InstanceProcess : IAsyncDisposable
         return new InstanceProcess(process, ipc, notify);
     }
 
-    /// <summary>stop_signal to the group, then SIGKILL to the group after kill_timeout.</summary>
+    /// <summary>
+    /// A simple command (no shell syntax) is exec'd by the shell, so the app itself is the instance's pid;
+    /// anything else runs under sh, and the process group still holds it all together.
+    /// </summary>
+    internal static string ShellCommand(string command) =>
+        command.IndexOfAny([';', '&', '|', '<', '>', '(', ')', '$', '`', '\n', '*', '?', '{', '}']) < 0 && !command.TrimStart().StartsWith("exec ", StringComparison.Ordinal)
+            ? "exec " + command
+            : command;
+
+    /// <summary>
+    /// stop_signal to the whole group; then wait until the group is empty (not just its leader: a shell may die
+    /// at once while the app still finishes its requests), and SIGKILL the group after kill_timeout.
+    /// </summary>
     public async Task StopAsync(int signal, TimeSpan killTimeout)
     {
-        if (HasExited) return;
+        if (!GroupAlive()) return;
         LibC.Kill(-Pid, signal);
-        if (await Task.WhenAny(Exited, Task.Delay(killTimeout)) != Exited)
-            LibC.Kill(-Pid, SigKill);
+        var clock = Stopwatch.StartNew();
+        while (GroupAlive() && clock.Elapsed < killTimeout)
+            await Task.Delay(TimeSpan.FromMilliseconds(10));
+        if (GroupAlive()) LibC.Kill(-Pid, SigKill);
         await Exited;
-        // Whatever the leader left behind in its group goes too.
-        LibC.Kill(-Pid, SigKill);
+    }
+
+    private bool GroupAlive()
+    {
+        if (!HasExited) return true;
+        return LibC.Kill(-Pid, 0);
     }
 
     /// <summary>Resident memory of every process in the instance's group, in bytes.</summary>

@@ -25,9 +25,9 @@ public sealed class LogSink : IDisposable
 
     public string CurrentPath => Path.Combine(_dir, CurrentName);
 
-    public void Write(string instance, string stream, string line)
+    public void Write(string instance, int? pid, string stream, string line)
     {
-        var text = $"{DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture)} {instance} {stream} {line}\n";
+        var text = $"{DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture)} {instance} {pid?.ToString(CultureInfo.InvariantCulture) ?? "-"} {stream} {line}\n";
         var bytes = Encoding.UTF8.GetBytes(text);
         lock (_gate)
         {

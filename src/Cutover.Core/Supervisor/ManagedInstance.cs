@@ -59,18 +59,20 @@ public sealed class ManagedInstance : IAsyncDisposable
     private async Task<string?> LaunchAsync(CancellationToken cancellationToken)
     {
         State = InstanceState.Starting;
-        _process = InstanceProcess.Start(Spec, _spawnGate, (stream, line) => _log.Write(Spec.Id, stream, line));
-        _log.Write(Spec.Id, "cutover", $"started pid {_process.Pid} on port {Spec.Port} from release {Spec.ReleaseId}");
+        InstanceProcess? started = null;
+        started = InstanceProcess.Start(Spec, _spawnGate, (stream, line) => _log.Write(Spec.Id, started?.Pid, stream, line));
+        _process = started;
+        _log.Write(Spec.Id, started.Pid, "cutover", $"started pid {started.Pid} on port {Spec.Port} from release {Spec.ReleaseId}");
         var problem = await _probe.WaitReadyAsync(Spec, _process, cancellationToken);
         if (problem is not null)
         {
-            _log.Write(Spec.Id, "cutover", $"not ready: {problem}");
+            _log.Write(Spec.Id, _process?.Pid, "cutover", $"not ready: {problem}");
             return problem;
         }
         _backend = new Backend(Spec.Id, Spec.Port);
         _proxy.Pool.Add(_backend);
         State = InstanceState.Ready;
-        _log.Write(Spec.Id, "cutover", "ready; in the proxy");
+        _log.Write(Spec.Id, _process?.Pid, "cutover", "ready; in the proxy");
         return null;
     }
 
@@ -89,7 +91,7 @@ public sealed class ManagedInstance : IAsyncDisposable
                 if (DateTimeOffset.UtcNow - process.Started > TimeSpan.FromSeconds(30)) backoff = TimeSpan.FromMilliseconds(100);
                 Failures++;
                 LastProblem = problem;
-                _log.Write(Spec.Id, "cutover", problem);
+                _log.Write(Spec.Id, _process?.Pid, "cutover", problem);
                 _logger.LogWarning("{Instance}: {Problem}", Spec.Id, problem);
                 if (_backend is { } dead) _proxy.Pool.Remove(dead);
                 _backend = null;
@@ -103,7 +105,7 @@ public sealed class ManagedInstance : IAsyncDisposable
                     {
                         State = InstanceState.Errored;
                         LastProblem = $"errored: {unstable} exits, each within min_uptime {Config.Duration.Format(Spec.Run.MinUptime)}; last: {LastProblem}";
-                        _log.Write(Spec.Id, "cutover", LastProblem);
+                        _log.Write(Spec.Id, _process?.Pid, "cutover", LastProblem);
                         _process = null;
                         return;
                     }
@@ -158,12 +160,12 @@ public sealed class ManagedInstance : IAsyncDisposable
         {
             State = InstanceState.Draining;
             var left = await _proxy.DrainAsync(backend, drainTimeout, cancellationToken);
-            if (left > 0) _log.Write(Spec.Id, "cutover", $"drain_timeout: closed {left} requests or connections still open");
+            if (left > 0) _log.Write(Spec.Id, _process?.Pid, "cutover", $"drain_timeout: closed {left} requests or connections still open");
         }
         if (_process is { } process)
         {
             await process.StopAsync(Spec.Run.StopSignal, Spec.Run.KillTimeout);
-            _log.Write(Spec.Id, "cutover", $"stopped (exit code {process.ExitCode})");
+            _log.Write(Spec.Id, _process?.Pid, "cutover", $"stopped (exit code {process.ExitCode})");
             await process.DisposeAsync();
         }
         State = InstanceState.Stopped;

@@ -1,7 +1,7 @@
 using Cutover.Cli.Output;
+using Cutover.Progress;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using Cutover.Progress;
 using Spectre.Console;
 
 namespace Cutover.Cli.Commands;

@@ -41,7 +41,7 @@ public static class DemoCommand
 
             var progress = env.Progress(json: false);
             using var http = new HttpClient();
-            var deployer = new SymlinkDeployer(config, progress, http);
+            var deployer = new ReleaseDeployer(config, progress, http);
             var command = DeployCommand.CommandLine();
 
             Step(env, "1. deploy version 1.0.0");

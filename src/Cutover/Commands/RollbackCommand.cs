@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Cutover.Cli.Output;
+using Cutover.Progress;
 using Cutover.Config;
 using Cutover.Deploy;
 using Microsoft.Extensions.Logging;
@@ -22,7 +23,8 @@ public static class RollbackCommand
                 var progress = env.Progress(json);
                 using var http = new HttpClient();
                 using var logging = env.Logging(parse.GetValue(common.Verbose));
-                var deployer = new SymlinkDeployer(config, progress, http, logging.CreateLogger<SymlinkDeployer>());
+                using var agent = new Cutover.Agent.AgentClient(Cutover.Agent.AgentHome.FromEnvironment());
+                var deployer = new ReleaseDeployer(config, progress, http, logging.CreateLogger<ReleaseDeployer>(), AgentCommands.ActivatorFor(config, agent));
                 var result = await deployer.RollbackAsync(
                     new RollbackRequest(parse.GetValue(release), CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!), DeployCommand.CommandLine()), ct);
                 if (json)

@@ -14,10 +14,11 @@ public static class StatusCommand
         command.SetAction((parse, ct) =>
         {
             var json = parse.GetValue(common.Json);
-            return CommandRunner.RunAsync(env, json, () =>
+            return CommandRunner.RunAsync(env, json, async () =>
             {
                 var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
                 var s = RootSnapshot.Read(new RootLayout(config.Root));
+                var agentView = config.Strategy == "rolling" ? await AgentCommands.AppStatusAsync(config, ct) : null;
                 var current = s.CurrentRecord;
                 if (json)
                 {
@@ -32,8 +33,9 @@ public static class StatusCommand
                         failed_releases = s.Releases.Count(r => r.Status == ReleaseStatus.Failed),
                         last_action = s.LastAction,
                         locked_by = s.LockHolder,
+                        agent = agentView,
                     }, Json.Options));
-                    return Task.FromResult(ExitCodes.Ok);
+                    return ExitCodes.Ok;
                 }
                 var grid = new Grid().AddColumn(new GridColumn().NoWrap().PadRight(2)).AddColumn();
                 void Row(string key, string value) => grid.AddRow($"[bold]{key}[/]", value);
@@ -48,7 +50,8 @@ public static class StatusCommand
                     Row("last action", Markup.Escape($"{last.Action} {last.Release} by {last.User} at {last.Finished:yyyy-MM-dd HH:mm:ss}Z: {last.Outcome}{(last.Error is null ? "" : $" ({last.Error})")}"));
                 Row("lock", s.LockHolder is null ? "free" : Markup.Escape($"held by {s.LockHolder}"));
                 env.Console.Write(grid);
-                return Task.FromResult(ExitCodes.Ok);
+                if (config.Strategy == "rolling") AgentCommands.RenderInstances(env, agentView);
+                return ExitCodes.Ok;
             });
         });
         return command;

@@ -1,7 +1,7 @@
 using System.Text.Json;
-using Cutover.Progress;
 
-namespace Cutover.Cli.Output;
+
+namespace Cutover.Progress;
 
 /// <summary>One JSON object per line (NDJSON); the command's result is the last line, with "event": "result".</summary>
 public sealed class JsonProgress(TextWriter output) : IDeployProgress

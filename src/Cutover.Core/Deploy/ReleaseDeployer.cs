@@ -13,11 +13,13 @@ using Cutover.Staging;
 namespace Cutover.Deploy;
 
 /// <summary>
-/// The symlink strategy: stage a release beside the live one, link shared paths, run hooks, switch
-/// <c>current</c> atomically, check health, prune. Anything that fails before the switch leaves the live
-/// release untouched; anything that fails after it switches back.
+/// Deploys and rolls back releases: stage beside the live one, link shared paths, run hooks, activate, prune.
+/// For the symlink strategy activation is the atomic <c>current</c> switch plus after_switch hooks and the
+/// health check; for rolling it is an <see cref="IInstanceActivator"/> moving the running instances, after
+/// which <c>current</c> follows. Anything that fails before activation leaves the live release untouched;
+/// anything that fails during it goes back.
 /// </summary>
-public sealed class SymlinkDeployer
+public sealed class ReleaseDeployer
 {
     private readonly CutoverConfig _config;
     private readonly IDeployProgress _progress;
@@ -29,9 +31,15 @@ public sealed class SymlinkDeployer
     private readonly HookRunner _hooks = new();
     private readonly ILogger _logger;
 
-    public SymlinkDeployer(CutoverConfig config, IDeployProgress progress, HttpClient http, ILogger<SymlinkDeployer>? logger = null)
+    private readonly IInstanceActivator? _activator;
+
+    public ReleaseDeployer(CutoverConfig config, IDeployProgress progress, HttpClient http, ILogger<ReleaseDeployer>? logger = null,
+        IInstanceActivator? activator = null)
     {
-        _logger = logger ?? NullLogger<SymlinkDeployer>.Instance;
+        _activator = activator;
+        if (config.Strategy == "rolling" && activator is null)
+            throw new ArgumentException("the rolling strategy needs an instance activator (the agent)", nameof(activator));
+        _logger = logger ?? NullLogger<ReleaseDeployer>.Instance;
         _config = config;
         _progress = progress;
         _http = http;
@@ -103,6 +111,23 @@ public sealed class SymlinkDeployer
 
         // Marked before the switch: a crash between the two leaves a complete, unswitched release, never a
         // live one that recovery would take for an interrupted staging.
+        if (_activator is not null)
+        {
+            var failure = await clock.RunAsync("instances", () => _activator.ActivateAsync(id.Value, releaseDir, _progress, cancellationToken),
+                f => f is null ? $"all instances on {id}" : null);
+            if (failure is not null)
+            {
+                _store.SetStatus(record, ReleaseStatus.Failed, failure);
+                var kept = previous is null ? "no instance was started" : $"{previous} keeps serving";
+                return Finish(started, id, revision, previous, DeployOutcome.RolledBack, $"{failure}; {kept}", [], clock);
+            }
+            record = _store.SetStatus(record, ReleaseStatus.Switched);
+            clock.Run("switch", () => _current.SwitchTo(id), previous is null ? $"current -> {id}" : $"current: {previous} -> {id}");
+            _store.SetStatus(record, ReleaseStatus.Active);
+            var prunedReleases = clock.Run("prune", Prune, p => p.Count == 0 ? "nothing to remove" : $"removed {string.Join(", ", p)}");
+            return Finish(started, id, revision, previous, DeployOutcome.Success, null, prunedReleases, clock);
+        }
+
         record = _store.SetStatus(record, ReleaseStatus.Switched);
         clock.Run("switch", () => _current.SwitchTo(id), previous is null ? $"current -> {id}" : $"current: {previous} -> {id}");
 
@@ -138,6 +163,12 @@ public sealed class SymlinkDeployer
         var to = target.ReleaseId;
 
         var clock = new PhaseClock(_progress);
+        if (_activator is not null)
+        {
+            var failure = await clock.RunAsync("instances", () => _activator.ActivateAsync(to.Value, _layout.ReleaseDir(to), _progress, cancellationToken),
+                f => f is null ? $"all instances on {to}" : null);
+            if (failure is not null) throw new DeployException($"rollback to {to} failed: {failure}; {from} keeps serving");
+        }
         clock.Run("switch", () => _current.SwitchTo(to), $"current: {from} -> {to}");
         if (_store.Find(from) is { } left) _store.SetStatus(left, ReleaseStatus.RolledBack, "rolled back by " + Environment.UserName);
         _store.SetStatus(target, ReleaseStatus.Active);

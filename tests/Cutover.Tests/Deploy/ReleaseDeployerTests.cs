@@ -9,14 +9,14 @@ using Cutover.Tests.Support;
 
 namespace Cutover.Tests.Deploy;
 
-public class SymlinkDeployerTests : IDisposable
+public class ReleaseDeployerTests : IDisposable
 {
     private readonly TempDir _dir = new();
     private readonly HttpClient _http = new();
     private readonly string _root;
     private readonly string _source;
 
-    public SymlinkDeployerTests()
+    public ReleaseDeployerTests()
     {
         _root = _dir.Combine("root");
         _source = _dir.Combine("src");
@@ -28,7 +28,7 @@ public class SymlinkDeployerTests : IDisposable
         _dir.Dispose();
     }
 
-    private SymlinkDeployer Deployer(string extra = "") =>
+    private ReleaseDeployer Deployer(string extra = "") =>
         new(ConfigLoader.Load(AppFactory.WriteConfig(_dir.Path, _root, extra)), new SilentProgress(), _http);
 
     private async Task<DeployResult> Deploy(string version, string extra = "", string? revision = null, bool unhealthy = false)
@@ -265,7 +265,7 @@ public class SymlinkDeployerTests : IDisposable
         AppFactory.WriteHelloPhp(_source, "1");
         var config = ConfigLoader.Load(AppFactory.WriteConfig(_dir.Path, _dir.Combine("file-root", "sub")));
         var e2 = await Assert.ThrowsAsync<DeployException>(() =>
-            new SymlinkDeployer(config, new SilentProgress(), _http).DeployAsync(new DeployRequest(_source, null, TimeSpan.Zero, "t"), CancellationToken.None));
+            new ReleaseDeployer(config, new SilentProgress(), _http).DeployAsync(new DeployRequest(_source, null, TimeSpan.Zero, "t"), CancellationToken.None));
         Assert.Contains("cannot be written", e2.Message);
     }
 
@@ -294,7 +294,7 @@ public class SymlinkDeployerTests : IDisposable
         var inside = Path.Combine(_source, "deploy");
         var config = ConfigLoader.Load(AppFactory.WriteConfig(_dir.Path, inside));
         var e = await Assert.ThrowsAsync<Cutover.Staging.ArtifactException>(() =>
-            new SymlinkDeployer(config, new SilentProgress(), _http).DeployAsync(new DeployRequest(_source, null, TimeSpan.Zero, "t"), CancellationToken.None));
+            new ReleaseDeployer(config, new SilentProgress(), _http).DeployAsync(new DeployRequest(_source, null, TimeSpan.Zero, "t"), CancellationToken.None));
         Assert.Contains("contains the deploy root", e.Message);
         Assert.False(Directory.Exists(inside));
     }

@@ -1,0 +1,131 @@
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text.Json;
+using Cutover.Deploy;
+using Cutover.Progress;
+
+namespace Cutover.Agent;
+
+/// <summary>The CLI's side of the control socket.</summary>
+public sealed class AgentClient : IDisposable
+{
+    private readonly AgentHome _home;
+    private readonly HttpClient _http;
+
+    public AgentClient(AgentHome home)
+    {
+        _home = home;
+        _http = new HttpClient(new SocketsHttpHandler
+        {
+            ConnectCallback = async (_, cancellationToken) =>
+            {
+                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                try
+                {
+                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(home.Socket), cancellationToken);
+                    return new NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            },
+        })
+        { BaseAddress = new Uri("http://agent/"), Timeout = Timeout.InfiniteTimeSpan };
+    }
+
+    public async Task<bool> IsRunningAsync(CancellationToken cancellationToken)
+    {
+        if (!File.Exists(_home.Socket)) return false;
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(TimeSpan.FromSeconds(5));
+            using var response = await _http.GetAsync("v1/apps", timeout.Token);
+            return response.IsSuccessStatusCode;
+        }
+        catch (HttpRequestException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Starts `cutover agent` in the background (its own session, output to agent.log) unless one answers.</summary>
+    public async Task EnsureRunningAsync(IReadOnlyList<string> agentCommand, IDeployProgress progress, CancellationToken cancellationToken)
+    {
+        if (await IsRunningAsync(cancellationToken)) return;
+        Directory.CreateDirectory(_home.Path);
+        var shell = $"exec {string.Join(' ', agentCommand.Select(Quote))} >> {Quote(_home.AgentLog)} 2>&1 < /dev/null";
+        var start = new ProcessStartInfo("setsid", ["-f", "/bin/sh", "-c", shell]) { UseShellExecute = false };
+        start.Environment["CUTOVER_HOME"] = _home.Path;
+        using (var launcher = Process.Start(start)!) await launcher.WaitForExitAsync(cancellationToken);
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            if (await IsRunningAsync(cancellationToken))
+            {
+                progress.Info($"started the agent in the background (log: {_home.AgentLog})");
+                return;
+            }
+            await Task.Delay(100, cancellationToken);
+        }
+        throw new DeployException($"the agent did not start within 30 s; see {_home.AgentLog}");
+    }
+
+    /// <summary>Moves an app to a release; progress events are replayed on <paramref name="progress"/>.</summary>
+    public async Task<string?> ActivateAsync(string configFile, string app, string releaseId, string releaseDir, IDeployProgress progress, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"v1/apps/{Uri.EscapeDataString(app)}/activate")
+        {
+            Content = JsonContent.Create(new AgentServer.ActivateRequest(configFile, releaseId, releaseDir), options: Json.Options),
+        };
+        using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        if (!response.IsSuccessStatusCode)
+            return $"the agent answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(cancellationToken)}";
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken));
+        while (await reader.ReadLineAsync(cancellationToken) is { } line)
+        {
+            using var doc = JsonDocument.Parse(line);
+            var e = doc.RootElement;
+            string Get(string name) => e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()! : "";
+            var seconds = e.TryGetProperty("seconds", out var s) && s.ValueKind == JsonValueKind.Number ? TimeSpan.FromSeconds(s.GetDouble()) : TimeSpan.Zero;
+            switch (Get("event"))
+            {
+                case "phase_started": progress.PhaseStarted(Get("phase")); break;
+                case "phase_completed": progress.PhaseCompleted(Get("phase"), seconds, Get("detail")); break;
+                case "phase_failed": progress.PhaseFailed(Get("phase"), seconds, Get("error")); break;
+                case "output": progress.Output(Get("phase"), Get("line")); break;
+                case "info": progress.Info(Get("message")); break;
+                case "warning": progress.Warning(Get("message")); break;
+                case "result": return e.GetProperty("error").ValueKind == JsonValueKind.Null ? null : Get("error");
+            }
+        }
+        return "the agent closed the connection before it finished (did it stop?)";
+    }
+
+    public async Task<JsonElement> AppsAsync(CancellationToken cancellationToken) =>
+        await _http.GetFromJsonAsync<JsonElement>("v1/apps", cancellationToken);
+
+    public async Task<string?> PostAsync(string app, string action, CancellationToken cancellationToken)
+    {
+        using var response = await _http.PostAsync($"v1/apps/{Uri.EscapeDataString(app)}/{action}", null, cancellationToken);
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken);
+        return response.IsSuccessStatusCode && !body.TryGetProperty("error", out _) ? null : body.GetProperty("error").GetString();
+    }
+
+    private static string Quote(string text) => "'" + text.Replace("'", "'\\''") + "'";
+
+    public void Dispose() => _http.Dispose();
+}
+
+/// <summary>The rolling strategy's activation, done by the agent.</summary>
+public sealed class AgentActivator(AgentClient client, string configFile, string app, IReadOnlyList<string> agentCommand) : IInstanceActivator
+{
+    public async Task<string?> ActivateAsync(string releaseId, string releaseDir, IDeployProgress progress, CancellationToken cancellationToken)
+    {
+        await client.EnsureRunningAsync(agentCommand, progress, cancellationToken);
+        return await client.ActivateAsync(configFile, app, releaseId, releaseDir, progress, cancellationToken);
+    }
+}

@@ -1,0 +1,20 @@
+namespace Cutover.Agent;
+
+/// <summary>CUTOVER_HOME (default ~/.cutover): the agent's control socket, state, logs and runtime files.</summary>
+public sealed record AgentHome(string Path)
+{
+    public string Socket => System.IO.Path.Combine(Path, "agent.sock");
+    public string State => System.IO.Path.Combine(Path, "state.json");
+    public string AgentLog => System.IO.Path.Combine(Path, "agent.log");
+    public string AgentPid => System.IO.Path.Combine(Path, "agent.pid");
+    public string Logs => System.IO.Path.Combine(Path, "logs");
+    public string AppLogs(string app) => System.IO.Path.Combine(Logs, app);
+
+    public static AgentHome FromEnvironment()
+    {
+        var path = Environment.GetEnvironmentVariable("CUTOVER_HOME");
+        if (string.IsNullOrEmpty(path))
+            path = System.IO.Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cutover");
+        return new AgentHome(System.IO.Path.GetFullPath(path));
+    }
+}

@@ -1,0 +1,292 @@
+using System.Text.Json;
+using Cutover.Config;
+using Cutover.Platform;
+using Cutover.Progress;
+using Cutover.Rolling;
+using Cutover.Supervisor;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections.Features;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Cutover.Agent;
+
+/// <summary>
+/// `cutover agent`: one per host, many apps. The CLI reaches it over a Unix socket in CUTOVER_HOME (mode 0600,
+/// peer uid checked). It owns each app's proxy and instances, persists what runs after every change, and
+/// starts it all again when it starts.
+/// </summary>
+public sealed class AgentServer : IAsyncDisposable
+{
+    private readonly AgentHome _home;
+    private readonly AgentStateStore _store;
+    private readonly ILoggerFactory _loggers;
+    private readonly ILogger _logger;
+    private readonly HttpClient _http = new() { Timeout = Timeout.InfiniteTimeSpan };
+    private readonly object _spawnGate = new();
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly Dictionary<string, AppRuntime> _apps = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, AppRecord> _records = new(StringComparer.Ordinal);
+    private WebApplication? _web;
+
+    public AgentServer(AgentHome home, ILoggerFactory loggers)
+    {
+        _home = home;
+        _store = new AgentStateStore(home);
+        _loggers = loggers;
+        _logger = loggers.CreateLogger<AgentServer>();
+    }
+
+    /// <summary>Runs until SIGTERM/SIGINT (or the token); then drains every app and exits, keeping the state.</summary>
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(_home.Path);
+        File.SetUnixFileMode(_home.Path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        await RestoreAsync(cancellationToken);
+
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.Services.AddSingleton(_loggers);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromMinutes(2));
+        File.Delete(_home.Socket);
+        var uid = LibC.GetUid();
+        builder.WebHost.ConfigureKestrel(k => k.ListenUnixSocket(_home.Socket, listen => listen.Use(next => async connection =>
+        {
+            // Only the agent's own user (or root) may drive it.
+            var socket = connection.Features.Get<IConnectionSocketFeature>()?.Socket;
+            var peer = socket is null ? null : PeerCredentials.Read(socket);
+            if (peer is null || (peer.Value.Uid != uid && peer.Value.Uid != 0))
+            {
+                _logger.LogWarning("refused a control connection from uid {Uid}", peer?.Uid);
+                connection.Abort();
+                return;
+            }
+            await next(connection);
+        })));
+        _web = builder.Build();
+        MapEndpoints(_web);
+        await _web.StartAsync(cancellationToken);
+        File.SetUnixFileMode(_home.Socket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        AtomicFile.WriteAllText(_home.AgentPid, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        _logger.LogInformation("agent listening on {Socket}", _home.Socket);
+
+        var lifetime = _web.Services.GetRequiredService<IHostApplicationLifetime>();
+        var stopped = new TaskCompletionSource();
+        lifetime.ApplicationStopping.Register(() => stopped.TrySetResult());
+        using (cancellationToken.Register(() => stopped.TrySetResult()))
+            await stopped.Task;
+        await ShutdownAsync();
+    }
+
+    private void MapEndpoints(WebApplication web)
+    {
+        web.MapGet("/v1/apps", () => Results.Json(_apps.Values.Select(Describe).ToList(), Json.Options));
+        web.MapPost("/v1/apps/{app}/activate", ActivateAsync);
+        web.MapPost("/v1/apps/{app}/stop", (string app, CancellationToken ct) => StopAppAsync(app, ct));
+        web.MapPost("/v1/apps/{app}/start", (string app, CancellationToken ct) => StartAppAsync(app, ct));
+    }
+
+    public sealed record ActivateRequest(string Config, string ReleaseId, string ReleaseDir);
+
+    /// <summary>Moves an app's instances to a release, streaming progress as NDJSON; the last line is the result.</summary>
+    private async Task ActivateAsync(string app, HttpContext context)
+    {
+        var request = await JsonSerializer.DeserializeAsync<ActivateRequest>(context.Request.Body, Json.Options, context.RequestAborted);
+        context.Response.ContentType = "application/x-ndjson";
+        // Progress lines are small and written as they happen, from whichever thread reports them.
+        context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpBodyControlFeature>()!.AllowSynchronousIO = true;
+        await using var writer = new StreamWriter(context.Response.Body) { AutoFlush = true };
+        var progress = new JsonProgress(writer);
+        string? error;
+        await _gate.WaitAsync(context.RequestAborted);
+        try
+        {
+            error = await ActivateLockedAsync(app, request!, progress, context.RequestAborted);
+        }
+        catch (Exception e) when (e is DeployException or ConfigException or IOException)
+        {
+            error = e.Message;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+        progress.Emit(new { @event = "result", error });
+    }
+
+    private async Task<string?> ActivateLockedAsync(string app, ActivateRequest request, IDeployProgress progress, CancellationToken cancellationToken)
+    {
+        var config = ConfigLoader.Load(request.Config);
+        if (config.App != app) return $"the config names app '{config.App}', not '{app}'";
+        if (!_apps.TryGetValue(app, out var runtime))
+        {
+            var clash = _apps.Values.FirstOrDefault(a => a.Config.Proxy!.Listen.Equals(config.Proxy!.Listen));
+            if (clash is not null)
+                return $"app '{clash.Config.App}' already listens on {config.Proxy!.Listen}; give '{app}' another proxy.listen";
+            runtime = await AppRuntime.CreateAsync(config, _home.Path, _http, _spawnGate, _loggers, cancellationToken);
+            _apps[app] = runtime;
+            progress.Info($"proxy for {app} listening on {runtime.Proxy.Listen}");
+        }
+        else if (runtime.Slots.Length != config.Run!.Instances)
+        {
+            return $"run.instances changed from {runtime.Slots.Length} to {config.Run.Instances}; run `cutover stop` and deploy again to resize";
+        }
+
+        string? error;
+        if (runtime.Slots.All(s => s is null))
+        {
+            progress.PhaseStarted("start");
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            error = await runtime.StartAllAsync(request.ReleaseId, request.ReleaseDir, cancellationToken);
+            if (error is null) progress.PhaseCompleted("start", clock.Elapsed, $"{runtime.Slots.Length} instances ready");
+            else progress.PhaseFailed("start", clock.Elapsed, error);
+        }
+        else
+        {
+            var result = await new RollingUpdate(runtime, progress).RunAsync(request.ReleaseId, request.ReleaseDir, cancellationToken);
+            error = result.Succeeded ? null : (result.RolledBack ? "rolled back: " : "") + result.Error;
+        }
+        Save(app, request.Config, stopped: false);
+        return error;
+    }
+
+    private async Task<IResult> StopAppAsync(string app, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            if (!_apps.TryGetValue(app, out var runtime)) return Results.NotFound(new { error = $"the agent runs no app '{app}'" });
+            await runtime.StopAllAsync(cancellationToken);
+            Save(app, _records[app].ConfigFile, stopped: true);
+            return Results.Json(new { stopped = app }, Json.Options);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private async Task<IResult> StartAppAsync(string app, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            if (!_apps.TryGetValue(app, out var runtime) || !_records.TryGetValue(app, out var record) || record.ReleaseId is null)
+                return Results.NotFound(new { error = $"the agent has no release of '{app}' to start; deploy one" });
+            if (runtime.Slots.Any(s => s is not null)) return Results.Json(new { started = app, already = true }, Json.Options);
+            var error = await runtime.StartAllAsync(record.ReleaseId, record.ReleaseDir!, cancellationToken);
+            if (error is not null) return Results.Json(new { error }, Json.Options, statusCode: 500);
+            Save(app, record.ConfigFile, stopped: false);
+            return Results.Json(new { started = app }, Json.Options);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private void Save(string app, string configFile, bool stopped)
+    {
+        var runtime = _apps[app];
+        _records[app] = new AppRecord
+        {
+            App = app,
+            ConfigFile = configFile,
+            ReleaseId = runtime.ReleaseId ?? _records.GetValueOrDefault(app)?.ReleaseId,
+            ReleaseDir = runtime.ReleaseDir ?? _records.GetValueOrDefault(app)?.ReleaseDir,
+            Stopped = stopped,
+            Instances = runtime.Slots.Where(s => s?.Pid is not null)
+                .Select(s => new InstanceRecord(s!.Spec.Id, s.Pid!.Value, s.Spec.Port, s.Spec.ReleaseId)).ToList(),
+        };
+        _store.Write(new AgentState { Apps = _records.Values.ToList() });
+    }
+
+    /// <summary>Starts every app the state names, from the release it last ran; leftovers of a killed agent go first.</summary>
+    private async Task RestoreAsync(CancellationToken cancellationToken)
+    {
+        foreach (var record in _store.Read().Apps)
+        {
+            _records[record.App] = record;
+            foreach (var orphan in record.Instances)
+                if (IsGroupLeader(orphan.Pid)) LibC.Kill(-orphan.Pid, 9);
+            try
+            {
+                var config = ConfigLoader.Load(record.ConfigFile);
+                var runtime = await AppRuntime.CreateAsync(config, _home.Path, _http, _spawnGate, _loggers, cancellationToken);
+                _apps[record.App] = runtime;
+                runtime.ReleaseId = record.ReleaseId;
+                runtime.ReleaseDir = record.ReleaseDir;
+                if (!record.Stopped && record.ReleaseId is not null && Directory.Exists(record.ReleaseDir))
+                {
+                    var error = await runtime.StartAllAsync(record.ReleaseId, record.ReleaseDir!, cancellationToken);
+                    if (error is not null) _logger.LogError("restoring {App}: {Error}", record.App, error);
+                }
+                Save(record.App, record.ConfigFile, record.Stopped);
+            }
+            catch (Exception e) when (e is ConfigException or DeployException or IOException)
+            {
+                _logger.LogError("cannot restore {App}: {Error}", record.App, e.Message);
+            }
+        }
+    }
+
+    /// <summary>True when pid still leads its own process group, as our instances do (setsid).</summary>
+    private static bool IsGroupLeader(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return fields[2] == pid.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    private static object Describe(AppRuntime runtime) => new
+    {
+        app = runtime.Config.App,
+        release = runtime.ReleaseId,
+        proxy = runtime.Proxy.Listen.ToString(),
+        proxy_errors = runtime.Proxy.Failed,
+        instances = runtime.Slots.Select((s, i) => s is null
+            ? new { id = $"{runtime.Config.App}-{i}", release = (string?)null, pid = (int?)null, port = (int?)null, state = "stopped", uptime_seconds = (double?)null, memory_bytes = 0L, restarts = 0, problem = (string?)null }
+            : new
+            {
+                id = s.Spec.Id,
+                release = (string?)s.Spec.ReleaseId,
+                pid = s.Pid,
+                port = (int?)s.Spec.Port,
+                state = JsonNamingPolicy.SnakeCaseLower.ConvertName(s.State.ToString()),
+                uptime_seconds = s.Since is { } since ? (double?)Math.Round((DateTimeOffset.UtcNow - since).TotalSeconds, 1) : null,
+                memory_bytes = s.RssBytes,
+                restarts = s.Restarts,
+                problem = s.LastProblem,
+            }).ToList(),
+    };
+
+    private async Task ShutdownAsync()
+    {
+        _logger.LogInformation("agent stopping: draining {Count} apps", _apps.Count);
+        foreach (var runtime in _apps.Values) await runtime.DisposeAsync();
+        _apps.Clear();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_web is not null)
+        {
+            await _web.StopAsync();
+            await _web.DisposeAsync();
+        }
+        await ShutdownAsync();
+        _http.Dispose();
+        File.Delete(_home.Socket);
+        File.Delete(_home.AgentPid);
+    }
+}

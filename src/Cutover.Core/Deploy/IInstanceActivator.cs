@@ -1,0 +1,14 @@
+using Cutover.Progress;
+
+namespace Cutover.Deploy;
+
+/// <summary>
+/// For strategies whose releases run as processes (rolling): moves the app's running instances to a staged
+/// release, leaving the previous release serving when it cannot. The agent client implements it for the CLI;
+/// tests can drive an in-process runtime through it.
+/// </summary>
+public interface IInstanceActivator
+{
+    /// <summary>Null when every instance runs the release; otherwise why not (the old instances still serve).</summary>
+    Task<string?> ActivateAsync(string releaseId, string releaseDir, IDeployProgress progress, CancellationToken cancellationToken);
+}
