@@ -33,6 +33,16 @@ const server = http.createServer((req, res) => {
   res.end(`hello from ${version} (pid ${process.pid})\n`);
 });
 
+// A minimal WebSocket handshake (no frames needed): the connection stays open until one side closes it,
+// which is what the drain test watches.
+server.on('upgrade', (req, socket) => {
+  const key = req.headers['sec-websocket-key'];
+  const accept = require('crypto').createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');
+  socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+               `Sec-WebSocket-Accept: ${accept}\r\n\r\n`);
+  socket.on('error', () => {});
+});
+
 const port = behavior === 'ignore-port' ? 0 : Number(process.env.PORT || 3000);
 server.listen(port, '127.0.0.1', () => {
   console.log(`listening on ${server.address().port}, version ${version}`);
@@ -42,4 +52,6 @@ server.listen(port, '127.0.0.1', () => {
 process.on('SIGINT', () => {
   console.log('SIGINT: closing');
   server.close(() => process.exit(0));
+  // Upgraded sockets are not tracked by server.close(); leave once in-flight work is done.
+  setTimeout(() => process.exit(0), 6000).unref();
 });

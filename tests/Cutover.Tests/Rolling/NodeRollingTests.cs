@@ -31,19 +31,19 @@ public class NodeRollingTests(ITestOutputHelper output) : IAsyncLifetime
         return dir;
     }
 
-    private CutoverConfig Config(string monitor = "300ms") => ConfigLoader.Parse($"""
+    private CutoverConfig Config(string monitor = "300ms", int instances = 4, string drain = "10s") => ConfigLoader.Parse($"""
         app: node
         strategy: rolling
         root: {_dir.Path}
         run:
           command: node server.js
-          instances: 4
+          instances: {instances}
           ready: message
           ready_timeout: 5s
           kill_timeout: 3s
         proxy:
           listen: 127.0.0.1:{HealthServer.FreePort()}
-          drain_timeout: 10s
+          drain_timeout: {drain}
         health:
           path: /health
           interval: 200ms
@@ -65,6 +65,74 @@ public class NodeRollingTests(ITestOutputHelper output) : IAsyncLifetime
         await _app.DisposeAsync();
         _http.Dispose();
         _dir.Dispose();
+    }
+
+    private async Task RestartAppAsync(CutoverConfig config)
+    {
+        await _app.DisposeAsync();
+        _app = await AppRuntime.CreateAsync(config, _dir.Path, _http, new object(), NullLoggerFactory.Instance, CancellationToken.None);
+        Assert.Null(await _app.StartAllAsync("v1", Release("1"), CancellationToken.None));
+    }
+
+    private Task<RollingResult> DeployAsync(string version) =>
+        new RollingUpdate(_app, new SilentProgress()).RunAsync("v" + version, Release(version), CancellationToken.None);
+
+    [Fact]
+    public async Task Five_second_requests_started_before_a_deploy_all_complete()
+    {
+        await RestartAppAsync(Config(instances: 2, drain: "15s"));
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        var slow = Enumerable.Range(0, 6).Select(_ => client.GetAsync(Url + "slow")).ToArray();
+        await Task.Delay(300);
+        var result = await DeployAsync("2");
+        Assert.True(result.Succeeded, result.Error);
+        foreach (var response in await Task.WhenAll(slow))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+            Assert.StartsWith("hello from 1 (slow", await response.Content.ReadAsStringAsync());
+        }
+    }
+
+    [Fact]
+    public async Task A_websocket_open_across_a_deploy_is_closed_at_drain_timeout_not_before()
+    {
+        await RestartAppAsync(Config(instances: 1, drain: "3s", monitor: "0s"));
+        using var socket = new System.Net.WebSockets.ClientWebSocket();
+        await socket.ConnectAsync(new Uri($"ws://127.0.0.1:{_app.Proxy.Listen.Port}/socket"), CancellationToken.None);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var receive = Task.Run(async () =>
+        {
+            try { await socket.ReceiveAsync(new byte[16], CancellationToken.None); } catch (System.Net.WebSockets.WebSocketException) { }
+            return clock.Elapsed;
+        });
+        var deploy = DeployAsync("2");
+        var closedAfter = await receive.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True((await deploy).Succeeded);
+        output.WriteLine($"websocket closed {closedAfter.TotalSeconds:0.00}s after the deploy began");
+        Assert.True(closedAfter >= TimeSpan.FromSeconds(3), $"closed after {closedAfter.TotalSeconds:0.00}s, before drain_timeout");
+        Assert.True(closedAfter < TimeSpan.FromSeconds(10), $"still open {closedAfter.TotalSeconds:0.00}s after the deploy began");
+    }
+
+    [Fact]
+    public async Task An_instance_killed_with_sigkill_is_replaced_and_later_requests_do_not_fail()
+    {
+        await using var load = new LoadGenerator(Url, connections: 8, maxDuration: TimeSpan.FromMinutes(1));
+        await Task.Delay(500);
+        var victim = _app.Slots[0]!;
+        var pid = victim.Pid!.Value;
+        var killedAt = load.NowMs;
+        Cutover.Platform.LibC.Kill(pid, 9);
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!(victim.State == InstanceState.Ready && victim.Pid != pid) && DateTime.UtcNow < deadline) await Task.Delay(50);
+        await Task.Delay(500);
+        var samples = await load.StopAsync();
+
+        Assert.Equal(InstanceState.Ready, victim.State);
+        Assert.NotEqual(pid, victim.Pid);
+        Assert.Equal(1, victim.Restarts);
+        var after = samples.Where(s => s.StartMs > killedAt).ToList();
+        Assert.True(after.Count > 100);
+        Assert.True(after.All(s => s.Status == 200), $"{after.Count(s => s.Status != 200)} requests after the kill failed: {after.FirstOrDefault(s => s.Status != 200)}");
     }
 
     private string Url => $"http://127.0.0.1:{_app.Proxy.Listen.Port}/";
@@ -107,12 +175,7 @@ public class NodeRollingTests(ITestOutputHelper output) : IAsyncLifetime
     [InlineData("ignore-port", "nothing listens on")]
     public async Task A_broken_version_fails_with_its_reason_and_the_old_one_keeps_serving(string behavior, string reason)
     {
-        if (behavior == "unhealthy-after-2s")
-        {
-            await _app.DisposeAsync();
-            _app = await AppRuntime.CreateAsync(Config(monitor: "4s"), _dir.Path, _http, new object(), NullLoggerFactory.Instance, CancellationToken.None);
-            Assert.Null(await _app.StartAllAsync("v1", Release("1"), CancellationToken.None));
-        }
+        if (behavior == "unhealthy-after-2s") await RestartAppAsync(Config(monitor: "4s"));
         await using var load = new LoadGenerator(Url, connections: 8, maxDuration: TimeSpan.FromMinutes(1));
         await Task.Delay(200);
         var result = await new RollingUpdate(_app, new SilentProgress()).RunAsync("v2", Release("2", behavior), CancellationToken.None);
