@@ -121,6 +121,7 @@ public sealed class AgentServer : IAsyncDisposable
     {
         var config = ConfigLoader.Load(request.Config);
         if (config.App != app) return $"the config names app '{config.App}', not '{app}'";
+        CutoverConfig? previousConfig = null;
         if (!_apps.TryGetValue(app, out var runtime))
         {
             var clash = _apps.Values.FirstOrDefault(a => a.Config.Proxy!.Listen.Equals(config.Proxy!.Listen));
@@ -130,9 +131,10 @@ public sealed class AgentServer : IAsyncDisposable
             _apps[app] = runtime;
             progress.Info($"proxy for {app} listening on {runtime.Proxy.Listen}");
         }
-        else if (runtime.Slots.Length != config.Run!.Instances)
+        else
         {
-            return $"run.instances changed from {runtime.Slots.Length} to {config.Run.Instances}; run `cutover stop` and deploy again to resize";
+            previousConfig = runtime.Config;
+            if (runtime.Reconfigure(config) is { } refused) return refused;
         }
 
         string? error;
@@ -149,6 +151,8 @@ public sealed class AgentServer : IAsyncDisposable
             var result = await new RollingUpdate(runtime, progress).RunAsync(request.ReleaseId, request.ReleaseDir, cancellationToken);
             error = result.Succeeded ? null : (result.RolledBack ? "rolled back: " : "") + result.Error;
         }
+        // A release that did not take keeps the config of the one that still serves, for restarts and `start`.
+        if (error is not null && previousConfig is not null) runtime.Reconfigure(previousConfig);
         Save(app, request.Config, stopped: false);
         return error;
     }

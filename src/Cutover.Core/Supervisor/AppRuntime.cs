@@ -44,6 +44,20 @@ public sealed class AppRuntime : IAsyncDisposable
         return new AppRuntime(config, proxy, log, new ReadinessProbe(http), spawnGate, loggers, Path.Combine(home, "run"));
     }
 
+    /// <summary>
+    /// Takes a changed config (command, env, readiness, rolling settings) for the instances started from now
+    /// on; the proxy address and the number of instances cannot change under a running app.
+    /// </summary>
+    public string? Reconfigure(CutoverConfig config)
+    {
+        if (!config.Proxy!.Listen.Equals(Config.Proxy!.Listen))
+            return $"proxy.listen changed from {Config.Proxy.Listen} to {config.Proxy.Listen}; run `cutover stop`, restart the agent, and deploy again";
+        if (config.Run!.Instances != Slots.Length)
+            return $"run.instances changed from {Slots.Length} to {config.Run.Instances}; run `cutover stop` and restart the agent to resize";
+        Config = config;
+        return null;
+    }
+
     /// <summary>A new instance for <paramref name="slot"/> on a fresh loopback port; not started yet.</summary>
     public ManagedInstance NewInstance(int slot, string releaseId, string releaseDir) =>
         new(new InstanceSpec

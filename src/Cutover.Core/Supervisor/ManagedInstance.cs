@@ -60,10 +60,20 @@ public sealed class ManagedInstance : IAsyncDisposable
     {
         State = InstanceState.Starting;
         InstanceProcess? started = null;
-        started = InstanceProcess.Start(Spec, _spawnGate, (stream, line) => _log.Write(Spec.Id, started?.Pid, stream, line));
+        string? lastError = null;
+        started = InstanceProcess.Start(Spec, _spawnGate, (stream, line) =>
+        {
+            if (stream == "err") lastError = line;
+            _log.Write(Spec.Id, started?.Pid, stream, line);
+        });
         _process = started;
         _log.Write(Spec.Id, started.Pid, "cutover", $"started pid {started.Pid} on port {Spec.Port} from release {Spec.ReleaseId}");
         var problem = await _probe.WaitReadyAsync(Spec, _process, cancellationToken);
+        if (problem is not null && started.HasExited)
+        {
+            await Task.Delay(50, CancellationToken.None); // let the last stderr line arrive
+            if (lastError is not null) problem += $" (last error output: {lastError})";
+        }
         if (problem is not null)
         {
             _log.Write(Spec.Id, _process?.Pid, "cutover", $"not ready: {problem}");
