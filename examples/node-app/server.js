@@ -5,6 +5,9 @@
 //   never-ready        listens but never says ready
 //   unhealthy-after-2s /health answers 500 two seconds after start
 //   ignore-port        listens on a port of its own choosing instead of $PORT
+//   crash-soon         exits 300 ms after saying ready, every time
+//   leak-once          grows by 150 MB once per release (the first instance to start), for max_memory
+//   ignore-sigint      ignores SIGINT and starts a child process, for kill_timeout and group kills
 const http = require('http');
 const fs = require('fs');
 const path = require('path');
@@ -49,7 +52,19 @@ server.listen(port, '127.0.0.1', () => {
   if (behavior !== 'never-ready' && process.send) process.send('ready');
 });
 
-process.on('SIGINT', () => {
+if (behavior === 'crash-soon') setTimeout(() => process.exit(1), 300);
+const leaked = [];
+if (behavior === 'leak-once' && !fs.existsSync(path.join(__dirname, 'LEAKED'))) {
+  fs.writeFileSync(path.join(__dirname, 'LEAKED'), String(process.pid));
+  setTimeout(() => { for (let i = 0; i < 150; i++) leaked.push(Buffer.alloc(1024 * 1024, 1)); }, 200);
+}
+if (behavior === 'ignore-sigint') {
+  const child = require('child_process').spawn('sleep', ['1000'], { stdio: 'ignore' });
+  fs.writeFileSync(path.join(__dirname, 'CHILD_PID'), String(child.pid));
+  process.on('SIGINT', () => console.log('SIGINT: ignored'));
+}
+
+if (behavior !== 'ignore-sigint') process.on('SIGINT', () => {
   console.log('SIGINT: closing');
   server.close(() => process.exit(0));
   // Upgraded sockets are not tracked by server.close(); leave once in-flight work is done.

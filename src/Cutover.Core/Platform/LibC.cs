@@ -137,6 +137,16 @@ internal static partial class LibC
         if (FcntlNative(fd, FSetFd, FdCloexec) != 0) throw Error("fcntl");
     }
 
+    /// <summary>The inode number behind a path (following symlinks), to notice a file renamed away and replaced.</summary>
+    public static ulong Inode(string path)
+    {
+        const int AtFdCwd = -100;
+        const uint StatxIno = 0x100;
+        var buffer = new byte[256];
+        if (StatxNative(AtFdCwd, path, 0, StatxIno, buffer) != 0) throw Error($"statx {path}");
+        return BitConverter.ToUInt64(buffer, 32);
+    }
+
     public static void Close(int fd) => CloseNative(fd);
 
     private static IOException Error(string what)

@@ -70,7 +70,7 @@ public sealed class AppRuntime : IAsyncDisposable
             Run = Config.Run!,
             Health = Config.InstanceHealth,
             RuntimeDir = _runtimeDir,
-        }, _probe, Proxy, Log, _spawnGate, _loggers.CreateLogger<ManagedInstance>());
+        }, _probe, Proxy, Log, _spawnGate, _loggers.CreateLogger<ManagedInstance>(), FreePort);
 
     /// <summary>Starts every slot from one release, in parallel. On any failure all are stopped again.</summary>
     public async Task<string?> StartAllAsync(string releaseId, string releaseDir, CancellationToken cancellationToken)

@@ -19,14 +19,16 @@ public sealed class InstanceProcess : IAsyncDisposable
         _process = process;
         _ipc = ipc;
         _notify = notify;
+        Pid = process.Id;
         Exited = process.WaitForExitAsync();
     }
 
-    public int Pid => _process.Id;
+    public int Pid { get; }
     public DateTimeOffset Started { get; } = DateTimeOffset.UtcNow;
     public Task Exited { get; }
     public bool HasExited => Exited.IsCompleted;
-    public int? ExitCode => HasExited ? _process.ExitCode : null;
+    public int? ExitCode => HasExited ? _exitCode ??= _process.ExitCode : null;
+    private int? _exitCode;
     public NodeIpcChannel? Ipc => _ipc;
     public NotifySocket? Notify => _notify;
 
@@ -146,6 +148,7 @@ public sealed class InstanceProcess : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (!HasExited) await StopAsync(SigKill, TimeSpan.Zero);
+        _ = ExitCode; // keep it readable after the Process object is gone
         _ipc?.Dispose();
         _notify?.Dispose();
         _process.Dispose();

@@ -41,7 +41,9 @@ public sealed class LogSink : IDisposable
     {
         _stream.Dispose();
         var stamp = DateTimeOffset.UtcNow.ToString("yyyyMMdd_HHmmss_fff", CultureInfo.InvariantCulture);
-        File.Move(CurrentPath, Path.Combine(_dir, $"{stamp}.log"));
+        var target = Path.Combine(_dir, $"{stamp}.log");
+        for (var n = 2; File.Exists(target); n++) target = Path.Combine(_dir, $"{stamp}_{n}.log");
+        File.Move(CurrentPath, target);
         _stream = Open();
     }
 

@@ -22,33 +22,63 @@ public sealed class LogTail(string dir)
         return lines.ToList();
     }
 
-    /// <summary>New lines as they are written; when current.log is renamed away, the new one is opened from its start.</summary>
+    /// <summary>
+    /// New lines as they are written. On rotation (current.log renamed away and a new one opened) the old file
+    /// is read to its end first, then the new one from its start, so no line is lost or repeated.
+    /// </summary>
     public async IAsyncEnumerable<string> FollowAsync(string? filter, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        long position = File.Exists(Current) ? new FileInfo(Current).Length : 0;
+        FileStream? stream = null;
+        ulong inode = 0;
         var pending = "";
-        while (!cancellationToken.IsCancellationRequested)
+        try
         {
-            if (File.Exists(Current))
+            while (!cancellationToken.IsCancellationRequested)
             {
-                var length = new FileInfo(Current).Length;
-                if (length < position) position = 0; // rotated: a new, shorter file
-                if (length > position)
+                if (stream is null && File.Exists(Current))
                 {
-                    using var stream = new FileStream(Current, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-                    stream.Position = position;
-                    using var reader = new StreamReader(stream);
-                    var text = pending + await reader.ReadToEndAsync(cancellationToken);
-                    position = stream.Position;
-                    var parts = text.Split('\n');
+                    stream = new FileStream(Current, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                    inode = Platform.LibC.Inode(Current);
+                    stream.Position = stream.Length;
+                }
+                if (stream is null)
+                {
+                    await Task.Delay(200, cancellationToken);
+                    continue;
+                }
+                var text = await ReadToEndAsync(stream, cancellationToken);
+                if (text.Length > 0)
+                {
+                    var parts = (pending + text).Split('\n');
                     pending = parts[^1];
                     foreach (var line in parts[..^1])
                         if (filter is null || line.Contains(filter, StringComparison.Ordinal)) yield return line;
                     continue;
                 }
+                if (File.Exists(Current) && Platform.LibC.Inode(Current) != inode)
+                {
+                    // Rotated: this file is complete (read to its end above); the new one starts at 0.
+                    await stream.DisposeAsync();
+                    stream = new FileStream(Current, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                    inode = Platform.LibC.Inode(Current);
+                    continue;
+                }
+                await Task.Delay(100, cancellationToken);
             }
-            await Task.Delay(200, cancellationToken);
         }
+        finally
+        {
+            if (stream is not null) await stream.DisposeAsync();
+        }
+    }
+
+    private static async Task<string> ReadToEndAsync(FileStream stream, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[64 * 1024];
+        var text = new System.Text.StringBuilder();
+        int n;
+        while ((n = await stream.ReadAsync(buffer, cancellationToken)) > 0) text.Append(System.Text.Encoding.UTF8.GetString(buffer, 0, n));
+        return text.ToString();
     }
 
     private static IEnumerable<string> ReadShared(string file)

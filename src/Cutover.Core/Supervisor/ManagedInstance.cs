@@ -21,8 +21,11 @@ public sealed class ManagedInstance : IAsyncDisposable
     private InstanceProcess? _process;
     private Backend? _backend;
 
-    public ManagedInstance(InstanceSpec spec, ReadinessProbe probe, ProxyServer proxy, LogSink log, object spawnGate, ILogger logger)
+    private readonly Func<int> _allocatePort;
+
+    public ManagedInstance(InstanceSpec spec, ReadinessProbe probe, ProxyServer proxy, LogSink log, object spawnGate, ILogger logger, Func<int> allocatePort)
     {
+        _allocatePort = allocatePort;
         Spec = spec;
         _probe = probe;
         _proxy = proxy;
@@ -31,7 +34,8 @@ public sealed class ManagedInstance : IAsyncDisposable
         _logger = logger;
     }
 
-    public InstanceSpec Spec { get; }
+    /// <summary>What the current process was started with; a start-first replacement gets a new port.</summary>
+    public InstanceSpec Spec { get; private set; }
     public InstanceState State { get; private set; } = InstanceState.Starting;
     public int Restarts { get; private set; }
     /// <summary>Deaths and failed health checks since it first became ready; the rolling monitor reads this.</summary>
@@ -97,6 +101,8 @@ public sealed class ManagedInstance : IAsyncDisposable
             {
                 var process = _process!;
                 var problem = await NextProblemAsync(process, stop);
+                if (problem.StartsWith("memory ", StringComparison.Ordinal) && await ReplaceStartFirstAsync(process, problem, stop))
+                    continue;
                 unstable = DateTimeOffset.UtcNow - process.Started < Spec.Run.MinUptime ? unstable + 1 : 0;
                 if (DateTimeOffset.UtcNow - process.Started > TimeSpan.FromSeconds(30)) backoff = TimeSpan.FromMilliseconds(100);
                 Failures++;
@@ -136,6 +142,34 @@ public sealed class ManagedInstance : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Over max_memory: a fresh process is started and made ready first, then the old one drains and stops,
+    /// so capacity never dips. False when the replacement could not start (the old one is then restarted).
+    /// </summary>
+    private async Task<bool> ReplaceStartFirstAsync(InstanceProcess old, string problem, CancellationToken stop)
+    {
+        _log.Write(Spec.Id, old.Pid, "cutover", $"{problem}: replacing it start-first");
+        var oldBackend = _backend;
+        var oldSpec = Spec;
+        Spec = Spec with { Port = _allocatePort() };
+        var launch = await LaunchAsync(stop);
+        if (launch is not null)
+        {
+            _log.Write(Spec.Id, _process?.Pid, "cutover", $"replacement failed: {launch}");
+            if (_process is { } failed && failed != old) { await failed.StopAsync(9, TimeSpan.Zero); await failed.DisposeAsync(); }
+            _process = old;
+            _backend = oldBackend;
+            Spec = oldSpec;
+            State = InstanceState.Ready;
+            return false;
+        }
+        Restarts++;
+        if (oldBackend is not null) await _proxy.DrainAsync(oldBackend, TimeSpan.FromSeconds(30), stop);
+        await old.StopAsync(Spec.Run.StopSignal, Spec.Run.KillTimeout);
+        await old.DisposeAsync();
+        return true;
+    }
+
     /// <summary>Waits until the process exits, fails `retries` health probes in a row, or outgrows max_memory.</summary>
     private async Task<string> NextProblemAsync(InstanceProcess process, CancellationToken stop)
     {
@@ -146,6 +180,7 @@ public sealed class ManagedInstance : IAsyncDisposable
             var tick = Task.Delay(Spec.Health.Interval < TimeSpan.FromSeconds(1) ? Spec.Health.Interval : TimeSpan.FromSeconds(1), stop);
             if (await Task.WhenAny(process.Exited, tick) == process.Exited) return $"exited with code {process.ExitCode}";
             stop.ThrowIfCancellationRequested();
+            if (process.Notify?.Stopping == true) return "said STOPPING=1";
             if (DateTimeOffset.UtcNow - process.Started >= Spec.Health.StartPeriod)
             {
                 var probe = await _probe.ProbeAsync(Spec, stop);
