@@ -17,5 +17,6 @@ var root = new RootCommand("cutover: zero-downtime deploys for your own servers"
     AgentCommands.Stop(common, env),
     AgentCommands.Start(common, env),
     AgentCommands.Logs(common, env),
+    DemoAppCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

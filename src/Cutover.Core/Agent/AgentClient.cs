@@ -115,6 +115,14 @@ public sealed class AgentClient : IDisposable
         return response.IsSuccessStatusCode && !body.TryGetProperty("error", out _) ? null : body.GetProperty("error").GetString();
     }
 
+    /// <summary>SIGTERM to the agent named in agent.pid: it drains its apps and exits. Waits up to 30 s.</summary>
+    public async Task StopAgentAsync()
+    {
+        if (!File.Exists(_home.AgentPid) || !int.TryParse(File.ReadAllText(_home.AgentPid), out var pid)) return;
+        if (!Platform.LibC.Kill(pid, 15)) return;
+        for (var i = 0; i < 300 && Platform.LibC.Kill(pid, 0); i++) await Task.Delay(100);
+    }
+
     private static string Quote(string text) => "'" + text.Replace("'", "'\\''") + "'";
 
     public void Dispose() => _http.Dispose();

@@ -59,7 +59,8 @@ public sealed class InstanceProcess : IAsyncDisposable
         {
             if (spec.Run.Ready == Config.ReadinessKind.Notify)
             {
-                notify = NotifySocket.Create(Path.Combine(spec.RuntimeDir, $"{spec.Id}.notify"));
+                // One socket per process: an old instance saying STOPPING=1 must never reach its replacement.
+                notify = NotifySocket.Create(Path.Combine(spec.RuntimeDir, $"{spec.Id}-{spec.Port}.notify"));
                 start.Environment["NOTIFY_SOCKET"] = notify.Path;
             }
             (int Ours, int Theirs)? pair = null;

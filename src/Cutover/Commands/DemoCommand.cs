@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Reflection;
+using Cutover.Agent;
 using Cutover.Config;
+using Cutover.Probe;
 using Cutover.Deploy;
 using Spectre.Console;
 
@@ -57,13 +59,89 @@ public static class DemoCommand
 
             var live = File.ReadAllText(Path.Combine(root, "current", "VERSION")).Trim();
             var ok = first.Succeeded && second.Succeeded && rollback.Succeeded && rollback.To == first.Release && live == "1.0.0";
-            Step(env, ok ? "done" : "demo FAILED");
             env.Out.WriteLine($"current -> {new FileInfo(Path.Combine(root, "current")).LinkTarget}  (VERSION {live})");
             env.Out.WriteLine($"rollback took {rollbackMs:0.0} ms, lock to recorded history");
+
+            ok &= await RollingDemoAsync(env, dir, http, ct);
+            Step(env, ok ? "done" : "demo FAILED");
             env.Out.WriteLine($"look around: ls -la {root}; cutover releases -c {configFile}");
             return ok ? ExitCodes.Ok : ExitCodes.Failed;
         }));
         return command;
+    }
+
+    /// <summary>
+    /// The rolling strategy: a small web app (this binary's hidden demo-app command) at 2 instances under the
+    /// agent, behind Cutover's proxy; version 2 is deployed while a probe keeps sending requests.
+    /// </summary>
+    private static async Task<bool> RollingDemoAsync(CliEnvironment env, string dir, HttpClient http, CancellationToken ct)
+    {
+        var home = new AgentHome(Path.Combine(dir, "agent-home"));
+        var source = Path.Combine(dir, "web-app");
+        var port = FreePort();
+        var configFile = Path.Combine(dir, "rolling.yml");
+        var command = string.Join(' ', AgentCommands.SelfCommand("demo-app").Select(a => "'" + a.Replace("'", "'\\''") + "'"));
+        File.WriteAllText(configFile, $"""
+            # Written by `cutover demo`: the rolling strategy under the agent (CUTOVER_HOME={home.Path})
+            app: demo-web
+            strategy: rolling
+            root: {Path.Combine(dir, "rolling-root")}
+            run:
+              command: "{command.Replace("\\", "\\\\").Replace("\"", "\\\"")}"
+              instances: 2
+              ready: http
+              stop_signal: SIGTERM
+            proxy:
+              listen: 127.0.0.1:{port}
+              drain_timeout: 10s
+            health:
+              path: /health
+            rolling:
+              monitor: 1s
+            """);
+        var config = ConfigLoader.Load(configFile);
+        var progress = env.Progress(json: false);
+        using var client = new AgentClient(home);
+        var activator = new AgentActivator(client, configFile, config.App, AgentCommands.SelfCommand("agent"));
+        var deployer = new ReleaseDeployer(config, progress, http, activator: activator);
+        var line = DeployCommand.CommandLine();
+        try
+        {
+            Step(env, $"4. run a web app under the agent: 2 instances behind Cutover's proxy on 127.0.0.1:{port}");
+            Directory.CreateDirectory(source);
+            File.WriteAllText(Path.Combine(source, "VERSION"), "1\n");
+            var first = await deployer.DeployAsync(new DeployRequest(source, "web-v1", TimeSpan.Zero, line), ct);
+            if (!first.Succeeded) return false;
+
+            Step(env, "5. deploy version 2 while a probe sends requests through the proxy");
+            File.WriteAllText(Path.Combine(source, "VERSION"), "2\n");
+            ProbeReport report;
+            DeployResult second;
+            await using (var probe = new RequestProbe(new Uri($"http://127.0.0.1:{port}/"), connections: 4, maxDuration: TimeSpan.FromMinutes(2)))
+            {
+                await Task.Delay(500, ct);
+                second = await deployer.DeployAsync(new DeployRequest(source, "web-v2", TimeSpan.Zero, line), ct);
+                await Task.Delay(500, ct);
+                report = await probe.StopAsync();
+            }
+            Step(env, "deploy report");
+            env.Out.WriteLine($"deploy of release {second.Release}: {(second.Succeeded ? "success" : "FAILED: " + second.Error)} in {second.PhaseSeconds.Values.Sum():0.00}s");
+            env.Out.WriteLine($"probe: {report.Requests} requests in {report.Elapsed.TotalSeconds:0.0}s ({report.RequestsPerSecond:0}/s), {report.Failed} failed");
+            foreach (var (answer, count) in report.ByAnswer.OrderBy(a => a.Key))
+                env.Out.WriteLine($"  {count,8}  {answer}");
+            return second.Succeeded && report.Failed == 0 && report.ByAnswer.ContainsKey("hello from 2");
+        }
+        finally
+        {
+            await client.StopAgentAsync();
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     private static void Step(CliEnvironment env, string title)
