@@ -94,7 +94,13 @@ public static class StagingBenchmark
         Console.WriteLine(report);
         Directory.CreateDirectory(Path.Combine(repo, "bench", "results"));
         await File.WriteAllTextAsync(Path.Combine(repo, "bench", "results", "staging.md"), report);
-        UpdateReadme(Path.Combine(repo, "bench", "README.md"), report);
+        UpdateReadme(Path.Combine(repo, "bench", "README.md"), "staging", report);
+
+        Console.WriteLine("proxy overhead: direct, Cutover, nginx (wrk)");
+        var proxy = await ProxyBenchmark.RunAsync(repo);
+        Console.WriteLine(proxy);
+        await File.WriteAllTextAsync(Path.Combine(repo, "bench", "results", "proxy.md"), proxy);
+        UpdateReadme(Path.Combine(repo, "bench", "README.md"), "proxy", proxy);
         return 0;
     }
 
@@ -121,9 +127,9 @@ public static class StagingBenchmark
         return sb.ToString();
     }
 
-    private static void UpdateReadme(string readme, string report)
+    internal static void UpdateReadme(string readme, string section, string report)
     {
-        const string begin = "<!-- staging:begin -->", end = "<!-- staging:end -->";
+        string begin = $"<!-- {section}:begin -->", end = $"<!-- {section}:end -->";
         if (!File.Exists(readme)) return;
         var text = File.ReadAllText(readme);
         var a = text.IndexOf(begin, StringComparison.Ordinal);

@@ -1,0 +1,124 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.RegularExpressions;
+using Cutover.Proxy;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Cutover.Bench;
+
+/// <summary>
+/// Proxy overhead, one run, same backend (an nginx returning a small body), same load generator (wrk):
+/// straight to the backend, through Cutover's proxy, and through nginx proxy_pass with upstream keepalive.
+/// </summary>
+public static partial class ProxyBenchmark
+{
+    private const string WrkArgs = "-t2 -c32 -d10s --latency";
+
+    public static async Task<string> RunAsync(string repo)
+    {
+        using var work = new TempWork();
+        var backendPort = FreePort();
+        var nginxPort = FreePort();
+        var cutoverPort = FreePort();
+        using var backend = StartNginx(work.Path, "backend", $$"""
+            server { listen 127.0.0.1:{{backendPort}}; keepalive_requests 1000000;
+              location / { return 200 "hello from the backend\n"; } }
+            """);
+        using var nginxProxy = StartNginx(work.Path, "proxy", $$"""
+            upstream backend { server 127.0.0.1:{{backendPort}}; keepalive 64; }
+            server { listen 127.0.0.1:{{nginxPort}}; keepalive_requests 1000000;
+              location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+            """);
+        var pool = new BackendPool();
+        pool.Add(new Backend("backend", backendPort));
+        await using var cutover = await ProxyServer.StartAsync(new IPEndPoint(IPAddress.Loopback, cutoverPort), pool, NullLoggerFactory.Instance, CancellationToken.None);
+        await Task.Delay(500);
+
+        // Warm up each path once (JIT, connection pools), then measure.
+        foreach (var port in new[] { backendPort, cutoverPort, nginxPort }) Wrk(port, "-t2 -c32 -d2s");
+        var direct = Wrk(backendPort, WrkArgs);
+        var viaCutover = Wrk(cutoverPort, WrkArgs);
+        var viaNginx = Wrk(nginxPort, WrkArgs);
+
+        var sb = new StringBuilder();
+        sb.AppendLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z on {Environment.ProcessorCount} cores; wrk {WrkArgs}; backend: nginx `return 200`; proxies and wrk share the machine.");
+        sb.AppendLine();
+        sb.AppendLine("| path | requests/s | p50 | p99 | requests/s vs nginx | p99 vs nginx |");
+        sb.AppendLine("|---|---|---|---|---|---|");
+        foreach (var (name, r) in new[] { ("straight to the backend", direct), ("Cutover's proxy (Kestrel + YARP forwarder)", viaCutover), ("nginx proxy_pass, upstream keepalive", viaNginx) })
+            sb.AppendLine($"| {name} | {r.Rps:0} | {r.P50Ms:0.00} ms | {r.P99Ms:0.00} ms | {r.Rps / viaNginx.Rps:0.00} | {r.P99Ms / viaNginx.P99Ms:0.00} |");
+        return sb.ToString();
+    }
+
+    private sealed record WrkResult(double Rps, double P50Ms, double P99Ms, long Errors);
+
+    private static WrkResult Wrk(int port, string args)
+    {
+        var output = Measure.Capture("wrk", [.. args.Split(' '), $"http://127.0.0.1:{port}/"]);
+        var rps = double.Parse(RpsPattern().Match(output).Groups[1].Value, CultureInfo.InvariantCulture);
+        var errors = ErrorsPattern().Match(output) is { Success: true } m ? long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
+        return new WrkResult(rps, Latency(output, "50%"), Latency(output, "99%"), errors);
+    }
+
+    private static double Latency(string output, string percentile)
+    {
+        var m = Regex.Match(output, $@"{Regex.Escape(percentile)}\s+([\d.]+)(us|ms|s)");
+        if (!m.Success) return double.NaN; // a warm-up run without --latency
+        var value = double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+        return m.Groups[2].Value switch { "us" => value / 1000, "s" => value * 1000, _ => value };
+    }
+
+    [GeneratedRegex(@"Requests/sec:\s+([\d.]+)")]
+    private static partial Regex RpsPattern();
+
+    [GeneratedRegex(@"Non-2xx or 3xx responses:\s+(\d+)")]
+    private static partial Regex ErrorsPattern();
+
+    private sealed class NginxProcess(Process process) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+            process.WaitForExit();
+            process.Dispose();
+        }
+    }
+
+    private static NginxProcess StartNginx(string work, string name, string server)
+    {
+        var dir = Path.Combine(work, name);
+        Directory.CreateDirectory(Path.Combine(dir, "logs"));
+        var user = Environment.UserName == "root" ? "user root root;" : "";
+        File.WriteAllText(Path.Combine(dir, "nginx.conf"), $$"""
+            {{user}}
+            worker_processes 1;
+            pid {{dir}}/nginx.pid;
+            error_log {{dir}}/logs/error.log warn;
+            events { worker_connections 4096; }
+            http {
+              access_log off;
+              client_body_temp_path {{dir}}/body; proxy_temp_path {{dir}}/proxy; fastcgi_temp_path {{dir}}/fcgi;
+              uwsgi_temp_path {{dir}}/uwsgi; scgi_temp_path {{dir}}/scgi;
+              {{server}}
+            }
+            """);
+        var start = new ProcessStartInfo("/usr/sbin/nginx", ["-p", dir, "-c", Path.Combine(dir, "nginx.conf"), "-g", "daemon off;"]) { UseShellExecute = false };
+        return new NginxProcess(Process.Start(start)!);
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private sealed class TempWork : IDisposable
+    {
+        public string Path { get; } = Directory.CreateTempSubdirectory("cutover-proxy-bench-").FullName;
+        public void Dispose() => Directory.Delete(Path, recursive: true);
+    }
+}
