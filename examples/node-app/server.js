@@ -5,6 +5,7 @@
 //   never-ready        listens but never says ready
 //   unhealthy-after-2s /health answers 500 two seconds after start
 //   ignore-port        listens on a port of its own choosing instead of $PORT
+//   exit-instance-N    exits at start when it is instance N (NODE_APP_INSTANCE), for partial failures
 //   crash-soon         exits 300 ms after saying ready, every time
 //   leak-once          grows by 150 MB once per release (the first instance to start), for max_memory
 //   ignore-sigint      ignores SIGINT and starts a child process, for kill_timeout and group kills
@@ -17,7 +18,7 @@ const version = read('VERSION') || 'unknown';
 const behavior = read('BEHAVIOR');
 const started = Date.now();
 
-if (behavior === 'exit') {
+if (behavior === 'exit' || behavior === `exit-instance-${process.env.NODE_APP_INSTANCE}`) {
   console.error('refusing to start (BEHAVIOR=exit)');
   process.exit(3);
 }
