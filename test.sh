@@ -10,6 +10,8 @@ compgen -G "/usr/sbin/php-fpm*" >/dev/null || missing+=(php-fpm)
 command -v git >/dev/null || missing+=(git)
 command -v flock >/dev/null || missing+=(util-linux)
 command -v tar >/dev/null || missing+=(tar)
+command -v node >/dev/null || missing+=(nodejs)
+command -v curl >/dev/null || missing+=(curl)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"

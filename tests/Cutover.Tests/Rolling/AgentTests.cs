@@ -182,6 +182,47 @@ public class AgentTests(ITestOutputHelper output) : IDisposable
 
         using var client = new HttpClient();
         Assert.StartsWith("hello from 1", await client.GetStringAsync($"http://127.0.0.1:{port}/"));
+
+        // one agent, many apps: a second app on its own address runs beside the first
+        var otherPort = HealthServer.FreePort();
+        var other = await Cli("deploy", Source, "-c", Config(otherPort, app: "other"));
+        Assert.True(other.ExitCode == 0, other.All);
+        Assert.StartsWith("hello from 1", await client.GetStringAsync($"http://127.0.0.1:{otherPort}/"));
+        Assert.StartsWith("hello from 1", await client.GetStringAsync($"http://127.0.0.1:{port}/"));
+        var apps = JsonDocument.Parse((await Cli("status", "--json", "-c", Config(otherPort, app: "other"))).Stdout).RootElement;
+        Assert.Equal("other", apps.GetProperty("agent").GetProperty("app").GetString());
+    }
+
+    [Fact]
+    public async Task Only_the_agents_own_user_may_use_the_control_socket()
+    {
+        Assert.True(Environment.UserName == "root", "this test switches to uid 65534 with setpriv and needs root, as CI has");
+        var agentStart = CutoverCli.StartInfo(_dir.Path, "agent");
+        agentStart.Environment["CUTOVER_HOME"] = Home;
+        var agentLog = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var agent = new Process { StartInfo = agentStart };
+        agent.OutputDataReceived += (_, e) => { if (e.Data is not null) agentLog.Enqueue(e.Data); };
+        agent.Start();
+        agent.BeginOutputReadLine();
+        var socket = Path.Combine(Home, "agent.sock");
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!File.Exists(Path.Combine(Home, "agent.pid")) && DateTime.UtcNow < deadline) await Task.Delay(50);
+        // Open the file permissions wide, so that only the peer-credential check stands in the way.
+        File.SetUnixFileMode(_dir.Path, (UnixFileMode)Convert.ToInt32("711", 8));
+        File.SetUnixFileMode(Home, (UnixFileMode)Convert.ToInt32("711", 8));
+        File.SetUnixFileMode(socket, (UnixFileMode)Convert.ToInt32("666", 8));
+        static async Task<int> Curl(params string[] prefix)
+        {
+            using var p = Process.Start(new ProcessStartInfo(prefix[0], prefix[1..]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+            await p.WaitForExitAsync();
+            return p.ExitCode;
+        }
+        Assert.Equal(0, await Curl("curl", "-sS", "--max-time", "5", "--unix-socket", socket, "http://agent/v1/apps"));
+        Assert.NotEqual(0, await Curl("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+            "curl", "-sS", "--max-time", "5", "--unix-socket", socket, "http://agent/v1/apps"));
+        deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!agentLog.Any(l => l.Contains("refused a control connection from uid 65534")) && DateTime.UtcNow < deadline) await Task.Delay(50);
+        Assert.Contains(agentLog, l => l.Contains("refused a control connection from uid 65534"));
     }
 }
 
