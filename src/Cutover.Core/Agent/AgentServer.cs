@@ -149,7 +149,11 @@ public sealed class AgentServer : IAsyncDisposable
         else
         {
             var result = await new RollingUpdate(runtime, progress).RunAsync(request.ReleaseId, request.ReleaseDir, cancellationToken);
-            error = result.Succeeded ? null : (result.RolledBack ? "rolled back: " : "") + result.Error;
+            var was = runtime.Slots.FirstOrDefault(sl => sl is not null && sl.Spec.ReleaseId != request.ReleaseId)?.Spec.ReleaseId;
+            error = result.Succeeded ? null
+                : result.RolledBack ? $"{result.Error}; every instance is back on release {was}"
+                : result.Replaced == 0 ? $"{result.Error}; no instance was replaced, release {was} keeps serving"
+                : $"{result.Error}; {result.Replaced} of {runtime.Slots.Length} instances run the new release, the others {was} (failure_action {runtime.Config.Rolling.FailureAction.ToString().ToLowerInvariant()})";
         }
         // A release that did not take keeps the config of the one that still serves, for restarts and `start`.
         if (error is not null && previousConfig is not null) runtime.Reconfigure(previousConfig);

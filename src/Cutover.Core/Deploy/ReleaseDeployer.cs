@@ -113,13 +113,12 @@ public sealed class ReleaseDeployer
         // live one that recovery would take for an interrupted staging.
         if (_activator is not null)
         {
-            var failure = await clock.RunAsync("instances", () => _activator.ActivateAsync(id.Value, releaseDir, _progress, cancellationToken),
-                f => f is null ? $"all instances on {id}" : null);
+            var failure = await clock.RunCheckedAsync("instances", () => _activator.ActivateAsync(id.Value, releaseDir, _progress, cancellationToken),
+                $"all instances on {id}");
             if (failure is not null)
             {
                 _store.SetStatus(record, ReleaseStatus.Failed, failure);
-                var kept = previous is null ? "no instance was started" : $"{previous} keeps serving";
-                return Finish(started, id, revision, previous, DeployOutcome.RolledBack, $"{failure}; {kept}", [], clock);
+                return Finish(started, id, revision, previous, DeployOutcome.RolledBack, failure, [], clock);
             }
             record = _store.SetStatus(record, ReleaseStatus.Switched);
             clock.Run("switch", () => _current.SwitchTo(id), previous is null ? $"current -> {id}" : $"current: {previous} -> {id}");
@@ -165,9 +164,9 @@ public sealed class ReleaseDeployer
         var clock = new PhaseClock(_progress);
         if (_activator is not null)
         {
-            var failure = await clock.RunAsync("instances", () => _activator.ActivateAsync(to.Value, _layout.ReleaseDir(to), _progress, cancellationToken),
-                f => f is null ? $"all instances on {to}" : null);
-            if (failure is not null) throw new DeployException($"rollback to {to} failed: {failure}; {from} keeps serving");
+            var failure = await clock.RunCheckedAsync("instances", () => _activator.ActivateAsync(to.Value, _layout.ReleaseDir(to), _progress, cancellationToken),
+                $"all instances on {to}");
+            if (failure is not null) throw new DeployException($"rollback to {to} failed: {failure}");
         }
         clock.Run("switch", () => _current.SwitchTo(to), $"current: {from} -> {to}");
         if (_store.Find(from) is { } left) _store.SetStatus(left, ReleaseStatus.RolledBack, "rolled back by " + Environment.UserName);

@@ -28,6 +28,26 @@ public sealed class PhaseClock(IDeployProgress progress)
         }
     }
 
+    /// <summary>For work that reports failure by returning a reason rather than throwing: shown as a failed phase.</summary>
+    public async Task<string?> RunCheckedAsync(string phase, Func<Task<string?>> work, string success)
+    {
+        progress.PhaseStarted(phase);
+        var clock = Stopwatch.StartNew();
+        string? failure;
+        try
+        {
+            failure = await work();
+        }
+        catch (Exception e) when (e is DeployException or HttpRequestException or IOException)
+        {
+            failure = e.Message;
+        }
+        Record(phase, clock.Elapsed);
+        if (failure is null) progress.PhaseCompleted(phase, clock.Elapsed, success);
+        else progress.PhaseFailed(phase, clock.Elapsed, failure);
+        return failure;
+    }
+
     public Task RunAsync(string phase, Func<Task> work, string? detail = null) =>
         RunAsync(phase, async () => { await work(); return detail; }, d => d);
 

@@ -2,7 +2,8 @@ namespace Cutover.Proxy;
 
 /// <summary>
 /// A ready instance behind the proxy. It counts its in-flight requests (drain waits for zero) and owns the
-/// token that closes its upgraded connections (WebSockets) when the drain timeout runs out.
+/// token that closes its upgraded connections (WebSockets) when the drain timeout runs out; ordinary requests
+/// still running then end with the instance itself (stop_signal, then SIGKILL after kill_timeout).
 /// </summary>
 public sealed class Backend(string id, int port)
 {

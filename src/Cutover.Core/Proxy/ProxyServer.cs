@@ -103,8 +103,16 @@ public sealed class ProxyServer : IAsyncDisposable
             ForwarderError error;
             try
             {
-                using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, backend.Closing);
-                error = await forwarder.SendAsync(context, backend.Prefix, invoker, config, HttpTransformer.Default, linked.Token);
+                if (IsUpgrade(context.Request))
+                {
+                    // Only upgraded connections (WebSockets) outlive a drain; the backend's token closes them at drain_timeout.
+                    using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, backend.Closing);
+                    error = await forwarder.SendAsync(context, backend.Prefix, invoker, config, HttpTransformer.Default, linked.Token);
+                }
+                else
+                {
+                    error = await forwarder.SendAsync(context, backend.Prefix, invoker, config, HttpTransformer.Default);
+                }
             }
             finally
             {
@@ -127,6 +135,9 @@ public sealed class ProxyServer : IAsyncDisposable
             return;
         }
     }
+
+    private static bool IsUpgrade(HttpRequest request) =>
+        request.Headers.ContainsKey("Upgrade") || HttpMethods.IsConnect(request.Method);
 
     private static bool Retriable(HttpContext context, ForwarderError error)
     {

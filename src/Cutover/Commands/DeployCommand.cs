@@ -62,7 +62,7 @@ public static class DeployCommand
         {
             DeployOutcome.Success => $"deployed {config.App} release {result.Release} in {total:0.00}s",
             DeployOutcome.Failed => $"deploy failed before the switch; {(result.Previous is null ? "nothing was live" : $"{result.Previous} is still live")}: {result.Error}",
-            _ => $"deploy rolled back: {result.Error}",
+            _ => $"deploy failed after the release was staged: {result.Error}",
         };
         if (env.Interactive)
             env.Console.MarkupLine(result.Succeeded ? $"[green bold]{Markup.Escape(message)}[/]" : $"[red bold]{Markup.Escape(message)}[/]");
