@@ -60,7 +60,13 @@ public sealed class ProxyServer : IAsyncDisposable
             ActivityHeadersPropagator = null,
         });
         var forwarder = app.Services.GetRequiredService<IHttpForwarder>();
-        var requestConfig = new ForwarderRequestConfig { ActivityTimeout = TimeSpan.FromMinutes(10) };
+        // Instances speak HTTP/1.1 on loopback; asking for it exactly skips YARP's HTTP/2 negotiation default.
+        var requestConfig = new ForwarderRequestConfig
+        {
+            ActivityTimeout = TimeSpan.FromMinutes(10),
+            Version = HttpVersion.Version11,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+        };
         app.Run(context => server.ForwardAsync(context, forwarder, invoker, requestConfig));
         try
         {
