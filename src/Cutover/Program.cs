@@ -18,5 +18,6 @@ var root = new RootCommand("cutover: zero-downtime deploys for your own servers"
     AgentCommands.Start(common, env),
     AgentCommands.Logs(common, env),
     DemoAppCommand.Create(),
+    ProbeCommand.Create(common, env),
 };
 return await root.Parse(args).InvokeAsync();

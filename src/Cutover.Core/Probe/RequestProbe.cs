@@ -2,7 +2,7 @@ using System.Diagnostics;
 
 namespace Cutover.Probe;
 
-public sealed record ProbeReport(long Requests, long Failed, IReadOnlyDictionary<string, long> ByAnswer, TimeSpan Elapsed, string? FirstFailure)
+public sealed record AnswerReport(long Requests, long Failed, IReadOnlyDictionary<string, long> ByAnswer, TimeSpan Elapsed, string? FirstFailure)
 {
     public double RequestsPerSecond => Elapsed.TotalSeconds > 0 ? Requests / Elapsed.TotalSeconds : 0;
 }
@@ -67,12 +67,12 @@ public sealed class RequestProbe : IAsyncDisposable
         return paren > 0 ? line[..paren] : line;
     }
 
-    public async Task<ProbeReport> StopAsync()
+    public async Task<AnswerReport> StopAsync()
     {
         _stop.Cancel();
         await Task.WhenAll(_workers);
         lock (_answers)
-            return new ProbeReport(Interlocked.Read(ref _requests), _failed, new Dictionary<string, long>(_answers), _clock.Elapsed, _firstFailure);
+            return new AnswerReport(Interlocked.Read(ref _requests), _failed, new Dictionary<string, long>(_answers), _clock.Elapsed, _firstFailure);
     }
 
     public async ValueTask DisposeAsync()

@@ -115,7 +115,7 @@ public static class DemoCommand
 
             Step(env, "5. deploy version 2 while a probe sends requests through the proxy");
             File.WriteAllText(Path.Combine(source, "VERSION"), "2\n");
-            ProbeReport report;
+            AnswerReport report;
             DeployResult second;
             await using (var probe = new RequestProbe(new Uri($"http://127.0.0.1:{port}/"), connections: 4, maxDuration: TimeSpan.FromMinutes(2)))
             {

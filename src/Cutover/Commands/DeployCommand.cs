@@ -14,7 +14,9 @@ public static class DeployCommand
     {
         var source = new Argument<string>("source") { Description = "A directory or a .tar.gz to deploy as a new release" };
         var revision = new Option<string?>("--revision") { Description = "The revision to record (default: the source's git commit)" };
-        var command = new Command("deploy", "Stage a new release and switch to it atomically") { source, revision, common.Json, common.LockWait };
+        var probe = new Option<string?>("--probe") { Description = "Probe this URL at a fixed rate for the length of the deploy and add the result to the report" };
+        var probeRate = new Option<double>("--probe-rate") { Description = "Requests per second for --probe", DefaultValueFactory = _ => 100 };
+        var command = new Command("deploy", "Stage a new release and switch to it atomically") { source, revision, common.Json, common.LockWait, probe, probeRate };
         command.SetAction((parse, ct) =>
         {
             var json = parse.GetValue(common.Json);
@@ -28,8 +30,30 @@ public static class DeployCommand
                 var deployer = new ReleaseDeployer(config, progress, http, logging.CreateLogger<ReleaseDeployer>(), AgentCommands.ActivatorFor(config, agent));
                 var request = new DeployRequest(parse.GetValue(source)!, parse.GetValue(revision),
                     CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!), CommandLine());
+                Task<Cutover.Probe.ProbeReport>? probing = null;
+                using var stopProbe = new CancellationTokenSource();
+                if (parse.GetValue(probe) is { } probeUrl)
+                {
+                    if (!Uri.TryCreate(probeUrl, UriKind.Absolute, out var target) || target.Scheme != "http")
+                        throw new UsageException($"--probe: '{probeUrl}' is not an http:// URL");
+                    probing = Cutover.Probe.LoadProbe.RunAsync(new Cutover.Probe.ProbeOptions
+                    {
+                        Url = target, Rate = parse.GetValue(probeRate), Duration = TimeSpan.FromHours(1),
+                    }, stopProbe.Token);
+                }
                 var result = await deployer.DeployAsync(request, ct);
-                Render(env, json, progress, config, result);
+                Cutover.Probe.ProbeReport? probed = null;
+                if (probing is not null)
+                {
+                    stopProbe.Cancel();
+                    probed = await probing;
+                }
+                Render(env, json, progress, config, result, probed);
+                if (probed is { Failed: > 0 })
+                {
+                    if (!json) env.Error.WriteLine($"error: the probe counted {probed.Failed} failed requests during the deploy");
+                    return ExitCodes.Failed;
+                }
                 return result.Succeeded ? ExitCodes.Ok : ExitCodes.Failed;
             });
         });
@@ -38,7 +62,7 @@ public static class DeployCommand
 
     internal static string CommandLine() => "cutover " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
 
-    private static void Render(CliEnvironment env, bool json, Progress.IDeployProgress progress, CutoverConfig config, DeployResult result)
+    private static void Render(CliEnvironment env, bool json, Progress.IDeployProgress progress, CutoverConfig config, DeployResult result, Cutover.Probe.ProbeReport? probed)
     {
         var total = result.PhaseSeconds.Values.Sum();
         if (json)
@@ -55,9 +79,12 @@ public static class DeployCommand
                 error = result.Error,
                 pruned = result.Pruned,
                 phase_seconds = result.PhaseSeconds,
+                probe = probed is null ? null : ProbeCommand.ToJson(probed),
             });
             return;
         }
+        if (probed is not null)
+            foreach (var line in ProbeCommand.Lines(probed)) env.Out.WriteLine(line);
         var message = result.Outcome switch
         {
             DeployOutcome.Success => $"deployed {config.App} release {result.Release} in {total:0.00}s",

@@ -99,9 +99,10 @@ public class AgentTests(ITestOutputHelper output) : IDisposable
             foreach (var version in new[] { "2", "1", "2" })
             {
                 WriteVersion(version);
-                var deploy = await Cli("deploy", Source, "-c", config);
+                var deploy = await Cli("deploy", Source, "-c", config, "--probe", $"http://127.0.0.1:{port}/", "--probe-rate", "200");
                 Assert.True(deploy.ExitCode == 0, deploy.All);
                 Assert.Contains("batch 2/2: done", deploy.Stdout);
+                Assert.Matches(@"probe: [1-9]\d* requests in [\d.]+s, 0 failed", deploy.Stdout);
                 doneMs = load.NowMs;
             }
             var rollback = await Cli("rollback", "-c", config);
