@@ -6,6 +6,7 @@
 //   unhealthy-after-2s /health answers 500 two seconds after start
 //   ignore-port        listens on a port of its own choosing instead of $PORT
 //   exit-instance-N    exits at start when it is instance N (NODE_APP_INSTANCE), for partial failures
+//   error-500          healthy, but answers every other request with 500 (for blue-green's error-rate monitor)
 //   crash-soon         exits 300 ms after saying ready, every time
 //   leak-once          grows by 150 MB once per release (the first instance to start), for max_memory
 //   ignore-sigint      ignores SIGINT and starts a child process, for kill_timeout and group kills
@@ -34,6 +35,7 @@ const server = http.createServer((req, res) => {
     setTimeout(() => res.end(`hello from ${version} (slow, pid ${process.pid})\n`), 5000);
     return;
   }
+  if (behavior === 'error-500') res.statusCode = 500;
   res.end(`hello from ${version} (pid ${process.pid})\n`);
 });
 

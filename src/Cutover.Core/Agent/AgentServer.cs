@@ -146,6 +146,10 @@ public sealed class AgentServer : IAsyncDisposable
             if (error is null) progress.PhaseCompleted("start", clock.Elapsed, $"{runtime.Slots.Length} instances ready");
             else progress.PhaseFailed("start", clock.Elapsed, error);
         }
+        else if (config.Strategy == "blue-green")
+        {
+            error = await new BlueGreen.BlueGreenSwitch(runtime, progress).RunAsync(request.ReleaseId, request.ReleaseDir, cancellationToken);
+        }
         else
         {
             var result = await new RollingUpdate(runtime, progress).RunAsync(request.ReleaseId, request.ReleaseDir, cancellationToken);
@@ -262,6 +266,7 @@ public sealed class AgentServer : IAsyncDisposable
         release = runtime.ReleaseId,
         proxy = runtime.Proxy.Listen.ToString(),
         proxy_errors = runtime.Proxy.Failed,
+        previous = runtime.Warm is { } warm ? new { release = warm.ReleaseId, until = warm.Until, instances = warm.Instances.Length } : null,
         instances = runtime.Slots.Select((s, i) => s is null
             ? new { id = $"{runtime.Config.App}-{i}", release = (string?)null, pid = (int?)null, port = (int?)null, state = "stopped", uptime_seconds = (double?)null, memory_bytes = 0L, restarts = 0, problem = (string?)null }
             : new

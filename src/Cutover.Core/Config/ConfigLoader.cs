@@ -7,7 +7,7 @@ namespace Cutover.Config;
 public static class ConfigLoader
 {
     public const string DefaultFileName = "cutover.yml";
-    public static readonly string[] Strategies = ["symlink", "rolling"];
+    public static readonly string[] Strategies = ["symlink", "rolling", "blue-green"];
 
     public static CutoverConfig Load(string path)
     {
@@ -48,10 +48,14 @@ public static class ConfigLoader
 
         var shared = ReadShared(top.Section("shared"));
         var hooks = ReadHooks(top.Section("hooks"));
-        var rolling = strategy == "rolling";
+        var rolling = strategy is "rolling" or "blue-green";
         foreach (var key in new[] { "run", "proxy", "rolling" })
             if (!rolling && top.Has(key))
-                top.Error(key, $"'{key}' belongs to strategy: rolling; this config uses strategy: {strategy}");
+                top.Error(key, $"'{key}' belongs to strategies rolling and blue-green; this config uses strategy: {strategy}");
+        foreach (var key in new[] { "blue_green", "router", "nginx" })
+            if (strategy != "blue-green" && top.Has(key))
+                top.Error(key, $"'{key}' belongs to strategy: blue-green; this config uses strategy: {strategy}");
+        var blueGreen = strategy == "blue-green" ? ReadBlueGreen(top) : new BlueGreenConfig();
         var health = rolling ? null : ReadHealth(top.Section("health"));
         var instanceHealth = rolling ? ReadInstanceHealth(top.Section("health")) : new InstanceHealthConfig();
         var run = rolling ? ReadRun(top, top.Section("run")) : null;
@@ -74,7 +78,33 @@ public static class ConfigLoader
             Proxy = proxy,
             InstanceHealth = instanceHealth,
             Rolling = rollingConfig,
+            BlueGreen = blueGreen,
         };
+    }
+
+    private static BlueGreenConfig ReadBlueGreen(YamlSection top)
+    {
+        var router = top.Choice("router", "builtin", ("builtin", "builtin"), ("nginx", "nginx"));
+        if (router == "nginx") top.Error("router", "router: nginx is not available in this version yet; use router: builtin (Cutover's proxy)");
+        top.Section("nginx")?.RejectUnknownKeys();
+        var section = top.Section("blue_green");
+        if (section is null) return new BlueGreenConfig();
+        var rateText = section.String("max_error_rate", "1%")!;
+        var rate = 0.01;
+        var number = rateText.TrimEnd('%');
+        if (!double.TryParse(number, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var parsed) || parsed < 0
+            || (rateText.EndsWith('%') ? parsed > 100 : parsed > 1))
+            section.Error("max_error_rate", $"'{rateText}' is not a rate such as 1% or 0.01");
+        else
+            rate = rateText.EndsWith('%') ? parsed / 100 : parsed;
+        var config = new BlueGreenConfig
+        {
+            KeepPrevious = section.Duration("keep_previous", TimeSpan.FromMinutes(10)),
+            Monitor = section.Duration("monitor", TimeSpan.FromSeconds(30)),
+            MaxErrorRate = rate,
+        };
+        section.RejectUnknownKeys();
+        return config;
     }
 
     private static readonly (string, int)[] Signals =

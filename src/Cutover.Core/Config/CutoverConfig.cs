@@ -17,6 +17,10 @@ public sealed record CutoverConfig
     public ProxyConfig? Proxy { get; init; }
     public InstanceHealthConfig InstanceHealth { get; init; } = new();
     public RollingConfig Rolling { get; init; } = new();
+    public BlueGreenConfig BlueGreen { get; init; } = new();
+
+    /// <summary>Strategies whose releases run as instances under the agent.</summary>
+    public bool RunsInstances => Strategy is "rolling" or "blue-green";
 }
 
 /// <summary>Paths, relative to a release, that live in <c>shared/</c> and survive every deploy.</summary>

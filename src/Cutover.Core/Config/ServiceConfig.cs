@@ -52,3 +52,12 @@ public sealed record RollingConfig
     public FailureAction FailureAction { get; init; } = FailureAction.Rollback;
     public double MaxFailureRatio { get; init; }
 }
+
+/// <summary>Blue-green: the old set stays warm out of rotation for keep_previous; the new one is watched for monitor.</summary>
+public sealed record BlueGreenConfig
+{
+    public TimeSpan KeepPrevious { get; init; } = TimeSpan.FromMinutes(10);
+    public TimeSpan Monitor { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>A fraction: 0.01 is 1%.</summary>
+    public double MaxErrorRate { get; init; } = 0.01;
+}

@@ -37,7 +37,7 @@ public sealed class ReleaseDeployer
         IInstanceActivator? activator = null)
     {
         _activator = activator;
-        if (config.Strategy == "rolling" && activator is null)
+        if (config.RunsInstances && activator is null)
             throw new ArgumentException("the rolling strategy needs an instance activator (the agent)", nameof(activator));
         _logger = logger ?? NullLogger<ReleaseDeployer>.Instance;
         _config = config;

@@ -9,12 +9,24 @@ public sealed class Backend(string id, int port)
 {
     private readonly CancellationTokenSource _closeUpgraded = new();
     private int _inFlight;
+    private long _responses;
+    private long _errors;
 
     public string Id { get; } = id;
     public int Port { get; } = port;
     public string Prefix { get; } = $"http://127.0.0.1:{port}/";
     public int InFlight => Volatile.Read(ref _inFlight);
     public CancellationToken Closing => _closeUpgraded.Token;
+
+    /// <summary>Responses forwarded from this instance, and how many were status >= 500 or failed connections.</summary>
+    public long Responses => Interlocked.Read(ref _responses);
+    public long Errors => Interlocked.Read(ref _errors);
+
+    internal void Count(bool error)
+    {
+        Interlocked.Increment(ref _responses);
+        if (error) Interlocked.Increment(ref _errors);
+    }
 
     internal void Enter() => Interlocked.Increment(ref _inFlight);
     internal void Leave() => Interlocked.Decrement(ref _inFlight);

@@ -16,6 +16,13 @@ public sealed class BackendPool
 
     public void Add(Backend backend) => ImmutableInterlocked.Update(ref _backends, list => list.Add(backend));
 
+    /// <summary>Replaces the whole set in one step: the blue-green switch. Returns the set it replaced.</summary>
+    public ImmutableArray<Backend> ReplaceAll(IEnumerable<Backend> backends)
+    {
+        var next = backends.ToImmutableArray();
+        return ImmutableInterlocked.InterlockedExchange(ref _backends, next);
+    }
+
     public bool Remove(Backend backend) =>
         ImmutableInterlocked.Update(ref _backends, list => list.Remove(backend));
 

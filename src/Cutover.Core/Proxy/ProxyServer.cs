@@ -127,8 +127,11 @@ public sealed class ProxyServer : IAsyncDisposable
             if (error == ForwarderError.None)
             {
                 Interlocked.Increment(ref _served);
+                backend.Count(error: context.Response.StatusCode >= 500);
                 return;
             }
+            if (error is not (ForwarderError.RequestCanceled or ForwarderError.ResponseBodyCanceled or ForwarderError.UpgradeRequestCanceled))
+                backend.Count(error: true);
             if (attempt == 0 && Retriable(context, error))
             {
                 first = backend;

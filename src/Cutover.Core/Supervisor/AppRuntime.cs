@@ -35,6 +35,26 @@ public sealed class AppRuntime : IAsyncDisposable
     public ManagedInstance?[] Slots { get; }
     public string? ReleaseId { get; set; }
     public string? ReleaseDir { get; set; }
+    /// <summary>Blue-green: the previous set, running out of rotation for a rollback that is only a switch.</summary>
+    public BlueGreen.WarmSet? Warm { get; set; }
+    private readonly SemaphoreSlim _warmGate = new(1, 1);
+
+    /// <summary>Stops a warm set when its keep_previous ran out, unless it went live again meanwhile.</summary>
+    public async Task ExpireWarmAsync(BlueGreen.WarmSet warm)
+    {
+        await _warmGate.WaitAsync();
+        try
+        {
+            if (!ReferenceEquals(Warm, warm)) return;
+            Warm = null;
+            var idle = warm.Instances.Where(i => !Slots.Contains(i)).ToArray();
+            await Task.WhenAll(idle.Select(i => i.StopAsync(Config.Proxy!.DrainTimeout, CancellationToken.None)));
+        }
+        finally
+        {
+            _warmGate.Release();
+        }
+    }
 
     /// <summary>Starts the app's proxy (nothing routed yet: it answers 503 until an instance is ready).</summary>
     public static async Task<AppRuntime> CreateAsync(CutoverConfig config, string home, HttpClient http, object spawnGate, ILoggerFactory loggers, CancellationToken cancellationToken)
@@ -106,6 +126,11 @@ public sealed class AppRuntime : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Warm is { } warm)
+        {
+            Warm = null;
+            await Task.WhenAll(warm.Instances.Where(i => !Slots.Contains(i)).Select(i => i.StopAsync(TimeSpan.Zero, CancellationToken.None)));
+        }
         await StopAllAsync(CancellationToken.None);
         await Proxy.DisposeAsync();
         Log.Dispose();

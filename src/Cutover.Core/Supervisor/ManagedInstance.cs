@@ -22,6 +22,17 @@ public sealed class ManagedInstance : IAsyncDisposable
     private Backend? _backend;
 
     private readonly Func<int> _allocatePort;
+    private bool _enterProxy = true;
+
+    /// <summary>Whether this instance should take traffic; the blue-green switch flips whole sets with it.</summary>
+    public bool InRotation
+    {
+        get => _enterProxy;
+        set => _enterProxy = value;
+    }
+
+    /// <summary>The proxy's view of this instance while it is ready (null before, and after it stopped).</summary>
+    public Backend? Backend => _backend;
 
     public ManagedInstance(InstanceSpec spec, ReadinessProbe probe, ProxyServer proxy, LogSink log, object spawnGate, ILogger logger, Func<int> allocatePort)
     {
@@ -46,8 +57,15 @@ public sealed class ManagedInstance : IAsyncDisposable
     public long RssBytes => _process is { HasExited: false } p ? p.RssBytes() : 0;
 
     /// <summary>Starts the process and waits until it is ready; then it is in the proxy. Null, or why it failed.</summary>
-    public async Task<string?> StartAsync(CancellationToken cancellationToken)
+    public async Task<string?> StartAsync(CancellationToken cancellationToken) => await StartAsync(enterProxy: true, cancellationToken);
+
+    /// <summary>
+    /// With <paramref name="enterProxy"/> false the instance is started and made ready but kept out of the
+    /// proxy (a blue-green set waiting for its switch); <see cref="Backend"/> is then added by the caller.
+    /// </summary>
+    public async Task<string?> StartAsync(bool enterProxy, CancellationToken cancellationToken)
     {
+        _enterProxy = enterProxy;
         var problem = await LaunchAsync(cancellationToken);
         if (problem is not null)
         {
@@ -84,9 +102,10 @@ public sealed class ManagedInstance : IAsyncDisposable
             return problem;
         }
         _backend = new Backend(Spec.Id, Spec.Port);
-        _proxy.Pool.Add(_backend);
+        // A restart takes the dead one's place in the proxy only when the instance is meant to be in rotation.
+        if (_enterProxy) _proxy.Pool.Add(_backend);
         State = InstanceState.Ready;
-        _log.Write(Spec.Id, _process?.Pid, "cutover", "ready; in the proxy");
+        _log.Write(Spec.Id, _process?.Pid, "cutover", _enterProxy ? "ready; in the proxy" : "ready; out of rotation");
         return null;
     }
 

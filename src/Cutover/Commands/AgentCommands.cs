@@ -22,7 +22,7 @@ public static class AgentCommands
     }
 
     public static IInstanceActivator? ActivatorFor(CutoverConfig config, AgentClient client) =>
-        config.Strategy == "rolling" ? new AgentActivator(client, config.File, config.App, SelfCommand("agent")) : null;
+        config.RunsInstances ? new AgentActivator(client, config.File, config.App, SelfCommand("agent")) : null;
 
     public static Command Agent(CliEnvironment env)
     {
@@ -114,14 +114,16 @@ public static class AgentCommands
             table.AddRow(Markup.Escape(Text("id")), Markup.Escape(Text("release")), Text("pid"), Text("port"), Markup.Escape(state), uptime,
                 $"{i.GetProperty("memory_bytes").GetInt64() / (1024.0 * 1024):0.0} MiB", Text("restarts"));
         }
-        env.Out.WriteLine($"proxy {a.GetProperty("proxy").GetString()}, release {a.GetProperty("release")}");
+        env.Out.WriteLine($"proxy {a.GetProperty("proxy").GetString()}, live release {a.GetProperty("release")}");
+        if (a.TryGetProperty("previous", out var previous) && previous.ValueKind == JsonValueKind.Object)
+            env.Out.WriteLine($"previous set: release {previous.GetProperty("release")}, {previous.GetProperty("instances")} instances warm out of rotation until {previous.GetProperty("until").GetDateTimeOffset():yyyy-MM-dd HH:mm:ss}Z");
         env.Console.Write(table);
     }
 
     private static CutoverConfig RollingConfig(string file)
     {
         var config = ConfigLoader.Load(file);
-        if (config.Strategy != "rolling") throw new UsageException($"this command is for strategy: rolling; {file} uses strategy: {config.Strategy}");
+        if (!config.RunsInstances) throw new UsageException($"this command is for strategies rolling and blue-green; {file} uses strategy: {config.Strategy}");
         return config;
     }
 }

@@ -18,7 +18,7 @@ public static class StatusCommand
             {
                 var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
                 var s = RootSnapshot.Read(new RootLayout(config.Root));
-                var agentView = config.Strategy == "rolling" ? await AgentCommands.AppStatusAsync(config, ct) : null;
+                var agentView = config.RunsInstances ? await AgentCommands.AppStatusAsync(config, ct) : null;
                 var current = s.CurrentRecord;
                 if (json)
                 {
@@ -50,7 +50,7 @@ public static class StatusCommand
                     Row("last action", Markup.Escape($"{last.Action} {last.Release} by {last.User} at {last.Finished:yyyy-MM-dd HH:mm:ss}Z: {last.Outcome}{(last.Error is null ? "" : $" ({last.Error})")}"));
                 Row("lock", s.LockHolder is null ? "free" : Markup.Escape($"held by {s.LockHolder}"));
                 env.Console.Write(grid);
-                if (config.Strategy == "rolling") AgentCommands.RenderInstances(env, agentView);
+                if (config.RunsInstances) AgentCommands.RenderInstances(env, agentView);
                 return ExitCodes.Ok;
             });
         });

@@ -1,0 +1,115 @@
+using System.Diagnostics;
+using Cutover.Config;
+using Cutover.Progress;
+using Cutover.Supervisor;
+
+namespace Cutover.BlueGreen;
+
+/// <summary>The set that served before the last switch, still running out of rotation until <see cref="Until"/>.</summary>
+public sealed record WarmSet(string ReleaseId, string ReleaseDir, ManagedInstance[] Instances, DateTimeOffset Until);
+
+/// <summary>
+/// Blue-green: start a whole green set out of rotation, wait until every instance is ready, then move all
+/// traffic in one pool change. Blue leaves rotation, finishes its requests and stays running as the warm set
+/// for keep_previous, so a rollback to it is a switch, not a start. For `monitor` after the switch, responses
+/// >= 500 and failed connections of the green set are counted; above max_error_rate it switches back.
+/// </summary>
+public sealed class BlueGreenSwitch(AppRuntime app, IDeployProgress progress)
+{
+    public async Task<string?> RunAsync(string releaseId, string releaseDir, CancellationToken cancellationToken)
+    {
+        var config = app.Config.BlueGreen;
+        var blue = app.Slots.Select(s => s!).ToArray();
+        var blueRelease = (Id: app.ReleaseId!, Dir: app.ReleaseDir!);
+
+        if (app.Warm is { } warm && warm.ReleaseId == releaseId && warm.Instances.All(i => i.State == InstanceState.Ready))
+        {
+            // Within keep_previous: a switch back, no process starts.
+            var clock = Stopwatch.StartNew();
+            Switch(warm.Instances, blue, releaseId, releaseDir);
+            progress.PhaseCompleted("switch", clock.Elapsed, $"traffic back on the warm set of release {releaseId}; no process started");
+            KeepWarm(blue, blueRelease.Id, blueRelease.Dir, config.KeepPrevious);
+            return null;
+        }
+
+        progress.PhaseStarted("green");
+        var started = Stopwatch.StartNew();
+        var green = Enumerable.Range(0, blue.Length).Select(i => app.NewInstance(i, releaseId, releaseDir)).ToArray();
+        var problems = await Task.WhenAll(green.Select(g => g.StartAsync(enterProxy: false, cancellationToken)));
+        if (problems.Select((p, i) => (p, i)).FirstOrDefault(x => x.p is not null) is { p: not null } failed)
+        {
+            await Task.WhenAll(green.Select(g => g.StopAsync(TimeSpan.Zero, CancellationToken.None)));
+            var error = $"instance {green[failed.i].Spec.Id} of the green set: {failed.p}; blue (release {blueRelease.Id}) keeps serving";
+            progress.PhaseFailed("green", started.Elapsed, error);
+            return error;
+        }
+        progress.PhaseCompleted("green", started.Elapsed, $"{green.Length} instances ready, out of rotation");
+
+        var switchClock = Stopwatch.StartNew();
+        Switch(green, blue, releaseId, releaseDir);
+        progress.PhaseCompleted("switch", switchClock.Elapsed, $"all traffic on release {releaseId}");
+
+        if (config.Monitor > TimeSpan.Zero)
+        {
+            progress.PhaseStarted("monitor");
+            var monitorClock = Stopwatch.StartNew();
+            var trip = await MonitorAsync(green, config, cancellationToken);
+            if (trip is not null)
+            {
+                Switch(blue, green, blueRelease.Id, blueRelease.Dir);
+                await Task.WhenAll(green.Select(g => g.StopAsync(app.Config.Proxy!.DrainTimeout, CancellationToken.None)));
+                var error = $"{trip}; switched back to release {blueRelease.Id}";
+                progress.PhaseFailed("monitor", monitorClock.Elapsed, error);
+                return error;
+            }
+            progress.PhaseCompleted("monitor", monitorClock.Elapsed, "error rate within max_error_rate");
+        }
+        KeepWarm(blue, blueRelease.Id, blueRelease.Dir, config.KeepPrevious);
+        return null;
+    }
+
+    /// <summary>One pool change moves every request from one set to the other.</summary>
+    private void Switch(ManagedInstance[] to, ManagedInstance[] from, string releaseId, string releaseDir)
+    {
+        foreach (var i in from) i.InRotation = false;
+        foreach (var i in to) i.InRotation = true;
+        app.Proxy.Pool.ReplaceAll(to.Select(i => i.Backend).Where(b => b is not null).Select(b => b!));
+        for (var s = 0; s < app.Slots.Length; s++) app.Slots[s] = to[s];
+        app.ReleaseId = releaseId;
+        app.ReleaseDir = releaseDir;
+    }
+
+    private static async Task<string?> MonitorAsync(ManagedInstance[] green, BlueGreenConfig config, CancellationToken cancellationToken)
+    {
+        var end = DateTimeOffset.UtcNow + config.Monitor;
+        while (DateTimeOffset.UtcNow < end)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken);
+            var backends = green.Select(g => g.Backend).Where(b => b is not null).ToArray();
+            var responses = backends.Sum(b => b!.Responses);
+            var errors = backends.Sum(b => b!.Errors);
+            if (errors > 0 && responses > 0 && (double)errors / responses > config.MaxErrorRate)
+                return $"error rate {100.0 * errors / responses:0.##}% ({errors} failed of {responses} responses, status >= 500 or failed connections) " +
+                       $"above max_error_rate {config.MaxErrorRate * 100:0.##}%";
+            if (green.FirstOrDefault(g => g.Failures > 0) is { } dead)
+                return $"instance {dead.Spec.Id} failed after the switch: {dead.LastProblem}";
+        }
+        return null;
+    }
+
+    /// <summary>The set just replaced stays up, out of rotation, until keep_previous runs out; an older warm set goes now.</summary>
+    private void KeepWarm(ManagedInstance[] set, string releaseId, string releaseDir, TimeSpan keep)
+    {
+        var older = app.Warm;
+        var warm = new WarmSet(releaseId, releaseDir, set, DateTimeOffset.UtcNow + keep);
+        app.Warm = warm;
+        var drain = app.Config.Proxy!.DrainTimeout;
+        if (older is not null && !ReferenceEquals(older.Instances, set))
+            _ = Task.Run(() => Task.WhenAll(older.Instances.Where(i => !app.Slots.Contains(i)).Select(i => i.StopAsync(drain, CancellationToken.None))));
+        _ = Task.Run(async () =>
+        {
+            await Task.Delay(keep);
+            await app.ExpireWarmAsync(warm);
+        });
+    }
+}

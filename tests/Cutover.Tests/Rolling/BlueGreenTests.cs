@@ -1,0 +1,171 @@
+using System.Diagnostics;
+using Cutover.BlueGreen;
+using Cutover.Config;
+using Cutover.Progress;
+using Cutover.Supervisor;
+using Cutover.Tests.Support;
+using Microsoft.Extensions.Logging.Abstractions;
+using Xunit.Abstractions;
+
+namespace Cutover.Tests.Rolling;
+
+/// <summary>Blue-green in Cutover's proxy, driven directly (the agent path is the same activation).</summary>
+[Collection(Serial.Name)]
+public class BlueGreenTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    private readonly TempDir _dir = new();
+    private readonly HttpClient _http = new();
+    private AppRuntime _app = null!;
+
+    private string Release(string version, string? behavior = null)
+    {
+        var dir = _dir.Combine("releases", version + behavior);
+        if (Directory.Exists(dir)) return dir;
+        AppFactory.CopyTree(Path.Combine(AppContext.BaseDirectory, "examples", "node-app"), dir);
+        File.WriteAllText(Path.Combine(dir, "VERSION"), version);
+        if (behavior is not null) File.WriteAllText(Path.Combine(dir, "BEHAVIOR"), behavior);
+        return dir;
+    }
+
+    public async Task InitializeAsync()
+    {
+        var config = ConfigLoader.Parse($"""
+            app: bg
+            strategy: blue-green
+            root: {_dir.Path}
+            run:
+              command: node server.js
+              instances: 2
+              ready: message
+              ready_timeout: 5s
+            proxy:
+              listen: 127.0.0.1:{HealthServer.FreePort()}
+              drain_timeout: 5s
+            health:
+              interval: 200ms
+            blue_green:
+              keep_previous: 10m
+              monitor: 500ms
+              max_error_rate: 1%
+            router: builtin
+            """, _dir.Combine("cutover.yml"));
+        _app = await AppRuntime.CreateAsync(config, _dir.Path, _http, new object(), NullLoggerFactory.Instance, CancellationToken.None);
+        Assert.Null(await _app.StartAllAsync("v1", Release("1"), CancellationToken.None));
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _app.DisposeAsync();
+        _http.Dispose();
+        _dir.Dispose();
+    }
+
+    private string Url => $"http://127.0.0.1:{_app.Proxy.Listen.Port}/";
+
+    private Task<string?> Switch(string version, string? behavior = null) =>
+        new BlueGreenSwitch(_app, new SilentProgress()).RunAsync("v" + version, Release(version, behavior), CancellationToken.None);
+
+    [Fact]
+    public async Task Twenty_deploys_and_ten_rollbacks_fail_no_request_and_each_switch_is_immediate()
+    {
+        await using var load = new LoadGenerator(Url, connections: 16, maxDuration: TimeSpan.FromMinutes(3));
+        var steps = new List<(string Version, double StartMs, double DoneMs)>();
+        var rollbackMs = new List<double>();
+        var versions = new Dictionary<string, string> { ["v1"] = "1" };
+        var current = "1";
+        for (var i = 0; i < 30; i++)
+        {
+            var start = load.NowMs;
+            var pidsBefore = _app.Slots.Select(s => s!.Pid).ToHashSet();
+            string version;
+            if (i % 3 == 2)
+            {
+                // a rollback: back to the warm set, a switch with no process started
+                var warm = _app.Warm!;
+                version = versions[warm.ReleaseId];
+                var warmPids = warm.Instances.Select(w => w.Pid).ToArray();
+                var clock = Stopwatch.StartNew();
+                Assert.Null(await new BlueGreenSwitch(_app, new SilentProgress()).RunAsync(warm.ReleaseId, warm.ReleaseDir, CancellationToken.None));
+                rollbackMs.Add(clock.Elapsed.TotalMilliseconds);
+                Assert.Equal(warmPids, _app.Slots.Select(s => s!.Pid).ToArray());
+            }
+            else
+            {
+                // a deploy: a new release id, so a whole green set starts
+                version = current == "1" ? "2" : "1";
+                var id = $"d{i}";
+                versions[id] = version;
+                Assert.Null(await new BlueGreenSwitch(_app, new SilentProgress()).RunAsync(id, Release(version), CancellationToken.None));
+                Assert.DoesNotContain(_app.Slots.Select(s => s!.Pid), pid => pidsBefore.Contains(pid));
+            }
+            steps.Add((version, start, load.NowMs));
+            current = version;
+            await Task.Delay(150);
+        }
+        var stop = load.NowMs;
+        var samples = await load.StopAsync();
+
+        output.WriteLine($"{samples.Count} requests, {samples.Count(s => s.Status != 200)} failed; rollback switches took {string.Join(", ", rollbackMs.Select(m => $"{m:0.0}"))} ms");
+        Assert.Equal(0, samples.Count(s => s.Status != 200));
+        Assert.Equal(10, rollbackMs.Count);
+        for (var i = 0; i < steps.Count; i++)
+        {
+            var until = i + 1 < steps.Count ? steps[i + 1].StartMs : stop;
+            var after = samples.Where(s => s.StartMs >= steps[i].DoneMs && s.EndMs <= until).ToList();
+            Assert.True(after.All(s => s.Version == steps[i].Version), $"step {i}: a request after the switch to {steps[i].Version} saw another set");
+        }
+    }
+
+    [Fact]
+    public async Task A_rollback_within_keep_previous_is_a_switch_and_starts_no_process()
+    {
+        Assert.Null(await Switch("2"));
+        var warmPids = _app.Warm!.Instances.Select(i => i.Pid).ToArray();
+        var clock = Stopwatch.StartNew();
+        Assert.Null(await Switch("1"));
+        var elapsed = clock.Elapsed;
+        Assert.Equal(warmPids, _app.Slots.Select(s => s!.Pid).ToArray());
+        Assert.True(elapsed < TimeSpan.FromMilliseconds(100), $"the switch back took {elapsed.TotalMilliseconds} ms");
+        using var client = new HttpClient();
+        Assert.StartsWith("hello from 1", await client.GetStringAsync(Url));
+    }
+
+    [Fact]
+    public async Task A_green_set_that_never_becomes_ready_never_gets_traffic()
+    {
+        await using var load = new LoadGenerator(Url, connections: 8, maxDuration: TimeSpan.FromMinutes(1));
+        await Task.Delay(200);
+        var error = await Switch("2", "never-ready");
+        var samples = await load.StopAsync();
+        Assert.NotNull(error);
+        Assert.Contains("never called process.send('ready')", error);
+        Assert.Contains("keeps serving", error);
+        Assert.Equal(0, samples.Count(s => s.Status != 200));
+        Assert.All(samples, s => Assert.Equal("1", s.Version));
+    }
+
+    [Fact]
+    public async Task A_green_set_answering_500_is_rolled_back_within_monitor_and_the_count_is_exact()
+    {
+        await using var load = new LoadGenerator(Url, connections: 8, maxDuration: TimeSpan.FromMinutes(1));
+        await Task.Delay(200);
+        var clock = Stopwatch.StartNew();
+        var error = await Switch("2", "error-500");
+        var took = clock.Elapsed;
+        await Task.Delay(300);
+        var samples = await load.StopAsync();
+
+        Assert.NotNull(error);
+        Assert.Contains("above max_error_rate 1%", error);
+        Assert.Contains("switched back to release v1", error);
+        Assert.True(took < TimeSpan.FromSeconds(5), $"took {took}");
+        var failed = samples.Count(s => s.Status == 500);
+        Assert.True(failed > 0);
+        // the report's count is of responses the proxy saw from green before the switch back
+        var reported = long.Parse(System.Text.RegularExpressions.Regex.Match(error!, @"\((\d+) failed of").Groups[1].Value);
+        Assert.True(reported <= failed, $"reported {reported}, the clients saw {failed}");
+        Assert.True(reported > 0);
+        Assert.All(samples.Where(s => s.StartMs > clock.Elapsed.TotalMilliseconds), s => Assert.Equal("1", s.Version));
+        Assert.Equal("v1", _app.ReleaseId);
+    }
+}
