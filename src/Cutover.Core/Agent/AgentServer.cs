@@ -143,6 +143,8 @@ public sealed class AgentServer : IAsyncDisposable
             progress.PhaseStarted("start");
             var clock = System.Diagnostics.Stopwatch.StartNew();
             error = await runtime.StartAllAsync(request.ReleaseId, request.ReleaseDir, cancellationToken);
+            if (error is null && config.Strategy == "blue-green")
+                error = await new BlueGreen.BlueGreenSwitch(runtime, progress).RouteLiveSetAsync(cancellationToken);
             if (error is null) progress.PhaseCompleted("start", clock.Elapsed, $"{runtime.Slots.Length} instances ready");
             else progress.PhaseFailed("start", clock.Elapsed, error);
         }

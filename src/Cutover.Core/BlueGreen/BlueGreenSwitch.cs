@@ -16,6 +16,8 @@ public sealed record WarmSet(string ReleaseId, string ReleaseDir, ManagedInstanc
 /// </summary>
 public sealed class BlueGreenSwitch(AppRuntime app, IDeployProgress progress)
 {
+    private NginxRouter? Router => app.Config.BlueGreen is { Router: "nginx", Nginx: { } nginx } ? new NginxRouter(nginx) : null;
+
     public async Task<string?> RunAsync(string releaseId, string releaseDir, CancellationToken cancellationToken)
     {
         var config = app.Config.BlueGreen;
@@ -26,6 +28,7 @@ public sealed class BlueGreenSwitch(AppRuntime app, IDeployProgress progress)
         {
             // Within keep_previous: a switch back, no process starts.
             var clock = Stopwatch.StartNew();
+            if (await RouteAsync(warm.Instances, cancellationToken) is { } routeError) return routeError;
             Switch(warm.Instances, blue, releaseId, releaseDir);
             progress.PhaseCompleted("switch", clock.Elapsed, $"traffic back on the warm set of release {releaseId}; no process started");
             KeepWarm(blue, blueRelease.Id, blueRelease.Dir, config.KeepPrevious);
@@ -46,6 +49,13 @@ public sealed class BlueGreenSwitch(AppRuntime app, IDeployProgress progress)
         progress.PhaseCompleted("green", started.Elapsed, $"{green.Length} instances ready, out of rotation");
 
         var switchClock = Stopwatch.StartNew();
+        if (await RouteAsync(green, cancellationToken) is { } nginxError)
+        {
+            await Task.WhenAll(green.Select(g => g.StopAsync(TimeSpan.Zero, CancellationToken.None)));
+            var error = $"{nginxError}; blue (release {blueRelease.Id}) keeps serving";
+            progress.PhaseFailed("switch", switchClock.Elapsed, error);
+            return error;
+        }
         Switch(green, blue, releaseId, releaseDir);
         progress.PhaseCompleted("switch", switchClock.Elapsed, $"all traffic on release {releaseId}");
 
@@ -56,6 +66,7 @@ public sealed class BlueGreenSwitch(AppRuntime app, IDeployProgress progress)
             var trip = await MonitorAsync(green, config, cancellationToken);
             if (trip is not null)
             {
+                await RouteAsync(blue, CancellationToken.None);
                 Switch(blue, green, blueRelease.Id, blueRelease.Dir);
                 await Task.WhenAll(green.Select(g => g.StopAsync(app.Config.Proxy!.DrainTimeout, CancellationToken.None)));
                 var error = $"{trip}; switched back to release {blueRelease.Id}";
@@ -67,6 +78,14 @@ public sealed class BlueGreenSwitch(AppRuntime app, IDeployProgress progress)
         KeepWarm(blue, blueRelease.Id, blueRelease.Dir, config.KeepPrevious);
         return null;
     }
+
+    /// <summary>After the first start of an app: with router: nginx, point nginx at the set that now runs.</summary>
+    public Task<string?> RouteLiveSetAsync(CancellationToken cancellationToken) =>
+        RouteAsync(app.Slots.Select(s => s!).ToArray(), cancellationToken);
+
+    /// <summary>With router: nginx, nginx is pointed at the set first; Cutover's own proxy follows in Switch.</summary>
+    private async Task<string?> RouteAsync(ManagedInstance[] set, CancellationToken cancellationToken) =>
+        Router is { } router ? await router.RouteAsync(set.Select(i => i.Spec.Port), cancellationToken) : null;
 
     /// <summary>One pool change moves every request from one set to the other.</summary>
     private void Switch(ManagedInstance[] to, ManagedInstance[] from, string releaseId, string releaseDir)

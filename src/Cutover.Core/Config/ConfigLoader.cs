@@ -85,10 +85,26 @@ public static class ConfigLoader
     private static BlueGreenConfig ReadBlueGreen(YamlSection top)
     {
         var router = top.Choice("router", "builtin", ("builtin", "builtin"), ("nginx", "nginx"));
-        if (router == "nginx") top.Error("router", "router: nginx is not available in this version yet; use router: builtin (Cutover's proxy)");
-        top.Section("nginx")?.RejectUnknownKeys();
+        NginxRouterConfig? nginx = null;
+        var nginxSection = top.Section("nginx");
+        if (router == "nginx" && nginxSection is null)
+            top.Error("router", "router: nginx needs an 'nginx' section with at least upstream_file");
+        if (nginxSection is not null)
+        {
+            var file = nginxSection.RequiredString("upstream_file");
+            var name = nginxSection.String("upstream_name", "app_backend")!;
+            if (!IsSafeName(name)) nginxSection.Error("upstream_name", $"'{name}' is not a valid nginx upstream name");
+            nginx = new NginxRouterConfig
+            {
+                UpstreamFile = file.Length == 0 ? "" : Path.GetFullPath(file, Path.GetDirectoryName(top.File)!),
+                UpstreamName = name,
+                Test = nginxSection.String("test", "nginx -t")!,
+                Reload = nginxSection.String("reload", "nginx -s reload")!,
+            };
+            nginxSection.RejectUnknownKeys();
+        }
         var section = top.Section("blue_green");
-        if (section is null) return new BlueGreenConfig();
+        if (section is null) return new BlueGreenConfig { Router = router, Nginx = nginx };
         var rateText = section.String("max_error_rate", "1%")!;
         var rate = 0.01;
         var number = rateText.TrimEnd('%');
@@ -102,6 +118,8 @@ public static class ConfigLoader
             KeepPrevious = section.Duration("keep_previous", TimeSpan.FromMinutes(10)),
             Monitor = section.Duration("monitor", TimeSpan.FromSeconds(30)),
             MaxErrorRate = rate,
+            Router = router,
+            Nginx = nginx,
         };
         section.RejectUnknownKeys();
         return config;

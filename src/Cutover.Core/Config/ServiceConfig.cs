@@ -60,4 +60,15 @@ public sealed record BlueGreenConfig
     public TimeSpan Monitor { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>A fraction: 0.01 is 1%.</summary>
     public double MaxErrorRate { get; init; } = 0.01;
+    /// <summary>builtin: Cutover's proxy switches; nginx: Cutover rewrites an upstream file and reloads nginx.</summary>
+    public string Router { get; init; } = "builtin";
+    public NginxRouterConfig? Nginx { get; init; }
+}
+
+public sealed record NginxRouterConfig
+{
+    public required string UpstreamFile { get; init; }
+    public string UpstreamName { get; init; } = "app_backend";
+    public string Test { get; init; } = "nginx -t";
+    public string Reload { get; init; } = "nginx -s reload";
 }

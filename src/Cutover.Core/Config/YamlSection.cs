@@ -27,6 +27,9 @@ public sealed class YamlSection
 
     public Mark Start => _node.Start;
 
+    /// <summary>The config file this section comes from.</summary>
+    public string File => _file;
+
     public string KeyPath(string key) => _path.Length == 0 ? key : $"{_path}.{key}";
 
     public bool Has(string key)
