@@ -225,5 +225,50 @@ public class AgentTests(ITestOutputHelper output) : IDisposable
         while (!agentLog.Any(l => l.Contains("refused a control connection from uid 65534")) && DateTime.UtcNow < deadline) await Task.Delay(50);
         Assert.Contains(agentLog, l => l.Contains("refused a control connection from uid 65534"));
     }
-}
 
+    [Fact]
+    public async Task Blue_green_through_the_cli_keeps_the_old_set_warm_and_rolls_back_by_switching()
+    {
+        var port = HealthServer.FreePort();
+        var config = _dir.Combine("bg.yml");
+        File.WriteAllText(config, $"""
+            app: bg
+            strategy: blue-green
+            root: {_dir.Combine("root-bg")}
+            run:
+              command: node server.js
+              instances: 2
+              ready: message
+            proxy:
+              listen: 127.0.0.1:{port}
+              drain_timeout: 5s
+            blue_green:
+              keep_previous: 10m
+              monitor: 300ms
+            """);
+        WriteVersion("1");
+        Assert.Equal(0, (await Cli("deploy", Source, "-c", config)).ExitCode);
+        await using var load = new LoadGenerator($"http://127.0.0.1:{port}/", connections: 8, maxDuration: TimeSpan.FromMinutes(1));
+        WriteVersion("2");
+        var deploy = await Cli("deploy", Source, "-c", config);
+        Assert.True(deploy.ExitCode == 0, deploy.All);
+        Assert.Contains("green: done", deploy.Stdout);
+
+        var status = await Cli("status", "-c", config);
+        Assert.Contains("previous set: release", status.Stdout);
+        Assert.Contains("warm out of rotation until", status.Stdout);
+        var before = JsonDocument.Parse((await Cli("status", "--json", "-c", config)).Stdout).RootElement.GetProperty("agent");
+        var warmRelease = before.GetProperty("previous").GetProperty("release").GetString();
+
+        var rollback = await Cli("rollback", "-c", config);
+        Assert.True(rollback.ExitCode == 0, rollback.All);
+        Assert.Contains("no process started", rollback.Stdout);
+        var rolledAt = load.NowMs;
+        await Task.Delay(300);
+        var samples = await load.StopAsync();
+        Assert.Equal(0, samples.Count(s => s.Status != 200));
+        Assert.All(samples.Where(s => s.StartMs > rolledAt), s => Assert.Equal("1", s.Version));
+        var after = JsonDocument.Parse((await Cli("status", "--json", "-c", config)).Stdout).RootElement.GetProperty("agent");
+        Assert.Equal(warmRelease, after.GetProperty("release").GetString());
+    }
+}
