@@ -7,6 +7,11 @@ if (args is ["stage", var src, var dest, .. var rest])
     Console.WriteLine($"{result.Files} files, {result.LinkedFiles} linked, {result.CopiedFiles} copied");
     return 0;
 }
+if (args is ["switch"])
+{
+    Console.WriteLine(await SwitchBenchmark.RunAsync(Directory.GetCurrentDirectory()));
+    return 0;
+}
 if (args is ["proxy"])
 {
     Console.WriteLine(await ProxyBenchmark.RunAsync(Directory.GetCurrentDirectory()));
