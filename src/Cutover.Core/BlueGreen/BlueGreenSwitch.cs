@@ -67,9 +67,12 @@ public sealed class BlueGreenSwitch(AppRuntime app, IDeployProgress progress)
             if (trip is not null)
             {
                 await RouteAsync(blue, CancellationToken.None);
+                var greenBackends = green.Select(g => g.Backend).Where(b => b is not null).Select(b => b!).ToArray();
                 Switch(blue, green, blueRelease.Id, blueRelease.Dir);
                 await Task.WhenAll(green.Select(g => g.StopAsync(app.Config.Proxy!.DrainTimeout, CancellationToken.None)));
-                var error = $"{trip}; switched back to release {blueRelease.Id}";
+                // Counted again once green has drained, so the total includes requests that were still in flight.
+                var error = $"{trip}; switched back to release {blueRelease.Id}; in all, green answered " +
+                            $"{greenBackends.Sum(b => b.Errors)} failed of {greenBackends.Sum(b => b.Responses)} requests";
                 progress.PhaseFailed("monitor", monitorClock.Elapsed, error);
                 return error;
             }
