@@ -212,7 +212,8 @@ public sealed class AgentServer : IAsyncDisposable
             ReleaseId = runtime.ReleaseId ?? _records.GetValueOrDefault(app)?.ReleaseId,
             ReleaseDir = runtime.ReleaseDir ?? _records.GetValueOrDefault(app)?.ReleaseDir,
             Stopped = stopped,
-            Instances = runtime.Slots.Where(s => s?.Pid is not null)
+            // The warm blue-green set too: a restarted agent must find every process it left, to end it.
+            Instances = runtime.Slots.Concat(runtime.Warm?.Instances ?? []).Where(s => s?.Pid is not null)
                 .Select(s => new InstanceRecord(s!.Spec.Id, s.Pid!.Value, s.Spec.Port, s.Spec.ReleaseId)).ToList(),
         };
         _store.Write(new AgentState { Apps = _records.Values.ToList() });

@@ -19,6 +19,7 @@ public class AgentTests(ITestOutputHelper output) : IDisposable
 
     public void Dispose()
     {
+        StopAgent(signal: 15); // drains and stops every app, the warm blue-green set included
         StopAgent(signal: 9);
         _dir.Dispose();
     }
