@@ -17,15 +17,7 @@ public class BlueGreenTests(ITestOutputHelper output) : IAsyncLifetime
     private readonly HttpClient _http = new();
     private AppRuntime _app = null!;
 
-    private string Release(string version, string? behavior = null)
-    {
-        var dir = _dir.Combine("releases", version + behavior);
-        if (Directory.Exists(dir)) return dir;
-        AppFactory.CopyTree(Path.Combine(AppContext.BaseDirectory, "examples", "node-app"), dir);
-        File.WriteAllText(Path.Combine(dir, "VERSION"), version);
-        if (behavior is not null) File.WriteAllText(Path.Combine(dir, "BEHAVIOR"), behavior);
-        return dir;
-    }
+    private string Release(string version, string? behavior = null) => AppFactory.NodeRelease(_dir.Path, version, behavior);
 
     public async Task InitializeAsync()
     {

@@ -24,13 +24,7 @@ public class NginxRouterTests : IDisposable
         _dir.Dispose();
     }
 
-    private string Release(string version)
-    {
-        var dir = _dir.Combine("releases", version);
-        if (!Directory.Exists(dir)) AppFactory.CopyTree(Path.Combine(AppContext.BaseDirectory, "examples", "node-app"), dir);
-        File.WriteAllText(Path.Combine(dir, "VERSION"), version);
-        return dir;
-    }
+    private string Release(string version, string? behavior = null) => AppFactory.NodeRelease(_dir.Path, version, behavior);
 
     [Fact]
     public async Task The_upstream_follows_each_switch_and_a_failing_test_restores_the_previous_file()

@@ -19,17 +19,8 @@ public class NodeRollingTests(ITestOutputHelper output) : IAsyncLifetime
     private readonly HttpClient _http = new();
     private AppRuntime _app = null!;
 
-    private static string ExampleDir => Path.Combine(AppContext.BaseDirectory, "examples", "node-app");
 
-    private string Release(string version, string? behavior = null)
-    {
-        var dir = _dir.Combine("releases", version + (behavior ?? ""));
-        if (Directory.Exists(dir)) return dir;
-        AppFactory.CopyTree(ExampleDir, dir);
-        File.WriteAllText(Path.Combine(dir, "VERSION"), version);
-        if (behavior is not null) File.WriteAllText(Path.Combine(dir, "BEHAVIOR"), behavior);
-        return dir;
-    }
+    private string Release(string version, string? behavior = null) => AppFactory.NodeRelease(_dir.Path, version, behavior);
 
     private CutoverConfig Config(string monitor = "300ms", int instances = 4, string drain = "10s") => ConfigLoader.Parse($"""
         app: node

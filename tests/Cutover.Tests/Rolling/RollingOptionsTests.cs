@@ -20,15 +20,7 @@ public class RollingOptionsTests : IDisposable
         _dir.Dispose();
     }
 
-    private string Release(string version, string? behavior = null)
-    {
-        var dir = _dir.Combine("releases", version + behavior);
-        if (Directory.Exists(dir)) return dir;
-        AppFactory.CopyTree(Path.Combine(AppContext.BaseDirectory, "examples", "node-app"), dir);
-        File.WriteAllText(Path.Combine(dir, "VERSION"), version);
-        if (behavior is not null) File.WriteAllText(Path.Combine(dir, "BEHAVIOR"), behavior);
-        return dir;
-    }
+    private string Release(string version, string? behavior = null) => AppFactory.NodeRelease(_dir.Path, version, behavior);
 
     private async Task<(AppRuntime App, RecordingProgress Progress)> StartAsync(string rolling)
     {

@@ -21,9 +21,7 @@ public class SupervisionTests : IDisposable
 
     private async Task<AppRuntime> StartAsync(string behavior, string run = "", int instances = 1)
     {
-        var release = _dir.Combine("releases", behavior);
-        AppFactory.CopyTree(Path.Combine(AppContext.BaseDirectory, "examples", "node-app"), release);
-        File.WriteAllText(Path.Combine(release, "BEHAVIOR"), behavior);
+        var release = AppFactory.NodeRelease(_dir.Path, "1", behavior);
         var config = ConfigLoader.Parse($"""
             app: sup
             strategy: rolling
@@ -89,7 +87,7 @@ public class SupervisionTests : IDisposable
     public async Task Stop_sends_sigkill_to_the_whole_group_after_kill_timeout()
     {
         var app = await StartAsync("ignore-sigint", "  kill_timeout: 1s");
-        var release = _dir.Combine("releases", "ignore-sigint");
+        var release = AppFactory.NodeRelease(_dir.Path, "1", "ignore-sigint");
         await WaitFor(() => File.Exists(Path.Combine(release, "CHILD_PID")), TimeSpan.FromSeconds(5));
         var child = int.Parse(File.ReadAllText(Path.Combine(release, "CHILD_PID")));
         var pid = app.Slots[0]!.Pid!.Value;

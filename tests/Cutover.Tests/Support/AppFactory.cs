@@ -16,6 +16,20 @@ public static class AppFactory
         return dir;
     }
 
+    /// <summary>
+    /// A release directory of examples/node-app under <paramref name="root"/>/releases, with a VERSION and,
+    /// optionally, a BEHAVIOR that makes it misbehave (see server.js). Made once per version and behavior.
+    /// </summary>
+    public static string NodeRelease(string root, string version, string? behavior = null)
+    {
+        var dir = Path.Combine(root, "releases", version + behavior);
+        if (Directory.Exists(dir)) return dir;
+        CopyTree(Path.Combine(AppContext.BaseDirectory, "examples", "node-app"), dir);
+        File.WriteAllText(Path.Combine(dir, "VERSION"), version);
+        if (behavior is not null) File.WriteAllText(Path.Combine(dir, "BEHAVIOR"), behavior);
+        return dir;
+    }
+
     public static void CopyTree(string from, string to)
     {
         Directory.CreateDirectory(to);
