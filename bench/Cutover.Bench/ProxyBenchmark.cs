@@ -21,9 +21,9 @@ public static partial class ProxyBenchmark
     public static async Task<string> RunAsync(string repo)
     {
         using var work = new TempWork();
-        var backendPort = FreePort();
-        var nginxPort = FreePort();
-        var cutoverPort = FreePort();
+        var backendPort = Cutover.Platform.LoopbackPort.Free();
+        var nginxPort = Cutover.Platform.LoopbackPort.Free();
+        var cutoverPort = Cutover.Platform.LoopbackPort.Free();
         using var backend = StartNginx(work.Path, "backend", $$"""
             server { listen 127.0.0.1:{{backendPort}}; keepalive_requests 1000000;
               location / { return 200 "hello from the backend\n"; } }
@@ -120,12 +120,6 @@ public static partial class ProxyBenchmark
         return new NginxProcess(Process.Start(start)!);
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     private sealed class TempWork : IDisposable
     {

@@ -47,8 +47,8 @@ public static class SwitchBenchmark
                 File.WriteAllText(Path.Combine(dir, "VERSION"), version);
                 return dir;
             }
-            var proxyPort = FreePort();
-            var nginxPort = FreePort();
+            var proxyPort = Cutover.Platform.LoopbackPort.Free();
+            var nginxPort = Cutover.Platform.LoopbackPort.Free();
             var nginxDir = Path.Combine(work, "nginx");
             var upstream = Path.Combine(nginxDir, "upstream.conf");
             var conf = Path.Combine(nginxDir, "nginx.conf");
@@ -141,10 +141,4 @@ public static class SwitchBenchmark
         }
     }
 
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }

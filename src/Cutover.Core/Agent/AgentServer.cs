@@ -249,19 +249,7 @@ public sealed class AgentServer : IAsyncDisposable
     }
 
     /// <summary>True when pid still leads its own process group, as our instances do (setsid).</summary>
-    private static bool IsGroupLeader(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            return fields[2] == pid.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        }
-        catch (IOException)
-        {
-            return false;
-        }
-    }
+    private static bool IsGroupLeader(int pid) => ProcStat.Read(pid)?.ProcessGroup == pid;
 
     private static object Describe(AppRuntime runtime) => new
     {

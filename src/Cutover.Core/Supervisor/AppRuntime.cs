@@ -1,5 +1,4 @@
-using System.Net;
-using System.Net.Sockets;
+using Cutover.Platform;
 using Cutover.Config;
 using Cutover.Proxy;
 using Microsoft.Extensions.Logging;
@@ -86,11 +85,11 @@ public sealed class AppRuntime : IAsyncDisposable
             Index = slot,
             ReleaseId = releaseId,
             ReleaseDir = releaseDir,
-            Port = FreePort(),
+            Port = LoopbackPort.Free(),
             Run = Config.Run!,
             Health = Config.InstanceHealth,
             RuntimeDir = _runtimeDir,
-        }, _probe, Proxy, Log, _spawnGate, _loggers.CreateLogger<ManagedInstance>(), FreePort);
+        }, _probe, Proxy, Log, _spawnGate, _loggers.CreateLogger<ManagedInstance>(), LoopbackPort.Free);
 
     /// <summary>Starts every slot from one release, in parallel. On any failure all are stopped again.</summary>
     public async Task<string?> StartAllAsync(string releaseId, string releaseDir, CancellationToken cancellationToken)
@@ -117,12 +116,6 @@ public sealed class AppRuntime : IAsyncDisposable
         Array.Clear(Slots);
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     public async ValueTask DisposeAsync()
     {

@@ -125,26 +125,8 @@ public sealed class InstanceProcess : IAsyncDisposable
     }
 
     /// <summary>Resident memory of every process in the instance's group, in bytes.</summary>
-    public long RssBytes()
-    {
-        long total = 0;
-        foreach (var dir in Directory.EnumerateDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(dir), out _)) continue;
-            try
-            {
-                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
-                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-                // fields[2] is pgrp; fields[21] is rss in pages
-                if (fields[2] != Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)) continue;
-                total += long.Parse(fields[21], System.Globalization.CultureInfo.InvariantCulture) * Environment.SystemPageSize;
-            }
-            catch (IOException)
-            {
-            }
-        }
-        return total;
-    }
+    public long RssBytes() =>
+        ProcStat.AllPids().Select(ProcStat.Read).Where(p => p?.ProcessGroup == Pid).Sum(p => p!.Value.RssBytes);
 
     public async ValueTask DisposeAsync()
     {

@@ -78,7 +78,7 @@ public static class DemoCommand
     {
         var home = new AgentHome(Path.Combine(dir, "agent-home"));
         var source = Path.Combine(dir, "web-app");
-        var port = FreePort();
+        var port = Cutover.Platform.LoopbackPort.Free();
         var configFile = Path.Combine(dir, "rolling.yml");
         var command = string.Join(' ', AgentCommands.SelfCommand("demo-app").Select(a => "'" + a.Replace("'", "'\\''") + "'"));
         File.WriteAllText(configFile, $"""
@@ -137,12 +137,6 @@ public static class DemoCommand
         }
     }
 
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     private static void Step(CliEnvironment env, string title)
     {

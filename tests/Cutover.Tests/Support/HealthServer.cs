@@ -47,12 +47,7 @@ public sealed class HealthServer : IDisposable
         }
     }
 
-    public static int FreePort()
-    {
-        using var socket = new TcpListener(IPAddress.Loopback, 0);
-        socket.Start();
-        return ((IPEndPoint)socket.LocalEndpoint).Port;
-    }
+    public static int FreePort() => Cutover.Platform.LoopbackPort.Free();
 
     public void Dispose()
     {
