@@ -30,6 +30,16 @@ public sealed class InstanceProcess : IAsyncDisposable
     public int? ExitCode => HasExited ? _exitCode ??= _process.ExitCode : null;
     private int? _exitCode;
     public NodeIpcChannel? Ipc => _ipc;
+
+    /// <summary>The last non-empty line the instance wrote to stderr: the reason, when it dies at start.</summary>
+    public string? LastErrorLine => Volatile.Read(ref _lastErrorLine);
+    private string? _lastErrorLine;
+
+    /// <summary>"exited with code N", with the last stderr line when there is one.</summary>
+    public string ExitDescription(string? when = null) =>
+        $"exited with code {ExitCode}{(when is null ? "" : " " + when)}{(LastErrorLine is { } line ? $" (stderr: {Truncate(line)})" : "")}";
+
+    private static string Truncate(string line) => line.Length <= 200 ? line.Trim() : line[..200].Trim() + "…";
     public NotifySocket? Notify => _notify;
 
     /// <summary>Starts the instance; <paramref name="onOutput"/> gets each line of stdout ("out") and stderr ("err").</summary>
@@ -88,10 +98,16 @@ public sealed class InstanceProcess : IAsyncDisposable
         }
         process.StandardInput.Close();
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) onOutput("out", e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) onOutput("err", e.Data); };
+        var instance = new InstanceProcess(process, ipc, notify);
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            if (!string.IsNullOrWhiteSpace(e.Data)) Volatile.Write(ref instance._lastErrorLine, e.Data);
+            onOutput("err", e.Data);
+        };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        return new InstanceProcess(process, ipc, notify);
+        return instance;
     }
 
     /// <summary>

@@ -197,7 +197,7 @@ public sealed class ManagedInstance : IAsyncDisposable
         while (true)
         {
             var tick = Task.Delay(Spec.Health.Interval < TimeSpan.FromSeconds(1) ? Spec.Health.Interval : TimeSpan.FromSeconds(1), stop);
-            if (await Task.WhenAny(process.Exited, tick) == process.Exited) return $"exited with code {process.ExitCode}";
+            if (await Task.WhenAny(process.Exited, tick) == process.Exited) return process.ExitDescription();
             stop.ThrowIfCancellationRequested();
             if (process.Notify?.Stopping == true) return "said STOPPING=1";
             if (DateTimeOffset.UtcNow - process.Started >= Spec.Health.StartPeriod)

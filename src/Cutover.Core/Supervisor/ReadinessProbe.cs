@@ -100,5 +100,5 @@ public sealed class ReadinessProbe(HttpClient http)
     }
 
     private static string ExitedEarly(InstanceProcess process) =>
-        $"exited with code {process.ExitCode} before it was ready";
+        process.ExitDescription("before it was ready");
 }

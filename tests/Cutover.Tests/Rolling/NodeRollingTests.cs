@@ -160,7 +160,7 @@ public class NodeRollingTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Theory]
-    [InlineData("exit", "exited with code 3")]
+    [InlineData("exit", "exited with code 3 before it was ready (stderr: refusing to start (BEHAVIOR=exit))")]
     [InlineData("never-ready", "never called process.send('ready')")]
     [InlineData("unhealthy-after-2s", "failed within monitor")]
     [InlineData("ignore-port", "nothing listens on")]
