@@ -61,6 +61,7 @@ public static class ConfigLoader
         var run = rolling ? ReadRun(top, top.Section("run")) : null;
         var proxy = rolling ? ReadProxy(top, top.Section("proxy")) : null;
         var rollingConfig = rolling ? ReadRolling(top.Section("rolling")) : new RollingConfig();
+        var migrations = ReadMigrations(top.Section("migrations"), file);
         top.RejectUnknownKeys();
 
         if (errors.Count > 0) throw new ConfigException(errors);
@@ -79,7 +80,51 @@ public static class ConfigLoader
             InstanceHealth = instanceHealth,
             Rolling = rollingConfig,
             BlueGreen = blueGreen,
+            Migrations = migrations,
         };
+    }
+
+    private static MigrationsConfig? ReadMigrations(YamlSection? section, string file)
+    {
+        if (section is null) return null;
+        var dir = section.RequiredString("dir");
+        var levels = new[] { ("error", MigrationLintLevel.Error), ("warn", MigrationLintLevel.Warn), ("off", MigrationLintLevel.Off) };
+        var level = MigrationLintLevel.Error;
+        IReadOnlyList<string> exclude = [];
+        if (section.IsMapping("lint"))
+        {
+            var lint = section.Section("lint")!;
+            level = lint.Choice("level", MigrationLintLevel.Error, levels);
+            exclude = lint.StringList("exclude").Select(n => n.Value!).ToArray();
+            lint.RejectUnknownKeys();
+        }
+        else
+        {
+            level = section.Choice("lint", MigrationLintLevel.Error, levels);
+        }
+        var versionText = section.String("pg_version", "15")!;
+        var major = versionText.Split('.')[0];
+        if (!int.TryParse(major, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var pgVersion) || pgVersion is < 9 or > 99)
+        {
+            section.Error("pg_version", $"'{versionText}' is not a PostgreSQL major version such as 15 or 11.0");
+            pgVersion = 15;
+        }
+        var envName = section.String("database_url_env", "DATABASE_URL")!;
+        if (envName.Length == 0 || !envName.All(c => char.IsAsciiLetterOrDigit(c) || c == '_'))
+            section.Error("database_url_env", $"'{envName}' is not an environment variable name");
+        var config = new MigrationsConfig
+        {
+            Dir = dir.Length == 0 ? "" : Path.GetFullPath(dir, Path.GetDirectoryName(file)!),
+            DatabaseUrlEnv = envName,
+            LockTimeout = section.Duration("lock_timeout", TimeSpan.FromSeconds(5)),
+            StatementTimeout = section.Duration("statement_timeout", TimeSpan.Zero),
+            LockRetries = section.Int("lock_retries", 5, min: 1, max: 100),
+            Lint = level,
+            LintExclude = exclude,
+            PgVersion = pgVersion,
+        };
+        section.RejectUnknownKeys();
+        return config;
     }
 
     private static BlueGreenConfig ReadBlueGreen(YamlSection top)

@@ -19,6 +19,9 @@ public sealed record CutoverConfig
     public RollingConfig Rolling { get; init; } = new();
     public BlueGreenConfig BlueGreen { get; init; } = new();
 
+    /// <summary>PostgreSQL migrations linted before staging and applied before the switch; null when not configured.</summary>
+    public MigrationsConfig? Migrations { get; init; }
+
     /// <summary>Strategies whose releases run as instances under the agent.</summary>
     public bool RunsInstances => Strategy is "rolling" or "blue-green";
 }

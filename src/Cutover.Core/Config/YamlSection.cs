@@ -159,6 +159,13 @@ public sealed class YamlSection
         return fallback;
     }
 
+    /// <summary>True when the key holds a mapping (for keys that take either a word or a section).</summary>
+    public bool IsMapping(string key)
+    {
+        _known.Add(key);
+        return Find(key)?.Value is YamlMappingNode;
+    }
+
     public YamlSection? Section(string key)
     {
         _known.Add(key);

@@ -5,6 +5,7 @@ using Cutover.Health;
 using Cutover.History;
 using Cutover.Hooks;
 using Cutover.Locking;
+using Cutover.Migrations;
 using Cutover.Progress;
 using Cutover.Releases;
 using Cutover.Shared;
@@ -32,10 +33,13 @@ public sealed class ReleaseDeployer
     private readonly ILogger _logger;
 
     private readonly IInstanceActivator? _activator;
+    private readonly MigrationPhase? _migrations;
 
+    /// <param name="environment">Where database_url_env is looked up; the process environment by default.</param>
     public ReleaseDeployer(CutoverConfig config, IDeployProgress progress, HttpClient http, ILogger<ReleaseDeployer>? logger = null,
-        IInstanceActivator? activator = null)
+        IInstanceActivator? activator = null, Func<string, string?>? environment = null)
     {
+        _migrations = config.Migrations is { } migrations ? new MigrationPhase(migrations, environment ?? Environment.GetEnvironmentVariable) : null;
         _activator = activator;
         if (config.RunsInstances && activator is null)
             throw new ArgumentException("the rolling strategy needs an instance activator (the agent)", nameof(activator));
@@ -56,6 +60,8 @@ public sealed class ReleaseDeployer
         var revision = request.Revision ?? await ArtifactSource.GitRevisionAsync(request.Source, cancellationToken);
         _store.EnsureLayout();
         _current.EnsureSwitchable();
+        var clock = new PhaseClock(_progress);
+        var lint = await LintMigrationsAsync(clock);
 
         using var held = await DeployLock.AcquireAsync(_layout, request.LockWait, request.CommandLine, cancellationToken);
         Recover();
@@ -77,7 +83,6 @@ public sealed class ReleaseDeployer
         Directory.CreateDirectory(releaseDir);
         _progress.Info($"release {id}{(revision is null ? "" : $" ({Short(revision)})")} from {source.Description}");
 
-        var clock = new PhaseClock(_progress);
         using var log = new ReleaseLog(_layout.LogFile(id), _progress);
         var previousDir = previous is null ? null : _layout.ReleaseDir(previous);
         var hookContext = new HookContext(_config.App, _layout.Root, id.Value, releaseDir, previousDir, _config.Hooks.Timeout);
@@ -100,6 +105,12 @@ public sealed class ReleaseDeployer
             clock.Run("shared", () => new SharedLinker(_layout).Link(_config.Shared, releaseDir),
                 o => o.Linked.Count == 0 ? "none" : $"{o.Linked.Count} linked" + (o.Seeded.Count > 0 ? $", seeded {string.Join(", ", o.Seeded)}" : ""));
             await RunHooksAsync(clock, "build", _config.Hooks.Build, hookContext, log, cancellationToken);
+            if (_migrations is not null)
+            {
+                var applied = await MigrateAsync(clock, id, cancellationToken);
+                record = record with { Migrations = applied, SafetyAssured = lint?.SafetyAssured is { Count: > 0 } notes ? notes : null };
+                _store.Save(record);
+            }
             await RunHooksAsync(clock, "before_switch", _config.Hooks.BeforeSwitch, hookContext, log, cancellationToken);
         }
         catch (Exception e) when (e is DeployException and not ArtifactException || e is OperationCanceledException)
@@ -211,6 +222,38 @@ public sealed class ReleaseDeployer
         if (!record.IsComplete)
             throw new DeployException($"release {id} is {Status(record.Status)} and cannot be switched to: {record.Failure}");
         return record;
+    }
+
+    /// <summary>
+    /// Lint before anything is staged: with lint: error, an error-level finding stops the deploy while nothing has
+    /// changed; with warn, findings are shown and the deploy goes on.
+    /// </summary>
+    private async Task<MigrationLintOutcome?> LintMigrationsAsync(PhaseClock clock)
+    {
+        if (_migrations is null || _migrations.Config.Lint == MigrationLintLevel.Off) return null;
+        MigrationLintOutcome? outcome = null;
+        var blocking = _migrations.Config.Lint == MigrationLintLevel.Error;
+        var failure = await clock.RunCheckedAsync("lint", () =>
+        {
+            outcome = _migrations.Lint();
+            foreach (var f in outcome.Findings)
+                _progress.Warning($"{f.File}:{f.Line}:{f.Column}: {(f.Severity == Migrations.Lint.Severity.Error ? "error" : "warning")} [{f.Rule}] {f.Message}");
+            return Task.FromResult(blocking && outcome.Errors > 0
+                ? $"{outcome.Errors} error-level findings in the migrations ({_migrations.Config.Dir}); `cutover migrations lint` shows the safe way for each"
+                : null);
+        }, () => $"{outcome!.Results.Count} files: {outcome.Errors} errors, {outcome.Warnings} warnings" + (outcome.SafetyAssured.Count > 0 ? $", {outcome.SafetyAssured.Count} safety-assured" : ""));
+        if (failure is not null) throw new DeployException($"{failure}; nothing was deployed");
+        return outcome;
+    }
+
+    private async Task<IReadOnlyList<string>> MigrateAsync(PhaseClock clock, ReleaseId id, CancellationToken cancellationToken)
+    {
+        var result = await clock.RunAsync("migrate",
+            () => _migrations!.RunAsync($"{Environment.UserName}@{Environment.MachineName} (release {id})", line => _progress.Output("migrate", line), cancellationToken),
+            r => r.Applied.Count == 0 ? "nothing pending" : $"applied {string.Join(", ", r.Applied)}");
+        if (result.Error is not null)
+            throw new DeployException($"migration failed: {result.Error}" + (result.Applied.Count > 0 ? $" (applied before it: {string.Join(", ", result.Applied)})" : ""));
+        return result.Applied;
     }
 
     /// <summary>after_switch hooks, then the health check. Returns why the new release is not fit to serve, or null.</summary>

@@ -29,7 +29,9 @@ public sealed class PhaseClock(IDeployProgress progress)
     }
 
     /// <summary>For work that reports failure by returning a reason rather than throwing: shown as a failed phase.</summary>
-    public async Task<string?> RunCheckedAsync(string phase, Func<Task<string?>> work, string success)
+    public Task<string?> RunCheckedAsync(string phase, Func<Task<string?>> work, string success) => RunCheckedAsync(phase, work, () => success);
+
+    public async Task<string?> RunCheckedAsync(string phase, Func<Task<string?>> work, Func<string> success)
     {
         progress.PhaseStarted(phase);
         var clock = Stopwatch.StartNew();
@@ -43,7 +45,7 @@ public sealed class PhaseClock(IDeployProgress progress)
             failure = e.Message;
         }
         Record(phase, clock.Elapsed);
-        if (failure is null) progress.PhaseCompleted(phase, clock.Elapsed, success);
+        if (failure is null) progress.PhaseCompleted(phase, clock.Elapsed, success());
         else progress.PhaseFailed(phase, clock.Elapsed, failure);
         return failure;
     }

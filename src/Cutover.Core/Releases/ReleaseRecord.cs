@@ -27,9 +27,16 @@ public sealed record ReleaseRecord
     public string? Source { get; init; }
     public string? Failure { get; init; }
     public DateTimeOffset? Updated { get; init; }
+    /// <summary>Migrations this deploy applied, in order.</summary>
+    public IReadOnlyList<string>? Migrations { get; init; }
+    /// <summary>Statements the linter would have stopped, let through by a `-- cutover:safety-assured` comment, with its reason.</summary>
+    public IReadOnlyList<SafetyAssuredNote>? SafetyAssured { get; init; }
 
     [JsonIgnore] public ReleaseId ReleaseId => ReleaseId.Parse(Id);
 
     /// <summary>Complete releases can be switched to; staging and failed ones cannot.</summary>
     [JsonIgnore] public bool IsComplete => Status is ReleaseStatus.Active or ReleaseStatus.RolledBack or ReleaseStatus.Switched;
 }
+
+/// <summary>A statement a team marked as checked (`-- cutover:safety-assured &lt;reason&gt;`), kept with the release that ran it.</summary>
+public sealed record SafetyAssuredNote(string File, int Line, string Reason, string Statement);
