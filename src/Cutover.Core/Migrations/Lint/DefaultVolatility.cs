@@ -28,9 +28,9 @@ internal static class DefaultVolatility
         for (var i = 0; i < expression.Count; i++)
         {
             var t = expression[i];
-            if (t.Kind == SqlTokenKind.Cast)
+            if (t.Kind == SqlTokenKind.Cast || (t.Kind == SqlTokenKind.Word && s.TokenSpan(t).Equals("AS", StringComparison.OrdinalIgnoreCase)))
             {
-                // ::type, ::schema.type, ::varchar(20), ::int[] - a type name, not a call.
+                // ::type, ::schema.type, ::varchar(20), CAST(x AS numeric(10,2)) - a type name, not a call.
                 while (i + 1 < expression.Count && expression[i + 1].Kind is SqlTokenKind.Word or SqlTokenKind.QuotedIdentifier or SqlTokenKind.Dot)
                     i++;
                 if (i + 1 < expression.Count && expression[i + 1].Kind == SqlTokenKind.OpenParen) i = SkipGroup(expression, i + 1);
