@@ -19,5 +19,7 @@ var root = new RootCommand("cutover: zero-downtime deploys for your own servers"
     AgentCommands.Logs(common, env),
     DemoAppCommand.Create(),
     ProbeCommand.Create(common, env),
+    MigrationsCommands.Migrations(common, env),
+    MigrationsCommands.Migrate(common, env),
 };
 return await root.Parse(args).InvokeAsync();

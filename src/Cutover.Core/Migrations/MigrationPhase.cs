@@ -26,12 +26,12 @@ public sealed class MigrationPhase(MigrationsConfig config, Func<string, string?
     public static LintOptions LintOptionsFor(MigrationsConfig config) => new()
     {
         PgVersion = config.PgVersion,
-        ExcludedRules = config.LintExclude.Where(LintRules.IsKnown).ToHashSet(StringComparer.Ordinal),
+        ExcludedRules = config.LintExclude.Where(RuleIds.All.Contains).ToHashSet(StringComparer.Ordinal),
         LockTimeoutSetByRunner = config.LockTimeout > TimeSpan.Zero,
     };
 
     /// <summary>File globs among migrations.lint.exclude (entries that are not rule ids).</summary>
-    public static IReadOnlyList<string> ExcludedPaths(MigrationsConfig config) => config.LintExclude.Where(e => !LintRules.IsKnown(e)).ToList();
+    public static IReadOnlyList<string> ExcludedPaths(MigrationsConfig config) => config.LintExclude.Where(e => !RuleIds.All.Contains(e)).ToList();
 
     public MigrationLintOutcome Lint() =>
         new(new MigrationLinter(LintOptionsFor(config)).LintPaths([config.Dir], ExcludedPaths(config)));

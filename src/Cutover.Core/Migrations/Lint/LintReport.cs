@@ -40,6 +40,8 @@ public static class LintReport
                 json.WriteString("message", f.Message);
                 json.WriteString("lock", f.Lock);
                 json.WriteString("safe_alternative", f.SafeAlternative);
+                if (f.VerifiedLock is not null) json.WriteString("verified_lock", f.VerifiedLock);
+                if (f.Rewrite is { } rewrite) json.WriteBoolean("rewrite", rewrite);
                 json.WriteEndObject();
             }
             json.WriteEndArray();

@@ -7,7 +7,14 @@ namespace Cutover.Migrations.Lint;
 /// </summary>
 public sealed record LintFinding(
     string File, int Line, int Column, string Rule, Severity Severity, string Message, string Lock, string SafeAlternative,
-    string Excerpt, int ExcerptLine, int ExcerptColumn);
+    string Excerpt, int ExcerptLine, int ExcerptColumn)
+{
+    /// <summary>With --verify: the strongest lock PostgreSQL actually took ("" for none); null when not verified.</summary>
+    public string? VerifiedLock { get; init; }
+
+    /// <summary>With --verify: whether PostgreSQL rewrote a table; null when not verified.</summary>
+    public bool? Rewrite { get; init; }
+}
 
 /// <summary>A statement whose findings a <c>-- cutover:safety-assured reason</c> comment accepted, kept for the record.</summary>
 public sealed record SafetyAssurance(string File, int Line, string Reason, string Statement);
