@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine or a developer's: installs what the tests start for real
-# (nginx, php-fpm, and the small tools they call), builds, and runs every test. Nothing is skipped.
+# (nginx, php-fpm, PostgreSQL, and the small tools they call), builds, and runs every test. Nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -12,6 +12,8 @@ command -v flock >/dev/null || missing+=(util-linux)
 command -v tar >/dev/null || missing+=(tar)
 command -v node >/dev/null || missing+=(nodejs)
 command -v curl >/dev/null || missing+=(curl)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+command -v setpriv >/dev/null || missing+=(util-linux)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
@@ -25,7 +27,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     made_policy=1
   fi
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   [ -z "$made_policy" ] || $sudo rm -f /usr/sbin/policy-rc.d
 fi
 

@@ -31,9 +31,13 @@ public static class CutoverCli
         return start;
     }
 
-    public static async Task<CliResult> RunAsync(string workingDir, params string[] args)
+    public static Task<CliResult> RunAsync(string workingDir, params string[] args) => RunAsync(workingDir, new Dictionary<string, string>(), args);
+
+    public static async Task<CliResult> RunAsync(string workingDir, IReadOnlyDictionary<string, string> environment, params string[] args)
     {
-        using var process = Process.Start(StartInfo(workingDir, args))!;
+        var start = StartInfo(workingDir, args);
+        foreach (var (key, value) in environment) start.Environment[key] = value;
+        using var process = Process.Start(start)!;
         process.StandardInput.Close();
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
