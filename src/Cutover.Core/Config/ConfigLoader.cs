@@ -7,7 +7,7 @@ namespace Cutover.Config;
 public static class ConfigLoader
 {
     public const string DefaultFileName = "cutover.yml";
-    public static readonly string[] Strategies = ["symlink", "rolling", "blue-green"];
+    public static readonly string[] Strategies = ["symlink", "rolling", "blue-green", "swarm"];
 
     public static CutoverConfig Load(string path)
     {
@@ -42,7 +42,8 @@ public static class ConfigLoader
         if (!Strategies.Contains(strategy))
             top.Error("strategy", $"'{strategy}' is not a strategy this version supports; supported: {string.Join(", ", Strategies)}");
 
-        var rootText = top.RequiredString("root");
+        // Swarm keeps only Cutover's release records locally, so its root may be left to the default.
+        var rootText = strategy == "swarm" ? top.String("root", Path.Combine(".cutover-swarm", app))! : top.RequiredString("root");
         var root = rootText.Length == 0 ? "" : ResolveRoot(rootText, file);
         var keep = top.Int("keep_releases", 5, min: 1);
 
@@ -58,7 +59,17 @@ public static class ConfigLoader
         var blueGreen = strategy == "blue-green" ? ReadBlueGreen(top) : new BlueGreenConfig();
         var health = rolling ? null : ReadHealth(top.Section("health"));
         var instanceHealth = rolling ? ReadInstanceHealth(top.Section("health")) : new InstanceHealthConfig();
-        var run = rolling ? ReadRun(top, top.Section("run")) : null;
+        var runtime = top.Choice("runtime", InstanceRuntime.Process, ("process", InstanceRuntime.Process), ("docker", InstanceRuntime.Docker));
+        if (!rolling && top.Has("runtime"))
+            top.Error("runtime", $"'runtime' belongs to strategies rolling and blue-green; this config uses strategy: {strategy}");
+        if (runtime != InstanceRuntime.Docker && top.Has("docker"))
+            top.Error("docker", "'docker' is read only with runtime: docker");
+        var docker = rolling && runtime == InstanceRuntime.Docker ? ContainerConfigReader.ReadDocker(top, top.Section("docker")) : null;
+        var warnings = new List<string>();
+        if (strategy != "swarm" && top.Has("swarm"))
+            top.Error("swarm", $"'swarm' belongs to strategy: swarm; this config uses strategy: {strategy}");
+        var swarm = strategy == "swarm" ? ContainerConfigReader.ReadSwarm(top, top.Section("swarm"), file, warnings) : null;
+        var run = rolling ? ReadRun(top, top.Section("run"), runtime) : null;
         var proxy = rolling ? ReadProxy(top, top.Section("proxy")) : null;
         var rollingConfig = rolling ? ReadRolling(top.Section("rolling")) : new RollingConfig();
         var migrations = ReadMigrations(top.Section("migrations"), file);
@@ -81,6 +92,10 @@ public static class ConfigLoader
             Rolling = rollingConfig,
             BlueGreen = blueGreen,
             Migrations = migrations,
+            Runtime = runtime,
+            Docker = docker,
+            Swarm = swarm,
+            Warnings = warnings,
         };
     }
 
@@ -173,8 +188,9 @@ public static class ConfigLoader
     private static readonly (string, int)[] Signals =
         [("SIGINT", 2), ("SIGTERM", 15), ("SIGQUIT", 3), ("SIGHUP", 1), ("SIGUSR1", 10), ("SIGUSR2", 12), ("SIGWINCH", 28)];
 
-    private static RunConfig? ReadRun(YamlSection top, YamlSection? section)
+    private static RunConfig? ReadRun(YamlSection top, YamlSection? section, InstanceRuntime runtime)
     {
+        if (section is null && runtime == InstanceRuntime.Docker) return new RunConfig { Command = "", StopSignal = 15, StopSignalName = "SIGTERM", KillTimeout = TimeSpan.FromSeconds(10) };
         if (section is null)
         {
             top.Error("run", "strategy: rolling needs a 'run' section with at least 'command'");
@@ -184,11 +200,12 @@ public static class ConfigLoader
         var instances = 1;
         if (instancesText == "max") instances = Environment.ProcessorCount;
         else instances = section.Int("instances", 1, min: 1, max: 256);
-        var signal = section.Choice("stop_signal", ("SIGINT", 2), Signals.Select(s => (s.Item1, s)).ToArray());
+        // Containers follow Docker's defaults (SIGTERM, 10 s); processes follow PM2's (SIGINT, 5 s).
+        var signal = section.Choice("stop_signal", runtime == InstanceRuntime.Docker ? ("SIGTERM", 15) : ("SIGINT", 2), Signals.Select(s => (s.Item1, s)).ToArray());
         var restart = section.Section("restart");
         var run = new RunConfig
         {
-            Command = section.RequiredString("command"),
+            Command = runtime == InstanceRuntime.Docker ? section.String("command", "")! : section.RequiredString("command"),
             Instances = instances,
             Env = section.StringMap("env"),
             PortEnv = section.String("port_env", "PORT")!,
@@ -197,12 +214,16 @@ public static class ConfigLoader
             ReadyTimeout = section.Duration("ready_timeout", TimeSpan.FromSeconds(30), min: TimeSpan.FromMilliseconds(1)),
             StopSignal = signal.Item2,
             StopSignalName = signal.Item1,
-            KillTimeout = section.Duration("kill_timeout", TimeSpan.FromSeconds(5)),
+            KillTimeout = section.Duration("kill_timeout", runtime == InstanceRuntime.Docker ? TimeSpan.FromSeconds(10) : TimeSpan.FromSeconds(5)),
             MaxMemory = section.Has("max_memory") ? section.Size("max_memory", 0) : null,
             MinUptime = restart?.Duration("min_uptime", TimeSpan.FromSeconds(1)) ?? TimeSpan.FromSeconds(1),
             MaxRestarts = restart?.Int("max_restarts", 16, min: 0) ?? 16,
         };
         restart?.RejectUnknownKeys();
+        if (runtime == InstanceRuntime.Docker && run.Ready is ReadinessKind.Notify or ReadinessKind.Message)
+            section.Error("ready", "with runtime: docker, ready is http or tcp (checked at the container's address), and docker.healthcheck gates traffic too");
+        if (runtime == InstanceRuntime.Docker && run.Command.Length > 0)
+            section.Error("command", "with runtime: docker the image's own command runs; leave run.command out");
         section.RejectUnknownKeys();
         return run;
     }

@@ -22,6 +22,13 @@ public sealed record CutoverConfig
     /// <summary>PostgreSQL migrations linted before staging and applied before the switch; null when not configured.</summary>
     public MigrationsConfig? Migrations { get; init; }
 
+    /// <summary>Processes or containers, for the strategies that run instances.</summary>
+    public InstanceRuntime Runtime { get; init; } = InstanceRuntime.Process;
+    public DockerConfig? Docker { get; init; }
+    public SwarmConfig? Swarm { get; init; }
+    /// <summary>Things that are allowed but probably wrong (Swarm settings that hang or mislead); shown, never fatal.</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+
     /// <summary>Strategies whose releases run as instances under the agent.</summary>
     public bool RunsInstances => Strategy is "rolling" or "blue-green";
 }

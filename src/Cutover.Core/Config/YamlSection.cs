@@ -131,6 +131,67 @@ public sealed class YamlSection
         }
     }
 
+    /// <summary>A value written either as one string or as a list of strings (compose's healthcheck.test, command).</summary>
+    public (bool IsList, IReadOnlyList<string> Values)? StringOrList(string key)
+    {
+        _known.Add(key);
+        var value = Find(key)?.Value;
+        if (value is null or YamlScalarNode { Value: null or "" or "~" or "null" }) return null;
+        if (value is YamlScalarNode scalar) return (false, [scalar.Value!]);
+        return (true, StringList(key).Select(n => n.Value!).ToList());
+    }
+
+    /// <summary>Each key of this section with its value as a section (for maps of named things, like compose services).</summary>
+    public IEnumerable<string> Keys => _node.Children.Keys.OfType<YamlScalarNode>().Select(k => k.Value!).Where(k => k is not null);
+
+    /// <summary>A list of plain values or a mapping of names to values (compose's environment takes both).</summary>
+    public IReadOnlyDictionary<string, string> EnvironmentMap(string key)
+    {
+        _known.Add(key);
+        if (Find(key)?.Value is YamlSequenceNode)
+        {
+            var map = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var item in StringList(key))
+            {
+                var at = item.Value!.IndexOf('=');
+                if (at <= 0) Error(item, key, $"'{item.Value}' is not NAME=value");
+                else map[item.Value[..at]] = item.Value[(at + 1)..];
+            }
+            return map;
+        }
+        return StringMap(key);
+    }
+
+    /// <summary>The list this section reports into, for reading a second file (a compose file) with the same errors.</summary>
+    internal List<ConfigError> Errors => _errors;
+
+    /// <summary>compose's ports: "8080:3000", "8080:3000/tcp", or {target, published, mode}.</summary>
+    internal IReadOnlyList<SwarmPort> PortEntries(string key)
+    {
+        _known.Add(key);
+        var ports = new List<SwarmPort>();
+        if (Find(key)?.Value is not YamlSequenceNode sequence) return ports;
+        foreach (var item in sequence)
+        {
+            if (item is YamlScalarNode scalar)
+            {
+                var text = (scalar.Value ?? "").Split('/')[0];
+                var parts = text.Split(':');
+                if (parts.Length >= 2 && int.TryParse(parts[^2], out var published) && int.TryParse(parts[^1], out var target))
+                    ports.Add(new SwarmPort(published, target, "ingress"));
+                else if (parts.Length == 1 && int.TryParse(parts[0], out var only))
+                    ports.Add(new SwarmPort(0, only, "ingress"));
+                else Error(scalar, key, $"'{scalar.Value}' is not PUBLISHED:TARGET");
+            }
+            else if (item is YamlMappingNode mapping)
+            {
+                var entry = new YamlSection(mapping, _file, KeyPath(key), _errors);
+                ports.Add(new SwarmPort(entry.Int("published", 0), entry.Int("target", 0, min: 1, max: 65535), entry.String("mode", "ingress")!));
+            }
+        }
+        return ports;
+    }
+
     /// <summary>A mapping of names to plain values, such as an environment.</summary>
     public IReadOnlyDictionary<string, string> StringMap(string key)
     {
