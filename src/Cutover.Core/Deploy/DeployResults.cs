@@ -10,7 +10,11 @@ public enum DeployOutcome
     RolledBack,
 }
 
-public sealed record DeployRequest(string Source, string? Revision, TimeSpan LockWait, string CommandLine);
+public sealed record DeployRequest(string Source, string? Revision, TimeSpan LockWait, string CommandLine)
+{
+    /// <summary>`--image`: the container image to deploy (runtime: docker, strategy: swarm) instead of the configured one.</summary>
+    public string? Image { get; init; }
+}
 
 public sealed record DeployResult(
     DeployOutcome Outcome,

@@ -12,11 +12,12 @@ public static class DeployCommand
 {
     public static Command Create(CommonOptions common, CliEnvironment env)
     {
-        var source = new Argument<string>("source") { Description = "A directory or a .tar.gz to deploy as a new release" };
+        var source = new Argument<string?>("source") { Description = "A directory or a .tar.gz to deploy as a new release (not needed with --image)", Arity = ArgumentArity.ZeroOrOne };
+        var image = new Option<string?>("--image") { Description = "The container image to deploy (runtime: docker, strategy: swarm), instead of the one in the config" };
         var revision = new Option<string?>("--revision") { Description = "The revision to record (default: the source's git commit)" };
         var probe = new Option<string?>("--probe") { Description = "Probe this URL at a fixed rate for the length of the deploy and add the result to the report" };
         var probeRate = new Option<double>("--probe-rate") { Description = "Requests per second for --probe", DefaultValueFactory = _ => 100 };
-        var command = new Command("deploy", "Stage a new release and switch to it atomically") { source, revision, common.Json, common.LockWait, probe, probeRate };
+        var command = new Command("deploy", "Stage a new release and switch to it atomically") { source, revision, image, common.Json, common.LockWait, probe, probeRate };
         command.SetAction((parse, ct) =>
         {
             var json = parse.GetValue(common.Json);
@@ -28,8 +29,14 @@ public static class DeployCommand
                 using var logging = env.Logging(parse.GetValue(common.Verbose));
                 using var agent = new Cutover.Agent.AgentClient(Cutover.Agent.AgentHome.FromEnvironment());
                 var deployer = new ReleaseDeployer(config, progress, http, logging.CreateLogger<ReleaseDeployer>(), AgentCommands.ActivatorFor(config, agent));
-                var request = new DeployRequest(parse.GetValue(source)!, parse.GetValue(revision),
-                    CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!), CommandLine());
+                var imageRef = parse.GetValue(image);
+                if (imageRef is not null && config.Runtime != Config.InstanceRuntime.Docker && config.Strategy != "swarm")
+                    throw new UsageException("--image is for runtime: docker and strategy: swarm; this config deploys files");
+                var sourceArg = parse.GetValue(source);
+                if (sourceArg is null && config.Runtime != Config.InstanceRuntime.Docker && config.Strategy != "swarm")
+                    throw new UsageException("give the directory or .tar.gz to deploy: cutover deploy ./dist");
+                var request = new DeployRequest(sourceArg ?? "", parse.GetValue(revision),
+                    CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!), CommandLine()) { Image = imageRef };
                 Task<Cutover.Probe.ProbeReport>? probing = null;
                 using var stopProbe = new CancellationTokenSource();
                 if (parse.GetValue(probe) is { } probeUrl)
