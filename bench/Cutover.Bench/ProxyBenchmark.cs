@@ -34,7 +34,7 @@ public static partial class ProxyBenchmark
               location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } }
             """);
         var pool = new BackendPool();
-        pool.Add(new Backend("backend", backendPort));
+        pool.Add(new Backend("backend", new IPEndPoint(IPAddress.Loopback, backendPort)));
         await using var cutover = await ProxyServer.StartAsync(new IPEndPoint(IPAddress.Loopback, cutoverPort), pool, NullLoggerFactory.Instance, CancellationToken.None);
         await Task.Delay(500);
 

@@ -66,7 +66,7 @@ public static class SwitchBenchmark
             if (nginx)
             {
                 Directory.CreateDirectory(Path.Combine(nginxDir, "logs"));
-                File.WriteAllText(upstream, new NginxRouter(config.BlueGreen.Nginx!).Render(app.Slots.Select(s => s!.Spec.Port)));
+                File.WriteAllText(upstream, new NginxRouter(config.BlueGreen.Nginx!).Render(app.Slots.Select(s => s!.Endpoint!)));
                 File.WriteAllText(conf, $$"""
                     {{(Environment.UserName == "root" ? "user root root;" : "")}}
                     worker_processes 1; pid {{nginxDir}}/nginx.pid; error_log {{nginxDir}}/logs/error.log warn;

@@ -225,18 +225,21 @@ public sealed class AgentServer : IAsyncDisposable
         foreach (var record in _store.Read().Apps)
         {
             _records[record.App] = record;
-            foreach (var orphan in record.Instances)
-                if (IsGroupLeader(orphan.Pid)) LibC.Kill(-orphan.Pid, 9);
             try
             {
                 var config = ConfigLoader.Load(record.ConfigFile);
+                // Processes of a killed agent cannot be supervised again (their pipes are gone): they go.
+                // Containers can: AdoptAllAsync takes them over where they run.
+                if (config.Runtime != InstanceRuntime.Docker)
+                    foreach (var orphan in record.Instances)
+                        if (IsGroupLeader(orphan.Pid)) LibC.Kill(-orphan.Pid, 9);
                 var runtime = await AppRuntime.CreateAsync(config, _home.Path, _http, _spawnGate, _loggers, cancellationToken);
                 _apps[record.App] = runtime;
                 runtime.ReleaseId = record.ReleaseId;
                 runtime.ReleaseDir = record.ReleaseDir;
                 if (!record.Stopped && record.ReleaseId is not null && Directory.Exists(record.ReleaseDir))
                 {
-                    var error = await runtime.StartAllAsync(record.ReleaseId, record.ReleaseDir!, cancellationToken);
+                    var error = await runtime.AdoptAllAsync(record.ReleaseId, record.ReleaseDir!, cancellationToken);
                     if (error is not null) _logger.LogError("restoring {App}: {Error}", record.App, error);
                 }
                 Save(record.App, record.ConfigFile, record.Stopped);
@@ -259,13 +262,15 @@ public sealed class AgentServer : IAsyncDisposable
         proxy_errors = runtime.Proxy.Failed,
         previous = runtime.Warm is { } warm ? new { release = warm.ReleaseId, until = warm.Until, instances = warm.Instances.Length } : null,
         instances = runtime.Slots.Select((s, i) => s is null
-            ? new { id = $"{runtime.Config.App}-{i}", release = (string?)null, pid = (int?)null, port = (int?)null, state = "stopped", uptime_seconds = (double?)null, memory_bytes = 0L, restarts = 0, problem = (string?)null }
+            ? new { id = $"{runtime.Config.App}-{i}", release = (string?)null, pid = (int?)null, port = (int?)null, address = (string?)null, runs_as = (string?)null, state = "stopped", uptime_seconds = (double?)null, memory_bytes = 0L, restarts = 0, problem = (string?)null }
             : new
             {
                 id = s.Spec.Id,
                 release = (string?)s.Spec.ReleaseId,
                 pid = s.Pid,
                 port = (int?)s.Spec.Port,
+                address = s.Endpoint?.ToString(),
+                runs_as = s.Description,
                 state = JsonNamingPolicy.SnakeCaseLower.ConvertName(s.State.ToString()),
                 uptime_seconds = s.Since is { } since ? (double?)Math.Round((DateTimeOffset.UtcNow - since).TotalSeconds, 1) : null,
                 memory_bytes = s.RssBytes,
@@ -277,7 +282,7 @@ public sealed class AgentServer : IAsyncDisposable
     private async Task ShutdownAsync()
     {
         _logger.LogInformation("agent stopping: draining {Count} apps", _apps.Count);
-        foreach (var runtime in _apps.Values) await runtime.DisposeAsync();
+        foreach (var runtime in _apps.Values) await runtime.LeaveRunningAsync();
         _apps.Clear();
     }
 

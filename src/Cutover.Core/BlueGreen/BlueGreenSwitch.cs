@@ -88,7 +88,7 @@ public sealed class BlueGreenSwitch(AppRuntime app, IDeployProgress progress)
 
     /// <summary>With router: nginx, nginx is pointed at the set first; Cutover's own proxy follows in Switch.</summary>
     private async Task<string?> RouteAsync(ManagedInstance[] set, CancellationToken cancellationToken) =>
-        Router is { } router ? await router.RouteAsync(set.Select(i => i.Spec.Port), cancellationToken) : null;
+        Router is { } router ? await router.RouteAsync(set.Select(i => i.Endpoint!), cancellationToken) : null;
 
     /// <summary>One pool change moves every request from one set to the other.</summary>
     private void Switch(ManagedInstance[] to, ManagedInstance[] from, string releaseId, string releaseDir)

@@ -13,24 +13,24 @@ namespace Cutover.BlueGreen;
 /// </summary>
 public sealed class NginxRouter(NginxRouterConfig config)
 {
-    public string Render(IEnumerable<int> ports)
+    public string Render(IEnumerable<System.Net.IPEndPoint> endpoints)
     {
         var text = new StringBuilder();
         text.AppendLine("# Written by Cutover on every blue-green switch; edits are overwritten.");
         text.AppendLine($"upstream {config.UpstreamName} {{");
-        foreach (var port in ports) text.AppendLine($"    server 127.0.0.1:{port};");
+        foreach (var endpoint in endpoints) text.AppendLine($"    server {endpoint};");
         text.AppendLine("    keepalive 32;");
         text.AppendLine("}");
         return text.ToString();
     }
 
-    /// <summary>Null when nginx now routes to <paramref name="ports"/>; otherwise why not (the old file is back).</summary>
-    public async Task<string?> RouteAsync(IEnumerable<int> ports, CancellationToken cancellationToken)
+    /// <summary>Null when nginx now routes to <paramref name="endpoints"/>; otherwise why not (the old file is back).</summary>
+    public async Task<string?> RouteAsync(IEnumerable<System.Net.IPEndPoint> endpoints, CancellationToken cancellationToken)
     {
         var file = config.UpstreamFile;
         var previous = File.Exists(file) ? await File.ReadAllTextAsync(file, cancellationToken) : null;
         Directory.CreateDirectory(Path.GetDirectoryName(file)!);
-        AtomicFile.WriteAllText(file, Render(ports));
+        AtomicFile.WriteAllText(file, Render(endpoints));
         var (testOk, testOutput) = await ShellAsync(config.Test, cancellationToken);
         if (!testOk)
         {

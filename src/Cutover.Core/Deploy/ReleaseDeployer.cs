@@ -56,8 +56,11 @@ public sealed class ReleaseDeployer
     public async Task<DeployResult> DeployAsync(DeployRequest request, CancellationToken cancellationToken)
     {
         var started = DateTimeOffset.UtcNow;
-        var source = ArtifactSource.Open(request.Source, _layout.Root);
-        var revision = request.Revision ?? await ArtifactSource.GitRevisionAsync(request.Source, cancellationToken);
+        // A container release is its image; everything else is a directory or a tarball of files.
+        IArtifactSource source = _config.Runtime == InstanceRuntime.Docker
+            ? new Containers.ImageArtifact(request.Image ?? _config.Docker!.Image)
+            : ArtifactSource.Open(request.Source, _layout.Root);
+        var revision = request.Revision ?? (source is Containers.ImageArtifact image ? image.Image : await ArtifactSource.GitRevisionAsync(request.Source, cancellationToken));
         _store.EnsureLayout();
         _current.EnsureSwitchable();
         var clock = new PhaseClock(_progress);

@@ -5,7 +5,7 @@ namespace Cutover.Proxy;
 /// token that closes its upgraded connections (WebSockets) when the drain timeout runs out; ordinary requests
 /// still running then end with the instance itself (stop_signal, then SIGKILL after kill_timeout).
 /// </summary>
-public sealed class Backend(string id, int port)
+public sealed class Backend(string id, System.Net.IPEndPoint endpoint)
 {
     private readonly CancellationTokenSource _closeUpgraded = new();
     private int _inFlight;
@@ -13,8 +13,8 @@ public sealed class Backend(string id, int port)
     private long _errors;
 
     public string Id { get; } = id;
-    public int Port { get; } = port;
-    public string Prefix { get; } = $"http://127.0.0.1:{port}/";
+    public System.Net.IPEndPoint Endpoint { get; } = endpoint;
+    public string Prefix { get; } = $"http://{endpoint}/";
     public int InFlight => Volatile.Read(ref _inFlight);
     public CancellationToken Closing => _closeUpgraded.Token;
 

@@ -12,7 +12,8 @@ namespace Cutover.Supervisor;
 public sealed class AppRuntime : IAsyncDisposable
 {
     private readonly ReadinessProbe _probe;
-    private readonly object _spawnGate;
+    private readonly IInstanceLauncher _launcher;
+    private readonly Docker.DotNet.DockerClient? _docker;
     private readonly ILoggerFactory _loggers;
     private readonly string _runtimeDir;
 
@@ -22,7 +23,15 @@ public sealed class AppRuntime : IAsyncDisposable
         Proxy = proxy;
         Log = log;
         _probe = probe;
-        _spawnGate = spawnGate;
+        if (config.Runtime == InstanceRuntime.Docker)
+        {
+            _docker = Containers.DockerClientFactory.Create(config.Docker!.Host);
+            _launcher = new Containers.DockerLauncher(_docker, () => Config.Docker!);
+        }
+        else
+        {
+            _launcher = new ProcessLauncher(spawnGate);
+        }
         _loggers = loggers;
         _runtimeDir = runtimeDir;
         Slots = new ManagedInstance?[config.Run!.Instances];
@@ -78,18 +87,87 @@ public sealed class AppRuntime : IAsyncDisposable
     }
 
     /// <summary>A new instance for <paramref name="slot"/> on a fresh loopback port; not started yet.</summary>
-    public ManagedInstance NewInstance(int slot, string releaseId, string releaseDir) =>
-        new(new InstanceSpec
+    public ManagedInstance NewInstance(int slot, string releaseId, string releaseDir)
+    {
+        var docker = Config.Runtime == InstanceRuntime.Docker;
+        // A container listens on its own address, so every instance can use the same port.
+        Func<int> port = docker ? () => Config.Docker!.Port : LoopbackPort.Free;
+        return new(new InstanceSpec
         {
             App = Config.App,
             Index = slot,
             ReleaseId = releaseId,
             ReleaseDir = releaseDir,
-            Port = LoopbackPort.Free(),
+            Port = port(),
             Run = Config.Run!,
             Health = Config.InstanceHealth,
             RuntimeDir = _runtimeDir,
-        }, _probe, Proxy, Log, _spawnGate, _loggers.CreateLogger<ManagedInstance>(), LoopbackPort.Free);
+            Image = docker ? Containers.ContainerRelease.ImageOf(releaseDir) : null,
+        }, _probe, Proxy, Log, _launcher, _loggers.CreateLogger<ManagedInstance>(), port);
+    }
+
+    /// <summary>
+    /// After an agent restart, runtime: docker: the containers of <paramref name="releaseId"/> that still run are
+    /// taken over where they are (matched to slots by their labels); slots without one get a new container, and
+    /// containers of the app that match no slot (other releases, duplicates, exited ones) are removed.
+    /// </summary>
+    public async Task<string?> AdoptAllAsync(string releaseId, string releaseDir, CancellationToken cancellationToken)
+    {
+        if (_launcher is not Containers.DockerLauncher docker) return await StartAllAsync(releaseId, releaseDir, cancellationToken);
+        var found = await docker.ListAsync(Config.App, cancellationToken);
+        var adopted = new ManagedInstance?[Slots.Length];
+        foreach (var container in found)
+        {
+            var labels = new Dictionary<string, string>(container.Labels ?? new Dictionary<string, string>());
+            var fits = container.State == "running" && labels.GetValueOrDefault(Containers.ContainerLabels.Release) == releaseId
+                && int.TryParse(labels.GetValueOrDefault(Containers.ContainerLabels.Instance), out var slot) && slot >= 0 && slot < Slots.Length && adopted[slot] is null;
+            if (!fits)
+            {
+                await docker.RemoveAsync(container.ID);
+                continue;
+            }
+            var index = int.Parse(labels[Containers.ContainerLabels.Instance], System.Globalization.CultureInfo.InvariantCulture);
+            var instance = NewInstance(index, releaseId, releaseDir);
+            var running = await docker.AttachAsync(container.ID, (stream, line) => Log.Write(instance.Spec.Id, null, stream, line), cancellationToken);
+            if (await instance.AdoptAsync(running, cancellationToken) is { } problem)
+            {
+                Log.Write(instance.Spec.Id, running.Pid, "cutover", $"not adopted: {problem}");
+                await running.StopAsync(Config.Run!.StopSignal, Config.Run.KillTimeout);
+                continue;
+            }
+            adopted[index] = instance;
+        }
+        for (var i = 0; i < Slots.Length; i++)
+        {
+            if (adopted[i] is not null) continue;
+            var fresh = NewInstance(i, releaseId, releaseDir);
+            if (await fresh.StartAsync(cancellationToken) is { } problem) return $"instance {fresh.Spec.Id}: {problem}";
+            adopted[i] = fresh;
+        }
+        for (var i = 0; i < Slots.Length; i++) Slots[i] = adopted[i];
+        ReleaseId = releaseId;
+        ReleaseDir = releaseDir;
+        return null;
+    }
+
+    /// <summary>
+    /// The agent is going away but the app is not: containers keep running and serving on their network, for the
+    /// next agent to adopt. (Processes cannot outlive their supervisor's pipes, so they are stopped instead.)
+    /// </summary>
+    public async ValueTask LeaveRunningAsync()
+    {
+        if (_launcher is not Containers.DockerLauncher)
+        {
+            await DisposeAsync();
+            return;
+        }
+        foreach (var instance in Slots.Where(s => s is not null)) await instance!.LetGoAsync();
+        if (Warm is { } warm)
+            await Task.WhenAll(warm.Instances.Where(i => !Slots.Contains(i)).Select(i => i.StopAsync(TimeSpan.Zero, CancellationToken.None)));
+        await Proxy.DisposeAsync();
+        Log.Dispose();
+        _docker?.Dispose();
+    }
 
     /// <summary>Starts every slot from one release, in parallel. On any failure all are stopped again.</summary>
     public async Task<string?> StartAllAsync(string releaseId, string releaseDir, CancellationToken cancellationToken)
@@ -127,5 +205,6 @@ public sealed class AppRuntime : IAsyncDisposable
         await StopAllAsync(CancellationToken.None);
         await Proxy.DisposeAsync();
         Log.Dispose();
+        _docker?.Dispose();
     }
 }

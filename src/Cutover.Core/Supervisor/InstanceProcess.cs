@@ -7,15 +7,16 @@ namespace Cutover.Supervisor;
 /// One running instance: `/bin/sh -c command` in its release dir, in a session of its own (setsid), so a stop
 /// can signal, and finally SIGKILL, the whole process group and not leave grandchildren behind.
 /// </summary>
-public sealed class InstanceProcess : IAsyncDisposable
+public sealed class InstanceProcess : IRunningInstance
 {
     private const int SigKill = 9;
     private readonly Process _process;
     private readonly NodeIpcChannel? _ipc;
     private readonly NotifySocket? _notify;
 
-    private InstanceProcess(Process process, NodeIpcChannel? ipc, NotifySocket? notify)
+    private InstanceProcess(Process process, NodeIpcChannel? ipc, NotifySocket? notify, int port)
     {
+        Endpoint = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, port);
         _process = process;
         _ipc = ipc;
         _notify = notify;
@@ -24,6 +25,11 @@ public sealed class InstanceProcess : IAsyncDisposable
     }
 
     public int Pid { get; }
+    public string Description => $"pid {Pid}";
+    public System.Net.IPEndPoint Endpoint { get; }
+    public Task? ReadySignal => _notify?.Ready ?? _ipc?.Ready;
+    public bool SaysStopping => _notify?.Stopping == true;
+    public Task<string?> HealthProblemAsync(CancellationToken cancellationToken) => Task.FromResult<string?>(null);
     public DateTimeOffset Started { get; } = DateTimeOffset.UtcNow;
     public Task Exited { get; }
     public bool HasExited => Exited.IsCompleted;
@@ -98,7 +104,7 @@ public sealed class InstanceProcess : IAsyncDisposable
         }
         process.StandardInput.Close();
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) onOutput("out", e.Data); };
-        var instance = new InstanceProcess(process, ipc, notify);
+        var instance = new InstanceProcess(process, ipc, notify, spec.Port);
         process.ErrorDataReceived += (_, e) =>
         {
             if (e.Data is null) return;

@@ -15,5 +15,8 @@ public sealed record InstanceSpec
     /// <summary>Where per-instance runtime files (the notify socket) go.</summary>
     public required string RuntimeDir { get; init; }
 
+    /// <summary>runtime: docker — the image this release runs; null for processes.</summary>
+    public string? Image { get; init; }
+
     public string Id => $"{App}-{Index}";
 }

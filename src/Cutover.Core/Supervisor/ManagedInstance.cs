@@ -14,11 +14,11 @@ public sealed class ManagedInstance : IAsyncDisposable
     private readonly ReadinessProbe _probe;
     private readonly ProxyServer _proxy;
     private readonly LogSink _log;
-    private readonly object _spawnGate;
+    private readonly IInstanceLauncher _launcher;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stop = new();
     private Task _watch = Task.CompletedTask;
-    private InstanceProcess? _process;
+    private IRunningInstance? _process;
     private Backend? _backend;
 
     private readonly Func<int> _allocatePort;
@@ -34,14 +34,14 @@ public sealed class ManagedInstance : IAsyncDisposable
     /// <summary>The proxy's view of this instance while it is ready (null before, and after it stopped).</summary>
     public Backend? Backend => _backend;
 
-    public ManagedInstance(InstanceSpec spec, ReadinessProbe probe, ProxyServer proxy, LogSink log, object spawnGate, ILogger logger, Func<int> allocatePort)
+    public ManagedInstance(InstanceSpec spec, ReadinessProbe probe, ProxyServer proxy, LogSink log, IInstanceLauncher launcher, ILogger logger, Func<int> allocatePort)
     {
         _allocatePort = allocatePort;
         Spec = spec;
         _probe = probe;
         _proxy = proxy;
         _log = log;
-        _spawnGate = spawnGate;
+        _launcher = launcher;
         _logger = logger;
     }
 
@@ -53,6 +53,10 @@ public sealed class ManagedInstance : IAsyncDisposable
     public int Failures { get; private set; }
     public string? LastProblem { get; private set; }
     public int? Pid => _process?.Pid;
+    /// <summary>Where it is reached (loopback port, or container address), while it runs.</summary>
+    public System.Net.IPEndPoint? Endpoint => _process?.Endpoint;
+    /// <summary>"pid 1234" or "container 3f2a1b9c (pid 1234)".</summary>
+    public string? Description => _process?.Description;
     public DateTimeOffset? Since => _process?.Started;
     public long RssBytes => _process is { HasExited: false } p ? p.RssBytes() : 0;
 
@@ -81,27 +85,48 @@ public sealed class ManagedInstance : IAsyncDisposable
     private async Task<string?> LaunchAsync(CancellationToken cancellationToken)
     {
         State = InstanceState.Starting;
-        InstanceProcess? started = null;
-        string? lastError = null;
-        started = InstanceProcess.Start(Spec, _spawnGate, (stream, line) =>
+        IRunningInstance? started = null;
+        try
         {
-            if (stream == "err") lastError = line;
-            _log.Write(Spec.Id, started?.Pid, stream, line);
-        });
-        _process = started;
-        _log.Write(Spec.Id, started.Pid, "cutover", $"started pid {started.Pid} on port {Spec.Port} from release {Spec.ReleaseId}");
-        var problem = await _probe.WaitReadyAsync(Spec, _process, cancellationToken);
-        if (problem is not null && started.HasExited)
-        {
-            await Task.Delay(50, CancellationToken.None); // let the last stderr line arrive
-            if (lastError is not null) problem += $" (last error output: {lastError})";
+            started = await _launcher.StartAsync(Spec, (stream, line) => _log.Write(Spec.Id, started?.Pid, stream, line), cancellationToken);
         }
+        catch (DeployException e)
+        {
+            _log.Write(Spec.Id, null, "cutover", $"could not start: {e.Message}");
+            return e.Message;
+        }
+        return await BecomeReadyAsync(started, $"started {started.Description} at {started.Endpoint} from release {Spec.ReleaseId}", cancellationToken);
+    }
+
+    /// <summary>
+    /// Takes over an instance that already runs (a container a restarted agent found by its labels): checked for
+    /// readiness like a new one, then supervised. Null, or why it cannot serve.
+    /// </summary>
+    public async Task<string?> AdoptAsync(IRunningInstance running, CancellationToken cancellationToken)
+    {
+        _enterProxy = true;
+        var problem = await BecomeReadyAsync(running, $"adopted {running.Description} at {running.Endpoint} (release {Spec.ReleaseId})", cancellationToken);
+        if (problem is not null)
+        {
+            State = InstanceState.Stopped;
+            LastProblem = problem;
+            return problem;
+        }
+        _watch = Task.Run(() => WatchAsync(_stop.Token));
+        return null;
+    }
+
+    private async Task<string?> BecomeReadyAsync(IRunningInstance started, string what, CancellationToken cancellationToken)
+    {
+        _process = started;
+        _log.Write(Spec.Id, started.Pid, "cutover", what);
+        var problem = await _probe.WaitReadyAsync(Spec, _process, cancellationToken);
         if (problem is not null)
         {
             _log.Write(Spec.Id, _process?.Pid, "cutover", $"not ready: {problem}");
             return problem;
         }
-        _backend = new Backend(Spec.Id, Spec.Port);
+        _backend = new Backend(Spec.Id, started.Endpoint);
         // A restart takes the dead one's place in the proxy only when the instance is meant to be in rotation.
         if (_enterProxy) _proxy.Pool.Add(_backend);
         State = InstanceState.Ready;
@@ -165,7 +190,7 @@ public sealed class ManagedInstance : IAsyncDisposable
     /// Over max_memory: a fresh process is started and made ready first, then the old one drains and stops,
     /// so capacity never dips. False when the replacement could not start (the old one is then restarted).
     /// </summary>
-    private async Task<bool> ReplaceStartFirstAsync(InstanceProcess old, string problem, CancellationToken stop)
+    private async Task<bool> ReplaceStartFirstAsync(IRunningInstance old, string problem, CancellationToken stop)
     {
         _log.Write(Spec.Id, old.Pid, "cutover", $"{problem}: replacing it start-first");
         var oldBackend = _backend;
@@ -190,7 +215,7 @@ public sealed class ManagedInstance : IAsyncDisposable
     }
 
     /// <summary>Waits until the process exits, fails `retries` health probes in a row, or outgrows max_memory.</summary>
-    private async Task<string> NextProblemAsync(InstanceProcess process, CancellationToken stop)
+    private async Task<string> NextProblemAsync(IRunningInstance process, CancellationToken stop)
     {
         var failedProbes = 0;
         var lastMemoryCheck = DateTimeOffset.MinValue;
@@ -199,10 +224,10 @@ public sealed class ManagedInstance : IAsyncDisposable
             var tick = Task.Delay(Spec.Health.Interval < TimeSpan.FromSeconds(1) ? Spec.Health.Interval : TimeSpan.FromSeconds(1), stop);
             if (await Task.WhenAny(process.Exited, tick) == process.Exited) return process.ExitDescription();
             stop.ThrowIfCancellationRequested();
-            if (process.Notify?.Stopping == true) return "said STOPPING=1";
+            if (process.SaysStopping) return "said STOPPING=1";
             if (DateTimeOffset.UtcNow - process.Started >= Spec.Health.StartPeriod)
             {
-                var probe = await _probe.ProbeAsync(Spec, stop);
+                var probe = await _probe.ProbeAsync(Spec, process, stop);
                 failedProbes = probe is null ? 0 : failedProbes + 1;
                 if (failedProbes >= Spec.Health.Retries) return $"unhealthy after {failedProbes} failed checks: {probe}";
             }
@@ -213,6 +238,15 @@ public sealed class ManagedInstance : IAsyncDisposable
                 if (rss > limit) return $"memory {rss >> 20} MiB above max_memory {limit >> 20} MiB";
             }
         }
+    }
+
+    /// <summary>Stops supervising without stopping: a container keeps running for the next agent to adopt.</summary>
+    public async Task LetGoAsync()
+    {
+        _stop.Cancel();
+        try { await _watch; } catch (OperationCanceledException) { }
+        if (_process is Containers.ContainerInstance container) await container.LetGoAsync();
+        _process = null;
     }
 
     /// <summary>Out of the proxy, in-flight requests finished (up to drain_timeout), then stop_signal, then SIGKILL.</summary>

@@ -14,25 +14,26 @@ public sealed class ReadinessProbe(HttpClient http)
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(50);
 
     /// <summary>Null when ready; otherwise why not.</summary>
-    public async Task<string?> WaitReadyAsync(InstanceSpec spec, InstanceProcess process, CancellationToken cancellationToken)
+    public async Task<string?> WaitReadyAsync(InstanceSpec spec, IRunningInstance process, CancellationToken cancellationToken)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(spec.Run.ReadyTimeout);
-        string lastProblem = $"nothing listens on 127.0.0.1:{spec.Port} (does the app read ${spec.Run.PortEnv}?)";
+        string lastProblem = NothingListens(spec, process);
         try
         {
-            if (spec.Run.Ready is ReadinessKind.Notify or ReadinessKind.Message)
+            if (spec.Run.Ready is ReadinessKind.Notify or ReadinessKind.Message && process.ReadySignal is { } signal)
             {
-                var signal = spec.Run.Ready == ReadinessKind.Notify ? process.Notify!.Ready : process.Ipc!.Ready;
                 var first = await Task.WhenAny(signal, process.Exited).WaitAsync(deadline.Token);
                 if (first == process.Exited) return ExitedEarly(process);
             }
             while (true)
             {
                 if (process.HasExited) return ExitedEarly(process);
+                // Both gate traffic: the app's own answer, and the runtime's healthcheck (a container HEALTHCHECK).
                 var problem = spec.Run.Ready == ReadinessKind.Http
-                    ? await HttpProblemAsync(spec, deadline.Token)
-                    : await TcpProblemAsync(spec.Port, deadline.Token);
+                    ? await HttpProblemAsync(spec, process, deadline.Token)
+                    : await TcpProblemAsync(spec, process, deadline.Token);
+                problem ??= await process.HealthProblemAsync(deadline.Token);
                 if (problem is null) return null;
                 lastProblem = problem;
                 await Task.Delay(Poll, deadline.Token);
@@ -43,8 +44,8 @@ public sealed class ReadinessProbe(HttpClient http)
             if (process.HasExited) return ExitedEarly(process);
             var waitingFor = spec.Run.Ready switch
             {
-                ReadinessKind.Notify when !process.Notify!.Ready.IsCompleted => "it never sent READY=1 to NOTIFY_SOCKET",
-                ReadinessKind.Message when !process.Ipc!.Ready.IsCompleted => "it never called process.send('ready')",
+                ReadinessKind.Notify when process.ReadySignal is { IsCompleted: false } => "it never sent READY=1 to NOTIFY_SOCKET",
+                ReadinessKind.Message when process.ReadySignal is { IsCompleted: false } => "it never called process.send('ready')",
                 _ => lastProblem,
             };
             return $"not ready within {Duration.Format(spec.Run.ReadyTimeout)}: {waitingFor}";
@@ -52,15 +53,16 @@ public sealed class ReadinessProbe(HttpClient http)
     }
 
     /// <summary>One liveness probe: null when healthy.</summary>
-    public async Task<string?> ProbeAsync(InstanceSpec spec, CancellationToken cancellationToken)
+    public async Task<string?> ProbeAsync(InstanceSpec spec, IRunningInstance process, CancellationToken cancellationToken)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(spec.Health.Timeout);
         try
         {
-            return spec.Run.Ready == ReadinessKind.Tcp
-                ? await TcpProblemAsync(spec.Port, timeout.Token)
-                : await HttpProblemAsync(spec, timeout.Token);
+            var problem = spec.Run.Ready == ReadinessKind.Tcp
+                ? await TcpProblemAsync(spec, process, timeout.Token)
+                : await HttpProblemAsync(spec, process, timeout.Token);
+            return problem ?? await process.HealthProblemAsync(timeout.Token);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -68,16 +70,21 @@ public sealed class ReadinessProbe(HttpClient http)
         }
     }
 
-    private async Task<string?> HttpProblemAsync(InstanceSpec spec, CancellationToken cancellationToken)
+    private static string NothingListens(InstanceSpec spec, IRunningInstance process) =>
+        process is InstanceProcess
+            ? $"nothing listens on {process.Endpoint} (does the app read ${spec.Run.PortEnv}?)"
+            : $"nothing listens on {process.Endpoint} (is docker.port the port the app listens on inside the container?)";
+
+    private async Task<string?> HttpProblemAsync(InstanceSpec spec, IRunningInstance process, CancellationToken cancellationToken)
     {
         try
         {
-            using var response = await http.GetAsync($"http://127.0.0.1:{spec.Port}{spec.Health.Path}", HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+            using var response = await http.GetAsync($"http://{process.Endpoint}{spec.Health.Path}", HttpCompletionOption.ResponseHeadersRead, cancellationToken);
             return response.IsSuccessStatusCode ? null : $"{spec.Health.Path} answered {(int)response.StatusCode}";
         }
         catch (HttpRequestException e) when (e.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionRefused })
         {
-            return $"nothing listens on 127.0.0.1:{spec.Port} (does the app read ${spec.Run.PortEnv}?)";
+            return NothingListens(spec, process);
         }
         catch (HttpRequestException e)
         {
@@ -85,20 +92,20 @@ public sealed class ReadinessProbe(HttpClient http)
         }
     }
 
-    private static async Task<string?> TcpProblemAsync(int port, CancellationToken cancellationToken)
+    private static async Task<string?> TcpProblemAsync(InstanceSpec spec, IRunningInstance process, CancellationToken cancellationToken)
     {
         using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         try
         {
-            await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), cancellationToken);
+            await socket.ConnectAsync(process.Endpoint, cancellationToken);
             return null;
         }
         catch (SocketException)
         {
-            return $"nothing listens on 127.0.0.1:{port}";
+            return NothingListens(spec, process);
         }
     }
 
-    private static string ExitedEarly(InstanceProcess process) =>
+    private static string ExitedEarly(IRunningInstance process) =>
         process.ExitDescription("before it was ready");
 }

@@ -79,7 +79,7 @@ public class NginxRouterTests : IDisposable
         var bg = new BlueGreenSwitch(app, new SilentProgress());
         // nginx needs the upstream file to start; the first route writes it (and its reload fails harmlessly: no nginx yet)
         await bg.RouteLiveSetAsync(CancellationToken.None);
-        File.WriteAllText(upstream, new NginxRouter(config.BlueGreen.Nginx!).Render(app.Slots.Select(s => s!.Spec.Port)));
+        File.WriteAllText(upstream, new NginxRouter(config.BlueGreen.Nginx!).Render(app.Slots.Select(s => s!.Endpoint!)));
         _nginx = Process.Start(new ProcessStartInfo("/usr/sbin/nginx", ["-p", nginxDir, "-c", conf, "-g", "daemon off;"]) { UseShellExecute = false })!;
         var url = $"http://127.0.0.1:{port}/";
         Assert.StartsWith("hello from 1", await Eventually(url, "hello from 1"));

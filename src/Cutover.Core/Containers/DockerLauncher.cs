@@ -1,0 +1,132 @@
+using System.Globalization;
+using Cutover.Config;
+using Cutover.Supervisor;
+using Docker.DotNet;
+using Docker.DotNet.Models;
+
+namespace Cutover.Containers;
+
+/// <summary>
+/// Starts instances as containers of the release's image on the app's user-defined bridge network (created when
+/// missing), labelled app/release/instance, with the container healthcheck from docker.healthcheck. The proxy then
+/// routes to the container's address, the way kamal-proxy does.
+/// </summary>
+public sealed class DockerLauncher(DockerClient docker, Func<Cutover.Config.DockerConfig> config) : IInstanceLauncher
+{
+    private readonly SemaphoreSlim _networkGate = new(1, 1);
+    private bool _networkReady;
+
+    public async Task<IRunningInstance> StartAsync(InstanceSpec spec, Action<string, string> onOutput, CancellationToken cancellationToken)
+    {
+        var settings = config();
+        var image = spec.Image ?? settings.Image;
+        try
+        {
+            await EnsureNetworkAsync(settings.Network, cancellationToken);
+            var env = settings.Env.Select(kv => $"{kv.Key}={kv.Value}")
+                .Append($"{spec.Run.PortEnv}={settings.Port.ToString(CultureInfo.InvariantCulture)}")
+                .Append($"CUTOVER_APP={spec.App}").Append($"CUTOVER_INSTANCE={spec.Index.ToString(CultureInfo.InvariantCulture)}").Append($"CUTOVER_RELEASE_ID={spec.ReleaseId}")
+                .ToList();
+            var created = await docker.Containers.CreateContainerAsync(new CreateContainerParameters
+            {
+                Name = $"cutover-{spec.App}-{spec.Index}-{Guid.NewGuid().ToString("N")[..8]}",
+                Image = image,
+                Env = env,
+                Labels = new Dictionary<string, string>
+                {
+                    [ContainerLabels.App] = spec.App,
+                    [ContainerLabels.Release] = spec.ReleaseId,
+                    [ContainerLabels.Instance] = spec.Index.ToString(CultureInfo.InvariantCulture),
+                    [ContainerLabels.Image] = image,
+                },
+                StopSignal = spec.Run.StopSignalName,
+                StopTimeout = TimeSpan.FromSeconds(Math.Ceiling(spec.Run.KillTimeout.TotalSeconds)),
+                Healthcheck = settings.Healthcheck is { } h ? new HealthcheckConfig
+                {
+                    Test = h.Test.ToList(),
+                    Interval = h.Interval,
+                    Timeout = h.Timeout,
+                    Retries = h.Retries,
+                    StartPeriod = h.StartPeriod,
+                } : null,
+                ExposedPorts = new Dictionary<string, EmptyStruct> { [$"{settings.Port}/tcp"] = default },
+                HostConfig = new HostConfig
+                {
+                    NetworkMode = settings.Network,
+                    Binds = settings.Volumes.ToList(),
+                    Init = settings.Init,
+                },
+            }, cancellationToken);
+            if (!await docker.Containers.StartContainerAsync(created.ID, new ContainerStartParameters(), cancellationToken))
+                throw new DeployException($"container {created.ID[..12]} of {image} did not start");
+            return await ContainerInstance.AttachAsync(docker, created.ID, settings.Network, settings.Port, onOutput, cancellationToken);
+        }
+        catch (DockerImageNotFoundException)
+        {
+            throw new DeployException($"image {image} is not on the Docker host {settings.Host}; pull or load it there first (docker pull {image})");
+        }
+        catch (DockerApiException e)
+        {
+            throw new DeployException($"docker could not start {image}: {e.ResponseBody?.Trim() ?? e.Message}");
+        }
+        catch (HttpRequestException e)
+        {
+            throw new DeployException($"cannot reach the Docker engine at {settings.Host}: {e.Message}");
+        }
+    }
+
+    /// <summary>Running containers of <paramref name="app"/>, by the labels Cutover gave them.</summary>
+    public async Task<IReadOnlyList<ContainerListResponse>> ListAsync(string app, CancellationToken cancellationToken) =>
+        (await docker.Containers.ListContainersAsync(new ContainersListParameters
+        {
+            All = true,
+            Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [$"{ContainerLabels.App}={app}"] = true } },
+        }, cancellationToken)).ToList();
+
+    public Task<ContainerInstance> AttachAsync(string id, Action<string, string> onOutput, CancellationToken cancellationToken)
+    {
+        var settings = config();
+        return ContainerInstance.AttachAsync(docker, id, settings.Network, settings.Port, onOutput, cancellationToken);
+    }
+
+    public async Task RemoveAsync(string id)
+    {
+        try
+        {
+            await docker.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true }, CancellationToken.None);
+        }
+        catch (DockerContainerNotFoundException)
+        {
+        }
+    }
+
+    private async Task EnsureNetworkAsync(string network, CancellationToken cancellationToken)
+    {
+        if (_networkReady) return;
+        await _networkGate.WaitAsync(cancellationToken);
+        try
+        {
+            if (_networkReady) return;
+            var existing = await docker.Networks.ListNetworksAsync(new NetworksListParameters
+            {
+                Filters = new Dictionary<string, IDictionary<string, bool>> { ["name"] = new Dictionary<string, bool> { [network] = true } },
+            }, cancellationToken);
+            if (!existing.Any(n => n.Name == network))
+            {
+                try
+                {
+                    await docker.Networks.CreateNetworkAsync(new NetworksCreateParameters { Name = network, Driver = "bridge", Attachable = true }, cancellationToken);
+                }
+                catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.Conflict)
+                {
+                    // made by someone else meanwhile
+                }
+            }
+            _networkReady = true;
+        }
+        finally
+        {
+            _networkGate.Release();
+        }
+    }
+}
