@@ -182,12 +182,15 @@ public sealed class ContainerInstance : IRunningInstance
     /// <summary>Stops following the container; it keeps running (a restarted agent adopts it).</summary>
     public ValueTask LetGoAsync()
     {
-        _watching.Cancel();
+        if (Volatile.Read(ref _disposed) == 0) _watching.Cancel();
         return ValueTask.CompletedTask;
     }
 
+    private int _disposed;
+
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         if (!HasExited) await StopAsync(9, TimeSpan.Zero);
         else await RemoveAsync();
         _watching.Cancel();

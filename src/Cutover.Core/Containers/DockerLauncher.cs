@@ -57,9 +57,18 @@ public sealed class DockerLauncher(DockerClient docker, Func<Cutover.Config.Dock
                     Init = settings.Init,
                 },
             }, cancellationToken);
-            if (!await docker.Containers.StartContainerAsync(created.ID, new ContainerStartParameters(), cancellationToken))
-                throw new DeployException($"container {created.ID[..12]} of {image} did not start");
-            return await ContainerInstance.AttachAsync(docker, created.ID, settings.Network, settings.Port, onOutput, cancellationToken);
+            try
+            {
+                if (!await docker.Containers.StartContainerAsync(created.ID, new ContainerStartParameters(), cancellationToken))
+                    throw new DeployException($"container {created.ID[..12]} of {image} did not start");
+                return await ContainerInstance.AttachAsync(docker, created.ID, settings.Network, settings.Port, onOutput, cancellationToken);
+            }
+            catch
+            {
+                // Never leave a created-but-unsupervised container behind (a cancelled start included).
+                await RemoveAsync(created.ID);
+                throw;
+            }
         }
         catch (DockerImageNotFoundException)
         {

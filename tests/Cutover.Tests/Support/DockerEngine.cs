@@ -69,7 +69,7 @@ public sealed class DockerEngine : IAsyncDisposable
         File.Copy("/bin/busybox", Path.Combine(rootfs, "bin", "busybox"));
         foreach (var applet in new[] { "sh", "httpd", "wget", "cat", "sleep", "test", "ls", "kill" })
             File.CreateSymbolicLink(Path.Combine(rootfs, "bin", applet), "busybox");
-        await File.WriteAllTextAsync(Path.Combine(rootfs, "www", "index.html"), $"hello from {version}\n");
+        await File.WriteAllTextAsync(Path.Combine(rootfs, "www", "index.html"), $"hello from {version} (container)\n");
         await File.WriteAllTextAsync(Path.Combine(rootfs, "www", "health"), $"ok {version}\n");
         if (healthy) await File.WriteAllTextAsync(Path.Combine(rootfs, "www", "healthy"), "yes\n");
         await File.WriteAllTextAsync(Path.Combine(rootfs, "etc", "passwd"), "root:x:0:0:root:/:/bin/sh\n");

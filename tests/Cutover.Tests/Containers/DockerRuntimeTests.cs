@@ -1,0 +1,250 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Cutover.BlueGreen;
+using Cutover.Config;
+using Cutover.Containers;
+using Cutover.Progress;
+using Cutover.Rolling;
+using Cutover.Supervisor;
+using Cutover.Tests.Support;
+using Microsoft.Extensions.Logging.Abstractions;
+using Xunit.Abstractions;
+
+namespace Cutover.Tests.Containers;
+
+/// <summary>One real dockerd for the container tests of a class, with the test images imported.</summary>
+public sealed class DockerFixture : IAsyncLifetime
+{
+    public DockerEngine Engine { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        Engine = await DockerEngine.StartAsync();
+        await Engine.ImportAppImageAsync("cutover-test:1", "1");
+        await Engine.ImportAppImageAsync("cutover-test:2", "2");
+        await Engine.ImportAppImageAsync("cutover-test:sick", "sick", healthy: false);
+    }
+
+    public async Task DisposeAsync() => await Engine.DisposeAsync();
+}
+
+/// <summary>runtime: docker — the same rolling and blue-green logic as for processes, with containers behind the proxy.</summary>
+[Collection(Serial.Name)]
+public sealed class DockerRuntimeTests(DockerFixture docker, ITestOutputHelper output) : IClassFixture<DockerFixture>, IAsyncLifetime
+{
+    private readonly TempDir _dir = new();
+    private readonly HttpClient _http = new();
+    private AppRuntime? _app;
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        if (_app is not null) await _app.DisposeAsync();
+        _http.Dispose();
+        _dir.Dispose();
+    }
+
+    private string ConfigYaml(string strategy, int port, string app, string dockerExtra = "") => $"""
+        app: {app}
+        strategy: {strategy}
+        root: {_dir.Path}
+        runtime: docker
+        docker:
+          host: {docker.Engine.Host}
+          image: cutover-test:1
+          port: 3000
+          network: {app}-net
+          healthcheck: {"{"} test: ["CMD", "test", "-e", "/www/healthy"], interval: 1s, timeout: 10s, retries: 3 {"}"}
+        {dockerExtra}
+        run:
+          instances: 2
+          ready_timeout: 8s
+          kill_timeout: 5s
+        proxy:
+          listen: 127.0.0.1:{port}
+          drain_timeout: 5s
+        health:
+          path: /health
+          interval: 300ms
+        rolling:
+          monitor: 500ms
+        {(strategy == "blue-green" ? "blue_green:\n  monitor: 500ms\n  keep_previous: 10m\n" : "")}
+        """;
+
+    private async Task<AppRuntime> StartAsync(string strategy, string app, string dockerExtra = "")
+    {
+        var config = ConfigLoader.Parse(ConfigYaml(strategy, HealthServer.FreePort(), app, dockerExtra), _dir.Combine("cutover.yml"));
+        _app = await AppRuntime.CreateAsync(config, _dir.Combine("home"), _http, new object(), NullLoggerFactory.Instance, CancellationToken.None);
+        Assert.Null(await _app.StartAllAsync("r1", Release("r1", "cutover-test:1"), CancellationToken.None));
+        return _app;
+    }
+
+    private string Release(string id, string image)
+    {
+        var dir = _dir.Combine("releases", id);
+        Directory.CreateDirectory(dir);
+        File.WriteAllText(Path.Combine(dir, ContainerRelease.ImageFile), image);
+        return dir;
+    }
+
+    private string Url => $"http://127.0.0.1:{_app!.Proxy.Listen.Port}/";
+
+    private async Task<string[]> ContainersAsync(string app)
+    {
+        var (_, ids) = await docker.Engine.DockerAsync(["ps", "-q", "--no-trunc", "--filter", $"label=cutover.app={app}"]);
+        return ids.Split('\n', StringSplitOptions.RemoveEmptyEntries).Order().ToArray();
+    }
+
+    [Fact]
+    public async Task Rolling_deploys_of_containers_under_load_fail_no_request()
+    {
+        var app = await StartAsync("rolling", "roll");
+        Assert.All(app.Slots, s => Assert.StartsWith("container ", s!.Description));
+        await using var load = new LoadGenerator(Url, connections: 8, maxDuration: TimeSpan.FromMinutes(2));
+        var doneMs = new List<(string Version, double At)>();
+        var versions = new[] { "2", "1", "2", "1" };
+        for (var i = 0; i < versions.Length; i++)
+        {
+            var id = $"d{i}";
+            var before = await ContainersAsync("roll");
+            var result = await new RollingUpdate(app, new SilentProgress()).RunAsync(id, Release(id, $"cutover-test:{versions[i]}"), CancellationToken.None);
+            Assert.True(result.Succeeded, result.Error);
+            doneMs.Add((versions[i], load.NowMs));
+            var after = await ContainersAsync("roll");
+            Assert.Empty(before.Intersect(after)); // every container replaced, the old ones removed
+            Assert.True(after.Length == 2, (await docker.Engine.DockerAsync(["ps", "-a", "--no-trunc"])).Output + string.Join("\n", app.Slots.Select(sl => $"{sl!.Spec.Id} {sl.Description} {sl.State} {sl.LastProblem}")));
+        }
+        await Task.Delay(300);
+        var samples = await load.StopAsync();
+        output.WriteLine($"{samples.Count} requests through containers, {samples.Count(s => s.Status != 200)} failed");
+        Assert.True(samples.Count > 200);
+        Assert.Equal(0, samples.Count(s => s.Status != 200));
+        Assert.All(samples.Where(s => s.StartMs > doneMs[^1].At), s => Assert.Equal("1", s.Version));
+    }
+
+    [Fact]
+    public async Task Blue_green_with_containers_switches_at_once_and_rolls_back_without_starting_one()
+    {
+        var app = await StartAsync("blue-green", "bg");
+        await using var load = new LoadGenerator(Url, connections: 8, maxDuration: TimeSpan.FromMinutes(2));
+        Assert.Null(await new BlueGreenSwitch(app, new SilentProgress()).RunAsync("g2", Release("g2", "cutover-test:2"), CancellationToken.None));
+        var switched = load.NowMs;
+        await Task.Delay(300);
+        var containers = await ContainersAsync("bg");
+        Assert.Equal(4, containers.Length); // the old set stays warm
+        var clock = Stopwatch.StartNew();
+        Assert.Null(await new BlueGreenSwitch(app, new SilentProgress()).RunAsync("r1", _dir.Combine("releases", "r1"), CancellationToken.None));
+        var rollback = clock.Elapsed;
+        var back = load.NowMs;
+        await Task.Delay(300);
+        var samples = await load.StopAsync();
+
+        Assert.Equal(containers, await ContainersAsync("bg")); // a switch: no container started or removed
+        Assert.True(rollback < TimeSpan.FromMilliseconds(100), $"rollback took {rollback.TotalMilliseconds} ms");
+        Assert.Equal(0, samples.Count(s => s.Status != 200));
+        Assert.All(samples.Where(s => s.StartMs > switched && s.EndMs < back - 50), s => Assert.Equal("2", s.Version));
+        Assert.All(samples.Where(s => s.StartMs > back), s => Assert.Equal("1", s.Version));
+    }
+
+    [Fact]
+    public async Task A_container_failing_its_healthcheck_never_gets_traffic_and_the_old_ones_keep_serving()
+    {
+        var app = await StartAsync("rolling", "sick");
+        await using var load = new LoadGenerator(Url, connections: 4, maxDuration: TimeSpan.FromMinutes(1));
+        // Its /health answers 200 (Cutover's own check would pass); only the container HEALTHCHECK says no.
+        var result = await new RollingUpdate(app, new SilentProgress()).RunAsync("bad", Release("bad", "cutover-test:sick"), CancellationToken.None);
+        await Task.Delay(200);
+        var samples = await load.StopAsync();
+
+        Assert.False(result.Succeeded);
+        Assert.Contains("container healthcheck", result.Error);
+        Assert.DoesNotContain(samples, s => s.Version == "sick");
+        Assert.Equal(0, samples.Count(s => s.Status != 200));
+        Assert.All(app.Slots, s => Assert.Equal("r1", s!.Spec.ReleaseId));
+        Assert.Equal(2, (await ContainersAsync("sick")).Length); // the failed one was removed
+    }
+
+    [Fact]
+    public async Task Volumes_and_env_reach_the_container()
+    {
+        var www = _dir.Combine("www");
+        Directory.CreateDirectory(www);
+        File.WriteAllText(Path.Combine(www, "index.html"), "hello from the-volume (host dir)\n");
+        File.WriteAllText(Path.Combine(www, "health"), "ok\n");
+        File.WriteAllText(Path.Combine(www, "healthy"), "yes\n");
+        var app = await StartAsync("rolling", "vol", $"  volumes: [\"{www}:/www:ro\"]\n  env: {{ GREETING: hi }}");
+        Assert.StartsWith("hello from the-volume", await _http.GetStringAsync(Url));
+        var id = (await ContainersAsync("vol"))[0];
+        var (_, env) = await docker.Engine.DockerAsync(["inspect", "--format", "{{range .Config.Env}}{{println .}}{{end}}", id]);
+        Assert.Contains("GREETING=hi", env);
+        Assert.Contains("PORT=3000", env);
+        Assert.Contains("CUTOVER_RELEASE_ID=r1", env);
+    }
+
+    [Fact]
+    public async Task A_restarted_agent_adopts_the_running_containers_instead_of_starting_new_ones()
+    {
+        var home = _dir.Combine("agent-home");
+        var port = HealthServer.FreePort();
+        var configFile = _dir.Combine("adopt.yml");
+        File.WriteAllText(configFile, ConfigYaml("rolling", port, "adopt").Replace($"root: {_dir.Path}", $"root: {_dir.Combine("adopt-root")}"));
+        var env = new Dictionary<string, string> { ["CUTOVER_HOME"] = home };
+        try
+        {
+            var first = await CutoverCli.RunAsync(_dir.Path, env, "deploy", "-c", configFile);
+            Assert.True(first.ExitCode == 0, first.All);
+            var deploy = await CutoverCli.RunAsync(_dir.Path, env, "deploy", "--image", "cutover-test:2", "-c", configFile);
+            Assert.True(deploy.ExitCode == 0, deploy.All);
+            Assert.Contains("image cutover-test:2", deploy.All);
+            var before = await ContainersAsync("adopt");
+            Assert.Equal(2, before.Length);
+            using var client = new HttpClient();
+            Assert.StartsWith("hello from 2", await client.GetStringAsync($"http://127.0.0.1:{port}/"));
+
+            // The agent goes away; the containers do not.
+            StopAgent(home, 15);
+            Assert.Equal(before, await ContainersAsync("adopt"));
+
+            var agent = CutoverCli.StartInfo(_dir.Path, "agent");
+            agent.Environment["CUTOVER_HOME"] = home;
+            using var restarted = Process.Start(agent)!;
+            string? body = null;
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (body is null && DateTime.UtcNow < deadline)
+            {
+                try { body = await client.GetStringAsync($"http://127.0.0.1:{port}/"); }
+                catch (HttpRequestException) { await Task.Delay(100); }
+            }
+            Assert.StartsWith("hello from 2", body);
+            Assert.Equal(before, await ContainersAsync("adopt"));
+            var status = await CutoverCli.RunAsync(_dir.Path, env, "status", "--json", "-c", configFile);
+            var instances = JsonDocument.Parse(status.Stdout).RootElement.GetProperty("agent").GetProperty("instances").EnumerateArray().ToList();
+            Assert.All(instances, i => Assert.Equal("ready", i.GetProperty("state").GetString()));
+            Assert.All(instances, i => Assert.StartsWith("container ", i.GetProperty("runs_as").GetString()));
+
+            // rollback: a rolling replacement back to the previous release's image
+            var rollback = await CutoverCli.RunAsync(_dir.Path, env, "rollback", "-c", configFile);
+            Assert.True(rollback.ExitCode == 0, rollback.All);
+            Assert.StartsWith("hello from 1", await client.GetStringAsync($"http://127.0.0.1:{port}/"));
+
+            var stop = await CutoverCli.RunAsync(_dir.Path, env, "stop", "-c", configFile);
+            Assert.Equal(0, stop.ExitCode);
+            Assert.Empty(await ContainersAsync("adopt"));
+        }
+        finally
+        {
+            StopAgent(home, 15);
+        }
+    }
+
+    private static void StopAgent(string home, int signal)
+    {
+        var pidFile = Path.Combine(home, "agent.pid");
+        if (!File.Exists(pidFile)) return;
+        var pid = int.Parse(File.ReadAllText(pidFile));
+        Cutover.Platform.LibC.Kill(pid, signal);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (Cutover.Platform.LibC.Kill(pid, 0) && DateTime.UtcNow < deadline) Thread.Sleep(50);
+    }
+}
