@@ -105,13 +105,15 @@ public static class AgentCommands
             return;
         }
         var table = new Table().Border(env.Interactive ? TableBorder.Rounded : TableBorder.None)
-            .AddColumns("instance", "release", "pid", "port", "state", "uptime", "memory", "restarts");
+            .AddColumns("instance", "release", "runs as", "address", "state", "uptime", "memory", "restarts");
         foreach (var i in a.GetProperty("instances").EnumerateArray())
         {
             string Text(string name) => i.GetProperty(name).ValueKind == JsonValueKind.Null ? "-" : i.GetProperty(name).ToString();
             var uptime = i.GetProperty("uptime_seconds").ValueKind == JsonValueKind.Number ? $"{i.GetProperty("uptime_seconds").GetDouble():0}s" : "-";
             var state = Text("state") + (i.GetProperty("problem").ValueKind == JsonValueKind.String && Text("state") != "ready" ? $" ({Text("problem")})" : "");
-            table.AddRow(Markup.Escape(Text("id")), Markup.Escape(Text("release")), Text("pid"), Text("port"), Markup.Escape(state), uptime,
+            var runsAs = i.TryGetProperty("runs_as", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString()! : Text("pid");
+            var address = i.TryGetProperty("address", out var ad) && ad.ValueKind == JsonValueKind.String ? ad.GetString()! : Text("port");
+            table.AddRow(Markup.Escape(Text("id")), Markup.Escape(Text("release")), Markup.Escape(runsAs), Markup.Escape(address), Markup.Escape(state), uptime,
                 $"{i.GetProperty("memory_bytes").GetInt64() / (1024.0 * 1024):0.0} MiB", Text("restarts"));
         }
         env.Out.WriteLine($"proxy {a.GetProperty("proxy").GetString()}, live release {a.GetProperty("release")}");
