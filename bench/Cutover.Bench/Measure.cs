@@ -8,7 +8,10 @@ public sealed record Run(double Seconds, long MaxRssKb);
 /// <summary>Runs a command under GNU time, for wall time and peak memory of the whole process.</summary>
 public static class Measure
 {
-    public static Run Command(string file, params string[] args)
+    public static Run Command(string file, params string[] args) => CommandExiting([0], file, args);
+
+    /// <summary>For tools whose exit code reports findings (linters exit 1 when they find something).</summary>
+    public static Run CommandExiting(int[] okExitCodes, string file, params string[] args)
     {
         var output = Path.GetTempFileName();
         var start = new ProcessStartInfo("/usr/bin/time") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -19,7 +22,7 @@ public static class Measure
         var stderr = process.StandardError.ReadToEnd();
         process.WaitForExit();
         var seconds = clock.Elapsed.TotalSeconds;
-        if (process.ExitCode != 0)
+        if (!okExitCodes.Contains(process.ExitCode))
             throw new InvalidOperationException($"{file} {string.Join(' ', args)} exited {process.ExitCode}: {stderr} {stdout.Result}");
         var parts = File.ReadAllText(output).Trim().Split(' ');
         File.Delete(output);

@@ -55,9 +55,22 @@ internal sealed class AddingFieldWithDefault : ILintRule
                         "or create a new table with the generated column and migrate to it"));
                 continue;
             }
+            if (ColumnTypes.IsSerial(column.Type))
+            {
+                // serial is shorthand for DEFAULT nextval(...): every existing row gets its own value.
+                c.Report(RuleIds.AddingFieldWithDefault, column.TypeToken,
+                    $"Adding {column.Type} column {col} to {t} fills every existing row from nextval(), a volatile default: the whole table is rewritten under an ACCESS EXCLUSIVE lock.",
+                    Steps(
+                        $"ALTER TABLE {t} ADD COLUMN {col} bigint; (no default)",
+                        $"CREATE SEQUENCE IF NOT EXISTS {Names.Of(alter.Table, column.Name.Key, "seq")} OWNED BY {t}.{col}; then ALTER TABLE {t} ALTER COLUMN {col} SET DEFAULT nextval('{Names.Of(alter.Table, column.Name.Key, "seq")}'); (new rows only)",
+                        $"backfill existing rows in batches: UPDATE {t} SET {col} = nextval('{Names.Of(alter.Table, column.Name.Key, "seq")}') WHERE {col} IS NULL"));
+                continue;
+            }
             if (column.Find(ColumnConstraintKind.Default) is not { } defaultClause) continue;
             var expression = c.Text(defaultClause.Expression);
             string reason;
+            // DEFAULT NULL is what a column without a default has: nothing to write, on any version.
+            if (expression.Equals("NULL", StringComparison.OrdinalIgnoreCase)) continue;
             if (c.Options.PgVersion < 11)
                 reason = $"Before PostgreSQL 11, adding column {col} to {t} with DEFAULT {expression} rewrites the whole table under an ACCESS EXCLUSIVE lock (pg_version is {c.Options.PgVersion}).";
             else if (DefaultVolatility.VolatileCall(c.Statement, defaultClause.Expression) is { } call)

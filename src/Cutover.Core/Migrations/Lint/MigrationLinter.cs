@@ -63,7 +63,9 @@ public sealed class MigrationLinter(LintOptions options)
             findings.Add(new LintFinding(file, begin.Line, begin.Column, RuleIds.TransactionNesting, Severity.Error,
                 $"The transaction opened at line {begin.Line} is never committed: the runner's COMMIT or the end of the session decides what happens to it.",
                 "", "1. end the file with COMMIT;", begin.Text, begin.Line, begin.Column));
-        return new FileLintResult(file, findings, assured);
+        // Rules run in a fixed order; readers (and editors jumping through gcc output) want file order.
+        // OrderBy is stable, so findings at one token keep rule order.
+        return new FileLintResult(file, findings.OrderBy(f => f.Line).ThenBy(f => f.Column).ToList(), assured);
     }
 
     /// <summary>*.sql files under the given directories (and the files given), sorted by path, linted in parallel.</summary>
