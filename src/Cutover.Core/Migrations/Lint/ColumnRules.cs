@@ -12,8 +12,9 @@ internal sealed class AddingRequiredField : ILintRule
     public void Check(LintContext c)
     {
         if (c.Parsed is not AlterTableStatement alter || c.State.IsNewTable(alter.Table)) return;
-        foreach (var add in alter.Actions.OfType<AddColumnAction>())
+        foreach (var action in alter.Actions)
         {
+            if (action is not AddColumnAction add) continue;
             var column = add.Column;
             if (column.Find(ColumnConstraintKind.NotNull) is not { } notNull) continue;
             if (column.Find(ColumnConstraintKind.Default) is not null || column.Find(ColumnConstraintKind.Identity) is not null
@@ -39,8 +40,9 @@ internal sealed class AddingFieldWithDefault : ILintRule
     public void Check(LintContext c)
     {
         if (c.Parsed is not AlterTableStatement alter || c.State.IsNewTable(alter.Table)) return;
-        foreach (var add in alter.Actions.OfType<AddColumnAction>())
+        foreach (var action in alter.Actions)
         {
+            if (action is not AddColumnAction add) continue;
             var column = add.Column;
             var t = alter.Table.Display;
             var col = column.Name.Display;
@@ -92,8 +94,9 @@ internal sealed class AddingNotNullableField : ILintRule
     public void Check(LintContext c)
     {
         if (c.Parsed is not AlterTableStatement alter || c.State.IsNewTable(alter.Table)) return;
-        foreach (var set in alter.Actions.OfType<SetNotNullAction>())
+        foreach (var action in alter.Actions)
         {
+            if (action is not SetNotNullAction set) continue;
             if (c.Options.PgVersion >= 12 && c.State.HasValidatedNotNullCheck(alter.Table, set.Column)) continue;
             var t = alter.Table.Display;
             var col = set.Column.Display;
@@ -120,8 +123,9 @@ internal sealed class ChangingColumnType : ILintRule
     public void Check(LintContext c)
     {
         if (c.Parsed is not AlterTableStatement alter || c.State.IsNewTable(alter.Table)) return;
-        foreach (var change in alter.Actions.OfType<AlterColumnTypeAction>())
+        foreach (var action in alter.Actions)
         {
+            if (action is not AlterColumnTypeAction change) continue;
             var t = alter.Table.Display;
             var col = change.Column.Display;
             var shadow = change.Column.Key + "_new";
@@ -144,8 +148,9 @@ internal sealed class BanDropColumn : ILintRule
     public void Check(LintContext c)
     {
         if (c.Parsed is not AlterTableStatement alter || c.State.IsNewTable(alter.Table)) return;
-        foreach (var drop in alter.Actions.OfType<DropColumnAction>())
+        foreach (var action in alter.Actions)
         {
+            if (action is not DropColumnAction drop) continue;
             var t = alter.Table.Display;
             var col = drop.Column.Display;
             c.Report(RuleIds.BanDropColumn, drop.Token,
@@ -163,8 +168,9 @@ internal sealed class RenamingColumn : ILintRule
     public void Check(LintContext c)
     {
         if (c.Parsed is not AlterTableStatement alter || c.State.IsNewTable(alter.Table)) return;
-        foreach (var rename in alter.Actions.OfType<RenameColumnAction>())
+        foreach (var action in alter.Actions)
         {
+            if (action is not RenameColumnAction rename) continue;
             var t = alter.Table.Display;
             var from = rename.Column.Display;
             var to = rename.NewName.Display;
@@ -185,8 +191,9 @@ internal sealed class RenamingTable : ILintRule
     public void Check(LintContext c)
     {
         if (c.Parsed is not AlterTableStatement alter || c.State.IsNewTable(alter.Table)) return;
-        foreach (var rename in alter.Actions.OfType<RenameTableAction>())
+        foreach (var action in alter.Actions)
         {
+            if (action is not RenameTableAction rename) continue;
             var from = alter.Table.Display;
             var to = rename.NewName.Display;
             c.Report(RuleIds.RenamingTable, rename.Token,
@@ -201,8 +208,15 @@ internal sealed class RenamingTable : ILintRule
 
 internal static class ColumnTypes
 {
-    public static bool IsSerial(string type) =>
-        type.Trim().ToLowerInvariant() is "serial" or "serial4" or "serial8" or "bigserial" or "smallserial" or "serial2";
+    private static readonly string[] Serials = ["serial", "serial4", "serial8", "bigserial", "smallserial", "serial2"];
+
+    public static bool IsSerial(string type)
+    {
+        var t = type.AsSpan().Trim();
+        foreach (var serial in Serials)
+            if (t.Equals(serial, StringComparison.OrdinalIgnoreCase)) return true;
+        return false;
+    }
 }
 
 /// <summary>PostgreSQL's own constraint naming (table_column_suffix), so advice reads like what \d shows.</summary>
