@@ -91,8 +91,10 @@ public static class LintBenchmark
         var sq = Measure.Median(squawkProcess.Select(r => r.Seconds));
         var cm = Measure.Median(cutoverProcess.Select(r => (double)r.MaxRssKb));
         var sm = Measure.Median(squawkProcess.Select(r => (double)r.MaxRssKb));
+        // Other work on the machine skews both tools; say how busy it was.
+        var load = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "?";
         var sb = new StringBuilder();
-        sb.AppendLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z on {Environment.ProcessorCount} cores, {files.Length} files, {Files * StatementsPerFile} statements, {bytes / 1e6:0.0} MB, median of {runs} runs, warm page cache; both write gcc-format findings; {version} (native binary from npm squawk-cli).");
+        sb.AppendLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z on {Environment.ProcessorCount} cores (1-minute load average {load} at the end), {files.Length} files, {Files * StatementsPerFile} statements, {bytes / 1e6:0.0} MB, median of {runs} runs, warm page cache; both write gcc-format findings; {version} (native binary from npm squawk-cli).");
         sb.AppendLine();
         sb.AppendLine("| what | Cutover | squawk | Cutover / squawk |");
         sb.AppendLine("|---|---|---|---|");
