@@ -89,6 +89,8 @@ public static class LintBenchmark
         var ip = Measure.Median(inProcess);
         var cp = Measure.Median(cutoverProcess.Select(r => r.Seconds));
         var sq = Measure.Median(squawkProcess.Select(r => r.Seconds));
+        var cc = Measure.Median(cutoverProcess.Select(r => r.CpuSeconds));
+        var sc = Measure.Median(squawkProcess.Select(r => r.CpuSeconds));
         var cm = Measure.Median(cutoverProcess.Select(r => (double)r.MaxRssKb));
         var sm = Measure.Median(squawkProcess.Select(r => (double)r.MaxRssKb));
         // Other work on the machine skews both tools; say how busy it was.
@@ -99,6 +101,7 @@ public static class LintBenchmark
         sb.AppendLine("| what | Cutover | squawk | Cutover / squawk |");
         sb.AppendLine("|---|---|---|---|");
         sb.AppendLine($"| lint all files, whole process (start-up included) | {cp:0.000} s | {sq:0.000} s | {cp / sq:0.00} |");
+        sb.AppendLine($"| CPU time (user + system), whole process | {cc:0.000} s | {sc:0.000} s | {cc / sc:0.00} |");
         sb.AppendLine($"| lint all files, Cutover in-process (MigrationLinter.LintPaths + report, warm) | {ip:0.000} s | {sq:0.000} s | {ip / sq:0.00} |");
         sb.AppendLine($"| peak memory (RSS), whole process | {cm / 1024:0.0} MiB | {sm / 1024:0.0} MiB | {cm / sm:0.00} |");
         sb.AppendLine($"| findings | {cutoverFindings} | {squawkFindings} | |");
