@@ -18,7 +18,8 @@ internal sealed class AddingRequiredField : ILintRule
             var column = add.Column;
             if (column.Find(ColumnConstraintKind.NotNull) is not { } notNull) continue;
             if (column.Find(ColumnConstraintKind.Default) is not null || column.Find(ColumnConstraintKind.Identity) is not null
-                || column.Find(ColumnConstraintKind.GeneratedStored) is not null || ColumnTypes.IsSerial(column.Type)) continue;
+                || column.Find(ColumnConstraintKind.GeneratedStored) is not null || column.Find(ColumnConstraintKind.GeneratedVirtual) is not null
+                || ColumnTypes.IsSerial(column.Type)) continue;
             var t = alter.Table.Display;
             var col = column.Name.Display;
             c.Report(RuleIds.AddingRequiredField, notNull.Token,

@@ -49,7 +49,7 @@ public sealed record ColumnDefinition(QualifiedName Name, string Type, SqlToken 
     }
 }
 
-public enum ColumnConstraintKind { NotNull, Null, Default, Unique, PrimaryKey, Check, References, GeneratedStored, Identity }
+public enum ColumnConstraintKind { NotNull, Null, Default, Unique, PrimaryKey, Check, References, GeneratedStored, GeneratedVirtual, Identity }
 
 /// <summary>
 /// One column constraint. <see cref="Expression"/> holds the tokens of a DEFAULT or generation expression,

@@ -355,7 +355,7 @@ public static class SqlParser
         Group(c);
         var expression = Slice(c, start, c.Position);
         // PostgreSQL 18's VIRTUAL columns are computed on read: no rewrite, so no finding.
-        if (c.Accept("VIRTUAL")) return new ColumnConstraint(ColumnConstraintKind.Check, at, expression);
+        if (c.Accept("VIRTUAL")) return new ColumnConstraint(ColumnConstraintKind.GeneratedVirtual, at, expression);
         c.Accept("STORED");
         return new ColumnConstraint(ColumnConstraintKind.GeneratedStored, at, expression);
     }
