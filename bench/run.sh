@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Staging vs rsync, rollback vs ln -sfn, and proxy overhead vs nginx (wrk); updates bench/README.md. Usage: bench/run.sh [RUNS]
+# Staging vs rsync, rollback vs ln -sfn, proxy overhead vs nginx (wrk), blue-green switch, and the migration linter vs
+# squawk; updates bench/README.md. Usage: bench/run.sh [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
@@ -11,5 +12,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# squawk's npm package brings its native binary through an optional per-platform dependency.
+squawk=bench/.tools/node_modules/@squawk-cli/linux-x64/bin/squawk
+if [ ! -x "$squawk" ]; then
+  command -v npm >/dev/null || { echo "npm is needed to install squawk-cli for the lint benchmark" >&2; exit 1; }
+  npm install --prefix bench/.tools --no-audit --no-fund --silent squawk-cli@2.66.0
+fi
 dotnet build bench/Cutover.Bench -c Release -v q -nologo
 dotnet bench/Cutover.Bench/bin/Release/net10.0/Cutover.Bench.dll "${1:-5}"
+dotnet bench/Cutover.Bench/bin/Release/net10.0/Cutover.Bench.dll lint "${1:-5}"

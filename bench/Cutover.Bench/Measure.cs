@@ -3,27 +3,33 @@ using System.Globalization;
 
 namespace Cutover.Bench;
 
-public sealed record Run(double Seconds, long MaxRssKb);
+/// <summary>Wall time, peak memory, and CPU time (user + system), which a busy machine distorts less than wall time.</summary>
+public sealed record Run(double Seconds, long MaxRssKb, double CpuSeconds = 0);
 
 /// <summary>Runs a command under GNU time, for wall time and peak memory of the whole process.</summary>
 public static class Measure
 {
-    public static Run Command(string file, params string[] args)
+    public static Run Command(string file, params string[] args) => CommandExiting([0], file, args);
+
+    /// <summary>For tools whose exit code reports findings (linters exit 1 when they find something).</summary>
+    public static Run CommandExiting(int[] okExitCodes, string file, params string[] args)
     {
         var output = Path.GetTempFileName();
         var start = new ProcessStartInfo("/usr/bin/time") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "-f", "%e %M", "-o", output, file }.Concat(args)) start.ArgumentList.Add(a);
+        foreach (var a in new[] { "-f", "%e %M %U %S", "-o", output, file }.Concat(args)) start.ArgumentList.Add(a);
         var clock = Stopwatch.StartNew();
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEnd();
         process.WaitForExit();
         var seconds = clock.Elapsed.TotalSeconds;
-        if (process.ExitCode != 0)
+        if (!okExitCodes.Contains(process.ExitCode))
             throw new InvalidOperationException($"{file} {string.Join(' ', args)} exited {process.ExitCode}: {stderr} {stdout.Result}");
-        var parts = File.ReadAllText(output).Trim().Split(' ');
+        // The last line: GNU time prefixes "Command exited with non-zero status" on a line of its own.
+        var parts = File.ReadAllText(output).Trim().Split('\n')[^1].Split(' ');
         File.Delete(output);
-        return new Run(seconds, long.Parse(parts[^1], CultureInfo.InvariantCulture));
+        return new Run(seconds, long.Parse(parts[1], CultureInfo.InvariantCulture),
+            double.Parse(parts[2], CultureInfo.InvariantCulture) + double.Parse(parts[3], CultureInfo.InvariantCulture));
     }
 
     public static string Capture(string file, params string[] args)

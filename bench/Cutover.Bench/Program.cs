@@ -17,4 +17,15 @@ if (args is ["proxy"])
     Console.WriteLine(await ProxyBenchmark.RunAsync(Directory.GetCurrentDirectory()));
     return 0;
 }
+// `lint-files DIR` is the child process the lint benchmark times; `lint-generate DIR` writes its input (for profiling);
+// `lint [RUNS]` runs that benchmark alone.
+if (args is ["lint-files", var lintDir])
+    return LintBenchmark.LintFiles(lintDir);
+if (args is ["lint-generate", var lintOut])
+{
+    Console.WriteLine($"{LintBenchmark.Generate(lintOut)} bytes");
+    return 0;
+}
+if (args is ["lint", .. var lintArgs])
+    return LintBenchmark.Run(lintArgs);
 return await StagingBenchmark.RunAsync(args);

@@ -180,7 +180,7 @@ public static class StagingBenchmark
         return count;
     }
 
-    private static string FindRepo()
+    internal static string FindRepo()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
             if (File.Exists(Path.Combine(dir.FullName, "Cutover.slnx"))) return dir.FullName;

@@ -17,6 +17,7 @@ public class LintRuleTests
     [InlineData("ALTER TABLE users ADD COLUMN t timestamptz DEFAULT clock_timestamp();", "adding-field-with-default", 1, 44)]
     [InlineData("ALTER TABLE users ADD COLUMN s text DEFAULT my_func();", "adding-field-with-default", 1, 37)]
     [InlineData("ALTER TABLE t ADD COLUMN c int GENERATED ALWAYS AS (a + 1) STORED;", "adding-field-with-default", 1, 32)]
+    [InlineData("ALTER TABLE items ADD COLUMN n bigserial;", "adding-field-with-default", 1, 32)]
     [InlineData("ALTER TABLE users ALTER COLUMN email SET NOT NULL;", "adding-not-nullable-field", 1, 38)]
     [InlineData("ALTER TABLE users DROP COLUMN name;", "ban-drop-column", 1, 19)]
     [InlineData("DROP TABLE users;", "ban-drop-table", 1, 12)]
@@ -132,6 +133,17 @@ public class LintRuleTests
         var result = Lint("ALTER TABLE users ADD COLUMN x int DEFAULT 0;", new LintOptions { PgVersion = pgVersion });
         Assert.Equal(expected, Of(result, RuleIds.AddingFieldWithDefault).Count());
         if (expected == 1) Assert.Contains("PostgreSQL 11", Of(result, RuleIds.AddingFieldWithDefault).Single().Message);
+    }
+
+    [Fact]
+    public void Default_null_never_rewrites() =>
+        Assert.Empty(Of(Lint("ALTER TABLE users ADD COLUMN x int DEFAULT NULL;", new LintOptions { PgVersion = 10 }), RuleIds.AddingFieldWithDefault));
+
+    [Fact]
+    public void Findings_are_in_file_order()
+    {
+        var result = Lint("ALTER TABLE users ADD COLUMN x int NOT NULL;\nDROP TABLE t;");
+        Assert.Equal([(1, 1), (1, 19), (1, 36), (2, 6), (2, 12)], result.Findings.Select(f => (f.Line, f.Column)));
     }
 
     [Fact]

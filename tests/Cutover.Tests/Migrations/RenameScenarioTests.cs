@@ -34,6 +34,31 @@ public class RenameScenarioTests
     }
 
     [Fact]
+    public void Lint_paths_in_parallel_gives_what_linting_one_by_one_gives()
+    {
+        var dir = Directory.CreateTempSubdirectory("cutover-lint-").FullName;
+        try
+        {
+            var statements = new[]
+            {
+                "ALTER TABLE t ADD COLUMN c int NOT NULL;", "CREATE INDEX i ON t (a);", "SET lock_timeout = '1s';", "BEGIN;", "COMMIT;",
+                "ALTER TABLE t RENAME COLUMN a TO b;", "DO $$ BEGIN DROP TABLE t; END $$;", "ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0);",
+            };
+            var random = new Random(3);
+            for (var f = 0; f < 200; f++)
+                File.WriteAllLines(Path.Combine(dir, $"{f:D3}.sql"), Enumerable.Range(0, 12).Select(_ => statements[random.Next(statements.Length)]));
+            var linter = new MigrationLinter(new LintOptions());
+            var parallel = linter.LintPaths([dir]);
+            var sequential = parallel.Select(r => linter.Lint(r.File, File.ReadAllText(r.File))).ToList();
+            Assert.Equal(sequential.SelectMany(r => r.Findings), parallel.SelectMany(r => r.Findings));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void Lint_paths_sorts_excludes_and_accepts_files()
     {
         var dir = Directory.CreateTempSubdirectory("cutover-lint-").FullName;

@@ -52,6 +52,16 @@ public class SuppressionTests
     }
 
     [Fact]
+    public void Syntax_errors_are_suppressed_only_when_named()
+    {
+        Assert.Empty(Lint("-- cutover:ignore syntax-error\nALTER TABLE users ADD COLUMN;").Findings);
+        Assert.Single(Lint("-- cutover:ignore ban-drop-column\nALTER TABLE users ADD COLUMN;").Findings);
+        var excluded = new LintOptions { ExcludedRules = new HashSet<string> { RuleIds.SyntaxError } };
+        Assert.Empty(Lint("ALTER TABLE users ADD COLUMN;", excluded).Findings);
+        Assert.Empty(Lint("SELECT 'open", excluded).Findings);
+    }
+
+    [Fact]
     public void Safety_assured_without_a_reason_is_an_error_and_suppresses_nothing()
     {
         var result = Lint("-- cutover:safety-assured\nALTER TABLE users DROP COLUMN name;");

@@ -12,12 +12,14 @@ internal sealed class AddingRequiredField : ILintRule
     public void Check(LintContext c)
     {
         if (c.Parsed is not AlterTableStatement alter || c.State.IsNewTable(alter.Table)) return;
-        foreach (var add in alter.Actions.OfType<AddColumnAction>())
+        foreach (var action in alter.Actions)
         {
+            if (action is not AddColumnAction add) continue;
             var column = add.Column;
             if (column.Find(ColumnConstraintKind.NotNull) is not { } notNull) continue;
             if (column.Find(ColumnConstraintKind.Default) is not null || column.Find(ColumnConstraintKind.Identity) is not null
-                || column.Find(ColumnConstraintKind.GeneratedStored) is not null || ColumnTypes.IsSerial(column.Type)) continue;
+                || column.Find(ColumnConstraintKind.GeneratedStored) is not null || column.Find(ColumnConstraintKind.GeneratedVirtual) is not null
+                || ColumnTypes.IsSerial(column.Type)) continue;
             var t = alter.Table.Display;
             var col = column.Name.Display;
             c.Report(RuleIds.AddingRequiredField, notNull.Token,
@@ -39,8 +41,9 @@ internal sealed class AddingFieldWithDefault : ILintRule
     public void Check(LintContext c)
     {
         if (c.Parsed is not AlterTableStatement alter || c.State.IsNewTable(alter.Table)) return;
-        foreach (var add in alter.Actions.OfType<AddColumnAction>())
+        foreach (var action in alter.Actions)
         {
+            if (action is not AddColumnAction add) continue;
             var column = add.Column;
             var t = alter.Table.Display;
             var col = column.Name.Display;
@@ -55,9 +58,22 @@ internal sealed class AddingFieldWithDefault : ILintRule
                         "or create a new table with the generated column and migrate to it"));
                 continue;
             }
+            if (ColumnTypes.IsSerial(column.Type))
+            {
+                // serial is shorthand for DEFAULT nextval(...): every existing row gets its own value.
+                c.Report(RuleIds.AddingFieldWithDefault, column.TypeToken,
+                    $"Adding {column.Type} column {col} to {t} fills every existing row from nextval(), a volatile default: the whole table is rewritten under an ACCESS EXCLUSIVE lock.",
+                    Steps(
+                        $"ALTER TABLE {t} ADD COLUMN {col} bigint; (no default)",
+                        $"CREATE SEQUENCE IF NOT EXISTS {Names.Of(alter.Table, column.Name.Key, "seq")} OWNED BY {t}.{col}; then ALTER TABLE {t} ALTER COLUMN {col} SET DEFAULT nextval('{Names.Of(alter.Table, column.Name.Key, "seq")}'); (new rows only)",
+                        $"backfill existing rows in batches: UPDATE {t} SET {col} = nextval('{Names.Of(alter.Table, column.Name.Key, "seq")}') WHERE {col} IS NULL"));
+                continue;
+            }
             if (column.Find(ColumnConstraintKind.Default) is not { } defaultClause) continue;
             var expression = c.Text(defaultClause.Expression);
             string reason;
+            // DEFAULT NULL is what a column without a default has: nothing to write, on any version.
+            if (expression.Equals("NULL", StringComparison.OrdinalIgnoreCase)) continue;
             if (c.Options.PgVersion < 11)
                 reason = $"Before PostgreSQL 11, adding column {col} to {t} with DEFAULT {expression} rewrites the whole table under an ACCESS EXCLUSIVE lock (pg_version is {c.Options.PgVersion}).";
             else if (DefaultVolatility.VolatileCall(c.Statement, defaultClause.Expression) is { } call)
@@ -79,8 +95,9 @@ internal sealed class AddingNotNullableField : ILintRule
     public void Check(LintContext c)
     {
         if (c.Parsed is not AlterTableStatement alter || c.State.IsNewTable(alter.Table)) return;
-        foreach (var set in alter.Actions.OfType<SetNotNullAction>())
+        foreach (var action in alter.Actions)
         {
+            if (action is not SetNotNullAction set) continue;
             if (c.Options.PgVersion >= 12 && c.State.HasValidatedNotNullCheck(alter.Table, set.Column)) continue;
             var t = alter.Table.Display;
             var col = set.Column.Display;
@@ -107,8 +124,9 @@ internal sealed class ChangingColumnType : ILintRule
     public void Check(LintContext c)
     {
         if (c.Parsed is not AlterTableStatement alter || c.State.IsNewTable(alter.Table)) return;
-        foreach (var change in alter.Actions.OfType<AlterColumnTypeAction>())
+        foreach (var action in alter.Actions)
         {
+            if (action is not AlterColumnTypeAction change) continue;
             var t = alter.Table.Display;
             var col = change.Column.Display;
             var shadow = change.Column.Key + "_new";
@@ -131,8 +149,9 @@ internal sealed class BanDropColumn : ILintRule
     public void Check(LintContext c)
     {
         if (c.Parsed is not AlterTableStatement alter || c.State.IsNewTable(alter.Table)) return;
-        foreach (var drop in alter.Actions.OfType<DropColumnAction>())
+        foreach (var action in alter.Actions)
         {
+            if (action is not DropColumnAction drop) continue;
             var t = alter.Table.Display;
             var col = drop.Column.Display;
             c.Report(RuleIds.BanDropColumn, drop.Token,
@@ -150,8 +169,9 @@ internal sealed class RenamingColumn : ILintRule
     public void Check(LintContext c)
     {
         if (c.Parsed is not AlterTableStatement alter || c.State.IsNewTable(alter.Table)) return;
-        foreach (var rename in alter.Actions.OfType<RenameColumnAction>())
+        foreach (var action in alter.Actions)
         {
+            if (action is not RenameColumnAction rename) continue;
             var t = alter.Table.Display;
             var from = rename.Column.Display;
             var to = rename.NewName.Display;
@@ -172,8 +192,9 @@ internal sealed class RenamingTable : ILintRule
     public void Check(LintContext c)
     {
         if (c.Parsed is not AlterTableStatement alter || c.State.IsNewTable(alter.Table)) return;
-        foreach (var rename in alter.Actions.OfType<RenameTableAction>())
+        foreach (var action in alter.Actions)
         {
+            if (action is not RenameTableAction rename) continue;
             var from = alter.Table.Display;
             var to = rename.NewName.Display;
             c.Report(RuleIds.RenamingTable, rename.Token,
@@ -188,8 +209,15 @@ internal sealed class RenamingTable : ILintRule
 
 internal static class ColumnTypes
 {
-    public static bool IsSerial(string type) =>
-        type.Trim().ToLowerInvariant() is "serial" or "serial4" or "serial8" or "bigserial" or "smallserial" or "serial2";
+    private static readonly string[] Serials = ["serial", "serial4", "serial8", "bigserial", "smallserial", "serial2"];
+
+    public static bool IsSerial(string type)
+    {
+        var t = type.AsSpan().Trim();
+        foreach (var serial in Serials)
+            if (t.Equals(serial, StringComparison.OrdinalIgnoreCase)) return true;
+        return false;
+    }
 }
 
 /// <summary>PostgreSQL's own constraint naming (table_column_suffix), so advice reads like what \d shows.</summary>

@@ -9,8 +9,9 @@ internal sealed class BanDropTable : ILintRule
     public void Check(LintContext c)
     {
         if (c.Parsed is not DropStatement { Kind: DropKind.Table } drop) return;
-        foreach (var table in drop.Names.Where(n => !c.State.IsNewTable(n)))
+        foreach (var table in drop.Names)
         {
+            if (c.State.IsNewTable(table)) continue;
             var t = table.Display;
             c.Report(RuleIds.BanDropTable, table.Token,
                 $"Dropping table {t} breaks the running version of the application if it still uses {t}, and the data cannot be rolled back.",
@@ -40,7 +41,7 @@ internal sealed class BanTruncate : ILintRule
     public void Check(LintContext c)
     {
         if (c.Parsed is not TruncateStatement truncate) return;
-        var existing = truncate.Tables.Where(n => !c.State.IsNewTable(n)).ToList();
+        var existing = c.State.ExistingTables(truncate.Tables);
         if (existing.Count == 0) return;
         var t = string.Join(", ", existing.Select(n => n.Display));
         c.Report(RuleIds.BanTruncate, c.Statement.Tokens[0],

@@ -18,9 +18,9 @@ internal sealed class RequireLockTimeout : ILintRule
         var target = c.Parsed switch
         {
             AlterTableStatement alter => c.State.IsNewTable(alter.Table) ? null : alter.Table.Display,
-            DropStatement { Kind: DropKind.Table } drop => drop.Names.FirstOrDefault(n => !c.State.IsNewTable(n))?.Display,
-            DropStatement { Kind: DropKind.Index } drop => drop.Names.Any(n => !c.State.IsNewIndex(n)) ? "the index's table" : null,
-            TruncateStatement truncate => truncate.Tables.FirstOrDefault(n => !c.State.IsNewTable(n))?.Display,
+            DropStatement { Kind: DropKind.Table } drop => c.State.ExistingTables(drop.Names).FirstOrDefault()?.Display,
+            DropStatement { Kind: DropKind.Index } drop => c.State.ExistingIndexes(drop.Names).Count > 0 ? "the index's table" : null,
+            TruncateStatement truncate => c.State.ExistingTables(truncate.Tables).FirstOrDefault()?.Display,
             CreateTableStatement => null,
             _ => "the table",
         };

@@ -29,6 +29,18 @@ internal sealed class FileState
 
     public bool IsNewIndex(QualifiedName index) => _createdIndexes.Contains(Key(index));
 
+    public List<QualifiedName> ExistingTables(IReadOnlyList<QualifiedName> names) => Existing(names, _createdTables);
+
+    public List<QualifiedName> ExistingIndexes(IReadOnlyList<QualifiedName> names) => Existing(names, _createdIndexes);
+
+    private static List<QualifiedName> Existing(IReadOnlyList<QualifiedName> names, HashSet<string> created)
+    {
+        var existing = new List<QualifiedName>(names.Count);
+        foreach (var name in names)
+            if (!created.Contains(Key(name))) existing.Add(name);
+        return existing;
+    }
+
     /// <summary>True when VALIDATE of this constraint would run in the transaction that added it NOT VALID.</summary>
     public bool AddedNotValidInThisTransaction(QualifiedName table, string constraint) =>
         InTransaction && _notValid.TryGetValue(Key(table) + "\0" + constraint, out var added) && added.Transaction == Transaction;

@@ -40,6 +40,7 @@ internal static class HumanReport
         // The first line of the excerpt starts at the statement's column; pad so columns line up with the file.
         lines[0] = new string(' ', Math.Max(0, f.ExcerptColumn - 1)) + lines[0];
         var target = f.Line - f.ExcerptLine;
+        if (target < 0 || target >= lines.Length) return;
         var from = Math.Max(0, target - ContextLines);
         var to = Math.Min(lines.Length - 1, target + ContextLines);
         var width = (f.ExcerptLine + to).ToString(System.Globalization.CultureInfo.InvariantCulture).Length;

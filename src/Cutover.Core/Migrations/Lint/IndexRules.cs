@@ -25,7 +25,7 @@ internal sealed class RequireConcurrentIndexDeletion : ILintRule
     public void Check(LintContext c)
     {
         if (c.Parsed is not DropStatement { Kind: DropKind.Index, Concurrently: false } drop) return;
-        var existing = drop.Names.Where(n => !c.State.IsNewIndex(n)).ToList();
+        var existing = c.State.ExistingIndexes(drop.Names);
         if (existing.Count == 0) return;
         var names = string.Join(", ", existing.Select(n => n.Display));
         c.Report(RuleIds.RequireConcurrentIndexDeletion, drop.Keyword,
@@ -41,7 +41,13 @@ internal sealed class BanConcurrentIndexCreationInTransaction : ILintRule
     public void Check(LintContext c)
     {
         if (c.Parsed is not CreateIndexStatement { Concurrently: true } index || !c.State.InTransaction) return;
-        var at = c.Statement.Tokens.FirstOrDefault(t => c.Statement.TokenSpan(t).Equals("CONCURRENTLY", StringComparison.OrdinalIgnoreCase));
+        var at = index.Keyword;
+        for (var i = 0; i < c.Statement.Tokens.Count; i++)
+            if (c.Statement.IsKeyword(i, "CONCURRENTLY"))
+            {
+                at = c.Statement.Tokens[i];
+                break;
+            }
         c.Report(RuleIds.BanConcurrentIndexCreationInTransaction, at,
             $"CREATE INDEX CONCURRENTLY on {index.Table.Display} is inside the transaction opened at line {c.State.OpenBegin?.Line}; PostgreSQL refuses to build an index concurrently in a transaction block.",
             Steps(

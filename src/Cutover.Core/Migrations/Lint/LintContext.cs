@@ -21,8 +21,28 @@ internal sealed class LintContext(string file, LintOptions options, FileState st
     }
 
     /// <summary>Steps as numbered lines; renderers indent them.</summary>
-    public static string Steps(params string[] steps) =>
-        string.Join('\n', steps.Select((s, i) => $"{i + 1}. {s}"));
+    public static string Steps(params string[] steps)
+    {
+        // Written straight into the result: findings are the linter's main allocation.
+        var length = 0;
+        for (var i = 0; i < steps.Length; i++) length += Digits(i + 1) + 2 + steps[i].Length + (i > 0 ? 1 : 0);
+        return string.Create(length, steps, static (span, steps) =>
+        {
+            var at = 0;
+            for (var i = 0; i < steps.Length; i++)
+            {
+                if (i > 0) span[at++] = '\n';
+                (i + 1).TryFormat(span[at..], out var written, default, System.Globalization.CultureInfo.InvariantCulture);
+                at += written;
+                span[at++] = '.';
+                span[at++] = ' ';
+                steps[i].AsSpan().CopyTo(span[at..]);
+                at += steps[i].Length;
+            }
+        });
+    }
+
+    private static int Digits(int n) => n < 10 ? 1 : n < 100 ? 2 : 3;
 
     public string Text(IReadOnlyList<SqlToken> tokens) =>
         tokens.Count == 0 ? "" : Statement.Text.Substring(tokens[0].Offset - Statement.Offset, tokens[^1].End - tokens[0].Offset);

@@ -30,8 +30,9 @@ public sealed class MigrationLinter(LintOptions options)
         catch (SqlSyntaxException e)
         {
             // Nothing after an unterminated string or comment can be trusted, so this is the file's only finding.
-            var line = LineAt(text, e.Line);
-            var finding = new LintFinding(file, e.Line, e.Column, RuleIds.SyntaxError, Severity.Error, e.Message, "", "fix the SQL", line, e.Line, 1);
+            if (_options.ExcludedRules.Contains(RuleIds.SyntaxError)) return new FileLintResult(file, [], []);
+            var finding = new LintFinding(file, e.Line, e.Column, RuleIds.SyntaxError, Severity.Error,
+                $"{e.Message}: nothing after it can be checked", "", LexerAdvice(e.Message), LineAt(text, e.Line), e.Line, 1);
             return new FileLintResult(file, [finding], []);
         }
 
@@ -52,8 +53,8 @@ public sealed class MigrationLinter(LintOptions options)
             {
                 parsed = new OpaqueStatement(statement);
                 context = new LintContext(file, _options, state, statement, parsed);
-                context.Findings.Add(new LintFinding(file, e.Line, e.Column, RuleIds.SyntaxError, Severity.Error, e.Message, "", "fix the SQL",
-                    statement.Text, statement.Line, statement.Column));
+                context.Report(RuleIds.SyntaxError, new SqlToken(SqlTokenKind.Word, 0, 0, e.Line, e.Column), e.Message,
+                    "1. fix the statement\n2. if it is valid PostgreSQL that Cutover's parser does not know, put -- cutover:ignore syntax-error above it (its other checks are skipped) and report it");
             }
             Suppress(context, assured);
             findings.AddRange(context.Findings);
@@ -63,7 +64,9 @@ public sealed class MigrationLinter(LintOptions options)
             findings.Add(new LintFinding(file, begin.Line, begin.Column, RuleIds.TransactionNesting, Severity.Error,
                 $"The transaction opened at line {begin.Line} is never committed: the runner's COMMIT or the end of the session decides what happens to it.",
                 "", "1. end the file with COMMIT;", begin.Text, begin.Line, begin.Column));
-        return new FileLintResult(file, findings, assured);
+        // Rules run in a fixed order; readers (and editors jumping through gcc output) want file order.
+        // OrderBy is stable, so findings at one token keep rule order.
+        return new FileLintResult(file, findings.OrderBy(f => f.Line).ThenBy(f => f.Column).ToList(), assured);
     }
 
     /// <summary>*.sql files under the given directories (and the files given), sorted by path, linted in parallel.</summary>
@@ -78,8 +81,9 @@ public sealed class MigrationLinter(LintOptions options)
     private void Suppress(LintContext context, List<SafetyAssurance> assured)
     {
         var suppressions = Suppressions.For(context.Statement);
+        // syntax-error too, when named: the escape hatch for valid SQL the parser does not know.
         if (suppressions.Ignored.Count > 0)
-            context.Findings.RemoveAll(f => f.Rule != RuleIds.SyntaxError && suppressions.Ignored.Contains(f.Rule));
+            context.Findings.RemoveAll(f => suppressions.Ignored.Contains(f.Rule));
         if (suppressions.SafetyComment is not { } comment) return;
         if (string.IsNullOrEmpty(suppressions.SafetyReason))
         {
@@ -93,6 +97,12 @@ public sealed class MigrationLinter(LintOptions options)
         context.Findings.RemoveAll(f => f.Rule != RuleIds.SyntaxError);
         assured.Add(new SafetyAssurance(context.File, context.Statement.Line, suppressions.SafetyReason, context.Statement.Text));
     }
+
+    private static string LexerAdvice(string message) =>
+        message.Contains("comment", StringComparison.Ordinal) ? "1. close the /* comment with */ (block comments nest: each /* inside needs its own */)"
+        : message.Contains("dollar", StringComparison.Ordinal) ? "1. close the body with the same $tag$ that opened it"
+        : message.Contains("identifier", StringComparison.Ordinal) ? "1. close the \"quoted identifier\" (a \" inside it is written \"\")"
+        : "1. close the string (a ' inside a string is written '', or \\' inside E'...')";
 
     private static bool IsSetting(SqlStatement s) => s.IsKeyword(0, "SET") || s.IsKeyword(0, "RESET");
 

@@ -12,7 +12,7 @@ internal static class StatementLock
 
     public static string Of(ParsedStatement parsed) => parsed switch
     {
-        AlterTableStatement alter => alter.Actions.Aggregate(PgLock.None, (current, action) => PgLock.Strongest(current, Of(action))),
+        AlterTableStatement alter => Strongest(alter),
         CreateIndexStatement index => index.Concurrently ? PgLock.ShareUpdateExclusive : PgLock.Share,
         DropStatement { Kind: DropKind.Index, Concurrently: true } => PgLock.ShareUpdateExclusive,
         DropStatement { Kind: DropKind.Database } => WholeDatabase,
@@ -32,20 +32,28 @@ internal static class StatementLock
         _ => PgLock.AccessExclusive,
     };
 
+    private static string Strongest(AlterTableStatement alter)
+    {
+        var strongest = PgLock.None;
+        foreach (var action in alter.Actions) strongest = PgLock.Strongest(strongest, Of(action));
+        return strongest;
+    }
+
     private static string OfOpaque(SqlStatement s)
     {
-        bool Has(string word)
+        // Most opaque statements are DML or DO blocks: one keyword test and out.
+        static bool Has(SqlStatement s, string word)
         {
             for (var i = 0; i < s.Tokens.Count; i++) if (s.IsKeyword(i, word)) return true;
             return false;
         }
-        if (s.IsKeyword(0, "VACUUM")) return Has("FULL") ? PgLock.AccessExclusive : PgLock.ShareUpdateExclusive;
+        if (s.IsKeyword(0, "VACUUM")) return Has(s, "FULL") ? PgLock.AccessExclusive : PgLock.ShareUpdateExclusive;
         if (s.IsKeyword(0, "CLUSTER")) return PgLock.AccessExclusive;
-        if (s.IsKeyword(0, "REFRESH")) return Has("CONCURRENTLY") ? PgLock.Exclusive : PgLock.AccessExclusive;
-        if (s.IsKeyword(0, "REINDEX")) return Has("CONCURRENTLY") ? PgLock.ShareUpdateExclusive : PgLock.AccessExclusive;
+        if (s.IsKeyword(0, "REFRESH")) return Has(s, "CONCURRENTLY") ? PgLock.Exclusive : PgLock.AccessExclusive;
+        if (s.IsKeyword(0, "REINDEX")) return Has(s, "CONCURRENTLY") ? PgLock.ShareUpdateExclusive : PgLock.AccessExclusive;
         if (s.IsKeyword(0, "COMMENT")) return PgLock.ShareUpdateExclusive;
-        if (s.IsKeyword(0, "CREATE") && Has("TRIGGER")) return PgLock.ShareRowExclusive;
-        if (s.IsKeyword(0, "LOCK")) return Has("MODE") ? LockStatementMode(s) : PgLock.AccessExclusive;
+        if (s.IsKeyword(0, "CREATE") && Has(s, "TRIGGER")) return PgLock.ShareRowExclusive;
+        if (s.IsKeyword(0, "LOCK")) return Has(s, "MODE") ? LockStatementMode(s) : PgLock.AccessExclusive;
         return PgLock.None;
     }
 

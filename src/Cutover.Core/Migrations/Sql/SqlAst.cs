@@ -1,3 +1,5 @@
+using System.Collections.Immutable;
+
 namespace Cutover.Migrations.Sql;
 
 // The DDL the lint rules reason about. Only what a rule reads is modelled; everything else stays in the
@@ -11,7 +13,8 @@ public abstract record ParsedStatement(SqlStatement Statement);
 /// <summary>A statement the parser does not model (DO blocks, functions, DML, ...); rules see only its tokens.</summary>
 public sealed record OpaqueStatement(SqlStatement Statement) : ParsedStatement(Statement);
 
-public sealed record AlterTableStatement(SqlStatement Statement, QualifiedName Table, IReadOnlyList<AlterTableAction> Actions)
+// Immutable arrays rather than IReadOnlyList: every rule walks these, and their foreach does not allocate.
+public sealed record AlterTableStatement(SqlStatement Statement, QualifiedName Table, ImmutableArray<AlterTableAction> Actions)
     : ParsedStatement(Statement);
 
 public sealed record CreateTableStatement(SqlStatement Statement, QualifiedName Table, bool IfNotExists, IReadOnlyList<ColumnDefinition> Columns)
@@ -36,12 +39,17 @@ public enum TransactionKind { Begin, Commit, Rollback }
 public sealed record TransactionStatement(SqlStatement Statement, TransactionKind Kind) : ParsedStatement(Statement);
 
 /// <summary>A column as written in CREATE TABLE or ADD COLUMN.</summary>
-public sealed record ColumnDefinition(QualifiedName Name, string Type, SqlToken TypeToken, IReadOnlyList<ColumnConstraint> Constraints)
+public sealed record ColumnDefinition(QualifiedName Name, string Type, SqlToken TypeToken, ImmutableArray<ColumnConstraint> Constraints)
 {
-    public ColumnConstraint? Find(ColumnConstraintKind kind) => Constraints.FirstOrDefault(c => c.Kind == kind);
+    public ColumnConstraint? Find(ColumnConstraintKind kind)
+    {
+        foreach (var c in Constraints)
+            if (c.Kind == kind) return c;
+        return null;
+    }
 }
 
-public enum ColumnConstraintKind { NotNull, Null, Default, Unique, PrimaryKey, Check, References, GeneratedStored, Identity }
+public enum ColumnConstraintKind { NotNull, Null, Default, Unique, PrimaryKey, Check, References, GeneratedStored, GeneratedVirtual, Identity }
 
 /// <summary>
 /// One column constraint. <see cref="Expression"/> holds the tokens of a DEFAULT or generation expression,

@@ -25,6 +25,14 @@ public sealed class SqlLexer
         return tokens;
     }
 
+    /// <summary>The next token, comments included; false at the end of the text.</summary>
+    public bool TryNext(out SqlToken token)
+    {
+        var next = Next();
+        token = next.GetValueOrDefault();
+        return next.HasValue;
+    }
+
     private SqlToken? Next()
     {
         var text = _text;

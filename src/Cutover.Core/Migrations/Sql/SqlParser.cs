@@ -1,3 +1,5 @@
+using System.Collections.Immutable;
+
 namespace Cutover.Migrations.Sql;
 
 /// <summary>
@@ -39,7 +41,7 @@ public static class SqlParser
         var actions = new List<AlterTableAction> { Action(c) };
         while (c.Accept(SqlTokenKind.Comma)) actions.Add(Action(c));
         if (!c.AtEnd) throw c.Error("expected ',' or the end of the statement");
-        return new AlterTableStatement(c.Statement, table, actions);
+        return new AlterTableStatement(c.Statement, table, [.. actions]);
     }
 
     private static AlterTableAction Action(TokenCursor c)
@@ -333,7 +335,7 @@ public static class SqlParser
             else if (c.Accept("COLLATE")) Name(c, "a collation name");
             else throw c.Error("expected a column constraint");
         }
-        return new ColumnDefinition(name, type, typeToken, constraints);
+        return new ColumnDefinition(name, type, typeToken, [.. constraints]);
     }
 
     private static ColumnConstraint Generated(TokenCursor c, SqlToken at)
@@ -353,7 +355,7 @@ public static class SqlParser
         Group(c);
         var expression = Slice(c, start, c.Position);
         // PostgreSQL 18's VIRTUAL columns are computed on read: no rewrite, so no finding.
-        if (c.Accept("VIRTUAL")) return new ColumnConstraint(ColumnConstraintKind.Check, at, expression);
+        if (c.Accept("VIRTUAL")) return new ColumnConstraint(ColumnConstraintKind.GeneratedVirtual, at, expression);
         c.Accept("STORED");
         return new ColumnConstraint(ColumnConstraintKind.GeneratedStored, at, expression);
     }

@@ -8,15 +8,16 @@ public static class SqlScript
     /// <exception cref="SqlSyntaxException">an unterminated string, quoted identifier, comment or dollar body.</exception>
     public static IReadOnlyList<SqlStatement> Split(string text)
     {
-        var all = SqlLexer.Tokenize(text);
+        var lexer = new SqlLexer(text);
         // Statement tokens without comments, in one array for the whole file; statements hold segments of it.
-        var code = new SqlToken[all.Count];
+        // When it grows, earlier statements keep their segments of the old array, which stay valid.
+        var code = new SqlToken[text.Length / 6 + 16];
         var codeCount = 0;
         var statements = new List<SqlStatement>();
         List<SqlComment>? pending = null;
         var first = -1;
         var atomicDepth = 0;
-        foreach (var token in all)
+        while (lexer.TryNext(out var token))
         {
             if (token.IsComment)
             {
@@ -30,12 +31,12 @@ public static class SqlScript
             if (token.Kind == SqlTokenKind.Semicolon && atomicDepth == 0)
             {
                 if (first >= 0) statements.Add(Make(text, code, first, codeCount, pending));
-                else pending = null;
                 first = -1;
                 pending = null;
                 continue;
             }
             if (first < 0) first = codeCount;
+            if (codeCount == code.Length) Array.Resize(ref code, code.Length * 2);
             code[codeCount++] = token;
             atomicDepth = TrackAtomicBody(text, code, first, codeCount, atomicDepth);
         }
@@ -89,36 +90,42 @@ public static class SqlScript
         if (head.Is(text, "START")) return t.Count > 1 && t[1].Is(text, "TRANSACTION");
         if (head.Is(text, "ROLLBACK"))
             // ROLLBACK [WORK|TRANSACTION] TO [SAVEPOINT] s leaves the transaction open.
-            return !t.Any(x => x.Is(text, "TO") || x.Is(text, "PREPARED"));
+        {
+            foreach (var x in t)
+                if (x.Is(text, "TO") || x.Is(text, "PREPARED")) return false;
+            return true;
+        }
         return false;
     }
 
     private static bool CannotRunInTransaction(string text, ArraySegment<SqlToken> t)
     {
         var head = t[0];
-        bool At(int i, string word) => i < t.Count && t[i].Is(text, word);
-        bool Contains(string word)
+        // Static helpers, not closures: this runs for every statement of every file.
+        static bool At(string text, ArraySegment<SqlToken> t, int i, string word) => i < t.Count && t[i].Is(text, word);
+        static bool Contains(string text, ArraySegment<SqlToken> t, string word)
         {
             foreach (var x in t) if (x.Is(text, word)) return true;
             return false;
         }
+        if (head.Kind != SqlTokenKind.Word) return false;
         if (head.Is(text, "VACUUM")) return true;
-        if (head.Is(text, "REINDEX")) return Contains("CONCURRENTLY");
+        if (head.Is(text, "REINDEX")) return Contains(text, t, "CONCURRENTLY");
         if (head.Is(text, "CREATE"))
         {
-            if (At(1, "DATABASE") || At(1, "TABLESPACE")) return true;
-            var i = At(1, "UNIQUE") ? 2 : 1;
-            return At(i, "INDEX") && At(i + 1, "CONCURRENTLY");
+            if (At(text, t, 1, "DATABASE") || At(text, t, 1, "TABLESPACE")) return true;
+            var i = At(text, t, 1, "UNIQUE") ? 2 : 1;
+            return At(text, t, i, "INDEX") && At(text, t, i + 1, "CONCURRENTLY");
         }
         if (head.Is(text, "DROP"))
-            return At(1, "DATABASE") || At(1, "TABLESPACE") || (At(1, "INDEX") && At(2, "CONCURRENTLY"));
+            return At(text, t, 1, "DATABASE") || At(text, t, 1, "TABLESPACE") || (At(text, t, 1, "INDEX") && At(text, t, 2, "CONCURRENTLY"));
         if (head.Is(text, "ALTER"))
         {
-            if (At(1, "SYSTEM")) return true;
-            if (At(1, "TABLE"))
+            if (At(text, t, 1, "SYSTEM")) return true;
+            if (At(text, t, 1, "TABLE"))
                 for (var i = 2; i + 1 < t.Count; i++)
                     if (t[i].Is(text, "DETACH") && t[i + 1].Is(text, "PARTITION"))
-                        return Contains("CONCURRENTLY");
+                        return Contains(text, t, "CONCURRENTLY");
         }
         return false;
     }

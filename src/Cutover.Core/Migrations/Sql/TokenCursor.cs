@@ -23,7 +23,8 @@ internal sealed class TokenCursor(SqlStatement statement)
 
     public bool IsKind(SqlTokenKind kind, int ahead = 0) => Position + ahead < _tokens.Count && _tokens[Position + ahead].Kind == kind;
 
-    public SqlToken Advance() => _tokens[Position++];
+    /// <summary>Consumes the current token; at the end that is a syntax error (the statement stopped mid-clause).</summary>
+    public SqlToken Advance() => AtEnd ? throw Error("unexpected end of statement") : _tokens[Position++];
 
     public bool Accept(string keyword)
     {
