@@ -9,7 +9,7 @@ namespace Cutover.Bench;
 /// Linting 2,000 migration files (50,000 statements, a realistic mix) with Cutover's MigrationLinter and with
 /// squawk 2.66.0 (the native binary from npm's squawk-cli), same files, same run. Both write gcc-style findings.
 /// Cutover is measured in-process (warm, LintPaths + report) and as a whole process (.NET start-up and JIT
-/// included; `cutover migrations lint` does not exist yet, so the bench binary's `lint-files` stands in).
+/// included: the real `cutover migrations lint --format gcc DIR` command).
 /// </summary>
 public static class LintBenchmark
 {
@@ -57,7 +57,7 @@ public static class LintBenchmark
         var bytes = Generate(dir);
         var files = Directory.GetFiles(dir, "*.sql").Order(StringComparer.Ordinal).ToArray();
         Console.WriteLine($"generated {files.Length} files, {Files * StatementsPerFile} statements, {bytes / 1e6:0.0} MB in {dir}");
-        var selfDll = Path.Combine(AppContext.BaseDirectory, "Cutover.Bench.dll");
+        var cli = Path.Combine(AppContext.BaseDirectory, "cutover.dll");
         var version = Measure.Capture(squawk, "--version").Trim();
 
         // Findings, once each, so the table can show both tools did real work.
@@ -74,13 +74,13 @@ public static class LintBenchmark
             // Alternate who goes first so neither always gets the warmer cache.
             if (i % 2 == 0)
             {
-                cutoverProcess.Add(Measure.Command("dotnet", selfDll, "lint-files", dir));
+                cutoverProcess.Add(Measure.CommandExiting([0, 1], "dotnet", cli, "migrations", "lint", "--format", "gcc", dir));
                 squawkProcess.Add(Measure.CommandExiting([0, 1], squawk, ["--reporter", "gcc", .. files]));
             }
             else
             {
                 squawkProcess.Add(Measure.CommandExiting([0, 1], squawk, ["--reporter", "gcc", .. files]));
-                cutoverProcess.Add(Measure.Command("dotnet", selfDll, "lint-files", dir));
+                cutoverProcess.Add(Measure.CommandExiting([0, 1], "dotnet", cli, "migrations", "lint", "--format", "gcc", dir));
             }
             inProcess.Add(InProcess(linter, dir));
             Console.WriteLine($"run {i + 1}: cutover in-process {inProcess[^1]:0.000}s, whole process {cutoverProcess[^1].Seconds:0.000}s, squawk {squawkProcess[^1].Seconds:0.000}s");

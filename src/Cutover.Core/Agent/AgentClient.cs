@@ -60,6 +60,9 @@ public sealed class AgentClient : IDisposable
         var shell = $"exec {string.Join(' ', agentCommand.Select(Quote))} >> {Quote(_home.AgentLog)} 2>&1 < /dev/null";
         var start = new ProcessStartInfo("setsid", ["-f", "/bin/sh", "-c", shell]) { UseShellExecute = false };
         start.Environment["CUTOVER_HOME"] = _home.Path;
+        // The CLI runs with tiered PGO off (short runs pay for its instrumentation and never profit); the agent
+        // is long-running and its proxy does profit, so it gets it back.
+        start.Environment["DOTNET_TieredPGO"] = "1";
         using (var launcher = Process.Start(start)!) await launcher.WaitForExitAsync(cancellationToken);
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed < TimeSpan.FromSeconds(30))
