@@ -45,9 +45,10 @@ public sealed class SwarmFixture : IAsyncLifetime
     /// A cutover.yml for one service in <paramref name="dir"/>, with durations short enough for tests: a 1 s
     /// healthcheck that needs /www/healthy, and a 2 s monitor.
     /// </summary>
-    public string WriteConfig(TempDir dir, string service, int replicas = 3, string order = "start-first", string extra = "")
+    public string WriteConfig(TempDir dir, string service, int replicas = 3, string order = "start-first", string extra = "", string taskDeadline = "20s")
     {
         var file = dir.Combine("cutover.yml");
+        // `extra` is more keys of the swarm section, indented by two spaces.
         File.WriteAllText(file, $"""
             app: {service}
             strategy: swarm
@@ -61,8 +62,8 @@ public sealed class SwarmFixture : IAsyncLifetime
               rollback: {"{"} parallelism: 0, order: stop-first, monitor: 1s {"}"}
               healthcheck: {"{"} test: ["CMD", "test", "-e", "/www/healthy"], interval: 1s, timeout: 1s, retries: 2 {"}"}
               stop_grace_period: 2s
-              task_deadline: 20s
-            {extra}
+              task_deadline: {taskDeadline}
+              {extra}
             """);
         return file;
     }

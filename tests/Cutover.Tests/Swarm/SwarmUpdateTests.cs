@@ -135,6 +135,42 @@ public class SwarmUpdateTests(SwarmFixture swarm, ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public async Task Start_first_with_a_host_mode_port_hangs_in_swarm_and_cutover_gives_up_and_has_swarm_roll_back()
+    {
+        // moby #36934 for real: the new task cannot bind the port the old one holds, stays pending with "host-mode port
+        // already in use", and Swarm waits forever. Cutover stops at task_deadline, names the task and, as
+        // failure_action: rollback asks, has Swarm roll back.
+        const string service = "hostport";
+        using var dir = new TempDir();
+        var port = Cutover.Platform.LoopbackPort.Free();
+        File.WriteAllText(dir.Combine("compose.yml"), $$"""
+            services:
+              {{service}}:
+                ports:
+                  - { target: 3000, published: {{port}}, mode: host }
+            """);
+        var config = SwarmFixture.Load(swarm.WriteConfig(dir, service, replicas: 1, extra: "compose: compose.yml", taskDeadline: "4s"));
+        Assert.Contains(config.Warnings, w => w.Contains("moby #36934", StringComparison.Ordinal));
+        var progress = new RecordingProgress(output);
+        try
+        {
+            var v1 = await new SwarmDeployer(config, progress).DeployAsync(Image("app:v1"), CancellationToken.None);
+            Assert.True(v1.Succeeded, v1.Error);
+            var v2 = await new SwarmDeployer(config, progress).DeployAsync(Image("app:v2"), CancellationToken.None);
+            Assert.Equal(DeployOutcome.RolledBack, v2.Outcome);
+            Assert.Contains("never reached running", v2.Error);
+            Assert.Contains("task 1/1 (app:v2) pending", v2.Error);
+            Assert.Contains("host-mode port already in use", v2.Error);
+            Assert.Contains("Cutover had Swarm roll back", v2.Error);
+            await AssertRunsAsync(service, "app:v1", 1);
+        }
+        finally
+        {
+            await swarm.RemoveServiceAsync(service);
+        }
+    }
+
     internal async Task AssertRunsAsync(string service, string image, int replicas)
     {
         var inspected = await swarm.InspectAsync(service);
