@@ -22,8 +22,12 @@ public sealed record SwarmTask(
 
     public bool IsRunning => State == "running";
 
-    /// <summary>Ended in a way Swarm counts as an update failure: anything but running, or a non-zero exit.</summary>
-    public bool Failed => State is "failed" or "rejected" or "orphaned" || (Error is { Length: > 0 } && !IsBeforeRunning) || ExitCode is > 0;
+    /// <summary>
+    /// Ended on its own rather than being stopped: failed (a non-zero exit, an unhealthy container), rejected,
+    /// orphaned, or exited 0 while meant to run (Swarm counts that as a failure too). A task Swarm shut down is not
+    /// failed, whatever its exit code: tini passes on SIGTERM, so a normal stop exits 143.
+    /// </summary>
+    public bool Failed => State is "failed" or "rejected" or "orphaned" || (State == "complete" && DesiredState == "running");
 
     /// <summary>Why, in Docker's own words, plus the exit code when there is one.</summary>
     public string Reason

@@ -24,9 +24,12 @@ public class SwarmCliTests(SwarmFixture swarm, ITestOutputHelper output)
             Assert.Contains("created service cli", v1.Stdout);
             Assert.Contains("1/2: running app:v1", v1.Stdout);
             Assert.Contains("2/2: running app:v1", v1.Stdout);
-            var v2 = await Cli(dir, "deploy", "--image", "app:v2");
+            var v2 = await Cli(dir, "deploy", "--image", "app:v2", "--json");
             Assert.Equal(0, v2.ExitCode);
-            Assert.Contains("swarm: completed", v2.Stdout);
+            var events = v2.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonSerializer.Deserialize<JsonElement>(l)).ToList();
+            Assert.Contains(events, e => e.GetProperty("event").GetString() == "info" && e.GetProperty("message").GetString() == "swarm: completed: update completed");
+            Assert.Contains(events, e => e.GetProperty("event").GetString() == "warning");
+            Assert.Equal(("result", "success"), (events[^1].GetProperty("event").GetString(), events[^1].GetProperty("outcome").GetString()));
 
             var bad = await Cli(dir, "deploy", "--image", "app:bad");
             Assert.Equal(1, bad.ExitCode);
