@@ -95,7 +95,7 @@ public static class DeployCommand
         if (probed is not null)
             foreach (var line in ProbeCommand.Lines(probed)) env.Out.WriteLine(line);
         var message = config.Strategy == "swarm" && !result.Succeeded
-            ? $"deploy of release {result.Release} failed; {(result.Outcome == DeployOutcome.RolledBack ? $"the service is back on {result.Previous}" : "the service may not run the release Cutover last recorded (see `cutover status`)")}: {result.Error}"
+            ? $"deploy of release {result.Release} failed; {(result.Outcome == DeployOutcome.RolledBack ? $"the service is back on {result.Previous ?? "its previous spec"}" : "the service may not run the release Cutover last recorded (see `cutover status`)")}: {result.Error}"
             : result.Outcome switch
         {
             DeployOutcome.Success => $"deployed {config.App} release {result.Release} in {total:0.00}s",
