@@ -60,6 +60,7 @@ public sealed record SwarmConfig
     public IReadOnlyDictionary<string, string> Env { get; init; } = new Dictionary<string, string>();
     /// <summary>Published ports as "published:target[/mode]", mode ingress or host (from the compose file).</summary>
     public IReadOnlyList<SwarmPort> Ports { get; init; } = [];
+    /// <summary>Networks the tasks join (overlay, or swarm-scoped bridge), by name; they must exist.</summary>
     public IReadOnlyList<string> Networks { get; init; } = [];
     public SwarmUpdateConfig Update { get; init; } = new();
     public SwarmUpdateConfig Rollback { get; init; } = new() { Parallelism = 0, Order = "stop-first", FailureAction = "pause" };

@@ -97,7 +97,7 @@ internal static class ContainerConfigReader
             Command = command is null ? compose?.Command : command.Value.IsList ? command.Value.Values : ["/bin/sh", "-c", command.Value.Values[0]],
             Env = section.Has("env") ? section.StringMap("env") : compose?.Env ?? new Dictionary<string, string>(),
             Ports = compose?.Ports ?? [],
-            Networks = compose?.Networks ?? [],
+            Networks = section.Has("networks") ? section.StringList("networks").Select(n => n.Value!).ToList() : compose?.Networks ?? [],
             Update = ReadUpdate(section.Section("update"), compose?.Update ?? new SwarmUpdateConfig(), isRollback: false),
             Rollback = ReadUpdate(section.Section("rollback"), compose?.Rollback ?? new SwarmConfig { Service = "", Image = "" }.Rollback, isRollback: true),
             Healthcheck = ReadHealthcheck(section.Section("healthcheck"), section, "healthcheck") ?? compose?.Healthcheck,
@@ -105,6 +105,8 @@ internal static class ContainerConfigReader
             Init = section.String("init", "true") is "true" or "yes",
             TaskDeadline = section.Has("task_deadline") ? section.Duration("task_deadline", TimeSpan.FromMinutes(2), min: TimeSpan.FromSeconds(1)) : null,
         };
+        foreach (var network in config.Networks)
+            if (!ConfigLoader.IsSafeName(network)) section.Error("networks", $"'{network}' is not a valid network name");
         if (config.Image.Length == 0) section.Error("image", "'image' is required (here, in the compose file, or as `cutover deploy --image`)");
         section.RejectUnknownKeys();
         warnings.AddRange(SwarmWarnings(config));

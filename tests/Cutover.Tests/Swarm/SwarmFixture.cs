@@ -27,6 +27,9 @@ public sealed class SwarmFixture : IAsyncLifetime
     {
         _engine = await DockerEngine.StartAsync();
         await _engine.DockerAsync(["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+        // No IPVS here, so no routing mesh or VIPs: tasks join a swarm-scoped bridge, and tests reach them at the
+        // container's own address on it.
+        await _engine.DockerAsync(["network", "create", "-d", "bridge", "--scope", "swarm", Network]);
         await Task.WhenAll(
             _engine.ImportAppImageAsync("app:v1", "v1"),
             _engine.ImportAppImageAsync("app:v2", "v2"),
@@ -38,6 +41,8 @@ public sealed class SwarmFixture : IAsyncLifetime
     {
         if (_engine is not null) await _engine.DisposeAsync();
     }
+
+    public const string Network = "cutover-test";
 
     public DockerClient Client() => DockerClientFactory.Create(Engine.Host);
 
@@ -63,6 +68,7 @@ public sealed class SwarmFixture : IAsyncLifetime
               healthcheck: {"{"} test: ["CMD", "test", "-e", "/www/healthy"], interval: 1s, timeout: 1s, retries: 2 {"}"}
               stop_grace_period: 2s
               task_deadline: {taskDeadline}
+              networks: [{Network}]
               {extra}
             """);
         return file;
@@ -81,6 +87,21 @@ public sealed class SwarmFixture : IAsyncLifetime
         using var client = Client();
         var svc = await client.Swarm.InspectServiceAsync(service);
         return await Cutover.Swarm.SwarmUpdateWatcher.ListTasksAsync(client, svc.ID, CancellationToken.None);
+    }
+
+    /// <summary>What each running task of the service answers on / (the image says "hello from VERSION").</summary>
+    public async Task<IReadOnlyList<string>> AnswersAsync(string service)
+    {
+        using var client = Client();
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        var answers = new List<string>();
+        foreach (var task in (await TasksAsync(service)).Where(t => t.DesiredState == TaskState.Running))
+        {
+            var container = await client.Containers.InspectContainerAsync(task.Status!.ContainerStatus!.ContainerID!);
+            var address = container.NetworkSettings!.Networks![Network].IPAddress;
+            answers.Add((await http.GetStringAsync($"http://{address}:3000/")).Trim());
+        }
+        return answers;
     }
 
     public async Task RemoveServiceAsync(string service)

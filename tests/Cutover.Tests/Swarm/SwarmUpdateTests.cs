@@ -90,10 +90,12 @@ public class SwarmUpdateTests(SwarmFixture swarm, ITestOutputHelper output)
             var back = await new SwarmDeployer(config, progress).RollbackAsync(new RollbackRequest(null, TimeSpan.FromSeconds(10), "test"), CancellationToken.None);
             Assert.Equal((v2.Release, v1.Release), (back.From, back.To));
             await AssertRunsAsync(service, "app:v1", 2);
+            Assert.Equal(["hello from v1", "hello from v1"], await swarm.AnswersAsync(service));
 
             var forward = await new SwarmDeployer(config, progress).RollbackAsync(new RollbackRequest(v2.Release, TimeSpan.FromSeconds(10), "test"), CancellationToken.None);
             Assert.Equal(v2.Release, forward.To);
             await AssertRunsAsync(service, "app:v2", 2);
+            Assert.Equal(["hello from v2", "hello from v2"], await swarm.AnswersAsync(service));
         }
         finally
         {
