@@ -48,9 +48,10 @@ public sealed class SwarmFixture : IAsyncLifetime
 
     /// <summary>
     /// A cutover.yml for one service in <paramref name="dir"/>, with durations short enough for tests: a 1 s
-    /// healthcheck that needs /www/healthy, and a 2 s monitor.
+    /// healthcheck that needs /www/healthy, and a 2 s monitor. Tasks join the test network only when
+    /// <paramref name="network"/> (needed to reach them over HTTP; attaching makes every task start slower).
     /// </summary>
-    public string WriteConfig(TempDir dir, string service, int replicas = 3, string order = "start-first", string extra = "", string taskDeadline = "20s")
+    public string WriteConfig(TempDir dir, string service, int replicas = 3, string order = "start-first", string extra = "", string taskDeadline = "20s", bool network = false)
     {
         var file = dir.Combine("cutover.yml");
         // `extra` is more keys of the swarm section, indented by two spaces.
@@ -68,7 +69,7 @@ public sealed class SwarmFixture : IAsyncLifetime
               healthcheck: {"{"} test: ["CMD", "test", "-e", "/www/healthy"], interval: 1s, timeout: 1s, retries: 2 {"}"}
               stop_grace_period: 2s
               task_deadline: {taskDeadline}
-              networks: [{Network}]
+              networks: [{(network ? Network : "")}]
               {extra}
             """);
         return file;

@@ -79,7 +79,7 @@ public class SwarmUpdateTests(SwarmFixture swarm, ITestOutputHelper output)
     {
         const string service = "rb-core";
         using var dir = new TempDir();
-        var config = SwarmFixture.Load(swarm.WriteConfig(dir, service, replicas: 2));
+        var config = SwarmFixture.Load(swarm.WriteConfig(dir, service, replicas: 2, network: true));
         var progress = new RecordingProgress(output);
         try
         {
