@@ -68,11 +68,22 @@ public sealed class SwarmDeployer
 
         var clock = new PhaseClock(_progress);
         SwarmUpdateOutcome? outcome = null;
-        var failure = await clock.RunCheckedAsync("swarm", async () =>
+        string? failure;
+        try
         {
-            outcome = await ApplyAsync(image, id.Value, _swarm.Update, cancellationToken);
-            return outcome.Succeeded ? null : outcome.Describe(_swarm.Replicas);
-        }, $"{_swarm.Replicas}/{_swarm.Replicas} tasks running {image}");
+            failure = await clock.RunCheckedAsync("swarm", async () =>
+            {
+                outcome = await ApplyAsync(image, id.Value, _swarm.Update, cancellationToken);
+                return outcome.Succeeded ? null : outcome.Describe(_swarm.Replicas);
+            }, $"{_swarm.Replicas}/{_swarm.Replicas} tasks running {image}");
+        }
+        catch (OperationCanceledException)
+        {
+            // Only Cutover stops watching: Swarm goes on with the update by itself.
+            _progress.Warning($"cancelled; Swarm goes on updating {_swarm.Service} without Cutover watching (`cutover status` shows where it is)");
+            _store.SetStatus(record, ReleaseStatus.Failed, "cancelled while Swarm was updating the service");
+            throw;
+        }
         if (failure is not null)
         {
             _store.SetStatus(record, ReleaseStatus.Failed, failure);

@@ -52,7 +52,8 @@ public sealed class SwarmUpdateWatcher(IDockerClient client, IDeployProgress pro
 
     /// <param name="release">The release whose tasks this update creates (their cutover.release label).</param>
     /// <param name="isUpdate">False for a service just created: Swarm keeps no UpdateStatus for those.</param>
-    public async Task<SwarmUpdateOutcome> WatchAsync(string service, string release, int replicas, bool isUpdate, CancellationToken cancellationToken)
+    /// <param name="before">The service's task ids just before the change was posted: only tasks created since show it has begun.</param>
+    public async Task<SwarmUpdateOutcome> WatchAsync(string service, string release, int replicas, bool isUpdate, IReadOnlySet<string> before, CancellationToken cancellationToken)
     {
         var shown = new Dictionary<long, (string Id, string State)>();
         var firstSeen = new Dictionary<string, DateTimeOffset>();
@@ -65,7 +66,8 @@ public sealed class SwarmUpdateWatcher(IDockerClient client, IDeployProgress pro
             var tasks = (await ListTasksAsync(client, inspected.ID, cancellationToken)).Select(SwarmTask.From).ToList();
             var now = DateTimeOffset.UtcNow;
             foreach (var t in tasks) firstSeen.TryAdd(t.Id, now);
-            sawRelease |= tasks.Any(t => t.Release == release);
+            // Old tasks of the same release (a rollback to it) are history, not a sign that this change has begun.
+            sawRelease |= tasks.Any(t => t.Release == release && !before.Contains(t.Id));
 
             foreach (var slot in tasks.GroupBy(t => t.Slot).OrderBy(g => g.Key))
             {
@@ -85,7 +87,7 @@ public sealed class SwarmUpdateWatcher(IDockerClient client, IDeployProgress pro
             }
 
             // A status read before Swarm picked up this update describes the previous one: only trust it once a task
-            // of this release exists.
+            // of this change exists.
             var current = tasks.Where(t => t.DesiredState == "running").ToList();
             var converged = current.Count(t => t.Release == release && t.IsRunning) >= replicas && current.All(t => t.Release == release);
             if (sawRelease)
