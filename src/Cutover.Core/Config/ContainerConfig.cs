@@ -14,7 +14,13 @@ public sealed record ContainerHealthcheck
     public TimeSpan StartPeriod { get; init; } = TimeSpan.Zero;
 
     /// <summary>How long Docker needs at most to call a container unhealthy after it started.</summary>
-    public TimeSpan TimeToDecide => StartPeriod + (Interval + Timeout) * Retries;
+    public TimeSpan TimeToDecide => StartPeriod + TimeToTurnUnhealthy;
+
+    /// <summary>
+    /// How long a container that was healthy needs at most to be called unhealthy: `retries` failed probes in a row,
+    /// each up to interval + timeout. start_period does not count: it ends with the first healthy probe.
+    /// </summary>
+    public TimeSpan TimeToTurnUnhealthy => (Interval + Timeout) * Retries;
 }
 
 /// <summary>The `docker` section: instances are containers of one image on a user-defined bridge network.</summary>
@@ -54,11 +60,21 @@ public sealed record SwarmConfig
     public IReadOnlyDictionary<string, string> Env { get; init; } = new Dictionary<string, string>();
     /// <summary>Published ports as "published:target[/mode]", mode ingress or host (from the compose file).</summary>
     public IReadOnlyList<SwarmPort> Ports { get; init; } = [];
+    /// <summary>Networks the tasks join (overlay, or swarm-scoped bridge), by name; they must exist.</summary>
     public IReadOnlyList<string> Networks { get; init; } = [];
     public SwarmUpdateConfig Update { get; init; } = new();
     public SwarmUpdateConfig Rollback { get; init; } = new() { Parallelism = 0, Order = "stop-first", FailureAction = "pause" };
     public ContainerHealthcheck? Healthcheck { get; init; }
     public TimeSpan StopGracePeriod { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>Docker's init (tini) as PID 1, so SIGTERM stops apps that ignore signals as PID 1 within the grace period.</summary>
+    public bool Init { get; init; } = true;
+    /// <summary>
+    /// How long a new task may stay before running (pending, preparing, starting) before Cutover gives up on the
+    /// update: Swarm itself never does. Null: the healthcheck's time to decide + monitor + a minute for pulls.
+    /// </summary>
+    public TimeSpan? TaskDeadline { get; init; }
+
+    public TimeSpan EffectiveTaskDeadline => TaskDeadline ?? (Healthcheck?.TimeToDecide ?? TimeSpan.Zero) + Update.Monitor + TimeSpan.FromMinutes(1);
 }
 
 public sealed record SwarmPort(int Published, int Target, string Mode);

@@ -97,12 +97,16 @@ internal static class ContainerConfigReader
             Command = command is null ? compose?.Command : command.Value.IsList ? command.Value.Values : ["/bin/sh", "-c", command.Value.Values[0]],
             Env = section.Has("env") ? section.StringMap("env") : compose?.Env ?? new Dictionary<string, string>(),
             Ports = compose?.Ports ?? [],
-            Networks = compose?.Networks ?? [],
+            Networks = section.Has("networks") ? section.StringList("networks").Select(n => n.Value!).ToList() : compose?.Networks ?? [],
             Update = ReadUpdate(section.Section("update"), compose?.Update ?? new SwarmUpdateConfig(), isRollback: false),
             Rollback = ReadUpdate(section.Section("rollback"), compose?.Rollback ?? new SwarmConfig { Service = "", Image = "" }.Rollback, isRollback: true),
             Healthcheck = ReadHealthcheck(section.Section("healthcheck"), section, "healthcheck") ?? compose?.Healthcheck,
             StopGracePeriod = section.Duration("stop_grace_period", compose?.StopGracePeriod ?? TimeSpan.FromSeconds(10)),
+            Init = section.String("init", "true") is "true" or "yes",
+            TaskDeadline = section.Has("task_deadline") ? section.Duration("task_deadline", TimeSpan.FromMinutes(2), min: TimeSpan.FromSeconds(1)) : null,
         };
+        foreach (var network in config.Networks)
+            if (!ConfigLoader.IsSafeName(network)) section.Error("networks", $"'{network}' is not a valid network name");
         if (config.Image.Length == 0) section.Error("image", "'image' is required (here, in the compose file, or as `cutover deploy --image`)");
         section.RejectUnknownKeys();
         warnings.AddRange(SwarmWarnings(config));
@@ -113,12 +117,15 @@ internal static class ContainerConfigReader
     internal static IEnumerable<string> SwarmWarnings(SwarmConfig config)
     {
         var hostPorts = config.Ports.Where(p => p.Mode == "host").ToList();
-        if (config.Update.Order == "start-first" && hostPorts.Count > 0)
-            yield return $"swarm.update.order is start-first but port {hostPorts[0].Published} is published in host mode: the new task cannot bind it while the old one runs, stays pending forever, and pending never counts as a failure (moby #36934). Use stop-first, or ingress mode.";
+        foreach (var (key, update) in new[] { ("update", config.Update), ("rollback", config.Rollback) })
+            if (update.Order == "start-first" && hostPorts.Count > 0)
+                yield return $"swarm.{key}.order is start-first but port {hostPorts[0].Published} is published in host mode: the new task cannot bind it while the old one runs, stays pending forever, and pending never counts as a failure (moby #36934). Use stop-first, or ingress mode.";
         if (config.Healthcheck is null or { Test: ["NONE", ..] })
             yield return "swarm has no healthcheck: a task counts as running as soon as its process starts, before it can serve (moby #30321). Add swarm.healthcheck.";
-        else if (config.Update.Monitor < config.Healthcheck.TimeToDecide)
-            yield return $"swarm.update.monitor ({Duration.Format(config.Update.Monitor)}) is shorter than the healthcheck needs to call a task unhealthy ({Duration.Format(config.Healthcheck.TimeToDecide)} = start_period + (interval + timeout) × retries): a task that turns unhealthy after that is not counted as a failed update.";
+        // Swarm starts the monitor window when a task first reports running, which with a healthcheck is its first
+        // healthy probe; from there the healthcheck needs (interval + timeout) × retries to call it unhealthy.
+        else if (config.Update.FailureAction != "continue" && config.Update.Monitor < config.Healthcheck.TimeToTurnUnhealthy)
+            yield return $"swarm.update.monitor ({Duration.Format(config.Update.Monitor)}) is shorter than the healthcheck needs to call a running task unhealthy ({Duration.Format(config.Healthcheck.TimeToTurnUnhealthy)} = (interval + timeout) × retries): a new task that turns unhealthy after that is not counted as a failed update.";
     }
 
     private static SwarmUpdateConfig ReadUpdate(YamlSection? section, SwarmUpdateConfig fallback, bool isRollback)
@@ -184,13 +191,46 @@ internal static class ContainerConfigReader
         return new ComposeService(
             entry.String("image"),
             deploy?.Has("replicas") == true ? deploy.Int("replicas", 1, min: 0) : null,
-            command is null ? null : command.Value.IsList ? command.Value.Values : ["/bin/sh", "-c", command.Value.Values[0]],
+            // compose splits a string command into words (no shell), as docker stack deploy does.
+            command is null ? null : command.Value.IsList ? command.Value.Values : SplitWords(command.Value.Values[0]),
             entry.EnvironmentMap("environment"),
             ports,
             networks,
             deploy?.Section("update_config") is { } u ? ReadUpdate(u, new SwarmUpdateConfig { Order = "stop-first", FailureAction = "pause" }, isRollback: false) : null,
-            deploy?.Section("rollback_config") is { } r ? ReadUpdate(r, new SwarmUpdateConfig { Parallelism = 0, Order = "stop-first", FailureAction = "pause" }, isRollback: true) : null,
+            // docker stack deploy's defaults for keys the file leaves out (docker/cli convertUpdateConfig): parallelism 1
+            // for both, and swarmkit's stop-first, pause, 5 s monitor.
+            deploy?.Section("rollback_config") is { } r ? ReadUpdate(r, new SwarmUpdateConfig { Order = "stop-first", FailureAction = "pause" }, isRollback: true) : null,
             ReadHealthcheck(entry.Section("healthcheck"), entry, "healthcheck"),
             entry.Has("stop_grace_period") ? entry.Duration("stop_grace_period", TimeSpan.FromSeconds(10)) : null);
+    }
+
+    /// <summary>Shell-like word splitting with single and double quotes and backslashes, without expansion.</summary>
+    internal static IReadOnlyList<string> SplitWords(string text)
+    {
+        var words = new List<string>();
+        var word = new System.Text.StringBuilder();
+        var inWord = false;
+        char quote = '\0';
+        for (var i = 0; i < text.Length; i++)
+        {
+            var c = text[i];
+            if (quote != '\0')
+            {
+                if (c == quote) quote = '\0';
+                else if (c == '\\' && quote == '"' && i + 1 < text.Length) word.Append(text[++i]);
+                else word.Append(c);
+            }
+            else if (c is '\'' or '"') { quote = c; inWord = true; }
+            else if (c == '\\' && i + 1 < text.Length) { word.Append(text[++i]); inWord = true; }
+            else if (char.IsWhiteSpace(c))
+            {
+                if (inWord) words.Add(word.ToString());
+                word.Clear();
+                inWord = false;
+            }
+            else { word.Append(c); inWord = true; }
+        }
+        if (inWord) words.Add(word.ToString());
+        return words;
     }
 }

@@ -186,7 +186,7 @@ public sealed class YamlSection
             else if (item is YamlMappingNode mapping)
             {
                 var entry = new YamlSection(mapping, _file, KeyPath(key), _errors);
-                ports.Add(new SwarmPort(entry.Int("published", 0), entry.Int("target", 0, min: 1, max: 65535), entry.String("mode", "ingress")!));
+                ports.Add(new SwarmPort(entry.Int("published", 0), entry.Int("target", 0, min: 1, max: 65535), entry.Choice("mode", "ingress", ("ingress", "ingress"), ("host", "host"))));
             }
         }
         return ports;

@@ -32,6 +32,10 @@ public sealed record ReleaseRecord
     /// <summary>Statements the linter would have stopped, let through by a `-- cutover:safety-assured` comment, with its reason.</summary>
     public IReadOnlyList<SafetyAssuredNote>? SafetyAssured { get; init; }
 
+    /// <summary>strategy: swarm: the image this release runs (a swarm release's whole artifact) and a summary of its service spec.</summary>
+    public string? Image { get; init; }
+    public string? Spec { get; init; }
+
     [JsonIgnore] public ReleaseId ReleaseId => ReleaseId.Parse(Id);
 
     /// <summary>Complete releases can be switched to; staging and failed ones cannot.</summary>

@@ -48,7 +48,9 @@ public static class DeployCommand
                         Url = target, Rate = parse.GetValue(probeRate), Duration = TimeSpan.FromHours(1),
                     }, stopProbe.Token);
                 }
-                var result = await deployer.DeployAsync(request, ct);
+                var result = config.Strategy == "swarm"
+                    ? await new Cutover.Swarm.SwarmDeployer(config, progress).DeployAsync(request, ct)
+                    : await deployer.DeployAsync(request, ct);
                 Cutover.Probe.ProbeReport? probed = null;
                 if (probing is not null)
                 {
@@ -92,7 +94,9 @@ public static class DeployCommand
         }
         if (probed is not null)
             foreach (var line in ProbeCommand.Lines(probed)) env.Out.WriteLine(line);
-        var message = result.Outcome switch
+        var message = config.Strategy == "swarm" && !result.Succeeded
+            ? $"deploy of release {result.Release} failed; {(result.Outcome == DeployOutcome.RolledBack ? $"the service is back on {result.Previous ?? "its previous spec"}" : "the service may not run the release Cutover last recorded (see `cutover status`)")}: {result.Error}"
+            : result.Outcome switch
         {
             DeployOutcome.Success => $"deployed {config.App} release {result.Release} in {total:0.00}s",
             DeployOutcome.Failed => $"deploy failed before the switch; {(result.Previous is null ? "nothing was live" : $"{result.Previous} is still live")}: {result.Error}",

@@ -19,6 +19,7 @@ public static class StatusCommand
                 var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
                 var s = RootSnapshot.Read(new RootLayout(config.Root));
                 var agentView = config.RunsInstances ? await AgentCommands.AppStatusAsync(config, ct) : null;
+                var swarmView = config.Swarm is { } swarm ? await Cutover.Swarm.SwarmStatus.ReadAsync(swarm, ct) : null;
                 var current = s.CurrentRecord;
                 if (json)
                 {
@@ -34,6 +35,7 @@ public static class StatusCommand
                         last_action = s.LastAction,
                         locked_by = s.LockHolder,
                         agent = agentView,
+                        swarm = swarmView is null ? null : SwarmJson(swarmView),
                     }, Json.Options));
                     return ExitCodes.Ok;
                 }
@@ -51,9 +53,52 @@ public static class StatusCommand
                 Row("lock", s.LockHolder is null ? "free" : Markup.Escape($"held by {s.LockHolder}"));
                 env.Console.Write(grid);
                 if (config.RunsInstances) AgentCommands.RenderInstances(env, agentView);
+                if (swarmView is not null) RenderSwarm(env, swarmView);
                 return ExitCodes.Ok;
             });
         });
         return command;
+    }
+
+    private static object SwarmJson(Cutover.Swarm.SwarmStatus s) => new
+    {
+        service = s.Service,
+        exists = s.Exists,
+        image = s.Image,
+        release = s.Release,
+        replicas = new { running = s.Running, desired = s.Desired },
+        update_state = s.UpdateState,
+        update_message = s.UpdateMessage,
+        error = s.Error,
+        tasks = s.Tasks.Select(t => new
+        {
+            id = t.Id, slot = t.Slot, state = t.State, desired_state = t.DesiredState, image = t.Image, release = t.Release,
+            since = t.StateSince, error = t.Error, exit_code = t.ExitCode,
+        }),
+    };
+
+    private static void RenderSwarm(CliEnvironment env, Cutover.Swarm.SwarmStatus s)
+    {
+        if (s.Error is not null)
+        {
+            env.Console.MarkupLine($"[red]{Markup.Escape(s.Error)}[/]");
+            return;
+        }
+        if (!s.Exists)
+        {
+            env.Console.MarkupLine(Markup.Escape($"service {s.Service} does not exist yet; `cutover deploy --image IMAGE` creates it"));
+            return;
+        }
+        var grid = new Grid().AddColumn(new GridColumn().NoWrap().PadRight(2)).AddColumn();
+        grid.AddRow("[bold]service[/]", Markup.Escape($"{s.Service}  {s.Image}  release {s.Release ?? "-"}"));
+        grid.AddRow("[bold]replicas[/]", Markup.Escape($"{s.Running}/{s.Desired} running"));
+        grid.AddRow("[bold]update[/]", Markup.Escape(s.UpdateState is null ? "-" : $"{s.UpdateState}{(s.UpdateMessage is { Length: > 0 } m ? $": {m}" : "")}"));
+        env.Console.Write(grid);
+        var table = new Table().Border(env.Interactive ? TableBorder.Rounded : TableBorder.None)
+            .AddColumns("task", "state", "desired", "image", "release", "since (UTC)", "error");
+        foreach (var t in s.Tasks)
+            table.AddRow(Markup.Escape($"{t.Slot}/{s.Desired}"), Markup.Escape(t.State), Markup.Escape(t.DesiredState), Markup.Escape(t.Image),
+                Markup.Escape(t.Release ?? "-"), t.StateSince.ToString("yyyy-MM-dd HH:mm:ss"), Markup.Escape(t.Failed ? t.Reason : ""));
+        env.Console.Write(table);
     }
 }

@@ -1,0 +1,134 @@
+using Cutover.Config;
+using Cutover.Containers;
+using Cutover.Tests.Support;
+using Docker.DotNet;
+using Docker.DotNet.Models;
+using Xunit.Abstractions;
+
+namespace Cutover.Tests.Swarm;
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class SwarmCollection : ICollectionFixture<SwarmFixture>
+{
+    public const string Name = "swarm";
+}
+
+/// <summary>
+/// One dockerd in single-node swarm mode (advertised on loopback) for every Swarm test, with the app images made
+/// once: app:v1, app:v2, app:v3 (healthy) and app:bad (its healthcheck never passes).
+/// </summary>
+public sealed class SwarmFixture : IAsyncLifetime
+{
+    private DockerEngine? _engine;
+
+    public DockerEngine Engine => _engine ?? throw new InvalidOperationException("not started");
+
+    public async Task InitializeAsync()
+    {
+        _engine = await DockerEngine.StartAsync();
+        await _engine.DockerAsync(["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+        // No IPVS here, so no routing mesh or VIPs: tasks join a swarm-scoped bridge, and tests reach them at the
+        // container's own address on it.
+        await _engine.DockerAsync(["network", "create", "-d", "bridge", "--scope", "swarm", Network]);
+        await Task.WhenAll(
+            _engine.ImportAppImageAsync("app:v1", "v1"),
+            _engine.ImportAppImageAsync("app:v2", "v2"),
+            _engine.ImportAppImageAsync("app:v3", "v3"),
+            _engine.ImportAppImageAsync("app:bad", "bad", healthy: false));
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_engine is not null) await _engine.DisposeAsync();
+    }
+
+    public const string Network = "cutover-test";
+
+    public DockerClient Client() => DockerClientFactory.Create(Engine.Host);
+
+    /// <summary>
+    /// A cutover.yml for one service in <paramref name="dir"/>, with durations short enough for tests: a 1 s
+    /// healthcheck that needs /www/healthy, and a 2 s monitor. Tasks join the test network only when
+    /// <paramref name="network"/> (needed to reach them over HTTP; attaching makes every task start slower).
+    /// </summary>
+    public string WriteConfig(TempDir dir, string service, int replicas = 3, string order = "start-first", string extra = "", string taskDeadline = "20s", bool network = false)
+    {
+        var file = dir.Combine("cutover.yml");
+        // `extra` is more keys of the swarm section, indented by two spaces.
+        File.WriteAllText(file, $"""
+            app: {service}
+            strategy: swarm
+            keep_releases: 10
+            swarm:
+              docker_host: {Engine.Host}
+              service: {service}
+              image: app:v1
+              replicas: {replicas}
+              update: {"{"} parallelism: 1, delay: 0s, order: {order}, failure_action: rollback, monitor: 2s, max_failure_ratio: 0 {"}"}
+              rollback: {"{"} parallelism: 0, order: stop-first, monitor: 1s {"}"}
+              healthcheck: {"{"} test: ["CMD", "test", "-e", "/www/healthy"], interval: 1s, timeout: 1s, retries: 2 {"}"}
+              stop_grace_period: 2s
+              task_deadline: {taskDeadline}
+              networks: [{(network ? Network : "")}]
+              {extra}
+            """);
+        return file;
+    }
+
+    public static CutoverConfig Load(string file) => ConfigLoader.Load(file);
+
+    public async Task<SwarmService> InspectAsync(string service)
+    {
+        using var client = Client();
+        return await client.Swarm.InspectServiceAsync(service);
+    }
+
+    public async Task<IList<TaskResponse>> TasksAsync(string service)
+    {
+        using var client = Client();
+        var svc = await client.Swarm.InspectServiceAsync(service);
+        return await Cutover.Swarm.SwarmUpdateWatcher.ListTasksAsync(client, svc.ID, CancellationToken.None);
+    }
+
+    /// <summary>What each running task of the service answers on / (the image says "hello from VERSION").</summary>
+    public async Task<IReadOnlyList<string>> AnswersAsync(string service)
+    {
+        using var client = Client();
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        var answers = new List<string>();
+        foreach (var task in (await TasksAsync(service)).Where(t => t.DesiredState == TaskState.Running))
+        {
+            var container = await client.Containers.InspectContainerAsync(task.Status!.ContainerStatus!.ContainerID!);
+            var address = container.NetworkSettings!.Networks![Network].IPAddress;
+            answers.Add((await http.GetStringAsync($"http://{address}:3000/")).Trim());
+        }
+        return answers;
+    }
+
+    public async Task RemoveServiceAsync(string service)
+    {
+        using var client = Client();
+        try { await client.Swarm.RemoveServiceAsync(service); } catch (DockerApiException) { }
+    }
+}
+
+/// <summary>Collects progress lines so tests can check what a person would have seen.</summary>
+public sealed class RecordingProgress(ITestOutputHelper? output = null) : Cutover.Progress.IDeployProgress
+{
+    private readonly List<string> _lines = [];
+
+    public IReadOnlyList<string> Lines { get { lock (_lines) return _lines.ToList(); } }
+
+    private void Add(string line)
+    {
+        lock (_lines) _lines.Add(line);
+        try { output?.WriteLine(line); } catch (InvalidOperationException) { }
+    }
+
+    public void PhaseStarted(string phase) => Add($"{phase}: started");
+    public void PhaseCompleted(string phase, TimeSpan elapsed, string? detail = null) => Add($"{phase}: done ({detail})");
+    public void PhaseFailed(string phase, TimeSpan elapsed, string error) => Add($"{phase}: failed: {error}");
+    public void Output(string phase, string line) => Add($"[{phase}] {line}");
+    public void Info(string message) => Add(message);
+    public void Warning(string message) => Add("warning: " + message);
+}
