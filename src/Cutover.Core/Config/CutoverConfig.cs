@@ -22,6 +22,9 @@ public sealed record CutoverConfig
     /// <summary>PostgreSQL migrations linted before staging and applied before the switch; null when not configured.</summary>
     public MigrationsConfig? Migrations { get; init; }
 
+    /// <summary>The servers this config deploys to over SSH; null deploys on this machine.</summary>
+    public Fleet.FleetConfig? Fleet { get; init; }
+
     /// <summary>Strategies whose releases run as instances under the agent.</summary>
     public bool RunsInstances => Strategy is "rolling" or "blue-green";
 }

@@ -27,6 +27,9 @@ public sealed class YamlSection
 
     public Mark Start => _node.Start;
 
+    /// <summary>Where errors go, for readers that build sections of their own (a list of mappings).</summary>
+    internal List<ConfigError> Errors => _errors;
+
     /// <summary>The config file this section comes from.</summary>
     public string File => _file;
 
@@ -127,6 +130,24 @@ public sealed class YamlSection
                 return items;
             default:
                 Error(value, key, "must be a list, for example [a, b]");
+                return [];
+        }
+    }
+
+    /// <summary>The items of a list, whatever they are (strings or mappings); null when the key is absent.</summary>
+    public IReadOnlyList<YamlNode>? Sequence(string key)
+    {
+        _known.Add(key);
+        var value = Find(key)?.Value;
+        switch (value)
+        {
+            case null:
+            case YamlScalarNode { Style: ScalarStyle.Plain, Value: "~" or "null" or "" }:
+                return null;
+            case YamlSequenceNode sequence:
+                return sequence.Children.ToList();
+            default:
+                Error(value, key, "must be a list");
                 return [];
         }
     }
