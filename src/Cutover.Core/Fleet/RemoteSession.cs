@@ -26,7 +26,7 @@ public sealed class RemoteSession(ReleaseDeployer deployer, RootLayout layout, T
         using var lost = CancellationTokenSource.CreateLinkedTokenSource(hangup);
         var requests = Channel.CreateUnbounded<string>();
         // Read ahead on its own, so an EOF in the middle of a long build hook cancels that hook at once.
-        var reading = Task.Run(async () =>
+        _ = Task.Run(async () =>
         {
             try
             {
@@ -65,8 +65,9 @@ public sealed class RemoteSession(ReleaseDeployer deployer, RootLayout layout, T
                 TryReply(new { @event = "result", ok = false, error = "aborted: the connection closed before the switch" });
             }
             _prepared?.Dispose();
+            // The stdin reader is left behind on purpose: the process exits next, and waiting for an EOF that a
+            // live deployer has not sent yet would only delay the reply it is waiting for.
             await lost.CancelAsync();
-            await reading;
         }
     }
 
