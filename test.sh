@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine or a developer's: installs what the tests start for real
-# (nginx, php-fpm, PostgreSQL, and the small tools they call), builds, and runs every test. Nothing is skipped.
+# (nginx, php-fpm, PostgreSQL, sshd, and the small tools they call), builds, and runs every test. Nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -14,6 +14,8 @@ command -v node >/dev/null || missing+=(nodejs)
 command -v curl >/dev/null || missing+=(curl)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 command -v setpriv >/dev/null || missing+=(util-linux)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh-keygen >/dev/null || missing+=(openssh-client)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"

@@ -117,8 +117,7 @@ public sealed class LocalArtifact : IDisposable
             bytes += size;
             if (sent % 100 == 0) onProgress(new TransferResult(sent, bytes, reused));
         }
-        using var manifest = new MemoryStream(Encoding.UTF8.GetBytes(Manifest.ToJson()));
-        await host.UploadAsync(manifest, $"{uploadDir}/{ReleaseManifest.FileName}", cancellationToken);
+        await host.WriteFileAsync($"{uploadDir}/{ReleaseManifest.FileName}", Encoding.UTF8.GetBytes(Manifest.ToJson()), cancellationToken);
         return new TransferResult(sent, bytes, reused);
     }
 

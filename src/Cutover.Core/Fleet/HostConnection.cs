@@ -24,6 +24,7 @@ public sealed class HostConnection : IDisposable
 {
     private readonly SshClient _ssh;
     private readonly SftpClient _sftp;
+    private readonly SemaphoreSlim _sftpConnect = new(1, 1);
 
     private HostConnection(FleetHost host, SshClient ssh, SftpClient sftp, string home)
     {
@@ -91,8 +92,9 @@ public sealed class HostConnection : IDisposable
         sftp.HostKeyReceived += Verify;
         try
         {
+            // SFTP connects on the first upload (its own SSH connection, same host key check): status, releases and
+            // a deploy whose files the host already has never pay for a second handshake.
             await ssh.ConnectAsync(cancellationToken);
-            await sftp.ConnectAsync(cancellationToken);
             using var home = ssh.RunCommand("printf %s \"$HOME\"");
             if (home.ExitStatus != 0 || !home.Result.StartsWith('/'))
                 throw new HostException(host, $"could not read $HOME on the host: {home.Error.Trim()}");
@@ -150,7 +152,43 @@ public sealed class HostConnection : IDisposable
     {
         try
         {
+            if (!_sftp.IsConnected)
+            {
+                await _sftpConnect.WaitAsync(cancellationToken);
+                try
+                {
+                    if (!_sftp.IsConnected) await _sftp.ConnectAsync(cancellationToken);
+                }
+                finally
+                {
+                    _sftpConnect.Release();
+                }
+            }
             await Task.Run(() => _sftp.UploadFile(content, remotePath, canOverride: true), cancellationToken);
+        }
+        catch (Exception e) when (IsConnectionFailure(e))
+        {
+            throw Lost(e);
+        }
+    }
+
+    /// <summary>
+    /// Writes a small file atomically through the SSH channel itself (cat into a temp name, then rename), so writing
+    /// a config or a manifest needs no SFTP connection.
+    /// </summary>
+    public async Task WriteFileAsync(string remotePath, byte[] content, CancellationToken cancellationToken)
+    {
+        var dir = remotePath[..remotePath.LastIndexOf('/')];
+        var temp = $"{dir}/.{Path.GetFileName(remotePath)}.{Guid.NewGuid():N}.tmp";
+        try
+        {
+            using var command = _ssh.CreateCommand($"mkdir -p {Quote(dir)} && cat > {Quote(temp)} && mv -f {Quote(temp)} {Quote(remotePath)}");
+            var running = command.ExecuteAsync(cancellationToken);
+            await using (var input = command.CreateInputStream())
+                await input.WriteAsync(content, cancellationToken);
+            await running;
+            if (command.ExitStatus != 0)
+                throw new HostException(Host, $"writing {remotePath} failed (exit {command.ExitStatus}): {FirstLines(command.Error)}");
         }
         catch (Exception e) when (IsConnectionFailure(e))
         {

@@ -30,16 +30,11 @@ public static class RemoteConfig
         return text.ToString().Replace("\n...\n", "\n");
     }
 
-    /// <summary>Writes the file on the host atomically: a temp name beside it, then rename.</summary>
+    /// <summary>Writes the file on the host atomically (temp name, then rename).</summary>
     public static async Task<string> WriteAsync(HostConnection host, CutoverConfig config, CancellationToken cancellationToken)
     {
         var path = PathOn(host, config.App);
-        var dir = path[..path.LastIndexOf('/')];
-        var temp = $"{dir}/.cutover.yml.{Guid.NewGuid():N}.tmp";
-        await host.RunCheckedAsync($"mkdir -p {HostConnection.Quote(dir)}", "creating " + dir, cancellationToken);
-        using (var content = new MemoryStream(Encoding.UTF8.GetBytes(Render(config, host.Host))))
-            await host.UploadAsync(content, temp, cancellationToken);
-        await host.RunCheckedAsync($"mv -f {HostConnection.Quote(temp)} {HostConnection.Quote(path)}", "writing " + path, cancellationToken);
+        await host.WriteFileAsync(path, Encoding.UTF8.GetBytes(Render(config, host.Host)), cancellationToken);
         return path;
     }
 }

@@ -13,13 +13,16 @@ public sealed record SelfContainedBuild(string Path, string Version)
     public const string EnvironmentVariable = "CUTOVER_SELF_CONTAINED";
 
     /// <summary>
-    /// This process when it is itself a single-file build (its assembly has no location then); otherwise the
+    /// This process when it is itself a single-file build; otherwise the
     /// build named by CUTOVER_SELF_CONTAINED.
     /// </summary>
     public static SelfContainedBuild Locate(Func<string, string?> environment)
     {
         var assembly = typeof(SelfContainedBuild).Assembly;
-        string? path = string.IsNullOrEmpty(assembly.Location) ? Environment.ProcessPath : environment(EnvironmentVariable);
+        // A single-file build carries its assemblies inside; anything else (dotnet exec, an apphost beside its
+        // DLLs) has this assembly as a file next to it.
+        var singleFile = !File.Exists(System.IO.Path.Combine(AppContext.BaseDirectory, assembly.GetName().Name + ".dll"));
+        string? path = singleFile ? Environment.ProcessPath : environment(EnvironmentVariable);
         if (string.IsNullOrEmpty(path) || !File.Exists(path))
             throw new DeployException(
                 (string.IsNullOrEmpty(path) ? "" : $"{EnvironmentVariable}={path} does not exist. ") +

@@ -12,6 +12,13 @@ public static class FleetCommands
 {
     private static SelfContainedBuild Build() => SelfContainedBuild.Locate(Environment.GetEnvironmentVariable);
 
+    /// <summary>A table with a row per host; in a pipe it is as wide as it needs, so no host name is ever wrapped.</summary>
+    private static void Write(CliEnvironment env, Table table)
+    {
+        if (!env.Interactive) env.Console.Profile.Width = 400;
+        env.Console.Write(table);
+    }
+
     public static async Task<int> DeployAsync(CliEnvironment env, bool json, IDeployProgress progress, CutoverConfig config, FleetDeployRequest request, CancellationToken ct)
     {
         var result = await new FleetDeployer(config, progress, Build(), Environment.GetEnvironmentVariable).DeployAsync(request, ct);
@@ -32,7 +39,7 @@ public static class FleetCommands
         }
         var table = new Table().Border(env.Interactive ? TableBorder.Rounded : TableBorder.None).AddColumns("host", "outcome", "error");
         foreach (var h in result.Hosts) table.AddRow(Markup.Escape(h.Host), Markup.Escape(h.Outcome), Markup.Escape(h.Error ?? ""));
-        env.Console.Write(table);
+        Write(env, table);
         if (result.Succeeded)
         {
             var message = $"deployed {config.App} release {result.Release} to {result.Hosts.Count} hosts in {result.Seconds:0.00}s";
@@ -73,7 +80,7 @@ public static class FleetCommands
                 last.ValueKind == JsonValueKind.Object ? Markup.Escape($"{Text(last.GetProperty("action"))} {Text(last.GetProperty("release"))}: {Text(last.GetProperty("outcome"))}") : "-");
         }
         env.Out.WriteLine($"{config.App} ({config.Strategy}) on {results.Count} hosts");
-        env.Console.Write(table);
+        Write(env, table);
         return results.All(r => r.Ok) ? ExitCodes.Ok : ExitCodes.Failed;
     }
 
@@ -105,7 +112,7 @@ public static class FleetCommands
                     Markup.Escape(Text(rel.GetProperty("status"))), Markup.Escape(isCurrent ? "current" : isTarget ? "rollback target" : Text(rel.GetProperty("failure"))));
             }
         }
-        env.Console.Write(table);
+        Write(env, table);
         return results.All(r => r.Ok) ? ExitCodes.Ok : ExitCodes.Failed;
     }
 
@@ -146,7 +153,7 @@ public static class FleetCommands
         }
         var table = new Table().Border(env.Interactive ? TableBorder.Rounded : TableBorder.None).AddColumns("host", "from", "to", "outcome");
         foreach (var r in rows) table.AddRow(Markup.Escape(r.host), Markup.Escape(r.from), Markup.Escape(r.release), Markup.Escape(r.ok ? "rolled back" : $"failed: {r.error}"));
-        env.Console.Write(table);
+        Write(env, table);
         if (ok) env.Out.WriteLine($"rolled back {config.App} to {target} on {rows.Count} hosts");
         else env.Error.WriteLine($"error: the rollback to {target} failed on {string.Join(", ", rows.Where(r => !r.ok).Select(r => r.host))}");
         return ok ? ExitCodes.Ok : ExitCodes.Failed;
