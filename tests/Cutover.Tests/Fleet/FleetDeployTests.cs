@@ -61,10 +61,12 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
         if (!File.Exists(Path.Combine(Source, "latest"))) File.CreateSymbolicLink(Path.Combine(Source, "latest"), "VERSION");
     }
 
+    private readonly Dictionary<string, string> _environment = new();
+
     private async Task<CliResult> Cli(params string[] args)
     {
         var clock = Stopwatch.StartNew();
-        var result = await CutoverCli.RunAsync(_dir.Path, new Dictionary<string, string> { ["CUTOVER_SELF_CONTAINED"] = published.Binary }, args);
+        var result = await CutoverCli.RunAsync(_dir.Path, new Dictionary<string, string>(_environment) { ["CUTOVER_SELF_CONTAINED"] = published.Binary }, args);
         output.WriteLine($"$ cutover {string.Join(' ', args)}  ({clock.Elapsed.TotalSeconds:0.00}s, exit {result.ExitCode})\n{result.Stdout}{result.Stderr}");
         return result;
     }
@@ -240,5 +242,31 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
         Assert.Equal(1, changed.ExitCode);
         Assert.Contains($"{stranger.Name}: the host key CHANGED", changed.Stderr);
         Assert.Equal(release1, AgreedRelease());
+    }
+
+    [Fact]
+    public async Task Migrations_run_once_for_the_fleet_after_every_host_prepared_never_per_host()
+    {
+        await using var pg = await PostgresServer.StartAsync();
+        var db = await pg.CreateDatabaseAsync();
+        _environment["SHOP_DB"] = db;
+        Directory.CreateDirectory(_dir.Combine("db"));
+        File.WriteAllText(_dir.Combine("db", "0001_users.sql"), "CREATE TABLE users (id bigint PRIMARY KEY, name text);\n");
+        var config = Config("""
+            migrations:
+              dir: db
+              database_url_env: SHOP_DB
+            """);
+        WriteSource("1");
+        var deploy = await Cli("deploy", Source, "-c", config);
+        Assert.True(deploy.ExitCode == 0, deploy.All);
+        AgreedRelease();
+        Assert.Single(deploy.Stdout.Split('\n'), l => l.StartsWith("migrate: done", StringComparison.Ordinal));
+        Assert.Equal(1L, await PostgresServer.ScalarAsync<long>(db, "SELECT count(*) FROM cutover_migrations"));
+        Assert.Contains("fleet release", await PostgresServer.ScalarAsync<string>(db, "SELECT applied_by FROM cutover_migrations"));
+        // Before the switch: every host had staged its release when the migration ran.
+        var stdout = deploy.Stdout;
+        Assert.True(stdout.IndexOf("migrate: done", StringComparison.Ordinal) > fleet.Hosts.Max(h => stdout.IndexOf($"{h.Name} stage: done", StringComparison.Ordinal)));
+        Assert.True(stdout.IndexOf("migrate: done", StringComparison.Ordinal) < fleet.Hosts.Min(h => stdout.IndexOf($"{h.Name} switch: done", StringComparison.Ordinal)));
     }
 }
