@@ -183,8 +183,8 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
-                run.Error = "stopped because another host failed";
-                run.Outcome = "stopped";
+                run.Error = "stopped before it finished, because another host failed or the deploy was cancelled";
+                run.Outcome = "stopped, not switched";
                 onFailure?.Invoke();
             }
             catch (HostException e)
@@ -207,7 +207,7 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
     /// <summary>The hosts that failed for their own reasons (not those stopped because of them), as one sentence.</summary>
     private static string? Failures(IReadOnlyList<HostRun> runs)
     {
-        var failed = runs.Where(r => r.Error is not null && r.Outcome != "stopped").ToList();
+        var failed = runs.Where(r => r.Error is not null && r.Outcome != "stopped, not switched").ToList();
         if (failed.Count == 0 && runs.All(r => r.Error is null)) return null;
         if (failed.Count == 0) failed = runs.Where(r => r.Error is not null).ToList();
         return string.Join("; ", failed.Select(r => $"{r.Host.Name}: {r.Error}"));
