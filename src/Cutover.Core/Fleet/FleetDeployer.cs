@@ -7,13 +7,16 @@ using Cutover.Staging;
 
 namespace Cutover.Fleet;
 
-public sealed record FleetDeployRequest(string Source, string? Revision, string CommandLine, bool AcceptNewHostKeys);
+public sealed record FleetDeployRequest(string Source, string? Revision, string CommandLine, bool AcceptNewHostKeys, TimeSpan LockWait = default);
 
 /// <summary>Where one host ended: switched, still on its old release, rolled back, or failed (and why).</summary>
 public sealed record HostReport(string Host, string Outcome, string? Release, string? Previous, string? Error);
 
 public sealed record FleetDeployResult(DeployOutcome Outcome, string? Release, string? Error, IReadOnlyList<HostReport> Hosts, double Seconds)
 {
+    /// <summary>It failed because a host's root was locked by another deploy or rollback.</summary>
+    public bool Locked { get; init; }
+
     public bool Succeeded => Outcome == DeployOutcome.Success;
 }
 
@@ -42,6 +45,7 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
         public bool Switched { get; set; }
         public string? Outcome { get; set; }
         public string? Error { get; set; }
+        public bool Locked { get; set; }
     }
 
     public async Task<FleetDeployResult> DeployAsync(FleetDeployRequest request, CancellationToken cancellationToken)
@@ -83,7 +87,7 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
             var installer = new RemoteInstaller(build);
             using (var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
             {
-                await ForEachHostAsync(runs, stop.Token, (run, ct) => PrepareAsync(run, installer, artifact, revision, started, request.CommandLine, ct),
+                await ForEachHostAsync(runs, stop.Token, (run, ct) => PrepareAsync(run, installer, artifact, revision, started, request, ct),
                     onFailure: stop.Cancel);
             }
             if (Failures(runs) is { } notPrepared)
@@ -143,20 +147,41 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
     }
 
     private async Task PrepareAsync(HostRun run, RemoteInstaller installer, LocalArtifact artifact, string? revision, DateTimeOffset started,
-        string commandLine, CancellationToken cancellationToken)
+        FleetDeployRequest request, CancellationToken cancellationToken)
     {
         var host = run.Connection!;
         var clock = new PhaseClock(run.Progress);
         var (bin, _) = await clock.RunAsync("install", () => installer.EnsureAsync(host, cancellationToken),
             r => r.Sent ? $"sent cutover {build.Version}" : $"cutover {build.Version} already installed");
         var remoteConfig = await RemoteConfig.WriteAsync(host, config, cancellationToken);
-        var hashes = LocalArtifact.ParseHashes(await host.RunCheckedAsync(
-            $"{HostConnection.Quote(bin)} remote hashes -c {HostConnection.Quote(remoteConfig)}", "listing the live release's files", cancellationToken));
-        var uploadDir = $"{run.Host.Root}/.cutover/uploads/{started:yyyyMMddHHmmss}-{Guid.NewGuid():N}";
-        await clock.RunAsync("transfer", () => artifact.SendAsync(host, hashes, uploadDir, t => run.Progress.Info($"transfer: {t}"), cancellationToken),
-            t => t.ToString());
+        // The session starts before the transfer and answers `hashes` too: one cutover start-up per host, not two.
         run.Session = host.StartSession($"exec {HostConnection.Quote(bin)} remote session -c {HostConnection.Quote(remoteConfig)}", run.Progress);
-        var reply = await RequestAsync(run, new { op = "prepare", upload_dir = uploadDir, revision, command = commandLine, started }, cancellationToken);
+        var hashes = (await RequestAsync(run, new { op = "hashes" }, cancellationToken)).Hashes?.ToHashSet(StringComparer.Ordinal) ?? [];
+        var uploadDir = $"{run.Host.Root}/.cutover/uploads/{started:yyyyMMddHHmmss}-{Guid.NewGuid():N}";
+        try
+        {
+            await clock.RunAsync("transfer", () => artifact.SendAsync(host, hashes, uploadDir, t => run.Progress.Info($"transfer: {t}"), cancellationToken),
+                t => t.ToString());
+        }
+        catch (Exception e) when (e is OperationCanceledException or DeployException)
+        {
+            // Stopped mid-transfer (another host failed): the half-filled upload directory goes too. Once `prepare`
+            // is sent, the host's session removes it itself, whatever happens.
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            try
+            {
+                await host.RunAsync($"rm -rf {HostConnection.Quote(uploadDir)}", timeout.Token);
+            }
+            catch (Exception cleanup) when (cleanup is DeployException or OperationCanceledException)
+            {
+                run.Progress.Warning($"could not remove {uploadDir}: {cleanup.Message}");
+            }
+            throw;
+        }
+        var reply = await RequestAsync(run, new
+        {
+            op = "prepare", upload_dir = uploadDir, revision, command = request.CommandLine, started, lock_wait_seconds = request.LockWait.TotalSeconds,
+        }, cancellationToken);
         run.Release = reply.Release;
         run.Previous = reply.Previous;
         run.Prepared = true;
@@ -166,7 +191,7 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
     private static async Task<RemoteSessionClient.Reply> RequestAsync(HostRun run, object request, CancellationToken cancellationToken)
     {
         var reply = await run.Session!.RequestAsync(request, cancellationToken);
-        if (!reply.Ok) throw new HostException(run.Host, reply.Error ?? "failed");
+        if (!reply.Ok) throw new HostException(run.Host, reply.Error ?? "failed") { Locked = reply.Locked };
         return reply;
     }
 
@@ -190,7 +215,8 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
             catch (HostException e)
             {
                 run.Error = e.Reason;
-                run.Outcome = "failed";
+                run.Locked = e.Locked;
+                run.Outcome = e.Locked ? "locked" : "failed";
                 run.Progress.Warning(e.Reason);
                 onFailure?.Invoke();
             }
@@ -271,5 +297,5 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
 
     private static FleetDeployResult Result(List<HostRun> runs, DeployOutcome outcome, string? release, string? error, Stopwatch clock) =>
         new(outcome, release, error, runs.Select(r => new HostReport(r.Host.Name, r.Outcome ?? (r.Error is null ? "unchanged" : "failed"), r.Release, r.Previous, r.Error)).ToList(),
-            clock.Elapsed.TotalSeconds);
+            clock.Elapsed.TotalSeconds) { Locked = runs.Any(r => r.Locked) };
 }

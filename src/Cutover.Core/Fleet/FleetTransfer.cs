@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using System.Text;
-using System.Text.Json;
 using Cutover.Staging;
 
 namespace Cutover.Fleet;
@@ -120,9 +119,6 @@ public sealed class LocalArtifact : IDisposable
         await host.WriteFileAsync($"{uploadDir}/{ReleaseManifest.FileName}", Encoding.UTF8.GetBytes(Manifest.ToJson()), cancellationToken);
         return new TransferResult(sent, bytes, reused);
     }
-
-    public static ISet<string> ParseHashes(string json) =>
-        (JsonSerializer.Deserialize<string[]>(json) ?? []).ToHashSet(StringComparer.Ordinal);
 
     public void Dispose() => Releases.ReleaseStore.DeleteTree(_spool);
 }

@@ -18,7 +18,8 @@ public sealed class RemoteSession(ReleaseDeployer deployer, RootLayout layout, T
     private PreparedRelease? _prepared;
     private bool _switched;
 
-    public sealed record Request(string Op, string? UploadDir = null, string? Revision = null, string? Command = null, string? Reason = null, DateTimeOffset? Started = null);
+    public sealed record Request(string Op, string? UploadDir = null, string? Revision = null, string? Command = null, string? Reason = null, DateTimeOffset? Started = null,
+        double? LockWaitSeconds = null);
 
     /// <summary>Serves requests until close, abort or EOF. <paramref name="hangup"/> is SIGHUP/SIGTERM.</summary>
     public async Task RunAsync(CancellationToken hangup)
@@ -78,6 +79,11 @@ public sealed class RemoteSession(ReleaseDeployer deployer, RootLayout layout, T
         {
             switch (request.Op)
             {
+                case "hashes":
+                    // What the live release holds, so the deployer sends only the rest; no lock needed to read it.
+                    var live = new CurrentLink(layout).Read();
+                    Reply(new { @event = "result", ok = true, hashes = live is null ? [] : ReleaseHashes.Of(layout, live).Values.Distinct().ToArray() });
+                    return true;
                 case "prepare":
                     await PrepareAsync(request, cancellationToken);
                     Reply(new { @event = "result", ok = true, release = _prepared!.Id.Value, previous = _prepared.Previous?.Value });
@@ -108,6 +114,11 @@ public sealed class RemoteSession(ReleaseDeployer deployer, RootLayout layout, T
                     throw new DeployException($"unknown request '{request.Op}'");
             }
         }
+        catch (Locking.LockHeldException e)
+        {
+            Reply(new { @event = "result", ok = false, error = e.Message, locked = true });
+            return true;
+        }
         catch (Exception e) when (e is DeployException or OperationCanceledException or IOException or UnauthorizedAccessException)
         {
             Reply(new { @event = "result", ok = false, error = e is OperationCanceledException ? "cancelled" : e.Message });
@@ -128,7 +139,9 @@ public sealed class RemoteSession(ReleaseDeployer deployer, RootLayout layout, T
             var previousDir = previous is null ? null : layout.ReleaseDir(previous);
             var hashes = previous is null ? new Dictionary<string, string>() : ReleaseHashes.Of(layout, previous);
             var source = new ManifestArtifact(manifest, uploadDir, previousDir, hashes);
-            _prepared = await deployer.BeginAsync(source, request.Revision, TimeSpan.Zero, request.Command ?? "cutover deploy (fleet)", cancellationToken, request.Started);
+            _prepared = await deployer.BeginAsync(source, request.Revision, TimeSpan.FromSeconds(request.LockWaitSeconds ?? 0),
+                request.Command ?? "cutover deploy (fleet)", cancellationToken, request.Started);
+            RemoveStaleUploads(uploadDir);
             try
             {
                 await deployer.StageAsync(_prepared, cancellationToken);
@@ -147,6 +160,18 @@ public sealed class RemoteSession(ReleaseDeployer deployer, RootLayout layout, T
         {
             ReleaseStore.DeleteTree(uploadDir);
         }
+    }
+
+    /// <summary>
+    /// Upload directories of deployers that died before their prepare (the only ones nobody cleans). An hour is far
+    /// longer than any transfer that is still going on beside this deploy.
+    /// </summary>
+    private static void RemoveStaleUploads(string current)
+    {
+        var parent = Path.GetDirectoryName(current)!;
+        foreach (var dir in Directory.GetDirectories(parent))
+            if (dir != current && Directory.GetLastWriteTimeUtc(dir) < DateTime.UtcNow.AddHours(-1))
+                ReleaseStore.DeleteTree(dir);
     }
 
     private void Reply(object value) => output.Emit(value);

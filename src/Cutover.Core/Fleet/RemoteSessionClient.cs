@@ -30,7 +30,7 @@ public sealed class RemoteSessionClient : IAsyncDisposable
         _output = new StreamReader(command.OutputStream, Encoding.UTF8);
     }
 
-    public sealed record Reply(bool Ok, string? Error, string? Release, string? Previous);
+    public sealed record Reply(bool Ok, string? Error, string? Release, string? Previous, bool Locked = false, IReadOnlyList<string>? Hashes = null);
 
     /// <summary>True once the remote process has exited or the connection is gone.</summary>
     public bool Ended => _running.IsCompleted;
@@ -74,7 +74,9 @@ public sealed class RemoteSessionClient : IAsyncDisposable
                 case "info": _progress.Info(Get("message")); break;
                 case "warning": _progress.Warning(Get("message")); break;
                 case "result":
-                    return new Reply(e.TryGetProperty("ok", out var ok) && ok.ValueKind == JsonValueKind.True, Maybe("error"), Maybe("release"), Maybe("previous"));
+                    return new Reply(e.TryGetProperty("ok", out var ok) && ok.ValueKind == JsonValueKind.True, Maybe("error"), Maybe("release"), Maybe("previous"),
+                        e.TryGetProperty("locked", out var locked) && locked.ValueKind == JsonValueKind.True,
+                        e.TryGetProperty("hashes", out var hashes) && hashes.ValueKind == JsonValueKind.Array ? hashes.EnumerateArray().Select(h => h.GetString()!).ToList() : null);
             }
         }
     }

@@ -28,7 +28,8 @@ public static class DeployCommand
                 {
                     if (parse.GetValue(probe) is not null) throw new UsageException("--probe is for deploys on this machine; with hosts, probe each host's URL yourself");
                     return await FleetCommands.DeployAsync(env, json, progress, config,
-                        new Cutover.Fleet.FleetDeployRequest(parse.GetValue(source)!, parse.GetValue(revision), CommandLine(), parse.GetValue(common.AcceptNewHostKeys)), ct);
+                        new Cutover.Fleet.FleetDeployRequest(parse.GetValue(source)!, parse.GetValue(revision), CommandLine(), parse.GetValue(common.AcceptNewHostKeys),
+                            CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!)), ct);
                 }
                 using var http = new HttpClient();
                 using var logging = env.Logging(parse.GetValue(common.Verbose));

@@ -85,8 +85,9 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
         {
             Assert.Equal("releases/" + live, new FileInfo(Path.Combine(RootOf(host), "current")).LinkTarget);
             Assert.Equal([live], Directory.GetDirectories(Path.Combine(RootOf(host), "releases")).Select(Path.GetFileName));
-            Assert.Empty(Directory.Exists(Path.Combine(RootOf(host), ".cutover", "uploads"))
-                ? Directory.GetFileSystemEntries(Path.Combine(RootOf(host), ".cutover", "uploads")) : []);
+            var uploads = Path.Combine(RootOf(host), ".cutover", "uploads");
+            Assert.True(!Directory.Exists(uploads) || Directory.GetFileSystemEntries(uploads).Length == 0,
+                $"{host.Name} kept uploads: {string.Join(", ", Directory.Exists(uploads) ? Directory.GetFileSystemEntries(uploads, "*", SearchOption.AllDirectories) : [])}");
         }
     }
 
@@ -268,5 +269,26 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
         var stdout = deploy.Stdout;
         Assert.True(stdout.IndexOf("migrate: done", StringComparison.Ordinal) > fleet.Hosts.Max(h => stdout.IndexOf($"{h.Name} stage: done", StringComparison.Ordinal)));
         Assert.True(stdout.IndexOf("migrate: done", StringComparison.Ordinal) < fleet.Hosts.Min(h => stdout.IndexOf($"{h.Name} switch: done", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task A_host_locked_by_another_deploy_stops_the_whole_fleet_with_exit_3_naming_it()
+    {
+        var config = Config();
+        WriteSource("1");
+        var first = await Cli("deploy", Source, "-c", config);
+        Assert.True(first.ExitCode == 0, first.All);
+        var release1 = AgreedRelease();
+
+        var busy = fleet.Hosts[2];
+        using (await Cutover.Locking.DeployLock.AcquireAsync(new Cutover.Releases.RootLayout(RootOf(busy)), TimeSpan.Zero, "cutover deploy (someone else)", CancellationToken.None))
+        {
+            WriteSource("2");
+            var second = await Cli("deploy", Source, "-c", config);
+            Assert.Equal(3, second.ExitCode);
+            Assert.Contains($"{busy.Name}: another deploy or rollback holds the lock", second.Stderr);
+            Assert.Contains("cutover deploy (someone else)", second.Stderr);
+            AssertCleanAfterFailure(release1);
+        }
     }
 }
