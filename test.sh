@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine or a developer's: installs what the tests start for real
-# (nginx, php-fpm, PostgreSQL, dockerd, and the small tools they call), builds, and runs every test. Nothing is skipped.
+# (nginx, php-fpm, PostgreSQL, dockerd, sshd, and the small tools they call), builds, and runs every test. Nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -18,6 +18,8 @@ command -v setpriv >/dev/null || missing+=(util-linux)
 # is copied into the image, so the dynamic `busybox` package would not do.
 command -v dockerd >/dev/null || [ -x /usr/sbin/dockerd ] || missing+=(docker.io)
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh-keygen >/dev/null || missing+=(openssh-client)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"

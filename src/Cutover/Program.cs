@@ -21,5 +21,6 @@ var root = new RootCommand("cutover: zero-downtime deploys for your own servers"
     ProbeCommand.Create(common, env),
     MigrationsCommands.Migrations(common, env),
     MigrationsCommands.Migrate(common, env),
+    RemoteCommands.Create(common, env),
 };
 return await root.Parse(args).InvokeAsync();

@@ -73,6 +73,7 @@ public static class ConfigLoader
         var proxy = rolling ? ReadProxy(top, top.Section("proxy")) : null;
         var rollingConfig = rolling ? ReadRolling(top.Section("rolling")) : new RollingConfig();
         var migrations = ReadMigrations(top.Section("migrations"), file);
+        var fleet = FleetConfigReader.Read(top, rootText, rolling ? "" : null);
         top.RejectUnknownKeys();
 
         if (errors.Count > 0) throw new ConfigException(errors);
@@ -96,6 +97,7 @@ public static class ConfigLoader
             Docker = docker,
             Swarm = swarm,
             Warnings = warnings,
+            Fleet = fleet,
         };
     }
 

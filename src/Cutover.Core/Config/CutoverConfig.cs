@@ -28,6 +28,8 @@ public sealed record CutoverConfig
     public SwarmConfig? Swarm { get; init; }
     /// <summary>Things that are allowed but probably wrong (Swarm settings that hang or mislead); shown, never fatal.</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
+    /// <summary>The servers this config deploys to over SSH; null deploys on this machine.</summary>
+    public Fleet.FleetConfig? Fleet { get; init; }
 
     /// <summary>Strategies whose releases run as instances under the agent.</summary>
     public bool RunsInstances => Strategy is "rolling" or "blue-green";

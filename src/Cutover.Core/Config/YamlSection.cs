@@ -27,6 +27,9 @@ public sealed class YamlSection
 
     public Mark Start => _node.Start;
 
+    /// <summary>Where errors go, for readers that build sections of their own (a list of mappings).</summary>
+    internal List<ConfigError> Errors => _errors;
+
     /// <summary>The config file this section comes from.</summary>
     public string File => _file;
 
@@ -162,9 +165,6 @@ public sealed class YamlSection
         return StringMap(key);
     }
 
-    /// <summary>The list this section reports into, for reading a second file (a compose file) with the same errors.</summary>
-    internal List<ConfigError> Errors => _errors;
-
     /// <summary>compose's ports: "8080:3000", "8080:3000/tcp", or {target, published, mode}.</summary>
     internal IReadOnlyList<SwarmPort> PortEntries(string key)
     {
@@ -190,6 +190,24 @@ public sealed class YamlSection
             }
         }
         return ports;
+    }
+
+    /// <summary>The items of a list, whatever they are (strings or mappings); null when the key is absent.</summary>
+    public IReadOnlyList<YamlNode>? Sequence(string key)
+    {
+        _known.Add(key);
+        var value = Find(key)?.Value;
+        switch (value)
+        {
+            case null:
+            case YamlScalarNode { Style: ScalarStyle.Plain, Value: "~" or "null" or "" }:
+                return null;
+            case YamlSequenceNode sequence:
+                return sequence.Children.ToList();
+            default:
+                Error(value, key, "must be a list");
+                return [];
+        }
     }
 
     /// <summary>A mapping of names to plain values, such as an environment.</summary>

@@ -55,74 +55,123 @@ public sealed class ReleaseDeployer
 
     public async Task<DeployResult> DeployAsync(DeployRequest request, CancellationToken cancellationToken)
     {
-        var started = DateTimeOffset.UtcNow;
         // A container release is its image; everything else is a directory or a tarball of files.
         IArtifactSource source = _config.Runtime == InstanceRuntime.Docker
             ? new Containers.ImageArtifact(request.Image ?? _config.Docker!.Image)
             : ArtifactSource.Open(request.Source, _layout.Root);
         var revision = request.Revision ?? (source is Containers.ImageArtifact image ? image.Image : await ArtifactSource.GitRevisionAsync(request.Source, cancellationToken));
+        using var prepared = await BeginAsync(source, revision, request.LockWait, request.CommandLine, cancellationToken);
+        try
+        {
+            await StageAsync(prepared, cancellationToken);
+            await MigrateAsync(prepared, cancellationToken);
+            await BeforeSwitchAsync(prepared, cancellationToken);
+        }
+        catch (Exception e) when (e is DeployException and not ArtifactException || e is OperationCanceledException)
+        {
+            if (e is OperationCanceledException) _progress.Warning("cancelled before the switch; the live release was not touched");
+            return Abort(prepared, e.Message, removeRelease: false);
+        }
+        return await ActivateAsync(prepared, cancellationToken);
+    }
+
+    /// <summary>
+    /// The first step of a deploy, shared by a local deploy and a fleet host's remote session: lint the migrations,
+    /// take the root's lock (held until the returned release is disposed), recover, and write the staging record.
+    /// Nothing live changes until <see cref="ActivateAsync"/>.
+    /// </summary>
+    /// <param name="startedAt">The deploy's start; a fleet passes one time to every host so their release ids agree.</param>
+    public async Task<PreparedRelease> BeginAsync(IArtifactSource source, string? revision, TimeSpan lockWait, string commandLine, CancellationToken cancellationToken,
+        DateTimeOffset? startedAt = null)
+    {
+        var started = startedAt ?? DateTimeOffset.UtcNow;
         _store.EnsureLayout();
         _current.EnsureSwitchable();
         var clock = new PhaseClock(_progress);
         var lint = await LintMigrationsAsync(clock);
 
-        using var held = await DeployLock.AcquireAsync(_layout, request.LockWait, request.CommandLine, cancellationToken);
-        Recover();
-
-        var previous = _current.Read();
-        var id = ReleaseId.Next(started, _store.AllIds());
-        var releaseDir = _layout.ReleaseDir(id);
-        var record = new ReleaseRecord
-        {
-            Id = id.Value,
-            Revision = revision,
-            Created = started,
-            Status = ReleaseStatus.Staging,
-            User = Environment.UserName,
-            Source = source.Description,
-        };
-        // The record comes first: a crash before the directory exists leaves a record that recovery drops.
-        _store.Save(record);
-        Directory.CreateDirectory(releaseDir);
-        _progress.Info($"release {id}{(revision is null ? "" : $" ({Short(revision)})")} from {source.Description}");
-
-        using var log = new ReleaseLog(_layout.LogFile(id), _progress);
-        var previousDir = previous is null ? null : _layout.ReleaseDir(previous);
-        var hookContext = new HookContext(_config.App, _layout.Root, id.Value, releaseDir, previousDir, _config.Hooks.Timeout);
-
+        var held = await DeployLock.AcquireAsync(_layout, lockWait, commandLine, cancellationToken);
         try
         {
-            var linkBase = LinkBase(previous);
-            _logger.LogDebug("staging {Source} into {ReleaseDir}; unchanged files are hard-linked from {LinkBase}", source.Description, releaseDir, linkBase ?? "(none: first release)");
-            try
+            Recover();
+            var previous = _current.Read();
+            var id = ReleaseId.Next(started, _store.AllIds());
+            var releaseDir = _layout.ReleaseDir(id);
+            var record = new ReleaseRecord
             {
-                clock.Run("stage", () => new ReleaseStager().Stage(source, releaseDir, linkBase, cancellationToken),
-                    r => $"{r.Files} files, {r.LinkedFiles} unchanged and hard-linked, {r.CopiedFiles} written ({FormatBytes(r.CopiedBytes)})");
-            }
-            catch (ArtifactException)
-            {
-                // Bad input changes nothing: the half-written release goes, as if the deploy never started.
-                _store.Remove(id);
-                throw;
-            }
-            clock.Run("shared", () => new SharedLinker(_layout).Link(_config.Shared, releaseDir),
-                o => o.Linked.Count == 0 ? "none" : $"{o.Linked.Count} linked" + (o.Seeded.Count > 0 ? $", seeded {string.Join(", ", o.Seeded)}" : ""));
-            await RunHooksAsync(clock, "build", _config.Hooks.Build, hookContext, log, cancellationToken);
-            if (_migrations is not null)
-            {
-                var applied = await MigrateAsync(clock, id, cancellationToken);
-                record = record with { Migrations = applied, SafetyAssured = lint?.SafetyAssured is { Count: > 0 } notes ? notes : null };
-                _store.Save(record);
-            }
-            await RunHooksAsync(clock, "before_switch", _config.Hooks.BeforeSwitch, hookContext, log, cancellationToken);
-        }
-        catch (Exception e) when (e is DeployException and not ArtifactException || e is OperationCanceledException)
-        {
-            if (e is OperationCanceledException) _progress.Warning("cancelled before the switch; the live release was not touched");
-            _store.SetStatus(record, ReleaseStatus.Failed, e.Message);
-            return Finish(started, id, revision, previous, DeployOutcome.Failed, e.Message, [], clock);
-        }
+                Id = id.Value,
+                Revision = revision,
+                Created = started,
+                Status = ReleaseStatus.Staging,
+                User = Environment.UserName,
+                Source = source.Description,
+            };
+            // The record comes first: a crash before the directory exists leaves a record that recovery drops.
+            _store.Save(record);
+            Directory.CreateDirectory(releaseDir);
+            _progress.Info($"release {id}{(revision is null ? "" : $" ({Short(revision)})")} from {source.Description}");
 
+            var log = new ReleaseLog(_layout.LogFile(id), _progress);
+            var previousDir = previous is null ? null : _layout.ReleaseDir(previous);
+            var hookContext = new HookContext(_config.App, _layout.Root, id.Value, releaseDir, previousDir, _config.Hooks.Timeout);
+            return new PreparedRelease(held, log, clock, started, source, id, releaseDir, revision, previous, hookContext, lint) { Record = record };
+        }
+        catch
+        {
+            held.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>stage, shared and build. Throws <see cref="DeployException"/> (or cancellation) when the release cannot go live.</summary>
+    public async Task StageAsync(PreparedRelease prepared, CancellationToken cancellationToken)
+    {
+        var clock = prepared.Clock;
+        var linkBase = LinkBase(prepared.Previous);
+        _logger.LogDebug("staging {Source} into {ReleaseDir}; unchanged files are hard-linked from {LinkBase}", prepared.Source.Description, prepared.Dir, linkBase ?? "(none: first release)");
+        try
+        {
+            clock.Run("stage", () => new ReleaseStager().Stage(prepared.Source, prepared.Dir, linkBase, cancellationToken),
+                r => $"{r.Files} files, {r.LinkedFiles} unchanged and hard-linked, {r.CopiedFiles} written ({FormatBytes(r.CopiedBytes)})");
+        }
+        catch (ArtifactException)
+        {
+            // Bad input changes nothing: the half-written release goes, as if the deploy never started.
+            _store.Remove(prepared.Id);
+            throw;
+        }
+        clock.Run("shared", () => new SharedLinker(_layout).Link(_config.Shared, prepared.Dir),
+            o => o.Linked.Count == 0 ? "none" : $"{o.Linked.Count} linked" + (o.Seeded.Count > 0 ? $", seeded {string.Join(", ", o.Seeded)}" : ""));
+        await RunHooksAsync(clock, "build", _config.Hooks.Build, prepared.HookContext, prepared.Log, cancellationToken);
+    }
+
+    /// <summary>The migrations, when configured; after the build hooks, before before_switch.</summary>
+    public async Task MigrateAsync(PreparedRelease prepared, CancellationToken cancellationToken)
+    {
+        if (_migrations is null) return;
+        var applied = await MigrateAsync(prepared.Clock, prepared.Id, cancellationToken);
+        prepared.Record = prepared.Record with { Migrations = applied, SafetyAssured = prepared.Lint?.SafetyAssured is { Count: > 0 } notes ? notes : null };
+        _store.Save(prepared.Record);
+    }
+
+    public Task BeforeSwitchAsync(PreparedRelease prepared, CancellationToken cancellationToken) =>
+        RunHooksAsync(prepared.Clock, "before_switch", _config.Hooks.BeforeSwitch, prepared.HookContext, prepared.Log, cancellationToken);
+
+    /// <summary>
+    /// Gives up on a release before its switch: record -> failed, history. A fleet removes the staged directory too,
+    /// so an aborted fleet deploy leaves no trace but the record; a local deploy keeps it for inspection.
+    /// </summary>
+    public DeployResult Abort(PreparedRelease prepared, string error, bool removeRelease)
+    {
+        prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Failed, error);
+        if (removeRelease) _store.Remove(prepared.Id);
+        return Finish(prepared.Started, prepared.Id, prepared.Revision, prepared.Previous, DeployOutcome.Failed, error, [], prepared.Clock);
+    }
+
+    /// <summary>The switch (or the instances' move), the checks after it, and going back when they fail; then prune.</summary>
+    public async Task<DeployResult> ActivateAsync(PreparedRelease prepared, CancellationToken cancellationToken)
+    {
+        var (clock, id, previous, releaseDir) = (prepared.Clock, prepared.Id, prepared.Previous, prepared.Dir);
         // Marked before the switch: a crash between the two leaves a complete, unswitched release, never a
         // live one that recovery would take for an interrupted staging.
         if (_activator is not null)
@@ -131,33 +180,62 @@ public sealed class ReleaseDeployer
                 $"all instances on {id}");
             if (failure is not null)
             {
-                _store.SetStatus(record, ReleaseStatus.Failed, failure);
-                return Finish(started, id, revision, previous, DeployOutcome.RolledBack, failure, [], clock);
+                prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Failed, failure);
+                return Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.RolledBack, failure, [], clock);
             }
-            record = _store.SetStatus(record, ReleaseStatus.Switched);
+            prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Switched);
             clock.Run("switch", () => _current.SwitchTo(id), previous is null ? $"current -> {id}" : $"current: {previous} -> {id}");
-            _store.SetStatus(record, ReleaseStatus.Active);
+            prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Active);
             var prunedReleases = clock.Run("prune", Prune, p => p.Count == 0 ? "nothing to remove" : $"removed {string.Join(", ", p)}");
-            return Finish(started, id, revision, previous, DeployOutcome.Success, null, prunedReleases, clock);
+            return Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.Success, null, prunedReleases, clock);
         }
 
-        record = _store.SetStatus(record, ReleaseStatus.Switched);
+        prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Switched);
         clock.Run("switch", () => _current.SwitchTo(id), previous is null ? $"current -> {id}" : $"current: {previous} -> {id}");
 
-        var problem = await VerifyAsync(clock, hookContext, log, cancellationToken);
+        var problem = await VerifyAsync(clock, prepared.HookContext, prepared.Log, cancellationToken);
         if (problem is not null)
         {
-            await SwitchBackAsync(clock, id, previous, log, cancellationToken);
-            _store.SetStatus(record, ReleaseStatus.Failed, problem);
+            await SwitchBackAsync(clock, id, previous, prepared.Log, cancellationToken);
+            prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Failed, problem);
             var message = previous is null
                 ? $"{problem}; there was no earlier release, so 'current' was removed"
                 : $"{problem}; switched back to {previous}";
-            return Finish(started, id, revision, previous, DeployOutcome.RolledBack, message, [], clock);
+            return Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.RolledBack, message, [], clock);
         }
 
-        _store.SetStatus(record, ReleaseStatus.Active);
+        prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Active);
         var pruned = clock.Run("prune", Prune, p => p.Count == 0 ? "nothing to remove" : $"removed {string.Join(", ", p)}");
-        return Finish(started, id, revision, previous, DeployOutcome.Success, null, pruned, clock);
+        return Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.Success, null, pruned, clock);
+    }
+
+    /// <summary>
+    /// Takes back a release that went live, because another host of its fleet failed to switch: the previous release
+    /// (or no `current` at all, for a first deploy) serves again, the instances follow, after_rollback runs.
+    /// </summary>
+    public async Task UndoAsync(PreparedRelease prepared, string reason, CancellationToken cancellationToken)
+    {
+        if (_activator is not null && prepared.Previous is { } previous)
+        {
+            var failure = await prepared.Clock.RunCheckedAsync("instances", () => _activator.ActivateAsync(previous.Value, _layout.ReleaseDir(previous), _progress, cancellationToken),
+                $"all instances back on {previous}");
+            if (failure is not null) throw new DeployException($"could not move the instances back to {previous}: {failure}");
+        }
+        await SwitchBackAsync(prepared.Clock, prepared.Id, prepared.Previous, prepared.Log, cancellationToken);
+        if (prepared.Previous is { } back && _store.Find(back) is { } record) _store.SetStatus(record, ReleaseStatus.Active);
+        prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.RolledBack, reason);
+        _history.Append(new HistoryEntry
+        {
+            Action = "rollback",
+            Release = prepared.Previous?.Value ?? "",
+            From = prepared.Id.Value,
+            User = Environment.UserName,
+            Started = DateTimeOffset.UtcNow,
+            Finished = DateTimeOffset.UtcNow,
+            Outcome = "success",
+            Error = reason,
+            PhaseSeconds = prepared.Clock.Seconds,
+        });
     }
 
     public async Task<RollbackResult> RollbackAsync(RollbackRequest request, CancellationToken cancellationToken)

@@ -3,7 +3,7 @@ using Cutover.Progress;
 namespace Cutover.Deploy;
 
 /// <summary>Sends hook output both to the user and to the release's own log file.</summary>
-internal sealed class ReleaseLog(string path, IDeployProgress progress) : IDisposable
+public sealed class ReleaseLog(string path, IDeployProgress progress) : IDisposable
 {
     private readonly StreamWriter _writer = new(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
 

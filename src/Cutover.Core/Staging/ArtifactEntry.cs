@@ -18,6 +18,11 @@ public sealed record ArtifactEntry
     public string? LinkTarget { get; init; }
     public string? SourcePath { get; init; }
     public Func<Stream>? OpenContent { get; init; }
+    /// <summary>
+    /// A file elsewhere on this machine with the same content (a fleet host's previous release, matched by hash):
+    /// hard-linked when its size, mtime and mode also match, so it costs no disk.
+    /// </summary>
+    public string? HardLinkFrom { get; init; }
 }
 
 /// <summary>A directory or an archive that becomes a release.</summary>

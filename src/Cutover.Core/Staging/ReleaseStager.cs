@@ -49,6 +49,11 @@ public sealed class ReleaseStager
                 case EntryKind.File:
                     RemoveExisting(target);
                     files++;
+                    if (entry.HardLinkFrom is { } same && Unchanged(entry, same) && TryHardLink(same, target))
+                    {
+                        linked++;
+                        break;
+                    }
                     if (previousReleaseDir is not null && Unchanged(entry, Path.Combine(previousReleaseDir, entry.Path))
                         && TryHardLink(Path.Combine(previousReleaseDir, entry.Path), target))
                     {

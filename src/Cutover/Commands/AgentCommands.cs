@@ -16,7 +16,7 @@ public static class AgentCommands
     {
         var process = Environment.ProcessPath!;
         var self = Path.GetFileNameWithoutExtension(process) == "dotnet"
-            ? new[] { process, "exec", typeof(AgentCommands).Assembly.Location }
+            ? new[] { process, "exec", Path.Combine(AppContext.BaseDirectory, "cutover.dll") }
             : new[] { process };
         return [.. self, .. args];
     }

@@ -30,6 +30,11 @@ public sealed class CommonOptions
         DefaultValueFactory = _ => "0s",
     };
 
+    public Option<bool> AcceptNewHostKeys { get; } = new("--accept-new-host-keys")
+    {
+        Description = "With hosts: record the key of a host not yet in known_hosts instead of refusing it (a changed key is always refused)",
+    };
+
     public static TimeSpan ParseLockWait(string text) =>
         Duration.TryParse(text, out var value, out var error)
             ? value

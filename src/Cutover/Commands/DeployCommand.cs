@@ -17,7 +17,7 @@ public static class DeployCommand
         var revision = new Option<string?>("--revision") { Description = "The revision to record (default: the source's git commit)" };
         var probe = new Option<string?>("--probe") { Description = "Probe this URL at a fixed rate for the length of the deploy and add the result to the report" };
         var probeRate = new Option<double>("--probe-rate") { Description = "Requests per second for --probe", DefaultValueFactory = _ => 100 };
-        var command = new Command("deploy", "Stage a new release and switch to it atomically") { source, revision, image, common.Json, common.LockWait, probe, probeRate };
+        var command = new Command("deploy", "Stage a new release and switch to it atomically") { source, revision, image, common.Json, common.LockWait, probe, probeRate, common.AcceptNewHostKeys };
         command.SetAction((parse, ct) =>
         {
             var json = parse.GetValue(common.Json);
@@ -25,6 +25,13 @@ public static class DeployCommand
             {
                 var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
                 var progress = env.Progress(json);
+                if (config.Fleet is not null)
+                {
+                    if (parse.GetValue(probe) is not null) throw new UsageException("--probe is for deploys on this machine; with hosts, probe each host's URL yourself");
+                    return await FleetCommands.DeployAsync(env, json, progress, config,
+                        new Cutover.Fleet.FleetDeployRequest(parse.GetValue(source)!, parse.GetValue(revision), CommandLine(), parse.GetValue(common.AcceptNewHostKeys),
+                            CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!)), ct);
+                }
                 using var http = new HttpClient();
                 using var logging = env.Logging(parse.GetValue(common.Verbose));
                 using var agent = new Cutover.Agent.AgentClient(Cutover.Agent.AgentHome.FromEnvironment());

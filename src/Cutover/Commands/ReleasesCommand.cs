@@ -10,13 +10,14 @@ public static class ReleasesCommand
 {
     public static Command Create(CommonOptions common, CliEnvironment env)
     {
-        var command = new Command("releases", "List releases: id, revision, created, status, and which one is current") { common.Json };
+        var command = new Command("releases", "List releases: id, revision, created, status, and which one is current") { common.Json, common.AcceptNewHostKeys };
         command.SetAction((parse, ct) =>
         {
             var json = parse.GetValue(common.Json);
             return CommandRunner.RunAsync(env, json, () =>
             {
                 var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
+                if (config.Fleet is not null) return FleetCommands.ReleasesAsync(env, json, config, parse.GetValue(common.AcceptNewHostKeys), ct);
                 var snapshot = RootSnapshot.Read(new RootLayout(config.Root));
                 if (json)
                 {

@@ -13,7 +13,7 @@ public static class RollbackCommand
     public static Command Create(CommonOptions common, CliEnvironment env)
     {
         var release = new Argument<string?>("release") { Description = "The release to switch to (default: the previous good one)", Arity = ArgumentArity.ZeroOrOne };
-        var command = new Command("rollback", "Switch back to the previous good release, atomically") { release, common.Json, common.LockWait };
+        var command = new Command("rollback", "Switch back to the previous good release, atomically") { release, common.Json, common.LockWait, common.AcceptNewHostKeys };
         command.SetAction((parse, ct) =>
         {
             var json = parse.GetValue(common.Json);
@@ -21,6 +21,8 @@ public static class RollbackCommand
             {
                 var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
                 var progress = env.Progress(json);
+                if (config.Fleet is not null)
+                    return await FleetCommands.RollbackAsync(env, json, progress, config, parse.GetValue(release), parse.GetValue(common.LockWait)!, parse.GetValue(common.AcceptNewHostKeys), ct);
                 using var http = new HttpClient();
                 using var logging = env.Logging(parse.GetValue(common.Verbose));
                 using var agent = new Cutover.Agent.AgentClient(Cutover.Agent.AgentHome.FromEnvironment());

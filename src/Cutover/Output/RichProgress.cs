@@ -6,13 +6,13 @@ namespace Cutover.Cli.Output;
 /// <summary>Coloured phase lines for a terminal; hook output is indented under its phase.</summary>
 public sealed class RichProgress(IAnsiConsole console) : IDeployProgress
 {
-    public void PhaseStarted(string phase) => console.MarkupLine($"[grey]▸ {phase}…[/]");
+    public void PhaseStarted(string phase) => console.MarkupLine($"[grey]▸ {Markup.Escape(phase)}…[/]");
 
     public void PhaseCompleted(string phase, TimeSpan elapsed, string? detail = null) =>
-        console.MarkupLine($"[green]✔[/] [bold]{phase,-14}[/] [grey]{Seconds(elapsed),8}[/]  {Markup.Escape(detail ?? "")}");
+        console.MarkupLine($"[green]✔[/] [bold]{Markup.Escape(phase),-14}[/] [grey]{Seconds(elapsed),8}[/]  {Markup.Escape(detail ?? "")}");
 
     public void PhaseFailed(string phase, TimeSpan elapsed, string error) =>
-        console.MarkupLine($"[red]✘[/] [bold]{phase,-14}[/] [grey]{Seconds(elapsed),8}[/]  [red]{Markup.Escape(error)}[/]");
+        console.MarkupLine($"[red]✘[/] [bold]{Markup.Escape(phase),-14}[/] [grey]{Seconds(elapsed),8}[/]  [red]{Markup.Escape(error)}[/]");
 
     public void Output(string phase, string line) => console.MarkupLine($"[grey]  │ {Markup.Escape(line)}[/]");
 

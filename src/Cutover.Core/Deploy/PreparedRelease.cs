@@ -1,0 +1,35 @@
+using Cutover.Hooks;
+using Cutover.Locking;
+using Cutover.Migrations;
+using Cutover.Progress;
+using Cutover.Releases;
+using Cutover.Staging;
+
+namespace Cutover.Deploy;
+
+/// <summary>
+/// A release between <see cref="ReleaseDeployer.BeginAsync"/> and its switch or abort. It holds the root's deploy
+/// lock and the release log; disposing it releases both, so whoever holds one holds the root.
+/// </summary>
+public sealed class PreparedRelease(
+    DeployLock held, ReleaseLog log, PhaseClock clock, DateTimeOffset started, IArtifactSource source,
+    ReleaseId id, string dir, string? revision, ReleaseId? previous, HookContext hookContext, MigrationLintOutcome? lint) : IDisposable
+{
+    public ReleaseId Id => id;
+    public string Dir => dir;
+    public ReleaseId? Previous => previous;
+    public string? Revision => revision;
+    public DateTimeOffset Started => started;
+    public IArtifactSource Source => source;
+    public required ReleaseRecord Record { get; set; }
+    internal PhaseClock Clock => clock;
+    internal ReleaseLog Log => log;
+    internal HookContext HookContext => hookContext;
+    internal MigrationLintOutcome? Lint => lint;
+
+    public void Dispose()
+    {
+        log.Dispose();
+        held.Dispose();
+    }
+}

@@ -1,0 +1,301 @@
+using System.Diagnostics;
+using Cutover.Config;
+using Cutover.Deploy;
+using Cutover.Migrations;
+using Cutover.Progress;
+using Cutover.Staging;
+
+namespace Cutover.Fleet;
+
+public sealed record FleetDeployRequest(string Source, string? Revision, string CommandLine, bool AcceptNewHostKeys, TimeSpan LockWait = default);
+
+/// <summary>Where one host ended: switched, still on its old release, rolled back, or failed (and why).</summary>
+public sealed record HostReport(string Host, string Outcome, string? Release, string? Previous, string? Error);
+
+public sealed record FleetDeployResult(DeployOutcome Outcome, string? Release, string? Error, IReadOnlyList<HostReport> Hosts, double Seconds)
+{
+    /// <summary>It failed because a host's root was locked by another deploy or rollback.</summary>
+    public bool Locked { get; init; }
+
+    public bool Succeeded => Outcome == DeployOutcome.Success;
+}
+
+/// <summary>
+/// Deploys one release to every host of a fleet, all or nothing. Connect to all (host keys checked) before
+/// touching any; install cutover, send what each host lacks and prepare (lock, stage, shared, build) on all,
+/// each host holding its lock in a remote session; only when every host has prepared do migrations run (once)
+/// and before_switch hooks, and only then does switching start, in batches with a wait between. A failure
+/// before the switch aborts every host (staged releases removed, nothing switched); a failure while switching
+/// takes the hosts already switched back to their previous release.
+/// </summary>
+public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress, SelfContainedBuild build, Func<string, string?> environment)
+{
+    private readonly FleetConfig _fleet = config.Fleet ?? throw new ArgumentException("the config has no hosts", nameof(config));
+    private readonly Lock _gate = new();
+
+    private sealed class HostRun(FleetHost host, IDeployProgress progress)
+    {
+        public FleetHost Host => host;
+        public IDeployProgress Progress => progress;
+        public HostConnection? Connection { get; set; }
+        public RemoteSessionClient? Session { get; set; }
+        public string? Release { get; set; }
+        public string? Previous { get; set; }
+        public bool Prepared { get; set; }
+        public bool Switched { get; set; }
+        public string? Outcome { get; set; }
+        public string? Error { get; set; }
+        public bool Locked { get; set; }
+    }
+
+    public async Task<FleetDeployResult> DeployAsync(FleetDeployRequest request, CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        var started = DateTimeOffset.UtcNow;
+        var source = ArtifactSource.Open(request.Source, "/");
+        var revision = request.Revision ?? await ArtifactSource.GitRevisionAsync(request.Source, cancellationToken);
+        var phases = new PhaseClock(progress);
+        var migrations = config.Migrations is { } m ? new MigrationPhase(m, environment) : null;
+        if (migrations is not null && migrations.Config.Lint != MigrationLintLevel.Off)
+        {
+            var outcome = phases.Run("lint", migrations.Lint, o => $"{o.Results.Count} files: {o.Errors} errors, {o.Warnings} warnings");
+            foreach (var f in outcome.Findings) progress.Warning($"{f.File}:{f.Line}:{f.Column}: [{f.Rule}] {f.Message}");
+            if (migrations.Config.Lint == MigrationLintLevel.Error && outcome.Errors > 0)
+                throw new DeployException($"{outcome.Errors} error-level findings in the migrations ({migrations.Config.Dir}); nothing was deployed to any host");
+        }
+
+        using var artifact = phases.Run("read", () => LocalArtifact.Read(source, cancellationToken),
+            a => $"{a.Manifest.Entries.Count} entries from {source.Description}");
+        var knownHosts = new KnownHosts(_fleet.Ssh.KnownHosts);
+        var runs = _fleet.Hosts.Select(h => new HostRun(h, new HostProgress(h.Name, progress, _gate))).ToList();
+        try
+        {
+            // 1. Every host answers, with the key we know, before any host is changed.
+            await ForEachHostAsync(runs, cancellationToken, async (run, ct) =>
+            {
+                run.Connection = await new PhaseClock(run.Progress).RunAsync("connect",
+                    () => HostConnection.ConnectAsync(run.Host, _fleet.Ssh, knownHosts, request.AcceptNewHostKeys, run.Progress.Info, ct),
+                    c => $"{c.Host.User}@{c.Host.Address}:{c.Host.Port}");
+            });
+            if (Failures(runs) is { } unreachable)
+            {
+                foreach (var run in runs.Where(r => r.Error is null)) run.Outcome = "unchanged";
+                return Result(runs, DeployOutcome.Failed, null, $"{unreachable}; nothing was changed on any host", clock);
+            }
+
+            // 2. Install, send, prepare: everywhere, or nowhere.
+            var installer = new RemoteInstaller(build);
+            using (var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+            {
+                await ForEachHostAsync(runs, stop.Token, (run, ct) => PrepareAsync(run, installer, artifact, revision, started, request, ct),
+                    onFailure: stop.Cancel);
+            }
+            if (Failures(runs) is { } notPrepared)
+                return await AbortAllAsync(runs, $"{notPrepared}; no host was switched, every host is still on its previous release, and the staged releases were removed", clock);
+
+            var release = runs[0].Release;
+            if (runs.Any(r => r.Release != release))
+                progress.Warning($"the hosts named the release differently ({string.Join(", ", runs.Select(r => $"{r.Host.Name}: {r.Release}"))}); their release histories differ");
+
+            // 3. Once for the whole fleet, never per host.
+            if (migrations is not null)
+            {
+                var applied = await phases.RunAsync("migrate",
+                    () => migrations.RunAsync($"{Environment.UserName}@{Environment.MachineName} (fleet release {release})", line => progress.Output("migrate", line), cancellationToken),
+                    r => r.Applied.Count == 0 ? "nothing pending" : $"applied {string.Join(", ", r.Applied)}");
+                if (applied.Error is not null)
+                    return await AbortAllAsync(runs, $"migration failed: {applied.Error}; no host was switched", clock);
+            }
+            if (config.Hooks.BeforeSwitch.Count > 0)
+            {
+                await ForEachHostAsync(runs, cancellationToken, (run, ct) => RequestAsync(run, new { op = "before_switch" }, ct));
+                if (Failures(runs) is { } notReady)
+                    return await AbortAllAsync(runs, $"{notReady}; no host was switched, every host is still on its previous release, and the staged releases were removed", clock);
+            }
+
+            // 4. Switch in batches.
+            var size = _fleet.Options.Batch.For(runs.Count);
+            var batches = runs.Chunk(size).ToList();
+            for (var i = 0; i < batches.Count; i++)
+            {
+                if (i > 0 && _fleet.Options.Wait > TimeSpan.Zero)
+                {
+                    progress.Info($"waiting {Duration.Format(_fleet.Options.Wait)} before the next batch");
+                    await Task.Delay(_fleet.Options.Wait, cancellationToken);
+                }
+                await ForEachHostAsync(batches[i], cancellationToken, async (run, ct) =>
+                {
+                    await RequestAsync(run, new { op = "switch" }, ct);
+                    run.Switched = true;
+                    run.Outcome = $"switched to {run.Release}";
+                });
+                if (Failures(runs) is { } switchFailure)
+                    return await UndoAsync(runs, switchFailure, clock);
+            }
+
+            await ForEachHostAsync(runs, cancellationToken, (run, ct) => RequestAsync(run, new { op = "close" }, ct));
+            return Result(runs, DeployOutcome.Success, release, null, clock);
+        }
+        finally
+        {
+            foreach (var run in runs)
+            {
+                if (run.Session is { } session) await session.DisposeAsync();
+                run.Connection?.Dispose();
+            }
+        }
+    }
+
+    private async Task PrepareAsync(HostRun run, RemoteInstaller installer, LocalArtifact artifact, string? revision, DateTimeOffset started,
+        FleetDeployRequest request, CancellationToken cancellationToken)
+    {
+        var host = run.Connection!;
+        var clock = new PhaseClock(run.Progress);
+        var (bin, _) = await clock.RunAsync("install", () => installer.EnsureAsync(host, cancellationToken),
+            r => r.Sent ? $"sent cutover {build.Version}" : $"cutover {build.Version} already installed");
+        var remoteConfig = await RemoteConfig.WriteAsync(host, config, cancellationToken);
+        // The session starts before the transfer and answers `hashes` too: one cutover start-up per host, not two.
+        run.Session = host.StartSession($"exec {HostConnection.Quote(bin)} remote session -c {HostConnection.Quote(remoteConfig)}", run.Progress);
+        var hashes = (await RequestAsync(run, new { op = "hashes" }, cancellationToken)).Hashes?.ToHashSet(StringComparer.Ordinal) ?? [];
+        var uploadDir = $"{run.Host.Root}/.cutover/uploads/{started:yyyyMMddHHmmss}-{Guid.NewGuid():N}";
+        try
+        {
+            await clock.RunAsync("transfer", () => artifact.SendAsync(host, hashes, uploadDir, t => run.Progress.Info($"transfer: {t}"), cancellationToken),
+                t => t.ToString());
+        }
+        catch (Exception e) when (e is OperationCanceledException or DeployException)
+        {
+            // Stopped mid-transfer (another host failed): the half-filled upload directory goes too. Once `prepare`
+            // is sent, the host's session removes it itself, whatever happens.
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            try
+            {
+                await host.RunAsync($"rm -rf {HostConnection.Quote(uploadDir)}", timeout.Token);
+            }
+            catch (Exception cleanup) when (cleanup is DeployException or OperationCanceledException)
+            {
+                run.Progress.Warning($"could not remove {uploadDir}: {cleanup.Message}");
+            }
+            throw;
+        }
+        var reply = await RequestAsync(run, new
+        {
+            op = "prepare", upload_dir = uploadDir, revision, command = request.CommandLine, started, lock_wait_seconds = request.LockWait.TotalSeconds,
+        }, cancellationToken);
+        run.Release = reply.Release;
+        run.Previous = reply.Previous;
+        run.Prepared = true;
+        run.Outcome = $"prepared {run.Release}";
+    }
+
+    private static async Task<RemoteSessionClient.Reply> RequestAsync(HostRun run, object request, CancellationToken cancellationToken)
+    {
+        var reply = await run.Session!.RequestAsync(request, cancellationToken);
+        if (!reply.Ok) throw new HostException(run.Host, reply.Error ?? "failed") { Locked = reply.Locked };
+        return reply;
+    }
+
+    /// <summary>Runs <paramref name="work"/> on each host, fleet.parallel at a time; a host's failure is recorded on it, never thrown.</summary>
+    private async Task ForEachHostAsync(IEnumerable<HostRun> runs, CancellationToken cancellationToken, Func<HostRun, CancellationToken, Task> work, Action? onFailure = null)
+    {
+        await Parallel.ForEachAsync(runs, new ParallelOptions { MaxDegreeOfParallelism = _fleet.Options.Parallel }, async (run, _) =>
+        {
+            if (run.Error is not null) return;
+            try
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                await work(run, cancellationToken);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                run.Error = "stopped before it finished, because another host failed or the deploy was cancelled";
+                run.Outcome = "stopped, not switched";
+                onFailure?.Invoke();
+            }
+            catch (HostException e)
+            {
+                run.Error = e.Reason;
+                run.Locked = e.Locked;
+                run.Outcome = e.Locked ? "locked" : "failed";
+                run.Progress.Warning(e.Reason);
+                onFailure?.Invoke();
+            }
+            catch (DeployException e)
+            {
+                run.Error = e.Message;
+                run.Outcome = "failed";
+                run.Progress.Warning(e.Message);
+                onFailure?.Invoke();
+            }
+        });
+    }
+
+    /// <summary>The hosts that failed for their own reasons (not those stopped because of them), as one sentence.</summary>
+    private static string? Failures(IReadOnlyList<HostRun> runs)
+    {
+        var failed = runs.Where(r => r.Error is not null && r.Outcome != "stopped, not switched").ToList();
+        if (failed.Count == 0 && runs.All(r => r.Error is null)) return null;
+        if (failed.Count == 0) failed = runs.Where(r => r.Error is not null).ToList();
+        return string.Join("; ", failed.Select(r => $"{r.Host.Name}: {r.Error}"));
+    }
+
+    /// <summary>Before any switch: every session aborts (staged release removed, lock released).</summary>
+    private async Task<FleetDeployResult> AbortAllAsync(List<HostRun> runs, string message, Stopwatch clock)
+    {
+        await Parallel.ForEachAsync(runs, async (run, _) =>
+        {
+            if (run.Session is not { } session) return;
+            try
+            {
+                if (!session.Ended && run.Prepared)
+                {
+                    using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+                    await session.RequestAsync(new { op = "abort", reason = message }, timeout.Token);
+                }
+            }
+            catch (Exception e) when (e is DeployException or OperationCanceledException)
+            {
+                // A lost host aborts by itself when its channel closes (DisposeAsync below waits for that).
+            }
+            await session.DisposeAsync();
+            run.Session = null;
+            if (run.Error is null) run.Outcome = run.Previous is null ? "not switched (nothing was live)" : $"not switched, still on {run.Previous}";
+        });
+        return Result(runs, DeployOutcome.Failed, null, "deploy failed before the switch: " + message, clock);
+    }
+
+    /// <summary>During the switch: hosts already switched go back, the rest abort.</summary>
+    private async Task<FleetDeployResult> UndoAsync(List<HostRun> runs, string failure, Stopwatch clock)
+    {
+        var reason = $"rolled back because the fleet deploy failed: {failure}";
+        await Parallel.ForEachAsync(runs, async (run, _) =>
+        {
+            if (run.Session is not { } session || session.Ended) return;
+            try
+            {
+                using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+                if (run.Switched)
+                {
+                    await RequestAsync(run, new { op = "undo", reason }, timeout.Token);
+                    await RequestAsync(run, new { op = "close" }, timeout.Token);
+                    run.Outcome = run.Previous is null ? "rolled back (current removed: nothing was live before)" : $"rolled back to {run.Previous}";
+                }
+                else if (run.Error is null)
+                {
+                    await RequestAsync(run, new { op = "abort", reason }, timeout.Token);
+                    run.Outcome = run.Previous is null ? "not switched (nothing was live)" : $"not switched, still on {run.Previous}";
+                }
+            }
+            catch (Exception e) when (e is DeployException or OperationCanceledException)
+            {
+                run.Error = $"could not be rolled back: {e.Message}";
+                run.Outcome = "failed";
+            }
+        });
+        return Result(runs, DeployOutcome.RolledBack, null, $"deploy failed while switching: {failure}; the hosts already switched were rolled back", clock);
+    }
+
+    private static FleetDeployResult Result(List<HostRun> runs, DeployOutcome outcome, string? release, string? error, Stopwatch clock) =>
+        new(outcome, release, error, runs.Select(r => new HostReport(r.Host.Name, r.Outcome ?? (r.Error is null ? "unchanged" : "failed"), r.Release, r.Previous, r.Error)).ToList(),
+            clock.Elapsed.TotalSeconds) { Locked = runs.Any(r => r.Locked) };
+}

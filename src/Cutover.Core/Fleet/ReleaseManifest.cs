@@ -1,0 +1,127 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Cutover.Platform;
+using Cutover.Releases;
+using Cutover.Staging;
+
+namespace Cutover.Fleet;
+
+/// <summary>One entry of an artifact as it travels to a fleet host: metadata, and the content's sha256 for files.</summary>
+public sealed record ManifestEntry
+{
+    public required string Path { get; init; }
+    public required string Kind { get; init; } // file | dir | symlink | hardlink
+    public int Mode { get; init; }
+    public DateTime Mtime { get; init; }
+    public long Size { get; init; }
+    public string? Sha256 { get; init; }
+    public string? Target { get; init; }
+}
+
+public sealed record ReleaseManifest(string Description, IReadOnlyList<ManifestEntry> Entries)
+{
+    public const string FileName = "manifest.json";
+
+    public static ReleaseManifest Read(string path) =>
+        JsonSerializer.Deserialize<ReleaseManifest>(File.ReadAllText(path), Json.Options)
+        ?? throw new DeployException($"{path} is not a release manifest");
+
+    public string ToJson() => JsonSerializer.Serialize(this, Json.Options);
+}
+
+/// <summary>
+/// sha256 of every regular file of a release (relative path -> hash), so a fleet host can tell which content it
+/// already has. Written beside the release records when a fleet host stages a release; computed once for a
+/// release that came some other way.
+/// </summary>
+public static class ReleaseHashes
+{
+    private static string CacheFile(RootLayout layout, ReleaseId id) => Path.Combine(layout.State, "hashes", id.Value + ".json");
+
+    public static IReadOnlyDictionary<string, string> Of(RootLayout layout, ReleaseId id)
+    {
+        var cache = CacheFile(layout, id);
+        if (File.Exists(cache))
+        {
+            try
+            {
+                return JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(cache), Json.Options) ?? [];
+            }
+            catch (JsonException)
+            {
+                // A damaged cache is recomputed below.
+            }
+        }
+        var dir = layout.ReleaseDir(id);
+        var hashes = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (!Directory.Exists(dir)) return hashes;
+        foreach (var file in new DirectoryInfo(dir).EnumerateFiles("*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 }))
+        {
+            if (file.LinkTarget is not null) continue;
+            using var stream = file.OpenRead();
+            hashes[Path.GetRelativePath(dir, file.FullName).Replace('\\', '/')] = Convert.ToHexStringLower(SHA256.HashData(stream));
+        }
+        Save(layout, id, hashes);
+        return hashes;
+    }
+
+    public static void Save(RootLayout layout, ReleaseId id, IReadOnlyDictionary<string, string> hashes)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(CacheFile(layout, id))!);
+        AtomicFile.WriteAllText(CacheFile(layout, id), JsonSerializer.Serialize(hashes, Json.Options));
+    }
+}
+
+/// <summary>
+/// The artifact a fleet host stages from: the manifest the deployer uploaded, with each file's content taken from
+/// the upload directory (sent this time) or from a release already on the host with the same hash (not sent, and
+/// hard-linked when its metadata matches too).
+/// </summary>
+public sealed class ManifestArtifact(ReleaseManifest manifest, string uploadDir, string? previousDir, IReadOnlyDictionary<string, string> previousHashes) : IArtifactSource
+{
+    private readonly Dictionary<string, string> _byHash = previousHashes
+        .GroupBy(p => p.Value, StringComparer.Ordinal)
+        .ToDictionary(g => g.Key, g => g.First().Key, StringComparer.Ordinal);
+
+    public string Description => manifest.Description;
+
+    public IEnumerable<ArtifactEntry> Entries(CancellationToken cancellationToken)
+    {
+        foreach (var e in manifest.Entries)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            // The manifest crossed the network: the same checks as an archive's members.
+            if (ArtifactPaths.Normalize(e.Path, manifest.Description) != e.Path)
+                throw new ArtifactException($"{manifest.Description}: entry '{e.Path}' is not a clean relative path");
+            if (e.Kind == "symlink") ArtifactPaths.CheckSymlink(e.Path, e.Target ?? "", manifest.Description);
+            var entry = new ArtifactEntry
+            {
+                Path = e.Path,
+                Kind = e.Kind switch
+                {
+                    "dir" => EntryKind.Directory,
+                    "symlink" => EntryKind.Symlink,
+                    "hardlink" => EntryKind.HardLink,
+                    "file" => EntryKind.File,
+                    _ => throw new ArtifactException($"{manifest.Description}: entry '{e.Path}' has unknown kind '{e.Kind}'"),
+                },
+                Mode = (UnixFileMode)e.Mode,
+                ModifiedUtc = DateTime.SpecifyKind(e.Mtime, DateTimeKind.Utc),
+                Size = e.Size,
+                LinkTarget = e.Target,
+            };
+            if (entry.Kind == EntryKind.File) entry = WithContent(entry, e.Sha256 ?? throw new ArtifactException($"{manifest.Description}: file '{e.Path}' has no sha256"));
+            yield return entry;
+        }
+    }
+
+    private ArtifactEntry WithContent(ArtifactEntry entry, string sha)
+    {
+        var sameOnHost = previousDir is not null && _byHash.TryGetValue(sha, out var path) ? Path.Combine(previousDir, path) : null;
+        var uploaded = Path.Combine(uploadDir, sha);
+        if (File.Exists(uploaded)) return entry with { SourcePath = uploaded, HardLinkFrom = sameOnHost };
+        if (sameOnHost is not null && File.Exists(sameOnHost)) return entry with { SourcePath = sameOnHost, HardLinkFrom = sameOnHost };
+        throw new ArtifactException($"{manifest.Description}: the content of '{entry.Path}' (sha256 {sha[..12]}) was neither sent nor found in the previous release");
+    }
+}

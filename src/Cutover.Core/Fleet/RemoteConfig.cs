@@ -1,0 +1,40 @@
+using System.Text;
+using Cutover.Config;
+using YamlDotNet.RepresentationModel;
+
+namespace Cutover.Fleet;
+
+/// <summary>
+/// The cutover.yml a fleet host runs with: the same file, without hosts, ssh and fleet (the host deploys to
+/// itself), without migrations (they run once, from the deployer, never per host), with the host's own root and
+/// proxy listen address. Kept at ~/.cutover/apps/&lt;app&gt;/cutover.yml on the host.
+/// </summary>
+public static class RemoteConfig
+{
+    public static string PathOn(HostConnection host, string app) => $"{host.Home}/.cutover/apps/{app}/cutover.yml";
+
+    public static string Render(CutoverConfig config, FleetHost host)
+    {
+        var stream = new YamlStream();
+        stream.Load(new StringReader(File.ReadAllText(config.File)));
+        var root = (YamlMappingNode)stream.Documents[0].RootNode;
+        foreach (var key in new[] { "hosts", "ssh", "fleet", "migrations" })
+            root.Children.Remove(new YamlScalarNode(key));
+        root.Children[new YamlScalarNode("root")] = new YamlScalarNode(host.Root);
+        if (host.ProxyListen is { } listen && root.Children.TryGetValue(new YamlScalarNode("proxy"), out var proxy) && proxy is YamlMappingNode proxyMap)
+            proxyMap.Children[new YamlScalarNode("listen")] = new YamlScalarNode(listen.ToString());
+        var text = new StringBuilder();
+        text.Append("# Written by `cutover deploy` from ").Append(config.File).Append(" for ").Append(host.Name).Append("; it is replaced on every deploy.\n");
+        using var writer = new StringWriter(text);
+        stream.Save(writer, assignAnchors: false);
+        return text.ToString().Replace("\n...\n", "\n");
+    }
+
+    /// <summary>Writes the file on the host atomically (temp name, then rename).</summary>
+    public static async Task<string> WriteAsync(HostConnection host, CutoverConfig config, CancellationToken cancellationToken)
+    {
+        var path = PathOn(host, config.App);
+        await host.WriteFileAsync(path, Encoding.UTF8.GetBytes(Render(config, host.Host)), cancellationToken);
+        return path;
+    }
+}

@@ -1,0 +1,144 @@
+using System.Text;
+using System.Text.Json;
+using Cutover.Progress;
+using Renci.SshNet;
+
+namespace Cutover.Fleet;
+
+/// <summary>
+/// The deployer's end of a host's `cutover remote session`: sends one JSON request at a time, replays the host's
+/// progress events (prefixed with the host by the caller's progress) and returns the result. When the channel
+/// or the connection ends before the result, the host stopped answering: a <see cref="HostException"/> naming it.
+/// </summary>
+public sealed class RemoteSessionClient : IAsyncDisposable
+{
+    private readonly HostConnection _connection;
+    private readonly SshCommand _command;
+    private readonly IDeployProgress _progress;
+    private readonly Task _running;
+    private readonly Stream _input;
+    private readonly StreamReader _output;
+    private Task<string?>? _pendingLine;
+
+    internal RemoteSessionClient(HostConnection connection, SshCommand command, IDeployProgress progress)
+    {
+        _connection = connection;
+        _command = command;
+        _progress = progress;
+        _running = command.ExecuteAsync(CancellationToken.None);
+        _input = command.CreateInputStream();
+        _output = new StreamReader(command.OutputStream, Encoding.UTF8);
+    }
+
+    public sealed record Reply(bool Ok, string? Error, string? Release, string? Previous, bool Locked = false, IReadOnlyList<string>? Hashes = null);
+
+    /// <summary>True once the remote process has exited or the connection is gone.</summary>
+    public bool Ended => _running.IsCompleted;
+
+    public async Task<Reply> RequestAsync(object request, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var line = JsonSerializer.Serialize(request, Json.Compact) + "\n";
+            await _input.WriteAsync(Encoding.UTF8.GetBytes(line), cancellationToken);
+            await _input.FlushAsync(cancellationToken);
+        }
+        catch (Exception e) when (HostConnection.IsConnectionFailure(e))
+        {
+            throw _connection.Lost(e);
+        }
+        while (true)
+        {
+            var text = await ReadLineAsync(cancellationToken);
+            if (text is null)
+                throw new HostException(_connection.Host, "stopped answering: the remote session ended before it replied" + await ExitDetailAsync());
+            JsonElement e;
+            try
+            {
+                e = JsonDocument.Parse(text).RootElement;
+            }
+            catch (JsonException)
+            {
+                _progress.Output("remote", text);
+                continue;
+            }
+            string Get(string name) => e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()! : "";
+            string? Maybe(string name) => e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+            var seconds = e.TryGetProperty("seconds", out var s) && s.ValueKind == JsonValueKind.Number ? TimeSpan.FromSeconds(s.GetDouble()) : TimeSpan.Zero;
+            switch (Get("event"))
+            {
+                case "phase_started": _progress.PhaseStarted(Get("phase")); break;
+                case "phase_completed": _progress.PhaseCompleted(Get("phase"), seconds, Maybe("detail")); break;
+                case "phase_failed": _progress.PhaseFailed(Get("phase"), seconds, Get("error")); break;
+                case "output": _progress.Output(Get("phase"), Get("line")); break;
+                case "info": _progress.Info(Get("message")); break;
+                case "warning": _progress.Warning(Get("message")); break;
+                case "result":
+                    return new Reply(e.TryGetProperty("ok", out var ok) && ok.ValueKind == JsonValueKind.True, Maybe("error"), Maybe("release"), Maybe("previous"),
+                        e.TryGetProperty("locked", out var locked) && locked.ValueKind == JsonValueKind.True,
+                        e.TryGetProperty("hashes", out var hashes) && hashes.ValueKind == JsonValueKind.Array ? hashes.EnumerateArray().Select(h => h.GetString()!).ToList() : null);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The next line, or null at the end. The read races the command itself: when the connection drops, SSH.NET
+    /// ends the command with an exception, and that must not leave us waiting on a stream nobody will close.
+    /// </summary>
+    private async Task<string?> ReadLineAsync(CancellationToken cancellationToken)
+    {
+        _pendingLine ??= Task.Run(() => _output.ReadLine(), CancellationToken.None);
+        var done = await Task.WhenAny(_pendingLine, _running).WaitAsync(cancellationToken);
+        if (done == _running && !_pendingLine.IsCompleted)
+        {
+            // The command ended: whatever it wrote last may still be in the pipe; give the reader a moment.
+            if (_running.IsFaulted)
+                throw _connection.Lost(_running.Exception!.GetBaseException());
+            await Task.WhenAny(_pendingLine, Task.Delay(TimeSpan.FromSeconds(2), cancellationToken));
+            if (!_pendingLine.IsCompleted) return null;
+        }
+        try
+        {
+            var line = await _pendingLine;
+            _pendingLine = null;
+            return line;
+        }
+        catch (Exception e) when (HostConnection.IsConnectionFailure(e))
+        {
+            _pendingLine = null;
+            throw _connection.Lost(e);
+        }
+    }
+
+    private async Task<string> ExitDetailAsync()
+    {
+        await Task.WhenAny(_running, Task.Delay(TimeSpan.FromSeconds(2)));
+        if (_running.IsFaulted) return $" (connection lost: {_running.Exception!.GetBaseException().Message})";
+        if (!_running.IsCompleted) return "";
+        var error = _command.Error;
+        return $" (exit {_command.ExitStatus?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "?"}{(string.IsNullOrWhiteSpace(error) ? "" : ": " + HostConnection.FirstLines(error))})";
+    }
+
+    /// <summary>
+    /// Closes the session's stdin (the remote side aborts by itself if it has not switched) and waits a while for
+    /// it to exit, so its cleanup is done before the deployer reports.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            _input.Dispose();
+        }
+        catch (Exception e) when (HostConnection.IsConnectionFailure(e))
+        {
+        }
+        try
+        {
+            await _running.WaitAsync(TimeSpan.FromSeconds(30));
+        }
+        catch (Exception e) when (HostConnection.IsConnectionFailure(e) || e is OperationCanceledException)
+        {
+        }
+        _command.Dispose();
+    }
+}

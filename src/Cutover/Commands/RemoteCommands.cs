@@ -1,0 +1,63 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using Cutover.Config;
+using Cutover.Deploy;
+using Cutover.Fleet;
+using Cutover.Progress;
+using Cutover.Releases;
+using Microsoft.Extensions.Logging;
+
+namespace Cutover.Cli.Commands;
+
+/// <summary>
+/// `cutover remote ...`: what a fleet deploy runs on each host through SSH (hidden; people never type it).
+/// `session` serves a whole deploy over stdin/stdout; `hashes` lists the content of the live release.
+/// </summary>
+public static class RemoteCommands
+{
+    public static Command Create(CommonOptions common, CliEnvironment env)
+    {
+        var remote = new Command("remote", "Used by fleet deploys over SSH") { Hidden = true };
+        remote.Subcommands.Add(Session(common, env));
+        remote.Subcommands.Add(Hashes(common, env));
+        return remote;
+    }
+
+    private static Command Session(CommonOptions common, CliEnvironment env)
+    {
+        var command = new Command("session", "Serve one fleet deploy on this host: JSON lines on stdin and stdout");
+        command.SetAction(async (parse, ct) =>
+        {
+            var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
+            using var hangup = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            // The SSH connection going away may arrive as SIGHUP rather than EOF; either way, abort cleanly.
+            using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; hangup.Cancel(); });
+            using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; hangup.Cancel(); });
+            var progress = new JsonProgress(env.Out);
+            using var http = new HttpClient();
+            using var logging = env.Logging(parse.GetValue(common.Verbose));
+            using var agent = new Cutover.Agent.AgentClient(Cutover.Agent.AgentHome.FromEnvironment());
+            var deployer = new ReleaseDeployer(config, progress, http, logging.CreateLogger<ReleaseDeployer>(), AgentCommands.ActivatorFor(config, agent));
+            using var input = new StreamReader(Console.OpenStandardInput());
+            await new RemoteSession(deployer, new RootLayout(config.Root), input, progress).RunAsync(hangup.Token);
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static Command Hashes(CommonOptions common, CliEnvironment env)
+    {
+        var command = new Command("hashes", "Print the sha256 of every file in the live release, as a JSON array");
+        command.SetAction(parse => CommandRunner.RunAsync(env, true, () =>
+        {
+            var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
+            var layout = new RootLayout(config.Root);
+            var current = new CurrentLink(layout).Read();
+            var hashes = current is null ? [] : ReleaseHashes.Of(layout, current).Values.Distinct().ToArray();
+            env.Out.WriteLine(JsonSerializer.Serialize(hashes));
+            return Task.FromResult(ExitCodes.Ok);
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,294 @@
+using System.Diagnostics;
+using Cutover.Tests.Support;
+using Xunit.Abstractions;
+
+namespace Cutover.Tests.Fleet;
+
+/// <summary>
+/// `cutover deploy` to three real sshd hosts (127.0.0.2-4), through the real CLI and the published single-file
+/// build it installs on them. Each test deploys its own app under its own root on every host.
+/// </summary>
+[Collection(FleetCollection.Name)]
+public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published, ITestOutputHelper output) : IDisposable
+{
+    private readonly TempDir _dir = new();
+    private readonly string _app = "app" + Guid.NewGuid().ToString("N")[..8];
+
+    private string Source => _dir.Combine("src");
+    private string RootOf(SshHost host) => Path.Combine(host.Root, _app);
+
+    public void Dispose()
+    {
+        foreach (var host in fleet.Hosts)
+        {
+            if (host.Sshd is null) fleet.Start(host);
+            // Remote processes of this test left behind by a killed connection (none when everything works).
+            foreach (var pid in SshFleet.ProcessesMentioning(RootOf(host))) Cutover.Platform.LibC.Kill(pid, 9);
+        }
+        _dir.Dispose();
+    }
+
+    internal static string HostsYaml(IEnumerable<SshHost> hosts, Func<SshHost, string> root, Func<SshHost, string>? extra = null) =>
+        "hosts:\n" + string.Concat(hosts.Select(h => $"  - {{ host: {h.Address}, port: {h.Port}, user: root, root: {root(h)}{extra?.Invoke(h)} }}\n"));
+
+    private string Config(string extra = "", IEnumerable<SshHost>? hosts = null, string? knownHosts = null)
+    {
+        var path = _dir.Combine("cutover.yml");
+        File.WriteAllText(path, $"""
+            app: {_app}
+            strategy: symlink
+            root: /srv/{_app}
+            keep_releases: 5
+            {HostsYaml(hosts ?? fleet.Hosts, RootOf)}
+            ssh:
+              key: {fleet.ClientKey}
+              known_hosts: {knownHosts ?? fleet.KnownHosts}
+            fleet:
+              parallel: 3
+              batch: 50%
+            {extra}
+            """.Replace("\n\n", "\n"));
+        return path;
+    }
+
+    private void WriteSource(string version)
+    {
+        Directory.CreateDirectory(Path.Combine(Source, "assets"));
+        File.WriteAllText(Path.Combine(Source, "VERSION"), version + "\n");
+        File.WriteAllText(Path.Combine(Source, "index.php"), "<?php echo file_get_contents(__DIR__.'/VERSION');\n");
+        File.WriteAllText(Path.Combine(Source, "assets", "app.js"), "console.log('unchanged');\n");
+        File.SetLastWriteTimeUtc(Path.Combine(Source, "assets", "app.js"), new DateTime(2026, 1, 2, 3, 4, 5, DateTimeKind.Utc));
+        if (!File.Exists(Path.Combine(Source, "latest"))) File.CreateSymbolicLink(Path.Combine(Source, "latest"), "VERSION");
+    }
+
+    private readonly Dictionary<string, string> _environment = new();
+
+    private async Task<CliResult> Cli(params string[] args)
+    {
+        var clock = Stopwatch.StartNew();
+        var result = await CutoverCli.RunAsync(_dir.Path, new Dictionary<string, string>(_environment) { ["CUTOVER_SELF_CONTAINED"] = published.Binary }, args);
+        output.WriteLine($"$ cutover {string.Join(' ', args)}  ({clock.Elapsed.TotalSeconds:0.00}s, exit {result.ExitCode})\n{result.Stdout}{result.Stderr}");
+        return result;
+    }
+
+    private string AgreedRelease()
+    {
+        var currents = fleet.Hosts.Select(h => new FileInfo(Path.Combine(RootOf(h), "current")).LinkTarget).ToList();
+        Assert.All(currents, c => Assert.NotNull(c));
+        Assert.Single(currents.Distinct());
+        return Path.GetFileName(currents[0]!);
+    }
+
+    private void AssertCleanAfterFailure(string live)
+    {
+        foreach (var host in fleet.Hosts)
+        {
+            Assert.Equal("releases/" + live, new FileInfo(Path.Combine(RootOf(host), "current")).LinkTarget);
+            Assert.Equal([live], Directory.GetDirectories(Path.Combine(RootOf(host), "releases")).Select(Path.GetFileName));
+            var uploads = Path.Combine(RootOf(host), ".cutover", "uploads");
+            Assert.True(!Directory.Exists(uploads) || Directory.GetFileSystemEntries(uploads).Length == 0,
+                $"{host.Name} kept uploads: {string.Join(", ", Directory.Exists(uploads) ? Directory.GetFileSystemEntries(uploads, "*", SearchOption.AllDirectories) : [])}");
+        }
+    }
+
+    [Fact]
+    public async Task Symlink_deploy_deploy_rollback_keeps_all_three_hosts_on_the_same_release()
+    {
+        var config = Config();
+        WriteSource("1");
+        var first = await Cli("deploy", Source, "-c", config);
+        Assert.True(first.ExitCode == 0, first.All);
+        var release1 = AgreedRelease();
+        foreach (var host in fleet.Hosts)
+        {
+            Assert.Contains(host.Name, first.Stdout);
+            var dir = Path.Combine(RootOf(host), "releases", release1);
+            Assert.Equal("1\n", File.ReadAllText(Path.Combine(dir, "VERSION")));
+            Assert.Equal("VERSION", new FileInfo(Path.Combine(dir, "latest")).LinkTarget);
+            Assert.Equal(new DateTime(2026, 1, 2, 3, 4, 5, DateTimeKind.Utc), File.GetLastWriteTimeUtc(Path.Combine(dir, "assets", "app.js")));
+        }
+        Assert.Matches("transfer: done in .* \\(3 files sent", first.Stdout);
+
+        WriteSource("2");
+        var second = await Cli("deploy", Source, "-c", config);
+        Assert.True(second.ExitCode == 0, second.All);
+        var release2 = AgreedRelease();
+        Assert.NotEqual(release1, release2);
+        // Only the changed file travels; the unchanged ones are hard-linked to the previous release on each host.
+        Assert.Matches("transfer: done in .* \\(1 files sent .*, 2 already on the host", second.Stdout);
+        foreach (var host in fleet.Hosts)
+        {
+            Assert.Equal("2\n", File.ReadAllText(Path.Combine(RootOf(host), "current", "VERSION")));
+            Assert.Equal(Posix.Inode(Path.Combine(RootOf(host), "releases", release1, "assets", "app.js")),
+                Posix.Inode(Path.Combine(RootOf(host), "releases", release2, "assets", "app.js")));
+        }
+
+        var releases = await Cli("releases", "-c", config);
+        Assert.True(releases.ExitCode == 0, releases.All);
+        foreach (var host in fleet.Hosts) Assert.Contains(host.Name, releases.Stdout);
+        var status = await Cli("status", "-c", config);
+        Assert.True(status.ExitCode == 0, status.All);
+        Assert.Equal(3, status.Stdout.Split('\n').Count(l => l.Contains(release2)));
+
+        var rollback = await Cli("rollback", "-c", config);
+        Assert.True(rollback.ExitCode == 0, rollback.All);
+        Assert.Equal(release1, AgreedRelease());
+        Assert.Contains($"rolled back {_app} to {release1} on 3 hosts", rollback.Stdout);
+    }
+
+    [Fact]
+    public async Task A_build_hook_failing_on_one_host_switches_no_host_and_removes_every_staged_release()
+    {
+        var config = Config("""
+            hooks:
+              build:
+                - test ! -e "$CUTOVER_ROOT/FAIL"
+            """);
+        WriteSource("1");
+        var first = await Cli("deploy", Source, "-c", config);
+        Assert.True(first.ExitCode == 0, first.All);
+        var release1 = AgreedRelease();
+
+        var failing = fleet.Hosts[1];
+        File.WriteAllText(Path.Combine(RootOf(failing), "FAIL"), "");
+        WriteSource("2");
+        var second = await Cli("deploy", Source, "-c", config);
+        Assert.Equal(1, second.ExitCode);
+        Assert.Contains($"{failing.Name}: ", second.Stderr);
+        Assert.Contains("no host was switched", second.Stderr);
+        AssertCleanAfterFailure(release1);
+
+        // Every lock was released: the next deploy goes through on all hosts.
+        File.Delete(Path.Combine(RootOf(failing), "FAIL"));
+        var third = await Cli("deploy", Source, "-c", config);
+        Assert.True(third.ExitCode == 0, third.All);
+        Assert.NotEqual(release1, AgreedRelease());
+    }
+
+    [Fact]
+    public async Task A_host_whose_sshd_dies_during_staging_is_named_and_no_host_switches()
+    {
+        var config = Config("""
+            hooks:
+              build:
+                - if [ -e "$CUTOVER_ROOT/SLOW" ]; then touch "$CUTOVER_ROOT/hook-started"; sleep 30; fi
+            """);
+        WriteSource("1");
+        var first = await Cli("deploy", Source, "-c", config);
+        Assert.True(first.ExitCode == 0, first.All);
+        var release1 = AgreedRelease();
+
+        var dying = fleet.Hosts[1];
+        File.WriteAllText(Path.Combine(RootOf(dying), "SLOW"), "");
+        WriteSource("2");
+        var deploy = Cli("deploy", Source, "-c", config);
+        var started = Stopwatch.StartNew();
+        while (!File.Exists(Path.Combine(RootOf(dying), "hook-started")) && started.Elapsed < TimeSpan.FromSeconds(60) && !deploy.IsCompleted)
+            await Task.Delay(50);
+        Assert.True(File.Exists(Path.Combine(RootOf(dying), "hook-started")), "the slow hook never started");
+        fleet.Kill(dying);
+        var result = await deploy;
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains($"{dying.Name}: stopped answering", result.Stderr);
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(25), "the deploy waited for the dead host's hook");
+
+        // The live hosts were cleaned by the deployer; the dead one by its own session, once its channel closed.
+        foreach (var host in fleet.Hosts.Where(h => h != dying))
+        {
+            Assert.Equal("releases/" + release1, new FileInfo(Path.Combine(RootOf(host), "current")).LinkTarget);
+            Assert.Equal([release1], Directory.GetDirectories(Path.Combine(RootOf(host), "releases")).Select(Path.GetFileName));
+        }
+        Assert.Equal("releases/" + release1, new FileInfo(Path.Combine(RootOf(dying), "current")).LinkTarget);
+        var deadline = Stopwatch.StartNew();
+        while (Directory.GetDirectories(Path.Combine(RootOf(dying), "releases")).Length > 1 && deadline.Elapsed < TimeSpan.FromSeconds(15))
+            await Task.Delay(100);
+        Assert.Equal([release1], Directory.GetDirectories(Path.Combine(RootOf(dying), "releases")).Select(Path.GetFileName));
+
+        // Back up, the fleet deploys again: no lock was left behind anywhere.
+        fleet.Start(dying);
+        File.Delete(Path.Combine(RootOf(dying), "SLOW"));
+        var again = await Cli("deploy", Source, "-c", config);
+        Assert.True(again.ExitCode == 0, again.All);
+        Assert.NotEqual(release1, AgreedRelease());
+    }
+
+    [Fact]
+    public async Task An_unknown_host_key_is_refused_with_its_fingerprint_until_accepted_and_a_changed_key_always()
+    {
+        var knownHosts = _dir.Combine("known_hosts");
+        var stranger = fleet.Hosts[0];
+        File.WriteAllLines(knownHosts, fleet.Hosts.Skip(1).Select(h => h.KnownHostsLine()));
+        var config = Config(knownHosts: knownHosts);
+        WriteSource("1");
+
+        var refused = await Cli("deploy", Source, "-c", config);
+        Assert.Equal(1, refused.ExitCode);
+        var blob = Convert.FromBase64String(File.ReadAllText(stranger.HostKey + ".pub").Split(' ')[1]);
+        Assert.Contains($"{stranger.Name}: unknown host key ssh-ed25519 {Cutover.Fleet.KnownHosts.Fingerprint(blob)}", refused.Stderr);
+        Assert.Contains("nothing was changed on any host", refused.Stderr);
+        foreach (var host in fleet.Hosts) Assert.False(Directory.Exists(RootOf(host)), $"{host.Name} was changed");
+
+        var accepted = await Cli("deploy", Source, "-c", config, "--accept-new-host-keys");
+        Assert.True(accepted.ExitCode == 0, accepted.All);
+        Assert.Contains(stranger.KnownHostsLine(), File.ReadAllLines(knownHosts));
+        var release1 = AgreedRelease();
+
+        // The same address now presents another key: refused, --accept-new-host-keys or not.
+        var other = _dir.Combine("other_key");
+        Process.Start("ssh-keygen", ["-q", "-t", "ed25519", "-f", other, "-N", ""])!.WaitForExit();
+        var otherKey = File.ReadAllText(other + ".pub").Split(' ');
+        File.WriteAllLines(knownHosts, fleet.Hosts.Skip(1).Select(h => h.KnownHostsLine()).Append($"[{stranger.Address}]:{stranger.Port} {otherKey[0]} {otherKey[1]}"));
+        WriteSource("2");
+        var changed = await Cli("deploy", Source, "-c", config, "--accept-new-host-keys");
+        Assert.Equal(1, changed.ExitCode);
+        Assert.Contains($"{stranger.Name}: the host key CHANGED", changed.Stderr);
+        Assert.Equal(release1, AgreedRelease());
+    }
+
+    [Fact]
+    public async Task Migrations_run_once_for_the_fleet_after_every_host_prepared_never_per_host()
+    {
+        await using var pg = await PostgresServer.StartAsync();
+        var db = await pg.CreateDatabaseAsync();
+        _environment["SHOP_DB"] = db;
+        Directory.CreateDirectory(_dir.Combine("db"));
+        File.WriteAllText(_dir.Combine("db", "0001_users.sql"), "CREATE TABLE users (id bigint PRIMARY KEY, name text);\n");
+        var config = Config("""
+            migrations:
+              dir: db
+              database_url_env: SHOP_DB
+            """);
+        WriteSource("1");
+        var deploy = await Cli("deploy", Source, "-c", config);
+        Assert.True(deploy.ExitCode == 0, deploy.All);
+        AgreedRelease();
+        Assert.Single(deploy.Stdout.Split('\n'), l => l.StartsWith("migrate: done", StringComparison.Ordinal));
+        Assert.Equal(1L, await PostgresServer.ScalarAsync<long>(db, "SELECT count(*) FROM cutover_migrations"));
+        Assert.Contains("fleet release", await PostgresServer.ScalarAsync<string>(db, "SELECT applied_by FROM cutover_migrations"));
+        // Before the switch: every host had staged its release when the migration ran.
+        var stdout = deploy.Stdout;
+        Assert.True(stdout.IndexOf("migrate: done", StringComparison.Ordinal) > fleet.Hosts.Max(h => stdout.IndexOf($"{h.Name} stage: done", StringComparison.Ordinal)));
+        Assert.True(stdout.IndexOf("migrate: done", StringComparison.Ordinal) < fleet.Hosts.Min(h => stdout.IndexOf($"{h.Name} switch: done", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task A_host_locked_by_another_deploy_stops_the_whole_fleet_with_exit_3_naming_it()
+    {
+        var config = Config();
+        WriteSource("1");
+        var first = await Cli("deploy", Source, "-c", config);
+        Assert.True(first.ExitCode == 0, first.All);
+        var release1 = AgreedRelease();
+
+        var busy = fleet.Hosts[2];
+        using (await Cutover.Locking.DeployLock.AcquireAsync(new Cutover.Releases.RootLayout(RootOf(busy)), TimeSpan.Zero, "cutover deploy (someone else)", CancellationToken.None))
+        {
+            WriteSource("2");
+            var second = await Cli("deploy", Source, "-c", config);
+            Assert.Equal(3, second.ExitCode);
+            Assert.Contains($"{busy.Name}: another deploy or rollback holds the lock", second.Stderr);
+            Assert.Contains("cutover deploy (someone else)", second.Stderr);
+            AssertCleanAfterFailure(release1);
+        }
+    }
+}

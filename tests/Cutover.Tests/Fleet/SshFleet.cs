@@ -1,0 +1,232 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Cutover.Tests.Support;
+
+namespace Cutover.Tests.Fleet;
+
+/// <summary>One sshd "host": its own loopback address, port, host key, $HOME, CUTOVER_HOME and deploy root.</summary>
+public sealed class SshHost
+{
+    public required string Address { get; init; }
+    public required int Port { get; init; }
+    public required string Dir { get; init; }
+    public string Home => Path.Combine(Dir, "home");
+    public string AgentHome => Path.Combine(Home, ".cutover-agent");
+    public string Root => Path.Combine(Dir, "root");
+    public string ConfigFile => Path.Combine(Dir, "etc", "sshd_config");
+    public string HostKey => Path.Combine(Dir, "etc", "ssh_host_ed25519_key");
+    public string Log => Path.Combine(Dir, "sshd.log");
+    public Process? Sshd { get; set; }
+    public string Name => $"{Address}:{Port}";
+
+    /// <summary>The line OpenSSH writes to known_hosts for this host.</summary>
+    public string KnownHostsLine()
+    {
+        var pub = File.ReadAllText(HostKey + ".pub").Split(' ');
+        return $"[{Address}]:{Port} {pub[0]} {pub[1].Trim()}";
+    }
+
+    /// <summary>The `current` release under this host's root, or null.</summary>
+    public string? Current()
+    {
+        var link = new FileInfo(Path.Combine(Root, "current"));
+        return link.LinkTarget is { } target ? Path.GetFileName(target) : null;
+    }
+
+    public IReadOnlyList<string> ReleaseDirs() =>
+        Directory.Exists(Path.Combine(Root, "releases"))
+            ? Directory.GetDirectories(Path.Combine(Root, "releases")).Select(d => Path.GetFileName(d)).Order(StringComparer.Ordinal).ToList()
+            : [];
+}
+
+/// <summary>
+/// Three real sshd servers on 127.0.0.2-4 (free ports, generated host keys, one generated client key), each with a
+/// $HOME of its own through sshd's SetEnv so the hosts share no directories. Started and stopped by pid.
+/// </summary>
+public sealed class SshFleet : IDisposable
+{
+    private readonly TempDir _dir = new("cutover-fleet-");
+
+    public SshFleet()
+    {
+        Directory.CreateDirectory("/run/sshd");
+        File.SetUnixFileMode("/run/sshd", (UnixFileMode)Convert.ToInt32("755", 8));
+        Run("ssh-keygen", "-q", "-t", "ed25519", "-f", ClientKey, "-N", "", "-C", "cutover-tests");
+        for (var i = 0; i < 3; i++)
+        {
+            var address = $"127.0.0.{i + 2}";
+            var host = new SshHost { Address = address, Port = FreePort(address), Dir = _dir.Combine($"host{i + 1}") };
+            Directory.CreateDirectory(Path.Combine(host.Dir, "etc"));
+            Directory.CreateDirectory(host.Home);
+            Directory.CreateDirectory(host.Root);
+            Run("ssh-keygen", "-q", "-t", "ed25519", "-f", host.HostKey, "-N", "", "-C", address);
+            File.WriteAllText(host.ConfigFile, $"""
+                ListenAddress {address}
+                Port {host.Port}
+                HostKey {host.HostKey}
+                PidFile {Path.Combine(host.Dir, "sshd.pid")}
+                AuthorizedKeysFile {ClientKey}.pub
+                StrictModes no
+                UsePAM no
+                PermitRootLogin yes
+                PubkeyAuthentication yes
+                PasswordAuthentication no
+                KbdInteractiveAuthentication no
+                Subsystem sftp internal-sftp -d {host.Home}
+                SetEnv HOME={host.Home} CUTOVER_HOME={host.AgentHome}
+                LogLevel INFO
+
+                """);
+            Hosts.Add(host);
+            Start(host);
+        }
+        File.WriteAllLines(KnownHosts, Hosts.Select(h => h.KnownHostsLine()));
+    }
+
+    public List<SshHost> Hosts { get; } = [];
+    public string ClientKey => _dir.Combine("client_key");
+    public string KnownHosts => _dir.Combine("known_hosts");
+    public string Path_ => _dir.Path;
+
+    public void Start(SshHost host)
+    {
+        var start = new ProcessStartInfo("/usr/sbin/sshd", ["-D", "-e", "-f", host.ConfigFile])
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        };
+        var process = Process.Start(start)!;
+        var log = new StreamWriter(host.Log, append: true) { AutoFlush = true };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
+        process.BeginErrorReadLine();
+        process.BeginOutputReadLine();
+        host.Sshd = process;
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                using var client = new TcpClient();
+                client.Connect(IPAddress.Parse(host.Address), host.Port);
+                return;
+            }
+            catch (SocketException)
+            {
+                if (process.HasExited) throw new InvalidOperationException($"sshd for {host.Name} exited: {File.ReadAllText(host.Log)}");
+                Thread.Sleep(50);
+            }
+        }
+        throw new TimeoutException($"sshd for {host.Name} did not listen within 10 s");
+    }
+
+    /// <summary>
+    /// The host "dies": its per-connection sshd processes first (so the client's sessions drop), then the listener.
+    /// </summary>
+    public void Kill(SshHost host)
+    {
+        if (host.Sshd is not { } sshd) return;
+        foreach (var child in Children(sshd.Id)) Cutover.Platform.LibC.Kill(child, 9);
+        Cutover.Platform.LibC.Kill(sshd.Id, 9);
+        sshd.WaitForExit(5000);
+        sshd.Dispose();
+        host.Sshd = null;
+    }
+
+    /// <summary>Processes whose parent is <paramref name="pid"/>, from /proc.</summary>
+    public static IReadOnlyList<int> Children(int pid)
+    {
+        var children = new List<int>();
+        foreach (var dir in Directory.GetDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var candidate)) continue;
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                if (int.Parse(fields[1]) == pid) children.Add(candidate);
+            }
+            catch (IOException)
+            {
+            }
+        }
+        return children;
+    }
+
+    /// <summary>Processes (besides sshd's) whose command line mentions <paramref name="text"/>, e.g. a host's directory.</summary>
+    public static IReadOnlyList<int> ProcessesMentioning(string text)
+    {
+        var found = new List<int>();
+        foreach (var dir in Directory.GetDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid) || pid == Environment.ProcessId) continue;
+            try
+            {
+                var cmdline = File.ReadAllText(Path.Combine(dir, "cmdline")).Replace('\0', ' ');
+                if (cmdline.Contains(text, StringComparison.Ordinal) && !cmdline.StartsWith("/usr/sbin/sshd", StringComparison.Ordinal)
+                    && !cmdline.StartsWith("sshd", StringComparison.Ordinal)) found.Add(pid);
+            }
+            catch (IOException)
+            {
+            }
+        }
+        return found;
+    }
+
+    private static int FreePort(string address)
+    {
+        using var listener = new TcpListener(IPAddress.Parse(address), 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private static void Run(string file, params string[] args)
+    {
+        using var process = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardError = true, RedirectStandardOutput = true })!;
+        var error = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        if (process.ExitCode != 0) throw new InvalidOperationException($"{file} failed: {error}");
+    }
+
+    public void Dispose()
+    {
+        foreach (var host in Hosts) Kill(host);
+        _dir.Dispose();
+    }
+}
+
+/// <summary>The self-contained single-file cutover that fleet deploys install on the hosts; published once per test run.</summary>
+public sealed class PublishedCutover : IDisposable
+{
+    private readonly TempDir _dir = new("cutover-publish-");
+
+    public PublishedCutover()
+    {
+        var repo = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(repo, "Cutover.slnx"))) repo = Path.GetDirectoryName(repo) ?? throw new InvalidOperationException("Cutover.slnx not found above the tests");
+        var start = new ProcessStartInfo("dotnet", ["publish", Path.Combine(repo, "src", "Cutover", "Cutover.csproj"), "-c", "Release", "-r", "linux-x64",
+            "--self-contained", "-p:PublishSingleFile=true", "-o", _dir.Path, "-nologo", "-v", "q"])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(TimeSpan.FromMinutes(4))) throw new TimeoutException("dotnet publish took over 4 minutes");
+        if (process.ExitCode != 0 || !File.Exists(Binary))
+            throw new InvalidOperationException($"dotnet publish failed: {stdout.Result}{stderr.Result}");
+    }
+
+    public string Binary => _dir.Combine("cutover");
+
+    public void Dispose() => _dir.Dispose();
+}
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class FleetCollection : ICollectionFixture<SshFleet>, ICollectionFixture<PublishedCutover>
+{
+    public const string Name = "fleet";
+}
