@@ -26,7 +26,9 @@ public sealed class SwarmFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _engine = await DockerEngine.StartAsync();
-        await _engine.DockerAsync(["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+        // A port of its own for the swarm's control plane: 2377 may be taken by another swarm on this machine.
+        var control = HealthServer.FreePort();
+        await _engine.DockerAsync(["swarm", "init", "--advertise-addr", $"127.0.0.1:{control}", "--listen-addr", $"127.0.0.1:{control}"]);
         // No IPVS here, so no routing mesh or VIPs: tasks join a swarm-scoped bridge, and tests reach them at the
         // container's own address on it.
         await _engine.DockerAsync(["network", "create", "-d", "bridge", "--scope", "swarm", Network]);
