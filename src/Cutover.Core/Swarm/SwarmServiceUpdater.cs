@@ -20,7 +20,7 @@ public sealed class SwarmServiceUpdater(IDockerClient client, CutoverConfig conf
     {
         var live = await InspectAsync(client, Swarm.Service, cancellationToken);
         var spec = SwarmSpecBuilder.Build(config, image, release, live?.Spec, updateWith);
-        var before = live is null ? new HashSet<string>() : await TaskIdsAsync(live.ID, cancellationToken);
+        var before = live is null ? null : await SwarmUpdateWatcher.SnapshotAsync(client, live, cancellationToken);
         if (live is null)
         {
             var created = await client.Swarm.CreateServiceAsync(new ServiceCreateParameters { Service = spec }, cancellationToken);
@@ -35,22 +35,19 @@ public sealed class SwarmServiceUpdater(IDockerClient client, CutoverConfig conf
         }
 
         var watcher = new SwarmUpdateWatcher(client, progress, Swarm.EffectiveTaskDeadline);
-        var outcome = await watcher.WatchAsync(Swarm.Service, release, Swarm.Replicas, isUpdate: live is not null, before, cancellationToken);
+        var outcome = await watcher.WatchAsync(Swarm.Service, release, Swarm.Replicas, before, cancellationToken);
         if (outcome.Result != SwarmUpdateResult.Stuck || live is null || updateWith.FailureAction != "rollback") return outcome;
 
         progress.Warning($"{outcome.Describe(Swarm.Replicas)}; asking Swarm to roll back, as failure_action: rollback says");
         var now = await client.Swarm.InspectServiceAsync(Swarm.Service, cancellationToken);
-        var stuckTasks = await TaskIdsAsync(now.ID, cancellationToken);
+        var stuck = await SwarmUpdateWatcher.SnapshotAsync(client, now, cancellationToken);
         await client.Swarm.UpdateServiceAsync(now.ID, new ServiceUpdateParameters { Service = now.Spec!, Version = VersionOf(now), Rollback = "previous" }, cancellationToken);
         var previousRelease = live.Spec?.TaskTemplate?.ContainerSpec?.Labels?.TryGetValue(SwarmSpecBuilder.ReleaseLabel, out var r) == true ? r : "";
-        var rollback = await watcher.WatchAsync(Swarm.Service, previousRelease, Swarm.Replicas, isUpdate: true, stuckTasks, cancellationToken);
+        var rollback = await watcher.WatchAsync(Swarm.Service, previousRelease, Swarm.Replicas, stuck, cancellationToken);
         return rollback.BackOnPrevious
             ? outcome with { UpdateMessage = "Cutover had Swarm roll back", BackOnPrevious = true }
             : outcome with { UpdateMessage = $"the rollback Cutover asked for did not finish: {rollback.Describe(Swarm.Replicas)}" };
     }
-
-    private async Task<HashSet<string>> TaskIdsAsync(string serviceId, CancellationToken cancellationToken) =>
-        (await SwarmUpdateWatcher.ListTasksAsync(client, serviceId, cancellationToken)).Select(t => t.ID).ToHashSet();
 
     /// <summary>The spec version an update must name, so a concurrent change makes it fail instead of being lost.</summary>
     private static long VersionOf(SwarmService service) => (long)(service.Version?.Index ?? 0);

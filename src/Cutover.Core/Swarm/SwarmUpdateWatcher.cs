@@ -52,9 +52,11 @@ public sealed class SwarmUpdateWatcher(IDockerClient client, IDeployProgress pro
 
     /// <param name="release">The release whose tasks this update creates (their cutover.release label).</param>
     /// <param name="isUpdate">False for a service just created: Swarm keeps no UpdateStatus for those.</param>
-    /// <param name="before">The service's task ids just before the change was posted: only tasks created since show it has begun.</param>
-    public async Task<SwarmUpdateOutcome> WatchAsync(string service, string release, int replicas, bool isUpdate, IReadOnlySet<string> before, CancellationToken cancellationToken)
+    /// <param name="before">The service just before the change was posted (null for a creation): its task ids and update start.</param>
+    public async Task<SwarmUpdateOutcome> WatchAsync(string service, string release, int replicas, SwarmSnapshot? before, CancellationToken cancellationToken)
     {
+        var isUpdate = before is not null;
+        var terminalSince = (State: (string?)null, At: DateTimeOffset.MinValue);
         var shown = new Dictionary<long, (string Id, string State)>();
         var firstSeen = new Dictionary<string, DateTimeOffset>();
         string? lastUpdateState = null;
@@ -66,8 +68,11 @@ public sealed class SwarmUpdateWatcher(IDockerClient client, IDeployProgress pro
             var tasks = (await ListTasksAsync(client, inspected.ID, cancellationToken)).Select(SwarmTask.From).ToList();
             var now = DateTimeOffset.UtcNow;
             foreach (var t in tasks) firstSeen.TryAdd(t.Id, now);
-            // Old tasks of the same release (a rollback to it) are history, not a sign that this change has begun.
-            sawRelease |= tasks.Any(t => t.Release == release && !before.Contains(t.Id));
+            // The change has begun once Swarm started a new update (its start time moved) or made a task of the release;
+            // old tasks of the same release (a rollback to it) are history and show nothing.
+            sawRelease |= !isUpdate && tasks.Any(t => t.Release == release)
+                || isUpdate && (inspected.UpdateStatus?.StartedAt is { } startedAt && startedAt != before!.UpdateStartedAt
+                                || tasks.Any(t => t.Release == release && !before!.TaskIds.Contains(t.Id)));
 
             foreach (var slot in tasks.GroupBy(t => t.Slot).OrderBy(g => g.Key))
             {
@@ -86,10 +91,19 @@ public sealed class SwarmUpdateWatcher(IDockerClient client, IDeployProgress pro
                 lastUpdateState = state;
             }
 
-            // A status read before Swarm picked up this update describes the previous one: only trust it once a task
-            // of this change exists.
+            // A status read before Swarm picked up this change describes the previous one: trusted only once the
+            // change has begun (above).
             var current = tasks.Where(t => t.DesiredState == "running").ToList();
             var converged = current.Count(t => t.Release == release && t.IsRunning) >= replicas && current.All(t => t.Release == release);
+            // A safety net for whatever the checks above miss: a final state that holds for a whole deadline is final.
+            var settled = false;
+            if (state is "completed" or "rollback_completed" or "paused" or "rollback_paused")
+            {
+                if (terminalSince.State != state) terminalSince = (state, now);
+                else settled = now - terminalSince.At > taskDeadline;
+            }
+            else terminalSince = (null, now);
+            sawRelease |= settled;
             if (sawRelease)
             {
                 switch (state)
@@ -101,6 +115,9 @@ public sealed class SwarmUpdateWatcher(IDockerClient client, IDeployProgress pro
                         return new SwarmUpdateOutcome(SwarmUpdateResult.RolledBack, state, update!.Message, Culprits(tasks, release)) { BackOnPrevious = true };
                     case "paused" or "rollback_paused":
                         return new SwarmUpdateOutcome(SwarmUpdateResult.Paused, state, update!.Message, Culprits(tasks, release));
+                    case "completed" when settled:
+                        return new SwarmUpdateOutcome(SwarmUpdateResult.Paused, state,
+                            $"Swarm says the update completed, but not every slot runs release {release}", Culprits(tasks, release));
                 }
             }
 
@@ -121,9 +138,16 @@ public sealed class SwarmUpdateWatcher(IDockerClient client, IDeployProgress pro
             .GroupBy(t => t.Slot).Select(g => g.MaxBy(t => t.Created)!)
             .OrderBy(t => t.Slot).ToList();
 
+    /// <summary>What the service looked like just before a change was posted, to tell the change's effects from earlier ones.</summary>
+    public static async Task<SwarmSnapshot> SnapshotAsync(IDockerClient client, SwarmService service, CancellationToken cancellationToken) =>
+        new((await ListTasksAsync(client, service.ID, cancellationToken)).Select(t => t.ID).ToHashSet(), service.UpdateStatus?.StartedAt);
+
     public static async Task<IList<TaskResponse>> ListTasksAsync(IDockerClient client, string serviceId, CancellationToken cancellationToken) =>
         await client.Tasks.ListAsync(new TasksListParameters
         {
             Filters = new Dictionary<string, IDictionary<string, bool>> { ["service"] = new Dictionary<string, bool> { [serviceId] = true } },
         }, cancellationToken);
 }
+
+/// <summary>A service's task ids and update start time, taken just before Cutover posts a change.</summary>
+public sealed record SwarmSnapshot(IReadOnlySet<string> TaskIds, DateTime? UpdateStartedAt);

@@ -201,6 +201,15 @@ public class SwarmConfigTests
     }
 
     [Fact]
+    public void Networks_in_cutover_yml_replace_the_compose_files()
+    {
+        var swarm = ConfigLoader.Parse("app: a\nstrategy: swarm\nswarm: { service: a, image: a:1, networks: [front, back] }\n", File).Swarm!;
+        Assert.Equal(["front", "back"], swarm.Networks);
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse("app: a\nstrategy: swarm\nswarm: { service: a, image: a:1, networks: [\"a b\"] }\n", File));
+        Assert.Contains("'a b' is not a valid network name", Assert.Single(e.Errors).ToString());
+    }
+
+    [Fact]
     public void Rejects_what_swarm_would_refuse()
     {
         var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse("""

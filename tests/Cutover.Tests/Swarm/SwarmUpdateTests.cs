@@ -15,6 +15,9 @@ namespace Cutover.Tests.Swarm;
 [Collection(SwarmCollection.Name)]
 public class SwarmUpdateTests(SwarmFixture swarm, ITestOutputHelper output)
 {
+    /// <summary>A hang fails the test in 90 s instead of holding CI: every deploy here takes well under 30 s.</summary>
+    internal static CancellationToken Soon() => new CancellationTokenSource(TimeSpan.FromSeconds(90)).Token;
+
     private static DeployRequest Image(string image) => new("", null, TimeSpan.FromSeconds(10), "test") { Image = image };
 
     [Theory]
@@ -28,9 +31,9 @@ public class SwarmUpdateTests(SwarmFixture swarm, ITestOutputHelper output)
         var progress = new RecordingProgress(output);
         try
         {
-            var first = await new SwarmDeployer(config, progress).DeployAsync(Image("app:v1"), CancellationToken.None);
+            var first = await new SwarmDeployer(config, progress).DeployAsync(Image("app:v1"), Soon());
             Assert.True(first.Succeeded, first.Error);
-            var second = await new SwarmDeployer(config, progress).DeployAsync(Image("app:v2"), CancellationToken.None);
+            var second = await new SwarmDeployer(config, progress).DeployAsync(Image("app:v2"), Soon());
             Assert.True(second.Succeeded, second.Error);
 
             var tasks = await swarm.TasksAsync(service);
@@ -65,7 +68,7 @@ public class SwarmUpdateTests(SwarmFixture swarm, ITestOutputHelper output)
             // Progress showed each slot reaching running on the new image.
             foreach (var slot in new[] { 1, 2, 3 })
                 Assert.Contains(progress.Lines, l => l.StartsWith($"{slot}/3: running app:v2", StringComparison.Ordinal));
-            var status = await SwarmStatus.ReadAsync(config.Swarm!, CancellationToken.None);
+            var status = await SwarmStatus.ReadAsync(config.Swarm!, Soon());
             Assert.Equal(("app:v2", 3, 3, "completed"), (status.Image, status.Running, status.Desired, status.UpdateState));
         }
         finally
@@ -83,16 +86,16 @@ public class SwarmUpdateTests(SwarmFixture swarm, ITestOutputHelper output)
         var progress = new RecordingProgress(output);
         try
         {
-            var v1 = await new SwarmDeployer(config, progress).DeployAsync(Image("app:v1"), CancellationToken.None);
-            var v2 = await new SwarmDeployer(config, progress).DeployAsync(Image("app:v2"), CancellationToken.None);
+            var v1 = await new SwarmDeployer(config, progress).DeployAsync(Image("app:v1"), Soon());
+            var v2 = await new SwarmDeployer(config, progress).DeployAsync(Image("app:v2"), Soon());
             Assert.True(v1.Succeeded && v2.Succeeded, v1.Error ?? v2.Error);
 
-            var back = await new SwarmDeployer(config, progress).RollbackAsync(new RollbackRequest(null, TimeSpan.FromSeconds(10), "test"), CancellationToken.None);
+            var back = await new SwarmDeployer(config, progress).RollbackAsync(new RollbackRequest(null, TimeSpan.FromSeconds(10), "test"), Soon());
             Assert.Equal((v2.Release, v1.Release), (back.From, back.To));
             await AssertRunsAsync(service, "app:v1", 2);
             Assert.Equal(["hello from v1", "hello from v1"], await swarm.AnswersAsync(service));
 
-            var forward = await new SwarmDeployer(config, progress).RollbackAsync(new RollbackRequest(v2.Release, TimeSpan.FromSeconds(10), "test"), CancellationToken.None);
+            var forward = await new SwarmDeployer(config, progress).RollbackAsync(new RollbackRequest(v2.Release, TimeSpan.FromSeconds(10), "test"), Soon());
             Assert.Equal(v2.Release, forward.To);
             await AssertRunsAsync(service, "app:v2", 2);
             Assert.Equal(["hello from v2", "hello from v2"], await swarm.AnswersAsync(service));
@@ -115,7 +118,7 @@ public class SwarmUpdateTests(SwarmFixture swarm, ITestOutputHelper output)
         var progress = new RecordingProgress(output);
         try
         {
-            var v1 = await new SwarmDeployer(config, progress).DeployAsync(Image("app:v1"), CancellationToken.None);
+            var v1 = await new SwarmDeployer(config, progress).DeployAsync(Image("app:v1"), Soon());
             Assert.True(v1.Succeeded, v1.Error);
             using (var client = swarm.Client())
             {
@@ -125,7 +128,7 @@ public class SwarmUpdateTests(SwarmFixture swarm, ITestOutputHelper output)
                 await client.Swarm.UpdateServiceAsync(live.ID, new ServiceUpdateParameters { Service = live.Spec, Version = (long)live.Version.Index!.Value });
             }
             var v2 = await new SwarmDeployer(config with { Swarm = config.Swarm with { Update = config.Swarm.Update with { FailureAction = "pause" } } }, progress)
-                .DeployAsync(Image("app:v2"), CancellationToken.None);
+                .DeployAsync(Image("app:v2"), Soon());
             Assert.False(v2.Succeeded);
             Assert.Contains("never reached running", v2.Error);
             Assert.Contains("pending", v2.Error);
@@ -157,9 +160,9 @@ public class SwarmUpdateTests(SwarmFixture swarm, ITestOutputHelper output)
         var progress = new RecordingProgress(output);
         try
         {
-            var v1 = await new SwarmDeployer(config, progress).DeployAsync(Image("app:v1"), CancellationToken.None);
+            var v1 = await new SwarmDeployer(config, progress).DeployAsync(Image("app:v1"), Soon());
             Assert.True(v1.Succeeded, v1.Error);
-            var v2 = await new SwarmDeployer(config, progress).DeployAsync(Image("app:v2"), CancellationToken.None);
+            var v2 = await new SwarmDeployer(config, progress).DeployAsync(Image("app:v2"), Soon());
             Assert.Equal(DeployOutcome.RolledBack, v2.Outcome);
             Assert.Contains("never reached running", v2.Error);
             Assert.Contains("task 1/1 (app:v2) pending", v2.Error);
