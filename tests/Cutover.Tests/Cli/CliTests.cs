@@ -122,7 +122,10 @@ public class CliTests : IDisposable
     [Fact]
     public async Task A_second_deploy_fails_at_once_naming_the_holder_or_waits_with_lock_wait()
     {
-        AppFactory.WriteConfig(_dir.Path, _root, "hooks:\n  build: [\"sleep 3\"]\n");
+        // The first deploy holds the lock until the test lets it go (bounded: 60 s at most), so a slow machine
+        // cannot let it finish before the second deploy and the status have looked.
+        var go = _dir.Combine("go");
+        AppFactory.WriteConfig(_dir.Path, _root, $"hooks:\n  build: [\"i=0; while [ ! -e {go} ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\"]\n");
         var slow = CutoverCli.Start(_dir.Path, _ => { }, "deploy", _source);
         try
         {
@@ -139,7 +142,10 @@ public class CliTests : IDisposable
             var status = await Run("status", "--json");
             Assert.Equal(slow.Id, JsonDocument.Parse(status.Stdout).RootElement.GetProperty("locked_by").GetProperty("pid").GetInt32());
 
-            var waited = await Run("deploy", _source, "--lock-wait", "60s");
+            var waiting = Run("deploy", _source, "--lock-wait", "60s");
+            await Task.Delay(300);
+            File.WriteAllText(go, "");
+            var waited = await waiting;
             Assert.True(waited.ExitCode == 0, waited.All);
             Assert.True(slow.HasExited);
         }
