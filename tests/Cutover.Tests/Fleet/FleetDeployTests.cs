@@ -281,4 +281,29 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
         Assert.True(stdout.IndexOf("migrate: done", StringComparison.Ordinal) > fleet.Hosts.Max(h => stdout.IndexOf($"{h.Name} stage: done", StringComparison.Ordinal)));
         Assert.True(stdout.IndexOf("migrate: done", StringComparison.Ordinal) < fleet.Hosts.Min(h => stdout.IndexOf($"{h.Name} switch: done", StringComparison.Ordinal)));
     }
+
+    [Fact]
+    public async Task A_host_failing_after_its_switch_takes_the_already_switched_hosts_back_and_the_rest_never_switch()
+    {
+        var config = Config("""
+            hooks:
+              after_switch:
+                - test ! -e "$CUTOVER_ROOT/BAD"
+            """);
+        WriteSource("1");
+        var first = await Cli("deploy", Source, "-c", config);
+        Assert.True(first.ExitCode == 0, first.All);
+        var release1 = AgreedRelease();
+
+        // batch: 50% of three hosts = two at once: hosts 1 and 2 switch, host 2's after_switch hook fails.
+        File.WriteAllText(Path.Combine(RootOf(fleet.Hosts[1]), "BAD"), "");
+        WriteSource("2");
+        var second = await Cli("deploy", Source, "-c", config);
+        Assert.Equal(1, second.ExitCode);
+        Assert.Contains($"deploy failed while switching: {fleet.Hosts[1].Name}: after_switch hook failed", second.Stderr);
+        Assert.Equal(release1, AgreedRelease());
+        Assert.Matches($"{System.Text.RegularExpressions.Regex.Escape(fleet.Hosts[0].Name)} +rolled back to {release1}", second.Stdout);
+        Assert.Matches($"{System.Text.RegularExpressions.Regex.Escape(fleet.Hosts[2].Name)} +not switched, still on {release1}", second.Stdout);
+        foreach (var host in fleet.Hosts) Assert.Equal("1\n", File.ReadAllText(Path.Combine(RootOf(host), "current", "VERSION")));
+    }
 }
