@@ -137,7 +137,7 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
     }
 
     [Fact]
-    public async Task A_build_hook_failing_on_one_host_switches_no_host_and_removes_every_staged_release()
+    public async Task A_build_hook_failing_on_one_host_or_a_locked_host_switches_no_host_and_removes_every_staged_release()
     {
         var config = Config("""
             hooks:
@@ -158,8 +158,19 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
         Assert.Contains("no host was switched", second.Stderr);
         AssertCleanAfterFailure(release1);
 
-        // Every lock was released: the next deploy goes through on all hosts.
+        // A host whose root another deploy holds stops the whole fleet too, with exit code 3, naming the holder.
         File.Delete(Path.Combine(RootOf(failing), "FAIL"));
+        var busy = fleet.Hosts[2];
+        using (await Cutover.Locking.DeployLock.AcquireAsync(new Cutover.Releases.RootLayout(RootOf(busy)), TimeSpan.Zero, "cutover deploy (someone else)", CancellationToken.None))
+        {
+            var locked = await Cli("deploy", Source, "-c", config);
+            Assert.Equal(3, locked.ExitCode);
+            Assert.Contains($"{busy.Name}: another deploy or rollback holds the lock", locked.Stderr);
+            Assert.Contains("cutover deploy (someone else)", locked.Stderr);
+            AssertCleanAfterFailure(release1);
+        }
+
+        // Every lock was released: the next deploy goes through on all hosts.
         var third = await Cli("deploy", Source, "-c", config);
         Assert.True(third.ExitCode == 0, third.All);
         Assert.NotEqual(release1, AgreedRelease());
@@ -272,23 +283,27 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
     }
 
     [Fact]
-    public async Task A_host_locked_by_another_deploy_stops_the_whole_fleet_with_exit_3_naming_it()
+    public async Task A_host_failing_after_its_switch_takes_the_already_switched_hosts_back_and_the_rest_never_switch()
     {
-        var config = Config();
+        var config = Config("""
+            hooks:
+              after_switch:
+                - test ! -e "$CUTOVER_ROOT/BAD"
+            """);
         WriteSource("1");
         var first = await Cli("deploy", Source, "-c", config);
         Assert.True(first.ExitCode == 0, first.All);
         var release1 = AgreedRelease();
 
-        var busy = fleet.Hosts[2];
-        using (await Cutover.Locking.DeployLock.AcquireAsync(new Cutover.Releases.RootLayout(RootOf(busy)), TimeSpan.Zero, "cutover deploy (someone else)", CancellationToken.None))
-        {
-            WriteSource("2");
-            var second = await Cli("deploy", Source, "-c", config);
-            Assert.Equal(3, second.ExitCode);
-            Assert.Contains($"{busy.Name}: another deploy or rollback holds the lock", second.Stderr);
-            Assert.Contains("cutover deploy (someone else)", second.Stderr);
-            AssertCleanAfterFailure(release1);
-        }
+        // batch: 50% of three hosts = two at once: hosts 1 and 2 switch, host 2's after_switch hook fails.
+        File.WriteAllText(Path.Combine(RootOf(fleet.Hosts[1]), "BAD"), "");
+        WriteSource("2");
+        var second = await Cli("deploy", Source, "-c", config);
+        Assert.Equal(1, second.ExitCode);
+        Assert.Contains($"deploy failed while switching: {fleet.Hosts[1].Name}: after_switch hook failed", second.Stderr);
+        Assert.Equal(release1, AgreedRelease());
+        Assert.Matches($"{System.Text.RegularExpressions.Regex.Escape(fleet.Hosts[0].Name)} +rolled back to {release1}", second.Stdout);
+        Assert.Matches($"{System.Text.RegularExpressions.Regex.Escape(fleet.Hosts[2].Name)} +not switched, still on {release1}", second.Stdout);
+        foreach (var host in fleet.Hosts) Assert.Equal("1\n", File.ReadAllText(Path.Combine(RootOf(host), "current", "VERSION")));
     }
 }
