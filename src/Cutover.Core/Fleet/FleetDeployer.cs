@@ -97,14 +97,36 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
             if (runs.Any(r => r.Release != release))
                 progress.Warning($"the hosts named the release differently ({string.Join(", ", runs.Select(r => $"{r.Host.Name}: {r.Release}"))}); their release histories differ");
 
-            // 3. Once for the whole fleet, never per host.
+            // 3. Once for the whole fleet, never per host: on the first host, where the database is reachable.
             if (migrations is not null)
             {
-                var applied = await phases.RunAsync("migrate",
-                    () => migrations.RunAsync($"{Environment.UserName}@{Environment.MachineName} (fleet release {release})", line => progress.Output("migrate", line), cancellationToken),
-                    r => r.Applied.Count == 0 ? "nothing pending" : $"applied {string.Join(", ", r.Applied)}");
-                if (applied.Error is not null)
-                    return await AbortAllAsync(runs, $"migration failed: {applied.Error}; no host was switched", clock);
+                var first = runs[0];
+                string? failure = null;
+                try
+                {
+                    await phases.RunAsync("migrate", async () =>
+                    {
+                        var reply = await RequestAsync(first, new
+                        {
+                            op = "migrate",
+                            migrations = migrations.Files().Select(f => new { name = f.Name, content = Convert.ToBase64String(File.ReadAllBytes(f.Path)) }).ToList(),
+                            lock_timeout_ms = migrations.Config.LockTimeout.TotalMilliseconds,
+                            statement_timeout_ms = migrations.Config.StatementTimeout.TotalMilliseconds,
+                            lock_retries = migrations.Config.LockRetries,
+                            database_url_env = migrations.Config.DatabaseUrlEnv,
+                            // The host's own variable wins; this one serves a deployer that holds the URL (CI).
+                            database_url = environment(migrations.Config.DatabaseUrlEnv),
+                            applied_by = $"{first.Host.Name} (fleet release {release}, deployed by {Environment.UserName}@{Environment.MachineName})",
+                        }, cancellationToken);
+                        return reply.Applied is { Count: > 0 } applied ? $"on {first.Host.Name}: applied {string.Join(", ", applied)}" : $"on {first.Host.Name}: nothing pending";
+                    }, d => d);
+                }
+                catch (DeployException e)
+                {
+                    failure = e is HostException h ? h.Reason : e.Message;
+                }
+                if (failure is not null)
+                    return await AbortAllAsync(runs, $"migration failed on {first.Host.Name}: {failure}; no host was switched", clock);
             }
             if (config.Hooks.BeforeSwitch.Count > 0)
             {

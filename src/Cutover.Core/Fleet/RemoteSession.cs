@@ -19,7 +19,11 @@ public sealed class RemoteSession(ReleaseDeployer deployer, RootLayout layout, T
     private bool _switched;
 
     public sealed record Request(string Op, string? UploadDir = null, string? Revision = null, string? Command = null, string? Reason = null, DateTimeOffset? Started = null,
-        double? LockWaitSeconds = null);
+        double? LockWaitSeconds = null, IReadOnlyList<MigrationPayload>? Migrations = null, double? LockTimeoutMs = null, double? StatementTimeoutMs = null,
+        int? LockRetries = null, string? DatabaseUrlEnv = null, string? DatabaseUrl = null, string? AppliedBy = null);
+
+    /// <summary>One migration file as the deployer sends it to the fleet's first host: its name and its bytes (base64).</summary>
+    public sealed record MigrationPayload(string Name, string Content);
 
     /// <summary>Serves requests until close, abort or EOF. <paramref name="hangup"/> is SIGHUP/SIGTERM.</summary>
     public async Task RunAsync(CancellationToken hangup)
@@ -88,6 +92,10 @@ public sealed class RemoteSession(ReleaseDeployer deployer, RootLayout layout, T
                     await PrepareAsync(request, cancellationToken);
                     Reply(new { @event = "result", ok = true, release = _prepared!.Id.Value, previous = _prepared.Previous?.Value });
                     return true;
+                case "migrate":
+                    var migrated = await MigrateAsync(request, cancellationToken);
+                    Reply(new { @event = "result", ok = migrated.Error is null, error = migrated.Error, applied = migrated.Applied });
+                    return true;
                 case "before_switch":
                     await deployer.BeforeSwitchAsync(Prepared, cancellationToken);
                     Reply(new { @event = "result", ok = true });
@@ -127,6 +135,28 @@ public sealed class RemoteSession(ReleaseDeployer deployer, RootLayout layout, T
     }
 
     private PreparedRelease Prepared => _prepared ?? throw new DeployException("nothing is prepared in this session");
+
+    /// <summary>
+    /// The fleet's migrations, run here on the first host (where the database is reachable, as Capistrano's
+    /// primary db server). The database URL comes from this host's environment, or else from the deployer's.
+    /// </summary>
+    private async Task<Migrations.MigrationRunResult> MigrateAsync(Request request, CancellationToken cancellationToken)
+    {
+        var envName = request.DatabaseUrlEnv ?? "DATABASE_URL";
+        var url = Environment.GetEnvironmentVariable(envName) is { Length: > 0 } own ? own : request.DatabaseUrl;
+        if (string.IsNullOrWhiteSpace(url))
+            throw new DeployException($"{envName} is set neither on this host nor where `cutover deploy` runs; migrations.database_url_env names the variable");
+        var files = (request.Migrations ?? []).Select(m => Migrations.MigrationFile.FromBytes(m.Name, m.Name, Convert.FromBase64String(m.Content))).ToList();
+        var options = new Migrations.MigrationRunOptions
+        {
+            LockTimeout = TimeSpan.FromMilliseconds(request.LockTimeoutMs ?? 5000),
+            StatementTimeout = TimeSpan.FromMilliseconds(request.StatementTimeoutMs ?? 0),
+            LockRetries = request.LockRetries ?? 5,
+            AppliedBy = request.AppliedBy ?? $"{Environment.UserName}@{Environment.MachineName}",
+        };
+        return await new Migrations.MigrationRunner(Migrations.DatabaseUrl.ToConnectionString(url), options, line => output.Output("migrate", line))
+            .RunAsync(files, cancellationToken);
+    }
 
     private async Task PrepareAsync(Request request, CancellationToken cancellationToken)
     {

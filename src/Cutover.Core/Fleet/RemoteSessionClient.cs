@@ -30,7 +30,8 @@ public sealed class RemoteSessionClient : IAsyncDisposable
         _output = new StreamReader(command.OutputStream, Encoding.UTF8);
     }
 
-    public sealed record Reply(bool Ok, string? Error, string? Release, string? Previous, bool Locked = false, IReadOnlyList<string>? Hashes = null);
+    public sealed record Reply(bool Ok, string? Error, string? Release, string? Previous, bool Locked = false, IReadOnlyList<string>? Hashes = null,
+        IReadOnlyList<string>? Applied = null);
 
     /// <summary>True once the remote process has exited or the connection is gone.</summary>
     public bool Ended => _running.IsCompleted;

@@ -6,11 +6,11 @@ namespace Cutover.Migrations;
 /// <summary>One migration: NNNN_name.sql. The checksum is of its bytes, so any edit after it was applied shows.</summary>
 public sealed record MigrationFile(string Name, string Path, string Text, string Checksum)
 {
-    public static MigrationFile Read(string path)
-    {
-        var bytes = File.ReadAllBytes(path);
-        return new MigrationFile(System.IO.Path.GetFileName(path), path, System.Text.Encoding.UTF8.GetString(bytes), Convert.ToHexStringLower(SHA256.HashData(bytes)));
-    }
+    public static MigrationFile Read(string path) => FromBytes(System.IO.Path.GetFileName(path), path, File.ReadAllBytes(path));
+
+    /// <summary>A migration sent from elsewhere (a fleet's first host gets them from the deployer): the same bytes, the same checksum.</summary>
+    public static MigrationFile FromBytes(string name, string path, byte[] bytes) =>
+        new(name, path, System.Text.Encoding.UTF8.GetString(bytes), Convert.ToHexStringLower(SHA256.HashData(bytes)));
 }
 
 /// <summary>The migrations directory: every NNNN_name.sql in it, in name order.</summary>

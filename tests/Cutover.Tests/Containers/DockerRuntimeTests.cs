@@ -235,6 +235,7 @@ public sealed class DockerRuntimeTests(DockerFixture docker, ITestOutputHelper o
         finally
         {
             StopAgent(home, 15);
+            OwnedProcesses.KillByEnvironment("CUTOVER_HOME", home);
         }
     }
 

@@ -257,7 +257,7 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
     }
 
     [Fact]
-    public async Task Migrations_run_once_for_the_fleet_after_every_host_prepared_never_per_host()
+    public async Task Migrations_run_once_for_the_fleet_from_the_first_host_after_every_host_prepared_never_per_host()
     {
         await using var pg = await PostgresServer.StartAsync();
         var db = await pg.CreateDatabaseAsync();
@@ -275,7 +275,10 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
         AgreedRelease();
         Assert.Single(deploy.Stdout.Split('\n'), l => l.StartsWith("migrate: done", StringComparison.Ordinal));
         Assert.Equal(1L, await PostgresServer.ScalarAsync<long>(db, "SELECT count(*) FROM cutover_migrations"));
-        Assert.Contains("fleet release", await PostgresServer.ScalarAsync<string>(db, "SELECT applied_by FROM cutover_migrations"));
+        var appliedBy = await PostgresServer.ScalarAsync<string>(db, "SELECT applied_by FROM cutover_migrations");
+        Assert.Contains("fleet release", appliedBy);
+        Assert.StartsWith(fleet.Hosts[0].Name, appliedBy.Split('@')[^1]); // run by the first host's session, not locally
+        Assert.Contains($"{fleet.Hosts[0].Name}: applied 0001_users.sql", deploy.Stdout);
         // Before the switch: every host had staged its release when the migration ran.
         var stdout = deploy.Stdout;
         Assert.True(stdout.IndexOf("migrate: done", StringComparison.Ordinal) > fleet.Hosts.Max(h => stdout.IndexOf($"{h.Name} stage: done", StringComparison.Ordinal)));

@@ -21,6 +21,7 @@ public class AgentTests(ITestOutputHelper output) : IDisposable
     {
         StopAgent(signal: 15); // drains and stops every app, the warm blue-green set included
         StopAgent(signal: 9);
+        OwnedProcesses.KillByEnvironment("CUTOVER_HOME", Home);
         _dir.Dispose();
     }
 

@@ -92,7 +92,7 @@ public sealed class SwarmFixture : IAsyncLifetime
         return await Cutover.Swarm.SwarmUpdateWatcher.ListTasksAsync(client, svc.ID, CancellationToken.None);
     }
 
-    /// <summary>What each running task of the service answers on / (the image says "hello from VERSION").</summary>
+    /// <summary>What each running task of the service answers on / (the image says "hello from VERSION (container)"): the version part.</summary>
     public async Task<IReadOnlyList<string>> AnswersAsync(string service)
     {
         using var client = Client();
@@ -102,7 +102,7 @@ public sealed class SwarmFixture : IAsyncLifetime
         {
             var container = await client.Containers.InspectContainerAsync(task.Status!.ContainerStatus!.ContainerID!);
             var address = container.NetworkSettings!.Networks![Network].IPAddress;
-            answers.Add((await http.GetStringAsync($"http://{address}:3000/")).Trim());
+            answers.Add((await http.GetStringAsync($"http://{address}:3000/")).Trim().Replace(" (container)", "", StringComparison.Ordinal));
         }
         return answers;
     }
