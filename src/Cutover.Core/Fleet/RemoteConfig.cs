@@ -6,7 +6,7 @@ namespace Cutover.Fleet;
 
 /// <summary>
 /// The cutover.yml a fleet host runs with: the same file, without hosts, ssh and fleet (the host deploys to
-/// itself), without migrations (they run once, from the deployer, never per host), with the host's own root and
+/// itself), without migrations (they run once per deploy, sent to the first host's session, never per host), with the host's own root and
 /// proxy listen address. Kept at ~/.cutover/apps/&lt;app&gt;/cutover.yml on the host.
 /// </summary>
 public static class RemoteConfig

@@ -75,9 +75,11 @@ public sealed class RemoteSessionClient : IAsyncDisposable
                 case "info": _progress.Info(Get("message")); break;
                 case "warning": _progress.Warning(Get("message")); break;
                 case "result":
+                    List<string>? Strings(string name) =>
+                        e.TryGetProperty(name, out var list) && list.ValueKind == JsonValueKind.Array ? list.EnumerateArray().Select(h => h.GetString()!).ToList() : null;
                     return new Reply(e.TryGetProperty("ok", out var ok) && ok.ValueKind == JsonValueKind.True, Maybe("error"), Maybe("release"), Maybe("previous"),
                         e.TryGetProperty("locked", out var locked) && locked.ValueKind == JsonValueKind.True,
-                        e.TryGetProperty("hashes", out var hashes) && hashes.ValueKind == JsonValueKind.Array ? hashes.EnumerateArray().Select(h => h.GetString()!).ToList() : null);
+                        Strings("hashes"), Strings("applied"));
             }
         }
     }
