@@ -10,6 +10,17 @@ public enum DeployOutcome
     RolledBack,
 }
 
+public static class DeployOutcomeWords
+{
+    /// <summary>The word history.jsonl and --json use: success, failed, rolled_back.</summary>
+    public static string Word(this DeployOutcome outcome) => outcome switch
+    {
+        DeployOutcome.Success => "success",
+        DeployOutcome.Failed => "failed",
+        _ => "rolled_back",
+    };
+}
+
 public sealed record DeployRequest(string Source, string? Revision, TimeSpan LockWait, string CommandLine)
 {
     /// <summary>`--image`: the container image to deploy (runtime: docker, strategy: swarm) instead of the configured one.</summary>

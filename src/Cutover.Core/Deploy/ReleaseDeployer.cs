@@ -29,6 +29,7 @@ public sealed class ReleaseDeployer
     private readonly ReleaseStore _store;
     private readonly CurrentLink _current;
     private readonly HistoryLog _history;
+    private readonly ReleaseBookkeeping _bookkeeping;
     private readonly HookRunner _hooks = new();
     private readonly ILogger _logger;
 
@@ -51,6 +52,7 @@ public sealed class ReleaseDeployer
         _store = new ReleaseStore(_layout);
         _current = new CurrentLink(_layout);
         _history = new HistoryLog(_layout);
+        _bookkeeping = new ReleaseBookkeeping(_layout, _store, _current, _history, progress, _logger);
     }
 
     public async Task<DeployResult> DeployAsync(DeployRequest request, CancellationToken cancellationToken)
@@ -93,7 +95,7 @@ public sealed class ReleaseDeployer
         var held = await DeployLock.AcquireAsync(_layout, lockWait, commandLine, cancellationToken);
         try
         {
-            Recover();
+            _bookkeeping.Recover();
             var previous = _current.Read();
             var id = ReleaseId.Next(started, _store.AllIds());
             var releaseDir = _layout.ReleaseDir(id);
@@ -165,7 +167,7 @@ public sealed class ReleaseDeployer
     {
         prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Failed, error);
         if (removeRelease) _store.Remove(prepared.Id);
-        return Finish(prepared.Started, prepared.Id, prepared.Revision, prepared.Previous, DeployOutcome.Failed, error, [], prepared.Clock);
+        return _bookkeeping.Finish(prepared.Started, prepared.Id, prepared.Revision, prepared.Previous, DeployOutcome.Failed, error, [], prepared.Clock);
     }
 
     /// <summary>The switch (or the instances' move), the checks after it, and going back when they fail; then prune.</summary>
@@ -181,13 +183,13 @@ public sealed class ReleaseDeployer
             if (failure is not null)
             {
                 prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Failed, failure);
-                return Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.RolledBack, failure, [], clock);
+                return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.RolledBack, failure, [], clock);
             }
             prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Switched);
             clock.Run("switch", () => _current.SwitchTo(id), previous is null ? $"current -> {id}" : $"current: {previous} -> {id}");
             prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Active);
-            var prunedReleases = clock.Run("prune", Prune, p => p.Count == 0 ? "nothing to remove" : $"removed {string.Join(", ", p)}");
-            return Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.Success, null, prunedReleases, clock);
+            var prunedReleases = clock.Run("prune", () => _bookkeeping.Prune(_config.KeepReleases), p => p.Count == 0 ? "nothing to remove" : $"removed {string.Join(", ", p)}");
+            return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.Success, null, prunedReleases, clock);
         }
 
         prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Switched);
@@ -201,12 +203,12 @@ public sealed class ReleaseDeployer
             var message = previous is null
                 ? $"{problem}; there was no earlier release, so 'current' was removed"
                 : $"{problem}; switched back to {previous}";
-            return Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.RolledBack, message, [], clock);
+            return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.RolledBack, message, [], clock);
         }
 
         prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Active);
-        var pruned = clock.Run("prune", Prune, p => p.Count == 0 ? "nothing to remove" : $"removed {string.Join(", ", p)}");
-        return Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.Success, null, pruned, clock);
+        var pruned = clock.Run("prune", () => _bookkeeping.Prune(_config.KeepReleases), p => p.Count == 0 ? "nothing to remove" : $"removed {string.Join(", ", p)}");
+        return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.Success, null, pruned, clock);
     }
 
     /// <summary>
@@ -244,7 +246,7 @@ public sealed class ReleaseDeployer
         if (!_store.Exists)
             throw new DeployException($"nothing has been deployed to {_layout.Root} yet");
         using var held = await DeployLock.AcquireAsync(_layout, request.LockWait, request.CommandLine, cancellationToken);
-        Recover();
+        _bookkeeping.Recover();
 
         var from = _current.Read() ?? throw new DeployException($"{_layout.Current} does not point at a release; nothing to roll back from");
         var releases = _store.List();
@@ -382,49 +384,12 @@ public sealed class ReleaseDeployer
             commands.Count == 1 ? "1 command" : $"{commands.Count} commands");
     }
 
-    private IReadOnlyList<string> Prune()
-    {
-        var releases = _store.List();
-        var selection = ReleasePlanner.PruneSelection(releases, _current.Read(), _config.KeepReleases);
-        _logger.LogDebug("prune: {Count} releases ({Statuses}), keep_releases {Keep}, removing [{Selection}]",
-            releases.Count, string.Join(", ", releases.Select(r => $"{r.Id}={Status(r.Status)}")), _config.KeepReleases, string.Join(", ", selection));
-        foreach (var id in selection) _store.Remove(id);
-        return selection.Select(id => id.Value).ToList();
-    }
-
     /// <summary>Unchanged files are hard-linked from the live release, or the newest complete one.</summary>
     private string? LinkBase(ReleaseId? previous)
     {
         if (previous is not null && Directory.Exists(_layout.ReleaseDir(previous))) return _layout.ReleaseDir(previous);
         var newest = _store.List().Where(r => r.IsComplete).MaxBy(r => r.ReleaseId);
         return newest is null ? null : _layout.ReleaseDir(newest.ReleaseId);
-    }
-
-    private void Recover()
-    {
-        _logger.LogDebug("holding the lock on {Root}; recovering from any interrupted deploy", _layout.Root);
-        _current.RemoveLeftovers();
-        foreach (var id in _store.RecoverInterrupted())
-            _progress.Warning($"release {id} was left unfinished by an interrupted deploy; marked failed");
-    }
-
-    private DeployResult Finish(DateTimeOffset started, ReleaseId id, string? revision, ReleaseId? previous,
-        DeployOutcome outcome, string? error, IReadOnlyList<string> pruned, PhaseClock clock)
-    {
-        _history.Append(new HistoryEntry
-        {
-            Action = "deploy",
-            Release = id.Value,
-            Revision = revision,
-            From = previous?.Value,
-            User = Environment.UserName,
-            Started = started,
-            Finished = DateTimeOffset.UtcNow,
-            Outcome = outcome switch { DeployOutcome.Success => "success", DeployOutcome.Failed => "failed", _ => "rolled_back" },
-            Error = error,
-            PhaseSeconds = clock.Seconds,
-        });
-        return new DeployResult(outcome, id.Value, revision, previous?.Value, error, pruned, clock.Seconds);
     }
 
     internal static string Status(ReleaseStatus status) => status switch

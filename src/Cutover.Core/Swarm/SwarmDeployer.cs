@@ -25,6 +25,7 @@ public sealed class SwarmDeployer
     private readonly ReleaseStore _store;
     private readonly CurrentLink _current;
     private readonly HistoryLog _history;
+    private readonly ReleaseBookkeeping _bookkeeping;
 
     public SwarmDeployer(CutoverConfig config, IDeployProgress progress)
     {
@@ -35,6 +36,7 @@ public sealed class SwarmDeployer
         _store = new ReleaseStore(_layout);
         _current = new CurrentLink(_layout);
         _history = new HistoryLog(_layout);
+        _bookkeeping = new ReleaseBookkeeping(_layout, _store, _current, _history, progress);
     }
 
     public async Task<DeployResult> DeployAsync(DeployRequest request, CancellationToken cancellationToken)
@@ -45,7 +47,7 @@ public sealed class SwarmDeployer
         _store.EnsureLayout();
         _current.EnsureSwitchable();
         using var held = await DeployLock.AcquireAsync(_layout, request.LockWait, request.CommandLine, cancellationToken);
-        Recover();
+        _bookkeeping.Recover();
 
         var previous = _current.Read();
         var id = ReleaseId.Next(started, _store.AllIds());
@@ -89,13 +91,13 @@ public sealed class SwarmDeployer
             _store.SetStatus(record, ReleaseStatus.Failed, failure);
             // Swarm's rollback (or a pause) leaves the service on, or partly on, the previous release, which stays current.
             var outcomeKind = outcome?.BackOnPrevious == true ? DeployOutcome.RolledBack : DeployOutcome.Failed;
-            return Finish(started, id, request.Revision, previous, outcomeKind, failure, [], clock);
+            return _bookkeeping.Finish(started, id, request.Revision, previous, outcomeKind, failure, [], clock);
         }
         record = _store.SetStatus(record, ReleaseStatus.Switched);
         _current.SwitchTo(id);
         _store.SetStatus(record, ReleaseStatus.Active);
-        var pruned = clock.Run("prune", Prune, p => p.Count == 0 ? "nothing to remove" : $"removed {string.Join(", ", p)}");
-        return Finish(started, id, request.Revision, previous, DeployOutcome.Success, null, pruned, clock);
+        var pruned = clock.Run("prune", () => _bookkeeping.Prune(_config.KeepReleases), p => p.Count == 0 ? "nothing to remove" : $"removed {string.Join(", ", p)}");
+        return _bookkeeping.Finish(started, id, request.Revision, previous, DeployOutcome.Success, null, pruned, clock);
     }
 
     /// <summary>
@@ -107,7 +109,7 @@ public sealed class SwarmDeployer
         var started = DateTimeOffset.UtcNow;
         if (!_store.Exists) throw new DeployException($"nothing has been deployed to {_layout.Root} yet");
         using var held = await DeployLock.AcquireAsync(_layout, request.LockWait, request.CommandLine, cancellationToken);
-        Recover();
+        _bookkeeping.Recover();
 
         var from = _current.Read() ?? throw new DeployException($"no release of {_swarm.Service} is recorded as current; nothing to roll back from");
         var releases = _store.List();
@@ -171,38 +173,5 @@ public sealed class SwarmDeployer
         if (!record.IsComplete)
             throw new DeployException($"release {id} is {ReleaseDeployer.Status(record.Status)} and cannot be rolled back to: {record.Failure}");
         return record;
-    }
-
-    private void Recover()
-    {
-        _current.RemoveLeftovers();
-        foreach (var id in _store.RecoverInterrupted())
-            _progress.Warning($"release {id} was left unfinished by an interrupted deploy; marked failed");
-    }
-
-    private IReadOnlyList<string> Prune()
-    {
-        var selection = ReleasePlanner.PruneSelection(_store.List(), _current.Read(), _config.KeepReleases);
-        foreach (var id in selection) _store.Remove(id);
-        return selection.Select(id => id.Value).ToList();
-    }
-
-    private DeployResult Finish(DateTimeOffset started, ReleaseId id, string? revision, ReleaseId? previous,
-        DeployOutcome outcome, string? error, IReadOnlyList<string> pruned, PhaseClock clock)
-    {
-        _history.Append(new HistoryEntry
-        {
-            Action = "deploy",
-            Release = id.Value,
-            Revision = revision,
-            From = previous?.Value,
-            User = Environment.UserName,
-            Started = started,
-            Finished = DateTimeOffset.UtcNow,
-            Outcome = outcome switch { DeployOutcome.Success => "success", DeployOutcome.Failed => "failed", _ => "rolled_back" },
-            Error = error,
-            PhaseSeconds = clock.Seconds,
-        });
-        return new DeployResult(outcome, id.Value, revision, previous?.Value, error, pruned, clock.Seconds);
     }
 }

@@ -88,7 +88,7 @@ public static class DeployCommand
                 @event = "result",
                 command = "deploy",
                 app = config.App,
-                outcome = result.Outcome switch { DeployOutcome.Success => "success", DeployOutcome.Failed => "failed", _ => "rolled_back" },
+                outcome = result.Outcome.Word(),
                 release = result.Release,
                 revision = result.Revision,
                 previous = result.Previous,

@@ -29,7 +29,7 @@ public static class FleetCommands
                 @event = "result",
                 command = "deploy",
                 app = config.App,
-                outcome = result.Outcome switch { DeployOutcome.Success => "success", DeployOutcome.Failed => "failed", _ => "rolled_back" },
+                outcome = result.Outcome.Word(),
                 release = result.Release,
                 error = result.Error,
                 hosts = result.Hosts.Select(h => new { host = h.Host, outcome = h.Outcome, release = h.Release, previous = h.Previous, error = h.Error }),

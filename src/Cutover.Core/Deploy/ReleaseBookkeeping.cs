@@ -1,0 +1,56 @@
+using Cutover.History;
+using Cutover.Progress;
+using Cutover.Releases;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Cutover.Deploy;
+
+/// <summary>
+/// What every deployer of releases does around its own activation (the `current` switch, the agent, Swarm):
+/// recover what an interrupted deploy left, prune to keep_releases, and write the history line of a deploy.
+/// </summary>
+public sealed class ReleaseBookkeeping(RootLayout layout, ReleaseStore store, CurrentLink current, HistoryLog history, IDeployProgress progress, ILogger? logger = null)
+{
+    private readonly ILogger _logger = logger ?? NullLogger.Instance;
+
+    /// <summary>Under the lock: leftover temp links go, and releases an interrupted deploy left in staging are marked failed.</summary>
+    public void Recover()
+    {
+        _logger.LogDebug("holding the lock on {Root}; recovering from any interrupted deploy", layout.Root);
+        current.RemoveLeftovers();
+        foreach (var id in store.RecoverInterrupted())
+            progress.Warning($"release {id} was left unfinished by an interrupted deploy; marked failed");
+    }
+
+    /// <summary>Removes what keep_releases lets go (failed releases never count); returns the ids removed.</summary>
+    public IReadOnlyList<string> Prune(int keepReleases)
+    {
+        var releases = store.List();
+        var selection = ReleasePlanner.PruneSelection(releases, current.Read(), keepReleases);
+        _logger.LogDebug("prune: {Count} releases ({Statuses}), keep_releases {Keep}, removing [{Selection}]",
+            releases.Count, string.Join(", ", releases.Select(r => $"{r.Id}={ReleaseDeployer.Status(r.Status)}")), keepReleases, string.Join(", ", selection));
+        foreach (var id in selection) store.Remove(id);
+        return selection.Select(id => id.Value).ToList();
+    }
+
+    /// <summary>The history line of a deploy, and the result the command renders.</summary>
+    public DeployResult Finish(DateTimeOffset started, ReleaseId id, string? revision, ReleaseId? previous,
+        DeployOutcome outcome, string? error, IReadOnlyList<string> pruned, PhaseClock clock)
+    {
+        history.Append(new HistoryEntry
+        {
+            Action = "deploy",
+            Release = id.Value,
+            Revision = revision,
+            From = previous?.Value,
+            User = Environment.UserName,
+            Started = started,
+            Finished = DateTimeOffset.UtcNow,
+            Outcome = outcome.Word(),
+            Error = error,
+            PhaseSeconds = clock.Seconds,
+        });
+        return new DeployResult(outcome, id.Value, revision, previous?.Value, error, pruned, clock.Seconds);
+    }
+}
