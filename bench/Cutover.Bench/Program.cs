@@ -12,6 +12,11 @@ if (args is ["switch"])
     Console.WriteLine(await SwitchBenchmark.RunAsync(Directory.GetCurrentDirectory()));
     return 0;
 }
+if (args is ["proxy-serve"])
+{
+    await ProxyBenchmark.ServeAsync();
+    return 0;
+}
 if (args is ["proxy"])
 {
     Console.WriteLine(await ProxyBenchmark.RunAsync(Directory.GetCurrentDirectory()));

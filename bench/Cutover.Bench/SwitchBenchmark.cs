@@ -23,14 +23,16 @@ public static class SwitchBenchmark
         var sb = new StringBuilder();
         sb.AppendLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z on {Environment.ProcessorCount} cores; examples/node-app at 2 instances; 16 keep-alive clients without pause; {switches} deploys and {switches} rollbacks per router, alternating.");
         sb.AppendLine();
-        sb.AppendLine("| router | deploy: command to 100% new (median / max) | rollback: command to 100% new (median / max) | requests | failed |");
-        sb.AppendLine("|---|---|---|---|---|");
+        sb.AppendLine("| router | deploy: command to 100% new (median / max) | rollback: command to 100% new (median / max) | rollback: command to switch done (median / max) | requests | failed |");
+        sb.AppendLine("|---|---|---|---|---|---|");
         foreach (var (name, r) in new[] { ("builtin (Cutover's proxy)", builtin), ("nginx (upstream file + reload)", viaNginx) })
-            sb.AppendLine($"| {name} | {Measure.Median(r.Deploy):0.0} / {r.Deploy.Max():0.0} ms | {Measure.Median(r.Rollback):0.0} / {r.Rollback.Max():0.0} ms | {r.Requests} | {r.Failed} |");
+            sb.AppendLine($"| {name} | {Measure.Median(r.Deploy):0.0} / {r.Deploy.Max():0.0} ms | {Measure.Median(r.Rollback):0.00} / {r.Rollback.Max():0.00} ms | {Measure.Median(r.RollbackCall):0.00} / {r.RollbackCall.Max():0.00} ms | {r.Requests} | {r.Failed} |");
+        sb.AppendLine();
+        sb.AppendLine("\"Command to 100% new\" is the end of the last request that started after the command and was still answered by the old set (0 when none was). \"Command to switch done\" is how long the rollback call took to return: the pool swap, or the upstream file, `nginx -t` and the reload.");
         return sb.ToString();
     }
 
-    private sealed record Result(List<double> Deploy, List<double> Rollback, long Requests, long Failed);
+    private sealed record Result(List<double> Deploy, List<double> Rollback, List<double> RollbackCall, long Requests, long Failed);
 
     private static async Task<Result> MeasureAsync(string repo, bool nginx, int switches)
     {
@@ -105,6 +107,7 @@ public static class SwitchBenchmark
             await Task.Delay(1000);
 
             var commands = new List<(double Ms, string Version, bool Rollback)>();
+            var rollbackCalls = new List<double>();
             for (var i = 1; i <= switches; i++)
             {
                 var version = i.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -112,8 +115,10 @@ public static class SwitchBenchmark
                 if (await bg.RunAsync($"r{i}", Release(version), CancellationToken.None) is { } e1) throw new InvalidOperationException(e1);
                 await Task.Delay(1500);
                 var warm = app.Warm!;
-                commands.Add((clock.Elapsed.TotalMilliseconds, warm.ReleaseId[1..], true));
+                var rollbackAt = clock.Elapsed.TotalMilliseconds;
+                commands.Add((rollbackAt, warm.ReleaseId[1..], true));
                 if (await bg.RunAsync(warm.ReleaseId, warm.ReleaseDir, CancellationToken.None) is { } e2) throw new InvalidOperationException(e2);
+                rollbackCalls.Add(clock.Elapsed.TotalMilliseconds - rollbackAt);
                 await Task.Delay(1500);
             }
             stop.Cancel();
@@ -132,7 +137,7 @@ public static class SwitchBenchmark
                 var settled = lastOld is null ? at : lastOld.EndMs;
                 (isRollback ? rollback : deploy).Add(settled - at);
             }
-            return new Result(deploy, rollback, all.Count, all.Count(s => !s.Ok));
+            return new Result(deploy, rollback, rollbackCalls, all.Count, all.Count(s => !s.Ok));
         }
         finally
         {

@@ -203,7 +203,7 @@ public sealed class DockerRuntimeTests(DockerFixture docker, ITestOutputHelper o
             Assert.StartsWith("hello from 2", await client.GetStringAsync($"http://127.0.0.1:{port}/"));
 
             // The agent goes away; the containers do not.
-            StopAgent(home, 15);
+            AgentProcess.Stop(home, 15);
             Assert.Equal(before, await ContainersAsync("adopt"));
 
             var agent = CutoverCli.StartInfo(_dir.Path, "agent");
@@ -234,18 +234,8 @@ public sealed class DockerRuntimeTests(DockerFixture docker, ITestOutputHelper o
         }
         finally
         {
-            StopAgent(home, 15);
+            AgentProcess.Stop(home, 15);
             OwnedProcesses.KillByEnvironment("CUTOVER_HOME", home);
         }
-    }
-
-    private static void StopAgent(string home, int signal)
-    {
-        var pidFile = Path.Combine(home, "agent.pid");
-        if (!File.Exists(pidFile)) return;
-        var pid = int.Parse(File.ReadAllText(pidFile));
-        Cutover.Platform.LibC.Kill(pid, signal);
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (Cutover.Platform.LibC.Kill(pid, 0) && DateTime.UtcNow < deadline) Thread.Sleep(50);
     }
 }

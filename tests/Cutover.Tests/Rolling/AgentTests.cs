@@ -19,28 +19,10 @@ public class AgentTests(ITestOutputHelper output) : IDisposable
 
     public void Dispose()
     {
-        StopAgent(signal: 15); // drains and stops every app, the warm blue-green set included
-        StopAgent(signal: 9);
+        AgentProcess.Stop(Home, 15); // drains and stops every app, the warm blue-green set included
+        AgentProcess.Stop(Home, 9);
         OwnedProcesses.KillByEnvironment("CUTOVER_HOME", Home);
         _dir.Dispose();
-    }
-
-    private void StopAgent(int signal)
-    {
-        var pidFile = Path.Combine(Home, "agent.pid");
-        if (!File.Exists(pidFile)) return;
-        var pid = int.Parse(File.ReadAllText(pidFile));
-        Cutover.Platform.LibC.Kill(pid, signal);
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (Cutover.Platform.LibC.Kill(pid, 0) && DateTime.UtcNow < deadline) Thread.Sleep(50);
-        if (signal == 9) File.Delete(pidFile);
-        // Instances of a SIGKILLed agent keep running in their own sessions; the test owns them too.
-        foreach (var line in Directory.Exists(Home) && File.Exists(Path.Combine(Home, "state.json")) ? File.ReadAllLines(Path.Combine(Home, "state.json")) : [])
-        {
-            var trimmed = line.Trim();
-            if (signal == 9 && trimmed.StartsWith("\"pid\":") && int.TryParse(trimmed[6..].Trim(' ', ','), out var child))
-                Cutover.Platform.LibC.Kill(-child, 9);
-        }
     }
 
     private string Config(int port, string app = "node", string command = "node server.js")
@@ -141,7 +123,7 @@ public class AgentTests(ITestOutputHelper output) : IDisposable
         Assert.StartsWith("hello from 1", await client.GetStringAsync($"http://127.0.0.1:{port}/"));
 
         // SIGTERM: the agent drains and exits; started again, it restores the app from its state
-        StopAgent(signal: 15);
+        AgentProcess.Stop(Home, 15);
         await Assert.ThrowsAsync<HttpRequestException>(() => client.GetStringAsync($"http://127.0.0.1:{port}/"));
         var agent = CutoverCli.StartInfo(_dir.Path, "agent");
         agent.Environment["CUTOVER_HOME"] = Home;
