@@ -7,22 +7,58 @@ namespace Cutover.Fleet;
 public sealed record HostCommandResult(FleetHost Host, int ExitStatus, string Stdout, string? Error)
 {
     public bool Ok => Error is null && ExitStatus == 0;
+
+    /// <summary>No deploy ever reached this host, so there is nothing to ask it about.</summary>
+    public bool NeverDeployed { get; init; }
 }
 
 /// <summary>
-/// Runs one cutover command on every host (status, releases, rollback): connect with host keys checked, make sure
-/// cutover and the host's config are there, run it, fleet.parallel at a time. One host failing never hides the others.
+/// Runs one cutover command on every host, fleet.parallel at a time, with host keys checked. One host failing
+/// never hides the others. Read-only commands (status, releases) run the build and config the host's last
+/// deploy left there and change nothing on it; rollback first installs this build and writes the host's config.
 /// </summary>
-public sealed class FleetCommand(CutoverConfig config, SelfContainedBuild build, IDeployProgress progress, bool acceptNewHostKeys)
+public sealed class FleetCommand(CutoverConfig config, IDeployProgress progress, bool acceptNewHostKeys)
 {
     private readonly FleetConfig _fleet = config.Fleet ?? throw new ArgumentException("the config has no hosts", nameof(config));
     private readonly Lock _gate = new();
 
+    /// <summary>Runs a read-only command with what the last deploy installed; a host never deployed to says so.</summary>
     /// <param name="arguments">The cutover arguments after the binary, e.g. ["status", "--json"]; -c is added.</param>
-    public async Task<IReadOnlyList<HostCommandResult>> RunAsync(IReadOnlyList<string> arguments, CancellationToken cancellationToken)
+    public Task<IReadOnlyList<HostCommandResult>> QueryAsync(IReadOnlyList<string> arguments, CancellationToken cancellationToken) =>
+        ForEachHostAsync(async (connection, ct) =>
+        {
+            var bin = RemoteInstaller.AppBinary(connection, config.App);
+            var remoteConfig = RemoteConfig.PathOn(connection, config.App);
+            var deployed = await connection.RunAsync($"test -x {HostConnection.Quote(bin)} && test -f {HostConnection.Quote(remoteConfig)}", ct);
+            if (deployed.ExitStatus != 0)
+                return new HostCommandResult(connection.Host, -1, "", $"nothing deployed yet: no deploy of {config.App} has reached this host") { NeverDeployed = true };
+            return await RunAsync(connection, bin, remoteConfig, arguments, ct);
+        }, cancellationToken);
+
+    /// <summary>Installs <paramref name="build"/> where missing, writes the host's config, then runs the command.</summary>
+    public Task<IReadOnlyList<HostCommandResult>> RunAsync(IReadOnlyList<string> arguments, SelfContainedBuild build, CancellationToken cancellationToken)
+    {
+        var installer = new RemoteInstaller(build);
+        return ForEachHostAsync(async (connection, ct) =>
+        {
+            var (bin, _) = await installer.EnsureAsync(connection, ct);
+            var remoteConfig = await RemoteConfig.WriteAsync(connection, config, ct);
+            await installer.LinkForAppAsync(connection, config.App, ct);
+            return await RunAsync(connection, bin, remoteConfig, arguments, ct);
+        }, cancellationToken);
+    }
+
+    private static async Task<HostCommandResult> RunAsync(HostConnection connection, string bin, string remoteConfig, IReadOnlyList<string> arguments, CancellationToken ct)
+    {
+        var line = string.Join(' ', new[] { bin }.Concat(arguments).Concat(["-c", remoteConfig]).Select(HostConnection.Quote));
+        var result = await connection.RunAsync(line, ct);
+        return new HostCommandResult(connection.Host, result.ExitStatus, result.Stdout,
+            result.ExitStatus == 0 ? null : HostConnection.FirstLines(result.Stderr.Length > 0 ? result.Stderr : result.Stdout));
+    }
+
+    private async Task<IReadOnlyList<HostCommandResult>> ForEachHostAsync(Func<HostConnection, CancellationToken, Task<HostCommandResult>> run, CancellationToken cancellationToken)
     {
         var knownHosts = new KnownHosts(_fleet.Ssh.KnownHosts);
-        var installer = new RemoteInstaller(build);
         var results = new HostCommandResult[_fleet.Hosts.Count];
         await Parallel.ForEachAsync(_fleet.Hosts.Select((h, i) => (h, i)), new ParallelOptions { MaxDegreeOfParallelism = _fleet.Options.Parallel, CancellationToken = cancellationToken },
             async (item, ct) =>
@@ -32,12 +68,7 @@ public sealed class FleetCommand(CutoverConfig config, SelfContainedBuild build,
                 try
                 {
                     using var connection = await HostConnection.ConnectAsync(host, _fleet.Ssh, knownHosts, acceptNewHostKeys, hostProgress.Info, ct);
-                    var (bin, _) = await installer.EnsureAsync(connection, ct);
-                    var remoteConfig = await RemoteConfig.WriteAsync(connection, config, ct);
-                    var line = string.Join(' ', new[] { bin }.Concat(arguments).Concat(["-c", remoteConfig]).Select(HostConnection.Quote));
-                    var result = await connection.RunAsync(line, ct);
-                    results[index] = new HostCommandResult(host, result.ExitStatus, result.Stdout,
-                        result.ExitStatus == 0 ? null : HostConnection.FirstLines(result.Stderr.Length > 0 ? result.Stderr : result.Stdout));
+                    results[index] = await run(connection, ct);
                 }
                 catch (HostException e)
                 {

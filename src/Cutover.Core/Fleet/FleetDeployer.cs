@@ -176,6 +176,7 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
         var (bin, _) = await clock.RunAsync("install", () => installer.EnsureAsync(host, cancellationToken),
             r => r.Sent ? $"sent cutover {build.Version}" : $"cutover {build.Version} already installed");
         var remoteConfig = await RemoteConfig.WriteAsync(host, config, cancellationToken);
+        await installer.LinkForAppAsync(host, config.App, cancellationToken);
         // The session starts before the transfer and answers `hashes` too: one cutover start-up per host, not two.
         run.Session = host.StartSession($"exec {HostConnection.Quote(bin)} remote session -c {HostConnection.Quote(remoteConfig)}", run.Progress);
         var hashes = (await RequestAsync(run, new { op = "hashes" }, cancellationToken)).Hashes?.ToHashSet(StringComparer.Ordinal) ?? [];

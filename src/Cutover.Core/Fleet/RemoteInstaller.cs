@@ -3,11 +3,15 @@ namespace Cutover.Fleet;
 /// <summary>
 /// Puts the self-contained build on a host once per version, under ~/.cutover/bin/&lt;version&gt;/cutover.
 /// Atomic: uploaded under a temporary name, made executable, then renamed, so a half-sent binary is never run
-/// and two deploys installing at once both end with a whole one.
+/// and two deploys installing at once both end with a whole one. Each app also links the build its last deploy
+/// or rollback used, so read-only commands (status, releases) run that one and install nothing.
 /// </summary>
 public sealed class RemoteInstaller(SelfContainedBuild build)
 {
     public static string BinDir(HostConnection host) => $"{host.Home}/.cutover/bin";
+
+    /// <summary>~/.cutover/apps/&lt;app&gt;/cutover: a link to the build the app's last deploy or rollback ran.</summary>
+    public static string AppBinary(HostConnection host, string app) => $"{host.Home}/.cutover/apps/{app}/cutover";
 
     public string RemotePath(HostConnection host) => $"{BinDir(host)}/{build.Version}/cutover";
 
@@ -25,5 +29,16 @@ public sealed class RemoteInstaller(SelfContainedBuild build)
         await host.RunCheckedAsync($"chmod 755 {HostConnection.Quote(temp)} && mv -f {HostConnection.Quote(temp)} {HostConnection.Quote(target)}",
             "installing cutover", cancellationToken);
         return (target, true);
+    }
+
+    /// <summary>Points the app's link at this build, atomically (a new link renamed over the old one).</summary>
+    public async Task LinkForAppAsync(HostConnection host, string app, CancellationToken cancellationToken)
+    {
+        var link = AppBinary(host, app);
+        var dir = link[..link.LastIndexOf('/')];
+        var temp = $"{dir}/.cutover.{Guid.NewGuid():N}.link";
+        await host.RunCheckedAsync(
+            $"mkdir -p {HostConnection.Quote(dir)} && ln -s {HostConnection.Quote(RemotePath(host))} {HostConnection.Quote(temp)} && mv -Tf {HostConnection.Quote(temp)} {HostConnection.Quote(link)}",
+            "linking cutover for " + app, cancellationToken);
     }
 }

@@ -53,17 +53,22 @@ public static class FleetCommands
 
     public static async Task<int> StatusAsync(CliEnvironment env, bool json, CutoverConfig config, bool acceptNew, CancellationToken ct)
     {
-        var results = await new FleetCommand(config, Build(), new SilentProgress(), acceptNew).RunAsync(["status", "--json"], ct);
+        var results = await new FleetCommand(config, new SilentProgress(), acceptNew).QueryAsync(["status", "--json"], ct);
         var parsed = results.Select(r => (r, doc: r.Ok ? Parse(r.Stdout) : null)).ToList();
         if (json)
         {
-            env.Out.WriteLine(JsonSerializer.Serialize(parsed.Select(p => new { host = p.r.Host.Name, status = p.doc, error = p.r.Error }), Json.Options));
-            return results.All(r => r.Ok) ? ExitCodes.Ok : ExitCodes.Failed;
+            env.Out.WriteLine(JsonSerializer.Serialize(parsed.Select(p => new { host = p.r.Host.Name, deployed = !p.r.NeverDeployed, status = p.doc, error = p.r.NeverDeployed ? null : p.r.Error }), Json.Options));
+            return QueryExit(results);
         }
         var table = new Table().Border(env.Interactive ? TableBorder.Rounded : TableBorder.None)
             .AddColumns("host", "current", "revision", "rollback to", "releases", "lock", "last action");
         foreach (var (r, doc) in parsed)
         {
+            if (r.NeverDeployed)
+            {
+                table.AddRow(Markup.Escape(r.Host.Name), "[yellow]nothing deployed yet[/]", "", "", "", "", "-");
+                continue;
+            }
             if (doc is not { } d)
             {
                 table.AddRow(Markup.Escape(r.Host.Name), "[red]unavailable[/]", "", "", "", "", Markup.Escape(r.Error ?? ""));
@@ -81,22 +86,31 @@ public static class FleetCommands
         }
         env.Out.WriteLine($"{config.App} ({config.Strategy}) on {results.Count} hosts");
         Write(env, table);
-        return results.All(r => r.Ok) ? ExitCodes.Ok : ExitCodes.Failed;
+        return QueryExit(results);
     }
+
+    /// <summary>A host nothing was deployed to yet is an answer, not a failure; an unreachable one is.</summary>
+    private static int QueryExit(IReadOnlyList<HostCommandResult> results) =>
+        results.All(r => r.Ok || r.NeverDeployed) ? ExitCodes.Ok : ExitCodes.Failed;
 
     public static async Task<int> ReleasesAsync(CliEnvironment env, bool json, CutoverConfig config, bool acceptNew, CancellationToken ct)
     {
-        var results = await new FleetCommand(config, Build(), new SilentProgress(), acceptNew).RunAsync(["releases", "--json"], ct);
+        var results = await new FleetCommand(config, new SilentProgress(), acceptNew).QueryAsync(["releases", "--json"], ct);
         var parsed = results.Select(r => (r, doc: r.Ok ? Parse(r.Stdout) : null)).ToList();
         if (json)
         {
-            env.Out.WriteLine(JsonSerializer.Serialize(parsed.Select(p => new { host = p.r.Host.Name, releases = p.doc, error = p.r.Error }), Json.Options));
-            return results.All(r => r.Ok) ? ExitCodes.Ok : ExitCodes.Failed;
+            env.Out.WriteLine(JsonSerializer.Serialize(parsed.Select(p => new { host = p.r.Host.Name, deployed = !p.r.NeverDeployed, releases = p.doc, error = p.r.NeverDeployed ? null : p.r.Error }), Json.Options));
+            return QueryExit(results);
         }
         var table = new Table().Border(env.Interactive ? TableBorder.Rounded : TableBorder.None)
             .AddColumns("host", "", "id", "revision", "created (UTC)", "status", "note");
         foreach (var (r, doc) in parsed)
         {
+            if (r.NeverDeployed)
+            {
+                table.AddRow(Markup.Escape(r.Host.Name), "", "-", "", "", "", "no releases yet");
+                continue;
+            }
             if (doc is not { } d)
             {
                 table.AddRow(Markup.Escape(r.Host.Name), "", "", "", "", "[red]unavailable[/]", Markup.Escape(r.Error ?? ""));
@@ -113,7 +127,7 @@ public static class FleetCommands
             }
         }
         Write(env, table);
-        return results.All(r => r.Ok) ? ExitCodes.Ok : ExitCodes.Failed;
+        return QueryExit(results);
     }
 
     /// <summary>
@@ -127,7 +141,7 @@ public static class FleetCommands
         var target = release;
         if (target is null)
         {
-            var statuses = await new FleetCommand(config, build, new SilentProgress(), acceptNew).RunAsync(["status", "--json"], ct);
+            var statuses = await new FleetCommand(config, new SilentProgress(), acceptNew).QueryAsync(["status", "--json"], ct);
             var unavailable = statuses.Where(s => !s.Ok).ToList();
             if (unavailable.Count > 0)
                 throw new DeployException($"nothing was rolled back: {string.Join("; ", unavailable.Select(u => $"{u.Host.Name}: {u.Error}"))}");
@@ -137,7 +151,7 @@ public static class FleetCommands
                                           string.Join(", ", targets.Select(t => $"{t.Host.Name}: {t.Target}")) + "); name one: cutover rollback RELEASE");
             target = targets[0].Target;
         }
-        var results = await new FleetCommand(config, build, progress, acceptNew).RunAsync(["rollback", "--json", "--lock-wait", lockWait, target], ct);
+        var results = await new FleetCommand(config, progress, acceptNew).RunAsync(["rollback", "--json", "--lock-wait", lockWait, target], build, ct);
         var rows = results.Select(r =>
         {
             var last = r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault();

@@ -92,6 +92,38 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
     }
 
     [Fact]
+    public async Task Status_and_releases_install_nothing_write_nothing_and_need_no_local_build()
+    {
+        var config = Config();
+        var status = await Cli("status", "-c", config);
+        Assert.True(status.ExitCode == 0, status.All);
+        Assert.Equal(3, status.Stdout.Split('\n').Count(l => l.Contains("nothing deployed yet")));
+        var releases = await Cli("releases", "--json", "-c", config);
+        Assert.True(releases.ExitCode == 0, releases.All);
+        var hosts = System.Text.Json.JsonDocument.Parse(releases.Stdout).RootElement.EnumerateArray().ToList();
+        Assert.Equal(3, hosts.Count);
+        Assert.All(hosts, h => Assert.False(h.GetProperty("deployed").GetBoolean()));
+        foreach (var host in fleet.Hosts)
+        {
+            Assert.False(Directory.Exists(Path.Combine(host.Home, ".cutover", "apps", _app)), $"{host.Name}: status wrote the app's config or link");
+            Assert.False(Directory.Exists(RootOf(host)), $"{host.Name}: status created the root");
+        }
+
+        WriteSource("1");
+        var deploy = await Cli("deploy", Source, "-c", config);
+        Assert.True(deploy.ExitCode == 0, deploy.All);
+        var release = AgreedRelease();
+        var written = fleet.Hosts.Select(h => File.GetLastWriteTimeUtc(Path.Combine(h.Home, ".cutover", "apps", _app, "cutover.yml"))).ToList();
+        // No build to install: status runs the cutover the deploy left on each host, with the config it wrote there.
+        var noBuild = new Dictionary<string, string>(_environment) { ["CUTOVER_SELF_CONTAINED"] = _dir.Combine("no-such-build") };
+        var after = await CutoverCli.RunAsync(_dir.Path, noBuild, "status", "--json", "-c", config);
+        Assert.True(after.ExitCode == 0, after.All);
+        var statuses = System.Text.Json.JsonDocument.Parse(after.Stdout).RootElement.EnumerateArray().ToList();
+        Assert.All(statuses, h => Assert.Equal(release, h.GetProperty("status").GetProperty("current").GetProperty("id").GetString()));
+        Assert.Equal(written, fleet.Hosts.Select(h => File.GetLastWriteTimeUtc(Path.Combine(h.Home, ".cutover", "apps", _app, "cutover.yml"))));
+    }
+
+    [Fact]
     public async Task Symlink_deploy_deploy_rollback_keeps_all_three_hosts_on_the_same_release()
     {
         var config = Config();
