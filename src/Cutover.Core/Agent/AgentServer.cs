@@ -84,9 +84,10 @@ public sealed class AgentServer : IAsyncDisposable
     private void MapEndpoints(WebApplication web)
     {
         web.MapGet("/v1/apps", () => Results.Json(_apps.Values.Select(Describe).ToList(), Json.Options));
-        web.MapPost("/v1/apps/{app}/activate", ActivateAsync);
-        web.MapPost("/v1/apps/{app}/stop", (string app, CancellationToken ct) => StopAppAsync(app, ct));
-        web.MapPost("/v1/apps/{app}/start", (string app, CancellationToken ct) => StartAppAsync(app, ct));
+        // Each command's work resumes on the thread pool, never on the proxy's socket threads.
+        web.MapPost("/v1/apps/{app}/activate", (string app, HttpContext context) => ThreadPoolContext.Run(() => ActivateAsync(app, context)));
+        web.MapPost("/v1/apps/{app}/stop", (string app, CancellationToken ct) => ThreadPoolContext.Run(() => StopAppAsync(app, ct)));
+        web.MapPost("/v1/apps/{app}/start", (string app, CancellationToken ct) => ThreadPoolContext.Run(() => StartAppAsync(app, ct)));
     }
 
     public sealed record ActivateRequest(string Config, string ReleaseId, string ReleaseDir);

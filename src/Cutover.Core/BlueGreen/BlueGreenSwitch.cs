@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Cutover.Config;
+using Cutover.Platform;
 using Cutover.Progress;
 using Cutover.Supervisor;
 
@@ -127,11 +128,11 @@ public sealed class BlueGreenSwitch(AppRuntime app, IDeployProgress progress)
         app.Warm = warm;
         var drain = app.Config.Proxy!.DrainTimeout;
         if (older is not null && !ReferenceEquals(older.Instances, set))
-            _ = Task.Run(() => Task.WhenAll(older.Instances.Where(i => !app.Slots.Contains(i)).Select(i => i.StopAsync(drain, CancellationToken.None))));
-        _ = Task.Run(async () =>
+            _ = Task.Run(() => ThreadPoolContext.Run(() => Task.WhenAll(older.Instances.Where(i => !app.Slots.Contains(i)).Select(i => i.StopAsync(drain, CancellationToken.None)))));
+        _ = Task.Run(() => ThreadPoolContext.Run(async () =>
         {
             await Task.Delay(keep);
             await app.ExpireWarmAsync(warm);
-        });
+        }));
     }
 }

@@ -40,6 +40,9 @@ public sealed class ProxyServer : IAsyncDisposable
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton(loggerFactory);
         builder.Services.AddHttpForwarder();
+        // Forwarding never blocks, so it runs on the thread that read the request instead of being queued (with the
+        // agent's inline socket completions, the epoll thread): about a fifth less CPU per request, see bench/README.md.
+        builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = true);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Listen(listen);

@@ -1,3 +1,4 @@
+using Cutover.Platform;
 using Cutover.Proxy;
 using Microsoft.Extensions.Logging;
 
@@ -78,7 +79,7 @@ public sealed class ManagedInstance : IAsyncDisposable
             if (_process is not null) await _process.DisposeAsync();
             return problem;
         }
-        _watch = Task.Run(() => WatchAsync(_stop.Token));
+        _watch = Task.Run(() => ThreadPoolContext.Run(() => WatchAsync(_stop.Token)));
         return null;
     }
 
@@ -112,7 +113,7 @@ public sealed class ManagedInstance : IAsyncDisposable
             LastProblem = problem;
             return problem;
         }
-        _watch = Task.Run(() => WatchAsync(_stop.Token));
+        _watch = Task.Run(() => ThreadPoolContext.Run(() => WatchAsync(_stop.Token)));
         return null;
     }
 

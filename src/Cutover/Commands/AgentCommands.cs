@@ -29,13 +29,15 @@ public static class AgentCommands
         var command = new Command("agent", "Run the agent in the foreground: the proxy and instances of every rolling app on this host");
         command.SetAction(async (parse, ct) =>
         {
+            // Before the first socket: the proxy forwards on the threads that read the sockets.
+            Cutover.Platform.InlineSocketCompletions.Enable();
             using var loggers = LoggerFactory.Create(b => b
                 .SetMinimumLevel(LogLevel.Information)
                 .AddFilter("Microsoft", LogLevel.Warning)
                 .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ "; o.UseUtcTimestamp = true; }));
             var home = AgentHome.FromEnvironment();
             await using var agent = new AgentServer(home, loggers);
-            await agent.RunAsync(ct);
+            await Cutover.Platform.ThreadPoolContext.Run(() => agent.RunAsync(ct));
             return ExitCodes.Ok;
         });
         return command;

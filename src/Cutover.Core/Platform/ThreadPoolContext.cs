@@ -1,0 +1,70 @@
+namespace Cutover.Platform;
+
+/// <summary>
+/// Keeps a flow of async code on thread-pool threads. The agent runs with inline socket completions, so that its
+/// proxy forwards each request on the socket (epoll) thread that read it instead of handing it between threads
+/// (see <see cref="InlineSocketCompletions"/>). Every other socket continuation in the process then runs on those
+/// threads too: orchestration code resuming after a readiness probe, a health check or a Docker call would write
+/// state files and start processes on a thread that also serves proxied connections. A flow started through
+/// <see cref="Run{T}"/> resumes on the thread pool after every await instead.
+/// </summary>
+public sealed class ThreadPoolContext : SynchronizationContext
+{
+    private ThreadPoolContext()
+    {
+    }
+
+    /// <summary>Starts <paramref name="flow"/> here; each of its continuations runs on the thread pool, under this context again.</summary>
+    public static Task<T> Run<T>(Func<Task<T>> flow)
+    {
+        var previous = Current;
+        SetSynchronizationContext(new ThreadPoolContext());
+        try
+        {
+            return flow();
+        }
+        finally
+        {
+            SetSynchronizationContext(previous);
+        }
+    }
+
+    /// <inheritdoc cref="Run{T}"/>
+    public static Task Run(Func<Task> flow) => Run(async () =>
+    {
+        await flow();
+        return true;
+    });
+
+    public override void Post(SendOrPostCallback callback, object? state) =>
+        ThreadPool.UnsafeQueueUserWorkItem(static work => work.Context.Execute(work.Callback, work.State), (Context: this, Callback: callback, State: state), preferLocal: false);
+
+    public override SynchronizationContext CreateCopy() => this;
+
+    private void Execute(SendOrPostCallback callback, object? state)
+    {
+        var previous = Current;
+        SetSynchronizationContext(this);
+        try
+        {
+            callback(state);
+        }
+        finally
+        {
+            SetSynchronizationContext(previous);
+        }
+    }
+}
+
+/// <summary>
+/// Socket continuations run on the epoll thread that saw the event instead of being queued to the thread pool
+/// (DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS). Measured with the proxy benchmark: about a fifth less CPU per
+/// proxied request. .NET reads the switch once, when the first socket operation starts, so it must be turned on
+/// before any socket is used; code that resumes after socket I/O and may block belongs under <see cref="ThreadPoolContext"/>.
+/// </summary>
+public static class InlineSocketCompletions
+{
+    public const string Variable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
+
+    public static void Enable() => Environment.SetEnvironmentVariable(Variable, "1");
+}
