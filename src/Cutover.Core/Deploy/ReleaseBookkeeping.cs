@@ -8,7 +8,8 @@ namespace Cutover.Deploy;
 
 /// <summary>
 /// What every deployer of releases does around its own activation (the `current` switch, the agent, Swarm):
-/// recover what an interrupted deploy left, prune to keep_releases, and write the history line of a deploy.
+/// recover what an interrupted deploy left, prune to keep_releases, pick a rollback's target, and write the
+/// history lines of deploys and rollbacks.
 /// </summary>
 public sealed class ReleaseBookkeeping(RootLayout layout, ReleaseStore store, CurrentLink current, HistoryLog history, IDeployProgress progress, ILogger? logger = null)
 {
@@ -33,6 +34,40 @@ public sealed class ReleaseBookkeeping(RootLayout layout, ReleaseStore store, Cu
         foreach (var id in selection) store.Remove(id);
         return selection.Select(id => id.Value).ToList();
     }
+
+    /// <summary>
+    /// The release a rollback from <paramref name="from"/> goes to: the one <paramref name="named"/>, or else the
+    /// newest good release before it. Anything else is refused with the reason.
+    /// </summary>
+    public ReleaseRecord RollbackTarget(ReleaseId from, string? named)
+    {
+        if (named is null)
+            return ReleasePlanner.RollbackTarget(store.List(), from)
+                   ?? throw new DeployException($"there is no earlier good release to roll back to from {from}; `cutover releases` lists them");
+        if (!ReleaseId.TryParse(named, out var id))
+            throw new DeployException($"'{named}' is not a release id; `cutover releases` lists them");
+        var record = store.Find(id) ?? throw new DeployException($"release {id} does not exist in {layout.Releases}");
+        if (id == from) throw new DeployException($"release {id} is already current");
+        if (!record.IsComplete)
+            throw new DeployException($"release {id} is {ReleaseDeployer.Status(record.Status)} and cannot be rolled back to: {record.Failure}");
+        return record;
+    }
+
+    /// <summary>The history line of a rollback; <paramref name="outcome"/> is success, failed or hook_failed.</summary>
+    public void RecordRollback(DateTimeOffset started, ReleaseId from, ReleaseRecord target, string outcome, string? error, PhaseClock clock) =>
+        history.Append(new HistoryEntry
+        {
+            Action = "rollback",
+            Release = target.ReleaseId.Value,
+            Revision = target.Revision,
+            From = from.Value,
+            User = Environment.UserName,
+            Started = started,
+            Finished = DateTimeOffset.UtcNow,
+            Outcome = outcome,
+            Error = error,
+            PhaseSeconds = clock.Seconds,
+        });
 
     /// <summary>The history line of a deploy, and the result the command renders.</summary>
     public DeployResult Finish(DateTimeOffset started, ReleaseId id, string? revision, ReleaseId? previous,

@@ -249,10 +249,7 @@ public sealed class ReleaseDeployer
         _bookkeeping.Recover();
 
         var from = _current.Read() ?? throw new DeployException($"{_layout.Current} does not point at a release; nothing to roll back from");
-        var releases = _store.List();
-        var target = request.Target is null ? ReleasePlanner.RollbackTarget(releases, from) : ExplicitTarget(request.Target, from);
-        if (target is null)
-            throw new DeployException($"there is no earlier good release to roll back to from {from}; `cutover releases` lists them");
+        var target = _bookkeeping.RollbackTarget(from, request.Target);
         var to = target.ReleaseId;
 
         var clock = new PhaseClock(_progress);
@@ -280,31 +277,8 @@ public sealed class ReleaseDeployer
             }
         }
 
-        _history.Append(new HistoryEntry
-        {
-            Action = "rollback",
-            Release = to.Value,
-            Revision = target.Revision,
-            From = from.Value,
-            User = Environment.UserName,
-            Started = started,
-            Finished = DateTimeOffset.UtcNow,
-            Outcome = error is null ? "success" : "hook_failed",
-            Error = error,
-            PhaseSeconds = clock.Seconds,
-        });
+        _bookkeeping.RecordRollback(started, from, target, error is null ? "success" : "hook_failed", error, clock);
         return new RollbackResult(from.Value, to.Value, target.Revision, error, clock.Seconds);
-    }
-
-    private ReleaseRecord ExplicitTarget(string text, ReleaseId from)
-    {
-        if (!ReleaseId.TryParse(text, out var id))
-            throw new DeployException($"'{text}' is not a release id; `cutover releases` lists them");
-        var record = _store.Find(id) ?? throw new DeployException($"release {id} does not exist in {_layout.Releases}");
-        if (id == from) throw new DeployException($"release {id} is already current");
-        if (!record.IsComplete)
-            throw new DeployException($"release {id} is {Status(record.Status)} and cannot be switched to: {record.Failure}");
-        return record;
     }
 
     /// <summary>

@@ -24,7 +24,6 @@ public sealed class SwarmDeployer
     private readonly RootLayout _layout;
     private readonly ReleaseStore _store;
     private readonly CurrentLink _current;
-    private readonly HistoryLog _history;
     private readonly ReleaseBookkeeping _bookkeeping;
 
     public SwarmDeployer(CutoverConfig config, IDeployProgress progress)
@@ -35,8 +34,7 @@ public sealed class SwarmDeployer
         _layout = new RootLayout(config.Root);
         _store = new ReleaseStore(_layout);
         _current = new CurrentLink(_layout);
-        _history = new HistoryLog(_layout);
-        _bookkeeping = new ReleaseBookkeeping(_layout, _store, _current, _history, progress);
+        _bookkeeping = new ReleaseBookkeeping(_layout, _store, _current, new HistoryLog(_layout), progress);
     }
 
     public async Task<DeployResult> DeployAsync(DeployRequest request, CancellationToken cancellationToken)
@@ -112,10 +110,7 @@ public sealed class SwarmDeployer
         _bookkeeping.Recover();
 
         var from = _current.Read() ?? throw new DeployException($"no release of {_swarm.Service} is recorded as current; nothing to roll back from");
-        var releases = _store.List();
-        var target = request.Target is null ? ReleasePlanner.RollbackTarget(releases, from) : ExplicitTarget(request.Target, from);
-        if (target is null)
-            throw new DeployException($"there is no earlier good release to roll back to from {from}; `cutover releases` lists them");
+        var target = _bookkeeping.RollbackTarget(from, request.Target);
         if (target.Image is null) throw new DeployException($"release {target.Id} has no image recorded");
         var to = target.ReleaseId;
 
@@ -133,19 +128,7 @@ public sealed class SwarmDeployer
             if (_store.Find(from) is { } left) _store.SetStatus(left, ReleaseStatus.RolledBack, "rolled back by " + Environment.UserName);
             _store.SetStatus(target, ReleaseStatus.Active);
         }
-        _history.Append(new HistoryEntry
-        {
-            Action = "rollback",
-            Release = to.Value,
-            Revision = target.Revision,
-            From = from.Value,
-            User = Environment.UserName,
-            Started = started,
-            Finished = DateTimeOffset.UtcNow,
-            Outcome = failure is null ? "success" : "failed",
-            Error = failure,
-            PhaseSeconds = clock.Seconds,
-        });
+        _bookkeeping.RecordRollback(started, from, target, failure is null ? "success" : "failed", failure, clock);
         if (failure is not null) throw new DeployException($"rollback to {to} failed: {failure}");
         return new RollbackResult(from.Value, to.Value, target.Revision, null, clock.Seconds);
     }
@@ -162,16 +145,5 @@ public sealed class SwarmDeployer
             // Refusals (a bad spec, a name taken, not a manager) as Docker words them.
             throw new DeployException($"docker refused: {e.ResponseBody?.Trim() ?? e.Message}");
         }
-    }
-
-    private ReleaseRecord ExplicitTarget(string text, ReleaseId from)
-    {
-        if (!ReleaseId.TryParse(text, out var id))
-            throw new DeployException($"'{text}' is not a release id; `cutover releases` lists them");
-        var record = _store.Find(id) ?? throw new DeployException($"release {id} does not exist in {_layout.Root}");
-        if (id == from) throw new DeployException($"release {id} is already current");
-        if (!record.IsComplete)
-            throw new DeployException($"release {id} is {ReleaseDeployer.Status(record.Status)} and cannot be rolled back to: {record.Failure}");
-        return record;
     }
 }
