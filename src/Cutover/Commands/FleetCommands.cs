@@ -53,13 +53,8 @@ public static class FleetCommands
 
     public static async Task<int> StatusAsync(CliEnvironment env, bool json, CutoverConfig config, bool acceptNew, CancellationToken ct)
     {
-        var results = await new FleetCommand(config, new SilentProgress(), acceptNew).QueryAsync(["status", "--json"], ct);
-        var parsed = results.Select(r => (r, doc: r.Ok ? Parse(r.Stdout) : null)).ToList();
-        if (json)
-        {
-            env.Out.WriteLine(JsonSerializer.Serialize(parsed.Select(p => new { host = p.r.Host.Name, deployed = !p.r.NeverDeployed, status = p.doc, error = p.r.NeverDeployed ? null : p.r.Error }), Json.Options));
-            return QueryExit(results);
-        }
+        var parsed = await QueryAsync(config, acceptNew, "status", ct);
+        if (json) return WriteJson(env, parsed, "status");
         var table = new Table().Border(env.Interactive ? TableBorder.Rounded : TableBorder.None)
             .AddColumns("host", "current", "revision", "rollback to", "releases", "lock", "last action");
         foreach (var (r, doc) in parsed)
@@ -84,29 +79,44 @@ public static class FleetCommands
                 d.GetProperty("locked_by").ValueKind == JsonValueKind.Null ? "free" : "held",
                 last.ValueKind == JsonValueKind.Object ? Markup.Escape($"{Text(last.GetProperty("action"))} {Text(last.GetProperty("release"))}: {Text(last.GetProperty("outcome"))}") : "-");
         }
-        env.Out.WriteLine($"{config.App} ({config.Strategy}) on {results.Count} hosts");
+        env.Out.WriteLine($"{config.App} ({config.Strategy}) on {parsed.Count} hosts");
         Write(env, table);
-        return QueryExit(results);
+        return QueryExit(parsed);
+    }
+
+    /// <summary>A read-only command's --json answer from every host, parsed (null where the host gave none).</summary>
+    private static async Task<List<(HostCommandResult r, JsonElement? doc)>> QueryAsync(CutoverConfig config, bool acceptNew, string command, CancellationToken ct)
+    {
+        var results = await new FleetCommand(config, new SilentProgress(), acceptNew).QueryAsync([command, "--json"], ct);
+        return results.Select(r => (r, doc: r.Ok ? Parse(r.Stdout) : null)).ToList();
+    }
+
+    /// <summary>One entry per host: its name, whether a deploy reached it, the command's answer under <paramref name="field"/>, and any error.</summary>
+    private static int WriteJson(CliEnvironment env, List<(HostCommandResult r, JsonElement? doc)> parsed, string field)
+    {
+        env.Out.WriteLine(JsonSerializer.Serialize(parsed.Select(p => new Dictionary<string, object?>
+        {
+            ["host"] = p.r.Host.Name,
+            ["deployed"] = !p.r.NeverDeployed,
+            [field] = p.doc,
+            ["error"] = p.r.NeverDeployed ? null : p.r.Error,
+        }), Json.Options));
+        return QueryExit(parsed);
     }
 
     /// <summary>A host nothing was deployed to yet is an answer, not a failure; an unreachable one is.</summary>
-    private static int QueryExit(IReadOnlyList<HostCommandResult> results) =>
-        results.All(r => r.Ok || r.NeverDeployed) ? ExitCodes.Ok : ExitCodes.Failed;
+    private static int QueryExit(List<(HostCommandResult r, JsonElement? doc)> parsed) =>
+        parsed.All(p => p.r.Ok || p.r.NeverDeployed) ? ExitCodes.Ok : ExitCodes.Failed;
 
     public static async Task<int> ReleasesAsync(CliEnvironment env, bool json, CutoverConfig config, bool acceptNew, CancellationToken ct)
     {
-        var results = await new FleetCommand(config, new SilentProgress(), acceptNew).QueryAsync(["releases", "--json"], ct);
-        var parsed = results.Select(r => (r, doc: r.Ok ? Parse(r.Stdout) : null)).ToList();
-        if (json)
-        {
-            env.Out.WriteLine(JsonSerializer.Serialize(parsed.Select(p => new { host = p.r.Host.Name, deployed = !p.r.NeverDeployed, releases = p.doc, error = p.r.NeverDeployed ? null : p.r.Error }), Json.Options));
-            return QueryExit(results);
-        }
+        var parsed = await QueryAsync(config, acceptNew, "releases", ct);
+        if (json) return WriteJson(env, parsed, "releases");
         var table = new Table().Border(env.Interactive ? TableBorder.Rounded : TableBorder.None)
             .AddColumns("host", "", "id", "revision", "created (UTC)", "status", "note");
         foreach (var (r, doc) in parsed)
         {
-            if (r.NeverDeployed)
+            if (r.NeverDeployed || doc is { ValueKind: JsonValueKind.Array } && doc.Value.GetArrayLength() == 0)
             {
                 table.AddRow(Markup.Escape(r.Host.Name), "", "-", "", "", "", "no releases yet");
                 continue;
@@ -116,7 +126,6 @@ public static class FleetCommands
                 table.AddRow(Markup.Escape(r.Host.Name), "", "", "", "", "[red]unavailable[/]", Markup.Escape(r.Error ?? ""));
                 continue;
             }
-            if (d.GetArrayLength() == 0) table.AddRow(Markup.Escape(r.Host.Name), "", "-", "", "", "", "no releases yet");
             foreach (var rel in d.EnumerateArray())
             {
                 var isCurrent = rel.GetProperty("current").GetBoolean();
@@ -127,7 +136,7 @@ public static class FleetCommands
             }
         }
         Write(env, table);
-        return QueryExit(results);
+        return QueryExit(parsed);
     }
 
     /// <summary>
