@@ -185,11 +185,15 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
         {
             await clock.RunAsync("transfer", () => artifact.SendAsync(host, hashes, uploadDir, t => run.Progress.Info($"transfer: {t}"), cancellationToken),
                 t => t.ToString());
+            await run.Session.SendAsync(new
+            {
+                op = "prepare", upload_dir = uploadDir, revision, command = request.CommandLine, started, lock_wait_seconds = request.LockWait.TotalSeconds,
+            }, cancellationToken);
         }
         catch (Exception e) when (e is OperationCanceledException or DeployException)
         {
-            // Stopped mid-transfer (another host failed): the half-filled upload directory goes too. Once `prepare`
-            // is sent, the host's session removes it itself, whatever happens.
+            // Stopped before `prepare` reached the host (another host failed, mid-transfer or just after): the upload
+            // directory goes too. Once `prepare` is sent, the host's session removes it itself, whatever happens.
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
             try
             {
@@ -201,22 +205,18 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
             }
             throw;
         }
-        var reply = await RequestAsync(run, new
-        {
-            op = "prepare", upload_dir = uploadDir, revision, command = request.CommandLine, started, lock_wait_seconds = request.LockWait.TotalSeconds,
-        }, cancellationToken);
+        var reply = Checked(run, await run.Session.ReplyAsync(cancellationToken));
         run.Release = reply.Release;
         run.Previous = reply.Previous;
         run.Prepared = true;
         run.Outcome = $"prepared {run.Release}";
     }
 
-    private static async Task<RemoteSessionClient.Reply> RequestAsync(HostRun run, object request, CancellationToken cancellationToken)
-    {
-        var reply = await run.Session!.RequestAsync(request, cancellationToken);
-        if (!reply.Ok) throw new HostException(run.Host, reply.Error ?? "failed") { Locked = reply.Locked };
-        return reply;
-    }
+    private static async Task<RemoteSessionClient.Reply> RequestAsync(HostRun run, object request, CancellationToken cancellationToken) =>
+        Checked(run, await run.Session!.RequestAsync(request, cancellationToken));
+
+    private static RemoteSessionClient.Reply Checked(HostRun run, RemoteSessionClient.Reply reply) =>
+        reply.Ok ? reply : throw new HostException(run.Host, reply.Error ?? "failed") { Locked = reply.Locked };
 
     /// <summary>Runs <paramref name="work"/> on each host, fleet.parallel at a time; a host's failure is recorded on it, never thrown.</summary>
     private async Task ForEachHostAsync(IEnumerable<HostRun> runs, CancellationToken cancellationToken, Func<HostRun, CancellationToken, Task> work, Action? onFailure = null)

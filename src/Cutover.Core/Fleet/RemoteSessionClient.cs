@@ -38,6 +38,13 @@ public sealed class RemoteSessionClient : IAsyncDisposable
 
     public async Task<Reply> RequestAsync(object request, CancellationToken cancellationToken)
     {
+        await SendAsync(request, cancellationToken);
+        return await ReplyAsync(cancellationToken);
+    }
+
+    /// <summary>Sends one request line; once this returns, the session has it.</summary>
+    public async Task SendAsync(object request, CancellationToken cancellationToken)
+    {
         try
         {
             var line = JsonSerializer.Serialize(request, Json.Compact) + "\n";
@@ -48,6 +55,11 @@ public sealed class RemoteSessionClient : IAsyncDisposable
         {
             throw _connection.Lost(e);
         }
+    }
+
+    /// <summary>Relays the session's progress lines until the reply to the request last sent.</summary>
+    public async Task<Reply> ReplyAsync(CancellationToken cancellationToken)
+    {
         while (true)
         {
             var text = await ReadLineAsync(cancellationToken);
