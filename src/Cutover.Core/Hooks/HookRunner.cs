@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Cutover.Platform;
 
 namespace Cutover.Hooks;
 
@@ -30,10 +31,31 @@ public sealed class HookFailedException(string stage, string command, string rea
 
 /// <summary>
 /// Runs hook commands through /bin/sh -c, one after another, streaming every output line as it comes.
-/// A hook that overruns its timeout is killed with its whole process tree.
+/// Each hook runs in a process group of its own (setsid) and never outlives its step: when its shell exits, times
+/// out or is cancelled, whatever it left in its group is killed, and the deploy stops waiting for output that a
+/// background process still holds open. A watchdog in the group kills the group when the deploy's end of the
+/// stdin pipe closes, which is also what happens when the deploy itself is SIGKILLed.
 /// </summary>
 public sealed class HookRunner
 {
+    private const int SigKill = 9;
+
+    // $1 is the hook. fd 3 is the deploy's pipe: a builtin `read` (no child process) returns at its EOF and kills
+    // the group. The hook itself gets /dev/null as stdin and never sees fd 3.
+    private const string Wrapper = """
+        exec 3<&0 0</dev/null
+        { read -r _ <&3; kill -KILL 0; } >/dev/null 2>&1 &
+        watchdog=$!
+        exec 3<&-
+        /bin/sh -c "$1"
+        status=$?
+        kill -KILL "$watchdog" 2>/dev/null
+        exit $status
+        """;
+
+    /// <summary>How long output may still arrive after the hook's shell exited and its group was killed.</summary>
+    private static readonly TimeSpan OutputGrace = TimeSpan.FromSeconds(2);
+
     public async Task RunAsync(string stage, IReadOnlyList<string> commands, HookContext context,
         Action<string, string> onOutput, CancellationToken cancellationToken)
     {
@@ -44,7 +66,8 @@ public sealed class HookRunner
     private static async Task RunOneAsync(string stage, string command, HookContext context,
         Action<string, string> onOutput, CancellationToken cancellationToken)
     {
-        var start = new ProcessStartInfo("/bin/sh")
+        // setsid execs in place (the child of Process.Start is never a group leader), so the pid is the group's id.
+        var start = new ProcessStartInfo("setsid")
         {
             WorkingDirectory = context.ReleaseDir,
             RedirectStandardOutput = true,
@@ -52,15 +75,18 @@ public sealed class HookRunner
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
-        start.ArgumentList.Add("-c");
-        start.ArgumentList.Add(command);
+        foreach (var arg in new[] { "/bin/sh", "-c", Wrapper, "cutover-hook", command }) start.ArgumentList.Add(arg);
         foreach (var (key, value) in context.Environment) start.Environment[key] = value;
 
         onOutput(stage, $"$ {command}");
-        using var process = new Process { StartInfo = start };
+        using var process = new Process { StartInfo = start, EnableRaisingEvents = true };
         var gate = new object();
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (gate) onOutput(stage, e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (gate) onOutput(stage, e.Data); };
+        var outputClosed = new TaskCompletionSource[] { new(TaskCreationOptions.RunContinuationsAsynchronously), new(TaskCreationOptions.RunContinuationsAsynchronously) };
+        process.OutputDataReceived += (_, e) => { if (e.Data is null) outputClosed[0].TrySetResult(); else lock (gate) onOutput(stage, e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is null) outputClosed[1].TrySetResult(); else lock (gate) onOutput(stage, e.Data); };
+        // Exited, not WaitForExitAsync: the latter also waits for EOF on the output, which a background process holds.
+        var exited = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        process.Exited += (_, _) => exited.TrySetResult();
         try
         {
             process.Start();
@@ -69,25 +95,46 @@ public sealed class HookRunner
         {
             throw new HookFailedException(stage, command, $"could not start: {e.Message}");
         }
-        process.StandardInput.Close();
+        var group = process.Id;
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
 
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(context.Timeout);
         try
         {
-            await process.WaitForExitAsync(timeout.Token);
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(context.Timeout);
+            try
+            {
+                await exited.Task.WaitAsync(timeout.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                KillGroup(group);
+                await exited.Task.WaitAsync(OutputGrace, CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Default);
+                cancellationToken.ThrowIfCancellationRequested();
+                throw new HookFailedException(stage, command, $"timed out after {Config.Duration.Format(context.Timeout)} and was killed with its process group");
+            }
         }
-        catch (OperationCanceledException)
+        finally
         {
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync(CancellationToken.None);
-            cancellationToken.ThrowIfCancellationRequested();
-            throw new HookFailedException(stage, command, $"timed out after {Config.Duration.Format(context.Timeout)} and was killed");
+            // Whatever the hook left running in its group goes with it; output held open elsewhere is not waited for.
+            KillGroup(group);
+            process.StandardInput.Close();
+            await Task.WhenAll(outputClosed.Select(c => c.Task)).WaitAsync(OutputGrace, CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Default);
         }
-        process.WaitForExit(); // drains the output readers
         if (process.ExitCode != 0)
             throw new HookFailedException(stage, command, $"exited with code {process.ExitCode}");
+    }
+
+    private static void KillGroup(int group)
+    {
+        try
+        {
+            LibC.Kill(-group, SigKill);
+        }
+        catch (IOException)
+        {
+            // The group is gone already (ESRCH is "false", other errors are not ours to handle here).
+        }
     }
 }
