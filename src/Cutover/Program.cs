@@ -1,7 +1,8 @@
 using System.CommandLine;
 using Cutover.Cli.Commands;
 
-var env = CliEnvironment.FromProcess();
+using var signals = new TerminationSignals(Console.Error);
+var env = CliEnvironment.FromProcess(signals);
 var common = new CommonOptions();
 var root = new RootCommand("cutover: zero-downtime deploys for your own servers")
 {
@@ -23,4 +24,6 @@ var root = new RootCommand("cutover: zero-downtime deploys for your own servers"
     MigrationsCommands.Migrate(common, env),
     RemoteCommands.Create(common, env),
 };
-return await root.Parse(args).InvokeAsync();
+// Signals are ours (TerminationSignals), not System.CommandLine's: its handler would end the process two seconds
+// after Ctrl-C, in the middle of putting the previous release back.
+return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, signals.Token);

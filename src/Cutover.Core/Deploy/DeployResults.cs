@@ -8,15 +8,18 @@ public enum DeployOutcome
     Failed,
     /// <summary>Switched, then failed a hook or the health check, and switched back by itself.</summary>
     RolledBack,
+    /// <summary>Stopped by SIGINT/SIGTERM; whatever had been switched was put back before the command exited.</summary>
+    Cancelled,
 }
 
 public static class DeployOutcomeWords
 {
-    /// <summary>The word history.jsonl and --json use: success, failed, rolled_back.</summary>
+    /// <summary>The word history.jsonl and --json use: success, failed, rolled_back, cancelled.</summary>
     public static string Word(this DeployOutcome outcome) => outcome switch
     {
         DeployOutcome.Success => "success",
         DeployOutcome.Failed => "failed",
+        DeployOutcome.Cancelled => "cancelled",
         _ => "rolled_back",
     };
 }

@@ -22,6 +22,20 @@ public sealed class ReleaseBookkeeping(RootLayout layout, ReleaseStore store, Cu
         current.RemoveLeftovers();
         foreach (var id in store.RecoverInterrupted())
             progress.Warning($"release {id} was left unfinished by an interrupted deploy; marked failed");
+        // `switched` is written before `current` moves, `went_live` once it has. A switched release that `current`
+        // names went live (the deploy was killed after the switch); one it does not name and that never went live
+        // was interrupted before or during its switch, never served, and must never become a rollback target.
+        var live = current.Read();
+        foreach (var record in store.List().Where(r => r.Status == ReleaseStatus.Switched && r.WentLive is null))
+        {
+            if (record.ReleaseId == live)
+            {
+                store.Save(record with { WentLive = DateTimeOffset.UtcNow });
+                continue;
+            }
+            store.SetStatus(record, ReleaseStatus.Failed, "interrupted: its switch never completed, so it never served");
+            progress.Warning($"release {record.Id} was being switched to by an interrupted deploy and never went live; marked failed");
+        }
     }
 
     /// <summary>Removes what keep_releases lets go (failed releases never count); returns the ids removed.</summary>

@@ -69,9 +69,13 @@ public sealed class ReleaseDeployer
             await MigrateAsync(prepared, cancellationToken);
             await BeforeSwitchAsync(prepared, cancellationToken);
         }
-        catch (Exception e) when (e is DeployException and not ArtifactException || e is OperationCanceledException)
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            if (e is OperationCanceledException) _progress.Warning("cancelled before the switch; the live release was not touched");
+            _progress.Warning("cancelled before the switch; the live release was not touched");
+            return Abort(prepared, "cancelled before the switch", removeRelease: false, cancelled: true);
+        }
+        catch (DeployException e) when (e is not ArtifactException)
+        {
             return Abort(prepared, e.Message, removeRelease: false);
         }
         return await ActivateAsync(prepared, cancellationToken);
@@ -163,11 +167,11 @@ public sealed class ReleaseDeployer
     /// Gives up on a release before its switch: record -> failed, history. A fleet removes the staged directory too,
     /// so an aborted fleet deploy leaves no trace but the record; a local deploy keeps it for inspection.
     /// </summary>
-    public DeployResult Abort(PreparedRelease prepared, string error, bool removeRelease)
+    public DeployResult Abort(PreparedRelease prepared, string error, bool removeRelease, bool cancelled = false)
     {
-        prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Failed, error);
+        prepared.Record = _store.SetStatus(prepared.Record, cancelled ? ReleaseStatus.Cancelled : ReleaseStatus.Failed, error);
         if (removeRelease) _store.Remove(prepared.Id);
-        return _bookkeeping.Finish(prepared.Started, prepared.Id, prepared.Revision, prepared.Previous, DeployOutcome.Failed, error, [], prepared.Clock);
+        return _bookkeeping.Finish(prepared.Started, prepared.Id, prepared.Revision, prepared.Previous, cancelled ? DeployOutcome.Cancelled : DeployOutcome.Failed, error, [], prepared.Clock);
     }
 
     /// <summary>The switch (or the instances' move), the checks after it, and going back when they fail; then prune.</summary>
@@ -178,14 +182,26 @@ public sealed class ReleaseDeployer
         // live one that recovery would take for an interrupted staging.
         if (_activator is not null)
         {
-            var failure = await clock.RunCheckedAsync("instances", () => _activator.ActivateAsync(id.Value, releaseDir, _progress, cancellationToken),
-                $"all instances on {id}");
+            string? failure;
+            try
+            {
+                failure = await clock.RunCheckedAsync("instances", () => _activator.ActivateAsync(id.Value, releaseDir, _progress, cancellationToken),
+                    $"all instances on {id}");
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                // The activator returns only once the agent has put every replaced instance back.
+                const string why = "cancelled during the instances' move; every instance replaced so far was put back";
+                prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Cancelled, why);
+                return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.Cancelled, why, [], clock);
+            }
             if (failure is not null)
             {
                 prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Failed, failure);
                 return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.RolledBack, failure, [], clock);
             }
-            prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Switched);
+            // The instances already serve it: it went live before `current` follows.
+            prepared.Record = _store.SetStatus(prepared.Record with { WentLive = DateTimeOffset.UtcNow }, ReleaseStatus.Switched);
             clock.Run("switch", () => _current.SwitchTo(id), previous is null ? $"current -> {id}" : $"current: {previous} -> {id}");
             prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Active);
             var prunedReleases = clock.Run("prune", () => _bookkeeping.Prune(_config.KeepReleases), p => p.Count == 0 ? "nothing to remove" : $"removed {string.Join(", ", p)}");
@@ -193,17 +209,52 @@ public sealed class ReleaseDeployer
         }
 
         prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Switched);
-        clock.Run("switch", () => _current.SwitchTo(id), previous is null ? $"current -> {id}" : $"current: {previous} -> {id}");
+        try
+        {
+            clock.Run("switch", () => _current.SwitchTo(id), previous is null ? $"current -> {id}" : $"current: {previous} -> {id}");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // rename(2) is atomic: either `current` moved (only the fsync after it failed) and the checks go on, or
+            // the switch did not happen, and this release never served and must never be a rollback target.
+            if (_current.Read() == id) _progress.Warning($"switched to {id}, but {e.Message}");
+        }
+        if (_current.Read() != id)
+        {
+            var why = $"the switch to {id} failed: `current` could not be replaced in {_layout.Root}";
+            prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Failed, why);
+            return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.Failed, why, [], clock);
+        }
+        prepared.Record = prepared.Record with { WentLive = DateTimeOffset.UtcNow };
+        _store.Save(prepared.Record);
 
-        var problem = await VerifyAsync(clock, prepared.HookContext, prepared.Log, cancellationToken);
+        // Whatever stops the checks after the switch (a failed hook or health check, SIGINT/SIGTERM, an exception)
+        // puts the previous release back: an unverified release never stays live behind a non-zero exit.
+        string? problem;
+        var cancelled = false;
+        try
+        {
+            problem = await VerifyAsync(clock, prepared.HookContext, prepared.Log, cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            cancelled = true;
+            problem = "cancelled after the switch";
+            _progress.Warning($"cancelled after the switch: putting {(previous is null ? "the site back to no release" : previous.Value)} back");
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            problem = $"the checks after the switch failed: {e.Message}";
+        }
         if (problem is not null)
         {
-            await SwitchBackAsync(clock, id, previous, prepared.Log, cancellationToken);
-            prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Failed, problem);
+            // The undo is not cancellable: a second signal must not leave the unverified release live.
+            await SwitchBackAsync(clock, id, previous, prepared.Log, CancellationToken.None);
+            prepared.Record = _store.SetStatus(prepared.Record, cancelled ? ReleaseStatus.Cancelled : ReleaseStatus.Failed, problem);
             var message = previous is null
                 ? $"{problem}; there was no earlier release, so 'current' was removed"
                 : $"{problem}; switched back to {previous}";
-            return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.RolledBack, message, [], clock);
+            return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, cancelled ? DeployOutcome.Cancelled : DeployOutcome.RolledBack, message, [], clock);
         }
 
         prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Active);

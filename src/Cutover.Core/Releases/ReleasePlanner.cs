@@ -7,7 +7,7 @@ public static class ReleasePlanner
     public static ReleaseRecord? RollbackTarget(IReadOnlyList<ReleaseRecord> releases, ReleaseId? current) =>
         releases
             .Where(r => current is null || r.ReleaseId < current)
-            .Where(r => r.Status is ReleaseStatus.Active or ReleaseStatus.Switched)
+            .Where(r => r.Status is ReleaseStatus.Active || r.Status is ReleaseStatus.Switched && r.WentLive is not null)
             .MaxBy(r => r.ReleaseId);
 
     /// <summary>

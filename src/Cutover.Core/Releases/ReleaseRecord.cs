@@ -14,6 +14,8 @@ public enum ReleaseStatus
     Failed,
     /// <summary>Was live and was rolled back from; skipped by the next rollback.</summary>
     RolledBack,
+    /// <summary>Its deploy was stopped by SIGINT/SIGTERM; if it had gone live, the previous release was put back.</summary>
+    Cancelled,
 }
 
 /// <summary>What Cutover knows about one release, kept in <c>.cutover/releases/&lt;id&gt;.json</c>.</summary>
@@ -27,6 +29,8 @@ public sealed record ReleaseRecord
     public string? Source { get; init; }
     public string? Failure { get; init; }
     public DateTimeOffset? Updated { get; init; }
+    /// <summary>When `current` was seen pointing at it: a release without it never served and is never a rollback target.</summary>
+    public DateTimeOffset? WentLive { get; init; }
     /// <summary>Migrations this deploy applied, in order.</summary>
     public IReadOnlyList<string>? Migrations { get; init; }
     /// <summary>Statements the linter would have stopped, let through by a `-- cutover:safety-assured` comment, with its reason.</summary>

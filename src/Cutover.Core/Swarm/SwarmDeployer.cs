@@ -91,7 +91,7 @@ public sealed class SwarmDeployer
             var outcomeKind = outcome?.BackOnPrevious == true ? DeployOutcome.RolledBack : DeployOutcome.Failed;
             return _bookkeeping.Finish(started, id, request.Revision, previous, outcomeKind, failure, [], clock);
         }
-        record = _store.SetStatus(record, ReleaseStatus.Switched);
+        record = _store.SetStatus(record with { WentLive = DateTimeOffset.UtcNow }, ReleaseStatus.Switched); // the service already runs it
         _current.SwitchTo(id);
         _store.SetStatus(record, ReleaseStatus.Active);
         var pruned = clock.Run("prune", () => _bookkeeping.Prune(_config.KeepReleases), p => p.Count == 0 ? "nothing to remove" : $"removed {string.Join(", ", p)}");

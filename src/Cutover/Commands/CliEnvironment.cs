@@ -22,9 +22,21 @@ public sealed class CliEnvironment(TextWriter stdout, TextWriter stderr, bool in
 
     public bool Interactive { get; } = interactive;
 
-    public static CliEnvironment FromProcess() =>
+    /// <summary>SIGINT/SIGTERM handling, set by Program for the real process (null in-process).</summary>
+    public TerminationSignals? Signals { get; init; }
+
+    /// <summary>A deploy or rollback finishes its undo whatever further signals arrive.</summary>
+    public IDisposable ProtectUndo() => Signals?.Protect() ?? NoSection.Instance;
+
+    private sealed class NoSection : IDisposable
+    {
+        public static readonly NoSection Instance = new();
+        public void Dispose() { }
+    }
+
+    public static CliEnvironment FromProcess(TerminationSignals signals) =>
         new(System.Console.Out, System.Console.Error,
-            !System.Console.IsOutputRedirected && Environment.GetEnvironmentVariable("TERM") is not (null or "dumb"));
+            !System.Console.IsOutputRedirected && Environment.GetEnvironmentVariable("TERM") is not (null or "dumb")) { Signals = signals };
 
     /// <summary>Diagnostics for --verbose, on stderr so they never mix with --json on stdout.</summary>
     public ILoggerFactory Logging(bool verbose) => verbose

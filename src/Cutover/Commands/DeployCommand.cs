@@ -23,6 +23,7 @@ public static class DeployCommand
             var json = parse.GetValue(common.Json);
             return CommandRunner.RunAsync(env, json, async () =>
             {
+                using var undoFinishes = env.ProtectUndo();
                 var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
                 var progress = env.Progress(json);
                 if (config.Fleet is not null)
@@ -70,7 +71,7 @@ public static class DeployCommand
                     if (!json) env.Error.WriteLine($"error: the probe counted {probed.Failed} failed requests during the deploy");
                     return ExitCodes.Failed;
                 }
-                return result.Succeeded ? ExitCodes.Ok : ExitCodes.Failed;
+                return result.Succeeded ? ExitCodes.Ok : result.Outcome == DeployOutcome.Cancelled ? ExitCodes.Cancelled : ExitCodes.Failed;
             });
         });
         return command;
@@ -107,6 +108,7 @@ public static class DeployCommand
         {
             DeployOutcome.Success => $"deployed {config.App} release {result.Release} in {total:0.00}s",
             DeployOutcome.Failed => $"deploy failed before the switch; {(result.Previous is null ? "nothing was live" : $"{result.Previous} is still live")}: {result.Error}",
+            DeployOutcome.Cancelled => $"deploy of release {result.Release} cancelled: {result.Error}{(result.Previous is null ? "" : $"; {result.Previous} is live")}",
             _ => $"deploy failed after the release was staged: {result.Error}",
         };
         if (env.Interactive)

@@ -67,6 +67,7 @@ public static class ReleasesCommand
     {
         ReleaseStatus.Active => "[green]active[/]",
         ReleaseStatus.Failed => "[red]failed[/]",
+        ReleaseStatus.Cancelled => "[red]cancelled[/]",
         ReleaseStatus.RolledBack => "[yellow]rolled_back[/]",
         ReleaseStatus.Switched => "[yellow]switched[/]",
         _ => "[grey]staging[/]",

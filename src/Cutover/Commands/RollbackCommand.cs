@@ -19,6 +19,7 @@ public static class RollbackCommand
             var json = parse.GetValue(common.Json);
             return CommandRunner.RunAsync(env, json, async () =>
             {
+                using var undoFinishes = env.ProtectUndo();
                 var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
                 var progress = env.Progress(json);
                 if (config.Fleet is not null)
