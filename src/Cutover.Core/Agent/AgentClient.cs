@@ -84,11 +84,18 @@ public sealed class AgentClient : IDisposable
         {
             Content = JsonContent.Create(new AgentServer.ActivateRequest(configFile, releaseId, releaseDir), options: Json.Options),
         };
-        using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        // Not cancelled by the token: a cancelled deploy asks the agent to undo the move (`cancel`) and then waits for
+        // its result, so the CLI never exits with a mixed set of instances behind it.
+        using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, CancellationToken.None);
         if (!response.IsSuccessStatusCode)
-            return $"the agent answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(cancellationToken)}";
-        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken));
-        while (await reader.ReadLineAsync(cancellationToken) is { } line)
+            return $"the agent answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(CancellationToken.None)}";
+        await using var onCancel = cancellationToken.Register(() =>
+        {
+            progress.Warning("cancelling: the agent puts every instance it replaced back on the running release");
+            _ = CancelAsync(app, releaseId);
+        });
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(CancellationToken.None));
+        while (await reader.ReadLineAsync(CancellationToken.None) is { } line)
         {
             using var doc = JsonDocument.Parse(line);
             var e = doc.RootElement;
@@ -102,10 +109,24 @@ public sealed class AgentClient : IDisposable
                 case "output": progress.Output(Get("phase"), Get("line")); break;
                 case "info": progress.Info(Get("message")); break;
                 case "warning": progress.Warning(Get("message")); break;
-                case "result": return e.GetProperty("error").ValueKind == JsonValueKind.Null ? null : Get("error");
+                case "result":
+                    if (e.TryGetProperty("cancelled", out var c) && c.ValueKind == JsonValueKind.True) throw new OperationCanceledException(Get("error"), cancellationToken);
+                    return e.GetProperty("error").ValueKind == JsonValueKind.Null ? null : Get("error");
             }
         }
         return "the agent closed the connection before it finished (did it stop?)";
+    }
+
+    private async Task CancelAsync(string app, string releaseId)
+    {
+        try
+        {
+            using var response = await _http.PostAsync($"v1/apps/{Uri.EscapeDataString(app)}/cancel?release={Uri.EscapeDataString(releaseId)}", null);
+        }
+        catch (HttpRequestException)
+        {
+            // The agent went away: the activation's connection ends too, and the read loop reports that.
+        }
     }
 
     public async Task<JsonElement> AppsAsync(CancellationToken cancellationToken) =>

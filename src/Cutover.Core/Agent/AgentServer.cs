@@ -30,6 +30,7 @@ public sealed class AgentServer : IAsyncDisposable
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly Dictionary<string, AppRuntime> _apps = new(StringComparer.Ordinal);
     private readonly Dictionary<string, AppRecord> _records = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, CancellationTokenSource> _activations = new(StringComparer.Ordinal);
     private WebApplication? _web;
 
     public AgentServer(AgentHome home, ILoggerFactory loggers)
@@ -86,37 +87,74 @@ public sealed class AgentServer : IAsyncDisposable
         web.MapGet("/v1/apps", () => Results.Json(_apps.Values.Select(Describe).ToList(), Json.Options));
         // Each command's work resumes on the thread pool, never on the proxy's socket threads.
         web.MapPost("/v1/apps/{app}/activate", (string app, HttpContext context) => ThreadPoolContext.Run(() => ActivateAsync(app, context)));
+        // Not behind the gate: it reaches the activation that holds it.
+        web.MapPost("/v1/apps/{app}/cancel", (string app, string release) => CancelActivation(app, release));
         web.MapPost("/v1/apps/{app}/stop", (string app, CancellationToken ct) => ThreadPoolContext.Run(() => StopAppAsync(app, ct)));
         web.MapPost("/v1/apps/{app}/start", (string app, CancellationToken ct) => ThreadPoolContext.Run(() => StartAppAsync(app, ct)));
     }
 
     public sealed record ActivateRequest(string Config, string ReleaseId, string ReleaseDir);
 
-    /// <summary>Moves an app's instances to a release, streaming progress as NDJSON; the last line is the result.</summary>
+    /// <summary>
+    /// Moves an app's instances to a release, streaming progress as NDJSON; the last line is the result. The move is
+    /// cancelled (and undone: no mixed set) when the CLI asks (`cancel`, on SIGINT/SIGTERM, and it waits for the
+    /// result) or disappears (SIGKILL: nobody will switch `current`, so the instances must stay on what it names).
+    /// </summary>
     private async Task ActivateAsync(string app, HttpContext context)
     {
         var request = await JsonSerializer.DeserializeAsync<ActivateRequest>(context.Request.Body, Json.Options, context.RequestAborted);
-        context.Response.ContentType = "application/x-ndjson";
-        // Progress lines are small and written as they happen, from whichever thread reports them.
-        context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpBodyControlFeature>()!.AllowSynchronousIO = true;
-        await using var writer = new StreamWriter(context.Response.Body) { AutoFlush = true };
-        var progress = new JsonProgress(writer);
-        string? error;
-        await _gate.WaitAsync(context.RequestAborted);
+        var key = ActivationKey(app, request!.ReleaseId);
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        lock (_activations) _activations[key] = cancel;
         try
         {
-            error = await ActivateLockedAsync(app, request!, progress, context.RequestAborted);
-        }
-        catch (Exception e) when (e is DeployException or ConfigException or IOException)
-        {
-            error = e.Message;
+            context.Response.ContentType = "application/x-ndjson";
+            // Progress lines are small and written as they happen, from whichever thread reports them.
+            context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpBodyControlFeature>()!.AllowSynchronousIO = true;
+            // Headers first: once the CLI has them, a `cancel` it sends finds this activation registered.
+            await context.Response.StartAsync(context.RequestAborted);
+            await using var writer = new StreamWriter(new ClientStream(context.Response.Body)) { AutoFlush = true };
+            var progress = new JsonProgress(writer);
+            string? error;
+            var cancelled = false;
+            await _gate.WaitAsync(context.RequestAborted);
+            try
+            {
+                error = await ActivateLockedAsync(app, request, progress, cancel.Token);
+                cancelled = cancel.IsCancellationRequested && error is not null;
+            }
+            catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+            {
+                error = "cancelled";
+                cancelled = true;
+            }
+            catch (Exception e) when (e is DeployException or ConfigException or IOException)
+            {
+                error = e.Message;
+            }
+            finally
+            {
+                _gate.Release();
+            }
+            if (cancelled) _logger.LogWarning("activation of {App} release {Release} cancelled: {Error}", app, request.ReleaseId, error);
+            progress.Emit(new { @event = "result", error, cancelled });
         }
         finally
         {
-            _gate.Release();
+            lock (_activations) _activations.Remove(key);
         }
-        progress.Emit(new { @event = "result", error });
     }
+
+    private IResult CancelActivation(string app, string release)
+    {
+        CancellationTokenSource? running;
+        lock (_activations) _activations.TryGetValue(ActivationKey(app, release), out running);
+        if (running is null) return Results.NotFound(new { error = $"no activation of {app} release {release} is running" });
+        running.Cancel();
+        return Results.Json(new { cancelling = release }, Json.Options);
+    }
+
+    private static string ActivationKey(string app, string release) => app + "/" + release;
 
     private async Task<string?> ActivateLockedAsync(string app, ActivateRequest request, IDeployProgress progress, CancellationToken cancellationToken)
     {
@@ -158,6 +196,7 @@ public sealed class AgentServer : IAsyncDisposable
             var result = await new RollingUpdate(runtime, progress).RunAsync(request.ReleaseId, request.ReleaseDir, cancellationToken);
             var was = runtime.Slots.FirstOrDefault(sl => sl is not null && sl.Spec.ReleaseId != request.ReleaseId)?.Spec.ReleaseId;
             error = result.Succeeded ? null
+                : result.Cancelled ? $"cancelled; every instance is back on release {runtime.ReleaseId}"
                 : result.RolledBack ? $"{result.Error}; every instance is back on release {was}"
                 : result.Replaced == 0 ? $"{result.Error}; no instance was replaced, release {was} keeps serving"
                 : $"{result.Error}; {result.Replaced} of {runtime.Slots.Length} instances run the new release, the others {was} (failure_action {runtime.Config.Rolling.FailureAction.ToString().ToLowerInvariant()})";

@@ -39,7 +39,19 @@ public sealed class BlueGreenSwitch(AppRuntime app, IDeployProgress progress)
         progress.PhaseStarted("green");
         var started = Stopwatch.StartNew();
         var green = Enumerable.Range(0, blue.Length).Select(i => app.NewInstance(i, releaseId, releaseDir)).ToArray();
-        var problems = await Task.WhenAll(green.Select(g => g.StartAsync(enterProxy: false, cancellationToken)));
+        string?[] problems;
+        try
+        {
+            problems = await Task.WhenAll(green.Select(g => g.StartAsync(enterProxy: false, cancellationToken)));
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Green never took traffic; the ones that became ready before the cancel go too.
+            await Task.WhenAll(green.Select(g => g.StopAsync(TimeSpan.Zero, CancellationToken.None)));
+            var error = $"cancelled while the green set started; blue (release {blueRelease.Id}) keeps serving";
+            progress.PhaseFailed("green", started.Elapsed, error);
+            return error;
+        }
         if (problems.Select((p, i) => (p, i)).FirstOrDefault(x => x.p is not null) is { p: not null } failed)
         {
             await Task.WhenAll(green.Select(g => g.StopAsync(TimeSpan.Zero, CancellationToken.None)));
@@ -64,7 +76,15 @@ public sealed class BlueGreenSwitch(AppRuntime app, IDeployProgress progress)
         {
             progress.PhaseStarted("monitor");
             var monitorClock = Stopwatch.StartNew();
-            var trip = await MonitorAsync(green, config, cancellationToken);
+            string? trip;
+            try
+            {
+                trip = await MonitorAsync(green, config, cancellationToken);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                trip = "cancelled during the monitor window";
+            }
             if (trip is not null)
             {
                 await RouteAsync(blue, CancellationToken.None);

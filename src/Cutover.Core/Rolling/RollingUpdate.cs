@@ -6,6 +6,9 @@ namespace Cutover.Rolling;
 
 public sealed record RollingResult(bool Succeeded, bool RolledBack, int Replaced, IReadOnlyList<string> Failures)
 {
+    /// <summary>The deploy was cancelled; every replaced instance was put back on the previous release.</summary>
+    public bool Cancelled { get; init; }
+
     public string? Error => Failures.Count == 0 ? null : string.Join("; ", Failures);
 }
 
@@ -18,6 +21,26 @@ public sealed record RollingResult(bool Succeeded, bool RolledBack, int Replaced
 public sealed class RollingUpdate(AppRuntime app, IDeployProgress progress)
 {
     public async Task<RollingResult> RunAsync(string releaseId, string releaseDir, CancellationToken cancellationToken)
+    {
+        var previous = (Id: app.ReleaseId, Dir: app.ReleaseDir);
+        try
+        {
+            return await RollAsync(releaseId, releaseDir, cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && previous.Id is not null)
+        {
+            // A cancelled deploy never leaves a mixed set: every slot not on the previous release goes back to it,
+            // start-first, whatever else is cancelled meanwhile.
+            var moved = app.Slots.Count(s => s is null || s.Spec.ReleaseId != previous.Id);
+            progress.Warning($"cancelled: returning {moved} instances to release {previous.Id}");
+            await RollBackAsync(Enumerable.Range(0, app.Slots.Length), previous.Id, previous.Dir!, CancellationToken.None);
+            app.ReleaseId = previous.Id;
+            app.ReleaseDir = previous.Dir;
+            return new RollingResult(false, true, moved, ["cancelled"]) { Cancelled = true };
+        }
+    }
+
+    private async Task<RollingResult> RollAsync(string releaseId, string releaseDir, CancellationToken cancellationToken)
     {
         var rolling = app.Config.Rolling;
         var previous = (Id: app.ReleaseId, Dir: app.ReleaseDir);
@@ -70,9 +93,10 @@ public sealed class RollingUpdate(AppRuntime app, IDeployProgress progress)
     {
         var old = app.Slots[slot];
         var drain = app.Config.Proxy!.DrainTimeout;
+        // Stops drain to the end even when the deploy is cancelled: cutting a drain short fails requests.
         if (order == RollingOrder.StopFirst && old is not null)
         {
-            await old.StopAsync(drain, cancellationToken);
+            await old.StopAsync(drain, CancellationToken.None);
             app.Slots[slot] = null;
         }
         var fresh = app.NewInstance(slot, releaseId, releaseDir);
@@ -89,7 +113,7 @@ public sealed class RollingUpdate(AppRuntime app, IDeployProgress progress)
         }
         progress.Info($"{fresh.Spec.Id}: pid {fresh.Pid} on port {fresh.Spec.Port} ready (release {releaseId})");
         app.Slots[slot] = fresh;
-        if (order == RollingOrder.StartFirst && old is not null) await old.StopAsync(drain, cancellationToken);
+        if (order == RollingOrder.StartFirst && old is not null) await old.StopAsync(drain, CancellationToken.None);
         return (slot, null);
     }
 

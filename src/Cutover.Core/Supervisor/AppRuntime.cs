@@ -173,7 +173,17 @@ public sealed class AppRuntime : IAsyncDisposable
     public async Task<string?> StartAllAsync(string releaseId, string releaseDir, CancellationToken cancellationToken)
     {
         var instances = Enumerable.Range(0, Slots.Length).Select(i => NewInstance(i, releaseId, releaseDir)).ToArray();
-        var problems = await Task.WhenAll(instances.Select(i => i.StartAsync(cancellationToken)));
+        string?[] problems;
+        try
+        {
+            problems = await Task.WhenAll(instances.Select(i => i.StartAsync(cancellationToken)));
+        }
+        catch (OperationCanceledException)
+        {
+            // Cancelled: the ones that got ready before it go too, so nothing of an unfinished start keeps running.
+            await Task.WhenAll(instances.Select(i => i.StopAsync(TimeSpan.Zero, CancellationToken.None)));
+            throw;
+        }
         var failed = problems.Select((p, i) => (p, i)).FirstOrDefault(x => x.p is not null);
         if (failed.p is not null)
         {

@@ -71,7 +71,19 @@ public sealed class ManagedInstance : IAsyncDisposable
     public async Task<string?> StartAsync(bool enterProxy, CancellationToken cancellationToken)
     {
         _enterProxy = enterProxy;
-        var problem = await LaunchAsync(cancellationToken);
+        string? problem;
+        try
+        {
+            problem = await LaunchAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            // A deploy cancelled while this instance was starting: it never entered the proxy and must not outlive it.
+            State = InstanceState.Stopped;
+            LastProblem = "cancelled before it was ready";
+            if (_process is not null) await _process.DisposeAsync();
+            throw;
+        }
         if (problem is not null)
         {
             State = InstanceState.Stopped;
