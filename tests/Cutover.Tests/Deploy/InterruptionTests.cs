@@ -6,6 +6,7 @@ using Cutover.History;
 using Cutover.Progress;
 using Cutover.Releases;
 using Cutover.Tests.Support;
+using Hooks = Cutover.Tests.Hooks;
 
 namespace Cutover.Tests.Deploy;
 
@@ -98,6 +99,29 @@ public partial class InterruptionTests : IDisposable
         var rollback = await CutoverCli.RunAsync(_dir.Path, "rollback", "-c", config);
         Assert.NotEqual(0, rollback.ExitCode);
         Assert.Equal(firstId, CurrentId);
+    }
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(15)]
+    public async Task A_signal_before_the_switch_leaves_the_live_release_and_records_cancelled(int signal)
+    {
+        var inHook = _dir.Combine("in-build");
+        Assert.Equal(0, (await Deploy("1.0.0", Config())).ExitCode);
+        var firstId = CurrentId;
+        var config = Config($"hooks:\n  build: [\"touch {inHook}; sleep 68.17\"]\n");
+        AppFactory.WriteHelloPhp(_source, "2.0.0");
+        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var cli = CutoverCli.Start(_dir.Path, output.Enqueue, "deploy", _source, "-c", config);
+        await WaitFor(() => File.Exists(inHook), "the build hook");
+        SendSignal(cli.Id, signal);
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await cli.WaitForExitAsync(limit.Token);
+        Assert.Equal(130, cli.ExitCode);
+        Assert.Equal(firstId, CurrentId);
+        Assert.Equal(ReleaseStatus.Cancelled, Store.List().MaxBy(r => r.ReleaseId)!.Status);
+        Assert.Equal("cancelled", new HistoryLog(new RootLayout(_root)).Read()[^1].Outcome);
+        Assert.True(await Hooks.HookRunnerTests.GoneWithin("68.17", TimeSpan.FromSeconds(5)), "the build hook outlived the cancelled deploy");
     }
 
     [Fact]
