@@ -45,11 +45,13 @@ public sealed class ReleaseBookkeeping(RootLayout layout, ReleaseStore store, Cu
             return ReleasePlanner.RollbackTarget(store.List(), from)
                    ?? throw new DeployException($"there is no earlier good release to roll back to from {from}; `cutover releases` lists them");
         if (!ReleaseId.TryParse(named, out var id))
-            throw new DeployException($"'{named}' is not a release id; `cutover releases` lists them");
-        var record = store.Find(id) ?? throw new DeployException($"release {id} does not exist in {layout.Releases}");
-        if (id == from) throw new DeployException($"release {id} is already current");
+            throw new InputException($"'{named}' is not a release id; `cutover releases` lists them");
+        var record = store.Describe(id) ?? throw new InputException($"release {id} does not exist in {layout.Releases}; `cutover releases` lists them");
+        if (record.Status == ReleaseStatus.Unreadable)
+            throw new DeployException($"release {id} cannot be rolled back to: {record.Failure}");
+        if (id == from) throw new InputException($"release {id} is already current");
         if (!record.IsComplete)
-            throw new DeployException($"release {id} is {ReleaseDeployer.Status(record.Status)} and cannot be rolled back to: {record.Failure}");
+            throw new InputException($"release {id} is {ReleaseDeployer.Status(record.Status)} and cannot be rolled back to: {record.Failure}");
         return record;
     }
 

@@ -12,7 +12,7 @@ public static class ReleasePlanner
 
     /// <summary>
     /// Releases to delete: every failed one, and complete ones beyond the newest <paramref name="keep"/>.
-    /// The current release and its rollback target are never deleted, whatever their status.
+    /// The current release, its rollback target and any release whose record is unreadable are never deleted.
     /// </summary>
     public static IReadOnlyList<ReleaseId> PruneSelection(IReadOnlyList<ReleaseRecord> releases, ReleaseId? current, int keep)
     {
@@ -22,6 +22,8 @@ public static class ReleasePlanner
 
         var kept = releases.Where(r => r.IsComplete).OrderByDescending(r => r.ReleaseId).Take(keep).Select(r => r.ReleaseId);
         protectedIds.UnionWith(kept);
+        // An unreadable release is kept whatever its age: its record might have said it is the one to keep.
+        protectedIds.UnionWith(releases.Where(r => r.Status == ReleaseStatus.Unreadable).Select(r => r.ReleaseId));
         return releases
             .Select(r => r.ReleaseId)
             .Where(id => !protectedIds.Contains(id))

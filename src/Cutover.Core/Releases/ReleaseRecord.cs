@@ -14,6 +14,12 @@ public enum ReleaseStatus
     Failed,
     /// <summary>Was live and was rolled back from; skipped by the next rollback.</summary>
     RolledBack,
+    /// <summary>
+    /// Never written: the release's record exists but cannot be read (damaged by hand or by the disk; records are
+    /// renamed into place, so a crash cannot cut one short). Listed with the reason; never pruned, never a rollback
+    /// target, never overwritten, because what it said is unknown.
+    /// </summary>
+    Unreadable,
 }
 
 /// <summary>What Cutover knows about one release, kept in <c>.cutover/releases/&lt;id&gt;.json</c>.</summary>

@@ -42,7 +42,7 @@ public sealed class SwarmDeployer
         var started = DateTimeOffset.UtcNow;
         foreach (var warning in _config.Warnings) _progress.Warning(warning);
         var image = request.Image ?? _swarm.Image;
-        _store.EnsureLayout();
+        _store.EnsureLayout(request.AdoptRoot);
         _current.EnsureSwitchable();
         using var held = await DeployLock.AcquireAsync(_layout, request.LockWait, request.CommandLine, cancellationToken);
         _bookkeeping.Recover();
