@@ -3,12 +3,15 @@ namespace Cutover.Releases;
 /// <summary>The pure decisions about a root's releases: what to roll back to, and what to prune.</summary>
 public static class ReleasePlanner
 {
-    /// <summary>The newest release older than <paramref name="current"/> that went live and was not rolled back from.</summary>
+    /// <summary>
+    /// The newest release older than <paramref name="current"/> that went live and was not rolled back from. None
+    /// when an unreadable release comes first: it may have been that release, and skipping it would be a guess.
+    /// </summary>
     public static ReleaseRecord? RollbackTarget(IReadOnlyList<ReleaseRecord> releases, ReleaseId? current) =>
         releases
             .Where(r => current is null || r.ReleaseId < current)
-            .Where(r => r.Status is ReleaseStatus.Active or ReleaseStatus.Switched)
-            .MaxBy(r => r.ReleaseId);
+            .Where(r => r.Status is ReleaseStatus.Active or ReleaseStatus.Switched or ReleaseStatus.Unreadable)
+            .MaxBy(r => r.ReleaseId) is { Status: not ReleaseStatus.Unreadable } target ? target : null;
 
     /// <summary>
     /// Releases to delete: every failed one, and complete ones beyond the newest <paramref name="keep"/>.
