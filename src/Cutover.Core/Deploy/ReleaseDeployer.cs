@@ -92,8 +92,9 @@ public sealed class ReleaseDeployer
         DateTimeOffset? startedAt = null, bool adoptRoot = false)
     {
         var started = startedAt ?? DateTimeOffset.UtcNow;
-        _store.EnsureLayout(adoptRoot);
+        // `current` first: a hand-made directory there gets its own advice, before any root check or write.
         _current.EnsureSwitchable();
+        _store.EnsureLayout(adoptRoot);
         var clock = new PhaseClock(_progress);
         var lint = await LintMigrationsAsync(clock);
 

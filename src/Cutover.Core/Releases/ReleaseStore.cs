@@ -25,10 +25,10 @@ public sealed class ReleaseStore(RootLayout layout)
             throw new InputException($"the root {layout.Root} is a file, not a directory; point root: at a directory (Cutover creates it when it is missing)");
         try
         {
-            if (!adoptRoot && !Directory.Exists(layout.State) && Directory.Exists(layout.Root) && Directory.EnumerateFileSystemEntries(layout.Root).Any())
+            if (!adoptRoot && !Directory.Exists(layout.State) && ForeignEntries() is { Count: > 0 } foreign)
                 throw new InputException(
-                    $"the root {layout.Root} is not empty and Cutover did not create it (it has no .cutover/); deploy into a new or empty directory, " +
-                    "or pass --adopt-root to add releases/, shared/, current and .cutover/ beside what is there");
+                    $"the root {layout.Root} is not empty and Cutover did not create it (it has no .cutover/, and holds {string.Join(", ", foreign)}); " +
+                    "deploy into a new or empty directory, or pass --adopt-root to add releases/, shared/, current and .cutover/ beside what is there");
             foreach (var dir in new[] { layout.Root, layout.Releases, layout.Shared, layout.State, layout.Records, layout.Logs })
                 Directory.CreateDirectory(dir);
             foreach (var dir in new[] { layout.State, layout.Releases, layout.Records })
@@ -43,6 +43,16 @@ public sealed class ReleaseStore(RootLayout layout)
             throw new DeployException($"the root {layout.Root} cannot be written: {e.Message}");
         }
     }
+
+    /// <summary>
+    /// What a root Cutover has not used yet holds besides shared/ (filled by hand before a first deploy, as shared
+    /// files that no release carries must be); the first few names, for the message.
+    /// </summary>
+    private List<string> ForeignEntries() =>
+        !Directory.Exists(layout.Root)
+            ? []
+            : Directory.EnumerateFileSystemEntries(layout.Root).Select(Path.GetFileName).OfType<string>()
+                .Where(name => name != Path.GetFileName(layout.Shared)).Order(StringComparer.Ordinal).Take(3).ToList();
 
     public bool Exists => Directory.Exists(layout.Records);
 

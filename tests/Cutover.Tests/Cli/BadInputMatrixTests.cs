@@ -40,7 +40,7 @@ public class BadInputMatrixTests : IDisposable
     [InlineData("an empty directory", 2, "holds no files, so the live release would be empty")]
     [InlineData("a 0-byte .tar.gz", 2, "holds no files, so the live release would be empty")]
     [InlineData("root: /", 2, "bad.yml:3:7: root: '/' is the file system's root")]
-    [InlineData("a non-empty root that Cutover did not create", 2, "is not empty and Cutover did not create it (it has no .cutover/)")]
+    [InlineData("a non-empty root that Cutover did not create", 2, "is not empty and Cutover did not create it (it has no .cutover/, and holds index.html)")]
     [InlineData("a root that is a file", 2, "is a file, not a directory")]
     [InlineData("hooks.timeout: 99999999999h", 2, "bad.yml:5:12: hooks.timeout: '99999999999h' is too long; a duration may be at most 1176h")]
     [InlineData("health.timeout: 1200h (over 49 days)", 2, "bad.yml:6:12: health.timeout: '1200h' is too long")]
