@@ -256,6 +256,8 @@ public sealed class ReleaseDeployer
         var started = DateTimeOffset.UtcNow;
         if (!_store.Exists)
             throw new DeployException($"nothing has been deployed to {_layout.Root} yet");
+        // Probes what a rollback writes (the root for `current`, the records) before anything moves.
+        _store.EnsureLayout();
         using var held = await DeployLock.AcquireAsync(_layout, request.LockWait, request.CommandLine, cancellationToken);
         _bookkeeping.Recover();
 

@@ -31,7 +31,7 @@ public sealed class ReleaseStore(RootLayout layout)
                     "deploy into a new or empty directory, or pass --adopt-root to add releases/, shared/, current and .cutover/ beside what is there");
             foreach (var dir in new[] { layout.Root, layout.Releases, layout.Shared, layout.State, layout.Records, layout.Logs })
                 Directory.CreateDirectory(dir);
-            foreach (var dir in new[] { layout.State, layout.Releases, layout.Records })
+            foreach (var dir in new[] { layout.Root, layout.State, layout.Releases, layout.Records })
             {
                 var probe = Path.Combine(dir, $".write-test.{Environment.ProcessId}");
                 File.WriteAllText(probe, "");

@@ -43,6 +43,8 @@ public static class DeployCommand
                 var imageRef = parse.GetValue(image);
                 if (imageRef is not null && config.Runtime != Config.InstanceRuntime.Docker && config.Strategy != "swarm")
                     throw new UsageException("--image is for runtime: docker and strategy: swarm; this config deploys files");
+                if (parse.GetValue(allowEmpty) && (config.Runtime == Config.InstanceRuntime.Docker || config.Strategy == "swarm"))
+                    throw new UsageException("--allow-empty is for directories and archives; this config deploys an image");
                 var sourceArg = parse.GetValue(source);
                 if (sourceArg is null && config.Runtime != Config.InstanceRuntime.Docker && config.Strategy != "swarm")
                     throw new UsageException("give the directory or .tar.gz to deploy: cutover deploy ./dist");

@@ -48,6 +48,7 @@ public class BadInputMatrixTests : IDisposable
     [InlineData("a file name of 300 characters", 2, "has a name of 300 bytes; file names on Linux are at most 255 bytes")]
     [InlineData("a read-only releases/ (as nobody)", 1, "cannot be written: Access to the path")]
     [InlineData("a read-only .cutover/releases (as nobody)", 1, "cannot be written: Access to the path")]
+    [InlineData("a rollback with a read-only .cutover/releases (as nobody)", 1, "cannot be written: Access to the path")]
     [InlineData("status by a user who cannot open deploy.lock (as nobody)", 1, "deploy.lock: Permission denied")]
     [InlineData("an agent socket of another user (as nobody)", 1, "agent.sock belongs to another user (root, uid 0)")]
     [InlineData("rollback to a release that does not exist", 2, "release 20200101_000000 does not exist")]
@@ -120,6 +121,10 @@ public class BadInputMatrixTests : IDisposable
                 GiveTheRootToNobody();
                 File.SetUnixFileMode(Path.Combine(_root, ".cutover", "releases"), ReadOnlyDirectory);
                 return () => RunAsNobody(new Dictionary<string, string>(), "deploy", _source);
+            case "a rollback with a read-only .cutover/releases (as nobody)":
+                GiveTheRootToNobody();
+                File.SetUnixFileMode(Path.Combine(_root, ".cutover", "releases"), ReadOnlyDirectory);
+                return () => RunAsNobody(new Dictionary<string, string>(), "rollback");
             case "status by a user who cannot open deploy.lock (as nobody)":
                 LetNobodyIn();
                 File.SetUnixFileMode(Path.Combine(_root, ".cutover", "deploy.lock"), UnixFileMode.UserRead | UnixFileMode.UserWrite);
