@@ -39,6 +39,7 @@ public sealed class AgentClient : IDisposable
     public async Task<bool> IsRunningAsync(CancellationToken cancellationToken)
     {
         if (!File.Exists(_home.Socket)) return false;
+        RefuseOtherUsersSocket();
         try
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -50,6 +51,21 @@ public sealed class AgentClient : IDisposable
         {
             return false;
         }
+    }
+
+    /// <summary>
+    /// The agent answers only its own uid (and root). Another user's socket would look like no agent at all, and a
+    /// deploy would then start a second agent on the same home; so it is named for what it is.
+    /// </summary>
+    private void RefuseOtherUsersSocket()
+    {
+        var self = Platform.LibC.GetUid();
+        if (self == 0) return;
+        var owner = Platform.LibC.Owner(_home.Socket);
+        if (owner == self) return;
+        var name = File.ReadLines("/etc/passwd").Select(l => l.Split(':')).FirstOrDefault(f => f.Length > 2 && f[2] == owner.ToString(System.Globalization.CultureInfo.InvariantCulture))?[0];
+        throw new DeployException($"the agent socket {_home.Socket} belongs to another user ({(name is null ? "" : name + ", ")}uid {owner}), and the agent answers only its own user; " +
+                                  "run cutover as that user, or set CUTOVER_HOME to a directory of your own");
     }
 
     /// <summary>Starts `cutover agent` in the background (its own session, output to agent.log) unless one answers.</summary>

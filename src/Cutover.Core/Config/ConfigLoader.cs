@@ -45,6 +45,8 @@ public static class ConfigLoader
         // Swarm keeps only Cutover's release records locally, so its root may be left to the default.
         var rootText = strategy == "swarm" ? top.String("root", Path.Combine(".cutover-swarm", app))! : top.RequiredString("root");
         var root = rootText.Length == 0 ? "" : ResolveRoot(rootText, file);
+        if (root == "/")
+            top.Error("root", $"'{rootText}' is the file system's root; Cutover writes releases/, shared/, current and .cutover/ into its root, so give it a directory of its own (for example /srv/{(app.Length > 0 ? app : "app")})");
         var keep = top.Int("keep_releases", 5, min: 1);
 
         var shared = ReadShared(top.Section("shared"));

@@ -9,6 +9,12 @@ public static partial class Duration
     [GeneratedRegex(@"^(\d+(?:\.\d+)?)(ms|s|m|h)", RegexOptions.CultureInvariant)]
     private static partial Regex Part();
 
+    /// <summary>
+    /// The longest duration Cutover accepts: 49 days. Timers, Task.Delay and CancelAfter take at most
+    /// 2^32-2 ms (about 49.7 days); anything longer would throw where it is used, long after the config loaded.
+    /// </summary>
+    public static readonly TimeSpan Max = TimeSpan.FromDays(49);
+
     public static bool TryParse(string text, out TimeSpan value, out string? error)
     {
         value = TimeSpan.Zero;
@@ -42,6 +48,12 @@ public static partial class Duration
                 _ => n * 3_600_000,
             };
             rest = rest[m.Length..];
+        }
+        // Checked before the conversion: TimeSpan.FromMilliseconds throws on what does not fit.
+        if (!(total <= Max.TotalMilliseconds))
+        {
+            error = $"'{text}' is too long; a duration may be at most {Format(Max)} (49 days)";
+            return false;
         }
         value = TimeSpan.FromMilliseconds(total);
         return true;

@@ -28,6 +28,12 @@ public sealed record DeployRequest(string Source, string? Revision, TimeSpan Loc
 {
     /// <summary>`--image`: the container image to deploy (runtime: docker, strategy: swarm) instead of the configured one.</summary>
     public string? Image { get; init; }
+
+    /// <summary>`--allow-empty`: an artifact with no files (an empty directory, a 0-byte .tar.gz) may become the live release.</summary>
+    public bool AllowEmpty { get; init; }
+
+    /// <summary>`--adopt-root`: deploy into a non-empty root that Cutover did not create.</summary>
+    public bool AdoptRoot { get; init; }
 }
 
 public sealed record DeployResult(

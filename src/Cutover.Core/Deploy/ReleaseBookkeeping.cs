@@ -56,14 +56,21 @@ public sealed class ReleaseBookkeeping(RootLayout layout, ReleaseStore store, Cu
     public ReleaseRecord RollbackTarget(ReleaseId from, string? named)
     {
         if (named is null)
-            return ReleasePlanner.RollbackTarget(store.List(), from)
-                   ?? throw new DeployException($"there is no earlier good release to roll back to from {from}; `cutover releases` lists them");
+        {
+            var releases = store.List();
+            if (ReleasePlanner.RollbackTarget(releases, from) is { } target) return target;
+            if (releases.Where(r => r.ReleaseId < from && r.Status == ReleaseStatus.Unreadable).MaxBy(r => r.ReleaseId) is { } unknown)
+                throw new DeployException($"release {unknown.Id} may be the one to roll back to, but {unknown.Failure}; name the release: `cutover rollback <id>`");
+            throw new DeployException($"there is no earlier good release to roll back to from {from}; `cutover releases` lists them");
+        }
         if (!ReleaseId.TryParse(named, out var id))
-            throw new DeployException($"'{named}' is not a release id; `cutover releases` lists them");
-        var record = store.Find(id) ?? throw new DeployException($"release {id} does not exist in {layout.Releases}");
-        if (id == from) throw new DeployException($"release {id} is already current");
+            throw new InputException($"'{named}' is not a release id; `cutover releases` lists them");
+        var record = store.Describe(id) ?? throw new InputException($"release {id} does not exist in {layout.Releases}; `cutover releases` lists them");
+        if (record.Status == ReleaseStatus.Unreadable)
+            throw new DeployException($"release {id} cannot be rolled back to: {record.Failure}");
+        if (id == from) throw new InputException($"release {id} is already current");
         if (!record.IsComplete)
-            throw new DeployException($"release {id} is {ReleaseDeployer.Status(record.Status)} and cannot be rolled back to: {record.Failure}");
+            throw new InputException($"release {id} is {ReleaseDeployer.Status(record.Status)} and cannot be rolled back to: {record.Failure}");
         return record;
     }
 

@@ -61,8 +61,12 @@ public sealed class ReleaseDeployer
         IArtifactSource source = _config.Runtime == InstanceRuntime.Docker
             ? new Containers.ImageArtifact(request.Image ?? _config.Docker!.Image)
             : ArtifactSource.Open(request.Source, _layout.Root);
+        // An artifact without a single file is almost always a build that produced nothing; it would go live as an
+        // empty release. Asked before anything is written: reading stops at the first file.
+        if (source is not Containers.ImageArtifact && !request.AllowEmpty && !source.Entries(cancellationToken).Any(e => e.Kind != EntryKind.Directory))
+            throw new ArtifactException($"{source.Description} holds no files, so the live release would be empty; check the build, or pass --allow-empty if an empty release is what you want");
         var revision = request.Revision ?? (source is Containers.ImageArtifact image ? image.Image : await ArtifactSource.GitRevisionAsync(request.Source, cancellationToken));
-        using var prepared = await BeginAsync(source, revision, request.LockWait, request.CommandLine, cancellationToken);
+        using var prepared = await BeginAsync(source, revision, request.LockWait, request.CommandLine, cancellationToken, adoptRoot: request.AdoptRoot);
         try
         {
             await StageAsync(prepared, cancellationToken);
@@ -87,12 +91,14 @@ public sealed class ReleaseDeployer
     /// Nothing live changes until <see cref="ActivateAsync"/>.
     /// </summary>
     /// <param name="startedAt">The deploy's start; a fleet passes one time to every host so their release ids agree.</param>
+    /// <param name="adoptRoot">Deploy into a non-empty root Cutover did not create (`--adopt-root`).</param>
     public async Task<PreparedRelease> BeginAsync(IArtifactSource source, string? revision, TimeSpan lockWait, string commandLine, CancellationToken cancellationToken,
-        DateTimeOffset? startedAt = null)
+        DateTimeOffset? startedAt = null, bool adoptRoot = false)
     {
         var started = startedAt ?? DateTimeOffset.UtcNow;
-        _store.EnsureLayout();
+        // `current` first: a hand-made directory there gets its own advice, before any root check or write.
         _current.EnsureSwitchable();
+        _store.EnsureLayout(adoptRoot);
         var clock = new PhaseClock(_progress);
         var lint = await LintMigrationsAsync(clock);
 
@@ -145,6 +151,11 @@ public sealed class ReleaseDeployer
             // Bad input changes nothing: the half-written release goes, as if the deploy never started.
             _store.Remove(prepared.Id);
             throw;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The machine refused a write (permissions, a full disk): a failed deploy with the reason, recorded as such.
+            throw new DeployException($"staging failed: {e.Message}", e);
         }
         clock.Run("shared", () => new SharedLinker(_layout).Link(_config.Shared, prepared.Dir),
             o => o.Linked.Count == 0 ? "none" : $"{o.Linked.Count} linked" + (o.Seeded.Count > 0 ? $", seeded {string.Join(", ", o.Seeded)}" : ""));
@@ -296,6 +307,8 @@ public sealed class ReleaseDeployer
         var started = DateTimeOffset.UtcNow;
         if (!_store.Exists)
             throw new DeployException($"nothing has been deployed to {_layout.Root} yet");
+        // Probes what a rollback writes (the root for `current`, the records) before anything moves.
+        _store.EnsureLayout();
         using var held = await DeployLock.AcquireAsync(_layout, request.LockWait, request.CommandLine, cancellationToken);
         _bookkeeping.Recover();
 

@@ -66,7 +66,15 @@ public sealed class DeployLock : IDisposable
     public static LockHolder? CurrentHolder(RootLayout layout)
     {
         if (!File.Exists(layout.LockFile)) return null;
-        var fd = LibC.OpenLockFile(layout.LockFile);
+        int fd;
+        try
+        {
+            fd = LibC.OpenLockFileReadOnly(layout.LockFile);
+        }
+        catch (IOException e)
+        {
+            throw new DeployException($"cannot tell whether {layout.Root} is locked: {e.Message}; run this as the user who deploys, or let this user read the lock file");
+        }
         try
         {
             if (LibC.TryLockExclusive(fd)) return null; // free; closing the fd below releases it again

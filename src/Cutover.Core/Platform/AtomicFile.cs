@@ -18,11 +18,22 @@ public static class AtomicFile
         LibC.FsyncDirectory(dir);
     }
 
-    /// <summary>Appends one line and flushes it to disk; used for the history log.</summary>
+    /// <summary>
+    /// Appends one line and flushes it to disk; used for the history log. The line always starts a line of its
+    /// own: after a crash mid-append left a partial last line, a newline ends that one first, so the damage stays
+    /// in one unreadable line instead of swallowing the next entry too.
+    /// </summary>
     public static void AppendLine(string path, string line)
     {
-        using var stream = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite);
-        stream.Write(Encoding.UTF8.GetBytes(line + "\n"));
+        using var stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite);
+        var endsMidLine = false;
+        if (stream.Length > 0)
+        {
+            stream.Seek(-1, SeekOrigin.End);
+            endsMidLine = stream.ReadByte() != '\n';
+        }
+        stream.Seek(0, SeekOrigin.End);
+        stream.Write(Encoding.UTF8.GetBytes((endsMidLine ? "\n" : "") + line + "\n"));
         stream.Flush(flushToDisk: true);
     }
 }

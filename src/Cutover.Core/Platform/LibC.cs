@@ -84,6 +84,27 @@ internal static partial class LibC
         return fd;
     }
 
+    /// <summary>
+    /// The lock file opened read-only, without creating it: enough for flock(2), and all a reader such as
+    /// `cutover status` may have (the file is 0644, owned by whoever deploys).
+    /// </summary>
+    public static int OpenLockFileReadOnly(string path)
+    {
+        var fd = OpenNative(path, ORdonly | OCloexec);
+        if (fd < 0) throw Error($"open {path}");
+        return fd;
+    }
+
+    /// <summary>The uid owning a path (not following a final symlink), through statx(2).</summary>
+    public static uint Owner(string path)
+    {
+        const int AtFdCwd = -100, AtSymlinkNoFollow = 0x100;
+        const uint StatxUid = 0x8;
+        var buffer = new byte[256];
+        if (StatxNative(AtFdCwd, path, AtSymlinkNoFollow, StatxUid, buffer) != 0) throw Error($"statx {path}");
+        return BitConverter.ToUInt32(buffer, 20);
+    }
+
     /// <summary>flock(LOCK_EX|LOCK_NB). The kernel drops it when the process dies, however it dies.</summary>
     public static bool TryLockExclusive(int fd)
     {

@@ -26,7 +26,7 @@ public sealed class CurrentLink(RootLayout layout)
         var info = new FileInfo(layout.Current);
         if (info.LinkTarget is not null) return;
         if (Directory.Exists(layout.Current) || File.Exists(layout.Current))
-            throw new DeployException(
+            throw new InputException(
                 $"{layout.Current} is a real {(Directory.Exists(layout.Current) ? "directory" : "file")}, not a symlink; " +
                 "move it away (for example into releases/) so Cutover can manage 'current' as a symlink");
     }

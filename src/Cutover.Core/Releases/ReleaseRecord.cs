@@ -16,6 +16,12 @@ public enum ReleaseStatus
     RolledBack,
     /// <summary>Its deploy was stopped by SIGINT/SIGTERM; if it had gone live, the previous release was put back.</summary>
     Cancelled,
+    /// <summary>
+    /// Never written: the release's record exists but cannot be read (damaged by hand or by the disk; records are
+    /// renamed into place, so a crash cannot cut one short). Listed with the reason; never pruned, never a rollback
+    /// target, never overwritten, because what it said is unknown.
+    /// </summary>
+    Unreadable,
 }
 
 /// <summary>What Cutover knows about one release, kept in <c>.cutover/releases/&lt;id&gt;.json</c>.</summary>

@@ -13,16 +13,30 @@ public sealed class ReleaseStore(RootLayout layout)
 
     public RootLayout Layout => layout;
 
-    /// <summary>Creates the root's skeleton, or explains why the root cannot be written.</summary>
-    public void EnsureLayout()
+    /// <summary>
+    /// Creates the root's skeleton, or explains why the root cannot be used: a file, or a non-empty directory
+    /// Cutover did not create (no .cutover/) unless <paramref name="adoptRoot"/> (bad input, exit 2); a root
+    /// whose directories cannot be written (exit 1). Every directory a deploy writes into is probed here,
+    /// before the lock and the release record, so a refusal leaves nothing behind.
+    /// </summary>
+    public void EnsureLayout(bool adoptRoot = false)
     {
+        if (File.Exists(layout.Root))
+            throw new InputException($"the root {layout.Root} is a file, not a directory; point root: at a directory (Cutover creates it when it is missing)");
         try
         {
+            if (!adoptRoot && !Directory.Exists(layout.State) && ForeignEntries() is { Count: > 0 } foreign)
+                throw new InputException(
+                    $"the root {layout.Root} is not empty and Cutover did not create it (it has no .cutover/, and holds {string.Join(", ", foreign)}); " +
+                    "deploy into a new or empty directory, or pass --adopt-root to add releases/, shared/, current and .cutover/ beside what is there");
             foreach (var dir in new[] { layout.Root, layout.Releases, layout.Shared, layout.State, layout.Records, layout.Logs })
                 Directory.CreateDirectory(dir);
-            var probe = Path.Combine(layout.State, $".write-test.{Environment.ProcessId}");
-            File.WriteAllText(probe, "");
-            File.Delete(probe);
+            foreach (var dir in new[] { layout.Root, layout.State, layout.Releases, layout.Records })
+            {
+                var probe = Path.Combine(dir, $".write-test.{Environment.ProcessId}");
+                File.WriteAllText(probe, "");
+                File.Delete(probe);
+            }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -30,9 +44,19 @@ public sealed class ReleaseStore(RootLayout layout)
         }
     }
 
+    /// <summary>
+    /// What a root Cutover has not used yet holds besides shared/ (filled by hand before a first deploy, as shared
+    /// files that no release carries must be); the first few names, for the message.
+    /// </summary>
+    private List<string> ForeignEntries() =>
+        !Directory.Exists(layout.Root)
+            ? []
+            : Directory.EnumerateFileSystemEntries(layout.Root).Select(Path.GetFileName).OfType<string>()
+                .Where(name => name != Path.GetFileName(layout.Shared)).Order(StringComparer.Ordinal).Take(3).ToList();
+
     public bool Exists => Directory.Exists(layout.Records);
 
-    /// <summary>All releases, oldest first.</summary>
+    /// <summary>All releases, oldest first; one whose record cannot be read is listed as <see cref="ReleaseStatus.Unreadable"/>.</summary>
     public IReadOnlyList<ReleaseRecord> List()
     {
         if (!Directory.Exists(layout.Records)) return [];
@@ -41,16 +65,19 @@ public sealed class ReleaseStore(RootLayout layout)
         {
             if (!ReleaseId.TryParse(Path.GetFileNameWithoutExtension(file), out var id)) continue;
             if (!Directory.Exists(layout.ReleaseDir(id))) continue;
-            var record = TryRead(file);
-            if (record is not null) records.Add(record);
+            records.Add(Load(file, id));
         }
         return records.OrderBy(r => r.ReleaseId).ToList();
     }
 
-    public ReleaseRecord? Find(ReleaseId id)
+    /// <summary>A release whose record can be read and updated; null when it does not exist or its record is unreadable.</summary>
+    public ReleaseRecord? Find(ReleaseId id) => Describe(id) is { Status: not ReleaseStatus.Unreadable } record ? record : null;
+
+    /// <summary>A release as <see cref="List"/> shows it, an unreadable record included; null when it does not exist.</summary>
+    public ReleaseRecord? Describe(ReleaseId id)
     {
         var file = layout.RecordFile(id);
-        return File.Exists(file) && Directory.Exists(layout.ReleaseDir(id)) ? TryRead(file) : null;
+        return File.Exists(file) && Directory.Exists(layout.ReleaseDir(id)) ? Load(file, id) : null;
     }
 
     /// <summary>Every id in use, including directories without a record, so a new id never collides.</summary>
@@ -68,6 +95,8 @@ public sealed class ReleaseStore(RootLayout layout)
 
     public ReleaseRecord SetStatus(ReleaseRecord record, ReleaseStatus status, string? failure = null)
     {
+        if (record.Status == ReleaseStatus.Unreadable)
+            throw new InvalidOperationException($"release {record.Id}: an unreadable record is never overwritten");
         var updated = record with { Status = status, Failure = failure, Updated = DateTimeOffset.UtcNow };
         Save(updated);
         return updated;
@@ -96,13 +125,15 @@ public sealed class ReleaseStore(RootLayout layout)
         foreach (var file in Directory.EnumerateFiles(layout.Records, "*.json"))
         {
             if (!ReleaseId.TryParse(Path.GetFileNameWithoutExtension(file), out var id)) continue;
-            var record = TryRead(file);
-            if (record is null || !Directory.Exists(layout.ReleaseDir(id)))
+            if (!Directory.Exists(layout.ReleaseDir(id)))
             {
-                // A record whose directory is gone, or that a crash cut short, describes nothing.
+                // A record whose directory is gone (a crash between the two) describes nothing.
                 File.Delete(file);
                 continue;
             }
+            // An unreadable record is left as it is: records are renamed into place, so a crash cannot have cut it
+            // short, and what it said (maybe "active") is not something to guess.
+            var record = Load(file, id);
             if (record.Status == ReleaseStatus.Staging)
             {
                 SetStatus(record, ReleaseStatus.Failed, "interrupted: the deploy stopped before it finished staging");
@@ -114,16 +145,27 @@ public sealed class ReleaseStore(RootLayout layout)
         return interrupted;
     }
 
-    private static ReleaseRecord? TryRead(string file)
+    /// <summary>The record in <paramref name="file"/>, or one of status Unreadable that says why it cannot be read.</summary>
+    private ReleaseRecord Load(string file, ReleaseId id)
     {
+        string problem;
         try
         {
-            return JsonSerializer.Deserialize<ReleaseRecord>(File.ReadAllText(file), Json.Options);
+            var record = JsonSerializer.Deserialize<ReleaseRecord>(File.ReadAllText(file), Json.Options);
+            if (record is not null && record.Id == id.Value) return record;
+            problem = record is null ? "it holds null" : $"it names release '{record.Id}'";
         }
-        catch (JsonException)
+        catch (JsonException e)
         {
-            return null;
+            problem = e.Message;
         }
+        return new ReleaseRecord
+        {
+            Id = id.Value,
+            Created = id.Time,
+            Status = ReleaseStatus.Unreadable,
+            Failure = $"its record {Path.GetRelativePath(layout.Root, file)} is unreadable: {problem}",
+        };
     }
 
     /// <summary>rm -rf that does not follow symlinks and copes with read-only directories.</summary>

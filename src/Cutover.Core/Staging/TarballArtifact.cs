@@ -20,6 +20,9 @@ public sealed class TarballArtifact(string file) : IArtifactSource
         raw.Position = 0;
         using var stream = gzip ? new GZipStream(raw, CompressionMode.Decompress) : (Stream)raw;
         using var reader = new TarReader(stream);
+        // Paths the archive has so far made files or hard links: a later member beneath one of them
+        // ('index.php', then 'index.php/x') cannot be written, and tar refuses it too ("Not a directory").
+        var leaves = new HashSet<string>(StringComparer.Ordinal);
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -35,6 +38,12 @@ public sealed class TarballArtifact(string file) : IArtifactSource
             if (entry is null) yield break;
             var path = ArtifactPaths.Normalize(entry.Name, file);
             if (path is null) continue; // "./", the archive's own root
+            for (var slash = path.IndexOf('/'); slash > 0; slash = path.IndexOf('/', slash + 1))
+                if (leaves.Contains(path[..slash]))
+                    throw new ArtifactException($"{file}: entry '{path}' is inside '{path[..slash]}', which an earlier entry made a file, not a directory");
+            // Symlinks are left to the stager, which refuses writing through one with its own message.
+            if (entry.EntryType == TarEntryType.Directory) leaves.Remove(path);
+            else if (entry.EntryType != TarEntryType.SymbolicLink) leaves.Add(path);
             var modified = entry.ModificationTime.UtcDateTime;
             switch (entry.EntryType)
             {

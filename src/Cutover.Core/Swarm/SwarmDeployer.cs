@@ -42,8 +42,8 @@ public sealed class SwarmDeployer
         var started = DateTimeOffset.UtcNow;
         foreach (var warning in _config.Warnings) _progress.Warning(warning);
         var image = request.Image ?? _swarm.Image;
-        _store.EnsureLayout();
         _current.EnsureSwitchable();
+        _store.EnsureLayout(request.AdoptRoot);
         using var held = await DeployLock.AcquireAsync(_layout, request.LockWait, request.CommandLine, cancellationToken);
         _bookkeeping.Recover();
 

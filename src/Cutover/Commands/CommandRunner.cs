@@ -34,12 +34,22 @@ public static class CommandRunner
         {
             return Report(env, json, "artifact", [e.Message], ExitCodes.BadInput);
         }
+        catch (InputException e)
+        {
+            return Report(env, json, "input", [e.Message], ExitCodes.BadInput);
+        }
         catch (LockHeldException e)
         {
             return Report(env, json, "locked", [e.Message], ExitCodes.Locked);
         }
         catch (DeployException e)
         {
+            return Report(env, json, "failed", [e.Message], ExitCodes.Failed);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The environment failed under us (permissions, a full disk, a file system gone read-only): one line
+            // that names the path, not a stack trace.
             return Report(env, json, "failed", [e.Message], ExitCodes.Failed);
         }
         catch (OperationCanceledException)

@@ -17,7 +17,9 @@ public static class DeployCommand
         var revision = new Option<string?>("--revision") { Description = "The revision to record (default: the source's git commit)" };
         var probe = new Option<string?>("--probe") { Description = "Probe this URL at a fixed rate for the length of the deploy and add the result to the report" };
         var probeRate = new Option<double>("--probe-rate") { Description = "Requests per second for --probe", DefaultValueFactory = _ => 100 };
-        var command = new Command("deploy", "Stage a new release and switch to it atomically") { source, revision, image, common.Json, common.LockWait, probe, probeRate, common.AcceptNewHostKeys };
+        var allowEmpty = new Option<bool>("--allow-empty") { Description = "Deploy an artifact that holds no files (an empty directory or archive); refused otherwise" };
+        var adoptRoot = new Option<bool>("--adopt-root") { Description = "Deploy into a root that is not empty and was not created by Cutover (no .cutover/); refused otherwise" };
+        var command = new Command("deploy", "Stage a new release and switch to it atomically") { source, revision, image, common.Json, common.LockWait, probe, probeRate, common.AcceptNewHostKeys, allowEmpty, adoptRoot };
         command.SetAction((parse, ct) =>
         {
             var json = parse.GetValue(common.Json);
@@ -29,6 +31,8 @@ public static class DeployCommand
                 if (config.Fleet is not null)
                 {
                     if (parse.GetValue(probe) is not null) throw new UsageException("--probe is for deploys on this machine; with hosts, probe each host's URL yourself");
+                    foreach (var (flag, given) in new[] { ("--allow-empty", parse.GetValue(allowEmpty)), ("--adopt-root", parse.GetValue(adoptRoot)) })
+                        if (given) throw new UsageException($"{flag} is for deploys on this machine; a fleet deploy does not take it yet");
                     return await FleetCommands.DeployAsync(env, json, progress, config,
                         new Cutover.Fleet.FleetDeployRequest(parse.GetValue(source)!, parse.GetValue(revision), CommandLine(), parse.GetValue(common.AcceptNewHostKeys),
                             CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!)), ct);
@@ -40,11 +44,14 @@ public static class DeployCommand
                 var imageRef = parse.GetValue(image);
                 if (imageRef is not null && config.Runtime != Config.InstanceRuntime.Docker && config.Strategy != "swarm")
                     throw new UsageException("--image is for runtime: docker and strategy: swarm; this config deploys files");
+                if (parse.GetValue(allowEmpty) && (config.Runtime == Config.InstanceRuntime.Docker || config.Strategy == "swarm"))
+                    throw new UsageException("--allow-empty is for directories and archives; this config deploys an image");
                 var sourceArg = parse.GetValue(source);
                 if (sourceArg is null && config.Runtime != Config.InstanceRuntime.Docker && config.Strategy != "swarm")
                     throw new UsageException("give the directory or .tar.gz to deploy: cutover deploy ./dist");
                 var request = new DeployRequest(sourceArg ?? "", parse.GetValue(revision),
-                    CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!), CommandLine()) { Image = imageRef };
+                    CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!), CommandLine())
+                    { Image = imageRef, AllowEmpty = parse.GetValue(allowEmpty), AdoptRoot = parse.GetValue(adoptRoot) };
                 Task<Cutover.Probe.ProbeReport>? probing = null;
                 using var stopProbe = new CancellationTokenSource();
                 if (parse.GetValue(probe) is { } probeUrl)

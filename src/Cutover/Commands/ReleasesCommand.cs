@@ -46,6 +46,7 @@ public static class ReleasesCommand
                     var isCurrent = r.ReleaseId == snapshot.Current;
                     var marker = isCurrent ? "[green]●[/]" : r.ReleaseId == snapshot.RollbackTarget?.ReleaseId ? "[grey]○[/]" : "";
                     var note = isCurrent ? "current" : r.ReleaseId == snapshot.RollbackTarget?.ReleaseId ? "rollback target" : r.Failure ?? "";
+                    if (isCurrent && r.Status == ReleaseStatus.Unreadable) note = $"current; {r.Failure}";
                     table.AddRow(marker, Markup.Escape(r.Id), Markup.Escape(config.Strategy == "swarm" ? r.Image ?? "-" : ShortRevision(r.Revision)), r.Created.ToString("yyyy-MM-dd HH:mm:ss"),
                         StatusMarkup(r.Status), Markup.Escape(note));
                 }
@@ -70,6 +71,7 @@ public static class ReleasesCommand
         ReleaseStatus.Cancelled => "[red]cancelled[/]",
         ReleaseStatus.RolledBack => "[yellow]rolled_back[/]",
         ReleaseStatus.Switched => "[yellow]switched[/]",
+        ReleaseStatus.Unreadable => "[red]unreadable[/]",
         _ => "[grey]staging[/]",
     };
 }

@@ -29,7 +29,7 @@ public static class StatusCommand
                         app = config.App,
                         strategy = config.Strategy,
                         root = config.Root,
-                        current = current is null ? null : new { id = current.Id, revision = current.Revision, status = ReleasesCommand.StatusName(current.Status), since = current.Updated ?? current.Created },
+                        current = current is null ? null : new { id = current.Id, revision = current.Revision, status = ReleasesCommand.StatusName(current.Status), since = current.Updated ?? current.Created, failure = current.Failure },
                         rollback_target = s.RollbackTarget?.Id,
                         releases = s.Releases.Count,
                         failed_releases = s.Releases.Count(r => r.Status == ReleaseStatus.Failed),
@@ -46,6 +46,8 @@ public static class StatusCommand
                 Row("root", Markup.Escape(config.Root));
                 Row("current", current is null
                     ? "[yellow]nothing deployed yet[/]"
+                    : current.Status == ReleaseStatus.Unreadable
+                    ? $"[red]{Markup.Escape($"{current.Id}  {current.Failure}")}[/]"
                     : Markup.Escape($"{current.Id}  revision {ReleasesCommand.ShortRevision(current.Revision)}  {ReleasesCommand.StatusName(current.Status)} since {(current.Updated ?? current.Created):yyyy-MM-dd HH:mm:ss}Z"));
                 Row("rollback to", Markup.Escape(s.RollbackTarget?.Id ?? "-"));
                 Row("releases", $"{s.Releases.Count} kept (keep_releases: {config.KeepReleases})");

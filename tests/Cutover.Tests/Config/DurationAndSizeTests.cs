@@ -21,7 +21,13 @@ public class DurationAndSizeTests
     [InlineData("10 s")]
     [InlineData("-1s")]
     [InlineData("1d")]
+    [InlineData("99999999999h")] // overflowed TimeSpan
+    [InlineData("1177h")] // over 49 days: more than a timer takes
+    [InlineData("1176h1ms")]
     public void Bad_durations_are_refused(string text) => Assert.False(Duration.TryParse(text, out _, out _));
+
+    [Fact]
+    public void The_longest_duration_is_49_days() => Assert.Equal(TimeSpan.FromDays(49), Duration.Parse("1176h"));
 
     [Theory]
     [InlineData("500ms")]

@@ -201,9 +201,10 @@ public class ReleaseDeployerTests : IDisposable
         var good = await Deploy("1.0.0");
         var bad = await Deploy("2.0.0", "hooks:\n  build: [\"false\"]\n");
         var deployer = Deployer();
-        var e = await Assert.ThrowsAsync<DeployException>(() => deployer.RollbackAsync(new RollbackRequest(bad.Release, TimeSpan.Zero, "t"), CancellationToken.None));
+        // Bad input (exit 2): the release named cannot be switched to.
+        DeployException e = await Assert.ThrowsAsync<InputException>(() => deployer.RollbackAsync(new RollbackRequest(bad.Release, TimeSpan.Zero, "t"), CancellationToken.None));
         Assert.Contains("failed", e.Message);
-        e = await Assert.ThrowsAsync<DeployException>(() => deployer.RollbackAsync(new RollbackRequest("20990101_000000", TimeSpan.Zero, "t"), CancellationToken.None));
+        e = await Assert.ThrowsAsync<InputException>(() => deployer.RollbackAsync(new RollbackRequest("20990101_000000", TimeSpan.Zero, "t"), CancellationToken.None));
         Assert.Contains("does not exist", e.Message);
         Assert.Equal(good.Release, CurrentId);
     }
@@ -248,10 +249,10 @@ public class ReleaseDeployerTests : IDisposable
     {
         Directory.CreateDirectory(Path.Combine(_root, "current"));
         File.WriteAllText(Path.Combine(_root, "current", "index.html"), "hand-made");
-        var e = await Assert.ThrowsAsync<DeployException>(() => Deploy("1.0.0"));
+        var e = await Assert.ThrowsAsync<InputException>(() => Deploy("1.0.0"));
         Assert.Contains("is a real directory", e.Message);
         Assert.Equal("hand-made", File.ReadAllText(Path.Combine(_root, "current", "index.html")));
-        Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(_root, "releases")));
+        Assert.Equal(["current"], Directory.GetFileSystemEntries(_root).Select(Path.GetFileName));
     }
 
     [Fact]

@@ -70,4 +70,23 @@ public class ReleasePlannerTests
         var releases = Releases(ReleaseStatus.Active);
         Assert.Null(ReleasePlanner.RollbackTarget(releases, releases[0].ReleaseId));
     }
+
+    [Fact]
+    public void An_unreadable_release_is_never_pruned_and_never_counts_toward_the_limit()
+    {
+        var releases = Releases(ReleaseStatus.Unreadable, ReleaseStatus.Active, ReleaseStatus.Active, ReleaseStatus.Active, ReleaseStatus.Failed);
+        var pruned = ReleasePlanner.PruneSelection(releases, releases[3].ReleaseId, keep: 1);
+        Assert.DoesNotContain(releases[0].ReleaseId, pruned);
+        Assert.Equal([releases[1].ReleaseId, releases[4].ReleaseId], pruned);
+    }
+
+    [Fact]
+    public void An_unreadable_release_before_the_last_good_one_leaves_no_rollback_target_rather_than_a_guess()
+    {
+        var releases = Releases(ReleaseStatus.Active, ReleaseStatus.Unreadable, ReleaseStatus.Active);
+        Assert.Null(ReleasePlanner.RollbackTarget(releases, releases[2].ReleaseId));
+        // An unreadable release older than a good one does not matter.
+        var older = Releases(ReleaseStatus.Unreadable, ReleaseStatus.Active, ReleaseStatus.Active);
+        Assert.Equal(older[1].ReleaseId, ReleasePlanner.RollbackTarget(older, older[2].ReleaseId)?.ReleaseId);
+    }
 }

@@ -33,10 +33,30 @@ public static class CutoverCli
 
     public static Task<CliResult> RunAsync(string workingDir, params string[] args) => RunAsync(workingDir, new Dictionary<string, string>(), args);
 
-    public static async Task<CliResult> RunAsync(string workingDir, IReadOnlyDictionary<string, string> environment, params string[] args)
+    public static Task<CliResult> RunAsync(string workingDir, IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         var start = StartInfo(workingDir, args);
         foreach (var (key, value) in environment) start.Environment[key] = value;
+        return RunAsync(start, args);
+    }
+
+    /// <summary>
+    /// Runs cutover as another uid (and gid), through setpriv: the tests run as root, whom permissions do not stop.
+    /// The user needs to reach <paramref name="workingDir"/>; HOME is /tmp, since nobody's home does not exist.
+    /// </summary>
+    public static Task<CliResult> RunAsUserAsync(int uid, string workingDir, IReadOnlyDictionary<string, string> environment, params string[] args)
+    {
+        var start = StartInfo(workingDir, args);
+        foreach (var (key, value) in environment) start.Environment[key] = value;
+        start.Environment["HOME"] = "/tmp";
+        string[] setpriv = [$"--reuid={uid}", $"--regid={uid}", "--clear-groups", start.FileName];
+        for (var i = 0; i < setpriv.Length; i++) start.ArgumentList.Insert(i, setpriv[i]);
+        start.FileName = "setpriv";
+        return RunAsync(start, args);
+    }
+
+    private static async Task<CliResult> RunAsync(ProcessStartInfo start, string[] args)
+    {
         using var process = Process.Start(start)!;
         process.StandardInput.Close();
         var stdout = process.StandardOutput.ReadToEndAsync();
