@@ -27,13 +27,46 @@ public sealed class FleetCommand(CutoverConfig config, IDeployProgress progress,
     public Task<IReadOnlyList<HostCommandResult>> QueryAsync(IReadOnlyList<string> arguments, CancellationToken cancellationToken) =>
         ForEachHostAsync(async (connection, ct) =>
         {
-            var bin = RemoteInstaller.AppBinary(connection, config.App);
-            var remoteConfig = RemoteConfig.PathOn(connection, config.App);
-            var deployed = await connection.RunAsync($"test -x {HostConnection.Quote(bin)} && test -f {HostConnection.Quote(remoteConfig)}", ct);
-            if (deployed.ExitStatus != 0)
-                return new HostCommandResult(connection.Host, -1, "", $"nothing deployed yet: no deploy of {config.App} has reached this host") { NeverDeployed = true };
-            return await RunAsync(connection, bin, remoteConfig, arguments, ct);
+            if (await DeployedStateAsync(connection, ct) is not { } state)
+                return new HostCommandResult(connection.Host, -1, "", $"nothing deployed yet: no deploy of {config.App} to {connection.Host.Root} has reached this host") { NeverDeployed = true };
+            return await RunAsync(connection, state.Binary, state.Config, arguments, ct);
         }, cancellationToken);
+
+    /// <summary>
+    /// The build link and config the last deploy of this app and root left on the host; on a host deployed before
+    /// roots were part of the key, the app's old directory, but only when its config names this very root.
+    /// </summary>
+    private async Task<(string Binary, string Config)?> DeployedStateAsync(HostConnection connection, CancellationToken ct)
+    {
+        foreach (var dir in new[] { HostAppState.Dir(connection, config.App), HostAppState.LegacyDir(connection, config.App) })
+        {
+            var (bin, file) = ($"{dir}/cutover", $"{dir}/cutover.yml");
+            var found = await connection.RunAsync($"test -x {HostConnection.Quote(bin)} && cat {HostConnection.Quote(file)}", ct);
+            if (found.ExitStatus != 0) continue;
+            if (dir == HostAppState.LegacyDir(connection, config.App) && RootOf(found.Stdout) != connection.Host.Root) continue;
+            return (bin, file);
+        }
+        return null;
+    }
+
+    /// <summary>The root a host config names (null when it names none or cannot be read).</summary>
+    private static string? RootOf(string yaml)
+    {
+        try
+        {
+            var stream = new YamlDotNet.RepresentationModel.YamlStream();
+            stream.Load(new StringReader(yaml));
+            return stream.Documents.Count > 0
+                   && stream.Documents[0].RootNode is YamlDotNet.RepresentationModel.YamlMappingNode map
+                   && map.Children.TryGetValue(new YamlDotNet.RepresentationModel.YamlScalarNode("root"), out var root)
+                ? (root as YamlDotNet.RepresentationModel.YamlScalarNode)?.Value
+                : null;
+        }
+        catch (YamlDotNet.Core.YamlException)
+        {
+            return null;
+        }
+    }
 
     /// <summary>Installs <paramref name="build"/> where missing, writes the host's config, then runs the command.</summary>
     public Task<IReadOnlyList<HostCommandResult>> RunAsync(IReadOnlyList<string> arguments, SelfContainedBuild build, CancellationToken cancellationToken)

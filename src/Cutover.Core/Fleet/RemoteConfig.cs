@@ -7,11 +7,11 @@ namespace Cutover.Fleet;
 /// <summary>
 /// The cutover.yml a fleet host runs with: the same file, without hosts, ssh and fleet (the host deploys to
 /// itself), without migrations (they run once per deploy, sent to the first host's session, never per host), with the host's own root and
-/// proxy listen address. Kept at ~/.cutover/apps/&lt;app&gt;/cutover.yml on the host.
+/// proxy listen address. Kept where <see cref="HostAppState"/> says (per app and root) on the host.
 /// </summary>
 public static class RemoteConfig
 {
-    public static string PathOn(HostConnection host, string app) => $"{host.Home}/.cutover/apps/{app}/cutover.yml";
+    public static string PathOn(HostConnection host, string app) => HostAppState.ConfigPath(host, app);
 
     public static string Render(CutoverConfig config, FleetHost host)
     {

@@ -10,8 +10,8 @@ public sealed class RemoteInstaller(SelfContainedBuild build)
 {
     public static string BinDir(HostConnection host) => $"{host.Home}/.cutover/bin";
 
-    /// <summary>~/.cutover/apps/&lt;app&gt;/cutover: a link to the build the app's last deploy or rollback ran.</summary>
-    public static string AppBinary(HostConnection host, string app) => $"{host.Home}/.cutover/apps/{app}/cutover";
+    /// <summary>A link to the build the last deploy or rollback of this app and root ran (<see cref="HostAppState"/>).</summary>
+    public static string AppBinary(HostConnection host, string app) => HostAppState.BinaryLink(host, app);
 
     public string RemotePath(HostConnection host) => $"{BinDir(host)}/{build.Version}/cutover";
 

@@ -31,15 +31,19 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
     internal static string HostsYaml(IEnumerable<SshHost> hosts, Func<SshHost, string> root, Func<SshHost, string>? extra = null) =>
         "hosts:\n" + string.Concat(hosts.Select(h => $"  - {{ host: {h.Address}, port: {h.Port}, user: root, root: {root(h)}{extra?.Invoke(h)} }}\n"));
 
-    private string Config(string extra = "", IEnumerable<SshHost>? hosts = null, string? knownHosts = null)
+    /// <summary>Where a host keeps the config and build link of this app's root.</summary>
+    private string StateDir(SshHost host, string? root = null) =>
+        Path.Combine(host.Home, ".cutover", "apps", $"{_app}@{Cutover.Fleet.HostAppState.RootKey(root ?? RootOf(host))}");
+
+    private string Config(string extra = "", IEnumerable<SshHost>? hosts = null, string? knownHosts = null, Func<SshHost, string>? rootOf = null, string file = "cutover.yml")
     {
-        var path = _dir.Combine("cutover.yml");
+        var path = _dir.Combine(file);
         File.WriteAllText(path, $"""
             app: {_app}
             strategy: symlink
             root: /srv/{_app}
             keep_releases: 5
-            {HostsYaml(hosts ?? fleet.Hosts, RootOf)}
+            {HostsYaml(hosts ?? fleet.Hosts, rootOf ?? RootOf)}
             ssh:
               key: {fleet.ClientKey}
               known_hosts: {knownHosts ?? fleet.KnownHosts}
@@ -105,7 +109,7 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
         Assert.All(hosts, h => Assert.False(h.GetProperty("deployed").GetBoolean()));
         foreach (var host in fleet.Hosts)
         {
-            Assert.False(Directory.Exists(Path.Combine(host.Home, ".cutover", "apps", _app)), $"{host.Name}: status wrote the app's config or link");
+            Assert.False(Directory.Exists(StateDir(host)), $"{host.Name}: status wrote the app's config or link");
             Assert.False(Directory.Exists(RootOf(host)), $"{host.Name}: status created the root");
         }
 
@@ -113,14 +117,59 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
         var deploy = await Cli("deploy", Source, "-c", config);
         Assert.True(deploy.ExitCode == 0, deploy.All);
         var release = AgreedRelease();
-        var written = fleet.Hosts.Select(h => File.GetLastWriteTimeUtc(Path.Combine(h.Home, ".cutover", "apps", _app, "cutover.yml"))).ToList();
+        var written = fleet.Hosts.Select(h => File.GetLastWriteTimeUtc(Path.Combine(StateDir(h), "cutover.yml"))).ToList();
         // No build to install: status runs the cutover the deploy left on each host, with the config it wrote there.
         var noBuild = new Dictionary<string, string>(_environment) { ["CUTOVER_SELF_CONTAINED"] = _dir.Combine("no-such-build") };
         var after = await CutoverCli.RunAsync(_dir.Path, noBuild, "status", "--json", "-c", config);
         Assert.True(after.ExitCode == 0, after.All);
         var statuses = System.Text.Json.JsonDocument.Parse(after.Stdout).RootElement.EnumerateArray().ToList();
         Assert.All(statuses, h => Assert.Equal(release, h.GetProperty("status").GetProperty("current").GetProperty("id").GetString()));
-        Assert.Equal(written, fleet.Hosts.Select(h => File.GetLastWriteTimeUtc(Path.Combine(h.Home, ".cutover", "apps", _app, "cutover.yml"))));
+        Assert.Equal(written, fleet.Hosts.Select(h => File.GetLastWriteTimeUtc(Path.Combine(StateDir(h), "cutover.yml"))));
+    }
+
+    [Fact]
+    public async Task Two_roots_of_one_app_on_the_same_hosts_keep_their_own_state_and_hosts_of_the_old_layout_still_answer()
+    {
+        string Staging(SshHost h) => RootOf(h) + "-staging";
+        var production = Config();
+        var staging = Config(rootOf: Staging, file: "staging.yml");
+        WriteSource("1");
+        Assert.Equal(0, (await Cli("deploy", Source, "-c", production)).ExitCode);
+        var live = AgreedRelease();
+        WriteSource("2");
+        Assert.Equal(0, (await Cli("deploy", Source, "-c", staging)).ExitCode);
+        WriteSource("3");
+        Assert.Equal(0, (await Cli("deploy", Source, "-c", staging)).ExitCode);
+        foreach (var host in fleet.Hosts)
+        {
+            Assert.True(File.Exists(Path.Combine(StateDir(host), "cutover.yml")));
+            Assert.True(File.Exists(Path.Combine(StateDir(host, Staging(host)), "cutover.yml")));
+            Assert.Equal("3\n", File.ReadAllText(Path.Combine(Staging(host), "current", "VERSION")));
+        }
+
+        // Production's status names production's release, not the staging one deployed after it.
+        var status = await Cli("status", "--json", "-c", production);
+        Assert.True(status.ExitCode == 0, status.All);
+        Assert.All(System.Text.Json.JsonDocument.Parse(status.Stdout).RootElement.EnumerateArray(),
+            h => Assert.Equal(live, h.GetProperty("status").GetProperty("current").GetProperty("id").GetString()));
+        // Staging's rollback acts on staging only.
+        var rollback = await Cli("rollback", "-c", staging);
+        Assert.True(rollback.ExitCode == 0, rollback.All);
+        foreach (var host in fleet.Hosts)
+        {
+            Assert.Equal("2\n", File.ReadAllText(Path.Combine(Staging(host), "current", "VERSION")));
+            Assert.Equal("1\n", File.ReadAllText(Path.Combine(RootOf(host), "current", "VERSION")));
+        }
+
+        // A host deployed before roots were part of the key: ~/.cutover/apps/<app>/ answers for the root it names.
+        foreach (var host in fleet.Hosts) Directory.Move(StateDir(host), Path.Combine(host.Home, ".cutover", "apps", _app));
+        var legacy = await Cli("status", "--json", "-c", production);
+        Assert.True(legacy.ExitCode == 0, legacy.All);
+        Assert.All(System.Text.Json.JsonDocument.Parse(legacy.Stdout).RootElement.EnumerateArray(),
+            h => Assert.Equal(live, h.GetProperty("status").GetProperty("current").GetProperty("id").GetString()));
+        foreach (var host in fleet.Hosts) Directory.Delete(StateDir(host, Staging(host)), recursive: true);
+        var other = await Cli("status", "-c", staging);
+        Assert.Equal(3, other.Stdout.Split('\n').Count(l => l.Contains("nothing deployed yet")));
     }
 
     [Fact]
