@@ -111,6 +111,15 @@ public sealed class AgentClient : IDisposable
     public async Task<JsonElement> AppsAsync(CancellationToken cancellationToken) =>
         await _http.GetFromJsonAsync<JsonElement>("v1/apps", cancellationToken);
 
+    /// <summary>The agent's start-up warnings (GET /v1/agent); empty from an agent that predates them.</summary>
+    public async Task<IReadOnlyList<string>> WarningsAsync(CancellationToken cancellationToken)
+    {
+        using var response = await _http.GetAsync("v1/agent", cancellationToken);
+        if (!response.IsSuccessStatusCode) return [];
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken);
+        return body.TryGetProperty("warnings", out var w) ? w.EnumerateArray().Select(x => x.GetString()!).ToList() : [];
+    }
+
     public async Task<string?> PostAsync(string app, string action, CancellationToken cancellationToken)
     {
         using var response = await _http.PostAsync($"v1/apps/{Uri.EscapeDataString(app)}/{action}", null, cancellationToken);

@@ -7,6 +7,8 @@ public sealed record AgentHome(string Path)
     public string State => System.IO.Path.Combine(Path, "state.json");
     public string AgentLog => System.IO.Path.Combine(Path, "agent.log");
     public string AgentPid => System.IO.Path.Combine(Path, "agent.pid");
+    /// <summary>flock'd by the one agent of this home (<see cref="AgentHomeLock"/>); holds its pid.</summary>
+    public string Lock => System.IO.Path.Combine(Path, "agent.lock");
     public string Logs => System.IO.Path.Combine(Path, "logs");
     public string AppLogs(string app) => System.IO.Path.Combine(Logs, app);
 

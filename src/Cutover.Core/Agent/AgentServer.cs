@@ -30,7 +30,11 @@ public sealed class AgentServer : IAsyncDisposable
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly Dictionary<string, AppRuntime> _apps = new(StringComparer.Ordinal);
     private readonly Dictionary<string, AppRecord> _records = new(StringComparer.Ordinal);
+    /// <summary>What went wrong at start-up that people must see (a corrupt state.json): in agent.log and `cutover status`.</summary>
+    private readonly List<string> _warnings = [];
     private WebApplication? _web;
+    /// <summary>Held from the first thing RunAsync does; without it this agent owns nothing in the home.</summary>
+    private AgentHomeLock? _homeLock;
 
     public AgentServer(AgentHome home, ILoggerFactory loggers)
     {
@@ -43,7 +47,9 @@ public sealed class AgentServer : IAsyncDisposable
     /// <summary>Runs until SIGTERM/SIGINT (or the token); then drains every app and exits, keeping the state.</summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        Directory.CreateDirectory(_home.Path);
+        // Before anything in the home is read or touched: a second agent would kill the first one's instances,
+        // take its socket and, on exit, delete its socket and pid file.
+        _homeLock = AgentHomeLock.Acquire(_home);
         File.SetUnixFileMode(_home.Path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         await RestoreAsync(cancellationToken);
 
@@ -84,6 +90,7 @@ public sealed class AgentServer : IAsyncDisposable
     private void MapEndpoints(WebApplication web)
     {
         web.MapGet("/v1/apps", () => Results.Json(_apps.Values.Select(Describe).ToList(), Json.Options));
+        web.MapGet("/v1/agent", () => Results.Json(new { pid = Environment.ProcessId, warnings = _warnings }, Json.Options));
         // Each command's work resumes on the thread pool, never on the proxy's socket threads.
         web.MapPost("/v1/apps/{app}/activate", (string app, HttpContext context) => ThreadPoolContext.Run(() => ActivateAsync(app, context)));
         web.MapPost("/v1/apps/{app}/stop", (string app, CancellationToken ct) => ThreadPoolContext.Run(() => StopAppAsync(app, ct)));
@@ -223,7 +230,13 @@ public sealed class AgentServer : IAsyncDisposable
     /// <summary>Starts every app the state names, from the release it last ran; leftovers of a killed agent go first.</summary>
     private async Task RestoreAsync(CancellationToken cancellationToken)
     {
-        foreach (var record in _store.Read().Apps)
+        var read = _store.Read();
+        if (read.Warning is { } warning)
+        {
+            _warnings.Add(warning);
+            _logger.LogError("state: {Warning}", warning);
+        }
+        foreach (var record in read.State.Apps)
         {
             _records[record.App] = record;
             try
@@ -289,6 +302,8 @@ public sealed class AgentServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // An agent refused by the home lock never started anything, and the socket and pid file are the other one's.
+        if (_homeLock is null) return;
         if (_web is not null)
         {
             await _web.StopAsync();
@@ -298,5 +313,6 @@ public sealed class AgentServer : IAsyncDisposable
         _http.Dispose();
         File.Delete(_home.Socket);
         File.Delete(_home.AgentPid);
+        _homeLock.Dispose();
     }
 }

@@ -21,21 +21,54 @@ public sealed record AgentState
     public IReadOnlyList<AppRecord> Apps { get; init; } = [];
 }
 
-/// <summary>The agent's state file, written atomically (temp file, fsync, rename) after every change.</summary>
+/// <summary>What <see cref="AgentStateStore.Read"/> found, and what a person must hear about it (null when all was well).</summary>
+public sealed record StateRead(AgentState State, string? Warning);
+
+/// <summary>
+/// The agent's state file, written atomically (temp file, fsync, rename) after every change, and a copy of the
+/// same bytes as state.last-good.json. A state.json that does not parse (a disk or an editor broke it) is never
+/// taken for "no apps": it is kept aside as state.corrupt-&lt;time&gt;.json and the last good copy is used instead.
+/// </summary>
 public sealed class AgentStateStore(AgentHome home)
 {
-    public AgentState Read()
+    public string LastGood => Path.Combine(home.Path, "state.last-good.json");
+
+    public StateRead Read()
     {
-        if (!File.Exists(home.State)) return new AgentState();
+        if (!File.Exists(home.State)) return new StateRead(new AgentState(), null);
+        var problem = TryParse(home.State, out var state);
+        if (problem is null) return new StateRead(state!, null);
+
+        var kept = Path.Combine(home.Path, $"state.corrupt-{DateTimeOffset.UtcNow:yyyyMMddTHHmmssfffZ}.json");
+        File.Move(home.State, kept);
+        var what = $"{home.State} is corrupt ({problem}); kept it as {kept}";
+        if (!File.Exists(LastGood))
+            return new StateRead(new AgentState(), $"{what}; there is no last good copy, so the agent restored no app: deploy each app again (or `cutover start`)");
+        var lastGoodProblem = TryParse(LastGood, out var good);
+        if (lastGoodProblem is not null)
+            return new StateRead(new AgentState(), $"{what}; its last good copy {LastGood} is corrupt too ({lastGoodProblem}), so the agent restored no app: deploy each app again");
+        return new StateRead(good!, $"{what}; restored {good!.Apps.Count} app(s) ({string.Join(", ", good.Apps.Select(a => a.App))}) from {LastGood}, written {File.GetLastWriteTimeUtc(LastGood):yyyy-MM-dd HH:mm:ss}Z");
+    }
+
+    private static string? TryParse(string file, out AgentState? state)
+    {
+        state = null;
         try
         {
-            return JsonSerializer.Deserialize<AgentState>(File.ReadAllText(home.State), Json.Options) ?? new AgentState();
+            state = JsonSerializer.Deserialize<AgentState>(File.ReadAllText(file), Json.Options);
+            return state is null ? "it holds null" : null;
         }
-        catch (JsonException)
+        catch (JsonException e)
         {
-            return new AgentState();
+            return e.Message;
         }
     }
 
-    public void Write(AgentState state) => AtomicFile.WriteAllText(home.State, JsonSerializer.Serialize(state, Json.Options));
+    public void Write(AgentState state)
+    {
+        var text = JsonSerializer.Serialize(state, Json.Options);
+        AtomicFile.WriteAllText(home.State, text);
+        // The copy is written second: whatever instant a crash picks, one of the two is whole and recent.
+        AtomicFile.WriteAllText(LastGood, text);
+    }
 }

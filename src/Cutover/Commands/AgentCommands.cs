@@ -27,7 +27,7 @@ public static class AgentCommands
     public static Command Agent(CliEnvironment env)
     {
         var command = new Command("agent", "Run the agent in the foreground: the proxy and instances of every rolling app on this host");
-        command.SetAction(async (parse, ct) =>
+        command.SetAction((parse, ct) => CommandRunner.RunAsync(env, false, async () =>
         {
             // Before the first socket: the proxy forwards on the threads that read the sockets.
             Cutover.Platform.InlineSocketCompletions.Enable();
@@ -39,7 +39,7 @@ public static class AgentCommands
             await using var agent = new AgentServer(home, loggers);
             await Cutover.Platform.ThreadPoolContext.Run(() => agent.RunAsync(ct));
             return ExitCodes.Ok;
-        });
+        }));
         return command;
     }
 
@@ -97,6 +97,14 @@ public static class AgentCommands
         foreach (var app in (await client.AppsAsync(cancellationToken)).EnumerateArray())
             if (app.GetProperty("app").GetString() == config.App) return app.Clone();
         return null;
+    }
+
+    /// <summary>What the agent had to say about its own start (a corrupt state.json restored): empty when all was well.</summary>
+    public static async Task<IReadOnlyList<string>> AgentWarningsAsync(CancellationToken cancellationToken)
+    {
+        using var client = new AgentClient(AgentHome.FromEnvironment());
+        if (!await client.IsRunningAsync(cancellationToken)) return [];
+        return await client.WarningsAsync(cancellationToken);
     }
 
     public static void RenderInstances(CliEnvironment env, JsonElement? app)
