@@ -28,6 +28,8 @@ public sealed class AgentServer : IAsyncDisposable
     private readonly HttpClient _http = new() { Timeout = Timeout.InfiniteTimeSpan };
     private readonly object _spawnGate = new();
     private readonly SemaphoreSlim _gate = new(1, 1);
+    /// <summary>Orders state writes: instances report starts and exits from their own threads.</summary>
+    private readonly object _stateGate = new();
     private readonly Dictionary<string, AppRuntime> _apps = new(StringComparer.Ordinal);
     private readonly Dictionary<string, AppRecord> _records = new(StringComparer.Ordinal);
     /// <summary>What went wrong at start-up that people must see (a corrupt state.json): in agent.log and `cutover status`.</summary>
@@ -135,7 +137,7 @@ public sealed class AgentServer : IAsyncDisposable
             var clash = _apps.Values.FirstOrDefault(a => a.Config.Proxy!.Listen.Equals(config.Proxy!.Listen));
             if (clash is not null)
                 return $"app '{clash.Config.App}' already listens on {config.Proxy!.Listen}; give '{app}' another proxy.listen";
-            runtime = await AppRuntime.CreateAsync(config, _home.Path, _http, _spawnGate, _loggers, cancellationToken);
+            runtime = await CreateRuntimeAsync(config, cancellationToken);
             _apps[app] = runtime;
             progress.Info($"proxy for {app} listening on {runtime.Proxy.Listen}");
         }
@@ -210,21 +212,44 @@ public sealed class AgentServer : IAsyncDisposable
         }
     }
 
-    private void Save(string app, string configFile, bool stopped)
+    private async Task<AppRuntime> CreateRuntimeAsync(CutoverConfig config, CancellationToken cancellationToken)
     {
-        var runtime = _apps[app];
-        _records[app] = new AppRecord
+        var runtime = await AppRuntime.CreateAsync(config, _home.Path, _http, _spawnGate, _loggers, cancellationToken);
+        runtime.InstancesChanged += SaveInstances;
+        return runtime;
+    }
+
+    private void Save(string app, string configFile, bool stopped) => Save(_apps[app], configFile, stopped);
+
+    /// <summary>An instance is starting, started or gone: the state names it before it can be orphaned.</summary>
+    private void SaveInstances(AppRuntime runtime)
+    {
+        lock (_stateGate)
         {
-            App = app,
-            ConfigFile = configFile,
-            ReleaseId = runtime.ReleaseId ?? _records.GetValueOrDefault(app)?.ReleaseId,
-            ReleaseDir = runtime.ReleaseDir ?? _records.GetValueOrDefault(app)?.ReleaseDir,
-            Stopped = stopped,
-            // The warm blue-green set too: a restarted agent must find every process it left, to end it.
-            Instances = runtime.Slots.Concat(runtime.Warm?.Instances ?? []).Where(s => s?.Pid is not null)
-                .Select(s => new InstanceRecord(s!.Spec.Id, s.Pid!.Value, s.Spec.Port, s.Spec.ReleaseId)).ToList(),
-        };
-        _store.Write(new AgentState { Apps = _records.Values.ToList() });
+            var record = _records.GetValueOrDefault(runtime.Config.App);
+            Save(runtime, record?.ConfigFile ?? runtime.Config.File, record?.Stopped ?? false);
+        }
+    }
+
+    private void Save(AppRuntime runtime, string configFile, bool stopped)
+    {
+        lock (_stateGate)
+        {
+            var app = runtime.Config.App;
+            _records[app] = new AppRecord
+            {
+                App = app,
+                ConfigFile = configFile,
+                ReleaseId = runtime.ReleaseId ?? _records.GetValueOrDefault(app)?.ReleaseId,
+                ReleaseDir = runtime.ReleaseDir ?? _records.GetValueOrDefault(app)?.ReleaseDir,
+                Stopped = stopped,
+                // Every process, the warm blue-green set and a deploy's half-started ones too: a restarted agent must
+                // find every process it left, to end it.
+                Instances = runtime.Running
+                    .Select(s => new InstanceRecord(s.Spec.Id, s.Pid, s.Spec.Port, s.Spec.ReleaseId, s.Pid is { } pid ? ProcStat.Read(pid)?.StartTicks : null)).ToList(),
+            };
+            _store.Write(new AgentState { Apps = _records.Values.ToList() });
+        }
     }
 
     /// <summary>Starts every app the state names, from the release it last ran; leftovers of a killed agent go first.</summary>
@@ -236,18 +261,19 @@ public sealed class AgentServer : IAsyncDisposable
             _warnings.Add(warning);
             _logger.LogError("state: {Warning}", warning);
         }
+        // Processes of a killed agent cannot be supervised again (their pipes are gone): they go, the ones a deploy
+        // was starting when it died included. Containers can: AdoptAllAsync takes them over where they run.
+        // A container's recorded pid is its init, which AdoptAllAsync takes over: only process apps' pids are orphans.
+        var processInstances = read.State.Apps.Where(a => !RunsContainers(a)).SelectMany(a => a.Instances);
+        foreach (var orphan in await OrphanInstances.StopAllAsync(_home, processInstances, cancellationToken))
+            _logger.LogWarning("stopped {Orphan}, left running by a previous agent", orphan);
         foreach (var record in read.State.Apps)
         {
             _records[record.App] = record;
             try
             {
                 var config = ConfigLoader.Load(record.ConfigFile);
-                // Processes of a killed agent cannot be supervised again (their pipes are gone): they go.
-                // Containers can: AdoptAllAsync takes them over where they run.
-                if (config.Runtime != InstanceRuntime.Docker)
-                    foreach (var orphan in record.Instances)
-                        if (IsGroupLeader(orphan.Pid)) LibC.Kill(-orphan.Pid, 9);
-                var runtime = await AppRuntime.CreateAsync(config, _home.Path, _http, _spawnGate, _loggers, cancellationToken);
+                var runtime = await CreateRuntimeAsync(config, cancellationToken);
                 _apps[record.App] = runtime;
                 runtime.ReleaseId = record.ReleaseId;
                 runtime.ReleaseDir = record.ReleaseDir;
@@ -255,6 +281,11 @@ public sealed class AgentServer : IAsyncDisposable
                 {
                     var error = await runtime.AdoptAllAsync(record.ReleaseId, record.ReleaseDir!, cancellationToken);
                     if (error is not null) _logger.LogError("restoring {App}: {Error}", record.App, error);
+                }
+                else
+                {
+                    // Nothing of the app is meant to run (stopped, or never got a release): no container either.
+                    await runtime.RemoveLeftoverContainersAsync(cancellationToken);
                 }
                 Save(record.App, record.ConfigFile, record.Stopped);
             }
@@ -265,8 +296,18 @@ public sealed class AgentServer : IAsyncDisposable
         }
     }
 
-    /// <summary>True when pid still leads its own process group, as our instances do (setsid).</summary>
-    private static bool IsGroupLeader(int pid) => ProcStat.Read(pid)?.ProcessGroup == pid;
+    /// <summary>runtime: docker, or a config that cannot be read (then its pids are not touched; the environment sweep still finds its processes).</summary>
+    private static bool RunsContainers(AppRecord record)
+    {
+        try
+        {
+            return ConfigLoader.Load(record.ConfigFile).Runtime == InstanceRuntime.Docker;
+        }
+        catch (Exception e) when (e is ConfigException or IOException)
+        {
+            return true;
+        }
+    }
 
     private static object Describe(AppRuntime runtime) => new
     {

@@ -3,7 +3,11 @@ using Cutover.Platform;
 
 namespace Cutover.Agent;
 
-public sealed record InstanceRecord(string Id, int Pid, int Port, string ReleaseId);
+/// <summary>
+/// One instance process the agent runs or is starting: written before the process exists (Pid null) and again once it
+/// runs, with its start time (clock ticks since boot, from /proc/&lt;pid&gt;/stat) so a reused pid is never taken for it.
+/// </summary>
+public sealed record InstanceRecord(string Id, int? Pid, int Port, string ReleaseId, long? StartTicks = null);
 
 /// <summary>What the agent runs for one app: enough to start it again after the agent restarts.</summary>
 public sealed record AppRecord

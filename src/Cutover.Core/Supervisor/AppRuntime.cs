@@ -16,9 +16,13 @@ public sealed class AppRuntime : IAsyncDisposable
     private readonly Docker.DotNet.DockerClient? _docker;
     private readonly ILoggerFactory _loggers;
     private readonly string _runtimeDir;
+    private readonly string _home;
+    /// <summary>Every instance created and not yet gone: the slots, the warm set, and those a deploy is starting.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<ManagedInstance, byte> _instances = new();
 
-    private AppRuntime(CutoverConfig config, ProxyServer proxy, LogSink log, ReadinessProbe probe, object spawnGate, ILoggerFactory loggers, string runtimeDir)
+    private AppRuntime(CutoverConfig config, ProxyServer proxy, LogSink log, ReadinessProbe probe, object spawnGate, ILoggerFactory loggers, string home)
     {
+        _home = home;
         Config = config;
         Proxy = proxy;
         Log = log;
@@ -33,7 +37,7 @@ public sealed class AppRuntime : IAsyncDisposable
             _launcher = new ProcessLauncher(spawnGate);
         }
         _loggers = loggers;
-        _runtimeDir = runtimeDir;
+        _runtimeDir = Path.Combine(home, "run");
         Slots = new ManagedInstance?[config.Run!.Instances];
     }
 
@@ -69,7 +73,7 @@ public sealed class AppRuntime : IAsyncDisposable
     {
         var proxy = await ProxyServer.StartAsync(config.Proxy!.Listen, new BackendPool(), loggers, cancellationToken);
         var log = new LogSink(Path.Combine(home, "logs", config.App));
-        return new AppRuntime(config, proxy, log, new ReadinessProbe(http), spawnGate, loggers, Path.Combine(home, "run"));
+        return new AppRuntime(config, proxy, log, new ReadinessProbe(http), spawnGate, loggers, home);
     }
 
     /// <summary>
@@ -84,6 +88,23 @@ public sealed class AppRuntime : IAsyncDisposable
             return $"run.instances changed from {Slots.Length} to {config.Run.Instances}; run `cutover stop` and restart the agent to resize";
         Config = config;
         return null;
+    }
+
+    /// <summary>
+    /// Raised when an instance is about to start a process, has one, or is gone (from any thread): the agent
+    /// writes its state then, so a process never runs that the state does not name.
+    /// </summary>
+    public event Action<AppRuntime>? InstancesChanged;
+
+    /// <summary>Every instance that runs a process or is starting one, whatever it serves (slot, warm set, a deploy's new one).</summary>
+    public IReadOnlyList<ManagedInstance> Running =>
+        _instances.Keys.Where(i => !i.Gone && (i.Launching || i.Pid is not null)).OrderBy(i => i.Spec.Index).ToList();
+
+    private void OnInstanceChanged(ManagedInstance instance)
+    {
+        if (instance.Gone) _instances.TryRemove(instance, out _);
+        else _instances.TryAdd(instance, 0);
+        InstancesChanged?.Invoke(this);
     }
 
     /// <summary>A new instance for <paramref name="slot"/> on a fresh loopback port; not started yet.</summary>
@@ -103,7 +124,8 @@ public sealed class AppRuntime : IAsyncDisposable
             Health = Config.InstanceHealth,
             RuntimeDir = _runtimeDir,
             Image = docker ? Containers.ContainerRelease.ImageOf(releaseDir) : null,
-        }, _probe, Proxy, Log, _launcher, _loggers.CreateLogger<ManagedInstance>(), port);
+            AgentHome = _home,
+        }, _probe, Proxy, Log, _launcher, _loggers.CreateLogger<ManagedInstance>(), port, OnInstanceChanged);
     }
 
     /// <summary>
@@ -148,6 +170,13 @@ public sealed class AppRuntime : IAsyncDisposable
         ReleaseId = releaseId;
         ReleaseDir = releaseDir;
         return null;
+    }
+
+    /// <summary>runtime: docker: removes every container of the app (a restarted agent that runs nothing of it). No-op for processes.</summary>
+    public async Task RemoveLeftoverContainersAsync(CancellationToken cancellationToken)
+    {
+        if (_launcher is not Containers.DockerLauncher docker) return;
+        foreach (var container in await docker.ListAsync(Config.App, cancellationToken)) await docker.RemoveAsync(container.ID);
     }
 
     /// <summary>
