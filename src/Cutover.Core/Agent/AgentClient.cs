@@ -52,12 +52,16 @@ public sealed class AgentClient : IDisposable
         }
     }
 
-    /// <summary>Starts `cutover agent` in the background (its own session, output to agent.log) unless one answers.</summary>
+    /// <summary>
+    /// Starts `cutover agent --quiet` in the background (its own session) unless one answers. The agent writes and
+    /// rotates agent.log itself; its stdout and stderr carry only what the runtime prints when it crashes, kept in
+    /// agent.stderr.log.
+    /// </summary>
     public async Task EnsureRunningAsync(IReadOnlyList<string> agentCommand, IDeployProgress progress, CancellationToken cancellationToken)
     {
         if (await IsRunningAsync(cancellationToken)) return;
         Directory.CreateDirectory(_home.Path);
-        var shell = $"exec {string.Join(' ', agentCommand.Select(Quote))} >> {Quote(_home.AgentLog)} 2>&1 < /dev/null";
+        var shell = $"exec {string.Join(' ', agentCommand.Select(Quote))} >> {Quote(_home.AgentStderr)} 2>&1 < /dev/null";
         var start = new ProcessStartInfo("setsid", ["-f", "/bin/sh", "-c", shell]) { UseShellExecute = false };
         start.Environment["CUTOVER_HOME"] = _home.Path;
         // The CLI runs with tiered PGO off (short runs pay for its instrumentation and never profit); the agent
@@ -74,7 +78,7 @@ public sealed class AgentClient : IDisposable
             }
             await Task.Delay(100, cancellationToken);
         }
-        throw new DeployException($"the agent did not start within 30 s; see {_home.AgentLog}");
+        throw new DeployException($"the agent did not start within 30 s; see {_home.AgentLog} and {_home.AgentStderr}");
     }
 
     /// <summary>Moves an app to a release; progress events are replayed on <paramref name="progress"/>.</summary>

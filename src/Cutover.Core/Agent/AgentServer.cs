@@ -36,11 +36,13 @@ public sealed class AgentServer : IAsyncDisposable
     private readonly List<string> _warnings = [];
     private WebApplication? _web;
     /// <summary>Held from the first thing RunAsync does; without it this agent owns nothing in the home.</summary>
-    private AgentHomeLock? _homeLock;
+    private readonly AgentHomeLock _homeLock;
 
-    public AgentServer(AgentHome home, ILoggerFactory loggers)
+    /// <param name="homeLock">Taken by the caller before it touched anything in the home (agent.log included).</param>
+    public AgentServer(AgentHome home, AgentHomeLock homeLock, ILoggerFactory loggers)
     {
         _home = home;
+        _homeLock = homeLock;
         _store = new AgentStateStore(home);
         _loggers = loggers;
         _logger = loggers.CreateLogger<AgentServer>();
@@ -49,9 +51,6 @@ public sealed class AgentServer : IAsyncDisposable
     /// <summary>Runs until SIGTERM/SIGINT (or the token); then drains every app and exits, keeping the state.</summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        // Before anything in the home is read or touched: a second agent would kill the first one's instances,
-        // take its socket and, on exit, delete its socket and pid file.
-        _homeLock = AgentHomeLock.Acquire(_home);
         File.SetUnixFileMode(_home.Path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         await RestoreAsync(cancellationToken);
 
@@ -343,8 +342,6 @@ public sealed class AgentServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        // An agent refused by the home lock never started anything, and the socket and pid file are the other one's.
-        if (_homeLock is null) return;
         if (_web is not null)
         {
             await _web.StopAsync();

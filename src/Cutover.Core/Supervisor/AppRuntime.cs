@@ -17,6 +17,7 @@ public sealed class AppRuntime : IAsyncDisposable
     private readonly ILoggerFactory _loggers;
     private readonly string _runtimeDir;
     private readonly string _home;
+    private Logging.RotatingLogFile? _accessLog;
     /// <summary>Every instance created and not yet gone: the slots, the warm set, and those a deploy is starting.</summary>
     private readonly System.Collections.Concurrent.ConcurrentDictionary<ManagedInstance, byte> _instances = new();
 
@@ -72,8 +73,22 @@ public sealed class AppRuntime : IAsyncDisposable
     public static async Task<AppRuntime> CreateAsync(CutoverConfig config, string home, HttpClient http, object spawnGate, ILoggerFactory loggers, CancellationToken cancellationToken)
     {
         var proxy = await ProxyServer.StartAsync(config.Proxy!.Listen, new BackendPool(), loggers, cancellationToken);
-        var log = new LogSink(Path.Combine(home, "logs", config.App));
-        return new AppRuntime(config, proxy, log, new ReadinessProbe(http), spawnGate, loggers, home);
+        var log = new LogSink(Path.Combine(home, "logs", config.App), config.Logs.MaxSize, config.Logs.Retain);
+        var runtime = new AppRuntime(config, proxy, log, new ReadinessProbe(http), spawnGate, loggers, home);
+        runtime.ApplyLogSettings();
+        return runtime;
+    }
+
+    /// <summary>The logs section, at creation and on every Reconfigure: limits, and the access log switched on or off.</summary>
+    private void ApplyLogSettings()
+    {
+        Log.SetLimits(Config.Logs.MaxSize, Config.Logs.Retain);
+        if (Config.Logs.AccessLog)
+        {
+            _accessLog ??= new Logging.RotatingLogFile(Path.Combine(_home, "logs", Config.App, "access", "current.log"), "", Config.Logs.MaxSize, Config.Logs.Retain);
+            _accessLog.SetLimits(Config.Logs.MaxSize, Config.Logs.Retain);
+        }
+        Proxy.AccessLog = Config.Logs.AccessLog ? _accessLog : null;
     }
 
     /// <summary>
@@ -87,6 +102,7 @@ public sealed class AppRuntime : IAsyncDisposable
         if (config.Run!.Instances != Slots.Length)
             return $"run.instances changed from {Slots.Length} to {config.Run.Instances}; run `cutover stop` and restart the agent to resize";
         Config = config;
+        ApplyLogSettings();
         return null;
     }
 
@@ -195,6 +211,7 @@ public sealed class AppRuntime : IAsyncDisposable
             await Task.WhenAll(warm.Instances.Where(i => !Slots.Contains(i)).Select(i => i.StopAsync(TimeSpan.Zero, CancellationToken.None)));
         await Proxy.DisposeAsync();
         Log.Dispose();
+        _accessLog?.Dispose();
         _docker?.Dispose();
     }
 
@@ -234,6 +251,7 @@ public sealed class AppRuntime : IAsyncDisposable
         await StopAllAsync(CancellationToken.None);
         await Proxy.DisposeAsync();
         Log.Dispose();
+        _accessLog?.Dispose();
         _docker?.Dispose();
     }
 }
