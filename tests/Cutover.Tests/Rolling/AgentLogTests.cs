@@ -40,8 +40,7 @@ public class AgentLogTests(ITestOutputHelper output) : IDisposable
               listen: 127.0.0.1:{port}
             rolling:
               monitor: 200ms
-            logs:
-              access_log: {(accessLog ? "true" : "false")}
+            {(accessLog ? "logs:\n  access_log: true" : "")}
             """);
         return path;
     }
