@@ -31,7 +31,8 @@ public sealed class AgentServer : IAsyncDisposable
     /// <summary>Orders state writes: instances report starts and exits from their own threads.</summary>
     private readonly object _stateGate = new();
     private readonly Dictionary<string, AppRuntime> _apps = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, AppRecord> _records = new(StringComparer.Ordinal);
+    // Concurrent: instances report starts and exits (and the state is written) from their own threads.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, AppRecord> _records = new(StringComparer.Ordinal);
     /// <summary>What went wrong at start-up that people must see (a corrupt state.json): in agent.log and `cutover status`.</summary>
     private readonly List<string> _warnings = [];
     private WebApplication? _web;

@@ -226,6 +226,7 @@ public class AgentRecoveryTests(ITestOutputHelper output) : IDisposable
         using var agent = StartAgent(lines);
         Assert.StartsWith("hello from 1", await WaitForBodyAsync($"http://127.0.0.1:{port}/", TimeSpan.FromSeconds(60)));
         Assert.Contains(lines, l => l.Contains("is corrupt") && l.Contains("restored 1 app(s) (node)"));
+        Assert.Contains("restored 1 app(s) (node)", File.ReadAllText(Path.Combine(Home, "agent.log")));
         // The broken file is kept for a person to look at, never silently overwritten.
         var kept = Assert.Single(Directory.GetFiles(Home, "state.corrupt-*.json"));
         Assert.Equal(good[..(good.Length / 2)], File.ReadAllText(kept));
