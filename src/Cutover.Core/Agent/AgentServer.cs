@@ -36,7 +36,7 @@ public sealed class AgentServer : IAsyncDisposable
     /// <summary>What went wrong at start-up that people must see (a corrupt state.json): in agent.log and `cutover status`.</summary>
     private readonly List<string> _warnings = [];
     private WebApplication? _web;
-    /// <summary>Held from the first thing RunAsync does; without it this agent owns nothing in the home.</summary>
+    /// <summary>Taken by the command before anything in the home was touched; released last, when the agent is disposed.</summary>
     private readonly AgentHomeLock _homeLock;
 
     /// <param name="homeLock">Taken by the caller before it touched anything in the home (agent.log included).</param>

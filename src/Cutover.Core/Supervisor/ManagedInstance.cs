@@ -105,16 +105,18 @@ public sealed class ManagedInstance : IAsyncDisposable
         try
         {
             started = await _launcher.StartAsync(Spec, (stream, line) => _log.Write(Spec.Id, started?.Pid, stream, line), cancellationToken);
+            _process = started;
         }
         catch (DeployException e)
         {
-            Launching = false;
             _log.Write(Spec.Id, null, "cutover", $"could not start: {e.Message}");
             return e.Message;
         }
-        _process = started;
-        Launching = false;
-        _changed(this);
+        finally
+        {
+            Launching = false;
+            _changed(this);
+        }
         return await BecomeReadyAsync(started, $"started {started.Description} at {started.Endpoint} from release {Spec.ReleaseId}", cancellationToken);
     }
 
@@ -270,7 +272,7 @@ public sealed class ManagedInstance : IAsyncDisposable
         _stop.Cancel();
         try { await _watch; } catch (OperationCanceledException) { }
         if (_process is Containers.ContainerInstance container) await container.LetGoAsync();
-        // Not Gone: a container let go keeps running, and the state keeps naming it for the next agent.
+        // Not Gone, yet without a process: the container runs on, and the next agent finds it by its labels (AdoptAllAsync).
         _process = null;
     }
 
