@@ -116,6 +116,19 @@ public class AgentLogTests(ITestOutputHelper output) : IDisposable
         Assert.Equal("", await quietOutput); // --quiet: agent.log only
     }
 
+    [Theory]
+    [InlineData("--log-max-size", "lots", "--log-max-size:")]
+    [InlineData("--log-max-size", "100", "--log-max-size must be at least 1KB")]
+    [InlineData("--log-retain", "-1", "--log-retain must be 0 or more")]
+    public async Task Bad_agent_log_options_are_refused_before_anything_is_touched(string option, string value, string message)
+    {
+        var result = await Cli("agent", option, value);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains(message, result.Stderr);
+        Assert.Single(result.Stderr.Trim().Split('\n'));
+        Assert.False(Directory.Exists(Home), "the refused agent created its home");
+    }
+
     [Fact]
     public void Instance_logs_keep_only_the_retained_rotated_files()
     {
