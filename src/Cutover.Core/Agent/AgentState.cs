@@ -43,7 +43,9 @@ public sealed class AgentStateStore(AgentHome home)
         var problem = TryParse(home.State, out var state);
         if (problem is null) return new StateRead(state!, null);
 
-        var kept = Path.Combine(home.Path, $"state.corrupt-{DateTimeOffset.UtcNow:yyyyMMddTHHmmssfffZ}.json");
+        var stamp = DateTimeOffset.UtcNow.ToString("yyyyMMdd'T'HHmmssfff'Z'", System.Globalization.CultureInfo.InvariantCulture);
+        var kept = Path.Combine(home.Path, $"state.corrupt-{stamp}.json");
+        for (var n = 2; File.Exists(kept); n++) kept = Path.Combine(home.Path, $"state.corrupt-{stamp}-{n}.json");
         File.Move(home.State, kept);
         var what = $"{home.State} is corrupt ({problem}); kept it as {kept}";
         if (!File.Exists(LastGood))
@@ -60,7 +62,10 @@ public sealed class AgentStateStore(AgentHome home)
         try
         {
             state = JsonSerializer.Deserialize<AgentState>(File.ReadAllText(file), Json.Options);
-            return state is null ? "it holds null" : null;
+            if (state is null) return "it holds null";
+            // Valid JSON is not yet a valid state: a null list or entry would fail later, far from the cause.
+            if (state.Apps is null || state.Apps.Any(a => a is null || a.Instances is null)) return "its apps list or one of its entries is null";
+            return null;
         }
         catch (JsonException e)
         {

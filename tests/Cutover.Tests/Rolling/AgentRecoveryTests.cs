@@ -241,4 +241,30 @@ public class AgentRecoveryTests(ITestOutputHelper output) : IDisposable
         var start = await Cli("start", "-c", config);
         Assert.True(start.ExitCode == 0, start.All);
     }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("null")]
+    [InlineData("{\"apps\": null}")]
+    [InlineData("{\"apps\": [null]}")]
+    [InlineData("{\"apps\": [{\"app\": \"a\"}]}")]
+    public void A_state_file_that_is_not_a_valid_state_is_never_read_as_no_apps(string broken)
+    {
+        var home = new Cutover.Agent.AgentHome(Home);
+        Directory.CreateDirectory(Home);
+        var store = new Cutover.Agent.AgentStateStore(home);
+        store.Write(new Cutover.Agent.AgentState { Apps = [new Cutover.Agent.AppRecord { App = "shop", ConfigFile = "/srv/shop.yml", ReleaseId = "r1", ReleaseDir = "/srv/r1" }] });
+        File.WriteAllText(home.State, broken);
+
+        var read = store.Read();
+        Assert.Equal("r1", Assert.Single(read.State.Apps).ReleaseId);
+        Assert.Contains("is corrupt", read.Warning);
+        Assert.False(File.Exists(home.State));
+        Assert.Equal(broken, File.ReadAllText(Assert.Single(Directory.GetFiles(Home, "state.corrupt-*.json"))));
+
+        // With no good copy either, the agent still says so rather than starting quietly with nothing.
+        File.WriteAllText(home.State, broken);
+        File.Delete(store.LastGood);
+        Assert.Contains("there is no last good copy", store.Read().Warning);
+    }
 }
