@@ -7,7 +7,7 @@ if (args is ["stage", var src, var dest, .. var rest])
     Console.WriteLine($"{result.Files} files, {result.LinkedFiles} linked, {result.CopiedFiles} copied");
     return 0;
 }
-// The proxy and switch benchmarks run Cutover's proxy in this process, set up as the agent sets up its own.
+// The switch benchmark runs Cutover's proxy in this process, set up as the agent sets up its own (the proxy benchmark runs a real agent).
 if (args is [] or ["switch"] or ["proxy"] or ["proxy-serve"] || (args is [var runs] && int.TryParse(runs, out _)))
     Cutover.Platform.InlineSocketCompletions.Enable();
 if (args is ["switch"])

@@ -4,14 +4,13 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.RegularExpressions;
-using Cutover.Proxy;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Cutover.Bench;
 
 /// <summary>
 /// Proxy overhead, one run, same backend (an nginx returning a small body), same load generator (wrk):
-/// straight to the backend, through Cutover's proxy, and through nginx proxy_pass with upstream keepalive.
+/// straight to the backend, through Cutover's proxy as the product runs it (a real `cutover agent`, started by
+/// `cutover deploy`, CPU measured on the agent process), and through nginx proxy_pass with upstream keepalive.
 /// </summary>
 public static partial class ProxyBenchmark
 {
@@ -27,9 +26,9 @@ public static partial class ProxyBenchmark
         var runs = new List<WrkResult>[] { [], [], [] };
         for (var round = 0; round < Rounds; round++)
         {
-            runs[0].Add(Wrk(paths.BackendPort, WrkArgs, () => NginxWorkersCpu(paths.Backend)));
-            runs[1].Add(Wrk(paths.CutoverPort, WrkArgs, OwnCpu));
-            runs[2].Add(Wrk(paths.NginxPort, WrkArgs, () => NginxWorkersCpu(paths.NginxProxy)));
+            runs[0].Add(Wrk(paths.BackendPort, WrkArgs, () => NginxWorkersCpu(paths.BackendPid)));
+            runs[1].Add(Wrk(paths.CutoverPort, WrkArgs, () => ProcessCpu(paths.AgentPid)));
+            runs[2].Add(Wrk(paths.NginxPort, WrkArgs, () => NginxWorkersCpu(paths.NginxProxy.Pid)));
         }
         static WrkResult Median(List<WrkResult> r) => new(
             Measure.Median(r.Select(x => x.Rps)), Measure.Median(r.Select(x => x.P50Ms)), Measure.Median(r.Select(x => x.P99Ms)),
@@ -43,7 +42,7 @@ public static partial class ProxyBenchmark
         sb.AppendLine();
         sb.AppendLine("| path | requests/s | p50 | p99 | CPU per request | requests/s vs nginx | p99 vs nginx | CPU per request vs nginx |");
         sb.AppendLine("|---|---|---|---|---|---|---|---|");
-        foreach (var (name, r) in new[] { ("straight to the backend", direct), ("Cutover's proxy (Kestrel + YARP forwarder)", viaCutover), ("nginx proxy_pass, upstream keepalive", viaNginx) })
+        foreach (var (name, r) in new[] { ("straight to the backend", direct), ("Cutover's proxy (the `cutover agent` process)", viaCutover), ("nginx proxy_pass, upstream keepalive", viaNginx) })
             sb.AppendLine($"| {name} | {r.Rps:0} | {r.P50Ms:0.00} ms | {r.P99Ms:0.00} ms | {r.CpuUsPerRequest:0.0} µs | {r.Rps / viaNginx.Rps:0.00} | {r.P99Ms / viaNginx.P99Ms:0.00} | {r.CpuUsPerRequest / viaNginx.CpuUsPerRequest:0.00} |");
         return sb.ToString();
     }
@@ -52,66 +51,125 @@ public static partial class ProxyBenchmark
     public static async Task ServeAsync()
     {
         await using var paths = await Paths.StartAsync();
-        Console.WriteLine($"backend {paths.BackendPort} cutover {paths.CutoverPort} nginx {paths.NginxPort} pid {Environment.ProcessId}");
+        Console.WriteLine($"backend {paths.BackendPort} cutover {paths.CutoverPort} (agent pid {paths.AgentPid}) nginx {paths.NginxPort}");
         await Task.Run(Console.ReadLine);
     }
 
-    /// <summary>The three paths: a backend nginx, Cutover's proxy in this process, and an nginx proxy, each on its own port.</summary>
+    /// <summary>
+    /// The three paths. Cutover's is the product as it runs: `cutover deploy` of a rolling app to a private
+    /// CUTOVER_HOME starts the real `cutover agent` in the background (its settings, its logging, its proxy), and
+    /// the app's one instance is the backend nginx itself, so all three paths reach the very same backend.
+    /// </summary>
     private sealed class Paths : IAsyncDisposable
     {
         private readonly TempWork _work;
-        private readonly ProxyServer _cutover;
 
-        private Paths(TempWork work, NginxProcess backend, NginxProcess nginxProxy, ProxyServer cutover, int backendPort, int nginxPort)
+        private Paths(TempWork work, int agentPid, int backendPid, NginxProcess nginxProxy, int cutoverPort, int backendPort, int nginxPort)
         {
             _work = work;
-            Backend = backend;
+            AgentPid = agentPid;
+            BackendPid = backendPid;
             NginxProxy = nginxProxy;
-            _cutover = cutover;
+            CutoverPort = cutoverPort;
             BackendPort = backendPort;
             NginxPort = nginxPort;
         }
 
-        public NginxProcess Backend { get; }
+        public int AgentPid { get; }
+        /// <summary>The instance's nginx master (the agent starts it; its workers answer).</summary>
+        public int BackendPid { get; }
         public NginxProcess NginxProxy { get; }
         public int BackendPort { get; }
         public int NginxPort { get; }
-        public int CutoverPort => _cutover.Listen.Port;
+        public int CutoverPort { get; }
 
         public static async Task<Paths> StartAsync()
         {
             var work = new TempWork();
-            var backendPort = Cutover.Platform.LoopbackPort.Free();
-            var nginxPort = Cutover.Platform.LoopbackPort.Free();
-            var backend = StartNginx(work.Path, "backend", $$"""
-                server { listen 127.0.0.1:{{backendPort}}; keepalive_requests 1000000;
-                  location / { return 200 "hello from the backend\n"; } }
+            var home = Path.Combine(work.Path, "home");
+            var app = Path.Combine(work.Path, "app");
+            Directory.CreateDirectory(app);
+            var user = Environment.UserName == "root" ? "user root root;" : "";
+            // The instance: nginx `return 200` on the port the agent gives it ($PORT), logs and temp files in its release.
+            File.WriteAllText(Path.Combine(app, "nginx.conf.in"), $$"""
+                {{user}}
+                worker_processes 1;
+                pid nginx-@PORT@.pid;
+                error_log stderr warn;
+                events { worker_connections 4096; }
+                http {
+                  access_log off;
+                  client_body_temp_path body; proxy_temp_path proxy; fastcgi_temp_path fcgi; uwsgi_temp_path uwsgi; scgi_temp_path scgi;
+                  server { listen 127.0.0.1:@PORT@; keepalive_requests 1000000;
+                    location / { return 200 "hello from the backend\n"; } }
+                }
                 """);
+            var cutoverPort = Cutover.Platform.LoopbackPort.Free();
+            var config = Path.Combine(work.Path, "cutover.yml");
+            File.WriteAllText(config, $"""
+                app: proxybench
+                strategy: rolling
+                root: {Path.Combine(work.Path, "root")}
+                run:
+                  command: sed "s/@PORT@/$PORT/g" nginx.conf.in > nginx-$PORT.conf && exec /usr/sbin/nginx -p "$PWD/" -c "$PWD/nginx-$PORT.conf" -g "daemon off;"
+                  instances: 1
+                  ready: tcp
+                proxy:
+                  listen: 127.0.0.1:{cutoverPort}
+                """);
+            RunCutover("deploy", app, "-c", config);
+            var status = System.Text.Json.JsonDocument.Parse(RunCutover("status", "--json", "-c", config)).RootElement.GetProperty("agent");
+            var instance = status.GetProperty("instances")[0];
+            var backendPort = instance.GetProperty("port").GetInt32();
+            var backendPid = instance.GetProperty("pid").GetInt32();
+            var agentPid = int.Parse(File.ReadAllText(Path.Combine(home, "agent.pid")), CultureInfo.InvariantCulture);
+
+            var nginxPort = Cutover.Platform.LoopbackPort.Free();
             var nginxProxy = StartNginx(work.Path, "proxy", $$"""
                 upstream backend { server 127.0.0.1:{{backendPort}}; keepalive 64; }
                 server { listen 127.0.0.1:{{nginxPort}}; keepalive_requests 1000000;
                   location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } }
                 """);
-            var pool = new BackendPool();
-            pool.Add(new Backend("backend", new IPEndPoint(IPAddress.Loopback, backendPort)));
-            var cutover = await ProxyServer.StartAsync(new IPEndPoint(IPAddress.Loopback, Cutover.Platform.LoopbackPort.Free()), pool, NullLoggerFactory.Instance, CancellationToken.None);
             await Task.Delay(500);
-            return new Paths(work, backend, nginxProxy, cutover, backendPort, nginxPort);
+            return new Paths(work, agentPid, backendPid, nginxProxy, cutoverPort, backendPort, nginxPort);
+
+            string RunCutover(params string[] args)
+            {
+                var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+                // CUTOVER_BENCH_CLI measures another build's agent (the README's "before" row was an older cutover.dll).
+                var cli = Environment.GetEnvironmentVariable("CUTOVER_BENCH_CLI") is { Length: > 0 } other ? other : Path.Combine(AppContext.BaseDirectory, "cutover.dll");
+                foreach (var a in new[] { "exec", cli }.Concat(args)) start.ArgumentList.Add(a);
+                start.Environment["CUTOVER_HOME"] = home;
+                using var process = Process.Start(start)!;
+                var stdout = process.StandardOutput.ReadToEndAsync();
+                var stderr = process.StandardError.ReadToEnd();
+                process.WaitForExit();
+                if (process.ExitCode != 0) throw new InvalidOperationException($"cutover {string.Join(' ', args)} exited {process.ExitCode}: {stderr} {stdout.Result}");
+                return stdout.Result;
+            }
         }
 
-        public async ValueTask DisposeAsync()
+        public ValueTask DisposeAsync()
         {
-            await _cutover.DisposeAsync();
+            // SIGTERM: the agent drains and stops the instance (the backend) and exits, as it does for a person.
+            Measure.Capture("kill", "-TERM", AgentPid.ToString(CultureInfo.InvariantCulture));
+            for (var i = 0; i < 300 && Directory.Exists($"/proc/{AgentPid}"); i++) Thread.Sleep(100);
             NginxProxy.Dispose();
-            Backend.Dispose();
             _work.Dispose();
+            return ValueTask.CompletedTask;
         }
     }
 
-    private static TimeSpan OwnCpu() => Process.GetCurrentProcess().TotalProcessorTime;
+    /// <summary>User + system time of one process, from /proc/&lt;pid&gt;/stat (clock ticks are 1/100 s).</summary>
+    private static TimeSpan ProcessCpu(int pid)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return TimeSpan.FromMilliseconds((long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) * 10);
+    }
 
     /// <summary>User + system time of an nginx master's worker processes, from /proc (clock ticks are 1/100 s).</summary>
-    private static TimeSpan NginxWorkersCpu(NginxProcess nginx)
+    private static TimeSpan NginxWorkersCpu(int masterPid)
     {
         long ticks = 0;
         foreach (var dir in Directory.EnumerateDirectories("/proc"))
@@ -122,7 +180,7 @@ public static partial class ProxyBenchmark
             catch (IOException) { continue; }
             // Fields after the ")" that closes the command name: state ppid ... utime(14) stime(15), counted from 1.
             var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            if (int.Parse(fields[1], CultureInfo.InvariantCulture) != nginx.Pid) continue;
+            if (int.Parse(fields[1], CultureInfo.InvariantCulture) != masterPid) continue;
             ticks += long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
         }
         return TimeSpan.FromMilliseconds(ticks * 10);

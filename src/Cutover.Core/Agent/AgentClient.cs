@@ -68,12 +68,16 @@ public sealed class AgentClient : IDisposable
                                   "run cutover as that user, or set CUTOVER_HOME to a directory of your own");
     }
 
-    /// <summary>Starts `cutover agent` in the background (its own session, output to agent.log) unless one answers.</summary>
+    /// <summary>
+    /// Starts `cutover agent --quiet` in the background (its own session) unless one answers. The agent writes and
+    /// rotates agent.log itself; its stdout and stderr carry only what the runtime prints when it crashes, kept in
+    /// agent.stderr.log.
+    /// </summary>
     public async Task EnsureRunningAsync(IReadOnlyList<string> agentCommand, IDeployProgress progress, CancellationToken cancellationToken)
     {
         if (await IsRunningAsync(cancellationToken)) return;
         Directory.CreateDirectory(_home.Path);
-        var shell = $"exec {string.Join(' ', agentCommand.Select(Quote))} >> {Quote(_home.AgentLog)} 2>&1 < /dev/null";
+        var shell = $"exec {string.Join(' ', agentCommand.Select(Quote))} >> {Quote(_home.AgentStderr)} 2>&1 < /dev/null";
         var start = new ProcessStartInfo("setsid", ["-f", "/bin/sh", "-c", shell]) { UseShellExecute = false };
         start.Environment["CUTOVER_HOME"] = _home.Path;
         // The CLI runs with tiered PGO off (short runs pay for its instrumentation and never profit); the agent
@@ -90,7 +94,7 @@ public sealed class AgentClient : IDisposable
             }
             await Task.Delay(100, cancellationToken);
         }
-        throw new DeployException($"the agent did not start within 30 s; see {_home.AgentLog}");
+        throw new DeployException($"the agent did not start within 30 s; see {_home.AgentLog} and {_home.AgentStderr}");
     }
 
     /// <summary>Moves an app to a release; progress events are replayed on <paramref name="progress"/>.</summary>
@@ -147,6 +151,15 @@ public sealed class AgentClient : IDisposable
 
     public async Task<JsonElement> AppsAsync(CancellationToken cancellationToken) =>
         await _http.GetFromJsonAsync<JsonElement>("v1/apps", cancellationToken);
+
+    /// <summary>The agent's start-up warnings (GET /v1/agent); empty from an agent that predates them.</summary>
+    public async Task<IReadOnlyList<string>> WarningsAsync(CancellationToken cancellationToken)
+    {
+        using var response = await _http.GetAsync("v1/agent", cancellationToken);
+        if (!response.IsSuccessStatusCode) return [];
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken);
+        return body.TryGetProperty("warnings", out var w) ? w.EnumerateArray().Select(x => x.GetString()!).ToList() : [];
+    }
 
     public async Task<string?> PostAsync(string app, string action, CancellationToken cancellationToken)
     {

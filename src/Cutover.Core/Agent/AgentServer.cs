@@ -28,14 +28,23 @@ public sealed class AgentServer : IAsyncDisposable
     private readonly HttpClient _http = new() { Timeout = Timeout.InfiniteTimeSpan };
     private readonly object _spawnGate = new();
     private readonly SemaphoreSlim _gate = new(1, 1);
+    /// <summary>Orders state writes: instances report starts and exits from their own threads.</summary>
+    private readonly object _stateGate = new();
     private readonly Dictionary<string, AppRuntime> _apps = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, AppRecord> _records = new(StringComparer.Ordinal);
+    // Concurrent: instances report starts and exits (and the state is written) from their own threads.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, AppRecord> _records = new(StringComparer.Ordinal);
+    /// <summary>What went wrong at start-up that people must see (a corrupt state.json): in agent.log and `cutover status`.</summary>
+    private readonly List<string> _warnings = [];
     private readonly Dictionary<string, CancellationTokenSource> _activations = new(StringComparer.Ordinal);
     private WebApplication? _web;
+    /// <summary>Taken by the command before anything in the home was touched; released last, when the agent is disposed.</summary>
+    private readonly AgentHomeLock _homeLock;
 
-    public AgentServer(AgentHome home, ILoggerFactory loggers)
+    /// <param name="homeLock">Taken by the caller before it touched anything in the home (agent.log included).</param>
+    public AgentServer(AgentHome home, AgentHomeLock homeLock, ILoggerFactory loggers)
     {
         _home = home;
+        _homeLock = homeLock;
         _store = new AgentStateStore(home);
         _loggers = loggers;
         _logger = loggers.CreateLogger<AgentServer>();
@@ -44,7 +53,6 @@ public sealed class AgentServer : IAsyncDisposable
     /// <summary>Runs until SIGTERM/SIGINT (or the token); then drains every app and exits, keeping the state.</summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        Directory.CreateDirectory(_home.Path);
         File.SetUnixFileMode(_home.Path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         await RestoreAsync(cancellationToken);
 
@@ -85,6 +93,7 @@ public sealed class AgentServer : IAsyncDisposable
     private void MapEndpoints(WebApplication web)
     {
         web.MapGet("/v1/apps", () => Results.Json(_apps.Values.Select(Describe).ToList(), Json.Options));
+        web.MapGet("/v1/agent", () => Results.Json(new { pid = Environment.ProcessId, warnings = _warnings }, Json.Options));
         // Each command's work resumes on the thread pool, never on the proxy's socket threads.
         web.MapPost("/v1/apps/{app}/activate", (string app, HttpContext context) => ThreadPoolContext.Run(() => ActivateAsync(app, context)));
         // Not behind the gate: it reaches the activation that holds it.
@@ -166,7 +175,7 @@ public sealed class AgentServer : IAsyncDisposable
             var clash = _apps.Values.FirstOrDefault(a => a.Config.Proxy!.Listen.Equals(config.Proxy!.Listen));
             if (clash is not null)
                 return $"app '{clash.Config.App}' already listens on {config.Proxy!.Listen}; give '{app}' another proxy.listen";
-            runtime = await AppRuntime.CreateAsync(config, _home.Path, _http, _spawnGate, _loggers, cancellationToken);
+            runtime = await CreateRuntimeAsync(config, cancellationToken);
             _apps[app] = runtime;
             progress.Info($"proxy for {app} listening on {runtime.Proxy.Listen}");
         }
@@ -242,38 +251,68 @@ public sealed class AgentServer : IAsyncDisposable
         }
     }
 
-    private void Save(string app, string configFile, bool stopped)
+    private async Task<AppRuntime> CreateRuntimeAsync(CutoverConfig config, CancellationToken cancellationToken)
     {
-        var runtime = _apps[app];
-        _records[app] = new AppRecord
+        var runtime = await AppRuntime.CreateAsync(config, _home.Path, _http, _spawnGate, _loggers, cancellationToken);
+        runtime.InstancesChanged += SaveInstances;
+        return runtime;
+    }
+
+    private void Save(string app, string configFile, bool stopped) => Save(_apps[app], configFile, stopped);
+
+    /// <summary>An instance is starting, started or gone: the state names it before it can be orphaned.</summary>
+    private void SaveInstances(AppRuntime runtime)
+    {
+        lock (_stateGate)
         {
-            App = app,
-            ConfigFile = configFile,
-            ReleaseId = runtime.ReleaseId ?? _records.GetValueOrDefault(app)?.ReleaseId,
-            ReleaseDir = runtime.ReleaseDir ?? _records.GetValueOrDefault(app)?.ReleaseDir,
-            Stopped = stopped,
-            // The warm blue-green set too: a restarted agent must find every process it left, to end it.
-            Instances = runtime.Slots.Concat(runtime.Warm?.Instances ?? []).Where(s => s?.Pid is not null)
-                .Select(s => new InstanceRecord(s!.Spec.Id, s.Pid!.Value, s.Spec.Port, s.Spec.ReleaseId)).ToList(),
-        };
-        _store.Write(new AgentState { Apps = _records.Values.ToList() });
+            var record = _records.GetValueOrDefault(runtime.Config.App);
+            Save(runtime, record?.ConfigFile ?? runtime.Config.File, record?.Stopped ?? false);
+        }
+    }
+
+    private void Save(AppRuntime runtime, string configFile, bool stopped)
+    {
+        lock (_stateGate)
+        {
+            var app = runtime.Config.App;
+            _records[app] = new AppRecord
+            {
+                App = app,
+                ConfigFile = configFile,
+                ReleaseId = runtime.ReleaseId ?? _records.GetValueOrDefault(app)?.ReleaseId,
+                ReleaseDir = runtime.ReleaseDir ?? _records.GetValueOrDefault(app)?.ReleaseDir,
+                Stopped = stopped,
+                // Every process, the warm blue-green set and a deploy's half-started ones too: a restarted agent must
+                // find every process it left, to end it.
+                Instances = runtime.Running
+                    .Select(s => new InstanceRecord(s.Spec.Id, s.Pid, s.Spec.Port, s.Spec.ReleaseId, s.Pid is { } pid ? ProcStat.Read(pid)?.StartTicks : null)).ToList(),
+            };
+            _store.Write(new AgentState { Apps = _records.Values.ToList() });
+        }
     }
 
     /// <summary>Starts every app the state names, from the release it last ran; leftovers of a killed agent go first.</summary>
     private async Task RestoreAsync(CancellationToken cancellationToken)
     {
-        foreach (var record in _store.Read().Apps)
+        var read = _store.Read();
+        if (read.Warning is { } warning)
+        {
+            _warnings.Add(warning);
+            _logger.LogError("state: {Warning}", warning);
+        }
+        // Processes of a killed agent cannot be supervised again (their pipes are gone): they go, the ones a deploy
+        // was starting when it died included. Containers can: AdoptAllAsync takes them over where they run.
+        // A container's recorded pid is its init, which AdoptAllAsync takes over: only process apps' pids are orphans.
+        var processInstances = read.State.Apps.Where(a => !RunsContainers(a)).SelectMany(a => a.Instances);
+        foreach (var orphan in await OrphanInstances.StopAllAsync(_home, processInstances, cancellationToken))
+            _logger.LogWarning("stopped {Orphan}, left running by a previous agent", orphan);
+        foreach (var record in read.State.Apps)
         {
             _records[record.App] = record;
             try
             {
                 var config = ConfigLoader.Load(record.ConfigFile);
-                // Processes of a killed agent cannot be supervised again (their pipes are gone): they go.
-                // Containers can: AdoptAllAsync takes them over where they run.
-                if (config.Runtime != InstanceRuntime.Docker)
-                    foreach (var orphan in record.Instances)
-                        if (IsGroupLeader(orphan.Pid)) LibC.Kill(-orphan.Pid, 9);
-                var runtime = await AppRuntime.CreateAsync(config, _home.Path, _http, _spawnGate, _loggers, cancellationToken);
+                var runtime = await CreateRuntimeAsync(config, cancellationToken);
                 _apps[record.App] = runtime;
                 runtime.ReleaseId = record.ReleaseId;
                 runtime.ReleaseDir = record.ReleaseDir;
@@ -281,6 +320,11 @@ public sealed class AgentServer : IAsyncDisposable
                 {
                     var error = await runtime.AdoptAllAsync(record.ReleaseId, record.ReleaseDir!, cancellationToken);
                     if (error is not null) _logger.LogError("restoring {App}: {Error}", record.App, error);
+                }
+                else
+                {
+                    // Nothing of the app is meant to run (stopped, or never got a release): no container either.
+                    await runtime.RemoveLeftoverContainersAsync(cancellationToken);
                 }
                 Save(record.App, record.ConfigFile, record.Stopped);
             }
@@ -291,8 +335,18 @@ public sealed class AgentServer : IAsyncDisposable
         }
     }
 
-    /// <summary>True when pid still leads its own process group, as our instances do (setsid).</summary>
-    private static bool IsGroupLeader(int pid) => ProcStat.Read(pid)?.ProcessGroup == pid;
+    /// <summary>runtime: docker, or a config that cannot be read (then its pids are not touched; the environment sweep still finds its processes).</summary>
+    private static bool RunsContainers(AppRecord record)
+    {
+        try
+        {
+            return ConfigLoader.Load(record.ConfigFile).Runtime == InstanceRuntime.Docker;
+        }
+        catch (Exception e) when (e is ConfigException or IOException)
+        {
+            return true;
+        }
+    }
 
     private static object Describe(AppRuntime runtime) => new
     {
@@ -337,5 +391,6 @@ public sealed class AgentServer : IAsyncDisposable
         _http.Dispose();
         File.Delete(_home.Socket);
         File.Delete(_home.AgentPid);
+        _homeLock.Dispose();
     }
 }

@@ -3,7 +3,11 @@ using Cutover.Platform;
 
 namespace Cutover.Agent;
 
-public sealed record InstanceRecord(string Id, int Pid, int Port, string ReleaseId);
+/// <summary>
+/// One instance process the agent runs or is starting: written before the process exists (Pid null) and again once it
+/// runs, with its start time (clock ticks since boot, from /proc/&lt;pid&gt;/stat) so a reused pid is never taken for it.
+/// </summary>
+public sealed record InstanceRecord(string Id, int? Pid, int Port, string ReleaseId, long? StartTicks = null);
 
 /// <summary>What the agent runs for one app: enough to start it again after the agent restarts.</summary>
 public sealed record AppRecord
@@ -21,21 +25,59 @@ public sealed record AgentState
     public IReadOnlyList<AppRecord> Apps { get; init; } = [];
 }
 
-/// <summary>The agent's state file, written atomically (temp file, fsync, rename) after every change.</summary>
+/// <summary>What <see cref="AgentStateStore.Read"/> found, and what a person must hear about it (null when all was well).</summary>
+public sealed record StateRead(AgentState State, string? Warning);
+
+/// <summary>
+/// The agent's state file, written atomically (temp file, fsync, rename) after every change, and a copy of the
+/// same bytes as state.last-good.json. A state.json that does not parse (a disk or an editor broke it) is never
+/// taken for "no apps": it is kept aside as state.corrupt-&lt;time&gt;.json and the last good copy is used instead.
+/// </summary>
 public sealed class AgentStateStore(AgentHome home)
 {
-    public AgentState Read()
+    public string LastGood => Path.Combine(home.Path, "state.last-good.json");
+
+    public StateRead Read()
     {
-        if (!File.Exists(home.State)) return new AgentState();
+        if (!File.Exists(home.State)) return new StateRead(new AgentState(), null);
+        var problem = TryParse(home.State, out var state);
+        if (problem is null) return new StateRead(state!, null);
+
+        var stamp = DateTimeOffset.UtcNow.ToString("yyyyMMdd'T'HHmmssfff'Z'", System.Globalization.CultureInfo.InvariantCulture);
+        var kept = Path.Combine(home.Path, $"state.corrupt-{stamp}.json");
+        for (var n = 2; File.Exists(kept); n++) kept = Path.Combine(home.Path, $"state.corrupt-{stamp}-{n}.json");
+        File.Move(home.State, kept);
+        var what = $"{home.State} is corrupt ({problem}); kept it as {kept}";
+        if (!File.Exists(LastGood))
+            return new StateRead(new AgentState(), $"{what}; there is no last good copy, so the agent restored no app: deploy each app again (or `cutover start`)");
+        var lastGoodProblem = TryParse(LastGood, out var good);
+        if (lastGoodProblem is not null)
+            return new StateRead(new AgentState(), $"{what}; its last good copy {LastGood} is corrupt too ({lastGoodProblem}), so the agent restored no app: deploy each app again");
+        return new StateRead(good!, $"{what}; restored {good!.Apps.Count} app(s) ({string.Join(", ", good.Apps.Select(a => a.App))}) from {LastGood}, written {File.GetLastWriteTimeUtc(LastGood):yyyy-MM-dd HH:mm:ss}Z");
+    }
+
+    private static string? TryParse(string file, out AgentState? state)
+    {
+        state = null;
         try
         {
-            return JsonSerializer.Deserialize<AgentState>(File.ReadAllText(home.State), Json.Options) ?? new AgentState();
+            state = JsonSerializer.Deserialize<AgentState>(File.ReadAllText(file), Json.Options);
+            if (state is null) return "it holds null";
+            // Valid JSON is not yet a valid state: a null list or entry would fail later, far from the cause.
+            if (state.Apps is null || state.Apps.Any(a => a is null || a.Instances is null)) return "its apps list or one of its entries is null";
+            return null;
         }
-        catch (JsonException)
+        catch (JsonException e)
         {
-            return new AgentState();
+            return e.Message;
         }
     }
 
-    public void Write(AgentState state) => AtomicFile.WriteAllText(home.State, JsonSerializer.Serialize(state, Json.Options));
+    public void Write(AgentState state)
+    {
+        var text = JsonSerializer.Serialize(state, Json.Options);
+        AtomicFile.WriteAllText(home.State, text);
+        // The copy is written second: whatever instant a crash picks, one of the two is whole and recent.
+        AtomicFile.WriteAllText(LastGood, text);
+    }
 }

@@ -52,7 +52,7 @@ public static class ConfigLoader
         var shared = ReadShared(top.Section("shared"));
         var hooks = ReadHooks(top.Section("hooks"));
         var rolling = strategy is "rolling" or "blue-green";
-        foreach (var key in new[] { "run", "proxy", "rolling" })
+        foreach (var key in new[] { "run", "proxy", "rolling", "logs" })
             if (!rolling && top.Has(key))
                 top.Error(key, $"'{key}' belongs to strategies rolling and blue-green; this config uses strategy: {strategy}");
         foreach (var key in new[] { "blue_green", "router", "nginx" })
@@ -74,6 +74,7 @@ public static class ConfigLoader
         var run = rolling ? ReadRun(top, top.Section("run"), runtime) : null;
         var proxy = rolling ? ReadProxy(top, top.Section("proxy")) : null;
         var rollingConfig = rolling ? ReadRolling(top.Section("rolling")) : new RollingConfig();
+        var logs = rolling ? ReadLogs(top.Section("logs")) : new LogsConfig();
         var migrations = ReadMigrations(top.Section("migrations"), file);
         var fleet = FleetConfigReader.Read(top, rootText, rolling ? "" : null);
         top.RejectUnknownKeys();
@@ -94,6 +95,7 @@ public static class ConfigLoader
             InstanceHealth = instanceHealth,
             Rolling = rollingConfig,
             BlueGreen = blueGreen,
+            Logs = logs,
             Migrations = migrations,
             Runtime = runtime,
             Docker = docker,
@@ -250,6 +252,22 @@ public static class ConfigLoader
         };
         section.RejectUnknownKeys();
         return proxy;
+    }
+
+    private static LogsConfig ReadLogs(YamlSection? section)
+    {
+        if (section is null) return new LogsConfig();
+        var logs = new LogsConfig
+        {
+            MaxSize = section.Size("max_size", 10L << 20),
+            Retain = section.Int("retain", 5, min: 0),
+            AccessLog = section.Choice("access_log", false, ("true", true), ("false", false)),
+        };
+        // A limit below one line would rotate on every write.
+        if (section.Has("max_size") && logs.MaxSize < 1024)
+            section.Error("max_size", $"must be at least 1KB, got {section.String("max_size")}");
+        section.RejectUnknownKeys();
+        return logs;
     }
 
     internal static bool TryParseListen(string text, out System.Net.IPEndPoint endpoint)

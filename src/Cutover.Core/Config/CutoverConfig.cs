@@ -18,6 +18,7 @@ public sealed record CutoverConfig
     public InstanceHealthConfig InstanceHealth { get; init; } = new();
     public RollingConfig Rolling { get; init; } = new();
     public BlueGreenConfig BlueGreen { get; init; } = new();
+    public LogsConfig Logs { get; init; } = new();
 
     /// <summary>PostgreSQL migrations linted before staging and applied before the switch; null when not configured.</summary>
     public MigrationsConfig? Migrations { get; init; }

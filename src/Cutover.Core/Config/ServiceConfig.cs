@@ -33,6 +33,18 @@ public sealed record ProxyConfig
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }
 
+/// <summary>
+/// The agent's files for an app: the instance log (logs/&lt;app&gt;/current.log) rotates at max_size and keeps
+/// `retain` rotated files; access_log (off by default: a line per request costs the proxy) writes one line per
+/// proxied request to logs/&lt;app&gt;/access/current.log, rotated the same way.
+/// </summary>
+public sealed record LogsConfig
+{
+    public long MaxSize { get; init; } = 10L << 20;
+    public int Retain { get; init; } = 5;
+    public bool AccessLog { get; init; }
+}
+
 /// <summary>The HTTP check each instance must pass (readiness for `ready: http`, and liveness while it runs).</summary>
 public sealed record InstanceHealthConfig
 {

@@ -2,8 +2,11 @@ using System.Globalization;
 
 namespace Cutover.Platform;
 
-/// <summary>The two fields of /proc/&lt;pid&gt;/stat that Cutover reads: the process group and the resident pages.</summary>
-public readonly record struct ProcStat(int ProcessGroup, long RssBytes)
+/// <summary>
+/// The fields of /proc/&lt;pid&gt;/stat that Cutover reads: the process group, the resident pages, and the start
+/// time (clock ticks since boot), which with the pid names one process for good: a reused pid has another.
+/// </summary>
+public readonly record struct ProcStat(int ProcessGroup, long RssBytes, long StartTicks)
 {
     /// <summary>Null when the process is gone (or never was).</summary>
     public static ProcStat? Read(int pid)
@@ -15,7 +18,8 @@ public readonly record struct ProcStat(int ProcessGroup, long RssBytes)
             var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
             return new ProcStat(
                 int.Parse(fields[2], CultureInfo.InvariantCulture),
-                long.Parse(fields[21], CultureInfo.InvariantCulture) * Environment.SystemPageSize);
+                long.Parse(fields[21], CultureInfo.InvariantCulture) * Environment.SystemPageSize,
+                long.Parse(fields[19], CultureInfo.InvariantCulture));
         }
         catch (IOException)
         {

@@ -34,6 +34,14 @@ public sealed class ProxyServer : IAsyncDisposable
     public long Failed => Interlocked.Read(ref _failed);
     public long Served => Interlocked.Read(ref _served);
 
+    /// <summary>Where one line per request goes, when the app's logs.access_log is on; null (the default) writes nothing.</summary>
+    public Logging.RotatingLogFile? AccessLog
+    {
+        get => Volatile.Read(ref _accessLog);
+        set => Volatile.Write(ref _accessLog, value);
+    }
+    private Logging.RotatingLogFile? _accessLog;
+
     public static async Task<ProxyServer> StartAsync(IPEndPoint listen, BackendPool pool, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
     {
         var builder = WebApplication.CreateSlimBuilder();
@@ -70,7 +78,9 @@ public sealed class ProxyServer : IAsyncDisposable
             Version = HttpVersion.Version11,
             VersionPolicy = HttpVersionPolicy.RequestVersionExact,
         };
-        app.Run(context => server.ForwardAsync(context, forwarder, invoker, requestConfig));
+        app.Run(context => server.AccessLog is { } accessLog
+            ? server.ForwardLoggedAsync(context, forwarder, invoker, requestConfig, accessLog)
+            : server.ForwardAsync(context, forwarder, invoker, requestConfig));
         try
         {
             await app.StartAsync(cancellationToken);
@@ -146,6 +156,16 @@ public sealed class ProxyServer : IAsyncDisposable
                 Interlocked.Increment(ref _failed);
             return;
         }
+    }
+
+    /// <summary>Forwards, then writes the access log line: time, client, request line, status, duration.</summary>
+    private async Task ForwardLoggedAsync(HttpContext context, IHttpForwarder forwarder, HttpMessageInvoker invoker, ForwarderRequestConfig config, Logging.RotatingLogFile accessLog)
+    {
+        var started = Stopwatch.GetTimestamp();
+        await ForwardAsync(context, forwarder, invoker, config);
+        var request = context.Request;
+        accessLog.Write(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"{DateTimeOffset.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {context.Connection.RemoteIpAddress} \"{request.Method} {request.Path}{request.QueryString} {request.Protocol}\" {context.Response.StatusCode} {Stopwatch.GetElapsedTime(started).TotalMilliseconds:0.0}ms\n"));
     }
 
     private static bool IsUpgrade(HttpRequest request) =>

@@ -16,9 +16,14 @@ public sealed class AppRuntime : IAsyncDisposable
     private readonly Docker.DotNet.DockerClient? _docker;
     private readonly ILoggerFactory _loggers;
     private readonly string _runtimeDir;
+    private readonly string _home;
+    private Logging.RotatingLogFile? _accessLog;
+    /// <summary>Every instance created and not yet gone: the slots, the warm set, and those a deploy is starting.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<ManagedInstance, byte> _instances = new();
 
-    private AppRuntime(CutoverConfig config, ProxyServer proxy, LogSink log, ReadinessProbe probe, object spawnGate, ILoggerFactory loggers, string runtimeDir)
+    private AppRuntime(CutoverConfig config, ProxyServer proxy, LogSink log, ReadinessProbe probe, object spawnGate, ILoggerFactory loggers, string home)
     {
+        _home = home;
         Config = config;
         Proxy = proxy;
         Log = log;
@@ -33,7 +38,7 @@ public sealed class AppRuntime : IAsyncDisposable
             _launcher = new ProcessLauncher(spawnGate);
         }
         _loggers = loggers;
-        _runtimeDir = runtimeDir;
+        _runtimeDir = Path.Combine(home, "run");
         Slots = new ManagedInstance?[config.Run!.Instances];
     }
 
@@ -68,8 +73,22 @@ public sealed class AppRuntime : IAsyncDisposable
     public static async Task<AppRuntime> CreateAsync(CutoverConfig config, string home, HttpClient http, object spawnGate, ILoggerFactory loggers, CancellationToken cancellationToken)
     {
         var proxy = await ProxyServer.StartAsync(config.Proxy!.Listen, new BackendPool(), loggers, cancellationToken);
-        var log = new LogSink(Path.Combine(home, "logs", config.App));
-        return new AppRuntime(config, proxy, log, new ReadinessProbe(http), spawnGate, loggers, Path.Combine(home, "run"));
+        var log = new LogSink(Path.Combine(home, "logs", config.App), config.Logs.MaxSize, config.Logs.Retain);
+        var runtime = new AppRuntime(config, proxy, log, new ReadinessProbe(http), spawnGate, loggers, home);
+        runtime.ApplyLogSettings();
+        return runtime;
+    }
+
+    /// <summary>The logs section, at creation and on every Reconfigure: limits, and the access log switched on or off.</summary>
+    private void ApplyLogSettings()
+    {
+        Log.SetLimits(Config.Logs.MaxSize, Config.Logs.Retain);
+        if (Config.Logs.AccessLog)
+        {
+            _accessLog ??= new Logging.RotatingLogFile(Path.Combine(_home, "logs", Config.App, "access", "current.log"), "", Config.Logs.MaxSize, Config.Logs.Retain);
+            _accessLog.SetLimits(Config.Logs.MaxSize, Config.Logs.Retain);
+        }
+        Proxy.AccessLog = Config.Logs.AccessLog ? _accessLog : null;
     }
 
     /// <summary>
@@ -83,7 +102,25 @@ public sealed class AppRuntime : IAsyncDisposable
         if (config.Run!.Instances != Slots.Length)
             return $"run.instances changed from {Slots.Length} to {config.Run.Instances}; run `cutover stop` and restart the agent to resize";
         Config = config;
+        ApplyLogSettings();
         return null;
+    }
+
+    /// <summary>
+    /// Raised when an instance is about to start a process, has one, or is gone (from any thread): the agent
+    /// writes its state then, so a process never runs that the state does not name.
+    /// </summary>
+    public event Action<AppRuntime>? InstancesChanged;
+
+    /// <summary>Every instance that runs a process or is starting one, whatever it serves (slot, warm set, a deploy's new one).</summary>
+    public IReadOnlyList<ManagedInstance> Running =>
+        _instances.Keys.Where(i => !i.Gone && (i.Launching || i.Pid is not null)).OrderBy(i => i.Spec.Index).ToList();
+
+    private void OnInstanceChanged(ManagedInstance instance)
+    {
+        if (instance.Gone) _instances.TryRemove(instance, out _);
+        else _instances.TryAdd(instance, 0);
+        InstancesChanged?.Invoke(this);
     }
 
     /// <summary>A new instance for <paramref name="slot"/> on a fresh loopback port; not started yet.</summary>
@@ -103,7 +140,8 @@ public sealed class AppRuntime : IAsyncDisposable
             Health = Config.InstanceHealth,
             RuntimeDir = _runtimeDir,
             Image = docker ? Containers.ContainerRelease.ImageOf(releaseDir) : null,
-        }, _probe, Proxy, Log, _launcher, _loggers.CreateLogger<ManagedInstance>(), port);
+            AgentHome = _home,
+        }, _probe, Proxy, Log, _launcher, _loggers.CreateLogger<ManagedInstance>(), port, OnInstanceChanged);
     }
 
     /// <summary>
@@ -150,6 +188,13 @@ public sealed class AppRuntime : IAsyncDisposable
         return null;
     }
 
+    /// <summary>runtime: docker: removes every container of the app (a restarted agent that runs nothing of it). No-op for processes.</summary>
+    public async Task RemoveLeftoverContainersAsync(CancellationToken cancellationToken)
+    {
+        if (_launcher is not Containers.DockerLauncher docker) return;
+        foreach (var container in await docker.ListAsync(Config.App, cancellationToken)) await docker.RemoveAsync(container.ID);
+    }
+
     /// <summary>
     /// The agent is going away but the app is not: containers keep running and serving on their network, for the
     /// next agent to adopt. (Processes cannot outlive their supervisor's pipes, so they are stopped instead.)
@@ -166,6 +211,7 @@ public sealed class AppRuntime : IAsyncDisposable
             await Task.WhenAll(warm.Instances.Where(i => !Slots.Contains(i)).Select(i => i.StopAsync(TimeSpan.Zero, CancellationToken.None)));
         await Proxy.DisposeAsync();
         Log.Dispose();
+        _accessLog?.Dispose();
         _docker?.Dispose();
     }
 
@@ -215,6 +261,7 @@ public sealed class AppRuntime : IAsyncDisposable
         await StopAllAsync(CancellationToken.None);
         await Proxy.DisposeAsync();
         Log.Dispose();
+        _accessLog?.Dispose();
         _docker?.Dispose();
     }
 }

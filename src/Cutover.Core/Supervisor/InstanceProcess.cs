@@ -10,6 +10,8 @@ namespace Cutover.Supervisor;
 public sealed class InstanceProcess : IRunningInstance
 {
     private const int SigKill = 9;
+    /// <summary>The variable naming the agent home an instance belongs to (see <see cref="InstanceSpec.AgentHome"/>).</summary>
+    public const string AgentHomeVariable = "CUTOVER_AGENT_HOME";
     private readonly Process _process;
     private readonly NodeIpcChannel? _ipc;
     private readonly NotifySocket? _notify;
@@ -66,6 +68,7 @@ public sealed class InstanceProcess : IRunningInstance
         start.Environment["CUTOVER_INSTANCE"] = spec.Index.ToString(System.Globalization.CultureInfo.InvariantCulture);
         start.Environment["CUTOVER_RELEASE_ID"] = spec.ReleaseId;
         start.Environment["NODE_APP_INSTANCE"] = spec.Index.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (spec.AgentHome is not null) start.Environment[AgentHomeVariable] = spec.AgentHome;
 
         NotifySocket? notify = null;
         NodeIpcChannel? ipc = null;

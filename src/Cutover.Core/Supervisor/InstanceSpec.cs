@@ -18,5 +18,11 @@ public sealed record InstanceSpec
     /// <summary>runtime: docker — the image this release runs; null for processes.</summary>
     public string? Image { get; init; }
 
+    /// <summary>
+    /// The CUTOVER_HOME of the agent that starts it, set on the process as CUTOVER_AGENT_HOME: a restarted agent
+    /// finds by it every process its predecessor left, even one started a moment before the state said so.
+    /// </summary>
+    public string? AgentHome { get; init; }
+
     public string Id => $"{App}-{Index}";
 }

@@ -23,6 +23,7 @@ public sealed class ManagedInstance : IAsyncDisposable
     private Backend? _backend;
 
     private readonly Func<int> _allocatePort;
+    private readonly Action<ManagedInstance> _changed;
     private bool _enterProxy = true;
 
     /// <summary>Whether this instance should take traffic; the blue-green switch flips whole sets with it.</summary>
@@ -35,8 +36,13 @@ public sealed class ManagedInstance : IAsyncDisposable
     /// <summary>The proxy's view of this instance while it is ready (null before, and after it stopped).</summary>
     public Backend? Backend => _backend;
 
-    public ManagedInstance(InstanceSpec spec, ReadinessProbe probe, ProxyServer proxy, LogSink log, IInstanceLauncher launcher, ILogger logger, Func<int> allocatePort)
+    /// <param name="changed">
+    /// Called before a process is started, as soon as it runs, and once it is gone, so the agent can write down
+    /// every process before it could be orphaned.
+    /// </param>
+    public ManagedInstance(InstanceSpec spec, ReadinessProbe probe, ProxyServer proxy, LogSink log, IInstanceLauncher launcher, ILogger logger, Func<int> allocatePort, Action<ManagedInstance>? changed = null)
     {
+        _changed = changed ?? (_ => { });
         _allocatePort = allocatePort;
         Spec = spec;
         _probe = probe;
@@ -54,6 +60,10 @@ public sealed class ManagedInstance : IAsyncDisposable
     public int Failures { get; private set; }
     public string? LastProblem { get; private set; }
     public int? Pid => _process?.Pid;
+    /// <summary>A process is being started for it right now (its pid is not known yet).</summary>
+    public bool Launching { get; private set; }
+    /// <summary>Stopped for good (or never started): nothing of it runs, nothing will.</summary>
+    public bool Gone { get; private set; }
     /// <summary>Where it is reached (loopback port, or container address), while it runs.</summary>
     public System.Net.IPEndPoint? Endpoint => _process?.Endpoint;
     /// <summary>"pid 1234" or "container 3f2a1b9c (pid 1234)".</summary>
@@ -89,6 +99,8 @@ public sealed class ManagedInstance : IAsyncDisposable
             State = InstanceState.Stopped;
             LastProblem = problem;
             if (_process is not null) await _process.DisposeAsync();
+            Gone = true;
+            _changed(this);
             return problem;
         }
         _watch = Task.Run(() => ThreadPoolContext.Run(() => WatchAsync(_stop.Token)));
@@ -99,14 +111,23 @@ public sealed class ManagedInstance : IAsyncDisposable
     {
         State = InstanceState.Starting;
         IRunningInstance? started = null;
+        // Written down before the process exists: an agent killed during the start leaves nothing it did not record.
+        Launching = true;
+        _changed(this);
         try
         {
             started = await _launcher.StartAsync(Spec, (stream, line) => _log.Write(Spec.Id, started?.Pid, stream, line), cancellationToken);
+            _process = started;
         }
         catch (DeployException e)
         {
             _log.Write(Spec.Id, null, "cutover", $"could not start: {e.Message}");
             return e.Message;
+        }
+        finally
+        {
+            Launching = false;
+            _changed(this);
         }
         return await BecomeReadyAsync(started, $"started {started.Description} at {started.Endpoint} from release {Spec.ReleaseId}", cancellationToken);
     }
@@ -123,9 +144,12 @@ public sealed class ManagedInstance : IAsyncDisposable
         {
             State = InstanceState.Stopped;
             LastProblem = problem;
+            Gone = true; // the caller stops what it found
+            _changed(this);
             return problem;
         }
         _watch = Task.Run(() => ThreadPoolContext.Run(() => WatchAsync(_stop.Token)));
+        _changed(this);
         return null;
     }
 
@@ -180,6 +204,7 @@ public sealed class ManagedInstance : IAsyncDisposable
                         LastProblem = $"errored: {unstable} exits, each within min_uptime {Config.Duration.Format(Spec.Run.MinUptime)}; last: {LastProblem}";
                         _log.Write(Spec.Id, _process?.Pid, "cutover", LastProblem);
                         _process = null;
+                        _changed(this);
                         return;
                     }
                     await Task.Delay(backoff, stop);
@@ -259,6 +284,7 @@ public sealed class ManagedInstance : IAsyncDisposable
         _stop.Cancel();
         try { await _watch; } catch (OperationCanceledException) { }
         if (_process is Containers.ContainerInstance container) await container.LetGoAsync();
+        // Not Gone, yet without a process: the container runs on, and the next agent finds it by its labels (AdoptAllAsync).
         _process = null;
     }
 
@@ -280,6 +306,8 @@ public sealed class ManagedInstance : IAsyncDisposable
             await process.DisposeAsync();
         }
         State = InstanceState.Stopped;
+        Gone = true;
+        _changed(this);
     }
 
     public async ValueTask DisposeAsync()

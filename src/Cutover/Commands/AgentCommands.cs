@@ -22,24 +22,42 @@ public static class AgentCommands
     }
 
     public static IInstanceActivator? ActivatorFor(CutoverConfig config, AgentClient client) =>
-        config.RunsInstances ? new AgentActivator(client, config.File, config.App, SelfCommand("agent")) : null;
+        config.RunsInstances ? new AgentActivator(client, config.File, config.App, SelfCommand("agent", "--quiet")) : null;
 
     public static Command Agent(CliEnvironment env)
     {
-        var command = new Command("agent", "Run the agent in the foreground: the proxy and instances of every rolling app on this host");
-        command.SetAction(async (parse, ct) =>
+        var quiet = new Option<bool>("--quiet") { Description = "Log only to agent.log, not to stdout (how `cutover deploy` starts it in the background)" };
+        var logMaxSize = new Option<string>("--log-max-size") { Description = "Size at which agent.log is rotated (e.g. 10MB)", DefaultValueFactory = _ => "10MB" };
+        var logRetain = new Option<int>("--log-retain") { Description = "How many rotated agent logs to keep", DefaultValueFactory = _ => 5 };
+        var command = new Command("agent", "Run the agent in the foreground: the proxy and instances of every rolling app on this host") { quiet, logMaxSize, logRetain };
+        command.SetAction((parse, ct) => CommandRunner.RunAsync(env, false, async () =>
         {
+            if (!Config.ByteSize.TryParse(parse.GetValue(logMaxSize)!, out var maxBytes, out var sizeError))
+                throw new UsageException($"--log-max-size: {sizeError}");
+            if (maxBytes < 1024) throw new UsageException($"--log-max-size must be at least 1KB, got {parse.GetValue(logMaxSize)}");
+            if (parse.GetValue(logRetain) < 0) throw new UsageException($"--log-retain must be 0 or more, got {parse.GetValue(logRetain)}");
+            var home = AgentHome.FromEnvironment();
+            // First of all, before agent.log is opened: a second agent touches nothing of the first one's home.
+            var homeLock = AgentHomeLock.Acquire(home);
             // Before the first socket: the proxy forwards on the threads that read the sockets.
             Cutover.Platform.InlineSocketCompletions.Enable();
-            using var loggers = LoggerFactory.Create(b => b
-                .SetMinimumLevel(LogLevel.Information)
-                .AddFilter("Microsoft", LogLevel.Warning)
-                .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ "; o.UseUtcTimestamp = true; }));
-            var home = AgentHome.FromEnvironment();
-            await using var agent = new AgentServer(home, loggers);
+            using var loggers = LoggerFactory.Create(b =>
+            {
+                // YARP logs two info lines per proxied request and ASP.NET Core one per control request: only their
+                // warnings come through. A line per request is the opt-in access log (logs.access_log), not agent.log.
+                b.SetMinimumLevel(LogLevel.Information)
+                    .AddFilter("Microsoft", LogLevel.Warning)
+                    .AddFilter("Yarp", LogLevel.Warning)
+                    .AddFilter("System.Net.Http", LogLevel.Warning)
+                    .AddProvider(new Cutover.Logging.FileLoggerProvider(
+                        new Cutover.Logging.RotatingLogFile(home.AgentLog, "agent.", maxBytes, parse.GetValue(logRetain))));
+                if (!parse.GetValue(quiet))
+                    b.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ "; o.UseUtcTimestamp = true; });
+            });
+            await using var agent = new AgentServer(home, homeLock, loggers);
             await Cutover.Platform.ThreadPoolContext.Run(() => agent.RunAsync(ct));
             return ExitCodes.Ok;
-        });
+        }));
         return command;
     }
 
@@ -97,6 +115,14 @@ public static class AgentCommands
         foreach (var app in (await client.AppsAsync(cancellationToken)).EnumerateArray())
             if (app.GetProperty("app").GetString() == config.App) return app.Clone();
         return null;
+    }
+
+    /// <summary>What the agent had to say about its own start (a corrupt state.json restored): empty when all was well.</summary>
+    public static async Task<IReadOnlyList<string>> AgentWarningsAsync(CancellationToken cancellationToken)
+    {
+        using var client = new AgentClient(AgentHome.FromEnvironment());
+        if (!await client.IsRunningAsync(cancellationToken)) return [];
+        return await client.WarningsAsync(cancellationToken);
     }
 
     public static void RenderInstances(CliEnvironment env, JsonElement? app)

@@ -20,6 +20,7 @@ public static class StatusCommand
                 if (config.Fleet is not null) return await FleetCommands.StatusAsync(env, json, config, parse.GetValue(common.AcceptNewHostKeys), ct);
                 var s = RootSnapshot.Read(new RootLayout(config.Root));
                 var agentView = config.RunsInstances ? await AgentCommands.AppStatusAsync(config, ct) : null;
+                IReadOnlyList<string> agentWarnings = config.RunsInstances ? await AgentCommands.AgentWarningsAsync(ct) : [];
                 var swarmView = config.Swarm is { } swarm ? await Cutover.Swarm.SwarmStatus.ReadAsync(swarm, ct) : null;
                 var current = s.CurrentRecord;
                 if (json)
@@ -36,6 +37,7 @@ public static class StatusCommand
                         last_action = s.LastAction,
                         locked_by = s.LockHolder,
                         agent = agentView,
+                        agent_warnings = agentWarnings,
                         swarm = swarmView is null ? null : SwarmJson(swarmView),
                     }, Json.Options));
                     return ExitCodes.Ok;
@@ -56,6 +58,8 @@ public static class StatusCommand
                 Row("lock", s.LockHolder is null ? "free" : Markup.Escape($"held by {s.LockHolder}"));
                 env.Console.Write(grid);
                 if (config.RunsInstances) AgentCommands.RenderInstances(env, agentView);
+                // On stderr as well as loud: a restored or lost state is something to act on, not a detail.
+                foreach (var warning in agentWarnings) env.Error.WriteLine($"warning: the agent: {warning}");
                 if (swarmView is not null) RenderSwarm(env, swarmView);
                 return ExitCodes.Ok;
             });

@@ -238,4 +238,41 @@ public sealed class DockerRuntimeTests(DockerFixture docker, ITestOutputHelper o
             OwnedProcesses.KillByEnvironment("CUTOVER_HOME", home);
         }
     }
+
+    [Fact]
+    public async Task An_agent_killed_while_the_first_deploy_starts_a_container_leaves_no_container_after_its_restart()
+    {
+        var home = _dir.Combine("agent-home");
+        var configFile = _dir.Combine("orphan.yml");
+        // The sick image never passes its HEALTHCHECK: the container stays "starting" as long as the test likes.
+        File.WriteAllText(configFile, ConfigYaml("rolling", HealthServer.FreePort(), "orphan")
+            .Replace($"root: {_dir.Path}", $"root: {_dir.Combine("orphan-root")}").Replace("ready_timeout: 8s", "ready_timeout: 2m"));
+        try
+        {
+            var start = CutoverCli.StartInfo(_dir.Path, "deploy", "--image", "cutover-test:sick", "-c", configFile);
+            start.Environment["CUTOVER_HOME"] = home;
+            start.RedirectStandardOutput = start.RedirectStandardError = false;
+            using var deploy = Process.Start(start)!;
+            deploy.StandardInput.Close();
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while ((await ContainersAsync("orphan")).Length == 0 && DateTime.UtcNow < deadline) await Task.Delay(200);
+            Assert.NotEmpty(await ContainersAsync("orphan"));
+
+            AgentProcess.Stop(home, 9);
+            deploy.WaitForExit(30_000);
+            Assert.NotEmpty(await ContainersAsync("orphan")); // containers outlive the agent, by design
+
+            var agent = CutoverCli.StartInfo(_dir.Path, "agent");
+            agent.Environment["CUTOVER_HOME"] = home;
+            using var restarted = Process.Start(agent)!;
+            deadline = DateTime.UtcNow.AddSeconds(60);
+            while ((await ContainersAsync("orphan")).Length > 0 && DateTime.UtcNow < deadline) await Task.Delay(200);
+            Assert.Empty(await ContainersAsync("orphan"));
+        }
+        finally
+        {
+            AgentProcess.Stop(home, 15);
+            OwnedProcesses.KillByEnvironment("CUTOVER_HOME", home);
+        }
+    }
 }

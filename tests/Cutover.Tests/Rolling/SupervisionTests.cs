@@ -103,7 +103,7 @@ public class SupervisionTests : IDisposable
     public async Task Logs_rotate_to_a_new_file_and_a_follower_sees_every_line()
     {
         var dir = _dir.Combine("logs");
-        using var sink = new LogSink(dir, maxBytes: 2000);
+        using var sink = new LogSink(dir, maxBytes: 2000, retain: 10);
         var tail = new LogTail(dir);
         using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         var seen = new List<string>();
