@@ -174,12 +174,12 @@ public partial class InterruptionTests : IDisposable
         var config = Config();
         Assert.Equal(0, (await Deploy("1.0.0", config)).ExitCode);
         var v1 = CurrentId;
-        // An immutable root: staging into releases/ works, the switch cannot create its link beside `current`.
-        Run("chattr", "+i", _root);
+        // The root turns immutable after the checks before staging (a before_switch hook does it): staging into
+        // releases/ worked, the switch cannot create its link beside `current`.
         CliResult failed;
         try
         {
-            failed = await Deploy("2.0.0", config);
+            failed = await Deploy("2.0.0", Config("hooks:\n  before_switch: [\"chattr +i $CUTOVER_ROOT\"]\n"));
         }
         finally
         {
@@ -191,6 +191,7 @@ public partial class InterruptionTests : IDisposable
         var neverServed = Store.List().MaxBy(r => r.ReleaseId)!;
         Assert.Equal(ReleaseStatus.Failed, neverServed.Status);
 
+        config = Config(); // the same file, without the hook
         Assert.Equal(0, (await Deploy("3.0.0", config)).ExitCode);
         var rollback = await CutoverCli.RunAsync(_dir.Path, "rollback", "-c", config);
         Assert.True(rollback.ExitCode == 0, rollback.All);

@@ -78,7 +78,14 @@ public class AgentLogTests(ITestOutputHelper output) : IDisposable
         Assert.True(again.ExitCode == 0, again.All);
         using var client = new HttpClient();
         for (var i = 0; i < 20; i++) await client.GetStringAsync($"http://127.0.0.1:{port}/hello?n={i}");
-        var lines = File.ReadAllLines(Path.Combine(AccessDir, "current.log"));
+        // A line is written once its response has gone out, so the last one may land just after the client has it.
+        string[] lines = [];
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        do
+        {
+            if (clock.Elapsed > TimeSpan.Zero) await Task.Delay(50);
+            lines = File.ReadAllLines(Path.Combine(AccessDir, "current.log"));
+        } while (lines.Count(l => l.Contains("\"GET /hello?n=")) < 20 && clock.Elapsed < TimeSpan.FromSeconds(10));
         Assert.Equal(20, lines.Count(l => l.Contains("\"GET /hello?n=")));
         Assert.Matches(@"127\.0\.0\.1 ""GET /hello\?n=19 HTTP/1\.1"" 200 [\d.]+ms$", lines.Last());
         // The redeploy may have logged a line of its own; none of the requests did.
