@@ -7,7 +7,11 @@ using Cutover.Staging;
 
 namespace Cutover.Fleet;
 
-public sealed record FleetDeployRequest(string Source, string? Revision, string CommandLine, bool AcceptNewHostKeys, TimeSpan LockWait = default);
+public sealed record FleetDeployRequest(string Source, string? Revision, string CommandLine, bool AcceptNewHostKeys, TimeSpan LockWait = default)
+{
+    /// <summary>`--allow-empty`: an artifact with no files may become every host's live release.</summary>
+    public bool AllowEmpty { get; init; }
+}
 
 /// <summary>Where one host ended: switched, still on its old release, rolled back, or failed (and why).</summary>
 public sealed record HostReport(string Host, string Outcome, string? Release, string? Previous, string? Error);
@@ -16,6 +20,8 @@ public sealed record FleetDeployResult(DeployOutcome Outcome, string? Release, s
 {
     /// <summary>It failed because a host's root was locked by another deploy or rollback.</summary>
     public bool Locked { get; init; }
+    /// <summary>It failed because a host refused the deploy as asked (a root Cutover did not create): exit 2.</summary>
+    public bool BadInput { get; init; }
 
     public bool Succeeded => Outcome == DeployOutcome.Success;
 }
@@ -46,6 +52,7 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
         public string? Outcome { get; set; }
         public string? Error { get; set; }
         public bool Locked { get; set; }
+        public bool BadInput { get; set; }
     }
 
     public async Task<FleetDeployResult> DeployAsync(FleetDeployRequest request, CancellationToken cancellationToken)
@@ -53,6 +60,9 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
         var clock = Stopwatch.StartNew();
         var started = DateTimeOffset.UtcNow;
         var source = ArtifactSource.Open(request.Source, "/");
+        // As for a deploy on this machine: an empty build is refused before any host is contacted.
+        if (!request.AllowEmpty && !source.Entries(cancellationToken).Any(e => e.Kind != EntryKind.Directory))
+            throw new ArtifactException($"{source.Description} holds no files, so every host's live release would be empty; check the build, or pass --allow-empty if an empty release is what you want");
         var revision = request.Revision ?? await ArtifactSource.GitRevisionAsync(request.Source, cancellationToken);
         var phases = new PhaseClock(progress);
         var migrations = config.Migrations is { } m ? new MigrationPhase(m, environment) : null;
@@ -168,11 +178,26 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
         }
     }
 
+    /// <summary>
+    /// As on this machine: a non-empty root Cutover did not create (no .cutover/; shared/ alone is fine, seeded by
+    /// hand before a first deploy) is refused before anything is written there, uploads included.
+    /// </summary>
+    private static async Task RefuseForeignRootAsync(HostConnection host, CancellationToken cancellationToken)
+    {
+        var root = HostConnection.Quote(host.Host.Root);
+        var found = await host.RunAsync($"if [ -d {root} ] && [ ! -d {root}/.cutover ]; then ls -A {root} | grep -vx shared | head -n 3; fi", cancellationToken);
+        var foreign = found.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (foreign.Length > 0)
+            throw new HostException(host.Host, $"the root {host.Host.Root} is not empty and Cutover did not create it (it has no .cutover/, and holds {string.Join(", ", foreign)}); " +
+                                               "deploy into a new or empty directory there") { BadInput = true };
+    }
+
     private async Task PrepareAsync(HostRun run, RemoteInstaller installer, LocalArtifact artifact, string? revision, DateTimeOffset started,
         FleetDeployRequest request, CancellationToken cancellationToken)
     {
         var host = run.Connection!;
         var clock = new PhaseClock(run.Progress);
+        await RefuseForeignRootAsync(host, cancellationToken);
         var (bin, _) = await clock.RunAsync("install", () => installer.EnsureAsync(host, cancellationToken),
             r => r.Sent ? $"sent cutover {build.Version}" : $"cutover {build.Version} already installed");
         var remoteConfig = await RemoteConfig.WriteAsync(host, config, cancellationToken);
@@ -239,6 +264,7 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
             {
                 run.Error = e.Reason;
                 run.Locked = e.Locked;
+                run.BadInput = e.BadInput;
                 run.Outcome = e.Locked ? "locked" : "failed";
                 run.Progress.Warning(e.Reason);
                 onFailure?.Invoke();
@@ -320,5 +346,5 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
 
     private static FleetDeployResult Result(List<HostRun> runs, DeployOutcome outcome, string? release, string? error, Stopwatch clock) =>
         new(outcome, release, error, runs.Select(r => new HostReport(r.Host.Name, r.Outcome ?? (r.Error is null ? "unchanged" : "failed"), r.Release, r.Previous, r.Error)).ToList(),
-            clock.Elapsed.TotalSeconds) { Locked = runs.Any(r => r.Locked) };
+            clock.Elapsed.TotalSeconds) { Locked = runs.Any(r => r.Locked), BadInput = runs.Any(r => r.BadInput) };
 }

@@ -11,6 +11,8 @@ public class HostException(FleetHost host, string message, Exception? inner = nu
     public string Reason { get; } = message;
     /// <summary>The host's root is locked by another deploy or rollback there (exit code 3, like a local deploy).</summary>
     public bool Locked { get; init; }
+    /// <summary>The host refused what was asked (its root belongs to something else): bad input, exit 2.</summary>
+    public bool BadInput { get; init; }
 }
 
 /// <summary>The host's key was not in known_hosts, or differs from the one recorded there.</summary>

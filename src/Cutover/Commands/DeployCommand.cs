@@ -31,11 +31,11 @@ public static class DeployCommand
                 if (config.Fleet is not null)
                 {
                     if (parse.GetValue(probe) is not null) throw new UsageException("--probe is for deploys on this machine; with hosts, probe each host's URL yourself");
-                    foreach (var (flag, given) in new[] { ("--allow-empty", parse.GetValue(allowEmpty)), ("--adopt-root", parse.GetValue(adoptRoot)) })
-                        if (given) throw new UsageException($"{flag} is for deploys on this machine; a fleet deploy does not take it yet");
+                    if (parse.GetValue(adoptRoot))
+                        throw new UsageException("--adopt-root is for deploys on this machine; a fleet deploy does not take it yet (deploy to an empty root on each host)");
                     return await FleetCommands.DeployAsync(env, json, progress, config,
                         new Cutover.Fleet.FleetDeployRequest(parse.GetValue(source)!, parse.GetValue(revision), CommandLine(), parse.GetValue(common.AcceptNewHostKeys),
-                            CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!)), ct);
+                            CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!)) { AllowEmpty = parse.GetValue(allowEmpty) }, ct);
                 }
                 using var http = new HttpClient();
                 using var logging = env.Logging(parse.GetValue(common.Verbose));

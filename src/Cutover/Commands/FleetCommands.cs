@@ -35,7 +35,7 @@ public static class FleetCommands
                 hosts = result.Hosts.Select(h => new { host = h.Host, outcome = h.Outcome, release = h.Release, previous = h.Previous, error = h.Error }),
                 seconds = Math.Round(result.Seconds, 3),
             });
-            return result.Succeeded ? ExitCodes.Ok : result.Locked ? ExitCodes.Locked : ExitCodes.Failed;
+            return result.Succeeded ? ExitCodes.Ok : result.Locked ? ExitCodes.Locked : result.BadInput ? ExitCodes.BadInput : ExitCodes.Failed;
         }
         var table = new Table().Border(env.Interactive ? TableBorder.Rounded : TableBorder.None).AddColumns("host", "outcome", "error");
         foreach (var h in result.Hosts) table.AddRow(Markup.Escape(h.Host), Markup.Escape(h.Outcome), Markup.Escape(h.Error ?? ""));
@@ -48,7 +48,7 @@ public static class FleetCommands
             return ExitCodes.Ok;
         }
         env.Error.WriteLine($"error: {result.Error}");
-        return result.Locked ? ExitCodes.Locked : ExitCodes.Failed;
+        return result.Locked ? ExitCodes.Locked : result.BadInput ? ExitCodes.BadInput : ExitCodes.Failed;
     }
 
     public static async Task<int> StatusAsync(CliEnvironment env, bool json, CutoverConfig config, bool acceptNew, CancellationToken ct)

@@ -173,6 +173,28 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
     }
 
     [Fact]
+    public async Task An_empty_build_or_a_root_cutover_did_not_create_on_one_host_is_bad_input_and_changes_no_host()
+    {
+        var config = Config();
+        Directory.CreateDirectory(Source);
+        var empty = await Cli("deploy", Source, "-c", config);
+        Assert.Equal(2, empty.ExitCode);
+        Assert.Contains("holds no files", empty.Stderr);
+        foreach (var host in fleet.Hosts) Assert.False(Directory.Exists(RootOf(host)), $"{host.Name}: the empty deploy touched the host");
+
+        var foreignHost = fleet.Hosts[1];
+        Directory.CreateDirectory(RootOf(foreignHost));
+        File.WriteAllText(Path.Combine(RootOf(foreignHost), "index.html"), "someone else's site\n");
+        WriteSource("1");
+        var foreign = await Cli("deploy", Source, "-c", config);
+        Assert.Equal(2, foreign.ExitCode);
+        Assert.Contains("Cutover did not create it", foreign.All);
+        Assert.Equal(new[] { "index.html" }, Directory.GetFileSystemEntries(RootOf(foreignHost)).Select(Path.GetFileName));
+        Assert.Equal("someone else's site\n", File.ReadAllText(Path.Combine(RootOf(foreignHost), "index.html")));
+        foreach (var host in fleet.Hosts) Assert.False(File.Exists(Path.Combine(RootOf(host), "current")), $"{host.Name} switched");
+    }
+
+    [Fact]
     public async Task Symlink_deploy_deploy_rollback_keeps_all_three_hosts_on_the_same_release()
     {
         var config = Config();
