@@ -12,6 +12,13 @@ namespace Cutover.Staging;
 /// </summary>
 public static class ContentIndex
 {
+    /// <summary>
+    /// Paths are keys and must stay as they are: Cutover's JSON dialect (Json.Options) snake_cases dictionary keys,
+    /// which is how indexes before this one were written ("public/MyClass.php" became "public/my_class.php").
+    /// Written compact, which is also how an index of this format is told from those (see <see cref="IsVerbatim"/>).
+    /// </summary>
+    private static readonly JsonSerializerOptions Format = new() { WriteIndented = false };
+
     public static string FileFor(RootLayout layout, ReleaseId id) => layout.ContentIndexFile(id);
 
     /// <summary>The saved index, or null when there is none (a release staged before indexes existed) or it is damaged.</summary>
@@ -21,7 +28,7 @@ public static class ContentIndex
         if (!File.Exists(file)) return null;
         try
         {
-            return JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(file), Json.Options);
+            return JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(file), Format);
         }
         catch (JsonException)
         {
@@ -32,7 +39,15 @@ public static class ContentIndex
     public static void Save(RootLayout layout, ReleaseId id, IReadOnlyDictionary<string, string> hashes)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(FileFor(layout, id))!);
-        AtomicFile.WriteAllText(FileFor(layout, id), JsonSerializer.Serialize(hashes, Json.Options));
+        AtomicFile.WriteAllText(FileFor(layout, id), JsonSerializer.Serialize(hashes, Format));
+    }
+
+    /// <summary>Whether the saved index keeps paths verbatim (this format) rather than snake_cased (older ones).</summary>
+    public static bool IsVerbatim(RootLayout layout, ReleaseId id)
+    {
+        using var stream = new FileStream(FileFor(layout, id), FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1);
+        Span<byte> start = stackalloc byte[2];
+        return stream.Read(start) == 2 && start[0] == (byte)'{' && start[1] is (byte)'"' or (byte)'}';
     }
 
     /// <summary>Hashes every regular file under <paramref name="dir"/> (symlinks, such as shared paths, are left out).</summary>
@@ -130,11 +145,26 @@ public sealed class EarlierContent
     {
         if (ContentIndex.Load(layout, id) is not { } index) return;
         if (LibC.TryStat(ContentIndex.FileFor(layout, id)) is not { } indexStatus) return;
+        // An older index may name a different file than it hashed (its paths were snake_cased): every candidate it
+        // offers is hashed again before use.
+        var trustedBefore = ContentIndex.IsVerbatim(layout, id) ? indexStatus.MtimeNs : long.MinValue;
         var dir = layout.ReleaseDir(id);
         foreach (var (path, sha) in index)
         {
-            if (ArtifactPaths.Normalize(path, "index") != path) continue; // never follow a damaged index out of the release
-            Offer(sha, Path.Combine(dir, path), indexStatus.MtimeNs);
+            if (!StaysInside(path)) continue; // never follow a damaged index out of the release
+            Offer(sha, Path.Combine(dir, path), trustedBefore);
+        }
+    }
+
+    private static bool StaysInside(string path)
+    {
+        try
+        {
+            return ArtifactPaths.Normalize(path, "index") == path;
+        }
+        catch (ArtifactException)
+        {
+            return false;
         }
     }
 
