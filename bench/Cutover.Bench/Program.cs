@@ -36,4 +36,7 @@ if (args is ["lint-generate", var lintOut])
 }
 if (args is ["lint", .. var lintArgs])
     return LintBenchmark.Run(lintArgs);
+// `staging [RUNS]` runs the staging and rollback benchmark alone.
+if (args is ["staging", .. var stagingArgs])
+    return await StagingBenchmark.RunAsync(stagingArgs, stagingOnly: true);
 return await StagingBenchmark.RunAsync(args);
