@@ -157,7 +157,7 @@ public sealed class ReleaseDeployer
         prepared.Content = new StagedContent(mode, staged, earlier, mode == StagingMode.PrivateCopies ? ContentIndex.Now(_layout) : 0);
         clock.Run("shared", () => new SharedLinker(_layout).Link(_config.Shared, prepared.Dir),
             o => o.Linked.Count == 0 ? "none" : $"{o.Linked.Count} linked" + (o.Seeded.Count > 0 ? $", seeded {string.Join(", ", o.Seeded)}" : ""));
-        if (mode == StagingMode.LinkIdentical) SaveContentIndex(prepared.Id, prepared.Dir, staged);
+        if (mode == StagingMode.LinkIdentical) SaveContentIndex(prepared.Id, staged);
         await RunHooksAsync(clock, "build", _config.Hooks.Build, prepared.HookContext, prepared.Log, cancellationToken);
     }
 
@@ -188,11 +188,12 @@ public sealed class ReleaseDeployer
     /// The index of a release staged with links: what staging hashed, less the paths the shared phase turned into
     /// symlinks. Nothing else ran in the release, so the hashes are its content.
     /// </summary>
-    private void SaveContentIndex(ReleaseId id, string releaseDir, StageResult staged)
+    private void SaveContentIndex(ReleaseId id, StageResult staged)
     {
+        var sharedPaths = _config.Shared.Dirs.Concat(_config.Shared.Files).ToArray();
         var hashes = new Dictionary<string, string>(staged.Content.Count, StringComparer.Ordinal);
         foreach (var (path, file) in staged.Content)
-            if (Platform.LibC.TryStat(Path.Combine(releaseDir, path)) is { Type: Platform.UnixFileType.Regular } now && now.Inode == file.Status.Inode)
+            if (!sharedPaths.Any(s => path == s || path.StartsWith(s + "/", StringComparison.Ordinal)))
                 hashes[path] = file.Sha256;
         ContentIndex.Save(_layout, id, hashes);
     }

@@ -185,6 +185,26 @@ internal static partial class LibC
 
     public static void Close(int fd) => CloseNative(fd);
 
+    /// <summary>
+    /// open(2) for reading, as a handle FileStream and RandomAccess take. Unlike File.Open it takes no advisory
+    /// flock, two syscalls per file that staging 20,000 files does not need.
+    /// </summary>
+    public static Microsoft.Win32.SafeHandles.SafeFileHandle OpenForRead(string path)
+    {
+        var fd = OpenNative(path, ORdonly | OCloexec);
+        if (fd < 0) throw Error($"open {path}");
+        return new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
+    }
+
+    /// <summary>open(2) with O_CREAT|O_EXCL for writing (mode 0600 until the caller sets the file's own), no flock.</summary>
+    public static Microsoft.Win32.SafeHandles.SafeFileHandle CreateNew(string path)
+    {
+        const int OWronly = 1, OCreat = 0x40, OExcl = 0x80;
+        var fd = OpenWithModeNative(path, OWronly | OCreat | OExcl | OCloexec, Convert.ToInt32("600", 8));
+        if (fd < 0) throw Error($"open {path}");
+        return new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
+    }
+
     private static IOException Error(string what)
     {
         var errno = Marshal.GetLastPInvokeError();

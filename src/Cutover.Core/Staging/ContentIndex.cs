@@ -89,7 +89,8 @@ public static class Sha256
 {
     public static string OfFile(string path)
     {
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 0);
+        using var handle = LibC.OpenForRead(path);
+        using var stream = new FileStream(handle, FileAccess.Read, 0);
         return Hex(SHA256.HashData(stream));
     }
 

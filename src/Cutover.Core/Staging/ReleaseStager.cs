@@ -40,6 +40,16 @@ public sealed class ReleaseStager
         var symlinks = new HashSet<string>(StringComparer.Ordinal);
         var directories = new List<ArtifactEntry>();
         var hashes = new Dictionary<string, string>(StringComparer.Ordinal);
+        // The release directory starts empty, so only a path an earlier entry wrote can exist (a tar may name a
+        // path twice), and only directories made here do: no stat per entry to find out.
+        var written = new HashSet<string>(StringComparer.Ordinal);
+        var madeDirs = new HashSet<string>(StringComparer.Ordinal);
+        void Replace(string path, string target)
+        {
+            if (!written.Contains(path)) return;
+            RemoveExisting(target);
+            madeDirs.Clear(); // what was removed may have held directories
+        }
         int files = 0, links = 0, linked = 0, copied = 0;
         long copiedBytes = 0;
 
@@ -47,19 +57,23 @@ public sealed class ReleaseStager
         {
             RefuseThroughSymlink(entry.Path, symlinks, source.Description);
             var target = Path.Combine(releaseDir, entry.Path);
-            EnsureParent(target, releaseDir);
+            var slash = entry.Path.LastIndexOf('/');
+            if (slash > 0 && madeDirs.Add(entry.Path[..slash])) EnsureParent(target, releaseDir);
             switch (entry.Kind)
             {
                 case EntryKind.Directory:
-                    if (!Directory.Exists(target))
+                    if (!madeDirs.Contains(entry.Path) && !Directory.Exists(target))
                     {
-                        RemoveExisting(target);
+                        Replace(entry.Path, target);
                         Directory.CreateDirectory(target);
                     }
+                    madeDirs.Add(entry.Path);
+                    written.Add(entry.Path);
                     directories.Add(entry);
                     break;
                 case EntryKind.Symlink:
-                    RemoveExisting(target);
+                    Replace(entry.Path, target);
+                    written.Add(entry.Path);
                     File.CreateSymbolicLink(target, entry.LinkTarget!);
                     symlinks.Add(entry.Path);
                     links++;
@@ -68,13 +82,15 @@ public sealed class ReleaseStager
                     var existing = Path.Combine(releaseDir, entry.LinkTarget!);
                     if (!File.Exists(existing))
                         throw new ArtifactException($"{source.Description}: hard link '{entry.Path}' points to '{entry.LinkTarget}', which is not earlier in the archive");
-                    RemoveExisting(target);
+                    Replace(entry.Path, target);
+                    written.Add(entry.Path);
                     LibC.HardLink(existing, target);
                     if (hashes.TryGetValue(entry.LinkTarget!, out var same)) hashes[entry.Path] = same;
                     files++;
                     break;
                 case EntryKind.File:
-                    RemoveExisting(target);
+                    Replace(entry.Path, target);
+                    written.Add(entry.Path);
                     files++;
                     var (sha, size, wasLinked) = StageFile(entry, target, earlier, mode, source.Description);
                     hashes[entry.Path] = sha;
@@ -99,11 +115,14 @@ public sealed class ReleaseStager
             Directory.SetLastWriteTimeUtc(path, dir.ModifiedUtc);
         }
 
-        // Each file as it is now (links and chmods move ctime), so the dedupe pass can tell what a hook touched.
+        // With private copies, each file as it is now (links and chmods move ctime), so the dedupe pass can tell
+        // what a hook touched. Linked releases have no such pass and skip the stat.
         var content = new Dictionary<string, StagedFile>(hashes.Count, StringComparer.Ordinal);
         foreach (var (path, sha) in hashes)
-            if (LibC.TryStat(Path.Combine(releaseDir, path)) is { Type: UnixFileType.Regular } status)
-                content[path] = new StagedFile(sha, status);
+        {
+            if (mode == StagingMode.LinkIdentical) content[path] = new StagedFile(sha, default);
+            else if (LibC.TryStat(Path.Combine(releaseDir, path)) is { Type: UnixFileType.Regular } status) content[path] = new StagedFile(sha, status);
+        }
         return new StageResult(files, directories.Count, links, linked, copied, copiedBytes) { Content = content };
     }
 
@@ -116,7 +135,7 @@ public sealed class ReleaseStager
             return (known, entry.Size, true);
 
         using var input = entry.SourcePath is not null
-            ? new FileStream(entry.SourcePath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 0)
+            ? new FileStream(LibC.OpenForRead(entry.SourcePath), FileAccess.Read, 0)
             : entry.OpenContent!();
         byte[]? whole = null;
         try
@@ -133,8 +152,8 @@ public sealed class ReleaseStager
                     Verify(entry, sha, artifact);
                     if (earlier.Find(sha, length, entry.Mode) is { } same && TryLink(same.Path, same.Status, target, replace: false))
                         return (sha, length, true);
-                    using (var output = new FileStream(target, FileMode.CreateNew, FileAccess.Write, FileShare.None, 0))
-                        output.Write(whole, 0, length);
+                    using (var output = LibC.CreateNew(target))
+                        RandomAccess.Write(output, whole.AsSpan(0, length), 0);
                     KeepMetadata(entry, target);
                     return (sha, length, false);
                 }
@@ -159,7 +178,7 @@ public sealed class ReleaseStager
         long size = alreadyRead.Length;
         try
         {
-            using var output = new FileStream(target, FileMode.CreateNew, FileAccess.Write, FileShare.None, 0);
+            using var output = new FileStream(LibC.CreateNew(target), FileAccess.Write, 0);
             hash.AppendData(alreadyRead);
             output.Write(alreadyRead);
             int read;

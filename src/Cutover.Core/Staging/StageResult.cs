@@ -9,5 +9,5 @@ public sealed record StageResult(int Files, int Directories, int Symlinks, int L
     public IReadOnlyDictionary<string, StagedFile> Content { get; init; } = new Dictionary<string, StagedFile>();
 }
 
-/// <summary>A file as staging left it: its content hash, and what statx said about it then.</summary>
+/// <summary>A file as staging left it: its content hash, and what statx said about it then (private copies only; default otherwise).</summary>
 public sealed record StagedFile(string Sha256, FileStatus Status);
