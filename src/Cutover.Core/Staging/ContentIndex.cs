@@ -111,7 +111,8 @@ public sealed class EarlierContent
     private sealed record Candidate(string FullPath, long TrustedBeforeNs);
 
     private readonly Dictionary<string, List<Candidate>> _bySha = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, string?> _rehashed = new(StringComparer.Ordinal);
+    /// <summary>Staging looks files up from several threads; each candidate is hashed again at most about once.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string?> _rehashed = new(StringComparer.Ordinal);
 
     public static EarlierContent None => new();
 

@@ -50,6 +50,7 @@ public sealed class ReleaseStager
             RemoveExisting(target);
             madeDirs.Clear(); // what was removed may have held directories
         }
+        var deferred = new List<(ArtifactEntry Entry, string Target)>();
         int files = 0, links = 0, linked = 0, copied = 0;
         long copiedBytes = 0;
 
@@ -92,18 +93,43 @@ public sealed class ReleaseStager
                     Replace(entry.Path, target);
                     written.Add(entry.Path);
                     files++;
-                    var (sha, size, wasLinked) = StageFile(entry, target, earlier, mode, source.Description);
-                    hashes[entry.Path] = sha;
-                    if (wasLinked)
+                    if (source is DirectoryArtifact)
                     {
-                        linked++;
+                        // Distinct paths, content in files of their own: staged below on every core.
+                        deferred.Add((entry, target));
+                        break;
                     }
-                    else
-                    {
-                        copied++;
-                        copiedBytes += size;
-                    }
+                    Count(entry.Path, StageFile(entry, target, earlier, mode, source.Description));
                     break;
+            }
+        }
+        if (deferred.Count > 0)
+        {
+            var results = new (string Sha, long Size, bool Linked)[deferred.Count];
+            try
+            {
+                Parallel.For(0, deferred.Count, new ParallelOptions { CancellationToken = cancellationToken, MaxDegreeOfParallelism = Environment.ProcessorCount },
+                    i => results[i] = StageFile(deferred[i].Entry, deferred[i].Target, earlier, mode, source.Description));
+            }
+            catch (AggregateException e)
+            {
+                // The first failure as itself: an ArtifactException stays one (bad input, exit 2).
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+            }
+            for (var i = 0; i < deferred.Count; i++) Count(deferred[i].Entry.Path, results[i]);
+        }
+
+        void Count(string path, (string Sha, long Size, bool Linked) staged)
+        {
+            hashes[path] = staged.Sha;
+            if (staged.Linked)
+            {
+                linked++;
+            }
+            else
+            {
+                copied++;
+                copiedBytes += staged.Size;
             }
         }
 
