@@ -11,8 +11,18 @@ public static class Measure
 {
     public static Run Command(string file, params string[] args) => CommandExiting([0], file, args);
 
+    /// <summary>A command that must exit 0, with what it wrote to stdout (a --json result, say).</summary>
+    public static (Run Run, string Stdout) CommandWithOutput(string file, params string[] args)
+    {
+        string? stdout = null;
+        var run = CommandExiting([0], file, args, text => stdout = text);
+        return (run, stdout!);
+    }
+
     /// <summary>For tools whose exit code reports findings (linters exit 1 when they find something).</summary>
-    public static Run CommandExiting(int[] okExitCodes, string file, params string[] args)
+    public static Run CommandExiting(int[] okExitCodes, string file, params string[] args) => CommandExiting(okExitCodes, file, args, null);
+
+    private static Run CommandExiting(int[] okExitCodes, string file, string[] args, Action<string>? onStdout)
     {
         var output = Path.GetTempFileName();
         var start = new ProcessStartInfo("/usr/bin/time") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -25,6 +35,7 @@ public static class Measure
         var seconds = clock.Elapsed.TotalSeconds;
         if (!okExitCodes.Contains(process.ExitCode))
             throw new InvalidOperationException($"{file} {string.Join(' ', args)} exited {process.ExitCode}: {stderr} {stdout.Result}");
+        onStdout?.Invoke(stdout.Result);
         // The last line: GNU time prefixes "Command exited with non-zero status" on a line of its own.
         var parts = File.ReadAllText(output).Trim().Split('\n')[^1].Split(' ');
         File.Delete(output);

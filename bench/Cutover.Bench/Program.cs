@@ -1,6 +1,6 @@
 using Cutover.Bench;
 
-// `stage SRC DEST [LINK_BASE]` is the child process the benchmark times; anything else runs the benchmark.
+// `stage SRC DEST [LINK_BASE]` runs the stager alone in this process (for profiling); anything else runs the benchmark.
 if (args is ["stage", var src, var dest, .. var rest])
 {
     var result = new Cutover.Staging.ReleaseStager().Stage(new Cutover.Staging.DirectoryArtifact(src), dest, rest.FirstOrDefault(), CancellationToken.None);
@@ -36,4 +36,7 @@ if (args is ["lint-generate", var lintOut])
 }
 if (args is ["lint", .. var lintArgs])
     return LintBenchmark.Run(lintArgs);
+// `staging [RUNS]` runs the staging and rollback benchmark alone.
+if (args is ["staging", .. var stagingArgs])
+    return await StagingBenchmark.RunAsync(stagingArgs, stagingOnly: true);
 return await StagingBenchmark.RunAsync(args);

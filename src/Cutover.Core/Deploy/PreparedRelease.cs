@@ -26,6 +26,8 @@ public sealed class PreparedRelease(
     internal ReleaseLog Log => log;
     internal HookContext HookContext => hookContext;
     internal MigrationLintOutcome? Lint => lint;
+    /// <summary>What staging wrote and how, for the dedupe pass before the switch; null until staged.</summary>
+    internal StagedContent? Content { get; set; }
 
     public void Dispose()
     {
@@ -33,3 +35,9 @@ public sealed class PreparedRelease(
         held.Dispose();
     }
 }
+
+/// <summary>
+/// A staged release's content: the mode it was staged in, the files with their hashes and statx, what earlier releases
+/// hold, and the moment after which a hook could have written (files whose ctime is not older are hashed again).
+/// </summary>
+internal sealed record StagedContent(StagingMode Mode, StageResult Staged, EarlierContent Earlier, long HooksStartedNs);

@@ -140,11 +140,23 @@ public sealed class ReleaseDeployer
     {
         var clock = prepared.Clock;
         var linkBase = LinkBase(prepared.Previous);
-        _logger.LogDebug("staging {Source} into {ReleaseDir}; unchanged files are hard-linked from {LinkBase}", prepared.Source.Description, prepared.Dir, linkBase ?? "(none: first release)");
+        // Hooks run inside the new release before the switch; a file they could write in place must not be an inode
+        // another release (the live one above all) also uses, so with hooks sharing waits until they are done.
+        var mode = _config.Hooks.Build.Count > 0 || _config.Hooks.BeforeSwitch.Count > 0 ? StagingMode.PrivateCopies : StagingMode.LinkIdentical;
+        _logger.LogDebug("staging {Source} into {ReleaseDir} ({Mode}); identical content is looked up in {LinkBase} first", prepared.Source.Description, prepared.Dir, mode,
+            linkBase is null ? "(none: first release)" : _layout.ReleaseDir(linkBase));
+        EarlierContent earlier = EarlierContent.None;
+        StageResult staged;
         try
         {
-            clock.Run("stage", () => new ReleaseStager().Stage(prepared.Source, prepared.Dir, linkBase, cancellationToken),
-                r => $"{r.Files} files, {r.LinkedFiles} unchanged and hard-linked, {r.CopiedFiles} written ({FormatBytes(r.CopiedBytes)})");
+            staged = clock.Run("stage", () =>
+                {
+                    earlier = EarlierContent.Load(_layout, linkBase, _store.List().Select(r => r.ReleaseId).Where(id => id != prepared.Id));
+                    return new ReleaseStager().Stage(prepared.Source, prepared.Dir, earlier, mode, cancellationToken);
+                },
+                r => mode == StagingMode.LinkIdentical
+                    ? $"{r.Files} files, {r.LinkedFiles} shared with earlier releases, {r.CopiedFiles} written ({FormatBytes(r.CopiedBytes)})"
+                    : $"{r.Files} files, {r.CopiedFiles} written as the release's own copies while hooks run ({FormatBytes(r.CopiedBytes)}); identical ones are shared after the hooks");
         }
         catch (ArtifactException)
         {
@@ -157,8 +169,10 @@ public sealed class ReleaseDeployer
             // The machine refused a write (permissions, a full disk): a failed deploy with the reason, recorded as such.
             throw new DeployException($"staging failed: {e.Message}", e);
         }
+        prepared.Content = new StagedContent(mode, staged, earlier, mode == StagingMode.PrivateCopies ? ContentIndex.Now(_layout) : 0);
         clock.Run("shared", () => new SharedLinker(_layout).Link(_config.Shared, prepared.Dir),
             o => o.Linked.Count == 0 ? "none" : $"{o.Linked.Count} linked" + (o.Seeded.Count > 0 ? $", seeded {string.Join(", ", o.Seeded)}" : ""));
+        if (mode == StagingMode.LinkIdentical) SaveContentIndex(prepared.Id, staged);
         await RunHooksAsync(clock, "build", _config.Hooks.Build, prepared.HookContext, prepared.Log, cancellationToken);
     }
 
@@ -171,8 +185,33 @@ public sealed class ReleaseDeployer
         _store.Save(prepared.Record);
     }
 
-    public Task BeforeSwitchAsync(PreparedRelease prepared, CancellationToken cancellationToken) =>
-        RunHooksAsync(prepared.Clock, "before_switch", _config.Hooks.BeforeSwitch, prepared.HookContext, prepared.Log, cancellationToken);
+    /// <summary>before_switch hooks, then (when the release was staged with private copies) the dedupe pass.</summary>
+    public async Task BeforeSwitchAsync(PreparedRelease prepared, CancellationToken cancellationToken)
+    {
+        await RunHooksAsync(prepared.Clock, "before_switch", _config.Hooks.BeforeSwitch, prepared.HookContext, prepared.Log, cancellationToken);
+        if (prepared.Content is { Mode: StagingMode.PrivateCopies } content)
+        {
+            var result = prepared.Clock.Run("dedupe",
+                () => ReleaseDeduper.Dedupe(prepared.Dir, content.Staged.Content, content.HooksStartedNs, content.Earlier, cancellationToken),
+                d => $"{d.Files} files, {d.SharedFiles} shared with earlier releases, {d.OwnFiles} the release's own ({FormatBytes(d.OwnBytes)})");
+            _logger.LogDebug("dedupe hashed {Rehashed} files again (changed since staging, or staged in the clock tick the hooks started)", result.Rehashed);
+            ContentIndex.Save(_layout, prepared.Id, result.Hashes);
+        }
+    }
+
+    /// <summary>
+    /// The index of a release staged with links: what staging hashed, less the paths the shared phase turned into
+    /// symlinks. Nothing else ran in the release, so the hashes are its content.
+    /// </summary>
+    private void SaveContentIndex(ReleaseId id, StageResult staged)
+    {
+        var sharedPaths = _config.Shared.Dirs.Concat(_config.Shared.Files).ToArray();
+        var hashes = new Dictionary<string, string>(staged.Content.Count, StringComparer.Ordinal);
+        foreach (var (path, file) in staged.Content)
+            if (!sharedPaths.Any(s => path == s || path.StartsWith(s + "/", StringComparison.Ordinal)))
+                hashes[path] = file.Sha256;
+        ContentIndex.Save(_layout, id, hashes);
+    }
 
     /// <summary>
     /// Gives up on a release before its switch: record -> failed, history. A fleet removes the staged directory too,
@@ -422,12 +461,11 @@ public sealed class ReleaseDeployer
             commands.Count == 1 ? "1 command" : $"{commands.Count} commands");
     }
 
-    /// <summary>Unchanged files are hard-linked from the live release, or the newest complete one.</summary>
-    private string? LinkBase(ReleaseId? previous)
+    /// <summary>Identical content is looked up in the live release first, or the newest complete one.</summary>
+    private ReleaseId? LinkBase(ReleaseId? previous)
     {
-        if (previous is not null && Directory.Exists(_layout.ReleaseDir(previous))) return _layout.ReleaseDir(previous);
-        var newest = _store.List().Where(r => r.IsComplete).MaxBy(r => r.ReleaseId);
-        return newest is null ? null : _layout.ReleaseDir(newest.ReleaseId);
+        if (previous is not null && Directory.Exists(_layout.ReleaseDir(previous))) return previous;
+        return _store.List().Where(r => r.IsComplete).MaxBy(r => r.ReleaseId)?.ReleaseId;
     }
 
     internal static string Status(ReleaseStatus status) => status switch

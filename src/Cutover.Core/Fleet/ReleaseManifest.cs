@@ -32,51 +32,24 @@ public sealed record ReleaseManifest(string Description, IReadOnlyList<ManifestE
 
 /// <summary>
 /// sha256 of every regular file of a release (relative path -> hash), so a fleet host can tell which content it
-/// already has. Written beside the release records when a fleet host stages a release; computed once for a
-/// release that came some other way.
+/// already has: the release's content index (Staging/ContentIndex, written by every deploy before its switch),
+/// computed once for a release that has none.
 /// </summary>
 public static class ReleaseHashes
 {
-    private static string CacheFile(RootLayout layout, ReleaseId id) => Path.Combine(layout.State, "hashes", id.Value + ".json");
-
     public static IReadOnlyDictionary<string, string> Of(RootLayout layout, ReleaseId id)
     {
-        var cache = CacheFile(layout, id);
-        if (File.Exists(cache))
-        {
-            try
-            {
-                return JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(cache), Json.Options) ?? [];
-            }
-            catch (JsonException)
-            {
-                // A damaged cache is recomputed below.
-            }
-        }
-        var dir = layout.ReleaseDir(id);
-        var hashes = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (!Directory.Exists(dir)) return hashes;
-        foreach (var file in new DirectoryInfo(dir).EnumerateFiles("*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 }))
-        {
-            if (file.LinkTarget is not null) continue;
-            using var stream = file.OpenRead();
-            hashes[Path.GetRelativePath(dir, file.FullName).Replace('\\', '/')] = Convert.ToHexStringLower(SHA256.HashData(stream));
-        }
-        Save(layout, id, hashes);
+        if (ContentIndex.Load(layout, id) is { } saved) return saved;
+        var hashes = ContentIndex.Compute(layout.ReleaseDir(id));
+        if (Directory.Exists(layout.ReleaseDir(id))) ContentIndex.Save(layout, id, hashes);
         return hashes;
-    }
-
-    public static void Save(RootLayout layout, ReleaseId id, IReadOnlyDictionary<string, string> hashes)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(CacheFile(layout, id))!);
-        AtomicFile.WriteAllText(CacheFile(layout, id), JsonSerializer.Serialize(hashes, Json.Options));
     }
 }
 
 /// <summary>
 /// The artifact a fleet host stages from: the manifest the deployer uploaded, with each file's content taken from
-/// the upload directory (sent this time) or from a release already on the host with the same hash (not sent, and
-/// hard-linked when its metadata matches too).
+/// the upload directory (sent this time) or from a release already on the host with the same hash (not sent). Each
+/// entry carries its sha256, so the stager links content the host already holds and checks what it copies.
 /// </summary>
 public sealed class ManifestArtifact(ReleaseManifest manifest, string uploadDir, string? previousDir, IReadOnlyDictionary<string, string> previousHashes) : IArtifactSource
 {
@@ -120,8 +93,8 @@ public sealed class ManifestArtifact(ReleaseManifest manifest, string uploadDir,
     {
         var sameOnHost = previousDir is not null && _byHash.TryGetValue(sha, out var path) ? Path.Combine(previousDir, path) : null;
         var uploaded = Path.Combine(uploadDir, sha);
-        if (File.Exists(uploaded)) return entry with { SourcePath = uploaded, HardLinkFrom = sameOnHost };
-        if (sameOnHost is not null && File.Exists(sameOnHost)) return entry with { SourcePath = sameOnHost, HardLinkFrom = sameOnHost };
+        if (File.Exists(uploaded)) return entry with { SourcePath = uploaded, Sha256 = sha };
+        if (sameOnHost is not null && File.Exists(sameOnHost)) return entry with { SourcePath = sameOnHost, Sha256 = sha };
         throw new ArtifactException($"{manifest.Description}: the content of '{entry.Path}' (sha256 {sha[..12]}) was neither sent nor found in the previous release");
     }
 }

@@ -184,7 +184,6 @@ public sealed class RemoteSession(ReleaseDeployer deployer, RootLayout layout, T
                 _prepared = null;
                 throw;
             }
-            ReleaseHashes.Save(layout, _prepared.Id, manifest.Entries.Where(e => e.Kind == "file").ToDictionary(e => e.Path, e => e.Sha256!, StringComparer.Ordinal));
         }
         finally
         {

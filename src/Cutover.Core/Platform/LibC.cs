@@ -168,7 +168,63 @@ internal static partial class LibC
         return BitConverter.ToUInt64(buffer, 32);
     }
 
+    /// <summary>
+    /// lstat through statx(2): what staging needs to tell whether a file could have changed since it was hashed.
+    /// ctime cannot be set from user space and moves on every write, chmod and link, so an equal ctime (with
+    /// equal inode and size) means "not touched", as long as the comparison is not within one clock tick.
+    /// </summary>
+    public static FileStatus Stat(string path)
+    {
+        const int AtFdCwd = -100, AtSymlinkNoFollow = 0x100;
+        const uint StatxBasicStats = 0x7ff;
+        var buffer = new byte[256];
+        if (StatxNative(AtFdCwd, path, AtSymlinkNoFollow, StatxBasicStats, buffer) != 0) throw Error($"statx {path}");
+        static long Nanoseconds(byte[] b, int offset) => BitConverter.ToInt64(b, offset) * 1_000_000_000L + BitConverter.ToUInt32(b, offset + 8);
+        var mode = BitConverter.ToUInt16(buffer, 28);
+        return new FileStatus(
+            (UnixFileType)(mode & 0xF000),
+            (UnixFileMode)(mode & 0xFFF),
+            Inode: BitConverter.ToUInt64(buffer, 32),
+            Size: (long)BitConverter.ToUInt64(buffer, 40),
+            Links: BitConverter.ToUInt32(buffer, 16),
+            MtimeNs: Nanoseconds(buffer, 112),
+            CtimeNs: Nanoseconds(buffer, 96));
+    }
+
+    /// <summary><see cref="Stat"/>, or null when nothing is at the path.</summary>
+    public static FileStatus? TryStat(string path)
+    {
+        try
+        {
+            return Stat(path);
+        }
+        catch (IOException e) when (e.HResult is 2 or 20) // ENOENT, ENOTDIR
+        {
+            return null;
+        }
+    }
+
     public static void Close(int fd) => CloseNative(fd);
+
+    /// <summary>
+    /// open(2) for reading, as a handle FileStream and RandomAccess take. Unlike File.Open it takes no advisory
+    /// flock, two syscalls per file that staging 20,000 files does not need.
+    /// </summary>
+    public static Microsoft.Win32.SafeHandles.SafeFileHandle OpenForRead(string path)
+    {
+        var fd = OpenNative(path, ORdonly | OCloexec);
+        if (fd < 0) throw Error($"open {path}");
+        return new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
+    }
+
+    /// <summary>open(2) with O_CREAT|O_EXCL for writing (mode 0600 until the caller sets the file's own), no flock.</summary>
+    public static Microsoft.Win32.SafeHandles.SafeFileHandle CreateNew(string path)
+    {
+        const int OWronly = 1, OCreat = 0x40, OExcl = 0x80;
+        var fd = OpenWithModeNative(path, OWronly | OCreat | OExcl | OCloexec, Convert.ToInt32("600", 8));
+        if (fd < 0) throw Error($"open {path}");
+        return new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
+    }
 
     private static IOException Error(string what)
     {
@@ -176,6 +232,9 @@ internal static partial class LibC
         return new IOException($"{what}: {new Win32Exception(errno).Message}", errno);
     }
 }
+
+/// <summary>The fields of statx(2) that staging compares; times in nanoseconds since the epoch.</summary>
+public readonly record struct FileStatus(UnixFileType Type, UnixFileMode Mode, ulong Inode, long Size, uint Links, long MtimeNs, long CtimeNs);
 
 public enum UnixFileType
 {

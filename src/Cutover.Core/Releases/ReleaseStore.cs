@@ -113,6 +113,7 @@ public sealed class ReleaseStore(RootLayout layout)
         if (Directory.Exists(dir)) LibC.Rename(dir, trash);
         File.Delete(layout.RecordFile(id));
         File.Delete(layout.LogFile(id));
+        File.Delete(layout.ContentIndexFile(id));
         DeleteTree(trash);
     }
 

@@ -16,6 +16,8 @@ public sealed record RootLayout(string Root)
     public string ReleaseDir(ReleaseId id) => Path.Combine(Releases, id.Value);
     public string RecordFile(ReleaseId id) => Path.Combine(Records, id.Value + ".json");
     public string LogFile(ReleaseId id) => Path.Combine(Logs, id.Value + ".log");
+    /// <summary>The release's content index (path -> sha256), see Staging/ContentIndex.</summary>
+    public string ContentIndexFile(ReleaseId id) => Path.Combine(State, "hashes", id.Value + ".json");
 
     /// <summary>The target <c>current</c> points at, relative so the root can be moved or mounted elsewhere.</summary>
     public static string CurrentTarget(ReleaseId id) => "releases/" + id.Value;

@@ -19,10 +19,10 @@ public sealed record ArtifactEntry
     public string? SourcePath { get; init; }
     public Func<Stream>? OpenContent { get; init; }
     /// <summary>
-    /// A file elsewhere on this machine with the same content (a fleet host's previous release, matched by hash):
-    /// hard-linked when its size, mtime and mode also match, so it costs no disk.
+    /// The content's sha256 when the artifact names it (a fleet manifest): identical content already on this machine
+    /// is linked without reading the source, and content read from the source must match it.
     /// </summary>
-    public string? HardLinkFrom { get; init; }
+    public string? Sha256 { get; init; }
 }
 
 /// <summary>A directory or an archive that becomes a release.</summary>

@@ -9,45 +9,47 @@ public sealed class DirectoryArtifact(string root) : IArtifactSource
 
     public IEnumerable<ArtifactEntry> Entries(CancellationToken cancellationToken) => Walk(root, "", cancellationToken);
 
+    /// <summary>One statx per entry (type, mode, size, mtime), and readlink only for symlinks.</summary>
     private IEnumerable<ArtifactEntry> Walk(string dir, string prefix, CancellationToken cancellationToken)
     {
-        var entries = new DirectoryInfo(dir).EnumerateFileSystemInfos("*", new EnumerationOptions
+        var entries = Directory.EnumerateFileSystemEntries(dir, "*", new EnumerationOptions
         {
             AttributesToSkip = 0,
             IgnoreInaccessible = false,
             RecurseSubdirectories = false,
-        }).OrderBy(e => e.Name, StringComparer.Ordinal);
-        foreach (var info in entries)
+        }).Select(full => (Full: full, Name: Path.GetFileName(full))).OrderBy(e => e.Name, StringComparer.Ordinal);
+        foreach (var (full, name) in entries)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            if (prefix.Length == 0 && info.Name == ".git") continue;
-            var path = prefix + info.Name;
-            if (info.LinkTarget is { } target)
+            if (prefix.Length == 0 && name == ".git") continue;
+            var path = prefix + name;
+            var status = LibC.Stat(full);
+            var modified = DateTime.UnixEpoch.AddTicks(status.MtimeNs / 100);
+            switch (status.Type)
             {
-                ArtifactPaths.CheckSymlink(path, target, root);
-                yield return new ArtifactEntry { Path = path, Kind = EntryKind.Symlink, LinkTarget = target };
-            }
-            else if (info is DirectoryInfo sub)
-            {
-                yield return new ArtifactEntry { Path = path, Kind = EntryKind.Directory, Mode = sub.UnixFileMode, ModifiedUtc = sub.LastWriteTimeUtc };
-                foreach (var child in Walk(sub.FullName, path + "/", cancellationToken))
-                    yield return child;
-            }
-            else if (info is FileInfo file && LibC.FileType(file.FullName) == UnixFileType.Regular)
-            {
-                yield return new ArtifactEntry
-                {
-                    Path = path,
-                    Kind = EntryKind.File,
-                    Mode = file.UnixFileMode,
-                    ModifiedUtc = file.LastWriteTimeUtc,
-                    Size = file.Length,
-                    SourcePath = file.FullName,
-                };
-            }
-            else
-            {
-                throw new ArtifactException($"{root}: '{path}' is not a regular file, directory or symlink (a socket, fifo or device cannot be deployed)");
+                case UnixFileType.Symlink:
+                    var target = new FileInfo(full).LinkTarget!;
+                    ArtifactPaths.CheckSymlink(path, target, root);
+                    yield return new ArtifactEntry { Path = path, Kind = EntryKind.Symlink, LinkTarget = target };
+                    break;
+                case UnixFileType.Directory:
+                    yield return new ArtifactEntry { Path = path, Kind = EntryKind.Directory, Mode = status.Mode, ModifiedUtc = modified };
+                    foreach (var child in Walk(full, path + "/", cancellationToken))
+                        yield return child;
+                    break;
+                case UnixFileType.Regular:
+                    yield return new ArtifactEntry
+                    {
+                        Path = path,
+                        Kind = EntryKind.File,
+                        Mode = status.Mode,
+                        ModifiedUtc = modified,
+                        Size = status.Size,
+                        SourcePath = full,
+                    };
+                    break;
+                default:
+                    throw new ArtifactException($"{root}: '{path}' is not a regular file, directory or symlink (a socket, fifo or device cannot be deployed)");
             }
         }
     }

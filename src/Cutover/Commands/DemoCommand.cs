@@ -49,7 +49,7 @@ public static class DemoCommand
             Step(env, "1. deploy version 1.0.0");
             WriteApp(source, "1.0.0");
             var first = await deployer.DeployAsync(new DeployRequest(source, "v1.0.0", TimeSpan.Zero, command), ct);
-            Step(env, "2. deploy version 1.1.0 (one file changed; the rest is hard-linked)");
+            Step(env, "2. deploy version 1.1.0 (one file changed; identical files are shared with 1.0.0)");
             WriteApp(source, "1.1.0");
             var second = await deployer.DeployAsync(new DeployRequest(source, "v1.1.0", TimeSpan.Zero, command), ct);
             Step(env, "3. roll back");
@@ -152,7 +152,7 @@ public static class DemoCommand
         {
             var path = Path.Combine(dir, name["Demo/".Length..]);
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            if (File.Exists(path)) continue; // unchanged files keep their mtime, so the next release hard-links them
+            if (File.Exists(path)) continue; // written once; a release shares identical content with the one before
             using var input = assembly.GetManifestResourceStream(name)!;
             using var output = File.Create(path);
             input.CopyTo(output);
