@@ -189,4 +189,6 @@ public sealed class AgentActivator(AgentClient client, string configFile, string
         await client.EnsureRunningAsync(agentCommand, progress, cancellationToken);
         return await client.ActivateAsync(configFile, app, releaseId, releaseDir, progress, cancellationToken);
     }
+
+    public Task<string?> StopAsync(IDeployProgress progress, CancellationToken cancellationToken) => client.PostAsync(app, "stop", cancellationToken);
 }

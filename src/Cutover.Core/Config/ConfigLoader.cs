@@ -59,8 +59,7 @@ public static class ConfigLoader
             if (strategy != "blue-green" && top.Has(key))
                 top.Error(key, $"'{key}' belongs to strategy: blue-green; this config uses strategy: {strategy}");
         var blueGreen = strategy == "blue-green" ? ReadBlueGreen(top) : new BlueGreenConfig();
-        var health = rolling ? null : ReadHealth(top.Section("health"));
-        var instanceHealth = rolling ? ReadInstanceHealth(top.Section("health")) : new InstanceHealthConfig();
+        var (instanceHealth, health) = rolling ? ReadInstanceHealth(top.Section("health")) : (new InstanceHealthConfig(), ReadHealth(top.Section("health")));
         var runtime = top.Choice("runtime", InstanceRuntime.Process, ("process", InstanceRuntime.Process), ("docker", InstanceRuntime.Docker));
         if (!rolling && top.Has("runtime"))
             top.Error("runtime", $"'runtime' belongs to strategies rolling and blue-green; this config uses strategy: {strategy}");
@@ -278,9 +277,14 @@ public static class ConfigLoader
         return false;
     }
 
-    private static InstanceHealthConfig ReadInstanceHealth(YamlSection? section)
+    /// <summary>
+    /// An agent app's health section: each instance's check (path, interval, timeout, retries, start_period) and,
+    /// with `url`, the check after the switch that every strategy runs (through the public URL, with the same
+    /// interval, timeout and retries, expecting expect_status).
+    /// </summary>
+    private static (InstanceHealthConfig Instance, HealthConfig? AfterSwitch) ReadInstanceHealth(YamlSection? section)
     {
-        if (section is null) return new InstanceHealthConfig();
+        if (section is null) return (new InstanceHealthConfig(), null);
         var path = section.String("path", "/health")!;
         if (!path.StartsWith('/')) section.Error("path", $"'{path}' must start with '/'");
         var health = new InstanceHealthConfig
@@ -291,8 +295,28 @@ public static class ConfigLoader
             Retries = section.Int("retries", 3, min: 1),
             StartPeriod = section.Duration("start_period", TimeSpan.Zero),
         };
+        HealthConfig? afterSwitch = null;
+        if (section.Has("url"))
+        {
+            var urlText = section.RequiredString("url");
+            if (!Uri.TryCreate(urlText, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
+                section.Error("url", $"'{urlText}' is not an http:// or https:// URL");
+            else
+                afterSwitch = new HealthConfig
+                {
+                    Url = url,
+                    ExpectStatus = section.Int("expect_status", 200, min: 100, max: 599),
+                    Timeout = health.Timeout,
+                    Interval = health.Interval,
+                    Retries = health.Retries,
+                };
+        }
+        else if (section.Has("expect_status"))
+        {
+            section.Error("expect_status", "belongs to health.url, the check after the switch; give the url too");
+        }
         section.RejectUnknownKeys();
-        return health;
+        return (health, afterSwitch);
     }
 
     private static RollingConfig ReadRolling(YamlSection? section)

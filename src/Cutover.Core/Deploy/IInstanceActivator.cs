@@ -11,4 +11,7 @@ public interface IInstanceActivator
 {
     /// <summary>Null when every instance runs the release; otherwise why not (the old instances still serve).</summary>
     Task<string?> ActivateAsync(string releaseId, string releaseDir, IDeployProgress progress, CancellationToken cancellationToken);
+
+    /// <summary>Drains and stops the app's instances (a first release that failed its checks after going live); null or why not.</summary>
+    Task<string?> StopAsync(IDeployProgress progress, CancellationToken cancellationToken);
 }

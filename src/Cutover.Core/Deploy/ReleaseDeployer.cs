@@ -227,59 +227,13 @@ public sealed class ReleaseDeployer
     /// <summary>The switch (or the instances' move), the checks after it, and going back when they fail; then prune.</summary>
     public async Task<DeployResult> ActivateAsync(PreparedRelease prepared, CancellationToken cancellationToken)
     {
-        var (clock, id, previous, releaseDir) = (prepared.Clock, prepared.Id, prepared.Previous, prepared.Dir);
-        // Marked before the switch: a crash between the two leaves a complete, unswitched release, never a
-        // live one that recovery would take for an interrupted staging.
-        if (_activator is not null)
-        {
-            string? failure;
-            try
-            {
-                failure = await clock.RunCheckedAsync("instances", () => _activator.ActivateAsync(id.Value, releaseDir, _progress, cancellationToken),
-                    $"all instances on {id}");
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                // The activator returns only once the agent has put every replaced instance back.
-                const string why = "cancelled during the instances' move; every instance replaced so far was put back";
-                prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Cancelled, why);
-                return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.Cancelled, why, [], clock);
-            }
-            if (failure is not null)
-            {
-                prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Failed, failure);
-                return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.RolledBack, failure, [], clock);
-            }
-            // The instances already serve it: it went live before `current` follows.
-            prepared.Record = _store.SetStatus(prepared.Record with { WentLive = DateTimeOffset.UtcNow }, ReleaseStatus.Switched);
-            clock.Run("switch", () => _current.SwitchTo(id), previous is null ? $"current -> {id}" : $"current: {previous} -> {id}");
-            prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Active);
-            var prunedReleases = clock.Run("prune", () => _bookkeeping.Prune(_config.KeepReleases), p => p.Count == 0 ? "nothing to remove" : $"removed {string.Join(", ", p)}");
-            return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.Success, null, prunedReleases, clock);
-        }
+        var (clock, id, previous) = (prepared.Clock, prepared.Id, prepared.Previous);
+        // 1. The strategy's step: traffic moves to the release (the `current` rename, or the agent's instances).
+        if (await GoLiveAsync(prepared, cancellationToken) is { } notLive) return notLive;
 
-        prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Switched);
-        try
-        {
-            clock.Run("switch", () => _current.SwitchTo(id), previous is null ? $"current -> {id}" : $"current: {previous} -> {id}");
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // rename(2) is atomic: either `current` moved (only the fsync after it failed) and the checks go on, or
-            // the switch did not happen, and this release never served and must never be a rollback target.
-            if (_current.Read() == id) _progress.Warning($"switched to {id}, but {e.Message}");
-        }
-        if (_current.Read() != id)
-        {
-            var why = $"the switch to {id} failed: `current` could not be replaced in {_layout.Root}";
-            prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Failed, why);
-            return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.Failed, why, [], clock);
-        }
-        prepared.Record = prepared.Record with { WentLive = DateTimeOffset.UtcNow };
-        _store.Save(prepared.Record);
-
-        // Whatever stops the checks after the switch (a failed hook or health check, SIGINT/SIGTERM, an exception)
-        // puts the previous release back: an unverified release never stays live behind a non-zero exit.
+        // 2. The same for every strategy: after_switch hooks and health.url. Whatever stops them (a failed hook or
+        // check, SIGINT/SIGTERM, an exception) puts the previous release back: an unverified release never stays
+        // live behind a non-zero exit.
         string? problem;
         var cancelled = false;
         try
@@ -299,17 +253,94 @@ public sealed class ReleaseDeployer
         if (problem is not null)
         {
             // The undo is not cancellable: a second signal must not leave the unverified release live.
-            await SwitchBackAsync(clock, id, previous, prepared.Log, CancellationToken.None);
+            var undone = await UndoActivationAsync(prepared, CancellationToken.None);
             prepared.Record = _store.SetStatus(prepared.Record, cancelled ? ReleaseStatus.Cancelled : ReleaseStatus.Failed, problem);
-            var message = previous is null
-                ? $"{problem}; there was no earlier release, so 'current' was removed"
-                : $"{problem}; switched back to {previous}";
-            return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, cancelled ? DeployOutcome.Cancelled : DeployOutcome.RolledBack, message, [], clock);
+            return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, cancelled ? DeployOutcome.Cancelled : DeployOutcome.RolledBack, $"{problem}; {undone}", [], clock);
         }
 
+        // 3. Record and prune.
         prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Active);
         var pruned = clock.Run("prune", () => _bookkeeping.Prune(_config.KeepReleases), p => p.Count == 0 ? "nothing to remove" : $"removed {string.Join(", ", p)}");
         return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.Success, null, pruned, clock);
+    }
+
+    /// <summary>
+    /// Moves traffic to the release: the instances first (rolling, blue-green, docker: the agent), then `current`.
+    /// Null once it serves (record `switched`, `went_live` stamped); otherwise the finished result of a deploy that
+    /// never went live, or that the agent already took back.
+    /// </summary>
+    private async Task<DeployResult?> GoLiveAsync(PreparedRelease prepared, CancellationToken cancellationToken)
+    {
+        var (clock, id, previous) = (prepared.Clock, prepared.Id, prepared.Previous);
+        if (_activator is not null)
+        {
+            string? failure;
+            try
+            {
+                failure = await clock.RunCheckedAsync("instances", () => _activator.ActivateAsync(id.Value, prepared.Dir, _progress, cancellationToken),
+                    $"all instances on {id}");
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                // The activator returns only once the agent has put every replaced instance back.
+                const string why = "cancelled during the instances' move; every instance replaced so far was put back";
+                prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Cancelled, why);
+                return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.Cancelled, why, [], clock);
+            }
+            if (failure is not null)
+            {
+                prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Failed, failure);
+                return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.RolledBack, failure, [], clock);
+            }
+            // The instances already serve it: it went live before `current` follows.
+            prepared.Record = _store.SetStatus(prepared.Record with { WentLive = DateTimeOffset.UtcNow }, ReleaseStatus.Switched);
+            clock.Run("switch", () => _current.SwitchTo(id), previous is null ? $"current -> {id}" : $"current: {previous} -> {id}");
+            return null;
+        }
+
+        // Marked before the switch: a crash between the two leaves a complete, unswitched release, never a
+        // live one that recovery would take for an interrupted staging.
+        prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Switched);
+        try
+        {
+            clock.Run("switch", () => _current.SwitchTo(id), previous is null ? $"current -> {id}" : $"current: {previous} -> {id}");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // rename(2) is atomic: either `current` moved (only the fsync after it failed) and the checks go on, or
+            // the switch did not happen, and this release never served and must never be a rollback target.
+            if (_current.Read() == id) _progress.Warning($"switched to {id}, but {e.Message}");
+        }
+        if (_current.Read() != id)
+        {
+            var why = $"the switch to {id} failed: `current` could not be replaced in {_layout.Root}";
+            prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Failed, why);
+            return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.Failed, why, [], clock);
+        }
+        prepared.Record = prepared.Record with { WentLive = DateTimeOffset.UtcNow };
+        _store.Save(prepared.Record);
+        return null;
+    }
+
+    /// <summary>
+    /// Takes an activation back: the agent's instances return to the previous release (or stop, when there was
+    /// none), then `current` and after_rollback. Returns what was done, for the message.
+    /// </summary>
+    private async Task<string> UndoActivationAsync(PreparedRelease prepared, CancellationToken cancellationToken)
+    {
+        var (clock, id, previous) = (prepared.Clock, prepared.Id, prepared.Previous);
+        string? instances = null;
+        if (_activator is not null)
+        {
+            var failure = previous is null
+                ? await clock.RunCheckedAsync("instances", () => _activator.StopAsync(_progress, cancellationToken), "instances stopped: there is no earlier release")
+                : await clock.RunCheckedAsync("instances", () => _activator.ActivateAsync(previous.Value, _layout.ReleaseDir(previous), _progress, cancellationToken),
+                    $"all instances back on {previous}");
+            if (failure is not null) instances = $"but the instances could not be moved back: {failure}";
+        }
+        await SwitchBackAsync(clock, id, previous, prepared.Log, cancellationToken);
+        var done = previous is null ? "there was no earlier release, so 'current' was removed" : $"switched back to {previous}";
+        return instances is null ? done : $"{done}, {instances}";
     }
 
     /// <summary>

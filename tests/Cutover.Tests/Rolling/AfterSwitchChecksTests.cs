@@ -1,0 +1,123 @@
+using System.Diagnostics;
+using Cutover.Releases;
+using Cutover.Tests.Support;
+using Xunit.Abstractions;
+
+namespace Cutover.Tests.Rolling;
+
+/// <summary>
+/// after_switch hooks and health.url run for the agent strategies as they do for symlink: through the real CLI and
+/// agent, under load; a failed check puts every instance back on the previous release and runs after_rollback.
+/// </summary>
+public class AfterSwitchChecksTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly TempDir _dir = new();
+    private string Home => _dir.Combine("home");
+    private string Source => _dir.Combine("src");
+    private string Root => _dir.Combine("root");
+
+    public void Dispose()
+    {
+        AgentProcess.Stop(Home, 15);
+        AgentProcess.Stop(Home, 9);
+        OwnedProcesses.KillByEnvironment("CUTOVER_HOME", Home);
+        _dir.Dispose();
+    }
+
+    private string Config(int port, string strategy, string extra)
+    {
+        var path = _dir.Combine("cutover.yml");
+        File.WriteAllText(path, $"""
+            app: node
+            strategy: {strategy}
+            root: {Root}
+            run:
+              command: node server.js
+              instances: 2
+              ready: message
+              ready_timeout: 5s
+            proxy:
+              listen: 127.0.0.1:{port}
+              drain_timeout: 5s
+            {extra}
+            """);
+        return path;
+    }
+
+    private void WriteVersion(string version)
+    {
+        if (!Directory.Exists(Source)) AppFactory.CopyTree(Path.Combine(AppContext.BaseDirectory, "examples", "node-app"), Source);
+        File.WriteAllText(Path.Combine(Source, "VERSION"), version);
+    }
+
+    private async Task<CliResult> Cli(params string[] args)
+    {
+        var start = CutoverCli.StartInfo(_dir.Path, args);
+        start.Environment["CUTOVER_HOME"] = Home;
+        using var process = Process.Start(start)!;
+        process.StandardInput.Close();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(2));
+        var result = new CliResult(process.ExitCode, await stdout, await stderr);
+        output.WriteLine($"$ cutover {string.Join(' ', args)} (exit {result.ExitCode})\n{result.All}");
+        return result;
+    }
+
+    [Theory]
+    [InlineData("rolling")]
+    [InlineData("blue-green")]
+    public async Task After_switch_hooks_run_and_a_failing_health_url_puts_every_instance_back(string strategy)
+    {
+        var port = HealthServer.FreePort();
+        var closed = HealthServer.FreePort();
+        var hooks = "hooks:\n  after_switch: [\"echo $CUTOVER_RELEASE_ID >> $CUTOVER_ROOT/switched\"]\n  after_rollback: [\"touch $CUTOVER_ROOT/rolled_back\"]\n";
+        WriteVersion("1");
+        var first = await Cli("deploy", Source, "-c", Config(port, strategy, hooks + $"health:\n  url: http://127.0.0.1:{port}/health\n  interval: 100ms\n"));
+        Assert.True(first.ExitCode == 0, first.All);
+        var firstId = new FileInfo(Path.Combine(Root, "current")).LinkTarget!.Replace("releases/", "");
+        Assert.Equal(firstId, File.ReadAllText(Path.Combine(Root, "switched")).Trim());
+        Assert.Contains("health: done", first.Stdout);
+
+        await using var load = new LoadGenerator($"http://127.0.0.1:{port}/", connections: 4, maxDuration: TimeSpan.FromMinutes(2));
+        WriteVersion("2");
+        var bad = await Cli("deploy", Source, "-c", Config(port, strategy, hooks + $"health:\n  url: http://127.0.0.1:{closed}/\n  interval: 100ms\n  retries: 2\n"));
+        var doneMs = load.NowMs;
+        await Task.Delay(300);
+        var samples = await load.StopAsync();
+
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("health check failed", bad.All);
+        Assert.Contains("switched back to " + firstId, bad.All);
+        Assert.True(File.Exists(Path.Combine(Root, "rolled_back")), "after_rollback did not run");
+        Assert.Equal("releases/" + firstId, new FileInfo(Path.Combine(Root, "current")).LinkTarget);
+        Assert.Equal(ReleaseStatus.Failed, new ReleaseStore(new RootLayout(Root)).List().MaxBy(r => r.ReleaseId)!.Status);
+        Assert.Equal(0, samples.Count(s => s.Status != 200));
+        var after = samples.Where(s => s.StartMs > doneMs).ToList();
+        Assert.NotEmpty(after);
+        Assert.All(after, s => Assert.Equal("1", s.Version));
+    }
+
+    [Fact]
+    public async Task A_first_release_failing_its_health_url_leaves_nothing_running()
+    {
+        var port = HealthServer.FreePort();
+        var closed = HealthServer.FreePort();
+        WriteVersion("1");
+        var first = await Cli("deploy", Source, "-c", Config(port, "rolling", $"health:\n  url: http://127.0.0.1:{closed}/\n  interval: 100ms\n  retries: 2\n"));
+        Assert.Equal(1, first.ExitCode);
+        Assert.Contains("no earlier release", first.All);
+        Assert.False(File.Exists(Path.Combine(Root, "current")));
+        var status = await Cli("status", "--json", "-c", _dir.Combine("cutover.yml"));
+        Assert.DoesNotContain("\"ready\"", status.Stdout);
+    }
+
+    [Fact]
+    public async Task Expect_status_without_a_url_is_a_config_error()
+    {
+        var config = Config(HealthServer.FreePort(), "rolling", "health:\n  expect_status: 204\n");
+        var result = await Cli("deploy", _dir.Path, "-c", config);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("expect_status", result.Stderr);
+    }
+}
