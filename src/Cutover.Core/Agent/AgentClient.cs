@@ -98,7 +98,7 @@ public sealed class AgentClient : IDisposable
     }
 
     /// <summary>Moves an app to a release; progress events are replayed on <paramref name="progress"/>.</summary>
-    public async Task<string?> ActivateAsync(string configFile, string app, string releaseId, string releaseDir, IDeployProgress progress, CancellationToken cancellationToken)
+    public async Task<ActivationResult> ActivateAsync(string configFile, string app, string releaseId, string releaseDir, IDeployProgress progress, CancellationToken cancellationToken)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, $"v1/apps/{Uri.EscapeDataString(app)}/activate")
         {
@@ -108,7 +108,7 @@ public sealed class AgentClient : IDisposable
         // its result, so the CLI never exits with a mixed set of instances behind it.
         using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, CancellationToken.None);
         if (!response.IsSuccessStatusCode)
-            return $"the agent answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(CancellationToken.None)}";
+            return ActivationResult.NotLive($"the agent answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(CancellationToken.None)}");
         await using var onCancel = cancellationToken.Register(() =>
         {
             progress.Warning("cancelling: the agent puts every instance it replaced back on the running release");
@@ -130,11 +130,12 @@ public sealed class AgentClient : IDisposable
                 case "info": progress.Info(Get("message")); break;
                 case "warning": progress.Warning(Get("message")); break;
                 case "result":
-                    if (e.TryGetProperty("cancelled", out var c) && c.ValueKind == JsonValueKind.True) throw new OperationCanceledException(Get("error"), cancellationToken);
-                    return e.GetProperty("error").ValueKind == JsonValueKind.Null ? null : Get("error");
+                    var result = JsonSerializer.Deserialize<ActivationResultEvent>(line, Json.Options)!.Result;
+                    if (result.Outcome == ActivationOutcome.Cancelled) throw new OperationCanceledException(result.Error, cancellationToken);
+                    return result;
             }
         }
-        return "the agent closed the connection before it finished (did it stop?)";
+        return ActivationResult.NotLive("the agent closed the connection before it finished (did it stop?)");
     }
 
     private async Task CancelAsync(string app, string releaseId)
@@ -184,7 +185,7 @@ public sealed class AgentClient : IDisposable
 /// <summary>The rolling strategy's activation, done by the agent.</summary>
 public sealed class AgentActivator(AgentClient client, string configFile, string app, IReadOnlyList<string> agentCommand) : IInstanceActivator
 {
-    public async Task<string?> ActivateAsync(string releaseId, string releaseDir, IDeployProgress progress, CancellationToken cancellationToken)
+    public async Task<ActivationResult> ActivateAsync(string releaseId, string releaseDir, IDeployProgress progress, CancellationToken cancellationToken)
     {
         await client.EnsureRunningAsync(agentCommand, progress, cancellationToken);
         return await client.ActivateAsync(configFile, app, releaseId, releaseDir, progress, cancellationToken);

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Cutover.Config;
+using Cutover.Deploy;
 using Cutover.Platform;
 using Cutover.Progress;
 using Cutover.Rolling;
@@ -124,29 +125,27 @@ public sealed class AgentServer : IAsyncDisposable
             await context.Response.StartAsync(context.RequestAborted);
             await using var writer = new StreamWriter(new ClientStream(context.Response.Body)) { AutoFlush = true };
             var progress = new JsonProgress(writer);
-            string? error;
-            var cancelled = false;
+            ActivationResult result;
             await _gate.WaitAsync(context.RequestAborted);
             try
             {
-                error = await ActivateLockedAsync(app, request, progress, cancel.Token);
-                cancelled = cancel.IsCancellationRequested && error is not null;
+                result = await ActivateLockedAsync(app, request, progress, cancel.Token);
+                if (cancel.IsCancellationRequested && !result.Succeeded) result = result with { Outcome = ActivationOutcome.Cancelled };
             }
             catch (OperationCanceledException) when (cancel.IsCancellationRequested)
             {
-                error = "cancelled";
-                cancelled = true;
+                result = new ActivationResult(ActivationOutcome.Cancelled, "cancelled");
             }
             catch (Exception e) when (e is DeployException or ConfigException or IOException)
             {
-                error = e.Message;
+                result = ActivationResult.NotLive(e.Message);
             }
             finally
             {
                 _gate.Release();
             }
-            if (cancelled) _logger.LogWarning("activation of {App} release {Release} cancelled: {Error}", app, request.ReleaseId, error);
-            progress.Emit(new { @event = "result", error, cancelled });
+            if (result.Outcome == ActivationOutcome.Cancelled) _logger.LogWarning("activation of {App} release {Release} cancelled: {Error}", app, request.ReleaseId, result.Error);
+            progress.Emit(new ActivationResultEvent("result", result));
         }
         finally
         {
@@ -165,16 +164,16 @@ public sealed class AgentServer : IAsyncDisposable
 
     private static string ActivationKey(string app, string release) => app + "/" + release;
 
-    private async Task<string?> ActivateLockedAsync(string app, ActivateRequest request, IDeployProgress progress, CancellationToken cancellationToken)
+    private async Task<ActivationResult> ActivateLockedAsync(string app, ActivateRequest request, IDeployProgress progress, CancellationToken cancellationToken)
     {
         var config = ConfigLoader.Load(request.Config);
-        if (config.App != app) return $"the config names app '{config.App}', not '{app}'";
+        if (config.App != app) return ActivationResult.NotLive($"the config names app '{config.App}', not '{app}'");
         CutoverConfig? previousConfig = null;
         if (!_apps.TryGetValue(app, out var runtime))
         {
             var clash = _apps.Values.FirstOrDefault(a => a.Config.Proxy!.Listen.Equals(config.Proxy!.Listen));
             if (clash is not null)
-                return $"app '{clash.Config.App}' already listens on {config.Proxy!.Listen}; give '{app}' another proxy.listen";
+                return ActivationResult.NotLive($"app '{clash.Config.App}' already listens on {config.Proxy!.Listen}; give '{app}' another proxy.listen");
             runtime = await CreateRuntimeAsync(config, cancellationToken);
             _apps[app] = runtime;
             progress.Info($"proxy for {app} listening on {runtime.Proxy.Listen}");
@@ -182,10 +181,11 @@ public sealed class AgentServer : IAsyncDisposable
         else
         {
             previousConfig = runtime.Config;
-            if (runtime.Reconfigure(config) is { } refused) return refused;
+            if (runtime.Reconfigure(config) is { } refused) return ActivationResult.NotLive(refused);
         }
 
         string? error;
+        var outcome = ActivationOutcome.NotLive;
         if (runtime.Slots.All(s => s is null))
         {
             progress.PhaseStarted("start");
@@ -199,11 +199,18 @@ public sealed class AgentServer : IAsyncDisposable
         else if (config.Strategy == "blue-green")
         {
             error = await new BlueGreen.BlueGreenSwitch(runtime, progress).RunAsync(request.ReleaseId, request.ReleaseDir, cancellationToken);
+            // Green is switched to as one set, so a failure is either before the switch or switched back after it.
+            if (error is not null && runtime.ReleaseId != request.ReleaseId && error.Contains("switched back")) outcome = ActivationOutcome.RolledBack;
         }
         else
         {
             var result = await new RollingUpdate(runtime, progress).RunAsync(request.ReleaseId, request.ReleaseDir, cancellationToken);
             var was = runtime.Slots.FirstOrDefault(sl => sl is not null && sl.Spec.ReleaseId != request.ReleaseId)?.Spec.ReleaseId;
+            outcome = result.Succeeded ? ActivationOutcome.Live
+                : result.Cancelled ? ActivationOutcome.Cancelled
+                : result.RolledBack ? ActivationOutcome.RolledBack
+                : result.Replaced == 0 ? ActivationOutcome.NotLive
+                : ActivationOutcome.Paused;
             error = result.Succeeded ? null
                 : result.Cancelled ? $"cancelled; every instance is back on release {runtime.ReleaseId}"
                 : result.RolledBack ? $"{result.Error}; every instance is back on release {was}"
@@ -211,9 +218,11 @@ public sealed class AgentServer : IAsyncDisposable
                 : $"{result.Error}; {result.Replaced} of {runtime.Slots.Length} instances run the new release, the others {was} (failure_action {runtime.Config.Rolling.FailureAction.ToString().ToLowerInvariant()})";
         }
         // A release that did not take keeps the config of the one that still serves, for restarts and `start`.
-        if (error is not null && previousConfig is not null) runtime.Reconfigure(previousConfig);
+        if (error is not null && previousConfig is not null && outcome != ActivationOutcome.Paused) runtime.Reconfigure(previousConfig);
         Save(app, request.Config, stopped: false);
-        return error;
+        if (error is null) return ActivationResult.Live;
+        var instances = runtime.Slots.Where(s => s is not null).GroupBy(s => s!.Spec.ReleaseId).ToDictionary(g => g.Key, g => g.Count());
+        return new ActivationResult(outcome, error, instances);
     }
 
     private async Task<IResult> StopAppAsync(string app, CancellationToken cancellationToken)

@@ -10,6 +10,8 @@ public enum DeployOutcome
     RolledBack,
     /// <summary>Stopped by SIGINT/SIGTERM; whatever had been switched was put back before the command exited.</summary>
     Cancelled,
+    /// <summary>failure_action pause: instances of the new and the previous release both serve; exit 1.</summary>
+    Paused,
 }
 
 public static class DeployOutcomeWords
@@ -20,6 +22,7 @@ public static class DeployOutcomeWords
         DeployOutcome.Success => "success",
         DeployOutcome.Failed => "failed",
         DeployOutcome.Cancelled => "cancelled",
+        DeployOutcome.Paused => "paused",
         _ => "rolled_back",
     };
 }

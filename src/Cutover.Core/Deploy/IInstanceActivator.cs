@@ -9,8 +9,8 @@ namespace Cutover.Deploy;
 /// </summary>
 public interface IInstanceActivator
 {
-    /// <summary>Null when every instance runs the release; otherwise why not (the old instances still serve).</summary>
-    Task<string?> ActivateAsync(string releaseId, string releaseDir, IDeployProgress progress, CancellationToken cancellationToken);
+    /// <summary>Where the move ended: live, not live (the old instances serve), rolled back, paused (mixed) or cancelled.</summary>
+    Task<ActivationResult> ActivateAsync(string releaseId, string releaseDir, IDeployProgress progress, CancellationToken cancellationToken);
 
     /// <summary>Drains and stops the app's instances (a first release that failed its checks after going live); null or why not.</summary>
     Task<string?> StopAsync(IDeployProgress progress, CancellationToken cancellationToken);

@@ -274,11 +274,10 @@ public sealed class ReleaseDeployer
         var (clock, id, previous) = (prepared.Clock, prepared.Id, prepared.Previous);
         if (_activator is not null)
         {
-            string? failure;
+            ActivationResult moved;
             try
             {
-                failure = await clock.RunCheckedAsync("instances", () => _activator.ActivateAsync(id.Value, prepared.Dir, _progress, cancellationToken),
-                    $"all instances on {id}");
+                moved = await MoveInstancesAsync(clock, id, $"all instances on {id}", cancellationToken);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -287,10 +286,20 @@ public sealed class ReleaseDeployer
                 prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Cancelled, why);
                 return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.Cancelled, why, [], clock);
             }
-            if (failure is not null)
+            if (moved.Outcome == ActivationOutcome.Paused)
             {
+                // Instances of both releases serve; `current` stays on the previous one until every instance moved.
+                var why = $"{moved.Error}; paused with {moved.DescribeInstances()}: `cutover deploy` goes on with a new release, " +
+                          $"`cutover rollback` puts every instance back on {previous?.Value ?? "the previous release"}";
+                prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Paused, why);
+                return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.Paused, why, [], clock);
+            }
+            if (!moved.Succeeded)
+            {
+                var failure = moved.Error ?? "the instances did not move";
                 prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Failed, failure);
-                return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.RolledBack, failure, [], clock);
+                return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous,
+                    moved.Outcome == ActivationOutcome.RolledBack ? DeployOutcome.RolledBack : DeployOutcome.Failed, failure, [], clock);
             }
             // The instances already serve it: it went live before `current` follows.
             prepared.Record = _store.SetStatus(prepared.Record with { WentLive = DateTimeOffset.UtcNow }, ReleaseStatus.Switched);
@@ -334,8 +343,7 @@ public sealed class ReleaseDeployer
         {
             var failure = previous is null
                 ? await clock.RunCheckedAsync("instances", () => _activator.StopAsync(_progress, cancellationToken), "instances stopped: there is no earlier release")
-                : await clock.RunCheckedAsync("instances", () => _activator.ActivateAsync(previous.Value, _layout.ReleaseDir(previous), _progress, cancellationToken),
-                    $"all instances back on {previous}");
+                : (await MoveInstancesAsync(clock, previous, $"all instances back on {previous}", cancellationToken)).Error;
             if (failure is not null) instances = $"but the instances could not be moved back: {failure}";
         }
         await SwitchBackAsync(clock, id, previous, prepared.Log, cancellationToken);
@@ -351,9 +359,8 @@ public sealed class ReleaseDeployer
     {
         if (_activator is not null && prepared.Previous is { } previous)
         {
-            var failure = await prepared.Clock.RunCheckedAsync("instances", () => _activator.ActivateAsync(previous.Value, _layout.ReleaseDir(previous), _progress, cancellationToken),
-                $"all instances back on {previous}");
-            if (failure is not null) throw new DeployException($"could not move the instances back to {previous}: {failure}");
+            var moved = await MoveInstancesAsync(prepared.Clock, previous, $"all instances back on {previous}", cancellationToken);
+            if (!moved.Succeeded) throw new DeployException($"could not move the instances back to {previous}: {moved.Error}");
         }
         await SwitchBackAsync(prepared.Clock, prepared.Id, prepared.Previous, prepared.Log, cancellationToken);
         if (prepared.Previous is { } back && _store.Find(back) is { } record) _store.SetStatus(record, ReleaseStatus.Active);
@@ -383,15 +390,20 @@ public sealed class ReleaseDeployer
         _bookkeeping.Recover();
 
         var from = _current.Read() ?? throw new DeployException($"{_layout.Current} does not point at a release; nothing to roll back from");
+        var clock = new PhaseClock(_progress);
+        // A paused deploy left instances of a newer release beside `current`'s: going back means all on `current`.
+        if (_activator is not null && request.Target is null
+            && _store.List().Where(r => r.Status == ReleaseStatus.Paused && r.ReleaseId > from).MaxBy(r => r.ReleaseId) is { } paused
+            && _store.Find(from) is { } live)
+            return await RollBackPausedAsync(started, clock, paused, live, cancellationToken);
+
         var target = _bookkeeping.RollbackTarget(from, request.Target);
         var to = target.ReleaseId;
 
-        var clock = new PhaseClock(_progress);
         if (_activator is not null)
         {
-            var failure = await clock.RunCheckedAsync("instances", () => _activator.ActivateAsync(to.Value, _layout.ReleaseDir(to), _progress, cancellationToken),
-                $"all instances on {to}");
-            if (failure is not null) throw new DeployException($"rollback to {to} failed: {failure}");
+            var moved = await MoveInstancesAsync(clock, to, $"all instances on {to}", cancellationToken);
+            if (!moved.Succeeded) throw new DeployException($"rollback to {to} failed: {moved.Error}");
         }
         clock.Run("switch", () => _current.SwitchTo(to), $"current: {from} -> {to}");
         if (_store.Find(from) is { } left) _store.SetStatus(left, ReleaseStatus.RolledBack, "rolled back by " + Environment.UserName);
@@ -413,6 +425,43 @@ public sealed class ReleaseDeployer
 
         _bookkeeping.RecordRollback(started, from, target, error is null ? "success" : "hook_failed", error, clock);
         return new RollbackResult(from.Value, to.Value, target.Revision, error, clock.Seconds);
+    }
+
+    /// <summary>Every instance back on the live release after a paused deploy; `current` already names it.</summary>
+    private async Task<RollbackResult> RollBackPausedAsync(DateTimeOffset started, PhaseClock clock, ReleaseRecord paused, ReleaseRecord live, CancellationToken cancellationToken)
+    {
+        var to = live.ReleaseId;
+        var moved = await MoveInstancesAsync(clock, to, $"all instances back on {to}", cancellationToken);
+        if (!moved.Succeeded) throw new DeployException($"rollback of the paused release {paused.Id} to {to} failed: {moved.Error}");
+        _store.SetStatus(paused, ReleaseStatus.RolledBack, "rolled back from its pause by " + Environment.UserName);
+        string? error = null;
+        using (var log = new ReleaseLog(_layout.LogFile(to), _progress))
+        {
+            var context = new HookContext(_config.App, _layout.Root, to.Value, _layout.ReleaseDir(to), _layout.ReleaseDir(paused.ReleaseId), _config.Hooks.Timeout);
+            try
+            {
+                await RunHooksAsync(clock, "after_rollback", _config.Hooks.AfterRollback, context, log, cancellationToken);
+            }
+            catch (HookFailedException e)
+            {
+                error = $"rolled back to {to}, but {e.Message}";
+            }
+        }
+        _bookkeeping.RecordRollback(started, paused.ReleaseId, live, error is null ? "success" : "hook_failed", error, clock);
+        return new RollbackResult(paused.Id, to.Value, live.Revision, error, clock.Seconds);
+    }
+
+    /// <summary>The agent moves every instance to a release; the phase `instances` is timed and reported.</summary>
+    private async Task<ActivationResult> MoveInstancesAsync(PhaseClock clock, ReleaseId to, string success, CancellationToken cancellationToken)
+    {
+        ActivationResult? result = null;
+        var failure = await clock.RunCheckedAsync("instances", async () =>
+        {
+            result = await _activator!.ActivateAsync(to.Value, _layout.ReleaseDir(to), _progress, cancellationToken);
+            return result.Succeeded ? null : result.Error ?? $"the instances did not move ({result.Outcome})";
+        }, success);
+        // RunCheckedAsync turns a refused request (the agent gone, an I/O error) into its message.
+        return result ?? ActivationResult.NotLive(failure ?? "the agent did not answer");
     }
 
     /// <summary>

@@ -16,6 +16,8 @@ public enum ReleaseStatus
     RolledBack,
     /// <summary>Its deploy was stopped by SIGINT/SIGTERM; if it had gone live, the previous release was put back.</summary>
     Cancelled,
+    /// <summary>Its rolling deploy paused (failure_action pause): some instances run it, the others `current`.</summary>
+    Paused,
     /// <summary>
     /// Never written: the release's record exists but cannot be read (damaged by hand or by the disk; records are
     /// renamed into place, so a crash cannot cut one short). Listed with the reason; never pruned, never a rollback

@@ -115,6 +115,7 @@ public static class DeployCommand
         {
             DeployOutcome.Success => $"deployed {config.App} release {result.Release} in {total:0.00}s",
             DeployOutcome.Failed => $"deploy failed before the switch; {(result.Previous is null ? "nothing was live" : $"{result.Previous} is still live")}: {result.Error}",
+            DeployOutcome.Paused => $"deploy of release {result.Release} paused: {result.Error}",
             DeployOutcome.Cancelled => $"deploy of release {result.Release} cancelled: {result.Error}{(result.Previous is null ? "" : $"; {result.Previous} is live")}",
             _ => $"deploy failed after the release was staged: {result.Error}",
         };

@@ -69,6 +69,7 @@ public static class ReleasesCommand
         ReleaseStatus.Active => "[green]active[/]",
         ReleaseStatus.Failed => "[red]failed[/]",
         ReleaseStatus.Cancelled => "[red]cancelled[/]",
+        ReleaseStatus.Paused => "[yellow]paused[/]",
         ReleaseStatus.RolledBack => "[yellow]rolled_back[/]",
         ReleaseStatus.Switched => "[yellow]switched[/]",
         ReleaseStatus.Unreadable => "[red]unreadable[/]",

@@ -23,6 +23,8 @@ public static class StatusCommand
                 IReadOnlyList<string> agentWarnings = config.RunsInstances ? await AgentCommands.AgentWarningsAsync(ct) : [];
                 var swarmView = config.Swarm is { } swarm ? await Cutover.Swarm.SwarmStatus.ReadAsync(swarm, ct) : null;
                 var current = s.CurrentRecord;
+                // A paused rolling deploy: instances of a newer release serve beside `current`'s until deploy or rollback.
+                var paused = current is null ? null : s.Releases.Where(r => r.Status == ReleaseStatus.Paused && r.ReleaseId > current.ReleaseId).MaxBy(r => r.ReleaseId);
                 if (json)
                 {
                     env.Out.WriteLine(JsonSerializer.Serialize(new
@@ -31,7 +33,8 @@ public static class StatusCommand
                         strategy = config.Strategy,
                         root = config.Root,
                         current = current is null ? null : new { id = current.Id, revision = current.Revision, status = ReleasesCommand.StatusName(current.Status), since = current.Updated ?? current.Created, failure = current.Failure },
-                        rollback_target = s.RollbackTarget?.Id,
+                        rollback_target = paused is null ? s.RollbackTarget?.Id : current!.Id,
+                        paused = paused is null ? null : new { id = paused.Id, why = paused.Failure },
                         releases = s.Releases.Count,
                         failed_releases = s.Releases.Count(r => r.Status == ReleaseStatus.Failed),
                         last_action = s.LastAction,
@@ -51,7 +54,8 @@ public static class StatusCommand
                     : current.Status == ReleaseStatus.Unreadable
                     ? $"[red]{Markup.Escape($"{current.Id}  {current.Failure}")}[/]"
                     : Markup.Escape($"{current.Id}  revision {ReleasesCommand.ShortRevision(current.Revision)}  {ReleasesCommand.StatusName(current.Status)} since {(current.Updated ?? current.Created):yyyy-MM-dd HH:mm:ss}Z"));
-                Row("rollback to", Markup.Escape(s.RollbackTarget?.Id ?? "-"));
+                if (paused is not null) Row("paused", $"[yellow]{Markup.Escape($"{paused.Id}: {paused.Failure}")}[/]");
+                Row("rollback to", Markup.Escape(paused is not null ? $"{current!.Id} (every instance)" : s.RollbackTarget?.Id ?? "-"));
                 Row("releases", $"{s.Releases.Count} kept (keep_releases: {config.KeepReleases})");
                 if (s.LastAction is { } last)
                     Row("last action", Markup.Escape($"{last.Action} {last.Release} by {last.User} at {last.Finished:yyyy-MM-dd HH:mm:ss}Z: {last.Outcome}{(last.Error is null ? "" : $" ({last.Error})")}"));

@@ -113,6 +113,46 @@ public class AfterSwitchChecksTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task A_paused_rolling_deploy_is_recorded_paused_exits_1_names_the_mixed_set_and_rollback_puts_all_back()
+    {
+        var port = HealthServer.FreePort();
+        var config = Config(port, "rolling", "rolling:\n  failure_action: pause\n  monitor: 200ms\n");
+        WriteVersion("1");
+        Assert.Equal(0, (await Cli("deploy", Source, "-c", config)).ExitCode);
+        var firstId = new FileInfo(Path.Combine(Root, "current")).LinkTarget!.Replace("releases/", "");
+
+        await using var load = new LoadGenerator($"http://127.0.0.1:{port}/", connections: 4, maxDuration: TimeSpan.FromMinutes(2));
+        WriteVersion("2");
+        File.WriteAllText(Path.Combine(Source, "BEHAVIOR"), "exit-instance-1");
+        var paused = await Cli("deploy", Source, "-c", config);
+        File.Delete(Path.Combine(Source, "BEHAVIOR"));
+        Assert.Equal(1, paused.ExitCode);
+        var pausedRecord = new ReleaseStore(new RootLayout(Root)).List().MaxBy(r => r.ReleaseId)!;
+        Assert.Equal(ReleaseStatus.Paused, pausedRecord.Status);
+        Assert.Contains("paused", paused.Stderr);
+        Assert.Contains($"1 on {pausedRecord.Id}", paused.Stderr);
+        Assert.Contains($"1 on {firstId}", paused.Stderr);
+        Assert.Contains("`cutover rollback`", paused.Stderr);
+        Assert.Equal("paused", new Cutover.History.HistoryLog(new RootLayout(Root)).Read()[^1].Outcome);
+        Assert.Equal("releases/" + firstId, new FileInfo(Path.Combine(Root, "current")).LinkTarget);
+
+        var status = await Cli("status", "--json", "-c", config);
+        var json = System.Text.Json.JsonDocument.Parse(status.Stdout).RootElement;
+        Assert.Equal(pausedRecord.Id, json.GetProperty("paused").GetProperty("id").GetString());
+        Assert.Equal(firstId, json.GetProperty("rollback_target").GetString());
+
+        var rollback = await Cli("rollback", "-c", config);
+        Assert.True(rollback.ExitCode == 0, rollback.All);
+        var doneMs = load.NowMs;
+        await Task.Delay(300);
+        var samples = await load.StopAsync();
+        Assert.Equal(0, samples.Count(s => s.Status != 200));
+        Assert.All(samples.Where(s => s.StartMs > doneMs), s => Assert.Equal("1", s.Version));
+        Assert.Equal(ReleaseStatus.RolledBack, new ReleaseStore(new RootLayout(Root)).Find(pausedRecord.ReleaseId)!.Status);
+        Assert.Equal("releases/" + firstId, new FileInfo(Path.Combine(Root, "current")).LinkTarget);
+    }
+
+    [Fact]
     public async Task Expect_status_without_a_url_is_a_config_error()
     {
         var config = Config(HealthServer.FreePort(), "rolling", "health:\n  expect_status: 204\n");
