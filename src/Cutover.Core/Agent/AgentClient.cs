@@ -150,8 +150,8 @@ public sealed class AgentClient : IDisposable
         }
     }
 
-    public async Task<JsonElement> AppsAsync(CancellationToken cancellationToken) =>
-        await _http.GetFromJsonAsync<JsonElement>("v1/apps", cancellationToken);
+    public async Task<IReadOnlyList<AppView>> AppsAsync(CancellationToken cancellationToken) =>
+        await _http.GetFromJsonAsync<List<AppView>>("v1/apps", Json.Options, cancellationToken) ?? [];
 
     /// <summary>The agent's start-up warnings (GET /v1/agent); empty from an agent that predates them.</summary>
     public async Task<IReadOnlyList<string>> WarningsAsync(CancellationToken cancellationToken)

@@ -357,30 +357,26 @@ public sealed class AgentServer : IAsyncDisposable
         }
     }
 
-    private static object Describe(AppRuntime runtime) => new
-    {
-        app = runtime.Config.App,
-        release = runtime.ReleaseId,
-        proxy = runtime.Proxy.Listen.ToString(),
-        proxy_errors = runtime.Proxy.Failed,
-        previous = runtime.Warm is { } warm ? new { release = warm.ReleaseId, until = warm.Until, instances = warm.Instances.Length } : null,
-        instances = runtime.Slots.Select((s, i) => s is null
-            ? new { id = $"{runtime.Config.App}-{i}", release = (string?)null, pid = (int?)null, port = (int?)null, address = (string?)null, runs_as = (string?)null, state = "stopped", uptime_seconds = (double?)null, memory_bytes = 0L, restarts = 0, problem = (string?)null }
-            : new
-            {
-                id = s.Spec.Id,
-                release = (string?)s.Spec.ReleaseId,
-                pid = s.Pid,
-                port = (int?)s.Spec.Port,
-                address = s.Endpoint?.ToString(),
-                runs_as = s.Description,
-                state = JsonNamingPolicy.SnakeCaseLower.ConvertName(s.State.ToString()),
-                uptime_seconds = s.Since is { } since ? (double?)Math.Round((DateTimeOffset.UtcNow - since).TotalSeconds, 1) : null,
-                memory_bytes = s.RssBytes,
-                restarts = s.Restarts,
-                problem = s.LastProblem,
-            }).ToList(),
-    };
+    private static AppView Describe(AppRuntime runtime) => new(
+        runtime.Config.App,
+        runtime.ReleaseId,
+        runtime.Proxy.Listen.ToString(),
+        runtime.Proxy.Failed,
+        runtime.Warm is { } warm ? new WarmSetView(warm.ReleaseId, warm.Until, warm.Instances.Length) : null,
+        runtime.Slots.Select((s, i) => s is null
+            ? new InstanceView($"{runtime.Config.App}-{i}", null, null, null, null, null, "stopped", null, 0, 0, null)
+            : new InstanceView(
+                s.Spec.Id,
+                s.Spec.ReleaseId,
+                s.Pid,
+                s.Spec.Port,
+                s.Endpoint?.ToString(),
+                s.Description,
+                JsonNamingPolicy.SnakeCaseLower.ConvertName(s.State.ToString()),
+                s.Since is { } since ? Math.Round((DateTimeOffset.UtcNow - since).TotalSeconds, 1) : null,
+                s.RssBytes,
+                s.Restarts,
+                s.LastProblem)).ToList());
 
     private async Task ShutdownAsync()
     {

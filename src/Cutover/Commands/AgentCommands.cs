@@ -108,13 +108,11 @@ public static class AgentCommands
     }
 
     /// <summary>The instance table for `cutover status` of a rolling app; the agent's view, live.</summary>
-    public static async Task<JsonElement?> AppStatusAsync(CutoverConfig config, CancellationToken cancellationToken)
+    public static async Task<AppView?> AppStatusAsync(CutoverConfig config, CancellationToken cancellationToken)
     {
         using var client = new AgentClient(AgentHome.FromEnvironment());
         if (!await client.IsRunningAsync(cancellationToken)) return null;
-        foreach (var app in (await client.AppsAsync(cancellationToken)).EnumerateArray())
-            if (app.GetProperty("app").GetString() == config.App) return app.Clone();
-        return null;
+        return (await client.AppsAsync(cancellationToken)).FirstOrDefault(a => a.App == config.App);
     }
 
     /// <summary>What the agent had to say about its own start (a corrupt state.json restored): empty when all was well.</summary>
@@ -125,28 +123,27 @@ public static class AgentCommands
         return await client.WarningsAsync(cancellationToken);
     }
 
-    public static void RenderInstances(CliEnvironment env, JsonElement? app)
+    public static void RenderInstances(CliEnvironment env, AppView? app)
     {
-        if (app is not { } a)
+        if (app is null)
         {
             env.Out.WriteLine("instances: the agent is not running this app");
             return;
         }
         var table = new Table().Border(env.Interactive ? TableBorder.Rounded : TableBorder.None)
             .AddColumns("instance", "release", "runs as", "address", "state", "uptime", "memory", "restarts");
-        foreach (var i in a.GetProperty("instances").EnumerateArray())
+        foreach (var i in app.Instances)
         {
-            string Text(string name) => i.GetProperty(name).ValueKind == JsonValueKind.Null ? "-" : i.GetProperty(name).ToString();
-            var uptime = i.GetProperty("uptime_seconds").ValueKind == JsonValueKind.Number ? $"{i.GetProperty("uptime_seconds").GetDouble():0}s" : "-";
-            var state = Text("state") + (i.GetProperty("problem").ValueKind == JsonValueKind.String && Text("state") != "ready" ? $" ({Text("problem")})" : "");
-            var runsAs = i.TryGetProperty("runs_as", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString()! : Text("pid");
-            var address = i.TryGetProperty("address", out var ad) && ad.ValueKind == JsonValueKind.String ? ad.GetString()! : Text("port");
-            table.AddRow(Markup.Escape(Text("id")), Markup.Escape(Text("release")), Markup.Escape(runsAs), Markup.Escape(address), Markup.Escape(state), uptime,
-                $"{i.GetProperty("memory_bytes").GetInt64() / (1024.0 * 1024):0.0} MiB", Text("restarts"));
+            var uptime = i.UptimeSeconds is { } seconds ? $"{seconds:0}s" : "-";
+            var state = i.State + (i.Problem is not null && i.State != "ready" ? $" ({i.Problem})" : "");
+            var runsAs = i.RunsAs ?? i.Pid?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "-";
+            var address = i.Address ?? i.Port?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "-";
+            table.AddRow(Markup.Escape(i.Id), Markup.Escape(i.Release ?? "-"), Markup.Escape(runsAs), Markup.Escape(address), Markup.Escape(state), uptime,
+                $"{i.MemoryBytes / (1024.0 * 1024):0.0} MiB", i.Restarts.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
-        env.Out.WriteLine($"proxy {a.GetProperty("proxy").GetString()}, live release {a.GetProperty("release")}");
-        if (a.TryGetProperty("previous", out var previous) && previous.ValueKind == JsonValueKind.Object)
-            env.Out.WriteLine($"previous set: release {previous.GetProperty("release")}, {previous.GetProperty("instances")} instances warm out of rotation until {previous.GetProperty("until").GetDateTimeOffset():yyyy-MM-dd HH:mm:ss}Z");
+        env.Out.WriteLine($"proxy {app.Proxy}, live release {app.Release}");
+        if (app.Previous is { } previous)
+            env.Out.WriteLine($"previous set: release {previous.Release}, {previous.Instances} instances warm out of rotation until {previous.Until:yyyy-MM-dd HH:mm:ss}Z");
         env.Console.Write(table);
     }
 

@@ -1,0 +1,24 @@
+namespace Cutover.Agent;
+
+/// <summary>
+/// What `GET /v1/apps` says about one app: written by the agent and read by the CLI (`status`, `status --json`)
+/// with this one record, so the two sides cannot drift apart by a property name.
+/// </summary>
+public sealed record AppView(string App, string? Release, string Proxy, long ProxyErrors, WarmSetView? Previous, IReadOnlyList<InstanceView> Instances);
+
+/// <summary>The blue-green set that served before the last switch, warm out of rotation until <see cref="Until"/>.</summary>
+public sealed record WarmSetView(string Release, DateTimeOffset Until, int Instances);
+
+/// <summary>One slot of an app: a stopped slot has no release, pid, port or address.</summary>
+public sealed record InstanceView(
+    string Id,
+    string? Release,
+    int? Pid,
+    int? Port,
+    string? Address,
+    string? RunsAs,
+    string State,
+    double? UptimeSeconds,
+    long MemoryBytes,
+    int Restarts,
+    string? Problem);
