@@ -64,7 +64,7 @@ public static class DeployCommand
                     }, stopProbe.Token);
                 }
                 var result = config.Strategy == "swarm"
-                    ? await new Cutover.Swarm.SwarmDeployer(config, progress).DeployAsync(request, ct)
+                    ? await new Cutover.Swarm.SwarmDeployer(config, progress, http).DeployAsync(request, ct)
                     : await deployer.DeployAsync(request, ct);
                 Cutover.Probe.ProbeReport? probed = null;
                 if (probing is not null)
