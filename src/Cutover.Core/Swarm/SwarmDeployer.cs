@@ -172,15 +172,14 @@ public sealed class SwarmDeployer
     private async Task<DeployResult> UndoAsync(DateTimeOffset started, ReleaseRecord record, ReleaseId? previous, bool createdService, string problem, bool cancelled, ReleaseLog log, PhaseClock clock)
     {
         var id = record.ReleaseId;
-        string undone;
+        string? undone;
+        var back = true;
         if (previous is not null && _store.Find(previous) is { Image: { } previousImage })
         {
-            var failure = await clock.RunCheckedAsync("swarm", async () =>
-            {
-                var back = await ApplyAsync(previousImage, previous.Value, _swarm.Rollback, CancellationToken.None);
-                return back.Succeeded ? null : back.Describe(_swarm.Replicas);
-            }, $"{_swarm.Replicas}/{_swarm.Replicas} tasks back on {previousImage}");
-            undone = failure is null ? $"the service is back on {previous} ({previousImage})" : $"but the service could not be updated back to {previous}: {failure}";
+            var failure = await clock.RunCheckedAsync("swarm", () => UpdateBackAsync(previousImage, previous), $"{_swarm.Replicas}/{_swarm.Replicas} tasks back on {previousImage}");
+            back = failure is null;
+            // The result names the release the service is back on; only what it does not say goes into the error.
+            undone = back ? null : $"but the service could not be updated back to {previous}: {failure}";
         }
         else if (createdService)
         {
@@ -196,7 +195,34 @@ public sealed class SwarmDeployer
         }
         await _bookkeeping.SwitchBackAsync(_config, clock, id, previous, log, CancellationToken.None);
         _store.SetStatus(record, cancelled ? ReleaseStatus.Cancelled : ReleaseStatus.Failed, problem);
-        return _bookkeeping.Finish(started, id, record.Revision, previous, cancelled ? DeployOutcome.Cancelled : DeployOutcome.RolledBack, $"{problem}; {undone}", [], clock);
+        var outcome = cancelled ? DeployOutcome.Cancelled : back ? DeployOutcome.RolledBack : DeployOutcome.Failed;
+        var error = undone is null ? problem : $"{problem}; {undone}";
+        return _bookkeeping.Finish(started, id, record.Revision, previous, outcome, error, [], clock);
+    }
+
+    /// <summary>
+    /// The update back to <paramref name="previous"/>. The update it replaces may still be moving (Swarm bumps the
+    /// service's version as it goes), so a version conflict is read again and retried, a bounded number of times.
+    /// </summary>
+    private async Task<string?> UpdateBackAsync(string previousImage, ReleaseId previous)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                var back = await ApplyAsync(previousImage, previous.Value, _swarm.Rollback, CancellationToken.None);
+                return back.Succeeded ? null : back.Describe(_swarm.Replicas);
+            }
+            catch (DeployException e) when (attempt < 10 && e.Message.Contains("update out of sequence", StringComparison.Ordinal))
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(200));
+            }
+            catch (Exception e) when (e is DeployException or HttpRequestException or IOException or TimeoutException)
+            {
+                // Said in the result (record failed, exit 1), never thrown past the records: the deploy must end recorded.
+                return e.Message;
+            }
+        }
     }
 
     private async Task<bool> ServiceExistsAsync(CancellationToken cancellationToken)
