@@ -88,6 +88,7 @@ public sealed class SwarmDeployer
         var hookContext = new HookContext(_config.App, _layout.Root, id.Value, releaseDir, previous is null ? null : _layout.ReleaseDir(previous), _config.Hooks.Timeout);
 
         // Before the update, as before the switch: the new tasks must start on the schema they need.
+        bool createdService;
         try
         {
             if (_migrations is not null)
@@ -97,6 +98,8 @@ public sealed class SwarmDeployer
                 _store.Save(record);
             }
             await _bookkeeping.RunHooksAsync(clock, "before_switch", _config.Hooks.BeforeSwitch, hookContext, log, cancellationToken);
+            // Whether this deploy creates the service decides what undoing a first release means.
+            createdService = !await ServiceExistsAsync(cancellationToken);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -111,8 +114,6 @@ public sealed class SwarmDeployer
             return _bookkeeping.Finish(started, id, request.Revision, previous, DeployOutcome.Failed, e.Message, [], clock);
         }
 
-        // Whether this deploy creates the service decides what undoing a first release means.
-        var createdService = !await ServiceExistsAsync(cancellationToken);
         SwarmUpdateOutcome? outcome = null;
         string? failure;
         try

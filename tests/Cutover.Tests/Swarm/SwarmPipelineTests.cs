@@ -77,6 +77,42 @@ public partial class SwarmPipelineTests(SwarmFixture swarm, PostgresFixture post
     }
 
     [Fact]
+    public async Task A_failing_migration_stops_the_deploy_before_the_service_update_and_the_old_tasks_keep_running()
+    {
+        const string service = "pipe-migfail";
+        using var dir = new TempDir();
+        var db = await postgres.Server.CreateDatabaseAsync();
+        var config = swarm.WriteConfig(dir, service, replicas: 1);
+        var request = (string image) => new DeployRequest("", null, TimeSpan.FromSeconds(10), "test") { Image = image };
+        try
+        {
+            var v1 = await new SwarmDeployer(SwarmFixture.Load(config), new RecordingProgress(output)).DeployAsync(request("app:v1"), SwarmUpdateTests.Soon());
+            Assert.True(v1.Succeeded, v1.Error);
+            var tasksBefore = (await swarm.TasksAsync(service)).Select(t => t.ID).Order().ToList();
+
+            Directory.CreateDirectory(dir.Combine("db", "migrations"));
+            File.WriteAllText(dir.Combine("db", "migrations", "0001_broken.sql"), "ALTER TABLE no_such_table ADD COLUMN email text;");
+            Append(config, "migrations:\n  dir: db/migrations\n  database_url_env: SHOP_DB\n");
+            var v2 = await new SwarmDeployer(SwarmFixture.Load(config), new RecordingProgress(output), environment: name => name == "SHOP_DB" ? db : null)
+                .DeployAsync(request("app:v2"), SwarmUpdateTests.Soon());
+
+            Assert.Equal(DeployOutcome.Failed, v2.Outcome);
+            Assert.Contains("migration failed", v2.Error);
+            Assert.DoesNotContain("swarm", v2.PhaseSeconds.Keys);
+            // Not a task was replaced: the service was never updated.
+            Assert.Equal(tasksBefore, (await swarm.TasksAsync(service)).Select(t => t.ID).Order().ToList());
+            await new SwarmUpdateTests(swarm, output).AssertRunsAsync(service, "app:v1", 1);
+            var store = new ReleaseStore(new RootLayout(dir.Combine(".cutover-swarm", service)));
+            Assert.Equal(ReleaseStatus.Failed, store.Find(ReleaseId.Parse(v2.Release)).Status);
+            Assert.Equal(v1.Release, new CurrentLink(new RootLayout(dir.Combine(".cutover-swarm", service))).Read()?.Value);
+        }
+        finally
+        {
+            await swarm.RemoveServiceAsync(service);
+        }
+    }
+
+    [Fact]
     public async Task A_failing_after_switch_hook_updates_the_service_back_to_the_last_good_image_and_runs_after_rollback()
     {
         const string service = "pipe-undo";
