@@ -50,7 +50,11 @@ public static class ConfigLoader
         var keep = top.Int("keep_releases", 5, min: 1);
 
         var shared = ReadShared(top.Section("shared"));
-        var hooks = ReadHooks(top.Section("hooks"));
+        var hooksSection = top.Section("hooks");
+        var hooks = ReadHooks(hooksSection);
+        // Build hooks run inside a release directory of files; a swarm release is an image, built before the deploy.
+        if (strategy == "swarm" && hooksSection?.Has("build") == true)
+            hooksSection.Error("build", "'build' hooks run in a release directory of files and belong to strategies symlink, rolling and blue-green; strategy: swarm deploys an image, so build it into the image (before_switch, after_switch and after_rollback hooks run with swarm)");
         var rolling = strategy is "rolling" or "blue-green";
         foreach (var key in new[] { "run", "proxy", "rolling", "logs" })
             if (!rolling && top.Has(key))

@@ -1,4 +1,8 @@
+using Cutover.Config;
+using Cutover.Health;
 using Cutover.History;
+using Cutover.Hooks;
+using Cutover.Migrations;
 using Cutover.Progress;
 using Cutover.Releases;
 using Microsoft.Extensions.Logging;
@@ -8,12 +12,14 @@ namespace Cutover.Deploy;
 
 /// <summary>
 /// What every deployer of releases does around its own activation (the `current` switch, the agent, Swarm):
-/// recover what an interrupted deploy left, prune to keep_releases, pick a rollback's target, and write the
-/// history lines of deploys and rollbacks.
+/// recover what an interrupted deploy left, lint and run the migrations, run hooks, verify a release after it went
+/// live (after_switch, health.url) and switch `current` back with after_rollback, prune to keep_releases, pick a
+/// rollback's target, and write the history lines of deploys and rollbacks.
 /// </summary>
 public sealed class ReleaseBookkeeping(RootLayout layout, ReleaseStore store, CurrentLink current, HistoryLog history, IDeployProgress progress, ILogger? logger = null)
 {
     private readonly ILogger _logger = logger ?? NullLogger.Instance;
+    private readonly HookRunner _hooks = new();
 
     /// <summary>Under the lock: leftover temp links go, and releases an interrupted deploy left in staging are marked failed.</summary>
     public void Recover()
@@ -108,5 +114,88 @@ public sealed class ReleaseBookkeeping(RootLayout layout, ReleaseStore store, Cu
             PhaseSeconds = clock.Seconds,
         });
         return new DeployResult(outcome, id.Value, revision, previous?.Value, error, pruned, clock.Seconds);
+    }
+
+    /// <summary>
+    /// Lint before anything is staged or updated: with lint: error, an error-level finding stops the deploy while
+    /// nothing has changed; with warn, findings are shown and the deploy goes on.
+    /// </summary>
+    public async Task<MigrationLintOutcome?> LintMigrationsAsync(MigrationPhase? migrations, PhaseClock clock)
+    {
+        if (migrations is null || migrations.Config.Lint == MigrationLintLevel.Off) return null;
+        MigrationLintOutcome? outcome = null;
+        var blocking = migrations.Config.Lint == MigrationLintLevel.Error;
+        var failure = await clock.RunCheckedAsync("lint", () =>
+        {
+            outcome = migrations.Lint();
+            foreach (var f in outcome.Findings)
+                progress.Warning($"{f.File}:{f.Line}:{f.Column}: {(f.Severity == Migrations.Lint.Severity.Error ? "error" : "warning")} [{f.Rule}] {f.Message}");
+            return Task.FromResult(blocking && outcome.Errors > 0
+                ? $"{outcome.Errors} error-level findings in the migrations ({migrations.Config.Dir}); `cutover migrations lint` shows the safe way for each"
+                : null);
+        }, () => $"{outcome!.Results.Count} files: {outcome.Errors} errors, {outcome.Warnings} warnings" + (outcome.SafetyAssured.Count > 0 ? $", {outcome.SafetyAssured.Count} safety-assured" : ""));
+        if (failure is not null) throw new DeployException($"{failure}; nothing was deployed");
+        return outcome;
+    }
+
+    /// <summary>The migrate phase: the files applied, or a <see cref="DeployException"/> naming the one that failed.</summary>
+    public async Task<IReadOnlyList<string>> MigrateAsync(MigrationPhase migrations, PhaseClock clock, ReleaseId id, CancellationToken cancellationToken)
+    {
+        var result = await clock.RunAsync("migrate",
+            () => migrations.RunAsync($"{Environment.UserName}@{Environment.MachineName} (release {id})", line => progress.Output("migrate", line), cancellationToken),
+            r => r.Applied.Count == 0 ? "nothing pending" : $"applied {string.Join(", ", r.Applied)}");
+        if (result.Error is not null)
+            throw new DeployException($"migration failed: {result.Error}" + (result.Applied.Count > 0 ? $" (applied before it: {string.Join(", ", result.Applied)})" : ""));
+        return result.Applied;
+    }
+
+    /// <summary>One stage's hooks, as a timed phase; a failing command throws <see cref="HookFailedException"/>.</summary>
+    public async Task RunHooksAsync(PhaseClock clock, string stage, IReadOnlyList<string> commands, HookContext context, ReleaseLog log, CancellationToken cancellationToken)
+    {
+        if (commands.Count == 0) return;
+        await clock.RunAsync(stage, () => _hooks.RunAsync(stage, commands, context, log.Write, cancellationToken),
+            commands.Count == 1 ? "1 command" : $"{commands.Count} commands");
+    }
+
+    /// <summary>after_switch hooks, then the health check. Returns why the new release is not fit to serve, or null.</summary>
+    public async Task<string?> VerifyAsync(CutoverConfig config, HttpClient http, PhaseClock clock, HookContext context, ReleaseLog log, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await RunHooksAsync(clock, "after_switch", config.Hooks.AfterSwitch, context, log, cancellationToken);
+        }
+        catch (HookFailedException e)
+        {
+            return e.Message;
+        }
+        if (config.Health is not { } health) return null;
+        var check = new HttpHealthCheck(http);
+        var result = await clock.RunAsync("health",
+            () => check.WaitHealthyAsync(health, (attempt, why) => log.Write("health", $"attempt {attempt}/{health.Retries}: {why}"), cancellationToken),
+            r => r.Healthy ? $"{health.Url} answered {health.ExpectStatus} (attempt {r.Attempts})" : $"failed after {r.Attempts} attempts");
+        return result.Healthy ? null : $"health check failed after {result.Attempts} attempts: {result.LastProblem}";
+    }
+
+    /// <summary>
+    /// `current` back to <paramref name="previous"/> (or removed, when there was none), then after_rollback in the
+    /// previous release; a failing after_rollback hook is a warning, the release is back either way.
+    /// </summary>
+    public async Task SwitchBackAsync(CutoverConfig config, PhaseClock clock, ReleaseId failed, ReleaseId? previous, ReleaseLog log, CancellationToken cancellationToken)
+    {
+        if (previous is null)
+        {
+            clock.Run("rollback", current.Remove, "removed current");
+            return;
+        }
+        clock.Run("rollback", () => current.SwitchTo(previous), $"current: {failed} -> {previous}");
+        var context = new HookContext(config.App, layout.Root, previous.Value, layout.ReleaseDir(previous), layout.ReleaseDir(failed), config.Hooks.Timeout);
+        try
+        {
+            await RunHooksAsync(clock, "after_rollback", config.Hooks.AfterRollback, context, log, cancellationToken);
+        }
+        catch (HookFailedException e)
+        {
+            progress.Warning(e.Message);
+        }
     }
 }

@@ -30,7 +30,6 @@ public sealed class ReleaseDeployer
     private readonly CurrentLink _current;
     private readonly HistoryLog _history;
     private readonly ReleaseBookkeeping _bookkeeping;
-    private readonly HookRunner _hooks = new();
     private readonly ILogger _logger;
 
     private readonly IInstanceActivator? _activator;
@@ -464,82 +463,19 @@ public sealed class ReleaseDeployer
         return result ?? ActivationResult.NotLive(failure ?? "the agent did not answer");
     }
 
-    /// <summary>
-    /// Lint before anything is staged: with lint: error, an error-level finding stops the deploy while nothing has
-    /// changed; with warn, findings are shown and the deploy goes on.
-    /// </summary>
-    private async Task<MigrationLintOutcome?> LintMigrationsAsync(PhaseClock clock)
-    {
-        if (_migrations is null || _migrations.Config.Lint == MigrationLintLevel.Off) return null;
-        MigrationLintOutcome? outcome = null;
-        var blocking = _migrations.Config.Lint == MigrationLintLevel.Error;
-        var failure = await clock.RunCheckedAsync("lint", () =>
-        {
-            outcome = _migrations.Lint();
-            foreach (var f in outcome.Findings)
-                _progress.Warning($"{f.File}:{f.Line}:{f.Column}: {(f.Severity == Migrations.Lint.Severity.Error ? "error" : "warning")} [{f.Rule}] {f.Message}");
-            return Task.FromResult(blocking && outcome.Errors > 0
-                ? $"{outcome.Errors} error-level findings in the migrations ({_migrations.Config.Dir}); `cutover migrations lint` shows the safe way for each"
-                : null);
-        }, () => $"{outcome!.Results.Count} files: {outcome.Errors} errors, {outcome.Warnings} warnings" + (outcome.SafetyAssured.Count > 0 ? $", {outcome.SafetyAssured.Count} safety-assured" : ""));
-        if (failure is not null) throw new DeployException($"{failure}; nothing was deployed");
-        return outcome;
-    }
+    private Task<MigrationLintOutcome?> LintMigrationsAsync(PhaseClock clock) => _bookkeeping.LintMigrationsAsync(_migrations, clock);
 
-    private async Task<IReadOnlyList<string>> MigrateAsync(PhaseClock clock, ReleaseId id, CancellationToken cancellationToken)
-    {
-        var result = await clock.RunAsync("migrate",
-            () => _migrations!.RunAsync($"{Environment.UserName}@{Environment.MachineName} (release {id})", line => _progress.Output("migrate", line), cancellationToken),
-            r => r.Applied.Count == 0 ? "nothing pending" : $"applied {string.Join(", ", r.Applied)}");
-        if (result.Error is not null)
-            throw new DeployException($"migration failed: {result.Error}" + (result.Applied.Count > 0 ? $" (applied before it: {string.Join(", ", result.Applied)})" : ""));
-        return result.Applied;
-    }
+    private Task<IReadOnlyList<string>> MigrateAsync(PhaseClock clock, ReleaseId id, CancellationToken cancellationToken) =>
+        _bookkeeping.MigrateAsync(_migrations!, clock, id, cancellationToken);
 
-    /// <summary>after_switch hooks, then the health check. Returns why the new release is not fit to serve, or null.</summary>
-    private async Task<string?> VerifyAsync(PhaseClock clock, HookContext context, ReleaseLog log, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await RunHooksAsync(clock, "after_switch", _config.Hooks.AfterSwitch, context, log, cancellationToken);
-        }
-        catch (HookFailedException e)
-        {
-            return e.Message;
-        }
-        if (_config.Health is not { } health) return null;
-        var check = new HttpHealthCheck(_http);
-        var result = await clock.RunAsync("health",
-            () => check.WaitHealthyAsync(health, (attempt, why) => log.Write("health", $"attempt {attempt}/{health.Retries}: {why}"), cancellationToken),
-            r => r.Healthy ? $"{health.Url} answered {health.ExpectStatus} (attempt {r.Attempts})" : $"failed after {r.Attempts} attempts");
-        return result.Healthy ? null : $"health check failed after {result.Attempts} attempts: {result.LastProblem}";
-    }
+    private Task<string?> VerifyAsync(PhaseClock clock, HookContext context, ReleaseLog log, CancellationToken cancellationToken) =>
+        _bookkeeping.VerifyAsync(_config, _http, clock, context, log, cancellationToken);
 
-    private async Task SwitchBackAsync(PhaseClock clock, ReleaseId failed, ReleaseId? previous, ReleaseLog log, CancellationToken cancellationToken)
-    {
-        if (previous is null)
-        {
-            clock.Run("rollback", _current.Remove, "removed current");
-            return;
-        }
-        clock.Run("rollback", () => _current.SwitchTo(previous), $"current: {failed} -> {previous}");
-        var context = new HookContext(_config.App, _layout.Root, previous.Value, _layout.ReleaseDir(previous), _layout.ReleaseDir(failed), _config.Hooks.Timeout);
-        try
-        {
-            await RunHooksAsync(clock, "after_rollback", _config.Hooks.AfterRollback, context, log, cancellationToken);
-        }
-        catch (HookFailedException e)
-        {
-            _progress.Warning(e.Message);
-        }
-    }
+    private Task SwitchBackAsync(PhaseClock clock, ReleaseId failed, ReleaseId? previous, ReleaseLog log, CancellationToken cancellationToken) =>
+        _bookkeeping.SwitchBackAsync(_config, clock, failed, previous, log, cancellationToken);
 
-    private async Task RunHooksAsync(PhaseClock clock, string stage, IReadOnlyList<string> commands, HookContext context, ReleaseLog log, CancellationToken cancellationToken)
-    {
-        if (commands.Count == 0) return;
-        await clock.RunAsync(stage, () => _hooks.RunAsync(stage, commands, context, log.Write, cancellationToken),
-            commands.Count == 1 ? "1 command" : $"{commands.Count} commands");
-    }
+    private Task RunHooksAsync(PhaseClock clock, string stage, IReadOnlyList<string> commands, HookContext context, ReleaseLog log, CancellationToken cancellationToken) =>
+        _bookkeeping.RunHooksAsync(clock, stage, commands, context, log, cancellationToken);
 
     /// <summary>Identical content is looked up in the live release first, or the newest complete one.</summary>
     private ReleaseId? LinkBase(ReleaseId? previous)

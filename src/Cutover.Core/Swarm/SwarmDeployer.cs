@@ -2,6 +2,8 @@ using Cutover.Config;
 using Cutover.Containers;
 using Cutover.Deploy;
 using Cutover.History;
+using Cutover.Hooks;
+using Cutover.Migrations;
 using Cutover.Locking;
 using Cutover.Progress;
 using Cutover.Releases;
@@ -26,17 +28,30 @@ public sealed class SwarmDeployer
     private readonly CurrentLink _current;
     private readonly ReleaseBookkeeping _bookkeeping;
 
-    public SwarmDeployer(CutoverConfig config, IDeployProgress progress)
+    private readonly HttpClient? _http;
+    private readonly MigrationPhase? _migrations;
+
+    /// <param name="http">For health.url after the update; a deploy makes its own when none is given (rollback needs none).</param>
+    /// <param name="environment">Where database_url_env is looked up; the process environment by default.</param>
+    public SwarmDeployer(CutoverConfig config, IDeployProgress progress, HttpClient? http = null, Func<string, string?>? environment = null)
     {
         _swarm = config.Swarm ?? throw new ArgumentException("strategy: swarm needs a swarm section", nameof(config));
         _config = config;
         _progress = progress;
+        _http = http;
+        _migrations = config.Migrations is { } migrations ? new MigrationPhase(migrations, environment ?? Environment.GetEnvironmentVariable) : null;
         _layout = new RootLayout(config.Root);
         _store = new ReleaseStore(_layout);
         _current = new CurrentLink(_layout);
         _bookkeeping = new ReleaseBookkeeping(_layout, _store, _current, new HistoryLog(_layout), progress);
     }
 
+    /// <summary>
+    /// The pipeline of the other strategies with the service update as its activation: lint, lock, record,
+    /// migrate, before_switch, the update, after_switch and health.url; a failure or SIGINT/SIGTERM after the update
+    /// began updates the service back to the previous release's image and runs after_rollback. Hooks run where
+    /// `cutover deploy` runs, in releases/&lt;id&gt;/ (which holds the `image` file).
+    /// </summary>
     public async Task<DeployResult> DeployAsync(DeployRequest request, CancellationToken cancellationToken)
     {
         var started = DateTimeOffset.UtcNow;
@@ -44,6 +59,9 @@ public sealed class SwarmDeployer
         var image = request.Image ?? _swarm.Image;
         _current.EnsureSwitchable();
         _store.EnsureLayout(request.AdoptRoot);
+        var clock = new PhaseClock(_progress);
+        // As for files: an error-level finding stops the deploy before the lock, a record or the service is touched.
+        var lint = await _bookkeeping.LintMigrationsAsync(_migrations, clock);
         using var held = await DeployLock.AcquireAsync(_layout, request.LockWait, request.CommandLine, cancellationToken);
         _bookkeeping.Recover();
 
@@ -62,11 +80,40 @@ public sealed class SwarmDeployer
         };
         // Record first, then the directory, as for files: a crash in between leaves a record recovery drops.
         _store.Save(record);
-        Directory.CreateDirectory(_layout.ReleaseDir(id));
-        File.WriteAllText(Path.Combine(_layout.ReleaseDir(id), "image"), image + "\n");
+        var releaseDir = _layout.ReleaseDir(id);
+        Directory.CreateDirectory(releaseDir);
+        File.WriteAllText(Path.Combine(releaseDir, "image"), image + "\n");
         _progress.Info($"release {id}: service {_swarm.Service} -> {image}");
+        using var log = new ReleaseLog(_layout.LogFile(id), _progress);
+        var hookContext = new HookContext(_config.App, _layout.Root, id.Value, releaseDir, previous is null ? null : _layout.ReleaseDir(previous), _config.Hooks.Timeout);
 
-        var clock = new PhaseClock(_progress);
+        // Before the update, as before the switch: the new tasks must start on the schema they need.
+        bool createdService;
+        try
+        {
+            if (_migrations is not null)
+            {
+                var applied = await _bookkeeping.MigrateAsync(_migrations, clock, id, cancellationToken);
+                record = record with { Migrations = applied, SafetyAssured = lint?.SafetyAssured is { Count: > 0 } notes ? notes : null };
+                _store.Save(record);
+            }
+            await _bookkeeping.RunHooksAsync(clock, "before_switch", _config.Hooks.BeforeSwitch, hookContext, log, cancellationToken);
+            // Whether this deploy creates the service decides what undoing a first release means.
+            createdService = !await ServiceExistsAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            const string why = "cancelled before the service update; the service was not touched";
+            _progress.Warning(why);
+            _store.SetStatus(record, ReleaseStatus.Cancelled, why);
+            return _bookkeeping.Finish(started, id, request.Revision, previous, DeployOutcome.Cancelled, why, [], clock);
+        }
+        catch (DeployException e)
+        {
+            _store.SetStatus(record, ReleaseStatus.Failed, e.Message);
+            return _bookkeeping.Finish(started, id, request.Revision, previous, DeployOutcome.Failed, e.Message, [], clock);
+        }
+
         SwarmUpdateOutcome? outcome = null;
         string? failure;
         try
@@ -77,12 +124,11 @@ public sealed class SwarmDeployer
                 return outcome.Succeeded ? null : outcome.Describe(_swarm.Replicas);
             }, $"{_swarm.Replicas}/{_swarm.Replicas} tasks running {image}");
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            // Only Cutover stops watching: Swarm goes on with the update by itself.
-            _progress.Warning($"cancelled; Swarm goes on updating {_swarm.Service} without Cutover watching (`cutover status` shows where it is)");
-            _store.SetStatus(record, ReleaseStatus.Failed, "cancelled while Swarm was updating the service");
-            throw;
+            // The update began: like a failure after the switch, the service goes back to the last good release.
+            _progress.Warning($"cancelled during the service update: putting {_swarm.Service} back on {(previous is null ? "no release" : previous.Value)}");
+            return await UndoAsync(started, record, previous, createdService, "cancelled during the service update", cancelled: true, log, clock);
         }
         if (failure is not null)
         {
@@ -93,9 +139,123 @@ public sealed class SwarmDeployer
         }
         record = _store.SetStatus(record with { WentLive = DateTimeOffset.UtcNow }, ReleaseStatus.Switched); // the service already runs it
         _current.SwitchTo(id);
+
+        // The checks every strategy runs once the release serves; whatever stops them takes the service back.
+        string? problem;
+        var cancelled = false;
+        try
+        {
+            using var ownHttp = _http is null ? new HttpClient() : null;
+            problem = await _bookkeeping.VerifyAsync(_config, _http ?? ownHttp!, clock, hookContext, log, cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            cancelled = true;
+            problem = "cancelled after the service update";
+            _progress.Warning($"cancelled after the service update: putting {_swarm.Service} back on {(previous is null ? "no release" : previous.Value)}");
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            problem = $"the checks after the update failed: {e.Message}";
+        }
+        if (problem is not null) return await UndoAsync(started, record, previous, createdService, problem, cancelled, log, clock);
+
         _store.SetStatus(record, ReleaseStatus.Active);
         var pruned = clock.Run("prune", () => _bookkeeping.Prune(_config.KeepReleases), p => p.Count == 0 ? "nothing to remove" : $"removed {string.Join(", ", p)}");
         return _bookkeeping.Finish(started, id, request.Revision, previous, DeployOutcome.Success, null, pruned, clock);
+    }
+
+    /// <summary>
+    /// Takes the update back, as `cutover rollback` would: the service to the previous release's image with the
+    /// rollback config (removed, when this deploy created it), then `current` and after_rollback. Not cancellable:
+    /// a second signal must not leave an unverified image running behind a non-zero exit.
+    /// </summary>
+    private async Task<DeployResult> UndoAsync(DateTimeOffset started, ReleaseRecord record, ReleaseId? previous, bool createdService, string problem, bool cancelled, ReleaseLog log, PhaseClock clock)
+    {
+        var id = record.ReleaseId;
+        string? undone;
+        var back = true;
+        if (previous is not null && _store.Find(previous) is { Image: { } previousImage })
+        {
+            var failure = await clock.RunCheckedAsync("swarm", () => UpdateBackAsync(previousImage, previous), $"{_swarm.Replicas}/{_swarm.Replicas} tasks back on {previousImage}");
+            back = failure is null;
+            // The result names the release the service is back on; only what it does not say goes into the error.
+            undone = back ? null : $"but the service could not be updated back to {previous}: {failure}";
+        }
+        else if (createdService)
+        {
+            // A first release has nothing to go back to: the service this deploy created goes, as a first release's instances stop.
+            await clock.RunAsync("swarm", () => RemoveServiceAsync(CancellationToken.None), $"removed service {_swarm.Service}: there is no earlier release");
+            undone = $"there was no earlier release, so service {_swarm.Service} was removed";
+        }
+        else
+        {
+            // The service ran before Cutover's first release here: Swarm's PreviousSpec is exactly what ran before.
+            await clock.RunAsync("swarm", () => RollbackToPreviousSpecAsync(CancellationToken.None), $"asked Swarm to put back the spec {_swarm.Service} had before Cutover");
+            undone = $"there was no earlier release, so Swarm was asked to put back the spec {_swarm.Service} had before Cutover";
+        }
+        await _bookkeeping.SwitchBackAsync(_config, clock, id, previous, log, CancellationToken.None);
+        _store.SetStatus(record, cancelled ? ReleaseStatus.Cancelled : ReleaseStatus.Failed, problem);
+        var outcome = cancelled ? DeployOutcome.Cancelled : back ? DeployOutcome.RolledBack : DeployOutcome.Failed;
+        var error = undone is null ? problem : $"{problem}; {undone}";
+        return _bookkeeping.Finish(started, id, record.Revision, previous, outcome, error, [], clock);
+    }
+
+    /// <summary>
+    /// The update back to <paramref name="previous"/>. The update it replaces may still be moving (Swarm bumps the
+    /// service's version as it goes), so a version conflict is read again and retried, a bounded number of times.
+    /// </summary>
+    private async Task<string?> UpdateBackAsync(string previousImage, ReleaseId previous)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                var back = await ApplyAsync(previousImage, previous.Value, _swarm.Rollback, CancellationToken.None);
+                return back.Succeeded ? null : back.Describe(_swarm.Replicas);
+            }
+            catch (DeployException e) when (attempt < 10 && e.Message.Contains("update out of sequence", StringComparison.Ordinal))
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(200));
+            }
+            catch (Exception e) when (e is DeployException or HttpRequestException or IOException or TimeoutException)
+            {
+                // Said in the result (record failed, exit 1), never thrown past the records: the deploy must end recorded.
+                return e.Message;
+            }
+        }
+    }
+
+    private async Task<bool> ServiceExistsAsync(CancellationToken cancellationToken)
+    {
+        using var client = DockerClientFactory.Create(_swarm.DockerHost);
+        try
+        {
+            return await SwarmServiceUpdater.InspectAsync(client, _swarm.Service, cancellationToken) is not null;
+        }
+        catch (DockerApiException e)
+        {
+            throw new DeployException($"docker refused: {e.ResponseBody?.Trim() ?? e.Message}");
+        }
+    }
+
+    private async Task RollbackToPreviousSpecAsync(CancellationToken cancellationToken)
+    {
+        using var client = DockerClientFactory.Create(_swarm.DockerHost);
+        var now = await client.Swarm.InspectServiceAsync(_swarm.Service, cancellationToken);
+        await client.Swarm.UpdateServiceAsync(now.ID, new Docker.DotNet.Models.ServiceUpdateParameters { Service = now.Spec!, Version = (long)(now.Version?.Index ?? 0), Rollback = "previous" }, cancellationToken);
+    }
+
+    private async Task RemoveServiceAsync(CancellationToken cancellationToken)
+    {
+        using var client = DockerClientFactory.Create(_swarm.DockerHost);
+        try
+        {
+            await client.Swarm.RemoveServiceAsync(_swarm.Service, cancellationToken);
+        }
+        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+        }
     }
 
     /// <summary>

@@ -64,7 +64,7 @@ public static class DeployCommand
                     }, stopProbe.Token);
                 }
                 var result = config.Strategy == "swarm"
-                    ? await new Cutover.Swarm.SwarmDeployer(config, progress).DeployAsync(request, ct)
+                    ? await new Cutover.Swarm.SwarmDeployer(config, progress, http).DeployAsync(request, ct)
                     : await deployer.DeployAsync(request, ct);
                 Cutover.Probe.ProbeReport? probed = null;
                 if (probing is not null)
@@ -109,7 +109,9 @@ public static class DeployCommand
         }
         if (probed is not null)
             foreach (var line in ProbeCommand.Lines(probed)) env.Out.WriteLine(line);
-        var message = config.Strategy == "swarm" && !result.Succeeded
+        // A swarm deploy that failed once the service update began (it has a swarm phase) says where the service is;
+        // before it, and when cancelled, the words of the other strategies are true as they stand.
+        var message = config.Strategy == "swarm" && result.Outcome is DeployOutcome.Failed or DeployOutcome.RolledBack && result.PhaseSeconds.ContainsKey("swarm")
             ? $"deploy of release {result.Release} failed; {(result.Outcome == DeployOutcome.RolledBack ? $"the service is back on {result.Previous ?? "its previous spec"}" : "the service may not run the release Cutover last recorded (see `cutover status`)")}: {result.Error}"
             : result.Outcome switch
         {
