@@ -44,9 +44,30 @@ public static class CutoverCli
     /// Runs cutover as another uid (and gid), through setpriv: the tests run as root, whom permissions do not stop.
     /// The user needs to reach <paramref name="workingDir"/>; HOME is /tmp, since nobody's home does not exist.
     /// </summary>
+    /// <summary>
+    /// The CLI's build copied where any user can read it: the checkout may lie under a directory only root can
+    /// enter (a clone in a 0700 mktemp dir, /root), and then another uid could not even start it.
+    /// </summary>
+    private static readonly Lazy<string> DllForOtherUsers = new(() =>
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"cutover-cli-{Environment.ProcessId}");
+        foreach (var source in Directory.EnumerateFiles(AppContext.BaseDirectory, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(dir, Path.GetRelativePath(AppContext.BaseDirectory, source));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(source, target, overwrite: true);
+            File.SetUnixFileMode(target, (UnixFileMode)0b110_100_100);
+        }
+        foreach (var d in Directory.EnumerateDirectories(dir, "*", SearchOption.AllDirectories).Append(dir))
+            File.SetUnixFileMode(d, (UnixFileMode)0b111_101_101);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => { try { Directory.Delete(dir, recursive: true); } catch (IOException) { } };
+        return Path.Combine(dir, "cutover.dll");
+    });
+
     public static Task<CliResult> RunAsUserAsync(int uid, string workingDir, IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         var start = StartInfo(workingDir, args);
+        start.ArgumentList[1] = DllForOtherUsers.Value;
         foreach (var (key, value) in environment) start.Environment[key] = value;
         start.Environment["HOME"] = "/tmp";
         string[] setpriv = [$"--reuid={uid}", $"--regid={uid}", "--clear-groups", start.FileName];
