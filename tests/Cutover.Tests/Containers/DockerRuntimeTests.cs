@@ -30,6 +30,7 @@ public sealed class DockerFixture : IAsyncLifetime
 
 /// <summary>runtime: docker — the same rolling and blue-green logic as for processes, with containers behind the proxy.</summary>
 [Collection(Serial.Name)]
+[Trait(Needs.Trait, Needs.Docker)]
 public sealed class DockerRuntimeTests(DockerFixture docker, ITestOutputHelper output) : IClassFixture<DockerFixture>, IAsyncLifetime
 {
     private readonly TempDir _dir = new();

@@ -9,6 +9,7 @@ namespace Cutover.Tests.Fleet;
 /// build it installs on them. Each test deploys its own app under its own root on every host.
 /// </summary>
 [Collection(FleetCollection.Name)]
+[Trait(Needs.Trait, Needs.Sshd)]
 public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published, ITestOutputHelper output) : IDisposable
 {
     private readonly TempDir _dir = new();
@@ -360,6 +361,7 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
     }
 
     [Fact]
+    [Trait(Needs.Trait, Needs.Postgres)]
     public async Task Migrations_run_once_for_the_fleet_from_the_first_host_after_every_host_prepared_never_per_host()
     {
         await using var pg = await PostgresServer.StartAsync();

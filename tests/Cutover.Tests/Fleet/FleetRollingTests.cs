@@ -10,6 +10,7 @@ namespace Cutover.Tests.Fleet;
 /// version after, and a fleet rollback brings both back.
 /// </summary>
 [Collection(FleetCollection.Name)]
+[Trait(Needs.Trait, Needs.Sshd)]
 public sealed class FleetRollingTests(SshFleet fleet, PublishedCutover published, ITestOutputHelper output) : IDisposable
 {
     private readonly TempDir _dir = new();

@@ -10,6 +10,7 @@ namespace Cutover.Tests.Rolling;
 
 /// <summary>`router: nginx` with a real nginx: the upstream follows each switch; a failing `nginx -t` restores the file.</summary>
 [Collection(Serial.Name)]
+[Trait(Needs.Trait, Needs.Nginx)]
 public class NginxRouterTests : IDisposable
 {
     private readonly TempDir _dir = new();
