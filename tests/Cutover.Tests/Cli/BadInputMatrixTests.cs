@@ -217,8 +217,7 @@ public class BadInputMatrixTests : IDisposable
         _agent.Start();
         _agent.BeginOutputReadLine();
         _agent.BeginErrorReadLine();
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (!File.Exists(Path.Combine(home, "agent.pid")) && DateTime.UtcNow < deadline) Thread.Sleep(50);
+        Wait.Within(() => File.Exists(Path.Combine(home, "agent.pid")), TimeSpan.FromSeconds(30));
         Assert.True(File.Exists(Path.Combine(home, "agent.pid")), "the agent did not start within 30 s");
         LetNobodyIn();
         File.SetUnixFileMode(home, (UnixFileMode)Convert.ToInt32("711", 8));

@@ -129,8 +129,7 @@ public class CliTests : IDisposable
         var slow = CutoverCli.Start(_dir.Path, _ => { }, "deploy", _source);
         try
         {
-            var deadline = DateTime.UtcNow.AddSeconds(30);
-            while (!File.Exists(Path.Combine(_root, ".cutover", "deploy.lock.json")) && DateTime.UtcNow < deadline) await Task.Delay(20);
+            await Wait.UntilAsync(() => File.Exists(Path.Combine(_root, ".cutover", "deploy.lock.json")), TimeSpan.FromSeconds(30), "the slow deploy to take the lock", TimeSpan.FromMilliseconds(20));
 
             var clock = Stopwatch.StartNew();
             var refused = await Run("deploy", _source);

@@ -298,8 +298,7 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
         WriteSource("2");
         var deploy = Cli("deploy", Source, "-c", config);
         var started = Stopwatch.StartNew();
-        while (!File.Exists(Path.Combine(RootOf(dying), "hook-started")) && started.Elapsed < TimeSpan.FromSeconds(60) && !deploy.IsCompleted)
-            await Task.Delay(50);
+        await Wait.WithinAsync(() => File.Exists(Path.Combine(RootOf(dying), "hook-started")) || deploy.IsCompleted, TimeSpan.FromSeconds(60));
         Assert.True(File.Exists(Path.Combine(RootOf(dying), "hook-started")), "the slow hook never started");
         fleet.Kill(dying);
         var result = await deploy;
@@ -314,9 +313,7 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
             Assert.Equal([release1], Directory.GetDirectories(Path.Combine(RootOf(host), "releases")).Select(Path.GetFileName));
         }
         Assert.Equal("releases/" + release1, new FileInfo(Path.Combine(RootOf(dying), "current")).LinkTarget);
-        var deadline = Stopwatch.StartNew();
-        while (Directory.GetDirectories(Path.Combine(RootOf(dying), "releases")).Length > 1 && deadline.Elapsed < TimeSpan.FromSeconds(15))
-            await Task.Delay(100);
+        await Wait.WithinAsync(() => Directory.GetDirectories(Path.Combine(RootOf(dying), "releases")).Length <= 1, TimeSpan.FromSeconds(15));
         Assert.Equal([release1], Directory.GetDirectories(Path.Combine(RootOf(dying), "releases")).Select(Path.GetFileName));
 
         // Back up, the fleet deploys again: no lock was left behind anywhere.

@@ -113,9 +113,8 @@ public class NodeRollingTests(ITestOutputHelper output) : IAsyncLifetime
         var pid = victim.Pid!.Value;
         var killedAt = load.NowMs;
         Cutover.Platform.LibC.Kill(pid, 9);
-        var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (!(victim.State == InstanceState.Ready && victim.Pid != pid) && DateTime.UtcNow < deadline) await Task.Delay(50);
-        await Task.Delay(500);
+        await Wait.UntilAsync(() => victim.State == InstanceState.Ready && victim.Pid != pid, TimeSpan.FromSeconds(20), $"a ready replacement for the SIGKILLed pid {pid}");
+        await Task.Delay(500); // load on the replacement
         var samples = await load.StopAsync();
 
         Assert.Equal(InstanceState.Ready, victim.State);
