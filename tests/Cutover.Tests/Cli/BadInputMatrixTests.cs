@@ -11,6 +11,7 @@ namespace Cutover.Tests.Cli;
 /// (`current`, its content, the releases, their records and the history are byte for byte as before).
 /// Rows "as nobody" run the CLI as uid 65534, since root is not stopped by the permissions they are about.
 /// </summary>
+[Trait(Needs.Trait, Needs.Slow)]
 public class BadInputMatrixTests : IDisposable
 {
     private const int Nobody = 65534;

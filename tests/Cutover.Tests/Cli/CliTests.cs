@@ -5,6 +5,7 @@ using Cutover.Tests.Support;
 namespace Cutover.Tests.Cli;
 
 /// <summary>The `cutover` binary as users meet it: exit codes, messages, --json, init, releases, status.</summary>
+[Trait(Needs.Trait, Needs.Slow)]
 public class CliTests : IDisposable
 {
     private readonly TempDir _dir = new();

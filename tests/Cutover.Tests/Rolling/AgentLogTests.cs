@@ -11,6 +11,7 @@ namespace Cutover.Tests.Rolling;
 /// `--log-retain` old files), the opt-in access log, and instance logs that keep `logs.retain` rotated files.
 /// </summary>
 [Collection(Serial.Name)]
+[Trait(Needs.Trait, Needs.Slow)]
 public class AgentLogTests(ITestOutputHelper output) : IDisposable
 {
     private readonly TempDir _dir = new();

@@ -11,6 +11,7 @@ namespace Cutover.Tests.Rolling;
 /// deploy starts an instance, a state.json broken while the agent was down. Real CLI, real agent, real Node app.
 /// </summary>
 [Collection(Serial.Name)]
+[Trait(Needs.Trait, Needs.Slow)]
 public class AgentRecoveryTests(ITestOutputHelper output) : IDisposable
 {
     private readonly TempDir _dir = new();

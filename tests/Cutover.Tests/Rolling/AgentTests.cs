@@ -11,6 +11,7 @@ namespace Cutover.Tests.Rolling;
 /// deploys under load, status, logs, stop/start, an agent restart that restores the app, and bad input.
 /// </summary>
 [Collection(Serial.Name)]
+[Trait(Needs.Trait, Needs.Slow)]
 public class AgentTests(ITestOutputHelper output) : IDisposable
 {
     private readonly TempDir _dir = new();

@@ -11,6 +11,7 @@ namespace Cutover.Tests.Rolling;
 
 /// <summary>Blue-green in Cutover's proxy, driven directly (the agent path is the same activation).</summary>
 [Collection(Serial.Name)]
+[Trait(Needs.Trait, Needs.Slow)]
 public class BlueGreenTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private readonly TempDir _dir = new();

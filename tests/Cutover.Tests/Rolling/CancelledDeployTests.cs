@@ -11,6 +11,7 @@ namespace Cutover.Tests.Rolling;
 /// Ctrl-C (or SIGTERM) in the middle of a rolling or blue-green deploy through the real CLI and agent, under load:
 /// the instances already replaced go back before the command exits, no request fails, the record says cancelled.
 /// </summary>
+[Trait(Needs.Trait, Needs.Slow)]
 public partial class CancelledDeployTests(ITestOutputHelper output) : IDisposable
 {
     private readonly TempDir _dir = new();

@@ -13,6 +13,7 @@ namespace Cutover.Tests.Rolling;
 /// keep-alive load, driven by the rolling update directly (the agent's CLI path is tested separately).
 /// </summary>
 [Collection(Serial.Name)]
+[Trait(Needs.Trait, Needs.Slow)]
 public class NodeRollingTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private readonly TempDir _dir = new();

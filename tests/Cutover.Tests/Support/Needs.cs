@@ -22,6 +22,10 @@ public static class Needs
     /// <summary>A real nginx (and php-fpm for NginxPhpServer).</summary>
     public const string Nginx = "nginx";
 
-    /// <summary>Over ~10 s on the 2-core machine: load runs, many deploys, SIGKILL sweeps.</summary>
+    /// <summary>
+    /// Over ~10 s on the 2-core machine, or a class of them: apps under load through the agent's proxy and the CLI
+    /// (Rolling/*: Node, ASP.NET, blue-green, agent, recovery, cancellation, after_switch), the CLI process
+    /// matrices (CliTests, BadInputMatrixTests) and CrashSafetyTests' SIGKILL sweep.
+    /// </summary>
     public const string Slow = "slow";
 }
