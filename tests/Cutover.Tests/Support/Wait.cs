@@ -35,14 +35,6 @@ public static class Wait
         }
     }
 
-    /// <summary>The first value <paramref name="attempt"/> produces that is not null, e.g. a body once a server answers.</summary>
-    public static async Task<T> ForAsync<T>(Func<Task<T?>> attempt, TimeSpan timeout, string what, TimeSpan? interval = null, CancellationToken cancellationToken = default) where T : class
-    {
-        T? value = null;
-        await UntilAsync(async () => (value = await attempt()) is not null, timeout, what, interval, cancellationToken);
-        return value!;
-    }
-
     /// <summary>Synchronous, for Dispose and other places that cannot await.</summary>
     public static bool Within(Func<bool> condition, TimeSpan timeout, TimeSpan? interval = null)
     {
