@@ -114,7 +114,7 @@ public class NodeRollingTests(ITestOutputHelper output) : IAsyncLifetime
         var pid = victim.Pid!.Value;
         var killedAt = load.NowMs;
         Cutover.Platform.LibC.Kill(pid, 9);
-        await Wait.UntilAsync(() => victim.State == InstanceState.Ready && victim.Pid != pid, TimeSpan.FromSeconds(20), $"a ready replacement for the SIGKILLed pid {pid}");
+        await Wait.WithinAsync(() => victim.State == InstanceState.Ready && victim.Pid != pid, TimeSpan.FromSeconds(20)); // asserted below
         await Task.Delay(500); // load on the replacement
         var samples = await load.StopAsync();
 
