@@ -143,7 +143,7 @@ public class CliTests : IDisposable
             Assert.Equal(slow.Id, JsonDocument.Parse(status.Stdout).RootElement.GetProperty("locked_by").GetProperty("pid").GetInt32());
 
             var waiting = Run("deploy", _source, "--lock-wait", "60s");
-            await Task.Delay(300);
+            await Task.Delay(300); // the second deploy's start, so it finds the lock held; its waiting shows nowhere outside it
             File.WriteAllText(go, "");
             var waited = await waiting;
             Assert.True(waited.ExitCode == 0, waited.All);

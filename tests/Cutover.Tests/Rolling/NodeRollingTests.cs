@@ -75,7 +75,7 @@ public class NodeRollingTests(ITestOutputHelper output) : IAsyncLifetime
         await RestartAppAsync(Config(instances: 2, drain: "15s"));
         using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
         var slow = Enumerable.Range(0, 6).Select(_ => client.GetAsync(Url + "slow")).ToArray();
-        await Task.Delay(300);
+        await Wait.UntilAsync(() => _app.Proxy.Pool.Backends.Sum(b => b.InFlight) == 6, TimeSpan.FromSeconds(10), "the six slow requests to be in flight at the old instances");
         var result = await DeployAsync("2");
         Assert.True(result.Succeeded, result.Error);
         foreach (var response in await Task.WhenAll(slow))

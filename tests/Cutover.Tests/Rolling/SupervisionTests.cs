@@ -111,6 +111,7 @@ public class SupervisionTests : IDisposable
                 if (seen.Count == 200) return;
             }
         });
+        // The follower starts at the end of the file; nothing outside it says it has opened the file yet.
         await Task.Delay(300);
         for (var i = 0; i < 200; i++)
         {
