@@ -11,6 +11,7 @@ namespace Cutover.Tests.Cli;
 /// (`current`, its content, the releases, their records and the history are byte for byte as before).
 /// Rows "as nobody" run the CLI as uid 65534, since root is not stopped by the permissions they are about.
 /// </summary>
+[Trait(Needs.Trait, Needs.Slow)]
 public class BadInputMatrixTests : IDisposable
 {
     private const int Nobody = 65534;
@@ -217,8 +218,7 @@ public class BadInputMatrixTests : IDisposable
         _agent.Start();
         _agent.BeginOutputReadLine();
         _agent.BeginErrorReadLine();
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (!File.Exists(Path.Combine(home, "agent.pid")) && DateTime.UtcNow < deadline) Thread.Sleep(50);
+        Wait.Within(() => File.Exists(Path.Combine(home, "agent.pid")), TimeSpan.FromSeconds(30));
         Assert.True(File.Exists(Path.Combine(home, "agent.pid")), "the agent did not start within 30 s");
         LetNobodyIn();
         File.SetUnixFileMode(home, (UnixFileMode)Convert.ToInt32("711", 8));

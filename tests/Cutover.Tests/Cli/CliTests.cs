@@ -5,6 +5,7 @@ using Cutover.Tests.Support;
 namespace Cutover.Tests.Cli;
 
 /// <summary>The `cutover` binary as users meet it: exit codes, messages, --json, init, releases, status.</summary>
+[Trait(Needs.Trait, Needs.Slow)]
 public class CliTests : IDisposable
 {
     private readonly TempDir _dir = new();
@@ -129,8 +130,7 @@ public class CliTests : IDisposable
         var slow = CutoverCli.Start(_dir.Path, _ => { }, "deploy", _source);
         try
         {
-            var deadline = DateTime.UtcNow.AddSeconds(30);
-            while (!File.Exists(Path.Combine(_root, ".cutover", "deploy.lock.json")) && DateTime.UtcNow < deadline) await Task.Delay(20);
+            await Wait.UntilAsync(() => File.Exists(Path.Combine(_root, ".cutover", "deploy.lock.json")), TimeSpan.FromSeconds(30), "the slow deploy to take the lock", TimeSpan.FromMilliseconds(20));
 
             var clock = Stopwatch.StartNew();
             var refused = await Run("deploy", _source);
@@ -143,7 +143,7 @@ public class CliTests : IDisposable
             Assert.Equal(slow.Id, JsonDocument.Parse(status.Stdout).RootElement.GetProperty("locked_by").GetProperty("pid").GetInt32());
 
             var waiting = Run("deploy", _source, "--lock-wait", "60s");
-            await Task.Delay(300);
+            await Task.Delay(300); // the second deploy's start, so it finds the lock held; its waiting shows nowhere outside it
             File.WriteAllText(go, "");
             var waited = await waiting;
             Assert.True(waited.ExitCode == 0, waited.All);

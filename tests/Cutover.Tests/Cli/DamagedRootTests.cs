@@ -34,6 +34,7 @@ public class DamagedRootTests : IDisposable
     private string Record(string id) => Path.Combine(_root, ".cutover", "releases", id + ".json");
 
     [Fact]
+    [Trait(Needs.Trait, Needs.Slow)]
     public async Task An_unreadable_release_record_is_listed_with_its_reason_and_never_pruned_targeted_or_overwritten()
     {
         AppFactory.WriteConfig(_dir.Path, _root, "keep_releases: 1\n");

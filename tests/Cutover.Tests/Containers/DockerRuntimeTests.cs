@@ -30,6 +30,7 @@ public sealed class DockerFixture : IAsyncLifetime
 
 /// <summary>runtime: docker — the same rolling and blue-green logic as for processes, with containers behind the proxy.</summary>
 [Collection(Serial.Name)]
+[Trait(Needs.Trait, Needs.Docker)]
 public sealed class DockerRuntimeTests(DockerFixture docker, ITestOutputHelper output) : IClassFixture<DockerFixture>, IAsyncLifetime
 {
     private readonly TempDir _dir = new();
@@ -210,12 +211,12 @@ public sealed class DockerRuntimeTests(DockerFixture docker, ITestOutputHelper o
             agent.Environment["CUTOVER_HOME"] = home;
             using var restarted = Process.Start(agent)!;
             string? body = null;
-            var deadline = DateTime.UtcNow.AddSeconds(30);
-            while (body is null && DateTime.UtcNow < deadline)
+            await Wait.WithinAsync(async () =>
             {
                 try { body = await client.GetStringAsync($"http://127.0.0.1:{port}/"); }
-                catch (HttpRequestException) { await Task.Delay(100); }
-            }
+                catch (HttpRequestException) { }
+                return body is not null;
+            }, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(100));
             Assert.StartsWith("hello from 2", body);
             Assert.Equal(before, await ContainersAsync("adopt"));
             var status = await CutoverCli.RunAsync(_dir.Path, env, "status", "--json", "-c", configFile);
@@ -254,8 +255,7 @@ public sealed class DockerRuntimeTests(DockerFixture docker, ITestOutputHelper o
             start.RedirectStandardOutput = start.RedirectStandardError = false;
             using var deploy = Process.Start(start)!;
             deploy.StandardInput.Close();
-            var deadline = DateTime.UtcNow.AddSeconds(60);
-            while ((await ContainersAsync("orphan")).Length == 0 && DateTime.UtcNow < deadline) await Task.Delay(200);
+            await Wait.WithinAsync(async () => (await ContainersAsync("orphan")).Length > 0, TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(200));
             Assert.NotEmpty(await ContainersAsync("orphan"));
 
             AgentProcess.Stop(home, 9);
@@ -265,8 +265,7 @@ public sealed class DockerRuntimeTests(DockerFixture docker, ITestOutputHelper o
             var agent = CutoverCli.StartInfo(_dir.Path, "agent");
             agent.Environment["CUTOVER_HOME"] = home;
             using var restarted = Process.Start(agent)!;
-            deadline = DateTime.UtcNow.AddSeconds(60);
-            while ((await ContainersAsync("orphan")).Length > 0 && DateTime.UtcNow < deadline) await Task.Delay(200);
+            await Wait.WithinAsync(async () => (await ContainersAsync("orphan")).Length == 0, TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(200));
             Assert.Empty(await ContainersAsync("orphan"));
         }
         finally

@@ -43,15 +43,7 @@ public partial class InterruptionTests : IDisposable
         return await CutoverCli.RunAsync(_dir.Path, "deploy", _source, "-c", config);
     }
 
-    private static async Task WaitFor(Func<bool> condition, string what)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!condition())
-        {
-            if (clock.Elapsed > TimeSpan.FromSeconds(60)) throw new TimeoutException("waited 60 s for " + what);
-            await Task.Delay(50);
-        }
-    }
+    private static Task WaitFor(Func<bool> condition, string what) => Wait.UntilAsync(condition, TimeSpan.FromSeconds(60), what);
 
     public static TheoryData<string, int> PhasesAndSignals => new()
     {

@@ -9,6 +9,7 @@ namespace Cutover.Tests.Fleet;
 /// build it installs on them. Each test deploys its own app under its own root on every host.
 /// </summary>
 [Collection(FleetCollection.Name)]
+[Trait(Needs.Trait, Needs.Sshd)]
 public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published, ITestOutputHelper output) : IDisposable
 {
     private readonly TempDir _dir = new();
@@ -297,8 +298,7 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
         WriteSource("2");
         var deploy = Cli("deploy", Source, "-c", config);
         var started = Stopwatch.StartNew();
-        while (!File.Exists(Path.Combine(RootOf(dying), "hook-started")) && started.Elapsed < TimeSpan.FromSeconds(60) && !deploy.IsCompleted)
-            await Task.Delay(50);
+        await Wait.WithinAsync(() => File.Exists(Path.Combine(RootOf(dying), "hook-started")) || deploy.IsCompleted, TimeSpan.FromSeconds(60));
         Assert.True(File.Exists(Path.Combine(RootOf(dying), "hook-started")), "the slow hook never started");
         fleet.Kill(dying);
         var result = await deploy;
@@ -313,9 +313,7 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
             Assert.Equal([release1], Directory.GetDirectories(Path.Combine(RootOf(host), "releases")).Select(Path.GetFileName));
         }
         Assert.Equal("releases/" + release1, new FileInfo(Path.Combine(RootOf(dying), "current")).LinkTarget);
-        var deadline = Stopwatch.StartNew();
-        while (Directory.GetDirectories(Path.Combine(RootOf(dying), "releases")).Length > 1 && deadline.Elapsed < TimeSpan.FromSeconds(15))
-            await Task.Delay(100);
+        await Wait.WithinAsync(() => Directory.GetDirectories(Path.Combine(RootOf(dying), "releases")).Length <= 1, TimeSpan.FromSeconds(15));
         Assert.Equal([release1], Directory.GetDirectories(Path.Combine(RootOf(dying), "releases")).Select(Path.GetFileName));
 
         // Back up, the fleet deploys again: no lock was left behind anywhere.
@@ -360,6 +358,7 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
     }
 
     [Fact]
+    [Trait(Needs.Trait, Needs.Postgres)]
     public async Task Migrations_run_once_for_the_fleet_from_the_first_host_after_every_host_prepared_never_per_host()
     {
         await using var pg = await PostgresServer.StartAsync();

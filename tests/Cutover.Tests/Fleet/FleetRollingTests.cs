@@ -10,6 +10,7 @@ namespace Cutover.Tests.Fleet;
 /// version after, and a fleet rollback brings both back.
 /// </summary>
 [Collection(FleetCollection.Name)]
+[Trait(Needs.Trait, Needs.Sshd)]
 public sealed class FleetRollingTests(SshFleet fleet, PublishedCutover published, ITestOutputHelper output) : IDisposable
 {
     private readonly TempDir _dir = new();
@@ -28,8 +29,7 @@ public sealed class FleetRollingTests(SshFleet fleet, PublishedCutover published
         var pidFile = Path.Combine(host.AgentHome, "agent.pid");
         if (!File.Exists(pidFile) || !int.TryParse(File.ReadAllText(pidFile), out var pid)) return;
         Cutover.Platform.LibC.Kill(pid, 15);
-        var deadline = Stopwatch.StartNew();
-        while (Cutover.Platform.LibC.Kill(pid, 0) && deadline.Elapsed < TimeSpan.FromSeconds(30)) Thread.Sleep(50);
+        Wait.Within(() => !Cutover.Platform.LibC.Kill(pid, 0), TimeSpan.FromSeconds(30));
         Cutover.Platform.LibC.Kill(pid, 9);
         File.Delete(pidFile);
         // Instances run in their own sessions with the release directory as working directory.

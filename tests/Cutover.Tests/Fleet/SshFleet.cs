@@ -104,22 +104,20 @@ public sealed class SshFleet : IDisposable
         process.BeginErrorReadLine();
         process.BeginOutputReadLine();
         host.Sshd = process;
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (DateTime.UtcNow < deadline)
+        Wait.Until(() =>
         {
             try
             {
                 using var client = new TcpClient();
                 client.Connect(IPAddress.Parse(host.Address), host.Port);
-                return;
+                return true;
             }
             catch (SocketException)
             {
                 if (process.HasExited) throw new InvalidOperationException($"sshd for {host.Name} exited: {File.ReadAllText(host.Log)}");
-                Thread.Sleep(50);
+                return false;
             }
-        }
-        throw new TimeoutException($"sshd for {host.Name} did not listen within 10 s");
+        }, TimeSpan.FromSeconds(10), $"sshd for {host.Name} to listen");
     }
 
     /// <summary>

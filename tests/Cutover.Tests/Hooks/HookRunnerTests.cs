@@ -26,16 +26,7 @@ public class HookRunnerTests : IDisposable
             })
             .Select(p => p.Pid).ToArray();
 
-    internal static async Task<bool> GoneWithin(string marker, TimeSpan limit)
-    {
-        var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < limit)
-        {
-            if (ProcessesWith(marker).Length == 0) return true;
-            await Task.Delay(50);
-        }
-        return false;
-    }
+    internal static Task<bool> GoneWithin(string marker, TimeSpan limit) => Wait.WithinAsync(() => ProcessesWith(marker).Length == 0, limit);
 
     [Fact]
     public async Task A_background_process_holding_the_output_open_does_not_hold_the_hook_and_does_not_survive_it()
@@ -79,8 +70,7 @@ public class HookRunnerTests : IDisposable
         var config = AppFactory.WriteConfig(_dir.Path, root, "hooks:\n  build: [\"sleep 66.17 & echo hook-started; sleep 67.17\"]\n");
         var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
         using var cli = CutoverCli.Start(_dir.Path, lines.Enqueue, "deploy", source, "-c", config);
-        var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < TimeSpan.FromSeconds(60) && ProcessesWith("67.17").Length == 0) await Task.Delay(50);
+        await Wait.WithinAsync(() => ProcessesWith("67.17").Length > 0, TimeSpan.FromSeconds(60));
         Assert.NotEmpty(ProcessesWith("67.17"));
         cli.Kill(); // SIGKILL, the CLI alone: its children are not signalled
         await cli.WaitForExitAsync();

@@ -10,6 +10,7 @@ namespace Cutover.Tests.Integration;
 /// next deploy must succeed with no manual unlock or cleanup.
 /// </summary>
 [Collection(Serial.Name)]
+[Trait(Needs.Trait, Needs.Slow)]
 public class CrashSafetyTests(ITestOutputHelper output) : IDisposable
 {
     private const int VendorFiles = 1500;

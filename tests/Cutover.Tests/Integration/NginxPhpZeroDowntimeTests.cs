@@ -9,6 +9,8 @@ namespace Cutover.Tests.Integration;
 /// Not one request may fail, and every request started a second after a switch must see the new release.
 /// </summary>
 [Collection(Serial.Name)]
+[Trait(Needs.Trait, Needs.Nginx)]
+[Trait(Needs.Trait, Needs.Slow)]
 public class NginxPhpZeroDowntimeTests(ITestOutputHelper output) : IDisposable
 {
     private readonly TempDir _dir = new();

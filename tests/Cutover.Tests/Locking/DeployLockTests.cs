@@ -38,7 +38,7 @@ public class DeployLockTests : IDisposable
     {
         var first = await DeployLock.AcquireAsync(_layout, TimeSpan.Zero, "first", CancellationToken.None);
         var waiting = DeployLock.AcquireAsync(_layout, TimeSpan.FromSeconds(30), "second", CancellationToken.None);
-        await Task.Delay(300);
+        await Task.Delay(300); // the waiter's chance to take a lock it must not get: nothing to wait for
         Assert.False(waiting.IsCompleted);
         first.Dispose();
         using var second = await waiting;
@@ -50,20 +50,21 @@ public class DeployLockTests : IDisposable
     {
         // flock(1) from util-linux holds the same kind of lock from another process, then is killed.
         using var holder = Process.Start(new ProcessStartInfo("flock", [_layout.LockFile, "sleep", "60"]))!;
-        var deadline = DateTime.UtcNow.AddSeconds(10);
         LockHeldException? refused = null;
-        while (refused is null && DateTime.UtcNow < deadline)
+        await Wait.WithinAsync(async () =>
         {
             try
             {
+                // flock(1) has not taken it yet when this succeeds
                 using var l = await DeployLock.AcquireAsync(_layout, TimeSpan.Zero, "probe", CancellationToken.None);
-                await Task.Delay(50); // flock(1) has not taken it yet
+                return false;
             }
             catch (LockHeldException e)
             {
                 refused = e;
+                return true;
             }
-        }
+        }, TimeSpan.FromSeconds(10));
         Assert.NotNull(refused);
         holder.Kill(entireProcessTree: true);
         await holder.WaitForExitAsync();

@@ -9,6 +9,7 @@ namespace Cutover.Tests.Migrations;
 
 /// <summary>Migrations inside a deploy: linted before staging, applied before the switch, and never at the cost of what serves.</summary>
 [Collection(PostgresCollection.Name)]
+[Trait(Needs.Trait, Needs.Postgres)]
 public sealed class MigrationDeployTests(PostgresFixture pg) : IDisposable
 {
     private readonly TempDir _dir = new();
@@ -46,6 +47,7 @@ public sealed class MigrationDeployTests(PostgresFixture pg) : IDisposable
     private ReleaseStore Store => new(new RootLayout(Root));
 
     [Fact]
+    [Trait(Needs.Trait, Needs.Nginx)]
     public async Task A_failing_migration_stops_the_deploy_and_the_old_release_keeps_serving()
     {
         var db = await pg.Server.CreateDatabaseAsync();

@@ -5,6 +5,7 @@ using Npgsql;
 namespace Cutover.Tests.Migrations;
 
 [Collection(PostgresCollection.Name)]
+[Trait(Needs.Trait, Needs.Postgres)]
 public sealed class MigrationRunnerTests(PostgresFixture pg) : IDisposable
 {
     private readonly TempDir _dir = new();

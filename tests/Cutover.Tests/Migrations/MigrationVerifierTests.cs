@@ -6,6 +6,7 @@ namespace Cutover.Tests.Migrations;
 
 /// <summary>--verify: locks and rewrites as a real PostgreSQL reports them, not as a linter guesses.</summary>
 [Collection(PostgresCollection.Name)]
+[Trait(Needs.Trait, Needs.Postgres)]
 public sealed class MigrationVerifierTests(PostgresFixture pg) : IDisposable
 {
     private readonly TempDir _dir = new();

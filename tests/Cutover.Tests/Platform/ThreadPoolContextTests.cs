@@ -1,3 +1,4 @@
+using Cutover.Tests.Support;
 using Cutover.Platform;
 
 namespace Cutover.Tests.Platform;
@@ -29,8 +30,8 @@ public class ThreadPoolContextTests
         foreach (var gate in gates)
         {
             // The flow must be suspended on the gate, not merely about to reach it.
-            var reached = System.Diagnostics.Stopwatch.StartNew();
-            while (Volatile.Read(ref waitingAt) <= ioThreads.Count && reached.Elapsed < TimeSpan.FromSeconds(10)) await Task.Delay(5);
+            await Wait.UntilAsync(() => Volatile.Read(ref waitingAt) > ioThreads.Count, TimeSpan.FromSeconds(10), "the flow to reach its gate", TimeSpan.FromMilliseconds(5));
+            // Reaching the gate is observable, being suspended on it is not: give the await time to register.
             await Task.Delay(50);
             var io = new Thread(() =>
             {
@@ -39,8 +40,7 @@ public class ThreadPoolContextTests
             });
             io.Start();
             io.Join();
-            var waited = System.Diagnostics.Stopwatch.StartNew();
-            while (Volatile.Read(ref resumed).Count < ioThreads.Count && waited.Elapsed < TimeSpan.FromSeconds(10)) await Task.Delay(5);
+            await Wait.UntilAsync(() => Volatile.Read(ref resumed).Count >= ioThreads.Count, TimeSpan.FromSeconds(10), "the flow to resume after its gate", TimeSpan.FromMilliseconds(5));
         }
         await flow;
         return (resumed, ioThreads);

@@ -9,6 +9,7 @@ namespace Cutover.Tests.Rolling;
 /// after_switch hooks and health.url run for the agent strategies as they do for symlink: through the real CLI and
 /// agent, under load; a failed check puts every instance back on the previous release and runs after_rollback.
 /// </summary>
+[Trait(Needs.Trait, Needs.Slow)]
 public class AfterSwitchChecksTests(ITestOutputHelper output) : IDisposable
 {
     private readonly TempDir _dir = new();

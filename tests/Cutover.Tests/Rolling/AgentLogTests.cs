@@ -11,6 +11,7 @@ namespace Cutover.Tests.Rolling;
 /// `--log-retain` old files), the opt-in access log, and instance logs that keep `logs.retain` rotated files.
 /// </summary>
 [Collection(Serial.Name)]
+[Trait(Needs.Trait, Needs.Slow)]
 public class AgentLogTests(ITestOutputHelper output) : IDisposable
 {
     private readonly TempDir _dir = new();
@@ -80,12 +81,7 @@ public class AgentLogTests(ITestOutputHelper output) : IDisposable
         for (var i = 0; i < 20; i++) await client.GetStringAsync($"http://127.0.0.1:{port}/hello?n={i}");
         // A line is written once its response has gone out, so the last one may land just after the client has it.
         string[] lines = [];
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        do
-        {
-            if (clock.Elapsed > TimeSpan.Zero) await Task.Delay(50);
-            lines = File.ReadAllLines(Path.Combine(AccessDir, "current.log"));
-        } while (lines.Count(l => l.Contains("\"GET /hello?n=")) < 20 && clock.Elapsed < TimeSpan.FromSeconds(10));
+        await Wait.WithinAsync(() => (lines = File.ReadAllLines(Path.Combine(AccessDir, "current.log"))).Count(l => l.Contains("\"GET /hello?n=")) >= 20, TimeSpan.FromSeconds(10));
         Assert.Equal(20, lines.Count(l => l.Contains("\"GET /hello?n=")));
         Assert.Matches(@"127\.0\.0\.1 ""GET /hello\?n=19 HTTP/1\.1"" 200 [\d.]+ms$", lines.Last());
         // The redeploy may have logged a line of its own; none of the requests did.
@@ -105,8 +101,7 @@ public class AgentLogTests(ITestOutputHelper output) : IDisposable
         start.Environment["CUTOVER_HOME"] = Home;
         using var agent = Process.Start(start)!;
         var quietOutput = agent.StandardOutput.ReadToEndAsync();
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (!File.Exists(Path.Combine(Home, "agent.pid")) && DateTime.UtcNow < deadline) await Task.Delay(50);
+        await Wait.WithinAsync(() => File.Exists(Path.Combine(Home, "agent.pid")), TimeSpan.FromSeconds(30));
         Assert.True(File.Exists(Path.Combine(Home, "agent.pid")), "the agent did not start");
 
         var rotated = Directory.GetFiles(Home, "agent.*.log").Where(f => f != AgentLog).Order().ToList();

@@ -11,6 +11,7 @@ namespace Cutover.Tests.Rolling;
 /// deploy starts an instance, a state.json broken while the agent was down. Real CLI, real agent, real Node app.
 /// </summary>
 [Collection(Serial.Name)]
+[Trait(Needs.Trait, Needs.Slow)]
 public class AgentRecoveryTests(ITestOutputHelper output) : IDisposable
 {
     private readonly TempDir _dir = new();
@@ -80,18 +81,18 @@ public class AgentRecoveryTests(ITestOutputHelper output) : IDisposable
     private static async Task<string?> WaitForBodyAsync(string url, TimeSpan limit)
     {
         using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
-        var deadline = DateTime.UtcNow + limit;
-        while (DateTime.UtcNow < deadline)
+        string? body = null;
+        await Wait.WithinAsync(async () =>
         {
             try
             {
                 using var response = await client.GetAsync(url);
-                if (response.IsSuccessStatusCode) return await response.Content.ReadAsStringAsync();
+                if (response.IsSuccessStatusCode) body = await response.Content.ReadAsStringAsync();
             }
             catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { }
-            await Task.Delay(100);
-        }
-        return null;
+            return body is not null;
+        }, limit, TimeSpan.FromMilliseconds(100));
+        return body;
     }
 
     /// <summary>Processes whose environment holds every one of <paramref name="pairs"/>, with their environment.</summary>
@@ -185,13 +186,11 @@ public class AgentRecoveryTests(ITestOutputHelper output) : IDisposable
         using var hanging = Process.Start(hangingStart)!;
         hanging.StandardInput.Close();
         List<(int Pid, Dictionary<string, string> Env)> fresh = [];
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (DateTime.UtcNow < deadline)
+        await Wait.WithinAsync(() =>
         {
             fresh = ProcessesWith($"CUTOVER_HOME={Home}", "CUTOVER_APP=node").Where(p => p.Env.GetValueOrDefault("CUTOVER_RELEASE_ID") is { } r && r != live).ToList();
-            if (fresh.Count > 0 && fresh.All(p => p.Env.TryGetValue("PORT", out var portText) && Listens(int.Parse(portText)))) break;
-            await Task.Delay(100);
-        }
+            return fresh.Count > 0 && fresh.All(p => p.Env.TryGetValue("PORT", out var portText) && Listens(int.Parse(portText)));
+        }, TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(100));
         Assert.NotEmpty(fresh);
         var newRelease = fresh[0].Env["CUTOVER_RELEASE_ID"];
         var newPorts = fresh.Select(p => int.Parse(p.Env["PORT"])).Distinct().ToList();

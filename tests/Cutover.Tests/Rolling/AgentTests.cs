@@ -11,6 +11,7 @@ namespace Cutover.Tests.Rolling;
 /// deploys under load, status, logs, stop/start, an agent restart that restores the app, and bad input.
 /// </summary>
 [Collection(Serial.Name)]
+[Trait(Needs.Trait, Needs.Slow)]
 public class AgentTests(ITestOutputHelper output) : IDisposable
 {
     private readonly TempDir _dir = new();
@@ -128,13 +129,13 @@ public class AgentTests(ITestOutputHelper output) : IDisposable
         var agent = CutoverCli.StartInfo(_dir.Path, "agent");
         agent.Environment["CUTOVER_HOME"] = Home;
         using var restarted = Process.Start(agent)!;
-        var deadline = DateTime.UtcNow.AddSeconds(30);
         string? body = null;
-        while (body is null && DateTime.UtcNow < deadline)
+        await Wait.WithinAsync(async () =>
         {
             try { body = await client.GetStringAsync($"http://127.0.0.1:{port}/"); }
-            catch (HttpRequestException) { await Task.Delay(100); }
-        }
+            catch (HttpRequestException) { }
+            return body is not null;
+        }, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(100));
         Assert.StartsWith("hello from 1", body);
     }
 
@@ -190,8 +191,7 @@ public class AgentTests(ITestOutputHelper output) : IDisposable
         agent.Start();
         agent.BeginOutputReadLine();
         var socket = Path.Combine(Home, "agent.sock");
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (!File.Exists(Path.Combine(Home, "agent.pid")) && DateTime.UtcNow < deadline) await Task.Delay(50);
+        await Wait.UntilAsync(() => File.Exists(Path.Combine(Home, "agent.pid")), TimeSpan.FromSeconds(30), "the agent to write agent.pid");
         // Open the file permissions wide, so that only the peer-credential check stands in the way.
         File.SetUnixFileMode(_dir.Path, (UnixFileMode)Convert.ToInt32("711", 8));
         File.SetUnixFileMode(Home, (UnixFileMode)Convert.ToInt32("711", 8));
@@ -205,8 +205,7 @@ public class AgentTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(0, await Curl("curl", "-sS", "--max-time", "5", "--unix-socket", socket, "http://agent/v1/apps"));
         Assert.NotEqual(0, await Curl("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
             "curl", "-sS", "--max-time", "5", "--unix-socket", socket, "http://agent/v1/apps"));
-        deadline = DateTime.UtcNow.AddSeconds(10);
-        while (!agentLog.Any(l => l.Contains("refused a control connection from uid 65534")) && DateTime.UtcNow < deadline) await Task.Delay(50);
+        await Wait.WithinAsync(() => agentLog.Any(l => l.Contains("refused a control connection from uid 65534")), TimeSpan.FromSeconds(10));
         Assert.Contains(agentLog, l => l.Contains("refused a control connection from uid 65534"));
     }
 

@@ -32,6 +32,7 @@ public sealed class AspNetAppBuild : IDisposable
 
 /// <summary>The same rolling deploy for an ASP.NET Core (Kestrel) app, with readiness by http, notify and tcp.</summary>
 [Collection(Serial.Name)]
+[Trait(Needs.Trait, Needs.Slow)]
 public class AspNetRollingTests(AspNetAppBuild build, ITestOutputHelper output) : IClassFixture<AspNetAppBuild>, IDisposable
 {
     private readonly TempDir _dir = new();

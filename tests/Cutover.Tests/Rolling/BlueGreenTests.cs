@@ -11,6 +11,7 @@ namespace Cutover.Tests.Rolling;
 
 /// <summary>Blue-green in Cutover's proxy, driven directly (the agent path is the same activation).</summary>
 [Collection(Serial.Name)]
+[Trait(Needs.Trait, Needs.Slow)]
 public class BlueGreenTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private readonly TempDir _dir = new();
@@ -145,11 +146,11 @@ public class BlueGreenTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Null(await Switch("2"));
         var warm = _app.Warm!;
         var warmPids = warm.Instances.Select(i => i.Pid!.Value).ToArray();
-        var deadline = DateTime.UtcNow.AddSeconds(15);
-        while (_app.Warm is not null && DateTime.UtcNow < deadline) await Task.Delay(100);
+        var clock = Stopwatch.StartNew();
+        await Wait.WithinAsync(() => _app.Warm is null, TimeSpan.FromSeconds(15));
         Assert.Null(_app.Warm);
         // it leaves the agent's hands at once and is drained and stopped right after
-        while (warmPids.Any(pid => Cutover.Platform.LibC.Kill(pid, 0)) && DateTime.UtcNow < deadline) await Task.Delay(100);
+        await Wait.WithinAsync(() => !warmPids.Any(pid => Cutover.Platform.LibC.Kill(pid, 0)), TimeSpan.FromSeconds(15) - clock.Elapsed);
         Assert.All(warmPids, pid => Assert.False(Cutover.Platform.LibC.Kill(pid, 0), $"warm instance {pid} still runs"));
 
         Assert.Null(await new BlueGreenSwitch(_app, new SilentProgress()).RunAsync(warm.ReleaseId, warm.ReleaseDir, CancellationToken.None));
@@ -177,10 +178,12 @@ public class BlueGreenTests(ITestOutputHelper output) : IAsyncLifetime
     {
         await using var load = new LoadGenerator(Url, connections: 8, maxDuration: TimeSpan.FromMinutes(1));
         await Task.Delay(200);
-        var clock = Stopwatch.StartNew();
+        // one clock for the switch and the samples: the load generator's, which the samples' StartMs count on
+        var switchStartMs = load.NowMs;
         var error = await Switch("2", "error-500");
-        var took = clock.Elapsed;
-        await Task.Delay(300);
+        var switchedBackMs = load.NowMs;
+        var took = TimeSpan.FromMilliseconds(switchedBackMs - switchStartMs);
+        await Task.Delay(300); // load on the set switched back to
         var samples = await load.StopAsync();
 
         Assert.NotNull(error);
@@ -193,7 +196,7 @@ public class BlueGreenTests(ITestOutputHelper output) : IAsyncLifetime
         var reported = long.Parse(System.Text.RegularExpressions.Regex.Match(error!, @"green answered (\d+) failed of").Groups[1].Value);
         Assert.Equal(failed, reported);
         Assert.Equal(samples.Count(s => s.Status != 200), failed);
-        Assert.All(samples.Where(s => s.StartMs > clock.Elapsed.TotalMilliseconds), s => Assert.Equal("1", s.Version));
+        Assert.All(samples.Where(s => s.StartMs > switchedBackMs), s => Assert.Equal("1", s.Version));
         Assert.Equal("v1", _app.ReleaseId);
     }
 }

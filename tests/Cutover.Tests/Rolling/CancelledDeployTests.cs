@@ -11,6 +11,7 @@ namespace Cutover.Tests.Rolling;
 /// Ctrl-C (or SIGTERM) in the middle of a rolling or blue-green deploy through the real CLI and agent, under load:
 /// the instances already replaced go back before the command exits, no request fails, the record says cancelled.
 /// </summary>
+[Trait(Needs.Trait, Needs.Slow)]
 public partial class CancelledDeployTests(ITestOutputHelper output) : IDisposable
 {
     private readonly TempDir _dir = new();
@@ -93,8 +94,7 @@ public partial class CancelledDeployTests(ITestOutputHelper output) : IDisposabl
         using var deploy = Cli(lines.Enqueue, "deploy", Source, "-c", config);
         // Rolling: instance 0 is on the new release, inside its monitor window. Blue-green: all traffic on green.
         var moment = strategy == "rolling" ? "node-0: pid" : "switch: done";
-        var clock = Stopwatch.StartNew();
-        while (!lines.Any(l => l.Contains(moment)) && clock.Elapsed < TimeSpan.FromSeconds(60)) await Task.Delay(20);
+        await Wait.WithinAsync(() => lines.Any(l => l.Contains(moment)), TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(20));
         Assert.True(lines.Any(l => l.Contains(moment)), string.Join("\n", lines));
         await Task.Delay(300);
         using (var http = new HttpClient())

@@ -10,6 +10,7 @@ namespace Cutover.Tests.Rolling;
 
 /// <summary>`router: nginx` with a real nginx: the upstream follows each switch; a failing `nginx -t` restores the file.</summary>
 [Collection(Serial.Name)]
+[Trait(Needs.Trait, Needs.Nginx)]
 public class NginxRouterTests : IDisposable
 {
     private readonly TempDir _dir = new();
@@ -101,21 +102,19 @@ public class NginxRouterTests : IDisposable
 
     private async Task<string> Eventually(string url, string expected)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(10);
         var last = "";
-        while (DateTime.UtcNow < deadline)
+        await Wait.WithinAsync(async () =>
         {
             try
             {
                 last = await _http.GetStringAsync(url);
-                if (last.StartsWith(expected)) return last;
             }
             catch (HttpRequestException e)
             {
                 last = e.Message;
             }
-            await Task.Delay(100);
-        }
+            return last.StartsWith(expected);
+        }, TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(100));
         return last;
     }
 }

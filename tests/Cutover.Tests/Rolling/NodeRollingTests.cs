@@ -13,6 +13,7 @@ namespace Cutover.Tests.Rolling;
 /// keep-alive load, driven by the rolling update directly (the agent's CLI path is tested separately).
 /// </summary>
 [Collection(Serial.Name)]
+[Trait(Needs.Trait, Needs.Slow)]
 public class NodeRollingTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private readonly TempDir _dir = new();
@@ -74,7 +75,7 @@ public class NodeRollingTests(ITestOutputHelper output) : IAsyncLifetime
         await RestartAppAsync(Config(instances: 2, drain: "15s"));
         using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
         var slow = Enumerable.Range(0, 6).Select(_ => client.GetAsync(Url + "slow")).ToArray();
-        await Task.Delay(300);
+        await Wait.UntilAsync(() => _app.Proxy.Pool.Backends.Sum(b => b.InFlight) == 6, TimeSpan.FromSeconds(10), "the six slow requests to be in flight at the old instances");
         var result = await DeployAsync("2");
         Assert.True(result.Succeeded, result.Error);
         foreach (var response in await Task.WhenAll(slow))
@@ -113,9 +114,8 @@ public class NodeRollingTests(ITestOutputHelper output) : IAsyncLifetime
         var pid = victim.Pid!.Value;
         var killedAt = load.NowMs;
         Cutover.Platform.LibC.Kill(pid, 9);
-        var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (!(victim.State == InstanceState.Ready && victim.Pid != pid) && DateTime.UtcNow < deadline) await Task.Delay(50);
-        await Task.Delay(500);
+        await Wait.WithinAsync(() => victim.State == InstanceState.Ready && victim.Pid != pid, TimeSpan.FromSeconds(20)); // asserted below
+        await Task.Delay(500); // load on the replacement
         var samples = await load.StopAsync();
 
         Assert.Equal(InstanceState.Ready, victim.State);

@@ -9,6 +9,7 @@ namespace Cutover.Tests.Rolling;
 
 /// <summary>The rolling knobs: parallelism, order, failure_action and max_failure_ratio, each under load.</summary>
 [Collection(Serial.Name)]
+[Trait(Needs.Trait, Needs.Slow)]
 public class RollingOptionsTests : IDisposable
 {
     private readonly TempDir _dir = new();

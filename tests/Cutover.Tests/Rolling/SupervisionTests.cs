@@ -42,11 +42,7 @@ public class SupervisionTests : IDisposable
         return app;
     }
 
-    private static async Task WaitFor(Func<bool> condition, TimeSpan timeout)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!condition() && clock.Elapsed < timeout) await Task.Delay(50);
-    }
+    private static Task WaitFor(Func<bool> condition, TimeSpan timeout) => Wait.WithinAsync(condition, timeout);
 
     [Fact]
     public async Task An_instance_that_keeps_crashing_is_restarted_with_backoff_then_marked_errored()
@@ -115,6 +111,7 @@ public class SupervisionTests : IDisposable
                 if (seen.Count == 200) return;
             }
         });
+        // The follower starts at the end of the file; nothing outside it says it has opened the file yet.
         await Task.Delay(300);
         for (var i = 0; i < 200; i++)
         {

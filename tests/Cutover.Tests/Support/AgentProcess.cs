@@ -13,8 +13,7 @@ public static class AgentProcess
         if (!File.Exists(pidFile)) return;
         var pid = int.Parse(File.ReadAllText(pidFile));
         Cutover.Platform.LibC.Kill(pid, signal);
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (Cutover.Platform.LibC.Kill(pid, 0) && DateTime.UtcNow < deadline) Thread.Sleep(50);
+        Wait.Within(() => !Cutover.Platform.LibC.Kill(pid, 0), TimeSpan.FromSeconds(30));
         if (signal != 9) return;
         File.Delete(pidFile);
         var state = Path.Combine(home, "state.json");

@@ -44,16 +44,14 @@ public sealed class DockerEngine : IAsyncDisposable
         daemon.BeginOutputReadLine();
         daemon.BeginErrorReadLine();
         var engine = new DockerEngine(dir, daemon);
-        var clock = Stopwatch.StartNew();
-        while ((await engine.DockerAsync(["version", "--format", "{{.Server.Version}}"], check: false)).Code != 0)
+        var answered = await Wait.WithinAsync(async () =>
+            daemon.HasExited || (await engine.DockerAsync(["version", "--format", "{{.Server.Version}}"], check: false)).Code == 0,
+            TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(200));
+        if (!answered || daemon.HasExited)
         {
-            if (daemon.HasExited || clock.Elapsed > TimeSpan.FromSeconds(60))
-            {
-                string text;
-                lock (log) text = log.ToString();
-                throw new InvalidOperationException($"dockerd did not start: {text}");
-            }
-            await Task.Delay(200);
+            string text;
+            lock (log) text = log.ToString();
+            throw new InvalidOperationException($"dockerd did not start: {text}");
         }
         return engine;
     }

@@ -86,8 +86,7 @@ public sealed class NginxPhpServer : IDisposable
 
     private void WaitForPort()
     {
-        var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (DateTime.UtcNow < deadline)
+        var started = Wait.Within(() =>
         {
             if (_processes.FirstOrDefault(p => p.HasExited) is { } dead)
                 throw new InvalidOperationException($"{dead.StartInfo.FileName} exited with {dead.ExitCode}; logs in {_dir.Path}/logs: " + Logs());
@@ -95,14 +94,14 @@ public sealed class NginxPhpServer : IDisposable
             {
                 using var client = new TcpClient();
                 client.Connect("127.0.0.1", Port);
-                if (File.Exists(Path.Combine(_dir.Path, "php-fpm.sock"))) return;
+                return File.Exists(Path.Combine(_dir.Path, "php-fpm.sock"));
             }
             catch (SocketException)
             {
+                return false;
             }
-            Thread.Sleep(50);
-        }
-        throw new TimeoutException("nginx or php-fpm did not start: " + Logs());
+        }, TimeSpan.FromSeconds(20));
+        if (!started) throw new TimeoutException("nginx or php-fpm did not start: " + Logs());
     }
 
     public string Logs() => string.Join("\n", Directory.GetFiles(Path.Combine(_dir.Path, "logs")).Select(f => $"--- {f}\n{File.ReadAllText(f)}"));

@@ -46,20 +46,20 @@ public sealed class PostgresServer : IAsyncDisposable
         server.BeginOutputReadLine();
         server.BeginErrorReadLine();
         var pg = new PostgresServer(server, port, dir);
-        var clock = Stopwatch.StartNew();
-        while (true)
+        await Wait.UntilAsync(async () =>
         {
             try
             {
                 await using var connection = new NpgsqlConnection(pg.Admin);
                 await connection.OpenAsync();
-                return pg;
+                return true;
             }
-            catch (NpgsqlException) when (clock.Elapsed < TimeSpan.FromSeconds(30) && !server.HasExited)
+            catch (NpgsqlException) when (!server.HasExited)
             {
-                await Task.Delay(100);
+                return false; // still starting; a server that exited lets the error through
             }
-        }
+        }, TimeSpan.FromSeconds(30), $"PostgreSQL to accept connections on port {port}", TimeSpan.FromMilliseconds(100));
+        return pg;
     }
 
     /// <summary>A fresh, empty database, so tests sharing one server never see each other's tables.</summary>

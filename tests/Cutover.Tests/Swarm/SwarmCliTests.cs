@@ -9,6 +9,7 @@ namespace Cutover.Tests.Swarm;
 
 /// <summary>The real `cutover` binary against a real Swarm: deploy, Swarm's own rollback, and Cutover's rollback.</summary>
 [Collection(SwarmCollection.Name)]
+[Trait(Needs.Trait, Needs.Docker)]
 public class SwarmCliTests(SwarmFixture swarm, ITestOutputHelper output)
 {
     [Fact]

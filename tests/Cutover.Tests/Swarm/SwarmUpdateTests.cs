@@ -13,6 +13,7 @@ namespace Cutover.Tests.Swarm;
 /// routing mesh needs IPVS, which this kernel may lack, so no traffic goes through Swarm here).
 /// </summary>
 [Collection(SwarmCollection.Name)]
+[Trait(Needs.Trait, Needs.Docker)]
 public class SwarmUpdateTests(SwarmFixture swarm, ITestOutputHelper output)
 {
     /// <summary>A hang fails the test in 90 s instead of holding CI: every deploy here takes well under 30 s.</summary>
