@@ -203,7 +203,8 @@ public class AgentRecoveryTests(ITestOutputHelper output) : IDisposable
         Assert.StartsWith("hello from 1", await WaitForBodyAsync($"http://127.0.0.1:{port}/", TimeSpan.FromSeconds(60)));
         output.WriteLine(string.Join("\n", lines));
 
-        Assert.Empty(ProcessesWith($"CUTOVER_RELEASE_ID={newRelease}"));
+        // This home's processes only: release ids go down to the second, and other tests deploy beside this one.
+        Assert.Empty(ProcessesWith($"CUTOVER_HOME={Home}", $"CUTOVER_RELEASE_ID={newRelease}"));
         Assert.All(newPorts, p => Assert.False(Listens(p), $"port {p} of the killed deploy still listens"));
         Assert.Contains(lines, l => l.Contains("left running by a previous agent"));
     }
