@@ -12,18 +12,12 @@ namespace Cutover.Tests.Rolling;
 [Trait(Needs.Trait, Needs.Slow)]
 public class AfterSwitchChecksTests(ITestOutputHelper output) : IDisposable
 {
-    private readonly TempDir _dir = new();
-    private string Home => _dir.Combine("home");
-    private string Source => _dir.Combine("src");
+    private readonly AgentBed _dir = new();
+    private string Home => _dir.Home;
+    private string Source => _dir.Source;
     private string Root => _dir.Combine("root");
 
-    public void Dispose()
-    {
-        AgentProcess.Stop(Home, 15);
-        AgentProcess.Stop(Home, 9);
-        OwnedProcesses.KillByEnvironment("CUTOVER_HOME", Home);
-        _dir.Dispose();
-    }
+    public void Dispose() => _dir.Dispose();
 
     private string Config(int port, string strategy, string extra)
     {
@@ -45,22 +39,11 @@ public class AfterSwitchChecksTests(ITestOutputHelper output) : IDisposable
         return path;
     }
 
-    private void WriteVersion(string version)
-    {
-        if (!Directory.Exists(Source)) AppFactory.CopyTree(Path.Combine(AppContext.BaseDirectory, "examples", "node-app"), Source);
-        File.WriteAllText(Path.Combine(Source, "VERSION"), version);
-    }
+    private void WriteVersion(string version) => _dir.WriteVersion(version);
 
     private async Task<CliResult> Cli(params string[] args)
     {
-        var start = CutoverCli.StartInfo(_dir.Path, args);
-        start.Environment["CUTOVER_HOME"] = Home;
-        using var process = Process.Start(start)!;
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(2));
-        var result = new CliResult(process.ExitCode, await stdout, await stderr);
+        var result = await _dir.Cli(args);
         output.WriteLine($"$ cutover {string.Join(' ', args)} (exit {result.ExitCode})\n{result.All}");
         return result;
     }

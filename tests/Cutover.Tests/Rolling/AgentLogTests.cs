@@ -14,17 +14,11 @@ namespace Cutover.Tests.Rolling;
 [Trait(Needs.Trait, Needs.Slow)]
 public class AgentLogTests(ITestOutputHelper output) : IDisposable
 {
-    private readonly TempDir _dir = new();
-    private string Home => _dir.Combine("home");
-    private string Source => _dir.Combine("src");
+    private readonly AgentBed _dir = new();
+    private string Home => _dir.Home;
+    private string Source => _dir.Source;
 
-    public void Dispose()
-    {
-        AgentProcess.Stop(Home, 15);
-        AgentProcess.Stop(Home, 9);
-        OwnedProcesses.KillByEnvironment("CUTOVER_HOME", Home);
-        _dir.Dispose();
-    }
+    public void Dispose() => _dir.Dispose();
 
     private string Config(int port, bool accessLog)
     {
@@ -46,8 +40,7 @@ public class AgentLogTests(ITestOutputHelper output) : IDisposable
         return path;
     }
 
-    private Task<CliResult> Cli(params string[] args) =>
-        CutoverCli.RunAsync(_dir.Path, new Dictionary<string, string> { ["CUTOVER_HOME"] = Home }, args);
+    private Task<CliResult> Cli(params string[] args) => _dir.Cli(args);
 
     private string AgentLog => Path.Combine(Home, "agent.log");
     private string AccessDir => Path.Combine(Home, "logs", "node", "access");
@@ -97,8 +90,7 @@ public class AgentLogTests(ITestOutputHelper output) : IDisposable
         Directory.CreateDirectory(Home);
         var apps = Enumerable.Range(0, 120).Select(i => $$"""{"app":"gone{{i}}","config_file":"{{_dir.Combine($"gone{i}.yml")}}","release_id":"x","release_dir":"/nonexistent","stopped":false,"instances":[]}""");
         File.WriteAllText(Path.Combine(Home, "state.json"), $$"""{"apps":[{{string.Join(",", apps)}}]}""");
-        var start = CutoverCli.StartInfo(_dir.Path, "agent", "--quiet", "--log-max-size", "2KB", "--log-retain", "2");
-        start.Environment["CUTOVER_HOME"] = Home;
+        var start = _dir.StartInfo("agent", "--quiet", "--log-max-size", "2KB", "--log-retain", "2");
         using var agent = Process.Start(start)!;
         var quietOutput = agent.StandardOutput.ReadToEndAsync();
         await Wait.WithinAsync(() => File.Exists(Path.Combine(Home, "agent.pid")), TimeSpan.FromSeconds(30));

@@ -14,17 +14,11 @@ namespace Cutover.Tests.Rolling;
 [Trait(Needs.Trait, Needs.Slow)]
 public class AgentRecoveryTests(ITestOutputHelper output) : IDisposable
 {
-    private readonly TempDir _dir = new();
-    private string Home => _dir.Combine("home");
-    private string Source => _dir.Combine("src");
+    private readonly AgentBed _dir = new();
+    private string Home => _dir.Home;
+    private string Source => _dir.Source;
 
-    public void Dispose()
-    {
-        AgentProcess.Stop(Home, 15);
-        AgentProcess.Stop(Home, 9);
-        OwnedProcesses.KillByEnvironment("CUTOVER_HOME", Home);
-        _dir.Dispose();
-    }
+    public void Dispose() => _dir.Dispose();
 
     private string Config(int port, string readyTimeout = "5s")
     {
@@ -58,25 +52,12 @@ public class AgentRecoveryTests(ITestOutputHelper output) : IDisposable
         else File.WriteAllText(file, behavior);
     }
 
-    private Task<CliResult> Cli(params string[] args) =>
-        CutoverCli.RunAsync(_dir.Path, new Dictionary<string, string> { ["CUTOVER_HOME"] = Home }, args);
+    private Task<CliResult> Cli(params string[] args) => _dir.Cli(args);
 
     private int AgentPid => int.Parse(File.ReadAllText(Path.Combine(Home, "agent.pid")));
 
     /// <summary>`cutover agent` in the foreground, as a person or a unit file would start it.</summary>
-    private Process StartAgent(List<string> lines)
-    {
-        var start = CutoverCli.StartInfo(_dir.Path, "agent");
-        start.Environment["CUTOVER_HOME"] = Home;
-        var agent = new Process { StartInfo = start };
-        agent.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (lines) lines.Add(e.Data); };
-        agent.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (lines) lines.Add(e.Data); };
-        agent.Start();
-        agent.StandardInput.Close();
-        agent.BeginOutputReadLine();
-        agent.BeginErrorReadLine();
-        return agent;
-    }
+    private Process StartAgent(List<string> lines) => _dir.Start(line => { lock (lines) lines.Add(line); }, "agent");
 
     private static async Task<string?> WaitForBodyAsync(string url, TimeSpan limit)
     {
@@ -180,8 +161,7 @@ public class AgentRecoveryTests(ITestOutputHelper output) : IDisposable
 
         // Release 2 listens but never says ready: its first instance stays "starting" as long as the test likes.
         WriteVersion("2", behavior: "never-ready");
-        var hangingStart = CutoverCli.StartInfo(_dir.Path, "deploy", Source, "-c", config);
-        hangingStart.Environment["CUTOVER_HOME"] = Home;
+        var hangingStart = _dir.StartInfo("deploy", Source, "-c", config);
         hangingStart.RedirectStandardOutput = hangingStart.RedirectStandardError = false;
         using var hanging = Process.Start(hangingStart)!;
         hanging.StandardInput.Close();

@@ -14,21 +14,15 @@ namespace Cutover.Tests.Rolling;
 [Trait(Needs.Trait, Needs.Slow)]
 public partial class CancelledDeployTests(ITestOutputHelper output) : IDisposable
 {
-    private readonly TempDir _dir = new();
-    private string Home => _dir.Combine("home");
-    private string Source => _dir.Combine("src");
+    private readonly AgentBed _dir = new();
+    private string Home => _dir.Home;
+    private string Source => _dir.Source;
     private string Root => _dir.Combine("root");
 
     [LibraryImport("libc", EntryPoint = "kill")]
     private static partial int SendSignal(int pid, int signal);
 
-    public void Dispose()
-    {
-        AgentProcess.Stop(Home, 15);
-        AgentProcess.Stop(Home, 9);
-        OwnedProcesses.KillByEnvironment("CUTOVER_HOME", Home);
-        _dir.Dispose();
-    }
+    public void Dispose() => _dir.Dispose();
 
     private string Config(int port, string strategy)
     {
@@ -51,25 +45,9 @@ public partial class CancelledDeployTests(ITestOutputHelper output) : IDisposabl
         return path;
     }
 
-    private void WriteVersion(string version)
-    {
-        if (!Directory.Exists(Source)) AppFactory.CopyTree(Path.Combine(AppContext.BaseDirectory, "examples", "node-app"), Source);
-        File.WriteAllText(Path.Combine(Source, "VERSION"), version);
-    }
+    private void WriteVersion(string version) => _dir.WriteVersion(version);
 
-    private Process Cli(Action<string> onLine, params string[] args)
-    {
-        var start = CutoverCli.StartInfo(_dir.Path, args);
-        start.Environment["CUTOVER_HOME"] = Home;
-        var process = new Process { StartInfo = start };
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) onLine(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) onLine(e.Data); };
-        process.Start();
-        process.StandardInput.Close();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
-    }
+    private Process Cli(Action<string> onLine, params string[] args) => _dir.Start(onLine, args);
 
     public static TheoryData<string, int> StrategiesAndSignals => new() { { "rolling", 2 }, { "rolling", 15 }, { "blue-green", 2 } };
 

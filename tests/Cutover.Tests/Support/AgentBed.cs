@@ -1,0 +1,57 @@
+using System.Diagnostics;
+
+namespace Cutover.Tests.Support;
+
+/// <summary>
+/// A temp dir with a CUTOVER_HOME of its own, for tests that drive the real CLI and agent: every command runs with
+/// that home, the Node example app is the source (one VERSION file per deploy), and disposing stops the agent and
+/// every process of that home, by pid, before the directory goes.
+/// </summary>
+public sealed class AgentBed : IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    public string Path => _dir.Path;
+    public string Home => _dir.Combine("home");
+    public string Source => _dir.Combine("src");
+
+    public string Combine(string name) => _dir.Combine(name);
+
+    /// <summary>The Node example app as the source, answering "hello from <paramref name="version"/>".</summary>
+    public void WriteVersion(string version)
+    {
+        if (!Directory.Exists(Source)) AppFactory.CopyTree(System.IO.Path.Combine(AppContext.BaseDirectory, "examples", "node-app"), Source);
+        File.WriteAllText(System.IO.Path.Combine(Source, "VERSION"), version);
+    }
+
+    public Task<CliResult> Cli(params string[] args) =>
+        CutoverCli.RunAsync(_dir.Path, new Dictionary<string, string> { ["CUTOVER_HOME"] = Home }, args);
+
+    public ProcessStartInfo StartInfo(params string[] args)
+    {
+        var start = CutoverCli.StartInfo(_dir.Path, args);
+        start.Environment["CUTOVER_HOME"] = Home;
+        return start;
+    }
+
+    /// <summary>Starts a command in the background, its stdout and stderr lines arriving on <paramref name="onLine"/>.</summary>
+    public Process Start(Action<string> onLine, params string[] args)
+    {
+        var process = new Process { StartInfo = StartInfo(args) };
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) onLine(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) onLine(e.Data); };
+        process.Start();
+        process.StandardInput.Close();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
+    public void Dispose()
+    {
+        AgentProcess.Stop(Home, 15); // drains and stops every app, the warm blue-green set included
+        AgentProcess.Stop(Home, 9);
+        OwnedProcesses.KillByEnvironment("CUTOVER_HOME", Home);
+        _dir.Dispose();
+    }
+}
