@@ -35,17 +35,7 @@ public sealed class AgentBed : IDisposable
     }
 
     /// <summary>Starts a command in the background, its stdout and stderr lines arriving on <paramref name="onLine"/>.</summary>
-    public Process Start(Action<string> onLine, params string[] args)
-    {
-        var process = new Process { StartInfo = StartInfo(args) };
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) onLine(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) onLine(e.Data); };
-        process.Start();
-        process.StandardInput.Close();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
-    }
+    public Process Start(Action<string> onLine, params string[] args) => CutoverCli.Start(StartInfo(args), onLine);
 
     public void Dispose()
     {

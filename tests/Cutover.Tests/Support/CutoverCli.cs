@@ -96,9 +96,12 @@ public static class CutoverCli
     }
 
     /// <summary>Starts cutover and returns it with its stdout lines arriving on <paramref name="lines"/>.</summary>
-    public static Process Start(string workingDir, Action<string> onLine, params string[] args)
+    public static Process Start(string workingDir, Action<string> onLine, params string[] args) => Start(StartInfo(workingDir, args), onLine);
+
+    /// <summary>Starts the process <paramref name="start"/> describes, its stdout and stderr lines arriving on <paramref name="onLine"/>.</summary>
+    public static Process Start(ProcessStartInfo start, Action<string> onLine)
     {
-        var process = new Process { StartInfo = StartInfo(workingDir, args) };
+        var process = new Process { StartInfo = start };
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) onLine(e.Data); };
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) onLine(e.Data); };
         process.Start();
