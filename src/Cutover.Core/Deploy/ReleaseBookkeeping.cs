@@ -177,6 +177,29 @@ public sealed class ReleaseBookkeeping(RootLayout layout, ReleaseStore store, Cu
     }
 
     /// <summary>
+    /// <see cref="VerifyAsync"/> as every strategy runs it once its release serves: whatever stops the checks counts
+    /// as a problem, SIGINT/SIGTERM (cancelled) and an exception included, so the caller always takes the release
+    /// back. <paramref name="after"/> names what made it live ("the switch"), <paramref name="undo"/> what the undo does.
+    /// </summary>
+    public async Task<(string? Problem, bool Cancelled)> CheckLiveAsync(CutoverConfig config, HttpClient http, PhaseClock clock, HookContext context, ReleaseLog log,
+        string after, string undo, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return (await VerifyAsync(config, http, clock, context, log, cancellationToken), false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            progress.Warning($"cancelled after {after}: {undo}");
+            return ($"cancelled after {after}", true);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return ($"the checks after {after} failed: {e.Message}", false);
+        }
+    }
+
+    /// <summary>
     /// `current` back to <paramref name="previous"/> (or removed, when there was none), then after_rollback in the
     /// previous release; a failing after_rollback hook is a warning, the release is back either way.
     /// </summary>

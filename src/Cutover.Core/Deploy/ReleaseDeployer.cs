@@ -60,10 +60,7 @@ public sealed class ReleaseDeployer
         IArtifactSource source = _config.Runtime == InstanceRuntime.Docker
             ? new Containers.ImageArtifact(request.Image ?? _config.Docker!.Image)
             : ArtifactSource.Open(request.Source, _layout.Root);
-        // An artifact without a single file is almost always a build that produced nothing; it would go live as an
-        // empty release. Asked before anything is written: reading stops at the first file.
-        if (source is not Containers.ImageArtifact && !request.AllowEmpty && !source.Entries(cancellationToken).Any(e => e.Kind != EntryKind.Directory))
-            throw new ArtifactException($"{source.Description} holds no files, so the live release would be empty; check the build, or pass --allow-empty if an empty release is what you want");
+        if (source is not Containers.ImageArtifact && !request.AllowEmpty) ArtifactSource.RefuseEmpty(source, "the live release", cancellationToken);
         var revision = request.Revision ?? (source is Containers.ImageArtifact image ? image.Image : await ArtifactSource.GitRevisionAsync(request.Source, cancellationToken));
         using var prepared = await BeginAsync(source, revision, request.LockWait, request.CommandLine, cancellationToken, adoptRoot: request.AdoptRoot);
         try
@@ -233,22 +230,8 @@ public sealed class ReleaseDeployer
         // 2. The same for every strategy: after_switch hooks and health.url. Whatever stops them (a failed hook or
         // check, SIGINT/SIGTERM, an exception) puts the previous release back: an unverified release never stays
         // live behind a non-zero exit.
-        string? problem;
-        var cancelled = false;
-        try
-        {
-            problem = await VerifyAsync(clock, prepared.HookContext, prepared.Log, cancellationToken);
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            cancelled = true;
-            problem = "cancelled after the switch";
-            _progress.Warning($"cancelled after the switch: putting {(previous is null ? "the site back to no release" : previous.Value)} back");
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            problem = $"the checks after the switch failed: {e.Message}";
-        }
+        var (problem, cancelled) = await _bookkeeping.CheckLiveAsync(_config, _http, clock, prepared.HookContext, prepared.Log, "the switch",
+            $"putting {(previous is null ? "the site back to no release" : previous.Value)} back", cancellationToken);
         if (problem is not null)
         {
             // The undo is not cancellable: a second signal must not leave the unverified release live.
@@ -407,7 +390,26 @@ public sealed class ReleaseDeployer
         clock.Run("switch", () => _current.SwitchTo(to), $"current: {from} -> {to}");
         if (_store.Find(from) is { } left) _store.SetStatus(left, ReleaseStatus.RolledBack, "rolled back by " + Environment.UserName);
         _store.SetStatus(target, ReleaseStatus.Active);
+        return await FinishRollbackAsync(started, clock, from, target, cancellationToken);
+    }
 
+    /// <summary>Every instance back on the live release after a paused deploy; `current` already names it.</summary>
+    private async Task<RollbackResult> RollBackPausedAsync(DateTimeOffset started, PhaseClock clock, ReleaseRecord paused, ReleaseRecord live, CancellationToken cancellationToken)
+    {
+        var to = live.ReleaseId;
+        var moved = await MoveInstancesAsync(clock, to, $"all instances back on {to}", cancellationToken);
+        if (!moved.Succeeded) throw new DeployException($"rollback of the paused release {paused.Id} to {to} failed: {moved.Error}");
+        _store.SetStatus(paused, ReleaseStatus.RolledBack, "rolled back from its pause by " + Environment.UserName);
+        return await FinishRollbackAsync(started, clock, paused.ReleaseId, live, cancellationToken);
+    }
+
+    /// <summary>
+    /// The end of every rollback once `to` serves: after_rollback in it (a failing hook is reported, the rollback
+    /// stands), the history line, the result.
+    /// </summary>
+    private async Task<RollbackResult> FinishRollbackAsync(DateTimeOffset started, PhaseClock clock, ReleaseId from, ReleaseRecord target, CancellationToken cancellationToken)
+    {
+        var to = target.ReleaseId;
         string? error = null;
         using (var log = new ReleaseLog(_layout.LogFile(to), _progress))
         {
@@ -421,33 +423,8 @@ public sealed class ReleaseDeployer
                 error = $"rolled back to {to}, but {e.Message}";
             }
         }
-
         _bookkeeping.RecordRollback(started, from, target, error is null ? "success" : "hook_failed", error, clock);
         return new RollbackResult(from.Value, to.Value, target.Revision, error, clock.Seconds);
-    }
-
-    /// <summary>Every instance back on the live release after a paused deploy; `current` already names it.</summary>
-    private async Task<RollbackResult> RollBackPausedAsync(DateTimeOffset started, PhaseClock clock, ReleaseRecord paused, ReleaseRecord live, CancellationToken cancellationToken)
-    {
-        var to = live.ReleaseId;
-        var moved = await MoveInstancesAsync(clock, to, $"all instances back on {to}", cancellationToken);
-        if (!moved.Succeeded) throw new DeployException($"rollback of the paused release {paused.Id} to {to} failed: {moved.Error}");
-        _store.SetStatus(paused, ReleaseStatus.RolledBack, "rolled back from its pause by " + Environment.UserName);
-        string? error = null;
-        using (var log = new ReleaseLog(_layout.LogFile(to), _progress))
-        {
-            var context = new HookContext(_config.App, _layout.Root, to.Value, _layout.ReleaseDir(to), _layout.ReleaseDir(paused.ReleaseId), _config.Hooks.Timeout);
-            try
-            {
-                await RunHooksAsync(clock, "after_rollback", _config.Hooks.AfterRollback, context, log, cancellationToken);
-            }
-            catch (HookFailedException e)
-            {
-                error = $"rolled back to {to}, but {e.Message}";
-            }
-        }
-        _bookkeeping.RecordRollback(started, paused.ReleaseId, live, error is null ? "success" : "hook_failed", error, clock);
-        return new RollbackResult(paused.Id, to.Value, live.Revision, error, clock.Seconds);
     }
 
     /// <summary>The agent moves every instance to a release; the phase `instances` is timed and reported.</summary>
@@ -467,9 +444,6 @@ public sealed class ReleaseDeployer
 
     private Task<IReadOnlyList<string>> MigrateAsync(PhaseClock clock, ReleaseId id, CancellationToken cancellationToken) =>
         _bookkeeping.MigrateAsync(_migrations!, clock, id, cancellationToken);
-
-    private Task<string?> VerifyAsync(PhaseClock clock, HookContext context, ReleaseLog log, CancellationToken cancellationToken) =>
-        _bookkeeping.VerifyAsync(_config, _http, clock, context, log, cancellationToken);
 
     private Task SwitchBackAsync(PhaseClock clock, ReleaseId failed, ReleaseId? previous, ReleaseLog log, CancellationToken cancellationToken) =>
         _bookkeeping.SwitchBackAsync(_config, clock, failed, previous, log, cancellationToken);

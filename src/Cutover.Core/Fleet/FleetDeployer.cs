@@ -60,9 +60,8 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
         var clock = Stopwatch.StartNew();
         var started = DateTimeOffset.UtcNow;
         var source = ArtifactSource.Open(request.Source, "/");
-        // As for a deploy on this machine: an empty build is refused before any host is contacted.
-        if (!request.AllowEmpty && !source.Entries(cancellationToken).Any(e => e.Kind != EntryKind.Directory))
-            throw new ArtifactException($"{source.Description} holds no files, so every host's live release would be empty; check the build, or pass --allow-empty if an empty release is what you want");
+        // As for a deploy on this machine, before any host is contacted.
+        if (!request.AllowEmpty) ArtifactSource.RefuseEmpty(source, "every host's live release", cancellationToken);
         var revision = request.Revision ?? await ArtifactSource.GitRevisionAsync(request.Source, cancellationToken);
         var phases = new PhaseClock(progress);
         var migrations = config.Migrations is { } m ? new MigrationPhase(m, environment) : null;

@@ -21,6 +21,17 @@ public static class ArtifactSource
         throw new ArtifactException($"the source {path} does not exist");
     }
 
+    /// <summary>
+    /// An artifact without a single file is almost always a build that produced nothing, which would go live as an
+    /// empty release: refused (unless --allow-empty) before anything is written. Reading stops at the first file.
+    /// </summary>
+    /// <param name="live">Whose live release would be empty, for the message ("the live release", "every host's live release").</param>
+    public static void RefuseEmpty(IArtifactSource source, string live, CancellationToken cancellationToken)
+    {
+        if (!source.Entries(cancellationToken).Any(e => e.Kind != EntryKind.Directory))
+            throw new ArtifactException($"{source.Description} holds no files, so {live} would be empty; check the build, or pass --allow-empty if an empty release is what you want");
+    }
+
     /// <summary>The git commit of a source directory, when it is inside a work tree; null otherwise.</summary>
     public static async Task<string?> GitRevisionAsync(string path, CancellationToken cancellationToken)
     {

@@ -142,22 +142,10 @@ public sealed class SwarmDeployer
 
         // The checks every strategy runs once the release serves; whatever stops them takes the service back.
         string? problem;
-        var cancelled = false;
-        try
-        {
-            using var ownHttp = _http is null ? new HttpClient() : null;
-            problem = await _bookkeeping.VerifyAsync(_config, _http ?? ownHttp!, clock, hookContext, log, cancellationToken);
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            cancelled = true;
-            problem = "cancelled after the service update";
-            _progress.Warning($"cancelled after the service update: putting {_swarm.Service} back on {(previous is null ? "no release" : previous.Value)}");
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            problem = $"the checks after the update failed: {e.Message}";
-        }
+        bool cancelled;
+        using (var ownHttp = _http is null ? new HttpClient() : null)
+            (problem, cancelled) = await _bookkeeping.CheckLiveAsync(_config, _http ?? ownHttp!, clock, hookContext, log, "the service update",
+                $"putting {_swarm.Service} back on {(previous is null ? "no release" : previous.Value)}", cancellationToken);
         if (problem is not null) return await UndoAsync(started, record, previous, createdService, problem, cancelled, log, clock);
 
         _store.SetStatus(record, ReleaseStatus.Active);
