@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using Cutover.Config;
 using Cutover.Deploy;
 using Cutover.History;
@@ -15,7 +14,7 @@ namespace Cutover.Tests.Deploy;
 /// previous release is put back, after_rollback runs, the record and history say so, the exit is non-zero. And a
 /// switch that failed never leaves a rollback target behind.
 /// </summary>
-public partial class InterruptionTests : IDisposable
+public class InterruptionTests : IDisposable
 {
     private readonly TempDir _dir = new();
     private readonly string _root;
@@ -28,9 +27,6 @@ public partial class InterruptionTests : IDisposable
     }
 
     public void Dispose() => _dir.Dispose();
-
-    [LibraryImport("libc", EntryPoint = "kill")]
-    private static partial int SendSignal(int pid, int signal);
 
     private string Config(string extra = "") => AppFactory.WriteConfig(_dir.Path, _root, extra);
     private string CurrentVersion => File.ReadAllText(Path.Combine(_root, "current", "VERSION")).Trim();
@@ -72,7 +68,7 @@ public partial class InterruptionTests : IDisposable
         else await WaitFor(() => CurrentId != firstId && output.Any(l => l.Contains("health")), "the health check");
         Assert.Equal("2.0.0", CurrentVersion);
 
-        SendSignal(cli.Id, signal);
+        Cutover.Platform.LibC.Kill(cli.Id, signal);
         using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         await cli.WaitForExitAsync(limit.Token);
 
@@ -106,7 +102,7 @@ public partial class InterruptionTests : IDisposable
         var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
         using var cli = CutoverCli.Start(_dir.Path, output.Enqueue, "deploy", _source, "-c", config);
         await WaitFor(() => File.Exists(inHook), "the build hook");
-        SendSignal(cli.Id, signal);
+        Cutover.Platform.LibC.Kill(cli.Id, signal);
         using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         await cli.WaitForExitAsync(limit.Token);
         Assert.Equal(130, cli.ExitCode);
@@ -129,10 +125,10 @@ public partial class InterruptionTests : IDisposable
         var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
         using var cli = CutoverCli.Start(_dir.Path, output.Enqueue, "deploy", _source, "-c", config);
         await WaitFor(() => File.Exists(inHook), "the after_switch hook");
-        SendSignal(cli.Id, 2);
+        Cutover.Platform.LibC.Kill(cli.Id, 2);
         await WaitFor(() => File.Exists(undoStarted), "the undo's after_rollback hook");
-        SendSignal(cli.Id, 2);
-        SendSignal(cli.Id, 15);
+        Cutover.Platform.LibC.Kill(cli.Id, 2);
+        Cutover.Platform.LibC.Kill(cli.Id, 15);
         using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         await cli.WaitForExitAsync(limit.Token);
         var text = string.Join("\n", output);

@@ -24,7 +24,7 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
         {
             if (host.Sshd is null) fleet.Start(host);
             // Remote processes of this test left behind by a killed connection (none when everything works).
-            foreach (var pid in SshFleet.ProcessesMentioning(RootOf(host))) Cutover.Platform.LibC.Kill(pid, 9);
+            foreach (var pid in OwnedProcesses.Mentioning(RootOf(host))) Cutover.Platform.LibC.Kill(pid, 9);
         }
         _dir.Dispose();
     }

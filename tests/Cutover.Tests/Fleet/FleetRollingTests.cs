@@ -33,7 +33,7 @@ public sealed class FleetRollingTests(SshFleet fleet, PublishedCutover published
         Cutover.Platform.LibC.Kill(pid, 9);
         File.Delete(pidFile);
         // Instances run in their own sessions with the release directory as working directory.
-        foreach (var orphan in SshFleet.ProcessesMentioning(Path.Combine(host.Root))) Cutover.Platform.LibC.Kill(orphan, 9);
+        foreach (var orphan in OwnedProcesses.Mentioning(Path.Combine(host.Root))) Cutover.Platform.LibC.Kill(orphan, 9);
     }
 
     [Theory]

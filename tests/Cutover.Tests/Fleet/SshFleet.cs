@@ -153,26 +153,6 @@ public sealed class SshFleet : IDisposable
         return children;
     }
 
-    /// <summary>Processes (besides sshd's) whose command line mentions <paramref name="text"/>, e.g. a host's directory.</summary>
-    public static IReadOnlyList<int> ProcessesMentioning(string text)
-    {
-        var found = new List<int>();
-        foreach (var dir in Directory.GetDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(dir), out var pid) || pid == Environment.ProcessId) continue;
-            try
-            {
-                var cmdline = File.ReadAllText(Path.Combine(dir, "cmdline")).Replace('\0', ' ');
-                if (cmdline.Contains(text, StringComparison.Ordinal) && !cmdline.StartsWith("/usr/sbin/sshd", StringComparison.Ordinal)
-                    && !cmdline.StartsWith("sshd", StringComparison.Ordinal)) found.Add(pid);
-            }
-            catch (IOException)
-            {
-            }
-        }
-        return found;
-    }
-
     private static int FreePort(string address)
     {
         using var listener = new TcpListener(IPAddress.Parse(address), 0);

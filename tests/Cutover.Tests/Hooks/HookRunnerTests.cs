@@ -14,19 +14,9 @@ public class HookRunnerTests : IDisposable
     private HookContext Context(TimeSpan timeout) => new("app", _dir.Path, "r1", _dir.Path, null, timeout);
 
     /// <summary>Processes whose command line holds <paramref name="marker"/> (a unique sleep length).</summary>
-    internal static int[] ProcessesWith(string marker) =>
-        Directory.EnumerateDirectories("/proc")
-            .Select(d => (Pid: int.TryParse(Path.GetFileName(d), out var pid) ? pid : 0, Dir: d))
-            .Where(p => p.Pid > 0)
-            .Where(p =>
-            {
-                try { return File.ReadAllText(Path.Combine(p.Dir, "cmdline")).Replace('\0', ' ').Contains(marker); }
-                catch (IOException) { return false; }
-                catch (UnauthorizedAccessException) { return false; }
-            })
-            .Select(p => p.Pid).ToArray();
+    private static IReadOnlyList<int> ProcessesWith(string marker) => OwnedProcesses.Mentioning(marker);
 
-    internal static Task<bool> GoneWithin(string marker, TimeSpan limit) => Wait.WithinAsync(() => ProcessesWith(marker).Length == 0, limit);
+    internal static Task<bool> GoneWithin(string marker, TimeSpan limit) => Wait.WithinAsync(() => ProcessesWith(marker).Count == 0, limit);
 
     [Fact]
     public async Task A_background_process_holding_the_output_open_does_not_hold_the_hook_and_does_not_survive_it()
@@ -70,7 +60,7 @@ public class HookRunnerTests : IDisposable
         var config = AppFactory.WriteConfig(_dir.Path, root, "hooks:\n  build: [\"sleep 66.17 & echo hook-started; sleep 67.17\"]\n");
         var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
         using var cli = CutoverCli.Start(_dir.Path, lines.Enqueue, "deploy", source, "-c", config);
-        await Wait.WithinAsync(() => ProcessesWith("67.17").Length > 0, TimeSpan.FromSeconds(60));
+        await Wait.WithinAsync(() => ProcessesWith("67.17").Count > 0, TimeSpan.FromSeconds(60));
         Assert.NotEmpty(ProcessesWith("67.17"));
         cli.Kill(); // SIGKILL, the CLI alone: its children are not signalled
         await cli.WaitForExitAsync();

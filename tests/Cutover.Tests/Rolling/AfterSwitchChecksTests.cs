@@ -15,29 +15,11 @@ public class AfterSwitchChecksTests(ITestOutputHelper output) : IDisposable
     private readonly AgentBed _dir = new();
     private string Home => _dir.Home;
     private string Source => _dir.Source;
-    private string Root => _dir.Combine("root");
+    private string Root => _dir.Root;
 
     public void Dispose() => _dir.Dispose();
 
-    private string Config(int port, string strategy, string extra)
-    {
-        var path = _dir.Combine("cutover.yml");
-        File.WriteAllText(path, $"""
-            app: node
-            strategy: {strategy}
-            root: {Root}
-            run:
-              command: node server.js
-              instances: 2
-              ready: message
-              ready_timeout: 5s
-            proxy:
-              listen: 127.0.0.1:{port}
-              drain_timeout: 5s
-            {extra}
-            """);
-        return path;
-    }
+    private string Config(int port, string strategy, string extra) => _dir.WriteNodeConfig(port, strategy, extra);
 
     private void WriteVersion(string version) => _dir.WriteVersion(version);
 

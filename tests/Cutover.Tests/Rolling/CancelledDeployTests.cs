@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using Cutover.History;
 using Cutover.Releases;
 using Cutover.Tests.Support;
@@ -12,38 +11,17 @@ namespace Cutover.Tests.Rolling;
 /// the instances already replaced go back before the command exits, no request fails, the record says cancelled.
 /// </summary>
 [Trait(Needs.Trait, Needs.Slow)]
-public partial class CancelledDeployTests(ITestOutputHelper output) : IDisposable
+public class CancelledDeployTests(ITestOutputHelper output) : IDisposable
 {
     private readonly AgentBed _dir = new();
     private string Home => _dir.Home;
     private string Source => _dir.Source;
-    private string Root => _dir.Combine("root");
-
-    [LibraryImport("libc", EntryPoint = "kill")]
-    private static partial int SendSignal(int pid, int signal);
+    private string Root => _dir.Root;
 
     public void Dispose() => _dir.Dispose();
 
-    private string Config(int port, string strategy)
-    {
-        var path = _dir.Combine("cutover.yml");
-        File.WriteAllText(path, $"""
-            app: node
-            strategy: {strategy}
-            root: {Root}
-            run:
-              command: node server.js
-              instances: 2
-              ready: message
-              ready_timeout: 5s
-            proxy:
-              listen: 127.0.0.1:{port}
-              drain_timeout: 5s
-            {(strategy == "rolling" ? "rolling" : "blue_green")}:
-              monitor: 20s
-            """);
-        return path;
-    }
+    private string Config(int port, string strategy) =>
+        _dir.WriteNodeConfig(port, strategy, (strategy == "rolling" ? "rolling" : "blue_green") + ":\n  monitor: 20s\n");
 
     private void WriteVersion(string version) => _dir.WriteVersion(version);
 
@@ -82,7 +60,7 @@ public partial class CancelledDeployTests(ITestOutputHelper output) : IDisposabl
             Assert.Contains(answers, a => a.StartsWith("hello from 2"));
         }
 
-        SendSignal(deploy.Id, signal);
+        Cutover.Platform.LibC.Kill(deploy.Id, signal);
         await deploy.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(1));
         var exitedMs = load.NowMs;
         await Task.Delay(500);

@@ -15,7 +15,33 @@ public sealed class AgentBed : IDisposable
     public string Home => _dir.Combine("home");
     public string Source => _dir.Combine("src");
 
+    public string Root => _dir.Combine("root");
+
     public string Combine(string name) => _dir.Combine(name);
+
+    /// <summary>
+    /// cutover.yml for the Node example at 2 instances (ready by process.send) behind a proxy on <paramref name="port"/>,
+    /// deployed to <see cref="Root"/>, with <paramref name="extra"/> as more top-level YAML.
+    /// </summary>
+    public string WriteNodeConfig(int port, string strategy, string extra = "")
+    {
+        var path = _dir.Combine("cutover.yml");
+        File.WriteAllText(path, $"""
+            app: node
+            strategy: {strategy}
+            root: {Root}
+            run:
+              command: node server.js
+              instances: 2
+              ready: message
+              ready_timeout: 5s
+            proxy:
+              listen: 127.0.0.1:{port}
+              drain_timeout: 5s
+            {extra}
+            """);
+        return path;
+    }
 
     /// <summary>The Node example app as the source, answering "hello from <paramref name="version"/>".</summary>
     public void WriteVersion(string version)

@@ -28,4 +28,28 @@ public static class OwnedProcesses
         }
         return killed;
     }
+
+    /// <summary>
+    /// Processes (besides this one and sshd's) whose command line mentions <paramref name="text"/>: a host's directory,
+    /// or a marker a test put into a command (a sleep of an unusual length) to find what it started.
+    /// </summary>
+    public static IReadOnlyList<int> Mentioning(string text)
+    {
+        var found = new List<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid) || pid == Environment.ProcessId) continue;
+            try
+            {
+                var cmdline = File.ReadAllText(Path.Combine(dir, "cmdline")).Replace('\0', ' ');
+                if (cmdline.Contains(text, StringComparison.Ordinal) && !cmdline.StartsWith("/usr/sbin/sshd", StringComparison.Ordinal)
+                    && !cmdline.StartsWith("sshd", StringComparison.Ordinal)) found.Add(pid);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // gone meanwhile, or not ours to read
+            }
+        }
+        return found;
+    }
 }

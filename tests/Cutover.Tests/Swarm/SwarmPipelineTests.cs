@@ -1,7 +1,6 @@
 // Docker.DotNet's models make every field nullable; a missing one here fails the test anyway.
 #nullable disable warnings
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using Cutover.Deploy;
 using Cutover.Releases;
@@ -18,10 +17,8 @@ namespace Cutover.Tests.Swarm;
 /// good release's image and runs after_rollback. Real dockerd in swarm mode, real PostgreSQL, the real binary.
 /// </summary>
 [Collection(SwarmCollection.Name)]
-public partial class SwarmPipelineTests(SwarmFixture swarm, PostgresFixture postgres, ITestOutputHelper output) : IClassFixture<PostgresFixture>
+public class SwarmPipelineTests(SwarmFixture swarm, PostgresFixture postgres, ITestOutputHelper output) : IClassFixture<PostgresFixture>
 {
-    [LibraryImport("libc", EntryPoint = "kill")]
-    private static partial int SendSignal(int pid, int signal);
 
     /// <summary>Top-level keys after the swarm section WriteConfig wrote.</summary>
     private static void Append(string config, string yaml) => File.AppendAllText(config, "\n" + yaml);
@@ -168,7 +165,7 @@ public partial class SwarmPipelineTests(SwarmFixture swarm, PostgresFixture post
                 Assert.True(waited.Elapsed < TimeSpan.FromSeconds(60), "the update never began:\n" + string.Join("\n", lines));
                 await Task.Delay(20);
             }
-            SendSignal(cli.Id, signal);
+            Cutover.Platform.LibC.Kill(cli.Id, signal);
             using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(120));
             await cli.WaitForExitAsync(limit.Token);
             output.WriteLine(string.Join("\n", lines));
