@@ -214,18 +214,8 @@ public sealed class SwarmDeployer
         }
     }
 
-    private async Task<bool> ServiceExistsAsync(CancellationToken cancellationToken)
-    {
-        using var client = DockerClientFactory.Create(_swarm.DockerHost);
-        try
-        {
-            return await SwarmServiceUpdater.InspectAsync(client, _swarm.Service, cancellationToken) is not null;
-        }
-        catch (DockerApiException e)
-        {
-            throw new DeployException($"docker refused: {e.ResponseBody?.Trim() ?? e.Message}");
-        }
-    }
+    private Task<bool> ServiceExistsAsync(CancellationToken cancellationToken) =>
+        WithDockerAsync(async client => await SwarmServiceUpdater.InspectAsync(client, _swarm.Service, cancellationToken) is not null);
 
     private async Task RollbackToPreviousSpecAsync(CancellationToken cancellationToken)
     {
@@ -281,16 +271,19 @@ public sealed class SwarmDeployer
         return new RollbackResult(from.Value, to.Value, target.Revision, null, clock.Seconds);
     }
 
-    private async Task<SwarmUpdateOutcome> ApplyAsync(string image, string release, Config.SwarmUpdateConfig updateWith, CancellationToken cancellationToken)
+    private Task<SwarmUpdateOutcome> ApplyAsync(string image, string release, Config.SwarmUpdateConfig updateWith, CancellationToken cancellationToken) =>
+        WithDockerAsync(client => new SwarmServiceUpdater(client, _config, _progress).ApplyAsync(image, release, updateWith, cancellationToken));
+
+    /// <summary>A call on the Engine API, its refusals (a bad spec, a name taken, not a manager) as Docker words them.</summary>
+    private async Task<T> WithDockerAsync<T>(Func<DockerClient, Task<T>> call)
     {
         using var client = DockerClientFactory.Create(_swarm.DockerHost);
         try
         {
-            return await new SwarmServiceUpdater(client, _config, _progress).ApplyAsync(image, release, updateWith, cancellationToken);
+            return await call(client);
         }
         catch (DockerApiException e)
         {
-            // Refusals (a bad spec, a name taken, not a manager) as Docker words them.
             throw new DeployException($"docker refused: {e.ResponseBody?.Trim() ?? e.Message}");
         }
     }
