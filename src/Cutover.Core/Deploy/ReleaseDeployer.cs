@@ -375,7 +375,7 @@ public sealed class ReleaseDeployer
         var clock = new PhaseClock(_progress);
         // A paused deploy left instances of a newer release beside `current`'s: going back means all on `current`.
         if (_activator is not null && request.Target is null
-            && _store.List().Where(r => r.Status == ReleaseStatus.Paused && r.ReleaseId > from).MaxBy(r => r.ReleaseId) is { } paused
+            && ReleasePlanner.PausedAfter(_store.List(), from) is { } paused
             && _store.Find(from) is { } live)
             return await RollBackPausedAsync(started, clock, paused, live, cancellationToken);
 

@@ -14,6 +14,13 @@ public static class ReleasePlanner
             .MaxBy(r => r.ReleaseId) is { Status: not ReleaseStatus.Unreadable } target ? target : null;
 
     /// <summary>
+    /// The newest release a rolling deploy paused after <paramref name="current"/> (failure_action pause): instances of
+    /// it serve beside `current`'s until a deploy goes on or a rollback puts them all back.
+    /// </summary>
+    public static ReleaseRecord? PausedAfter(IReadOnlyList<ReleaseRecord> releases, ReleaseId current) =>
+        releases.Where(r => r.Status == ReleaseStatus.Paused && r.ReleaseId > current).MaxBy(r => r.ReleaseId);
+
+    /// <summary>
     /// Releases to delete: every failed one, and complete ones beyond the newest <paramref name="keep"/>.
     /// The current release, its rollback target and any release whose record is unreadable are never deleted.
     /// </summary>

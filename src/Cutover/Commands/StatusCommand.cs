@@ -24,7 +24,7 @@ public static class StatusCommand
                 var swarmView = config.Swarm is { } swarm ? await Cutover.Swarm.SwarmStatus.ReadAsync(swarm, ct) : null;
                 var current = s.CurrentRecord;
                 // A paused rolling deploy: instances of a newer release serve beside `current`'s until deploy or rollback.
-                var paused = current is null ? null : s.Releases.Where(r => r.Status == ReleaseStatus.Paused && r.ReleaseId > current.ReleaseId).MaxBy(r => r.ReleaseId);
+                var paused = current is null ? null : ReleasePlanner.PausedAfter(s.Releases, current.ReleaseId);
                 if (json)
                 {
                     env.Out.WriteLine(JsonSerializer.Serialize(new

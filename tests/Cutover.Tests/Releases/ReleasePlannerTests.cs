@@ -12,6 +12,15 @@ public class ReleasePlannerTests
     }
 
     [Fact]
+    public void A_paused_release_counts_only_after_current_and_the_newest_one_wins()
+    {
+        var releases = Releases(ReleaseStatus.Paused, ReleaseStatus.Active, ReleaseStatus.Paused, ReleaseStatus.Failed, ReleaseStatus.Paused);
+        Assert.Equal(releases[4].Id, ReleasePlanner.PausedAfter(releases, releases[1].ReleaseId)?.Id);
+        Assert.Null(ReleasePlanner.PausedAfter(releases, releases[4].ReleaseId));
+        Assert.Null(ReleasePlanner.PausedAfter(Releases(ReleaseStatus.Active, ReleaseStatus.Failed), ReleaseId.Parse("20260101_000000")));
+    }
+
+    [Fact]
     public void Keeps_the_newest_successful_releases_and_removes_the_rest()
     {
         var releases = Releases(Enumerable.Repeat(ReleaseStatus.Active, 8).ToArray());
