@@ -133,7 +133,8 @@ public class FleetConfigTests
         Assert.Null(remote.Fleet);
         Assert.Null(remote.Migrations);
         Assert.Equal("/data/api", remote.Root);
-        Assert.Equal("127.0.0.1:3100", remote.Proxy!.Listen.ToString());
-        Assert.Equal("node server.js", remote.Run!.Command);
+        var settings = remote.SettingsOf<RollingSettings>();
+        Assert.Equal("127.0.0.1:3100", settings.Proxy.Listen.ToString());
+        Assert.Equal("node server.js", settings.Run.Command);
     }
 }
