@@ -203,9 +203,10 @@ public static class ConfigLoader
 
     private static RunConfig ReadRun(YamlSection top, YamlSection? section, InstanceRuntimeConfig runtime, Strategy strategy)
     {
-        // Containers follow Docker's defaults (SIGTERM, 10 s); processes follow PM2's (SIGINT, 5 s).
-        var containers = runtime is DockerConfig;
-        if (section is null && containers) return new RunConfig { Command = "", StopSignal = 15, StopSignalName = "SIGTERM", KillTimeout = TimeSpan.FromSeconds(10) };
+        // The runtime gives the stop defaults (containers Docker's, processes PM2's) and says whether run.command is its to give.
+        var (defaultSignalName, defaultSignal) = runtime.DefaultStopSignal;
+        if (section is null && runtime.RunsImageCommand)
+            return new RunConfig { Command = "", StopSignal = defaultSignal, StopSignalName = defaultSignalName, KillTimeout = runtime.DefaultKillTimeout };
         if (section is null)
         {
             top.Error("run", $"strategy: {strategy} needs a 'run' section with at least 'command'");
@@ -215,11 +216,11 @@ public static class ConfigLoader
         var instances = 1;
         if (instancesText == "max") instances = Environment.ProcessorCount;
         else instances = section.Int("instances", 1, min: 1, max: 256);
-        var signal = section.Choice("stop_signal", containers ? ("SIGTERM", 15) : ("SIGINT", 2), Signals.Select(s => (s.Item1, s)).ToArray());
+        var signal = section.Choice("stop_signal", runtime.DefaultStopSignal, Signals.Select(s => (s.Item1, s)).ToArray());
         var restart = section.Section("restart");
         var run = new RunConfig
         {
-            Command = containers ? section.String("command", "")! : section.RequiredString("command"),
+            Command = runtime.RunsImageCommand ? section.String("command", "")! : section.RequiredString("command"),
             Instances = instances,
             Env = section.StringMap("env"),
             PortEnv = section.String("port_env", "PORT")!,
@@ -228,15 +229,15 @@ public static class ConfigLoader
             ReadyTimeout = section.Duration("ready_timeout", TimeSpan.FromSeconds(30), min: TimeSpan.FromMilliseconds(1)),
             StopSignal = signal.Item2,
             StopSignalName = signal.Item1,
-            KillTimeout = section.Duration("kill_timeout", containers ? TimeSpan.FromSeconds(10) : TimeSpan.FromSeconds(5)),
+            KillTimeout = section.Duration("kill_timeout", runtime.DefaultKillTimeout),
             MaxMemory = section.Has("max_memory") ? section.Size("max_memory", 0) : null,
             MinUptime = restart?.Duration("min_uptime", TimeSpan.FromSeconds(1)) ?? TimeSpan.FromSeconds(1),
             MaxRestarts = restart?.Int("max_restarts", 16, min: 0) ?? 16,
         };
         restart?.RejectUnknownKeys();
-        if (containers && run.Ready is ReadinessKind.Notify or ReadinessKind.Message)
+        if (!runtime.PassesReadySignals && run.Ready is ReadinessKind.Notify or ReadinessKind.Message)
             section.Error("ready", "with runtime: docker, ready is http or tcp (checked at the container's address), and docker.healthcheck gates traffic too");
-        if (containers && run.Command.Length > 0)
+        if (runtime.RunsImageCommand && run.Command.Length > 0)
             section.Error("command", "with runtime: docker the image's own command runs; leave run.command out");
         section.RejectUnknownKeys();
         return run;
