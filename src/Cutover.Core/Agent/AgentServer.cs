@@ -362,7 +362,8 @@ public sealed class AgentServer : IAsyncDisposable
     {
         try
         {
-            return ConfigLoader.Load(record.ConfigFile).Settings is not InstanceSettings settings || settings.Runtime.InstancesOutliveAgent;
+            // A config that no longer runs instances cannot take any over: what it left are orphans.
+            return ConfigLoader.Load(record.ConfigFile).Settings is InstanceSettings settings && settings.Runtime.InstancesOutliveAgent;
         }
         catch (Exception e) when (e is ConfigException or IOException)
         {

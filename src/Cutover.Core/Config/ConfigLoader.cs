@@ -41,12 +41,10 @@ public static class ConfigLoader
         var strategy = Strategy.Named(strategyName);
         if (strategy is null)
             top.Error("strategy", $"'{strategyName}' is not a strategy this version supports; supported: {string.Join(", ", Strategy.All)}");
-        // A key the strategy does not read is refused, never ignored. With a strategy we do not know, what it would
-        // read is unknown too: only the strategy error is reported.
+        // A key the strategy does not read is refused, never ignored.
         foreach (var key in StrategyKeys.UsedBy.Keys.Where(k => !k.Contains('.') && !k.Contains('[')))
-            if (top.Has(key) && strategy is not null && !strategy.Uses(key))
+            if (strategy is not null && top.Has(key) && !strategy.Uses(key))
                 top.KeyError(key, StrategyKeys.NotUsed(strategy, key));
-        strategy ??= Strategy.Symlink;
 
         // Swarm keeps only Cutover's release records locally, so its root may be left to the default.
         var rootText = strategy == Strategy.Swarm ? top.String("root", Path.Combine(".cutover-swarm", app))! : top.RequiredString("root");
@@ -54,6 +52,8 @@ public static class ConfigLoader
         if (root == "/")
             top.Error("root", $"'{rootText}' is the file system's root; Cutover writes releases/, shared/, current and .cutover/ into its root, so give it a directory of its own (for example /srv/{(app.Length > 0 ? app : "app")})");
         var keep = top.Int("keep_releases", 5, min: 1);
+        // The rest of the file is read by what the strategy reads: with one we do not know, nothing more can be judged.
+        if (strategy is null) throw new ConfigException(errors);
 
         var shared = ReadShared(top.Section("shared"));
         var hooks = ReadHooks(top.Section("hooks"), strategy);

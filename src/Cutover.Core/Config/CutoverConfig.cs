@@ -21,7 +21,7 @@ public sealed record CutoverConfig
     /// <summary>Things that are allowed but probably wrong (Swarm settings that hang or mislead); shown, never fatal.</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
     /// <summary>The servers this config deploys to over SSH; null deploys on this machine.</summary>
-    public Fleet.FleetConfig? Fleet { get; init; }
+    public FleetConfig? Fleet { get; init; }
 
     public Strategy Strategy => Settings.Strategy;
 

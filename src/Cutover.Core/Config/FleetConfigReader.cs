@@ -1,5 +1,4 @@
 using System.Globalization;
-using Cutover.Fleet;
 using YamlDotNet.RepresentationModel;
 
 namespace Cutover.Config;

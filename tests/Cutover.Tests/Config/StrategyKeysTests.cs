@@ -88,7 +88,7 @@ public class StrategyKeysTests
     [Fact]
     public void An_unknown_strategy_is_the_only_error_even_with_keys_of_other_strategies()
     {
-        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse("app: a\nstrategy: canary\nroot: /srv/a\nrun:\n  command: x\nswarm:\n  service: a\n", File));
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse("app: a\nstrategy: canary\nroot: /srv/a\nrun:\n  command: x\nswarm:\n  service: a\nhealth:\n  path: /up\nhooks:\n  build: [make]\n", File));
         var error = Assert.Single(e.Errors);
         Assert.Equal("strategy", error.Key);
         Assert.Contains("supported: symlink, rolling, blue-green, swarm", error.Message);
