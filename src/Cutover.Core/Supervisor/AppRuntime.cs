@@ -45,13 +45,10 @@ public sealed class AppRuntime : IAsyncDisposable
     /// <summary>Instances that run but serve no slot (a warm blue-green set); they go when the app goes.</summary>
     private ManagedInstance[] OutOfRotation => _instances.Keys.Where(i => !Slots.Contains(i)).ToArray();
 
-    private static InstanceSettings InstancesOf(CutoverConfig config) => config.Settings as InstanceSettings
-        ?? throw new ArgumentException($"strategy: {config.Strategy} runs no instances under the agent", nameof(config));
-
     /// <summary>Starts the app's proxy (nothing routed yet: it answers 503 until an instance is ready).</summary>
     public static async Task<AppRuntime> CreateAsync(CutoverConfig config, string home, HttpClient http, object spawnGate, ILoggerFactory loggers, CancellationToken cancellationToken)
     {
-        var settings = InstancesOf(config);
+        var settings = config.SettingsOf<InstanceSettings>();
         var proxy = await ProxyServer.StartAsync(settings.Proxy.Listen, new BackendPool(), loggers, cancellationToken);
         var log = new LogSink(Path.Combine(home, "logs", config.App), settings.Logs.MaxSize, settings.Logs.Retain);
         var runtime = new AppRuntime(config, settings, proxy, log, new ReadinessProbe(http), spawnGate, loggers, home);
