@@ -32,6 +32,8 @@ public sealed class AgentServer : IAsyncDisposable
     /// <summary>Orders state writes: instances report starts and exits from their own threads.</summary>
     private readonly object _stateGate = new();
     private readonly Dictionary<string, AppRuntime> _apps = new(StringComparer.Ordinal);
+    /// <summary>Blue-green's warm set per app, kept between deploys.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, BlueGreen.WarmSetKeeper> _warmSets = new(StringComparer.Ordinal);
     // Concurrent: instances report starts and exits (and the state is written) from their own threads.
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, AppRecord> _records = new(StringComparer.Ordinal);
     /// <summary>What went wrong at start-up that people must see (a corrupt state.json): in agent.log and `cutover status`.</summary>
@@ -168,12 +170,14 @@ public sealed class AgentServer : IAsyncDisposable
     {
         var config = ConfigLoader.Load(request.Config);
         if (config.App != app) return ActivationResult.NotLive($"the config names app '{config.App}', not '{app}'");
+        if (config.Settings is not InstanceSettings settings)
+            return ActivationResult.NotLive($"strategy: {config.Strategy} runs no instances under the agent");
         CutoverConfig? previousConfig = null;
         if (!_apps.TryGetValue(app, out var runtime))
         {
-            var clash = _apps.Values.FirstOrDefault(a => a.Config.Proxy!.Listen.Equals(config.Proxy!.Listen));
+            var clash = _apps.Values.FirstOrDefault(a => a.Settings.Proxy.Listen.Equals(settings.Proxy.Listen));
             if (clash is not null)
-                return ActivationResult.NotLive($"app '{clash.Config.App}' already listens on {config.Proxy!.Listen}; give '{app}' another proxy.listen");
+                return ActivationResult.NotLive($"app '{clash.Config.App}' already listens on {settings.Proxy.Listen}; give '{app}' another proxy.listen");
             runtime = await CreateRuntimeAsync(config, cancellationToken);
             _apps[app] = runtime;
             progress.Info($"proxy for {app} listening on {runtime.Proxy.Listen}");
@@ -191,18 +195,18 @@ public sealed class AgentServer : IAsyncDisposable
             progress.PhaseStarted("start");
             var clock = System.Diagnostics.Stopwatch.StartNew();
             error = await runtime.StartAllAsync(request.ReleaseId, request.ReleaseDir, cancellationToken);
-            if (error is null && config.Strategy == "blue-green")
-                error = await new BlueGreen.BlueGreenSwitch(runtime, progress).RouteLiveSetAsync(cancellationToken);
+            if (error is null && settings is BlueGreenSettings)
+                error = await new BlueGreen.BlueGreenSwitch(runtime, WarmSetOf(app), progress).RouteLiveSetAsync(cancellationToken);
             if (error is null) progress.PhaseCompleted("start", clock.Elapsed, $"{runtime.Slots.Length} instances ready");
             else progress.PhaseFailed("start", clock.Elapsed, error);
         }
-        else if (config.Strategy == "blue-green")
+        else if (settings is BlueGreenSettings)
         {
-            error = await new BlueGreen.BlueGreenSwitch(runtime, progress).RunAsync(request.ReleaseId, request.ReleaseDir, cancellationToken);
+            error = await new BlueGreen.BlueGreenSwitch(runtime, WarmSetOf(app), progress).RunAsync(request.ReleaseId, request.ReleaseDir, cancellationToken);
             // Green is switched to as one set, so a failure is either before the switch or switched back after it.
             if (error is not null && runtime.ReleaseId != request.ReleaseId && error.Contains("switched back")) outcome = ActivationOutcome.RolledBack;
         }
-        else
+        else if (settings is RollingSettings rolling)
         {
             var result = await new RollingUpdate(runtime, progress).RunAsync(request.ReleaseId, request.ReleaseDir, cancellationToken);
             var was = runtime.Slots.FirstOrDefault(sl => sl is not null && sl.Spec.ReleaseId != request.ReleaseId)?.Spec.ReleaseId;
@@ -215,7 +219,11 @@ public sealed class AgentServer : IAsyncDisposable
                 : result.Cancelled ? $"cancelled; every instance is back on release {runtime.ReleaseId}"
                 : result.RolledBack ? $"{result.Error}; every instance is back on release {was}"
                 : result.Replaced == 0 ? $"{result.Error}; no instance was replaced, release {was} keeps serving"
-                : $"{result.Error}; {result.Replaced} of {runtime.Slots.Length} instances run the new release, the others {was} (failure_action {runtime.Config.Rolling.FailureAction.ToString().ToLowerInvariant()})";
+                : $"{result.Error}; {result.Replaced} of {runtime.Slots.Length} instances run the new release, the others {was} (failure_action {rolling.Rolling.FailureAction.ToString().ToLowerInvariant()})";
+        }
+        else
+        {
+            throw new InvalidOperationException($"no activation for {settings.GetType().Name}");
         }
         // A release that did not take keeps the config of the one that still serves, for restarts and `start`.
         if (error is not null && previousConfig is not null && outcome != ActivationOutcome.Paused) runtime.Reconfigure(previousConfig);
@@ -259,6 +267,8 @@ public sealed class AgentServer : IAsyncDisposable
             _gate.Release();
         }
     }
+
+    private BlueGreen.WarmSetKeeper WarmSetOf(string app) => _warmSets.GetOrAdd(app, _ => new BlueGreen.WarmSetKeeper());
 
     private async Task<AppRuntime> CreateRuntimeAsync(CutoverConfig config, CancellationToken cancellationToken)
     {
@@ -312,7 +322,7 @@ public sealed class AgentServer : IAsyncDisposable
         // Processes of a killed agent cannot be supervised again (their pipes are gone): they go, the ones a deploy
         // was starting when it died included. Containers can: AdoptAllAsync takes them over where they run.
         // A container's recorded pid is its init, which AdoptAllAsync takes over: only process apps' pids are orphans.
-        var processInstances = read.State.Apps.Where(a => !RunsContainers(a)).SelectMany(a => a.Instances);
+        var processInstances = read.State.Apps.Where(a => !OutlivesAgent(a)).SelectMany(a => a.Instances);
         foreach (var orphan in await OrphanInstances.StopAllAsync(_home, processInstances, cancellationToken))
             _logger.LogWarning("stopped {Orphan}, left running by a previous agent", orphan);
         foreach (var record in read.State.Apps)
@@ -333,7 +343,7 @@ public sealed class AgentServer : IAsyncDisposable
                 else
                 {
                     // Nothing of the app is meant to run (stopped, or never got a release): no container either.
-                    await runtime.RemoveLeftoverContainersAsync(cancellationToken);
+                    await runtime.RemoveLeftoversAsync(cancellationToken);
                 }
                 Save(record.App, record.ConfigFile, record.Stopped);
             }
@@ -344,12 +354,16 @@ public sealed class AgentServer : IAsyncDisposable
         }
     }
 
-    /// <summary>runtime: docker, or a config that cannot be read (then its pids are not touched; the environment sweep still finds its processes).</summary>
-    private static bool RunsContainers(AppRecord record)
+    /// <summary>
+    /// Instances that outlive the agent (containers, which AdoptAllAsync takes over), or a config that cannot be read
+    /// (then its pids are not touched; the environment sweep still finds its processes).
+    /// </summary>
+    private static bool OutlivesAgent(AppRecord record)
     {
         try
         {
-            return ConfigLoader.Load(record.ConfigFile).Runtime == InstanceRuntime.Docker;
+            // A config that no longer runs instances cannot take any over: what it left are orphans.
+            return ConfigLoader.Load(record.ConfigFile).Settings is InstanceSettings settings && settings.Runtime.InstancesOutliveAgent;
         }
         catch (Exception e) when (e is ConfigException or IOException)
         {
@@ -357,12 +371,12 @@ public sealed class AgentServer : IAsyncDisposable
         }
     }
 
-    private static AppView Describe(AppRuntime runtime) => new(
+    private AppView Describe(AppRuntime runtime) => new(
         runtime.Config.App,
         runtime.ReleaseId,
         runtime.Proxy.Listen.ToString(),
         runtime.Proxy.Failed,
-        runtime.Warm is { } warm ? new WarmSetView(warm.ReleaseId, warm.Until, warm.Instances.Length) : null,
+        _warmSets.GetValueOrDefault(runtime.Config.App)?.Current is { } warm ? new WarmSetView(warm.ReleaseId, warm.Until, warm.Instances.Length) : null,
         runtime.Slots.Select((s, i) => s is null
             ? new InstanceView($"{runtime.Config.App}-{i}", null, null, null, null, null, "stopped", null, 0, 0, null)
             : new InstanceView(

@@ -1,13 +1,9 @@
 using System.Diagnostics;
 using Cutover.Config;
-using Cutover.Platform;
 using Cutover.Progress;
 using Cutover.Supervisor;
 
 namespace Cutover.BlueGreen;
-
-/// <summary>The set that served before the last switch, still running out of rotation until <see cref="Until"/>.</summary>
-public sealed record WarmSet(string ReleaseId, string ReleaseDir, ManagedInstance[] Instances, DateTimeOffset Until);
 
 /// <summary>
 /// Blue-green: start a whole green set out of rotation, wait until every instance is ready, then move all
@@ -15,24 +11,27 @@ public sealed record WarmSet(string ReleaseId, string ReleaseDir, ManagedInstanc
 /// for keep_previous, so a rollback to it is a switch, not a start. For `monitor` after the switch, responses
 /// >= 500 and failed connections of the green set are counted; above max_error_rate it switches back.
 /// </summary>
-public sealed class BlueGreenSwitch(AppRuntime app, IDeployProgress progress)
+public sealed class BlueGreenSwitch(AppRuntime app, WarmSetKeeper warmSet, IDeployProgress progress)
 {
-    private NginxRouter? Router => app.Config.BlueGreen is { Router: "nginx", Nginx: { } nginx } ? new NginxRouter(nginx) : null;
+    private BlueGreenConfig Config => app.Settings is BlueGreenSettings blueGreen ? blueGreen.BlueGreen
+        : throw new InvalidOperationException($"a blue-green switch of an app with strategy: {app.Config.Strategy}");
+
+    private NginxRouter? Router => Config is { Router: "nginx", Nginx: { } nginx } ? new NginxRouter(nginx) : null;
 
     public async Task<string?> RunAsync(string releaseId, string releaseDir, CancellationToken cancellationToken)
     {
-        var config = app.Config.BlueGreen;
+        var config = Config;
         var blue = app.Slots.Select(s => s!).ToArray();
         var blueRelease = (Id: app.ReleaseId!, Dir: app.ReleaseDir!);
 
-        if (app.Warm is { } warm && warm.ReleaseId == releaseId && warm.Instances.All(i => i.State == InstanceState.Ready))
+        if (warmSet.Current is { } warm && warm.ReleaseId == releaseId && warm.Instances.All(i => i.State == InstanceState.Ready))
         {
             // Within keep_previous: a switch back, no process starts.
             var clock = Stopwatch.StartNew();
             if (await RouteAsync(warm.Instances, cancellationToken) is { } routeError) return routeError;
             Switch(warm.Instances, blue, releaseId, releaseDir);
             progress.PhaseCompleted("switch", clock.Elapsed, $"traffic back on the warm set of release {releaseId}; no process started");
-            KeepWarm(blue, blueRelease.Id, blueRelease.Dir, config.KeepPrevious);
+            warmSet.Keep(app, blue, blueRelease.Id, blueRelease.Dir, config.KeepPrevious);
             return null;
         }
 
@@ -90,7 +89,7 @@ public sealed class BlueGreenSwitch(AppRuntime app, IDeployProgress progress)
                 await RouteAsync(blue, CancellationToken.None);
                 var greenBackends = green.Select(g => g.Backend).Where(b => b is not null).Select(b => b!).ToArray();
                 Switch(blue, green, blueRelease.Id, blueRelease.Dir);
-                await Task.WhenAll(green.Select(g => g.StopAsync(app.Config.Proxy!.DrainTimeout, CancellationToken.None)));
+                await Task.WhenAll(green.Select(g => g.StopAsync(app.Settings.Proxy.DrainTimeout, CancellationToken.None)));
                 // Counted again once green has drained, so the total includes requests that were still in flight.
                 var error = $"{trip}; switched back to release {blueRelease.Id}; in all, green answered " +
                             $"{greenBackends.Sum(b => b.Errors)} failed of {greenBackends.Sum(b => b.Responses)} requests";
@@ -99,7 +98,7 @@ public sealed class BlueGreenSwitch(AppRuntime app, IDeployProgress progress)
             }
             progress.PhaseCompleted("monitor", monitorClock.Elapsed, "error rate within max_error_rate");
         }
-        KeepWarm(blue, blueRelease.Id, blueRelease.Dir, config.KeepPrevious);
+        warmSet.Keep(app, blue, blueRelease.Id, blueRelease.Dir, config.KeepPrevious);
         return null;
     }
 
@@ -138,21 +137,5 @@ public sealed class BlueGreenSwitch(AppRuntime app, IDeployProgress progress)
                 return $"instance {dead.Spec.Id} failed after the switch: {dead.LastProblem}";
         }
         return null;
-    }
-
-    /// <summary>The set just replaced stays up, out of rotation, until keep_previous runs out; an older warm set goes now.</summary>
-    private void KeepWarm(ManagedInstance[] set, string releaseId, string releaseDir, TimeSpan keep)
-    {
-        var older = app.Warm;
-        var warm = new WarmSet(releaseId, releaseDir, set, DateTimeOffset.UtcNow + keep);
-        app.Warm = warm;
-        var drain = app.Config.Proxy!.DrainTimeout;
-        if (older is not null && !ReferenceEquals(older.Instances, set))
-            _ = Task.Run(() => ThreadPoolContext.Run(() => Task.WhenAll(older.Instances.Where(i => !app.Slots.Contains(i)).Select(i => i.StopAsync(drain, CancellationToken.None)))));
-        _ = Task.Run(() => ThreadPoolContext.Run(async () =>
-        {
-            await Task.Delay(keep);
-            await app.ExpireWarmAsync(warm);
-        }));
     }
 }

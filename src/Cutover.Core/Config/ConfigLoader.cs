@@ -7,7 +7,6 @@ namespace Cutover.Config;
 public static class ConfigLoader
 {
     public const string DefaultFileName = "cutover.yml";
-    public static readonly string[] Strategies = ["symlink", "rolling", "blue-green", "swarm"];
 
     public static CutoverConfig Load(string path)
     {
@@ -38,48 +37,50 @@ public static class ConfigLoader
         if (app.Length > 0 && !IsSafeName(app))
             top.Error("app", $"'{app}' may only contain letters, digits, '.', '_' and '-'");
 
-        var strategy = top.String("strategy", "symlink")!;
-        if (!Strategies.Contains(strategy))
-            top.Error("strategy", $"'{strategy}' is not a strategy this version supports; supported: {string.Join(", ", Strategies)}");
+        var strategyName = top.String("strategy", Strategy.Symlink.Name)!;
+        var strategy = Strategy.Named(strategyName);
+        if (strategy is null)
+            top.Error("strategy", $"'{strategyName}' is not a strategy this version supports; supported: {string.Join(", ", Strategy.All)}");
+        // A key the strategy does not read is refused, never ignored.
+        foreach (var key in StrategyKeys.UsedBy.Keys.Where(k => !k.Contains('.') && !k.Contains('[')))
+            if (strategy is not null && top.Has(key) && !strategy.Uses(key))
+                top.KeyError(key, StrategyKeys.NotUsed(strategy, key));
 
         // Swarm keeps only Cutover's release records locally, so its root may be left to the default.
-        var rootText = strategy == "swarm" ? top.String("root", Path.Combine(".cutover-swarm", app))! : top.RequiredString("root");
+        var rootText = strategy == Strategy.Swarm ? top.String("root", Path.Combine(".cutover-swarm", app))! : top.RequiredString("root");
         var root = rootText.Length == 0 ? "" : ResolveRoot(rootText, file);
         if (root == "/")
             top.Error("root", $"'{rootText}' is the file system's root; Cutover writes releases/, shared/, current and .cutover/ into its root, so give it a directory of its own (for example /srv/{(app.Length > 0 ? app : "app")})");
         var keep = top.Int("keep_releases", 5, min: 1);
+        // The rest of the file is read by what the strategy reads: with one we do not know, nothing more can be judged.
+        if (strategy is null) throw new ConfigException(errors);
 
         var shared = ReadShared(top.Section("shared"));
-        var hooksSection = top.Section("hooks");
-        var hooks = ReadHooks(hooksSection);
-        // Build hooks run inside a release directory of files; a swarm release is an image, built before the deploy.
-        if (strategy == "swarm" && hooksSection?.Has("build") == true)
-            hooksSection.Error("build", "'build' hooks run in a release directory of files and belong to strategies symlink, rolling and blue-green; strategy: swarm deploys an image, so build it into the image (before_switch, after_switch and after_rollback hooks run with swarm)");
-        var rolling = strategy is "rolling" or "blue-green";
-        foreach (var key in new[] { "run", "proxy", "rolling", "logs" })
-            if (!rolling && top.Has(key))
-                top.Error(key, $"'{key}' belongs to strategies rolling and blue-green; this config uses strategy: {strategy}");
-        foreach (var key in new[] { "blue_green", "router", "nginx" })
-            if (strategy != "blue-green" && top.Has(key))
-                top.Error(key, $"'{key}' belongs to strategy: blue-green; this config uses strategy: {strategy}");
-        var blueGreen = strategy == "blue-green" ? ReadBlueGreen(top) : new BlueGreenConfig();
-        var (instanceHealth, health) = rolling ? ReadInstanceHealth(top.Section("health")) : (new InstanceHealthConfig(), ReadHealth(top.Section("health")));
-        var runtime = top.Choice("runtime", InstanceRuntime.Process, ("process", InstanceRuntime.Process), ("docker", InstanceRuntime.Docker));
-        if (!rolling && top.Has("runtime"))
-            top.Error("runtime", $"'runtime' belongs to strategies rolling and blue-green; this config uses strategy: {strategy}");
-        if (runtime != InstanceRuntime.Docker && top.Has("docker"))
-            top.Error("docker", "'docker' is read only with runtime: docker");
-        var docker = rolling && runtime == InstanceRuntime.Docker ? ContainerConfigReader.ReadDocker(top, top.Section("docker")) : null;
+        var hooks = ReadHooks(top.Section("hooks"), strategy);
         var warnings = new List<string>();
-        if (strategy != "swarm" && top.Has("swarm"))
-            top.Error("swarm", $"'swarm' belongs to strategy: swarm; this config uses strategy: {strategy}");
-        var swarm = strategy == "swarm" ? ContainerConfigReader.ReadSwarm(top, top.Section("swarm"), file, warnings) : null;
-        var run = rolling ? ReadRun(top, top.Section("run"), runtime) : null;
-        var proxy = rolling ? ReadProxy(top, top.Section("proxy")) : null;
-        var rollingConfig = rolling ? ReadRolling(top.Section("rolling")) : new RollingConfig();
-        var logs = rolling ? ReadLogs(top.Section("logs")) : new LogsConfig();
+        HealthConfig? health;
+        StrategySettings settings;
+        if (strategy.RunsInstances)
+        {
+            var (instanceHealth, afterSwitch) = ReadInstanceHealth(top.Section("health"));
+            health = afterSwitch;
+            var runtime = ReadRuntime(top);
+            var run = ReadRun(top, top.Section("run"), runtime, strategy);
+            var proxy = ReadProxy(top, top.Section("proxy"), strategy);
+            var logs = ReadLogs(top.Section("logs"));
+            settings = strategy == Strategy.BlueGreen
+                ? new BlueGreenSettings { Run = run, Proxy = proxy, InstanceHealth = instanceHealth, Logs = logs, Runtime = runtime, BlueGreen = ReadBlueGreen(top) }
+                : new RollingSettings { Run = run, Proxy = proxy, InstanceHealth = instanceHealth, Logs = logs, Runtime = runtime, Rolling = ReadRolling(top.Section("rolling")) };
+        }
+        else
+        {
+            health = ReadHealth(top.Section("health"), strategy);
+            settings = strategy == Strategy.Swarm
+                ? new SwarmSettings { Swarm = ContainerConfigReader.ReadSwarm(top, top.Section("swarm"), file, warnings) }
+                : new SymlinkSettings();
+        }
         var migrations = ReadMigrations(top.Section("migrations"), file);
-        var fleet = FleetConfigReader.Read(top, rootText, rolling ? "" : null);
+        var fleet = FleetConfigReader.Read(top, rootText, strategy);
         top.RejectUnknownKeys();
 
         if (errors.Count > 0) throw new ConfigException(errors);
@@ -87,25 +88,28 @@ public static class ConfigLoader
         {
             File = file,
             App = app,
-            Strategy = strategy,
             Root = root,
             KeepReleases = keep,
             Shared = shared,
             Hooks = hooks,
             Health = health,
-            Run = run,
-            Proxy = proxy,
-            InstanceHealth = instanceHealth,
-            Rolling = rollingConfig,
-            BlueGreen = blueGreen,
-            Logs = logs,
             Migrations = migrations,
-            Runtime = runtime,
-            Docker = docker,
-            Swarm = swarm,
+            Settings = settings,
             Warnings = warnings,
             Fleet = fleet,
         };
+    }
+
+    /// <summary>runtime: process (the default) or docker, with the docker section only for docker.</summary>
+    private static InstanceRuntimeConfig ReadRuntime(YamlSection top)
+    {
+        var docker = top.Choice("runtime", false, ("process", false), ("docker", true));
+        if (!docker)
+        {
+            if (top.Has("docker")) top.KeyError("docker", "'docker' is read only with runtime: docker");
+            return new ProcessRuntimeConfig();
+        }
+        return ContainerConfigReader.ReadDocker(top, top.Section("docker"));
     }
 
     private static MigrationsConfig? ReadMigrations(YamlSection? section, string file)
@@ -197,24 +201,26 @@ public static class ConfigLoader
     private static readonly (string, int)[] Signals =
         [("SIGINT", 2), ("SIGTERM", 15), ("SIGQUIT", 3), ("SIGHUP", 1), ("SIGUSR1", 10), ("SIGUSR2", 12), ("SIGWINCH", 28)];
 
-    private static RunConfig? ReadRun(YamlSection top, YamlSection? section, InstanceRuntime runtime)
+    private static RunConfig ReadRun(YamlSection top, YamlSection? section, InstanceRuntimeConfig runtime, Strategy strategy)
     {
-        if (section is null && runtime == InstanceRuntime.Docker) return new RunConfig { Command = "", StopSignal = 15, StopSignalName = "SIGTERM", KillTimeout = TimeSpan.FromSeconds(10) };
+        // The runtime gives the stop defaults (containers Docker's, processes PM2's) and says whether run.command is its to give.
+        var (defaultSignalName, defaultSignal) = runtime.DefaultStopSignal;
+        if (section is null && runtime.RunsImageCommand)
+            return new RunConfig { Command = "", StopSignal = defaultSignal, StopSignalName = defaultSignalName, KillTimeout = runtime.DefaultKillTimeout };
         if (section is null)
         {
-            top.Error("run", "strategy: rolling needs a 'run' section with at least 'command'");
-            return null;
+            top.Error("run", $"strategy: {strategy} needs a 'run' section with at least 'command'");
+            return new RunConfig { Command = "" };
         }
         var instancesText = section.String("instances", "1")!;
         var instances = 1;
         if (instancesText == "max") instances = Environment.ProcessorCount;
         else instances = section.Int("instances", 1, min: 1, max: 256);
-        // Containers follow Docker's defaults (SIGTERM, 10 s); processes follow PM2's (SIGINT, 5 s).
-        var signal = section.Choice("stop_signal", runtime == InstanceRuntime.Docker ? ("SIGTERM", 15) : ("SIGINT", 2), Signals.Select(s => (s.Item1, s)).ToArray());
+        var signal = section.Choice("stop_signal", runtime.DefaultStopSignal, Signals.Select(s => (s.Item1, s)).ToArray());
         var restart = section.Section("restart");
         var run = new RunConfig
         {
-            Command = runtime == InstanceRuntime.Docker ? section.String("command", "")! : section.RequiredString("command"),
+            Command = runtime.RunsImageCommand ? section.String("command", "")! : section.RequiredString("command"),
             Instances = instances,
             Env = section.StringMap("env"),
             PortEnv = section.String("port_env", "PORT")!,
@@ -223,26 +229,27 @@ public static class ConfigLoader
             ReadyTimeout = section.Duration("ready_timeout", TimeSpan.FromSeconds(30), min: TimeSpan.FromMilliseconds(1)),
             StopSignal = signal.Item2,
             StopSignalName = signal.Item1,
-            KillTimeout = section.Duration("kill_timeout", runtime == InstanceRuntime.Docker ? TimeSpan.FromSeconds(10) : TimeSpan.FromSeconds(5)),
+            KillTimeout = section.Duration("kill_timeout", runtime.DefaultKillTimeout),
             MaxMemory = section.Has("max_memory") ? section.Size("max_memory", 0) : null,
             MinUptime = restart?.Duration("min_uptime", TimeSpan.FromSeconds(1)) ?? TimeSpan.FromSeconds(1),
             MaxRestarts = restart?.Int("max_restarts", 16, min: 0) ?? 16,
         };
         restart?.RejectUnknownKeys();
-        if (runtime == InstanceRuntime.Docker && run.Ready is ReadinessKind.Notify or ReadinessKind.Message)
+        if (!runtime.PassesReadySignals && run.Ready is ReadinessKind.Notify or ReadinessKind.Message)
             section.Error("ready", "with runtime: docker, ready is http or tcp (checked at the container's address), and docker.healthcheck gates traffic too");
-        if (runtime == InstanceRuntime.Docker && run.Command.Length > 0)
+        if (runtime.RunsImageCommand && run.Command.Length > 0)
             section.Error("command", "with runtime: docker the image's own command runs; leave run.command out");
         section.RejectUnknownKeys();
         return run;
     }
 
-    private static ProxyConfig? ReadProxy(YamlSection top, YamlSection? section)
+    /// <summary>The `proxy` section: Cutover's proxy in front of the instances. Every proxy key is read here.</summary>
+    private static ProxyConfig ReadProxy(YamlSection top, YamlSection? section, Strategy strategy)
     {
         if (section is null)
         {
-            top.Error("proxy", "strategy: rolling needs a 'proxy' section with 'listen', for example listen: 0.0.0.0:3000");
-            return null;
+            top.Error("proxy", $"strategy: {strategy} needs a 'proxy' section with 'listen', for example listen: 0.0.0.0:3000");
+            return new ProxyConfig { Listen = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0) };
         }
         var listenText = section.RequiredString("listen");
         System.Net.IPEndPoint? listen = null;
@@ -387,9 +394,11 @@ public static class ConfigLoader
         };
     }
 
-    private static HooksConfig ReadHooks(YamlSection? section)
+    private static HooksConfig ReadHooks(YamlSection? section, Strategy strategy)
     {
         if (section is null) return new HooksConfig();
+        if (section.Has("build") && !strategy.Uses("hooks.build"))
+            section.KeyError("build", StrategyKeys.NotUsed(strategy, "hooks.build") + "; build it into the image (before_switch, after_switch and after_rollback hooks run with swarm)");
         static string[] Commands(YamlSection s, string key) => s.StringList(key).Select(n => n.Value!).ToArray();
         var hooks = new HooksConfig
         {
@@ -403,9 +412,12 @@ public static class ConfigLoader
         return hooks;
     }
 
-    private static HealthConfig? ReadHealth(YamlSection? section)
+    /// <summary>symlink and swarm: the health section is only the check after the switch.</summary>
+    private static HealthConfig? ReadHealth(YamlSection? section, Strategy strategy)
     {
         if (section is null) return null;
+        foreach (var key in new[] { "path", "start_period" })
+            if (section.Has(key)) section.KeyError(key, StrategyKeys.NotUsed(strategy, "health." + key));
         var urlText = section.RequiredString("url");
         Uri? url = null;
         if (urlText.Length > 0 && (!Uri.TryCreate(urlText, UriKind.Absolute, out url) || url.Scheme is not ("http" or "https")))

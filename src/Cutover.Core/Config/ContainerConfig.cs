@@ -1,7 +1,43 @@
 namespace Cutover.Config;
 
-/// <summary>What runs an instance: a process group (the default) or a Docker container.</summary>
-public enum InstanceRuntime { Process, Docker }
+/// <summary>
+/// `runtime:`, what runs an instance, as a capability: it opens the live runtime the agent supervises through
+/// (<see cref="Supervisor.IInstanceRuntime"/>) and says what a release is. Nothing else asks which runtime it is.
+/// </summary>
+public abstract record InstanceRuntimeConfig
+{
+    private protected InstanceRuntimeConfig() { }
+
+    /// <summary>The word in cutover.yml.</summary>
+    public abstract string Name { get; }
+    public abstract bool DeploysImage { get; }
+    /// <summary>Instances keep running when the agent goes, for the next agent to take over (containers; processes cannot outlive their pipes).</summary>
+    public abstract bool InstancesOutliveAgent { get; }
+    /// <summary>The image's own command runs: run.command is refused, and run may be left out.</summary>
+    public abstract bool RunsImageCommand { get; }
+    /// <summary>An instance can signal readiness itself (ready: notify over NOTIFY_SOCKET, ready: message over the Node IPC channel).</summary>
+    public abstract bool PassesReadySignals { get; }
+    public abstract (string Name, int Number) DefaultStopSignal { get; }
+    public abstract TimeSpan DefaultKillTimeout { get; }
+    public abstract Staging.ReleaseSource OpenRelease(string source, string? image, string root);
+    /// <summary>The runtime an app's instances run in, for as long as the agent runs the app.</summary>
+    public abstract Supervisor.IInstanceRuntime Open(object spawnGate);
+}
+
+/// <summary>runtime: process (the default): a process group per instance, from the release's files.</summary>
+public sealed record ProcessRuntimeConfig : InstanceRuntimeConfig
+{
+    public override string Name => "process";
+    public override bool DeploysImage => false;
+    public override bool InstancesOutliveAgent => false;
+    public override bool RunsImageCommand => false;
+    public override bool PassesReadySignals => true;
+    // PM2's defaults.
+    public override (string Name, int Number) DefaultStopSignal => ("SIGINT", 2);
+    public override TimeSpan DefaultKillTimeout => TimeSpan.FromSeconds(5);
+    public override Staging.ReleaseSource OpenRelease(string source, string? image, string root) => new(Staging.ArtifactSource.Open(source, root), Image: null);
+    public override Supervisor.IInstanceRuntime Open(object spawnGate) => new Supervisor.ProcessRuntime(spawnGate);
+}
 
 /// <summary>A container healthcheck, as in a compose file; durations parsed.</summary>
 public sealed record ContainerHealthcheck
@@ -23,9 +59,22 @@ public sealed record ContainerHealthcheck
     public TimeSpan TimeToTurnUnhealthy => (Interval + Timeout) * Retries;
 }
 
-/// <summary>The `docker` section: instances are containers of one image on a user-defined bridge network.</summary>
-public sealed record DockerConfig
+/// <summary>runtime: docker and the `docker` section: instances are containers of one image on a user-defined bridge network.</summary>
+public sealed record DockerConfig : InstanceRuntimeConfig
 {
+    public override string Name => "docker";
+    public override bool DeploysImage => true;
+    public override bool InstancesOutliveAgent => true;
+    public override bool RunsImageCommand => true;
+    public override bool PassesReadySignals => false;
+    // Docker's defaults.
+    public override (string Name, int Number) DefaultStopSignal => ("SIGTERM", 15);
+    public override TimeSpan DefaultKillTimeout => TimeSpan.FromSeconds(10);
+    /// <summary>A container release is its image: the one given to `deploy --image`, else docker.image.</summary>
+    public override Staging.ReleaseSource OpenRelease(string source, string? image, string root) =>
+        new(new Containers.ImageArtifact(image ?? Image), image ?? Image);
+    public override Supervisor.IInstanceRuntime Open(object spawnGate) => new Containers.DockerRuntime(this);
+
     public string Host { get; init; } = "unix:///var/run/docker.sock";
     public required string Image { get; init; }
     /// <summary>The port the app listens on inside the container.</summary>

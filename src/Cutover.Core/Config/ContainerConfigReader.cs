@@ -3,15 +3,15 @@ using YamlDotNet.RepresentationModel;
 
 namespace Cutover.Config;
 
-/// <summary>Reads `runtime`/`docker` and `swarm` (with an optional compose file) into their records.</summary>
+/// <summary>Reads `docker` (runtime: docker) and `swarm` (with an optional compose file) into their records.</summary>
 internal static class ContainerConfigReader
 {
-    public static DockerConfig? ReadDocker(YamlSection top, YamlSection? section)
+    public static DockerConfig ReadDocker(YamlSection top, YamlSection? section)
     {
         if (section is null)
         {
             top.Error("runtime", "runtime: docker needs a 'docker' section with at least image and port");
-            return null;
+            return new DockerConfig { Image = "", Port = 0 };
         }
         var image = section.RequiredString("image");
         var config = new DockerConfig
@@ -74,12 +74,12 @@ internal static class ContainerConfigReader
         return health;
     }
 
-    public static SwarmConfig? ReadSwarm(YamlSection top, YamlSection? section, string file, List<string> warnings)
+    public static SwarmConfig ReadSwarm(YamlSection top, YamlSection? section, string file, List<string> warnings)
     {
         if (section is null)
         {
             top.Error("strategy", "strategy: swarm needs a 'swarm' section with at least service and image");
-            return null;
+            return new SwarmConfig { Service = "", Image = "" };
         }
         var service = section.RequiredString("service");
         if (service.Length > 0 && !ConfigLoader.IsSafeName(service)) section.Error("service", $"'{service}' is not a valid service name");

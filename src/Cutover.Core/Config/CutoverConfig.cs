@@ -5,35 +5,92 @@ public sealed record CutoverConfig
 {
     public required string File { get; init; }
     public required string App { get; init; }
-    public string Strategy { get; init; } = "symlink";
     public required string Root { get; init; }
     public int KeepReleases { get; init; } = 5;
     public SharedConfig Shared { get; init; } = new();
     public HooksConfig Hooks { get; init; } = new();
+    /// <summary>The check after the switch, through the public URL; every strategy runs it.</summary>
     public HealthConfig? Health { get; init; }
-
-    // The rolling strategy: instances behind Cutover's proxy, run by the agent.
-    public RunConfig? Run { get; init; }
-    public ProxyConfig? Proxy { get; init; }
-    public InstanceHealthConfig InstanceHealth { get; init; } = new();
-    public RollingConfig Rolling { get; init; } = new();
-    public BlueGreenConfig BlueGreen { get; init; } = new();
-    public LogsConfig Logs { get; init; } = new();
 
     /// <summary>PostgreSQL migrations linted before staging and applied before the switch; null when not configured.</summary>
     public MigrationsConfig? Migrations { get; init; }
 
-    /// <summary>Processes or containers, for the strategies that run instances.</summary>
-    public InstanceRuntime Runtime { get; init; } = InstanceRuntime.Process;
-    public DockerConfig? Docker { get; init; }
-    public SwarmConfig? Swarm { get; init; }
+    /// <summary>What the chosen strategy, and only it, reads: pattern-match it once, or take the specific record.</summary>
+    public StrategySettings Settings { get; init; } = new SymlinkSettings();
+
     /// <summary>Things that are allowed but probably wrong (Swarm settings that hang or mislead); shown, never fatal.</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
     /// <summary>The servers this config deploys to over SSH; null deploys on this machine.</summary>
-    public Fleet.FleetConfig? Fleet { get; init; }
+    public FleetConfig? Fleet { get; init; }
+
+    public Strategy Strategy => Settings.Strategy;
+
+    /// <summary>The strategy's record, for code that serves one strategy only; a config of another strategy is a programming error.</summary>
+    public T SettingsOf<T>() where T : StrategySettings =>
+        Settings as T ?? throw new ArgumentException($"strategy: {Strategy} is not configured by {typeof(T).Name}");
 
     /// <summary>Strategies whose releases run as instances under the agent.</summary>
-    public bool RunsInstances => Strategy is "rolling" or "blue-green";
+    public bool RunsInstances => Strategy.RunsInstances;
+}
+
+/// <summary>The part of a config only one strategy (or, for instances, two) reads. A closed hierarchy.</summary>
+public abstract record StrategySettings
+{
+    private protected StrategySettings() { }
+
+    public abstract Strategy Strategy { get; }
+
+    /// <summary>A release is an image (`deploy --image`), not a directory or archive of files.</summary>
+    public abstract bool DeploysImage { get; }
+
+    /// <summary>What `cutover deploy` stages as a release: the files at <paramref name="source"/>, or an image.</summary>
+    public virtual Staging.ReleaseSource OpenRelease(string source, string? image, string root) =>
+        new(Staging.ArtifactSource.Open(source, root), Image: null);
+}
+
+/// <summary>strategy: symlink: a release is files; going live is the `current` rename.</summary>
+public sealed record SymlinkSettings : StrategySettings
+{
+    public override Strategy Strategy => Strategy.Symlink;
+    public override bool DeploysImage => false;
+}
+
+/// <summary>rolling and blue-green: instances behind Cutover's proxy, run by the agent.</summary>
+public abstract record InstanceSettings : StrategySettings
+{
+    private protected InstanceSettings() { }
+
+    public required RunConfig Run { get; init; }
+    public required ProxyConfig Proxy { get; init; }
+    public InstanceHealthConfig InstanceHealth { get; init; } = new();
+    public LogsConfig Logs { get; init; } = new();
+    /// <summary>What an instance is: a process group (the default) or a Docker container.</summary>
+    public InstanceRuntimeConfig Runtime { get; init; } = new ProcessRuntimeConfig();
+
+    public override bool DeploysImage => Runtime.DeploysImage;
+    public override Staging.ReleaseSource OpenRelease(string source, string? image, string root) => Runtime.OpenRelease(source, image, root);
+}
+
+/// <summary>strategy: rolling: instances replaced in batches.</summary>
+public sealed record RollingSettings : InstanceSettings
+{
+    public override Strategy Strategy => Strategy.Rolling;
+    public RollingConfig Rolling { get; init; } = new();
+}
+
+/// <summary>strategy: blue-green: a whole new set, switched to at once.</summary>
+public sealed record BlueGreenSettings : InstanceSettings
+{
+    public override Strategy Strategy => Strategy.BlueGreen;
+    public BlueGreenConfig BlueGreen { get; init; } = new();
+}
+
+/// <summary>strategy: swarm: one Swarm service, updated through a manager's Engine API.</summary>
+public sealed record SwarmSettings : StrategySettings
+{
+    public override Strategy Strategy => Strategy.Swarm;
+    public override bool DeploysImage => true;
+    public required SwarmConfig Swarm { get; init; }
 }
 
 /// <summary>Paths, relative to a release, that live in <c>shared/</c> and survive every deploy.</summary>

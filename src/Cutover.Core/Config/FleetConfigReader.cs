@@ -1,5 +1,4 @@
 using System.Globalization;
-using Cutover.Fleet;
 using YamlDotNet.RepresentationModel;
 
 namespace Cutover.Config;
@@ -7,7 +6,7 @@ namespace Cutover.Config;
 /// <summary>Reads hosts, ssh and fleet from cutover.yml, with the same file:line:key errors as the rest.</summary>
 internal static class FleetConfigReader
 {
-    public static FleetConfig? Read(YamlSection top, string rootText, string? proxyListenText)
+    public static FleetConfig? Read(YamlSection top, string rootText, Strategy strategy)
     {
         var hostNodes = top.Sequence("hosts");
         var sshSection = top.Section("ssh");
@@ -29,7 +28,7 @@ internal static class FleetConfigReader
             var host = node switch
             {
                 YamlScalarNode scalar => ParseScalar(top, scalar, ssh, rootText),
-                YamlMappingNode mapping => ParseMapping(new YamlSection(mapping, top.File, $"hosts[{index}]", top.Errors), ssh, rootText, proxyListenText),
+                YamlMappingNode mapping => ParseMapping(new YamlSection(mapping, top.File, $"hosts[{index}]", top.Errors), ssh, rootText, strategy),
                 _ => null,
             };
             if (node is not (YamlScalarNode or YamlMappingNode))
@@ -54,7 +53,7 @@ internal static class FleetConfigReader
         return new FleetHost(text, address, port, user, root);
     }
 
-    private static FleetHost? ParseMapping(YamlSection section, SshSettings ssh, string root, string? proxyListenText)
+    private static FleetHost? ParseMapping(YamlSection section, SshSettings ssh, string root, Strategy strategy)
     {
         var address = section.RequiredString("host");
         var port = section.Int("port", ssh.Port, min: 1, max: 65535);
@@ -65,7 +64,8 @@ internal static class FleetConfigReader
         System.Net.IPEndPoint? listen = null;
         if (section.String("proxy_listen") is { } listenText)
         {
-            if (proxyListenText is null) section.Error("proxy_listen", "'proxy_listen' overrides proxy.listen, which only strategies rolling and blue-green have");
+            // It overrides proxy.listen, which only the strategies that run instances have.
+            if (!strategy.Uses("hosts[].proxy_listen")) section.KeyError("proxy_listen", StrategyKeys.NotUsed(strategy, "hosts[].proxy_listen"));
             else if (!ConfigLoader.TryParseListen(listenText, out listen))
                 section.Error("proxy_listen", $"'{listenText}' is not an address and port such as 0.0.0.0:3000 or 127.0.0.1:8080");
         }

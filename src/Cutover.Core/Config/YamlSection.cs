@@ -43,6 +43,9 @@ public sealed class YamlSection
 
     public void Error(string key, string message) => Error(Find(key)?.Value ?? _node, key, message);
 
+    /// <summary>An error at the key itself (not its value, which for a section starts on the next line).</summary>
+    public void KeyError(string key, string message) => Error(Find(key)?.Key ?? _node, key, message);
+
     public void Error(YamlNode at, string key, string message) =>
         _errors.Add(new ConfigError(_file, (int)at.Start.Line, (int)at.Start.Column, KeyPath(key), message));
 

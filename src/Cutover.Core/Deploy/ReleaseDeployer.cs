@@ -56,12 +56,10 @@ public sealed class ReleaseDeployer
 
     public async Task<DeployResult> DeployAsync(DeployRequest request, CancellationToken cancellationToken)
     {
-        // A container release is its image; everything else is a directory or a tarball of files.
-        IArtifactSource source = _config.Runtime == InstanceRuntime.Docker
-            ? new Containers.ImageArtifact(request.Image ?? _config.Docker!.Image)
-            : ArtifactSource.Open(request.Source, _layout.Root);
-        if (source is not Containers.ImageArtifact && !request.AllowEmpty) ArtifactSource.RefuseEmpty(source, "the live release", cancellationToken);
-        var revision = request.Revision ?? (source is Containers.ImageArtifact image ? image.Image : await ArtifactSource.GitRevisionAsync(request.Source, cancellationToken));
+        // The strategy (its runtime) says what a release is: an image, or a directory or a tarball of files.
+        var (source, image) = _config.Settings.OpenRelease(request.Source, request.Image, _layout.Root);
+        if (image is null && !request.AllowEmpty) ArtifactSource.RefuseEmpty(source, "the live release", cancellationToken);
+        var revision = request.Revision ?? image ?? await ArtifactSource.GitRevisionAsync(request.Source, cancellationToken);
         using var prepared = await BeginAsync(source, revision, request.LockWait, request.CommandLine, cancellationToken, adoptRoot: request.AdoptRoot);
         try
         {

@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using Cutover.Config;
 using Renci.SshNet;
 using Renci.SshNet.Common;
 

@@ -42,7 +42,8 @@ public sealed class RollingUpdate(AppRuntime app, IDeployProgress progress)
 
     private async Task<RollingResult> RollAsync(string releaseId, string releaseDir, CancellationToken cancellationToken)
     {
-        var rolling = app.Config.Rolling;
+        var rolling = app.Settings is RollingSettings settings ? settings.Rolling
+            : throw new InvalidOperationException($"a rolling update of an app with strategy: {app.Config.Strategy}");
         var previous = (Id: app.ReleaseId, Dir: app.ReleaseDir);
         var slots = Enumerable.Range(0, app.Slots.Length).ToArray();
         var batches = slots.Chunk(rolling.Parallelism).ToArray();
@@ -92,7 +93,7 @@ public sealed class RollingUpdate(AppRuntime app, IDeployProgress progress)
     private async Task<(int Slot, string? Problem)> ReplaceAsync(int slot, string releaseId, string releaseDir, RollingOrder order, CancellationToken cancellationToken)
     {
         var old = app.Slots[slot];
-        var drain = app.Config.Proxy!.DrainTimeout;
+        var drain = app.Settings.Proxy.DrainTimeout;
         // Stops drain to the end even when the deploy is cancelled: cutting a drain short fails requests.
         if (order == RollingOrder.StopFirst && old is not null)
         {

@@ -2,6 +2,9 @@ using System.Diagnostics;
 
 namespace Cutover.Staging;
 
+/// <summary>What a deploy stages: the artifact, and the image it is when a release is an image (null for files).</summary>
+public sealed record ReleaseSource(IArtifactSource Artifact, string? Image);
+
 /// <summary>Turns what the user named on the command line into an artifact, and finds its revision.</summary>
 public static class ArtifactSource
 {

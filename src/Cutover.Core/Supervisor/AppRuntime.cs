@@ -1,4 +1,3 @@
-using Cutover.Platform;
 using Cutover.Config;
 using Cutover.Proxy;
 using Microsoft.Extensions.Logging;
@@ -12,69 +11,47 @@ namespace Cutover.Supervisor;
 public sealed class AppRuntime : IAsyncDisposable
 {
     private readonly ReadinessProbe _probe;
-    private readonly IInstanceLauncher _launcher;
-    private readonly Docker.DotNet.DockerClient? _docker;
+    private readonly IInstanceRuntime _runtime;
     private readonly ILoggerFactory _loggers;
     private readonly string _runtimeDir;
     private readonly string _home;
     private Logging.RotatingLogFile? _accessLog;
-    /// <summary>Every instance created and not yet gone: the slots, the warm set, and those a deploy is starting.</summary>
+    /// <summary>Every instance created and not yet gone: the slots, any set a strategy keeps out of rotation, and those a deploy is starting.</summary>
     private readonly System.Collections.Concurrent.ConcurrentDictionary<ManagedInstance, byte> _instances = new();
 
-    private AppRuntime(CutoverConfig config, ProxyServer proxy, LogSink log, ReadinessProbe probe, object spawnGate, ILoggerFactory loggers, string home)
+    private AppRuntime(CutoverConfig config, InstanceSettings settings, ProxyServer proxy, LogSink log, ReadinessProbe probe, object spawnGate, ILoggerFactory loggers, string home)
     {
         _home = home;
         Config = config;
+        Settings = settings;
         Proxy = proxy;
         Log = log;
         _probe = probe;
-        if (config.Runtime == InstanceRuntime.Docker)
-        {
-            _docker = Containers.DockerClientFactory.Create(config.Docker!.Host);
-            _launcher = new Containers.DockerLauncher(_docker, () => Config.Docker!);
-        }
-        else
-        {
-            _launcher = new ProcessLauncher(spawnGate);
-        }
+        _runtime = settings.Runtime.Open(spawnGate);
         _loggers = loggers;
         _runtimeDir = Path.Combine(home, "run");
-        Slots = new ManagedInstance?[config.Run!.Instances];
+        Slots = new ManagedInstance?[settings.Run.Instances];
     }
 
     public CutoverConfig Config { get; private set; }
+    /// <summary>The instance part of <see cref="Config"/> (rolling or blue-green).</summary>
+    public InstanceSettings Settings { get; private set; }
     public ProxyServer Proxy { get; }
     public LogSink Log { get; }
     public ManagedInstance?[] Slots { get; }
     public string? ReleaseId { get; set; }
     public string? ReleaseDir { get; set; }
-    /// <summary>Blue-green: the previous set, running out of rotation for a rollback that is only a switch.</summary>
-    public BlueGreen.WarmSet? Warm { get; set; }
-    private readonly SemaphoreSlim _warmGate = new(1, 1);
 
-    /// <summary>Stops a warm set when its keep_previous ran out, unless it went live again meanwhile.</summary>
-    public async Task ExpireWarmAsync(BlueGreen.WarmSet warm)
-    {
-        await _warmGate.WaitAsync();
-        try
-        {
-            if (!ReferenceEquals(Warm, warm)) return;
-            Warm = null;
-            var idle = warm.Instances.Where(i => !Slots.Contains(i)).ToArray();
-            await Task.WhenAll(idle.Select(i => i.StopAsync(Config.Proxy!.DrainTimeout, CancellationToken.None)));
-        }
-        finally
-        {
-            _warmGate.Release();
-        }
-    }
+    /// <summary>Instances that run but serve no slot (a warm blue-green set); they go when the app goes.</summary>
+    private ManagedInstance[] OutOfRotation => _instances.Keys.Where(i => !Slots.Contains(i)).ToArray();
 
     /// <summary>Starts the app's proxy (nothing routed yet: it answers 503 until an instance is ready).</summary>
     public static async Task<AppRuntime> CreateAsync(CutoverConfig config, string home, HttpClient http, object spawnGate, ILoggerFactory loggers, CancellationToken cancellationToken)
     {
-        var proxy = await ProxyServer.StartAsync(config.Proxy!.Listen, new BackendPool(), loggers, cancellationToken);
-        var log = new LogSink(Path.Combine(home, "logs", config.App), config.Logs.MaxSize, config.Logs.Retain);
-        var runtime = new AppRuntime(config, proxy, log, new ReadinessProbe(http), spawnGate, loggers, home);
+        var settings = config.SettingsOf<InstanceSettings>();
+        var proxy = await ProxyServer.StartAsync(settings.Proxy.Listen, new BackendPool(), loggers, cancellationToken);
+        var log = new LogSink(Path.Combine(home, "logs", config.App), settings.Logs.MaxSize, settings.Logs.Retain);
+        var runtime = new AppRuntime(config, settings, proxy, log, new ReadinessProbe(http), spawnGate, loggers, home);
         runtime.ApplyLogSettings();
         return runtime;
     }
@@ -82,13 +59,14 @@ public sealed class AppRuntime : IAsyncDisposable
     /// <summary>The logs section, at creation and on every Reconfigure: limits, and the access log switched on or off.</summary>
     private void ApplyLogSettings()
     {
-        Log.SetLimits(Config.Logs.MaxSize, Config.Logs.Retain);
-        if (Config.Logs.AccessLog)
+        var logs = Settings.Logs;
+        Log.SetLimits(logs.MaxSize, logs.Retain);
+        if (logs.AccessLog)
         {
-            _accessLog ??= new Logging.RotatingLogFile(Path.Combine(_home, "logs", Config.App, "access", "current.log"), "", Config.Logs.MaxSize, Config.Logs.Retain);
-            _accessLog.SetLimits(Config.Logs.MaxSize, Config.Logs.Retain);
+            _accessLog ??= new Logging.RotatingLogFile(Path.Combine(_home, "logs", Config.App, "access", "current.log"), "", logs.MaxSize, logs.Retain);
+            _accessLog.SetLimits(logs.MaxSize, logs.Retain);
         }
-        Proxy.AccessLog = Config.Logs.AccessLog ? _accessLog : null;
+        Proxy.AccessLog = logs.AccessLog ? _accessLog : null;
     }
 
     /// <summary>
@@ -97,11 +75,15 @@ public sealed class AppRuntime : IAsyncDisposable
     /// </summary>
     public string? Reconfigure(CutoverConfig config)
     {
-        if (!config.Proxy!.Listen.Equals(Config.Proxy!.Listen))
-            return $"proxy.listen changed from {Config.Proxy.Listen} to {config.Proxy.Listen}; run `cutover stop`, restart the agent, and deploy again";
-        if (config.Run!.Instances != Slots.Length)
-            return $"run.instances changed from {Slots.Length} to {config.Run.Instances}; run `cutover stop` and restart the agent to resize";
+        if (config.Settings is not InstanceSettings settings)
+            return $"strategy changed to {config.Strategy}, which runs no instances; run `cutover stop` first";
+        if (!settings.Proxy.Listen.Equals(Settings.Proxy.Listen))
+            return $"proxy.listen changed from {Settings.Proxy.Listen} to {settings.Proxy.Listen}; run `cutover stop`, restart the agent, and deploy again";
+        if (settings.Run.Instances != Slots.Length)
+            return $"run.instances changed from {Slots.Length} to {settings.Run.Instances}; run `cutover stop` and restart the agent to resize";
+        if (_runtime.Reconfigure(settings.Runtime) is { } refused) return refused;
         Config = config;
+        Settings = settings;
         ApplyLogSettings();
         return null;
     }
@@ -123,96 +105,47 @@ public sealed class AppRuntime : IAsyncDisposable
         InstancesChanged?.Invoke(this);
     }
 
-    /// <summary>A new instance for <paramref name="slot"/> on a fresh loopback port; not started yet.</summary>
-    public ManagedInstance NewInstance(int slot, string releaseId, string releaseDir)
-    {
-        var docker = Config.Runtime == InstanceRuntime.Docker;
-        // A container listens on its own address, so every instance can use the same port.
-        Func<int> port = docker ? () => Config.Docker!.Port : LoopbackPort.Free;
-        return new(new InstanceSpec
+    /// <summary>A new instance for <paramref name="slot"/> on a port the runtime gives; not started yet.</summary>
+    public ManagedInstance NewInstance(int slot, string releaseId, string releaseDir) =>
+        new(new InstanceSpec
         {
             App = Config.App,
             Index = slot,
             ReleaseId = releaseId,
             ReleaseDir = releaseDir,
-            Port = port(),
-            Run = Config.Run!,
-            Health = Config.InstanceHealth,
+            Port = _runtime.NewPort(),
+            Run = Settings.Run,
+            Health = Settings.InstanceHealth,
             RuntimeDir = _runtimeDir,
-            Image = docker ? Containers.ContainerRelease.ImageOf(releaseDir) : null,
+            Image = _runtime.ImageOf(releaseDir),
             AgentHome = _home,
-        }, _probe, Proxy, Log, _launcher, _loggers.CreateLogger<ManagedInstance>(), port, OnInstanceChanged);
-    }
+        }, _probe, Proxy, Log, _runtime.Launcher, _loggers.CreateLogger<ManagedInstance>(), _runtime.NewPort, OnInstanceChanged);
+
+    /// <summary>After an agent restart: what still runs of the release is taken over where the runtime allows it, the rest started.</summary>
+    public Task<string?> AdoptAllAsync(string releaseId, string releaseDir, CancellationToken cancellationToken) =>
+        _runtime.AdoptAllAsync(this, releaseId, releaseDir, cancellationToken);
+
+    /// <summary>A restarted agent that runs nothing of the app: whatever of it outlived the last agent goes.</summary>
+    public Task RemoveLeftoversAsync(CancellationToken cancellationToken) => _runtime.RemoveLeftoversAsync(Config.App, cancellationToken);
 
     /// <summary>
-    /// After an agent restart, runtime: docker: the containers of <paramref name="releaseId"/> that still run are
-    /// taken over where they are (matched to slots by their labels); slots without one get a new container, and
-    /// containers of the app that match no slot (other releases, duplicates, exited ones) are removed.
-    /// </summary>
-    public async Task<string?> AdoptAllAsync(string releaseId, string releaseDir, CancellationToken cancellationToken)
-    {
-        if (_launcher is not Containers.DockerLauncher docker) return await StartAllAsync(releaseId, releaseDir, cancellationToken);
-        var found = await docker.ListAsync(Config.App, cancellationToken);
-        var adopted = new ManagedInstance?[Slots.Length];
-        foreach (var container in found)
-        {
-            var labels = new Dictionary<string, string>(container.Labels ?? new Dictionary<string, string>());
-            var fits = container.State == "running" && labels.GetValueOrDefault(Containers.ContainerLabels.Release) == releaseId
-                && int.TryParse(labels.GetValueOrDefault(Containers.ContainerLabels.Instance), out var slot) && slot >= 0 && slot < Slots.Length && adopted[slot] is null;
-            if (!fits)
-            {
-                await docker.RemoveAsync(container.ID);
-                continue;
-            }
-            var index = int.Parse(labels[Containers.ContainerLabels.Instance], System.Globalization.CultureInfo.InvariantCulture);
-            var instance = NewInstance(index, releaseId, releaseDir);
-            var running = await docker.AttachAsync(container.ID, (stream, line) => Log.Write(instance.Spec.Id, null, stream, line), cancellationToken);
-            if (await instance.AdoptAsync(running, cancellationToken) is { } problem)
-            {
-                Log.Write(instance.Spec.Id, running.Pid, "cutover", $"not adopted: {problem}");
-                await running.StopAsync(Config.Run!.StopSignal, Config.Run.KillTimeout);
-                continue;
-            }
-            adopted[index] = instance;
-        }
-        for (var i = 0; i < Slots.Length; i++)
-        {
-            if (adopted[i] is not null) continue;
-            var fresh = NewInstance(i, releaseId, releaseDir);
-            if (await fresh.StartAsync(cancellationToken) is { } problem) return $"instance {fresh.Spec.Id}: {problem}";
-            adopted[i] = fresh;
-        }
-        for (var i = 0; i < Slots.Length; i++) Slots[i] = adopted[i];
-        ReleaseId = releaseId;
-        ReleaseDir = releaseDir;
-        return null;
-    }
-
-    /// <summary>runtime: docker: removes every container of the app (a restarted agent that runs nothing of it). No-op for processes.</summary>
-    public async Task RemoveLeftoverContainersAsync(CancellationToken cancellationToken)
-    {
-        if (_launcher is not Containers.DockerLauncher docker) return;
-        foreach (var container in await docker.ListAsync(Config.App, cancellationToken)) await docker.RemoveAsync(container.ID);
-    }
-
-    /// <summary>
-    /// The agent is going away but the app is not: containers keep running and serving on their network, for the
-    /// next agent to adopt. (Processes cannot outlive their supervisor's pipes, so they are stopped instead.)
+    /// The agent is going away but the app is not: where the runtime allows it (containers) the slots keep running
+    /// and serving, for the next agent to adopt; otherwise everything stops.
     /// </summary>
     public async ValueTask LeaveRunningAsync()
     {
-        if (_launcher is not Containers.DockerLauncher)
+        if (!Settings.Runtime.InstancesOutliveAgent)
         {
             await DisposeAsync();
             return;
         }
+        var idle = OutOfRotation;
         foreach (var instance in Slots.Where(s => s is not null)) await instance!.LetGoAsync();
-        if (Warm is { } warm)
-            await Task.WhenAll(warm.Instances.Where(i => !Slots.Contains(i)).Select(i => i.StopAsync(TimeSpan.Zero, CancellationToken.None)));
+        await Task.WhenAll(idle.Select(i => i.StopAsync(TimeSpan.Zero, CancellationToken.None)));
         await Proxy.DisposeAsync();
         Log.Dispose();
         _accessLog?.Dispose();
-        _docker?.Dispose();
+        await _runtime.DisposeAsync();
     }
 
     /// <summary>Starts every slot from one release, in parallel. On any failure all are stopped again.</summary>
@@ -246,22 +179,18 @@ public sealed class AppRuntime : IAsyncDisposable
     public async Task StopAllAsync(CancellationToken cancellationToken)
     {
         var running = Slots.Where(s => s is not null).Select(s => s!).ToArray();
-        await Task.WhenAll(running.Select(s => s.StopAsync(Config.Proxy!.DrainTimeout, cancellationToken)));
+        await Task.WhenAll(running.Select(s => s.StopAsync(Settings.Proxy.DrainTimeout, cancellationToken)));
         Array.Clear(Slots);
     }
 
 
     public async ValueTask DisposeAsync()
     {
-        if (Warm is { } warm)
-        {
-            Warm = null;
-            await Task.WhenAll(warm.Instances.Where(i => !Slots.Contains(i)).Select(i => i.StopAsync(TimeSpan.Zero, CancellationToken.None)));
-        }
+        await Task.WhenAll(OutOfRotation.Select(i => i.StopAsync(TimeSpan.Zero, CancellationToken.None)));
         await StopAllAsync(CancellationToken.None);
         await Proxy.DisposeAsync();
         Log.Dispose();
         _accessLog?.Dispose();
-        _docker?.Dispose();
+        await _runtime.DisposeAsync();
     }
 }

@@ -35,7 +35,7 @@ public sealed class SwarmDeployer
     /// <param name="environment">Where database_url_env is looked up; the process environment by default.</param>
     public SwarmDeployer(CutoverConfig config, IDeployProgress progress, HttpClient? http = null, Func<string, string?>? environment = null)
     {
-        _swarm = config.Swarm ?? throw new ArgumentException("strategy: swarm needs a swarm section", nameof(config));
+        _swarm = config.SettingsOf<SwarmSettings>().Swarm;
         _config = config;
         _progress = progress;
         _http = http;

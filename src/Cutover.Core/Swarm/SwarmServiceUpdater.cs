@@ -13,7 +13,7 @@ namespace Cutover.Swarm;
 /// </summary>
 public sealed class SwarmServiceUpdater(IDockerClient client, CutoverConfig config, IDeployProgress progress)
 {
-    private Config.SwarmConfig Swarm => config.Swarm!;
+    private Config.SwarmConfig Swarm { get; } = config.SettingsOf<Config.SwarmSettings>().Swarm;
 
     /// <param name="updateWith">The update config for this change: the swarm.update one for deploys, swarm.rollback for Cutover's rollbacks.</param>
     public async Task<SwarmUpdateOutcome> ApplyAsync(string image, string release, Config.SwarmUpdateConfig updateWith, CancellationToken cancellationToken)

@@ -15,7 +15,7 @@ public static class SwarmSpecBuilder
 
     public static ServiceSpec Build(CutoverConfig config, string image, string release, ServiceSpec? live = null, Config.SwarmUpdateConfig? updateWith = null)
     {
-        var swarm = config.Swarm ?? throw new ArgumentException("strategy: swarm needs a swarm section", nameof(config));
+        var swarm = config.SettingsOf<Config.SwarmSettings>().Swarm;
         var spec = live ?? new ServiceSpec();
         spec.Name = swarm.Service;
         spec.Labels = WithCutoverLabels(spec.Labels, config.App, release);

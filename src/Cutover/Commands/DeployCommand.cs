@@ -42,12 +42,13 @@ public static class DeployCommand
                 using var agent = new Cutover.Agent.AgentClient(Cutover.Agent.AgentHome.FromEnvironment());
                 var deployer = new ReleaseDeployer(config, progress, http, logging.CreateLogger<ReleaseDeployer>(), AgentCommands.ActivatorFor(config, agent));
                 var imageRef = parse.GetValue(image);
-                if (imageRef is not null && config.Runtime != Config.InstanceRuntime.Docker && config.Strategy != "swarm")
+                var deploysImage = config.Settings.DeploysImage;
+                if (imageRef is not null && !deploysImage)
                     throw new UsageException("--image is for runtime: docker and strategy: swarm; this config deploys files");
-                if (parse.GetValue(allowEmpty) && (config.Runtime == Config.InstanceRuntime.Docker || config.Strategy == "swarm"))
+                if (parse.GetValue(allowEmpty) && deploysImage)
                     throw new UsageException("--allow-empty is for directories and archives; this config deploys an image");
                 var sourceArg = parse.GetValue(source);
-                if (sourceArg is null && config.Runtime != Config.InstanceRuntime.Docker && config.Strategy != "swarm")
+                if (sourceArg is null && !deploysImage)
                     throw new UsageException("give the directory or .tar.gz to deploy: cutover deploy ./dist");
                 var request = new DeployRequest(sourceArg ?? "", parse.GetValue(revision),
                     CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!), CommandLine())
@@ -63,7 +64,7 @@ public static class DeployCommand
                         Url = target, Rate = parse.GetValue(probeRate), Duration = TimeSpan.FromHours(1),
                     }, stopProbe.Token);
                 }
-                var result = config.Strategy == "swarm"
+                var result = config.Strategy == Strategy.Swarm
                     ? await new Cutover.Swarm.SwarmDeployer(config, progress, http).DeployAsync(request, ct)
                     : await deployer.DeployAsync(request, ct);
                 Cutover.Probe.ProbeReport? probed = null;
@@ -111,7 +112,7 @@ public static class DeployCommand
             foreach (var line in ProbeCommand.Lines(probed)) env.Out.WriteLine(line);
         // A swarm deploy that failed once the service update began (it has a swarm phase) says where the service is;
         // before it, and when cancelled, the words of the other strategies are true as they stand.
-        var message = config.Strategy == "swarm" && result.Outcome is DeployOutcome.Failed or DeployOutcome.RolledBack && result.PhaseSeconds.ContainsKey("swarm")
+        var message = config.Strategy == Strategy.Swarm && result.Outcome is DeployOutcome.Failed or DeployOutcome.RolledBack && result.PhaseSeconds.ContainsKey("swarm")
             ? $"deploy of release {result.Release} failed; {(result.Outcome == DeployOutcome.RolledBack ? $"the service is back on {result.Previous ?? "its previous spec"}" : "the service may not run the release Cutover last recorded (see `cutover status`)")}: {result.Error}"
             : result.Outcome switch
         {

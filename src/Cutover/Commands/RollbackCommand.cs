@@ -29,7 +29,7 @@ public static class RollbackCommand
                 using var agent = new Cutover.Agent.AgentClient(Cutover.Agent.AgentHome.FromEnvironment());
                 var deployer = new ReleaseDeployer(config, progress, http, logging.CreateLogger<ReleaseDeployer>(), AgentCommands.ActivatorFor(config, agent));
                 var request = new RollbackRequest(parse.GetValue(release), CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!), DeployCommand.CommandLine());
-                var result = config.Strategy == "swarm"
+                var result = config.Strategy == Strategy.Swarm
                     ? await new Cutover.Swarm.SwarmDeployer(config, progress).RollbackAsync(request, ct)
                     : await deployer.RollbackAsync(request, ct);
                 if (json)

@@ -21,7 +21,7 @@ public static class StatusCommand
                 var s = RootSnapshot.Read(new RootLayout(config.Root));
                 var agentView = config.RunsInstances ? await AgentCommands.AppStatusAsync(config, ct) : null;
                 IReadOnlyList<string> agentWarnings = config.RunsInstances ? await AgentCommands.AgentWarningsAsync(ct) : [];
-                var swarmView = config.Swarm is { } swarm ? await Cutover.Swarm.SwarmStatus.ReadAsync(swarm, ct) : null;
+                var swarmView = config.Settings is SwarmSettings { Swarm: var swarm } ? await Cutover.Swarm.SwarmStatus.ReadAsync(swarm, ct) : null;
                 var current = s.CurrentRecord;
                 // A paused rolling deploy: instances of a newer release serve beside `current`'s until deploy or rollback.
                 var paused = current is null ? null : ReleasePlanner.PausedAfter(s.Releases, current.ReleaseId);

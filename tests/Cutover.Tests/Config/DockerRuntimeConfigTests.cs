@@ -27,24 +27,25 @@ public class DockerRuntimeConfigTests
     public void The_documented_docker_section_reads_as_written()
     {
         var config = ConfigLoader.Parse(Valid, File);
-        Assert.Equal(InstanceRuntime.Docker, config.Runtime);
-        var docker = config.Docker!;
+        var settings = config.SettingsOf<RollingSettings>();
+        var docker = Assert.IsType<DockerConfig>(settings.Runtime);
         Assert.Equal("myapp:2.0", docker.Image);
         Assert.Equal(3000, docker.Port);
         Assert.Equal("production", docker.Env["NODE_ENV"]);
         Assert.Equal(["/srv/uploads:/app/uploads"], docker.Volumes);
         Assert.Equal(["CMD", "curl", "-f", "http://localhost:3000/health"], docker.Healthcheck!.Test);
         Assert.Equal(TimeSpan.FromSeconds(30), docker.Healthcheck.StartPeriod);
-        Assert.Equal(3, config.Run!.Instances);
-        Assert.Equal(15, config.Run.StopSignal);
+        Assert.Equal(3, settings.Run.Instances);
+        Assert.Equal(15, settings.Run.StopSignal);
     }
 
     [Fact]
     public void Containers_default_to_sigterm_and_ten_seconds_like_docker()
     {
         var config = ConfigLoader.Parse(Valid.Replace("run: { instances: 3, stop_signal: SIGTERM, kill_timeout: 10s }", "run: { instances: 2 }"), File);
-        Assert.Equal("SIGTERM", config.Run!.StopSignalName);
-        Assert.Equal(TimeSpan.FromSeconds(10), config.Run.KillTimeout);
+        var run = config.SettingsOf<RollingSettings>().Run;
+        Assert.Equal("SIGTERM", run.StopSignalName);
+        Assert.Equal(TimeSpan.FromSeconds(10), run.KillTimeout);
     }
 
     [Theory]

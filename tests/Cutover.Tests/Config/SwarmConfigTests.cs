@@ -26,8 +26,8 @@ public class SwarmConfigTests
               stop_grace_period: 20s
               task_deadline: 3m
             """, File);
-        var swarm = config.Swarm!;
-        Assert.Equal("swarm", config.Strategy);
+        var swarm = config.SettingsOf<SwarmSettings>().Swarm;
+        Assert.Same(Strategy.Swarm, config.Strategy);
         Assert.Equal("/srv/app/.cutover-swarm/myapp", config.Root);
         Assert.Equal(("unix:///var/run/docker.sock", "myapp", "myapp:2.0", 3), (swarm.DockerHost, swarm.Service, swarm.Image, swarm.Replicas));
         Assert.Equal(["node", "server.js"], swarm.Command!);
@@ -51,7 +51,7 @@ public class SwarmConfigTests
             app: a
             strategy: swarm
             swarm: { service: a, image: a:1, healthcheck: { test: ["CMD", "true"], interval: 10s, timeout: 5s, retries: 3, start_period: 30s }, update: { monitor: 50s } }
-            """, File).Swarm!;
+            """, File).SettingsOf<SwarmSettings>().Swarm;
         Assert.Equal(TimeSpan.FromSeconds(30 + 45 + 50 + 60), swarm.EffectiveTaskDeadline);
     }
 
@@ -98,7 +98,7 @@ public class SwarmConfigTests
               service: web
               compose: docker-compose.yml
             """, dir.Combine("cutover.yml"));
-        var swarm = config.Swarm!;
+        var swarm = config.SettingsOf<SwarmSettings>().Swarm;
         Assert.Equal(("myapp:2.0", 3), (swarm.Image, swarm.Replicas));
         Assert.Equal(["node", "server.js", "--port", "3000"], swarm.Command!);
         Assert.Equal("production", swarm.Env["NODE_ENV"]);
@@ -132,7 +132,7 @@ public class SwarmConfigTests
               compose: compose.yml
               image: myapp:2
               update: { monitor: 40s }
-            """, dir.Combine("cutover.yml")).Swarm!;
+            """, dir.Combine("cutover.yml")).SettingsOf<SwarmSettings>().Swarm;
         Assert.Equal("myapp:2", swarm.Image);
         Assert.Equal(1, swarm.Replicas);
         // Swarm's own defaults, which compose leaves in place: parallelism 1 (docker/cli convertUpdateConfig), stop-first, pause.
@@ -157,7 +157,7 @@ public class SwarmConfigTests
             strategy: swarm
             swarm: { service: web, compose: compose.yml, update: { order: start-first } }
             """, dir.Combine("cutover.yml"));
-        Assert.Equal([new SwarmPort(8080, 3000, "host")], config.Swarm!.Ports);
+        Assert.Equal([new SwarmPort(8080, 3000, "host")], config.SettingsOf<SwarmSettings>().Swarm.Ports);
         var warning = Assert.Single(config.Warnings);
         Assert.Contains("swarm.update.order is start-first but port 8080 is published in host mode", warning);
         Assert.Contains("moby #36934", warning);
@@ -203,7 +203,7 @@ public class SwarmConfigTests
     [Fact]
     public void Networks_in_cutover_yml_replace_the_compose_files()
     {
-        var swarm = ConfigLoader.Parse("app: a\nstrategy: swarm\nswarm: { service: a, image: a:1, networks: [front, back] }\n", File).Swarm!;
+        var swarm = ConfigLoader.Parse("app: a\nstrategy: swarm\nswarm: { service: a, image: a:1, networks: [front, back] }\n", File).SettingsOf<SwarmSettings>().Swarm;
         Assert.Equal(["front", "back"], swarm.Networks);
         var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse("app: a\nstrategy: swarm\nswarm: { service: a, image: a:1, networks: [\"a b\"] }\n", File));
         Assert.Contains("'a b' is not a valid network name", Assert.Single(e.Errors).ToString());

@@ -68,9 +68,7 @@ public sealed class DockerRuntimeTests(DockerFixture docker, ITestOutputHelper o
         health:
           path: /health
           interval: 300ms
-        rolling:
-          monitor: 500ms
-        {(strategy == "blue-green" ? "blue_green:\n  monitor: 500ms\n  keep_previous: 10m\n" : "")}
+        {(strategy == "blue-green" ? "blue_green:\n  monitor: 500ms\n  keep_previous: 10m\n" : "rolling:\n  monitor: 500ms\n")}
         """;
 
     private async Task<AppRuntime> StartAsync(string strategy, string app, string dockerExtra = "")
@@ -129,13 +127,14 @@ public sealed class DockerRuntimeTests(DockerFixture docker, ITestOutputHelper o
     {
         var app = await StartAsync("blue-green", "bg");
         await using var load = new LoadGenerator(Url, connections: 8, maxDuration: TimeSpan.FromMinutes(2));
-        Assert.Null(await new BlueGreenSwitch(app, new SilentProgress()).RunAsync("g2", Release("g2", "cutover-test:2"), CancellationToken.None));
+        var warm = new WarmSetKeeper();
+        Assert.Null(await new BlueGreenSwitch(app, warm, new SilentProgress()).RunAsync("g2", Release("g2", "cutover-test:2"), CancellationToken.None));
         var switched = load.NowMs;
         await Task.Delay(300);
         var containers = await ContainersAsync("bg");
         Assert.Equal(4, containers.Length); // the old set stays warm
         var clock = Stopwatch.StartNew();
-        Assert.Null(await new BlueGreenSwitch(app, new SilentProgress()).RunAsync("r1", _dir.Combine("releases", "r1"), CancellationToken.None));
+        Assert.Null(await new BlueGreenSwitch(app, warm, new SilentProgress()).RunAsync("r1", _dir.Combine("releases", "r1"), CancellationToken.None));
         var rollback = clock.Elapsed;
         var back = load.NowMs;
         await Task.Delay(300);

@@ -60,7 +60,7 @@ public class FleetConfigTests
     [InlineData("hosts: [web1, web1]\n", "/srv/app/cutover.yml:3:15: hosts: 'web1' is listed twice")]
     [InlineData("ssh:\n  user: deploy\n", "/srv/app/cutover.yml:4:3: ssh: 'ssh' only applies with 'hosts'")]
     [InlineData("hosts: [web1]\nssh:\n  knwon_hosts: x\n", "/srv/app/cutover.yml:5:3: ssh.knwon_hosts: unknown key in 'ssh'; did you mean 'known_hosts'?")]
-    [InlineData("hosts:\n  - { host: web1, proxy_listen: 127.0.0.1:3000 }\n", "hosts[0].proxy_listen: 'proxy_listen' overrides proxy.listen, which only strategies rolling and blue-green have")]
+    [InlineData("hosts:\n  - { host: web1, proxy_listen: 127.0.0.1:3000 }\n", "hosts[0].proxy_listen: not used by strategy: symlink (used by: rolling, blue-green)")]
     public void Every_mistake_names_file_line_and_key(string yaml, string expected)
     {
         var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse("app: shop\nroot: /srv/shop\n" + yaml, File));
@@ -133,7 +133,8 @@ public class FleetConfigTests
         Assert.Null(remote.Fleet);
         Assert.Null(remote.Migrations);
         Assert.Equal("/data/api", remote.Root);
-        Assert.Equal("127.0.0.1:3100", remote.Proxy!.Listen.ToString());
-        Assert.Equal("node server.js", remote.Run!.Command);
+        var settings = remote.SettingsOf<RollingSettings>();
+        Assert.Equal("127.0.0.1:3100", settings.Proxy.Listen.ToString());
+        Assert.Equal("node server.js", settings.Run.Command);
     }
 }

@@ -141,16 +141,17 @@ public class AgentLogTests(ITestOutputHelper output) : IDisposable
     {
         const string head = "app: a\nstrategy: rolling\nroot: /r\nrun:\n  command: x\nproxy:\n  listen: 127.0.0.1:3000\n";
         var config = ConfigLoader.Parse(head + "logs:\n  max_size: 2MB\n  retain: 2\n  access_log: true\n", "/srv/cutover.yml");
-        Assert.Equal(2L << 20, config.Logs.MaxSize);
-        Assert.Equal(2, config.Logs.Retain);
-        Assert.True(config.Logs.AccessLog);
-        Assert.Equal(5, ConfigLoader.Parse(head, "/srv/cutover.yml").Logs.Retain);
+        var logs = config.SettingsOf<RollingSettings>().Logs;
+        Assert.Equal(2L << 20, logs.MaxSize);
+        Assert.Equal(2, logs.Retain);
+        Assert.True(logs.AccessLog);
+        Assert.Equal(5, ConfigLoader.Parse(head, "/srv/cutover.yml").SettingsOf<RollingSettings>().Logs.Retain);
         foreach (var (bad, message) in new[] { ("retain: -1", "must be at least 0"), ("max_size: 10", "must be at least 1KB"), ("access_log: yes", "is not one of true | false"), ("retian: 3", "retian") })
         {
             var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(head + "logs:\n  " + bad + "\n", "/srv/cutover.yml"));
             Assert.Contains(message, Assert.Single(e.Errors).ToString());
         }
         var symlink = Assert.Throws<ConfigException>(() => ConfigLoader.Parse("app: a\nroot: /r\nlogs:\n  retain: 2\n", "/srv/cutover.yml"));
-        Assert.Contains("'logs' belongs to strategies rolling and blue-green", Assert.Single(symlink.Errors).ToString());
+        Assert.Contains("logs: not used by strategy: symlink (used by: rolling, blue-green)", Assert.Single(symlink.Errors).ToString());
     }
 }

@@ -17,6 +17,8 @@ public class BlueGreenTests(ITestOutputHelper output) : IAsyncLifetime
     private readonly TempDir _dir = new();
     private readonly HttpClient _http = new();
     private AppRuntime _app = null!;
+    /// <summary>Blue-green's warm set between switches, as the agent keeps one per app.</summary>
+    private WarmSetKeeper _warm = new();
 
     private string Release(string version, string? behavior = null) => AppFactory.NodeRelease(_dir.Path, version, behavior);
 
@@ -56,7 +58,7 @@ public class BlueGreenTests(ITestOutputHelper output) : IAsyncLifetime
     private string Url => $"http://127.0.0.1:{_app.Proxy.Listen.Port}/";
 
     private Task<string?> Switch(string version, string? behavior = null) =>
-        new BlueGreenSwitch(_app, new SilentProgress()).RunAsync("v" + version, Release(version, behavior), CancellationToken.None);
+        new BlueGreenSwitch(_app, _warm, new SilentProgress()).RunAsync("v" + version, Release(version, behavior), CancellationToken.None);
 
     [Fact]
     public async Task Twenty_deploys_and_ten_rollbacks_fail_no_request_and_each_switch_is_immediate()
@@ -74,11 +76,11 @@ public class BlueGreenTests(ITestOutputHelper output) : IAsyncLifetime
             if (i % 3 == 2)
             {
                 // a rollback: back to the warm set, a switch with no process started
-                var warm = _app.Warm!;
+                var warm = _warm.Current!;
                 version = versions[warm.ReleaseId];
                 var warmPids = warm.Instances.Select(w => w.Pid).ToArray();
                 var clock = Stopwatch.StartNew();
-                Assert.Null(await new BlueGreenSwitch(_app, new SilentProgress()).RunAsync(warm.ReleaseId, warm.ReleaseDir, CancellationToken.None));
+                Assert.Null(await new BlueGreenSwitch(_app, _warm, new SilentProgress()).RunAsync(warm.ReleaseId, warm.ReleaseDir, CancellationToken.None));
                 rollbackMs.Add(clock.Elapsed.TotalMilliseconds);
                 Assert.Equal(warmPids, _app.Slots.Select(s => s!.Pid).ToArray());
             }
@@ -88,7 +90,7 @@ public class BlueGreenTests(ITestOutputHelper output) : IAsyncLifetime
                 version = current == "1" ? "2" : "1";
                 var id = $"d{i}";
                 versions[id] = version;
-                Assert.Null(await new BlueGreenSwitch(_app, new SilentProgress()).RunAsync(id, Release(version), CancellationToken.None));
+                Assert.Null(await new BlueGreenSwitch(_app, _warm, new SilentProgress()).RunAsync(id, Release(version), CancellationToken.None));
                 Assert.DoesNotContain(_app.Slots.Select(s => s!.Pid), pid => pidsBefore.Contains(pid));
             }
             steps.Add((version, start, load.NowMs));
@@ -113,7 +115,7 @@ public class BlueGreenTests(ITestOutputHelper output) : IAsyncLifetime
     public async Task A_rollback_within_keep_previous_is_a_switch_and_starts_no_process()
     {
         Assert.Null(await Switch("2"));
-        var warmPids = _app.Warm!.Instances.Select(i => i.Pid).ToArray();
+        var warmPids = _warm.Current!.Instances.Select(i => i.Pid).ToArray();
         var clock = Stopwatch.StartNew();
         Assert.Null(await Switch("1"));
         var elapsed = clock.Elapsed;
@@ -141,19 +143,20 @@ public class BlueGreenTests(ITestOutputHelper output) : IAsyncLifetime
               keep_previous: 1s
               monitor: 0s
             """, _dir.Combine("short.yml"));
+        _warm = new WarmSetKeeper();
         _app = await AppRuntime.CreateAsync(config, _dir.Path, _http, new object(), NullLoggerFactory.Instance, CancellationToken.None);
         Assert.Null(await _app.StartAllAsync("v1", Release("1"), CancellationToken.None));
         Assert.Null(await Switch("2"));
-        var warm = _app.Warm!;
+        var warm = _warm.Current!;
         var warmPids = warm.Instances.Select(i => i.Pid!.Value).ToArray();
         var clock = Stopwatch.StartNew();
-        await Wait.WithinAsync(() => _app.Warm is null, TimeSpan.FromSeconds(15));
-        Assert.Null(_app.Warm);
+        await Wait.WithinAsync(() => _warm.Current is null, TimeSpan.FromSeconds(15));
+        Assert.Null(_warm.Current);
         // it leaves the agent's hands at once and is drained and stopped right after
         await Wait.WithinAsync(() => !warmPids.Any(pid => Cutover.Platform.LibC.Kill(pid, 0)), TimeSpan.FromSeconds(15) - clock.Elapsed);
         Assert.All(warmPids, pid => Assert.False(Cutover.Platform.LibC.Kill(pid, 0), $"warm instance {pid} still runs"));
 
-        Assert.Null(await new BlueGreenSwitch(_app, new SilentProgress()).RunAsync(warm.ReleaseId, warm.ReleaseDir, CancellationToken.None));
+        Assert.Null(await new BlueGreenSwitch(_app, _warm, new SilentProgress()).RunAsync(warm.ReleaseId, warm.ReleaseDir, CancellationToken.None));
         Assert.DoesNotContain(_app.Slots.Select(s => s!.Pid!.Value), pid => warmPids.Contains(pid));
         using var client = new HttpClient();
         Assert.StartsWith("hello from 1", await client.GetStringAsync(Url));

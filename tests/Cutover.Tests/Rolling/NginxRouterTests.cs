@@ -77,10 +77,10 @@ public class NginxRouterTests : IDisposable
             """, _dir.Combine("cutover.yml"));
         await using var app = await AppRuntime.CreateAsync(config, _dir.Path, _http, new object(), NullLoggerFactory.Instance, CancellationToken.None);
         Assert.Null(await app.StartAllAsync("v1", Release("1"), CancellationToken.None));
-        var bg = new BlueGreenSwitch(app, new SilentProgress());
+        var bg = new BlueGreenSwitch(app, new WarmSetKeeper(), new SilentProgress());
         // nginx needs the upstream file to start; the first route writes it (and its reload fails harmlessly: no nginx yet)
         await bg.RouteLiveSetAsync(CancellationToken.None);
-        File.WriteAllText(upstream, new NginxRouter(config.BlueGreen.Nginx!).Render(app.Slots.Select(s => s!.Endpoint!)));
+        File.WriteAllText(upstream, new NginxRouter(config.SettingsOf<BlueGreenSettings>().BlueGreen.Nginx!).Render(app.Slots.Select(s => s!.Endpoint!)));
         _nginx = Process.Start(new ProcessStartInfo("/usr/sbin/nginx", ["-p", nginxDir, "-c", conf, "-g", "daemon off;"]) { UseShellExecute = false })!;
         var url = $"http://127.0.0.1:{port}/";
         Assert.StartsWith("hello from 1", await Eventually(url, "hello from 1"));

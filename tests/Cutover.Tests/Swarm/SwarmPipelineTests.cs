@@ -193,7 +193,7 @@ public class SwarmPipelineTests(SwarmFixture swarm, PostgresFixture postgres, IT
         Append(config, "hooks:\n  build: ['npm ci']\n  before_switch: ['true']\n");
         var result = await Cli(dir, "deploy", "--image", "app:v1");
         Assert.Equal(2, result.ExitCode);
-        Assert.Matches(@"cutover\.yml:\d+:\d+: hooks\.build: .*symlink, rolling and blue-green", result.Stderr);
+        Assert.Matches(@"cutover\.yml:\d+:\d+: hooks\.build: not used by strategy: swarm \(used by: symlink, rolling, blue-green\)", result.Stderr);
         Assert.Null(await SwarmServiceUpdater.InspectAsync(swarm.Client(), service, CancellationToken.None));
         Assert.False(Directory.Exists(dir.Combine(".cutover-swarm", service, "releases")), "a refused config wrote a release");
     }

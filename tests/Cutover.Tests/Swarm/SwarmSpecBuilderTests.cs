@@ -54,7 +54,7 @@ public class SwarmSpecBuilderTests
         live.TaskTemplate.Placement = new Placement { Constraints = ["node.role==worker"] };
         live.Labels["team"] = "web";
         var config = Config();
-        var spec = SwarmSpecBuilder.Build(config, "shop:1", "20260101_130000", live, updateWith: config.Swarm!.Rollback);
+        var spec = SwarmSpecBuilder.Build(config, "shop:1", "20260101_130000", live, updateWith: config.SettingsOf<SwarmSettings>().Swarm.Rollback);
         Assert.Equal(["node.role==worker"], spec.TaskTemplate.Placement.Constraints);
         Assert.Equal("web", spec.Labels["team"]);
         Assert.Equal("20260101_130000", spec.TaskTemplate.ContainerSpec.Labels["cutover.release"]);

@@ -1,5 +1,6 @@
 // Docker.DotNet's models make every field nullable; a missing one here fails the test anyway.
 #nullable disable warnings
+using Cutover.Config;
 using Cutover.Deploy;
 using Cutover.Swarm;
 using Cutover.Tests.Support;
@@ -69,7 +70,7 @@ public class SwarmUpdateTests(SwarmFixture swarm, ITestOutputHelper output)
             // Progress showed each slot reaching running on the new image.
             foreach (var slot in new[] { 1, 2, 3 })
                 Assert.Contains(progress.Lines, l => l.StartsWith($"{slot}/3: running app:v2", StringComparison.Ordinal));
-            var status = await SwarmStatus.ReadAsync(config.Swarm!, Soon());
+            var status = await SwarmStatus.ReadAsync(config.SettingsOf<SwarmSettings>().Swarm, Soon());
             Assert.Equal(("app:v2", 3, 3, "completed"), (status.Image, status.Running, status.Desired, status.UpdateState));
         }
         finally
@@ -115,7 +116,9 @@ public class SwarmUpdateTests(SwarmFixture swarm, ITestOutputHelper output)
         const string service = "stuck";
         using var dir = new TempDir();
         var config = SwarmFixture.Load(swarm.WriteConfig(dir, service, replicas: 1));
-        config = config with { Swarm = config.Swarm! with { TaskDeadline = TimeSpan.FromSeconds(4) } };
+        var settings = config.SettingsOf<SwarmSettings>();
+        config = config with { Settings = settings with { Swarm = settings.Swarm with { TaskDeadline = TimeSpan.FromSeconds(4) } } };
+        var swarmConfig = config.SettingsOf<SwarmSettings>().Swarm;
         var progress = new RecordingProgress(output);
         try
         {
@@ -128,7 +131,7 @@ public class SwarmUpdateTests(SwarmFixture swarm, ITestOutputHelper output)
                 live.Spec.UpdateConfig.FailureAction = "pause";
                 await client.Swarm.UpdateServiceAsync(live.ID, new ServiceUpdateParameters { Service = live.Spec, Version = (long)live.Version.Index!.Value });
             }
-            var v2 = await new SwarmDeployer(config with { Swarm = config.Swarm with { Update = config.Swarm.Update with { FailureAction = "pause" } } }, progress)
+            var v2 = await new SwarmDeployer(config with { Settings = new SwarmSettings { Swarm = swarmConfig with { Update = swarmConfig.Update with { FailureAction = "pause" } } } }, progress)
                 .DeployAsync(Image("app:v2"), Soon());
             Assert.False(v2.Succeeded);
             Assert.Contains("never reached running", v2.Error);

@@ -1,10 +1,10 @@
 using System.Net;
 
-namespace Cutover.Fleet;
+namespace Cutover.Config;
 
 /// <summary>
 /// The fleet part of cutover.yml: the hosts one config deploys to, how to reach them over SSH, and how many are
-/// prepared and switched at once. Null on <see cref="Config.CutoverConfig.Fleet"/> means the local machine.
+/// prepared and switched at once. Null on <see cref="CutoverConfig.Fleet"/> means the local machine.
 /// </summary>
 public sealed record FleetConfig
 {

@@ -1,0 +1,96 @@
+using Cutover.Config;
+using Cutover.Supervisor;
+using Docker.DotNet;
+using DockerConfig = Cutover.Config.DockerConfig;
+
+namespace Cutover.Containers;
+
+/// <summary>
+/// runtime: docker, as the agent runs it: one Engine API client per app, containers of the release's image that
+/// keep running when the agent goes and are taken over by the next one.
+/// </summary>
+public sealed class DockerRuntime : IInstanceRuntime
+{
+    private readonly DockerClient _docker;
+    private readonly DockerLauncher _launcher;
+    private DockerConfig _config;
+
+    public DockerRuntime(DockerConfig config)
+    {
+        _config = config;
+        _docker = DockerClientFactory.Create(config.Host);
+        // The launcher reads the section at each start, so a reconfigured image, env or network applies to the next container.
+        _launcher = new DockerLauncher(_docker, () => _config);
+    }
+
+    public IInstanceLauncher Launcher => _launcher;
+
+    // A container listens on its own address, so every instance can use the same port.
+    public int NewPort() => _config.Port;
+
+    public string? ImageOf(string releaseDir) => ContainerRelease.ImageOf(releaseDir);
+
+    /// <summary>
+    /// The containers of <paramref name="releaseId"/> that still run are taken over where they are (matched to slots
+    /// by their labels); slots without one get a new container, and containers of the app that match no slot (other
+    /// releases, duplicates, exited ones) are removed.
+    /// </summary>
+    public async Task<string?> AdoptAllAsync(AppRuntime app, string releaseId, string releaseDir, CancellationToken cancellationToken)
+    {
+        var found = await _launcher.ListAsync(app.Config.App, cancellationToken);
+        var adopted = new ManagedInstance?[app.Slots.Length];
+        foreach (var container in found)
+        {
+            var labels = new Dictionary<string, string>(container.Labels ?? new Dictionary<string, string>());
+            var fits = container.State == "running" && labels.GetValueOrDefault(ContainerLabels.Release) == releaseId
+                && int.TryParse(labels.GetValueOrDefault(ContainerLabels.Instance), out var slot) && slot >= 0 && slot < app.Slots.Length && adopted[slot] is null;
+            if (!fits)
+            {
+                await _launcher.RemoveAsync(container.ID);
+                continue;
+            }
+            var index = int.Parse(labels[ContainerLabels.Instance], System.Globalization.CultureInfo.InvariantCulture);
+            var instance = app.NewInstance(index, releaseId, releaseDir);
+            var running = await _launcher.AttachAsync(container.ID, (stream, line) => app.Log.Write(instance.Spec.Id, null, stream, line), cancellationToken);
+            if (await instance.AdoptAsync(running, cancellationToken) is { } problem)
+            {
+                app.Log.Write(instance.Spec.Id, running.Pid, "cutover", $"not adopted: {problem}");
+                await running.StopAsync(app.Settings.Run.StopSignal, app.Settings.Run.KillTimeout);
+                continue;
+            }
+            adopted[index] = instance;
+        }
+        for (var i = 0; i < app.Slots.Length; i++)
+        {
+            if (adopted[i] is not null) continue;
+            var fresh = app.NewInstance(i, releaseId, releaseDir);
+            if (await fresh.StartAsync(cancellationToken) is { } problem) return $"instance {fresh.Spec.Id}: {problem}";
+            adopted[i] = fresh;
+        }
+        for (var i = 0; i < app.Slots.Length; i++) app.Slots[i] = adopted[i];
+        app.ReleaseId = releaseId;
+        app.ReleaseDir = releaseDir;
+        return null;
+    }
+
+    public async Task RemoveLeftoversAsync(string app, CancellationToken cancellationToken)
+    {
+        foreach (var container in await _launcher.ListAsync(app, cancellationToken)) await _launcher.RemoveAsync(container.ID);
+    }
+
+    public string? Reconfigure(InstanceRuntimeConfig config)
+    {
+        if (config is not DockerConfig docker)
+            return $"runtime changed from docker to {config.Name}; run `cutover stop`, restart the agent, and deploy again";
+        if (docker.Host != _config.Host)
+            return $"docker.host changed from {_config.Host} to {docker.Host}; run `cutover stop`, restart the agent, and deploy again";
+        _config = docker;
+        return null;
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        _docker.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}
