@@ -36,6 +36,13 @@ public sealed record CertificateStatus(
 /// exponential backoff, and <see cref="TryGetCertificate"/> is the SNI lookup. The certificate being served
 /// stays in service through every failed renewal and through a change of names until its replacement exists.
 /// </summary>
+/// <remarks>
+/// Wiring, in the agent: <c>store = CertificateStore.ForAcmeDirectory(Path.Combine(home, "certs"), options.Directory)</c>;
+/// one <see cref="Http01Challenges"/> that the port-80 listener asks first (<c>TryAnswer(path, out body)</c>);
+/// <c>new CertificateManager(store, new AcmeIssuer(new AcmeClient(options, store.LoadOrCreateAccountKey()), challenges), logger: log)</c>;
+/// <c>await EnsureAsync(proxy.hosts)</c> before 443 takes traffic; <c>RunAsync(agentStopping)</c> for the agent's life; the 443
+/// listener's certificate selector returns <c>TryGetCertificate(sni, out var c) ? c.Context : null</c>.
+/// </remarks>
 public sealed class CertificateManager
 {
     private readonly CertificateStore _store;
@@ -44,6 +51,7 @@ public sealed class CertificateManager
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly SemaphoreSlim _changed = new(0, 1);
     private volatile State _state = State.Empty;
 
     public CertificateManager(CertificateStore store, ICertificateIssuer issuer, RenewalPolicy? policy = null, TimeProvider? time = null, ILogger? logger = null)
@@ -84,7 +92,7 @@ public sealed class CertificateManager
                 if (problem is not null) _logger.LogWarning("Stored certificate unusable, obtaining a new one: {Problem}", problem);
                 if (loaded is not null && !loaded.Names.SequenceEqual(wanted)) loaded = null;
                 var retired = state.Current is null ? state.Retired : state.Current;
-                state = _state = new State(wanted, loaded, retired, null, null, null, 0);
+                state = Publish(new State(wanted, loaded, retired, null, null, null, 0));
             }
             if (state.Current is { } current && Now < RenewAt(current)) return;
 
@@ -150,13 +158,33 @@ public sealed class CertificateManager
         {
             var wait = NextCheckAt - Now;
             if (wait > _policy.MaxSleep) wait = _policy.MaxSleep;
-            if (wait > TimeSpan.Zero) await Task.Delay(wait, _time, cancellationToken);
+            if (wait > TimeSpan.Zero)
+            {
+                // Sleep until due, or until EnsureAsync changed what is due (names set, a failure's retry time).
+                using var sleep = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                await Task.WhenAny(Task.Delay(wait, _time, sleep.Token), _changed.WaitAsync(sleep.Token));
+                await sleep.CancelAsync();
+            }
             cancellationToken.ThrowIfCancellationRequested();
             await RenewIfDueAsync(cancellationToken);
         }
     }
 
     private DateTimeOffset Now => _time.GetUtcNow();
+
+    private State Publish(State state)
+    {
+        _state = state;
+        try
+        {
+            _changed.Release();
+        }
+        catch (SemaphoreFullException)
+        {
+            // a wake-up is already pending
+        }
+        return state;
+    }
 
     /// <summary>30 days before expiry, but never later than two thirds into the certificate's life (short-lived certificates).</summary>
     private DateTimeOffset RenewAt(ServedCertificate certificate)
@@ -174,7 +202,7 @@ public sealed class CertificateManager
         {
             var issued = await _issuer.IssueAsync(state.Names, cancellationToken);
             var certificate = _store.Save(state.Names, issued);
-            _state = new State(state.Names, certificate, null, null, null, null, 0);
+            Publish(new State(state.Names, certificate, null, null, null, null, 0));
             if (state.Retired is { } retired && !retired.Names.SequenceEqual(state.Names)) TryDelete(retired.Names);
             _logger.LogInformation("Certificate for {Names} obtained, valid until {NotAfter:u}", names, certificate.NotAfter);
             return null;
@@ -185,7 +213,7 @@ public sealed class CertificateManager
             var delay = _policy.FirstRetryDelay * Math.Pow(2, Math.Min(failures - 1, 30));
             if (delay > _policy.MaxRetryDelay) delay = _policy.MaxRetryDelay;
             var next = Now + delay;
-            _state = new State(state.Names, state.Current, state.Retired, e.Message, Now, next, failures);
+            Publish(new State(state.Names, state.Current, state.Retired, e.Message, Now, next, failures));
             _logger.LogWarning("Certificate for {Names}: attempt {Failures} failed, next at {Next:u}{Serving}: {Error}", names, failures, next,
                 state.Current is null ? "" : $" (still serving the one valid until {state.Current.NotAfter:u})", e.Message);
             return e;

@@ -109,8 +109,11 @@ public sealed class AcmePebbleTests
 
         bed.Clock.SetUtcNow(first.NotAfter - TimeSpan.FromDays(29));
         bed.Clock.Advance(TimeSpan.FromDays(1)); // fires the loop's timer, set for the renewal time
-        await Wait.UntilAsync(() => manager.TryGetCertificate("app.cutover.test", out var renewed) && renewed.Certificate.SerialNumber != first.Certificate.SerialNumber,
-            TimeSpan.FromSeconds(30), "the background loop to renew the certificate");
+        await Wait.UntilAsync(() =>
+        {
+            if (manager.Status.LastError is { } error) throw new Xunit.Sdk.XunitException($"the renewal failed: {error}");
+            return manager.TryGetCertificate("app.cutover.test", out var renewed) && renewed.Certificate.SerialNumber != first.Certificate.SerialNumber;
+        }, TimeSpan.FromSeconds(30), "the background loop to renew the certificate");
 
         Assert.Equal(answered, bed.ChallengeServer.Answered);
         Assert.Null(manager.Status.LastError);
@@ -157,6 +160,32 @@ public sealed class AcmePebbleTests
         Assert.True(manager.TryGetCertificate("www.cutover.test", out var stillServedAfter));
         Assert.Same(old, stillServedAfter);
         Assert.NotNull(bed.Store.TryLoad(TwoNames, out _));
+    }
+
+    [Fact]
+    public async Task The_background_loop_started_before_the_deploy_retries_the_renewal_the_deploy_saw_fail()
+    {
+        await using var bed = await AcmeBed.StartAsync();
+        await bed.NewManager().EnsureAsync(TwoNames, CancellationToken.None);
+        var stored = bed.Store.TryLoad(TwoNames, out _)!;
+        bed.Pebble.StopAcme();
+        bed.Clock.SetUtcNow(stored.NotAfter - TimeSpan.FromDays(10));
+
+        // An agent restart: the loop starts with no names (a long sleep), then a deploy's EnsureAsync finds the
+        // stored certificate due and its renewal failing.
+        var manager = bed.NewManager();
+        using var stop = new CancellationTokenSource();
+        var loop = manager.RunAsync(stop.Token);
+        await manager.EnsureAsync(TwoNames, CancellationToken.None);
+        Assert.Equal(1, manager.Status.ConsecutiveFailures);
+
+        bed.Clock.Advance(TimeSpan.FromMinutes(1));
+        await Wait.UntilAsync(() => manager.Status.ConsecutiveFailures == 2, TimeSpan.FromSeconds(10), "the loop to retry once the backoff passed");
+
+        Assert.True(manager.TryGetCertificate("app.cutover.test", out var served));
+        Assert.Equal(stored.Certificate.SerialNumber, served.Certificate.SerialNumber);
+        await stop.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => loop);
     }
 
     [Fact]
