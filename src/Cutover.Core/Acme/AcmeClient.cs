@@ -151,6 +151,21 @@ public sealed class AcmeClient : IDisposable
 
     private async Task<AcmeReply> PostAsync(Uri url, JsonNode? payload, string what, bool useJwk, CancellationToken cancellationToken, string? accept = null)
     {
+        try
+        {
+            return await PostOnceAsync(url, payload, what, useJwk, cancellationToken, accept);
+        }
+        catch (AcmeProblemException e) when (e.Type == AcmeProblemException.AccountDoesNotExist && !useJwk)
+        {
+            // The server no longer knows the account URL this client registered (a CA that lost or deactivated it,
+            // a test CA restarted): register the key again, once, and send the request under the new URL.
+            Interlocked.Exchange(ref _account, null);
+            return await PostOnceAsync(url, payload, what, useJwk, cancellationToken, accept);
+        }
+    }
+
+    private async Task<AcmeReply> PostOnceAsync(Uri url, JsonNode? payload, string what, bool useJwk, CancellationToken cancellationToken, string? accept)
+    {
         var account = useJwk ? null : await AccountAsync(cancellationToken);
         for (var attempt = 0; ; attempt++)
         {

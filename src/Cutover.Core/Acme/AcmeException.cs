@@ -11,6 +11,7 @@ public class AcmeException(string message, Exception? inner = null) : DeployExce
 public sealed class AcmeProblemException : AcmeException
 {
     public const string BadNonce = "urn:ietf:params:acme:error:badNonce";
+    public const string AccountDoesNotExist = "urn:ietf:params:acme:error:accountDoesNotExist";
 
     public AcmeProblemException(string what, string type, string? detail, int status)
         : base($"{what}: the ACME server answered {status} {type}{(string.IsNullOrEmpty(detail) ? "" : ": " + detail)}")

@@ -160,6 +160,18 @@ public sealed class AcmePebbleTests
         Assert.True(manager.TryGetCertificate("www.cutover.test", out var stillServedAfter));
         Assert.Same(old, stillServedAfter);
         Assert.NotNull(bed.Store.TryLoad(TwoNames, out _));
+
+        // The CA is back (a new one that has forgotten the account): the next attempt re-registers and renews.
+        await bed.Pebble.StartAcmeAgainAsync();
+        bed.Clock.Advance(TimeSpan.FromMinutes(3));
+        await manager.RenewIfDueAsync(CancellationToken.None);
+
+        Assert.Null(manager.Status.LastError);
+        Assert.Equal(0, manager.Status.ConsecutiveFailures);
+        Assert.Null(manager.Status.NextAttemptAt);
+        Assert.True(manager.TryGetCertificate("app.cutover.test", out var renewed));
+        Assert.NotEqual(old.Certificate.SerialNumber, renewed.Certificate.SerialNumber);
+        Assert.Equal(renewed.Certificate.SerialNumber, bed.Store.TryLoad(TwoNames, out _)!.Certificate.SerialNumber);
     }
 
     [Fact]

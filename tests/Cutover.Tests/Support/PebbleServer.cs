@@ -20,13 +20,15 @@ public sealed class PebbleServer : IAsyncDisposable
     private readonly TempDir _dir;
     private readonly Process _dns;
     private readonly X509Certificate2 _apiCertificate;
+    private readonly Func<Process> _startPebble;
     private Process? _pebble;
 
-    private PebbleServer(TempDir dir, Process dns, Process pebble, X509Certificate2 apiCertificate, int apiPort, int managementPort)
+    private PebbleServer(TempDir dir, Process dns, Func<Process> startPebble, X509Certificate2 apiCertificate, int apiPort, int managementPort)
     {
         _dir = dir;
         _dns = dns;
-        _pebble = pebble;
+        _startPebble = startPebble;
+        _pebble = startPebble();
         _apiCertificate = apiCertificate;
         ApiPort = apiPort;
         ManagementPort = managementPort;
@@ -78,13 +80,13 @@ public sealed class PebbleServer : IAsyncDisposable
             // Its own challenge servers off (the test's answers http-01), its DNS on a loopback port, A -> 127.0.0.1, no AAAA.
             var dns = Start(dir, "pebble-challtestsrv", ["-dns01", $"127.0.0.1:{dnsPort}", "-http01", "", "-https01", "", "-tlsalpn01", "",
                 "-management", $"127.0.0.1:{HealthServer.FreePort()}", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""], new());
-            var pebble = Start(dir, "pebble", ["-config", dir.Combine("pebble.json"), "-dnsserver", $"127.0.0.1:{dnsPort}"], new()
+            Process StartPebble() => Start(dir, "pebble", ["-config", dir.Combine("pebble.json"), "-dnsserver", $"127.0.0.1:{dnsPort}"], new()
             {
                 ["PEBBLE_VA_NOSLEEP"] = "1",
                 ["PEBBLE_WFE_NONCEREJECT"] = nonceRejectPercent.ToString(),
                 ["PEBBLE_AUTHZREUSE"] = authzReusePercent.ToString(),
             });
-            var server = new PebbleServer(dir, dns, pebble, apiCertificate, apiPort, managementPort);
+            var server = new PebbleServer(dir, dns, StartPebble, apiCertificate, apiPort, managementPort);
             await server.WaitReadyAsync();
             return server;
         }
@@ -107,6 +109,14 @@ public sealed class PebbleServer : IAsyncDisposable
         Stop(_pebble);
         _pebble.Dispose();
         _pebble = null;
+    }
+
+    /// <summary>Starts pebble again on the same ports: a new CA that knows no account, as after a CA's outage and reset.</summary>
+    public async Task StartAcmeAgainAsync()
+    {
+        if (Running) throw new InvalidOperationException("pebble is running");
+        _pebble = _startPebble();
+        await WaitReadyAsync();
     }
 
     public async ValueTask DisposeAsync()
