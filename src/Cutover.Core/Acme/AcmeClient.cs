@@ -28,8 +28,10 @@ public sealed class AcmeClient : IDisposable
     private string? _nonce;
     private int _badNonceRetries;
 
+    /// <summary>Refuses options that could never work (InputException: bad input, exit 2) before any request.</summary>
     public AcmeClient(AcmeOptions options, AccountKey key, TimeProvider? time = null)
     {
+        Validate(options);
         _options = options;
         _key = key;
         _time = time ?? TimeProvider.System;
@@ -253,6 +255,22 @@ public sealed class AcmeClient : IDisposable
         }
     }
 
+    private static void Validate(AcmeOptions options)
+    {
+        // RFC 8555 6.1: every ACME request goes over HTTPS.
+        if (!options.Directory.IsAbsoluteUri || options.Directory.Scheme != Uri.UriSchemeHttps)
+            throw new InputException($"proxy.tls.acme.directory {options.Directory}: an ACME directory is an https:// URL");
+        if (options.Email is { } email && !IsMailbox(email.Trim()))
+            throw new InputException($"proxy.tls.acme.email \"{email}\": not an email address (name@domain)");
+    }
+
+    private static bool IsMailbox(string email)
+    {
+        var at = email.IndexOf('@');
+        return at > 0 && at == email.LastIndexOf('@') && at < email.Length - 1 && email[(at + 1)..].Contains('.')
+            && !email.Any(c => char.IsWhiteSpace(c) || c is ',' or '<' or '>' or '"' or ':' or ';');
+    }
+
     private static SocketsHttpHandler Handler(string? caCertPath)
     {
         var handler = new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) };
@@ -271,7 +289,7 @@ public sealed class AcmeClient : IDisposable
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException or ArgumentException)
         {
-            throw new AcmeException($"proxy.tls.acme.ca_cert {path}: not a readable PEM certificate ({e.Message})", e);
+            throw new InputException($"proxy.tls.acme.ca_cert {path}: not a readable PEM certificate ({e.Message})");
         }
     }
 

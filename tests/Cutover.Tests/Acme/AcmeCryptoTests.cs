@@ -109,6 +109,32 @@ public sealed class AcmeCryptoTests
         Assert.Contains("not base64url", error.Message);
     }
 
+    [Theory]
+    [InlineData("http://acme.test/directory", null, "an ACME directory is an https:// URL")]
+    [InlineData("https://acme.test/directory", "ops", "not an email address")]
+    [InlineData("https://acme.test/directory", "ops@acme.test, other@acme.test", "not an email address")]
+    [InlineData("https://acme.test/directory", "ops@localhost", "not an email address")]
+    public void Options_that_cannot_work_are_refused_as_bad_input(string directory, string? email, string expected)
+    {
+        using var key = AccountKey.Create();
+        var error = Assert.Throws<InputException>(() => new AcmeClient(new AcmeOptions { Directory = new Uri(directory), Email = email }, key));
+        Assert.Contains(expected, error.Message);
+    }
+
+    [Fact]
+    public void A_ca_cert_that_is_not_a_PEM_certificate_is_refused_naming_the_file()
+    {
+        using var dir = new Cutover.Tests.Support.TempDir();
+        var path = dir.Combine("ca.pem");
+        File.WriteAllText(path, "not a certificate");
+        using var key = AccountKey.Create();
+
+        var error = Assert.Throws<InputException>(() => new AcmeClient(new AcmeOptions { CaCertPath = path }, key));
+
+        Assert.StartsWith($"proxy.tls.acme.ca_cert {path}: not a readable PEM certificate", error.Message);
+        Assert.Throws<InputException>(() => new AcmeClient(new AcmeOptions { CaCertPath = dir.Combine("missing.pem") }, key));
+    }
+
     private static JsonObject Decode(string part) =>
         JsonNode.Parse(Encoding.UTF8.GetString(Base64Url.DecodeFromChars(part.AsSpan())))!.AsObject();
 }
