@@ -1,7 +1,9 @@
 namespace Cutover.Acme;
 
-/// <summary>Obtaining a certificate failed: the ACME server refused, or it could not be reached or understood.</summary>
-/// A DeployException, so the CLI reports it as an environment failure (exit 1).
+/// <summary>
+/// Obtaining a certificate failed: the ACME server refused, or it could not be reached or understood. A
+/// DeployException, so the CLI reports it as an environment failure (exit 1).
+/// </summary>
 public class AcmeException(string message, Exception? inner = null) : DeployException(message, inner);
 
 /// <summary>

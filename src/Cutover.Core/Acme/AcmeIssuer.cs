@@ -11,9 +11,17 @@ namespace Cutover.Acme;
 /// </summary>
 public sealed class AcmeIssuer(AcmeClient client, Http01Challenges challenges) : ICertificateIssuer
 {
+    /// <summary>http-01 proves control of one host name; a wildcard needs dns-01 (RFC 8555 7.1.3), which Cutover does not answer.</summary>
+    public void CheckNames(IReadOnlyList<string> names)
+    {
+        if (names.FirstOrDefault(n => n.StartsWith("*.", StringComparison.Ordinal)) is { } wildcard)
+            throw new InputException($"{wildcard}: a wildcard certificate needs the ACME dns-01 challenge; Cutover answers http-01, so list each host name");
+    }
+
     public async Task<IssuedCertificate> IssueAsync(IReadOnlyList<string> names, CancellationToken cancellationToken)
     {
         if (names.Count == 0) throw new ArgumentException("a certificate needs at least one name", nameof(names));
+        CheckNames(names);
         var order = await client.NewOrderAsync(names, cancellationToken);
         if (order.Status == "pending")
         {

@@ -81,6 +81,7 @@ public sealed class CertificateManager
     public async Task EnsureAsync(IEnumerable<string> names, CancellationToken cancellationToken)
     {
         var wanted = Normalize(names);
+        _issuer.CheckNames(wanted);
         await _gate.WaitAsync(cancellationToken);
         try
         {

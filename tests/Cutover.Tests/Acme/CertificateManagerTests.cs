@@ -8,7 +8,7 @@ namespace Cutover.Tests.Acme;
 
 /// <summary>
 /// The manager without a CA: certificates already in the store (made here, as a CA would), SNI selection and the
-/// names it refuses. The issuer points at a port nothing listens on, so any attempt to order would fail loudly.
+/// names it refuses. Nothing here may order: the issuers point at a port nothing listens on, or refuse outright.
 /// </summary>
 public sealed class CertificateManagerTests
 {
@@ -21,8 +21,8 @@ public sealed class CertificateManagerTests
         var store = new CertificateStore(home.Combine("certs"));
         IReadOnlyList<string> names = ["*.apps.cutover.test", "cutover.test"];
         store.Save(names, SelfSigned(names, DateTimeOffset.UtcNow.AddDays(80)));
-        using var client = new AcmeClient(Unreachable, store.LoadOrCreateAccountKey());
-        var manager = new CertificateManager(store, new AcmeIssuer(client, new Http01Challenges()), time: new FakeTimeProvider(DateTimeOffset.UtcNow));
+        // A wildcard cannot come from http-01, so the planted certificate stands for one from another issuer.
+        var manager = new CertificateManager(store, new RefusingIssuer(), time: new FakeTimeProvider(DateTimeOffset.UtcNow));
 
         await manager.EnsureAsync(["Cutover.test", "*.apps.cutover.test."], CancellationToken.None);
 
@@ -43,6 +43,7 @@ public sealed class CertificateManagerTests
     [InlineData("localhost")]
     [InlineData("a.*.cutover.test")]
     [InlineData("")]
+    [InlineData("*.cutover.test")]
     public async Task A_name_no_certificate_can_carry_is_refused_before_any_order(string name)
     {
         using var home = new TempDir();
@@ -52,8 +53,19 @@ public sealed class CertificateManagerTests
 
         var error = await Assert.ThrowsAsync<InputException>(() => manager.EnsureAsync(["ok.cutover.test", name], CancellationToken.None));
 
-        Assert.Contains("DNS name", error.Message);
+        Assert.Contains(name.StartsWith('*') ? "needs the ACME dns-01 challenge" : "is not a DNS name", error.Message);
         Assert.False(Directory.Exists(store.Directory)); // nothing written
+    }
+
+    /// <summary>An issuer for certificates that are already in the store: any order is a test failure.</summary>
+    private sealed class RefusingIssuer : ICertificateIssuer
+    {
+        public void CheckNames(IReadOnlyList<string> names)
+        {
+        }
+
+        public Task<IssuedCertificate> IssueAsync(IReadOnlyList<string> names, CancellationToken cancellationToken) =>
+            throw new InvalidOperationException($"the manager ordered a certificate for {string.Join(", ", names)}");
     }
 
     /// <summary>A certificate and key in the shape an ACME server's download and our CSR key have.</summary>
