@@ -154,8 +154,8 @@ public sealed class PebbleServer : IAsyncDisposable
         using var client = TrustingClient();
         await Wait.UntilAsync(async () =>
         {
-            if (!Running) throw new InvalidOperationException($"pebble exited ({_pebble?.ExitCode}): {File.ReadAllText(_dir.Combine("pebble.log"))}");
-            if (_dns.HasExited) throw new InvalidOperationException($"pebble-challtestsrv exited ({_dns.ExitCode}): {File.ReadAllText(_dir.Combine("pebble-challtestsrv.log"))}");
+            if (!Running) throw new InvalidOperationException($"pebble exited ({_pebble?.ExitCode}): {LogOf("pebble")}");
+            if (_dns.HasExited) throw new InvalidOperationException($"pebble-challtestsrv exited ({_dns.ExitCode}): {LogOf("pebble-challtestsrv")}");
             try
             {
                 using var response = await client.GetAsync(Directory);
@@ -167,6 +167,8 @@ public sealed class PebbleServer : IAsyncDisposable
             }
         }, TimeSpan.FromSeconds(30), $"pebble to answer {Directory}", TimeSpan.FromMilliseconds(100));
     }
+
+    private string LogOf(string program) => File.Exists(_dir.Combine(program + ".log")) ? File.ReadAllText(_dir.Combine(program + ".log")) : "(no output)";
 
     /// <summary>A self-signed P-256 certificate for localhost and 127.0.0.1, as pebble's own HTTPS certificate.</summary>
     private static X509Certificate2 WriteApiCertificate(TempDir dir)
@@ -191,12 +193,13 @@ public sealed class PebbleServer : IAsyncDisposable
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
         foreach (var (name, value) in environment) start.Environment[name] = value;
         var process = Process.Start(start)!;
-        var log = new StreamWriter(dir.Combine(program + ".log"), append: true) { AutoFlush = true };
+        // Appended line by line (pebble logs a few lines per request), so no writer outlives the process.
+        var log = dir.Combine(program + ".log");
         var gate = new Lock();
         void Write(string? line)
         {
             if (line is null) return;
-            lock (gate) log.WriteLine(line);
+            lock (gate) File.AppendAllText(log, line + "\n");
         }
         process.OutputDataReceived += (_, e) => Write(e.Data);
         process.ErrorDataReceived += (_, e) => Write(e.Data);
