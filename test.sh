@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine or a developer's: installs what the tests start for real
-# (nginx, php-fpm, PostgreSQL, dockerd, sshd, and the small tools they call), builds, and runs every test. Nothing is skipped.
+# (nginx, php-fpm, PostgreSQL, dockerd, sshd, pebble, and the small tools they call), builds, and runs every test. Nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -20,6 +20,8 @@ command -v dockerd >/dev/null || [ -x /usr/sbin/dockerd ] || missing+=(docker.io
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v ssh-keygen >/dev/null || missing+=(openssh-client)
+# The ACME tests obtain certificates from a real ACME server (pebble, with pebble-challtestsrv as its DNS).
+command -v pebble >/dev/null || missing+=(pebble)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
