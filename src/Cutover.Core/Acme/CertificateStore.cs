@@ -118,13 +118,12 @@ public sealed class CertificateStore
     }
 
     /// <summary>
-    /// AtomicFile creates with the process umask and renames into place; the chmod follows. The temp file and the
-    /// moment before the chmod are covered by the 0700 directory, which no one else can enter.
+    /// Created 0600 (before the rename, so never readable by anyone else) and renamed into place; the 0700
+    /// directory is a second fence.
     /// </summary>
     private static void WriteOwnerOnly(string path, string content)
     {
-        AtomicFile.WriteAllText(path, content);
-        File.SetUnixFileMode(path, OwnerOnlyFile);
+        AtomicFile.WriteAllText(path, content, OwnerOnlyFile);
     }
 
     private static string Sanitize(string name) =>

@@ -5,11 +5,20 @@ namespace Cutover.Platform;
 /// <summary>Writes a file so that a reader, or a crash, sees either the old content or the new, never half.</summary>
 public static class AtomicFile
 {
-    public static void WriteAllText(string path, string content)
+    /// <param name="mode">The file's mode from its creation (secrets: 0600), so it is never readable by others, not
+    /// even for the moment between the rename and a chmod; null takes the process umask.</param>
+    public static void WriteAllText(string path, string content, UnixFileMode? mode = null)
     {
         var dir = Path.GetDirectoryName(path)!;
         var temp = Path.Combine(dir, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
-        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, Share = FileShare.None };
+        if (mode is { } m)
+        {
+            // A temp file left by a crash keeps its old mode on FileMode.Create; it goes first so the mode applies.
+            File.Delete(temp);
+            options.UnixCreateMode = m;
+        }
+        using (var stream = new FileStream(temp, options))
         {
             stream.Write(Encoding.UTF8.GetBytes(content));
             stream.Flush(flushToDisk: true);
