@@ -50,7 +50,7 @@ public sealed class ReleaseBookkeeping(RootLayout layout, ReleaseStore store, Cu
         var releases = store.List();
         var selection = ReleasePlanner.PruneSelection(releases, current.Read(), keepReleases);
         _logger.LogDebug("prune: {Count} releases ({Statuses}), keep_releases {Keep}, removing [{Selection}]",
-            releases.Count, string.Join(", ", releases.Select(r => $"{r.Id}={ReleaseDeployer.Status(r.Status)}")), keepReleases, string.Join(", ", selection));
+            releases.Count, string.Join(", ", releases.Select(r => $"{r.Id}={DeployPipeline.Status(r.Status)}")), keepReleases, string.Join(", ", selection));
         foreach (var id in selection) store.Remove(id);
         return selection.Select(id => id.Value).ToList();
     }
@@ -76,7 +76,7 @@ public sealed class ReleaseBookkeeping(RootLayout layout, ReleaseStore store, Cu
             throw new DeployException($"release {id} cannot be rolled back to: {record.Failure}");
         if (id == from) throw new InputException($"release {id} is already current");
         if (!record.IsComplete)
-            throw new InputException($"release {id} is {ReleaseDeployer.Status(record.Status)} and cannot be rolled back to: {record.Failure}");
+            throw new InputException($"release {id} is {DeployPipeline.Status(record.Status)} and cannot be rolled back to: {record.Failure}");
         return record;
     }
 

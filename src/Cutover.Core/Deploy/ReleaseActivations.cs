@@ -1,0 +1,21 @@
+using Cutover.Agent;
+using Cutover.Config;
+using Cutover.Progress;
+using Cutover.Releases;
+using Cutover.Swarm;
+
+namespace Cutover.Deploy;
+
+/// <summary>The one place a strategy picks its <see cref="IReleaseActivation"/>; a new strategy adds its line here.</summary>
+public static class ReleaseActivations
+{
+    /// <param name="instances">The agent, for the strategies whose releases run as instances (rolling, blue-green).</param>
+    public static IReleaseActivation For(CutoverConfig config, IDeployProgress progress, IInstanceActivator? instances = null) => config.Strategy switch
+    {
+        "swarm" => new SwarmActivation(config, new DockerSwarmUpdater(config, progress), new ReleaseStore(new RootLayout(config.Root)), progress),
+        _ when config.RunsInstances => new AgentActivation(
+            instances ?? throw new ArgumentException($"strategy {config.Strategy} needs an instance activator (the agent)", nameof(instances)),
+            new RootLayout(config.Root), progress),
+        _ => new SymlinkActivation(),
+    };
+}
