@@ -251,6 +251,13 @@ public sealed class DeployPipeline
             _progress.Warning($"{why}: {UndoPlan(previous)}");
             return await TakeBackAsync(prepared, why, cancelled: true);
         }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A strategy that throws may have moved part of the traffic: take it back rather than leave it unknown.
+            var why = $"{_activation.Step} failed: {e.Message}";
+            _progress.Warning($"{why}: {UndoPlan(previous)}");
+            return await TakeBackAsync(prepared, why, cancelled: false);
+        }
         if (!moved.Succeeded) return NotLive(prepared, moved);
         // The instances or the service already serve it: it went live before `current` follows.
         if (_activation.MovesTrafficItself) prepared.Record = _store.SetStatus(prepared.Record with { WentLive = DateTimeOffset.UtcNow }, ReleaseStatus.Switched);
