@@ -55,6 +55,9 @@ public static class ConfigLoader
         // Build hooks run inside a release directory of files; a swarm release is an image, built before the deploy.
         if (strategy == "swarm" && hooksSection?.Has("build") == true)
             hooksSection.Error("build", "'build' hooks run in a release directory of files and belong to strategies symlink, rolling and blue-green; strategy: swarm deploys an image, so build it into the image (before_switch, after_switch and after_rollback hooks run with swarm)");
+        // The one pipeline would link them into releases/<id>/, which a swarm task never sees: refused, not ignored.
+        if (strategy == "swarm" && top.Has("shared"))
+            top.Error("shared", "'shared' links paths into a release directory of files and belongs to strategies symlink, rolling and blue-green; strategy: swarm deploys an image, whose tasks never see releases/ or shared/");
         var rolling = strategy is "rolling" or "blue-green";
         foreach (var key in new[] { "run", "proxy", "rolling", "logs" })
             if (!rolling && top.Has(key))

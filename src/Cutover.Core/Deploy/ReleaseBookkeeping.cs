@@ -11,7 +11,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace Cutover.Deploy;
 
 /// <summary>
-/// What every deployer of releases does around its own activation (the `current` switch, the agent, Swarm):
+/// The steps of <see cref="DeployPipeline"/> around a strategy's activation, the same for every strategy:
 /// recover what an interrupted deploy left, lint and run the migrations, run hooks, verify a release after it went
 /// live (after_switch, health.url) and switch `current` back with after_rollback, prune to keep_releases, pick a
 /// rollback's target, and write the history lines of deploys and rollbacks.

@@ -425,16 +425,17 @@ public class PipelineTests : IDisposable
     }
 
     [Fact]
-    public async Task Swarm_a_rollback_updates_the_service_to_the_targets_image_with_the_rollback_config()
+    public async Task Swarm_a_rollback_updates_the_service_to_the_targets_image_with_the_rollback_config_and_runs_after_rollback()
     {
         var swarm = new FakeSwarm();
         var first = await DeploySwarm(swarm, "app:v1");
         var second = await DeploySwarm(swarm, "app:v2");
-        var result = await SwarmPipeline(swarm).Pipeline.RollbackAsync(new RollbackRequest(null, TimeSpan.Zero, "test"), CancellationToken.None);
+        var result = await SwarmPipeline(swarm, "hooks:\n" + AfterRollback).Pipeline.RollbackAsync(new RollbackRequest(null, TimeSpan.Zero, "test"), CancellationToken.None);
 
         Assert.Equal((second, first), (result.From, result.To));
         Assert.Equal(("app:v1", first, "rollback"), swarm.Applied[^1]);
         Assert.Equal(first, CurrentId);
+        Assert.Equal([first], AfterRollbackRuns);
     }
 
     [Fact]
@@ -444,6 +445,15 @@ public class PipelineTests : IDisposable
         File.WriteAllText(file, string.Format(SwarmConfig, _root) + "hooks:\n  build: [\"make\"]\n");
         var e = Assert.Throws<ConfigException>(() => ConfigLoader.Load(file));
         Assert.Contains("strategy: swarm deploys an image", e.Message);
+    }
+
+    [Fact]
+    public void Swarm_refuses_shared_paths_with_a_config_error()
+    {
+        var file = Path.Combine(_dir.Path, "cutover.yml");
+        File.WriteAllText(file, string.Format(SwarmConfig, _root) + "shared:\n  dirs: [storage]\n");
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Load(file));
+        Assert.Contains("strategy: swarm deploys an image, whose tasks never see releases/ or shared/", e.Message);
     }
 
     /// <summary>An activation step that records its calls and does what the test says (by default: live at once).</summary>
