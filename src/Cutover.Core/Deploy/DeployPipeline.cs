@@ -237,12 +237,12 @@ public sealed class DeployPipeline
 
         // activate: the strategy moves traffic (nothing for symlink; the agent's instances; the Swarm service), then
         // `current` follows. A strategy that was cut off mid-way throws the cancellation: whatever moved goes back.
+        // Marked before the rename when the rename is what makes it serve: a crash between the two leaves a complete,
+        // unswitched release, never a live one that recovery would take for an interrupted staging.
+        if (!_activation.MovesTrafficItself) prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Switched);
         ActivationResult moved;
         try
         {
-            // Marked before the rename when the rename is what makes it serve: a crash between the two leaves a complete,
-            // unswitched release, never a live one that recovery would take for an interrupted staging.
-            if (!_activation.MovesTrafficItself) prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Switched);
             moved = await _activation.GoLiveAsync(prepared, cancellationToken);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)

@@ -8,7 +8,7 @@ using Cutover.Staging;
 namespace Cutover.Swarm;
 
 /// <summary>
-/// strategy: swarm. A release is an image (releases/&lt;id&gt;/IMAGE, and the record's image and spec) and going live
+/// strategy: swarm. A release is an image (releases/&lt;id&gt;/image, and the record's image and spec) and going live
 /// is a service update that Swarm carries out; `current` then names the release the service runs, so `releases`,
 /// `rollback` and pruning work as elsewhere. Undo and rollback update the service to the image of the last release
 /// Cutover saw succeed, never to Swarm's single PreviousSpec, which after Swarm's own rollback is the failed spec.
@@ -28,7 +28,10 @@ public sealed class SwarmActivation(CutoverConfig config, ISwarmUpdater service,
 
     public bool MovesTrafficItself => true;
 
-    public IArtifactSource Artifact(DeployRequest request) => new ImageArtifact(request.Image ?? Swarm.Image);
+    /// <summary>The name the release's image goes by in releases/&lt;id&gt;/, which swarm hooks read (`$(cat image)`).</summary>
+    internal const string ImageFile = "image";
+
+    public IArtifactSource Artifact(DeployRequest request) => new ImageArtifact(request.Image ?? Swarm.Image, ImageFile);
 
     public ReleaseRecord Describe(ReleaseRecord record, IArtifactSource source) =>
         record with { Image = ((ImageArtifact)source).Image, Spec = SwarmSpecBuilder.Summary(Swarm) };

@@ -305,7 +305,7 @@ public class PipelineTests : IDisposable
         Assert.True(result.Succeeded, result.Error);
         Assert.Equal(result.Release, CurrentId);
         Assert.Equal("app:v1", Record(result.Release).Image);
-        Assert.Equal("app:v1\n", File.ReadAllText(Path.Combine(_root, "releases", result.Release, Cutover.Containers.ContainerRelease.ImageFile)));
+        Assert.Equal("app:v1\n", File.ReadAllText(Path.Combine(_root, "releases", result.Release, "image")));
         Assert.Equal([("app:v1", result.Release, "update")], swarm.Applied);
     }
 
