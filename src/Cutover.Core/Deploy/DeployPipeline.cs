@@ -23,8 +23,9 @@ namespace Cutover.Deploy;
 ///   activate                        ActivateAsync: the strategy's GoLive, then `current` follows
 ///   after_switch, health            ActivateAsync: the checks after going live
 ///   record-live, prune, history     ActivateAsync
-///   on failure after activate:      the strategy's Undo, `current` back, after_rollback (TakeBackAsync)
 ///   on failure before activate:     Abort (record failed or cancelled, history); nothing live changed
+///   on failure, a throw or a signal
+///   once activate has begun:        the strategy's Undo, `current` back, after_rollback (TakeBackAsync)
 /// </code>
 /// A strategy supplies only its <see cref="IReleaseActivation"/> (how traffic moves to a release and back, and for
 /// Swarm what a release is: an image); a fleet host runs the same steps one request at a time (Fleet/RemoteSession).
