@@ -91,6 +91,10 @@ public sealed record SwarmSettings : StrategySettings
     public override Strategy Strategy => Strategy.Swarm;
     public override bool DeploysImage => true;
     public required SwarmConfig Swarm { get; init; }
+    /// <summary>A swarm release is the image of its service, recorded in releases/&lt;id&gt;/image for hooks to read.</summary>
+    public override Staging.ReleaseSource OpenRelease(string source, string? image, string root) =>
+        new(new Containers.ImageArtifact(image ?? Swarm.Image, SwarmImageFile), image ?? Swarm.Image);
+    public const string SwarmImageFile = "image";
 }
 
 /// <summary>Paths, relative to a release, that live in <c>shared/</c> and survive every deploy.</summary>

@@ -50,6 +50,8 @@ public static class StrategyKeys
         ["router"] = [Strategy.BlueGreen],
         ["nginx"] = [Strategy.BlueGreen],
         ["swarm"] = [Strategy.Swarm],
+        // Linked into releases/<id>/, which a swarm task never sees.
+        ["shared"] = [Strategy.Symlink, Strategy.Rolling, Strategy.BlueGreen],
         // Build hooks run in a release directory of files; a swarm release is an image, built before the deploy.
         ["hooks.build"] = [Strategy.Symlink, Strategy.Rolling, Strategy.BlueGreen],
         // The check of each instance; symlink and swarm have only the check after the switch (url, expect_status, ...).

@@ -7,7 +7,8 @@ namespace Cutover.Containers;
 /// The artifact of a container release: no files, just the image it runs, kept as IMAGE in the release
 /// directory so that a rollback, a restart and `cutover releases` all know what ran.
 /// </summary>
-public sealed class ImageArtifact(string image) : IArtifactSource
+/// <param name="fileName">The file in the release directory: IMAGE for runtime: docker; `image` for swarm, whose hooks read it by that name.</param>
+public sealed class ImageArtifact(string image, string fileName = ContainerRelease.ImageFile) : IArtifactSource
 {
     public string Image { get; } = image;
     public string Description => $"image {Image}";
@@ -17,7 +18,7 @@ public sealed class ImageArtifact(string image) : IArtifactSource
         var bytes = Encoding.UTF8.GetBytes(Image + "\n");
         yield return new ArtifactEntry
         {
-            Path = ContainerRelease.ImageFile,
+            Path = fileName,
             Kind = EntryKind.File,
             Mode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead,
             ModifiedUtc = DateTime.UtcNow,

@@ -8,7 +8,7 @@ using Cutover.Staging;
 namespace Cutover.Deploy;
 
 /// <summary>
-/// A release between <see cref="ReleaseDeployer.BeginAsync"/> and its switch or abort. It holds the root's deploy
+/// A release between <see cref="DeployPipeline.BeginAsync"/> and its switch or abort. It holds the root's deploy
 /// lock and the release log; disposing it releases both, so whoever holds one holds the root.
 /// </summary>
 public sealed class PreparedRelease(

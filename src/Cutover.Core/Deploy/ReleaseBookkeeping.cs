@@ -11,7 +11,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace Cutover.Deploy;
 
 /// <summary>
-/// What every deployer of releases does around its own activation (the `current` switch, the agent, Swarm):
+/// The steps of <see cref="DeployPipeline"/> around a strategy's activation, the same for every strategy:
 /// recover what an interrupted deploy left, lint and run the migrations, run hooks, verify a release after it went
 /// live (after_switch, health.url) and switch `current` back with after_rollback, prune to keep_releases, pick a
 /// rollback's target, and write the history lines of deploys and rollbacks.
@@ -50,7 +50,7 @@ public sealed class ReleaseBookkeeping(RootLayout layout, ReleaseStore store, Cu
         var releases = store.List();
         var selection = ReleasePlanner.PruneSelection(releases, current.Read(), keepReleases);
         _logger.LogDebug("prune: {Count} releases ({Statuses}), keep_releases {Keep}, removing [{Selection}]",
-            releases.Count, string.Join(", ", releases.Select(r => $"{r.Id}={ReleaseDeployer.Status(r.Status)}")), keepReleases, string.Join(", ", selection));
+            releases.Count, string.Join(", ", releases.Select(r => $"{r.Id}={DeployPipeline.Status(r.Status)}")), keepReleases, string.Join(", ", selection));
         foreach (var id in selection) store.Remove(id);
         return selection.Select(id => id.Value).ToList();
     }
@@ -76,7 +76,7 @@ public sealed class ReleaseBookkeeping(RootLayout layout, ReleaseStore store, Cu
             throw new DeployException($"release {id} cannot be rolled back to: {record.Failure}");
         if (id == from) throw new InputException($"release {id} is already current");
         if (!record.IsComplete)
-            throw new InputException($"release {id} is {ReleaseDeployer.Status(record.Status)} and cannot be rolled back to: {record.Failure}");
+            throw new InputException($"release {id} is {DeployPipeline.Status(record.Status)} and cannot be rolled back to: {record.Failure}");
         return record;
     }
 

@@ -8,7 +8,7 @@ namespace Cutover.Fleet;
 public sealed record TransferResult(int FilesSent, long BytesSent, int FilesReused)
 {
     public override string ToString() =>
-        $"{FilesSent} files sent ({Deploy.ReleaseDeployer.FormatBytes(BytesSent)}), {FilesReused} already on the host";
+        $"{FilesSent} files sent ({Deploy.DeployPipeline.FormatBytes(BytesSent)}), {FilesReused} already on the host";
 }
 
 /// <summary>

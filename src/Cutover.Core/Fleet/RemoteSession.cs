@@ -13,7 +13,7 @@ namespace Cutover.Fleet;
 /// the other hosts catch up. If the channel goes away before `switch` (EOF: the connection dropped, the deployer
 /// died), the session aborts by itself: staged release removed, lock released, the live release untouched.
 /// </summary>
-public sealed class RemoteSession(ReleaseDeployer deployer, RootLayout layout, TextReader input, JsonProgress output)
+public sealed class RemoteSession(DeployPipeline deployer, RootLayout layout, TextReader input, JsonProgress output)
 {
     private PreparedRelease? _prepared;
     private bool _switched;

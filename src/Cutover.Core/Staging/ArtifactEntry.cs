@@ -30,6 +30,8 @@ public interface IArtifactSource
 {
     string Description { get; }
     IEnumerable<ArtifactEntry> Entries(CancellationToken cancellationToken);
+    /// <summary>The image a release of this artifact runs (containers, Swarm), recorded with the release; null for files.</summary>
+    string? Image => null;
 }
 
 /// <summary>The artifact is unsafe or unreadable; nothing in the root was changed because of it.</summary>

@@ -43,7 +43,7 @@ public static class DemoCommand
 
             var progress = env.Progress(json: false);
             using var http = new HttpClient();
-            var deployer = new ReleaseDeployer(config, progress, http);
+            var deployer = new DeployPipeline(config, progress, http);
             var command = DeployCommand.CommandLine();
 
             Step(env, "1. deploy version 1.0.0");
@@ -103,7 +103,7 @@ public static class DemoCommand
         var progress = env.Progress(json: false);
         using var client = new AgentClient(home);
         var activator = new AgentActivator(client, configFile, config.App, AgentCommands.SelfCommand("agent"));
-        var deployer = new ReleaseDeployer(config, progress, http, activator: activator);
+        var deployer = new DeployPipeline(config, progress, http, new AgentActivation(activator, new Cutover.Releases.RootLayout(config.Root), progress));
         var line = DeployCommand.CommandLine();
         try
         {

@@ -40,7 +40,7 @@ public static class DeployCommand
                 using var http = new HttpClient();
                 using var logging = env.Logging(parse.GetValue(common.Verbose));
                 using var agent = new Cutover.Agent.AgentClient(Cutover.Agent.AgentHome.FromEnvironment());
-                var deployer = new ReleaseDeployer(config, progress, http, logging.CreateLogger<ReleaseDeployer>(), AgentCommands.ActivatorFor(config, agent));
+                var deployer = new DeployPipeline(config, progress, http, ReleaseActivations.For(config, progress, AgentCommands.ActivatorFor(config, agent)), logging.CreateLogger<DeployPipeline>());
                 var imageRef = parse.GetValue(image);
                 var deploysImage = config.Settings.DeploysImage;
                 if (imageRef is not null && !deploysImage)
@@ -64,9 +64,7 @@ public static class DeployCommand
                         Url = target, Rate = parse.GetValue(probeRate), Duration = TimeSpan.FromHours(1),
                     }, stopProbe.Token);
                 }
-                var result = config.Strategy == Strategy.Swarm
-                    ? await new Cutover.Swarm.SwarmDeployer(config, progress, http).DeployAsync(request, ct)
-                    : await deployer.DeployAsync(request, ct);
+                var result = await deployer.DeployAsync(request, ct);
                 Cutover.Probe.ProbeReport? probed = null;
                 if (probing is not null)
                 {

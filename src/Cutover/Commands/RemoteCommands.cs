@@ -38,7 +38,7 @@ public static class RemoteCommands
             using var http = new HttpClient();
             using var logging = env.Logging(parse.GetValue(common.Verbose));
             using var agent = new Cutover.Agent.AgentClient(Cutover.Agent.AgentHome.FromEnvironment());
-            var deployer = new ReleaseDeployer(config, progress, http, logging.CreateLogger<ReleaseDeployer>(), AgentCommands.ActivatorFor(config, agent));
+            var deployer = new DeployPipeline(config, progress, http, ReleaseActivations.For(config, progress, AgentCommands.ActivatorFor(config, agent)), logging.CreateLogger<DeployPipeline>());
             using var input = new StreamReader(Console.OpenStandardInput());
             await new RemoteSession(deployer, new RootLayout(config.Root), input, progress).RunAsync(hangup.Token);
             return ExitCodes.Ok;

@@ -27,11 +27,9 @@ public static class RollbackCommand
                 using var http = new HttpClient();
                 using var logging = env.Logging(parse.GetValue(common.Verbose));
                 using var agent = new Cutover.Agent.AgentClient(Cutover.Agent.AgentHome.FromEnvironment());
-                var deployer = new ReleaseDeployer(config, progress, http, logging.CreateLogger<ReleaseDeployer>(), AgentCommands.ActivatorFor(config, agent));
+                var deployer = new DeployPipeline(config, progress, http, ReleaseActivations.For(config, progress, AgentCommands.ActivatorFor(config, agent)), logging.CreateLogger<DeployPipeline>());
                 var request = new RollbackRequest(parse.GetValue(release), CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!), DeployCommand.CommandLine());
-                var result = config.Strategy == Strategy.Swarm
-                    ? await new Cutover.Swarm.SwarmDeployer(config, progress).RollbackAsync(request, ct)
-                    : await deployer.RollbackAsync(request, ct);
+                var result = await deployer.RollbackAsync(request, ct);
                 if (json)
                 {
                     ((JsonProgress)progress).Emit(new

@@ -32,6 +32,7 @@ public class StrategyKeysTests
         ("router", "router: nginx\n", "router:", "blue-green"),
         ("nginx", "nginx:\n  upstream_file: /etc/nginx/up.conf\n", "nginx:", "blue-green"),
         ("swarm", "swarm:\n  service: a\n  image: a:1\n", "swarm:", "swarm"),
+        ("shared", "shared:\n  dirs: [storage]\n", "shared:", "symlink, rolling, blue-green"),
         ("hooks.build", "hooks:\n  build:\n    - make\n", "build:", "symlink, rolling, blue-green"),
         ("health.path", "health:\n  url: http://127.0.0.1/\n  path: /health\n", "path:", "rolling, blue-green"),
         ("health.start_period", "health:\n  url: http://127.0.0.1/\n  start_period: 5s\n", "start_period:", "rolling, blue-green"),

@@ -144,12 +144,12 @@ public class InterruptionTests : IDisposable
         AppFactory.WriteHelloPhp(_source, "1.0.0");
         using var http = new HttpClient();
         var config = ConfigLoader.Load(Config());
-        var first = await new ReleaseDeployer(config, new SilentProgress(), http).DeployAsync(new DeployRequest(_source, "r1", TimeSpan.Zero, "test"), CancellationToken.None);
+        var first = await new DeployPipeline(config, new SilentProgress(), http).DeployAsync(new DeployRequest(_source, "r1", TimeSpan.Zero, "test"), CancellationToken.None);
         Assert.True(first.Succeeded, first.Error);
         // A timer cannot take 2000 h: CancelAfter throws inside the health check, after the switch.
         var broken = config with { Health = new HealthConfig { Url = new Uri("http://127.0.0.1:1/"), Timeout = TimeSpan.FromHours(2000), Retries = 1 } };
         AppFactory.WriteHelloPhp(_source, "2.0.0");
-        var second = await new ReleaseDeployer(broken, new SilentProgress(), http).DeployAsync(new DeployRequest(_source, "r2", TimeSpan.Zero, "test"), CancellationToken.None);
+        var second = await new DeployPipeline(broken, new SilentProgress(), http).DeployAsync(new DeployRequest(_source, "r2", TimeSpan.Zero, "test"), CancellationToken.None);
         Assert.Equal(DeployOutcome.RolledBack, second.Outcome);
         Assert.Contains("switched back to " + first.Release, second.Error);
         Assert.Equal(first.Release, CurrentId);

@@ -28,7 +28,7 @@ public class ReleaseDeployerTests : IDisposable
         _dir.Dispose();
     }
 
-    private ReleaseDeployer Deployer(string extra = "") =>
+    private DeployPipeline Deployer(string extra = "") =>
         new(ConfigLoader.Load(AppFactory.WriteConfig(_dir.Path, _root, extra)), new SilentProgress(), _http);
 
     private async Task<DeployResult> Deploy(string version, string extra = "", string? revision = null, bool unhealthy = false)
@@ -266,7 +266,7 @@ public class ReleaseDeployerTests : IDisposable
         AppFactory.WriteHelloPhp(_source, "1");
         var config = ConfigLoader.Load(AppFactory.WriteConfig(_dir.Path, _dir.Combine("file-root", "sub")));
         var e2 = await Assert.ThrowsAsync<DeployException>(() =>
-            new ReleaseDeployer(config, new SilentProgress(), _http).DeployAsync(new DeployRequest(_source, null, TimeSpan.Zero, "t"), CancellationToken.None));
+            new DeployPipeline(config, new SilentProgress(), _http).DeployAsync(new DeployRequest(_source, null, TimeSpan.Zero, "t"), CancellationToken.None));
         Assert.Contains("cannot be written", e2.Message);
     }
 
@@ -295,7 +295,7 @@ public class ReleaseDeployerTests : IDisposable
         var inside = Path.Combine(_source, "deploy");
         var config = ConfigLoader.Load(AppFactory.WriteConfig(_dir.Path, inside));
         var e = await Assert.ThrowsAsync<Cutover.Staging.ArtifactException>(() =>
-            new ReleaseDeployer(config, new SilentProgress(), _http).DeployAsync(new DeployRequest(_source, null, TimeSpan.Zero, "t"), CancellationToken.None));
+            new DeployPipeline(config, new SilentProgress(), _http).DeployAsync(new DeployRequest(_source, null, TimeSpan.Zero, "t"), CancellationToken.None));
         Assert.Contains("contains the deploy root", e.Message);
         Assert.False(Directory.Exists(inside));
     }

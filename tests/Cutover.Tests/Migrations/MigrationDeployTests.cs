@@ -40,7 +40,7 @@ public sealed class MigrationDeployTests(PostgresFixture pg) : IDisposable
               lock_timeout: 2s
               lint: {lint}
             """));
-        var deployer = new ReleaseDeployer(config, new SilentProgress(), _http, environment: name => name == "SHOP_DB" ? db : null);
+        var deployer = new DeployPipeline(config, new SilentProgress(), _http, environment: name => name == "SHOP_DB" ? db : null);
         return await deployer.DeployAsync(new DeployRequest(Source, "rev-" + version, TimeSpan.Zero, "test"), CancellationToken.None);
     }
 

@@ -19,6 +19,7 @@ public sealed class SwarmCollection : ICollectionFixture<SwarmFixture>
 /// </summary>
 public sealed class SwarmFixture : IAsyncLifetime
 {
+    private readonly HttpClient _http = new();
     private DockerEngine? _engine;
 
     public DockerEngine Engine => _engine ?? throw new InvalidOperationException("not started");
@@ -41,6 +42,7 @@ public sealed class SwarmFixture : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
+        _http.Dispose();
         if (_engine is not null) await _engine.DisposeAsync();
     }
 
@@ -78,6 +80,11 @@ public sealed class SwarmFixture : IAsyncLifetime
     }
 
     public static CutoverConfig Load(string file) => ConfigLoader.Load(file);
+
+    /// <summary>The one deploy pipeline with strategy: swarm's activation, as `cutover deploy` builds it; health.url goes through the fixture's client.</summary>
+    public Cutover.Deploy.DeployPipeline Deployer(CutoverConfig config, Cutover.Progress.IDeployProgress progress, Func<string, string?>? environment = null) =>
+        new(config, progress, _http, environment: environment);
+
 
     public async Task<SwarmService> InspectAsync(string service)
     {

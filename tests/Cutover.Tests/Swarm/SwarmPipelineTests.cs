@@ -46,7 +46,7 @@ public class SwarmPipelineTests(SwarmFixture swarm, PostgresFixture postgres, IT
             """);
         try
         {
-            var deployer = new SwarmDeployer(SwarmFixture.Load(config), new RecordingProgress(output), environment: name => name == "SHOP_DB" ? db : null);
+            var deployer = swarm.Deployer(SwarmFixture.Load(config), new RecordingProgress(output), environment: name => name == "SHOP_DB" ? db : null);
             var result = await deployer.DeployAsync(new DeployRequest("", null, TimeSpan.FromSeconds(10), "test") { Image = "app:v1" }, SwarmUpdateTests.Soon());
             Assert.True(result.Succeeded, result.Error);
 
@@ -83,14 +83,14 @@ public class SwarmPipelineTests(SwarmFixture swarm, PostgresFixture postgres, IT
         var request = (string image) => new DeployRequest("", null, TimeSpan.FromSeconds(10), "test") { Image = image };
         try
         {
-            var v1 = await new SwarmDeployer(SwarmFixture.Load(config), new RecordingProgress(output)).DeployAsync(request("app:v1"), SwarmUpdateTests.Soon());
+            var v1 = await swarm.Deployer(SwarmFixture.Load(config), new RecordingProgress(output)).DeployAsync(request("app:v1"), SwarmUpdateTests.Soon());
             Assert.True(v1.Succeeded, v1.Error);
             var tasksBefore = (await swarm.TasksAsync(service)).Select(t => t.ID).Order().ToList();
 
             Directory.CreateDirectory(dir.Combine("db", "migrations"));
             File.WriteAllText(dir.Combine("db", "migrations", "0001_broken.sql"), "ALTER TABLE no_such_table ADD COLUMN email text;");
             Append(config, "migrations:\n  dir: db/migrations\n  database_url_env: SHOP_DB\n");
-            var v2 = await new SwarmDeployer(SwarmFixture.Load(config), new RecordingProgress(output), environment: name => name == "SHOP_DB" ? db : null)
+            var v2 = await swarm.Deployer(SwarmFixture.Load(config), new RecordingProgress(output), environment: name => name == "SHOP_DB" ? db : null)
                 .DeployAsync(request("app:v2"), SwarmUpdateTests.Soon());
 
             Assert.Equal(DeployOutcome.Failed, v2.Outcome);

@@ -33,9 +33,9 @@ public class SwarmUpdateTests(SwarmFixture swarm, ITestOutputHelper output)
         var progress = new RecordingProgress(output);
         try
         {
-            var first = await new SwarmDeployer(config, progress).DeployAsync(Image("app:v1"), Soon());
+            var first = await swarm.Deployer(config, progress).DeployAsync(Image("app:v1"), Soon());
             Assert.True(first.Succeeded, first.Error);
-            var second = await new SwarmDeployer(config, progress).DeployAsync(Image("app:v2"), Soon());
+            var second = await swarm.Deployer(config, progress).DeployAsync(Image("app:v2"), Soon());
             Assert.True(second.Succeeded, second.Error);
 
             var tasks = await swarm.TasksAsync(service);
@@ -88,16 +88,16 @@ public class SwarmUpdateTests(SwarmFixture swarm, ITestOutputHelper output)
         var progress = new RecordingProgress(output);
         try
         {
-            var v1 = await new SwarmDeployer(config, progress).DeployAsync(Image("app:v1"), Soon());
-            var v2 = await new SwarmDeployer(config, progress).DeployAsync(Image("app:v2"), Soon());
+            var v1 = await swarm.Deployer(config, progress).DeployAsync(Image("app:v1"), Soon());
+            var v2 = await swarm.Deployer(config, progress).DeployAsync(Image("app:v2"), Soon());
             Assert.True(v1.Succeeded && v2.Succeeded, v1.Error ?? v2.Error);
 
-            var back = await new SwarmDeployer(config, progress).RollbackAsync(new RollbackRequest(null, TimeSpan.FromSeconds(10), "test"), Soon());
+            var back = await swarm.Deployer(config, progress).RollbackAsync(new RollbackRequest(null, TimeSpan.FromSeconds(10), "test"), Soon());
             Assert.Equal((v2.Release, v1.Release), (back.From, back.To));
             await AssertRunsAsync(service, "app:v1", 2);
             Assert.Equal(["hello from v1", "hello from v1"], await swarm.AnswersAsync(service));
 
-            var forward = await new SwarmDeployer(config, progress).RollbackAsync(new RollbackRequest(v2.Release, TimeSpan.FromSeconds(10), "test"), Soon());
+            var forward = await swarm.Deployer(config, progress).RollbackAsync(new RollbackRequest(v2.Release, TimeSpan.FromSeconds(10), "test"), Soon());
             Assert.Equal(v2.Release, forward.To);
             await AssertRunsAsync(service, "app:v2", 2);
             Assert.Equal(["hello from v2", "hello from v2"], await swarm.AnswersAsync(service));
@@ -122,7 +122,7 @@ public class SwarmUpdateTests(SwarmFixture swarm, ITestOutputHelper output)
         var progress = new RecordingProgress(output);
         try
         {
-            var v1 = await new SwarmDeployer(config, progress).DeployAsync(Image("app:v1"), Soon());
+            var v1 = await swarm.Deployer(config, progress).DeployAsync(Image("app:v1"), Soon());
             Assert.True(v1.Succeeded, v1.Error);
             using (var client = swarm.Client())
             {
@@ -131,7 +131,7 @@ public class SwarmUpdateTests(SwarmFixture swarm, ITestOutputHelper output)
                 live.Spec.UpdateConfig.FailureAction = "pause";
                 await client.Swarm.UpdateServiceAsync(live.ID, new ServiceUpdateParameters { Service = live.Spec, Version = (long)live.Version.Index!.Value });
             }
-            var v2 = await new SwarmDeployer(config with { Settings = new SwarmSettings { Swarm = swarmConfig with { Update = swarmConfig.Update with { FailureAction = "pause" } } } }, progress)
+            var v2 = await swarm.Deployer(config with { Settings = new SwarmSettings { Swarm = swarmConfig with { Update = swarmConfig.Update with { FailureAction = "pause" } } } }, progress)
                 .DeployAsync(Image("app:v2"), Soon());
             Assert.False(v2.Succeeded);
             Assert.Contains("never reached running", v2.Error);
@@ -164,9 +164,9 @@ public class SwarmUpdateTests(SwarmFixture swarm, ITestOutputHelper output)
         var progress = new RecordingProgress(output);
         try
         {
-            var v1 = await new SwarmDeployer(config, progress).DeployAsync(Image("app:v1"), Soon());
+            var v1 = await swarm.Deployer(config, progress).DeployAsync(Image("app:v1"), Soon());
             Assert.True(v1.Succeeded, v1.Error);
-            var v2 = await new SwarmDeployer(config, progress).DeployAsync(Image("app:v2"), Soon());
+            var v2 = await swarm.Deployer(config, progress).DeployAsync(Image("app:v2"), Soon());
             Assert.Equal(DeployOutcome.RolledBack, v2.Outcome);
             Assert.Contains("never reached running", v2.Error);
             Assert.Contains("task 1/1 (app:v2) pending", v2.Error);

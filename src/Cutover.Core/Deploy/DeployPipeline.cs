@@ -14,13 +14,23 @@ using Cutover.Staging;
 namespace Cutover.Deploy;
 
 /// <summary>
-/// Deploys and rolls back releases: stage beside the live one, link shared paths, run hooks, activate, prune.
-/// For the symlink strategy activation is the atomic <c>current</c> switch plus after_switch hooks and the
-/// health check; for rolling it is an <see cref="IInstanceActivator"/> moving the running instances, after
-/// which <c>current</c> follows. Anything that fails before activation leaves the live release untouched;
-/// anything that fails during it goes back.
+/// The one deploy every strategy runs, as a list of small named steps (the phases a deploy reports):
+/// <code>
+///   lint, lock, recover, record     BeginAsync
+///   stage, shared, build            StageAsync
+///   migrate                         MigrateAsync
+///   before_switch, dedupe           BeforeSwitchAsync
+///   activate                        ActivateAsync: the strategy's GoLive, then `current` follows
+///   after_switch, health            ActivateAsync: the checks after going live
+///   record-live, prune, history     ActivateAsync
+///   on failure before activate:     Abort (record failed or cancelled, history); nothing live changed
+///   on failure, a throw or a signal
+///   once activate has begun:        the strategy's Undo, `current` back, after_rollback (TakeBackAsync)
+/// </code>
+/// A strategy supplies only its <see cref="IReleaseActivation"/> (how traffic moves to a release and back, and for
+/// Swarm what a release is: an image); a fleet host runs the same steps one request at a time (Fleet/RemoteSession).
 /// </summary>
-public sealed class ReleaseDeployer
+public sealed class DeployPipeline
 {
     private readonly CutoverConfig _config;
     private readonly IDeployProgress _progress;
@@ -32,18 +42,17 @@ public sealed class ReleaseDeployer
     private readonly ReleaseBookkeeping _bookkeeping;
     private readonly ILogger _logger;
 
-    private readonly IInstanceActivator? _activator;
+    private readonly IReleaseActivation _activation;
     private readonly MigrationPhase? _migrations;
 
+    /// <param name="activation">The strategy's step; <see cref="ReleaseActivations.For"/> picks it when none is given (symlink, swarm).</param>
     /// <param name="environment">Where database_url_env is looked up; the process environment by default.</param>
-    public ReleaseDeployer(CutoverConfig config, IDeployProgress progress, HttpClient http, ILogger<ReleaseDeployer>? logger = null,
-        IInstanceActivator? activator = null, Func<string, string?>? environment = null)
+    public DeployPipeline(CutoverConfig config, IDeployProgress progress, HttpClient http, IReleaseActivation? activation = null, ILogger<DeployPipeline>? logger = null,
+        Func<string, string?>? environment = null)
     {
         _migrations = config.Migrations is { } migrations ? new MigrationPhase(migrations, environment ?? Environment.GetEnvironmentVariable) : null;
-        _activator = activator;
-        if (config.RunsInstances && activator is null)
-            throw new ArgumentException("the rolling strategy needs an instance activator (the agent)", nameof(activator));
-        _logger = logger ?? NullLogger<ReleaseDeployer>.Instance;
+        _activation = activation ?? ReleaseActivations.For(config, progress);
+        _logger = logger ?? NullLogger<DeployPipeline>.Instance;
         _config = config;
         _progress = progress;
         _http = http;
@@ -56,6 +65,7 @@ public sealed class ReleaseDeployer
 
     public async Task<DeployResult> DeployAsync(DeployRequest request, CancellationToken cancellationToken)
     {
+        foreach (var warning in _config.Warnings) _progress.Warning(warning);
         // The strategy (its runtime) says what a release is: an image, or a directory or a tarball of files.
         var (source, image) = _config.Settings.OpenRelease(request.Source, request.Image, _layout.Root);
         if (image is null && !request.AllowEmpty) ArtifactSource.RefuseEmpty(source, "the live release", cancellationToken);
@@ -103,7 +113,7 @@ public sealed class ReleaseDeployer
             var previous = _current.Read();
             var id = ReleaseId.Next(started, _store.AllIds());
             var releaseDir = _layout.ReleaseDir(id);
-            var record = new ReleaseRecord
+            var record = _activation.Describe(new ReleaseRecord
             {
                 Id = id.Value,
                 Revision = revision,
@@ -111,7 +121,8 @@ public sealed class ReleaseDeployer
                 Status = ReleaseStatus.Staging,
                 User = Environment.UserName,
                 Source = source.Description,
-            };
+                Image = source.Image,
+            });
             // The record comes first: a crash before the directory exists leaves a record that recovery drops.
             _store.Save(record);
             Directory.CreateDirectory(releaseDir);
@@ -218,78 +229,68 @@ public sealed class ReleaseDeployer
         return _bookkeeping.Finish(prepared.Started, prepared.Id, prepared.Revision, prepared.Previous, cancelled ? DeployOutcome.Cancelled : DeployOutcome.Failed, error, [], prepared.Clock);
     }
 
-    /// <summary>The switch (or the instances' move), the checks after it, and going back when they fail; then prune.</summary>
+    /// <summary>activate, after_switch, health, record-live, prune, history; on a failure after going live, the undo.</summary>
     public async Task<DeployResult> ActivateAsync(PreparedRelease prepared, CancellationToken cancellationToken)
     {
         var (clock, id, previous) = (prepared.Clock, prepared.Id, prepared.Previous);
-        // 1. The strategy's step: traffic moves to the release (the `current` rename, or the agent's instances).
-        if (await GoLiveAsync(prepared, cancellationToken) is { } notLive) return notLive;
 
-        // 2. The same for every strategy: after_switch hooks and health.url. Whatever stops them (a failed hook or
-        // check, SIGINT/SIGTERM, an exception) puts the previous release back: an unverified release never stays
-        // live behind a non-zero exit.
-        var (problem, cancelled) = await _bookkeeping.CheckLiveAsync(_config, _http, clock, prepared.HookContext, prepared.Log, "the switch",
-            $"putting {(previous is null ? "the site back to no release" : previous.Value)} back", cancellationToken);
-        if (problem is not null)
+        // activate: the strategy moves traffic (nothing for symlink; the agent's instances; the Swarm service), then
+        // `current` follows. A strategy that was cut off mid-way throws the cancellation: whatever moved goes back.
+        // Marked before the rename when the rename is what makes it serve: a crash between the two leaves a complete,
+        // unswitched release, never a live one that recovery would take for an interrupted staging.
+        if (!_activation.MovesTrafficItself) prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Switched);
+        ActivationResult moved;
+        try
         {
-            // The undo is not cancellable: a second signal must not leave the unverified release live.
-            var undone = await UndoActivationAsync(prepared, CancellationToken.None);
-            prepared.Record = _store.SetStatus(prepared.Record, cancelled ? ReleaseStatus.Cancelled : ReleaseStatus.Failed, problem);
-            return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, cancelled ? DeployOutcome.Cancelled : DeployOutcome.RolledBack, $"{problem}; {undone}", [], clock);
+            moved = await _activation.GoLiveAsync(prepared, cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            var why = $"cancelled during {_activation.Step}";
+            _progress.Warning($"{why}: {UndoPlan(previous)}");
+            return await TakeBackAsync(prepared, why, cancelled: true);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A strategy that throws may have moved part of the traffic: take it back rather than leave it unknown.
+            var why = $"{_activation.Step} failed: {e.Message}";
+            _progress.Warning($"{why}: {UndoPlan(previous)}");
+            return await TakeBackAsync(prepared, why, cancelled: false);
+        }
+        if (!moved.Succeeded) return NotLive(prepared, moved);
+        // The instances or the service already serve it: it went live before `current` follows.
+        if (_activation.MovesTrafficItself) prepared.Record = _store.SetStatus(prepared.Record with { WentLive = DateTimeOffset.UtcNow }, ReleaseStatus.Switched);
+        if (SwitchCurrent(clock, id, previous) is { } notSwitched)
+        {
+            if (_activation.MovesTrafficItself) return await TakeBackAsync(prepared, notSwitched, cancelled: false);
+            prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Failed, notSwitched);
+            return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.Failed, notSwitched, [], clock);
+        }
+        if (!_activation.MovesTrafficItself)
+        {
+            prepared.Record = prepared.Record with { WentLive = DateTimeOffset.UtcNow };
+            _store.Save(prepared.Record);
         }
 
-        // 3. Record and prune.
+        // after_switch, health: the same for every strategy. Whatever stops them (a failed hook or check,
+        // SIGINT/SIGTERM, an exception) takes the release back: an unverified release never stays live behind a
+        // non-zero exit.
+        var (problem, cancelled) = await _bookkeeping.CheckLiveAsync(_config, _http, clock, prepared.HookContext, prepared.Log, _activation.Step,
+            UndoPlan(previous), cancellationToken);
+        if (problem is not null) return await TakeBackAsync(prepared, problem, cancelled);
+
+        // record-live, prune, history.
         prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Active);
         var pruned = clock.Run("prune", () => _bookkeeping.Prune(_config.KeepReleases), p => p.Count == 0 ? "nothing to remove" : $"removed {string.Join(", ", p)}");
         return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.Success, null, pruned, clock);
     }
 
     /// <summary>
-    /// Moves traffic to the release: the instances first (rolling, blue-green, docker: the agent), then `current`.
-    /// Null once it serves (record `switched`, `went_live` stamped); otherwise the finished result of a deploy that
-    /// never went live, or that the agent already took back.
+    /// The `current` rename (symlink under a temp name, rename(2), fsync of the root). Null once `current` names the
+    /// release, else why not.
     /// </summary>
-    private async Task<DeployResult?> GoLiveAsync(PreparedRelease prepared, CancellationToken cancellationToken)
+    private string? SwitchCurrent(PhaseClock clock, ReleaseId id, ReleaseId? previous)
     {
-        var (clock, id, previous) = (prepared.Clock, prepared.Id, prepared.Previous);
-        if (_activator is not null)
-        {
-            ActivationResult moved;
-            try
-            {
-                moved = await MoveInstancesAsync(clock, id, $"all instances on {id}", cancellationToken);
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                // The activator returns only once the agent has put every replaced instance back.
-                const string why = "cancelled during the instances' move; every instance replaced so far was put back";
-                prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Cancelled, why);
-                return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.Cancelled, why, [], clock);
-            }
-            if (moved.Outcome == ActivationOutcome.Paused)
-            {
-                // Instances of both releases serve; `current` stays on the previous one until every instance moved.
-                var why = $"{moved.Error}; paused with {moved.DescribeInstances()}: `cutover deploy` goes on with a new release, " +
-                          $"`cutover rollback` puts every instance back on {previous?.Value ?? "the previous release"}";
-                prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Paused, why);
-                return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.Paused, why, [], clock);
-            }
-            if (!moved.Succeeded)
-            {
-                var failure = moved.Error ?? "the instances did not move";
-                prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Failed, failure);
-                return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous,
-                    moved.Outcome == ActivationOutcome.RolledBack ? DeployOutcome.RolledBack : DeployOutcome.Failed, failure, [], clock);
-            }
-            // The instances already serve it: it went live before `current` follows.
-            prepared.Record = _store.SetStatus(prepared.Record with { WentLive = DateTimeOffset.UtcNow }, ReleaseStatus.Switched);
-            clock.Run("switch", () => _current.SwitchTo(id), previous is null ? $"current -> {id}" : $"current: {previous} -> {id}");
-            return null;
-        }
-
-        // Marked before the switch: a crash between the two leaves a complete, unswitched release, never a
-        // live one that recovery would take for an interrupted staging.
-        prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Switched);
         try
         {
             clock.Run("switch", () => _current.SwitchTo(id), previous is null ? $"current -> {id}" : $"current: {previous} -> {id}");
@@ -297,51 +298,59 @@ public sealed class ReleaseDeployer
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             // rename(2) is atomic: either `current` moved (only the fsync after it failed) and the checks go on, or
-            // the switch did not happen, and this release never served and must never be a rollback target.
+            // the switch did not happen, and this release never served through `current`.
             if (_current.Read() == id) _progress.Warning($"switched to {id}, but {e.Message}");
         }
-        if (_current.Read() != id)
+        return _current.Read() == id ? null : $"the switch to {id} failed: `current` could not be replaced in {_layout.Root}";
+    }
+
+    /// <summary>What the undo will do, for the warning when a signal or a failed check triggers it.</summary>
+    private static string UndoPlan(ReleaseId? previous) => previous is null ? "taking the release back: there is no earlier one" : $"putting {previous} back";
+
+    /// <summary>
+    /// A release that did not go live: the strategy put back whatever moved (not live, rolled back, cancelled), or both
+    /// releases serve (paused). The record says which, with the strategy's reason.
+    /// </summary>
+    private DeployResult NotLive(PreparedRelease prepared, ActivationResult moved)
+    {
+        var why = moved.Error ?? $"{_activation.Step} did not happen";
+        var (status, outcome) = moved.Outcome switch
         {
-            var why = $"the switch to {id} failed: `current` could not be replaced in {_layout.Root}";
-            prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Failed, why);
-            return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.Failed, why, [], clock);
-        }
-        prepared.Record = prepared.Record with { WentLive = DateTimeOffset.UtcNow };
-        _store.Save(prepared.Record);
-        return null;
+            ActivationOutcome.Paused => (ReleaseStatus.Paused, DeployOutcome.Paused),
+            ActivationOutcome.Cancelled => (ReleaseStatus.Cancelled, DeployOutcome.Cancelled),
+            ActivationOutcome.RolledBack => (ReleaseStatus.Failed, DeployOutcome.RolledBack),
+            _ => (ReleaseStatus.Failed, DeployOutcome.Failed),
+        };
+        prepared.Record = _store.SetStatus(prepared.Record, status, why);
+        return _bookkeeping.Finish(prepared.Started, prepared.Id, prepared.Revision, prepared.Previous, outcome, why, [], prepared.Clock);
     }
 
     /// <summary>
-    /// Takes an activation back: the agent's instances return to the previous release (or stop, when there was
-    /// none), then `current` and after_rollback. Returns what was done, for the message.
+    /// The undo of a release that went live (or began to): the strategy's undo, then `current` back and
+    /// after_rollback, record failed or cancelled. Not cancellable: a second signal must not leave the unverified
+    /// release live.
     /// </summary>
-    private async Task<string> UndoActivationAsync(PreparedRelease prepared, CancellationToken cancellationToken)
+    private async Task<DeployResult> TakeBackAsync(PreparedRelease prepared, string problem, bool cancelled)
     {
         var (clock, id, previous) = (prepared.Clock, prepared.Id, prepared.Previous);
-        string? instances = null;
-        if (_activator is not null)
-        {
-            var failure = previous is null
-                ? await clock.RunCheckedAsync("instances", () => _activator.StopAsync(_progress, cancellationToken), "instances stopped: there is no earlier release")
-                : (await MoveInstancesAsync(clock, previous, $"all instances back on {previous}", cancellationToken)).Error;
-            if (failure is not null) instances = $"but the instances could not be moved back: {failure}";
-        }
-        await SwitchBackAsync(clock, id, previous, prepared.Log, cancellationToken);
+        var undo = await _activation.UndoAsync(prepared, CancellationToken.None);
+        await SwitchBackAsync(clock, id, previous, prepared.Log, CancellationToken.None);
+        prepared.Record = _store.SetStatus(prepared.Record, cancelled ? ReleaseStatus.Cancelled : ReleaseStatus.Failed, problem);
         var done = previous is null ? "there was no earlier release, so 'current' was removed" : $"switched back to {previous}";
-        return instances is null ? done : $"{done}, {instances}";
+        var error = undo.Note is null ? $"{problem}; {done}" : $"{problem}; {done}, {(undo.Back ? "and" : "but")} {undo.Note}";
+        var outcome = cancelled ? DeployOutcome.Cancelled : undo.Back ? DeployOutcome.RolledBack : DeployOutcome.Failed;
+        return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, outcome, error, [], clock);
     }
 
     /// <summary>
-    /// Takes back a release that went live, because another host of its fleet failed to switch: the previous release
-    /// (or no `current` at all, for a first deploy) serves again, the instances follow, after_rollback runs.
+    /// Takes back a release that went live, because another host of its fleet failed to switch: the strategy's undo
+    /// (instances back, or stopped for a first release), then the previous release (or no `current` at all) serves
+    /// again and after_rollback runs.
     /// </summary>
     public async Task UndoAsync(PreparedRelease prepared, string reason, CancellationToken cancellationToken)
     {
-        if (_activator is not null && prepared.Previous is { } previous)
-        {
-            var moved = await MoveInstancesAsync(prepared.Clock, previous, $"all instances back on {previous}", cancellationToken);
-            if (!moved.Succeeded) throw new DeployException($"could not move the instances back to {previous}: {moved.Error}");
-        }
+        var undo = await _activation.UndoAsync(prepared, cancellationToken);
+        if (!undo.Back) throw new DeployException($"could not take {prepared.Id} back to {prepared.Previous?.Value ?? "no release"}: {undo.Note}");
         await SwitchBackAsync(prepared.Clock, prepared.Id, prepared.Previous, prepared.Log, cancellationToken);
         if (prepared.Previous is { } back && _store.Find(back) is { } record) _store.SetStatus(record, ReleaseStatus.Active);
         prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.RolledBack, reason);
@@ -359,6 +368,7 @@ public sealed class ReleaseDeployer
         });
     }
 
+    /// <summary>lock, recover, the target, the strategy's move to it, `current`, records, after_rollback, history.</summary>
     public async Task<RollbackResult> RollbackAsync(RollbackRequest request, CancellationToken cancellationToken)
     {
         var started = DateTimeOffset.UtcNow;
@@ -372,33 +382,25 @@ public sealed class ReleaseDeployer
         var from = _current.Read() ?? throw new DeployException($"{_layout.Current} does not point at a release; nothing to roll back from");
         var clock = new PhaseClock(_progress);
         // A paused deploy left instances of a newer release beside `current`'s: going back means all on `current`.
-        if (_activator is not null && request.Target is null
-            && ReleasePlanner.PausedAfter(_store.List(), from) is { } paused
-            && _store.Find(from) is { } live)
-            return await RollBackPausedAsync(started, clock, paused, live, cancellationToken);
+        if (request.Target is null && ReleasePlanner.PausedAfter(_store.List(), from) is { } paused && _store.Find(from) is { } live)
+        {
+            if (await _activation.RollBackAsync(paused.ReleaseId, live, clock, cancellationToken) is { } pausedFailure)
+                throw new DeployException($"rollback of the paused release {paused.Id} to {live.Id} failed: {pausedFailure}");
+            _store.SetStatus(paused, ReleaseStatus.RolledBack, "rolled back from its pause by " + Environment.UserName);
+            return await FinishRollbackAsync(started, clock, paused.ReleaseId, live, cancellationToken);
+        }
 
         var target = _bookkeeping.RollbackTarget(from, request.Target);
         var to = target.ReleaseId;
-
-        if (_activator is not null)
+        if (await _activation.RollBackAsync(from, target, clock, cancellationToken) is { } failure)
         {
-            var moved = await MoveInstancesAsync(clock, to, $"all instances on {to}", cancellationToken);
-            if (!moved.Succeeded) throw new DeployException($"rollback to {to} failed: {moved.Error}");
+            _bookkeeping.RecordRollback(started, from, target, "failed", failure, clock);
+            throw new DeployException($"rollback to {to} failed: {failure}");
         }
         clock.Run("switch", () => _current.SwitchTo(to), $"current: {from} -> {to}");
         if (_store.Find(from) is { } left) _store.SetStatus(left, ReleaseStatus.RolledBack, "rolled back by " + Environment.UserName);
         _store.SetStatus(target, ReleaseStatus.Active);
         return await FinishRollbackAsync(started, clock, from, target, cancellationToken);
-    }
-
-    /// <summary>Every instance back on the live release after a paused deploy; `current` already names it.</summary>
-    private async Task<RollbackResult> RollBackPausedAsync(DateTimeOffset started, PhaseClock clock, ReleaseRecord paused, ReleaseRecord live, CancellationToken cancellationToken)
-    {
-        var to = live.ReleaseId;
-        var moved = await MoveInstancesAsync(clock, to, $"all instances back on {to}", cancellationToken);
-        if (!moved.Succeeded) throw new DeployException($"rollback of the paused release {paused.Id} to {to} failed: {moved.Error}");
-        _store.SetStatus(paused, ReleaseStatus.RolledBack, "rolled back from its pause by " + Environment.UserName);
-        return await FinishRollbackAsync(started, clock, paused.ReleaseId, live, cancellationToken);
     }
 
     /// <summary>
@@ -423,19 +425,6 @@ public sealed class ReleaseDeployer
         }
         _bookkeeping.RecordRollback(started, from, target, error is null ? "success" : "hook_failed", error, clock);
         return new RollbackResult(from.Value, to.Value, target.Revision, error, clock.Seconds);
-    }
-
-    /// <summary>The agent moves every instance to a release; the phase `instances` is timed and reported.</summary>
-    private async Task<ActivationResult> MoveInstancesAsync(PhaseClock clock, ReleaseId to, string success, CancellationToken cancellationToken)
-    {
-        ActivationResult? result = null;
-        var failure = await clock.RunCheckedAsync("instances", async () =>
-        {
-            result = await _activator!.ActivateAsync(to.Value, _layout.ReleaseDir(to), _progress, cancellationToken);
-            return result.Succeeded ? null : result.Error ?? $"the instances did not move ({result.Outcome})";
-        }, success);
-        // RunCheckedAsync turns a refused request (the agent gone, an I/O error) into its message.
-        return result ?? ActivationResult.NotLive(failure ?? "the agent did not answer");
     }
 
     private Task<MigrationLintOutcome?> LintMigrationsAsync(PhaseClock clock) => _bookkeeping.LintMigrationsAsync(_migrations, clock);
