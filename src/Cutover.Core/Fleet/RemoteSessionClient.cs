@@ -66,18 +66,27 @@ public sealed class RemoteSessionClient : IAsyncDisposable
             var text = await ReadLineAsync(cancellationToken);
             if (text is null)
                 throw new HostException(_connection.Host, "stopped answering: the remote session ended before it replied" + await ExitDetailAsync());
-            switch (ProgressStream<SessionResult<TAnswer>>.TryRead(text, out var problem))
-            {
-                case SessionResult<TAnswer> result:
-                    return result;
-                case ProgressEvent.CommandFailed failed:
-                    throw new HostException(_connection.Host, $"the remote session failed ({failed.Kind}): {string.Join("; ", failed.Errors)}");
-                case { } progressEvent:
-                    progressEvent.ReplayOn(_progress);
-                    break;
-                default:
-                    throw new HostException(_connection.Host, $"sent a line that is neither a progress event nor a result ({problem}): {Json.Quote(text)}");
-            }
+            if (Interpret<TAnswer>(_connection.Host, text, _progress) is { } result) return result;
+        }
+    }
+
+    /// <summary>
+    /// One line of a host's session: progress is replayed on <paramref name="progress"/> (null returned), the result
+    /// returned; anything else is a <see cref="HostException"/> naming the host and the line.
+    /// </summary>
+    internal static SessionResult<TAnswer>? Interpret<TAnswer>(FleetHost host, string line, IDeployProgress progress) where TAnswer : class
+    {
+        switch (ProgressStream<SessionResult<TAnswer>>.TryRead(line, out var problem))
+        {
+            case SessionResult<TAnswer> result:
+                return result;
+            case ProgressEvent.CommandFailed failed:
+                throw new HostException(host, $"the remote session failed ({failed.Kind}): {string.Join("; ", failed.Errors)}");
+            case { } progressEvent:
+                progressEvent.ReplayOn(progress);
+                return null;
+            default:
+                throw new HostException(host, $"sent a line that is neither a progress event nor a result ({problem}): {Json.Quote(line)}");
         }
     }
 

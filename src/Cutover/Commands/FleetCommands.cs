@@ -180,7 +180,7 @@ public static class FleetCommands
     /// A host's `rollback --json`, by its last line: the result, or the error that ended it. A last line that is
     /// neither fails the host, whatever its exit status said.
     /// </summary>
-    internal static HostRollback HostRollbackOf(HostCommandResult r)
+    public static HostRollback HostRollbackOf(HostCommandResult r)
     {
         var last = r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault();
         if (last is null) return new HostRollback(r.Host.Name, false, "-", "-", r.Error ?? "`cutover rollback --json` printed nothing");
