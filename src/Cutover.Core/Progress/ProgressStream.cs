@@ -50,7 +50,7 @@ public static class ProgressStream<TResult> where TResult : ResultEvent
         catch (Exception x) when (x is JsonException or NotSupportedException)
         {
             // NotSupportedException: no "event" at all, which leaves only the abstract base to create.
-            problem = x is NotSupportedException ? "no known \"event\" field" : x.Message;
+            problem = x is NotSupportedException ? "no \"event\" field" : Json.Problem(x);
             return null;
         }
     }

@@ -36,9 +36,21 @@ public static class Json
         }
         catch (Exception e) when (e is JsonException or NotSupportedException)
         {
-            problem = e.Message;
+            problem = Problem(e);
             return null;
         }
+    }
+
+    /// <summary>
+    /// Why System.Text.Json could not read something, for a person: its message without the byte position and the
+    /// advice meant for the developer of the type ("Consider updating its nullability annotation").
+    /// </summary>
+    public static string Problem(Exception e)
+    {
+        var message = e.Message;
+        foreach (var tail in new[] { " | LineNumber:", " Consider updating" })
+            if (message.IndexOf(tail, StringComparison.Ordinal) is var at and >= 0) message = message[..at];
+        return message.TrimEnd();
     }
 
     /// <summary>Text another process sent, for an error message: whole when short, else its start.</summary>
