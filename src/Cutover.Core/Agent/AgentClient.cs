@@ -182,7 +182,7 @@ public sealed class AgentClient : IDisposable
     /// <summary>An answer read as the record the agent writes it with; anything else names the agent and what it sent.</summary>
     private T Answer<T>(string request, string body) where T : class =>
         Json.TryRead<T>(body, out var problem)
-        ?? throw new DeployException($"the agent ({_home.Socket}) answered {request} with something that is not a {typeof(T).Name} ({problem}): {Json.Quote(body)}");
+        ?? throw new DeployException($"the agent ({_home.Socket}) answered {request} with something Cutover cannot read as {typeof(T).Name} ({problem}): {Json.Quote(body)}");
 
     /// <summary>SIGTERM to the agent named in agent.pid: it drains its apps and exits. Waits up to 30 s.</summary>
     public async Task StopAgentAsync()
