@@ -150,7 +150,7 @@ public sealed class AgentClient : IDisposable
     }
 
     public async Task<IReadOnlyList<AppView>> AppsAsync(CancellationToken cancellationToken) =>
-        await _http.GetFromJsonAsync<List<AppView>>("v1/apps", Json.Options, cancellationToken) ?? [];
+        Answer<List<AppView>>("GET /v1/apps", await _http.GetStringAsync("v1/apps", cancellationToken));
 
     /// <summary>The agent's start-up warnings (GET /v1/agent); empty from an agent that predates the endpoint.</summary>
     public async Task<IReadOnlyList<string>> WarningsAsync(CancellationToken cancellationToken)
@@ -182,7 +182,7 @@ public sealed class AgentClient : IDisposable
     /// <summary>An answer read as the record the agent writes it with; anything else names the agent and what it sent.</summary>
     private T Answer<T>(string request, string body) where T : class =>
         Json.TryRead<T>(body, out var problem)
-        ?? throw new DeployException($"the agent ({_home.Socket}) answered {request} with something Cutover cannot read as {typeof(T).Name} ({problem}): {Json.Quote(body)}");
+        ?? throw new DeployException($"the agent ({_home.Socket}) answered {request} with something Cutover cannot read ({problem}): {Json.Quote(body)}");
 
     /// <summary>SIGTERM to the agent named in agent.pid: it drains its apps and exits. Waits up to 30 s.</summary>
     public async Task StopAgentAsync()

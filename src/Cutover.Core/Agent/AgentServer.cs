@@ -112,8 +112,15 @@ public sealed class AgentServer : IAsyncDisposable
     /// </summary>
     private async Task ActivateAsync(string app, HttpContext context)
     {
-        var request = await JsonSerializer.DeserializeAsync<ActivateRequest>(context.Request.Body, Json.Options, context.RequestAborted);
-        var key = ActivationKey(app, request!.ReleaseId);
+        using var body = new StreamReader(context.Request.Body);
+        var text = await body.ReadToEndAsync(context.RequestAborted);
+        if (Json.TryRead<ActivateRequest>(text, out var problem) is not { } request)
+        {
+            // Answered before any progress: the CLI reports the status and this sentence, nothing was moved.
+            await Refuse(StatusCodes.Status400BadRequest, $"cannot read the activate request ({problem}): {Json.Quote(text)}").ExecuteAsync(context);
+            return;
+        }
+        var key = ActivationKey(app, request.ReleaseId);
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
         lock (_activations) _activations[key] = cancel;
         try

@@ -65,9 +65,57 @@ public class AgentWireTests : IDisposable
         await using (AnsweringPeer.Start(Home.Socket, 200, "application/json", """{"halted":"shop"}"""))
         {
             var error = await Assert.ThrowsAsync<DeployException>(() => client.StopAppAsync("shop", CancellationToken.None));
-            Assert.StartsWith($"the agent ({Home.Socket}) answered POST /v1/apps/shop/stop with something Cutover cannot read as AppStopped (", error.Message);
+            Assert.StartsWith($"the agent ({Home.Socket}) answered POST /v1/apps/shop/stop with something Cutover cannot read (", error.Message);
             Assert.EndsWith("""{"halted":"shop"}""", error.Message);
         }
+    }
+
+    [Fact]
+    public async Task Apps_reads_the_agent_s_answer_whole_or_names_it()
+    {
+        using var client = new AgentClient(Home);
+        await using (AnsweringPeer.Start(Home.Socket, 200, "application/json", "[]"))
+            Assert.Empty(await client.AppsAsync(CancellationToken.None));
+        await using (AnsweringPeer.Start(Home.Socket, 200, "application/json", """[{"app":"shop"}]"""))
+        {
+            var error = await Assert.ThrowsAsync<DeployException>(() => client.AppsAsync(CancellationToken.None));
+            Assert.StartsWith($"the agent ({Home.Socket}) answered GET /v1/apps with something Cutover cannot read (", error.Message);
+        }
+    }
+
+    /// <summary>The real agent's control answers, read with the records it writes them with; a request it cannot read is refused, named.</summary>
+    [Fact]
+    [Trait(Needs.Trait, Needs.Slow)]
+    public async Task The_real_agent_answers_in_the_records_the_client_reads_and_refuses_an_unreadable_activate_request()
+    {
+        using var bed = new AgentBed();
+        var home = new AgentHome(bed.Home);
+        var lines = new List<string>();
+        using var agent = bed.Start(line => { lock (lines) lines.Add(line); }, "agent");
+        using var client = new AgentClient(home);
+        await Wait.UntilAsync(() => client.IsRunningAsync(CancellationToken.None), TimeSpan.FromSeconds(30), "the agent to answer");
+
+        Assert.Empty(await client.WarningsAsync(CancellationToken.None));
+        Assert.Empty(await client.AppsAsync(CancellationToken.None));
+        Assert.Equal("the agent runs no app 'ghost'", await client.StopAppAsync("ghost", CancellationToken.None));
+        Assert.Equal("the agent has no release of 'ghost' to start; deploy one", await client.StartAppAsync("ghost", CancellationToken.None));
+
+        using var http = new HttpClient(new SocketsHttpHandler
+        {
+            ConnectCallback = async (_, ct) =>
+            {
+                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                await socket.ConnectAsync(new UnixDomainSocketEndPoint(home.Socket), ct);
+                return new NetworkStream(socket, ownsSocket: true);
+            },
+        }) { BaseAddress = new Uri("http://agent/") };
+        using var refused = await http.PostAsync("v1/apps/ghost/activate", new StringContent("""{"config":"/etc/ghost.yml"}"""));
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, refused.StatusCode);
+        var body = await refused.Content.ReadAsStringAsync();
+        var refusal = Json.TryRead<AgentRefusal>(body, out var problem);
+        Assert.True(refusal is not null, problem + ": " + body);
+        Assert.StartsWith("cannot read the activate request (", refusal.Error);
+        Assert.Empty(await client.AppsAsync(CancellationToken.None));
     }
 
     /// <summary>Listens on a Unix socket and answers the first HTTP request with a fixed status and body, then closes.</summary>
