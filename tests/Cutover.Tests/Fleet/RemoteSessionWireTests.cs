@@ -140,4 +140,35 @@ public class RemoteSessionWireTests : IDisposable
         Assert.Contains("cannot read the request (Read unrecognized type discriminator id 'deploy_everything'", refused.Error);
         Assert.EndsWith("; the session ends", refused.Error);
     }
+
+    /// <summary>The manifest travels by SFTP, not on the session: read strictly too, a damaged one fails `prepare` with why.</summary>
+    [Fact]
+    public async Task A_damaged_manifest_fails_prepare_with_the_reason_and_the_session_goes_on()
+    {
+        var root = _dir.Combine("root");
+        var upload = _dir.Combine("root", ".cutover", "uploads", "d1");
+        Directory.CreateDirectory(upload);
+        File.WriteAllText(Path.Combine(upload, ReleaseManifest.FileName), """{"description":"./build"}""");
+        var config = ConfigLoader.Load(AppFactory.WriteConfig(_dir.Path, root));
+        using var http = new HttpClient();
+        var output = new StringWriter();
+        var progress = new JsonProgress(output);
+        var prepare = JsonSerializer.Serialize<SessionRequest>(new SessionRequest.Prepare(upload, null, "test", DateTimeOffset.UtcNow, 0), Json.Compact);
+        // A pipe the test holds open, as the deployer's SSH channel is: an EOF would end the session by itself.
+        var pipe = new System.IO.Pipelines.Pipe();
+        using var input = new StreamReader(pipe.Reader.AsStream());
+        await pipe.Writer.WriteAsync(System.Text.Encoding.UTF8.GetBytes(prepare + "\n" + """{"op":"close"}""" + "\n"));
+
+        await new RemoteSession(new ReleaseDeployer(config, progress, http), new RootLayout(root), input, progress).RunAsync(CancellationToken.None)
+            .WaitAsync(TimeSpan.FromSeconds(30));
+        await pipe.Writer.CompleteAsync();
+
+        var lines = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var prepared = RemoteSessionClient.Interpret<SessionAnswer.Prepared>(Web1, lines[^2], new SilentProgress())!;
+        Assert.Null(prepared.Answer);
+        Assert.Contains("is not a release manifest (", prepared.Error);
+        Assert.Contains("entries", prepared.Error);
+        Assert.NotNull(RemoteSessionClient.Interpret<SessionAnswer.Done>(Web1, lines[^1], new SilentProgress())!.Answer);
+        Assert.False(Directory.Exists(upload));
+    }
 }
