@@ -186,8 +186,9 @@ public static class FleetCommands
         if (last is null) return new HostRollback(r.Host.Name, false, "-", "-", r.Error ?? "`cutover rollback --json` printed nothing");
         return ProgressStream<RollbackResultEvent>.TryRead(last, out var problem) switch
         {
-            RollbackResultEvent result => new HostRollback(r.Host.Name, r.Ok, result.From, result.Release, r.Error ?? result.Error),
-            ProgressEvent.CommandFailed failed => new HostRollback(r.Host.Name, false, "-", "-", r.Error ?? string.Join("; ", failed.Errors)),
+            // The host's own words first: its stderr (r.Error) may hold only the first lines of this very JSON.
+            RollbackResultEvent result => new HostRollback(r.Host.Name, r.Ok, result.From, result.Release, result.Error ?? r.Error),
+            ProgressEvent.CommandFailed failed => new HostRollback(r.Host.Name, false, "-", "-", string.Join("; ", failed.Errors)),
             _ => new HostRollback(r.Host.Name, false, "-", "-",
                 $"`cutover rollback --json` ended with a line that is neither its result nor an error ({problem}): {Json.Quote(last)}"),
         };

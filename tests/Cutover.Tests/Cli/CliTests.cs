@@ -128,10 +128,12 @@ public class CliTests : IDisposable
         Assert.Null(status.RollbackTarget);
         Assert.Equal(2, status.Releases);
 
+        // FleetCommand gives a failed command's first output lines as its error: here, the JSON error line itself.
         var refused = await Run("rollback", "--json", "20200101_000000");
-        var failed = FleetCommands.HostRollbackOf(new HostCommandResult(host, refused.ExitCode, refused.Stdout, null));
+        var failed = FleetCommands.HostRollbackOf(new HostCommandResult(host, refused.ExitCode, refused.Stdout, refused.Stdout.Trim()));
         Assert.False(failed.Ok);
         Assert.Contains("20200101_000000", failed.Error);
+        Assert.DoesNotContain("\"event\"", failed.Error);
     }
 
     [Fact]
