@@ -117,22 +117,21 @@ public sealed class AgentClient : IDisposable
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(CancellationToken.None));
         while (await reader.ReadLineAsync(CancellationToken.None) is { } line)
         {
-            using var doc = JsonDocument.Parse(line);
-            var e = doc.RootElement;
-            string Get(string name) => e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()! : "";
-            var seconds = e.TryGetProperty("seconds", out var s) && s.ValueKind == JsonValueKind.Number ? TimeSpan.FromSeconds(s.GetDouble()) : TimeSpan.Zero;
-            switch (Get("event"))
+            switch (ProgressStream<ActivationResultEvent>.TryRead(line, out var problem))
             {
-                case "phase_started": progress.PhaseStarted(Get("phase")); break;
-                case "phase_completed": progress.PhaseCompleted(Get("phase"), seconds, Get("detail")); break;
-                case "phase_failed": progress.PhaseFailed(Get("phase"), seconds, Get("error")); break;
-                case "output": progress.Output(Get("phase"), Get("line")); break;
-                case "info": progress.Info(Get("message")); break;
-                case "warning": progress.Warning(Get("message")); break;
-                case "result":
-                    var result = JsonSerializer.Deserialize<ActivationResultEvent>(line, Json.Options)!.Result;
+                case ActivationResultEvent { Result: var result }:
                     if (result.Outcome == ActivationOutcome.Cancelled) throw new OperationCanceledException(result.Error, cancellationToken);
                     return result;
+                case ProgressEvent.CommandFailed failed:
+                    throw new DeployException($"the agent ({_home.Socket}) failed the activation: {string.Join("; ", failed.Errors)}");
+                case { } progressEvent:
+                    progressEvent.ReplayOn(progress);
+                    break;
+                default:
+                    // Nothing after it can be trusted to mean what it says. Leaving closes the connection, which the
+                    // agent takes as a vanished CLI: it puts back every instance it replaced.
+                    throw new DeployException($"the agent ({_home.Socket}) sent a line that is not a progress event or a result ({problem}): " +
+                                              Json.Quote(line));
             }
         }
         return ActivationResult.NotLive("the agent closed the connection before it finished (did it stop?)");
@@ -151,23 +150,39 @@ public sealed class AgentClient : IDisposable
     }
 
     public async Task<IReadOnlyList<AppView>> AppsAsync(CancellationToken cancellationToken) =>
-        await _http.GetFromJsonAsync<List<AppView>>("v1/apps", Json.Options, cancellationToken) ?? [];
+        Answer<List<AppView>>("GET /v1/apps", await _http.GetStringAsync("v1/apps", cancellationToken));
 
-    /// <summary>The agent's start-up warnings (GET /v1/agent); empty from an agent that predates them.</summary>
+    /// <summary>The agent's start-up warnings (GET /v1/agent); empty from an agent that predates the endpoint.</summary>
     public async Task<IReadOnlyList<string>> WarningsAsync(CancellationToken cancellationToken)
     {
         using var response = await _http.GetAsync("v1/agent", cancellationToken);
         if (!response.IsSuccessStatusCode) return [];
-        var body = await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken);
-        return body.TryGetProperty("warnings", out var w) ? w.EnumerateArray().Select(x => x.GetString()!).ToList() : [];
+        return Answer<AgentInfo>("GET /v1/agent", await response.Content.ReadAsStringAsync(cancellationToken)).Warnings;
     }
 
-    public async Task<string?> PostAsync(string app, string action, CancellationToken cancellationToken)
+    /// <summary>Stops the app's instances; null when done, else the agent's refusal.</summary>
+    public Task<string?> StopAppAsync(string app, CancellationToken cancellationToken) => AppCommandAsync<AppStopped>(app, "stop", cancellationToken);
+
+    /// <summary>Starts the app's instances on their last release; null when done (or they ran), else the agent's refusal.</summary>
+    public Task<string?> StartAppAsync(string app, CancellationToken cancellationToken) => AppCommandAsync<AppStarted>(app, "start", cancellationToken);
+
+    private async Task<string?> AppCommandAsync<TAnswer>(string app, string action, CancellationToken cancellationToken) where TAnswer : class
     {
-        using var response = await _http.PostAsync($"v1/apps/{Uri.EscapeDataString(app)}/{action}", null, cancellationToken);
-        var body = await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken);
-        return response.IsSuccessStatusCode && !body.TryGetProperty("error", out _) ? null : body.GetProperty("error").GetString();
+        var path = $"v1/apps/{Uri.EscapeDataString(app)}/{action}";
+        using var response = await _http.PostAsync(path, null, cancellationToken);
+        var body = await response.Content.ReadAsStringAsync(cancellationToken);
+        if (response.IsSuccessStatusCode)
+        {
+            Answer<TAnswer>("POST /" + path, body);
+            return null;
+        }
+        return Answer<AgentRefusal>($"POST /{path} ({(int)response.StatusCode})", body).Error;
     }
+
+    /// <summary>An answer read as the record the agent writes it with; anything else names the agent and what it sent.</summary>
+    private T Answer<T>(string request, string body) where T : class =>
+        Json.TryRead<T>(body, out var problem)
+        ?? throw new DeployException($"the agent ({_home.Socket}) answered {request} with something Cutover cannot read ({problem}): {Json.Quote(body)}");
 
     /// <summary>SIGTERM to the agent named in agent.pid: it drains its apps and exits. Waits up to 30 s.</summary>
     public async Task StopAgentAsync()
@@ -191,5 +206,5 @@ public sealed class AgentActivator(AgentClient client, string configFile, string
         return await client.ActivateAsync(configFile, app, releaseId, releaseDir, progress, cancellationToken);
     }
 
-    public Task<string?> StopAsync(IDeployProgress progress, CancellationToken cancellationToken) => client.PostAsync(app, "stop", cancellationToken);
+    public Task<string?> StopAsync(IDeployProgress progress, CancellationToken cancellationToken) => client.StopAppAsync(app, cancellationToken);
 }

@@ -96,7 +96,7 @@ public sealed class AgentServer : IAsyncDisposable
     private void MapEndpoints(WebApplication web)
     {
         web.MapGet("/v1/apps", () => Results.Json(_apps.Values.Select(Describe).ToList(), Json.Options));
-        web.MapGet("/v1/agent", () => Results.Json(new { pid = Environment.ProcessId, warnings = _warnings }, Json.Options));
+        web.MapGet("/v1/agent", () => Results.Json(new AgentInfo(Environment.ProcessId, _warnings), Json.Options));
         // Each command's work resumes on the thread pool, never on the proxy's socket threads.
         web.MapPost("/v1/apps/{app}/activate", (string app, HttpContext context) => ThreadPoolContext.Run(() => ActivateAsync(app, context)));
         // Not behind the gate: it reaches the activation that holds it.
@@ -114,8 +114,15 @@ public sealed class AgentServer : IAsyncDisposable
     /// </summary>
     private async Task ActivateAsync(string app, HttpContext context)
     {
-        var request = await JsonSerializer.DeserializeAsync<ActivateRequest>(context.Request.Body, Json.Options, context.RequestAborted);
-        var key = ActivationKey(app, request!.ReleaseId);
+        using var body = new StreamReader(context.Request.Body);
+        var text = await body.ReadToEndAsync(context.RequestAborted);
+        if (Json.TryRead<ActivateRequest>(text, out var problem) is not { } request)
+        {
+            // Answered before any progress: the CLI reports the status and this sentence, nothing was moved.
+            await Refuse(StatusCodes.Status400BadRequest, $"cannot read the activate request ({problem}): {Json.Quote(text)}").ExecuteAsync(context);
+            return;
+        }
+        var key = ActivationKey(app, request.ReleaseId);
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
         lock (_activations) _activations[key] = cancel;
         try
@@ -147,7 +154,7 @@ public sealed class AgentServer : IAsyncDisposable
                 _gate.Release();
             }
             if (result.Outcome == ActivationOutcome.Cancelled) _logger.LogWarning("activation of {App} release {Release} cancelled: {Error}", app, request.ReleaseId, result.Error);
-            progress.Emit(new ActivationResultEvent("result", result));
+            progress.Result(new ActivationResultEvent(result));
         }
         finally
         {
@@ -159,10 +166,12 @@ public sealed class AgentServer : IAsyncDisposable
     {
         CancellationTokenSource? running;
         lock (_activations) _activations.TryGetValue(ActivationKey(app, release), out running);
-        if (running is null) return Results.NotFound(new { error = $"no activation of {app} release {release} is running" });
+        if (running is null) return Refuse(StatusCodes.Status404NotFound, $"no activation of {app} release {release} is running");
         running.Cancel();
-        return Results.Json(new { cancelling = release }, Json.Options);
+        return Results.Json(new ActivationCancelling(release), Json.Options);
     }
+
+    private static IResult Refuse(int status, string error) => Results.Json(new AgentRefusal(error), Json.Options, statusCode: status);
 
     private static string ActivationKey(string app, string release) => app + "/" + release;
 
@@ -238,10 +247,10 @@ public sealed class AgentServer : IAsyncDisposable
         await _gate.WaitAsync(cancellationToken);
         try
         {
-            if (!_apps.TryGetValue(app, out var runtime)) return Results.NotFound(new { error = $"the agent runs no app '{app}'" });
+            if (!_apps.TryGetValue(app, out var runtime)) return Refuse(StatusCodes.Status404NotFound, $"the agent runs no app '{app}'");
             await runtime.StopAllAsync(cancellationToken);
             Save(app, _records[app].ConfigFile, stopped: true);
-            return Results.Json(new { stopped = app }, Json.Options);
+            return Results.Json(new AppStopped(app), Json.Options);
         }
         finally
         {
@@ -255,12 +264,12 @@ public sealed class AgentServer : IAsyncDisposable
         try
         {
             if (!_apps.TryGetValue(app, out var runtime) || !_records.TryGetValue(app, out var record) || record.ReleaseId is null)
-                return Results.NotFound(new { error = $"the agent has no release of '{app}' to start; deploy one" });
-            if (runtime.Slots.Any(s => s is not null)) return Results.Json(new { started = app, already = true }, Json.Options);
+                return Refuse(StatusCodes.Status404NotFound, $"the agent has no release of '{app}' to start; deploy one");
+            if (runtime.Slots.Any(s => s is not null)) return Results.Json(new AppStarted(app, Already: true), Json.Options);
             var error = await runtime.StartAllAsync(record.ReleaseId, record.ReleaseDir!, cancellationToken);
-            if (error is not null) return Results.Json(new { error }, Json.Options, statusCode: 500);
+            if (error is not null) return Refuse(StatusCodes.Status500InternalServerError, error);
             Save(app, record.ConfigFile, stopped: false);
-            return Results.Json(new { started = app }, Json.Options);
+            return Results.Json(new AppStarted(app), Json.Options);
         }
         finally
         {

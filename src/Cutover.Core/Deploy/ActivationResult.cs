@@ -31,5 +31,5 @@ public sealed record ActivationResult(ActivationOutcome Outcome, string? Error =
     public string DescribeInstances() => Instances is null ? "" : string.Join(", ", Instances.OrderByDescending(p => p.Value).Select(p => $"{p.Value} on {p.Key}"));
 }
 
-/// <summary>The `result` line of the agent's activate stream.</summary>
-public sealed record ActivationResultEvent(string Event, ActivationResult Result);
+/// <summary>The `result` line of the agent's activate stream (<see cref="Progress.ProgressStream{TResult}"/> writes and reads it).</summary>
+public sealed record ActivationResultEvent(ActivationResult Result) : Progress.ResultEvent;

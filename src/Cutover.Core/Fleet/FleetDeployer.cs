@@ -115,19 +115,16 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
                 {
                     await phases.RunAsync("migrate", async () =>
                     {
-                        var reply = await RequestAsync(first, new
-                        {
-                            op = "migrate",
-                            migrations = migrations.Files().Select(f => new { name = f.Name, content = Convert.ToBase64String(File.ReadAllBytes(f.Path)) }).ToList(),
-                            lock_timeout_ms = migrations.Config.LockTimeout.TotalMilliseconds,
-                            statement_timeout_ms = migrations.Config.StatementTimeout.TotalMilliseconds,
-                            lock_retries = migrations.Config.LockRetries,
-                            database_url_env = migrations.Config.DatabaseUrlEnv,
+                        var migrated = await RequestAsync(first, new SessionRequest.Migrate(
+                            migrations.Files().Select(f => new MigrationPayload(f.Name, Convert.ToBase64String(File.ReadAllBytes(f.Path)))).ToList(),
+                            migrations.Config.LockTimeout.TotalMilliseconds,
+                            migrations.Config.StatementTimeout.TotalMilliseconds,
+                            migrations.Config.LockRetries,
+                            migrations.Config.DatabaseUrlEnv,
                             // The host's own variable wins; this one serves a deployer that holds the URL (CI).
-                            database_url = environment(migrations.Config.DatabaseUrlEnv),
-                            applied_by = $"{first.Host.Name} (fleet release {release}, deployed by {Environment.UserName}@{Environment.MachineName})",
-                        }, cancellationToken);
-                        return reply.Applied is { Count: > 0 } applied ? $"on {first.Host.Name}: applied {string.Join(", ", applied)}" : $"on {first.Host.Name}: nothing pending";
+                            environment(migrations.Config.DatabaseUrlEnv),
+                            $"{first.Host.Name} (fleet release {release}, deployed by {Environment.UserName}@{Environment.MachineName})"), cancellationToken);
+                        return migrated.Applied is { Count: > 0 } applied ? $"on {first.Host.Name}: applied {string.Join(", ", applied)}" : $"on {first.Host.Name}: nothing pending";
                     }, d => d);
                 }
                 catch (DeployException e)
@@ -139,7 +136,7 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
             }
             if (config.Hooks.BeforeSwitch.Count > 0)
             {
-                await ForEachHostAsync(runs, cancellationToken, (run, ct) => RequestAsync(run, new { op = "before_switch" }, ct));
+                await ForEachHostAsync(runs, cancellationToken, (run, ct) => RequestAsync(run, new SessionRequest.BeforeSwitch(), ct));
                 if (Failures(runs) is { } notReady)
                     return await AbortAllAsync(runs, $"{notReady}; no host was switched, every host is still on its previous release, and the staged releases were removed", clock);
             }
@@ -156,7 +153,7 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
                 }
                 await ForEachHostAsync(batches[i], cancellationToken, async (run, ct) =>
                 {
-                    await RequestAsync(run, new { op = "switch" }, ct);
+                    await RequestAsync(run, new SessionRequest.Switch(), ct);
                     run.Switched = true;
                     run.Outcome = $"switched to {run.Release}";
                 });
@@ -164,7 +161,7 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
                     return await UndoAsync(runs, switchFailure, clock);
             }
 
-            await ForEachHostAsync(runs, cancellationToken, (run, ct) => RequestAsync(run, new { op = "close" }, ct));
+            await ForEachHostAsync(runs, cancellationToken, (run, ct) => RequestAsync(run, new SessionRequest.Close(), ct));
             return Result(runs, DeployOutcome.Success, release, null, clock);
         }
         finally
@@ -203,16 +200,13 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
         await installer.LinkForAppAsync(host, config.App, cancellationToken);
         // The session starts before the transfer and answers `hashes` too: one cutover start-up per host, not two.
         run.Session = host.StartSession($"exec {HostConnection.Quote(bin)} remote session -c {HostConnection.Quote(remoteConfig)}", run.Progress);
-        var hashes = (await RequestAsync(run, new { op = "hashes" }, cancellationToken)).Hashes?.ToHashSet(StringComparer.Ordinal) ?? [];
+        var hashes = (await RequestAsync(run, new SessionRequest.Hashes(), cancellationToken)).Sha256s.ToHashSet(StringComparer.Ordinal);
         var uploadDir = $"{run.Host.Root}/.cutover/uploads/{started:yyyyMMddHHmmss}-{Guid.NewGuid():N}";
         try
         {
             await clock.RunAsync("transfer", () => artifact.SendAsync(host, hashes, uploadDir, t => run.Progress.Info($"transfer: {t}"), cancellationToken),
                 t => t.ToString());
-            await run.Session.SendAsync(new
-            {
-                op = "prepare", upload_dir = uploadDir, revision, command = request.CommandLine, started, lock_wait_seconds = request.LockWait.TotalSeconds,
-            }, cancellationToken);
+            await run.Session.SendAsync(new SessionRequest.Prepare(uploadDir, revision, request.CommandLine, started, request.LockWait.TotalSeconds), cancellationToken);
         }
         catch (Exception e) when (e is OperationCanceledException or DeployException)
         {
@@ -229,18 +223,19 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
             }
             throw;
         }
-        var reply = Checked(run, await run.Session.ReplyAsync(cancellationToken));
-        run.Release = reply.Release;
-        run.Previous = reply.Previous;
+        var prepared = Checked(run, await run.Session.ReplyAsync<SessionAnswer.Prepared>(cancellationToken));
+        run.Release = prepared.Release;
+        run.Previous = prepared.Previous;
         run.Prepared = true;
         run.Outcome = $"prepared {run.Release}";
     }
 
-    private static async Task<RemoteSessionClient.Reply> RequestAsync(HostRun run, object request, CancellationToken cancellationToken) =>
+    private static async Task<TAnswer> RequestAsync<TAnswer>(HostRun run, SessionRequest<TAnswer> request, CancellationToken cancellationToken) where TAnswer : class =>
         Checked(run, await run.Session!.RequestAsync(request, cancellationToken));
 
-    private static RemoteSessionClient.Reply Checked(HostRun run, RemoteSessionClient.Reply reply) =>
-        reply.Ok ? reply : throw new HostException(run.Host, reply.Error ?? "failed") { Locked = reply.Locked };
+    /// <summary>The answer, or the host's failure as a <see cref="HostException"/>.</summary>
+    private static TAnswer Checked<TAnswer>(HostRun run, SessionResult<TAnswer> result) where TAnswer : class =>
+        result.Answer ?? throw new HostException(run.Host, result.Error ?? "failed without saying why") { Locked = result.Locked };
 
     /// <summary>Runs <paramref name="work"/> on each host, fleet.parallel at a time; a host's failure is recorded on it, never thrown.</summary>
     private async Task ForEachHostAsync(IEnumerable<HostRun> runs, CancellationToken cancellationToken, Func<HostRun, CancellationToken, Task> work, Action? onFailure = null)
@@ -298,7 +293,7 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
                 if (!session.Ended && run.Prepared)
                 {
                     using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-                    await session.RequestAsync(new { op = "abort", reason = message }, timeout.Token);
+                    await session.RequestAsync(new SessionRequest.Abort(message), timeout.Token);
                 }
             }
             catch (Exception e) when (e is DeployException or OperationCanceledException)
@@ -324,13 +319,13 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
                 using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(5));
                 if (run.Switched)
                 {
-                    await RequestAsync(run, new { op = "undo", reason }, timeout.Token);
-                    await RequestAsync(run, new { op = "close" }, timeout.Token);
+                    await RequestAsync(run, new SessionRequest.Undo(reason), timeout.Token);
+                    await RequestAsync(run, new SessionRequest.Close(), timeout.Token);
                     run.Outcome = run.Previous is null ? "rolled back (current removed: nothing was live before)" : $"rolled back to {run.Previous}";
                 }
                 else if (run.Error is null)
                 {
-                    await RequestAsync(run, new { op = "abort", reason }, timeout.Token);
+                    await RequestAsync(run, new SessionRequest.Abort(reason), timeout.Token);
                     run.Outcome = run.Previous is null ? "not switched (nothing was live)" : $"not switched, still on {run.Previous}";
                 }
             }

@@ -23,9 +23,10 @@ public sealed record ReleaseManifest(string Description, IReadOnlyList<ManifestE
 {
     public const string FileName = "manifest.json";
 
+    /// <summary>What the deployer uploaded, read strictly: a damaged manifest fails the prepare with its reason, never a half release.</summary>
     public static ReleaseManifest Read(string path) =>
-        JsonSerializer.Deserialize<ReleaseManifest>(File.ReadAllText(path), Json.Options)
-        ?? throw new DeployException($"{path} is not a release manifest");
+        Json.TryRead<ReleaseManifest>(File.ReadAllText(path), out var problem)
+        ?? throw new DeployException($"{path} is not a release manifest ({problem})");
 
     public string ToJson() => JsonSerializer.Serialize(this, Json.Options);
 }

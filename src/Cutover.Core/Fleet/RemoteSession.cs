@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Threading.Channels;
 using Cutover.Deploy;
 using Cutover.Progress;
@@ -17,13 +16,6 @@ public sealed class RemoteSession(DeployPipeline deployer, RootLayout layout, Te
 {
     private PreparedRelease? _prepared;
     private bool _switched;
-
-    public sealed record Request(string Op, string? UploadDir = null, string? Revision = null, string? Command = null, string? Reason = null, DateTimeOffset? Started = null,
-        double? LockWaitSeconds = null, IReadOnlyList<MigrationPayload>? Migrations = null, double? LockTimeoutMs = null, double? StatementTimeoutMs = null,
-        int? LockRetries = null, string? DatabaseUrlEnv = null, string? DatabaseUrl = null, string? AppliedBy = null);
-
-    /// <summary>One migration file as the deployer sends it to the fleet's first host: its name and its bytes (base64).</summary>
-    public sealed record MigrationPayload(string Name, string Content);
 
     /// <summary>Serves requests until close, abort or EOF. <paramref name="hangup"/> is SIGHUP/SIGTERM.</summary>
     public async Task RunAsync(CancellationToken hangup)
@@ -57,7 +49,15 @@ public sealed class RemoteSession(DeployPipeline deployer, RootLayout layout, Te
                 {
                     break;
                 }
-                var request = JsonSerializer.Deserialize<Request>(line, Json.Options) ?? throw new DeployException("empty request");
+                if (Json.TryRead<SessionRequest>(line, out var problem) is not { } request)
+                {
+                    // The deployer and this host no longer agree on the protocol: nothing after it could be trusted.
+                    if (_prepared is not null && !_switched) deployer.Abort(_prepared, "the fleet deployer sent a request this host cannot read", removeRelease: true);
+                    _switched = true; // cleaned up already
+                    TryReply(SessionResult<SessionAnswer.Done>.Failed($"cannot read the request ({problem}): {Json.Quote(line)}; the session ends" +
+                                                                       (_prepared is null ? "" : ", the staged release was removed")));
+                    return;
+                }
                 if (!await HandleAsync(request, lost.Token)) return;
             }
         }
@@ -67,7 +67,7 @@ public sealed class RemoteSession(DeployPipeline deployer, RootLayout layout, Te
             {
                 // The deployer is gone before the switch: nothing of this deploy may stay.
                 deployer.Abort(_prepared, "the fleet deployer went away before the switch", removeRelease: true);
-                TryReply(new { @event = "result", ok = false, error = "aborted: the connection closed before the switch" });
+                TryReply(SessionResult<SessionAnswer.Done>.Failed("aborted: the connection closed before the switch"));
             }
             _prepared?.Dispose();
             // The stdin reader is left behind on purpose: the process exits next, and waiting for an EOF that a
@@ -77,59 +77,62 @@ public sealed class RemoteSession(DeployPipeline deployer, RootLayout layout, Te
     }
 
     /// <summary>False when the session is over.</summary>
-    private async Task<bool> HandleAsync(Request request, CancellationToken cancellationToken)
+    private async Task<bool> HandleAsync(SessionRequest request, CancellationToken cancellationToken)
     {
         try
         {
-            switch (request.Op)
+            switch (request)
             {
-                case "hashes":
+                case SessionRequest.Hashes:
                     // What the live release holds, so the deployer sends only the rest; no lock needed to read it.
                     var live = new CurrentLink(layout).Read();
-                    Reply(new { @event = "result", ok = true, hashes = live is null ? [] : ReleaseHashes.Of(layout, live).Values.Distinct().ToArray() });
+                    Reply(new SessionAnswer.LiveHashes(live is null ? [] : ReleaseHashes.Of(layout, live).Values.Distinct().ToArray()));
                     return true;
-                case "prepare":
-                    await PrepareAsync(request, cancellationToken);
-                    Reply(new { @event = "result", ok = true, release = _prepared!.Id.Value, previous = _prepared.Previous?.Value });
+                case SessionRequest.Prepare prepare:
+                    await PrepareAsync(prepare, cancellationToken);
+                    Reply(new SessionAnswer.Prepared(_prepared!.Id.Value, _prepared.Previous?.Value));
                     return true;
-                case "migrate":
-                    var migrated = await MigrateAsync(request, cancellationToken);
-                    Reply(new { @event = "result", ok = migrated.Error is null, error = migrated.Error, applied = migrated.Applied });
+                case SessionRequest.Migrate migrate:
+                    var migrated = await MigrateAsync(migrate, cancellationToken);
+                    output.Result(migrated.Error is null
+                        ? new SessionResult<SessionAnswer.Migrated>(new SessionAnswer.Migrated(migrated.Applied))
+                        : SessionResult<SessionAnswer.Migrated>.Failed(migrated.Error));
                     return true;
-                case "before_switch":
+                case SessionRequest.BeforeSwitch:
                     await deployer.BeforeSwitchAsync(Prepared, cancellationToken);
-                    Reply(new { @event = "result", ok = true });
+                    Reply(new SessionAnswer.Done());
                     return true;
-                case "switch":
+                case SessionRequest.Switch:
                     _switched = true;
                     var result = await deployer.ActivateAsync(Prepared, cancellationToken);
-                    Reply(new { @event = "result", ok = result.Succeeded, release = result.Release, error = result.Error });
+                    output.Result(result.Succeeded ? new SessionResult<SessionAnswer.Done>(new SessionAnswer.Done()) : SessionResult<SessionAnswer.Done>.Failed(result.Error ?? "failed"));
                     return true;
-                case "undo":
-                    await deployer.UndoAsync(Prepared, request.Reason ?? "another host of the fleet failed to switch", cancellationToken);
-                    Reply(new { @event = "result", ok = true });
+                case SessionRequest.Undo undo:
+                    await deployer.UndoAsync(Prepared, undo.Reason, cancellationToken);
+                    Reply(new SessionAnswer.Done());
                     return true;
-                case "abort":
-                    if (_prepared is not null && !_switched) deployer.Abort(_prepared, request.Reason ?? "aborted by the fleet deployer", removeRelease: true);
+                case SessionRequest.Abort abort:
+                    if (_prepared is not null && !_switched) deployer.Abort(_prepared, abort.Reason, removeRelease: true);
                     _switched = true; // nothing left to clean up on the way out
-                    Reply(new { @event = "result", ok = true });
+                    Reply(new SessionAnswer.Done());
                     return false;
-                case "close":
+                case SessionRequest.Close:
                     _switched = true;
-                    Reply(new { @event = "result", ok = true });
+                    Reply(new SessionAnswer.Done());
                     return false;
                 default:
-                    throw new DeployException($"unknown request '{request.Op}'");
+                    throw new DeployException($"no handler for the request {request.GetType().Name}");
             }
         }
         catch (Locking.LockHeldException e)
         {
-            Reply(new { @event = "result", ok = false, error = e.Message, locked = true });
+            output.Result(SessionResult<SessionAnswer.Done>.Failed(e.Message, locked: true));
             return true;
         }
         catch (Exception e) when (e is DeployException or OperationCanceledException or IOException or UnauthorizedAccessException)
         {
-            Reply(new { @event = "result", ok = false, error = e is OperationCanceledException ? "cancelled" : e.Message });
+            // Any request's result reads a failure alike: the answer is absent.
+            output.Result(SessionResult<SessionAnswer.Done>.Failed(e is OperationCanceledException ? "cancelled" : e.Message));
             return !cancellationToken.IsCancellationRequested;
         }
     }
@@ -140,28 +143,28 @@ public sealed class RemoteSession(DeployPipeline deployer, RootLayout layout, Te
     /// The fleet's migrations, run here on the first host (where the database is reachable, as Capistrano's
     /// primary db server). The database URL comes from this host's environment, or else from the deployer's.
     /// </summary>
-    private async Task<Migrations.MigrationRunResult> MigrateAsync(Request request, CancellationToken cancellationToken)
+    private async Task<Migrations.MigrationRunResult> MigrateAsync(SessionRequest.Migrate request, CancellationToken cancellationToken)
     {
-        var envName = request.DatabaseUrlEnv ?? "DATABASE_URL";
+        var envName = request.DatabaseUrlEnv;
         var url = Environment.GetEnvironmentVariable(envName) is { Length: > 0 } own ? own : request.DatabaseUrl;
         if (string.IsNullOrWhiteSpace(url))
             throw new DeployException($"{envName} is set neither on this host nor where `cutover deploy` runs; migrations.database_url_env names the variable");
-        var files = (request.Migrations ?? []).Select(m => Migrations.MigrationFile.FromBytes(m.Name, m.Name, Convert.FromBase64String(m.Content))).ToList();
+        var files = request.Migrations.Select(m => Migrations.MigrationFile.FromBytes(m.Name, m.Name, Convert.FromBase64String(m.Content))).ToList();
         var options = new Migrations.MigrationRunOptions
         {
-            LockTimeout = TimeSpan.FromMilliseconds(request.LockTimeoutMs ?? 5000),
-            StatementTimeout = TimeSpan.FromMilliseconds(request.StatementTimeoutMs ?? 0),
-            LockRetries = request.LockRetries ?? 5,
-            AppliedBy = request.AppliedBy ?? $"{Environment.UserName}@{Environment.MachineName}",
+            LockTimeout = TimeSpan.FromMilliseconds(request.LockTimeoutMs),
+            StatementTimeout = TimeSpan.FromMilliseconds(request.StatementTimeoutMs),
+            LockRetries = request.LockRetries,
+            AppliedBy = request.AppliedBy,
         };
         return await new Migrations.MigrationRunner(Migrations.DatabaseUrl.ToConnectionString(url), options, line => output.Output("migrate", line))
             .RunAsync(files, cancellationToken);
     }
 
-    private async Task PrepareAsync(Request request, CancellationToken cancellationToken)
+    private async Task PrepareAsync(SessionRequest.Prepare request, CancellationToken cancellationToken)
     {
         if (_prepared is not null) throw new DeployException("this session already prepared a release");
-        var uploadDir = request.UploadDir ?? throw new DeployException("prepare needs upload_dir");
+        var uploadDir = request.UploadDir;
         try
         {
             var manifest = ReleaseManifest.Read(Path.Combine(uploadDir, ReleaseManifest.FileName));
@@ -169,8 +172,8 @@ public sealed class RemoteSession(DeployPipeline deployer, RootLayout layout, Te
             var previousDir = previous is null ? null : layout.ReleaseDir(previous);
             var hashes = previous is null ? new Dictionary<string, string>() : ReleaseHashes.Of(layout, previous);
             var source = new ManifestArtifact(manifest, uploadDir, previousDir, hashes);
-            _prepared = await deployer.BeginAsync(source, request.Revision, TimeSpan.FromSeconds(request.LockWaitSeconds ?? 0),
-                request.Command ?? "cutover deploy (fleet)", cancellationToken, request.Started);
+            _prepared = await deployer.BeginAsync(source, request.Revision, TimeSpan.FromSeconds(request.LockWaitSeconds),
+                request.Command, cancellationToken, request.Started);
             RemoveStaleUploads(uploadDir);
             try
             {
@@ -203,13 +206,14 @@ public sealed class RemoteSession(DeployPipeline deployer, RootLayout layout, Te
                 ReleaseStore.DeleteTree(dir);
     }
 
-    private void Reply(object value) => output.Emit(value);
+    /// <summary>The request was done: its result carries the answer.</summary>
+    private void Reply<TAnswer>(TAnswer answer) where TAnswer : class => output.Result(new SessionResult<TAnswer>(answer));
 
-    private void TryReply(object value)
+    private void TryReply<TAnswer>(SessionResult<TAnswer> result) where TAnswer : class
     {
         try
         {
-            output.Emit(value);
+            output.Result(result);
         }
         catch (IOException)
         {

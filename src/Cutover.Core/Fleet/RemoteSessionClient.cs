@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using Cutover.Config;
 using Cutover.Progress;
 using Renci.SshNet;
 
@@ -30,20 +31,17 @@ public sealed class RemoteSessionClient : IAsyncDisposable
         _output = new StreamReader(command.OutputStream, Encoding.UTF8);
     }
 
-    public sealed record Reply(bool Ok, string? Error, string? Release, string? Previous, bool Locked = false, IReadOnlyList<string>? Hashes = null,
-        IReadOnlyList<string>? Applied = null);
-
     /// <summary>True once the remote process has exited or the connection is gone.</summary>
     public bool Ended => _running.IsCompleted;
 
-    public async Task<Reply> RequestAsync(object request, CancellationToken cancellationToken)
+    public async Task<SessionResult<TAnswer>> RequestAsync<TAnswer>(SessionRequest<TAnswer> request, CancellationToken cancellationToken) where TAnswer : class
     {
         await SendAsync(request, cancellationToken);
-        return await ReplyAsync(cancellationToken);
+        return await ReplyAsync<TAnswer>(cancellationToken);
     }
 
     /// <summary>Sends one request line; once this returns, the session has it.</summary>
-    public async Task SendAsync(object request, CancellationToken cancellationToken)
+    public async Task SendAsync(SessionRequest request, CancellationToken cancellationToken)
     {
         try
         {
@@ -57,42 +55,39 @@ public sealed class RemoteSessionClient : IAsyncDisposable
         }
     }
 
-    /// <summary>Relays the session's progress lines until the reply to the request last sent.</summary>
-    public async Task<Reply> ReplyAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Relays the session's progress lines until the result of the request last sent. A line that is neither (not
+    /// JSON, an unknown event, a field missing) ends the read with an error naming the host: after it, nothing the
+    /// host says can be trusted to mean what the deployer would read into it.
+    /// </summary>
+    public async Task<SessionResult<TAnswer>> ReplyAsync<TAnswer>(CancellationToken cancellationToken) where TAnswer : class
     {
         while (true)
         {
             var text = await ReadLineAsync(cancellationToken);
             if (text is null)
                 throw new HostException(_connection.Host, "stopped answering: the remote session ended before it replied" + await ExitDetailAsync());
-            JsonElement e;
-            try
-            {
-                e = JsonDocument.Parse(text).RootElement;
-            }
-            catch (JsonException)
-            {
-                _progress.Output("remote", text);
-                continue;
-            }
-            string Get(string name) => e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()! : "";
-            string? Maybe(string name) => e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
-            var seconds = e.TryGetProperty("seconds", out var s) && s.ValueKind == JsonValueKind.Number ? TimeSpan.FromSeconds(s.GetDouble()) : TimeSpan.Zero;
-            switch (Get("event"))
-            {
-                case "phase_started": _progress.PhaseStarted(Get("phase")); break;
-                case "phase_completed": _progress.PhaseCompleted(Get("phase"), seconds, Maybe("detail")); break;
-                case "phase_failed": _progress.PhaseFailed(Get("phase"), seconds, Get("error")); break;
-                case "output": _progress.Output(Get("phase"), Get("line")); break;
-                case "info": _progress.Info(Get("message")); break;
-                case "warning": _progress.Warning(Get("message")); break;
-                case "result":
-                    List<string>? Strings(string name) =>
-                        e.TryGetProperty(name, out var list) && list.ValueKind == JsonValueKind.Array ? list.EnumerateArray().Select(h => h.GetString()!).ToList() : null;
-                    return new Reply(e.TryGetProperty("ok", out var ok) && ok.ValueKind == JsonValueKind.True, Maybe("error"), Maybe("release"), Maybe("previous"),
-                        e.TryGetProperty("locked", out var locked) && locked.ValueKind == JsonValueKind.True,
-                        Strings("hashes"), Strings("applied"));
-            }
+            if (Interpret<TAnswer>(_connection.Host, text, _progress) is { } result) return result;
+        }
+    }
+
+    /// <summary>
+    /// One line of a host's session: progress is replayed on <paramref name="progress"/> (null returned), the result
+    /// returned; anything else is a <see cref="HostException"/> naming the host and the line.
+    /// </summary>
+    internal static SessionResult<TAnswer>? Interpret<TAnswer>(FleetHost host, string line, IDeployProgress progress) where TAnswer : class
+    {
+        switch (ProgressStream<SessionResult<TAnswer>>.TryRead(line, out var problem))
+        {
+            case SessionResult<TAnswer> result:
+                return result;
+            case ProgressEvent.CommandFailed failed:
+                throw new HostException(host, $"the remote session failed ({failed.Kind}): {string.Join("; ", failed.Errors)}");
+            case { } progressEvent:
+                progressEvent.ReplayOn(progress);
+                return null;
+            default:
+                throw new HostException(host, $"sent a line that is neither a progress event nor a result ({problem}): {Json.Quote(line)}");
         }
     }
 

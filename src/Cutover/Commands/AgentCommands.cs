@@ -73,7 +73,7 @@ public static class AgentCommands
             var config = RollingConfig(parse.GetValue(common.Config)!);
             using var client = new AgentClient(AgentHome.FromEnvironment());
             if (!await client.IsRunningAsync(ct)) throw new DeployException("the agent is not running; `cutover deploy` starts it, or run `cutover agent`");
-            var error = await client.PostAsync(config.App, action, ct);
+            var error = action == "stop" ? await client.StopAppAsync(config.App, ct) : await client.StartAppAsync(config.App, ct);
             if (error is not null) throw new DeployException(error);
             env.Out.WriteLine($"{action}: {config.App}");
             return ExitCodes.Ok;

@@ -62,7 +62,7 @@ public static class CommandRunner
     {
         if (json)
         {
-            env.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(new { @event = "error", kind, errors = messages }, Json.Compact));
+            new Cutover.Progress.JsonProgress(env.Out).Failed(kind, messages);
         }
         else
         {

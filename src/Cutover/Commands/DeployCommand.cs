@@ -90,20 +90,8 @@ public static class DeployCommand
         var total = result.PhaseSeconds.Values.Sum();
         if (json)
         {
-            ((JsonProgress)progress).Emit(new
-            {
-                @event = "result",
-                command = "deploy",
-                app = config.App,
-                outcome = result.Outcome.Word(),
-                release = result.Release,
-                revision = result.Revision,
-                previous = result.Previous,
-                error = result.Error,
-                pruned = result.Pruned,
-                phase_seconds = result.PhaseSeconds,
-                probe = probed is null ? null : ProbeCommand.ToJson(probed),
-            });
+            ((JsonProgress)progress).Result(new Output.DeployResultEvent("deploy", config.App, result.Outcome.Word(), result.Release, result.Revision, result.Previous,
+                result.Error, result.Pruned, result.PhaseSeconds, probed is null ? null : Output.ProbeSummary.Of(probed)));
             return;
         }
         if (probed is not null)

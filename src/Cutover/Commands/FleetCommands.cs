@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Cutover.Cli.Output;
 using Cutover.Config;
 using Cutover.Deploy;
 using Cutover.Fleet;
@@ -24,17 +25,8 @@ public static class FleetCommands
         var result = await new FleetDeployer(config, progress, Build(), Environment.GetEnvironmentVariable).DeployAsync(request, ct);
         if (json)
         {
-            ((JsonProgress)progress).Emit(new
-            {
-                @event = "result",
-                command = "deploy",
-                app = config.App,
-                outcome = result.Outcome.Word(),
-                release = result.Release,
-                error = result.Error,
-                hosts = result.Hosts.Select(h => new { host = h.Host, outcome = h.Outcome, release = h.Release, previous = h.Previous, error = h.Error }),
-                seconds = Math.Round(result.Seconds, 3),
-            });
+            ((JsonProgress)progress).Result(new FleetDeployResultEvent("deploy", config.App, result.Outcome.Word(), result.Release, result.Error, result.Hosts,
+                Math.Round(result.Seconds, 3)));
             return result.Succeeded ? ExitCodes.Ok : result.Locked ? ExitCodes.Locked : result.BadInput ? ExitCodes.BadInput : ExitCodes.Failed;
         }
         var table = new Table().Border(env.Interactive ? TableBorder.Rounded : TableBorder.None).AddColumns("host", "outcome", "error");
@@ -53,90 +45,98 @@ public static class FleetCommands
 
     public static async Task<int> StatusAsync(CliEnvironment env, bool json, CutoverConfig config, bool acceptNew, CancellationToken ct)
     {
-        var parsed = await QueryAsync(config, acceptNew, "status", ct);
-        if (json) return WriteJson(env, parsed, "status");
+        var answers = await QueryAsync<StatusReport>(config, acceptNew, "status", ct);
+        if (json)
+        {
+            env.Out.WriteLine(JsonSerializer.Serialize(answers.Select(a => new HostStatus(a.Host.Name, !a.NeverDeployed, a.Answer, a.Error)).ToList(), Json.Options));
+            return QueryExit(answers);
+        }
         var table = new Table().Border(env.Interactive ? TableBorder.Rounded : TableBorder.None)
             .AddColumns("host", "current", "revision", "rollback to", "releases", "lock", "last action");
-        foreach (var (r, doc) in parsed)
+        foreach (var a in answers)
         {
-            if (r.NeverDeployed)
+            if (a.NeverDeployed)
             {
-                table.AddRow(Markup.Escape(r.Host.Name), "[yellow]nothing deployed yet[/]", "", "", "", "", "-");
+                table.AddRow(Markup.Escape(a.Host.Name), "[yellow]nothing deployed yet[/]", "", "", "", "", "-");
                 continue;
             }
-            if (doc is not { } d)
+            if (a.Answer is not { } status)
             {
-                table.AddRow(Markup.Escape(r.Host.Name), "[red]unavailable[/]", "", "", "", "", Markup.Escape(r.Error ?? ""));
+                table.AddRow(Markup.Escape(a.Host.Name), "[red]unavailable[/]", "", "", "", "", Markup.Escape(a.Error ?? ""));
                 continue;
             }
-            var current = d.GetProperty("current");
-            var last = d.GetProperty("last_action");
-            table.AddRow(Markup.Escape(r.Host.Name),
-                current.ValueKind == JsonValueKind.Object ? Markup.Escape(current.GetProperty("id").GetString()!) : "[yellow]nothing deployed yet[/]",
-                current.ValueKind == JsonValueKind.Object ? Markup.Escape(ReleasesCommand.ShortRevision(current.GetProperty("revision").GetString())) : "",
-                Markup.Escape(Text(d.GetProperty("rollback_target"))),
-                Text(d.GetProperty("releases")),
-                d.GetProperty("locked_by").ValueKind == JsonValueKind.Null ? "free" : "held",
-                last.ValueKind == JsonValueKind.Object ? Markup.Escape($"{Text(last.GetProperty("action"))} {Text(last.GetProperty("release"))}: {Text(last.GetProperty("outcome"))}") : "-");
+            table.AddRow(Markup.Escape(a.Host.Name),
+                status.Current is { } current ? Markup.Escape(current.Id) : "[yellow]nothing deployed yet[/]",
+                status.Current is { } c ? Markup.Escape(ReleasesCommand.ShortRevision(c.Revision)) : "",
+                Markup.Escape(status.RollbackTarget ?? "-"),
+                status.Releases.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                status.LockedBy is null ? "free" : "held",
+                status.LastAction is { } last ? Markup.Escape($"{last.Action} {last.Release ?? "-"}: {last.Outcome}") : "-");
         }
-        env.Out.WriteLine($"{config.App} ({config.Strategy}) on {parsed.Count} hosts");
+        env.Out.WriteLine($"{config.App} ({config.Strategy}) on {answers.Count} hosts");
         Write(env, table);
-        return QueryExit(parsed);
+        return QueryExit(answers);
     }
 
-    /// <summary>A read-only command's --json answer from every host, parsed (null where the host gave none).</summary>
-    private static async Task<List<(HostCommandResult r, JsonElement? doc)>> QueryAsync(CutoverConfig config, bool acceptNew, string command, CancellationToken ct)
+    /// <summary>One host's answer to a read-only command: its --json output read as <typeparamref name="T"/>, or why there is none.</summary>
+    private sealed record HostAnswer<T>(FleetHost Host, bool NeverDeployed, T? Answer, string? Error) where T : class;
+
+    /// <summary>A host's entry in `status --json` with hosts.</summary>
+    private sealed record HostStatus(string Host, bool Deployed, StatusReport? Status, string? Error);
+
+    /// <summary>A host's entry in `releases --json` with hosts.</summary>
+    private sealed record HostReleases(string Host, bool Deployed, IReadOnlyList<ReleaseView>? Releases, string? Error);
+
+    /// <summary>
+    /// A read-only command's --json answer from every host, read with the record the command writes it with. An
+    /// answer that is not one (another build, a damaged install) is that host's error, never a half-read table row.
+    /// </summary>
+    private static async Task<List<HostAnswer<T>>> QueryAsync<T>(CutoverConfig config, bool acceptNew, string command, CancellationToken ct) where T : class
     {
         var results = await new FleetCommand(config, new SilentProgress(), acceptNew).QueryAsync([command, "--json"], ct);
-        return results.Select(r => (r, doc: r.Ok ? Parse(r.Stdout) : null)).ToList();
-    }
-
-    /// <summary>One entry per host: its name, whether a deploy reached it, the command's answer under <paramref name="field"/>, and any error.</summary>
-    private static int WriteJson(CliEnvironment env, List<(HostCommandResult r, JsonElement? doc)> parsed, string field)
-    {
-        env.Out.WriteLine(JsonSerializer.Serialize(parsed.Select(p => new Dictionary<string, object?>
+        return results.Select(r =>
         {
-            ["host"] = p.r.Host.Name,
-            ["deployed"] = !p.r.NeverDeployed,
-            [field] = p.doc,
-            ["error"] = p.r.NeverDeployed ? null : p.r.Error,
-        }), Json.Options));
-        return QueryExit(parsed);
+            if (!r.Ok) return new HostAnswer<T>(r.Host, r.NeverDeployed, null, r.NeverDeployed ? null : r.Error);
+            var answer = Json.TryRead<T>(r.Stdout, out var problem);
+            return new HostAnswer<T>(r.Host, false, answer, answer is null ? $"`cutover {command} --json` answered something Cutover cannot read ({problem}): {Json.Quote(r.Stdout.Trim())}" : null);
+        }).ToList();
     }
 
-    /// <summary>A host nothing was deployed to yet is an answer, not a failure; an unreachable one is.</summary>
-    private static int QueryExit(List<(HostCommandResult r, JsonElement? doc)> parsed) =>
-        parsed.All(p => p.r.Ok || p.r.NeverDeployed) ? ExitCodes.Ok : ExitCodes.Failed;
+    /// <summary>A host nothing was deployed to yet is an answer, not a failure; an unreachable or unreadable one is.</summary>
+    private static int QueryExit<T>(List<HostAnswer<T>> answers) where T : class =>
+        answers.All(a => a.Answer is not null || a.NeverDeployed) ? ExitCodes.Ok : ExitCodes.Failed;
 
     public static async Task<int> ReleasesAsync(CliEnvironment env, bool json, CutoverConfig config, bool acceptNew, CancellationToken ct)
     {
-        var parsed = await QueryAsync(config, acceptNew, "releases", ct);
-        if (json) return WriteJson(env, parsed, "releases");
+        var answers = await QueryAsync<List<ReleaseView>>(config, acceptNew, "releases", ct);
+        if (json)
+        {
+            env.Out.WriteLine(JsonSerializer.Serialize(answers.Select(a => new HostReleases(a.Host.Name, !a.NeverDeployed, a.Answer, a.Error)).ToList(), Json.Options));
+            return QueryExit(answers);
+        }
         var table = new Table().Border(env.Interactive ? TableBorder.Rounded : TableBorder.None)
             .AddColumns("host", "", "id", "revision", "created (UTC)", "status", "note");
-        foreach (var (r, doc) in parsed)
+        foreach (var a in answers)
         {
-            if (r.NeverDeployed || doc is { ValueKind: JsonValueKind.Array } && doc.Value.GetArrayLength() == 0)
+            if (a.NeverDeployed || a.Answer is { Count: 0 })
             {
-                table.AddRow(Markup.Escape(r.Host.Name), "", "-", "", "", "", "no releases yet");
+                table.AddRow(Markup.Escape(a.Host.Name), "", "-", "", "", "", "no releases yet");
                 continue;
             }
-            if (doc is not { } d)
+            if (a.Answer is not { } releases)
             {
-                table.AddRow(Markup.Escape(r.Host.Name), "", "", "", "", "[red]unavailable[/]", Markup.Escape(r.Error ?? ""));
+                table.AddRow(Markup.Escape(a.Host.Name), "", "", "", "", "[red]unavailable[/]", Markup.Escape(a.Error ?? ""));
                 continue;
             }
-            foreach (var rel in d.EnumerateArray())
+            foreach (var rel in releases)
             {
-                var isCurrent = rel.GetProperty("current").GetBoolean();
-                var isTarget = rel.GetProperty("rollback_target").GetBoolean();
-                table.AddRow(Markup.Escape(r.Host.Name), isCurrent ? "[green]●[/]" : isTarget ? "[grey]○[/]" : "", Markup.Escape(Text(rel.GetProperty("id"))),
-                    Markup.Escape(ReleasesCommand.ShortRevision(rel.GetProperty("revision").GetString())), rel.GetProperty("created").GetDateTimeOffset().ToString("yyyy-MM-dd HH:mm:ss"),
-                    Markup.Escape(Text(rel.GetProperty("status"))), Markup.Escape(isCurrent ? "current" : isTarget ? "rollback target" : Text(rel.GetProperty("failure"))));
+                table.AddRow(Markup.Escape(a.Host.Name), rel.Current ? "[green]●[/]" : rel.RollbackTarget ? "[grey]○[/]" : "", Markup.Escape(rel.Id),
+                    Markup.Escape(ReleasesCommand.ShortRevision(rel.Revision)), rel.Created.ToString("yyyy-MM-dd HH:mm:ss"),
+                    Markup.Escape(rel.Status), Markup.Escape(rel.Current ? "current" : rel.RollbackTarget ? "rollback target" : rel.Failure ?? "-"));
             }
         }
         Write(env, table);
-        return QueryExit(parsed);
+        return QueryExit(answers);
     }
 
     /// <summary>
@@ -150,54 +150,47 @@ public static class FleetCommands
         var target = release;
         if (target is null)
         {
-            var statuses = await new FleetCommand(config, new SilentProgress(), acceptNew).QueryAsync(["status", "--json"], ct);
-            var unavailable = statuses.Where(s => !s.Ok).ToList();
+            var statuses = await QueryAsync<StatusReport>(config, acceptNew, "status", ct);
+            var unavailable = statuses.Where(s => s.Answer is null).ToList();
             if (unavailable.Count > 0)
                 throw new DeployException($"nothing was rolled back: {string.Join("; ", unavailable.Select(u => $"{u.Host.Name}: {u.Error}"))}");
-            var targets = statuses.Select(s => (s.Host, Target: Text(Parse(s.Stdout)!.Value.GetProperty("rollback_target")))).ToList();
+            var targets = statuses.Select(s => (s.Host, Target: s.Answer!.RollbackTarget ?? "-")).ToList();
             if (targets.Select(t => t.Target).Distinct().Count() != 1 || targets[0].Target == "-")
                 throw new DeployException("nothing was rolled back: the hosts do not agree on the release to roll back to (" +
                                           string.Join(", ", targets.Select(t => $"{t.Host.Name}: {t.Target}")) + "); name one: cutover rollback RELEASE");
             target = targets[0].Target;
         }
         var results = await new FleetCommand(config, progress, acceptNew).RunAsync(["rollback", "--json", "--lock-wait", lockWait, target], build, ct);
-        var rows = results.Select(r =>
-        {
-            var last = r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault();
-            var doc = last is null ? null : Parse(last);
-            string Field(string name) => doc is { } d && d.TryGetProperty(name, out var v) ? Text(v) : "-";
-            return new { host = r.Host.Name, ok = r.Ok, from = Field("from"), release = Field("release"), error = r.Error ?? (doc is { } e && e.TryGetProperty("errors", out var errs) ? errs.ToString() : null) };
-        }).ToList();
-        var ok = rows.All(r => r.ok);
+        var rows = results.Select(HostRollbackOf).ToList();
+        var ok = rows.All(r => r.Ok);
         if (json)
         {
-            ((JsonProgress)progress).Emit(new { @event = "result", command = "rollback", app = config.App, outcome = ok ? "success" : "failed", release = target, hosts = rows });
+            ((JsonProgress)progress).Result(new FleetRollbackResultEvent("rollback", config.App, ok ? "success" : "failed", target, rows));
             return ok ? ExitCodes.Ok : ExitCodes.Failed;
         }
         var table = new Table().Border(env.Interactive ? TableBorder.Rounded : TableBorder.None).AddColumns("host", "from", "to", "outcome");
-        foreach (var r in rows) table.AddRow(Markup.Escape(r.host), Markup.Escape(r.from), Markup.Escape(r.release), Markup.Escape(r.ok ? "rolled back" : $"failed: {r.error}"));
+        foreach (var r in rows) table.AddRow(Markup.Escape(r.Host), Markup.Escape(r.From), Markup.Escape(r.Release), Markup.Escape(r.Ok ? "rolled back" : $"failed: {r.Error}"));
         Write(env, table);
         if (ok) env.Out.WriteLine($"rolled back {config.App} to {target} on {rows.Count} hosts");
-        else env.Error.WriteLine($"error: the rollback to {target} failed on {string.Join(", ", rows.Where(r => !r.ok).Select(r => r.host))}");
+        else env.Error.WriteLine($"error: the rollback to {target} failed on {string.Join(", ", rows.Where(r => !r.Ok).Select(r => r.Host))}");
         return ok ? ExitCodes.Ok : ExitCodes.Failed;
     }
 
-    private static JsonElement? Parse(string text)
+    /// <summary>
+    /// A host's `rollback --json`, by its last line: the result, or the error that ended it. A last line that is
+    /// neither fails the host, whatever its exit status said.
+    /// </summary>
+    public static HostRollback HostRollbackOf(HostCommandResult r)
     {
-        try
+        var last = r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault();
+        if (last is null) return new HostRollback(r.Host.Name, false, "-", "-", r.Error ?? "`cutover rollback --json` printed nothing");
+        return ProgressStream<RollbackResultEvent>.TryRead(last, out var problem) switch
         {
-            return JsonDocument.Parse(text).RootElement.Clone();
-        }
-        catch (JsonException)
-        {
-            return null;
-        }
+            // The host's own words first: its stderr (r.Error) may hold only the first lines of this very JSON.
+            RollbackResultEvent result => new HostRollback(r.Host.Name, r.Ok, result.From, result.Release, result.Error ?? r.Error),
+            ProgressEvent.CommandFailed failed => new HostRollback(r.Host.Name, false, "-", "-", string.Join("; ", failed.Errors)),
+            _ => new HostRollback(r.Host.Name, false, "-", "-",
+                $"`cutover rollback --json` ended with a line that is neither its result nor an error ({problem}): {Json.Quote(last)}"),
+        };
     }
-
-    private static string Text(JsonElement e) => e.ValueKind switch
-    {
-        JsonValueKind.Null or JsonValueKind.Undefined => "-",
-        JsonValueKind.String => e.GetString()!,
-        _ => e.ToString(),
-    };
 }

@@ -44,21 +44,11 @@ public static class ProbeCommand
         return command;
     }
 
-    public static object ToJson(ProbeReport report) => new
-    {
-        requests = report.Requests,
-        failed = report.Failed,
-        failures = report.Failures,
-        latency_ms = new { p50 = report.LatencyMs.P50, p90 = report.LatencyMs.P90, p99 = report.LatencyMs.P99, max = report.LatencyMs.Max },
-        worst_window = report.WorstWindow,
-        seconds = report.Seconds,
-    };
-
     public static void Render(CliEnvironment env, bool json, ProbeReport report)
     {
         if (json)
         {
-            env.Out.WriteLine(JsonSerializer.Serialize(ToJson(report), Json.Compact));
+            env.Out.WriteLine(JsonSerializer.Serialize(Output.ProbeSummary.Of(report), Json.Compact));
             return;
         }
         foreach (var line in Lines(report)) env.Out.WriteLine(line);

@@ -21,17 +21,9 @@ public static class ReleasesCommand
                 var snapshot = RootSnapshot.Read(new RootLayout(config.Root));
                 if (json)
                 {
-                    env.Out.WriteLine(JsonSerializer.Serialize(snapshot.Releases.Reverse().Select(r => new
-                    {
-                        id = r.Id,
-                        revision = r.Revision,
-                        image = r.Image,
-                        created = r.Created,
-                        status = StatusName(r.Status),
-                        current = r.ReleaseId == snapshot.Current,
-                        rollback_target = r.ReleaseId == snapshot.RollbackTarget?.ReleaseId,
-                        failure = r.Failure,
-                    }), Json.Options));
+                    env.Out.WriteLine(JsonSerializer.Serialize(snapshot.Releases.Reverse().Select(r => new Output.ReleaseView(
+                        r.Id, r.Revision, r.Image, r.Created, StatusName(r.Status), r.ReleaseId == snapshot.Current, r.ReleaseId == snapshot.RollbackTarget?.ReleaseId,
+                        r.Failure)).ToList(), Json.Options));
                     return Task.FromResult(ExitCodes.Ok);
                 }
                 if (snapshot.Releases.Count == 0)

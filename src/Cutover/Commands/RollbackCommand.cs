@@ -32,18 +32,8 @@ public static class RollbackCommand
                 var result = await deployer.RollbackAsync(request, ct);
                 if (json)
                 {
-                    ((JsonProgress)progress).Emit(new
-                    {
-                        @event = "result",
-                        command = "rollback",
-                        app = config.App,
-                        outcome = result.Succeeded ? "success" : "hook_failed",
-                        from = result.From,
-                        release = result.To,
-                        revision = result.Revision,
-                        error = result.Error,
-                        phase_seconds = result.PhaseSeconds,
-                    });
+                    ((JsonProgress)progress).Result(new RollbackResultEvent("rollback", config.App, result.Succeeded ? "success" : "hook_failed", result.From, result.To,
+                        result.Revision, result.Error, result.PhaseSeconds));
                 }
                 else
                 {

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using Cutover.Cli.Output;
 using Cutover.Config;
 using Cutover.Releases;
 using Spectre.Console;
@@ -27,22 +28,20 @@ public static class StatusCommand
                 var paused = current is null ? null : ReleasePlanner.PausedAfter(s.Releases, current.ReleaseId);
                 if (json)
                 {
-                    env.Out.WriteLine(JsonSerializer.Serialize(new
-                    {
-                        app = config.App,
-                        strategy = config.Strategy,
-                        root = config.Root,
-                        current = current is null ? null : new { id = current.Id, revision = current.Revision, status = ReleasesCommand.StatusName(current.Status), since = current.Updated ?? current.Created, failure = current.Failure },
-                        rollback_target = paused is null ? s.RollbackTarget?.Id : current!.Id,
-                        paused = paused is null ? null : new { id = paused.Id, why = paused.Failure },
-                        releases = s.Releases.Count,
-                        failed_releases = s.Releases.Count(r => r.Status == ReleaseStatus.Failed),
-                        last_action = s.LastAction,
-                        locked_by = s.LockHolder,
-                        agent = agentView,
-                        agent_warnings = agentWarnings,
-                        swarm = swarmView is null ? null : SwarmJson(swarmView),
-                    }, Json.Options));
+                    env.Out.WriteLine(JsonSerializer.Serialize(new StatusReport(
+                        config.App,
+                        config.Strategy.Name,
+                        config.Root,
+                        current is null ? null : new CurrentReleaseView(current.Id, current.Revision, ReleasesCommand.StatusName(current.Status), current.Updated ?? current.Created, current.Failure),
+                        paused is null ? s.RollbackTarget?.Id : current!.Id,
+                        paused is null ? null : new PausedReleaseView(paused.Id, paused.Failure),
+                        s.Releases.Count,
+                        s.Releases.Count(r => r.Status == ReleaseStatus.Failed),
+                        s.LastAction,
+                        s.LockHolder,
+                        agentView,
+                        agentWarnings,
+                        swarmView is null ? null : SwarmJson(swarmView)), Json.Options));
                     return ExitCodes.Ok;
                 }
                 var grid = new Grid().AddColumn(new GridColumn().NoWrap().PadRight(2)).AddColumn();
@@ -71,22 +70,9 @@ public static class StatusCommand
         return command;
     }
 
-    private static object SwarmJson(Cutover.Swarm.SwarmStatus s) => new
-    {
-        service = s.Service,
-        exists = s.Exists,
-        image = s.Image,
-        release = s.Release,
-        replicas = new { running = s.Running, desired = s.Desired },
-        update_state = s.UpdateState,
-        update_message = s.UpdateMessage,
-        error = s.Error,
-        tasks = s.Tasks.Select(t => new
-        {
-            id = t.Id, slot = t.Slot, state = t.State, desired_state = t.DesiredState, image = t.Image, release = t.Release,
-            since = t.StateSince, error = t.Error, exit_code = t.ExitCode,
-        }),
-    };
+    private static SwarmView SwarmJson(Cutover.Swarm.SwarmStatus s) => new(
+        s.Service, s.Exists, s.Image, s.Release, new ReplicaCount(s.Running, s.Desired), s.UpdateState, s.UpdateMessage, s.Error,
+        s.Tasks.Select(t => new SwarmTaskView(t.Id, t.Slot, t.State, t.DesiredState, t.Image, t.Release, t.StateSince, t.Error, t.ExitCode)).ToList());
 
     private static void RenderSwarm(CliEnvironment env, Cutover.Swarm.SwarmStatus s)
     {

@@ -1,5 +1,10 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Cutover.Cli.Commands;
+using Cutover.Cli.Output;
+using Cutover.Config;
+using Cutover.Fleet;
+using Cutover.Progress;
 using Cutover.Tests.Support;
 
 namespace Cutover.Tests.Cli;
@@ -87,6 +92,49 @@ public class CliTests : IDisposable
         Assert.Equal(firstId, status.GetProperty("current").GetProperty("id").GetString());
         Assert.Equal("rollback", status.GetProperty("last_action").GetProperty("action").GetString());
         Assert.Equal(JsonValueKind.Null, status.GetProperty("rollback_target").ValueKind);
+    }
+
+    /// <summary>
+    /// A fleet deployer reads each host's `status|releases|rollback --json` with the records the commands write them
+    /// with (FleetCommands): what the real binary prints must read back whole, the error line included.
+    /// </summary>
+    [Fact]
+    public async Task What_json_prints_reads_back_with_the_records_a_fleet_deployer_uses()
+    {
+        AppFactory.WriteConfig(_dir.Path, _root);
+        var first = await Run("deploy", _source, "--revision", "abc1234", "--json");
+        var deployed = ProgressStream<DeployResultEvent>.TryRead(first.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1], out var problem);
+        var firstId = Assert.IsType<DeployResultEvent>(deployed, exactMatch: true).Release;
+        Assert.True(problem == "", problem);
+        AppFactory.WriteHelloPhp(_source, "2.0.0");
+        Assert.Equal(0, (await Run("deploy", _source, "--revision", "def5678")).ExitCode);
+
+        var releases = Json.TryRead<List<ReleaseView>>((await Run("releases", "--json")).Stdout, out problem);
+        Assert.True(releases is not null, problem);
+        Assert.Equal(["def5678", "abc1234"], releases.Select(r => r.Revision));
+        Assert.True(releases[0].Current);
+        Assert.True(releases[1].RollbackTarget);
+
+        var host = new FleetHost("web1", "127.0.0.1", 22, "deploy", _root);
+        var rollback = await Run("rollback", "--json");
+        var rolled = FleetCommands.HostRollbackOf(new HostCommandResult(host, rollback.ExitCode, rollback.Stdout, null));
+        Assert.True(rolled.Ok, rolled.Error);
+        Assert.Equal(releases[0].Id, rolled.From);
+        Assert.Equal(firstId, rolled.Release);
+
+        var status = Json.TryRead<StatusReport>((await Run("status", "--json")).Stdout, out problem);
+        Assert.True(status is not null, problem);
+        Assert.Equal(firstId, status.Current!.Id);
+        Assert.Equal("rollback", status.LastAction!.Action);
+        Assert.Null(status.RollbackTarget);
+        Assert.Equal(2, status.Releases);
+
+        // FleetCommand gives a failed command's first output lines as its error: here, the JSON error line itself.
+        var refused = await Run("rollback", "--json", "20200101_000000");
+        var failed = FleetCommands.HostRollbackOf(new HostCommandResult(host, refused.ExitCode, refused.Stdout, refused.Stdout.Trim()));
+        Assert.False(failed.Ok);
+        Assert.Contains("20200101_000000", failed.Error);
+        Assert.DoesNotContain("\"event\"", failed.Error);
     }
 
     [Fact]

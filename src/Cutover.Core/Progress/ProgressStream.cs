@@ -1,0 +1,57 @@
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+
+namespace Cutover.Progress;
+
+/// <summary>
+/// The one writer and reader of a progress stream whose "result" line is <typeparamref name="TResult"/>: the
+/// closed set of <see cref="ProgressEvent"/> kinds plus that result. Reading is strict (a missing field, a null
+/// where the record has none, an unknown "event") so a line from another version or another program is named as
+/// such instead of being half read.
+/// </summary>
+public static class ProgressStream<TResult> where TResult : ResultEvent
+{
+    // Immutable once built (MakeReadOnly); one per result type, as System.Text.Json caches its contracts there.
+    private static readonly JsonSerializerOptions Writing = Create(strict: false);
+    private static readonly JsonSerializerOptions Reading = Create(strict: true);
+
+    private static JsonSerializerOptions Create(bool strict)
+    {
+        var options = new JsonSerializerOptions(strict ? Json.Strict : Json.Compact)
+        {
+            TypeInfoResolver = new DefaultJsonTypeInfoResolver { Modifiers = { AddResultKind } },
+        };
+        options.MakeReadOnly();
+        return options;
+    }
+
+    /// <summary>"result" means <typeparamref name="TResult"/> in this stream (each stream's result is its own record).</summary>
+    private static void AddResultKind(JsonTypeInfo info)
+    {
+        if (info.Type == typeof(ProgressEvent)) info.PolymorphismOptions!.DerivedTypes.Add(new(typeof(TResult), "result"));
+    }
+
+    /// <summary>One line, without its newline.</summary>
+    public static string Write(ProgressEvent e) => JsonSerializer.Serialize(e, Writing);
+
+    /// <summary>
+    /// The event a line holds, or null with <paramref name="problem"/> saying why it is none of this stream's kinds
+    /// (not JSON, an unknown "event", a field missing or of the wrong type).
+    /// </summary>
+    public static ProgressEvent? TryRead(string line, out string problem)
+    {
+        problem = "";
+        try
+        {
+            var e = JsonSerializer.Deserialize<ProgressEvent>(line, Reading);
+            if (e is null) problem = "null instead of an event";
+            return e;
+        }
+        catch (Exception x) when (x is JsonException or NotSupportedException)
+        {
+            // NotSupportedException: no "event" at all, which leaves only the abstract base to create.
+            problem = x is NotSupportedException ? "no \"event\" field" : Json.Problem(x);
+            return null;
+        }
+    }
+}

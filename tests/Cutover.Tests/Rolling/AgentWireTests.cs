@@ -1,0 +1,185 @@
+using System.Net.Sockets;
+using System.Text;
+using Cutover.Agent;
+using Cutover.Deploy;
+using Cutover.Progress;
+using Cutover.Tests.Support;
+
+namespace Cutover.Tests.Rolling;
+
+/// <summary>
+/// The CLI's side of the agent's socket when the other end says something it cannot read. The real agent cannot be
+/// made to misbehave, so a peer on a real Unix socket answers one HTTP request with fixed bytes; the client under
+/// test is the real AgentClient, over its real HttpClient. (The real agent's answers are read in AgentTests.)
+/// </summary>
+public class AgentWireTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+    private AgentHome Home => new(_dir.Path);
+
+    public void Dispose() => _dir.Dispose();
+
+    [Fact]
+    public async Task The_activate_stream_replays_progress_and_returns_the_typed_result()
+    {
+        var written = new StringWriter();
+        var agent = new JsonProgress(written);
+        agent.PhaseStarted("rolling");
+        agent.Info("instance shop-0 ready on release r2");
+        agent.Result(new ActivationResultEvent(ActivationResult.Live));
+        await using var peer = AnsweringPeer.Start(Home.Socket, 200, "application/x-ndjson", written.ToString());
+        using var client = new AgentClient(Home);
+        var replayed = new StringWriter();
+
+        var result = await client.ActivateAsync("/etc/shop.yml", "shop", "r2", "/srv/shop/releases/r2", new JsonProgress(replayed), CancellationToken.None);
+
+        Assert.Equal(ActivationOutcome.Live, result.Outcome);
+        Assert.Equal(written.ToString().Split('\n')[..2], replayed.ToString().Split('\n')[..2]);
+    }
+
+    /// <summary>Such a line once threw a bare JsonException (not JSON) or was skipped (an unknown event).</summary>
+    [Theory]
+    [InlineData("agent: out of memory")]
+    [InlineData("""{"event":"progress","percent":40}""")]
+    [InlineData("""{"event":"result","outcome":"live"}""")]
+    public async Task A_line_from_the_agent_that_is_neither_progress_nor_a_result_is_an_error_naming_the_agent(string line)
+    {
+        await using var peer = AnsweringPeer.Start(Home.Socket, 200, "application/x-ndjson", """{"event":"phase_started","phase":"rolling"}""" + "\n" + line + "\n");
+        using var client = new AgentClient(Home);
+
+        var error = await Assert.ThrowsAsync<DeployException>(() =>
+            client.ActivateAsync("/etc/shop.yml", "shop", "r2", "/srv/shop/releases/r2", new SilentProgress(), CancellationToken.None));
+
+        Assert.StartsWith($"the agent ({Home.Socket}) sent a line that is not a progress event or a result (", error.Message);
+        Assert.EndsWith(line, error.Message);
+    }
+
+    [Fact]
+    public async Task Stop_reads_the_agent_s_answer_or_its_refusal_and_names_an_answer_it_cannot_read()
+    {
+        using var client = new AgentClient(Home);
+        await using (AnsweringPeer.Start(Home.Socket, 200, "application/json", """{"stopped":"shop"}"""))
+            Assert.Null(await client.StopAppAsync("shop", CancellationToken.None));
+        await using (AnsweringPeer.Start(Home.Socket, 404, "application/json", """{"error":"the agent runs no app 'shop'"}"""))
+            Assert.Equal("the agent runs no app 'shop'", await client.StopAppAsync("shop", CancellationToken.None));
+        await using (AnsweringPeer.Start(Home.Socket, 200, "application/json", """{"halted":"shop"}"""))
+        {
+            var error = await Assert.ThrowsAsync<DeployException>(() => client.StopAppAsync("shop", CancellationToken.None));
+            Assert.StartsWith($"the agent ({Home.Socket}) answered POST /v1/apps/shop/stop with something Cutover cannot read (", error.Message);
+            Assert.EndsWith("""{"halted":"shop"}""", error.Message);
+        }
+    }
+
+    [Fact]
+    public async Task Apps_reads_the_agent_s_answer_whole_or_names_it()
+    {
+        using var client = new AgentClient(Home);
+        await using (AnsweringPeer.Start(Home.Socket, 200, "application/json", "[]"))
+            Assert.Empty(await client.AppsAsync(CancellationToken.None));
+        await using (AnsweringPeer.Start(Home.Socket, 200, "application/json", """[{"app":"shop"}]"""))
+        {
+            var error = await Assert.ThrowsAsync<DeployException>(() => client.AppsAsync(CancellationToken.None));
+            Assert.StartsWith($"the agent ({Home.Socket}) answered GET /v1/apps with something Cutover cannot read (", error.Message);
+        }
+    }
+
+    /// <summary>The real agent's control answers, read with the records it writes them with; a request it cannot read is refused, named.</summary>
+    [Fact]
+    [Trait(Needs.Trait, Needs.Slow)]
+    public async Task The_real_agent_answers_in_the_records_the_client_reads_and_refuses_an_unreadable_activate_request()
+    {
+        using var bed = new AgentBed();
+        var home = new AgentHome(bed.Home);
+        var lines = new List<string>();
+        using var agent = bed.Start(line => { lock (lines) lines.Add(line); }, "agent");
+        using var client = new AgentClient(home);
+        await Wait.UntilAsync(() => client.IsRunningAsync(CancellationToken.None), TimeSpan.FromSeconds(30), "the agent to answer");
+
+        Assert.Empty(await client.WarningsAsync(CancellationToken.None));
+        Assert.Empty(await client.AppsAsync(CancellationToken.None));
+        Assert.Equal("the agent runs no app 'ghost'", await client.StopAppAsync("ghost", CancellationToken.None));
+        Assert.Equal("the agent has no release of 'ghost' to start; deploy one", await client.StartAppAsync("ghost", CancellationToken.None));
+
+        using var http = new HttpClient(new SocketsHttpHandler
+        {
+            ConnectCallback = async (_, ct) =>
+            {
+                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                await socket.ConnectAsync(new UnixDomainSocketEndPoint(home.Socket), ct);
+                return new NetworkStream(socket, ownsSocket: true);
+            },
+        }) { BaseAddress = new Uri("http://agent/") };
+        using var refused = await http.PostAsync("v1/apps/ghost/activate", new StringContent("""{"config":"/etc/ghost.yml"}"""));
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, refused.StatusCode);
+        var body = await refused.Content.ReadAsStringAsync();
+        var refusal = Json.TryRead<AgentRefusal>(body, out var problem);
+        Assert.True(refusal is not null, problem + ": " + body);
+        Assert.StartsWith("cannot read the activate request (", refusal.Error);
+        Assert.Empty(await client.AppsAsync(CancellationToken.None));
+    }
+
+    /// <summary>Listens on a Unix socket and answers the first HTTP request with a fixed status and body, then closes.</summary>
+    private sealed class AnsweringPeer : IAsyncDisposable
+    {
+        private readonly Socket _listener;
+        private readonly Task _serving;
+        private readonly string _path;
+
+        private AnsweringPeer(string path, int status, string contentType, string body)
+        {
+            _path = path;
+            File.Delete(path);
+            _listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            _listener.Bind(new UnixDomainSocketEndPoint(path));
+            _listener.Listen(1);
+            _serving = ServeAsync(status, contentType, body);
+        }
+
+        public static AnsweringPeer Start(string path, int status, string contentType, string body) => new(path, status, contentType, body);
+
+        private async Task ServeAsync(int status, string contentType, string body)
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            using var connection = await _listener.AcceptAsync(timeout.Token);
+            // The whole request first (headers, then a body by length or chunks): closing on unread bytes would be a reset.
+            var request = new StringBuilder();
+            var buffer = new byte[4096];
+            while (!RequestComplete(request.ToString()))
+            {
+                var n = await connection.ReceiveAsync(buffer, timeout.Token);
+                if (n == 0) break;
+                request.Append(Encoding.UTF8.GetString(buffer, 0, n));
+            }
+            var bytes = Encoding.UTF8.GetBytes(body);
+            var head = $"HTTP/1.1 {status} X\r\nContent-Type: {contentType}\r\nContent-Length: {bytes.Length}\r\nConnection: close\r\n\r\n";
+            await connection.SendAsync(Encoding.ASCII.GetBytes(head).Concat(bytes).ToArray(), timeout.Token);
+            connection.Shutdown(SocketShutdown.Send);
+            // Until the client has read it all and closed its end.
+            while (await connection.ReceiveAsync(buffer, timeout.Token) > 0) { }
+        }
+
+        private static bool RequestComplete(string request)
+        {
+            var end = request.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+            if (end < 0) return false;
+            var headers = request[..end].ToLowerInvariant();
+            var body = request[(end + 4)..];
+            if (headers.Contains("transfer-encoding: chunked")) return body.EndsWith("0\r\n\r\n", StringComparison.Ordinal);
+            var length = headers.Split("\r\n").FirstOrDefault(h => h.StartsWith("content-length:", StringComparison.Ordinal));
+            return length is null || Encoding.UTF8.GetByteCount(body) >= int.Parse(length["content-length:".Length..].Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            try
+            {
+                await _serving.WaitAsync(TimeSpan.FromSeconds(30));
+            }
+            finally
+            {
+                _listener.Dispose();
+                File.Delete(_path);
+            }
+        }
+    }
+}
