@@ -29,6 +29,11 @@ public interface IRunningInstance : IAsyncDisposable
     Task<string?> HealthProblemAsync(CancellationToken cancellationToken);
     Task StopAsync(int signal, TimeSpan killTimeout);
     long RssBytes();
+    /// <summary>
+    /// Stops following it and leaves it running, for a runtime whose instances outlive the agent (a container, which
+    /// the next agent adopts by its labels). Nothing to do for an instance that cannot outlive the agent.
+    /// </summary>
+    ValueTask LetGoAsync() => ValueTask.CompletedTask;
 }
 
 /// <summary>Starts instances: processes, or containers.</summary>

@@ -283,7 +283,7 @@ public sealed class ManagedInstance : IAsyncDisposable
     {
         _stop.Cancel();
         try { await _watch; } catch (OperationCanceledException) { }
-        if (_process is Containers.ContainerInstance container) await container.LetGoAsync();
+        if (_process is { } running) await running.LetGoAsync();
         // Not Gone, yet without a process: the container runs on, and the next agent finds it by its labels (AdoptAllAsync).
         _process = null;
     }

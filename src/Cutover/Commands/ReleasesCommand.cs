@@ -28,18 +28,18 @@ public static class ReleasesCommand
                 }
                 if (snapshot.Releases.Count == 0)
                 {
-                    env.Out.WriteLine($"no releases in {config.Root} yet; `cutover deploy {(config.Strategy == Strategy.Swarm ? "--image IMAGE" : "DIR")}` makes the first");
+                    env.Out.WriteLine($"no releases in {config.Root} yet; `cutover deploy {(config.Settings.DeploysImage ? "--image IMAGE" : "DIR")}` makes the first");
                     return Task.FromResult(ExitCodes.Ok);
                 }
                 var table = new Table().Border(env.Interactive ? TableBorder.Rounded : TableBorder.None)
-                    .AddColumns("", "id", config.Strategy == Strategy.Swarm ? "image" : "revision", "created (UTC)", "status", "note");
+                    .AddColumns("", "id", config.Settings.DeploysImage ? "image" : "revision", "created (UTC)", "status", "note");
                 foreach (var r in snapshot.Releases.Reverse())
                 {
                     var isCurrent = r.ReleaseId == snapshot.Current;
                     var marker = isCurrent ? "[green]●[/]" : r.ReleaseId == snapshot.RollbackTarget?.ReleaseId ? "[grey]○[/]" : "";
                     var note = isCurrent ? "current" : r.ReleaseId == snapshot.RollbackTarget?.ReleaseId ? "rollback target" : r.Failure ?? "";
                     if (isCurrent && r.Status == ReleaseStatus.Unreadable) note = $"current; {r.Failure}";
-                    table.AddRow(marker, Markup.Escape(r.Id), Markup.Escape(config.Strategy == Strategy.Swarm ? r.Image ?? "-" : ShortRevision(r.Revision)), r.Created.ToString("yyyy-MM-dd HH:mm:ss"),
+                    table.AddRow(marker, Markup.Escape(r.Id), Markup.Escape(config.Settings.DeploysImage ? r.Image ?? r.Revision ?? "-" : ShortRevision(r.Revision)), r.Created.ToString("yyyy-MM-dd HH:mm:ss"),
                         StatusMarkup(r.Status), Markup.Escape(note));
                 }
                 env.Console.Write(table);
