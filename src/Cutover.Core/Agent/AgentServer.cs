@@ -32,6 +32,8 @@ public sealed class AgentServer : IAsyncDisposable
     /// <summary>Orders state writes: instances report starts and exits from their own threads.</summary>
     private readonly object _stateGate = new();
     private readonly Dictionary<string, AppRuntime> _apps = new(StringComparer.Ordinal);
+    /// <summary>The proxy's listeners, shared by the apps that name the same address; an app's routes come and go, the listener stays.</summary>
+    private readonly Proxy.ProxyListeners _listeners;
     // Concurrent: instances report starts and exits (and the state is written) from their own threads.
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, AppRecord> _records = new(StringComparer.Ordinal);
     /// <summary>What went wrong at start-up that people must see (a corrupt state.json): in agent.log and `cutover status`.</summary>
@@ -49,6 +51,7 @@ public sealed class AgentServer : IAsyncDisposable
         _store = new AgentStateStore(home);
         _loggers = loggers;
         _logger = loggers.CreateLogger<AgentServer>();
+        _listeners = new Proxy.ProxyListeners(loggers);
     }
 
     /// <summary>Runs until SIGTERM/SIGINT (or the token); then drains every app and exits, keeping the state.</summary>
@@ -171,9 +174,7 @@ public sealed class AgentServer : IAsyncDisposable
         CutoverConfig? previousConfig = null;
         if (!_apps.TryGetValue(app, out var runtime))
         {
-            var clash = _apps.Values.FirstOrDefault(a => a.Config.Proxy!.Listen.Equals(config.Proxy!.Listen));
-            if (clash is not null)
-                return ActivationResult.NotLive($"app '{clash.Config.App}' already listens on {config.Proxy!.Listen}; give '{app}' another proxy.listen");
+            // A route another app holds, or an address it uses the other way (plain / TLS), is refused here, before anything starts.
             runtime = await CreateRuntimeAsync(config, cancellationToken);
             _apps[app] = runtime;
             progress.Info($"proxy for {app} listening on {runtime.Proxy.Listen}");
@@ -262,7 +263,7 @@ public sealed class AgentServer : IAsyncDisposable
 
     private async Task<AppRuntime> CreateRuntimeAsync(CutoverConfig config, CancellationToken cancellationToken)
     {
-        var runtime = await AppRuntime.CreateAsync(config, _home.Path, _http, _spawnGate, _loggers, cancellationToken);
+        var runtime = await AppRuntime.CreateAsync(config, _home.Path, _http, _spawnGate, _loggers, _listeners, cancellationToken);
         runtime.InstancesChanged += SaveInstances;
         return runtime;
     }
@@ -376,13 +377,15 @@ public sealed class AgentServer : IAsyncDisposable
                 s.Since is { } since ? Math.Round((DateTimeOffset.UtcNow - since).TotalSeconds, 1) : null,
                 s.RssBytes,
                 s.Restarts,
-                s.LastProblem)).ToList());
+                s.LastProblem)).ToList(),
+        new ProxyCountersView(runtime.Proxy.Served, runtime.Proxy.Failed, runtime.Proxy.BodyTooLarge, runtime.Proxy.HeadersTooLarge, runtime.Proxy.TimedOut));
 
     private async Task ShutdownAsync()
     {
         _logger.LogInformation("agent stopping: draining {Count} apps", _apps.Count);
         foreach (var runtime in _apps.Values) await runtime.LeaveRunningAsync();
         _apps.Clear();
+        await _listeners.DisposeAsync();
     }
 
     public async ValueTask DisposeAsync()

@@ -69,15 +69,35 @@ public sealed class AppRuntime : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts the app's proxy (nothing routed yet: it answers 503 until an instance is ready).</summary>
+    /// <summary>An app with listeners of its own (tests that run one app without an agent).</summary>
     public static async Task<AppRuntime> CreateAsync(CutoverConfig config, string home, HttpClient http, object spawnGate, ILoggerFactory loggers, CancellationToken cancellationToken)
     {
-        var proxy = await ProxyServer.StartAsync(config.Proxy!.Listen, new BackendPool(), loggers, cancellationToken);
+        var listeners = new ProxyListeners(loggers);
+        try
+        {
+            var runtime = await CreateAsync(config, home, http, spawnGate, loggers, listeners, cancellationToken);
+            runtime._ownListeners = listeners;
+            return runtime;
+        }
+        catch
+        {
+            await listeners.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Routes the app on the agent's shared listeners (nothing routed to an instance yet: 503 until one is ready).</summary>
+    public static async Task<AppRuntime> CreateAsync(CutoverConfig config, string home, HttpClient http, object spawnGate, ILoggerFactory loggers, ProxyListeners listeners, CancellationToken cancellationToken)
+    {
+        var proxy = await ProxyServer.StartAsync(config.App, config.Proxy!, listeners, loggers, cancellationToken);
         var log = new LogSink(Path.Combine(home, "logs", config.App), config.Logs.MaxSize, config.Logs.Retain);
         var runtime = new AppRuntime(config, proxy, log, new ReadinessProbe(http), spawnGate, loggers, home);
         runtime.ApplyLogSettings();
         return runtime;
     }
+
+    /// <summary>Set when the runtime made its own listeners (no agent): it stops them with itself.</summary>
+    private ProxyListeners? _ownListeners;
 
     /// <summary>The logs section, at creation and on every Reconfigure: limits, and the access log switched on or off.</summary>
     private void ApplyLogSettings()
@@ -93,14 +113,14 @@ public sealed class AppRuntime : IAsyncDisposable
 
     /// <summary>
     /// Takes a changed config (command, env, readiness, rolling settings) for the instances started from now
-    /// on; the proxy address and the number of instances cannot change under a running app.
+    /// on, and the proxy's routes, limits and certificate at once; the proxy addresses and the number of instances
+    /// cannot change under a running app.
     /// </summary>
     public string? Reconfigure(CutoverConfig config)
     {
-        if (!config.Proxy!.Listen.Equals(Config.Proxy!.Listen))
-            return $"proxy.listen changed from {Config.Proxy.Listen} to {config.Proxy.Listen}; run `cutover stop`, restart the agent, and deploy again";
         if (config.Run!.Instances != Slots.Length)
             return $"run.instances changed from {Slots.Length} to {config.Run.Instances}; run `cutover stop` and restart the agent to resize";
+        if (Proxy.Reconfigure(config.Proxy!) is { } refused) return refused;
         Config = config;
         ApplyLogSettings();
         return null;
@@ -210,6 +230,7 @@ public sealed class AppRuntime : IAsyncDisposable
         if (Warm is { } warm)
             await Task.WhenAll(warm.Instances.Where(i => !Slots.Contains(i)).Select(i => i.StopAsync(TimeSpan.Zero, CancellationToken.None)));
         await Proxy.DisposeAsync();
+        if (_ownListeners is not null) await _ownListeners.DisposeAsync();
         Log.Dispose();
         _accessLog?.Dispose();
         _docker?.Dispose();
@@ -260,6 +281,7 @@ public sealed class AppRuntime : IAsyncDisposable
         }
         await StopAllAsync(CancellationToken.None);
         await Proxy.DisposeAsync();
+        if (_ownListeners is not null) await _ownListeners.DisposeAsync();
         Log.Dispose();
         _accessLog?.Dispose();
         _docker?.Dispose();
