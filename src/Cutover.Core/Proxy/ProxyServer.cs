@@ -258,7 +258,7 @@ public sealed class ProxyServer : IAsyncDisposable
                 await AnswerAsync(context, StatusCodes.Status504GatewayTimeout, $"the app did not answer within {Duration.Format(Settings.ResponseTimeout)}\n");
                 return;
             }
-            if (context.Features.Get<IForwarderErrorFeature>()?.Exception is Microsoft.AspNetCore.Http.BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge })
+            if (IsBodyTooLarge(context.Features.Get<IForwarderErrorFeature>()?.Exception))
             {
                 Interlocked.Increment(ref _bodyTooLarge);
                 await AnswerAsync(context, StatusCodes.Status413PayloadTooLarge, $"request body larger than {Settings.MaxRequestBody} bytes\n");
@@ -277,6 +277,14 @@ public sealed class ProxyServer : IAsyncDisposable
                 Interlocked.Increment(ref _failed);
             return;
         }
+    }
+
+    /// <summary>Kestrel's refusal of a (chunked) body past max_request_body, however deep YARP wrapped it.</summary>
+    private static bool IsBodyTooLarge(Exception? exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+            if (e is Microsoft.AspNetCore.Http.BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge }) return true;
+        return false;
     }
 
     private static bool IsUpgrade(HttpRequest request) =>
