@@ -147,7 +147,7 @@ public sealed class ProxyServer : IAsyncDisposable
         await HandleUnloggedAsync(context, forwarder);
         var request = context.Request;
         accessLog.Write(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-            $"{DateTimeOffset.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {context.Connection.RemoteIpAddress} \"{request.Method} {request.Host}{request.Path}{request.QueryString} {request.Protocol}\" {context.Response.StatusCode} {Stopwatch.GetElapsedTime(started).TotalMilliseconds:0.0}ms\n"));
+            $"{DateTimeOffset.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {context.Connection.RemoteIpAddress} \"{request.Method} {request.Path}{request.QueryString} {request.Protocol}\" {context.Response.StatusCode} {Stopwatch.GetElapsedTime(started).TotalMilliseconds:0.0}ms\n"));
     }
 
     private async Task HandleUnloggedAsync(HttpContext context, IHttpForwarder forwarder)

@@ -53,7 +53,10 @@ public class FrontDoorTests(ITestOutputHelper output) : IDisposable
     /// <paramref name="seen"/> which one it got.
     /// </summary>
     private static HttpClient Client(IPAddress? from = null, Action<X509Certificate2>? seen = null, TimeSpan? connectionLifetime = null) =>
-        new(new SocketsHttpHandler
+        new(Handler(from, seen, connectionLifetime)) { Timeout = TimeSpan.FromSeconds(15) };
+
+    private static SocketsHttpHandler Handler(IPAddress? from = null, Action<X509Certificate2>? seen = null, TimeSpan? connectionLifetime = null) =>
+        new()
         {
             UseProxy = false,
             AllowAutoRedirect = false,
@@ -81,7 +84,7 @@ public class FrontDoorTests(ITestOutputHelper output) : IDisposable
                     return true;
                 },
             },
-        }) { Timeout = TimeSpan.FromSeconds(15) };
+        };
 
     private static async Task<JsonElement> Headers(HttpClient client, string url, params (string Name, string Value)[] send)
     {
@@ -281,6 +284,32 @@ public class FrontDoorTests(ITestOutputHelper output) : IDisposable
         Assert.Empty(failures);
         Assert.True(thumbprints.ContainsKey(renewed), "the replaced certificate was never served");
         Assert.True(thumbprints[shopThumbprint] > 10, "too few handshakes before the replacement");
+    }
+
+    [Fact]
+    public async Task A_websocket_through_tls_and_host_routing_stays_open_across_a_deploy_until_drain_timeout()
+    {
+        var port = HealthServer.FreePort();
+        var tlsPort = HealthServer.FreePort();
+        var (cert, key) = (_bed.Combine("a.pem"), _bed.Combine("a.key"));
+        WriteCertificate(cert, key, "a.test", "a.test");
+        var config = Config("shop", port, "hosts: [a.test]", "tls:", $"  listen: 127.0.0.1:{tlsPort}", $"  cert: {cert}", $"  key: {key}");
+        await Deploy(config, "1");
+
+        using var invoker = new HttpMessageInvoker(Handler());
+        using var socket = new System.Net.WebSockets.ClientWebSocket();
+        await socket.ConnectAsync(new Uri($"wss://a.test:{tlsPort}/socket"), invoker, CancellationToken.None);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var receive = Task.Run(async () =>
+        {
+            try { await socket.ReceiveAsync(new byte[16], CancellationToken.None); } catch (System.Net.WebSockets.WebSocketException) { }
+            return clock.Elapsed;
+        });
+        await Deploy(config, "2"); // drain_timeout: 5s
+        var closedAfter = await receive.WaitAsync(TimeSpan.FromSeconds(30));
+        output.WriteLine($"websocket closed {closedAfter.TotalSeconds:0.00}s after the deploy began");
+        Assert.True(closedAfter >= TimeSpan.FromSeconds(5), $"closed after {closedAfter.TotalSeconds:0.00}s, before drain_timeout");
+        Assert.True(closedAfter < TimeSpan.FromSeconds(15), $"still open {closedAfter.TotalSeconds:0.00}s after the deploy began");
     }
 
     [Fact]
