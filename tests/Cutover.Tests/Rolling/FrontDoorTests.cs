@@ -198,6 +198,17 @@ public class FrontDoorTests(ITestOutputHelper output) : IDisposable
         Assert.DoesNotContain(shopSamples, s => s.Status != 200);
         Assert.Contains(shopSamples, s => s.Version == "shop2");
         Assert.StartsWith("200 hello from api1", await Get("a.test", "/api"));
+
+        // A restarted agent puts both apps back on the one address.
+        Assert.Equal(0, (await _bed.Cli("start", "-c", shop)).ExitCode);
+        AgentProcess.Stop(_bed.Home, 15);
+        using var agent = _bed.Start(_ => { }, "agent"); // its lines go to agent.log; the test outlives none of them
+        async Task<bool> Answers(string path, string body)
+        {
+            try { return (await Get("a.test", path)).StartsWith(body, StringComparison.Ordinal); }
+            catch (HttpRequestException) { return false; }
+        }
+        await Wait.UntilAsync(async () => await Answers("/api", "200 hello from api1") && await Answers("/", "200 hello from shop1"), TimeSpan.FromSeconds(30), "both apps served after the agent restart");
     }
 
     [Fact]
