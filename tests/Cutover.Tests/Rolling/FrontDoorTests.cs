@@ -202,7 +202,7 @@ public class FrontDoorTests(ITestOutputHelper output) : IDisposable
         // A restarted agent puts both apps back on the one address.
         Assert.Equal(0, (await _bed.Cli("start", "-c", shop)).ExitCode);
         AgentProcess.Stop(_bed.Home, 15);
-        using var agent = _bed.Start(_ => { }, "agent"); // its lines go to agent.log; the test outlives none of them
+        using var agent = _bed.Start(_ => { }, "agent"); // not to output: the agent may still print after the test ends
         async Task<bool> Answers(string path, string body)
         {
             try { return (await Get("a.test", path)).StartsWith(body, StringComparison.Ordinal); }
