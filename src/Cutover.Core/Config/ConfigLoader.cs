@@ -332,12 +332,15 @@ public static class ConfigLoader
             section.Error(string.IsNullOrWhiteSpace(cert) ? "cert" : "key", "cert and key go together: the PEM certificate (chain) and its private key");
         else if (string.IsNullOrWhiteSpace(cert) && !section.Has("acme"))
             section.Error("cert", "tls needs cert and key, the PEM files of the certificate (chain) and its private key");
-        var directory = Path.GetDirectoryName(section.File) ?? ".";
+        // Absolute only: the agent reads them, and a fleet host gets the config copied elsewhere.
+        foreach (var (name, value) in new[] { ("cert", cert), ("key", key) })
+            if (!string.IsNullOrWhiteSpace(value) && !Path.IsPathRooted(value))
+                section.Error(name, $"'{value}' is relative; give the absolute path of the PEM file (the agent reads it, wherever the config is copied)");
         var tls = new TlsConfig
         {
             Listen = listen ?? new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0),
-            CertFile = string.IsNullOrWhiteSpace(cert) ? null : Path.GetFullPath(cert, directory),
-            KeyFile = string.IsNullOrWhiteSpace(key) ? null : Path.GetFullPath(key, directory),
+            CertFile = string.IsNullOrWhiteSpace(cert) ? null : cert,
+            KeyFile = string.IsNullOrWhiteSpace(key) ? null : key,
             RedirectHttp = section.Choice("redirect_http", true, ("true", true), ("false", false)),
             Hsts = section.Choice("hsts", false, ("true", true), ("false", false)),
         };

@@ -23,6 +23,7 @@ public sealed class CertificateFiles : ICertificateSource
     private SslStreamCertificateContext _current;
     private byte[] _loadedHash;
     private byte[]? _refusedHash;
+    private bool _unreadableLogged;
 
     private CertificateFiles(string certFile, string keyFile, ILogger logger, SslStreamCertificateContext current, byte[] hash)
     {
@@ -152,10 +153,12 @@ public sealed class CertificateFiles : ICertificateSource
         }
         catch (DeployException e)
         {
-            if (_refusedHash is not []) _logger.LogWarning("{Error}; keeping the certificate in use", e.Message);
-            _refusedHash = [];
+            // Unreadable (mid-replace, permissions): logged once until the files read again.
+            if (!_unreadableLogged) _logger.LogWarning("{Error}; keeping the certificate in use", e.Message);
+            _unreadableLogged = true;
             return;
         }
+        _unreadableLogged = false;
         if (hash.AsSpan().SequenceEqual(_loadedHash) || (_refusedHash is not null && hash.AsSpan().SequenceEqual(_refusedHash))) return;
         try
         {

@@ -30,7 +30,7 @@ public class ProxyConfigTests
             response_timeout: 60s
             tls:
               listen: 0.0.0.0:443
-              cert: certs/shop.pem
+              cert: /etc/ssl/shop.pem
               key: /etc/ssl/shop.key
               redirect_http: true
               hsts: false
@@ -42,7 +42,7 @@ public class ProxyConfigTests
         Assert.Equal(64 * 1024, proxy.MaxRequestHeaders);
         Assert.Equal(TimeSpan.FromSeconds(60), proxy.ResponseTimeout);
         Assert.Equal(IPEndPoint.Parse("0.0.0.0:443"), proxy.Tls!.Listen);
-        Assert.Equal("/srv/app/certs/shop.pem", proxy.Tls.CertFile);
+        Assert.Equal("/etc/ssl/shop.pem", proxy.Tls.CertFile);
         Assert.Equal("/etc/ssl/shop.key", proxy.Tls.KeyFile);
         Assert.True(proxy.Tls.RedirectHttp);
         Assert.False(proxy.Tls.Hsts);
@@ -78,6 +78,7 @@ public class ProxyConfigTests
     [InlineData("tls: { listen: 0.0.0.0:443, cert: /a.pem }", "proxy.tls.key", "cert and key go together")]
     [InlineData("tls: { listen: 0.0.0.0:80, cert: /a.pem, key: /a.key }", "proxy.tls.listen", "is proxy.listen already")]
     [InlineData("tls: { listen: 443, cert: /a.pem, key: /a.key }", "proxy.tls.listen", "is not an address and port")]
+    [InlineData("tls: { listen: 0.0.0.0:443, cert: certs/shop.pem, key: /a.key }", "proxy.tls.cert", "is relative; give the absolute path")]
     [InlineData("tls: { listen: 0.0.0.0:443, acme: { email: a@b.c } }", "proxy.tls.acme", "ACME is not available in this version yet")]
     [InlineData("tls: { listen: 0.0.0.0:443, cert: /a.pem, key: /a.key, hsts: yes }", "proxy.tls.hsts", "is not one of true | false")]
     [InlineData("tls: { listen: 0.0.0.0:443, cert: /a.pem, key: /a.key, redirect: true }", "proxy.tls.redirect", "unknown key")]
