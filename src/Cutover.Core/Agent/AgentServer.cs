@@ -182,7 +182,7 @@ public sealed class AgentServer : IAsyncDisposable
         else
         {
             previousConfig = runtime.Config;
-            if (runtime.Reconfigure(config) is { } refused) return ActivationResult.NotLive(refused);
+            if (await runtime.ReconfigureAsync(config, cancellationToken) is { } refused) return ActivationResult.NotLive(refused);
         }
 
         string? error;
@@ -219,7 +219,8 @@ public sealed class AgentServer : IAsyncDisposable
                 : $"{result.Error}; {result.Replaced} of {runtime.Slots.Length} instances run the new release, the others {was} (failure_action {runtime.Config.Rolling.FailureAction.ToString().ToLowerInvariant()})";
         }
         // A release that did not take keeps the config of the one that still serves, for restarts and `start`.
-        if (error is not null && previousConfig is not null && outcome != ActivationOutcome.Paused) runtime.Reconfigure(previousConfig);
+        if (error is not null && previousConfig is not null && outcome != ActivationOutcome.Paused)
+            await runtime.ReconfigureAsync(previousConfig, CancellationToken.None);
         Save(app, request.Config, stopped: false);
         if (error is null) return ActivationResult.Live;
         var instances = runtime.Slots.Where(s => s is not null).GroupBy(s => s!.Spec.ReleaseId).ToDictionary(g => g.Key, g => g.Count());

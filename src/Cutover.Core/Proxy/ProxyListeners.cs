@@ -55,18 +55,38 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory) : IAsyncDisposa
     }
 
     /// <summary>
-    /// New hosts or path prefix for a routed app on the same addresses: the tables swap, nothing restarts. Returns why
-    /// not (addresses changed, or a conflict), and then changes nothing.
+    /// A routed app's new proxy section: its routes swap in place, a new address gets its listener started, and a
+    /// listener it leaves stops when no other app uses it. Returns why not (a conflict, or an address in use) and
+    /// then changes nothing.
     /// </summary>
-    public string? Reroute(ProxyServer app, ProxyConfig current, ProxyConfig config)
+    public async Task<string?> RerouteAsync(ProxyServer app, ProxyConfig config, CancellationToken cancellationToken)
     {
-        if (!AddressesOf(current).SequenceEqual(AddressesOf(config)))
-            return $"proxy.listen or proxy.tls.listen changed ({Describe(current)} to {Describe(config)}); run `cutover stop`, restart the agent, and deploy again";
-        _gate.Wait();
+        await _gate.WaitAsync(cancellationToken);
         try
         {
             if (Refusal(app, config) is { } refusal) return refusal;
-            Apply(app, config, []);
+            var started = new List<Listener>();
+            try
+            {
+                foreach (var (endpoint, tls) in AddressesOf(config))
+                    if (Find(endpoint, app) is null)
+                        started.Add(await Listener.StartAsync(endpoint, tls, loggerFactory, cancellationToken));
+            }
+            catch (DeployException e)
+            {
+                foreach (var listener in started) await listener.DisposeAsync();
+                return e.Message;
+            }
+            var kept = AddressesOf(config).Select(a => Find(a.Endpoint, app)).Where(l => l is not null).ToList();
+            _listeners.AddRange(started);
+            Apply(app, config, started);
+            foreach (var left in _listeners.Where(l => l.Routes.Contains(app) && !kept.Contains(l) && !started.Contains(l)).ToList())
+            {
+                left.Swap(left.Routes.Without(app));
+                if (!left.Routes.IsEmpty) continue;
+                _listeners.Remove(left);
+                await left.DisposeAsync();
+            }
             return null;
         }
         finally
@@ -74,8 +94,6 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory) : IAsyncDisposa
             _gate.Release();
         }
     }
-
-    private static string Describe(ProxyConfig config) => string.Join(" + ", AddressesOf(config).Select(a => a.Tls ? $"tls {a.Endpoint}" : a.Endpoint.ToString()));
 
     /// <summary>Why <paramref name="app"/> may not take the routes <paramref name="config"/> asks for, or null.</summary>
     private string? Refusal(ProxyServer app, ProxyConfig config)
@@ -106,6 +124,9 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory) : IAsyncDisposa
         }
         return plain;
     }
+
+    /// <summary>The plain listener that routes <paramref name="app"/>.</summary>
+    public Listener PlainListenerOf(ProxyServer app) => _listeners.First(l => !l.IsTls && l.Routes.Contains(app));
 
     /// <summary>Takes the app's routes away; a listener no app uses any more is stopped.</summary>
     public async Task RemoveAsync(ProxyServer app)

@@ -104,11 +104,14 @@ public sealed class ProxyServer : IAsyncDisposable
         return server;
     }
 
-    /// <summary>A new proxy section for the routed app: hosts, prefix, limits and certificate change in place. Returns why not.</summary>
-    public string? Reconfigure(ProxyConfig config)
+    /// <summary>
+    /// A new proxy section for the routed app: hosts, prefix, addresses, limits and certificate change in place (other
+    /// apps' listeners and connections untouched). Returns why not, and then nothing changed.
+    /// </summary>
+    public async Task<string?> ReconfigureAsync(ProxyConfig config, CancellationToken cancellationToken)
     {
         var current = Settings;
-        ICertificateSource? certificates = Certificates;
+        var certificates = Certificates;
         var newCertificates = config.Tls is { } tls && (tls.CertFile != current.Tls?.CertFile || tls.KeyFile != current.Tls?.KeyFile);
         if (newCertificates)
         {
@@ -121,17 +124,15 @@ public sealed class ProxyServer : IAsyncDisposable
                 return e.Message;
             }
         }
-        if (_listeners.Reroute(this, current, config) is { } refused)
+        if (await _listeners.RerouteAsync(this, config, cancellationToken) is { } refused)
         {
             if (newCertificates) certificates?.Dispose();
             return refused;
         }
         Volatile.Write(ref _settings, config);
-        if (newCertificates)
-        {
-            var old = Interlocked.Exchange(ref _certificates, certificates);
-            old?.Dispose();
-        }
+        Listen = _listeners.PlainListenerOf(this).Bound;
+        var previousCertificates = Interlocked.Exchange(ref _certificates, config.Tls is null ? null : certificates);
+        if (!ReferenceEquals(previousCertificates, Certificates)) previousCertificates?.Dispose();
         return null;
     }
 

@@ -113,14 +113,14 @@ public sealed class AppRuntime : IAsyncDisposable
 
     /// <summary>
     /// Takes a changed config (command, env, readiness, rolling settings) for the instances started from now
-    /// on, and the proxy's routes, limits and certificate at once; the proxy addresses and the number of instances
-    /// cannot change under a running app.
+    /// on, and the proxy's routes, addresses, limits and certificate at once; the number of instances cannot change
+    /// under a running app.
     /// </summary>
-    public string? Reconfigure(CutoverConfig config)
+    public async Task<string?> ReconfigureAsync(CutoverConfig config, CancellationToken cancellationToken)
     {
         if (config.Run!.Instances != Slots.Length)
             return $"run.instances changed from {Slots.Length} to {config.Run.Instances}; run `cutover stop` and restart the agent to resize";
-        if (Proxy.Reconfigure(config.Proxy!) is { } refused) return refused;
+        if (await Proxy.ReconfigureAsync(config.Proxy!, cancellationToken) is { } refused) return refused;
         Config = config;
         ApplyLogSettings();
         return null;

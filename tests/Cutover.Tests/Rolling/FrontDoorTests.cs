@@ -212,6 +212,37 @@ public class FrontDoorTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task A_deploy_that_adds_tls_or_moves_an_app_to_another_port_takes_effect_without_touching_the_app_beside_it()
+    {
+        var port = HealthServer.FreePort();
+        var (cert, key) = (_bed.Combine("a.pem"), _bed.Combine("a.key"));
+        WriteCertificate(cert, key, "a.test", "a.test");
+        await Deploy(Config("shop", port, "hosts: [a.test]"), "shop1");
+        await Deploy(Config("api", port, "hosts: [b.test]"), "api1");
+        await using var apiLoad = new LoadGenerator($"http://127.0.0.1:{port}/", 4, TimeSpan.FromMinutes(2), host: "b.test");
+        await Task.Delay(300);
+
+        var tlsPort = HealthServer.FreePort();
+        await Deploy(Config("shop", port, "hosts: [a.test]", "tls:", $"  listen: 127.0.0.1:{tlsPort}", $"  cert: {cert}", $"  key: {key}"), "shop2");
+        using var client = Client();
+        Assert.StartsWith("hello from shop2", await client.GetStringAsync($"https://a.test:{tlsPort}/"));
+        using (var response = await client.GetAsync($"http://a.test:{port}/"))
+            Assert.Equal(HttpStatusCode.MovedPermanently, response.StatusCode);
+
+        var otherPort = HealthServer.FreePort();
+        await Deploy(Config("shop", otherPort, "hosts: [a.test]"), "shop3");
+        Assert.StartsWith("hello from shop3", await client.GetStringAsync($"http://a.test:{otherPort}/"));
+        using (var response = await client.GetAsync($"http://a.test:{port}/"))
+            Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);  // the shared port stays, for api only
+        await Assert.ThrowsAsync<HttpRequestException>(() => client.GetAsync($"https://a.test:{tlsPort}/")); // nobody uses it: stopped
+
+        var samples = await apiLoad.StopAsync();
+        output.WriteLine($"api: {samples.Count} requests");
+        Assert.True(samples.Count > 100, $"only {samples.Count} requests to api");
+        Assert.DoesNotContain(samples, s => s.Status != 200 || s.Version != "api1");
+    }
+
+    [Fact]
     public async Task Https_picks_the_certificate_by_sni_speaks_http2_redirects_plain_http_and_reloads_a_replaced_certificate_under_load()
     {
         var port = HealthServer.FreePort();
