@@ -72,10 +72,12 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory) : IAsyncDisposa
                     if (Find(endpoint, app) is null)
                         started.Add(await Listener.StartAsync(endpoint, tls, loggerFactory, cancellationToken));
             }
-            catch (DeployException e)
+            catch (Exception e)
             {
+                // An address in use, or cancelled: the ones started here go again, nothing else changed.
                 foreach (var listener in started) await listener.DisposeAsync();
-                return e.Message;
+                if (e is DeployException) return e.Message;
+                throw;
             }
             var kept = AddressesOf(config).Select(a => Find(a.Endpoint, app)).Where(l => l is not null).ToList();
             _listeners.AddRange(started);
