@@ -31,6 +31,12 @@ const server = http.createServer((req, res) => {
     res.end(sick ? 'sick\n' : 'ok\n');
     return;
   }
+  if (req.url === '/headers') {
+    // What the proxy told the app about the client (the forwarded-header tests read it).
+    res.setHeader('Content-Type', 'application/json');
+    res.end(JSON.stringify(req.headers));
+    return;
+  }
   if (req.url.startsWith('/slow')) {
     setTimeout(() => res.end(`hello from ${version} (slow, pid ${process.pid})\n`), 5000);
     return;

@@ -34,6 +34,8 @@ public sealed class AgentServer : IAsyncDisposable
     private readonly Dictionary<string, AppRuntime> _apps = new(StringComparer.Ordinal);
     /// <summary>Blue-green's warm set per app, kept between deploys.</summary>
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, BlueGreen.WarmSetKeeper> _warmSets = new(StringComparer.Ordinal);
+    /// <summary>The proxy's listeners, shared by the apps that name the same address; an app's routes come and go, the listener stays.</summary>
+    private readonly Proxy.ProxyListeners _listeners;
     // Concurrent: instances report starts and exits (and the state is written) from their own threads.
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, AppRecord> _records = new(StringComparer.Ordinal);
     /// <summary>What went wrong at start-up that people must see (a corrupt state.json): in agent.log and `cutover status`.</summary>
@@ -51,6 +53,7 @@ public sealed class AgentServer : IAsyncDisposable
         _store = new AgentStateStore(home);
         _loggers = loggers;
         _logger = loggers.CreateLogger<AgentServer>();
+        _listeners = new Proxy.ProxyListeners(loggers);
     }
 
     /// <summary>Runs until SIGTERM/SIGINT (or the token); then drains every app and exits, keeping the state.</summary>
@@ -184,9 +187,7 @@ public sealed class AgentServer : IAsyncDisposable
         CutoverConfig? previousConfig = null;
         if (!_apps.TryGetValue(app, out var runtime))
         {
-            var clash = _apps.Values.FirstOrDefault(a => a.Settings.Proxy.Listen.Equals(settings.Proxy.Listen));
-            if (clash is not null)
-                return ActivationResult.NotLive($"app '{clash.Config.App}' already listens on {settings.Proxy.Listen}; give '{app}' another proxy.listen");
+            // A route another app holds, or an address it uses the other way (plain / TLS), is refused here, before anything starts.
             runtime = await CreateRuntimeAsync(config, cancellationToken);
             _apps[app] = runtime;
             progress.Info($"proxy for {app} listening on {runtime.Proxy.Listen}");
@@ -194,7 +195,7 @@ public sealed class AgentServer : IAsyncDisposable
         else
         {
             previousConfig = runtime.Config;
-            if (runtime.Reconfigure(config) is { } refused) return ActivationResult.NotLive(refused);
+            if (await runtime.ReconfigureAsync(config, cancellationToken) is { } refused) return ActivationResult.NotLive(refused);
         }
 
         string? error;
@@ -235,7 +236,8 @@ public sealed class AgentServer : IAsyncDisposable
             throw new InvalidOperationException($"no activation for {settings.GetType().Name}");
         }
         // A release that did not take keeps the config of the one that still serves, for restarts and `start`.
-        if (error is not null && previousConfig is not null && outcome != ActivationOutcome.Paused) runtime.Reconfigure(previousConfig);
+        if (error is not null && previousConfig is not null && outcome != ActivationOutcome.Paused)
+            await runtime.ReconfigureAsync(previousConfig, CancellationToken.None);
         Save(app, request.Config, stopped: false);
         if (error is null) return ActivationResult.Live;
         var instances = runtime.Slots.Where(s => s is not null).GroupBy(s => s!.Spec.ReleaseId).ToDictionary(g => g.Key, g => g.Count());
@@ -281,7 +283,7 @@ public sealed class AgentServer : IAsyncDisposable
 
     private async Task<AppRuntime> CreateRuntimeAsync(CutoverConfig config, CancellationToken cancellationToken)
     {
-        var runtime = await AppRuntime.CreateAsync(config, _home.Path, _http, _spawnGate, _loggers, cancellationToken);
+        var runtime = await AppRuntime.CreateAsync(config, _home.Path, _http, _spawnGate, _loggers, _listeners, cancellationToken);
         runtime.InstancesChanged += SaveInstances;
         return runtime;
     }
@@ -399,13 +401,15 @@ public sealed class AgentServer : IAsyncDisposable
                 s.Since is { } since ? Math.Round((DateTimeOffset.UtcNow - since).TotalSeconds, 1) : null,
                 s.RssBytes,
                 s.Restarts,
-                s.LastProblem)).ToList());
+                s.LastProblem)).ToList(),
+        new ProxyCountersView(runtime.Proxy.Served, runtime.Proxy.Failed, runtime.Proxy.BodyTooLarge, runtime.Proxy.HeadersTooLarge, runtime.Proxy.TimedOut));
 
     private async Task ShutdownAsync()
     {
         _logger.LogInformation("agent stopping: draining {Count} apps", _apps.Count);
         foreach (var runtime in _apps.Values) await runtime.LeaveRunningAsync();
         _apps.Clear();
+        await _listeners.DisposeAsync();
     }
 
     public async ValueTask DisposeAsync()

@@ -4,7 +4,10 @@ namespace Cutover.Agent;
 /// What `GET /v1/apps` says about one app: written by the agent and read by the CLI (`status`, `status --json`)
 /// with this one record, so the two sides cannot drift apart by a property name.
 /// </summary>
-public sealed record AppView(string App, string? Release, string Proxy, long ProxyErrors, WarmSetView? Previous, IReadOnlyList<InstanceView> Instances);
+public sealed record AppView(string App, string? Release, string Proxy, long ProxyErrors, WarmSetView? Previous, IReadOnlyList<InstanceView> Instances, ProxyCountersView? ProxyCounters = null);
+
+/// <summary>What the proxy answered for the app since the agent started: forwarded, its own errors (502/503/504), and each limit's refusals.</summary>
+public sealed record ProxyCountersView(long Served, long Failed, long BodyTooLarge, long HeadersTooLarge, long TimedOut);
 
 /// <summary>The blue-green set that served before the last switch, warm out of rotation until <see cref="Until"/>.</summary>
 public sealed record WarmSetView(string Release, DateTimeOffset Until, int Instances);

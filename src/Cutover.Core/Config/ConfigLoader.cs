@@ -255,13 +255,104 @@ public static class ConfigLoader
         System.Net.IPEndPoint? listen = null;
         if (listenText.Length > 0 && !TryParseListen(listenText, out listen))
             section.Error("listen", $"'{listenText}' is not an address and port such as 0.0.0.0:3000, 127.0.0.1:8080 or [::]:3000");
+        var maxHeaders = section.Size("max_request_headers", 32 * 1024);
+        if (section.Has("max_request_headers") && maxHeaders is < 1024 or > ProxyConfig.HeaderLimitCeiling)
+            section.Error("max_request_headers", $"must be between 1K and {ProxyConfig.HeaderLimitCeiling / 1024}K");
+        long? maxBody = section.Has("max_request_body") ? section.Size("max_request_body", 0) : null;
+        if (maxBody is < 1) section.Error("max_request_body", "must be at least 1 byte");
         var proxy = new ProxyConfig
         {
             Listen = listen ?? new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0),
             DrainTimeout = section.Duration("drain_timeout", TimeSpan.FromSeconds(30)),
+            Hosts = ReadProxyHosts(section),
+            PathPrefix = ReadPathPrefix(section),
+            TrustedProxies = ReadTrustedProxies(section),
+            MaxRequestBody = maxBody,
+            MaxRequestHeaders = maxHeaders,
+            ResponseTimeout = section.Duration("response_timeout", TimeSpan.FromSeconds(60), min: TimeSpan.FromMilliseconds(100)),
+            Tls = ReadTls(section.Section("tls"), listen),
         };
         section.RejectUnknownKeys();
         return proxy;
+    }
+
+    /// <summary>proxy.hosts: exact names or one-label wildcards (*.example.com), lower-cased, no ports, no repeats.</summary>
+    private static IReadOnlyList<string> ReadProxyHosts(YamlSection section)
+    {
+        var hosts = new List<string>();
+        foreach (var node in section.StringList("hosts"))
+        {
+            var host = node.Value!.Trim().TrimEnd('.').ToLowerInvariant();
+            var name = host.StartsWith("*.", StringComparison.Ordinal) ? host[2..] : host;
+            var valid = name.Length > 0 && name.Split('.').All(label => label.Length is > 0 and <= 63
+                && label.All(c => char.IsAsciiLetterOrDigit(c) || c == '-') && label[0] != '-' && label[^1] != '-');
+            if (!valid || (host.StartsWith("*.", StringComparison.Ordinal) && !name.Contains('.')))
+                section.Error(node, "hosts", $"'{node.Value}' is not a host name such as shop.example.com or *.example.com (no scheme, port or path)");
+            else if (hosts.Contains(host)) section.Error(node, "hosts", $"'{node.Value}' is listed twice");
+            else hosts.Add(host);
+        }
+        return hosts;
+    }
+
+    /// <summary>proxy.path_prefix: "/" or "/segment[/segment...]", kept without a trailing slash.</summary>
+    private static string ReadPathPrefix(YamlSection section)
+    {
+        var text = section.String("path_prefix", "/")!.Trim();
+        if (!text.StartsWith('/') || text.IndexOfAny(['?', '#', '*', ' ', '%']) >= 0 || text.Contains("//", StringComparison.Ordinal))
+        {
+            section.Error("path_prefix", $"'{text}' is not a path prefix such as / or /api");
+            return "/";
+        }
+        return text.Length > 1 ? text.TrimEnd('/') : text;
+    }
+
+    /// <summary>proxy.trusted_proxies: CIDRs (127.0.0.1/32, ::1/128) or single addresses.</summary>
+    private static IReadOnlyList<System.Net.IPNetwork> ReadTrustedProxies(YamlSection section)
+    {
+        var networks = new List<System.Net.IPNetwork>();
+        foreach (var node in section.StringList("trusted_proxies"))
+        {
+            var text = node.Value!.Trim();
+            if (System.Net.IPNetwork.TryParse(text, out var network)) networks.Add(network);
+            else if (System.Net.IPAddress.TryParse(text, out var address))
+                networks.Add(new System.Net.IPNetwork(address, address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 32 : 128));
+            else section.Error(node, "trusted_proxies", $"'{text}' is not an address or CIDR network such as 10.0.0.0/8 or ::1/128");
+        }
+        return networks;
+    }
+
+    /// <summary>proxy.tls: listen plus cert and key (PEM files). ACME is refused until it is wired in.</summary>
+    private static TlsConfig? ReadTls(YamlSection? section, System.Net.IPEndPoint? plainListen)
+    {
+        if (section is null) return null;
+        var listenText = section.RequiredString("listen");
+        System.Net.IPEndPoint? listen = null;
+        if (listenText.Length > 0 && !TryParseListen(listenText, out listen))
+            section.Error("listen", $"'{listenText}' is not an address and port such as 0.0.0.0:443");
+        else if (listen is not null && listen.Equals(plainListen))
+            section.Error("listen", $"{listen} is proxy.listen already; TLS needs an address of its own, for example 0.0.0.0:443");
+        if (section.Has("acme"))
+            section.Error("acme", "ACME is not available in this version yet; give cert and key (PEM files) instead");
+        var cert = section.String("cert");
+        var key = section.String("key");
+        if (string.IsNullOrWhiteSpace(cert) != string.IsNullOrWhiteSpace(key))
+            section.Error(string.IsNullOrWhiteSpace(cert) ? "cert" : "key", "cert and key go together: the PEM certificate (chain) and its private key");
+        else if (string.IsNullOrWhiteSpace(cert) && !section.Has("acme"))
+            section.Error("cert", "tls needs cert and key, the PEM files of the certificate (chain) and its private key");
+        // Absolute only: the agent reads them, and a fleet host gets the config copied elsewhere.
+        foreach (var (name, value) in new[] { ("cert", cert), ("key", key) })
+            if (!string.IsNullOrWhiteSpace(value) && !Path.IsPathRooted(value))
+                section.Error(name, $"'{value}' is relative; give the absolute path of the PEM file (the agent reads it, wherever the config is copied)");
+        var tls = new TlsConfig
+        {
+            Listen = listen ?? new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0),
+            CertFile = string.IsNullOrWhiteSpace(cert) ? null : cert,
+            KeyFile = string.IsNullOrWhiteSpace(key) ? null : key,
+            RedirectHttp = section.Choice("redirect_http", true, ("true", true), ("false", false)),
+            Hsts = section.Choice("hsts", false, ("true", true), ("false", false)),
+        };
+        section.RejectUnknownKeys();
+        return tls;
     }
 
     private static LogsConfig ReadLogs(YamlSection? section)

@@ -26,11 +26,42 @@ public sealed record RunConfig
     public int MaxRestarts { get; init; } = 16;
 }
 
-/// <summary>Cutover's own proxy in front of the instances.</summary>
+/// <summary>
+/// Cutover's own proxy in front of the instances. Apps of one agent may share a listen address (and tls.listen):
+/// requests are routed by Host (exact, then *.wildcard, then an app without hosts) and then by the longest
+/// segment-bounded path_prefix.
+/// </summary>
 public sealed record ProxyConfig
 {
     public required IPEndPoint Listen { get; init; }
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>Lower-case names, exact or "*.example.com" (one label); empty: every host no other app names.</summary>
+    public IReadOnlyList<string> Hosts { get; init; } = [];
+    /// <summary>"/" or "/api" (no trailing slash); the app receives the path unchanged.</summary>
+    public string PathPrefix { get; init; } = "/";
+    /// <summary>Peers whose X-Forwarded-For/-Proto/-Host are believed; nobody by default.</summary>
+    public IReadOnlyList<IPNetwork> TrustedProxies { get; init; } = [];
+    /// <summary>413 above it; null is no limit.</summary>
+    public long? MaxRequestBody { get; init; }
+    /// <summary>431 above it (the sum of the header lines).</summary>
+    public long MaxRequestHeaders { get; init; } = 32 * 1024;
+    /// <summary>504 when the app has not sent its response headers within it.</summary>
+    public TimeSpan ResponseTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    public TlsConfig? Tls { get; init; }
+
+    /// <summary>The highest max_request_headers the proxy's listeners accept (Kestrel reads headers before any routing).</summary>
+    public const long HeaderLimitCeiling = 256 * 1024;
+}
+
+/// <summary>HTTPS in the proxy: certificate and key as PEM files (reloaded when they change), or ACME.</summary>
+public sealed record TlsConfig
+{
+    public required IPEndPoint Listen { get; init; }
+    public string? CertFile { get; init; }
+    public string? KeyFile { get; init; }
+    /// <summary>Plain HTTP requests (end to end) get a redirect to https.</summary>
+    public bool RedirectHttp { get; init; } = true;
+    public bool Hsts { get; init; }
 }
 
 /// <summary>

@@ -1,65 +1,44 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
+using Cutover.Config;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace Cutover.Proxy;
 
 /// <summary>
-/// Cutover's proxy: Kestrel in front, YARP's forwarder (IHttpForwarder) to the instances. Routing is ours
-/// (<see cref="BackendPool"/>), so YARP's config-apply, Unknown-health and panic defaults never come into play.
-/// A request that could not reach its instance (it died a moment ago) is retried once on another instance
-/// when nothing of it was sent or it is idempotent without a body.
+/// One app's side of Cutover's proxy: the requests its routes receive on the shared listeners
+/// (<see cref="ProxyListeners"/>) go through its limits (431, 413), its http-to-https redirect and YARP's forwarder
+/// (IHttpForwarder) to one of its instances. Routing to instances is ours (<see cref="BackendPool"/>), so YARP's
+/// config-apply, Unknown-health and panic defaults never come into play. A request that could not reach its instance
+/// (it died a moment ago) is retried once on another instance when nothing of it was sent or it is idempotent
+/// without a body. response_timeout answers 504 when the instance has not sent its headers in time.
 /// </summary>
 public sealed class ProxyServer : IAsyncDisposable
 {
-    private readonly WebApplication _app;
+    private readonly ProxyListeners _listeners;
+    private readonly HttpMessageInvoker _invoker;
+    private readonly ForwardedHeaders _transformer;
+    private readonly ILogger _logger;
+    private ProxyConfig _settings;
+    private ICertificateSource? _certificates;
     private long _failed;
     private long _served;
+    private long _bodyTooLarge;
+    private long _headersTooLarge;
+    private long _timedOut;
 
-    private ProxyServer(WebApplication app, BackendPool pool)
+    private ProxyServer(string app, ProxyConfig settings, ProxyListeners listeners, ILogger logger)
     {
-        _app = app;
-        Pool = pool;
-    }
-
-    public BackendPool Pool { get; }
-    public IPEndPoint Listen { get; private set; } = null!;
-    /// <summary>Responses the proxy itself produced as errors (502, 503, 504) since it started.</summary>
-    public long Failed => Interlocked.Read(ref _failed);
-    public long Served => Interlocked.Read(ref _served);
-
-    /// <summary>Where one line per request goes, when the app's logs.access_log is on; null (the default) writes nothing.</summary>
-    public Logging.RotatingLogFile? AccessLog
-    {
-        get => Volatile.Read(ref _accessLog);
-        set => Volatile.Write(ref _accessLog, value);
-    }
-    private Logging.RotatingLogFile? _accessLog;
-
-    public static async Task<ProxyServer> StartAsync(IPEndPoint listen, BackendPool pool, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
-    {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.Services.AddSingleton(loggerFactory);
-        builder.Services.AddHttpForwarder();
-        // Forwarding never blocks, so it runs on the thread that read the request instead of being queued (with the
-        // agent's inline socket completions, the epoll thread): about a fifth less CPU per request, see bench/README.md.
-        builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = true);
-        builder.WebHost.ConfigureKestrel(k =>
-        {
-            k.Listen(listen);
-            k.AddServerHeader = false;
-            k.Limits.MaxRequestBodySize = null;
-        });
-        var app = builder.Build();
-        var server = new ProxyServer(app, pool);
-        var invoker = new HttpMessageInvoker(new SocketsHttpHandler
+        App = app;
+        _settings = settings;
+        _listeners = listeners;
+        _logger = logger;
+        _transformer = new ForwardedHeaders(this);
+        _invoker = new HttpMessageInvoker(new SocketsHttpHandler
         {
             UseProxy = false,
             AllowAutoRedirect = false,
@@ -70,37 +49,165 @@ public sealed class ProxyServer : IAsyncDisposable
             PooledConnectionIdleTimeout = TimeSpan.FromSeconds(4),
             ActivityHeadersPropagator = null,
         });
-        var forwarder = app.Services.GetRequiredService<IHttpForwarder>();
+    }
+
+    public string App { get; }
+    public BackendPool Pool { get; } = new();
+    /// <summary>The plain listener's bound address.</summary>
+    public IPEndPoint Listen { get; private set; } = null!;
+    /// <summary>The proxy section in force: swapped whole on a reconfigure, read once per request.</summary>
+    public ProxyConfig Settings => Volatile.Read(ref _settings);
+    /// <summary>The app's certificates, with proxy.tls.</summary>
+    public ICertificateSource? Certificates => Volatile.Read(ref _certificates);
+    /// <summary>Responses the proxy itself produced as errors (502, 503, 504) since it started.</summary>
+    public long Failed => Interlocked.Read(ref _failed);
+    public long Served => Interlocked.Read(ref _served);
+    /// <summary>413s (max_request_body), 431s (max_request_headers) and 504s (response_timeout) since it started.</summary>
+    public long BodyTooLarge => Interlocked.Read(ref _bodyTooLarge);
+    public long HeadersTooLarge => Interlocked.Read(ref _headersTooLarge);
+    public long TimedOut => Interlocked.Read(ref _timedOut);
+
+    private static readonly ForwarderRequestConfig RequestConfig = new()
+    {
+        // Idle time between reads, for bodies, streams and WebSockets alike; response_timeout is the deadline for headers.
+        ActivityTimeout = TimeSpan.FromMinutes(10),
         // Instances speak HTTP/1.1 on loopback; asking for it exactly skips YARP's HTTP/2 negotiation default.
-        var requestConfig = new ForwarderRequestConfig
-        {
-            ActivityTimeout = TimeSpan.FromMinutes(10),
-            Version = HttpVersion.Version11,
-            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
-        };
-        app.Run(context => server.AccessLog is { } accessLog
-            ? server.ForwardLoggedAsync(context, forwarder, invoker, requestConfig, accessLog)
-            : server.ForwardAsync(context, forwarder, invoker, requestConfig));
+        Version = HttpVersion.Version11,
+        VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+    };
+
+    /// <summary>Where one line per request goes, when the app's logs.access_log is on; null (the default) writes nothing.</summary>
+    public Logging.RotatingLogFile? AccessLog
+    {
+        get => Volatile.Read(ref _accessLog);
+        set => Volatile.Write(ref _accessLog, value);
+    }
+    private Logging.RotatingLogFile? _accessLog;
+
+    /// <summary>Routes the app on the listeners its config names (starting those not running yet); nothing is routed to an instance yet (503).</summary>
+    public static async Task<ProxyServer> StartAsync(string app, ProxyConfig config, ProxyListeners listeners, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    {
+        var logger = loggerFactory.CreateLogger<ProxyServer>();
+        var server = new ProxyServer(app, config, listeners, logger);
+        // The certificate first: a broken one is a clear error before any route changes.
+        server._certificates = config.Tls is { } tls ? CertificateSources.For(tls, logger) : null;
         try
         {
-            await app.StartAsync(cancellationToken);
+            server.Listen = (await listeners.AddAsync(server, config, cancellationToken)).Bound;
         }
-        catch (IOException e) when (e.InnerException is SocketException { SocketErrorCode: SocketError.AddressAlreadyInUse } || e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+        catch
         {
-            await app.DisposeAsync();
-            throw new DeployException($"the proxy cannot listen on {listen}: the address is already in use by another process");
+            server._certificates?.Dispose();
+            server._invoker.Dispose();
+            throw;
         }
-        server.Listen = listen.Port != 0 ? listen : ResolveBound(app, listen);
         return server;
     }
 
-    private static IPEndPoint ResolveBound(WebApplication app, IPEndPoint listen)
+    /// <summary>
+    /// A new proxy section for the routed app: hosts, prefix, addresses, limits and certificate change in place (other
+    /// apps' listeners and connections untouched). Returns why not, and then nothing changed.
+    /// </summary>
+    public async Task<string?> ReconfigureAsync(ProxyConfig config, CancellationToken cancellationToken)
     {
-        var address = app.Urls.FirstOrDefault();
-        return address is null ? listen : new IPEndPoint(listen.Address, new Uri(address.Replace("[::]", "localhost")).Port);
+        var current = Settings;
+        var certificates = Certificates;
+        var newCertificates = config.Tls is { } tls && (tls.CertFile != current.Tls?.CertFile || tls.KeyFile != current.Tls?.KeyFile);
+        if (newCertificates)
+        {
+            try
+            {
+                certificates = CertificateSources.For(config.Tls!, _logger);
+            }
+            catch (DeployException e)
+            {
+                return e.Message;
+            }
+        }
+        if (await _listeners.RerouteAsync(this, config, cancellationToken) is { } refused)
+        {
+            if (newCertificates) certificates?.Dispose();
+            return refused;
+        }
+        Volatile.Write(ref _settings, config);
+        Listen = _listeners.PlainListenerOf(this).Bound;
+        var previousCertificates = Interlocked.Exchange(ref _certificates, config.Tls is null ? null : certificates);
+        if (!ReferenceEquals(previousCertificates, Certificates)) previousCertificates?.Dispose();
+        return null;
     }
 
-    private async Task ForwardAsync(HttpContext context, IHttpForwarder forwarder, HttpMessageInvoker invoker, ForwarderRequestConfig config)
+    /// <summary>A request a listener routed to this app.</summary>
+    internal async Task HandleAsync(HttpContext context, IHttpForwarder forwarder)
+    {
+        if (AccessLog is not { } accessLog)
+        {
+            await HandleUnloggedAsync(context, forwarder);
+            return;
+        }
+        var started = Stopwatch.GetTimestamp();
+        await HandleUnloggedAsync(context, forwarder);
+        var request = context.Request;
+        accessLog.Write(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"{DateTimeOffset.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {context.Connection.RemoteIpAddress} \"{request.Method} {request.Path}{request.QueryString} {request.Protocol}\" {context.Response.StatusCode} {Stopwatch.GetElapsedTime(started).TotalMilliseconds:0.0}ms\n"));
+    }
+
+    private async Task HandleUnloggedAsync(HttpContext context, IHttpForwarder forwarder)
+    {
+        var settings = Settings;
+        var request = context.Request;
+        if (settings.MaxRequestHeaders < ProxyConfig.HeaderLimitCeiling && HeaderBytes(request) > settings.MaxRequestHeaders)
+        {
+            Interlocked.Increment(ref _headersTooLarge);
+            await AnswerAsync(context, StatusCodes.Status431RequestHeaderFieldsTooLarge, $"request headers larger than {settings.MaxRequestHeaders} bytes\n");
+            return;
+        }
+        if (settings.Tls is { RedirectHttp: true } tls && !request.IsHttps && !IsAcmeChallenge(request)
+            && ForwardedHeaders.ClientScheme(context, ForwardedHeaders.IsTrusted(context.Connection.RemoteIpAddress, settings.TrustedProxies)) != "https")
+        {
+            var authority = tls.Listen.Port == 443 ? request.Host.Host : $"{request.Host.Host}:{tls.Listen.Port}";
+            context.Response.StatusCode = HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method)
+                ? StatusCodes.Status301MovedPermanently : StatusCodes.Status308PermanentRedirect;
+            context.Response.Headers.Location = $"https://{authority}{request.PathBase}{request.Path}{request.QueryString}";
+            return;
+        }
+        if (settings.MaxRequestBody is { } maxBody)
+        {
+            if (request.ContentLength > maxBody)
+            {
+                Interlocked.Increment(ref _bodyTooLarge);
+                await AnswerAsync(context, StatusCodes.Status413PayloadTooLarge, $"request body larger than {maxBody} bytes\n");
+                return;
+            }
+            // A chunked body is counted as it is read: Kestrel fails the read past the limit, answered 413 below.
+            if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit) limit.MaxRequestBodySize = maxBody;
+        }
+        using var deadline = new ResponseDeadline(settings.ResponseTimeout);
+        context.Features.Set(deadline);
+        await ForwardAsync(context, forwarder, deadline);
+    }
+
+    /// <summary>The bytes of the header lines as Kestrel counts them for its own limit (name, ": ", value, CRLF).</summary>
+    private static long HeaderBytes(HttpRequest request)
+    {
+        long total = 0;
+        foreach (var (name, values) in request.Headers)
+            foreach (var value in values)
+                total += name.Length + (value?.Length ?? 0) + 4;
+        return total;
+    }
+
+    /// <summary>ACME http-01 answers must stay reachable over plain HTTP, whatever redirect_http says.</summary>
+    private static bool IsAcmeChallenge(HttpRequest request) => request.Path.StartsWithSegments("/.well-known/acme-challenge");
+
+    private static async Task AnswerAsync(HttpContext context, int status, string body)
+    {
+        if (context.Response.HasStarted) return;
+        context.Response.Clear();
+        context.Response.StatusCode = status;
+        await context.Response.WriteAsync(body);
+    }
+
+    private async Task ForwardAsync(HttpContext context, IHttpForwarder forwarder, ResponseDeadline deadline)
     {
         Backend? first = null;
         for (var attempt = 0; attempt < 2; attempt++)
@@ -125,12 +232,12 @@ public sealed class ProxyServer : IAsyncDisposable
                 if (IsUpgrade(context.Request))
                 {
                     // Only upgraded connections (WebSockets) outlive a drain; the backend's token closes them at drain_timeout.
-                    using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, backend.Closing);
-                    error = await forwarder.SendAsync(context, backend.Prefix, invoker, config, HttpTransformer.Default, linked.Token);
+                    using var linked = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, backend.Closing);
+                    error = await forwarder.SendAsync(context, backend.Prefix, _invoker, RequestConfig, _transformer, linked.Token);
                 }
                 else
                 {
-                    error = await forwarder.SendAsync(context, backend.Prefix, invoker, config, HttpTransformer.Default);
+                    error = await forwarder.SendAsync(context, backend.Prefix, _invoker, RequestConfig, _transformer, deadline.Token);
                 }
             }
             finally
@@ -141,6 +248,21 @@ public sealed class ProxyServer : IAsyncDisposable
             {
                 Interlocked.Increment(ref _served);
                 backend.Count(error: context.Response.StatusCode >= 500);
+                return;
+            }
+            if (deadline.Expired || error == ForwarderError.RequestTimedOut)
+            {
+                // The app did not answer in time: 504, never retried (it may still be working on it).
+                Interlocked.Increment(ref _timedOut);
+                Interlocked.Increment(ref _failed);
+                backend.Count(error: true);
+                await AnswerAsync(context, StatusCodes.Status504GatewayTimeout, $"the app did not answer within {Duration.Format(Settings.ResponseTimeout)}\n");
+                return;
+            }
+            if (IsBodyTooLarge(context.Features.Get<IForwarderErrorFeature>()?.Exception))
+            {
+                Interlocked.Increment(ref _bodyTooLarge);
+                await AnswerAsync(context, StatusCodes.Status413PayloadTooLarge, $"request body larger than {Settings.MaxRequestBody} bytes\n");
                 return;
             }
             if (error is not (ForwarderError.RequestCanceled or ForwarderError.ResponseBodyCanceled or ForwarderError.UpgradeRequestCanceled))
@@ -158,14 +280,12 @@ public sealed class ProxyServer : IAsyncDisposable
         }
     }
 
-    /// <summary>Forwards, then writes the access log line: time, client, request line, status, duration.</summary>
-    private async Task ForwardLoggedAsync(HttpContext context, IHttpForwarder forwarder, HttpMessageInvoker invoker, ForwarderRequestConfig config, Logging.RotatingLogFile accessLog)
+    /// <summary>Kestrel's refusal of a (chunked) body past max_request_body, however deep YARP wrapped it.</summary>
+    private static bool IsBodyTooLarge(Exception? exception)
     {
-        var started = Stopwatch.GetTimestamp();
-        await ForwardAsync(context, forwarder, invoker, config);
-        var request = context.Request;
-        accessLog.Write(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-            $"{DateTimeOffset.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {context.Connection.RemoteIpAddress} \"{request.Method} {request.Path}{request.QueryString} {request.Protocol}\" {context.Response.StatusCode} {Stopwatch.GetElapsedTime(started).TotalMilliseconds:0.0}ms\n"));
+        for (var e = exception; e is not null; e = e.InnerException)
+            if (e is Microsoft.AspNetCore.Http.BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge }) return true;
+        return false;
     }
 
     private static bool IsUpgrade(HttpRequest request) =>
@@ -199,9 +319,11 @@ public sealed class ProxyServer : IAsyncDisposable
         return left;
     }
 
+    /// <summary>Takes the app's routes off the listeners (a listener no other app uses stops).</summary>
     public async ValueTask DisposeAsync()
     {
-        await _app.StopAsync(CancellationToken.None);
-        await _app.DisposeAsync();
+        await _listeners.RemoveAsync(this);
+        _invoker.Dispose();
+        Certificates?.Dispose();
     }
 }

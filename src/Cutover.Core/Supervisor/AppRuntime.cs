@@ -45,16 +45,36 @@ public sealed class AppRuntime : IAsyncDisposable
     /// <summary>Instances that run but serve no slot (a warm blue-green set); they go when the app goes.</summary>
     private ManagedInstance[] OutOfRotation => _instances.Keys.Where(i => !Slots.Contains(i)).ToArray();
 
-    /// <summary>Starts the app's proxy (nothing routed yet: it answers 503 until an instance is ready).</summary>
+    /// <summary>An app with listeners of its own (tests that run one app without an agent).</summary>
     public static async Task<AppRuntime> CreateAsync(CutoverConfig config, string home, HttpClient http, object spawnGate, ILoggerFactory loggers, CancellationToken cancellationToken)
     {
+        var listeners = new ProxyListeners(loggers);
+        try
+        {
+            var runtime = await CreateAsync(config, home, http, spawnGate, loggers, listeners, cancellationToken);
+            runtime._ownListeners = listeners;
+            return runtime;
+        }
+        catch
+        {
+            await listeners.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Routes the app on the agent's shared listeners (nothing routed to an instance yet: 503 until one is ready).</summary>
+    public static async Task<AppRuntime> CreateAsync(CutoverConfig config, string home, HttpClient http, object spawnGate, ILoggerFactory loggers, ProxyListeners listeners, CancellationToken cancellationToken)
+    {
         var settings = config.SettingsOf<InstanceSettings>();
-        var proxy = await ProxyServer.StartAsync(settings.Proxy.Listen, new BackendPool(), loggers, cancellationToken);
+        var proxy = await ProxyServer.StartAsync(config.App, settings.Proxy, listeners, loggers, cancellationToken);
         var log = new LogSink(Path.Combine(home, "logs", config.App), settings.Logs.MaxSize, settings.Logs.Retain);
         var runtime = new AppRuntime(config, settings, proxy, log, new ReadinessProbe(http), spawnGate, loggers, home);
         runtime.ApplyLogSettings();
         return runtime;
     }
+
+    /// <summary>Set when the runtime made its own listeners (no agent): it stops them with itself.</summary>
+    private ProxyListeners? _ownListeners;
 
     /// <summary>The logs section, at creation and on every Reconfigure: limits, and the access log switched on or off.</summary>
     private void ApplyLogSettings()
@@ -71,17 +91,18 @@ public sealed class AppRuntime : IAsyncDisposable
 
     /// <summary>
     /// Takes a changed config (command, env, readiness, rolling settings) for the instances started from now
-    /// on; the proxy address and the number of instances cannot change under a running app.
+    /// on, and the proxy's routes, addresses, limits and certificate at once; the number of instances cannot change
+    /// under a running app.
     /// </summary>
-    public string? Reconfigure(CutoverConfig config)
+    public async Task<string?> ReconfigureAsync(CutoverConfig config, CancellationToken cancellationToken)
     {
         if (config.Settings is not InstanceSettings settings)
             return $"strategy changed to {config.Strategy}, which runs no instances; run `cutover stop` first";
-        if (!settings.Proxy.Listen.Equals(Settings.Proxy.Listen))
-            return $"proxy.listen changed from {Settings.Proxy.Listen} to {settings.Proxy.Listen}; run `cutover stop`, restart the agent, and deploy again";
         if (settings.Run.Instances != Slots.Length)
             return $"run.instances changed from {Slots.Length} to {settings.Run.Instances}; run `cutover stop` and restart the agent to resize";
         if (_runtime.Reconfigure(settings.Runtime) is { } refused) return refused;
+        // Last: it moves the app's routes (and may start or stop a listener), so nothing after it may refuse.
+        if (await Proxy.ReconfigureAsync(settings.Proxy, cancellationToken) is { } proxyRefused) return proxyRefused;
         Config = config;
         Settings = settings;
         ApplyLogSettings();
@@ -143,6 +164,7 @@ public sealed class AppRuntime : IAsyncDisposable
         foreach (var instance in Slots.Where(s => s is not null)) await instance!.LetGoAsync();
         await Task.WhenAll(idle.Select(i => i.StopAsync(TimeSpan.Zero, CancellationToken.None)));
         await Proxy.DisposeAsync();
+        if (_ownListeners is not null) await _ownListeners.DisposeAsync();
         Log.Dispose();
         _accessLog?.Dispose();
         await _runtime.DisposeAsync();
@@ -189,6 +211,7 @@ public sealed class AppRuntime : IAsyncDisposable
         await Task.WhenAll(OutOfRotation.Select(i => i.StopAsync(TimeSpan.Zero, CancellationToken.None)));
         await StopAllAsync(CancellationToken.None);
         await Proxy.DisposeAsync();
+        if (_ownListeners is not null) await _ownListeners.DisposeAsync();
         Log.Dispose();
         _accessLog?.Dispose();
         await _runtime.DisposeAsync();

@@ -156,7 +156,7 @@ public class AgentTests(ITestOutputHelper output) : IDisposable
         // a second app claiming the same listen address
         var clash = await Cli("deploy", Source, "-c", Config(port, app: "other"));
         Assert.Equal(1, clash.ExitCode);
-        Assert.Contains("app 'node' already listens on", clash.Stderr);
+        Assert.Contains("app 'node' already claims every host (no proxy.hosts) with path_prefix / on", clash.Stderr);
 
         // a proxy port another process holds
         using var squatter = new TcpListener(System.Net.IPAddress.Loopback, 0);

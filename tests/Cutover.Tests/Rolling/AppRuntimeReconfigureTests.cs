@@ -39,7 +39,7 @@ public class AppRuntimeReconfigureTests : IDisposable
         await using var app = await AppRuntime.CreateAsync(processes, _dir.Combine("home"), _http, new object(), NullLoggerFactory.Instance, CancellationToken.None);
 
         var containers = Config(port, "rolling", "runtime: docker\ndocker: { image: re:1, port: 3000 }");
-        var refused = app.Reconfigure(containers);
+        var refused = await app.ReconfigureAsync(containers, CancellationToken.None);
 
         Assert.Equal("runtime changed from process to docker; run `cutover stop`, restart the agent, and deploy again", refused);
         Assert.Same(processes, app.Config);
@@ -53,7 +53,7 @@ public class AppRuntimeReconfigureTests : IDisposable
         await using var app = await AppRuntime.CreateAsync(Config(port, "rolling", ""), _dir.Combine("home"), _http, new object(), NullLoggerFactory.Instance, CancellationToken.None);
 
         var blueGreen = Config(port, "blue-green", "");
-        Assert.Null(app.Reconfigure(blueGreen));
+        Assert.Null(await app.ReconfigureAsync(blueGreen, CancellationToken.None));
         Assert.IsType<BlueGreenSettings>(app.Settings);
     }
 }

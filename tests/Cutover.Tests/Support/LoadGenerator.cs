@@ -17,7 +17,8 @@ public sealed class LoadGenerator : IAsyncDisposable
     private readonly List<Sample>[] _samples;
     private readonly Task[] _workers;
 
-    public LoadGenerator(string url, int connections, TimeSpan maxDuration, int maxRequestsPerConnection = 1_000_000)
+    /// <param name="host">The Host header to send instead of the URL's (apps routed by host on one address).</param>
+    public LoadGenerator(string url, int connections, TimeSpan maxDuration, int maxRequestsPerConnection = 1_000_000, string? host = null)
     {
         Clock = Stopwatch.StartNew();
         _client = new HttpClient(new SocketsHttpHandler
@@ -27,6 +28,7 @@ public sealed class LoadGenerator : IAsyncDisposable
             PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5),
             UseProxy = false,
         }) { Timeout = TimeSpan.FromSeconds(10) };
+        if (host is not null) _client.DefaultRequestHeaders.Host = host;
         _stop.CancelAfter(maxDuration);
         _samples = Enumerable.Range(0, connections).Select(_ => new List<Sample>()).ToArray();
         _workers = Enumerable.Range(0, connections).Select(i => Task.Run(() => WorkAsync(url, _samples[i], maxRequestsPerConnection))).ToArray();

@@ -1,0 +1,129 @@
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace Cutover.Proxy;
+
+/// <summary>
+/// One Kestrel on one address, plain HTTP/1.1 or TLS (HTTP/2 and HTTP/1.1 by ALPN), shared by every app of the agent
+/// that names the address. Each request goes to the app its <see cref="RouteTable"/> picks (404 from here when none);
+/// TLS handshakes take the certificate of the app that serves the SNI name. Apps come and go by swapping the table:
+/// the listener itself is started once and stopped only when no app uses it.
+/// </summary>
+public sealed class Listener : IAsyncDisposable
+{
+    private static readonly List<SslApplicationProtocol> Alpn = [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11];
+    private readonly WebApplication _web;
+    private readonly IHttpForwarder _forwarder;
+    private RouteTable _routes = RouteTable.Empty;
+
+    private Listener(WebApplication web, IPEndPoint requested, bool tls)
+    {
+        _web = web;
+        _forwarder = web.Services.GetRequiredService<IHttpForwarder>();
+        Requested = requested;
+        IsTls = tls;
+    }
+
+    public IPEndPoint Requested { get; }
+    /// <summary>The bound address (differs from <see cref="Requested"/> only for port 0).</summary>
+    public IPEndPoint Bound { get; private set; } = null!;
+    public bool IsTls { get; }
+    public RouteTable Routes => Volatile.Read(ref _routes);
+
+    /// <summary>Only <see cref="ProxyListeners"/> swaps, under its gate; readers see one table or the next.</summary>
+    internal void Swap(RouteTable routes) => Volatile.Write(ref _routes, routes);
+
+    public static async Task<Listener> StartAsync(IPEndPoint endpoint, bool tls, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.Services.AddSingleton(loggerFactory);
+        builder.Services.AddHttpForwarder();
+        // Forwarding never blocks, so it runs on the thread that read the request instead of being queued (with the
+        // agent's inline socket completions, the epoll thread): about a fifth less CPU per request, see bench/README.md.
+        builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = true);
+        Listener? listener = null;
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Listen(endpoint, listen =>
+            {
+                if (!tls) return;
+                listen.Protocols = HttpProtocols.Http1AndHttp2;
+                listen.UseHttps(new TlsHandshakeCallbackOptions
+                {
+                    OnConnection = context => ValueTask.FromResult(new SslServerAuthenticationOptions
+                    {
+                        ServerCertificateContext = listener!.SelectCertificate(context.ClientHelloInfo.ServerName)
+                            ?? throw new AuthenticationException($"no app on {endpoint} has a certificate for '{context.ClientHelloInfo.ServerName}'"),
+                        ApplicationProtocols = Alpn,
+                    }),
+                });
+            });
+            k.AddServerHeader = false;
+            // Per app, on each request (ProxyServer): headers are read before routing, so the listener only caps them.
+            k.Limits.MaxRequestBodySize = null;
+            k.Limits.MaxRequestHeadersTotalSize = (int)Config.ProxyConfig.HeaderLimitCeiling;
+        });
+        var web = builder.Build();
+        listener = new Listener(web, endpoint, tls);
+        web.Run(listener.DispatchAsync);
+        try
+        {
+            await web.StartAsync(cancellationToken);
+        }
+        catch (IOException e) when (e.InnerException is SocketException { SocketErrorCode: SocketError.AddressAlreadyInUse } || e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+        {
+            await web.DisposeAsync();
+            throw new DeployException($"the proxy cannot listen on {endpoint}: the address is already in use by another process");
+        }
+        listener.Bound = endpoint.Port != 0 ? endpoint : ResolveBound(web, endpoint);
+        return listener;
+    }
+
+    private static IPEndPoint ResolveBound(WebApplication web, IPEndPoint listen)
+    {
+        var address = web.Urls.FirstOrDefault();
+        return address is null ? listen : new IPEndPoint(listen.Address, new Uri(address.Replace("[::]", "localhost")).Port);
+    }
+
+    /// <summary>The certificate of the first app that would serve <paramref name="serverName"/> and has one.</summary>
+    internal SslStreamCertificateContext? SelectCertificate(string? serverName)
+    {
+        var host = serverName is null ? null : NormalizeHost(serverName);
+        foreach (var route in Routes.ForHost(host))
+            if (route.App.Certificates?.TryGetCertificate(host) is { } certificate) return certificate;
+        return null;
+    }
+
+    private Task DispatchAsync(HttpContext context)
+    {
+        var host = NormalizeHost(context.Request.Host.Host);
+        var path = context.Request.Path.HasValue ? context.Request.Path.Value! : "/";
+        var route = Routes.Match(host, path);
+        if (route is null)
+        {
+            context.Response.StatusCode = StatusCodes.Status404NotFound;
+            return context.Response.WriteAsync($"no app serves host '{host}' path '{path}' here\n");
+        }
+        return route.App.HandleAsync(context, _forwarder);
+    }
+
+    /// <summary>Lower case, no trailing dot (a fully qualified name is the same host).</summary>
+    internal static string NormalizeHost(string host) => host.TrimEnd('.').ToLowerInvariant();
+
+    public async ValueTask DisposeAsync()
+    {
+        await _web.StopAsync(CancellationToken.None);
+        await _web.DisposeAsync();
+    }
+}

@@ -1,0 +1,158 @@
+using System.Net;
+using Cutover.Config;
+using Microsoft.Extensions.Logging;
+
+namespace Cutover.Proxy;
+
+/// <summary>
+/// The agent's listeners: one per distinct address (proxy.listen, proxy.tls.listen), started when the first app
+/// names it and stopped when the last one leaves. Adding, changing or removing an app only swaps route tables, so
+/// another app's requests and connections are never touched. Conflicts are refused before anything changes: two apps
+/// claiming the same host and path prefix on one address, or one address used plain by one app and TLS by another.
+/// </summary>
+public sealed class ProxyListeners(ILoggerFactory loggerFactory) : IAsyncDisposable
+{
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly List<Listener> _listeners = [];
+
+    /// <summary>The addresses <paramref name="config"/> names, plain and TLS.</summary>
+    private static IEnumerable<(IPEndPoint Endpoint, bool Tls)> AddressesOf(ProxyConfig config) =>
+        config.Tls is { } tls ? [(config.Listen, false), (tls.Listen, true)] : [(config.Listen, false)];
+
+    /// <summary>
+    /// The listener for <paramref name="endpoint"/>, if one runs. Port 0 is never shared (each asks for a port of its
+    /// own): only the listener <paramref name="app"/> already has is found.
+    /// </summary>
+    private Listener? Find(IPEndPoint endpoint, ProxyServer app) =>
+        _listeners.FirstOrDefault(l => l.Requested.Equals(endpoint) && (endpoint.Port != 0 || l.Routes.Contains(app)));
+
+    /// <summary>Routes <paramref name="app"/> as <paramref name="config"/> says, starting the listeners it needs. Returns its plain listener.</summary>
+    public async Task<Listener> AddAsync(ProxyServer app, ProxyConfig config, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            if (Refusal(app, config) is { } refusal) throw new DeployException(refusal);
+            var started = new List<Listener>();
+            try
+            {
+                foreach (var (endpoint, tls) in AddressesOf(config))
+                    if (Find(endpoint, app) is null)
+                        started.Add(await Listener.StartAsync(endpoint, tls, loggerFactory, cancellationToken));
+            }
+            catch
+            {
+                foreach (var listener in started) await listener.DisposeAsync();
+                throw;
+            }
+            _listeners.AddRange(started);
+            return Apply(app, config, started);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// A routed app's new proxy section: its routes swap in place, a new address gets its listener started, and a
+    /// listener it leaves stops when no other app uses it. Returns why not (a conflict, or an address in use) and
+    /// then changes nothing.
+    /// </summary>
+    public async Task<string?> RerouteAsync(ProxyServer app, ProxyConfig config, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            if (Refusal(app, config) is { } refusal) return refusal;
+            var started = new List<Listener>();
+            try
+            {
+                foreach (var (endpoint, tls) in AddressesOf(config))
+                    if (Find(endpoint, app) is null)
+                        started.Add(await Listener.StartAsync(endpoint, tls, loggerFactory, cancellationToken));
+            }
+            catch (Exception e)
+            {
+                // An address in use, or cancelled: the ones started here go again, nothing else changed.
+                foreach (var listener in started) await listener.DisposeAsync();
+                if (e is DeployException) return e.Message;
+                throw;
+            }
+            var kept = AddressesOf(config).Select(a => Find(a.Endpoint, app)).Where(l => l is not null).ToList();
+            _listeners.AddRange(started);
+            Apply(app, config, started);
+            foreach (var left in _listeners.Where(l => l.Routes.Contains(app) && !kept.Contains(l) && !started.Contains(l)).ToList())
+            {
+                left.Swap(left.Routes.Without(app));
+                if (!left.Routes.IsEmpty) continue;
+                _listeners.Remove(left);
+                await left.DisposeAsync();
+            }
+            return null;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Why <paramref name="app"/> may not take the routes <paramref name="config"/> asks for, or null.</summary>
+    private string? Refusal(ProxyServer app, ProxyConfig config)
+    {
+        foreach (var (endpoint, tls) in AddressesOf(config))
+        {
+            if (Find(endpoint, app) is not { } listener) continue;
+            if (listener.IsTls != tls)
+            {
+                var owner = listener.Routes.Routes.FirstOrDefault()?.App.App ?? "another app";
+                return $"{endpoint} serves {(listener.IsTls ? "TLS" : "plain HTTP")} for app '{owner}'; app '{app.App}' cannot use it for {(tls ? "TLS (proxy.tls.listen)" : "plain HTTP (proxy.listen)")}";
+            }
+            if (listener.Routes.Conflict(RouteTable.RoutesOf(app, config.Hosts, config.PathPrefix)) is var (existing, _))
+                return $"app '{existing.App.App}' already claims {existing.HostText} with path_prefix {existing.PathPrefix} on {endpoint}; give app '{app.App}' other proxy.hosts or another path_prefix";
+        }
+        return null;
+    }
+
+    /// <summary>Swaps the app's routes into every listener it names (under the gate); returns its plain listener.</summary>
+    private Listener Apply(ProxyServer app, ProxyConfig config, List<Listener> started)
+    {
+        Listener plain = null!;
+        foreach (var (endpoint, tls) in AddressesOf(config))
+        {
+            var listener = started.FirstOrDefault(l => ReferenceEquals(l.Requested, endpoint)) ?? Find(endpoint, app)!;
+            listener.Swap(listener.Routes.With(app, RouteTable.RoutesOf(app, config.Hosts, config.PathPrefix)));
+            if (!tls) plain = listener;
+        }
+        return plain;
+    }
+
+    /// <summary>The plain listener that routes <paramref name="app"/>.</summary>
+    public Listener PlainListenerOf(ProxyServer app) => _listeners.First(l => !l.IsTls && l.Routes.Contains(app));
+
+    /// <summary>Takes the app's routes away; a listener no app uses any more is stopped.</summary>
+    public async Task RemoveAsync(ProxyServer app)
+    {
+        await _gate.WaitAsync();
+        try
+        {
+            foreach (var listener in _listeners.Where(l => l.Routes.Contains(app)).ToList())
+            {
+                listener.Swap(listener.Routes.Without(app));
+                if (!listener.Routes.IsEmpty) continue;
+                _listeners.Remove(listener);
+                await listener.DisposeAsync();
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var listener in _listeners) await listener.DisposeAsync();
+        _listeners.Clear();
+    }
+}
