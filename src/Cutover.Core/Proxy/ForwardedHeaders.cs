@@ -37,7 +37,10 @@ public sealed class ForwardedHeaders(ProxyServer app) : HttpTransformer
     public static string ClientScheme(HttpContext context, bool trusted)
     {
         if (context.Request.IsHttps) return "https";
-        if (trusted && LastValue(context.Request.Headers["X-Forwarded-Proto"]) is { Length: > 0 } proto) return proto.ToLowerInvariant();
+        // Only the two words an app may build URLs with: anything else from a trusted peer is its mistake, not a scheme.
+        if (trusted && LastValue(context.Request.Headers["X-Forwarded-Proto"]) is { } proto
+            && (proto.Equals("https", StringComparison.OrdinalIgnoreCase) || proto.Equals("http", StringComparison.OrdinalIgnoreCase)))
+            return proto.ToLowerInvariant();
         return "http";
     }
 
