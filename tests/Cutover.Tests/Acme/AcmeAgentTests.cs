@@ -22,9 +22,9 @@ public sealed class AcmeAgentTests(ITestOutputHelper output) : IDisposable
 
     public void Dispose() => _bed.Dispose();
 
-    private string Config(int port, string? tls = null)
+    private string Config(int port, string? tls = null, IReadOnlyList<string>? hosts = null)
     {
-        var extra = tls is null ? "" : $"  hosts: [{string.Join(", ", Hosts)}]\n" + tls;
+        var extra = tls is null ? "" : $"  hosts: [{string.Join(", ", hosts ?? Hosts)}]\n" + tls;
         var path = _bed.Combine("cutover.yml");
         File.WriteAllText(path, $"""
             app: node
@@ -154,6 +154,15 @@ public sealed class AcmeAgentTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(JsonValueKind.Null, json.GetProperty("last_error").ValueKind);
         Assert.Equal(1, CertificatesObtained());
 
+        // A new name while the app is routed with redirect_http on: the plain listener answers pebble's validation for
+        // it before any routing or redirect, and the new certificate is in place when the deploy says so.
+        string[] threeHosts = ["api.cutover.test", .. Hosts];
+        var renamed = await Deploy(Config(port, Acme(tlsPort, pebble.Directory, pebble.CaCertPath), threeHosts), "2");
+        Assert.True(renamed.ExitCode == 0, renamed.All);
+        var servedForThree = await HandshakeAsync(tlsPort, "api.cutover.test", root);
+        Assert.Equal(threeHosts, SansOf(servedForThree));
+        Assert.Equal(2, CertificatesObtained());
+
         // Restarted with the CA gone: the stored certificate is served again, so no order was needed (or possible).
         pebble.StopAcme();
         AgentProcess.Stop(_bed.Home, 15);
@@ -162,14 +171,49 @@ public sealed class AcmeAgentTests(ITestOutputHelper output) : IDisposable
         {
             try
             {
-                return (await HandshakeAsync(tlsPort, "app.cutover.test", root)).SerialNumber == served.SerialNumber;
+                return (await HandshakeAsync(tlsPort, "app.cutover.test", root)).SerialNumber == servedForThree.SerialNumber;
             }
             catch (Exception e) when (e is SocketException or IOException)
             {
                 return false;
             }
         }, TimeSpan.FromSeconds(60), "the restarted agent to serve the stored certificate", TimeSpan.FromMilliseconds(200));
-        Assert.Equal(1, CertificatesObtained());
+        Assert.Equal(2, CertificatesObtained());
+    }
+
+    [Fact]
+    public async Task A_failed_background_renewal_is_in_status_and_the_agent_log_with_its_next_attempt_while_the_certificate_keeps_serving()
+    {
+        var port = HealthServer.FreePort();
+        var tlsPort = HealthServer.FreePort();
+        // 30 s certificates: renewal is due a third before expiry (after about 20 s), when the CA will be gone.
+        await using var pebble = await PebbleServer.StartAsync(httpPort: port, certificateValidity: TimeSpan.FromSeconds(30));
+        using var root = await pebble.RootAsync();
+        var config = Config(port, Acme(tlsPort, pebble.Directory, pebble.CaCertPath));
+        var deploy = await Deploy(config, "1");
+        Assert.True(deploy.ExitCode == 0, deploy.All);
+        var served = await HandshakeAsync(tlsPort, "app.cutover.test", root);
+        pebble.StopAcme();
+
+        JsonElement certificate = default;
+        await Wait.UntilAsync(async () =>
+        {
+            certificate = JsonDocument.Parse((await _bed.Cli("status", "--json", "-c", config)).Stdout).RootElement.GetProperty("agent").GetProperty("certificate");
+            return certificate.GetProperty("last_error").ValueKind == JsonValueKind.String;
+        }, TimeSpan.FromSeconds(60), "the background renewal to fail", TimeSpan.FromMilliseconds(500));
+
+        Assert.Equal(1, certificate.GetProperty("consecutive_failures").GetInt32());
+        Assert.True(certificate.GetProperty("next_attempt_at").GetDateTimeOffset() > certificate.GetProperty("last_failure_at").GetDateTimeOffset());
+        Assert.Equal(new DateTimeOffset(served.NotAfter.ToUniversalTime()), certificate.GetProperty("not_after").GetDateTimeOffset());
+        var status = await _bed.Cli("status", "-c", config);
+        Assert.Contains("certificate renewal failed 1 time(s)", status.Stdout);
+        Assert.Contains("attempt 1 failed, next at", File.ReadAllText(Path.Combine(_bed.Home, "agent.log")));
+        // The old certificate keeps serving (until it expires; any validity accepted here, the serial is what counts).
+        using var client = new TcpClient();
+        await client.ConnectAsync(IPAddress.Loopback, tlsPort);
+        await using var tls = new SslStream(client.GetStream(), false, (_, _, _, _) => true);
+        await tls.AuthenticateAsClientAsync("app.cutover.test");
+        Assert.Equal(served.SerialNumber, X509CertificateLoader.LoadCertificate(tls.RemoteCertificate!.GetRawCertData()).SerialNumber);
     }
 
     [Fact]
