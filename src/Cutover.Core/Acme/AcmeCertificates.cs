@@ -12,35 +12,46 @@ public sealed class AcmeCertificates(string certsRoot, ILoggerFactory loggers) :
 {
     private readonly CancellationTokenSource _agentStopping = new();
     private readonly Lock _gate = new();
-    private readonly Dictionary<string, Entry> _byApp = new(StringComparer.Ordinal);
+    /// <summary>By app and ACME config: a deploy that names another CA gets its own manager while the old one still serves.</summary>
+    private readonly Dictionary<(string App, AcmeConfig Config), Entry> _managers = [];
 
     public Http01Challenges Challenges { get; } = new();
 
-    /// <summary>The app's manager for this ACME server, created (and its renewal loop started) on first use.</summary>
+    /// <summary>The app's manager for this ACME config, created (and its renewal loop started) on first use.</summary>
     public CertificateManager ManagerFor(string app, AcmeConfig config)
     {
-        Entry? replaced;
-        Entry entry;
         lock (_gate)
         {
-            if (_byApp.TryGetValue(app, out var existing) && existing.Config == config) return existing.Manager;
-            replaced = existing;
+            if (_managers.TryGetValue((app, config), out var existing)) return existing.Manager;
             var store = CertificateStore.ForAcmeDirectory(certsRoot, config.Directory);
             var client = new AcmeClient(config.ToOptions(), store.LoadOrCreateAccountKey());
             var manager = new CertificateManager(store, new AcmeIssuer(client, Challenges), logger: loggers.CreateLogger<CertificateManager>());
             var renewal = CancellationTokenSource.CreateLinkedTokenSource(_agentStopping.Token);
-            entry = new Entry(config, manager, client, renewal, Task.Run(() => manager.RunAsync(renewal.Token)));
-            _byApp[app] = entry;
+            _managers[(app, config)] = new Entry(manager, client, renewal, Task.Run(() => manager.RunAsync(renewal.Token)));
+            return manager;
         }
-        // Another CA for the app (a changed directory or ca_cert): the old manager's loop ends, its certificate is not served again.
-        if (replaced is not null) _ = StopAsync(replaced);
-        return entry.Manager;
     }
 
-    /// <summary>The app's certificate and renewal state, for `cutover status`; null when the app has no ACME certificate.</summary>
-    public CertificateStatus? StatusOf(string app)
+    /// <summary>
+    /// Ends the app's managers for every ACME config but <paramref name="inForce"/> (its config after a deploy, or
+    /// the one still in force after a failed one): nothing renews a certificate no route serves.
+    /// </summary>
+    public async Task RetireAsync(string app, AcmeConfig? inForce)
     {
-        lock (_gate) return _byApp.TryGetValue(app, out var entry) ? entry.Manager.Status : null;
+        List<Entry> retired;
+        lock (_gate)
+        {
+            var keys = _managers.Keys.Where(k => k.App == app && k.Config != inForce).ToList();
+            retired = keys.Select(k => _managers[k]).ToList();
+            foreach (var key in keys) _managers.Remove(key);
+        }
+        foreach (var entry in retired) await StopAsync(entry);
+    }
+
+    /// <summary>The certificate and renewal state of the app's config in force, for `cutover status`; null without one.</summary>
+    public CertificateStatus? StatusOf(string app, AcmeConfig config)
+    {
+        lock (_gate) return _managers.TryGetValue((app, config), out var entry) ? entry.Manager.Status : null;
     }
 
     public async ValueTask DisposeAsync()
@@ -49,8 +60,8 @@ public sealed class AcmeCertificates(string certsRoot, ILoggerFactory loggers) :
         List<Entry> entries;
         lock (_gate)
         {
-            entries = [.. _byApp.Values];
-            _byApp.Clear();
+            entries = [.. _managers.Values];
+            _managers.Clear();
         }
         foreach (var entry in entries) await StopAsync(entry);
         _agentStopping.Dispose();
@@ -71,5 +82,5 @@ public sealed class AcmeCertificates(string certsRoot, ILoggerFactory loggers) :
         entry.Client.Dispose();
     }
 
-    private sealed record Entry(AcmeConfig Config, CertificateManager Manager, AcmeClient Client, CancellationTokenSource Renewal, Task Loop);
+    private sealed record Entry(CertificateManager Manager, AcmeClient Client, CancellationTokenSource Renewal, Task Loop);
 }

@@ -244,6 +244,7 @@ public sealed class AgentServer : IAsyncDisposable
         if (error is not null && previousConfig is not null && outcome != ActivationOutcome.Paused)
             await runtime.ReconfigureAsync(previousConfig, CancellationToken.None);
         Save(app, request.Config, stopped: false);
+        await _acme.RetireAsync(app, runtime.Settings.Proxy.Tls?.Acme);
         if (error is null) return ActivationResult.Live;
         var instances = runtime.Slots.Where(s => s is not null).GroupBy(s => s!.Spec.ReleaseId).ToDictionary(g => g.Key, g => g.Count());
         return new ActivationResult(outcome, error, instances);
@@ -269,8 +270,10 @@ public sealed class AgentServer : IAsyncDisposable
         }
         catch (Acme.AcmeException e)
         {
-            // A listener started only for the challenge goes again (the app's own routes, if any, keep theirs).
+            // A listener started only for the challenge goes again (the app's own routes, if any, keep theirs), and so
+            // does this config's manager unless the app already runs with it: no renewal for what nothing serves.
             await _listeners.StopUnusedAsync();
+            await _acme.RetireAsync(config.App, _apps.GetValueOrDefault(config.App)?.Settings.Proxy.Tls?.Acme);
             _logger.LogError("certificate for {App}: {Error}", config.App, e.Message);
             return $"no certificate from {acme.Directory}: {e.Message}";
         }
@@ -439,7 +442,7 @@ public sealed class AgentServer : IAsyncDisposable
                 s.Restarts,
                 s.LastProblem)).ToList(),
         new ProxyCountersView(runtime.Proxy.Served, runtime.Proxy.Failed, runtime.Proxy.BodyTooLarge, runtime.Proxy.HeadersTooLarge, runtime.Proxy.TimedOut),
-        runtime.Settings.Proxy.Tls?.Acme is null ? null : _acme.StatusOf(runtime.Config.App));
+        runtime.Settings.Proxy.Tls?.Acme is { } acme ? _acme.StatusOf(runtime.Config.App, acme) : null);
 
     private async Task ShutdownAsync()
     {
