@@ -367,7 +367,8 @@ public static class ConfigLoader
     /// </summary>
     private static AcmeConfig? ReadAcme(YamlSection tls, IReadOnlyList<string> hosts, YamlSection proxy)
     {
-        var section = tls.Section("acme");
+        // One error for a scalar or empty acme (Section would add its own for a scalar).
+        var section = tls.IsMapping("acme") ? tls.Section("acme") : null;
         if (section is null)
         {
             tls.Error("acme", "acme is a mapping: email, and optionally directory and ca_cert");

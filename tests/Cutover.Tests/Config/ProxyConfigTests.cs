@@ -109,6 +109,7 @@ public class ProxyConfigTests
     [InlineData("tls: { listen: 0.0.0.0:443 }", "proxy.tls.cert", "or acme")]
     [InlineData("hosts: [a.com]\ntls: { listen: 0.0.0.0:443, cert: /a.pem, key: /a.key, acme: { email: a@b.c } }", "proxy.tls.acme", "either cert and key (PEM files) or acme, not both")]
     [InlineData("tls: { listen: 0.0.0.0:443, acme: { email: a@b.c } }", "proxy.tls", "list them")]
+    [InlineData("hosts: [a.com]\ntls: { listen: 0.0.0.0:443, acme: yes }", "proxy.tls.acme", "acme is a mapping")]
     [InlineData("hosts: [a.com, \"*.a.com\"]\ntls: { listen: 0.0.0.0:443, acme: { email: a@b.c } }", "proxy.hosts", "http-01 challenge, which cannot validate wildcards")]
     [InlineData("hosts: [a.com]\ntls: { listen: 0.0.0.0:443, acme: { email: nobody } }", "proxy.tls.acme.email", "is not an email address")]
     [InlineData("hosts: [a.com]\ntls: { listen: 0.0.0.0:443, acme: { directory: http://ca.test/dir } }", "proxy.tls.acme.directory", "is not the https:// URL of an ACME directory")]
