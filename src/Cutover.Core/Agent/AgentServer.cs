@@ -36,6 +36,8 @@ public sealed class AgentServer : IAsyncDisposable
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, BlueGreen.WarmSetKeeper> _warmSets = new(StringComparer.Ordinal);
     /// <summary>The proxy's listeners, shared by the apps that name the same address; an app's routes come and go, the listener stays.</summary>
     private readonly Proxy.ProxyListeners _listeners;
+    /// <summary>proxy.tls.acme: the http-01 answers the plain listeners give, and each app's certificate manager (CUTOVER_HOME/certs).</summary>
+    private readonly Acme.AcmeCertificates _acme;
     // Concurrent: instances report starts and exits (and the state is written) from their own threads.
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, AppRecord> _records = new(StringComparer.Ordinal);
     /// <summary>What went wrong at start-up that people must see (a corrupt state.json): in agent.log and `cutover status`.</summary>
@@ -53,7 +55,8 @@ public sealed class AgentServer : IAsyncDisposable
         _store = new AgentStateStore(home);
         _loggers = loggers;
         _logger = loggers.CreateLogger<AgentServer>();
-        _listeners = new Proxy.ProxyListeners(loggers);
+        _acme = new Acme.AcmeCertificates(Path.Combine(home.Path, "certs"), loggers);
+        _listeners = new Proxy.ProxyListeners(loggers, _acme);
     }
 
     /// <summary>Runs until SIGTERM/SIGINT (or the token); then drains every app and exits, keeping the state.</summary>
@@ -185,6 +188,8 @@ public sealed class AgentServer : IAsyncDisposable
         if (config.Settings is not InstanceSettings settings)
             return ActivationResult.NotLive($"strategy: {config.Strategy} runs no instances under the agent");
         CutoverConfig? previousConfig = null;
+        if (await EnsureCertificateAsync(config, settings.Proxy, progress, cancellationToken) is { } noCertificate)
+            return ActivationResult.NotLive(noCertificate);
         if (!_apps.TryGetValue(app, out var runtime))
         {
             // A route another app holds, or an address it uses the other way (plain / TLS), is refused here, before anything starts.
@@ -239,9 +244,39 @@ public sealed class AgentServer : IAsyncDisposable
         if (error is not null && previousConfig is not null && outcome != ActivationOutcome.Paused)
             await runtime.ReconfigureAsync(previousConfig, CancellationToken.None);
         Save(app, request.Config, stopped: false);
+        await _acme.RetireAsync(app, runtime.Settings.Proxy.Tls?.Acme);
         if (error is null) return ActivationResult.Live;
         var instances = runtime.Slots.Where(s => s is not null).GroupBy(s => s!.Spec.ReleaseId).ToDictionary(g => g.Key, g => g.Count());
         return new ActivationResult(outcome, error, instances);
+    }
+
+    /// <summary>
+    /// With proxy.tls.acme, the certificate for proxy.hosts before the app's routes reach the TLS listener, so the first
+    /// HTTPS request never waits for issuance or meets a wrong certificate. The stored one when it fits and is not due,
+    /// else obtained now (http-01 answered by the plain listener, started here if no app uses it yet). Returns why not;
+    /// then nothing of the app has changed and the running release keeps serving.
+    /// </summary>
+    private async Task<string?> EnsureCertificateAsync(CutoverConfig config, ProxyConfig proxy, IDeployProgress? progress, CancellationToken cancellationToken)
+    {
+        if (proxy.Tls?.Acme is not { } acme) return null;
+        try
+        {
+            await _listeners.EnsurePlainListenerAsync(proxy.Listen, cancellationToken);
+            var manager = _acme.ManagerFor(config.App, acme);
+            await manager.EnsureAsync(proxy.Hosts, cancellationToken);
+            var status = manager.Status;
+            progress?.Info($"certificate for {string.Join(", ", status.Names)} from {acme.Directory.Host}, valid until {status.NotAfter:u}");
+            return null;
+        }
+        catch (Acme.AcmeException e)
+        {
+            // A listener started only for the challenge goes again (the app's own routes, if any, keep theirs), and so
+            // does this config's manager unless the app already runs with it: no renewal for what nothing serves.
+            await _listeners.StopUnusedAsync();
+            await _acme.RetireAsync(config.App, _apps.GetValueOrDefault(config.App)?.Settings.Proxy.Tls?.Acme);
+            _logger.LogError("certificate for {App}: {Error}", config.App, e.Message);
+            return $"no certificate from {acme.Directory}: {e.Message}";
+        }
     }
 
     private async Task<IResult> StopAppAsync(string app, CancellationToken cancellationToken)
@@ -342,6 +377,10 @@ public sealed class AgentServer : IAsyncDisposable
             try
             {
                 var config = ConfigLoader.Load(record.ConfigFile);
+                // The stored certificate, loaded before 443 routes the app (no new order unless it is due); without
+                // one the app is routed anyway and the background loop keeps trying, as logged.
+                if (config.Settings is InstanceSettings { Proxy: var proxy })
+                    await EnsureCertificateAsync(config, proxy, progress: null, cancellationToken);
                 var runtime = await CreateRuntimeAsync(config, cancellationToken);
                 _apps[record.App] = runtime;
                 runtime.ReleaseId = record.ReleaseId;
@@ -402,7 +441,8 @@ public sealed class AgentServer : IAsyncDisposable
                 s.RssBytes,
                 s.Restarts,
                 s.LastProblem)).ToList(),
-        new ProxyCountersView(runtime.Proxy.Served, runtime.Proxy.Failed, runtime.Proxy.BodyTooLarge, runtime.Proxy.HeadersTooLarge, runtime.Proxy.TimedOut));
+        new ProxyCountersView(runtime.Proxy.Served, runtime.Proxy.Failed, runtime.Proxy.BodyTooLarge, runtime.Proxy.HeadersTooLarge, runtime.Proxy.TimedOut),
+        runtime.Settings.Proxy.Tls?.Acme is { } acme ? _acme.StatusOf(runtime.Config.App, acme) : null);
 
     private async Task ShutdownAsync()
     {
@@ -410,6 +450,7 @@ public sealed class AgentServer : IAsyncDisposable
         foreach (var runtime in _apps.Values) await runtime.LeaveRunningAsync();
         _apps.Clear();
         await _listeners.DisposeAsync();
+        await _acme.DisposeAsync();
     }
 
     public async ValueTask DisposeAsync()

@@ -2,9 +2,11 @@ namespace Cutover.Agent;
 
 /// <summary>
 /// What `GET /v1/apps` says about one app: written by the agent and read by the CLI (`status`, `status --json`)
-/// with this one record, so the two sides cannot drift apart by a property name.
+/// with this one record, so the two sides cannot drift apart by a property name. Certificate: with proxy.tls.acme,
+/// what is served and the renewal state (not after, renewal due, last error, next attempt).
 /// </summary>
-public sealed record AppView(string App, string? Release, string Proxy, long ProxyErrors, WarmSetView? Previous, IReadOnlyList<InstanceView> Instances, ProxyCountersView? ProxyCounters = null);
+public sealed record AppView(string App, string? Release, string Proxy, long ProxyErrors, WarmSetView? Previous, IReadOnlyList<InstanceView> Instances, ProxyCountersView? ProxyCounters = null,
+    Acme.CertificateStatus? Certificate = null);
 
 /// <summary>What the proxy answered for the app since the agent started: forwarded, its own errors (502/503/504), and each limit's refusals.</summary>
 public sealed record ProxyCountersView(long Served, long Failed, long BodyTooLarge, long HeadersTooLarge, long TimedOut);

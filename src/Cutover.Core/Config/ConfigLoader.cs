@@ -270,8 +270,8 @@ public static class ConfigLoader
             MaxRequestBody = maxBody,
             MaxRequestHeaders = maxHeaders,
             ResponseTimeout = section.Duration("response_timeout", TimeSpan.FromSeconds(60), min: TimeSpan.FromMilliseconds(100)),
-            Tls = ReadTls(section.Section("tls"), listen),
         };
+        proxy = proxy with { Tls = ReadTls(section.Section("tls"), listen, proxy.Hosts, section) };
         section.RejectUnknownKeys();
         return proxy;
     }
@@ -321,8 +321,8 @@ public static class ConfigLoader
         return networks;
     }
 
-    /// <summary>proxy.tls: listen plus cert and key (PEM files). ACME is refused until it is wired in.</summary>
-    private static TlsConfig? ReadTls(YamlSection? section, System.Net.IPEndPoint? plainListen)
+    /// <summary>proxy.tls: listen plus either cert and key (PEM files) or acme (certificates for every name in proxy.hosts).</summary>
+    private static TlsConfig? ReadTls(YamlSection? section, System.Net.IPEndPoint? plainListen, IReadOnlyList<string> hosts, YamlSection proxy)
     {
         if (section is null) return null;
         var listenText = section.RequiredString("listen");
@@ -331,14 +331,18 @@ public static class ConfigLoader
             section.Error("listen", $"'{listenText}' is not an address and port such as 0.0.0.0:443");
         else if (listen is not null && listen.Equals(plainListen))
             section.Error("listen", $"{listen} is proxy.listen already; TLS needs an address of its own, for example 0.0.0.0:443");
-        if (section.Has("acme"))
-            section.Error("acme", "ACME is not available in this version yet; give cert and key (PEM files) instead");
         var cert = section.String("cert");
         var key = section.String("key");
-        if (string.IsNullOrWhiteSpace(cert) != string.IsNullOrWhiteSpace(key))
+        var hasFiles = !string.IsNullOrWhiteSpace(cert) || !string.IsNullOrWhiteSpace(key);
+        AcmeConfig? acme = null;
+        if (section.Has("acme") && hasFiles)
+            section.KeyError("acme", "give either cert and key (PEM files) or acme, not both");
+        else if (section.Has("acme"))
+            acme = ReadAcme(section, hosts, proxy);
+        else if (string.IsNullOrWhiteSpace(cert) != string.IsNullOrWhiteSpace(key))
             section.Error(string.IsNullOrWhiteSpace(cert) ? "cert" : "key", "cert and key go together: the PEM certificate (chain) and its private key");
-        else if (string.IsNullOrWhiteSpace(cert) && !section.Has("acme"))
-            section.Error("cert", "tls needs cert and key, the PEM files of the certificate (chain) and its private key");
+        else if (!hasFiles)
+            section.Error("cert", "tls needs cert and key (the PEM files of the certificate chain and its private key) or acme (certificates from an ACME server)");
         // Absolute only: the agent reads them, and a fleet host gets the config copied elsewhere.
         foreach (var (name, value) in new[] { ("cert", cert), ("key", key) })
             if (!string.IsNullOrWhiteSpace(value) && !Path.IsPathRooted(value))
@@ -348,11 +352,49 @@ public static class ConfigLoader
             Listen = listen ?? new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0),
             CertFile = string.IsNullOrWhiteSpace(cert) ? null : cert,
             KeyFile = string.IsNullOrWhiteSpace(key) ? null : key,
+            Acme = acme,
             RedirectHttp = section.Choice("redirect_http", true, ("true", true), ("false", false)),
             Hsts = section.Choice("hsts", false, ("true", true), ("false", false)),
         };
         section.RejectUnknownKeys();
         return tls;
+    }
+
+    /// <summary>
+    /// proxy.tls.acme: email, directory (Let's Encrypt production by default), ca_cert. The names are proxy.hosts, so
+    /// they must exist and none may be a wildcard (http-01 cannot prove one), and proxy.listen must be a fixed port:
+    /// the CA's validation dials it.
+    /// </summary>
+    private static AcmeConfig? ReadAcme(YamlSection tls, IReadOnlyList<string> hosts, YamlSection proxy)
+    {
+        // One error for a scalar or empty acme (Section would add its own for a scalar).
+        var section = tls.IsMapping("acme") ? tls.Section("acme") : null;
+        if (section is null)
+        {
+            tls.Error("acme", "acme is a mapping: email, and optionally directory and ca_cert");
+            return null;
+        }
+        var email = section.String("email");
+        if (email is not null && (email.Trim().Length == 0 || !email.Contains('@') || email.Any(char.IsWhiteSpace) || email.StartsWith("mailto:", StringComparison.OrdinalIgnoreCase)))
+            section.Error("email", $"'{email}' is not an email address such as ops@example.com");
+        var directoryText = section.String("directory");
+        var directory = Acme.AcmeOptions.LetsEncryptProduction;
+        if (directoryText is not null && !(Uri.TryCreate(directoryText.Trim(), UriKind.Absolute, out directory!) && directory.Scheme == "https"))
+        {
+            section.Error("directory", $"'{directoryText}' is not the https:// URL of an ACME directory, such as {Acme.AcmeOptions.LetsEncryptProduction}");
+            directory = Acme.AcmeOptions.LetsEncryptProduction;
+        }
+        var caCert = section.String("ca_cert");
+        if (caCert is not null && !Path.IsPathRooted(caCert))
+            section.Error("ca_cert", $"'{caCert}' is relative; give the absolute path of the CA's PEM certificate (the agent reads it)");
+        else if (caCert is not null && !File.Exists(caCert))
+            section.Error("ca_cert", $"'{caCert}' does not exist; give the PEM certificate of the CA that signed the ACME server's HTTPS certificate");
+        if (hosts.Count == 0)
+            proxy.KeyError("tls", "tls.acme obtains a certificate for the names in proxy.hosts; list them (for example hosts: [shop.example.com])");
+        foreach (var wildcard in hosts.Where(h => h.StartsWith("*.", StringComparison.Ordinal)))
+            proxy.Error("hosts", $"'{wildcard}' is a wildcard: tls.acme answers the http-01 challenge, which cannot validate wildcards; list each host name, or give cert and key");
+        section.RejectUnknownKeys();
+        return new AcmeConfig { Email = email, Directory = directory, CaCertPath = caCert };
     }
 
     private static LogsConfig ReadLogs(YamlSection? section)

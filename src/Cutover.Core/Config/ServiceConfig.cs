@@ -59,9 +59,22 @@ public sealed record TlsConfig
     public required IPEndPoint Listen { get; init; }
     public string? CertFile { get; init; }
     public string? KeyFile { get; init; }
+    /// <summary>Certificates from an ACME server for every name in proxy.hosts (then CertFile and KeyFile are null).</summary>
+    public AcmeConfig? Acme { get; init; }
     /// <summary>Plain HTTP requests (end to end) get a redirect to https.</summary>
     public bool RedirectHttp { get; init; } = true;
     public bool Hsts { get; init; }
+}
+
+/// <summary>proxy.tls.acme: the ACME server (directory URL), the account's contact, and an extra CA for the server's own HTTPS.</summary>
+public sealed record AcmeConfig
+{
+    public required Uri Directory { get; init; }
+    public string? Email { get; init; }
+    /// <summary>Absolute path of a PEM CA certificate trusted for the ACME server's HTTPS (a private CA), or null.</summary>
+    public string? CaCertPath { get; init; }
+
+    public Acme.AcmeOptions ToOptions() => new() { Directory = Directory, Email = Email, CaCertPath = CaCertPath };
 }
 
 /// <summary>

@@ -25,9 +25,12 @@ public sealed class Listener : IAsyncDisposable
     private readonly WebApplication _web;
     private readonly IHttpForwarder _forwarder;
     private RouteTable _routes = RouteTable.Empty;
+    /// <summary>The agent's http-01 answers, asked before routing on a plain listener; null on TLS and without an agent.</summary>
+    private readonly Acme.Http01Challenges? _challenges;
 
-    private Listener(WebApplication web, IPEndPoint requested, bool tls)
+    private Listener(WebApplication web, IPEndPoint requested, bool tls, Acme.Http01Challenges? challenges)
     {
+        _challenges = tls ? null : challenges;
         _web = web;
         _forwarder = web.Services.GetRequiredService<IHttpForwarder>();
         Requested = requested;
@@ -43,7 +46,7 @@ public sealed class Listener : IAsyncDisposable
     /// <summary>Only <see cref="ProxyListeners"/> swaps, under its gate; readers see one table or the next.</summary>
     internal void Swap(RouteTable routes) => Volatile.Write(ref _routes, routes);
 
-    public static async Task<Listener> StartAsync(IPEndPoint endpoint, bool tls, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    public static async Task<Listener> StartAsync(IPEndPoint endpoint, bool tls, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, CancellationToken cancellationToken)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -75,7 +78,7 @@ public sealed class Listener : IAsyncDisposable
             k.Limits.MaxRequestHeadersTotalSize = (int)Config.ProxyConfig.HeaderLimitCeiling;
         });
         var web = builder.Build();
-        listener = new Listener(web, endpoint, tls);
+        listener = new Listener(web, endpoint, tls, challenges);
         web.Run(listener.DispatchAsync);
         try
         {
@@ -109,6 +112,12 @@ public sealed class Listener : IAsyncDisposable
     {
         var host = NormalizeHost(context.Request.Host.Host);
         var path = context.Request.Path.HasValue ? context.Request.Path.Value! : "/";
+        // For every host, before any app's routes or redirect_http: the CA validates names no app may serve yet.
+        if (_challenges is not null && _challenges.TryAnswer(path, out var keyAuthorization))
+        {
+            context.Response.ContentType = "text/plain";
+            return context.Response.WriteAsync(keyAuthorization);
+        }
         var route = Routes.Match(host, path);
         if (route is null)
         {

@@ -10,8 +10,11 @@ namespace Cutover.Proxy;
 /// another app's requests and connections are never touched. Conflicts are refused before anything changes: two apps
 /// claiming the same host and path prefix on one address, or one address used plain by one app and TLS by another.
 /// </summary>
-public sealed class ProxyListeners(ILoggerFactory loggerFactory) : IAsyncDisposable
+/// <param name="acme">The agent's ACME certificates: plain listeners answer its http-01 challenges for every host, before routing.</param>
+public sealed class ProxyListeners(ILoggerFactory loggerFactory, Cutover.Acme.AcmeCertificates? acme = null) : IAsyncDisposable
 {
+    public Cutover.Acme.AcmeCertificates? Acme => acme;
+
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly List<Listener> _listeners = [];
 
@@ -38,7 +41,7 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory) : IAsyncDisposa
             {
                 foreach (var (endpoint, tls) in AddressesOf(config))
                     if (Find(endpoint, app) is null)
-                        started.Add(await Listener.StartAsync(endpoint, tls, loggerFactory, cancellationToken));
+                        started.Add(await Listener.StartAsync(endpoint, tls, loggerFactory, acme?.Challenges, cancellationToken));
             }
             catch
             {
@@ -70,7 +73,7 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory) : IAsyncDisposa
             {
                 foreach (var (endpoint, tls) in AddressesOf(config))
                     if (Find(endpoint, app) is null)
-                        started.Add(await Listener.StartAsync(endpoint, tls, loggerFactory, cancellationToken));
+                        started.Add(await Listener.StartAsync(endpoint, tls, loggerFactory, acme?.Challenges, cancellationToken));
             }
             catch (Exception e)
             {
@@ -125,6 +128,43 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory) : IAsyncDisposa
             if (!tls) plain = listener;
         }
         return plain;
+    }
+
+    /// <summary>
+    /// A plain listener on <paramref name="endpoint"/> even before any app routes there: the ACME server's http-01
+    /// validation must reach it while the certificate is obtained, before the app's routes are added.
+    /// </summary>
+    public async Task EnsurePlainListenerAsync(IPEndPoint endpoint, CancellationToken cancellationToken)
+    {
+        if (endpoint.Port == 0) return; // a port nobody knows; no CA could dial it
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            if (_listeners.Any(l => l.Requested.Equals(endpoint))) return;
+            _listeners.Add(await Listener.StartAsync(endpoint, tls: false, loggerFactory, acme?.Challenges, cancellationToken));
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Stops listeners no app routes through (one <see cref="EnsurePlainListenerAsync"/> started for a deploy that then failed).</summary>
+    public async Task StopUnusedAsync()
+    {
+        await _gate.WaitAsync();
+        try
+        {
+            foreach (var listener in _listeners.Where(l => l.Routes.IsEmpty).ToList())
+            {
+                _listeners.Remove(listener);
+                await listener.DisposeAsync();
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
     }
 
     /// <summary>The plain listener that routes <paramref name="app"/>.</summary>

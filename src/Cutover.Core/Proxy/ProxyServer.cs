@@ -90,7 +90,7 @@ public sealed class ProxyServer : IAsyncDisposable
         var logger = loggerFactory.CreateLogger<ProxyServer>();
         var server = new ProxyServer(app, config, listeners, logger);
         // The certificate first: a broken one is a clear error before any route changes.
-        server._certificates = config.Tls is { } tls ? CertificateSources.For(tls, logger) : null;
+        server._certificates = config.Tls is { } tls ? CertificateSources.For(app, tls, listeners.Acme, logger) : null;
         try
         {
             server.Listen = (await listeners.AddAsync(server, config, cancellationToken)).Bound;
@@ -112,12 +112,12 @@ public sealed class ProxyServer : IAsyncDisposable
     {
         var current = Settings;
         var certificates = Certificates;
-        var newCertificates = config.Tls is { } tls && (tls.CertFile != current.Tls?.CertFile || tls.KeyFile != current.Tls?.KeyFile);
+        var newCertificates = config.Tls is { } tls && (tls.CertFile != current.Tls?.CertFile || tls.KeyFile != current.Tls?.KeyFile || tls.Acme != current.Tls?.Acme);
         if (newCertificates)
         {
             try
             {
-                certificates = CertificateSources.For(config.Tls!, _logger);
+                certificates = CertificateSources.For(App, config.Tls!, _listeners.Acme, _logger);
             }
             catch (DeployException e)
             {

@@ -144,6 +144,15 @@ public static class AgentCommands
         env.Out.WriteLine($"proxy {app.Proxy}, live release {app.Release}");
         if (app.ProxyCounters is { } counters)
             env.Out.WriteLine($"proxy answers: {counters.Served} forwarded, {counters.Failed} failed (502/503/504), {counters.BodyTooLarge} body too large (413), {counters.HeadersTooLarge} headers too large (431), {counters.TimedOut} timed out (504)");
+        if (app.Certificate is { } certificate)
+        {
+            var names = string.Join(", ", certificate.Names);
+            env.Out.WriteLine(certificate.NotAfter is { } notAfter
+                ? $"certificate {names}: valid until {notAfter:yyyy-MM-dd HH:mm:ss}Z, renewal from {certificate.RenewAt:yyyy-MM-dd HH:mm:ss}Z"
+                : $"certificate {names}: none yet");
+            if (certificate.LastError is { } error)
+                env.Out.WriteLine($"certificate renewal failed {certificate.ConsecutiveFailures} time(s), last at {certificate.LastFailureAt:yyyy-MM-dd HH:mm:ss}Z, next attempt {certificate.NextAttemptAt:yyyy-MM-dd HH:mm:ss}Z: {error}");
+        }
         if (app.Previous is { } previous)
             env.Out.WriteLine($"previous set: release {previous.Release}, {previous.Instances} instances warm out of rotation until {previous.Until:yyyy-MM-dd HH:mm:ss}Z");
         env.Console.Write(table);

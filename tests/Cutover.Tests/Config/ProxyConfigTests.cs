@@ -49,6 +49,33 @@ public class ProxyConfigTests
     }
 
     [Fact]
+    public void Reads_tls_acme_with_lets_encrypt_production_as_the_default_directory()
+    {
+        var tls = ConfigLoader.Parse(Yaml("""
+            hosts: [Shop.Example.com, www.example.com]
+            tls:
+              listen: 0.0.0.0:443
+              acme: { email: ops@example.com }
+            """), File).SettingsOf<InstanceSettings>().Proxy.Tls!;
+        Assert.Null(tls.CertFile);
+        Assert.Equal(new Uri("https://acme-v02.api.letsencrypt.org/directory"), tls.Acme!.Directory);
+        Assert.Equal("ops@example.com", tls.Acme.Email);
+        Assert.Null(tls.Acme.CaCertPath);
+
+        var own = ConfigLoader.Parse(Yaml("""
+            hosts: [shop.example.com]
+            tls:
+              listen: 0.0.0.0:443
+              acme:
+                directory: https://ca.internal:14000/dir
+                ca_cert: /etc/hosts
+            """), File).SettingsOf<InstanceSettings>().Proxy.Tls!.Acme!;
+        Assert.Equal(new Uri("https://ca.internal:14000/dir"), own.Directory);
+        Assert.Equal("/etc/hosts", own.CaCertPath);
+        Assert.Null(own.Email);
+    }
+
+    [Fact]
     public void Defaults_keep_todays_proxy_one_catch_all_app_trusting_nobody_without_a_body_limit()
     {
         var proxy = ConfigLoader.Parse(Yaml(""), File).SettingsOf<InstanceSettings>().Proxy;
@@ -79,7 +106,16 @@ public class ProxyConfigTests
     [InlineData("tls: { listen: 0.0.0.0:80, cert: /a.pem, key: /a.key }", "proxy.tls.listen", "is proxy.listen already")]
     [InlineData("tls: { listen: 443, cert: /a.pem, key: /a.key }", "proxy.tls.listen", "is not an address and port")]
     [InlineData("tls: { listen: 0.0.0.0:443, cert: certs/shop.pem, key: /a.key }", "proxy.tls.cert", "is relative; give the absolute path")]
-    [InlineData("tls: { listen: 0.0.0.0:443, acme: { email: a@b.c } }", "proxy.tls.acme", "ACME is not available in this version yet")]
+    [InlineData("tls: { listen: 0.0.0.0:443 }", "proxy.tls.cert", "or acme")]
+    [InlineData("hosts: [a.com]\ntls: { listen: 0.0.0.0:443, cert: /a.pem, key: /a.key, acme: { email: a@b.c } }", "proxy.tls.acme", "either cert and key (PEM files) or acme, not both")]
+    [InlineData("tls: { listen: 0.0.0.0:443, acme: { email: a@b.c } }", "proxy.tls", "list them")]
+    [InlineData("hosts: [a.com]\ntls: { listen: 0.0.0.0:443, acme: yes }", "proxy.tls.acme", "acme is a mapping")]
+    [InlineData("hosts: [a.com, \"*.a.com\"]\ntls: { listen: 0.0.0.0:443, acme: { email: a@b.c } }", "proxy.hosts", "http-01 challenge, which cannot validate wildcards")]
+    [InlineData("hosts: [a.com]\ntls: { listen: 0.0.0.0:443, acme: { email: nobody } }", "proxy.tls.acme.email", "is not an email address")]
+    [InlineData("hosts: [a.com]\ntls: { listen: 0.0.0.0:443, acme: { directory: http://ca.test/dir } }", "proxy.tls.acme.directory", "is not the https:// URL of an ACME directory")]
+    [InlineData("hosts: [a.com]\ntls: { listen: 0.0.0.0:443, acme: { ca_cert: ca.pem } }", "proxy.tls.acme.ca_cert", "is relative")]
+    [InlineData("hosts: [a.com]\ntls: { listen: 0.0.0.0:443, acme: { ca_cert: /nonexistent/ca.pem } }", "proxy.tls.acme.ca_cert", "does not exist")]
+    [InlineData("hosts: [a.com]\ntls: { listen: 0.0.0.0:443, acme: { email: a@b.c, account: x } }", "proxy.tls.acme.account", "unknown key")]
     [InlineData("tls: { listen: 0.0.0.0:443, cert: /a.pem, key: /a.key, hsts: yes }", "proxy.tls.hsts", "is not one of true | false")]
     [InlineData("tls: { listen: 0.0.0.0:443, cert: /a.pem, key: /a.key, redirect: true }", "proxy.tls.redirect", "unknown key")]
     public void Bad_input_is_one_clear_error_at_the_key(string proxy, string key, string message)

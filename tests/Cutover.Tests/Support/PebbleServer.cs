@@ -51,7 +51,8 @@ public sealed class PebbleServer : IAsyncDisposable
     /// <param name="httpPort">The port pebble's VA dials for http-01 (the challenge server's).</param>
     /// <param name="nonceRejectPercent">PEBBLE_WFE_NONCEREJECT: the share of good nonces pebble refuses with badNonce.</param>
     /// <param name="authzReusePercent">PEBBLE_AUTHZREUSE: how often a new order reuses a valid authorization (then starts `ready`).</param>
-    public static async Task<PebbleServer> StartAsync(int httpPort, int nonceRejectPercent = 0, int authzReusePercent = 0)
+    /// <param name="certificateValidity">How long the certificates pebble issues are valid (whole seconds); null for pebble's default of years.</param>
+    public static async Task<PebbleServer> StartAsync(int httpPort, int nonceRejectPercent = 0, int authzReusePercent = 0, TimeSpan? certificateValidity = null)
     {
         await EnsureInstalledAsync();
         var dir = new TempDir("cutover-pebble-");
@@ -75,6 +76,7 @@ public sealed class PebbleServer : IAsyncDisposable
                     ["externalAccountBindingRequired"] = false,
                 },
             };
+            if (certificateValidity is { } validity) config["pebble"]!["certificateValidityPeriod"] = (ulong)validity.TotalSeconds;
             File.WriteAllText(dir.Combine("pebble.json"), config.ToJsonString());
 
             // Its own challenge servers off (the test's answers http-01), its DNS on a loopback port, A -> 127.0.0.1, no AAAA.
