@@ -4,7 +4,7 @@ namespace Cutover.Agent;
 /// What `GET /v1/apps` says about one app: written by the agent and read by the CLI (`status`, `status --json`)
 /// with this one record, so the two sides cannot drift apart by a property name.
 /// </summary>
-public sealed record AppView(string App, string? Release, string Proxy, long ProxyErrors, WarmSetView? Previous, IReadOnlyList<InstanceView> Instances, ProxyCountersView? ProxyCounters = null);
+public sealed record AppView(string App, string? Release, string Proxy, long ProxyErrors, WarmSetView? Previous, IReadOnlyList<InstanceView> Instances, ProxyCountersView? ProxyCounters = null, TrafficView? Traffic = null);
 
 /// <summary>What the proxy answered for the app since the agent started: forwarded, its own errors (502/503/504), and each limit's refusals.</summary>
 public sealed record ProxyCountersView(long Served, long Failed, long BodyTooLarge, long HeadersTooLarge, long TimedOut);
@@ -25,3 +25,6 @@ public sealed record InstanceView(
     long MemoryBytes,
     int Restarts,
     string? Problem);
+
+/// <summary>Maintenance and pause as the proxy applies them: requests held right now, and when the pause ends by itself.</summary>
+public sealed record TrafficView(bool Maintenance, DateTimeOffset? PausedUntil, int Held);

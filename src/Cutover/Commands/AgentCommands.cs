@@ -144,6 +144,10 @@ public static class AgentCommands
         env.Out.WriteLine($"proxy {app.Proxy}, live release {app.Release}");
         if (app.ProxyCounters is { } counters)
             env.Out.WriteLine($"proxy answers: {counters.Served} forwarded, {counters.Failed} failed (502/503/504), {counters.BodyTooLarge} body too large (413), {counters.HeadersTooLarge} headers too large (431), {counters.TimedOut} timed out (504)");
+        if (app.Traffic is { Maintenance: true })
+            env.Out.WriteLine("maintenance: on (every request gets 503 with the page; `cutover maintenance off` ends it)");
+        if (app.Traffic is { PausedUntil: { } until } traffic && until > DateTimeOffset.UtcNow)
+            env.Out.WriteLine($"paused: new requests held until `cutover resume` or {until:HH:mm:ss}Z, {traffic.Held} held now");
         if (app.Previous is { } previous)
             env.Out.WriteLine($"previous set: release {previous.Release}, {previous.Instances} instances warm out of rotation until {previous.Until:yyyy-MM-dd HH:mm:ss}Z");
         env.Console.Write(table);
