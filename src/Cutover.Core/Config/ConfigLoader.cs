@@ -154,7 +154,7 @@ public static class ConfigLoader
             PauseTimeout = section.Duration("pause_timeout", TimeSpan.FromSeconds(30), min: TimeSpan.FromSeconds(1)),
         };
         // A pause holds requests in Cutover's proxy: strategies whose traffic does not pass through it cannot.
-        if (config.Pause && PauseRefusal(settings) is { } why) section.Error("pause", $"migrations.pause needs traffic through Cutover's proxy; {why}");
+        if (config.Pause && PauseRefusal(settings) is { } why) section.Error("pause", $"needs traffic through Cutover's proxy; {why}");
         if (config.PauseTimeout > Proxy.TrafficGate.MaxPause) section.Error("pause_timeout", $"at most {Duration.Format(Proxy.TrafficGate.MaxPause)}");
         if (section.Has("pause_timeout") && !config.Pause) section.KeyError("pause_timeout", "pause_timeout is read only with pause: true");
         section.RejectUnknownKeys();
