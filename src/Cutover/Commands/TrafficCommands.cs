@@ -13,8 +13,8 @@ public static class TrafficCommands
 {
     public static Command Maintenance(CommonOptions common, CliEnvironment env)
     {
-        var message = new Option<string?>("--message") { Description = "The text every request gets with its 503" };
-        var page = new Option<string?>("--page") { Description = $"A file (HTML, or text by its extension) every request gets with its 503, read here, at most {MaintenancePage.MaxBytes / 1024} KiB" };
+        var message = new Option<string?>("--message") { Arity = ArgumentArity.ExactlyOne, Description = "The text every request gets with its 503" };
+        var page = new Option<string?>("--page") { Arity = ArgumentArity.ExactlyOne, Description = $"A file (HTML, or text by its extension) every request gets with its 503, read here, at most {MaintenancePage.MaxBytes / 1024} KiB" };
         var on = new Command("on", "Answer every request of the app with 503, Retry-After and a page; the instances keep running") { message, page };
         on.SetAction((parse, ct) => CommandRunner.RunAsync(env, false, async () =>
         {
