@@ -164,7 +164,8 @@ public class MaintenanceAndPauseTests(ITestOutputHelper output) : IDisposable
         File.WriteAllText(page, "<p>down</p>");
         var big = _dir.Combine("big.html");
         File.WriteAllText(big, new string('x', 1024 * 1024 + 1));
-        var args = command.Replace("PAGE", page).Replace("BIG", big).Split(' ').Concat(["-c", config]).ToArray();
+        // The config first: a flag missing its value at the end must not take -c for it.
+        var args = new[] { "-c", config }.Concat(command.Replace("PAGE", page).Replace("BIG", big).Split(' ')).ToArray();
 
         var result = await _dir.Cli(args);
         output.WriteLine(result.All);
