@@ -80,7 +80,9 @@ public class MaintenanceAndPauseTests(ITestOutputHelper output) : IDisposable
                 return false;
             }
         }, TimeSpan.FromSeconds(60), "the restarted agent to answer with the maintenance page");
-        await Wait.UntilAsync(async () => (await StatusAsync(config)).GetProperty("instances").EnumerateArray().All(i => i.GetProperty("state").GetString() == "ready"),
+        // The restarted agent routes (and answers with the page) before its control socket is up: status may say no agent yet.
+        await Wait.UntilAsync(async () => await StatusAsync(config) is { ValueKind: JsonValueKind.Object } restored
+                                          && restored.GetProperty("instances").EnumerateArray().All(i => i.GetProperty("state").GetString() == "ready"),
             TimeSpan.FromSeconds(60), "the restarted agent's instances to be ready");
 
         var off = await _dir.Cli("maintenance", "off", "-c", config);
