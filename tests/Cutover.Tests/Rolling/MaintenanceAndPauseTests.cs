@@ -150,6 +150,34 @@ public class MaintenanceAndPauseTests(ITestOutputHelper output) : IDisposable
         Assert.Contains("was not paused", resume.Stdout);
     }
 
+    [Fact]
+    public async Task A_restarted_agent_keeps_a_pause_only_until_its_original_deadline()
+    {
+        var (port, config) = await DeployedAsync();
+        var url = $"http://127.0.0.1:{port}/";
+        var pause = await _dir.Cli("pause", "--timeout", "60s", "-c", config);
+        Assert.True(pause.ExitCode == 0, pause.All);
+        var until = (await StatusAsync(config)).GetProperty("traffic").GetProperty("paused_until").GetDateTimeOffset();
+
+        AgentProcess.Stop(_dir.Home, 15);
+        using var restarted = _dir.Start(_ => { }, "agent");
+        await Wait.UntilAsync(async () => await StatusAsync(config) is { ValueKind: JsonValueKind.Object } restored
+                                          && restored.GetProperty("instances").EnumerateArray().All(i => i.GetProperty("state").GetString() == "ready"),
+            TimeSpan.FromSeconds(60), "the restarted agent's instances to be ready");
+        var traffic = (await StatusAsync(config)).GetProperty("traffic");
+        // Still paused, with the deadline it had (to the clock's rounding), not a fresh 60 s.
+        var restoredUntil = traffic.GetProperty("paused_until").GetDateTimeOffset();
+        Assert.InRange((restoredUntil - until).Duration(), TimeSpan.Zero, TimeSpan.FromMilliseconds(100));
+
+        var held = _http.GetAsync(url);
+        await Wait.UntilAsync(async () => (await StatusAsync(config)).GetProperty("traffic").GetProperty("held").GetInt32() == 1, TimeSpan.FromSeconds(10), "the request to be held");
+        Assert.False(held.IsCompleted);
+        var resume = await _dir.Cli("resume", "-c", config);
+        Assert.Contains("1 held requests released", resume.Stdout);
+        using var answer = await held.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+    }
+
     [Theory]
     [InlineData("maintenance on --message down --page PAGE", "--message and --page are alternatives")]
     [InlineData("maintenance on --page /nonexistent/page.html", "no such file")]
