@@ -18,6 +18,9 @@ var root = new RootCommand("cutover: zero-downtime deploys for your own servers"
     AgentCommands.Stop(common, env),
     AgentCommands.Start(common, env),
     AgentCommands.Logs(common, env),
+    TrafficCommands.Maintenance(common, env),
+    TrafficCommands.Pause(common, env),
+    TrafficCommands.Resume(common, env),
     DemoAppCommand.Create(),
     ProbeCommand.Create(common, env),
     MigrationsCommands.Migrations(common, env),
@@ -26,4 +29,16 @@ var root = new RootCommand("cutover: zero-downtime deploys for your own servers"
 };
 // Signals are ours (TerminationSignals), not System.CommandLine's: its handler would end the process two seconds
 // after Ctrl-C, in the middle of putting the previous release back.
-return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, signals.Token);
+var parsed = root.Parse(args);
+// A flag or command that does not parse is bad input, exit 2 like every other refusal of input (System.CommandLine's
+// own default is 1, which the house keeps for a failing environment).
+if (parsed.Errors.Count > 0 && parsed.Action is System.CommandLine.Invocation.ParseErrorAction)
+{
+    foreach (var error in parsed.Errors) Console.Error.WriteLine($"error: {error.Message}");
+    var path = new List<string>();
+    for (var command = parsed.CommandResult; command is not null; command = command.Parent as System.CommandLine.Parsing.CommandResult)
+        path.Insert(0, command.Parent is null ? "cutover" : command.Command.Name);
+    Console.Error.WriteLine($"see `{string.Join(' ', path)} --help`");
+    return 2;
+}
+return await parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, signals.Token);

@@ -39,6 +39,29 @@ public sealed class AgentActivation(IInstanceActivator instances, RootLayout lay
         };
     }
 
+    public async Task<IAsyncDisposable?> HoldTrafficAsync(PreparedRelease release, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var until = await release.Clock.RunAsync("pause", () => instances.PauseAsync(timeout, cancellationToken),
+            u => u is { } at ? $"new requests held until resume (at most until {at:HH:mm:ss}Z)" : "nothing serves the app yet: no request to hold");
+        return until is null ? null : new HeldTraffic(instances, release.Clock, progress);
+    }
+
+    /// <summary>The resume at the end of the migrations, whatever ended them: never cancelled, and a failure only warns (the pause's timeout ends it).</summary>
+    private sealed class HeldTraffic(IInstanceActivator instances, PhaseClock clock, IDeployProgress progress) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            try
+            {
+                await clock.RunAsync("resume", () => instances.ResumeAsync(CancellationToken.None), "held requests released");
+            }
+            catch (Exception e) when (e is DeployException or IOException or HttpRequestException)
+            {
+                progress.Warning($"could not resume the app's traffic ({e.Message}); the pause ends at its timeout");
+            }
+        }
+    }
+
     /// <summary>Every instance back on the previous release; a first release's instances stop.</summary>
     public async Task<ActivationUndo> UndoAsync(PreparedRelease release, CancellationToken cancellationToken)
     {

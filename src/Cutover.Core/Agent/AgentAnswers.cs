@@ -18,3 +18,15 @@ public sealed record ActivationCancelling(string Cancelling);
 
 /// <summary>Any refusal (404, 500): what the agent could not do, as a sentence.</summary>
 public sealed record AgentRefusal(string Error);
+
+/// <summary>`POST /v1/apps/{app}/maintenance`: what to answer every request with (null body: the default page); <see cref="On"/> false ends it.</summary>
+public sealed record MaintenanceRequest(bool On, string? Body = null, string? ContentType = null);
+
+/// <summary>The answer to `maintenance`: whether the app is now in maintenance.</summary>
+public sealed record MaintenanceSet(string App, bool Maintenance);
+
+/// <summary>`POST /v1/apps/{app}/pause?timeout_ms=`: new requests are held until resume or <see cref="Until"/>.</summary>
+public sealed record PauseSet(string App, DateTimeOffset Until);
+
+/// <summary>`POST /v1/apps/{app}/resume`: held requests released; <see cref="WasPaused"/> false when there was no pause.</summary>
+public sealed record PauseResumed(string App, bool WasPaused, int Released);

@@ -166,6 +166,26 @@ public sealed class AgentClient : IDisposable
     /// <summary>Starts the app's instances on their last release; null when done (or they ran), else the agent's refusal.</summary>
     public Task<string?> StartAppAsync(string app, CancellationToken cancellationToken) => AppCommandAsync<AppStarted>(app, "start", cancellationToken);
 
+    /// <summary>Maintenance on (with the page, or the default one when null) or off; throws <see cref="AgentRefusedException"/>.</summary>
+    public Task<MaintenanceSet> SetMaintenanceAsync(string app, MaintenanceRequest request, CancellationToken cancellationToken) =>
+        PostAsync<MaintenanceSet>($"v1/apps/{Uri.EscapeDataString(app)}/maintenance", JsonContent.Create(request, options: Json.Options), cancellationToken);
+
+    /// <summary>Holds the app's new requests until resume or <paramref name="timeout"/>; throws <see cref="AgentRefusedException"/>.</summary>
+    public Task<PauseSet> PauseAsync(string app, TimeSpan timeout, CancellationToken cancellationToken) =>
+        PostAsync<PauseSet>($"v1/apps/{Uri.EscapeDataString(app)}/pause?timeout_ms={(long)Math.Ceiling(timeout.TotalMilliseconds)}", null, cancellationToken);
+
+    /// <summary>Releases the app's held requests; throws <see cref="AgentRefusedException"/>.</summary>
+    public Task<PauseResumed> ResumeAsync(string app, CancellationToken cancellationToken) =>
+        PostAsync<PauseResumed>($"v1/apps/{Uri.EscapeDataString(app)}/resume", null, cancellationToken);
+
+    private async Task<TAnswer> PostAsync<TAnswer>(string path, HttpContent? content, CancellationToken cancellationToken) where TAnswer : class
+    {
+        using var response = await _http.PostAsync(path, content, cancellationToken);
+        var body = await response.Content.ReadAsStringAsync(cancellationToken);
+        if (response.IsSuccessStatusCode) return Answer<TAnswer>("POST /" + path, body);
+        throw new AgentRefusedException((int)response.StatusCode, Answer<AgentRefusal>($"POST /{path} ({(int)response.StatusCode})", body).Error);
+    }
+
     private async Task<string?> AppCommandAsync<TAnswer>(string app, string action, CancellationToken cancellationToken) where TAnswer : class
     {
         var path = $"v1/apps/{Uri.EscapeDataString(app)}/{action}";
@@ -197,6 +217,13 @@ public sealed class AgentClient : IDisposable
     public void Dispose() => _http.Dispose();
 }
 
+/// <summary>The agent's refusal of a command, with its HTTP status (404: it runs no such app).</summary>
+public sealed class AgentRefusedException(int status, string message) : DeployException(message)
+{
+    public int Status { get; } = status;
+    public bool NoSuchApp => Status == 404;
+}
+
 /// <summary>The rolling strategy's activation, done by the agent.</summary>
 public sealed class AgentActivator(AgentClient client, string configFile, string app, IReadOnlyList<string> agentCommand) : IInstanceActivator
 {
@@ -207,4 +234,20 @@ public sealed class AgentActivator(AgentClient client, string configFile, string
     }
 
     public Task<string?> StopAsync(IDeployProgress progress, CancellationToken cancellationToken) => client.StopAppAsync(app, cancellationToken);
+
+    public async Task<DateTimeOffset?> PauseAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        // No agent, or an agent without the app: nothing serves it yet, so there is no traffic to hold.
+        if (!await client.IsRunningAsync(cancellationToken)) return null;
+        try
+        {
+            return (await client.PauseAsync(app, timeout, cancellationToken)).Until;
+        }
+        catch (AgentRefusedException e) when (e.NoSuchApp)
+        {
+            return null;
+        }
+    }
+
+    public async Task ResumeAsync(CancellationToken cancellationToken) => await client.ResumeAsync(app, cancellationToken);
 }

@@ -109,6 +109,49 @@ public sealed class AgentServer : IAsyncDisposable
         web.MapPost("/v1/apps/{app}/cancel", (string app, string release) => CancelActivation(app, release));
         web.MapPost("/v1/apps/{app}/stop", (string app, CancellationToken ct) => ThreadPoolContext.Run(() => StopAppAsync(app, ct)));
         web.MapPost("/v1/apps/{app}/start", (string app, CancellationToken ct) => ThreadPoolContext.Run(() => StartAppAsync(app, ct)));
+        // Not behind the gate either: a deploy pauses and resumes around its migrations while it holds no gate, and a
+        // resume must never wait behind a long activation.
+        web.MapPost("/v1/apps/{app}/maintenance", (string app, HttpContext context) => ThreadPoolContext.Run(() => SetMaintenanceAsync(app, context)));
+        web.MapPost("/v1/apps/{app}/pause", (string app, long? timeout_ms) => Pause(app, timeout_ms));
+        web.MapPost("/v1/apps/{app}/resume", (string app) => Resume(app));
+    }
+
+    private async Task<IResult> SetMaintenanceAsync(string app, HttpContext context)
+    {
+        using var body = new StreamReader(context.Request.Body);
+        var text = await body.ReadToEndAsync(context.RequestAborted);
+        if (Json.TryRead<MaintenanceRequest>(text, out var problem) is not { } request)
+            return Refuse(StatusCodes.Status400BadRequest, $"cannot read the maintenance request ({problem})");
+        if (!_apps.TryGetValue(app, out var runtime)) return Refuse(StatusCodes.Status404NotFound, $"the agent runs no app '{app}'; deploy it first");
+        if (request.Body is { } page && System.Text.Encoding.UTF8.GetByteCount(page) > Proxy.MaintenancePage.MaxBytes)
+            return Refuse(StatusCodes.Status400BadRequest, $"the maintenance page is larger than {Proxy.MaintenancePage.MaxBytes} bytes");
+        runtime.Proxy.Gate.SetMaintenance(!request.On ? null
+            : request.Body is null ? Proxy.MaintenancePage.Default
+            : new Proxy.MaintenancePage(request.Body, request.ContentType ?? "text/plain; charset=utf-8"));
+        SaveInstances(runtime);
+        _logger.LogInformation("maintenance {State} for {App}", request.On ? "on" : "off", app);
+        return Results.Json(new MaintenanceSet(app, request.On), Json.Options);
+    }
+
+    private IResult Pause(string app, long? timeoutMs)
+    {
+        if (timeoutMs is not { } ms || ms <= 0 || ms > Proxy.TrafficGate.MaxPause.TotalMilliseconds)
+            return Refuse(StatusCodes.Status400BadRequest, $"a pause needs timeout_ms between 1 and {Proxy.TrafficGate.MaxPause.TotalMilliseconds:0}");
+        if (!_apps.TryGetValue(app, out var runtime)) return Refuse(StatusCodes.Status404NotFound, $"the agent runs no app '{app}'; deploy it first");
+        var until = runtime.Proxy.Gate.PauseFor(TimeSpan.FromMilliseconds(ms));
+        SaveInstances(runtime);
+        _logger.LogInformation("{App} paused until {Until:O}", app, until);
+        return Results.Json(new PauseSet(app, until), Json.Options);
+    }
+
+    private IResult Resume(string app)
+    {
+        if (!_apps.TryGetValue(app, out var runtime)) return Refuse(StatusCodes.Status404NotFound, $"the agent runs no app '{app}'; deploy it first");
+        var held = runtime.Proxy.Gate.Held;
+        var wasPaused = runtime.Proxy.Gate.Resume();
+        SaveInstances(runtime);
+        _logger.LogInformation("{App} resumed ({Held} held requests released)", app, held);
+        return Results.Json(new PauseResumed(app, wasPaused, wasPaused ? held : 0), Json.Options);
     }
 
     public sealed record ActivateRequest(string Config, string ReleaseId, string ReleaseDir);
@@ -347,6 +390,8 @@ public sealed class AgentServer : IAsyncDisposable
                 ReleaseId = runtime.ReleaseId ?? _records.GetValueOrDefault(app)?.ReleaseId,
                 ReleaseDir = runtime.ReleaseDir ?? _records.GetValueOrDefault(app)?.ReleaseDir,
                 Stopped = stopped,
+                Maintenance = runtime.Proxy.Gate.Maintenance,
+                PausedUntil = runtime.Proxy.Gate.PausedUntil,
                 // Every process, the warm blue-green set and a deploy's half-started ones too: a restarted agent must
                 // find every process it left, to end it.
                 Instances = runtime.Running
@@ -385,6 +430,9 @@ public sealed class AgentServer : IAsyncDisposable
                 _apps[record.App] = runtime;
                 runtime.ReleaseId = record.ReleaseId;
                 runtime.ReleaseDir = record.ReleaseDir;
+                // Maintenance stays on across a restart; a pause only for what is left of its timeout.
+                runtime.Proxy.Gate.SetMaintenance(record.Maintenance);
+                if (record.PausedUntil - DateTimeOffset.UtcNow is { } left && left > TimeSpan.Zero) runtime.Proxy.Gate.PauseFor(left);
                 if (!record.Stopped && record.ReleaseId is not null && Directory.Exists(record.ReleaseDir))
                 {
                     var error = await runtime.AdoptAllAsync(record.ReleaseId, record.ReleaseDir!, cancellationToken);
@@ -442,7 +490,8 @@ public sealed class AgentServer : IAsyncDisposable
                 s.Restarts,
                 s.LastProblem)).ToList(),
         new ProxyCountersView(runtime.Proxy.Served, runtime.Proxy.Failed, runtime.Proxy.BodyTooLarge, runtime.Proxy.HeadersTooLarge, runtime.Proxy.TimedOut),
-        runtime.Settings.Proxy.Tls?.Acme is { } acme ? _acme.StatusOf(runtime.Config.App, acme) : null);
+        runtime.Settings.Proxy.Tls?.Acme is { } acme ? _acme.StatusOf(runtime.Config.App, acme) : null,
+        new TrafficView(runtime.Proxy.Gate.Maintenance is not null, runtime.Proxy.Gate.PausedUntil, runtime.Proxy.Gate.Held));
 
     private async Task ShutdownAsync()
     {

@@ -17,6 +17,10 @@ public sealed record AppRecord
     public string? ReleaseId { get; init; }
     public string? ReleaseDir { get; init; }
     public bool Stopped { get; init; }
+    /// <summary>`cutover maintenance on`: stays on across agent restarts until `off`.</summary>
+    public Proxy.MaintenancePage? Maintenance { get; init; }
+    /// <summary>A pause's deadline: a restarted agent pauses again for what is left of it, never longer.</summary>
+    public DateTimeOffset? PausedUntil { get; init; }
     public IReadOnlyList<InstanceRecord> Instances { get; init; } = [];
 }
 

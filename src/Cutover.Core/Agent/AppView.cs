@@ -6,7 +6,7 @@ namespace Cutover.Agent;
 /// what is served and the renewal state (not after, renewal due, last error, next attempt).
 /// </summary>
 public sealed record AppView(string App, string? Release, string Proxy, long ProxyErrors, WarmSetView? Previous, IReadOnlyList<InstanceView> Instances, ProxyCountersView? ProxyCounters = null,
-    Acme.CertificateStatus? Certificate = null);
+    Acme.CertificateStatus? Certificate = null, TrafficView? Traffic = null);
 
 /// <summary>What the proxy answered for the app since the agent started: forwarded, its own errors (502/503/504), and each limit's refusals.</summary>
 public sealed record ProxyCountersView(long Served, long Failed, long BodyTooLarge, long HeadersTooLarge, long TimedOut);
@@ -27,3 +27,6 @@ public sealed record InstanceView(
     long MemoryBytes,
     int Restarts,
     string? Problem);
+
+/// <summary>Maintenance and pause as the proxy applies them: requests held right now, and when the pause ends by itself.</summary>
+public sealed record TrafficView(bool Maintenance, DateTimeOffset? PausedUntil, int Held);

@@ -79,7 +79,7 @@ public static class ConfigLoader
                 ? new SwarmSettings { Swarm = ContainerConfigReader.ReadSwarm(top, top.Section("swarm"), file, warnings) }
                 : new SymlinkSettings();
         }
-        var migrations = ReadMigrations(top.Section("migrations"), file);
+        var migrations = ReadMigrations(top.Section("migrations"), file, settings);
         var fleet = FleetConfigReader.Read(top, rootText, strategy);
         top.RejectUnknownKeys();
 
@@ -112,7 +112,7 @@ public static class ConfigLoader
         return ContainerConfigReader.ReadDocker(top, top.Section("docker"));
     }
 
-    private static MigrationsConfig? ReadMigrations(YamlSection? section, string file)
+    private static MigrationsConfig? ReadMigrations(YamlSection? section, string file, StrategySettings settings)
     {
         if (section is null) return null;
         var dir = section.RequiredString("dir");
@@ -150,10 +150,24 @@ public static class ConfigLoader
             Lint = level,
             LintExclude = exclude,
             PgVersion = pgVersion,
+            Pause = section.Choice("pause", false, ("true", true), ("false", false)),
+            PauseTimeout = section.Duration("pause_timeout", TimeSpan.FromSeconds(30), min: TimeSpan.FromSeconds(1)),
         };
+        // A pause holds requests in Cutover's proxy: strategies whose traffic does not pass through it cannot.
+        if (config.Pause && PauseRefusal(settings) is { } why) section.Error("pause", $"needs traffic through Cutover's proxy; {why}");
+        if (config.PauseTimeout > Proxy.TrafficGate.MaxPause) section.Error("pause_timeout", $"at most {Duration.Format(Proxy.TrafficGate.MaxPause)}");
+        if (section.Has("pause_timeout") && !config.Pause) section.KeyError("pause_timeout", "pause_timeout is read only with pause: true");
         section.RejectUnknownKeys();
         return config;
     }
+
+    private static string? PauseRefusal(StrategySettings settings) => settings switch
+    {
+        SymlinkSettings => "strategy: symlink serves through your web server",
+        SwarmSettings => "strategy: swarm routes through Docker's ingress",
+        BlueGreenSettings { BlueGreen.Router: "nginx" } => "blue-green with router: nginx routes through nginx",
+        _ => null,
+    };
 
     private static BlueGreenConfig ReadBlueGreen(YamlSection top)
     {

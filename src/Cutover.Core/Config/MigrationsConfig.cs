@@ -17,4 +17,8 @@ public sealed record MigrationsConfig
     /// <summary>Rule ids to skip and file globs (relative to dir) not to lint.</summary>
     public IReadOnlyList<string> LintExclude { get; init; } = [];
     public int PgVersion { get; init; } = 15;
+    /// <summary>Hold new requests in Cutover's proxy while the migrations run (kamal-proxy's pause): a short exclusive lock goes unseen.</summary>
+    public bool Pause { get; init; }
+    /// <summary>The pause's backstop: held requests get 503 and the pause ends if the deploy has not resumed by then.</summary>
+    public TimeSpan PauseTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }

@@ -185,6 +185,11 @@ public sealed class DeployPipeline
     public async Task MigrateAsync(PreparedRelease prepared, CancellationToken cancellationToken)
     {
         if (_migrations is null) return;
+        // migrations.pause: the strategy holds new requests while the migrations take their locks; the resume is in the
+        // hold's dispose, so a failed or cancelled migration never leaves the app paused.
+        await using var held = _config.Migrations is { Pause: true } settings
+            ? await _activation.HoldTrafficAsync(prepared, settings.PauseTimeout, cancellationToken)
+            : null;
         var applied = await MigrateAsync(prepared.Clock, prepared.Id, cancellationToken);
         prepared.Record = prepared.Record with { Migrations = applied, SafetyAssured = prepared.Lint?.SafetyAssured is { Count: > 0 } notes ? notes : null };
         _store.Save(prepared.Record);

@@ -14,4 +14,13 @@ public interface IInstanceActivator
 
     /// <summary>Drains and stops the app's instances (a first release that failed its checks after going live); null or why not.</summary>
     Task<string?> StopAsync(IDeployProgress progress, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Holds the app's new requests in the proxy until <see cref="ResumeAsync"/> or <paramref name="timeout"/>. Null when
+    /// nothing serves the app yet (no agent, or the app's first release), so there is nothing to hold.
+    /// </summary>
+    Task<DateTimeOffset?> PauseAsync(TimeSpan timeout, CancellationToken cancellationToken);
+
+    /// <summary>Releases the held requests to the instances.</summary>
+    Task ResumeAsync(CancellationToken cancellationToken);
 }

@@ -41,6 +41,14 @@ public interface IReleaseActivation
     /// </summary>
     Task<ActivationUndo> UndoAsync(PreparedRelease release, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// migrations.pause: holds new requests in Cutover's proxy while the migrations run; disposing the hold resumes them
+    /// (the pipeline does so in a finally, and the timeout ends the pause if the CLI dies). Null when nothing serves yet.
+    /// Only strategies whose traffic passes through Cutover's proxy can; the config refuses the key for the others.
+    /// </summary>
+    Task<IAsyncDisposable?> HoldTrafficAsync(PreparedRelease release, TimeSpan timeout, CancellationToken cancellationToken) =>
+        throw new DeployException($"migrations.pause needs traffic through Cutover's proxy, which {Step} does not use");
+
     /// <summary>`cutover rollback`: traffic to <paramref name="target"/>, an earlier complete release. Null, or why not.</summary>
     Task<string?> RollBackAsync(ReleaseId from, ReleaseRecord target, PhaseClock clock, CancellationToken cancellationToken);
 }

@@ -53,6 +53,15 @@ public sealed class ProxyServer : IAsyncDisposable
 
     public string App { get; }
     public BackendPool Pool { get; } = new();
+    /// <summary>Maintenance and pause: checked before a request picks an instance.</summary>
+    public TrafficGate Gate { get; } = new();
+    /// <summary>The app's health path (health.path), never held by a pause nor answered by the maintenance page.</summary>
+    public string? HealthPath
+    {
+        get => Volatile.Read(ref _healthPath);
+        set => Volatile.Write(ref _healthPath, value);
+    }
+    private string? _healthPath;
     /// <summary>The plain listener's bound address.</summary>
     public IPEndPoint Listen { get; private set; } = null!;
     /// <summary>The proxy section in force: swapped whole on a reconfigure, read once per request.</summary>
@@ -181,9 +190,55 @@ public sealed class ProxyServer : IAsyncDisposable
             // A chunked body is counted as it is read: Kestrel fails the read past the limit, answered 413 below.
             if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit) limit.MaxRequestBodySize = maxBody;
         }
+        if (!TrafficGate.IsExempt(request, HealthPath) && !await PassGateAsync(context)) return;
         using var deadline = new ResponseDeadline(settings.ResponseTimeout);
         context.Features.Set(deadline);
         await ForwardAsync(context, forwarder, deadline);
+    }
+
+    /// <summary>
+    /// Maintenance answers 503 with its page; a pause holds the request (not counted by any instance) until resume,
+    /// or answers 503 at the pause's deadline or when too many are held. False when the request was answered here.
+    /// </summary>
+    private async ValueTask<bool> PassGateAsync(HttpContext context)
+    {
+        if (Gate.Maintenance is null && Gate.PausedUntil is null) return true;
+        if (Gate.Maintenance is { } page)
+        {
+            await AnswerUnavailableAsync(context, page.Body, page.ContentType, retryAfterSeconds: 30);
+            return false;
+        }
+        GateOutcome outcome;
+        try
+        {
+            outcome = await Gate.WaitAsync(context.RequestAborted);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            return false; // the client left while held: nobody to answer
+        }
+        if (outcome == GateOutcome.Pass)
+        {
+            // Maintenance turned on while it was held wins over the resume.
+            if (Gate.Maintenance is not { } later) return true;
+            await AnswerUnavailableAsync(context, later.Body, later.ContentType, retryAfterSeconds: 30);
+            return false;
+        }
+        Interlocked.Increment(ref _failed);
+        await AnswerUnavailableAsync(context, outcome == GateOutcome.Full
+            ? $"paused, and {Gate.MaxHeld} requests are already held\n"
+            : "paused, and the pause ran out before it was resumed\n", "text/plain; charset=utf-8", retryAfterSeconds: 5);
+        return false;
+    }
+
+    private static async Task AnswerUnavailableAsync(HttpContext context, string body, string contentType, int retryAfterSeconds)
+    {
+        if (context.Response.HasStarted) return;
+        context.Response.Clear();
+        context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+        context.Response.Headers.RetryAfter = retryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        context.Response.ContentType = contentType;
+        await context.Response.WriteAsync(body);
     }
 
     /// <summary>The bytes of the header lines as Kestrel counts them for its own limit (name, ": ", value, CRLF).</summary>
@@ -322,6 +377,7 @@ public sealed class ProxyServer : IAsyncDisposable
     /// <summary>Takes the app's routes off the listeners (a listener no other app uses stops).</summary>
     public async ValueTask DisposeAsync()
     {
+        Gate.Dispose(); // held requests get their 503 before the routes go
         await _listeners.RemoveAsync(this);
         _invoker.Dispose();
         Certificates?.Dispose();

@@ -70,6 +70,7 @@ public sealed class AppRuntime : IAsyncDisposable
         var log = new LogSink(Path.Combine(home, "logs", config.App), settings.Logs.MaxSize, settings.Logs.Retain);
         var runtime = new AppRuntime(config, settings, proxy, log, new ReadinessProbe(http), spawnGate, loggers, home);
         runtime.ApplyLogSettings();
+        proxy.HealthPath = settings.InstanceHealth.Path;
         return runtime;
     }
 
@@ -106,6 +107,7 @@ public sealed class AppRuntime : IAsyncDisposable
         Config = config;
         Settings = settings;
         ApplyLogSettings();
+        Proxy.HealthPath = settings.InstanceHealth.Path;
         return null;
     }
 

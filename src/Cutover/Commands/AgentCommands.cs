@@ -153,6 +153,10 @@ public static class AgentCommands
             if (certificate.LastError is { } error)
                 env.Out.WriteLine($"certificate renewal failed {certificate.ConsecutiveFailures} time(s), last at {certificate.LastFailureAt:yyyy-MM-dd HH:mm:ss}Z, next attempt {certificate.NextAttemptAt:yyyy-MM-dd HH:mm:ss}Z: {error}");
         }
+        if (app.Traffic is { Maintenance: true })
+            env.Out.WriteLine("maintenance: on (every request gets 503 with the page; `cutover maintenance off` ends it)");
+        if (app.Traffic is { PausedUntil: { } until } traffic && until > DateTimeOffset.UtcNow)
+            env.Out.WriteLine($"paused: new requests held until `cutover resume` or {until:HH:mm:ss}Z, {traffic.Held} held now");
         if (app.Previous is { } previous)
             env.Out.WriteLine($"previous set: release {previous.Release}, {previous.Instances} instances warm out of rotation until {previous.Until:yyyy-MM-dd HH:mm:ss}Z");
         env.Console.Write(table);
