@@ -65,7 +65,8 @@ public sealed class ProcessWatch : IDisposable
     /// <summary>
     /// waitid(P_PIDFD, WEXITED|WNOHANG|WNOWAIT): the exit code (128 + signal for a signal) of an exited child of
     /// this process; null for a process that has not exited or is not our child (ECHILD: the kernel gives the
-    /// status only to the parent).
+    /// status only to the parent). Even for our own children this races with .NET, which reaps every child it
+    /// started on SIGCHLD (Process.ExitCode is the place for those): this is for a child started some other way.
     /// </summary>
     public int? TryReadExitCode() => LibC.PidFdExitCode(FdValue);
 

@@ -13,10 +13,14 @@ namespace Cutover.Platform;
 /// MAINPID= naming the new agent (needs NotifyAccess=all, since the message comes from a process systemd does not
 /// yet consider the main one), EXTEND_TIMEOUT_USEC= while a long handover runs, STATUS= for `systemctl status`.
 ///
-/// Not Microsoft.Extensions.Hosting.Systemd (11.0.0 in the package list): its SystemdNotifier is bound to the
-/// generic host's lifetime (READY=1 on start, STOPPING=1 on stop), which the agent does not run on, and this is
-/// forty lines with no dependency in the single-file build. Its wire format is the same; it is what we would
-/// compare against if systemd disagreed.
+/// Not Microsoft.Extensions.Hosting.Systemd (11.0.0 in the package list, and already in the ASP.NET Core shared
+/// framework we reference): its wire format is the same (one datagram, '@' -> NUL), and `new ServiceState("MAINPID=..")`
+/// could carry any line, but its SystemdNotifier reads NOTIFY_SOCKET only from the environment (the path
+/// constructor is internal), so tests would have to set a process-wide variable under parallel tests; it is
+/// synchronous without a token, checks nothing (a newline in STATUS= becomes a second assignment), has no
+/// MONOTONIC_USEC; and UseSystemd() brings SystemdLifetime, which sends READY=1 when the generic host starts,
+/// while the new agent must say READY=1 (with MAINPID=) only once it holds the listeners. The wiring needs
+/// the lines, not the lifetime: these ~40 lines are that.
 /// </summary>
 public sealed class SystemdNotify : IDisposable
 {
