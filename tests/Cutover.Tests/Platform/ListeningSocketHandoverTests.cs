@@ -122,6 +122,66 @@ public class ListeningSocketHandoverTests
         await client.ConnectAsync(address, timeout.Token); // queued on the still-listening socket, not refused
     }
 
+    /// <summary>
+    /// Why the handover passes the socket instead of binding a second one with SO_REUSEPORT (Traps 5): each
+    /// SO_REUSEPORT socket has its own accept queue, and closing one resets the connections queued on it (unless
+    /// net.ipv4.tcp_migrate_req=1, off by default). Passing the descriptor keeps one queue for both owners.
+    /// </summary>
+    [Fact]
+    public async Task A_second_reuseport_socket_is_no_handover_closing_the_first_resets_the_connections_queued_on_it()
+    {
+        if (File.ReadAllText("/proc/sys/net/ipv4/tcp_migrate_req").Trim() != "0") return; // the kernel migrates them: no trap here
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var first = ReusePort(null);
+        var address = (IPEndPoint)first.LocalEndPoint!;
+        using var second = ReusePort(address);
+        var clients = new List<Socket>();
+        try
+        {
+            for (var i = 0; i < 32; i++)
+            {
+                var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                clients.Add(client);
+                await client.ConnectAsync(address, timeout.Token); // completes from the queue, nobody accepted yet
+            }
+            first.Dispose();
+            var reset = 0;
+            foreach (var client in clients)
+            {
+                using var probe = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token);
+                probe.CancelAfter(TimeSpan.FromMilliseconds(200));
+                try
+                {
+                    var n = await client.ReceiveAsync(new byte[1], SocketFlags.None, probe.Token);
+                    if (n == 0) reset++;
+                }
+                catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionReset)
+                {
+                    reset++;
+                }
+                catch (OperationCanceledException)
+                {
+                    // still queued on the second socket: alive
+                }
+            }
+            Assert.InRange(reset, 1, clients.Count - 1); // 32 connections spread over two queues by hash
+        }
+        finally
+        {
+            foreach (var client in clients) client.Dispose();
+        }
+    }
+
+    private static Socket ReusePort(IPEndPoint? address)
+    {
+        const int SolSocket = 1, SoReusePort = 15;
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        socket.SetRawSocketOption(SolSocket, SoReusePort, BitConverter.GetBytes(1));
+        socket.Bind(address ?? new IPEndPoint(IPAddress.Loopback, 0));
+        socket.Listen(64);
+        return socket;
+    }
+
     private static async Task<HandoverException> RefusedAsync(IReadOnlyList<(HandedListener, Socket)> listeners, CancellationToken cancellationToken)
     {
         var (ours, theirs) = FdPassingTests.SocketPair();
