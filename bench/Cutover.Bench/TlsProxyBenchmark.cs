@@ -82,6 +82,14 @@ public static partial class TlsProxyBenchmark
         return 0;
     }
 
+    /// <summary>Serves both proxies until Enter, for profiling (perf, strace) or wrk by hand.</summary>
+    public static async Task ServeAsync()
+    {
+        await using var paths = await Paths.StartAsync();
+        Console.WriteLine($"cutover https://127.0.0.1:{paths.CutoverTlsPort}/ (agent pid {paths.AgentPid}, home {paths.Home}) nginx https://127.0.0.1:{paths.NginxTlsPort}/ (master pid {paths.NginxProxy.Pid}); LD_PRELOAD={paths.NoResumptionShim} turns wrk's session resumption off");
+        await Task.Run(Console.ReadLine);
+    }
+
     private static string Report(int rounds, string loadBefore, string loadAfter, Proxy[] proxies, string[] handshakes, WrkResult[] keepAlive, WrkResult[] newConnections)
     {
         var nginx = proxies.Length - 1;
@@ -156,7 +164,7 @@ public static partial class TlsProxyBenchmark
         var text = process.StandardError.ReadToEnd() + stdout.Result;
         process.WaitForExit();
         string Field(string name) => Regex.Match(text, $@"^{Regex.Escape(name)}:\s*(.+)$", RegexOptions.Multiline) is { Success: true } m ? m.Groups[1].Value.Trim() : "?";
-        return $"{Field("Protocol version")} {Field("Ciphersuite")}, {Field("Peer Temporary Key")}";
+        return $"{Field("Protocol version")} {Field("Ciphersuite")}, {Field("Signature type")} signature, {Field("Server Temp Key")} key exchange";
     }
 
     private static string LoadAverage() => File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "?";
@@ -181,6 +189,7 @@ public static partial class TlsProxyBenchmark
         }
 
         public int AgentPid { get; }
+        public string Home => Path.Combine(_work.Path, "home");
         public ProxyBenchmark.NginxProcess NginxProxy { get; }
         public int CutoverTlsPort { get; }
         public int NginxTlsPort { get; }
