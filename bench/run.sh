@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Staging vs rsync, rollback vs ln -sfn, proxy overhead vs nginx (wrk), blue-green switch, and the migration linter vs
-# squawk; updates bench/README.md. Usage: bench/run.sh [RUNS]
+# Staging vs rsync, rollback vs ln -sfn, proxy overhead vs nginx (wrk), blue-green switch, the migration linter vs
+# squawk, and TLS termination vs nginx (wrk over https); updates bench/README.md. Usage: bench/run.sh [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
@@ -8,6 +8,9 @@ command -v rsync >/dev/null || missing+=(rsync)
 [ -x /usr/bin/time ] || missing+=(time)
 command -v wrk >/dev/null || missing+=(wrk)
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+command -v openssl >/dev/null || missing+=(openssl)
+# The TLS benchmark compiles a small LD_PRELOAD shim that turns wrk's TLS session resumption off.
+command -v cc >/dev/null || missing+=(gcc)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -21,3 +24,4 @@ fi
 dotnet build bench/Cutover.Bench -c Release -v q -nologo
 dotnet bench/Cutover.Bench/bin/Release/net10.0/Cutover.Bench.dll "${1:-5}"
 dotnet bench/Cutover.Bench/bin/Release/net10.0/Cutover.Bench.dll lint "${1:-5}"
+dotnet bench/Cutover.Bench/bin/Release/net10.0/Cutover.Bench.dll tls "${1:-5}"

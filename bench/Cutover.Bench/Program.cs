@@ -36,6 +36,14 @@ if (args is ["lint-generate", var lintOut])
 }
 if (args is ["lint", .. var lintArgs])
     return LintBenchmark.Run(lintArgs);
+// `tls [RUNS]` runs the TLS termination benchmark (Cutover's agent vs nginx) alone; `tls-serve` keeps its proxies up.
+if (args is ["tls-serve"])
+{
+    await TlsProxyBenchmark.ServeAsync();
+    return 0;
+}
+if (args is ["tls", .. var tlsArgs])
+    return await TlsProxyBenchmark.RunAsync(tlsArgs);
 // `staging [RUNS]` runs the staging and rollback benchmark alone.
 if (args is ["staging", .. var stagingArgs])
     return await StagingBenchmark.RunAsync(stagingArgs, stagingOnly: true);

@@ -117,8 +117,8 @@ public static partial class ProxyBenchmark
                 proxy:
                   listen: 127.0.0.1:{cutoverPort}
                 """);
-            RunCutover("deploy", app, "-c", config);
-            var status = System.Text.Json.JsonDocument.Parse(RunCutover("status", "--json", "-c", config)).RootElement.GetProperty("agent");
+            RunCutover(home, "deploy", app, "-c", config);
+            var status = System.Text.Json.JsonDocument.Parse(RunCutover(home, "status", "--json", "-c", config)).RootElement.GetProperty("agent");
             var instance = status.GetProperty("instances")[0];
             var backendPort = instance.GetProperty("port").GetInt32();
             var backendPid = instance.GetProperty("pid").GetInt32();
@@ -132,21 +132,6 @@ public static partial class ProxyBenchmark
                 """);
             await Task.Delay(500);
             return new Paths(work, agentPid, backendPid, nginxProxy, cutoverPort, backendPort, nginxPort);
-
-            string RunCutover(params string[] args)
-            {
-                var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-                // CUTOVER_BENCH_CLI measures another build's agent (the README's "before" row was an older cutover.dll).
-                var cli = Environment.GetEnvironmentVariable("CUTOVER_BENCH_CLI") is { Length: > 0 } other ? other : Path.Combine(AppContext.BaseDirectory, "cutover.dll");
-                foreach (var a in new[] { "exec", cli }.Concat(args)) start.ArgumentList.Add(a);
-                start.Environment["CUTOVER_HOME"] = home;
-                using var process = Process.Start(start)!;
-                var stdout = process.StandardOutput.ReadToEndAsync();
-                var stderr = process.StandardError.ReadToEnd();
-                process.WaitForExit();
-                if (process.ExitCode != 0) throw new InvalidOperationException($"cutover {string.Join(' ', args)} exited {process.ExitCode}: {stderr} {stdout.Result}");
-                return stdout.Result;
-            }
         }
 
         public ValueTask DisposeAsync()
@@ -160,8 +145,24 @@ public static partial class ProxyBenchmark
         }
     }
 
+    /// <summary>Runs the `cutover` CLI (this build's, or CUTOVER_BENCH_CLI's) with CUTOVER_HOME=<paramref name="home"/>; its stdout.</summary>
+    internal static string RunCutover(string home, params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        // CUTOVER_BENCH_CLI measures another build's agent (the README's "before" row was an older cutover.dll).
+        var cli = Environment.GetEnvironmentVariable("CUTOVER_BENCH_CLI") is { Length: > 0 } other ? other : Path.Combine(AppContext.BaseDirectory, "cutover.dll");
+        foreach (var a in new[] { "exec", cli }.Concat(args)) start.ArgumentList.Add(a);
+        start.Environment["CUTOVER_HOME"] = home;
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        if (process.ExitCode != 0) throw new InvalidOperationException($"cutover {string.Join(' ', args)} exited {process.ExitCode}: {stderr} {stdout.Result}");
+        return stdout.Result;
+    }
+
     /// <summary>User + system time of one process, from /proc/&lt;pid&gt;/stat (clock ticks are 1/100 s).</summary>
-    private static TimeSpan ProcessCpu(int pid)
+    internal static TimeSpan ProcessCpu(int pid)
     {
         var stat = File.ReadAllText($"/proc/{pid}/stat");
         var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
@@ -169,7 +170,7 @@ public static partial class ProxyBenchmark
     }
 
     /// <summary>User + system time of an nginx master's worker processes, from /proc (clock ticks are 1/100 s).</summary>
-    private static TimeSpan NginxWorkersCpu(int masterPid)
+    internal static TimeSpan NginxWorkersCpu(int masterPid)
     {
         long ticks = 0;
         foreach (var dir in Directory.EnumerateDirectories("/proc"))
@@ -199,7 +200,7 @@ public static partial class ProxyBenchmark
         return new WrkResult(rps, Latency(output, "50%"), Latency(output, "99%"), cpu.TotalMicroseconds / requests, errors);
     }
 
-    private static double Latency(string output, string percentile)
+    internal static double Latency(string output, string percentile)
     {
         var m = Regex.Match(output, $@"{Regex.Escape(percentile)}\s+([\d.]+)(us|ms|s)");
         if (!m.Success) return double.NaN; // a warm-up run without --latency
@@ -208,15 +209,15 @@ public static partial class ProxyBenchmark
     }
 
     [GeneratedRegex(@"Requests/sec:\s+([\d.]+)")]
-    private static partial Regex RpsPattern();
+    internal static partial Regex RpsPattern();
 
     [GeneratedRegex(@"(\d+) requests in")]
-    private static partial Regex RequestsPattern();
+    internal static partial Regex RequestsPattern();
 
     [GeneratedRegex(@"Non-2xx or 3xx responses:\s+(\d+)")]
-    private static partial Regex ErrorsPattern();
+    internal static partial Regex ErrorsPattern();
 
-    private sealed class NginxProcess(Process process) : IDisposable
+    internal sealed class NginxProcess(Process process) : IDisposable
     {
         public int Pid => process.Id;
 
@@ -228,14 +229,14 @@ public static partial class ProxyBenchmark
         }
     }
 
-    private static NginxProcess StartNginx(string work, string name, string server)
+    internal static NginxProcess StartNginx(string work, string name, string server, string workers = "1")
     {
         var dir = Path.Combine(work, name);
         Directory.CreateDirectory(Path.Combine(dir, "logs"));
         var user = Environment.UserName == "root" ? "user root root;" : "";
         File.WriteAllText(Path.Combine(dir, "nginx.conf"), $$"""
             {{user}}
-            worker_processes 1;
+            worker_processes {{workers}};
             pid {{dir}}/nginx.pid;
             error_log {{dir}}/logs/error.log warn;
             events { worker_connections 4096; }
@@ -251,7 +252,7 @@ public static partial class ProxyBenchmark
     }
 
 
-    private sealed class TempWork : IDisposable
+    internal sealed class TempWork : IDisposable
     {
         public string Path { get; } = Directory.CreateTempSubdirectory("cutover-proxy-bench-").FullName;
         public void Dispose() => Directory.Delete(Path, recursive: true);

@@ -63,12 +63,13 @@ public static class SwitchBenchmark
             using var http = new HttpClient();
             await using var app = await AppRuntime.CreateAsync(config, work, http, new object(), NullLoggerFactory.Instance, CancellationToken.None);
             if (await app.StartAllAsync("r0", Release("0"), CancellationToken.None) is { } startError) throw new InvalidOperationException(startError);
-            var bg = new BlueGreenSwitch(app, new SilentProgress());
+            var warmSet = new WarmSetKeeper();
+            var bg = new BlueGreenSwitch(app, warmSet, new SilentProgress());
             var url = $"http://127.0.0.1:{proxyPort}/";
             if (nginx)
             {
                 Directory.CreateDirectory(Path.Combine(nginxDir, "logs"));
-                File.WriteAllText(upstream, new NginxRouter(config.BlueGreen.Nginx!).Render(app.Slots.Select(s => s!.Endpoint!)));
+                File.WriteAllText(upstream, new NginxRouter(config.SettingsOf<BlueGreenSettings>().BlueGreen.Nginx!).Render(app.Slots.Select(s => s!.Endpoint!)));
                 File.WriteAllText(conf, $$"""
                     {{(Environment.UserName == "root" ? "user root root;" : "")}}
                     worker_processes 1; pid {{nginxDir}}/nginx.pid; error_log {{nginxDir}}/logs/error.log warn;
@@ -114,7 +115,7 @@ public static class SwitchBenchmark
                 commands.Add((clock.Elapsed.TotalMilliseconds, version, false));
                 if (await bg.RunAsync($"r{i}", Release(version), CancellationToken.None) is { } e1) throw new InvalidOperationException(e1);
                 await Task.Delay(1500);
-                var warm = app.Warm!;
+                var warm = warmSet.Current!;
                 var rollbackAt = clock.Elapsed.TotalMilliseconds;
                 commands.Add((rollbackAt, warm.ReleaseId[1..], true));
                 if (await bg.RunAsync(warm.ReleaseId, warm.ReleaseDir, CancellationToken.None) is { } e2) throw new InvalidOperationException(e2);

@@ -1,0 +1,291 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace Cutover.Bench;
+
+/// <summary>
+/// TLS termination, one run, one certificate (ECDSA P-256, made here), one backend (an nginx answering 1 KiB), one
+/// load generator (wrk over https): Cutover's proxy as the product runs it (`cutover deploy` of a rolling app with
+/// proxy.tls starts the real background `cutover agent`; CPU measured on the agent process) against nginx
+/// terminating TLS with `ssl_certificate` and `proxy_pass` to the same backend with upstream keepalive. Two loads:
+/// 32 keep-alive connections (requests/s, p99, CPU per request), and a fresh full TLS handshake per request (new
+/// connections/s, CPU per connection). Rounds alternate which proxy goes first; the table holds medians.
+/// Writes bench/results/tls.md and the "tls" table of bench/README.md.
+/// </summary>
+public static partial class TlsProxyBenchmark
+{
+    private static readonly string[] KeepAliveLoad = ["-t2", "-c32", "-d5s", "--latency"];
+    // Connection: close makes both proxies close after the answer, and wrk opens a new connection for the next request.
+    private static readonly string[] NewConnectionLoad = ["-t2", "-c32", "-d5s", "--latency", "-H", "Connection: close"];
+
+    /// <summary>
+    /// wrk keeps each connection's OpenSSL session across its reconnects (ssl_close calls SSL_clear, which keeps the
+    /// session), so its second and later handshakes are resumptions: 1,591 of 1,593 against nginx with a session cache.
+    /// Preloaded into wrk, this drops the session first, so every handshake is a full one (1,011 of 1,011 measured
+    /// against the same nginx). Resolved at run time from the libssl wrk itself loads: no OpenSSL headers needed.
+    /// </summary>
+    private const string NoResumptionShimSource = """
+        #define _GNU_SOURCE
+        #include <dlfcn.h>
+        typedef struct ssl_st SSL;
+        int SSL_clear(SSL *ssl)
+        {
+            static int (*real_clear)(SSL *);
+            static int (*set_session)(SSL *, void *);
+            if (!real_clear) real_clear = (int (*)(SSL *))dlsym(RTLD_NEXT, "SSL_clear");
+            if (!set_session) set_session = (int (*)(SSL *, void *))dlsym(RTLD_NEXT, "SSL_set_session");
+            set_session(ssl, 0);
+            return real_clear(ssl);
+        }
+        """;
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var rounds = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 5;
+        var repo = StagingBenchmark.FindRepo();
+        var loadBefore = LoadAverage();
+        await using var paths = await Paths.StartAsync();
+        var proxies = new[]
+        {
+            new Proxy("Cutover's proxy (the `cutover agent` process)", paths.CutoverTlsPort, () => ProxyBenchmark.ProcessCpu(paths.AgentPid)),
+            new Proxy("nginx (`worker_processes auto`)", paths.NginxTlsPort, () => ProxyBenchmark.NginxWorkersCpu(paths.NginxProxy.Pid)),
+        };
+        var handshakes = proxies.Select(p => Handshake(p.Port)).ToArray();
+        // Warm-up per proxy and load, not counted: connection pools to the backend, and the agent's tiered JIT, which
+        // by hand still took a sixth of its CPU 20 s after start under this load (5 s each gets it to steady state).
+        foreach (var proxy in proxies)
+        {
+            Wrk(proxy, ["-t2", "-c32", "-d5s"], null);
+            Wrk(proxy, ["-t2", "-c32", "-d5s", "-H", "Connection: close"], paths.NoResumptionShim);
+        }
+        var keepAlive = proxies.Select(_ => new List<WrkResult>()).ToArray();
+        var newConnections = proxies.Select(_ => new List<WrkResult>()).ToArray();
+        for (var round = 0; round < rounds; round++)
+        {
+            // The shared machine's noisy moments land on both proxies alike: who goes first alternates.
+            var order = round % 2 == 0 ? new[] { 0, 1 } : [1, 0];
+            foreach (var i in order) keepAlive[i].Add(Wrk(proxies[i], KeepAliveLoad, null));
+            foreach (var i in order) newConnections[i].Add(Wrk(proxies[i], NewConnectionLoad, paths.NoResumptionShim));
+            Console.WriteLine($"  round {round + 1}/{rounds}: keep-alive {keepAlive[0][^1].Rps:0} / {keepAlive[1][^1].Rps:0} req/s, new connections {newConnections[0][^1].Rps:0} / {newConnections[1][^1].Rps:0} /s (Cutover / nginx)");
+        }
+
+        var report = Report(rounds, loadBefore, LoadAverage(), proxies, handshakes,
+            keepAlive.Select(Median).ToArray(), newConnections.Select(Median).ToArray());
+        Console.WriteLine(report);
+        Directory.CreateDirectory(Path.Combine(repo, "bench", "results"));
+        await File.WriteAllTextAsync(Path.Combine(repo, "bench", "results", "tls.md"), report);
+        StagingBenchmark.UpdateReadme(Path.Combine(repo, "bench", "README.md"), "tls", report);
+        return 0;
+    }
+
+    /// <summary>Serves both proxies until Enter, for profiling (perf, strace) or wrk by hand.</summary>
+    public static async Task ServeAsync()
+    {
+        await using var paths = await Paths.StartAsync();
+        Console.WriteLine($"cutover https://127.0.0.1:{paths.CutoverTlsPort}/ (agent pid {paths.AgentPid}, home {paths.Home}) nginx https://127.0.0.1:{paths.NginxTlsPort}/ (master pid {paths.NginxProxy.Pid}); LD_PRELOAD={paths.NoResumptionShim} turns wrk's session resumption off");
+        await Task.Run(Console.ReadLine);
+    }
+
+    private static string Report(int rounds, string loadBefore, string loadAfter, Proxy[] proxies, string[] handshakes, WrkResult[] keepAlive, WrkResult[] newConnections)
+    {
+        var nginx = proxies.Length - 1;
+        var sb = new StringBuilder();
+        sb.AppendLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z on {Environment.ProcessorCount} cores (1-minute load average {loadBefore} at the start, {loadAfter} at the end); median of {rounds} rounds, each proxy's turn first in every other round; wrk -t2 -c32 -d5s over https, proxies, backend and wrk share the machine; one ECDSA P-256 certificate; backend: nginx answering 1 KiB over plain HTTP/1.1 on loopback, the same for both. Negotiated (openssl s_client): " +
+            string.Join("; ", proxies.Select((p, i) => $"{ShortName(p)} {handshakes[i]}")) + ".");
+        sb.AppendLine();
+        sb.AppendLine("Keep-alive: 32 connections, HTTP/1.1, many requests each.");
+        sb.AppendLine();
+        sb.AppendLine("| proxy | requests/s | p50 | p99 | CPU per request | requests/s vs nginx | p99 vs nginx | CPU per request vs nginx | errors |");
+        sb.AppendLine("|---|---|---|---|---|---|---|---|---|");
+        for (var i = 0; i < proxies.Length; i++)
+            sb.AppendLine(Row(proxies[i].Name, keepAlive[i], keepAlive[nginx]));
+        sb.AppendLine();
+        sb.AppendLine("New TLS connections: every request on a fresh connection (`Connection: close`), every handshake a full one (wrk's session resumption turned off), 32 at a time.");
+        sb.AppendLine();
+        sb.AppendLine("| proxy | new connections/s | p50 | p99 | CPU per connection | connections/s vs nginx | p99 vs nginx | CPU per connection vs nginx | errors |");
+        sb.AppendLine("|---|---|---|---|---|---|---|---|---|");
+        for (var i = 0; i < proxies.Length; i++)
+            sb.AppendLine(Row(proxies[i].Name, newConnections[i], newConnections[nginx]));
+        sb.AppendLine();
+        sb.AppendLine("CPU is the proxy's own user + system time (the agent process; nginx's workers) over the run, divided by the requests (connections) wrk counted. Errors are wrk's non-2xx answers plus socket errors, summed over the rounds.");
+        return sb.ToString();
+
+        static string Row(string name, WrkResult r, WrkResult nginx) =>
+            $"| {name} | {r.Rps:0} | {r.P50Ms:0.00} ms | {r.P99Ms:0.00} ms | {r.CpuUsPerRequest:0.0} µs | {r.Rps / nginx.Rps:0.00} | {r.P99Ms / nginx.P99Ms:0.00} | {r.CpuUsPerRequest / nginx.CpuUsPerRequest:0.00} | {r.Errors} |";
+        static string ShortName(Proxy p) => p.Name.StartsWith("Cutover", StringComparison.Ordinal) ? "Cutover" : "nginx";
+    }
+
+    private sealed record Proxy(string Name, int Port, Func<TimeSpan> Cpu);
+
+    private sealed record WrkResult(double Rps, double P50Ms, double P99Ms, double CpuUsPerRequest, long Errors);
+
+    private static WrkResult Median(List<WrkResult> runs) => new(
+        Measure.Median(runs.Select(x => x.Rps)), Measure.Median(runs.Select(x => x.P50Ms)), Measure.Median(runs.Select(x => x.P99Ms)),
+        Measure.Median(runs.Select(x => x.CpuUsPerRequest)), runs.Sum(x => x.Errors));
+
+    /// <summary>One wrk run over https against <paramref name="proxy"/>, with the proxy's CPU over the run.</summary>
+    private static WrkResult Wrk(Proxy proxy, string[] load, string? preload)
+    {
+        var start = new ProcessStartInfo("wrk") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in load) start.ArgumentList.Add(a);
+        start.ArgumentList.Add($"https://127.0.0.1:{proxy.Port}/");
+        if (preload is not null) start.Environment["LD_PRELOAD"] = preload;
+        var cpuBefore = proxy.Cpu();
+        using var process = Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        var output = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        var cpu = proxy.Cpu() - cpuBefore;
+        if (process.ExitCode != 0) throw new InvalidOperationException($"wrk {string.Join(' ', load)} failed: {stderr.Result}");
+        var requests = long.Parse(ProxyBenchmark.RequestsPattern().Match(output).Groups[1].Value, CultureInfo.InvariantCulture);
+        var rps = double.Parse(ProxyBenchmark.RpsPattern().Match(output).Groups[1].Value, CultureInfo.InvariantCulture);
+        var non2xx = ProxyBenchmark.ErrorsPattern().Match(output) is { Success: true } m ? long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
+        var socketErrors = SocketErrorsPattern().Match(output) is { Success: true } s
+            ? Enumerable.Range(1, 4).Sum(g => long.Parse(s.Groups[g].Value, CultureInfo.InvariantCulture)) : 0;
+        return new WrkResult(rps, ProxyBenchmark.Latency(output, "50%"), ProxyBenchmark.Latency(output, "99%"),
+            cpu.TotalMicroseconds / Math.Max(1, requests), non2xx + socketErrors);
+    }
+
+    [GeneratedRegex(@"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")]
+    private static partial Regex SocketErrorsPattern();
+
+    /// <summary>What a handshake with the proxy negotiates (protocol, cipher suite, key exchange), from openssl s_client -brief.</summary>
+    private static string Handshake(int port)
+    {
+        var start = new ProcessStartInfo("openssl", ["s_client", "-brief", "-connect", $"127.0.0.1:{port}", "-servername", "localhost"])
+        { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        using var process = Process.Start(start)!;
+        process.StandardInput.Close();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var text = process.StandardError.ReadToEnd() + stdout.Result;
+        process.WaitForExit();
+        string Field(string name) => Regex.Match(text, $@"^{Regex.Escape(name)}:\s*(.+)$", RegexOptions.Multiline) is { Success: true } m ? m.Groups[1].Value.Trim() : "?";
+        return $"{Field("Protocol version")} {Field("Ciphersuite")}, {Field("Signature type")} signature, {Field("Server Temp Key")} key exchange";
+    }
+
+    private static string LoadAverage() => File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "?";
+
+    /// <summary>
+    /// The two proxies in front of one backend. Cutover's is the product as it runs: `cutover deploy` of a rolling app
+    /// whose cutover.yml has proxy.tls with the certificate's PEM files starts the real `cutover agent` in the
+    /// background; the app's one instance is the backend nginx, and nginx the proxy forwards to that same instance.
+    /// </summary>
+    private sealed class Paths : IAsyncDisposable
+    {
+        private readonly ProxyBenchmark.TempWork _work;
+
+        private Paths(ProxyBenchmark.TempWork work, int agentPid, ProxyBenchmark.NginxProcess nginxProxy, int cutoverTlsPort, int nginxTlsPort, string noResumptionShim)
+        {
+            _work = work;
+            AgentPid = agentPid;
+            NginxProxy = nginxProxy;
+            CutoverTlsPort = cutoverTlsPort;
+            NginxTlsPort = nginxTlsPort;
+            NoResumptionShim = noResumptionShim;
+        }
+
+        public int AgentPid { get; }
+        public string Home => Path.Combine(_work.Path, "home");
+        public ProxyBenchmark.NginxProcess NginxProxy { get; }
+        public int CutoverTlsPort { get; }
+        public int NginxTlsPort { get; }
+        /// <summary>The compiled <see cref="NoResumptionShimSource"/>, for wrk's LD_PRELOAD.</summary>
+        public string NoResumptionShim { get; }
+
+        public static async Task<Paths> StartAsync()
+        {
+            var work = new ProxyBenchmark.TempWork();
+            var home = Path.Combine(work.Path, "home");
+            var app = Path.Combine(work.Path, "app");
+            Directory.CreateDirectory(app);
+            var (certFile, keyFile) = MakeCertificate(work.Path);
+            var shimSource = Path.Combine(work.Path, "no-resumption.c");
+            var shim = Path.Combine(work.Path, "no-resumption.so");
+            File.WriteAllText(shimSource, NoResumptionShimSource);
+            Measure.Capture("cc", "-O2", "-shared", "-fPIC", "-o", shim, shimSource);
+
+            var user = Environment.UserName == "root" ? "user root root;" : "";
+            var body = new string('x', 1023);
+            // The instance: nginx answering 1 KiB (1023 bytes and a newline) on the port the agent gives it ($PORT).
+            File.WriteAllText(Path.Combine(app, "nginx.conf.in"), $$"""
+                {{user}}
+                worker_processes 1;
+                pid nginx-@PORT@.pid;
+                error_log stderr warn;
+                events { worker_connections 4096; }
+                http {
+                  access_log off;
+                  client_body_temp_path body; proxy_temp_path proxy; fastcgi_temp_path fcgi; uwsgi_temp_path uwsgi; scgi_temp_path scgi;
+                  server { listen 127.0.0.1:@PORT@; keepalive_requests 1000000;
+                    location / { default_type text/plain; return 200 "{{body}}\n"; } }
+                }
+                """);
+            var cutoverPort = Cutover.Platform.LoopbackPort.Free();
+            var cutoverTlsPort = Cutover.Platform.LoopbackPort.Free();
+            var config = Path.Combine(work.Path, "cutover.yml");
+            File.WriteAllText(config, $"""
+                app: tlsbench
+                strategy: rolling
+                root: {Path.Combine(work.Path, "root")}
+                run:
+                  command: sed "s/@PORT@/$PORT/g" nginx.conf.in > nginx-$PORT.conf && exec /usr/sbin/nginx -p "$PWD/" -c "$PWD/nginx-$PORT.conf" -g "daemon off;"
+                  instances: 1
+                  ready: tcp
+                proxy:
+                  listen: 127.0.0.1:{cutoverPort}
+                  tls:
+                    listen: 127.0.0.1:{cutoverTlsPort}
+                    cert: {certFile}
+                    key: {keyFile}
+                """);
+            ProxyBenchmark.RunCutover(home, "deploy", app, "-c", config);
+            var status = System.Text.Json.JsonDocument.Parse(ProxyBenchmark.RunCutover(home, "status", "--json", "-c", config)).RootElement.GetProperty("agent");
+            var backendPort = status.GetProperty("instances")[0].GetProperty("port").GetInt32();
+            var agentPid = int.Parse(File.ReadAllText(Path.Combine(home, "agent.pid")), CultureInfo.InvariantCulture);
+
+            var nginxTlsPort = Cutover.Platform.LoopbackPort.Free();
+            // nginx 1.22's default ssl_protocols stop at TLSv1.2; Kestrel offers 1.2 and 1.3, so nginx is given the same.
+            var nginxProxy = ProxyBenchmark.StartNginx(work.Path, "proxy", $$"""
+                upstream backend { server 127.0.0.1:{{backendPort}}; keepalive 64; }
+                server { listen 127.0.0.1:{{nginxTlsPort}} ssl; keepalive_requests 1000000;
+                  ssl_certificate {{certFile}}; ssl_certificate_key {{keyFile}}; ssl_protocols TLSv1.2 TLSv1.3;
+                  location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+                """, workers: "auto");
+            await Task.Delay(500);
+            return new Paths(work, agentPid, nginxProxy, cutoverTlsPort, nginxTlsPort, shim);
+        }
+
+        /// <summary>The one certificate both proxies serve: self-signed ECDSA P-256 for localhost and 127.0.0.1, PEM files.</summary>
+        private static (string Cert, string Key) MakeCertificate(string dir)
+        {
+            using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+            var request = new CertificateRequest("CN=localhost", key, HashAlgorithmName.SHA256);
+            var names = new SubjectAlternativeNameBuilder();
+            names.AddDnsName("localhost");
+            names.AddIpAddress(IPAddress.Loopback);
+            request.CertificateExtensions.Add(names.Build());
+            using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30));
+            var certFile = Path.Combine(dir, "bench.crt.pem");
+            var keyFile = Path.Combine(dir, "bench.key.pem");
+            File.WriteAllText(certFile, certificate.ExportCertificatePem() + "\n");
+            File.WriteAllText(keyFile, key.ExportPkcs8PrivateKeyPem() + "\n");
+            File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            return (certFile, keyFile);
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            // SIGTERM: the agent drains and stops the instance (the backend) and exits, as it does for a person.
+            Measure.Capture("kill", "-TERM", AgentPid.ToString(CultureInfo.InvariantCulture));
+            for (var i = 0; i < 300 && Directory.Exists($"/proc/{AgentPid}"); i++) Thread.Sleep(100);
+            NginxProxy.Dispose();
+            _work.Dispose();
+            return ValueTask.CompletedTask;
+        }
+    }
+}
