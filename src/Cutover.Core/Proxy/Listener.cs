@@ -69,6 +69,28 @@ public sealed class Listener : IAsyncDisposable
     }
 
     /// <summary>
+    /// A listener on a socket another agent handed over (issue 12; <see cref="Platform.ListeningSocketHandover"/>):
+    /// bound and listening already, with its queue of connections not yet accepted, which this Kestrel accepts from
+    /// here on. Owned from here (also when this throws: it is closed then).
+    /// </summary>
+    public static async Task<Listener> AdoptAsync(Platform.ReceivedListener received, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await StartAsync(received.Socket, received.Listener.Address, received.Listener.Kind == Platform.ListenerKind.Tls, loggerFactory, challenges, cancellationToken);
+        }
+        catch
+        {
+            received.Socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>What the handover sends for this listener: its address, its kind and its socket (sent as a duplicate; ours stays ours).</summary>
+    public (Platform.HandedListener Listener, Socket Socket) Handed =>
+        (new Platform.HandedListener((IPEndPoint)ListeningSocket.LocalEndPoint!, IsTls ? Platform.ListenerKind.Tls : Platform.ListenerKind.Plain), ListeningSocket);
+
+    /// <summary>
     /// A socket bound and listening as Kestrel's own would be (SocketTransportOptions.CreateDefaultBoundListenSocket:
     /// dual mode for [::], its backlog), made here so that the listener, not Kestrel, owns it. Written out rather than
     /// calling Kestrel's helper, which leaves the socket to the finalizer when the bind fails.
