@@ -6,6 +6,7 @@ using Cutover.Releases;
 using Cutover.Supervisor;
 using Cutover.Tests.Platform;
 using Cutover.Tests.Support;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Win32.SafeHandles;
 
 namespace Cutover.Tests.Rolling;
@@ -42,19 +43,24 @@ public sealed class InstanceHandoverTests : IDisposable
     /// <summary>The first owner hands over; the description and the pipes cross a socketpair; the second adopts.</summary>
     private static async Task<InstanceProcess> HandOverAsync(InstanceProcess first, Action<string, string> onOutput, CancellationToken cancellationToken)
     {
-        var handover = await first.HandOverAsync();
+        var (description, stdout, stderr) = await SendAcrossAsync(await first.HandOverAsync(), cancellationToken);
+        await first.DisposeAsync(); // lets go: closes its copies of the pipes, signals nothing
+        return InstanceProcess.Adopt(description, stdout, stderr, onOutput);
+    }
+
+    /// <summary>What the upgrade sends for one instance, through a socketpair: the description as JSON, the pipes as descriptors.</summary>
+    internal static async Task<(InstanceProcessDescription Description, SafePipeHandle Stdout, SafePipeHandle Stderr)> SendAcrossAsync(InstanceHandover handover, CancellationToken cancellationToken)
+    {
         var (ours, theirs) = FdPassingTests.SocketPair();
-        ReceivedMessage received;
         using (ours)
         using (theirs)
         {
             var description = JsonSerializer.SerializeToUtf8Bytes(handover.Description, Json.Compact);
             await FdPassing.SendAsync(ours, description, [(int)handover.Stdout.DangerousGetHandle(), (int)handover.Stderr.DangerousGetHandle()], cancellationToken);
-            received = await FdPassing.ReceiveAsync(theirs, cancellationToken);
+            var received = await FdPassing.ReceiveAsync(theirs, cancellationToken);
+            return (JsonSerializer.Deserialize<InstanceProcessDescription>(received.Payload, Json.Compact)!,
+                new SafePipeHandle(received.Descriptors[0], ownsHandle: true), new SafePipeHandle(received.Descriptors[1], ownsHandle: true));
         }
-        await first.DisposeAsync(); // lets go: closes its copies of the pipes, signals nothing
-        var adopted = JsonSerializer.Deserialize<InstanceProcessDescription>(received.Payload, Json.Compact)!;
-        return InstanceProcess.Adopt(adopted, new SafePipeHandle(received.Descriptors[0], ownsHandle: true), new SafePipeHandle(received.Descriptors[1], ownsHandle: true), onOutput);
     }
 
     private static IEnumerable<int> Ticks(IEnumerable<(string Stream, string Line)> lines, string stream) =>
@@ -112,5 +118,74 @@ public sealed class InstanceHandoverTests : IDisposable
         Assert.Equal(5, second.ExitCode); // the app's TERM trap ran: TERM reached it through the group, not the wrapper
         Assert.Contains(("out", "stopping"), secondLines);
         Assert.False(LibC.Kill(-pid, 0), "something of the instance's group still runs");
+    }
+}
+
+/// <summary>
+/// Issue 12, toward step 3: a supervised instance (the Node example, ready by http) passes from one app runtime to
+/// another (the old and the new agent's) and the new one supervises it: same pid, served by the new proxy, restarted
+/// by the new owner when killed, never stopped by the old one on its way out.
+/// </summary>
+[Collection(Serial.Name)]
+public sealed class AppInstanceHandoverTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+    private readonly HttpClient _http = new();
+
+    public void Dispose()
+    {
+        _http.Dispose();
+        _dir.Dispose();
+    }
+
+    private CutoverConfig Config(int port) => ConfigLoader.Parse($"""
+        app: sup
+        strategy: rolling
+        root: {_dir.Path}
+        run:
+          command: node server.js
+          instances: 1
+          ready_timeout: 5s
+        proxy:
+          listen: 127.0.0.1:{port}
+        health:
+          interval: 200ms
+        """, _dir.Combine("cutover.yml"));
+
+    [Fact]
+    public async Task A_ready_instance_handed_to_a_new_app_runtime_keeps_its_pid_and_the_new_owner_restarts_it_when_killed()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var release = AppFactory.NodeRelease(_dir.Path, "1");
+        var (oldPort, newPort) = (HealthServer.FreePort(), HealthServer.FreePort());
+        var old = await AppRuntime.CreateAsync(Config(oldPort), _dir.Combine("old-home"), _http, new object(), NullLoggerFactory.Instance, timeout.Token);
+        await using var adopting = await AppRuntime.CreateAsync(Config(newPort), _dir.Combine("new-home"), _http, new object(), NullLoggerFactory.Instance, timeout.Token);
+        int pid;
+        try
+        {
+            Assert.Null(await old.StartAllAsync("r1", release, timeout.Token));
+            pid = old.Slots[0]!.Pid!.Value;
+
+            var (description, stdout, stderr) = await InstanceHandoverTests.SendAcrossAsync(await old.Slots[0]!.HandOverAsync(), timeout.Token);
+            var instance = adopting.NewInstance(0, "r1", release);
+            var running = InstanceProcess.Adopt(description, stdout, stderr, (stream, line) => adopting.Log.Write(instance.Spec.Id, description.Pid, stream, line));
+            Assert.Null(await instance.AdoptAsync(running, timeout.Token));
+            adopting.Slots[0] = instance;
+            Assert.Equal(pid, instance.Pid);
+        }
+        finally
+        {
+            await old.DisposeAsync(); // the old agent leaves: what it handed over keeps running
+        }
+        Assert.True(LibC.Kill(pid, 0), "the old owner stopped the instance it had handed over");
+        Assert.StartsWith("hello from 1", await _http.GetStringAsync($"http://127.0.0.1:{newPort}/", timeout.Token));
+
+        var adopted = adopting.Slots[0]!;
+        LibC.Kill(pid, 9);
+        await Wait.UntilAsync(() => adopted.State == InstanceState.Ready && adopted.Pid != pid, TimeSpan.FromSeconds(30), "the new owner restarts the killed instance");
+        Assert.Equal(1, adopted.Restarts);
+        Assert.Contains("exited with code", adopted.LastProblem);
+        Assert.StartsWith("hello from 1", await _http.GetStringAsync($"http://127.0.0.1:{newPort}/", timeout.Token));
+        Assert.False(LibC.Kill(-pid, 0), "something of the killed instance's group still runs");
     }
 }
