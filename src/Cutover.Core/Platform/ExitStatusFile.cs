@@ -5,7 +5,7 @@ namespace Cutover.Platform;
 /// only the process that reaps a process gets its status, and that is the old agent or init): the instance runs
 /// under a small `sh` wrapper that writes the code to a file (temp + rename, so a reader never sees half of it)
 /// before it exits itself. The watcher waits on the wrapper's pidfd (<see cref="ProcessWatch"/>), then reads the
-/// file. For the agent upgrade (issue 12); not yet wired into InstanceProcess.
+/// file. For the agent upgrade (issue 12): every InstanceProcess runs under it.
 ///
 /// The wrapper ignores SIGTERM/SIGINT/SIGHUP/SIGQUIT, so a stop signal sent to the instance's process group
 /// reaches the app and not the wrapper; the app gets them back at their defaults (trap -, in the subshell, undoes

@@ -6,8 +6,8 @@ namespace Cutover.Platform;
 /// A process this one did not start, held by a pidfd (pidfd_open(2), Linux 5.3): after an agent upgrade the
 /// instances are children of the old agent (then of init or systemd), not of the new one, so Process.WaitForExit
 /// and waitpid cannot see them. The pidfd turns readable when the process exits, and signals sent through it
-/// (pidfd_send_signal(2)) can never reach a later process that reused the pid. For the agent upgrade (issue 12);
-/// not yet wired.
+/// (pidfd_send_signal(2)) can never reach a later process that reused the pid. For the agent upgrade (issue 12):
+/// InstanceProcess.Adopt watches a handed-over instance with it.
 ///
 /// The exit status is NOT available: waitid(P_PIDFD) works only for the caller's own children (ECHILD otherwise,
 /// see <see cref="TryReadExitCode"/>) and the parent that reaps the process keeps the status. The agent learns it

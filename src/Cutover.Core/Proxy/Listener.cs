@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Forwarder;
@@ -18,6 +19,9 @@ namespace Cutover.Proxy;
 /// that names the address. Each request goes to the app its <see cref="RouteTable"/> picks (404 from here when none);
 /// TLS handshakes take the certificate of the app that serves the SNI name. Apps come and go by swapping the table:
 /// the listener itself is started once and stopped only when no app uses it.
+/// The listener owns its listening socket: it binds and listens itself and gives Kestrel only the descriptor
+/// (ListenHandle), so the socket outlives Kestrel and can be handed to a new agent (issue 12). Kestrel does not close
+/// such a descriptor when it stops; <see cref="DisposeAsync"/> does, after Kestrel has stopped accepting on it.
 /// </summary>
 public sealed class Listener : IAsyncDisposable
 {
@@ -28,10 +32,11 @@ public sealed class Listener : IAsyncDisposable
     /// <summary>The agent's http-01 answers, asked before routing on a plain listener; null on TLS and without an agent.</summary>
     private readonly Acme.Http01Challenges? _challenges;
 
-    private Listener(WebApplication web, IPEndPoint requested, bool tls, Acme.Http01Challenges? challenges)
+    private Listener(WebApplication web, Socket listening, IPEndPoint requested, bool tls, Acme.Http01Challenges? challenges)
     {
         _challenges = tls ? null : challenges;
         _web = web;
+        ListeningSocket = listening;
         _forwarder = web.Services.GetRequiredService<IHttpForwarder>();
         Requested = requested;
         IsTls = tls;
@@ -41,12 +46,85 @@ public sealed class Listener : IAsyncDisposable
     /// <summary>The bound address (differs from <see cref="Requested"/> only for port 0).</summary>
     public IPEndPoint Bound { get; private set; } = null!;
     public bool IsTls { get; }
+    /// <summary>The bound, listening socket this listener owns and Kestrel accepts on (closed by <see cref="DisposeAsync"/>).</summary>
+    public Socket ListeningSocket { get; }
     public RouteTable Routes => Volatile.Read(ref _routes);
 
     /// <summary>Only <see cref="ProxyListeners"/> swaps, under its gate; readers see one table or the next.</summary>
     internal void Swap(RouteTable routes) => Volatile.Write(ref _routes, routes);
 
+    /// <summary>Binds and listens on <paramref name="endpoint"/>, then starts Kestrel on that socket.</summary>
     public static async Task<Listener> StartAsync(IPEndPoint endpoint, bool tls, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, CancellationToken cancellationToken)
+    {
+        var listening = Bind(endpoint);
+        try
+        {
+            return await StartAsync(listening, endpoint, tls, loggerFactory, challenges, cancellationToken);
+        }
+        catch
+        {
+            listening.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A listener on a socket another agent handed over (issue 12; <see cref="Platform.ListeningSocketHandover"/>):
+    /// bound and listening already, with its queue of connections not yet accepted, which this Kestrel accepts from
+    /// here on. Owned from here (also when this throws: it is closed then).
+    /// </summary>
+    public static async Task<Listener> AdoptAsync(Platform.ReceivedListener received, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await StartAsync(received.Socket, received.Listener.Address, received.Listener.Kind == Platform.ListenerKind.Tls, loggerFactory, challenges, cancellationToken);
+        }
+        catch
+        {
+            received.Socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>What the handover sends for this listener: its address, its kind and its socket (sent as a duplicate; ours stays ours).</summary>
+    public (Platform.HandedListener Listener, Socket Socket) Handed =>
+        (new Platform.HandedListener((IPEndPoint)ListeningSocket.LocalEndPoint!, IsTls ? Platform.ListenerKind.Tls : Platform.ListenerKind.Plain), ListeningSocket);
+
+    /// <summary>
+    /// A socket bound and listening as Kestrel's own would be (SocketTransportOptions.CreateDefaultBoundListenSocket:
+    /// dual mode for [::], its backlog), made here so that the listener, not Kestrel, owns it. Written out rather than
+    /// calling Kestrel's helper, which leaves the socket to the finalizer when the bind fails.
+    /// </summary>
+    private static Socket Bind(IPEndPoint endpoint)
+    {
+        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            if (endpoint.Address.Equals(IPAddress.IPv6Any)) socket.DualMode = true;
+            socket.Bind(endpoint);
+            socket.Listen(new SocketTransportOptions().Backlog);
+            return socket;
+        }
+        catch (SocketException e)
+        {
+            socket.Dispose();
+            throw new DeployException(e.SocketErrorCode == SocketError.AddressAlreadyInUse
+                ? $"the proxy cannot listen on {endpoint}: the address is already in use by another process"
+                : $"the proxy cannot listen on {endpoint}: {e.Message}");
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Starts Kestrel on <paramref name="listening"/>, a socket already bound to <paramref name="requested"/> (or, for
+    /// port 0, to a port of the kernel's choosing) and listening. The listener owns it from here, also when this
+    /// throws: the caller disposes it then.
+    /// </summary>
+    private static async Task<Listener> StartAsync(Socket listening, IPEndPoint requested, bool tls, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, CancellationToken cancellationToken)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -58,7 +136,7 @@ public sealed class Listener : IAsyncDisposable
         Listener? listener = null;
         builder.WebHost.ConfigureKestrel(k =>
         {
-            k.Listen(endpoint, listen =>
+            k.ListenHandle((ulong)listening.SafeHandle.DangerousGetHandle(), listen =>
             {
                 if (!tls) return;
                 listen.Protocols = HttpProtocols.Http1AndHttp2;
@@ -67,7 +145,7 @@ public sealed class Listener : IAsyncDisposable
                     OnConnection = context => ValueTask.FromResult(new SslServerAuthenticationOptions
                     {
                         ServerCertificateContext = listener!.SelectCertificate(context.ClientHelloInfo.ServerName)
-                            ?? throw new AuthenticationException($"no app on {endpoint} has a certificate for '{context.ClientHelloInfo.ServerName}'"),
+                            ?? throw new AuthenticationException($"no app on {requested} has a certificate for '{context.ClientHelloInfo.ServerName}'"),
                         ApplicationProtocols = Alpn,
                     }),
                 });
@@ -78,25 +156,20 @@ public sealed class Listener : IAsyncDisposable
             k.Limits.MaxRequestHeadersTotalSize = (int)Config.ProxyConfig.HeaderLimitCeiling;
         });
         var web = builder.Build();
-        listener = new Listener(web, endpoint, tls, challenges);
+        listener = new Listener(web, listening, requested, tls, challenges);
         web.Run(listener.DispatchAsync);
         try
         {
             await web.StartAsync(cancellationToken);
         }
-        catch (IOException e) when (e.InnerException is SocketException { SocketErrorCode: SocketError.AddressAlreadyInUse } || e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+        catch
         {
             await web.DisposeAsync();
-            throw new DeployException($"the proxy cannot listen on {endpoint}: the address is already in use by another process");
+            throw;
         }
-        listener.Bound = endpoint.Port != 0 ? endpoint : ResolveBound(web, endpoint);
+        // The address as configured (0.0.0.0 stays 0.0.0.0), with the port the kernel gave for port 0.
+        listener.Bound = requested.Port != 0 ? requested : new IPEndPoint(requested.Address, ((IPEndPoint)listening.LocalEndPoint!).Port);
         return listener;
-    }
-
-    private static IPEndPoint ResolveBound(WebApplication web, IPEndPoint listen)
-    {
-        var address = web.Urls.FirstOrDefault();
-        return address is null ? listen : new IPEndPoint(listen.Address, new Uri(address.Replace("[::]", "localhost")).Port);
     }
 
     /// <summary>The certificate of the first app that would serve <paramref name="serverName"/> and has one.</summary>
@@ -134,5 +207,7 @@ public sealed class Listener : IAsyncDisposable
     {
         await _web.StopAsync(CancellationToken.None);
         await _web.DisposeAsync();
+        // Kestrel took the descriptor by ListenHandle and leaves it open: closed here, once nothing accepts on it.
+        ListeningSocket.Dispose();
     }
 }

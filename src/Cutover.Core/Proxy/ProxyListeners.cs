@@ -149,6 +149,57 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory, Cutover.Acme.Ac
         }
     }
 
+    /// <summary>
+    /// Every listener's socket with its address and kind, for the agent upgrade (issue 12) to send to the new agent.
+    /// The sockets stay this agent's: it keeps accepting until the new one does, then disposes as usual (closing
+    /// only its own descriptors; the new agent's copies keep the same sockets, and their queues, open).
+    /// </summary>
+    public async Task<IReadOnlyList<(Platform.HandedListener Listener, System.Net.Sockets.Socket Socket)>> HandedAsync(CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            return _listeners.Select(l => l.Handed).ToList();
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Starts a listener on each socket the old agent handed over, with no routes yet (404) until the apps are added
+    /// back: <see cref="AddAsync"/> then finds them by address instead of binding. Call before any app is added; a
+    /// listener that no app claims afterwards goes with <see cref="StopUnusedAsync"/>. All or none: on failure the
+    /// ones started here are stopped and every socket received is closed.
+    /// </summary>
+    public async Task AdoptAsync(IReadOnlyList<Platform.ReceivedListener> received, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        var started = new List<Listener>();
+        try
+        {
+            foreach (var listener in received)
+            {
+                if (_listeners.Concat(started).Any(l => l.Requested.Equals(listener.Listener.Address)))
+                    throw new Platform.HandoverException($"listener {listener.Listener.Address} was handed over twice, or this agent listens there already");
+                started.Add(await Listener.AdoptAsync(listener, loggerFactory, acme?.Challenges, cancellationToken));
+            }
+            _listeners.AddRange(started);
+        }
+        catch
+        {
+            foreach (var listener in started) await listener.DisposeAsync();
+            // The ones not started (Listener.AdoptAsync closed a failed one already; Dispose twice is harmless).
+            foreach (var left in received.Where(r => !started.Any(l => ReferenceEquals(l.ListeningSocket, r.Socket)))) left.Socket.Dispose();
+            throw;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
     /// <summary>Stops listeners no app routes through (one <see cref="EnsurePlainListenerAsync"/> started for a deploy that then failed).</summary>
     public async Task StopUnusedAsync()
     {

@@ -1,29 +1,70 @@
 using System.Diagnostics;
+using System.IO.Pipes;
+using Microsoft.Win32.SafeHandles;
 using Cutover.Platform;
 
 namespace Cutover.Supervisor;
 
 /// <summary>
+/// What a new owner needs to take a running instance over (issue 12: the agent upgrade), serializable; its stdout and
+/// stderr pipes travel beside it as descriptors (FdPassing). The pid with its start time names the process for good.
+/// </summary>
+public sealed record InstanceProcessDescription(int Pid, int ProcessGroup, long StartTicks, DateTimeOffset Started, string Endpoint, string ExitStatusFile);
+
+/// <summary>An instance let go by its owner: the description and the pipes (read ends, still the old owner's to close).</summary>
+public sealed record InstanceHandover(InstanceProcessDescription Description, SafePipeHandle Stdout, SafePipeHandle Stderr);
+
+/// <summary>
 /// One running instance: `/bin/sh -c command` in its release dir, in a session of its own (setsid), so a stop
 /// can signal, and finally SIGKILL, the whole process group and not leave grandchildren behind.
+/// The command runs under <see cref="ExitStatusFile"/>'s wrapper (the group leader, whose pid this is), which
+/// writes the exit code to a file: an owner that is not the parent (<see cref="Adopt"/>, after a handover) learns
+/// the exit from a pidfd and the code from that file. The wrapper ignores SIGTERM, so signals go to the group.
 /// </summary>
 public sealed class InstanceProcess : IRunningInstance
 {
     private const int SigKill = 9;
+    /// <summary>How long the exit waits for the output an exiting instance has still to deliver.</summary>
+    private static readonly TimeSpan OutputAfterExit = TimeSpan.FromSeconds(1);
     /// <summary>The variable naming the agent home an instance belongs to (see <see cref="InstanceSpec.AgentHome"/>).</summary>
     public const string AgentHomeVariable = "CUTOVER_AGENT_HOME";
-    private readonly Process _process;
+    /// <summary>The child, when this process started it; null for an adopted instance (watched through <see cref="_watch"/>).</summary>
+    private readonly Process? _process;
+    /// <summary>An adopted instance's leader by pidfd; null when it had already exited when it was adopted.</summary>
+    private readonly ProcessWatch? _watch;
+    private readonly CancellationTokenSource _watching = new();
+    private readonly OutputPump _stdout;
+    private readonly OutputPump _stderr;
     private readonly NodeIpcChannel? _ipc;
     private readonly NotifySocket? _notify;
+    private readonly long _startTicks;
+    private readonly string _exitStatusPath;
+    /// <summary>Handed to another owner: this one neither reads, watches nor stops it any more.</summary>
+    private bool _handedOver;
+    private bool _disposed;
+    /// <summary>We sent SIGKILL: the wrapper died with the app and wrote no file, and that is why.</summary>
+    private bool _killed;
 
-    private InstanceProcess(Process process, NodeIpcChannel? ipc, NotifySocket? notify, int port)
+    private InstanceProcess(int pid, long startTicks, DateTimeOffset started, System.Net.IPEndPoint endpoint, string exitStatusPath,
+        Process? process, ProcessWatch? watch, PipeStream stdout, PipeStream stderr, Action<string, string> onOutput,
+        NodeIpcChannel? ipc, NotifySocket? notify)
     {
-        Endpoint = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, port);
+        Pid = pid;
+        _startTicks = startTicks;
+        Started = started;
+        Endpoint = endpoint;
+        _exitStatusPath = exitStatusPath;
         _process = process;
+        _watch = watch;
         _ipc = ipc;
         _notify = notify;
-        Pid = process.Id;
-        Exited = process.WaitForExitAsync();
+        _stdout = new OutputPump(stdout, line => onOutput("out", line));
+        _stderr = new OutputPump(stderr, line =>
+        {
+            if (!string.IsNullOrWhiteSpace(line)) Volatile.Write(ref _lastErrorLine, line);
+            onOutput("err", line);
+        });
+        Exited = WatchExitAsync();
     }
 
     public int Pid { get; }
@@ -32,10 +73,11 @@ public sealed class InstanceProcess : IRunningInstance
     public Task? ReadySignal => _notify?.Ready ?? _ipc?.Ready;
     public bool SaysStopping => _notify?.Stopping == true;
     public Task<string?> HealthProblemAsync(CancellationToken cancellationToken) => Task.FromResult<string?>(null);
-    public DateTimeOffset Started { get; } = DateTimeOffset.UtcNow;
+    public DateTimeOffset Started { get; }
     public Task Exited { get; }
     public bool HasExited => Exited.IsCompleted;
-    public int? ExitCode => HasExited ? _exitCode ??= _process.ExitCode : null;
+    /// <summary>The exit code; null while it runs, and for an adopted instance whose wrapper was killed by someone else.</summary>
+    public int? ExitCode => HasExited ? _exitCode : null;
     private int? _exitCode;
     public NodeIpcChannel? Ipc => _ipc;
 
@@ -45,14 +87,42 @@ public sealed class InstanceProcess : IRunningInstance
 
     /// <summary>"exited with code N", with the last stderr line when there is one.</summary>
     public string ExitDescription(string? when = null) =>
-        $"exited with code {ExitCode}{(when is null ? "" : " " + when)}{(LastErrorLine is { } line ? $" (stderr: {Truncate(line)})" : "")}";
+        $"exited with code {ExitCode?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown"}{(when is null ? "" : " " + when)}{(LastErrorLine is { } line ? $" (stderr: {Truncate(line)})" : "")}";
 
     private static string Truncate(string line) => line.Length <= 200 ? line.Trim() : line[..200].Trim() + "…";
     public NotifySocket? Notify => _notify;
 
+    private async Task WatchExitAsync()
+    {
+        if (_process is not null)
+        {
+            try
+            {
+                await _process.WaitForExitAsync(_watching.Token);
+            }
+            catch (OperationCanceledException) when (_handedOver)
+            {
+                return; // another owner's now; this one never completes its exit
+            }
+            _exitCode = _process.ExitCode;
+        }
+        else
+        {
+            if (_watch is not null) await _watch.WaitForExitAsync(_watching.Token);
+            _exitCode = ExitStatusFile.TryRead(_exitStatusPath) ?? (_killed ? 128 + SigKill : null);
+        }
+        // As Process.WaitForExit with redirected output: exited once the output is read to its end too, so the last
+        // stderr line (the reason it exited) is there when the exit is reported. Bounded, unlike Process: when only
+        // the leader (the wrapper) was killed, the app still holds the pipes until the stop that follows kills the group.
+        await Task.WhenAny(Task.WhenAll(_stdout.Completed, _stderr.Completed), Task.Delay(OutputAfterExit));
+    }
+
     /// <summary>Starts the instance; <paramref name="onOutput"/> gets each line of stdout ("out") and stderr ("err").</summary>
     public static InstanceProcess Start(InstanceSpec spec, object spawnGate, Action<string, string> onOutput)
     {
+        Directory.CreateDirectory(spec.RuntimeDir);
+        var exitStatusPath = Path.Combine(spec.RuntimeDir, $"{spec.Id}-{spec.Port}.exit");
+        File.Delete(exitStatusPath); // a predecessor's on this port: its code is not this one's
         var start = new ProcessStartInfo("setsid")
         {
             WorkingDirectory = spec.ReleaseDir,
@@ -61,7 +131,8 @@ public sealed class InstanceProcess : IRunningInstance
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
-        foreach (var arg in new[] { "/bin/sh", "-c", ShellCommand(spec.Run.Command) }) start.ArgumentList.Add(arg);
+        start.ArgumentList.Add("/bin/sh");
+        foreach (var arg in ExitStatusFile.WrapperArguments(ShellCommand(spec.Run.Command), exitStatusPath)) start.ArgumentList.Add(arg);
         foreach (var (key, value) in spec.Run.Env) start.Environment[key] = value;
         start.Environment[spec.Run.PortEnv] = spec.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
         start.Environment["CUTOVER_APP"] = spec.App;
@@ -106,17 +177,49 @@ public sealed class InstanceProcess : IRunningInstance
             }
         }
         process.StandardInput.Close();
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) onOutput("out", e.Data); };
-        var instance = new InstanceProcess(process, ipc, notify, spec.Port);
-        process.ErrorDataReceived += (_, e) =>
+        var started = DateTimeOffset.UtcNow;
+        // Read now, while it is certainly our unreaped child: with the pid it names this process for a later owner.
+        var startTicks = ProcStat.Read(process.Id)?.StartTicks ?? 0;
+        return new InstanceProcess(process.Id, startTicks, started, new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, spec.Port), exitStatusPath,
+            process, watch: null, (PipeStream)process.StandardOutput.BaseStream, (PipeStream)process.StandardError.BaseStream, onOutput, ipc, notify);
+    }
+
+    /// <summary>
+    /// Takes over an instance another owner handed over (<see cref="HandOverAsync"/>): exit by pidfd, code from the
+    /// wrapper's file, output from the pipes received (owned from here). An instance already gone (or its pid now
+    /// another process's) is adopted as exited, so the supervisor restarts it as it would any exit.
+    /// </summary>
+    public static InstanceProcess Adopt(InstanceProcessDescription description, SafePipeHandle stdout, SafePipeHandle stderr, Action<string, string> onOutput)
+    {
+        if (description.ProcessGroup != description.Pid)
+            throw new ArgumentException($"instance pid {description.Pid} is not its group's leader ({description.ProcessGroup}): not an instance this agent starts", nameof(description));
+        if (!System.Net.IPEndPoint.TryParse(description.Endpoint, out var endpoint))
+            throw new ArgumentException($"instance pid {description.Pid}: '{description.Endpoint}' is not an endpoint", nameof(description));
+        // The pidfd first, then the start time: once the pidfd is open the pid cannot be reused under it.
+        var watch = ProcessWatch.TryOpen(description.Pid);
+        if (watch is not null && ProcStat.Read(description.Pid)?.StartTicks != description.StartTicks)
         {
-            if (e.Data is null) return;
-            if (!string.IsNullOrWhiteSpace(e.Data)) Volatile.Write(ref instance._lastErrorLine, e.Data);
-            onOutput("err", e.Data);
-        };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return instance;
+            watch.Dispose();
+            watch = null;
+        }
+        return new InstanceProcess(description.Pid, description.StartTicks, description.Started, endpoint, description.ExitStatusFile,
+            process: null, watch, new AnonymousPipeClientStream(PipeDirection.In, stdout), new AnonymousPipeClientStream(PipeDirection.In, stderr), onOutput, ipc: null, notify: null);
+    }
+
+    /// <summary>
+    /// Lets the instance go to another owner, running: stops reading its pipes (what was read of a line is delivered
+    /// first, the rest stays in the pipe for the next reader) and stops watching it. Send the pipes with
+    /// FdPassing, then dispose this object: it closes only its own copies and never signals the instance.
+    /// </summary>
+    public async Task<InstanceHandover> HandOverAsync()
+    {
+        if (HasExited) throw new InvalidOperationException($"instance pid {Pid} has exited: there is nothing to hand over");
+        _handedOver = true;
+        await _stdout.StopAsync();
+        await _stderr.StopAsync();
+        await _watching.CancelAsync();
+        var description = new InstanceProcessDescription(Pid, Pid, _startTicks, Started, Endpoint.ToString(), _exitStatusPath);
+        return new InstanceHandover(description, _stdout.Handle, _stderr.Handle);
     }
 
     /// <summary>
@@ -134,18 +237,30 @@ public sealed class InstanceProcess : IRunningInstance
     /// </summary>
     public async Task StopAsync(int signal, TimeSpan killTimeout)
     {
+        if (_handedOver) throw new InvalidOperationException($"instance pid {Pid} was handed over: its new owner stops it");
         if (!GroupAlive()) return;
+        if (signal == SigKill) _killed = true;
         LibC.Kill(-Pid, signal);
         var clock = Stopwatch.StartNew();
         while (GroupAlive() && clock.Elapsed < killTimeout)
             await Task.Delay(TimeSpan.FromMilliseconds(10));
-        if (GroupAlive()) LibC.Kill(-Pid, SigKill);
+        if (GroupAlive())
+        {
+            _killed = true;
+            LibC.Kill(-Pid, SigKill);
+        }
         await Exited;
     }
 
+    /// <summary>
+    /// The leader (the wrapper) first: while it has not exited, its pid and so the group id cannot be another's.
+    /// After it, kill(-pgid, 0) finds members left behind (the app, when only the wrapper was killed).
+    /// </summary>
     private bool GroupAlive()
     {
-        if (!HasExited) return true;
+        // Exited (or disposed, which stops it first) says so without asking a Process object that may be disposed.
+        var leaderExited = HasExited || _disposed || (_process?.HasExited ?? _watch?.HasExited ?? true);
+        if (!leaderExited) return true;
         return LibC.Kill(-Pid, 0);
     }
 
@@ -155,10 +270,16 @@ public sealed class InstanceProcess : IRunningInstance
 
     public async ValueTask DisposeAsync()
     {
-        if (!HasExited) await StopAsync(SigKill, TimeSpan.Zero);
-        _ = ExitCode; // keep it readable after the Process object is gone
+        if (_disposed) return; // the supervisor may dispose a failed start, then again on its way out
+        if (!_handedOver && !HasExited) await StopAsync(SigKill, TimeSpan.Zero);
+        _disposed = true;
+        await _watching.CancelAsync();
+        await _stdout.DisposeAsync();
+        await _stderr.DisposeAsync();
         _ipc?.Dispose();
         _notify?.Dispose();
-        _process.Dispose();
+        _watch?.Dispose();
+        _process?.Dispose();
+        if (!_handedOver) File.Delete(_exitStatusPath); // read into ExitCode already; the next owner's, if handed over
     }
 }

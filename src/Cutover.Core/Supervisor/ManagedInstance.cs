@@ -25,6 +25,8 @@ public sealed class ManagedInstance : IAsyncDisposable
     private readonly Func<int> _allocatePort;
     private readonly Action<ManagedInstance> _changed;
     private bool _enterProxy = true;
+    /// <summary>Its process went to another agent (<see cref="HandOverAsync"/>): never stopped from here.</summary>
+    private bool _handedOver;
 
     /// <summary>Whether this instance should take traffic; the blue-green switch flips whole sets with it.</summary>
     public bool InRotation
@@ -288,6 +290,24 @@ public sealed class ManagedInstance : IAsyncDisposable
         _process = null;
     }
 
+    /// <summary>
+    /// The old agent's side of an upgrade (issue 12): stops supervising without stopping, and lets the process go to
+    /// the new agent, which adopts it (<see cref="InstanceProcess.Adopt"/> then <see cref="AdoptAsync"/>). The old
+    /// proxy may still route to it until the old agent leaves; stopping this object afterwards drains that and closes
+    /// only its own copies of the pipes. Processes only: a container is adopted by its labels instead.
+    /// </summary>
+    public async Task<InstanceHandover> HandOverAsync()
+    {
+        if (_process is not InstanceProcess process || State != InstanceState.Ready)
+            throw new InvalidOperationException($"{Spec.Id} is {State.ToString().ToLowerInvariant()}{(_process is null or InstanceProcess ? "" : ", not a process")}: only a ready process is handed over");
+        _stop.Cancel();
+        try { await _watch; } catch (OperationCanceledException) { }
+        var handover = await process.HandOverAsync();
+        _handedOver = true;
+        _log.Write(Spec.Id, process.Pid, "cutover", "handed over to the new agent");
+        return handover;
+    }
+
     /// <summary>Out of the proxy, in-flight requests finished (up to drain_timeout), then stop_signal, then SIGKILL.</summary>
     public async Task StopAsync(TimeSpan drainTimeout, CancellationToken cancellationToken)
     {
@@ -299,7 +319,11 @@ public sealed class ManagedInstance : IAsyncDisposable
             var left = await _proxy.DrainAsync(backend, drainTimeout, cancellationToken);
             if (left > 0) _log.Write(Spec.Id, _process?.Pid, "cutover", $"drain_timeout: closed {left} requests or connections still open");
         }
-        if (_process is { } process)
+        if (_process is { } handed && _handedOver)
+        {
+            await handed.DisposeAsync(); // another agent's now: only our copies of its pipes close
+        }
+        else if (_process is { } process)
         {
             await process.StopAsync(Spec.Run.StopSignal, Spec.Run.KillTimeout);
             _log.Write(Spec.Id, _process?.Pid, "cutover", $"stopped (exit code {process.ExitCode})");
