@@ -25,26 +25,7 @@ public sealed class AcmeAgentTests(ITestOutputHelper output) : IDisposable
     private string Config(int port, string? tls = null, IReadOnlyList<string>? hosts = null)
     {
         var extra = tls is null ? "" : $"  hosts: [{string.Join(", ", hosts ?? Hosts)}]\n" + tls;
-        var path = _bed.Combine("cutover.yml");
-        File.WriteAllText(path, $"""
-            app: node
-            strategy: rolling
-            root: {_bed.Root}
-            run:
-              command: node server.js
-              instances: 2
-              ready: message
-              ready_timeout: 5s
-            proxy:
-              listen: 127.0.0.1:{port}
-              drain_timeout: 5s
-            {extra}
-            health:
-              interval: 200ms
-            rolling:
-              monitor: 200ms
-            """);
-        return path;
+        return _bed.WriteNodeConfig(port, "rolling", extra + "health:\n  interval: 200ms\nrolling:\n  monitor: 200ms\n");
     }
 
     private static string Acme(int tlsPort, Uri directory, string caCert) =>
@@ -67,12 +48,7 @@ public sealed class AcmeAgentTests(ITestOutputHelper output) : IDisposable
         await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
         {
             TargetHost = serverName,
-            CertificateChainPolicy = new X509ChainPolicy
-            {
-                TrustMode = X509ChainTrustMode.CustomRootTrust,
-                CustomTrustStore = { root },
-                RevocationMode = X509RevocationMode.NoCheck,
-            },
+            CertificateChainPolicy = TrustOnly.Root(root),
         });
         return X509CertificateLoader.LoadCertificate(tls.RemoteCertificate!.GetRawCertData());
     }
@@ -97,12 +73,7 @@ public sealed class AcmeAgentTests(ITestOutputHelper output) : IDisposable
         },
         SslOptions =
         {
-            CertificateChainPolicy = new X509ChainPolicy
-            {
-                TrustMode = X509ChainTrustMode.CustomRootTrust,
-                CustomTrustStore = { root },
-                RevocationMode = X509RevocationMode.NoCheck,
-            },
+            CertificateChainPolicy = TrustOnly.Root(root),
         },
     }) { Timeout = TimeSpan.FromSeconds(15) };
 

@@ -284,12 +284,7 @@ public sealed class AcmePebbleTests
         await clientTls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
         {
             TargetHost = serverName,
-            CertificateChainPolicy = new X509ChainPolicy
-            {
-                TrustMode = X509ChainTrustMode.CustomRootTrust,
-                CustomTrustStore = { root },
-                RevocationMode = X509RevocationMode.NoCheck,
-            },
+            CertificateChainPolicy = TrustOnly.Root(root),
         });
         await clientTls.ReadExactlyAsync(new byte[1]);
         await serverSide;

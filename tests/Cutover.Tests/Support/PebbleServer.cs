@@ -135,12 +135,7 @@ public sealed class PebbleServer : IAsyncDisposable
     {
         SslOptions =
         {
-            CertificateChainPolicy = new X509ChainPolicy
-            {
-                TrustMode = X509ChainTrustMode.CustomRootTrust,
-                CustomTrustStore = { _apiCertificate },
-                RevocationMode = X509RevocationMode.NoCheck,
-            },
+            CertificateChainPolicy = TrustOnly.Root(_apiCertificate),
         },
     }) { Timeout = TimeSpan.FromSeconds(10) };
 
