@@ -40,18 +40,8 @@ public static class ProgressStream<TResult> where TResult : ResultEvent
     /// </summary>
     public static ProgressEvent? TryRead(string line, out string problem)
     {
-        problem = "";
-        try
-        {
-            var e = JsonSerializer.Deserialize<ProgressEvent>(line, Reading);
-            if (e is null) problem = "null instead of an event";
-            return e;
-        }
-        catch (Exception x) when (x is JsonException or NotSupportedException)
-        {
-            // NotSupportedException: no "event" at all, which leaves only the abstract base to create.
-            problem = x is NotSupportedException ? "no \"event\" field" : Json.Problem(x);
-            return null;
-        }
+        var e = Json.TryRead<ProgressEvent>(line, out problem, Reading);
+        if (e is null && problem == "null") problem = "null instead of an event";
+        return e;
     }
 }

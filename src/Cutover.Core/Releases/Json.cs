@@ -25,14 +25,21 @@ public static class Json
     /// <paramref name="text"/> as a <typeparamref name="T"/> read with <see cref="Strict"/>, or null with
     /// <paramref name="problem"/> saying why it is not one.
     /// </summary>
-    public static T? TryRead<T>(string text, out string problem) where T : class
+    /// <param name="options">Strict by default; a reader whose contracts add to it (a stream's own result kind) passes its own.</param>
+    public static T? TryRead<T>(string text, out string problem, JsonSerializerOptions? options = null) where T : class
     {
         problem = "";
         try
         {
-            var value = JsonSerializer.Deserialize<T>(text, Strict);
+            var value = JsonSerializer.Deserialize<T>(text, options ?? Strict);
             if (value is null) problem = "null";
             return value;
+        }
+        catch (NotSupportedException) when (typeof(T).GetCustomAttributes(typeof(JsonPolymorphicAttribute), false) is [JsonPolymorphicAttribute polymorphic])
+        {
+            // No discriminator at all, which leaves only the abstract base to create.
+            problem = $"no \"{polymorphic.TypeDiscriminatorPropertyName ?? "$type"}\" field";
+            return null;
         }
         catch (Exception e) when (e is JsonException or NotSupportedException)
         {
