@@ -86,43 +86,9 @@ public static partial class ProxyBenchmark
         public static async Task<Paths> StartAsync()
         {
             var work = new TempWork();
-            var home = Path.Combine(work.Path, "home");
-            var app = Path.Combine(work.Path, "app");
-            Directory.CreateDirectory(app);
-            var user = Environment.UserName == "root" ? "user root root;" : "";
-            // The instance: nginx `return 200` on the port the agent gives it ($PORT), logs and temp files in its release.
-            File.WriteAllText(Path.Combine(app, "nginx.conf.in"), $$"""
-                {{user}}
-                worker_processes 1;
-                pid nginx-@PORT@.pid;
-                error_log stderr warn;
-                events { worker_connections 4096; }
-                http {
-                  access_log off;
-                  client_body_temp_path body; proxy_temp_path proxy; fastcgi_temp_path fcgi; uwsgi_temp_path uwsgi; scgi_temp_path scgi;
-                  server { listen 127.0.0.1:@PORT@; keepalive_requests 1000000;
-                    location / { return 200 "hello from the backend\n"; } }
-                }
-                """);
             var cutoverPort = Cutover.Platform.LoopbackPort.Free();
-            var config = Path.Combine(work.Path, "cutover.yml");
-            File.WriteAllText(config, $"""
-                app: proxybench
-                strategy: rolling
-                root: {Path.Combine(work.Path, "root")}
-                run:
-                  command: sed "s/@PORT@/$PORT/g" nginx.conf.in > nginx-$PORT.conf && exec /usr/sbin/nginx -p "$PWD/" -c "$PWD/nginx-$PORT.conf" -g "daemon off;"
-                  instances: 1
-                  ready: tcp
-                proxy:
-                  listen: 127.0.0.1:{cutoverPort}
-                """);
-            RunCutover(home, "deploy", app, "-c", config);
-            var status = System.Text.Json.JsonDocument.Parse(RunCutover(home, "status", "--json", "-c", config)).RootElement.GetProperty("agent");
-            var instance = status.GetProperty("instances")[0];
-            var backendPort = instance.GetProperty("port").GetInt32();
-            var backendPid = instance.GetProperty("pid").GetInt32();
-            var agentPid = int.Parse(File.ReadAllText(Path.Combine(home, "agent.pid")), CultureInfo.InvariantCulture);
+            var (backendPort, backendPid, agentPid) = DeployNginxBackend(work.Path, "proxybench", """return 200 "hello from the backend\n";""",
+                $"  listen: 127.0.0.1:{cutoverPort}\n");
 
             var nginxPort = Cutover.Platform.LoopbackPort.Free();
             var nginxProxy = StartNginx(work.Path, "proxy", $$"""
@@ -227,6 +193,49 @@ public static partial class ProxyBenchmark
             process.WaitForExit();
             process.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Deploys, as a user would (`cutover deploy` of a rolling app, so the real agent runs it), one nginx instance that
+    /// answers every request with <paramref name="location"/> on the port the agent gives it; logs and temp files stay in
+    /// its release. <paramref name="proxy"/> is the body of the config's proxy section.
+    /// </summary>
+    internal static (int BackendPort, int BackendPid, int AgentPid) DeployNginxBackend(string work, string appName, string location, string proxy)
+    {
+        var home = Path.Combine(work, "home");
+        var app = Path.Combine(work, "app");
+        Directory.CreateDirectory(app);
+        var user = Environment.UserName == "root" ? "user root root;" : "";
+        File.WriteAllText(Path.Combine(app, "nginx.conf.in"), $$"""
+            {{user}}
+            worker_processes 1;
+            pid nginx-@PORT@.pid;
+            error_log stderr warn;
+            events { worker_connections 4096; }
+            http {
+              access_log off;
+              client_body_temp_path body; proxy_temp_path proxy; fastcgi_temp_path fcgi; uwsgi_temp_path uwsgi; scgi_temp_path scgi;
+              server { listen 127.0.0.1:@PORT@; keepalive_requests 1000000;
+                location / { {{location}} } }
+            }
+            """);
+        var config = Path.Combine(work, "cutover.yml");
+        File.WriteAllText(config, $"""
+            app: {appName}
+            strategy: rolling
+            root: {Path.Combine(work, "root")}
+            run:
+              command: sed "s/@PORT@/$PORT/g" nginx.conf.in > nginx-$PORT.conf && exec /usr/sbin/nginx -p "$PWD/" -c "$PWD/nginx-$PORT.conf" -g "daemon off;"
+              instances: 1
+              ready: tcp
+            proxy:
+            {proxy}
+            """);
+        RunCutover(home, "deploy", app, "-c", config);
+        var status = System.Text.Json.JsonDocument.Parse(RunCutover(home, "status", "--json", "-c", config)).RootElement.GetProperty("agent");
+        var instance = status.GetProperty("instances")[0];
+        var agentPid = int.Parse(File.ReadAllText(Path.Combine(home, "agent.pid")), CultureInfo.InvariantCulture);
+        return (instance.GetProperty("port").GetInt32(), instance.GetProperty("pid").GetInt32(), agentPid);
     }
 
     internal static NginxProcess StartNginx(string work, string name, string server, string workers = "1")

@@ -200,53 +200,18 @@ public static partial class TlsProxyBenchmark
         public static async Task<Paths> StartAsync()
         {
             var work = new ProxyBenchmark.TempWork();
-            var home = Path.Combine(work.Path, "home");
-            var app = Path.Combine(work.Path, "app");
-            Directory.CreateDirectory(app);
             var (certFile, keyFile) = MakeCertificate(work.Path);
             var shimSource = Path.Combine(work.Path, "no-resumption.c");
             var shim = Path.Combine(work.Path, "no-resumption.so");
             File.WriteAllText(shimSource, NoResumptionShimSource);
             Measure.Capture("cc", "-O2", "-shared", "-fPIC", "-o", shim, shimSource);
 
-            var user = Environment.UserName == "root" ? "user root root;" : "";
             var body = new string('x', 1023);
             // The instance: nginx answering 1 KiB (1023 bytes and a newline) on the port the agent gives it ($PORT).
-            File.WriteAllText(Path.Combine(app, "nginx.conf.in"), $$"""
-                {{user}}
-                worker_processes 1;
-                pid nginx-@PORT@.pid;
-                error_log stderr warn;
-                events { worker_connections 4096; }
-                http {
-                  access_log off;
-                  client_body_temp_path body; proxy_temp_path proxy; fastcgi_temp_path fcgi; uwsgi_temp_path uwsgi; scgi_temp_path scgi;
-                  server { listen 127.0.0.1:@PORT@; keepalive_requests 1000000;
-                    location / { default_type text/plain; return 200 "{{body}}\n"; } }
-                }
-                """);
             var cutoverPort = Cutover.Platform.LoopbackPort.Free();
             var cutoverTlsPort = Cutover.Platform.LoopbackPort.Free();
-            var config = Path.Combine(work.Path, "cutover.yml");
-            File.WriteAllText(config, $"""
-                app: tlsbench
-                strategy: rolling
-                root: {Path.Combine(work.Path, "root")}
-                run:
-                  command: sed "s/@PORT@/$PORT/g" nginx.conf.in > nginx-$PORT.conf && exec /usr/sbin/nginx -p "$PWD/" -c "$PWD/nginx-$PORT.conf" -g "daemon off;"
-                  instances: 1
-                  ready: tcp
-                proxy:
-                  listen: 127.0.0.1:{cutoverPort}
-                  tls:
-                    listen: 127.0.0.1:{cutoverTlsPort}
-                    cert: {certFile}
-                    key: {keyFile}
-                """);
-            ProxyBenchmark.RunCutover(home, "deploy", app, "-c", config);
-            var status = System.Text.Json.JsonDocument.Parse(ProxyBenchmark.RunCutover(home, "status", "--json", "-c", config)).RootElement.GetProperty("agent");
-            var backendPort = status.GetProperty("instances")[0].GetProperty("port").GetInt32();
-            var agentPid = int.Parse(File.ReadAllText(Path.Combine(home, "agent.pid")), CultureInfo.InvariantCulture);
+            var (backendPort, _, agentPid) = ProxyBenchmark.DeployNginxBackend(work.Path, "tlsbench", $"default_type text/plain; return 200 \"{body}\\n\";",
+                $"  listen: 127.0.0.1:{cutoverPort}\n  tls:\n    listen: 127.0.0.1:{cutoverTlsPort}\n    cert: {certFile}\n    key: {keyFile}\n");
 
             var nginxTlsPort = Cutover.Platform.LoopbackPort.Free();
             // nginx 1.22's default ssl_protocols stop at TLSv1.2; Kestrel offers 1.2 and 1.3, so nginx is given the same.
