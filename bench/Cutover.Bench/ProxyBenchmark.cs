@@ -26,7 +26,7 @@ public static partial class ProxyBenchmark
         var runs = new List<WrkResult>[] { [], [], [] };
         for (var round = 0; round < Rounds; round++)
         {
-            runs[0].Add(Wrk(paths.BackendPort, WrkArgs, () => NginxWorkersCpu(paths.BackendPid)));
+            runs[0].Add(Wrk(paths.BackendPort, WrkArgs, () => ProcessGroupCpu(paths.BackendPid)));
             runs[1].Add(Wrk(paths.CutoverPort, WrkArgs, () => ProcessCpu(paths.AgentPid)));
             runs[2].Add(Wrk(paths.NginxPort, WrkArgs, () => NginxWorkersCpu(paths.NginxProxy.Pid)));
         }
@@ -136,7 +136,15 @@ public static partial class ProxyBenchmark
     }
 
     /// <summary>User + system time of an nginx master's worker processes, from /proc (clock ticks are 1/100 s).</summary>
-    internal static TimeSpan NginxWorkersCpu(int masterPid)
+    internal static TimeSpan NginxWorkersCpu(int masterPid) => ProcCpu(fields => int.Parse(fields[1], CultureInfo.InvariantCulture) == masterPid);
+
+    /// <summary>
+    /// User + system time of every process in the group an instance leads: the pid `cutover status` shows is the
+    /// group leader (the agent's exit-status wrapper), and the app (here nginx, master and worker) runs below it.
+    /// </summary>
+    internal static TimeSpan ProcessGroupCpu(int leader) => ProcCpu(fields => int.Parse(fields[2], CultureInfo.InvariantCulture) == leader);
+
+    private static TimeSpan ProcCpu(Func<string[], bool> counts)
     {
         long ticks = 0;
         foreach (var dir in Directory.EnumerateDirectories("/proc"))
@@ -145,9 +153,9 @@ public static partial class ProxyBenchmark
             string stat;
             try { stat = File.ReadAllText(Path.Combine(dir, "stat")); }
             catch (IOException) { continue; }
-            // Fields after the ")" that closes the command name: state ppid ... utime(14) stime(15), counted from 1.
+            // Fields after the ")" that closes the command name: state ppid pgrp ... utime(14) stime(15), counted from 1.
             var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            if (int.Parse(fields[1], CultureInfo.InvariantCulture) != masterPid) continue;
+            if (!counts(fields)) continue;
             ticks += long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
         }
         return TimeSpan.FromMilliseconds(ticks * 10);
