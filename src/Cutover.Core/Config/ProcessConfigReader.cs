@@ -36,6 +36,7 @@ public static class ProcessConfigReader
         var types = new List<ProcessTypeConfig>();
         foreach (var name in section.Keys.ToList())
         {
+            section.Has(name); // every name is a process type: known, even one refused below
             if (name == Web)
             {
                 section.KeyError(name, "'web' is the process of `run:`; give this process type another name");
@@ -46,10 +47,11 @@ public static class ProcessConfigReader
                 section.KeyError(name, $"'{name}' may only contain lower-case letters, digits, '_' and '-', starting with a letter");
                 continue;
             }
-            var type = section.Section(name);
-            if (type is null)
+            var before = section.Errors.Count;
+            if (section.Section(name) is not { } type)
             {
-                section.Error(name, "must be a mapping with at least 'command'");
+                // A scalar or list is refused by Section itself; an empty value is not, and must not pass as nothing.
+                if (section.Errors.Count == before) section.Error(name, "must be a mapping with at least 'command'");
                 continue;
             }
             types.Add(ReadType(name, type, web, runtime));
