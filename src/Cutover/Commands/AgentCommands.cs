@@ -136,6 +136,8 @@ public static class AgentCommands
             env.Out.WriteLine("instances: the agent is not running this app");
             return;
         }
+        // A pipe gets whole rows (as the fleet tables): with the process column an 80-column default would wrap ids.
+        if (!env.Interactive) env.Console.Profile.Width = 400;
         var table = new Table().Border(env.Interactive ? TableBorder.Rounded : TableBorder.None)
             .AddColumns("instance", "process", "release", "runs as", "address", "state", "uptime", "memory", "restarts");
         foreach (var i in app.Instances)
