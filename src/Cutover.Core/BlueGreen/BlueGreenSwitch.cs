@@ -33,7 +33,7 @@ public sealed class BlueGreenSwitch(AppRuntime app, WarmSetKeeper warmSet, IDepl
             var clock = Stopwatch.StartNew();
             if (await RouteAsync(warm.Instances, cancellationToken) is { } routeError) return routeError;
             Switch(warm.Instances, blue, releaseId, releaseDir);
-            progress.PhaseCompleted("switch", clock.Elapsed, $"traffic back on the warm set of release {releaseId}; no web process started");
+            progress.PhaseCompleted("switch", clock.Elapsed, $"traffic back on the warm set of release {releaseId}; no {(app.Groups.Any(g => !g.IsWeb && g.Slots.Length > 0) ? "web " : "")}process started");
             if (await ReplaceProcessTypesAsync(releaseId, releaseDir, cancellationToken) is { } warmProblem)
             {
                 await SwitchBackAsync(blue, warm.Instances, blueRelease, stopFrom: false);
@@ -91,7 +91,8 @@ public sealed class BlueGreenSwitch(AppRuntime app, WarmSetKeeper warmSet, IDepl
             string? trip;
             try
             {
-                trip = await MonitorAsync(green, config, cancellationToken);
+                // The new process types are watched too: one that dies within the window trips it like a web instance.
+                trip = await MonitorAsync([.. green, .. app.Groups.Where(g => !g.IsWeb).SelectMany(g => g.Slots).OfType<ManagedInstance>()], config, cancellationToken);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {

@@ -15,7 +15,10 @@ public sealed record ProcessTypeConfig
     public IReadOnlyList<string>? Roles { get; init; }
 }
 
-/// <summary>Reads `processes:` (rolling and blue-green, runtime: process). Every key is read here.</summary>
+/// <summary>
+/// Reads `processes:` (rolling and blue-green; with runtime: docker each instance is a container of the release's image
+/// running the type's command). Every key is read here.
+/// </summary>
 public static class ProcessConfigReader
 {
     /// <summary>The name of the web process (`run:`), as instance ids, logs and roles use it.</summary>
@@ -28,11 +31,6 @@ public static class ProcessConfigReader
     {
         var section = top.Section("processes");
         if (section is null) return [];
-        if (runtime is not ProcessRuntimeConfig)
-        {
-            top.KeyError("processes", $"process types run only with runtime: process for now; with runtime: {runtime.Name} run each one as its own app");
-            return [];
-        }
         var types = new List<ProcessTypeConfig>();
         foreach (var name in section.Keys.ToList())
         {
@@ -70,6 +68,9 @@ public static class ProcessConfigReader
         var restart = section.Section("restart");
         var ready = section.Choice("ready", ReadinessKind.None,
             ("notify", ReadinessKind.Notify), ("message", ReadinessKind.Message), ("none", ReadinessKind.None));
+        // A container gets no NOTIFY_SOCKET or IPC channel: it is ready once alive for min_uptime.
+        if (!runtime.PassesReadySignals && ready != ReadinessKind.None)
+            section.Error("ready", $"with runtime: {runtime.Name} a process type is ready: none (alive for restart.min_uptime)");
         // ready: none waits for min_uptime, not for a word: a ready_timeout would be read by nothing.
         if (ready == ReadinessKind.None && section.Has("ready_timeout"))
             section.KeyError("ready_timeout", "read only with ready: notify or message; ready: none is ready once alive for restart.min_uptime");

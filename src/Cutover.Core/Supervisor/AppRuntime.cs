@@ -208,7 +208,7 @@ public sealed class AppRuntime : IAsyncDisposable
             return;
         }
         var idle = OutOfRotation;
-        foreach (var instance in Slots.Where(s => s is not null)) await instance!.LetGoAsync();
+        foreach (var instance in AllSlots.Where(s => s is not null)) await instance!.LetGoAsync();
         await Task.WhenAll(idle.Select(i => i.StopAsync(TimeSpan.Zero, CancellationToken.None)));
         await Proxy.DisposeAsync();
         if (_ownListeners is not null) await _ownListeners.DisposeAsync();

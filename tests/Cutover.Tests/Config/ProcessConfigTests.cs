@@ -79,24 +79,29 @@ public class ProcessConfigTests
         Assert.Contains(message, error.Message);
     }
 
+    private const string Docker = """
+        app: a
+        strategy: rolling
+        root: /srv/a
+        runtime: docker
+        docker:
+          image: a:1
+          port: 3000
+        proxy:
+          listen: 127.0.0.1:3000
+        processes:
+          worker:
+            command: bin/jobs
+
+        """;
+
     [Fact]
-    public void Process_types_are_refused_with_the_docker_runtime_for_now()
+    public void With_the_docker_runtime_a_process_type_is_a_command_of_the_image_ready_when_alive()
     {
-        var error = SingleError("""
-            app: a
-            strategy: rolling
-            root: /srv/a
-            runtime: docker
-            docker:
-              image: a:1
-              port: 3000
-            proxy:
-              listen: 127.0.0.1:3000
-            processes:
-              worker:
-                command: w
-            """);
-        Assert.Equal("processes", error.Key);
-        Assert.Contains("runtime: process", error.Message);
+        var worker = ConfigLoader.Parse(Docker, File).SettingsOf<RollingSettings>().Processes.Single();
+        Assert.Equal(("bin/jobs", ReadinessKind.None, "SIGTERM"), (worker.Run.Command, worker.Run.Ready, worker.Run.StopSignalName));
+        var error = SingleError(Docker + "    ready: notify\n");
+        Assert.Equal("processes.worker.ready", error.Key);
+        Assert.Contains("with runtime: docker a process type is ready: none", error.Message);
     }
 }
