@@ -58,6 +58,7 @@ public class ProcessTypeSupervisionTests : IDisposable
               worker:
                 command: node worker.js
                 instances: 2
+                ready: message
                 restart: { min_uptime: 300ms }
             """, "idle");
         var workers = app.Groups.Single(g => g.Name == "worker");
@@ -83,6 +84,24 @@ public class ProcessTypeSupervisionTests : IDisposable
         Assert.DoesNotContain(restarted.Pid, before);
         Assert.Contains($"sup-worker-{restarted.Spec.Index}", File.ReadAllText(app.Log.CurrentPath));
         Assert.Contains("exited with code 3", File.ReadAllText(app.Log.CurrentPath));
+    }
+
+    [Fact]
+    public async Task A_worker_that_never_says_ready_fails_the_start_and_nothing_of_the_app_keeps_running()
+    {
+        var release = AppFactory.NodeRelease(_dir.Path, "1");
+        JobWorker.WriteInto(release, "idle");
+        await using var app = await AppRuntime.CreateAsync(Config("""
+              worker:
+                command: node worker.js
+                ready: notify
+                ready_timeout: 1s
+            """, HealthServer.FreePort()), _dir.Path, _http, new object(), NullLoggerFactory.Instance, CancellationToken.None);
+        var error = await app.StartAllAsync("r1", release, CancellationToken.None);
+        Assert.NotNull(error);
+        Assert.Contains("instance sup-worker-0: not ready within 1s: it never sent READY=1 to NOTIFY_SOCKET", error);
+        Assert.True(app.IsEmpty);
+        Assert.Empty(app.Running);
     }
 
     [Fact]

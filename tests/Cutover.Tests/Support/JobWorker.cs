@@ -18,6 +18,7 @@ public static class JobWorker
         const write = what => fs.appendFileSync(journal, `${Date.now()} ${me} ${what}\n`);
         if (mode === 'fail') { console.error('worker: refusing to start (WORKER=fail)'); process.exit(1); }
         write(`start port=${process.env.PORT ?? 'none'} process=${process.env.CUTOVER_PROCESS}`);
+        if (process.send) process.send('ready'); // for ready: message; without an IPC channel there is no process.send
         let stopping = false, busy = false;
         const stop = signal => { write(signal.toLowerCase()); stopping = true; if (!busy) { write('exit'); process.exit(0); } };
         process.on('SIGTERM', () => stop('SIGTERM'));
