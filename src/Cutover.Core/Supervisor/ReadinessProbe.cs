@@ -16,9 +16,9 @@ public sealed class ReadinessProbe(HttpClient http)
     /// <summary>Null when ready; otherwise why not.</summary>
     public async Task<string?> WaitReadyAsync(InstanceSpec spec, IRunningInstance process, CancellationToken cancellationToken)
     {
+        if (!spec.ServesHttp) return await WaitProcessTypeReadyAsync(spec, process, cancellationToken);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(spec.Run.ReadyTimeout);
-        if (!spec.ServesHttp) return await WaitProcessTypeReadyAsync(spec, process, cancellationToken);
         string lastProblem = NothingListens(spec, process);
         try
         {
