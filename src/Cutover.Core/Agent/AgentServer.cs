@@ -154,7 +154,8 @@ public sealed class AgentServer : IAsyncDisposable
         return Results.Json(new PauseResumed(app, wasPaused, wasPaused ? held : 0), Json.Options);
     }
 
-    public sealed record ActivateRequest(string Config, string ReleaseId, string ReleaseDir);
+    /// <param name="Roles">This host's fleet roles: only the process types with one of them run here (web: role web); null, every type.</param>
+    public sealed record ActivateRequest(string Config, string ReleaseId, string ReleaseDir, IReadOnlyList<string>? Roles = null);
 
     /// <summary>
     /// Moves an app's instances to a release, streaming progress as NDJSON; the last line is the result. The move is
@@ -236,26 +237,28 @@ public sealed class AgentServer : IAsyncDisposable
         if (!_apps.TryGetValue(app, out var runtime))
         {
             // A route another app holds, or an address it uses the other way (plain / TLS), is refused here, before anything starts.
-            runtime = await CreateRuntimeAsync(config, cancellationToken);
+            runtime = await CreateRuntimeAsync(config, request.Roles, cancellationToken);
             _apps[app] = runtime;
             progress.Info($"proxy for {app} listening on {runtime.Proxy.Listen}");
         }
         else
         {
             previousConfig = runtime.Config;
+            if (!SameRoles(runtime.Roles, request.Roles))
+                return ActivationResult.NotLive($"this host's roles changed from {RolesText(runtime.Roles)} to {RolesText(request.Roles)}; run `cutover stop` and restart the agent to change them");
             if (await runtime.ReconfigureAsync(config, cancellationToken) is { } refused) return ActivationResult.NotLive(refused);
         }
 
         string? error;
         var outcome = ActivationOutcome.NotLive;
-        if (runtime.Slots.All(s => s is null))
+        if (runtime.IsEmpty)
         {
             progress.PhaseStarted("start");
             var clock = System.Diagnostics.Stopwatch.StartNew();
             error = await runtime.StartAllAsync(request.ReleaseId, request.ReleaseDir, cancellationToken);
             if (error is null && settings is BlueGreenSettings)
                 error = await new BlueGreen.BlueGreenSwitch(runtime, WarmSetOf(app), progress).RouteLiveSetAsync(cancellationToken);
-            if (error is null) progress.PhaseCompleted("start", clock.Elapsed, $"{runtime.Slots.Length} instances ready");
+            if (error is null) progress.PhaseCompleted("start", clock.Elapsed, $"{runtime.AllSlots.Count()} instances ready");
             else progress.PhaseFailed("start", clock.Elapsed, error);
         }
         else if (settings is BlueGreenSettings)
@@ -267,7 +270,7 @@ public sealed class AgentServer : IAsyncDisposable
         else if (settings is RollingSettings rolling)
         {
             var result = await new RollingUpdate(runtime, progress).RunAsync(request.ReleaseId, request.ReleaseDir, cancellationToken);
-            var was = runtime.Slots.FirstOrDefault(sl => sl is not null && sl.Spec.ReleaseId != request.ReleaseId)?.Spec.ReleaseId;
+            var was = runtime.AllSlots.FirstOrDefault(sl => sl is not null && sl.Spec.ReleaseId != request.ReleaseId)?.Spec.ReleaseId;
             outcome = result.Succeeded ? ActivationOutcome.Live
                 : result.Cancelled ? ActivationOutcome.Cancelled
                 : result.RolledBack ? ActivationOutcome.RolledBack
@@ -277,7 +280,7 @@ public sealed class AgentServer : IAsyncDisposable
                 : result.Cancelled ? $"cancelled; every instance is back on release {runtime.ReleaseId}"
                 : result.RolledBack ? $"{result.Error}; every instance is back on release {was}"
                 : result.Replaced == 0 ? $"{result.Error}; no instance was replaced, release {was} keeps serving"
-                : $"{result.Error}; {result.Replaced} of {runtime.Slots.Length} instances run the new release, the others {was} (failure_action {rolling.Rolling.FailureAction.ToString().ToLowerInvariant()})";
+                : $"{result.Error}; {result.Replaced} of {runtime.AllSlots.Count()} instances run the new release, the others {was} (failure_action {rolling.Rolling.FailureAction.ToString().ToLowerInvariant()})";
         }
         else
         {
@@ -289,7 +292,7 @@ public sealed class AgentServer : IAsyncDisposable
         Save(app, request.Config, stopped: false);
         await _acme.RetireAsync(app, runtime.Settings.Proxy.Tls?.Acme);
         if (error is null) return ActivationResult.Live;
-        var instances = runtime.Slots.Where(s => s is not null).GroupBy(s => s!.Spec.ReleaseId).ToDictionary(g => g.Key, g => g.Count());
+        var instances = runtime.AllSlots.Where(s => s is not null).GroupBy(s => s!.Spec.ReleaseId).ToDictionary(g => g.Key, g => g.Count());
         return new ActivationResult(outcome, error, instances);
     }
 
@@ -345,7 +348,7 @@ public sealed class AgentServer : IAsyncDisposable
         {
             if (!_apps.TryGetValue(app, out var runtime) || !_records.TryGetValue(app, out var record) || record.ReleaseId is null)
                 return Refuse(StatusCodes.Status404NotFound, $"the agent has no release of '{app}' to start; deploy one");
-            if (runtime.Slots.Any(s => s is not null)) return Results.Json(new AppStarted(app, Already: true), Json.Options);
+            if (!runtime.IsEmpty) return Results.Json(new AppStarted(app, Already: true), Json.Options);
             var error = await runtime.StartAllAsync(record.ReleaseId, record.ReleaseDir!, cancellationToken);
             if (error is not null) return Refuse(StatusCodes.Status500InternalServerError, error);
             Save(app, record.ConfigFile, stopped: false);
@@ -359,9 +362,14 @@ public sealed class AgentServer : IAsyncDisposable
 
     private BlueGreen.WarmSetKeeper WarmSetOf(string app) => _warmSets.GetOrAdd(app, _ => new BlueGreen.WarmSetKeeper());
 
-    private async Task<AppRuntime> CreateRuntimeAsync(CutoverConfig config, CancellationToken cancellationToken)
+    private static bool SameRoles(IReadOnlyList<string>? a, IReadOnlyList<string>? b) =>
+        a is null ? b is null : b is not null && a.Order(StringComparer.Ordinal).SequenceEqual(b.Order(StringComparer.Ordinal));
+
+    private static string RolesText(IReadOnlyList<string>? roles) => roles is null ? "every role (no fleet)" : $"[{string.Join(", ", roles)}]";
+
+    private async Task<AppRuntime> CreateRuntimeAsync(CutoverConfig config, IReadOnlyList<string>? roles, CancellationToken cancellationToken)
     {
-        var runtime = await AppRuntime.CreateAsync(config, _home.Path, _http, _spawnGate, _loggers, _listeners, cancellationToken);
+        var runtime = await AppRuntime.CreateAsync(config, _home.Path, _http, _spawnGate, _loggers, _listeners, cancellationToken, roles);
         runtime.InstancesChanged += SaveInstances;
         return runtime;
     }
@@ -390,12 +398,13 @@ public sealed class AgentServer : IAsyncDisposable
                 ReleaseId = runtime.ReleaseId ?? _records.GetValueOrDefault(app)?.ReleaseId,
                 ReleaseDir = runtime.ReleaseDir ?? _records.GetValueOrDefault(app)?.ReleaseDir,
                 Stopped = stopped,
+                Roles = runtime.Roles,
                 Maintenance = runtime.Proxy.Gate.Maintenance,
                 PausedUntil = runtime.Proxy.Gate.PausedUntil,
                 // Every process, the warm blue-green set and a deploy's half-started ones too: a restarted agent must
                 // find every process it left, to end it.
                 Instances = runtime.Running
-                    .Select(s => new InstanceRecord(s.Spec.Id, s.Pid, s.Spec.Port, s.Spec.ReleaseId, s.Pid is { } pid ? ProcStat.Read(pid)?.StartTicks : null)).ToList(),
+                    .Select(s => new InstanceRecord(s.Spec.Id, s.Pid, s.Spec.Port, s.Spec.ReleaseId, s.Pid is { } pid ? ProcStat.Read(pid)?.StartTicks : null, s.Spec.Process)).ToList(),
             };
             _store.Write(new AgentState { Apps = _records.Values.ToList() });
         }
@@ -426,7 +435,7 @@ public sealed class AgentServer : IAsyncDisposable
                 // one the app is routed anyway and the background loop keeps trying, as logged.
                 if (config.Settings is InstanceSettings { Proxy: var proxy })
                     await EnsureCertificateAsync(config, proxy, progress: null, cancellationToken);
-                var runtime = await CreateRuntimeAsync(config, cancellationToken);
+                var runtime = await CreateRuntimeAsync(config, record.Roles, cancellationToken);
                 _apps[record.App] = runtime;
                 runtime.ReleaseId = record.ReleaseId;
                 runtime.ReleaseDir = record.ReleaseDir;
@@ -475,20 +484,21 @@ public sealed class AgentServer : IAsyncDisposable
         runtime.Proxy.Listen.ToString(),
         runtime.Proxy.Failed,
         _warmSets.GetValueOrDefault(runtime.Config.App)?.Current is { } warm ? new WarmSetView(warm.ReleaseId, warm.Until, warm.Instances.Length) : null,
-        runtime.Slots.Select((s, i) => s is null
-            ? new InstanceView($"{runtime.Config.App}-{i}", null, null, null, null, null, "stopped", null, 0, 0, null)
+        runtime.Groups.SelectMany(g => g.Slots.Select((s, i) => s is null
+            ? new InstanceView(g.IsWeb ? $"{runtime.Config.App}-{i}" : $"{runtime.Config.App}-{g.Name}-{i}", null, null, null, null, null, "stopped", null, 0, 0, null, g.Name)
             : new InstanceView(
                 s.Spec.Id,
                 s.Spec.ReleaseId,
                 s.Pid,
-                s.Spec.Port,
-                s.Endpoint?.ToString(),
+                s.Spec.ServesHttp ? s.Spec.Port : null,
+                s.Spec.ServesHttp ? s.Endpoint?.ToString() : null,
                 s.Description,
                 JsonNamingPolicy.SnakeCaseLower.ConvertName(s.State.ToString()),
                 s.Since is { } since ? Math.Round((DateTimeOffset.UtcNow - since).TotalSeconds, 1) : null,
                 s.RssBytes,
                 s.Restarts,
-                s.LastProblem)).ToList(),
+                s.LastProblem,
+                g.Name))).ToList(),
         new ProxyCountersView(runtime.Proxy.Served, runtime.Proxy.Failed, runtime.Proxy.BodyTooLarge, runtime.Proxy.HeadersTooLarge, runtime.Proxy.TimedOut),
         runtime.Settings.Proxy.Tls?.Acme is { } acme ? _acme.StatusOf(runtime.Config.App, acme) : null,
         new TrafficView(runtime.Proxy.Gate.Maintenance is not null, runtime.Proxy.Gate.PausedUntil, runtime.Proxy.Gate.Held));

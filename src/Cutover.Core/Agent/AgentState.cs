@@ -7,7 +7,8 @@ namespace Cutover.Agent;
 /// One instance process the agent runs or is starting: written before the process exists (Pid null) and again once it
 /// runs, with its start time (clock ticks since boot, from /proc/&lt;pid&gt;/stat) so a reused pid is never taken for it.
 /// </summary>
-public sealed record InstanceRecord(string Id, int? Pid, int Port, string ReleaseId, long? StartTicks = null);
+/// <param name="Process">The process type ("web", or a name under `processes:`); null in a state written before process types.</param>
+public sealed record InstanceRecord(string Id, int? Pid, int Port, string ReleaseId, long? StartTicks = null, string? Process = null);
 
 /// <summary>What the agent runs for one app: enough to start it again after the agent restarts.</summary>
 public sealed record AppRecord
@@ -17,6 +18,8 @@ public sealed record AppRecord
     public string? ReleaseId { get; init; }
     public string? ReleaseDir { get; init; }
     public bool Stopped { get; init; }
+    /// <summary>The host's fleet roles the app was activated with (null: no fleet, every process type runs).</summary>
+    public IReadOnlyList<string>? Roles { get; init; }
     /// <summary>`cutover maintenance on`: stays on across agent restarts until `off`.</summary>
     public Proxy.MaintenancePage? Maintenance { get; init; }
     /// <summary>A pause's deadline: a restarted agent pauses again for what is left of it, never longer.</summary>

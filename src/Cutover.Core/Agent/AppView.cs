@@ -14,7 +14,7 @@ public sealed record ProxyCountersView(long Served, long Failed, long BodyTooLar
 /// <summary>The blue-green set that served before the last switch, warm out of rotation until <see cref="Until"/>.</summary>
 public sealed record WarmSetView(string Release, DateTimeOffset Until, int Instances);
 
-/// <summary>One slot of an app: a stopped slot has no release, pid, port or address.</summary>
+/// <summary>One slot of an app, of its process type (web, or a name under `processes:`, which has no port): a stopped slot has no release, pid, port or address.</summary>
 public sealed record InstanceView(
     string Id,
     string? Release,
@@ -26,7 +26,8 @@ public sealed record InstanceView(
     double? UptimeSeconds,
     long MemoryBytes,
     int Restarts,
-    string? Problem);
+    string? Problem,
+    string Process = Config.ProcessConfigReader.Web);
 
 /// <summary>Maintenance and pause as the proxy applies them: requests held right now, and when the pause ends by itself.</summary>
 public sealed record TrafficView(bool Maintenance, DateTimeOffset? PausedUntil, int Held);

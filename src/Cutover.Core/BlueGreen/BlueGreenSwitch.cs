@@ -10,6 +10,9 @@ namespace Cutover.BlueGreen;
 /// traffic in one pool change. Blue leaves rotation, finishes its requests and stays running as the warm set
 /// for keep_previous, so a rollback to it is a switch, not a start. For `monitor` after the switch, responses
 /// >= 500 and failed connections of the green set are counted; above max_error_rate it switches back.
+/// Process types (`processes:`) have no traffic to switch: right after the switch each is replaced by the new release's
+/// (start-first, a singleton stop-first), and blue's are stopped (stop_signal, kill_timeout), not kept warm; if one of
+/// green's fails to start, or the monitor trips, traffic switches back and the process types return to blue's release.
 /// </summary>
 public sealed class BlueGreenSwitch(AppRuntime app, WarmSetKeeper warmSet, IDeployProgress progress)
 {
@@ -30,7 +33,12 @@ public sealed class BlueGreenSwitch(AppRuntime app, WarmSetKeeper warmSet, IDepl
             var clock = Stopwatch.StartNew();
             if (await RouteAsync(warm.Instances, cancellationToken) is { } routeError) return routeError;
             Switch(warm.Instances, blue, releaseId, releaseDir);
-            progress.PhaseCompleted("switch", clock.Elapsed, $"traffic back on the warm set of release {releaseId}; no process started");
+            progress.PhaseCompleted("switch", clock.Elapsed, $"traffic back on the warm set of release {releaseId}; no {(app.Groups.Any(g => !g.IsWeb && g.Slots.Length > 0) ? "web " : "")}process started");
+            if (await ReplaceProcessTypesAsync(releaseId, releaseDir, cancellationToken) is { } warmProblem)
+            {
+                await SwitchBackAsync(blue, warm.Instances, blueRelease, stopFrom: false);
+                return $"{warmProblem}; switched back to release {blueRelease.Id}";
+            }
             warmSet.Keep(app, blue, blueRelease.Id, blueRelease.Dir, config.KeepPrevious);
             return null;
         }
@@ -70,6 +78,11 @@ public sealed class BlueGreenSwitch(AppRuntime app, WarmSetKeeper warmSet, IDepl
         }
         Switch(green, blue, releaseId, releaseDir);
         progress.PhaseCompleted("switch", switchClock.Elapsed, $"all traffic on release {releaseId}");
+        if (await ReplaceProcessTypesAsync(releaseId, releaseDir, cancellationToken) is { } processProblem)
+        {
+            await SwitchBackAsync(blue, green, blueRelease, stopFrom: true);
+            return $"{processProblem}; switched back to release {blueRelease.Id}";
+        }
 
         if (config.Monitor > TimeSpan.Zero)
         {
@@ -78,7 +91,8 @@ public sealed class BlueGreenSwitch(AppRuntime app, WarmSetKeeper warmSet, IDepl
             string? trip;
             try
             {
-                trip = await MonitorAsync(green, config, cancellationToken);
+                // The new process types are watched too: one that dies within the window trips it like a web instance.
+                trip = await MonitorAsync([.. green, .. app.Groups.Where(g => !g.IsWeb).SelectMany(g => g.Slots).OfType<ManagedInstance>()], config, cancellationToken);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -86,10 +100,8 @@ public sealed class BlueGreenSwitch(AppRuntime app, WarmSetKeeper warmSet, IDepl
             }
             if (trip is not null)
             {
-                await RouteAsync(blue, CancellationToken.None);
                 var greenBackends = green.Select(g => g.Backend).Where(b => b is not null).Select(b => b!).ToArray();
-                Switch(blue, green, blueRelease.Id, blueRelease.Dir);
-                await Task.WhenAll(green.Select(g => g.StopAsync(app.Settings.Proxy.DrainTimeout, CancellationToken.None)));
+                await SwitchBackAsync(blue, green, blueRelease, stopFrom: true);
                 // Counted again once green has drained, so the total includes requests that were still in flight.
                 var error = $"{trip}; switched back to release {blueRelease.Id}; in all, green answered " +
                             $"{greenBackends.Sum(b => b.Errors)} failed of {greenBackends.Sum(b => b.Responses)} requests";
@@ -100,6 +112,56 @@ public sealed class BlueGreenSwitch(AppRuntime app, WarmSetKeeper warmSet, IDepl
         }
         warmSet.Keep(app, blue, blueRelease.Id, blueRelease.Dir, config.KeepPrevious);
         return null;
+    }
+
+    /// <summary>
+    /// Each process type's slots to the release traffic just moved to, type by type in config order; null, or the first
+    /// failure (the caller switches back, which returns them). A cancel is a failure here: traffic has moved already.
+    /// </summary>
+    private async Task<string?> ReplaceProcessTypesAsync(string releaseId, string releaseDir, CancellationToken cancellationToken)
+    {
+        var types = app.Groups.Where(g => !g.IsWeb && g.Slots.Length > 0).ToArray();
+        if (types.Length == 0) return null;
+        progress.PhaseStarted("processes");
+        var clock = Stopwatch.StartNew();
+        foreach (var type in types)
+        {
+            for (var i = 0; i < type.Slots.Length; i++)
+            {
+                string? problem;
+                try
+                {
+                    problem = await app.ReplaceAsync(type, i, releaseId, releaseDir, RollingOrder.StartFirst, cancellationToken);
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    problem = "cancelled while the process types were replaced";
+                }
+                if (problem is null) continue;
+                var error = $"instance {app.Config.App}-{type.Name}-{i} of release {releaseId}: {problem}";
+                progress.PhaseFailed("processes", clock.Elapsed, error);
+                return error;
+            }
+        }
+        progress.PhaseCompleted("processes", clock.Elapsed, string.Join(", ", types.Select(t => $"{t.Slots.Length} {t.Name}")) + $" on release {releaseId}; the previous ones stopped");
+        return null;
+    }
+
+    /// <summary>
+    /// Traffic back on <paramref name="blue"/> (nginx first), every process type back on blue's release, and
+    /// <paramref name="from"/>'s web instances drained and stopped when <paramref name="stopFrom"/> (green; a warm set
+    /// switched to stays warm). Never cancelled: it is the way back.
+    /// </summary>
+    private async Task SwitchBackAsync(ManagedInstance[] blue, ManagedInstance[] from, (string Id, string Dir) blueRelease, bool stopFrom)
+    {
+        await RouteAsync(blue, CancellationToken.None);
+        Switch(blue, from, blueRelease.Id, blueRelease.Dir);
+        foreach (var type in app.Groups.Where(g => !g.IsWeb))
+            for (var i = 0; i < type.Slots.Length; i++)
+                if (type.Slots[i] is not { } current || current.Spec.ReleaseId != blueRelease.Id || current.Failures > 0)
+                    if (await app.ReplaceAsync(type, i, blueRelease.Id, blueRelease.Dir, RollingOrder.StartFirst, CancellationToken.None) is { } problem)
+                        progress.Warning($"{app.Config.App}-{type.Name}-{i} back to release {blueRelease.Id} failed: {problem}");
+        if (stopFrom) await Task.WhenAll(from.Select(g => g.StopAsync(app.Settings.Proxy.DrainTimeout, CancellationToken.None)));
     }
 
     /// <summary>After the first start of an app: with router: nginx, point nginx at the set that now runs.</summary>

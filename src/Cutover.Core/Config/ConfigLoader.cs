@@ -68,9 +68,10 @@ public static class ConfigLoader
             var run = ReadRun(top, top.Section("run"), runtime, strategy);
             var proxy = ReadProxy(top, top.Section("proxy"), strategy);
             var logs = ReadLogs(top.Section("logs"));
+            var processes = ProcessConfigReader.Read(top, run, runtime);
             settings = strategy == Strategy.BlueGreen
-                ? new BlueGreenSettings { Run = run, Proxy = proxy, InstanceHealth = instanceHealth, Logs = logs, Runtime = runtime, BlueGreen = ReadBlueGreen(top) }
-                : new RollingSettings { Run = run, Proxy = proxy, InstanceHealth = instanceHealth, Logs = logs, Runtime = runtime, Rolling = ReadRolling(top.Section("rolling")) };
+                ? new BlueGreenSettings { Run = run, Proxy = proxy, InstanceHealth = instanceHealth, Logs = logs, Runtime = runtime, Processes = processes, BlueGreen = ReadBlueGreen(top) }
+                : new RollingSettings { Run = run, Proxy = proxy, InstanceHealth = instanceHealth, Logs = logs, Runtime = runtime, Processes = processes, Rolling = ReadRolling(top.Section("rolling")) };
         }
         else
         {

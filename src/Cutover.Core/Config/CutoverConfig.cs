@@ -66,6 +66,8 @@ public abstract record InstanceSettings : StrategySettings
     public LogsConfig Logs { get; init; } = new();
     /// <summary>What an instance is: a process group (the default) or a Docker container.</summary>
     public InstanceRuntimeConfig Runtime { get; init; } = new ProcessRuntimeConfig();
+    /// <summary>`processes:`: the release's other process types (workers), no port, no proxy; empty without the section.</summary>
+    public IReadOnlyList<ProcessTypeConfig> Processes { get; init; } = [];
 
     public override bool DeploysImage => Runtime.DeploysImage;
     public override Staging.ReleaseSource OpenRelease(string source, string? image, string root) => Runtime.OpenRelease(source, image, root);

@@ -2,7 +2,8 @@ using System.Net;
 
 namespace Cutover.Config;
 
-public enum ReadinessKind { Http, Tcp, Notify, Message }
+/// <summary>How an instance is judged ready. None (process types only): alive for min_uptime.</summary>
+public enum ReadinessKind { Http, Tcp, Notify, Message, None }
 
 public enum RollingOrder { StartFirst, StopFirst }
 

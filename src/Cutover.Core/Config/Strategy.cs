@@ -43,6 +43,8 @@ public static class StrategyKeys
         ["proxy"] = [Strategy.Rolling, Strategy.BlueGreen],
         ["logs"] = [Strategy.Rolling, Strategy.BlueGreen],
         ["runtime"] = [Strategy.Rolling, Strategy.BlueGreen],
+        // Process types run under the agent beside the web instances; symlink runs nothing, swarm is one service.
+        ["processes"] = [Strategy.Rolling, Strategy.BlueGreen],
         ["docker"] = [Strategy.Rolling, Strategy.BlueGreen],
         // Only RollingUpdate reads it: a blue-green switch moves the whole set at once.
         ["rolling"] = [Strategy.Rolling],

@@ -6,6 +6,8 @@ public static class ContainerLabels
     public const string App = "cutover.app";
     public const string Release = "cutover.release";
     public const string Instance = "cutover.instance";
+    /// <summary>The process type ("web", or a name under processes:); a container without it (made before process types) is web.</summary>
+    public const string Process = "cutover.process";
     public const string Image = "cutover.image";
 }
 

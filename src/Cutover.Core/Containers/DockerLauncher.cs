@@ -23,13 +23,17 @@ public sealed class DockerLauncher(DockerClient docker, Func<Cutover.Config.Dock
         try
         {
             await EnsureNetworkAsync(settings.Network, cancellationToken);
+            // A process type (processes:) is a container of the same image running its own command, with no port,
+            // no healthcheck and no place on the proxy.
+            var web = spec.ServesHttp;
             var env = settings.Env.Select(kv => $"{kv.Key}={kv.Value}")
-                .Append($"{spec.Run.PortEnv}={settings.Port.ToString(CultureInfo.InvariantCulture)}")
+                .Concat(web ? [$"{spec.Run.PortEnv}={settings.Port.ToString(CultureInfo.InvariantCulture)}"] : [])
+                .Append($"CUTOVER_PROCESS={spec.Process}")
                 .Append($"CUTOVER_APP={spec.App}").Append($"CUTOVER_INSTANCE={spec.Index.ToString(CultureInfo.InvariantCulture)}").Append($"CUTOVER_RELEASE_ID={spec.ReleaseId}")
                 .ToList();
-            var created = await docker.Containers.CreateContainerAsync(new CreateContainerParameters
+            var create = new CreateContainerParameters
             {
-                Name = $"cutover-{spec.App}-{spec.Index}-{Guid.NewGuid().ToString("N")[..8]}",
+                Name = $"cutover-{spec.Id}-{Guid.NewGuid().ToString("N")[..8]}",
                 Image = image,
                 Env = env,
                 Labels = new Dictionary<string, string>
@@ -37,11 +41,12 @@ public sealed class DockerLauncher(DockerClient docker, Func<Cutover.Config.Dock
                     [ContainerLabels.App] = spec.App,
                     [ContainerLabels.Release] = spec.ReleaseId,
                     [ContainerLabels.Instance] = spec.Index.ToString(CultureInfo.InvariantCulture),
+                    [ContainerLabels.Process] = spec.Process,
                     [ContainerLabels.Image] = image,
                 },
                 StopSignal = spec.Run.StopSignalName,
                 StopTimeout = TimeSpan.FromSeconds(Math.Ceiling(spec.Run.KillTimeout.TotalSeconds)),
-                Healthcheck = settings.Healthcheck is { } h ? new HealthcheckConfig
+                Healthcheck = web && settings.Healthcheck is { } h ? new HealthcheckConfig
                 {
                     Test = h.Test.ToList(),
                     Interval = h.Interval,
@@ -49,14 +54,17 @@ public sealed class DockerLauncher(DockerClient docker, Func<Cutover.Config.Dock
                     Retries = h.Retries,
                     StartPeriod = h.StartPeriod,
                 } : null,
-                ExposedPorts = new Dictionary<string, EmptyStruct> { [$"{settings.Port}/tcp"] = default },
                 HostConfig = new HostConfig
                 {
                     NetworkMode = settings.Network,
                     Binds = settings.Volumes.ToList(),
                     Init = settings.Init,
                 },
-            }, cancellationToken);
+            };
+            // Web runs the image's own command; a process type its command, through the image's shell.
+            if (web) create.ExposedPorts = new Dictionary<string, EmptyStruct> { [$"{settings.Port}/tcp"] = default };
+            else create.Cmd = ["/bin/sh", "-c", spec.Run.Command];
+            var created = await docker.Containers.CreateContainerAsync(create, cancellationToken);
             try
             {
                 if (!await docker.Containers.StartContainerAsync(created.ID, new ContainerStartParameters(), cancellationToken))

@@ -31,43 +31,48 @@ public sealed class DockerRuntime : IInstanceRuntime
     public string? ImageOf(string releaseDir) => ContainerRelease.ImageOf(releaseDir);
 
     /// <summary>
-    /// The containers of <paramref name="releaseId"/> that still run are taken over where they are (matched to slots
-    /// by their labels); slots without one get a new container, and containers of the app that match no slot (other
-    /// releases, duplicates, exited ones) are removed.
+    /// The containers of <paramref name="releaseId"/> that still run are taken over where they are (matched to slots of
+    /// their process type by their labels); slots without one get a new container, and containers of the app that match
+    /// no slot (other releases, duplicates, exited ones, a process type no longer run here) are removed.
     /// </summary>
     public async Task<string?> AdoptAllAsync(AppRuntime app, string releaseId, string releaseDir, CancellationToken cancellationToken)
     {
         var found = await _launcher.ListAsync(app.Config.App, cancellationToken);
-        var adopted = new ManagedInstance?[app.Slots.Length];
+        var adopted = app.Groups.ToDictionary(g => g.Name, g => new ManagedInstance?[g.Slots.Length]);
         foreach (var container in found)
         {
             var labels = new Dictionary<string, string>(container.Labels ?? new Dictionary<string, string>());
-            var fits = container.State == "running" && labels.GetValueOrDefault(ContainerLabels.Release) == releaseId
-                && int.TryParse(labels.GetValueOrDefault(ContainerLabels.Instance), out var slot) && slot >= 0 && slot < app.Slots.Length && adopted[slot] is null;
+            var group = app.Groups.FirstOrDefault(g => g.Name == labels.GetValueOrDefault(ContainerLabels.Process, ProcessConfigReader.Web));
+            var fits = group is not null && container.State == "running" && labels.GetValueOrDefault(ContainerLabels.Release) == releaseId
+                && int.TryParse(labels.GetValueOrDefault(ContainerLabels.Instance), out var slot) && slot >= 0 && slot < group.Slots.Length && adopted[group.Name][slot] is null;
             if (!fits)
             {
                 await _launcher.RemoveAsync(container.ID);
                 continue;
             }
             var index = int.Parse(labels[ContainerLabels.Instance], System.Globalization.CultureInfo.InvariantCulture);
-            var instance = app.NewInstance(index, releaseId, releaseDir);
+            var instance = app.NewInstance(group!, index, releaseId, releaseDir);
             var running = await _launcher.AttachAsync(container.ID, (stream, line) => app.Log.Write(instance.Spec.Id, null, stream, line), cancellationToken);
             if (await instance.AdoptAsync(running, cancellationToken) is { } problem)
             {
                 app.Log.Write(instance.Spec.Id, running.Pid, "cutover", $"not adopted: {problem}");
-                await running.StopAsync(app.Settings.Run.StopSignal, app.Settings.Run.KillTimeout);
+                await running.StopAsync(group!.Run.StopSignal, group.Run.KillTimeout);
                 continue;
             }
-            adopted[index] = instance;
+            adopted[group!.Name][index] = instance;
         }
-        for (var i = 0; i < app.Slots.Length; i++)
+        foreach (var group in app.Groups)
         {
-            if (adopted[i] is not null) continue;
-            var fresh = app.NewInstance(i, releaseId, releaseDir);
-            if (await fresh.StartAsync(cancellationToken) is { } problem) return $"instance {fresh.Spec.Id}: {problem}";
-            adopted[i] = fresh;
+            for (var i = 0; i < group.Slots.Length; i++)
+            {
+                if (adopted[group.Name][i] is not null) continue;
+                var fresh = app.NewInstance(group, i, releaseId, releaseDir);
+                if (await fresh.StartAsync(cancellationToken) is { } problem) return $"instance {fresh.Spec.Id}: {problem}";
+                adopted[group.Name][i] = fresh;
+            }
         }
-        for (var i = 0; i < app.Slots.Length; i++) app.Slots[i] = adopted[i];
+        foreach (var group in app.Groups)
+            for (var i = 0; i < group.Slots.Length; i++) group.Slots[i] = adopted[group.Name][i];
         app.ReleaseId = releaseId;
         app.ReleaseDir = releaseDir;
         return null;

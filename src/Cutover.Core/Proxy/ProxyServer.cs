@@ -114,11 +114,27 @@ public sealed class ProxyServer : IAsyncDisposable
     }
 
     /// <summary>
+    /// The proxy of an app whose web process does not run on this host (fleet roles without web): no route on any
+    /// listener, no certificate; its pool stays empty. Listen is the configured address, for status only.
+    /// </summary>
+    public static ProxyServer Unrouted(string app, ProxyConfig config, ProxyListeners listeners, ILoggerFactory loggerFactory) =>
+        new(app, config, listeners, loggerFactory.CreateLogger<ProxyServer>()) { Listen = config.Listen, _routed = false };
+
+    /// <summary>False for <see cref="Unrouted"/>: nothing on the listeners to move or take off.</summary>
+    private bool _routed = true;
+
+    /// <summary>
     /// A new proxy section for the routed app: hosts, prefix, addresses, limits and certificate change in place (other
     /// apps' listeners and connections untouched). Returns why not, and then nothing changed.
     /// </summary>
     public async Task<string?> ReconfigureAsync(ProxyConfig config, CancellationToken cancellationToken)
     {
+        if (!_routed)
+        {
+            Volatile.Write(ref _settings, config);
+            Listen = config.Listen;
+            return null;
+        }
         var current = Settings;
         var certificates = Certificates;
         var newCertificates = config.Tls is { } tls && (tls.CertFile != current.Tls?.CertFile || tls.KeyFile != current.Tls?.KeyFile || tls.Acme != current.Tls?.Acme);
@@ -378,7 +394,7 @@ public sealed class ProxyServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Gate.Dispose(); // held requests get their 503 before the routes go
-        await _listeners.RemoveAsync(this);
+        if (_routed) await _listeners.RemoveAsync(this);
         _invoker.Dispose();
         Certificates?.Dispose();
     }

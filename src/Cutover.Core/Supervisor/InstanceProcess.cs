@@ -121,7 +121,7 @@ public sealed class InstanceProcess : IRunningInstance
     public static InstanceProcess Start(InstanceSpec spec, object spawnGate, Action<string, string> onOutput)
     {
         Directory.CreateDirectory(spec.RuntimeDir);
-        var exitStatusPath = Path.Combine(spec.RuntimeDir, $"{spec.Id}-{spec.Port}.exit");
+        var exitStatusPath = Path.Combine(spec.RuntimeDir, $"{spec.RuntimeFileStem}.exit");
         File.Delete(exitStatusPath); // a predecessor's on this port: its code is not this one's
         var start = new ProcessStartInfo("setsid")
         {
@@ -134,7 +134,10 @@ public sealed class InstanceProcess : IRunningInstance
         start.ArgumentList.Add("/bin/sh");
         foreach (var arg in ExitStatusFile.WrapperArguments(ShellCommand(spec.Run.Command), exitStatusPath)) start.ArgumentList.Add(arg);
         foreach (var (key, value) in spec.Run.Env) start.Environment[key] = value;
-        start.Environment[spec.Run.PortEnv] = spec.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        // A process type listens nowhere: no port variable (and none inherited from the agent's environment).
+        if (spec.ServesHttp) start.Environment[spec.Run.PortEnv] = spec.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        else start.Environment.Remove(spec.Run.PortEnv);
+        start.Environment["CUTOVER_PROCESS"] = spec.Process;
         start.Environment["CUTOVER_APP"] = spec.App;
         start.Environment["CUTOVER_INSTANCE"] = spec.Index.ToString(System.Globalization.CultureInfo.InvariantCulture);
         start.Environment["CUTOVER_RELEASE_ID"] = spec.ReleaseId;
@@ -150,7 +153,7 @@ public sealed class InstanceProcess : IRunningInstance
             if (spec.Run.Ready == Config.ReadinessKind.Notify)
             {
                 // One socket per process: an old instance saying STOPPING=1 must never reach its replacement.
-                notify = NotifySocket.Create(Path.Combine(spec.RuntimeDir, $"{spec.Id}-{spec.Port}.notify"));
+                notify = NotifySocket.Create(Path.Combine(spec.RuntimeDir, $"{spec.RuntimeFileStem}.notify"));
                 start.Environment["NOTIFY_SOCKET"] = notify.Path;
             }
             (int Ours, int Theirs)? pair = null;

@@ -9,7 +9,17 @@ public sealed record InstanceSpec
     public required int Index { get; init; }
     public required string ReleaseId { get; init; }
     public required string ReleaseDir { get; init; }
+    /// <summary>The loopback port of a web instance; 0 for a process type, which has none.</summary>
     public required int Port { get; init; }
+    /// <summary>The process type: "web" for `run:`, else a name under `processes:`.</summary>
+    public string Process { get; init; } = Config.ProcessConfigReader.Web;
+    /// <summary>A web instance: a port, readiness by its answers, a place in the proxy. A process type has none of these.</summary>
+    public bool ServesHttp => Process == Config.ProcessConfigReader.Web;
+    /// <summary>
+    /// Names this process's runtime files (exit status, notify socket) apart from another process of the same slot that
+    /// runs beside it during a start-first replacement: the port for web, a fresh token for a process type.
+    /// </summary>
+    public string FileTag { get; init; } = "";
     public required RunConfig Run { get; init; }
     public required InstanceHealthConfig Health { get; init; }
     /// <summary>Where per-instance runtime files (the notify socket) go.</summary>
@@ -24,5 +34,8 @@ public sealed record InstanceSpec
     /// </summary>
     public string? AgentHome { get; init; }
 
-    public string Id => $"{App}-{Index}";
+    /// <summary>Web keeps today's "app-0"; a process type is "app-worker-0".</summary>
+    public string Id => ServesHttp ? $"{App}-{Index}" : $"{App}-{Process}-{Index}";
+
+    public string RuntimeFileStem => $"{Id}-{(FileTag.Length > 0 ? FileTag : Port.ToString(System.Globalization.CultureInfo.InvariantCulture))}";
 }

@@ -7,7 +7,14 @@ public sealed class LogTail(string dir)
 {
     private string Current => Path.Combine(dir, LogSink.CurrentName);
 
-    public IReadOnlyList<string> Recent(int count, string? filter)
+    public IReadOnlyList<string> Recent(int count, string? filter) =>
+        RecentMatching(count, filter is null ? null : line => line.Contains(filter, StringComparison.Ordinal));
+
+    public IAsyncEnumerable<string> FollowAsync(string? filter, CancellationToken cancellationToken) =>
+        FollowMatchingAsync(filter is null ? null : line => line.Contains(filter, StringComparison.Ordinal), cancellationToken);
+
+    /// <summary>The last <paramref name="count"/> lines that <paramref name="filter"/> keeps (all when null).</summary>
+    public IReadOnlyList<string> RecentMatching(int count, Func<string, bool>? filter)
     {
         if (!Directory.Exists(dir)) return [];
         var files = Directory.GetFiles(dir, "*.log").Where(f => Path.GetFileName(f) != LogSink.CurrentName).Order().Append(Current).Where(File.Exists);
@@ -15,7 +22,7 @@ public sealed class LogTail(string dir)
         foreach (var file in files)
         foreach (var line in ReadShared(file))
         {
-            if (filter is not null && !line.Contains(filter, StringComparison.Ordinal)) continue;
+            if (filter is not null && !filter(line)) continue;
             lines.Enqueue(line);
             if (lines.Count > count) lines.Dequeue();
         }
@@ -26,7 +33,7 @@ public sealed class LogTail(string dir)
     /// New lines as they are written. On rotation (current.log renamed away and a new one opened) the old file
     /// is read to its end first, then the new one from its start, so no line is lost or repeated.
     /// </summary>
-    public async IAsyncEnumerable<string> FollowAsync(string? filter, [EnumeratorCancellation] CancellationToken cancellationToken)
+    public async IAsyncEnumerable<string> FollowMatchingAsync(Func<string, bool>? filter, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         FileStream? stream = null;
         ulong inode = 0;
@@ -52,7 +59,7 @@ public sealed class LogTail(string dir)
                     var parts = (pending + text).Split('\n');
                     pending = parts[^1];
                     foreach (var line in parts[..^1])
-                        if (filter is null || line.Contains(filter, StringComparison.Ordinal)) yield return line;
+                        if (filter is null || filter(line)) yield return line;
                     continue;
                 }
                 if (File.Exists(Current) && Platform.LibC.Inode(Current) != inode)

@@ -165,6 +165,13 @@ public sealed class ManagedInstance : IAsyncDisposable
             _log.Write(Spec.Id, _process?.Pid, "cutover", $"not ready: {problem}");
             return problem;
         }
+        if (!Spec.ServesHttp)
+        {
+            State = InstanceState.Ready;
+            // A process type takes no traffic: no backend, nothing in the proxy.
+            _log.Write(Spec.Id, _process?.Pid, "cutover", "ready");
+            return null;
+        }
         _backend = new Backend(Spec.Id, started.Endpoint);
         // A restart takes the dead one's place in the proxy only when the instance is meant to be in rotation.
         if (_enterProxy) _proxy.Pool.Add(_backend);
@@ -184,7 +191,8 @@ public sealed class ManagedInstance : IAsyncDisposable
             {
                 var process = _process!;
                 var problem = await NextProblemAsync(process, stop);
-                if (problem.StartsWith("memory ", StringComparison.Ordinal) && await ReplaceStartFirstAsync(process, problem, stop))
+                // Start-first only for web: a process type has no capacity to keep, and a singleton must never run twice.
+                if (Spec.ServesHttp && problem.StartsWith("memory ", StringComparison.Ordinal) && await ReplaceStartFirstAsync(process, problem, stop))
                     continue;
                 unstable = DateTimeOffset.UtcNow - process.Started < Spec.Run.MinUptime ? unstable + 1 : 0;
                 if (DateTimeOffset.UtcNow - process.Started > TimeSpan.FromSeconds(30)) backoff = TimeSpan.FromMilliseconds(100);

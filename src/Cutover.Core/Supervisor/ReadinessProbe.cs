@@ -16,6 +16,7 @@ public sealed class ReadinessProbe(HttpClient http)
     /// <summary>Null when ready; otherwise why not.</summary>
     public async Task<string?> WaitReadyAsync(InstanceSpec spec, IRunningInstance process, CancellationToken cancellationToken)
     {
+        if (!spec.ServesHttp) return await WaitProcessTypeReadyAsync(spec, process, cancellationToken);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(spec.Run.ReadyTimeout);
         string lastProblem = NothingListens(spec, process);
@@ -52,9 +53,34 @@ public sealed class ReadinessProbe(HttpClient http)
         }
     }
 
+    /// <summary>
+    /// A process type listens nowhere: ready on its word (notify, message) or, with ready: none, once it has stayed
+    /// alive for min_uptime, so a worker that dies at start fails the deploy instead of counting as started.
+    /// </summary>
+    private static async Task<string?> WaitProcessTypeReadyAsync(InstanceSpec spec, IRunningInstance process, CancellationToken cancellationToken)
+    {
+        var waitFor = spec.Run.Ready == ReadinessKind.None || process.ReadySignal is null
+            ? Task.Delay(spec.Run.MinUptime, cancellationToken)
+            : process.ReadySignal.WaitAsync(spec.Run.ReadyTimeout, cancellationToken);
+        try
+        {
+            var first = await Task.WhenAny(waitFor, process.Exited);
+            if (first == process.Exited || process.HasExited) return ExitedEarly(process);
+            await first; // a timeout or a cancel surfaces here
+            return null;
+        }
+        catch (TimeoutException)
+        {
+            return $"not ready within {Duration.Format(spec.Run.ReadyTimeout)}: " +
+                   (spec.Run.Ready == ReadinessKind.Notify ? "it never sent READY=1 to NOTIFY_SOCKET" : "it never called process.send('ready')");
+        }
+    }
+
     /// <summary>One liveness probe: null when healthy.</summary>
     public async Task<string?> ProbeAsync(InstanceSpec spec, IRunningInstance process, CancellationToken cancellationToken)
     {
+        // A process type has no port to probe: its liveness is its process (exit, memory, STOPPING=1).
+        if (!spec.ServesHttp) return await process.HealthProblemAsync(cancellationToken);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(spec.Health.Timeout);
         try

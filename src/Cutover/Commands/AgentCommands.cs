@@ -85,19 +85,25 @@ public static class AgentCommands
     {
         var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new lines, across rotations and restarts" };
         var instance = new Option<int?>("--instance") { Description = "Only this instance (its number, from `cutover status`)" };
+        var process = new Option<string?>("--process") { Description = "Only this process type (web, or a name under processes:)" };
         var lines = new Option<int>("--lines", "-n") { Description = "How many recent lines to print first", DefaultValueFactory = _ => 100 };
-        var command = new Command("logs", "Print the app's instance logs") { follow, instance, lines };
+        var command = new Command("logs", "Print the app's instance logs") { follow, instance, process, lines };
         command.SetAction((parse, ct) => CommandRunner.RunAsync(env, false, async () =>
         {
             var config = RollingConfig(parse.GetValue(common.Config)!);
             var dir = AgentHome.FromEnvironment().AppLogs(config.App);
-            var filter = parse.GetValue(instance) is { } n ? $" {config.App}-{n} " : null;
+            var processName = parse.GetValue(process);
+            var types = config.SettingsOf<InstanceSettings>().Processes.Select(p => p.Name).Prepend(ProcessConfigReader.Web).ToList();
+            if (processName is not null && !types.Contains(processName))
+                throw new UsageException($"--process {processName}: {config.File} has no such process type; it has {string.Join(", ", types)}");
+            var number = parse.GetValue(instance);
+            Func<string, bool>? filter = processName is null && number is null ? null : Supervisor.LogSink.InstanceFilter(config.App, processName, number);
             var tail = new Supervisor.LogTail(dir);
-            foreach (var line in tail.Recent(parse.GetValue(lines), filter)) env.Out.WriteLine(line);
+            foreach (var line in tail.RecentMatching(parse.GetValue(lines), filter)) env.Out.WriteLine(line);
             if (!parse.GetValue(follow)) return ExitCodes.Ok;
             try
             {
-                await foreach (var line in tail.FollowAsync(filter, ct)) env.Out.WriteLine(line);
+                await foreach (var line in tail.FollowMatchingAsync(filter, ct)) env.Out.WriteLine(line);
             }
             catch (OperationCanceledException)
             {
@@ -130,15 +136,17 @@ public static class AgentCommands
             env.Out.WriteLine("instances: the agent is not running this app");
             return;
         }
+        // A pipe gets whole rows (as the fleet tables): with the process column an 80-column default would wrap ids.
+        if (!env.Interactive) env.Console.Profile.Width = 400;
         var table = new Table().Border(env.Interactive ? TableBorder.Rounded : TableBorder.None)
-            .AddColumns("instance", "release", "runs as", "address", "state", "uptime", "memory", "restarts");
+            .AddColumns("instance", "process", "release", "runs as", "address", "state", "uptime", "memory", "restarts");
         foreach (var i in app.Instances)
         {
             var uptime = i.UptimeSeconds is { } seconds ? $"{seconds:0}s" : "-";
             var state = i.State + (i.Problem is not null && i.State != "ready" ? $" ({i.Problem})" : "");
             var runsAs = i.RunsAs ?? i.Pid?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "-";
             var address = i.Address ?? i.Port?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "-";
-            table.AddRow(Markup.Escape(i.Id), Markup.Escape(i.Release ?? "-"), Markup.Escape(runsAs), Markup.Escape(address), Markup.Escape(state), uptime,
+            table.AddRow(Markup.Escape(i.Id), Markup.Escape(i.Process), Markup.Escape(i.Release ?? "-"), Markup.Escape(runsAs), Markup.Escape(address), Markup.Escape(state), uptime,
                 $"{i.MemoryBytes / (1024.0 * 1024):0.0} MiB", i.Restarts.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
         env.Out.WriteLine($"proxy {app.Proxy}, live release {app.Release}");

@@ -25,6 +25,7 @@ public class StrategyKeysTests
         ("run", "run:\n  command: node server.js\n", "run:", "rolling, blue-green"),
         ("proxy", "proxy:\n  listen: 127.0.0.1:3000\n", "proxy:", "rolling, blue-green"),
         ("logs", "logs:\n  retain: 2\n", "logs:", "rolling, blue-green"),
+        ("processes", "processes:\n  worker:\n    command: node worker.js\n", "processes:", "rolling, blue-green"),
         ("runtime", "runtime: docker\n", "runtime:", "rolling, blue-green"),
         ("docker", "docker:\n  image: a:1\n  port: 3000\n", "docker:", "rolling, blue-green"),
         ("rolling", "rolling:\n  parallelism: 2\n", "rolling:", "rolling"),

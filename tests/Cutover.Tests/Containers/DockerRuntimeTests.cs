@@ -46,7 +46,7 @@ public sealed class DockerRuntimeTests(DockerFixture docker, ITestOutputHelper o
         _dir.Dispose();
     }
 
-    private string ConfigYaml(string strategy, int port, string app, string dockerExtra = "") => $"""
+    private string ConfigYaml(string strategy, int port, string app, string dockerExtra = "", string extra = "") => $"""
         app: {app}
         strategy: {strategy}
         root: {_dir.Path}
@@ -69,11 +69,12 @@ public sealed class DockerRuntimeTests(DockerFixture docker, ITestOutputHelper o
           path: /health
           interval: 300ms
         {(strategy == "blue-green" ? "blue_green:\n  monitor: 500ms\n  keep_previous: 10m\n" : "rolling:\n  monitor: 500ms\n")}
+        {extra}
         """;
 
-    private async Task<AppRuntime> StartAsync(string strategy, string app, string dockerExtra = "")
+    private async Task<AppRuntime> StartAsync(string strategy, string app, string dockerExtra = "", string extra = "")
     {
-        var config = ConfigLoader.Parse(ConfigYaml(strategy, HealthServer.FreePort(), app, dockerExtra), _dir.Combine("cutover.yml"));
+        var config = ConfigLoader.Parse(ConfigYaml(strategy, HealthServer.FreePort(), app, dockerExtra, extra), _dir.Combine("cutover.yml"));
         _app = await AppRuntime.CreateAsync(config, _dir.Combine("home"), _http, new object(), NullLoggerFactory.Instance, CancellationToken.None);
         Assert.Null(await _app.StartAllAsync("r1", Release("r1", "cutover-test:1"), CancellationToken.None));
         return _app;
@@ -93,6 +94,38 @@ public sealed class DockerRuntimeTests(DockerFixture docker, ITestOutputHelper o
     {
         var (_, ids) = await docker.Engine.DockerAsync(["ps", "-q", "--no-trunc", "--filter", $"label=cutover.app={app}"]);
         return ids.Split('\n', StringSplitOptions.RemoveEmptyEntries).Order().ToArray();
+    }
+
+    [Fact]
+    public async Task A_process_type_is_a_container_of_the_release_image_with_its_own_command_replaced_by_a_deploy()
+    {
+        var app = await StartAsync("rolling", "jobs", extra: """
+            processes:
+              worker:
+                command: echo "worker up as $CUTOVER_PROCESS port=${PORT:-none}"; exec sleep 1000
+                stop_signal: SIGTERM
+                kill_timeout: 2s
+                restart: { min_uptime: 500ms }
+            """);
+        var worker = app.Groups.Single(g => g.Name == "worker").Slots.Single()!;
+        Assert.StartsWith("container ", worker.Description);
+        Assert.Equal(InstanceState.Ready, worker.State);
+        Assert.Null(worker.Backend);
+        var containers = await ContainersAsync("jobs");
+        Assert.Equal(3, containers.Length);
+        var (_, labels) = await docker.Engine.DockerAsync(["ps", "--filter", "label=cutover.app=jobs", "--filter", "label=cutover.process=worker", "--no-trunc", "--format", "{{.ID}} {{.Command}}"]);
+        Assert.Contains("sleep 1000", labels);
+        await Wait.UntilAsync(() => File.ReadAllText(app.Log.CurrentPath).Contains("worker up as worker port=none"), TimeSpan.FromSeconds(10), "the worker's own output");
+        Assert.Equal(2, app.Proxy.Pool.Backends.Length);
+
+        var result = await new RollingUpdate(app, new SilentProgress()).RunAsync("d1", Release("d1", "cutover-test:2"), CancellationToken.None);
+        Assert.True(result.Succeeded, result.Error);
+        var replaced = app.Groups.Single(g => g.Name == "worker").Slots.Single()!;
+        Assert.Equal("d1", replaced.Spec.ReleaseId);
+        Assert.NotEqual(worker.Description, replaced.Description);
+        var after = await ContainersAsync("jobs");
+        Assert.Equal(3, after.Length);
+        Assert.Empty(containers.Intersect(after)); // every container replaced, the old ones removed
     }
 
     [Fact]
