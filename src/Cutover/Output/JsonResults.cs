@@ -24,6 +24,9 @@ public sealed record DeployResultEvent(
     IReadOnlyDictionary<string, double> PhaseSeconds,
     ProbeSummary? Probe) : ResultEvent;
 
+/// <summary>The last line of `restart --json` and `scale --json`: Instances counts the app's instances per process type once it ended.</summary>
+public sealed record InstanceCommandResultEvent(string Command, string App, string Outcome, string Release, string? Error, IReadOnlyDictionary<string, int> Instances) : ResultEvent;
+
 /// <summary>`deploy --probe`'s count, in the deploy's result and as `probe --json`.</summary>
 public sealed record ProbeSummary(long Requests, long Failed, IReadOnlyDictionary<string, long> Failures, LatencySummary LatencyMs, WorstWindow? WorstWindow, double Seconds)
 {
