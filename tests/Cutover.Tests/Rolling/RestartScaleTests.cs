@@ -121,6 +121,34 @@ public class RestartScaleTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task A_restart_cancelled_by_sigint_exits_130_with_every_slot_served()
+    {
+        var port = HealthServer.FreePort();
+        // A long monitor window per batch: SIGINT lands while the first new instance is being watched.
+        var config = Config(port, web: 3, strategySection: "rolling:\n  monitor: 3s");
+        await Deploy(config, "1");
+        var web = await Pids(config, "web");
+
+        await using var load = new LoadGenerator($"http://127.0.0.1:{port}/", connections: 4, maxDuration: TimeSpan.FromMinutes(2));
+        var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var restart = _bed.Start(lines.Enqueue, "restart", "-c", config);
+        await Wait.UntilAsync(() => lines.Any(l => l.Contains("node-0: pid")), TimeSpan.FromSeconds(30), "the first new instance ready");
+        Cutover.Platform.LibC.Kill(restart.Id, 2);
+        await restart.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(1));
+        await Task.Delay(300);
+        var samples = await load.StopAsync();
+        output.WriteLine(string.Join("\n", lines));
+
+        Assert.Equal(130, restart.ExitCode);
+        AllServed(samples);
+        var after = await Instances(config);
+        Assert.Equal(3, after.Length);
+        Assert.All(after, i => Assert.Equal("ready", i.GetProperty("state").GetString()));
+        // Not every instance was replaced: the restart stopped where it was.
+        Assert.NotEmpty((await Pids(config, "web")).Intersect(web));
+    }
+
+    [Fact]
     public async Task A_restart_whose_new_instance_cannot_start_leaves_the_running_ones_serving()
     {
         var port = HealthServer.FreePort();
