@@ -102,7 +102,7 @@ public static class InstanceCommands
         var instances = after?.Counts?.ToDictionary(c => c.Process, c => c.Instances) ?? [];
         if (json)
         {
-            ((JsonProgress)progress).Result(new Output.InstanceCommandResultEvent(command, config.App, result.Outcome.ToString().ToLowerInvariant(), release, result.Error, instances));
+            ((JsonProgress)progress).Result(new Output.InstanceCommandResultEvent(command, config.App, System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(result.Outcome.ToString()), release, result.Error, instances));
         }
         else
         {

@@ -17,7 +17,7 @@ public class RestartScaleTests(ITestOutputHelper output) : IDisposable
 
     public void Dispose() => _bed.Dispose();
 
-    private string Config(int port, int web = 2, string processes = "", string strategy = "rolling", string strategySection = "rolling:\n  monitor: 200ms")
+    private string Config(int port, int web = 2, string processes = "", string strategy = "rolling", string strategySection = "rolling:\n  monitor: 200ms", string? journal = null)
     {
         var path = _bed.Combine("cutover.yml");
         File.WriteAllText(path, $"""
@@ -30,7 +30,7 @@ public class RestartScaleTests(ITestOutputHelper output) : IDisposable
               ready: message
               ready_timeout: 5s
               env:
-                JOB_LOG: {Journal}
+                JOB_LOG: {journal ?? Journal}
             proxy:
               listen: 127.0.0.1:{port}
               drain_timeout: 5s
@@ -118,6 +118,24 @@ public class RestartScaleTests(ITestOutputHelper output) : IDisposable
         var unknown = await _bed.Cli("restart", "mailer", "-c", config);
         Assert.Equal(2, unknown.ExitCode);
         Assert.Contains("no such process type; it has web, worker", unknown.Stderr);
+    }
+
+    [Fact]
+    public async Task A_restart_starts_the_new_instances_with_the_environment_as_it_is_now()
+    {
+        var port = HealthServer.FreePort();
+        var config = Config(port, processes: Worker);
+        await Deploy(config, "1");
+        var moved = _bed.Combine("journal-2.log");
+        Config(port, processes: Worker, journal: moved);
+
+        var restart = await _bed.Cli("restart", "worker", "-c", config);
+        Assert.True(restart.ExitCode == 0, restart.All);
+        // The new worker writes where the environment now says; the old one wrote where it said at the deploy.
+        await Wait.UntilAsync(() => File.Exists(moved) && JobWorker.Read(moved).Any(), TimeSpan.FromSeconds(10), "the restarted worker's journal");
+        // (status's pid is the exit-status wrapper's; the journal has node's own.)
+        var pid = Assert.Single(JobWorker.Read(moved).Select(e => e.Pid).Distinct());
+        Assert.DoesNotContain(JobWorker.Read(Journal), e => e.Pid == pid);
     }
 
     [Fact]
