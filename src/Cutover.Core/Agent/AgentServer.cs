@@ -154,7 +154,8 @@ public sealed class AgentServer : IAsyncDisposable
         return Results.Json(new PauseResumed(app, wasPaused, wasPaused ? held : 0), Json.Options);
     }
 
-    public sealed record ActivateRequest(string Config, string ReleaseId, string ReleaseDir);
+    /// <param name="Roles">The fleet host's roles (web: the web process and its proxy; process types by their roles:); null: not a fleet host, every role.</param>
+    public sealed record ActivateRequest(string Config, string ReleaseId, string ReleaseDir, IReadOnlyList<string>? Roles = null);
 
     /// <summary>
     /// Moves an app's instances to a release, streaming progress as NDJSON; the last line is the result. The move is

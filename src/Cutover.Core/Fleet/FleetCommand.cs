@@ -17,9 +17,10 @@ public sealed record HostCommandResult(FleetHost Host, int ExitStatus, string St
 /// never hides the others. Read-only commands (status, releases) run the build and config the host's last
 /// deploy left there and change nothing on it; rollback first installs this build and writes the host's config.
 /// </summary>
-public sealed class FleetCommand(CutoverConfig config, IDeployProgress progress, bool acceptNewHostKeys)
+public sealed class FleetCommand(CutoverConfig config, IDeployProgress progress, bool acceptNewHostKeys, HostSelection? selection = null)
 {
     private readonly FleetConfig _fleet = config.Fleet ?? throw new ArgumentException("the config has no hosts", nameof(config));
+    private readonly IReadOnlyList<FleetHost> _hosts = (selection ?? HostSelection.All(config.Fleet)).Hosts;
     private readonly Lock _gate = new();
 
     /// <summary>Runs a read-only command with what the last deploy installed; a host never deployed to says so.</summary>
@@ -30,6 +31,19 @@ public sealed class FleetCommand(CutoverConfig config, IDeployProgress progress,
             if (await DeployedStateAsync(connection, ct) is not { } state)
                 return new HostCommandResult(connection.Host, -1, "", $"nothing deployed yet: no deploy of {config.App} to {connection.Host.Root} has reached this host") { NeverDeployed = true };
             return await RunAsync(connection, state.Binary, state.Config, arguments, ct);
+        }, cancellationToken);
+
+    /// <summary>
+    /// Runs a command with what the last deploy installed, streaming each host's output lines to
+    /// <paramref name="onLine"/> (host, stderr?, line) as they come; the result holds the exit status and no output.
+    /// </summary>
+    public Task<IReadOnlyList<HostCommandResult>> StreamAsync(IReadOnlyList<string> arguments, Action<FleetHost, bool, string> onLine, CancellationToken cancellationToken) =>
+        ForEachHostAsync(async (connection, ct) =>
+        {
+            if (await DeployedStateAsync(connection, ct) is not { } state)
+                return new HostCommandResult(connection.Host, -1, "", $"nothing deployed yet: no deploy of {config.App} to {connection.Host.Root} has reached this host") { NeverDeployed = true };
+            var status = await connection.StreamAsync(CommandLine(state.Binary, state.Config, arguments), (stderr, line) => onLine(connection.Host, stderr, line), ct);
+            return new HostCommandResult(connection.Host, status, "", null);
         }, cancellationToken);
 
     /// <summary>
@@ -77,23 +91,32 @@ public sealed class FleetCommand(CutoverConfig config, IDeployProgress progress,
             var (bin, _) = await installer.EnsureAsync(connection, ct);
             var remoteConfig = await RemoteConfig.WriteAsync(connection, config, ct);
             await installer.LinkForAppAsync(connection, config.App, ct);
-            return await RunAsync(connection, bin, remoteConfig, arguments, ct);
+            // Commands that move instances (rollback) run only what this host's roles name.
+            return await RunAsync(connection, bin, remoteConfig, [.. arguments, "--host-roles", string.Join(',', connection.Host.Roles)], ct);
         }, cancellationToken);
     }
 
     private static async Task<HostCommandResult> RunAsync(HostConnection connection, string bin, string remoteConfig, IReadOnlyList<string> arguments, CancellationToken ct)
     {
-        var line = string.Join(' ', new[] { bin }.Concat(arguments).Concat(["-c", remoteConfig]).Select(HostConnection.Quote));
-        var result = await connection.RunAsync(line, ct);
+        var result = await connection.RunAsync(CommandLine(bin, remoteConfig, arguments), ct);
         return new HostCommandResult(connection.Host, result.ExitStatus, result.Stdout,
             result.ExitStatus == 0 ? null : HostConnection.FirstLines(result.Stderr.Length > 0 ? result.Stderr : result.Stdout));
+    }
+
+    /// <summary>-c goes before a `--`, so that what follows it (exec's command) is the command's alone.</summary>
+    private static string CommandLine(string bin, string remoteConfig, IReadOnlyList<string> arguments)
+    {
+        var dashes = arguments.ToList().IndexOf("--");
+        var before = dashes < 0 ? arguments : arguments.Take(dashes);
+        var after = dashes < 0 ? [] : arguments.Skip(dashes);
+        return string.Join(' ', new[] { bin }.Concat(before).Concat(["-c", remoteConfig]).Concat(after).Select(HostConnection.Quote));
     }
 
     private async Task<IReadOnlyList<HostCommandResult>> ForEachHostAsync(Func<HostConnection, CancellationToken, Task<HostCommandResult>> run, CancellationToken cancellationToken)
     {
         var knownHosts = new KnownHosts(_fleet.Ssh.KnownHosts);
-        var results = new HostCommandResult[_fleet.Hosts.Count];
-        await Parallel.ForEachAsync(_fleet.Hosts.Select((h, i) => (h, i)), new ParallelOptions { MaxDegreeOfParallelism = _fleet.Options.Parallel, CancellationToken = cancellationToken },
+        var results = new HostCommandResult[_hosts.Count];
+        await Parallel.ForEachAsync(_hosts.Select((h, i) => (h, i)), new ParallelOptions { MaxDegreeOfParallelism = _fleet.Options.Parallel, CancellationToken = cancellationToken },
             async (item, ct) =>
             {
                 var (host, index) = item;

@@ -21,8 +21,9 @@ public static class AgentCommands
         return [.. self, .. args];
     }
 
-    public static IInstanceActivator? ActivatorFor(CutoverConfig config, AgentClient client) =>
-        config.RunsInstances ? new AgentActivator(client, config.File, config.App, SelfCommand("agent", "--quiet")) : null;
+    /// <param name="roles">A fleet host's roles (`--host-roles`, given by the deployer); null: every role.</param>
+    public static IInstanceActivator? ActivatorFor(CutoverConfig config, AgentClient client, IReadOnlyList<string>? roles = null) =>
+        config.RunsInstances ? new AgentActivator(client, config.File, config.App, SelfCommand("agent", "--quiet"), roles) : null;
 
     public static Command Agent(CliEnvironment env)
     {
