@@ -37,14 +37,32 @@ public sealed class FleetCommand(CutoverConfig config, IDeployProgress progress,
     /// Runs a command with what the last deploy installed, streaming each host's output lines to
     /// <paramref name="onLine"/> (host, stderr?, line) as they come; the result holds the exit status and no output.
     /// </summary>
-    public Task<IReadOnlyList<HostCommandResult>> StreamAsync(IReadOnlyList<string> arguments, Action<FleetHost, bool, string> onLine, CancellationToken cancellationToken) =>
+    /// <param name="keepInputOpen">The command's stdin stays open until it ends or is cancelled (logs -f ends on its EOF).</param>
+    public Task<IReadOnlyList<HostCommandResult>> StreamAsync(IReadOnlyList<string> arguments, Action<FleetHost, bool, string> onLine, bool keepInputOpen,
+        CancellationToken cancellationToken) =>
         ForEachHostAsync(async (connection, ct) =>
         {
             if (await DeployedStateAsync(connection, ct) is not { } state)
                 return new HostCommandResult(connection.Host, -1, "", $"nothing deployed yet: no deploy of {config.App} to {connection.Host.Root} has reached this host") { NeverDeployed = true };
-            var status = await connection.StreamAsync(CommandLine(state.Binary, state.Config, arguments), (stderr, line) => onLine(connection.Host, stderr, line), ct);
+            var status = await connection.StreamAsync(CommandLine(state.Binary, state.Config, arguments), (stderr, line) => onLine(connection.Host, stderr, line), keepInputOpen, ct);
             return new HostCommandResult(connection.Host, status, "", null);
         }, cancellationToken);
+
+    /// <summary>
+    /// The shell command line that runs <paramref name="arguments"/> on the one selected host with what its last deploy
+    /// installed (for `exec -it`, which hands it to ssh -t); null when nothing was deployed there.
+    /// </summary>
+    public async Task<string> DeployedCommandLineAsync(IReadOnlyList<string> arguments, CancellationToken cancellationToken)
+    {
+        var lines = await ForEachHostAsync(async (connection, ct) =>
+            await DeployedStateAsync(connection, ct) is { } state
+                ? new HostCommandResult(connection.Host, 0, CommandLine(state.Binary, state.Config, arguments), null)
+                : new HostCommandResult(connection.Host, -1, "", $"nothing deployed yet: no deploy of {config.App} to {connection.Host.Root} has reached this host") { NeverDeployed = true },
+            cancellationToken);
+        var only = lines.Single();
+        if (only.Error is not null) throw new HostException(only.Host, only.Error);
+        return only.Stdout;
+    }
 
     /// <summary>
     /// The build link and config the last deploy of this app and root left on the host; on a host deployed before

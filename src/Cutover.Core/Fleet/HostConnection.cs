@@ -149,7 +149,8 @@ public sealed class HostConnection : IDisposable
     /// the exit status at the end (128+n for a signal, as a shell reports it). Cancelling closes the channel: the
     /// remote command sees its stdin end (logs -f stops on that) and its next write fail.
     /// </summary>
-    public async Task<int> StreamAsync(string commandLine, Action<bool, string> onLine, CancellationToken cancellationToken)
+    /// <param name="keepInputOpen">True: stdin stays open until the end (a follow that stops on its EOF); false: it ends at once, as `ssh -n`.</param>
+    public async Task<int> StreamAsync(string commandLine, Action<bool, string> onLine, bool keepInputOpen, CancellationToken cancellationToken)
     {
         try
         {
@@ -157,6 +158,7 @@ public sealed class HostConnection : IDisposable
             var running = command.ExecuteAsync(CancellationToken.None);
             // Opened and left open: the remote command's stdin ends when this channel closes, not before.
             await using var input = command.CreateInputStream();
+            if (!keepInputOpen) await input.DisposeAsync();
             var stdout = Task.Run(() => Pump(command.OutputStream, line => onLine(false, line)), CancellationToken.None);
             var stderr = Task.Run(() => Pump(command.ExtendedOutputStream, line => onLine(true, line)), CancellationToken.None);
             try

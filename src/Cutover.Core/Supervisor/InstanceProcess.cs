@@ -133,7 +133,7 @@ public sealed class InstanceProcess : IRunningInstance
         };
         start.ArgumentList.Add("/bin/sh");
         foreach (var arg in ExitStatusFile.WrapperArguments(ShellCommand(spec.Run.Command), exitStatusPath)) start.ArgumentList.Add(arg);
-        foreach (var (key, value) in spec.Run.Env) start.Environment[key] = value;
+        foreach (var (key, value) in AppEnvironment.Of(spec.Run)) start.Environment[key] = value;
         start.Environment[spec.Run.PortEnv] = spec.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
         start.Environment["CUTOVER_APP"] = spec.App;
         start.Environment["CUTOVER_INSTANCE"] = spec.Index.ToString(System.Globalization.CultureInfo.InvariantCulture);

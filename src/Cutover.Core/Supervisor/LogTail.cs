@@ -7,6 +7,30 @@ public sealed class LogTail(string dir)
 {
     private string Current => Path.Combine(dir, LogSink.CurrentName);
 
+    /// <summary>The last <paramref name="count"/> lines <paramref name="filter"/> keeps (null: all of them), oldest first.</summary>
+    public IReadOnlyList<LogLine> Recent(int? count, LogFilter filter)
+    {
+        var lines = new Queue<LogLine>();
+        foreach (var raw in Recent(int.MaxValue, null))
+        {
+            var line = LogLine.Parse(raw);
+            if (!filter.Keeps(line)) continue;
+            lines.Enqueue(line);
+            if (lines.Count > count) lines.Dequeue();
+        }
+        return lines.ToList();
+    }
+
+    /// <summary>New lines <paramref name="filter"/> keeps, as they are written.</summary>
+    public async IAsyncEnumerable<LogLine> FollowAsync(LogFilter filter, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        await foreach (var raw in FollowAsync((string?)null, cancellationToken))
+        {
+            var line = LogLine.Parse(raw);
+            if (filter.Keeps(line)) yield return line;
+        }
+    }
+
     public IReadOnlyList<string> Recent(int count, string? filter)
     {
         if (!Directory.Exists(dir)) return [];

@@ -8,7 +8,7 @@ using Spectre.Console;
 
 namespace Cutover.Cli.Commands;
 
-/// <summary>`cutover agent`, `stop`, `start` and `logs`: the commands of the rolling strategy's agent.</summary>
+/// <summary>`cutover agent`, `stop` and `start`: the commands of the rolling strategy's agent (`logs` is LogsCommand).</summary>
 public static class AgentCommands
 {
     /// <summary>How to run this very binary again, as `cutover agent`.</summary>
@@ -77,32 +77,6 @@ public static class AgentCommands
             var error = action == "stop" ? await client.StopAppAsync(config.App, ct) : await client.StartAppAsync(config.App, ct);
             if (error is not null) throw new DeployException(error);
             env.Out.WriteLine($"{action}: {config.App}");
-            return ExitCodes.Ok;
-        }));
-        return command;
-    }
-
-    public static Command Logs(CommonOptions common, CliEnvironment env)
-    {
-        var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new lines, across rotations and restarts" };
-        var instance = new Option<int?>("--instance") { Description = "Only this instance (its number, from `cutover status`)" };
-        var lines = new Option<int>("--lines", "-n") { Description = "How many recent lines to print first", DefaultValueFactory = _ => 100 };
-        var command = new Command("logs", "Print the app's instance logs") { follow, instance, lines };
-        command.SetAction((parse, ct) => CommandRunner.RunAsync(env, false, async () =>
-        {
-            var config = RollingConfig(parse.GetValue(common.Config)!);
-            var dir = AgentHome.FromEnvironment().AppLogs(config.App);
-            var filter = parse.GetValue(instance) is { } n ? $" {config.App}-{n} " : null;
-            var tail = new Supervisor.LogTail(dir);
-            foreach (var line in tail.Recent(parse.GetValue(lines), filter)) env.Out.WriteLine(line);
-            if (!parse.GetValue(follow)) return ExitCodes.Ok;
-            try
-            {
-                await foreach (var line in tail.FollowAsync(filter, ct)) env.Out.WriteLine(line);
-            }
-            catch (OperationCanceledException)
-            {
-            }
             return ExitCodes.Ok;
         }));
         return command;
