@@ -8,7 +8,7 @@ public sealed class LogTail(string dir)
     private string Current => Path.Combine(dir, LogSink.CurrentName);
 
     /// <summary>The last <paramref name="count"/> lines <paramref name="filter"/> keeps (null: all of them), oldest first.</summary>
-    public IReadOnlyList<LogLine> Recent(int? count, LogFilter filter)
+    public IReadOnlyList<LogLine> RecentLines(int? count, LogFilter filter)
     {
         var lines = new Queue<LogLine>();
         foreach (var raw in Recent(int.MaxValue, null))
@@ -22,7 +22,7 @@ public sealed class LogTail(string dir)
     }
 
     /// <summary>New lines <paramref name="filter"/> keeps, as they are written.</summary>
-    public async IAsyncEnumerable<LogLine> FollowAsync(LogFilter filter, [EnumeratorCancellation] CancellationToken cancellationToken)
+    public async IAsyncEnumerable<LogLine> FollowLinesAsync(LogFilter filter, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         await foreach (var raw in FollowAsync((string?)null, cancellationToken))
         {
