@@ -42,6 +42,7 @@ public static class ExecCommand
             foreach (var (key, value) in Cutover.Supervisor.AppEnvironment.Of(config)) environment[key] = value;
             environment["CUTOVER_APP"] = config.App;
             environment["CUTOVER_RELEASE_ID"] = live.Value;
+            environment["PWD"] = layout.ReleaseDir(live); // a shell's $PWD, as if it had cd'd there
             env.Out.Flush();
             env.Error.Flush();
             // The release directory itself, not `current`: a deploy that switches meanwhile does not move the command.
