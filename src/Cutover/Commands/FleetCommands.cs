@@ -24,7 +24,8 @@ public static class FleetCommands
         HostSelection selection, CancellationToken ct)
     {
         var result = await new FleetDeployer(config, progress, Build(), Environment.GetEnvironmentVariable, selection).DeployAsync(request, ct);
-        if (result.Succeeded && selection.Narrowed) await WarnMixedAsync(progress, config, selection, result, request.AcceptNewHostKeys, ct);
+        if (result.Succeeded && selection.Narrowed)
+            await WarnMixedAsync(progress, config, selection, result.Release!, result.Hosts.Select(h => (h.Host, h.Release ?? "?")).ToList(), request.AcceptNewHostKeys, ct);
         if (json)
         {
             ((JsonProgress)progress).Result(new FleetDeployResultEvent("deploy", config.App, result.Outcome.Word(), result.Release, result.Error, result.Hosts,
@@ -49,16 +50,20 @@ public static class FleetCommands
     /// After a deploy to some hosts only: one warning that names which hosts run which release, so nobody takes the
     /// fleet for uniform (the hosts left out are asked; one that cannot answer is named as such).
     /// </summary>
-    private static async Task WarnMixedAsync(IDeployProgress progress, CutoverConfig config, HostSelection selection, FleetDeployResult result, bool acceptNew, CancellationToken ct)
+    private static async Task WarnMixedAsync(IDeployProgress progress, CutoverConfig config, HostSelection selection, string release,
+        IReadOnlyList<(string Host, string Release)> moved, bool acceptNew, CancellationToken ct)
     {
         var others = selection.Others(config.Fleet!);
         if (others.Count == 0) return;
         var answers = await QueryAsync<StatusReport>(config, acceptNew, "status", ct, new HostSelection(others, true));
-        var groups = result.Hosts.Select(h => (h.Host, Release: h.Release ?? "?"))
+        var groups = moved
             .Concat(answers.Select(a => (a.Host.Name, Release: a.NeverDeployed ? "nothing" : a.Answer?.Current?.Id ?? (a.Answer is null ? "unknown (did not answer)" : "nothing"))))
             .GroupBy(h => h.Release)
-            .Select(g => $"{string.Join(", ", g.Select(h => h.Item1))} {(g.Key == result.Release ? "run" : "still run")} {g.Key}");
-        progress.Warning($"the fleet is now mixed (--hosts/--roles left out {string.Join(", ", others.Select(o => o.Name))}): {string.Join("; ", groups)}");
+            .ToList();
+        // Every host on the same release after all (the others were there already): nothing is mixed.
+        if (groups.Count == 1) return;
+        var described = groups.Select(g => $"{string.Join(", ", g.Select(h => h.Item1))} {(g.Key == release ? "run" : "still run")} {g.Key}");
+        progress.Warning($"the fleet is now mixed (--hosts/--roles left out {string.Join(", ", others.Select(o => o.Name))}): {string.Join("; ", described)}");
     }
 
     public static async Task<int> StatusAsync(CliEnvironment env, bool json, CutoverConfig config, bool acceptNew, HostSelection selection, CancellationToken ct)
@@ -126,9 +131,9 @@ public static class FleetCommands
     private static int QueryExit<T>(List<HostAnswer<T>> answers) where T : class =>
         answers.All(a => a.Answer is not null || a.NeverDeployed) ? ExitCodes.Ok : ExitCodes.Failed;
 
-    public static async Task<int> ReleasesAsync(CliEnvironment env, bool json, CutoverConfig config, bool acceptNew, CancellationToken ct)
+    public static async Task<int> ReleasesAsync(CliEnvironment env, bool json, CutoverConfig config, bool acceptNew, HostSelection selection, CancellationToken ct)
     {
-        var answers = await QueryAsync<List<ReleaseView>>(config, acceptNew, "releases", ct);
+        var answers = await QueryAsync<List<ReleaseView>>(config, acceptNew, "releases", ct, selection);
         if (json)
         {
             env.Out.WriteLine(JsonSerializer.Serialize(answers.Select(a => new HostReleases(a.Host.Name, !a.NeverDeployed, a.Answer, a.Error)).ToList(), Json.Options));
@@ -183,6 +188,7 @@ public static class FleetCommands
         var results = await new FleetCommand(config, progress, acceptNew, selection).RunAsync(["rollback", "--json", "--lock-wait", lockWait, target], build, ct);
         var rows = results.Select(HostRollbackOf).ToList();
         var ok = rows.All(r => r.Ok);
+        if (ok && selection.Narrowed) await WarnMixedAsync(progress, config, selection, target, rows.Select(r => (r.Host, r.Release)).ToList(), acceptNew, ct);
         if (json)
         {
             ((JsonProgress)progress).Result(new FleetRollbackResultEvent("rollback", config.App, ok ? "success" : "failed", target, rows));

@@ -143,6 +143,7 @@ public sealed class FleetRolesTests(SshFleet fleet, PublishedCutover published, 
         Assert.True(rollback.ExitCode == 0, rollback.All);
         Assert.Equal(first, CurrentOf(Web));
         Assert.Equal(first, CurrentOf(Jobs));
+        Assert.DoesNotContain("mixed", rollback.All); // every host is on one release again
     }
 
     [Fact]
@@ -241,6 +242,32 @@ public sealed class FleetRolesTests(SshFleet fleet, PublishedCutover published, 
         var terminal = await Cli("exec", "-it", "-c", config, "--", "bash");
         Assert.Equal(2, terminal.ExitCode);
         Assert.Contains("-it gives one command a terminal", terminal.Stderr);
+
+        // -it on one host: a real terminal there (ssh -t), here one from script(1); the exit status comes back through ssh.
+        var tty = await InTerminalAsync($"exec -it --hosts {Jobs.Name} -c {config} -- sh -c 'tty; exit 5'");
+        Assert.Equal(5, tty.ExitCode);
+        Assert.Matches(@"(^|\W)/dev/pts/\d+\r?\n", tty.Stdout);
+    }
+
+    /// <summary>Runs the CLI under script(1), which gives it a pseudo-terminal as a person's shell would.</summary>
+    private async Task<CliResult> InTerminalAsync(string arguments)
+    {
+        var start = new ProcessStartInfo("script", ["-qec", $"dotnet {CutoverCli.Dll} {arguments}", "/dev/null"])
+        {
+            WorkingDirectory = _dir.Path,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+        };
+        using var process = Process.Start(start)!;
+        process.StandardInput.Close();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(timeout.Token);
+        var result = new CliResult(process.ExitCode, await stdout, await stderr);
+        output.WriteLine($"$ script cutover {arguments}  (exit {result.ExitCode})\n{result.All}");
+        return result;
     }
 
     /// <summary>The hosts' `cutover logs --remote` processes of this app, found by their command lines.</summary>
