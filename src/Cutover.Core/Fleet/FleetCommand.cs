@@ -38,15 +38,17 @@ public sealed class FleetCommand(CutoverConfig config, IDeployProgress progress,
     /// <paramref name="onLine"/> (host, stderr?, line) as they come; the result holds the exit status and no output.
     /// </summary>
     /// <param name="keepInputOpen">The command's stdin stays open until it ends or is cancelled (logs -f ends on its EOF).</param>
+    /// <param name="allAtOnce">Every host at the same time, whatever fleet.parallel says: a follow never ends by itself,
+    /// so hosts waiting for a free slot would never be read.</param>
     public Task<IReadOnlyList<HostCommandResult>> StreamAsync(IReadOnlyList<string> arguments, Action<FleetHost, bool, string> onLine, bool keepInputOpen,
-        CancellationToken cancellationToken) =>
+        CancellationToken cancellationToken, bool allAtOnce = false) =>
         ForEachHostAsync(async (connection, ct) =>
         {
             if (await DeployedStateAsync(connection, ct) is not { } state)
                 return new HostCommandResult(connection.Host, -1, "", $"nothing deployed yet: no deploy of {config.App} to {connection.Host.Root} has reached this host") { NeverDeployed = true };
             var status = await connection.StreamAsync(CommandLine(state.Binary, state.Config, arguments), (stderr, line) => onLine(connection.Host, stderr, line), keepInputOpen, ct);
             return new HostCommandResult(connection.Host, status, "", null);
-        }, cancellationToken);
+        }, cancellationToken, allAtOnce ? _hosts.Count : null);
 
     /// <summary>
     /// The shell command line that runs <paramref name="arguments"/> on the one selected host with what its last deploy
@@ -130,11 +132,12 @@ public sealed class FleetCommand(CutoverConfig config, IDeployProgress progress,
         return string.Join(' ', new[] { bin }.Concat(before).Concat(["-c", remoteConfig]).Concat(after).Select(HostConnection.Quote));
     }
 
-    private async Task<IReadOnlyList<HostCommandResult>> ForEachHostAsync(Func<HostConnection, CancellationToken, Task<HostCommandResult>> run, CancellationToken cancellationToken)
+    private async Task<IReadOnlyList<HostCommandResult>> ForEachHostAsync(Func<HostConnection, CancellationToken, Task<HostCommandResult>> run, CancellationToken cancellationToken,
+        int? parallel = null)
     {
         var knownHosts = new KnownHosts(_fleet.Ssh.KnownHosts);
         var results = new HostCommandResult[_hosts.Count];
-        await Parallel.ForEachAsync(_hosts.Select((h, i) => (h, i)), new ParallelOptions { MaxDegreeOfParallelism = _fleet.Options.Parallel, CancellationToken = cancellationToken },
+        await Parallel.ForEachAsync(_hosts.Select((h, i) => (h, i)), new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, parallel ?? _fleet.Options.Parallel), CancellationToken = cancellationToken },
             async (item, ct) =>
             {
                 var (host, index) = item;

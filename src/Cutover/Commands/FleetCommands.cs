@@ -62,7 +62,7 @@ public static class FleetCommands
             .ToList();
         // Every host on the same release after all (the others were there already): nothing is mixed.
         if (groups.Count == 1) return;
-        var described = groups.Select(g => $"{string.Join(", ", g.Select(h => h.Item1))} {(g.Key == release ? "run" : "still run")} {g.Key}");
+        var described = groups.Select(g => $"{string.Join(", ", g.Select(h => h.Item1))} {(g.Key == release ? "" : "still ")}{(g.Count() == 1 ? "runs" : "run")} {g.Key}");
         progress.Warning($"the fleet is now mixed (--hosts/--roles left out {string.Join(", ", others.Select(o => o.Name))}): {string.Join("; ", described)}");
     }
 

@@ -192,7 +192,7 @@ public static class LogsCommand
             results = await new FleetCommand(config, new Cutover.Progress.SilentProgress(), acceptNew, selection).StreamAsync(arguments, (host, stderr, text) =>
             {
                 OnLine(host, stderr, text);
-            }, keepInputOpen: true, ct);
+            }, keepInputOpen: true, ct, allAtOnce: arguments.Contains("--follow"));
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {

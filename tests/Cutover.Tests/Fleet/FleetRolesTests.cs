@@ -121,8 +121,8 @@ public sealed class FleetRolesTests(SshFleet fleet, PublishedCutover published, 
         Assert.NotEqual(first, second);
         Assert.Equal(first, CurrentOf(Jobs));
         var warning = Assert.Single(narrowed.All.Split('\n'), l => l.Contains("the fleet is now mixed"));
-        Assert.Contains($"{Web.Name} run {second}", warning);
-        Assert.Contains($"{Jobs.Name} still run {first}", warning);
+        Assert.Contains($"{Web.Name} runs {second}", warning);
+        Assert.Contains($"{Jobs.Name} still runs {first}", warning);
 
         var byRole = await Cli("status", "--roles", "worker", "--json", "-c", config);
         Assert.True(byRole.ExitCode == 0, byRole.All);
