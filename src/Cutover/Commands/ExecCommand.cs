@@ -21,8 +21,10 @@ public static class ExecCommand
             Arity = ArgumentArity.OneOrMore,
         };
         var primary = new Option<bool>("--primary", "-p") { Description = "With hosts: on the primary host only" };
-        var interactive = new Option<bool>("--interactive", "-i") { Description = "Keep stdin open for the command (with -t: a console)" };
-        var tty = new Option<bool>("--tty", "-t") { Description = "Give the command a terminal (over SSH: ssh -t; one host only)" };
+        // On this machine the command always has cutover's own stdin and terminal (cutover becomes it), so -i and -t
+        // change nothing there; over SSH either one asks for a terminal (ssh -t), which is why they come as -it.
+        var interactive = new Option<bool>("--interactive", "-i") { Description = "With hosts: stdin and a terminal for the command, through ssh -t (one host only)" };
+        var tty = new Option<bool>("--tty", "-t") { Description = "With hosts: a terminal for the command, through ssh -t (one host only); on this machine it always has yours" };
         var command = new Command("exec", "Run a one-off command in the live release with the app's environment; its exit status is cutover's")
             { commandLine, primary, interactive, tty, common.Hosts, common.Roles, common.AcceptNewHostKeys };
         command.SetAction((parse, ct) => CommandRunner.RunAsync(env, false, async () =>
