@@ -7,24 +7,48 @@ public sealed class LogTail(string dir)
 {
     private string Current => Path.Combine(dir, LogSink.CurrentName);
 
-    /// <summary>The last <paramref name="count"/> lines <paramref name="filter"/> keeps (null: all of them), oldest first.</summary>
-    public IReadOnlyList<LogLine> RecentLines(int? count, LogFilter filter)
+    /// <summary>Where a read of current.log stopped: a follow from here misses and repeats nothing.</summary>
+    public sealed record LogEnd(ulong Inode, long Offset);
+
+    /// <summary>
+    /// The last <paramref name="count"/> lines <paramref name="filter"/> keeps (null: all of them), oldest first, and
+    /// <paramref name="end"/>: the end of the last whole line read from current.log (null when there is none).
+    /// </summary>
+    public IReadOnlyList<LogLine> RecentLines(int? count, LogFilter filter, out LogEnd? end)
     {
+        end = null;
         var lines = new Queue<LogLine>();
-        foreach (var raw in Recent(int.MaxValue, null))
+        void Add(string raw)
         {
             var line = LogLine.Parse(raw);
-            if (!filter.Keeps(line)) continue;
+            if (!filter.Keeps(line)) return;
             lines.Enqueue(line);
             if (lines.Count > count) lines.Dequeue();
+        }
+        if (!Directory.Exists(dir)) return [];
+        foreach (var file in Directory.GetFiles(dir, "*.log").Where(f => Path.GetFileName(f) != LogSink.CurrentName).Order())
+        foreach (var raw in ReadShared(file))
+            Add(raw);
+        if (File.Exists(Current))
+        {
+            using var stream = new FileStream(Current, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            var inode = Platform.LibC.Inode(Current);
+            using var copy = new MemoryStream();
+            stream.CopyTo(copy);
+            var bytes = copy.GetBuffer().AsSpan(0, (int)copy.Length);
+            // Whole lines only: a line being written now is the follow's, read once it is complete.
+            var whole = bytes.LastIndexOf((byte)'\n') + 1;
+            foreach (var raw in System.Text.Encoding.UTF8.GetString(bytes[..whole]).Split('\n')[..^1]) Add(raw);
+            end = new LogEnd(inode, whole);
         }
         return lines.ToList();
     }
 
-    /// <summary>New lines <paramref name="filter"/> keeps, as they are written.</summary>
-    public async IAsyncEnumerable<LogLine> FollowLinesAsync(LogFilter filter, [EnumeratorCancellation] CancellationToken cancellationToken)
+    /// <summary>New lines <paramref name="filter"/> keeps, as they are written: from <paramref name="from"/> (what
+    /// <see cref="RecentLines"/> read up to), else from the end of current.log as it is now.</summary>
+    public async IAsyncEnumerable<LogLine> FollowLinesAsync(LogFilter filter, [EnumeratorCancellation] CancellationToken cancellationToken, LogEnd? from = null)
     {
-        await foreach (var raw in FollowAsync((string?)null, cancellationToken))
+        await foreach (var raw in Follow(from, cancellationToken))
         {
             var line = LogLine.Parse(raw);
             if (filter.Keeps(line)) yield return line;
@@ -52,6 +76,12 @@ public sealed class LogTail(string dir)
     /// </summary>
     public async IAsyncEnumerable<string> FollowAsync(string? filter, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        await foreach (var line in Follow(null, cancellationToken))
+            if (filter is null || line.Contains(filter, StringComparison.Ordinal)) yield return line;
+    }
+
+    private async IAsyncEnumerable<string> Follow(LogEnd? from, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
         FileStream? stream = null;
         ulong inode = 0;
         var pending = "";
@@ -63,7 +93,8 @@ public sealed class LogTail(string dir)
                 {
                     stream = new FileStream(Current, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
                     inode = Platform.LibC.Inode(Current);
-                    stream.Position = stream.Length;
+                    // Where the recent lines stopped; a file rotated since is all new; without a start, its end.
+                    stream.Position = from is null ? stream.Length : from.Inode == inode ? Math.Min(from.Offset, stream.Length) : 0;
                 }
                 if (stream is null)
                 {
@@ -75,8 +106,7 @@ public sealed class LogTail(string dir)
                 {
                     var parts = (pending + text).Split('\n');
                     pending = parts[^1];
-                    foreach (var line in parts[..^1])
-                        if (filter is null || line.Contains(filter, StringComparison.Ordinal)) yield return line;
+                    foreach (var line in parts[..^1]) yield return line;
                     continue;
                 }
                 if (File.Exists(Current) && Platform.LibC.Inode(Current) != inode)

@@ -68,14 +68,15 @@ public static class LogsCommand
                     sinceAgo is { } window ? DateTimeOffset.UtcNow - window : null,
                     parse.GetValue(grep));
                 var tail = new LogTail(AgentHome.FromEnvironment().AppLogs(config.App));
-                foreach (var line in tail.RecentLines(count, filter)) Print(env, json, line);
+                var recent = tail.RecentLines(count, filter, out var end);
+                foreach (var line in recent) Print(env, json, line);
                 if (parse.GetValue(remote)) Print(env, new LogLineEvent(null, null, null, null, "", "") { CaughtUp = true });
                 if (!parse.GetValue(follow)) return ExitCodes.Ok;
                 using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 if (parse.GetValue(remote)) _ = StopAtEndOfInputAsync(stop);
                 try
                 {
-                    await foreach (var line in tail.FollowLinesAsync(filter, stop.Token)) Print(env, json, line);
+                    await foreach (var line in tail.FollowLinesAsync(filter, stop.Token, end)) Print(env, json, line);
                 }
                 catch (OperationCanceledException)
                 {
