@@ -17,6 +17,16 @@ public sealed record FleetConfig
 
     /// <summary>Every role some host carries, in the order the config first names them.</summary>
     public IReadOnlyList<string> Roles => Hosts.SelectMany(h => h.Roles).Distinct(StringComparer.Ordinal).ToList();
+
+    /// <summary>
+    /// Why <paramref name="roles"/> cannot be used (--roles, or a process type's roles:): the ones no host carries,
+    /// named with the roles there are; null when every one is carried by some host.
+    /// </summary>
+    public string? UnknownRoles(IEnumerable<string> roles)
+    {
+        var unknown = roles.Where(r => !Roles.Contains(r, StringComparer.Ordinal)).ToList();
+        return unknown.Count == 0 ? null : $"no host has the role {string.Join(", ", unknown.Select(u => $"'{u}'"))}; the roles of this fleet are {string.Join(", ", Roles)}";
+    }
 }
 
 /// <summary>

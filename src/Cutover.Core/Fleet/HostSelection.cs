@@ -31,9 +31,7 @@ public sealed record HostSelection(IReadOnlyList<FleetHost> Hosts, bool Narrowed
         if (roles is not null)
         {
             var wanted = Split(roles, "--roles");
-            var unknown = wanted.Where(r => !fleet.Roles.Contains(r, StringComparer.Ordinal)).ToList();
-            if (unknown.Count > 0)
-                throw new InputException($"--roles: no host has the role {string.Join(", ", unknown.Select(u => $"'{u}'"))}; the roles of this fleet are {string.Join(", ", fleet.Roles)}");
+            if (fleet.UnknownRoles(wanted) is { } unknown) throw new InputException($"--roles: {unknown}");
             selected = selected.Where(h => wanted.Any(h.Has));
         }
         if (primary) selected = selected.Where(h => h == fleet.Primary);
