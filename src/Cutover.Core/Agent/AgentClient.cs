@@ -230,7 +230,8 @@ public sealed class AgentRefusedException(int status, string message) : DeployEx
     public bool NoSuchApp => Status == 404;
 }
 
-/// <summary>The rolling strategy's activation, done by the agent; <paramref name="roles"/>: this host's fleet roles (null: no fleet).</summary>
+/// <summary>The rolling strategy's activation, done by the agent.</summary>
+/// <param name="roles">A fleet host's roles, sent with every activation (null: not a fleet host, every role).</param>
 public sealed class AgentActivator(AgentClient client, string configFile, string app, IReadOnlyList<string> agentCommand, IReadOnlyList<string>? roles = null) : IInstanceActivator
 {
     public async Task<ActivationResult> ActivateAsync(string releaseId, string releaseDir, IDeployProgress progress, CancellationToken cancellationToken)

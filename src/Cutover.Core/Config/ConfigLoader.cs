@@ -82,6 +82,11 @@ public static class ConfigLoader
         }
         var migrations = ReadMigrations(top.Section("migrations"), file, settings);
         var fleet = FleetConfigReader.Read(top, rootText, strategy);
+        // A process type for a role no host carries would run nowhere: refused rather than silently never started.
+        if (fleet is not null && settings is InstanceSettings withProcesses)
+            foreach (var process in withProcesses.Processes)
+                if (process.Roles is { } roles && fleet.UnknownRoles(roles) is { } unknown)
+                    top.Section("processes")?.Section(process.Name)?.Error("roles", unknown);
         top.RejectUnknownKeys();
 
         if (errors.Count > 0) throw new ConfigException(errors);

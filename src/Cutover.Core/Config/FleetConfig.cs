@@ -11,13 +11,48 @@ public sealed record FleetConfig
     public required IReadOnlyList<FleetHost> Hosts { get; init; }
     public SshSettings Ssh { get; init; } = new();
     public FleetOptions Options { get; init; } = new();
+
+    /// <summary>Where migrations run, once per deploy: the host marked `primary: true`, else the first.</summary>
+    public FleetHost Primary => Hosts.FirstOrDefault(h => h.Primary) ?? Hosts[0];
+
+    /// <summary>Every role some host carries, in the order the config first names them.</summary>
+    public IReadOnlyList<string> Roles => Hosts.SelectMany(h => h.Roles).Distinct(StringComparer.Ordinal).ToList();
+
+    /// <summary>
+    /// Why <paramref name="roles"/> cannot be used (--roles, or a process type's roles:): the ones no host carries,
+    /// named with the roles there are; null when every one is carried by some host.
+    /// </summary>
+    public string? UnknownRoles(IEnumerable<string> roles)
+    {
+        var unknown = roles.Where(r => !Roles.Contains(r, StringComparer.Ordinal)).ToList();
+        return unknown.Count == 0 ? null : $"no host has the role {string.Join(", ", unknown.Select(u => $"'{u}'"))}; the roles of this fleet are {string.Join(", ", Roles)}";
+    }
 }
 
 /// <summary>
 /// One server. <see cref="Name"/> is how the config wrote it and how every message names it; root and
 /// proxy_listen are per-host overrides of the top-level root and proxy.listen.
 /// </summary>
-public sealed record FleetHost(string Name, string Address, int Port, string User, string Root, IPEndPoint? ProxyListen = null);
+public sealed record FleetHost(string Name, string Address, int Port, string User, string Root, IPEndPoint? ProxyListen = null)
+{
+    /// <summary>The default role of a host that names none, as Kamal's (a plain list of servers is role web).</summary>
+    public const string WebRole = "web";
+
+    /// <summary>What runs here: the web process and its proxy with `web`, each process type by its `roles:`.</summary>
+    public IReadOnlyList<string> Roles { get; init; } = [WebRole];
+
+    /// <summary>`primary: true`: migrations run here (<see cref="FleetConfig.Primary"/>).</summary>
+    public bool Primary { get; init; }
+
+    public bool Has(string role) => Roles.Contains(role, StringComparer.Ordinal);
+
+    // Records compare lists by reference; hosts are equal when they are the same server with the same roles.
+    public bool Equals(FleetHost? other) =>
+        other is not null && (Name, Address, Port, User, Root, ProxyListen, Primary) == (other.Name, other.Address, other.Port, other.User, other.Root, other.ProxyListen, other.Primary)
+        && Roles.SequenceEqual(other.Roles, StringComparer.Ordinal);
+
+    public override int GetHashCode() => HashCode.Combine(Name, Address, Port, Root);
+}
 
 public sealed record SshSettings
 {

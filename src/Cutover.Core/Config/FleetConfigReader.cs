@@ -23,6 +23,7 @@ internal static class FleetConfigReader
 
         var ssh = ReadSsh(sshSection, top.File);
         var hosts = new List<FleetHost>();
+        var primaries = new List<(YamlNode Node, FleetHost Host)>();
         foreach (var (node, index) in hostNodes.Select((n, i) => (n, i)))
         {
             var host = node switch
@@ -37,8 +38,15 @@ internal static class FleetConfigReader
             if (hosts.FirstOrDefault(h => h.Address == host.Address && h.Port == host.Port) is { } twin)
                 top.Error(node, "hosts", $"'{host.Name}' is listed twice (also as '{twin.Name}')");
             else
+            {
                 hosts.Add(host);
+                if (host.Primary) primaries.Add((node, host));
+            }
         }
+        // One primary at most: two would make "where migrations run" a guess.
+        if (primaries.Count > 1)
+            top.Error(primaries[1].Node, "hosts", $"more than one host is primary: {string.Join(", ", primaries.Select(p => $"{p.Host.Name} (line {p.Node.Start.Line})"))}; " +
+                                                   "migrations run on one host, mark only it `primary: true`");
         return new FleetConfig { Hosts = hosts, Ssh = ssh, Options = ReadOptions(fleetSection) };
     }
 
@@ -69,11 +77,36 @@ internal static class FleetConfigReader
             else if (!ConfigLoader.TryParseListen(listenText, out listen))
                 section.Error("proxy_listen", $"'{listenText}' is not an address and port such as 0.0.0.0:3000 or 127.0.0.1:8080");
         }
+        var roles = ReadRoles(section);
+        var primary = section.Choice("primary", false, ("true", true), ("false", false));
         section.RejectUnknownKeys();
         if (address.Length == 0) return null;
         var name = section.Has("port") ? $"{address}:{port}" : address;
-        return new FleetHost(name, address, port, user, hostRoot, listen);
+        return new FleetHost(name, address, port, user, hostRoot, listen) { Roles = roles, Primary = primary };
     }
+
+    /// <summary>A host's roles: names such as web or worker; absent means [web], as Kamal's default role.</summary>
+    private static IReadOnlyList<string> ReadRoles(YamlSection section)
+    {
+        if (!section.Has("roles")) return [FleetHost.WebRole];
+        var roles = new List<string>();
+        var nodes = section.StringList("roles");
+        if (nodes.Count == 0) section.Error("roles", "a host needs at least one role; remove 'roles' for the default [web]");
+        foreach (var node in nodes)
+        {
+            var role = node.Value!;
+            if (!IsRoleName(role))
+                section.Error(node, "roles", $"'{role}' is not a role name (letters, digits, '-' and '_', starting with a letter)");
+            else if (roles.Contains(role, StringComparer.Ordinal))
+                section.Error(node, "roles", $"'{role}' is listed twice");
+            else
+                roles.Add(role);
+        }
+        return roles;
+    }
+
+    internal static bool IsRoleName(string text) =>
+        text.Length > 0 && char.IsAsciiLetter(text[0]) && text.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');
 
     /// <summary>[user@]host[:port], with [v6]:port for IPv6 addresses.</summary>
     internal static bool TrySplit(string text, SshSettings ssh, out string user, out string address, out int port, out string? error)

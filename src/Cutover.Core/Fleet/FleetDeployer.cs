@@ -34,9 +34,10 @@ public sealed record FleetDeployResult(DeployOutcome Outcome, string? Release, s
 /// before the switch aborts every host (staged releases removed, nothing switched); a failure while switching
 /// takes the hosts already switched back to their previous release.
 /// </summary>
-public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress, SelfContainedBuild build, Func<string, string?> environment)
+public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress, SelfContainedBuild build, Func<string, string?> environment, HostSelection? selection = null)
 {
     private readonly FleetConfig _fleet = config.Fleet ?? throw new ArgumentException("the config has no hosts", nameof(config));
+    private readonly HostSelection _selection = selection ?? HostSelection.All(config.Fleet);
     private readonly Lock _gate = new();
 
     private sealed class HostRun(FleetHost host, IDeployProgress progress)
@@ -59,6 +60,11 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
     {
         var clock = Stopwatch.StartNew();
         var started = DateTimeOffset.UtcNow;
+        // Migrations run once, on the primary only: a deploy that leaves it out would either skip them (a release
+        // live against a schema it does not know) or change the database under a host it was told not to touch.
+        if (config.Migrations is not null && !_selection.Hosts.Contains(_fleet.Primary))
+            throw new InputException($"migrations run on the primary host {_fleet.Primary.Name}, which this deploy leaves out " +
+                                     $"(it deploys to {string.Join(", ", _selection.Hosts.Select(h => h.Name))}); add {_fleet.Primary.Name} to --hosts, or deploy to every host");
         var source = ArtifactSource.Open(request.Source, "/");
         // As for a deploy on this machine, before any host is contacted.
         if (!request.AllowEmpty) ArtifactSource.RefuseEmpty(source, "every host's live release", cancellationToken);
@@ -76,7 +82,7 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
         using var artifact = phases.Run("read", () => LocalArtifact.Read(source, cancellationToken),
             a => $"{a.Manifest.Entries.Count} entries from {source.Description}");
         var knownHosts = new KnownHosts(_fleet.Ssh.KnownHosts);
-        var runs = _fleet.Hosts.Select(h => new HostRun(h, new HostProgress(h.Name, progress, _gate))).ToList();
+        var runs = _selection.Hosts.Select(h => new HostRun(h, new HostProgress(h.Name, progress, _gate))).ToList();
         try
         {
             // 1. Every host answers, with the key we know, before any host is changed.
@@ -106,10 +112,10 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
             if (runs.Any(r => r.Release != release))
                 progress.Warning($"the hosts named the release differently ({string.Join(", ", runs.Select(r => $"{r.Host.Name}: {r.Release}"))}); their release histories differ");
 
-            // 3. Once for the whole fleet, never per host: on the first host, where the database is reachable.
+            // 3. Once for the whole fleet, never per host: on the primary host (the first unless one says primary: true).
             if (migrations is not null)
             {
-                var first = runs[0];
+                var first = runs.First(r => r.Host == _fleet.Primary);
                 string? failure = null;
                 try
                 {
@@ -199,7 +205,9 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
         var remoteConfig = await RemoteConfig.WriteAsync(host, config, cancellationToken);
         await installer.LinkForAppAsync(host, config.App, cancellationToken);
         // The session starts before the transfer and answers `hashes` too: one cutover start-up per host, not two.
-        run.Session = host.StartSession($"exec {HostConnection.Quote(bin)} remote session -c {HostConnection.Quote(remoteConfig)}", run.Progress);
+        // The host's roles go with the session, so its activation runs only what they name (no web role: no proxy).
+        run.Session = host.StartSession($"exec {HostConnection.Quote(bin)} remote session -c {HostConnection.Quote(remoteConfig)} " +
+                                        $"--host-roles {HostConnection.Quote(string.Join(',', run.Host.Roles))}", run.Progress);
         var hashes = (await RequestAsync(run, new SessionRequest.Hashes(), cancellationToken)).Sha256s.ToHashSet(StringComparer.Ordinal);
         var uploadDir = $"{run.Host.Root}/.cutover/uploads/{started:yyyyMMddHHmmss}-{Guid.NewGuid():N}";
         try

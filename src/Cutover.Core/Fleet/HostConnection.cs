@@ -144,6 +144,57 @@ public sealed class HostConnection : IDisposable
     }
 
     /// <summary>Runs a command and fails, naming the host and the command's stderr, unless it exits 0.</summary>
+    /// <summary>
+    /// Runs a command and hands over each line of its stdout (<c>false</c>) and stderr (<c>true</c>) as it arrives;
+    /// the exit status at the end (128+n for a signal, as a shell reports it). Cancelling closes the channel: the
+    /// remote command sees its stdin end (logs -f stops on that) and its next write fail.
+    /// </summary>
+    /// <param name="keepInputOpen">True: stdin stays open until the end (a follow that stops on its EOF); false: it ends at once, as `ssh -n`.</param>
+    public async Task<int> StreamAsync(string commandLine, Action<bool, string> onLine, bool keepInputOpen, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var command = _ssh.CreateCommand(commandLine);
+            var running = command.ExecuteAsync(CancellationToken.None);
+            // Opened and left open: the remote command's stdin ends when this channel closes, not before.
+            await using var input = command.CreateInputStream();
+            if (!keepInputOpen) await input.DisposeAsync();
+            var stdout = Task.Run(() => Pump(command.OutputStream, line => onLine(false, line)), CancellationToken.None);
+            var stderr = Task.Run(() => Pump(command.ExtendedOutputStream, line => onLine(true, line)), CancellationToken.None);
+            try
+            {
+                await running.WaitAsync(cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                // Ctrl-C: close stdin (the remote follow ends on EOF), then the channel itself if it lingers.
+                await input.DisposeAsync();
+                await Task.WhenAny(running, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
+                throw;
+            }
+            await Task.WhenAll(stdout, stderr).WaitAsync(TimeSpan.FromSeconds(5), CancellationToken.None);
+            return command.ExitStatus ?? (command.ExitSignal is { } signal ? 128 + SignalNumber(signal) : -1);
+        }
+        catch (Exception e) when (IsConnectionFailure(e))
+        {
+            throw Lost(e);
+        }
+
+        static void Pump(Stream stream, Action<string> onLine)
+        {
+            using var reader = new StreamReader(stream, System.Text.Encoding.UTF8);
+            while (reader.ReadLine() is { } line) onLine(line);
+        }
+    }
+
+    /// <summary>An SSH exit-signal name (RFC 4254 6.10: "TERM", "KILL", ...) as its number on Linux.</summary>
+    private static int SignalNumber(string name) => name switch
+    {
+        "HUP" => 1, "INT" => 2, "QUIT" => 3, "ILL" => 4, "ABRT" => 6, "FPE" => 8, "KILL" => 9, "SEGV" => 11, "PIPE" => 13, "ALRM" => 14, "TERM" => 15,
+        "USR1" => 10, "USR2" => 12,
+        _ => 0,
+    };
+
     public async Task<string> RunCheckedAsync(string commandLine, string what, CancellationToken cancellationToken)
     {
         var result = await RunAsync(commandLine, cancellationToken);

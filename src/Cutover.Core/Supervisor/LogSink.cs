@@ -25,19 +25,4 @@ public sealed class LogSink : IDisposable
         _file.Write($"{DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture)} {instance} {pid?.ToString(CultureInfo.InvariantCulture) ?? "-"} {stream} {line}\n");
 
     public void Dispose() => _file.Dispose();
-
-    /// <summary>
-    /// The lines of one process type and/or one instance number (null: any), by the instance id each line carries
-    /// (its second field): "app-0" is web's, "app-worker-0" the process type worker's.
-    /// </summary>
-    public static Func<string, bool> InstanceFilter(string app, string? process, int? instance) => line =>
-    {
-        var fields = line.Split(' ', 3);
-        if (fields.Length < 3 || !fields[1].StartsWith(app + "-", StringComparison.Ordinal)) return false;
-        var rest = fields[1][(app.Length + 1)..];
-        var dash = rest.LastIndexOf('-');
-        var (type, number) = dash < 0 ? (Config.ProcessConfigReader.Web, rest) : (rest[..dash], rest[(dash + 1)..]);
-        return (process is null || process == type)
-               && (instance is null || number == instance.Value.ToString(CultureInfo.InvariantCulture));
-    };
 }

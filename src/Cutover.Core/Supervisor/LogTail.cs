@@ -7,14 +7,55 @@ public sealed class LogTail(string dir)
 {
     private string Current => Path.Combine(dir, LogSink.CurrentName);
 
-    public IReadOnlyList<string> Recent(int count, string? filter) =>
-        RecentMatching(count, filter is null ? null : line => line.Contains(filter, StringComparison.Ordinal));
+    /// <summary>Where a read of current.log stopped: a follow from here misses and repeats nothing.</summary>
+    public sealed record LogEnd(ulong Inode, long Offset);
 
-    public IAsyncEnumerable<string> FollowAsync(string? filter, CancellationToken cancellationToken) =>
-        FollowMatchingAsync(filter is null ? null : line => line.Contains(filter, StringComparison.Ordinal), cancellationToken);
+    /// <summary>
+    /// The last <paramref name="count"/> lines <paramref name="filter"/> keeps (null: all of them), oldest first, and
+    /// <paramref name="end"/>: the end of the last whole line read from current.log (null when there is none).
+    /// </summary>
+    public IReadOnlyList<LogLine> RecentLines(int? count, LogFilter filter, out LogEnd? end)
+    {
+        end = null;
+        var lines = new Queue<LogLine>();
+        void Add(string raw)
+        {
+            var line = LogLine.Parse(raw);
+            if (!filter.Keeps(line)) return;
+            lines.Enqueue(line);
+            if (lines.Count > count) lines.Dequeue();
+        }
+        if (!Directory.Exists(dir)) return [];
+        foreach (var file in Directory.GetFiles(dir, "*.log").Where(f => Path.GetFileName(f) != LogSink.CurrentName).Order())
+        foreach (var raw in ReadShared(file))
+            Add(raw);
+        if (File.Exists(Current))
+        {
+            using var stream = new FileStream(Current, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            var inode = Platform.LibC.Inode(Current);
+            using var copy = new MemoryStream();
+            stream.CopyTo(copy);
+            var bytes = copy.GetBuffer().AsSpan(0, (int)copy.Length);
+            // Whole lines only: a line being written now is the follow's, read once it is complete.
+            var whole = bytes.LastIndexOf((byte)'\n') + 1;
+            foreach (var raw in System.Text.Encoding.UTF8.GetString(bytes[..whole]).Split('\n')[..^1]) Add(raw);
+            end = new LogEnd(inode, whole);
+        }
+        return lines.ToList();
+    }
 
-    /// <summary>The last <paramref name="count"/> lines that <paramref name="filter"/> keeps (all when null).</summary>
-    public IReadOnlyList<string> RecentMatching(int count, Func<string, bool>? filter)
+    /// <summary>New lines <paramref name="filter"/> keeps, as they are written: from <paramref name="from"/> (what
+    /// <see cref="RecentLines"/> read up to), else from the end of current.log as it is now.</summary>
+    public async IAsyncEnumerable<LogLine> FollowLinesAsync(LogFilter filter, [EnumeratorCancellation] CancellationToken cancellationToken, LogEnd? from = null)
+    {
+        await foreach (var raw in Follow(from, cancellationToken))
+        {
+            var line = LogLine.Parse(raw);
+            if (filter.Keeps(line)) yield return line;
+        }
+    }
+
+    public IReadOnlyList<string> Recent(int count, string? filter)
     {
         if (!Directory.Exists(dir)) return [];
         var files = Directory.GetFiles(dir, "*.log").Where(f => Path.GetFileName(f) != LogSink.CurrentName).Order().Append(Current).Where(File.Exists);
@@ -22,7 +63,7 @@ public sealed class LogTail(string dir)
         foreach (var file in files)
         foreach (var line in ReadShared(file))
         {
-            if (filter is not null && !filter(line)) continue;
+            if (filter is not null && !line.Contains(filter, StringComparison.Ordinal)) continue;
             lines.Enqueue(line);
             if (lines.Count > count) lines.Dequeue();
         }
@@ -33,7 +74,13 @@ public sealed class LogTail(string dir)
     /// New lines as they are written. On rotation (current.log renamed away and a new one opened) the old file
     /// is read to its end first, then the new one from its start, so no line is lost or repeated.
     /// </summary>
-    public async IAsyncEnumerable<string> FollowMatchingAsync(Func<string, bool>? filter, [EnumeratorCancellation] CancellationToken cancellationToken)
+    public async IAsyncEnumerable<string> FollowAsync(string? filter, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        await foreach (var line in Follow(null, cancellationToken))
+            if (filter is null || line.Contains(filter, StringComparison.Ordinal)) yield return line;
+    }
+
+    private async IAsyncEnumerable<string> Follow(LogEnd? from, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         FileStream? stream = null;
         ulong inode = 0;
@@ -46,7 +93,8 @@ public sealed class LogTail(string dir)
                 {
                     stream = new FileStream(Current, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
                     inode = Platform.LibC.Inode(Current);
-                    stream.Position = stream.Length;
+                    // Where the recent lines stopped; a file rotated since is all new; without a start, its end.
+                    stream.Position = from is null ? stream.Length : from.Inode == inode ? Math.Min(from.Offset, stream.Length) : 0;
                 }
                 if (stream is null)
                 {
@@ -58,8 +106,7 @@ public sealed class LogTail(string dir)
                 {
                     var parts = (pending + text).Split('\n');
                     pending = parts[^1];
-                    foreach (var line in parts[..^1])
-                        if (filter is null || filter(line)) yield return line;
+                    foreach (var line in parts[..^1]) yield return line;
                     continue;
                 }
                 if (File.Exists(Current) && Platform.LibC.Inode(Current) != inode)

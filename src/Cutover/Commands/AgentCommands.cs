@@ -8,7 +8,7 @@ using Spectre.Console;
 
 namespace Cutover.Cli.Commands;
 
-/// <summary>`cutover agent`, `stop`, `start` and `logs`: the commands of the rolling strategy's agent.</summary>
+/// <summary>`cutover agent`, `stop` and `start`: the commands of the rolling strategy's agent (`logs` is LogsCommand).</summary>
 public static class AgentCommands
 {
     /// <summary>How to run this very binary again, as `cutover agent`.</summary>
@@ -21,8 +21,9 @@ public static class AgentCommands
         return [.. self, .. args];
     }
 
-    public static IInstanceActivator? ActivatorFor(CutoverConfig config, AgentClient client) =>
-        config.RunsInstances ? new AgentActivator(client, config.File, config.App, SelfCommand("agent", "--quiet")) : null;
+    /// <param name="roles">A fleet host's roles (`--host-roles`, given by the deployer); null: every role.</param>
+    public static IInstanceActivator? ActivatorFor(CutoverConfig config, AgentClient client, IReadOnlyList<string>? roles = null) =>
+        config.RunsInstances ? new AgentActivator(client, config.File, config.App, SelfCommand("agent", "--quiet"), roles) : null;
 
     public static Command Agent(CliEnvironment env)
     {
@@ -76,38 +77,6 @@ public static class AgentCommands
             var error = action == "stop" ? await client.StopAppAsync(config.App, ct) : await client.StartAppAsync(config.App, ct);
             if (error is not null) throw new DeployException(error);
             env.Out.WriteLine($"{action}: {config.App}");
-            return ExitCodes.Ok;
-        }));
-        return command;
-    }
-
-    public static Command Logs(CommonOptions common, CliEnvironment env)
-    {
-        var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new lines, across rotations and restarts" };
-        var instance = new Option<int?>("--instance") { Description = "Only this instance (its number, from `cutover status`)" };
-        var process = new Option<string?>("--process") { Description = "Only this process type (web, or a name under processes:)" };
-        var lines = new Option<int>("--lines", "-n") { Description = "How many recent lines to print first", DefaultValueFactory = _ => 100 };
-        var command = new Command("logs", "Print the app's instance logs") { follow, instance, process, lines };
-        command.SetAction((parse, ct) => CommandRunner.RunAsync(env, false, async () =>
-        {
-            var config = RollingConfig(parse.GetValue(common.Config)!);
-            var dir = AgentHome.FromEnvironment().AppLogs(config.App);
-            var processName = parse.GetValue(process);
-            var types = config.SettingsOf<InstanceSettings>().Processes.Select(p => p.Name).Prepend(ProcessConfigReader.Web).ToList();
-            if (processName is not null && !types.Contains(processName))
-                throw new UsageException($"--process {processName}: {config.File} has no such process type; it has {string.Join(", ", types)}");
-            var number = parse.GetValue(instance);
-            Func<string, bool>? filter = processName is null && number is null ? null : Supervisor.LogSink.InstanceFilter(config.App, processName, number);
-            var tail = new Supervisor.LogTail(dir);
-            foreach (var line in tail.RecentMatching(parse.GetValue(lines), filter)) env.Out.WriteLine(line);
-            if (!parse.GetValue(follow)) return ExitCodes.Ok;
-            try
-            {
-                await foreach (var line in tail.FollowMatchingAsync(filter, ct)) env.Out.WriteLine(line);
-            }
-            catch (OperationCanceledException)
-            {
-            }
             return ExitCodes.Ok;
         }));
         return command;

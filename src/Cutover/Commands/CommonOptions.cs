@@ -35,6 +35,34 @@ public sealed class CommonOptions
         Description = "With hosts: record the key of a host not yet in known_hosts instead of refusing it (a changed key is always refused)",
     };
 
+    /// <summary>
+    /// On a fleet host: the roles the deployer says this host has (hidden: `remote session` and `rollback` get it from
+    /// the fleet's commands, people never type it). Absent: not a fleet host, every role runs.
+    /// </summary>
+    public Option<string?> HostRoles { get; } = new("--host-roles") { Hidden = true, Description = "This fleet host's roles, comma-separated" };
+
+    public static IReadOnlyList<string>? ParseHostRoles(string? text) =>
+        text is null ? null : text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    /// <summary>`--hosts a,b`: with hosts, only these (names as the config writes them).</summary>
+    public Option<string?> Hosts { get; } = new("--hosts") { Description = "With hosts: only these hosts (comma-separated names as in the config)" };
+
+    /// <summary>`--roles web,worker`: with hosts, only hosts carrying one of them.</summary>
+    public Option<string?> Roles { get; } = new("--roles") { Description = "With hosts: only hosts with one of these roles (comma-separated)" };
+
+    /// <summary>The hosts a command touches: every host, or those --hosts/--roles name; on this machine they are refused.</summary>
+    public Cutover.Fleet.HostSelection? Selection(System.CommandLine.ParseResult parse, CutoverConfig config, bool primary = false)
+    {
+        var (hosts, roles) = (parse.GetValue(Hosts), parse.GetValue(Roles));
+        if (config.Fleet is null)
+        {
+            if (hosts is not null || roles is not null || primary)
+                throw new UsageException($"{(hosts is not null ? "--hosts" : roles is not null ? "--roles" : "--primary")} is for configs with hosts; {config.File} deploys on this machine");
+            return null;
+        }
+        return Cutover.Fleet.HostSelection.Parse(config.Fleet, hosts, roles, primary);
+    }
+
     public static TimeSpan ParseLockWait(string text) =>
         Duration.TryParse(text, out var value, out var error)
             ? value

@@ -19,7 +19,7 @@ public static class DeployCommand
         var probeRate = new Option<double>("--probe-rate") { Description = "Requests per second for --probe", DefaultValueFactory = _ => 100 };
         var allowEmpty = new Option<bool>("--allow-empty") { Description = "Deploy an artifact that holds no files (an empty directory or archive); refused otherwise" };
         var adoptRoot = new Option<bool>("--adopt-root") { Description = "Deploy into a root that is not empty and was not created by Cutover (no .cutover/); refused otherwise" };
-        var command = new Command("deploy", "Stage a new release and switch to it atomically") { source, revision, image, common.Json, common.LockWait, probe, probeRate, common.AcceptNewHostKeys, allowEmpty, adoptRoot };
+        var command = new Command("deploy", "Stage a new release and switch to it atomically") { source, revision, image, common.Json, common.LockWait, probe, probeRate, common.AcceptNewHostKeys, allowEmpty, adoptRoot, common.Hosts, common.Roles };
         command.SetAction((parse, ct) =>
         {
             var json = parse.GetValue(common.Json);
@@ -28,14 +28,14 @@ public static class DeployCommand
                 using var undoFinishes = env.ProtectUndo();
                 var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
                 var progress = env.Progress(json);
-                if (config.Fleet is not null)
+                if (common.Selection(parse, config) is { } selection)
                 {
                     if (parse.GetValue(probe) is not null) throw new UsageException("--probe is for deploys on this machine; with hosts, probe each host's URL yourself");
                     if (parse.GetValue(adoptRoot))
                         throw new UsageException("--adopt-root is for deploys on this machine; a fleet deploy does not take it yet (deploy to an empty root on each host)");
                     return await FleetCommands.DeployAsync(env, json, progress, config,
                         new Cutover.Fleet.FleetDeployRequest(parse.GetValue(source)!, parse.GetValue(revision), CommandLine(), parse.GetValue(common.AcceptNewHostKeys),
-                            CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!)) { AllowEmpty = parse.GetValue(allowEmpty) }, ct);
+                            CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!)) { AllowEmpty = parse.GetValue(allowEmpty) }, selection, ct);
                 }
                 using var http = new HttpClient();
                 using var logging = env.Logging(parse.GetValue(common.Verbose));

@@ -20,9 +20,12 @@ public static class FleetCommands
         env.Console.Write(table);
     }
 
-    public static async Task<int> DeployAsync(CliEnvironment env, bool json, IDeployProgress progress, CutoverConfig config, FleetDeployRequest request, CancellationToken ct)
+    public static async Task<int> DeployAsync(CliEnvironment env, bool json, IDeployProgress progress, CutoverConfig config, FleetDeployRequest request,
+        HostSelection selection, CancellationToken ct)
     {
-        var result = await new FleetDeployer(config, progress, Build(), Environment.GetEnvironmentVariable).DeployAsync(request, ct);
+        var result = await new FleetDeployer(config, progress, Build(), Environment.GetEnvironmentVariable, selection).DeployAsync(request, ct);
+        if (result.Succeeded && selection.Narrowed)
+            await WarnMixedAsync(progress, config, selection, result.Release!, result.Hosts.Select(h => (h.Host, h.Release ?? "?")).ToList(), request.AcceptNewHostKeys, ct);
         if (json)
         {
             ((JsonProgress)progress).Result(new FleetDeployResultEvent("deploy", config.App, result.Outcome.Word(), result.Release, result.Error, result.Hosts,
@@ -43,29 +46,49 @@ public static class FleetCommands
         return result.Locked ? ExitCodes.Locked : result.BadInput ? ExitCodes.BadInput : ExitCodes.Failed;
     }
 
-    public static async Task<int> StatusAsync(CliEnvironment env, bool json, CutoverConfig config, bool acceptNew, CancellationToken ct)
+    /// <summary>
+    /// After a deploy to some hosts only: one warning that names which hosts run which release, so nobody takes the
+    /// fleet for uniform (the hosts left out are asked; one that cannot answer is named as such).
+    /// </summary>
+    private static async Task WarnMixedAsync(IDeployProgress progress, CutoverConfig config, HostSelection selection, string release,
+        IReadOnlyList<(string Host, string Release)> moved, bool acceptNew, CancellationToken ct)
     {
-        var answers = await QueryAsync<StatusReport>(config, acceptNew, "status", ct);
+        var others = selection.Others(config.Fleet!);
+        if (others.Count == 0) return;
+        var answers = await QueryAsync<StatusReport>(config, acceptNew, "status", ct, new HostSelection(others, true));
+        var groups = moved
+            .Concat(answers.Select(a => (a.Host.Name, Release: a.NeverDeployed ? "nothing" : a.Answer?.Current?.Id ?? (a.Answer is null ? "unknown (did not answer)" : "nothing"))))
+            .GroupBy(h => h.Release)
+            .ToList();
+        // Every host on the same release after all (the others were there already): nothing is mixed.
+        if (groups.Count == 1) return;
+        var described = groups.Select(g => $"{string.Join(", ", g.Select(h => h.Item1))} {(g.Key == release ? "" : "still ")}{(g.Count() == 1 ? "runs" : "run")} {g.Key}");
+        progress.Warning($"the fleet is now mixed (--hosts/--roles left out {string.Join(", ", others.Select(o => o.Name))}): {string.Join("; ", described)}");
+    }
+
+    public static async Task<int> StatusAsync(CliEnvironment env, bool json, CutoverConfig config, bool acceptNew, HostSelection selection, CancellationToken ct)
+    {
+        var answers = await QueryAsync<StatusReport>(config, acceptNew, "status", ct, selection);
         if (json)
         {
-            env.Out.WriteLine(JsonSerializer.Serialize(answers.Select(a => new HostStatus(a.Host.Name, !a.NeverDeployed, a.Answer, a.Error)).ToList(), Json.Options));
+            env.Out.WriteLine(JsonSerializer.Serialize(answers.Select(a => new HostStatus(a.Host.Name, a.Host.Roles, !a.NeverDeployed, a.Answer, a.Error)).ToList(), Json.Options));
             return QueryExit(answers);
         }
         var table = new Table().Border(env.Interactive ? TableBorder.Rounded : TableBorder.None)
-            .AddColumns("host", "current", "revision", "rollback to", "releases", "lock", "last action");
+            .AddColumns("host", "roles", "current", "revision", "rollback to", "releases", "lock", "last action");
         foreach (var a in answers)
         {
             if (a.NeverDeployed)
             {
-                table.AddRow(Markup.Escape(a.Host.Name), "[yellow]nothing deployed yet[/]", "", "", "", "", "-");
+                table.AddRow(Markup.Escape(a.Host.Name), Roles(a.Host), "[yellow]nothing deployed yet[/]", "", "", "", "", "-");
                 continue;
             }
             if (a.Answer is not { } status)
             {
-                table.AddRow(Markup.Escape(a.Host.Name), "[red]unavailable[/]", "", "", "", "", Markup.Escape(a.Error ?? ""));
+                table.AddRow(Markup.Escape(a.Host.Name), Roles(a.Host), "[red]unavailable[/]", "", "", "", "", Markup.Escape(a.Error ?? ""));
                 continue;
             }
-            table.AddRow(Markup.Escape(a.Host.Name),
+            table.AddRow(Markup.Escape(a.Host.Name), Roles(a.Host),
                 status.Current is { } current ? Markup.Escape(current.Id) : "[yellow]nothing deployed yet[/]",
                 status.Current is { } c ? Markup.Escape(ReleasesCommand.ShortRevision(c.Revision)) : "",
                 Markup.Escape(status.RollbackTarget ?? "-"),
@@ -78,11 +101,13 @@ public static class FleetCommands
         return QueryExit(answers);
     }
 
+    private static string Roles(FleetHost host) => Markup.Escape(string.Join(",", host.Roles));
+
     /// <summary>One host's answer to a read-only command: its --json output read as <typeparamref name="T"/>, or why there is none.</summary>
     private sealed record HostAnswer<T>(FleetHost Host, bool NeverDeployed, T? Answer, string? Error) where T : class;
 
     /// <summary>A host's entry in `status --json` with hosts.</summary>
-    private sealed record HostStatus(string Host, bool Deployed, StatusReport? Status, string? Error);
+    private sealed record HostStatus(string Host, IReadOnlyList<string> Roles, bool Deployed, StatusReport? Status, string? Error);
 
     /// <summary>A host's entry in `releases --json` with hosts.</summary>
     private sealed record HostReleases(string Host, bool Deployed, IReadOnlyList<ReleaseView>? Releases, string? Error);
@@ -91,9 +116,9 @@ public static class FleetCommands
     /// A read-only command's --json answer from every host, read with the record the command writes it with. An
     /// answer that is not one (another build, a damaged install) is that host's error, never a half-read table row.
     /// </summary>
-    private static async Task<List<HostAnswer<T>>> QueryAsync<T>(CutoverConfig config, bool acceptNew, string command, CancellationToken ct) where T : class
+    private static async Task<List<HostAnswer<T>>> QueryAsync<T>(CutoverConfig config, bool acceptNew, string command, CancellationToken ct, HostSelection? selection = null) where T : class
     {
-        var results = await new FleetCommand(config, new SilentProgress(), acceptNew).QueryAsync([command, "--json"], ct);
+        var results = await new FleetCommand(config, new SilentProgress(), acceptNew, selection).QueryAsync([command, "--json"], ct);
         return results.Select(r =>
         {
             if (!r.Ok) return new HostAnswer<T>(r.Host, r.NeverDeployed, null, r.NeverDeployed ? null : r.Error);
@@ -106,9 +131,9 @@ public static class FleetCommands
     private static int QueryExit<T>(List<HostAnswer<T>> answers) where T : class =>
         answers.All(a => a.Answer is not null || a.NeverDeployed) ? ExitCodes.Ok : ExitCodes.Failed;
 
-    public static async Task<int> ReleasesAsync(CliEnvironment env, bool json, CutoverConfig config, bool acceptNew, CancellationToken ct)
+    public static async Task<int> ReleasesAsync(CliEnvironment env, bool json, CutoverConfig config, bool acceptNew, HostSelection selection, CancellationToken ct)
     {
-        var answers = await QueryAsync<List<ReleaseView>>(config, acceptNew, "releases", ct);
+        var answers = await QueryAsync<List<ReleaseView>>(config, acceptNew, "releases", ct, selection);
         if (json)
         {
             env.Out.WriteLine(JsonSerializer.Serialize(answers.Select(a => new HostReleases(a.Host.Name, !a.NeverDeployed, a.Answer, a.Error)).ToList(), Json.Options));
@@ -144,13 +169,13 @@ public static class FleetCommands
     /// they disagree nothing is touched and the command says so.
     /// </summary>
     public static async Task<int> RollbackAsync(CliEnvironment env, bool json, IDeployProgress progress, CutoverConfig config, string? release, string lockWait,
-        bool acceptNew, CancellationToken ct)
+        bool acceptNew, HostSelection selection, CancellationToken ct)
     {
         var build = Build();
         var target = release;
         if (target is null)
         {
-            var statuses = await QueryAsync<StatusReport>(config, acceptNew, "status", ct);
+            var statuses = await QueryAsync<StatusReport>(config, acceptNew, "status", ct, selection);
             var unavailable = statuses.Where(s => s.Answer is null).ToList();
             if (unavailable.Count > 0)
                 throw new DeployException($"nothing was rolled back: {string.Join("; ", unavailable.Select(u => $"{u.Host.Name}: {u.Error}"))}");
@@ -160,9 +185,10 @@ public static class FleetCommands
                                           string.Join(", ", targets.Select(t => $"{t.Host.Name}: {t.Target}")) + "); name one: cutover rollback RELEASE");
             target = targets[0].Target;
         }
-        var results = await new FleetCommand(config, progress, acceptNew).RunAsync(["rollback", "--json", "--lock-wait", lockWait, target], build, ct);
+        var results = await new FleetCommand(config, progress, acceptNew, selection).RunAsync(["rollback", "--json", "--lock-wait", lockWait, target], build, ct);
         var rows = results.Select(HostRollbackOf).ToList();
         var ok = rows.All(r => r.Ok);
+        if (ok && selection.Narrowed) await WarnMixedAsync(progress, config, selection, target, rows.Select(r => (r.Host, r.Release)).ToList(), acceptNew, ct);
         if (json)
         {
             ((JsonProgress)progress).Result(new FleetRollbackResultEvent("rollback", config.App, ok ? "success" : "failed", target, rows));

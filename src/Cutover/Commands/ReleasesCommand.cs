@@ -10,14 +10,14 @@ public static class ReleasesCommand
 {
     public static Command Create(CommonOptions common, CliEnvironment env)
     {
-        var command = new Command("releases", "List releases: id, revision, created, status, and which one is current") { common.Json, common.AcceptNewHostKeys };
+        var command = new Command("releases", "List releases: id, revision, created, status, and which one is current") { common.Json, common.AcceptNewHostKeys, common.Hosts, common.Roles };
         command.SetAction((parse, ct) =>
         {
             var json = parse.GetValue(common.Json);
             return CommandRunner.RunAsync(env, json, () =>
             {
                 var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
-                if (config.Fleet is not null) return FleetCommands.ReleasesAsync(env, json, config, parse.GetValue(common.AcceptNewHostKeys), ct);
+                if (common.Selection(parse, config) is { } selection) return FleetCommands.ReleasesAsync(env, json, config, parse.GetValue(common.AcceptNewHostKeys), selection, ct);
                 var snapshot = RootSnapshot.Read(new RootLayout(config.Root));
                 if (json)
                 {

@@ -26,7 +26,7 @@ public static class RemoteCommands
 
     private static Command Session(CommonOptions common, CliEnvironment env)
     {
-        var command = new Command("session", "Serve one fleet deploy on this host: JSON lines on stdin and stdout");
+        var command = new Command("session", "Serve one fleet deploy on this host: JSON lines on stdin and stdout") { common.HostRoles };
         command.SetAction(async (parse, ct) =>
         {
             var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
@@ -38,7 +38,7 @@ public static class RemoteCommands
             using var http = new HttpClient();
             using var logging = env.Logging(parse.GetValue(common.Verbose));
             using var agent = new Cutover.Agent.AgentClient(Cutover.Agent.AgentHome.FromEnvironment());
-            var deployer = new DeployPipeline(config, progress, http, ReleaseActivations.For(config, progress, AgentCommands.ActivatorFor(config, agent)), logging.CreateLogger<DeployPipeline>());
+            var deployer = new DeployPipeline(config, progress, http, ReleaseActivations.For(config, progress, AgentCommands.ActivatorFor(config, agent, CommonOptions.ParseHostRoles(parse.GetValue(common.HostRoles)))), logging.CreateLogger<DeployPipeline>());
             using var input = new StreamReader(Console.OpenStandardInput());
             await new RemoteSession(deployer, new RootLayout(config.Root), input, progress).RunAsync(hangup.Token);
             return ExitCodes.Ok;

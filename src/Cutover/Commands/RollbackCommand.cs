@@ -13,7 +13,7 @@ public static class RollbackCommand
     public static Command Create(CommonOptions common, CliEnvironment env)
     {
         var release = new Argument<string?>("release") { Description = "The release to switch to (default: the previous good one)", Arity = ArgumentArity.ZeroOrOne };
-        var command = new Command("rollback", "Switch back to the previous good release, atomically") { release, common.Json, common.LockWait, common.AcceptNewHostKeys };
+        var command = new Command("rollback", "Switch back to the previous good release, atomically") { release, common.Json, common.LockWait, common.AcceptNewHostKeys, common.Hosts, common.Roles, common.HostRoles };
         command.SetAction((parse, ct) =>
         {
             var json = parse.GetValue(common.Json);
@@ -22,12 +22,13 @@ public static class RollbackCommand
                 using var undoFinishes = env.ProtectUndo();
                 var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
                 var progress = env.Progress(json);
-                if (config.Fleet is not null)
-                    return await FleetCommands.RollbackAsync(env, json, progress, config, parse.GetValue(release), parse.GetValue(common.LockWait)!, parse.GetValue(common.AcceptNewHostKeys), ct);
+                var selection = common.Selection(parse, config);
+                if (selection is not null)
+                    return await FleetCommands.RollbackAsync(env, json, progress, config, parse.GetValue(release), parse.GetValue(common.LockWait)!, parse.GetValue(common.AcceptNewHostKeys), selection, ct);
                 using var http = new HttpClient();
                 using var logging = env.Logging(parse.GetValue(common.Verbose));
                 using var agent = new Cutover.Agent.AgentClient(Cutover.Agent.AgentHome.FromEnvironment());
-                var deployer = new DeployPipeline(config, progress, http, ReleaseActivations.For(config, progress, AgentCommands.ActivatorFor(config, agent)), logging.CreateLogger<DeployPipeline>());
+                var deployer = new DeployPipeline(config, progress, http, ReleaseActivations.For(config, progress, AgentCommands.ActivatorFor(config, agent, CommonOptions.ParseHostRoles(parse.GetValue(common.HostRoles)))), logging.CreateLogger<DeployPipeline>());
                 var request = new RollbackRequest(parse.GetValue(release), CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!), DeployCommand.CommandLine());
                 var result = await deployer.RollbackAsync(request, ct);
                 if (json)

@@ -11,14 +11,14 @@ public static class StatusCommand
 {
     public static Command Create(CommonOptions common, CliEnvironment env)
     {
-        var command = new Command("status", "What is live, what a rollback would switch to, and the last action") { common.Json, common.AcceptNewHostKeys };
+        var command = new Command("status", "What is live, what a rollback would switch to, and the last action") { common.Json, common.AcceptNewHostKeys, common.Hosts, common.Roles };
         command.SetAction((parse, ct) =>
         {
             var json = parse.GetValue(common.Json);
             return CommandRunner.RunAsync(env, json, async () =>
             {
                 var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
-                if (config.Fleet is not null) return await FleetCommands.StatusAsync(env, json, config, parse.GetValue(common.AcceptNewHostKeys), ct);
+                if (common.Selection(parse, config) is { } selection) return await FleetCommands.StatusAsync(env, json, config, parse.GetValue(common.AcceptNewHostKeys), selection, ct);
                 var s = RootSnapshot.Read(new RootLayout(config.Root));
                 var agentView = config.RunsInstances ? await AgentCommands.AppStatusAsync(config, ct) : null;
                 IReadOnlyList<string> agentWarnings = config.RunsInstances ? await AgentCommands.AgentWarningsAsync(ct) : [];

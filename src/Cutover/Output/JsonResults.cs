@@ -95,3 +95,16 @@ public sealed record SwarmTaskView(string Id, long Slot, string State, string De
 
 /// <summary>One entry of `releases --json` (newest first); a fleet's releases table reads it from every host.</summary>
 public sealed record ReleaseView(string Id, string? Revision, string? Image, DateTimeOffset Created, string Status, bool Current, bool RollbackTarget, string? Failure);
+
+/// <summary>
+/// A line of `logs --json`: one instance log line with its parts (<see cref="Line"/> is the line as written); with
+/// hosts, <see cref="Host"/> names where it was read. Also what a fleet's `logs` reads back from each host.
+/// </summary>
+public sealed record LogLineEvent(string? Host, DateTimeOffset? Time, string? Instance, string? Stream, string Text, string Line)
+{
+    /// <summary>
+    /// `logs --remote -f` prints this once its recent lines are out, so the deployer can merge every host's recent
+    /// lines in time order before it follows them as they come.
+    /// </summary>
+    public bool? CaughtUp { get; init; }
+}
