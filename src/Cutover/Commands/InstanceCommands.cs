@@ -17,7 +17,7 @@ public static class InstanceCommands
     public static Command Restart(CommonOptions common, CliEnvironment env)
     {
         var process = new Argument<string?>("PROCESS") { Arity = ArgumentArity.ZeroOrOne, Description = "Only this process type (web, or a name under processes:); every type when left out" };
-        var command = new Command("restart", "Replace every instance of the running release one by one, start-first (the environment as it is now), without a failed request") { process, common.Json };
+        var command = new Command("restart", "Replace every instance of the running release one by one, start-first (the environment as it is now), without a failed request") { process, common.Json, common.Hosts, common.Roles, common.AcceptNewHostKeys };
         command.SetAction((parse, ct) =>
         {
             var json = parse.GetValue(common.Json);
@@ -28,6 +28,8 @@ public static class InstanceCommands
                 var only = parse.GetValue(process);
                 if (only is not null && Supervisor.AppRuntime.ConfiguredInstances(settings, only) is null)
                     throw new UsageException($"restart {only}: {config.File} has no such process type; it has {string.Join(", ", TypesOf(settings))}");
+                if (common.Selection(parse, config) is { } selection)
+                    return await OnHostsAsync(env, json, config, "restart", only is null ? [] : [only], selection, parse.GetValue(common.AcceptNewHostKeys), ct);
                 return await RunAsync(env, json, config, "restart", release => new AgentServer.ActivateRequest(config.File, release, ReleaseDir(config, release),
                     Restart: true, Processes: only is null ? null : [only]), ct);
             });
@@ -38,7 +40,7 @@ public static class InstanceCommands
     public static Command Scale(CommonOptions common, CliEnvironment env)
     {
         var counts = new Argument<string[]>("TYPE=N") { Arity = ArgumentArity.OneOrMore, Description = "Process type and its number of instances, e.g. web=6 worker=3" };
-        var command = new Command("scale", "Start or drain and stop instances one by one until each type runs N; kept across agent restarts and deploys until the config's count changes") { counts, common.Json };
+        var command = new Command("scale", "Start or drain and stop instances one by one until each type runs N; kept across agent restarts and deploys until the config's count changes") { counts, common.Json, common.Hosts, common.Roles, common.AcceptNewHostKeys };
         command.SetAction((parse, ct) =>
         {
             var json = parse.GetValue(common.Json);
@@ -46,6 +48,8 @@ public static class InstanceCommands
             {
                 var config = InstanceConfig(parse.GetValue(common.Config)!, "scale");
                 var wanted = ParseCounts(config, parse.GetValue(counts)!);
+                if (common.Selection(parse, config) is { } selection)
+                    return await OnHostsAsync(env, json, config, "scale", parse.GetValue(counts)!, selection, parse.GetValue(common.AcceptNewHostKeys), ct);
                 return await RunAsync(env, json, config, "scale", release => new AgentServer.ActivateRequest(config.File, release, ReleaseDir(config, release), Scale: wanted), ct);
             });
         });
@@ -118,6 +122,43 @@ public static class InstanceCommands
             else env.Error.WriteLine($"error: {message}");
         }
         return result.Succeeded ? ExitCodes.Ok : result.Outcome == ActivationOutcome.Cancelled ? ExitCodes.Cancelled : ExitCodes.Failed;
+    }
+
+    /// <summary>
+    /// With hosts: the same command on each selected host (fleet.parallel at a time), with the build and config its last
+    /// deploy left there, so a restart reads that host's environment; one row per host, exit 1 if any failed.
+    /// A type a host's roles do not run is refused by that host: narrow with --roles.
+    /// </summary>
+    private static async Task<int> OnHostsAsync(CliEnvironment env, bool json, CutoverConfig config, string command, IReadOnlyList<string> arguments,
+        Fleet.HostSelection selection, bool acceptNew, CancellationToken cancellationToken)
+    {
+        var progress = env.Progress(json);
+        var results = await new Fleet.FleetCommand(config, progress, acceptNew, selection).QueryAsync([command, .. arguments, "--json"], cancellationToken);
+        var rows = results.Select(r =>
+        {
+            var last = r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault();
+            return (last is null ? null : ProgressStream<Output.InstanceCommandResultEvent>.TryRead(last, out _)) switch
+            {
+                Output.InstanceCommandResultEvent result => new Output.HostInstanceCommand(r.Host.Name, r.Ok && result.Outcome == "live", result.Outcome, result.Error ?? r.Error,
+                    string.Join(", ", result.Instances.Select(c => $"{c.Key} {c.Value}"))),
+                ProgressEvent.CommandFailed failed => new Output.HostInstanceCommand(r.Host.Name, false, "failed", string.Join("; ", failed.Errors), "-"),
+                _ => new Output.HostInstanceCommand(r.Host.Name, false, "failed", r.Error ?? $"`cutover {command} --json` did not end with its result", "-"),
+            };
+        }).ToList();
+        var ok = rows.All(r => r.Ok);
+        if (json)
+        {
+            ((JsonProgress)progress).Result(new Output.FleetInstanceCommandResultEvent(command, config.App, ok ? "live" : "failed",
+                rows));
+            return ok ? ExitCodes.Ok : ExitCodes.Failed;
+        }
+        var table = new Table().Border(env.Interactive ? TableBorder.Rounded : TableBorder.None).AddColumns("host", "outcome", "instances");
+        foreach (var r in rows) table.AddRow(Markup.Escape(r.Host), Markup.Escape(r.Ok ? r.Outcome : $"failed: {r.Error}"), Markup.Escape(r.Instances));
+        if (!env.Interactive) env.Console.Profile.Width = 400;
+        env.Console.Write(table);
+        if (ok) env.Out.WriteLine($"{command}: {config.App} on {rows.Count} hosts");
+        else env.Error.WriteLine($"error: {command} failed on {string.Join(", ", rows.Where(r => !r.Ok).Select(r => r.Host))}");
+        return ok ? ExitCodes.Ok : ExitCodes.Failed;
     }
 
     private static CutoverConfig InstanceConfig(string file, string command)
