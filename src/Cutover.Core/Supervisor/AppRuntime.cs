@@ -33,7 +33,7 @@ public sealed class AppRuntime : IAsyncDisposable
         _runtimeDir = Path.Combine(home, "run");
         // A scale the config has not changed since stays (an agent restart restores it); one whose type's count changed is forgotten.
         Scaled = StillScaled(settings, scaled);
-        _groups = [.. GroupsFor(settings, roles, Scaled)];
+        _groups = GroupsFor(settings, roles, Scaled);
     }
 
     /// <summary>
@@ -59,7 +59,8 @@ public sealed class AppRuntime : IAsyncDisposable
             .Where(s => ConfiguredInstances(settings, s.Key) == s.Value.ConfigInstances)
             .ToDictionary(s => s.Key, s => s.Value, StringComparer.Ordinal);
 
-    private readonly List<ProcessGroup> _groups;
+    /// <summary>Replaced whole, never changed in place: status and state writes read it from other threads while a deploy adds or removes a type.</summary>
+    private ProcessGroup[] _groups;
 
     /// <summary>`cutover scale` counts in force, by process type, with the config's count each overrode.</summary>
     public IReadOnlyDictionary<string, ScaledCount> Scaled { get; private set; }
@@ -204,10 +205,10 @@ public sealed class AppRuntime : IAsyncDisposable
         if (_pendingSizes is not { } pending) return null;
         _pendingSizes = null;
         Scaled = pending.Scaled;
-        foreach (var gone in _groups.Where(g => !g.IsWeb && pending.Groups.All(t => t.Name != g.Name)).ToList())
+        foreach (var gone in _groups.Where(g => !g.IsWeb && pending.Groups.All(t => t.Name != g.Name)).ToArray())
         {
             if (await ResizeAsync(gone, 0, progress, cancellationToken) is { } problem) return problem;
-            _groups.Remove(gone);
+            _groups = _groups.Where(g => g != gone).ToArray();
             progress.Info($"process type {gone.Name} removed from the config: its instances stopped");
         }
         foreach (var target in pending.Groups)
@@ -216,13 +217,13 @@ public sealed class AppRuntime : IAsyncDisposable
             if (group is null)
             {
                 group = new ProcessGroup(target.Name, target.Run, target.Singleton, []);
-                _groups.Add(group);
+                _groups = [.. _groups, group];
                 progress.Info($"process type {group.Name} added by the config: starting {target.Slots.Length}");
             }
             if (await ResizeAsync(group, target.Slots.Length, progress, cancellationToken) is { } problem) return problem;
         }
         // Config order, web first: the order a rolling update replaces them in.
-        _groups.Sort((a, b) => Array.FindIndex(pending.Groups, g => g.Name == a.Name).CompareTo(Array.FindIndex(pending.Groups, g => g.Name == b.Name)));
+        _groups = _groups.OrderBy(g => Array.FindIndex(pending.Groups, t => t.Name == g.Name)).ToArray();
         return null;
     }
 
