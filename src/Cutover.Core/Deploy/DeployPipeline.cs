@@ -125,12 +125,14 @@ public sealed class DeployPipeline
             });
             // The record comes first: a crash before the directory exists leaves a record that recovery drops.
             _store.Save(record);
+            // Before the directory: a release never exists without the environment it is to run with.
+            ReleaseEnvironmentFile.Write(_layout, id, _config.Environment);
             Directory.CreateDirectory(releaseDir);
             _progress.Info($"release {id}{(revision is null ? "" : $" ({Short(revision)})")} from {source.Description}");
 
             var log = new ReleaseLog(_layout.LogFile(id), _progress);
             var previousDir = previous is null ? null : _layout.ReleaseDir(previous);
-            var hookContext = new HookContext(_config.App, _layout.Root, id.Value, releaseDir, previousDir, _config.Hooks.Timeout);
+            var hookContext = new HookContext(_config.App, _layout.Root, id.Value, releaseDir, previousDir, _config.Hooks.Timeout) { AppVariables = _config.Environment.Variables };
             return new PreparedRelease(held, log, clock, started, source, id, releaseDir, revision, previous, hookContext, lint) { Record = record };
         }
         catch
@@ -418,7 +420,9 @@ public sealed class DeployPipeline
         string? error = null;
         using (var log = new ReleaseLog(_layout.LogFile(to), _progress))
         {
-            var context = new HookContext(_config.App, _layout.Root, to.Value, _layout.ReleaseDir(to), _layout.ReleaseDir(from), _config.Hooks.Timeout);
+            // A rollback's hooks get the target's own environment, as its instances do.
+            var context = new HookContext(_config.App, _layout.Root, to.Value, _layout.ReleaseDir(to), _layout.ReleaseDir(from), _config.Hooks.Timeout)
+                { AppVariables = ReleaseEnvironmentFile.Read(_layout, to) ?? _config.Environment.Variables };
             try
             {
                 await RunHooksAsync(clock, "after_rollback", _config.Hooks.AfterRollback, context, log, cancellationToken);

@@ -114,6 +114,7 @@ public sealed class ReleaseStore(RootLayout layout)
         File.Delete(layout.RecordFile(id));
         File.Delete(layout.LogFile(id));
         File.Delete(layout.ContentIndexFile(id));
+        File.Delete(layout.EnvFile(id));
         DeleteTree(trash);
     }
 

@@ -1,0 +1,60 @@
+using System.Text;
+using Cutover.Config;
+using Cutover.Platform;
+
+namespace Cutover.Releases;
+
+/// <summary>
+/// `.cutover/env/&lt;release&gt;.env`: the environment `cutover deploy` resolved for a release (env_file and ${VAR}
+/// included), written with mode 0600 by the deploying user, in a 0700 directory, outside releases/&lt;id&gt;/. The agent
+/// starts that release's instances with it (after a restart too), and a rollback brings it back with the release, so
+/// the secrets are needed only where the deploy runs. The values travel to processes in their environment block,
+/// never on a command line.
+/// </summary>
+public static class ReleaseEnvironmentFile
+{
+    private const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+    private const UnixFileMode OwnerOnlyDirectory = OwnerOnly | UnixFileMode.UserExecute;
+
+    /// <summary>Writes the release's variables; nothing when the config has none (a release without a file has no app environment).</summary>
+    public static void Write(RootLayout layout, ReleaseId id, AppEnvironment environment)
+    {
+        if (environment.Deferred || environment.Variables.Count == 0) return;
+        var path = layout.EnvFile(id);
+        var dir = Path.GetDirectoryName(path)!;
+        if (!Directory.Exists(dir)) Directory.CreateDirectory(dir, OwnerOnlyDirectory);
+        AtomicFile.WriteAllText(path, Format(environment.Variables), OwnerOnly);
+    }
+
+    /// <summary>The release's variables, or null when it has no env file (no env configured, or deployed before there was one).</summary>
+    public static IReadOnlyDictionary<string, string>? Read(RootLayout layout, ReleaseId id)
+    {
+        var path = layout.EnvFile(id);
+        if (!File.Exists(path)) return null;
+        var errors = new List<ConfigError>();
+        var entries = DotEnv.Parse(File.ReadAllText(path), path, errors);
+        // Written by Format, so a mistake means the file was edited or damaged; its text is not shown (it holds secrets).
+        if (errors.Count > 0) throw new DeployException($"{path} cannot be read back (line {errors[0].Line}); it is written by cutover deploy, deploy again to rewrite it");
+        return entries.ToDictionary(e => e.Name, e => e.Value, StringComparer.Ordinal);
+    }
+
+    /// <summary>
+    /// The config as the agent runs <paramref name="releaseId"/>: its env file's variables under run.env / docker.env.
+    /// The agent reads configs without resolving env (see <see cref="AppEnvironment.Deferred"/>), so this is the one
+    /// place its instances get the app's environment.
+    /// </summary>
+    public static CutoverConfig Apply(CutoverConfig config, string? releaseId)
+    {
+        if (releaseId is null || !ReleaseId.TryParse(releaseId, out var id)) return config;
+        return Read(new RootLayout(config.Root), id) is { } variables ? AppEnvironment.FromReleaseFile(variables).ApplyTo(config) : config;
+    }
+
+    /// <summary>Double-quoted dotenv lines that <see cref="DotEnv"/> reads back exactly (newlines and quotes escaped).</summary>
+    internal static string Format(IReadOnlyDictionary<string, string> variables)
+    {
+        var text = new StringBuilder("# Written by cutover deploy; secrets: mode 0600, never copy it into a release.\n");
+        foreach (var (name, value) in variables.OrderBy(v => v.Key, StringComparer.Ordinal))
+            text.Append(name).Append("=\"").Append(value.Replace("\\", "\\\\").Replace("\"", "\\\"").Replace("\n", "\\n").Replace("\r", "\\r")).Append("\"\n");
+        return text.ToString();
+    }
+}
