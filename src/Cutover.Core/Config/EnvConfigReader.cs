@@ -15,6 +15,12 @@ public static class EnvConfigReader
         var envSection = top.Section("env");
         var envFile = top.String("env_file");
         if (envSection is null && envFile is null) return AppEnvironment.Empty;
+        // A fleet host would need the resolved values sent over its session; until that exists, refusing is the honest answer.
+        if (top.Has("hosts"))
+        {
+            top.KeyError(envSection is not null ? "env" : "env_file", "env and env_file are not supported with hosts: yet (the fleet does not carry a release's environment to its hosts); use run.env, or deploy on each host");
+            return AppEnvironment.Empty;
+        }
         var literal = new Dictionary<string, (string Text, YamlDotNet.RepresentationModel.YamlNode Node)>(StringComparer.Ordinal);
         if (envSection is not null)
         {

@@ -40,6 +40,7 @@ public sealed class DeployPipeline
     private readonly CurrentLink _current;
     private readonly HistoryLog _history;
     private readonly ReleaseBookkeeping _bookkeeping;
+    private readonly Redactor _redactor;
     private readonly ILogger _logger;
 
     private readonly IReleaseActivation _activation;
@@ -50,6 +51,10 @@ public sealed class DeployPipeline
     public DeployPipeline(CutoverConfig config, IDeployProgress progress, HttpClient http, IReleaseActivation? activation = null, ILogger<DeployPipeline>? logger = null,
         Func<string, string?>? environment = null)
     {
+        // Secrets (env_file, ${VAR}) become *** in everything the deploy reports and writes: progress, the release log,
+        // records and history.
+        var redactor = ReleaseEnvironmentFile.RedactorFor(config.Root, config.Environment);
+        progress = RedactingProgress.Wrap(progress, redactor);
         _migrations = config.Migrations is { } migrations ? new MigrationPhase(migrations, environment ?? Environment.GetEnvironmentVariable) : null;
         _activation = activation ?? ReleaseActivations.For(config, progress);
         _logger = logger ?? NullLogger<DeployPipeline>.Instance;
@@ -57,9 +62,10 @@ public sealed class DeployPipeline
         _progress = progress;
         _http = http;
         _layout = new RootLayout(config.Root);
-        _store = new ReleaseStore(_layout);
+        _redactor = redactor;
+        _store = new ReleaseStore(_layout, redactor);
         _current = new CurrentLink(_layout);
-        _history = new HistoryLog(_layout);
+        _history = new HistoryLog(_layout, redactor);
         _bookkeeping = new ReleaseBookkeeping(_layout, _store, _current, _history, progress, _logger);
     }
 
@@ -130,7 +136,7 @@ public sealed class DeployPipeline
             Directory.CreateDirectory(releaseDir);
             _progress.Info($"release {id}{(revision is null ? "" : $" ({Short(revision)})")} from {source.Description}");
 
-            var log = new ReleaseLog(_layout.LogFile(id), _progress);
+            var log = new ReleaseLog(_layout.LogFile(id), _progress, _redactor);
             var previousDir = previous is null ? null : _layout.ReleaseDir(previous);
             var hookContext = new HookContext(_config.App, _layout.Root, id.Value, releaseDir, previousDir, _config.Hooks.Timeout) { AppVariables = _config.Environment.Variables };
             return new PreparedRelease(held, log, clock, started, source, id, releaseDir, revision, previous, hookContext, lint) { Record = record };
@@ -418,7 +424,7 @@ public sealed class DeployPipeline
     {
         var to = target.ReleaseId;
         string? error = null;
-        using (var log = new ReleaseLog(_layout.LogFile(to), _progress))
+        using (var log = new ReleaseLog(_layout.LogFile(to), _progress, _redactor))
         {
             // A rollback's hooks get the target's own environment, as its instances do.
             var context = new HookContext(_config.App, _layout.Root, to.Value, _layout.ReleaseDir(to), _layout.ReleaseDir(from), _config.Hooks.Timeout)

@@ -15,16 +15,16 @@ public static class RemoteConfig
 
     public static string Render(CutoverConfig config, FleetHost host)
     {
-        var stream = new YamlStream();
-        stream.Load(new StringReader(File.ReadAllText(config.File)));
-        var root = (YamlMappingNode)stream.Documents[0].RootNode;
+        // Every -c file merged, as this deploy read them: the host gets the one effective config.
+        var root = ConfigLayers.Load(config.Files.Count > 0 ? config.Files : [config.File]).Root;
+        var stream = new YamlStream(new YamlDocument(root));
         foreach (var key in new[] { "hosts", "ssh", "fleet", "migrations" })
             root.Children.Remove(new YamlScalarNode(key));
         root.Children[new YamlScalarNode("root")] = new YamlScalarNode(host.Root);
         if (host.ProxyListen is { } listen && root.Children.TryGetValue(new YamlScalarNode("proxy"), out var proxy) && proxy is YamlMappingNode proxyMap)
             proxyMap.Children[new YamlScalarNode("listen")] = new YamlScalarNode(listen.ToString());
         var text = new StringBuilder();
-        text.Append("# Written by `cutover deploy` from ").Append(config.File).Append(" for ").Append(host.Name).Append("; it is replaced on every deploy.\n");
+        text.Append("# Written by `cutover deploy` from ").Append(string.Join(" + ", config.Files.Count > 0 ? config.Files : [config.File])).Append(" for ").Append(host.Name).Append("; it is replaced on every deploy.\n");
         using var writer = new StringWriter(text);
         stream.Save(writer, assignAnchors: false);
         return text.ToString().Replace("\n...\n", "\n");

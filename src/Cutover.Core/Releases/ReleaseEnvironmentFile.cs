@@ -49,6 +49,27 @@ public static class ReleaseEnvironmentFile
         return Read(new RootLayout(config.Root), id) is { } variables ? AppEnvironment.FromReleaseFile(variables).ApplyTo(config) : config;
     }
 
+    /// <summary>
+    /// What must never be shown for this root: the config's secrets and every value of every release's env file (a
+    /// rollback runs with an older release's, and a command that did not resolve env, such as rollback or status,
+    /// knows the secrets only from them). A file this user cannot read is skipped: its values cannot reach this process's output.
+    /// </summary>
+    public static Redactor RedactorFor(string root, AppEnvironment environment)
+    {
+        var secrets = new List<string>(environment.Secrets);
+        var dir = new RootLayout(root).EnvDir;
+        try
+        {
+            if (Directory.Exists(dir))
+                foreach (var file in Directory.EnumerateFiles(dir, "*.env"))
+                    if (ReleaseId.TryParse(Path.GetFileNameWithoutExtension(file), out var id))
+                        try { secrets.AddRange(Read(new RootLayout(root), id)?.Values ?? []); }
+                        catch (Exception e) when (e is IOException or UnauthorizedAccessException or DeployException) { }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        return new Redactor(secrets);
+    }
+
     /// <summary>Double-quoted dotenv lines that <see cref="DotEnv"/> reads back exactly (newlines and quotes escaped).</summary>
     internal static string Format(IReadOnlyDictionary<string, string> variables)
     {

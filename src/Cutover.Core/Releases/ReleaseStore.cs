@@ -7,7 +7,8 @@ namespace Cutover.Releases;
 /// The releases of one root: their directories and their records. A release exists only when both do
 /// (the lesson of Deployer's releases_log), so stray directories are never listed, switched to or deleted.
 /// </summary>
-public sealed class ReleaseStore(RootLayout layout)
+/// <param name="redactor">The app's secrets, kept out of every record written (a failure's text may quote a hook or the app).</param>
+public sealed class ReleaseStore(RootLayout layout, Config.Redactor? redactor = null)
 {
     private const string TrashPrefix = ".trash-";
 
@@ -91,7 +92,7 @@ public sealed class ReleaseStore(RootLayout layout)
     }
 
     public void Save(ReleaseRecord record) =>
-        AtomicFile.WriteAllText(layout.RecordFile(record.ReleaseId), JsonSerializer.Serialize(record, Json.Options));
+        AtomicFile.WriteAllText(layout.RecordFile(record.ReleaseId), (redactor ?? Config.Redactor.None).Redact(JsonSerializer.Serialize(record, Json.Options)));
 
     public ReleaseRecord SetStatus(ReleaseRecord record, ReleaseStatus status, string? failure = null)
     {

@@ -22,7 +22,7 @@ public static class AgentCommands
     }
 
     public static IInstanceActivator? ActivatorFor(CutoverConfig config, AgentClient client) =>
-        config.RunsInstances ? new AgentActivator(client, config.File, config.App, SelfCommand("agent", "--quiet")) : null;
+        config.RunsInstances ? new AgentActivator(client, config.File, config.App, SelfCommand("agent", "--quiet"), config.Files) : null;
 
     public static Command Agent(CliEnvironment env)
     {
@@ -70,7 +70,7 @@ public static class AgentCommands
         var command = new Command(action, description);
         command.SetAction((parse, ct) => CommandRunner.RunAsync(env, false, async () =>
         {
-            var config = RollingConfig(parse.GetValue(common.Config)!);
+            var config = RollingConfig(common.ConfigFiles(parse));
             using var client = new AgentClient(AgentHome.FromEnvironment());
             if (!await client.IsRunningAsync(ct)) throw new DeployException("the agent is not running; `cutover deploy` starts it, or run `cutover agent`");
             var error = action == "stop" ? await client.StopAppAsync(config.App, ct) : await client.StartAppAsync(config.App, ct);
@@ -89,7 +89,7 @@ public static class AgentCommands
         var command = new Command("logs", "Print the app's instance logs") { follow, instance, lines };
         command.SetAction((parse, ct) => CommandRunner.RunAsync(env, false, async () =>
         {
-            var config = RollingConfig(parse.GetValue(common.Config)!);
+            var config = RollingConfig(common.ConfigFiles(parse));
             var dir = AgentHome.FromEnvironment().AppLogs(config.App);
             var filter = parse.GetValue(instance) is { } n ? $" {config.App}-{n} " : null;
             var tail = new Supervisor.LogTail(dir);
@@ -162,9 +162,10 @@ public static class AgentCommands
         env.Console.Write(table);
     }
 
-    private static CutoverConfig RollingConfig(string file)
+    private static CutoverConfig RollingConfig(IReadOnlyList<string> files)
     {
-        var config = ConfigLoader.Load(file);
+        var config = ConfigLoader.Load(files, resolveEnvironment: false);
+        var file = string.Join(" + ", files);
         if (!config.RunsInstances) throw new UsageException($"this command is for strategies rolling and blue-green; {file} uses strategy: {config.Strategy}");
         return config;
     }

@@ -3,6 +3,7 @@ using Cutover.Cli.Output;
 using Cutover.Progress;
 using Cutover.Config;
 using Cutover.Deploy;
+using Cutover.Releases;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
 
@@ -23,17 +24,21 @@ public static class DeployCommand
         command.SetAction((parse, ct) =>
         {
             var json = parse.GetValue(common.Json);
+            var secrets = new ShownSecrets();
             return CommandRunner.RunAsync(env, json, async () =>
             {
                 using var undoFinishes = env.ProtectUndo();
-                var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
-                var progress = env.Progress(json);
+                var config = common.LoadConfig(parse, resolveEnvironment: true);
+                secrets.Redactor = ReleaseEnvironmentFile.RedactorFor(config.Root, config.Environment);
+                var rendering = env.Progress(json);
+                // Everything the deploy reports goes through the redactor; the renderer itself is kept for the final result.
+                var progress = RedactingProgress.Wrap(rendering, secrets.Redactor);
                 if (config.Fleet is not null)
                 {
                     if (parse.GetValue(probe) is not null) throw new UsageException("--probe is for deploys on this machine; with hosts, probe each host's URL yourself");
                     if (parse.GetValue(adoptRoot))
                         throw new UsageException("--adopt-root is for deploys on this machine; a fleet deploy does not take it yet (deploy to an empty root on each host)");
-                    return await FleetCommands.DeployAsync(env, json, progress, config,
+                    return await FleetCommands.DeployAsync(env, json, rendering, config,
                         new Cutover.Fleet.FleetDeployRequest(parse.GetValue(source)!, parse.GetValue(revision), CommandLine(), parse.GetValue(common.AcceptNewHostKeys),
                             CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!)) { AllowEmpty = parse.GetValue(allowEmpty) }, ct);
                 }
@@ -65,20 +70,21 @@ public static class DeployCommand
                     }, stopProbe.Token);
                 }
                 var result = await deployer.DeployAsync(request, ct);
+                result = result with { Error = secrets.Redactor.RedactOrNull(result.Error) };
                 Cutover.Probe.ProbeReport? probed = null;
                 if (probing is not null)
                 {
                     stopProbe.Cancel();
                     probed = await probing;
                 }
-                Render(env, json, progress, config, result, probed);
+                Render(env, json, rendering, config, result, probed);
                 if (probed is { Failed: > 0 })
                 {
                     if (!json) env.Error.WriteLine($"error: the probe counted {probed.Failed} failed requests during the deploy");
                     return ExitCodes.Failed;
                 }
                 return result.Succeeded ? ExitCodes.Ok : result.Outcome == DeployOutcome.Cancelled ? ExitCodes.Cancelled : ExitCodes.Failed;
-            });
+            }, secrets);
         });
         return command;
     }

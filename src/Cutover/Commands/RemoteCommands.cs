@@ -29,7 +29,7 @@ public static class RemoteCommands
         var command = new Command("session", "Serve one fleet deploy on this host: JSON lines on stdin and stdout");
         command.SetAction(async (parse, ct) =>
         {
-            var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
+            var config = common.LoadConfig(parse);
             using var hangup = CancellationTokenSource.CreateLinkedTokenSource(ct);
             // The SSH connection going away may arrive as SIGHUP rather than EOF; either way, abort cleanly.
             using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; hangup.Cancel(); });
@@ -51,7 +51,7 @@ public static class RemoteCommands
         var command = new Command("hashes", "Print the sha256 of every file in the live release, as a JSON array");
         command.SetAction(parse => CommandRunner.RunAsync(env, true, () =>
         {
-            var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
+            var config = common.LoadConfig(parse);
             var layout = new RootLayout(config.Root);
             var current = new CurrentLink(layout).Read();
             var hashes = current is null ? [] : ReleaseHashes.Of(layout, current).Values.Distinct().ToArray();
