@@ -73,7 +73,7 @@ public sealed class DeployPipeline
     {
         foreach (var warning in _config.Warnings) _progress.Warning(warning);
         // The strategy (its runtime) says what a release is: an image, or a directory or a tarball of files.
-        var (source, image) = _config.Settings.OpenRelease(request.Source, request.Image, _layout.Root);
+        var (source, image) = request.Release ?? _config.Settings.OpenRelease(request.Source, request.Image, _layout.Root);
         if (image is null && !request.AllowEmpty) ArtifactSource.RefuseEmpty(source, "the live release", cancellationToken);
         var revision = request.Revision ?? image ?? await ArtifactSource.GitRevisionAsync(request.Source, cancellationToken);
         using var prepared = await BeginAsync(source, revision, request.LockWait, request.CommandLine, cancellationToken, adoptRoot: request.AdoptRoot);

@@ -115,7 +115,8 @@ public sealed class ReleaseStore(RootLayout layout, Config.Redactor? redactor = 
         File.Delete(layout.RecordFile(id));
         File.Delete(layout.LogFile(id));
         File.Delete(layout.ContentIndexFile(id));
-        File.Delete(layout.EnvFile(id));
+        // .cutover/env/ exists only once a release had an environment (File.Delete throws for a missing directory).
+        if (File.Exists(layout.EnvFile(id))) File.Delete(layout.EnvFile(id));
         DeleteTree(trash);
     }
 

@@ -20,7 +20,8 @@ public static class DeployCommand
         var probeRate = new Option<double>("--probe-rate") { Description = "Requests per second for --probe", DefaultValueFactory = _ => 100 };
         var allowEmpty = new Option<bool>("--allow-empty") { Description = "Deploy an artifact that holds no files (an empty directory or archive); refused otherwise" };
         var adoptRoot = new Option<bool>("--adopt-root") { Description = "Deploy into a root that is not empty and was not created by Cutover (no .cutover/); refused otherwise" };
-        var command = new Command("deploy", "Stage a new release and switch to it atomically") { source, revision, image, common.Json, common.LockWait, probe, probeRate, common.AcceptNewHostKeys, allowEmpty, adoptRoot };
+        var envOnly = new Option<bool>("--env-only") { Description = "Deploy the live release's files (or image) again with the environment as env/env_file resolve now, through the strategy's usual rollout" };
+        var command = new Command("deploy", "Stage a new release and switch to it atomically") { source, revision, image, common.Json, common.LockWait, probe, probeRate, common.AcceptNewHostKeys, allowEmpty, adoptRoot, envOnly };
         command.SetAction((parse, ct) =>
         {
             var json = parse.GetValue(common.Json);
@@ -33,6 +34,11 @@ public static class DeployCommand
                 var rendering = env.Progress(json);
                 // Everything the deploy reports goes through the redactor; the renderer itself is kept for the final result.
                 var progress = RedactingProgress.Wrap(rendering, secrets.Redactor);
+                var onlyEnv = parse.GetValue(envOnly);
+                if (onlyEnv && (parse.GetValue(source) is not null || parse.GetValue(image) is not null))
+                    throw new UsageException("--env-only deploys the live release again with the new environment; give no source and no --image");
+                if (onlyEnv && config.Fleet is not null)
+                    throw new UsageException("--env-only is for deploys on this machine; env and env_file are not supported with hosts: yet");
                 if (config.Fleet is not null)
                 {
                     if (parse.GetValue(probe) is not null) throw new UsageException("--probe is for deploys on this machine; with hosts, probe each host's URL yourself");
@@ -53,11 +59,13 @@ public static class DeployCommand
                 if (parse.GetValue(allowEmpty) && deploysImage)
                     throw new UsageException("--allow-empty is for directories and archives; this config deploys an image");
                 var sourceArg = parse.GetValue(source);
+                var again = onlyEnv ? EnvOnlyRelease.Open(config) : null;
+                if (again is not null) sourceArg = again.Path;
                 if (sourceArg is null && !deploysImage)
                     throw new UsageException("give the directory or .tar.gz to deploy: cutover deploy ./dist");
-                var request = new DeployRequest(sourceArg ?? "", parse.GetValue(revision),
+                var request = new DeployRequest(sourceArg ?? "", parse.GetValue(revision) ?? again?.Revision,
                     CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!), CommandLine())
-                    { Image = imageRef, AllowEmpty = parse.GetValue(allowEmpty), AdoptRoot = parse.GetValue(adoptRoot) };
+                    { Image = imageRef, AllowEmpty = parse.GetValue(allowEmpty), AdoptRoot = parse.GetValue(adoptRoot), Release = again?.Release };
                 Task<Cutover.Probe.ProbeReport>? probing = null;
                 using var stopProbe = new CancellationTokenSource();
                 if (parse.GetValue(probe) is { } probeUrl)

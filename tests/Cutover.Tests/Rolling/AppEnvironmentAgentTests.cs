@@ -174,4 +174,59 @@ public sealed class AppEnvironmentAgentTests(ITestOutputHelper output) : IDispos
             hits.AddRange(secrets.Where(s => result.All.Contains(s, StringComparison.Ordinal)).Select(s => $"output: {s}"));
         Assert.Empty(hits);
     }
+
+    [Fact]
+    public async Task Deploy_env_only_rolls_every_instance_onto_the_new_environment_under_load_with_no_failed_request()
+    {
+        var port = HealthServer.FreePort();
+        File.WriteAllText(_bed.Combine("cutover.yml"), $"""
+            app: envapp
+            strategy: rolling
+            root: {_bed.Root}
+            env_file: .env
+            run:
+              command: node server.js
+              instances: 2
+              ready: message
+              ready_timeout: 10s
+            proxy:
+              listen: 127.0.0.1:{port}
+              drain_timeout: 5s
+            rolling:
+              monitor: 200ms
+            """);
+        File.WriteAllText(_bed.Combine(".env"), "API_TOKEN=first-token\n");
+        WriteRelease("v1");
+
+        // Nothing live yet, or a source given with it: refused, nothing written.
+        var nothingLive = await Cli(null, ["deploy", "--env-only"]);
+        Assert.Equal(2, nothingLive.ExitCode);
+        Assert.Contains("nothing is live", nothingLive.Stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(_bed.Root, ".cutover", "env")));
+        Assert.Equal(0, (await Cli(null, ["deploy", _bed.Source])).ExitCode);
+        var withSource = await Cli(null, ["deploy", _bed.Source, "--env-only"]);
+        Assert.Equal(2, withSource.ExitCode);
+        Assert.Equal("first-token", (await GetAsync(port)).Token);
+
+        File.WriteAllText(_bed.Combine(".env"), "API_TOKEN=second-token\n");
+        // The source changes too: --env-only must deploy the live release's files, not these.
+        WriteRelease("v2-not-deployed");
+        IReadOnlyList<Sample> samples;
+        await using (var load = new LoadGenerator($"http://127.0.0.1:{port}/", connections: 8, maxDuration: TimeSpan.FromMinutes(1)))
+        {
+            var again = await Cli(null, ["deploy", "--env-only"]);
+            Assert.Equal(0, again.ExitCode);
+            Assert.Contains("batch 2/2: done", again.Stdout, StringComparison.Ordinal);
+            await Task.Delay(300);
+            samples = await load.StopAsync();
+        }
+        output.WriteLine($"{samples.Count} requests, {samples.Count(s => s.Status != 200)} failed");
+        Assert.NotEmpty(samples);
+        Assert.Equal(0, samples.Count(s => s.Status != 200));
+        Assert.Equal(new Seen("v1", "second-token", null, null, null), await GetAsync(port));
+
+        // A new release (rollback works as for any deploy): back to the first environment.
+        Assert.Equal(0, (await Cli(null, ["rollback"])).ExitCode);
+        Assert.Equal(new Seen("v1", "first-token", null, null, null), await GetAsync(port));
+    }
 }
