@@ -19,6 +19,9 @@ public sealed record AppEnvironment
     /// </summary>
     public bool Deferred { get; init; }
 
+    /// <summary>The env_file read, as a full path; null without one (or when deferred).</summary>
+    public string? EnvFile { get; init; }
+
     public Redactor Redactor => new(Secrets);
 
     /// <summary>

@@ -15,12 +15,6 @@ public static class EnvConfigReader
         var envSection = top.Section("env");
         var envFile = top.String("env_file");
         if (envSection is null && envFile is null) return AppEnvironment.Empty;
-        // A fleet host would need the resolved values sent over its session; until that exists, refusing is the honest answer.
-        if (top.Has("hosts"))
-        {
-            top.KeyError(envSection is not null ? "env" : "env_file", "env and env_file are not supported with hosts: yet (the fleet does not carry a release's environment to its hosts); use run.env, or deploy on each host");
-            return AppEnvironment.Empty;
-        }
         var literal = new Dictionary<string, (string Text, YamlDotNet.RepresentationModel.YamlNode Node)>(StringComparer.Ordinal);
         if (envSection is not null)
         {
@@ -36,9 +30,10 @@ public static class EnvConfigReader
         var variables = new Dictionary<string, string>(StringComparer.Ordinal);
         var secrets = new List<string>();
         var fromFile = new Dictionary<string, string>(StringComparer.Ordinal);
+        string? path = null;
         if (envFile is not null)
         {
-            var path = Path.GetFullPath(envFile, Path.GetDirectoryName(top.FileOf("env_file"))!);
+            path = Path.GetFullPath(envFile, Path.GetDirectoryName(top.FileOf("env_file"))!);
             if (!File.Exists(path))
                 top.Error("env_file", $"'{envFile}' does not exist ({path}); env_file is read where cutover deploy runs");
             else
@@ -74,6 +69,6 @@ public static class EnvConfigReader
                 secrets.Add(value);
             }
         }
-        return new AppEnvironment { Variables = variables, Secrets = secrets.Distinct(StringComparer.Ordinal).ToArray() };
+        return new AppEnvironment { Variables = variables, Secrets = secrets.Distinct(StringComparer.Ordinal).ToArray(), EnvFile = path };
     }
 }

@@ -38,7 +38,7 @@ public static class DeployCommand
                 if (onlyEnv && (parse.GetValue(source) is not null || parse.GetValue(image) is not null))
                     throw new UsageException("--env-only deploys the live release again with the new environment; give no source and no --image");
                 if (onlyEnv && config.Fleet is not null)
-                    throw new UsageException("--env-only is for deploys on this machine; env and env_file are not supported with hosts: yet");
+                    throw new UsageException("--env-only is for deploys on this machine for now; with hosts:, deploy the build again to roll the hosts onto the new environment");
                 if (config.Fleet is not null)
                 {
                     if (parse.GetValue(probe) is not null) throw new UsageException("--probe is for deploys on this machine; with hosts, probe each host's URL yourself");

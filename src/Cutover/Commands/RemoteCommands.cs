@@ -29,7 +29,10 @@ public static class RemoteCommands
         var command = new Command("session", "Serve one fleet deploy on this host: JSON lines on stdin and stdout");
         command.SetAction(async (parse, ct) =>
         {
-            var config = common.LoadConfig(parse);
+            // The deployer handed this deploy's environment over as the config's env_file (RemoteConfig.HandedEnvFile):
+            // read it like a deploy does, then delete it, so only the release's own 0600 env file keeps the values.
+            var config = common.LoadConfig(parse, resolveEnvironment: true);
+            RemoteConfig.TakeHandedEnvFile(config);
             using var hangup = CancellationTokenSource.CreateLinkedTokenSource(ct);
             // The SSH connection going away may arrive as SIGHUP rather than EOF; either way, abort cleanly.
             using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; hangup.Cancel(); });

@@ -127,11 +127,41 @@ public sealed class AppEnvironmentTests : IDisposable
     }
 
     [Fact]
-    public void Env_with_hosts_is_refused_until_the_fleet_carries_it()
+    public void A_hosts_config_gets_literal_values_in_plain_and_secret_ones_only_through_the_handed_env_file()
     {
-        var error = SingleError("env:\n  A: b\nhosts: [127.0.0.2]\n");
-        Assert.Equal("env", error.Key);
-        Assert.Contains("not supported with hosts", error.Message, StringComparison.Ordinal);
+        File.WriteAllText(_dir.Combine(".env"), "API_TOKEN=token-from-file\n");
+        File.WriteAllText(ConfigFile, """
+            app: shop
+            strategy: rolling
+            root: /srv/shop
+            hosts: [{ host: web1 }]
+            env_file: .env
+            env:
+              NODE_ENV: production
+              PRICE: $$5
+              DATABASE_URL: postgres://${DB_PASSWORD}@db
+            run:
+              command: node server.js
+            proxy:
+              listen: 127.0.0.1:3000
+            """);
+        var config = ConfigLoader.Load([ConfigFile], lookup: name => name == "DB_PASSWORD" ? "pw-from-shell" : null);
+        var rendered = Cutover.Fleet.RemoteConfig.Render(config, config.Fleet!.Hosts[0]);
+        Assert.DoesNotContain("token-from-file", rendered, StringComparison.Ordinal);
+        Assert.DoesNotContain("pw-from-shell", rendered, StringComparison.Ordinal);
+        Assert.Contains("env_file: deploy.env", rendered, StringComparison.Ordinal);
+        // On the host, with the handed file beside it, the config reads back the same environment.
+        var hostDir = _dir.Combine("host");
+        Directory.CreateDirectory(hostDir);
+        File.WriteAllText(Path.Combine(hostDir, "cutover.yml"), rendered);
+        File.WriteAllText(Path.Combine(hostDir, "deploy.env"), Cutover.Releases.ReleaseEnvironmentFile.Format(
+            config.Environment.Variables.Where(v => config.Environment.Secrets.Contains(v.Value)).ToDictionary()));
+        var onHost = ConfigLoader.Load([Path.Combine(hostDir, "cutover.yml")], lookup: _ => null);
+        Assert.Equal(config.Environment.Variables, onHost.Environment.Variables);
+        Assert.Equal("$5", onHost.Environment.Variables["PRICE"]);
+        Assert.DoesNotContain("production", onHost.Environment.Secrets);
+        Cutover.Fleet.RemoteConfig.TakeHandedEnvFile(onHost);
+        Assert.False(File.Exists(Path.Combine(hostDir, "deploy.env")));
     }
 
     [Fact]
