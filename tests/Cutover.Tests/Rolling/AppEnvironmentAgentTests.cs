@@ -20,7 +20,7 @@ public sealed class AppEnvironmentAgentTests(ITestOutputHelper output) : IDispos
 
     public void Dispose() => _bed.Dispose();
 
-    private const string App = """
+    internal const string App = """
         const http = require('http');
         const fs = require('fs');
         const version = fs.readFileSync(__dirname + '/VERSION', 'utf8').trim();
@@ -36,7 +36,7 @@ public sealed class AppEnvironmentAgentTests(ITestOutputHelper output) : IDispos
         process.on('SIGINT', () => server.close(() => process.exit(0)));
         """;
 
-    private sealed record Seen(string Version, string? Token, string? Db, string? NodeEnv, string? Region);
+    internal sealed record Seen(string Version, string? Token, string? Db, string? NodeEnv, string? Region);
 
     private void WriteRelease(string version, bool failHook = false)
     {
