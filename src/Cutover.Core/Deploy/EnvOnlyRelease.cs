@@ -29,15 +29,14 @@ public static class EnvOnlyRelease
             return new Source(config.Settings.OpenRelease(dir, image, config.Root), dir, record.Revision);
         }
         // The live release's shared paths are symlinks into shared/ (outside the release): the pipeline links them again.
-        return new Source(new ReleaseSource(new WithoutPaths(new DirectoryArtifact(dir), [.. config.Shared.Files, .. config.Shared.Dirs], live), null), dir, record.Revision);
+        var shared = new HashSet<string>([.. config.Shared.Files, .. config.Shared.Dirs], StringComparer.Ordinal);
+        return new Source(new ReleaseSource(new Described(new DirectoryArtifact(dir, shared), $"release {live} (--env-only)"), null), dir, record.Revision);
     }
 
-    /// <summary>An artifact without some paths (and what lies under them).</summary>
-    private sealed class WithoutPaths(IArtifactSource inner, IReadOnlyList<string> left, ReleaseId live) : IArtifactSource
+    /// <summary>The live release's files under a name that says what they are in the progress and the record.</summary>
+    private sealed class Described(IArtifactSource inner, string description) : IArtifactSource
     {
-        public string Description => $"release {live} (--env-only)";
-
-        public IEnumerable<ArtifactEntry> Entries(CancellationToken cancellationToken) =>
-            inner.Entries(cancellationToken).Where(e => !left.Any(p => e.Path == p || e.Path.StartsWith(p + "/", StringComparison.Ordinal)));
+        public string Description => description;
+        public IEnumerable<ArtifactEntry> Entries(CancellationToken cancellationToken) => inner.Entries(cancellationToken);
     }
 }
