@@ -25,7 +25,7 @@ public static class DeployCommand
         command.SetAction((parse, ct) =>
         {
             var json = parse.GetValue(common.Json);
-            var secrets = new ShownSecrets();
+            var secrets = new SecretsToHide();
             return CommandRunner.RunAsync(env, json, async () =>
             {
                 using var undoFinishes = env.ProtectUndo();

@@ -18,7 +18,7 @@ public static class RollbackCommand
         command.SetAction((parse, ct) =>
         {
             var json = parse.GetValue(common.Json);
-            var secrets = new ShownSecrets();
+            var secrets = new SecretsToHide();
             return CommandRunner.RunAsync(env, json, async () =>
             {
                 using var undoFinishes = env.ProtectUndo();

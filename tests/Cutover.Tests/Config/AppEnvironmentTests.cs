@@ -183,4 +183,44 @@ public sealed class AppEnvironmentTests : IDisposable
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(layout.EnvFile(id)));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(layout.EnvDir));
     }
+
+    [Fact]
+    public void Containers_and_swarm_get_the_app_environment_under_their_own_env()
+    {
+        File.WriteAllText(ConfigFile, """
+            app: shop
+            strategy: rolling
+            root: /srv/shop
+            runtime: docker
+            docker:
+              image: shop:1
+              port: 3000
+              env:
+                OWN: docker
+            env:
+              OWN: app
+              APP_ONLY: ${TOKEN}
+            proxy:
+              listen: 127.0.0.1:3000
+            """);
+        var docker = (DockerConfig)ConfigLoader.Load([ConfigFile], lookup: _ => "tok-1234").SettingsOf<RollingSettings>().Runtime;
+        Assert.Equal("docker", docker.Env["OWN"]);
+        Assert.Equal("tok-1234", docker.Env["APP_ONLY"]);
+
+        File.WriteAllText(ConfigFile, """
+            app: shop
+            strategy: swarm
+            swarm:
+              service: shop
+              image: shop:1
+              env:
+                OWN: swarm
+            env:
+              OWN: app
+              APP_ONLY: value
+            """);
+        var swarm = ConfigLoader.Load([ConfigFile], lookup: _ => null).SettingsOf<SwarmSettings>().Swarm;
+        Assert.Equal("swarm", swarm.Env["OWN"]);
+        Assert.Equal("value", swarm.Env["APP_ONLY"]);
+    }
 }
