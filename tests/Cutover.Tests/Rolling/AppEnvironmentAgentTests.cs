@@ -150,6 +150,22 @@ public sealed class AppEnvironmentAgentTests(ITestOutputHelper output) : IDispos
         var rolledBack = await Cli(null, ["rollback", .. config]);
         Assert.Equal(0, rolledBack.ExitCode);
         Assert.Equal(new Seen("v1", token1, $"postgres://app:{password1}@db/shop", "production", "eu"), await GetAsync(port));
+        // An agent SIGKILLed and started again restarts the instances with v1's environment, from its env file.
+        var agentPid = int.Parse(File.ReadAllText(Path.Combine(_bed.Home, "agent.pid")));
+        Cutover.Platform.LibC.Kill(agentPid, 9);
+        await Wait.WithinAsync(() => !Cutover.Platform.LibC.Kill(agentPid, 0), TimeSpan.FromSeconds(10));
+        var agentLines = new List<string>();
+        using (_bed.Start(line => { lock (agentLines) agentLines.Add(line); }, "agent"))
+        {
+            Seen? restored = null;
+            await Wait.UntilAsync(async () =>
+            {
+                try { restored = await GetAsync(port); return true; }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { return false; }
+            }, TimeSpan.FromSeconds(60), "the restarted agent to serve the app");
+            Assert.Equal(new Seen("v1", token1, $"postgres://app:{password1}@db/shop", "production", "eu"), restored);
+        }
+        lock (agentLines) _outputs.Add(new CliResult(0, string.Join("\n", agentLines), ""));
         await Cli(null, ["status", "--json", .. config]);
         await Cli(null, ["releases", "--json", .. config]);
         await Cli(null, ["logs", .. config]);
