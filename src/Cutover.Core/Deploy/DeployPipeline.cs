@@ -55,7 +55,11 @@ public sealed class DeployPipeline
         // records and history.
         var redactor = ReleaseEnvironmentFile.RedactorFor(config.Root, config.Environment);
         progress = RedactingProgress.Wrap(progress, redactor);
-        _migrations = config.Migrations is { } migrations ? new MigrationPhase(migrations, environment ?? Environment.GetEnvironmentVariable) : null;
+        // database_url_env is looked up in the app's own environment first (env, env_file): the migrations must reach
+        // the database the release will use.
+        _migrations = config.Migrations is { } migrations
+            ? new MigrationPhase(migrations, environment ?? (name => config.Environment.Variables.GetValueOrDefault(name) ?? Environment.GetEnvironmentVariable(name)))
+            : null;
         _activation = activation ?? ReleaseActivations.For(config, progress);
         _logger = logger ?? NullLogger<DeployPipeline>.Instance;
         _config = config;
