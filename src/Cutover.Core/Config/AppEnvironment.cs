@@ -56,9 +56,6 @@ public sealed record AppEnvironment
         return merged;
     }
 
-    /// <summary>The variables of the env file a release keeps, as the agent reads it back.</summary>
-    public static AppEnvironment FromReleaseFile(IReadOnlyDictionary<string, string> variables) =>
-        new() { Variables = variables, Secrets = variables.Values.ToArray() };
 }
 
 /// <summary>

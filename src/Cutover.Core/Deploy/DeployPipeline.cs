@@ -432,7 +432,7 @@ public sealed class DeployPipeline
         {
             // A rollback's hooks get the target's own environment, as its instances do.
             var context = new HookContext(_config.App, _layout.Root, to.Value, _layout.ReleaseDir(to), _layout.ReleaseDir(from), _config.Hooks.Timeout)
-                { AppVariables = ReleaseEnvironmentFile.Read(_layout, to) ?? _config.Environment.Variables };
+                { AppVariables = ReleaseEnvironmentFile.Read(_layout, to)?.Variables ?? _config.Environment.Variables };
             try
             {
                 await RunHooksAsync(clock, "after_rollback", _config.Hooks.AfterRollback, context, log, cancellationToken);

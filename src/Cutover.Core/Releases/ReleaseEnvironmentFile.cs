@@ -23,19 +23,34 @@ public static class ReleaseEnvironmentFile
         var path = layout.EnvFile(id);
         var dir = Path.GetDirectoryName(path)!;
         if (!Directory.Exists(dir)) Directory.CreateDirectory(dir, OwnerOnlyDirectory);
-        AtomicFile.WriteAllText(path, Format(environment.Variables), OwnerOnly);
+        var secrets = environment.Secrets.ToHashSet(StringComparer.Ordinal);
+        AtomicFile.WriteAllText(path, Format(environment.Variables, environment.Variables.Where(v => secrets.Contains(v.Value)).Select(v => v.Key)), OwnerOnly);
     }
 
-    /// <summary>The release's variables, or null when it has no env file (no env configured, or deployed before there was one).</summary>
-    public static IReadOnlyDictionary<string, string>? Read(RootLayout layout, ReleaseId id)
+    private const string SecretNamesPrefix = "# secret:";
+
+    /// <summary>
+    /// The release's environment, or null when it has no env file (no env configured). Its secrets are the values of
+    /// the variables the file's `# secret:` line names (what came from env_file or ${VAR}); a file without that line
+    /// counts every value as secret, the safe side.
+    /// </summary>
+    public static AppEnvironment? Read(RootLayout layout, ReleaseId id)
     {
         var path = layout.EnvFile(id);
         if (!File.Exists(path)) return null;
+        var text = File.ReadAllText(path);
         var errors = new List<ConfigError>();
-        var entries = DotEnv.Parse(File.ReadAllText(path), path, errors);
+        var entries = DotEnv.Parse(text, path, errors);
         // Written by Format, so a mistake means the file was edited or damaged; its text is not shown (it holds secrets).
         if (errors.Count > 0) throw new DeployException($"{path} cannot be read back (line {errors[0].Line}); it is written by cutover deploy, deploy again to rewrite it");
-        return entries.ToDictionary(e => e.Name, e => e.Value, StringComparer.Ordinal);
+        var variables = entries.ToDictionary(e => e.Name, e => e.Value, StringComparer.Ordinal);
+        var marker = text.Split('\n').FirstOrDefault(l => l.StartsWith(SecretNamesPrefix, StringComparison.Ordinal));
+        var secretNames = marker?[SecretNamesPrefix.Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal);
+        return new AppEnvironment
+        {
+            Variables = variables,
+            Secrets = variables.Where(v => secretNames is null || secretNames.Contains(v.Key)).Select(v => v.Value).ToArray(),
+        };
     }
 
     /// <summary>
@@ -46,7 +61,7 @@ public static class ReleaseEnvironmentFile
     public static CutoverConfig Apply(CutoverConfig config, string? releaseId)
     {
         if (releaseId is null || !ReleaseId.TryParse(releaseId, out var id)) return config;
-        return Read(new RootLayout(config.Root), id) is { } variables ? AppEnvironment.FromReleaseFile(variables).ApplyTo(config) : config;
+        return Read(new RootLayout(config.Root), id) is { } environment ? environment.ApplyTo(config) : config;
     }
 
     /// <summary>
@@ -63,17 +78,22 @@ public static class ReleaseEnvironmentFile
             if (Directory.Exists(dir))
                 foreach (var file in Directory.EnumerateFiles(dir, "*.env"))
                     if (ReleaseId.TryParse(Path.GetFileNameWithoutExtension(file), out var id))
-                        try { secrets.AddRange(Read(new RootLayout(root), id)?.Values ?? []); }
+                        try { secrets.AddRange(Read(new RootLayout(root), id)?.Secrets ?? []); }
                         catch (Exception e) when (e is IOException or UnauthorizedAccessException or DeployException) { }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
         return new Redactor(secrets);
     }
 
-    /// <summary>Double-quoted dotenv lines that <see cref="DotEnv"/> reads back exactly (newlines and quotes escaped).</summary>
-    internal static string Format(IReadOnlyDictionary<string, string> variables)
+    /// <summary>
+    /// Double-quoted dotenv lines that <see cref="DotEnv"/> reads back exactly (newlines and quotes escaped), and a
+    /// comment naming the secret ones (null: every one), so literal values such as NODE_ENV=production stay readable
+    /// in output instead of becoming *** wherever the word appears.
+    /// </summary>
+    internal static string Format(IReadOnlyDictionary<string, string> variables, IEnumerable<string>? secretNames = null)
     {
         var text = new StringBuilder("# Written by cutover deploy; secrets: mode 0600, never copy it into a release.\n");
+        if (secretNames is not null) text.Append(SecretNamesPrefix).Append(' ').AppendJoin(' ', secretNames.Order(StringComparer.Ordinal)).Append('\n');
         foreach (var (name, value) in variables.OrderBy(v => v.Key, StringComparer.Ordinal))
             text.Append(name).Append("=\"").Append(value.Replace("\\", "\\\\").Replace("\"", "\\\"").Replace("\n", "\\n").Replace("\r", "\\r")).Append("\"\n");
         return text.ToString();

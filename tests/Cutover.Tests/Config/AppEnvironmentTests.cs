@@ -178,8 +178,11 @@ public sealed class AppEnvironmentTests : IDisposable
         var variables = new Dictionary<string, string> { ["A"] = "x\"y\\z\nw", ["B"] = "it's $HOME", ["C"] = "" };
         var layout = new Cutover.Releases.RootLayout(_dir.Path);
         var id = Cutover.Releases.ReleaseId.Parse("20260101_000000");
-        Cutover.Releases.ReleaseEnvironmentFile.Write(layout, id, new AppEnvironment { Variables = variables });
-        Assert.Equal(variables, Cutover.Releases.ReleaseEnvironmentFile.Read(layout, id));
+        Cutover.Releases.ReleaseEnvironmentFile.Write(layout, id, new AppEnvironment { Variables = variables, Secrets = ["it's $HOME"] });
+        var read = Cutover.Releases.ReleaseEnvironmentFile.Read(layout, id)!;
+        Assert.Equal(variables, read.Variables);
+        // Only what was secret stays secret: a literal value is not masked wherever it appears.
+        Assert.Equal(["it's $HOME"], read.Secrets);
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(layout.EnvFile(id)));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(layout.EnvDir));
     }

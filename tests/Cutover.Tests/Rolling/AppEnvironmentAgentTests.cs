@@ -90,7 +90,7 @@ public sealed class AppEnvironmentAgentTests(ITestOutputHelper output) : IDispos
               monitor: 200ms
             hooks:
               before_switch:
-                - echo "hook sees $API_TOKEN and $DATABASE_URL"
+                - echo "hook sees $API_TOKEN and $DATABASE_URL in $NODE_ENV"
                 - test ! -f FAIL || { echo "failing with $API_TOKEN" >&2; exit 1; }
             """);
         File.WriteAllText(_bed.Combine("cutover.production.yml"), """
@@ -110,7 +110,7 @@ public sealed class AppEnvironmentAgentTests(ITestOutputHelper output) : IDispos
         var deployed = await Cli(new Dictionary<string, string> { ["DB_PASSWORD"] = password1 }, ["deploy", _bed.Source, .. config]);
         Assert.Equal(0, deployed.ExitCode);
         Assert.Equal(new Seen("v1", token1, $"postgres://app:{password1}@db/shop", "production", "eu"), await GetAsync(port));
-        Assert.Contains("hook sees *** and ***", deployed.All, StringComparison.Ordinal);
+        Assert.Contains("hook sees *** and *** in production", deployed.All, StringComparison.Ordinal);
 
         // The env file: 0600, in .cutover/env/, not in the release; the instances' command lines do not hold it.
         var envFiles = Directory.GetFiles(Path.Combine(_bed.Root, ".cutover", "env"), "*.env");
@@ -127,7 +127,10 @@ public sealed class AppEnvironmentAgentTests(ITestOutputHelper output) : IDispos
         // v2 with token2 / password2; the layered config reached the agent (run.instances: 1 of the production file).
         File.WriteAllText(envFile, $"API_TOKEN=\"{token2}\"\n");
         WriteRelease("v2");
-        Assert.Equal(0, (await Cli(new Dictionary<string, string> { ["DB_PASSWORD"] = password2 }, ["deploy", _bed.Source, .. config])).ExitCode);
+        var second = await Cli(new Dictionary<string, string> { ["DB_PASSWORD"] = password2 }, ["deploy", _bed.Source, .. config]);
+        Assert.Equal(0, second.ExitCode);
+        // With v1's env file on disk, its literal NODE_ENV is still no secret: only its secret values are masked.
+        Assert.Contains("hook sees *** and *** in production", second.All, StringComparison.Ordinal);
         Assert.Equal(new Seen("v2", token2, $"postgres://app:{password2}@db/shop", "production", "eu"), await GetAsync(port));
         var status = await Cli(null, ["status", "--json", .. config]);
         Assert.Equal(0, status.ExitCode);
