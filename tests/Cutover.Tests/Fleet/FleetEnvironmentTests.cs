@@ -106,5 +106,20 @@ public sealed class FleetEnvironmentTests(SshFleet fleet, PublishedCutover publi
         Assert.DoesNotContain(token, deploy.All, StringComparison.Ordinal);
         Assert.DoesNotContain(password, deploy.All, StringComparison.Ordinal);
         Assert.Empty(hits);
+
+        // A second release with another token, then a fleet rollback: every host runs the first one's environment again.
+        File.WriteAllText(_dir.Combine(".env"), "API_TOKEN=fleet-second-token\n");
+        File.WriteAllText(Path.Combine(source, "VERSION"), "v2");
+        var second = await CutoverCli.RunAsync(_dir.Path, environment, "deploy", source, "-c", config);
+        Assert.True(second.ExitCode == 0, second.All);
+        foreach (var host in Hosts)
+            Assert.Equal("fleet-second-token", JsonSerializer.Deserialize<AppEnvironmentAgentTests.Seen>(await http.GetStringAsync($"http://127.0.0.1:{ports[host]}/"), web)!.Token);
+        var rollback = await CutoverCli.RunAsync(_dir.Path, new Dictionary<string, string> { ["CUTOVER_SELF_CONTAINED"] = published.Binary }, "rollback", "-c", config);
+        output.WriteLine($"rollback: exit {rollback.ExitCode}\n{rollback.All}");
+        Assert.True(rollback.ExitCode == 0, rollback.All);
+        foreach (var host in Hosts)
+            Assert.Equal(new AppEnvironmentAgentTests.Seen("v1", token, $"postgres://app:{password}@db/shop", "production", null),
+                JsonSerializer.Deserialize<AppEnvironmentAgentTests.Seen>(await http.GetStringAsync($"http://127.0.0.1:{ports[host]}/"), web));
+        Assert.DoesNotContain(token, rollback.All, StringComparison.Ordinal);
     }
 }
