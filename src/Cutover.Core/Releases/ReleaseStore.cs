@@ -131,8 +131,9 @@ public sealed class ReleaseStore(RootLayout layout, Config.Redactor? redactor = 
             if (!ReleaseId.TryParse(Path.GetFileNameWithoutExtension(file), out var id)) continue;
             if (!Directory.Exists(layout.ReleaseDir(id)))
             {
-                // A record whose directory is gone (a crash between the two) describes nothing.
+                // A record whose directory is gone (a crash between the two) describes nothing, nor does its env file.
                 File.Delete(file);
+                if (File.Exists(layout.EnvFile(id))) File.Delete(layout.EnvFile(id));
                 continue;
             }
             // An unreadable record is left as it is: records are renamed into place, so a crash cannot have cut it

@@ -226,4 +226,19 @@ public sealed class AppEnvironmentTests : IDisposable
         Assert.Equal("swarm", swarm.Env["OWN"]);
         Assert.Equal("value", swarm.Env["APP_ONLY"]);
     }
+
+    [Fact]
+    public void Recovery_removes_the_env_file_of_a_release_that_never_got_its_directory()
+    {
+        // A deploy killed after its record and env file, before its directory: recovery drops the record and the env file.
+        var layout = new Cutover.Releases.RootLayout(_dir.Path);
+        var store = new Cutover.Releases.ReleaseStore(layout);
+        store.EnsureLayout(adoptRoot: true);
+        var id = Cutover.Releases.ReleaseId.Parse("20260101_000000");
+        store.Save(new Cutover.Releases.ReleaseRecord { Id = id.Value, Created = DateTimeOffset.UtcNow, Status = Cutover.Releases.ReleaseStatus.Staging, User = "test", Source = "test" });
+        Cutover.Releases.ReleaseEnvironmentFile.Write(layout, id, new AppEnvironment { Variables = new Dictionary<string, string> { ["A"] = "secret-value" } });
+        store.RecoverInterrupted();
+        Assert.False(File.Exists(layout.RecordFile(id)));
+        Assert.False(File.Exists(layout.EnvFile(id)));
+    }
 }
