@@ -99,8 +99,10 @@ public sealed class AgentClient : IDisposable
 
     /// <summary>Moves an app to a release; progress events are replayed on <paramref name="progress"/>.</summary>
     /// <param name="roles">This host's fleet roles (only the process types of those run); null without a fleet: every type.</param>
-    public Task<ActivationResult> ActivateAsync(string configFile, string app, string releaseId, string releaseDir, IDeployProgress progress, CancellationToken cancellationToken, IReadOnlyList<string>? roles = null) =>
-        ActivateAsync(app, new AgentServer.ActivateRequest(configFile, releaseId, releaseDir, roles), progress, cancellationToken);
+    /// <param name="configFiles">Every -c file when there are several (layered config); the agent reads them in order.</param>
+    public Task<ActivationResult> ActivateAsync(string configFile, string app, string releaseId, string releaseDir, IDeployProgress progress, CancellationToken cancellationToken,
+        IReadOnlyList<string>? roles = null, IReadOnlyList<string>? configFiles = null) =>
+        ActivateAsync(app, new AgentServer.ActivateRequest(configFile, releaseId, releaseDir, roles, configFiles is { Count: > 1 } ? configFiles : null), progress, cancellationToken);
 
     /// <summary>Any activation request (a deploy's, a restart, a scale); progress is replayed on <paramref name="progress"/>, SIGINT cancels it.</summary>
     public async Task<ActivationResult> ActivateAsync(string app, AgentServer.ActivateRequest activation, IDeployProgress progress, CancellationToken cancellationToken)
@@ -232,12 +234,14 @@ public sealed class AgentRefusedException(int status, string message) : DeployEx
 
 /// <summary>The rolling strategy's activation, done by the agent.</summary>
 /// <param name="roles">A fleet host's roles, sent with every activation (null: not a fleet host, every role).</param>
-public sealed class AgentActivator(AgentClient client, string configFile, string app, IReadOnlyList<string> agentCommand, IReadOnlyList<string>? roles = null) : IInstanceActivator
+/// <param name="configFiles">Every -c file when there are several (layered config); the agent reads them in order.</param>
+public sealed class AgentActivator(AgentClient client, string configFile, string app, IReadOnlyList<string> agentCommand,
+    IReadOnlyList<string>? roles = null, IReadOnlyList<string>? configFiles = null) : IInstanceActivator
 {
     public async Task<ActivationResult> ActivateAsync(string releaseId, string releaseDir, IDeployProgress progress, CancellationToken cancellationToken)
     {
         await client.EnsureRunningAsync(agentCommand, progress, cancellationToken);
-        return await client.ActivateAsync(configFile, app, releaseId, releaseDir, progress, cancellationToken, roles);
+        return await client.ActivateAsync(configFile, app, releaseId, releaseDir, progress, cancellationToken, roles, configFiles);
     }
 
     public Task<string?> StopAsync(IDeployProgress progress, CancellationToken cancellationToken) => client.StopAppAsync(app, cancellationToken);

@@ -3,6 +3,7 @@ using Cutover.Config;
 using Cutover.Deploy;
 using Cutover.Platform;
 using Cutover.Progress;
+using Cutover.Releases;
 using Cutover.Rolling;
 using Cutover.Supervisor;
 using Microsoft.AspNetCore.Builder;
@@ -155,10 +156,14 @@ public sealed partial class AgentServer : IAsyncDisposable
     }
 
     /// <param name="Roles">This host's fleet roles: only the process types with one of them run here (web: role web); null, every type.</param>
+    /// <param name="ConfigFiles">Every -c file in order when there are several (Config is the last); null for one.</param>
     /// <param name="Restart">`cutover restart`: every instance (of <paramref name="Processes"/>, or all) replaced on the release that runs, which ReleaseId must name.</param>
     /// <param name="Scale">`cutover scale`: process type -> instances, on the release that runs.</param>
-    public sealed record ActivateRequest(string Config, string ReleaseId, string ReleaseDir, IReadOnlyList<string>? Roles = null,
-        bool Restart = false, IReadOnlyList<string>? Processes = null, IReadOnlyDictionary<string, int>? Scale = null);
+    public sealed record ActivateRequest(string Config, string ReleaseId, string ReleaseDir, IReadOnlyList<string>? Roles = null, IReadOnlyList<string>? ConfigFiles = null,
+        bool Restart = false, IReadOnlyList<string>? Processes = null, IReadOnlyDictionary<string, int>? Scale = null)
+    {
+        public IReadOnlyList<string> Layers => ConfigFiles is { Count: > 0 } files ? files : [Config];
+    }
 
     /// <summary>
     /// Moves an app's instances to a release, streaming progress as NDJSON; the last line is the result. The move is
@@ -230,7 +235,8 @@ public sealed partial class AgentServer : IAsyncDisposable
 
     private async Task<ActivationResult> ActivateLockedAsync(string app, ActivateRequest request, IDeployProgress progress, CancellationToken cancellationToken)
     {
-        var config = ConfigLoader.Load(request.Config);
+        // env is not resolved here (the agent has not the deployer's environment): the release's env file gives it.
+        var config = ReleaseEnvironmentFile.Apply(ConfigLoader.Load(request.Layers, resolveEnvironment: false), request.ReleaseId);
         if (config.App != app) return ActivationResult.NotLive($"the config names app '{config.App}', not '{app}'");
         if (config.Settings is not InstanceSettings settings)
             return ActivationResult.NotLive($"strategy: {config.Strategy} runs no instances under the agent");
@@ -296,7 +302,7 @@ public sealed partial class AgentServer : IAsyncDisposable
         // A release that did not take keeps the config of the one that still serves, for restarts and `start`.
         if (error is not null && previousConfig is not null && outcome != ActivationOutcome.Paused)
             await runtime.ReconfigureAsync(previousConfig, CancellationToken.None);
-        Save(app, request.Config, stopped: false);
+        Save(app, request.Layers, stopped: false);
         await _acme.RetireAsync(app, runtime.Settings.Proxy.Tls?.Acme);
         if (error is null) return ActivationResult.Live;
         var instances = runtime.AllSlots.Where(s => s is not null).GroupBy(s => s!.Spec.ReleaseId).ToDictionary(g => g.Key, g => g.Count());
@@ -339,7 +345,7 @@ public sealed partial class AgentServer : IAsyncDisposable
         {
             if (!_apps.TryGetValue(app, out var runtime)) return Refuse(StatusCodes.Status404NotFound, $"the agent runs no app '{app}'");
             await runtime.StopAllAsync(cancellationToken);
-            Save(app, _records[app].ConfigFile, stopped: true);
+            Save(app, _records[app].ConfigLayers, stopped: true);
             return Results.Json(new AppStopped(app), Json.Options);
         }
         finally
@@ -358,7 +364,7 @@ public sealed partial class AgentServer : IAsyncDisposable
             if (!runtime.IsEmpty) return Results.Json(new AppStarted(app, Already: true), Json.Options);
             var error = await runtime.StartAllAsync(record.ReleaseId, record.ReleaseDir!, cancellationToken);
             if (error is not null) return Refuse(StatusCodes.Status500InternalServerError, error);
-            Save(app, record.ConfigFile, stopped: false);
+            Save(app, record.ConfigLayers, stopped: false);
             return Results.Json(new AppStarted(app), Json.Options);
         }
         finally
@@ -381,7 +387,7 @@ public sealed partial class AgentServer : IAsyncDisposable
         return runtime;
     }
 
-    private void Save(string app, string configFile, bool stopped) => Save(_apps[app], configFile, stopped);
+    private void Save(string app, IReadOnlyList<string> configFiles, bool stopped) => Save(_apps[app], configFiles, stopped);
 
     /// <summary>An instance is starting, started or gone: the state names it before it can be orphaned.</summary>
     private void SaveInstances(AppRuntime runtime)
@@ -389,11 +395,11 @@ public sealed partial class AgentServer : IAsyncDisposable
         lock (_stateGate)
         {
             var record = _records.GetValueOrDefault(runtime.Config.App);
-            Save(runtime, record?.ConfigFile ?? runtime.Config.File, record?.Stopped ?? false);
+            Save(runtime, record?.ConfigLayers ?? runtime.Config.Files, record?.Stopped ?? false);
         }
     }
 
-    private void Save(AppRuntime runtime, string configFile, bool stopped)
+    private void Save(AppRuntime runtime, IReadOnlyList<string> configFiles, bool stopped)
     {
         lock (_stateGate)
         {
@@ -401,7 +407,8 @@ public sealed partial class AgentServer : IAsyncDisposable
             _records[app] = new AppRecord
             {
                 App = app,
-                ConfigFile = configFile,
+                ConfigFile = configFiles[^1],
+                ConfigFiles = configFiles.Count > 1 ? configFiles : null,
                 ReleaseId = runtime.ReleaseId ?? _records.GetValueOrDefault(app)?.ReleaseId,
                 ReleaseDir = runtime.ReleaseDir ?? _records.GetValueOrDefault(app)?.ReleaseDir,
                 Stopped = stopped,
@@ -438,7 +445,7 @@ public sealed partial class AgentServer : IAsyncDisposable
             _records[record.App] = record;
             try
             {
-                var config = ConfigLoader.Load(record.ConfigFile);
+                var config = ReleaseEnvironmentFile.Apply(ConfigLoader.Load(record.ConfigLayers, resolveEnvironment: false), record.ReleaseId);
                 // The stored certificate, loaded before 443 routes the app (no new order unless it is due); without
                 // one the app is routed anyway and the background loop keeps trying, as logged.
                 if (config.Settings is InstanceSettings { Proxy: var proxy })
@@ -460,7 +467,7 @@ public sealed partial class AgentServer : IAsyncDisposable
                     // Nothing of the app is meant to run (stopped, or never got a release): no container either.
                     await runtime.RemoveLeftoversAsync(cancellationToken);
                 }
-                Save(record.App, record.ConfigFile, record.Stopped);
+                Save(record.App, record.ConfigLayers, record.Stopped);
             }
             catch (Exception e) when (e is ConfigException or DeployException or IOException)
             {
@@ -478,7 +485,7 @@ public sealed partial class AgentServer : IAsyncDisposable
         try
         {
             // A config that no longer runs instances cannot take any over: what it left are orphans.
-            return ConfigLoader.Load(record.ConfigFile).Settings is InstanceSettings settings && settings.Runtime.InstancesOutliveAgent;
+            return ConfigLoader.Load(record.ConfigLayers, resolveEnvironment: false).Settings is InstanceSettings settings && settings.Runtime.InstancesOutliveAgent;
         }
         catch (Exception e) when (e is ConfigException or IOException)
         {

@@ -53,7 +53,7 @@ public sealed partial class AgentServer
         if (outcome.Succeeded && await runtime.ApplySizesAsync(progress, cancellationToken) is { } resizeProblem)
             outcome = ActivationResult.NotLive($"restarted, but changing the process types and counts failed: {resizeProblem}");
         if (!outcome.Succeeded) await runtime.ReconfigureAsync(previousConfig, CancellationToken.None);
-        else SaveConfigFile(runtime, request.Config);
+        else SaveConfigFiles(runtime, request.Layers);
         SaveInstances(runtime);
         return outcome;
     }
@@ -89,10 +89,10 @@ public sealed partial class AgentServer
         return ActivationResult.Live;
     }
 
-    /// <summary>A restart read the config file the CLI named: a later agent restart reads the same one.</summary>
-    private void SaveConfigFile(AppRuntime runtime, string configFile)
+    /// <summary>A restart read the config files the CLI named: a later agent restart reads the same ones.</summary>
+    private void SaveConfigFiles(AppRuntime runtime, IReadOnlyList<string> configFiles)
     {
         var record = _records.GetValueOrDefault(runtime.Config.App);
-        Save(runtime, configFile, record?.Stopped ?? false);
+        Save(runtime, configFiles, record?.Stopped ?? false);
     }
 }

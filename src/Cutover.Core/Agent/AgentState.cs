@@ -15,6 +15,10 @@ public sealed record AppRecord
 {
     public required string App { get; init; }
     public required string ConfigFile { get; init; }
+    /// <summary>Every -c file in order when there were several (ConfigFile is the last); null for one, as before.</summary>
+    public IReadOnlyList<string>? ConfigFiles { get; init; }
+    [System.Text.Json.Serialization.JsonIgnore]
+    public IReadOnlyList<string> ConfigLayers => ConfigFiles is { Count: > 0 } files ? files : [ConfigFile];
     public string? ReleaseId { get; init; }
     public string? ReleaseDir { get; init; }
     public bool Stopped { get; init; }

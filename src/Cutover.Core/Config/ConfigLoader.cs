@@ -8,31 +8,35 @@ public static class ConfigLoader
 {
     public const string DefaultFileName = "cutover.yml";
 
-    public static CutoverConfig Load(string path)
+    public static CutoverConfig Load(string path) => Load([path]);
+
+    /// <summary>
+    /// One or more config files (`-c a.yml -c b.yml`: later files override earlier ones key by key, see
+    /// <see cref="ConfigLayers"/>).
+    /// </summary>
+    /// <param name="resolveEnvironment">
+    /// True where `cutover deploy` runs: env_file is read and ${VAR} looked up (in <paramref name="lookup"/>, the process
+    /// environment by default). The agent passes false: it has not the deployer's environment and takes each release's
+    /// variables from that release's env file.
+    /// </param>
+    public static CutoverConfig Load(IReadOnlyList<string> paths, bool resolveEnvironment = true, Func<string, string?>? lookup = null)
     {
-        var full = Path.GetFullPath(path);
-        if (!System.IO.File.Exists(full))
-            throw new ConfigException([new ConfigError(path, 0, 0, "-", $"config file not found (run 'cutover init' to write one, or pass -c FILE)")]);
-        return Parse(System.IO.File.ReadAllText(full), full);
+        var layered = ConfigLayers.Load(paths);
+        var files = paths.Select(p => Path.GetFullPath(p)).ToArray();
+        return Read(layered.Root, files[^1], layered.Sources, files, resolveEnvironment, lookup ?? System.Environment.GetEnvironmentVariable);
     }
 
-    public static CutoverConfig Parse(string yaml, string file)
+    public static CutoverConfig Parse(string yaml, string file, Func<string, string?>? lookup = null)
     {
         var errors = new List<ConfigError>();
-        var stream = new YamlStream();
-        try
-        {
-            stream.Load(new StringReader(yaml));
-        }
-        catch (YamlException e)
-        {
-            var message = e.InnerException?.Message ?? e.Message;
-            throw new ConfigException([new ConfigError(file, (int)e.Start.Line, (int)e.Start.Column, "-", $"not valid YAML: {message}")]);
-        }
-        if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode rootNode)
-            throw new ConfigException([new ConfigError(file, 1, 1, "-", "the config must be a mapping of keys, starting with 'app:'")]);
+        var rootNode = ConfigLayers.ParseRoot(yaml, file, errors) ?? throw new ConfigException(errors);
+        return Read(rootNode, file, null, [file], true, lookup ?? System.Environment.GetEnvironmentVariable);
+    }
 
-        var top = new YamlSection(rootNode, file, "", errors);
+    private static CutoverConfig Read(YamlMappingNode rootNode, string file, ConfigSources? sources, IReadOnlyList<string> files, bool resolveEnvironment, Func<string, string?> lookup)
+    {
+        var errors = new List<ConfigError>();
+        var top = new YamlSection(rootNode, file, "", errors, sources);
         var app = top.RequiredString("app");
         if (app.Length > 0 && !IsSafeName(app))
             top.Error("app", $"'{app}' may only contain letters, digits, '.', '_' and '-'");
@@ -48,7 +52,7 @@ public static class ConfigLoader
 
         // Swarm keeps only Cutover's release records locally, so its root may be left to the default.
         var rootText = strategy == Strategy.Swarm ? top.String("root", Path.Combine(".cutover-swarm", app))! : top.RequiredString("root");
-        var root = rootText.Length == 0 ? "" : ResolveRoot(rootText, file);
+        var root = rootText.Length == 0 ? "" : ResolveRoot(rootText, top.FileOf("root"));
         if (root == "/")
             top.Error("root", $"'{rootText}' is the file system's root; Cutover writes releases/, shared/, current and .cutover/ into its root, so give it a directory of its own (for example /srv/{(app.Length > 0 ? app : "app")})");
         var keep = top.Int("keep_releases", 5, min: 1);
@@ -77,10 +81,11 @@ public static class ConfigLoader
         {
             health = ReadHealth(top.Section("health"), strategy);
             settings = strategy == Strategy.Swarm
-                ? new SwarmSettings { Swarm = ContainerConfigReader.ReadSwarm(top, top.Section("swarm"), file, warnings) }
+                ? new SwarmSettings { Swarm = ContainerConfigReader.ReadSwarm(top, top.Section("swarm"), top.FileOf("swarm"), warnings) }
                 : new SymlinkSettings();
         }
-        var migrations = ReadMigrations(top.Section("migrations"), file, settings);
+        var migrations = ReadMigrations(top.Section("migrations"), top.FileOf("migrations"), settings);
+        var environment = EnvConfigReader.Read(top, resolveEnvironment, lookup);
         var fleet = FleetConfigReader.Read(top, rootText, strategy);
         // A process type for a role no host carries would run nowhere: refused rather than silently never started.
         if (fleet is not null && settings is InstanceSettings withProcesses)
@@ -90,9 +95,10 @@ public static class ConfigLoader
         top.RejectUnknownKeys();
 
         if (errors.Count > 0) throw new ConfigException(errors);
-        return new CutoverConfig
+        return environment.ApplyTo(new CutoverConfig
         {
             File = file,
+            Files = files,
             App = app,
             Root = root,
             KeepReleases = keep,
@@ -103,7 +109,7 @@ public static class ConfigLoader
             Settings = settings,
             Warnings = warnings,
             Fleet = fleet,
-        };
+        });
     }
 
     /// <summary>runtime: process (the default) or docker, with the docker section only for docker.</summary>
@@ -189,7 +195,7 @@ public static class ConfigLoader
             if (!IsSafeName(name)) nginxSection.Error("upstream_name", $"'{name}' is not a valid nginx upstream name");
             nginx = new NginxRouterConfig
             {
-                UpstreamFile = file.Length == 0 ? "" : Path.GetFullPath(file, Path.GetDirectoryName(top.File)!),
+                UpstreamFile = file.Length == 0 ? "" : Path.GetFullPath(file, Path.GetDirectoryName(nginxSection.FileOf("upstream_file"))!),
                 UpstreamName = name,
                 Test = nginxSection.String("test", "nginx -t")!,
                 Reload = nginxSection.String("reload", "nginx -s reload")!,

@@ -4,6 +4,10 @@ namespace Cutover.Config;
 public sealed record CutoverConfig
 {
     public required string File { get; init; }
+    /// <summary>Every -c file, in order (later ones override earlier ones key by key); [File] for one.</summary>
+    public IReadOnlyList<string> Files { get; init; } = [];
+    /// <summary>Top-level env and env_file, resolved; already folded into each process's env (see AppEnvironment.ApplyTo).</summary>
+    public AppEnvironment Environment { get; init; } = AppEnvironment.Empty;
     public required string App { get; init; }
     public required string Root { get; init; }
     public int KeepReleases { get; init; } = 5;

@@ -29,7 +29,7 @@ internal static class FleetConfigReader
             var host = node switch
             {
                 YamlScalarNode scalar => ParseScalar(top, scalar, ssh, rootText),
-                YamlMappingNode mapping => ParseMapping(new YamlSection(mapping, top.File, $"hosts[{index}]", top.Errors), ssh, rootText, strategy),
+                YamlMappingNode mapping => ParseMapping(new YamlSection(mapping, top.File, $"hosts[{index}]", top.Errors, top.Sources), ssh, rootText, strategy),
                 _ => null,
             };
             if (node is not (YamlScalarNode or YamlMappingNode))

@@ -16,13 +16,16 @@ public sealed class YamlSection
     private readonly string _path;
     private readonly List<ConfigError> _errors;
     private readonly HashSet<string> _known = new(StringComparer.Ordinal);
+    private readonly ConfigSources? _sources;
 
-    public YamlSection(YamlMappingNode node, string file, string path, List<ConfigError> errors)
+    /// <param name="sources">With layered files (-c given more than once): which file each node came from, so errors name it.</param>
+    public YamlSection(YamlMappingNode node, string file, string path, List<ConfigError> errors, ConfigSources? sources = null)
     {
         _node = node;
-        _file = file;
+        _file = sources?.FileOf(node) ?? file;
         _path = path;
         _errors = errors;
+        _sources = sources;
     }
 
     public Mark Start => _node.Start;
@@ -32,6 +35,15 @@ public sealed class YamlSection
 
     /// <summary>The config file this section comes from.</summary>
     public string File => _file;
+
+    /// <summary>Where each node came from when files were layered; null for one file.</summary>
+    internal ConfigSources? Sources => _sources;
+
+    /// <summary>The file the key's value came from (layers: the last file that set it), for paths relative to it.</summary>
+    public string FileOf(string key) => Find(key) is { } pair ? _sources?.FileOf(pair.Value) ?? _file : _file;
+
+    /// <summary>The value node of a key, for errors that point at it later.</summary>
+    public YamlNode? NodeOf(string key) => Find(key)?.Value;
 
     public string KeyPath(string key) => _path.Length == 0 ? key : $"{_path}.{key}";
 
@@ -47,7 +59,7 @@ public sealed class YamlSection
     public void KeyError(string key, string message) => Error(Find(key)?.Key ?? _node, key, message);
 
     public void Error(YamlNode at, string key, string message) =>
-        _errors.Add(new ConfigError(_file, (int)at.Start.Line, (int)at.Start.Column, KeyPath(key), message));
+        _errors.Add(new ConfigError(_sources?.FileOf(at) ?? _file, (int)at.Start.Line, (int)at.Start.Column, KeyPath(key), message));
 
     public string? String(string key, string? fallback = null)
     {
@@ -188,7 +200,7 @@ public sealed class YamlSection
             }
             else if (item is YamlMappingNode mapping)
             {
-                var entry = new YamlSection(mapping, _file, KeyPath(key), _errors);
+                var entry = new YamlSection(mapping, _file, KeyPath(key), _errors, _sources);
                 ports.Add(new SwarmPort(entry.Int("published", 0), entry.Int("target", 0, min: 1, max: 65535), entry.Choice("mode", "ingress", ("ingress", "ingress"), ("host", "host"))));
             }
         }
@@ -258,7 +270,7 @@ public sealed class YamlSection
             case YamlScalarNode { Value: null or "" or "~" or "null" }:
                 return null;
             case YamlMappingNode mapping:
-                return new YamlSection(mapping, _file, KeyPath(key), _errors);
+                return new YamlSection(mapping, _file, KeyPath(key), _errors, _sources);
             default:
                 Error(value, key, "must be a mapping of keys to values");
                 return null;

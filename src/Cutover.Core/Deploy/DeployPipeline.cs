@@ -40,6 +40,7 @@ public sealed class DeployPipeline
     private readonly CurrentLink _current;
     private readonly HistoryLog _history;
     private readonly ReleaseBookkeeping _bookkeeping;
+    private readonly Redactor _redactor;
     private readonly ILogger _logger;
 
     private readonly IReleaseActivation _activation;
@@ -50,16 +51,25 @@ public sealed class DeployPipeline
     public DeployPipeline(CutoverConfig config, IDeployProgress progress, HttpClient http, IReleaseActivation? activation = null, ILogger<DeployPipeline>? logger = null,
         Func<string, string?>? environment = null)
     {
-        _migrations = config.Migrations is { } migrations ? new MigrationPhase(migrations, environment ?? Environment.GetEnvironmentVariable) : null;
+        // Secrets (env_file, ${VAR}) become *** in everything the deploy reports and writes: progress, the release log,
+        // records and history.
+        var redactor = ReleaseEnvironmentFile.RedactorFor(config.Root, config.Environment);
+        progress = RedactingProgress.Wrap(progress, redactor);
+        // database_url_env is looked up in the app's own environment first (env, env_file): the migrations must reach
+        // the database the release will use.
+        _migrations = config.Migrations is { } migrations
+            ? new MigrationPhase(migrations, environment ?? (name => config.Environment.Variables.GetValueOrDefault(name) ?? Environment.GetEnvironmentVariable(name)))
+            : null;
         _activation = activation ?? ReleaseActivations.For(config, progress);
         _logger = logger ?? NullLogger<DeployPipeline>.Instance;
         _config = config;
         _progress = progress;
         _http = http;
         _layout = new RootLayout(config.Root);
-        _store = new ReleaseStore(_layout);
+        _redactor = redactor;
+        _store = new ReleaseStore(_layout, redactor);
         _current = new CurrentLink(_layout);
-        _history = new HistoryLog(_layout);
+        _history = new HistoryLog(_layout, redactor);
         _bookkeeping = new ReleaseBookkeeping(_layout, _store, _current, _history, progress, _logger);
     }
 
@@ -67,7 +77,7 @@ public sealed class DeployPipeline
     {
         foreach (var warning in _config.Warnings) _progress.Warning(warning);
         // The strategy (its runtime) says what a release is: an image, or a directory or a tarball of files.
-        var (source, image) = _config.Settings.OpenRelease(request.Source, request.Image, _layout.Root);
+        var (source, image) = request.Release ?? _config.Settings.OpenRelease(request.Source, request.Image, _layout.Root);
         if (image is null && !request.AllowEmpty) ArtifactSource.RefuseEmpty(source, "the live release", cancellationToken);
         var revision = request.Revision ?? image ?? await ArtifactSource.GitRevisionAsync(request.Source, cancellationToken);
         using var prepared = await BeginAsync(source, revision, request.LockWait, request.CommandLine, cancellationToken, adoptRoot: request.AdoptRoot);
@@ -125,12 +135,14 @@ public sealed class DeployPipeline
             });
             // The record comes first: a crash before the directory exists leaves a record that recovery drops.
             _store.Save(record);
+            // Before the directory: a release never exists without the environment it is to run with.
+            ReleaseEnvironmentFile.Write(_layout, id, _config.Environment);
             Directory.CreateDirectory(releaseDir);
             _progress.Info($"release {id}{(revision is null ? "" : $" ({Short(revision)})")} from {source.Description}");
 
-            var log = new ReleaseLog(_layout.LogFile(id), _progress);
+            var log = new ReleaseLog(_layout.LogFile(id), _progress, _redactor);
             var previousDir = previous is null ? null : _layout.ReleaseDir(previous);
-            var hookContext = new HookContext(_config.App, _layout.Root, id.Value, releaseDir, previousDir, _config.Hooks.Timeout);
+            var hookContext = new HookContext(_config.App, _layout.Root, id.Value, releaseDir, previousDir, _config.Hooks.Timeout) { AppVariables = _config.Environment.Variables };
             return new PreparedRelease(held, log, clock, started, source, id, releaseDir, revision, previous, hookContext, lint) { Record = record };
         }
         catch
@@ -416,9 +428,11 @@ public sealed class DeployPipeline
     {
         var to = target.ReleaseId;
         string? error = null;
-        using (var log = new ReleaseLog(_layout.LogFile(to), _progress))
+        using (var log = new ReleaseLog(_layout.LogFile(to), _progress, _redactor))
         {
-            var context = new HookContext(_config.App, _layout.Root, to.Value, _layout.ReleaseDir(to), _layout.ReleaseDir(from), _config.Hooks.Timeout);
+            // A rollback's hooks get the target's own environment, as its instances do.
+            var context = new HookContext(_config.App, _layout.Root, to.Value, _layout.ReleaseDir(to), _layout.ReleaseDir(from), _config.Hooks.Timeout)
+                { AppVariables = ReleaseEnvironmentFile.Read(_layout, to)?.Variables ?? _config.Environment.Variables };
             try
             {
                 await RunHooksAsync(clock, "after_rollback", _config.Hooks.AfterRollback, context, log, cancellationToken);

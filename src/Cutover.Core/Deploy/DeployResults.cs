@@ -37,6 +37,9 @@ public sealed record DeployRequest(string Source, string? Revision, TimeSpan Loc
 
     /// <summary>`--adopt-root`: deploy into a non-empty root that Cutover did not create.</summary>
     public bool AdoptRoot { get; init; }
+
+    /// <summary>What to stage when it is not <see cref="Source"/> opened by the strategy (`--env-only`: the live release's files or image).</summary>
+    public Staging.ReleaseSource? Release { get; init; }
 }
 
 public sealed record DeployResult(

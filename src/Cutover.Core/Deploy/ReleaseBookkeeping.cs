@@ -211,7 +211,8 @@ public sealed class ReleaseBookkeeping(RootLayout layout, ReleaseStore store, Cu
             return;
         }
         clock.Run("rollback", () => current.SwitchTo(previous), $"current: {failed} -> {previous}");
-        var context = new HookContext(config.App, layout.Root, previous.Value, layout.ReleaseDir(previous), layout.ReleaseDir(failed), config.Hooks.Timeout);
+        var context = new HookContext(config.App, layout.Root, previous.Value, layout.ReleaseDir(previous), layout.ReleaseDir(failed), config.Hooks.Timeout)
+            { AppVariables = ReleaseEnvironmentFile.Read(layout, previous)?.Variables ?? config.Environment.Variables };
         try
         {
             await RunHooksAsync(clock, "after_rollback", config.Hooks.AfterRollback, context, log, cancellationToken);

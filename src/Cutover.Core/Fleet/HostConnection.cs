@@ -232,13 +232,14 @@ public sealed class HostConnection : IDisposable
     /// Writes a small file atomically through the SSH channel itself (cat into a temp name, then rename), so writing
     /// a config or a manifest needs no SFTP connection.
     /// </summary>
-    public async Task WriteFileAsync(string remotePath, byte[] content, CancellationToken cancellationToken)
+    /// <param name="ownerOnly">Created 0600 (umask 077 before cat), never readable by others even for a moment: secrets.</param>
+    public async Task WriteFileAsync(string remotePath, byte[] content, CancellationToken cancellationToken, bool ownerOnly = false)
     {
         var dir = remotePath[..remotePath.LastIndexOf('/')];
         var temp = $"{dir}/.{Path.GetFileName(remotePath)}.{Guid.NewGuid():N}.tmp";
         try
         {
-            using var command = _ssh.CreateCommand($"mkdir -p {Quote(dir)} && cat > {Quote(temp)} && mv -f {Quote(temp)} {Quote(remotePath)}");
+            using var command = _ssh.CreateCommand($"{(ownerOnly ? "umask 077 && " : "")}mkdir -p {Quote(dir)} && cat > {Quote(temp)} && mv -f {Quote(temp)} {Quote(remotePath)}");
             var running = command.ExecuteAsync(cancellationToken);
             await using (var input = command.CreateInputStream())
                 await input.WriteAsync(content, cancellationToken);

@@ -20,10 +20,11 @@ public sealed record HistoryEntry
 }
 
 /// <summary>The append-only record of everything done to a root.</summary>
-public sealed class HistoryLog(RootLayout layout)
+/// <param name="redactor">The app's secrets, kept out of the log (an entry's error may quote a hook or the app).</param>
+public sealed class HistoryLog(RootLayout layout, Config.Redactor? redactor = null)
 {
     public void Append(HistoryEntry entry) =>
-        AtomicFile.AppendLine(layout.History, JsonSerializer.Serialize(entry, Json.Compact));
+        AtomicFile.AppendLine(layout.History, (redactor ?? Config.Redactor.None).Redact(JsonSerializer.Serialize(entry, Json.Compact)));
 
     public IReadOnlyList<HistoryEntry> Read()
     {

@@ -12,7 +12,10 @@ public sealed record HookContext(
     string? PreviousReleaseDir,
     TimeSpan Timeout)
 {
-    public IReadOnlyDictionary<string, string> Environment => new Dictionary<string, string>
+    /// <summary>The app's environment (top-level env and env_file) of the release the hook serves; CUTOVER_* win over it.</summary>
+    public IReadOnlyDictionary<string, string> AppVariables { get; init; } = new Dictionary<string, string>();
+
+    public IReadOnlyDictionary<string, string> Environment => new Dictionary<string, string>(AppVariables)
     {
         ["CUTOVER_APP"] = App,
         ["CUTOVER_ROOT"] = Root,

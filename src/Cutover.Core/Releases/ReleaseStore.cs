@@ -7,7 +7,8 @@ namespace Cutover.Releases;
 /// The releases of one root: their directories and their records. A release exists only when both do
 /// (the lesson of Deployer's releases_log), so stray directories are never listed, switched to or deleted.
 /// </summary>
-public sealed class ReleaseStore(RootLayout layout)
+/// <param name="redactor">The app's secrets, kept out of every record written (a failure's text may quote a hook or the app).</param>
+public sealed class ReleaseStore(RootLayout layout, Config.Redactor? redactor = null)
 {
     private const string TrashPrefix = ".trash-";
 
@@ -91,7 +92,7 @@ public sealed class ReleaseStore(RootLayout layout)
     }
 
     public void Save(ReleaseRecord record) =>
-        AtomicFile.WriteAllText(layout.RecordFile(record.ReleaseId), JsonSerializer.Serialize(record, Json.Options));
+        AtomicFile.WriteAllText(layout.RecordFile(record.ReleaseId), (redactor ?? Config.Redactor.None).Redact(JsonSerializer.Serialize(record, Json.Options)));
 
     public ReleaseRecord SetStatus(ReleaseRecord record, ReleaseStatus status, string? failure = null)
     {
@@ -114,6 +115,8 @@ public sealed class ReleaseStore(RootLayout layout)
         File.Delete(layout.RecordFile(id));
         File.Delete(layout.LogFile(id));
         File.Delete(layout.ContentIndexFile(id));
+        // .cutover/env/ exists only once a release had an environment (File.Delete throws for a missing directory).
+        if (File.Exists(layout.EnvFile(id))) File.Delete(layout.EnvFile(id));
         DeleteTree(trash);
     }
 
@@ -128,8 +131,9 @@ public sealed class ReleaseStore(RootLayout layout)
             if (!ReleaseId.TryParse(Path.GetFileNameWithoutExtension(file), out var id)) continue;
             if (!Directory.Exists(layout.ReleaseDir(id)))
             {
-                // A record whose directory is gone (a crash between the two) describes nothing.
+                // A record whose directory is gone (a crash between the two) describes nothing, nor does its env file.
                 File.Delete(file);
+                if (File.Exists(layout.EnvFile(id))) File.Delete(layout.EnvFile(id));
                 continue;
             }
             // An unreadable record is left as it is: records are renamed into place, so a crash cannot have cut it

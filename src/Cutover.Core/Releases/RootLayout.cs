@@ -17,6 +17,9 @@ public sealed record RootLayout(string Root)
     public string RecordFile(ReleaseId id) => Path.Combine(Records, id.Value + ".json");
     public string LogFile(ReleaseId id) => Path.Combine(Logs, id.Value + ".log");
     /// <summary>The release's content index (path -> sha256), see Staging/ContentIndex.</summary>
+    /// <summary>The release's resolved environment (secrets): 0600, outside releases/&lt;id&gt;/ so no artifact, hook copy or listing holds it.</summary>
+    public string EnvFile(ReleaseId id) => Path.Combine(EnvDir, id.Value + ".env");
+    public string EnvDir => Path.Combine(State, "env");
     public string ContentIndexFile(ReleaseId id) => Path.Combine(State, "hashes", id.Value + ".json");
 
     /// <summary>The target <c>current</c> points at, relative so the root can be moved or mounted elsewhere.</summary>

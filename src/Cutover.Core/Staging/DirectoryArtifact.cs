@@ -3,7 +3,8 @@ using Cutover.Platform;
 namespace Cutover.Staging;
 
 /// <summary>A build output directory. <c>.git</c> at its top is left out: a release is what gets served.</summary>
-public sealed class DirectoryArtifact(string root) : IArtifactSource
+/// <param name="leaveOut">Relative paths not read at all (nor what lies under them): a live release's shared links, for `deploy --env-only`.</param>
+public sealed class DirectoryArtifact(string root, IReadOnlySet<string>? leaveOut = null) : IArtifactSource
 {
     public string Description => root;
 
@@ -23,6 +24,7 @@ public sealed class DirectoryArtifact(string root) : IArtifactSource
             cancellationToken.ThrowIfCancellationRequested();
             if (prefix.Length == 0 && name == ".git") continue;
             var path = prefix + name;
+            if (leaveOut?.Contains(path) == true) continue;
             var status = LibC.Stat(full);
             var modified = DateTime.UnixEpoch.AddTicks(status.MtimeNs / 100);
             switch (status.Type)

@@ -137,6 +137,7 @@ public sealed class AppRuntime : IAsyncDisposable
     {
         var logs = Settings.Logs;
         Log.SetLimits(logs.MaxSize, logs.Retain);
+        Log.Redactor = Releases.ReleaseEnvironmentFile.RedactorFor(Config.Root, Config.Environment);
         if (logs.AccessLog)
         {
             _accessLog ??= new Logging.RotatingLogFile(Path.Combine(_home, "logs", Config.App, "access", "current.log"), "", logs.MaxSize, logs.Retain);

@@ -133,7 +133,9 @@ public sealed class InstanceProcess : IRunningInstance
         };
         start.ArgumentList.Add("/bin/sh");
         foreach (var arg in ExitStatusFile.WrapperArguments(ShellCommand(spec.Run.Command), exitStatusPath)) start.ArgumentList.Add(arg);
-        foreach (var (key, value) in AppEnvironment.Of(spec.Run)) start.Environment[key] = value;
+        // run.env is the app's whole environment here: the agent folded the release's env file under it
+        // (ReleaseEnvironmentFile.Apply), so instances and `cutover exec` see the same variables.
+        foreach (var (key, value) in spec.Run.Env) start.Environment[key] = value;
         // A process type listens nowhere: no port variable (and none inherited from the agent's environment).
         if (spec.ServesHttp) start.Environment[spec.Run.PortEnv] = spec.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
         else start.Environment.Remove(spec.Run.PortEnv);

@@ -19,10 +19,16 @@ public sealed class LogSink : IDisposable
 
     public string CurrentPath => _file.CurrentPath;
 
+    /// <summary>
+    /// The app's secrets (env_file, ${VAR}) as `***` in what its instances print: a log is read by more people, and
+    /// kept longer, than the env file. Set by the runtime from the release's env files.
+    /// </summary>
+    public Config.Redactor Redactor { get; set; } = Config.Redactor.None;
+
     public void SetLimits(long maxBytes, int retain) => _file.SetLimits(maxBytes, retain);
 
     public void Write(string instance, int? pid, string stream, string line) =>
-        _file.Write($"{DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture)} {instance} {pid?.ToString(CultureInfo.InvariantCulture) ?? "-"} {stream} {line}\n");
+        _file.Write($"{DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture)} {instance} {pid?.ToString(CultureInfo.InvariantCulture) ?? "-"} {stream} {Redactor.Redact(line)}\n");
 
     public void Dispose() => _file.Dispose();
 }

@@ -23,7 +23,7 @@ public static class AgentCommands
 
     /// <param name="roles">A fleet host's roles (`--host-roles`, given by the deployer); null: every role.</param>
     public static IInstanceActivator? ActivatorFor(CutoverConfig config, AgentClient client, IReadOnlyList<string>? roles = null) =>
-        config.RunsInstances ? new AgentActivator(client, config.File, config.App, SelfCommand("agent", "--quiet"), roles) : null;
+        config.RunsInstances ? new AgentActivator(client, config.File, config.App, SelfCommand("agent", "--quiet"), roles, config.Files) : null;
 
     public static Command Agent(CliEnvironment env)
     {
@@ -71,7 +71,7 @@ public static class AgentCommands
         var command = new Command(action, description);
         command.SetAction((parse, ct) => CommandRunner.RunAsync(env, false, async () =>
         {
-            var config = RollingConfig(parse.GetValue(common.Config)!);
+            var config = RollingConfig(common.ConfigFiles(parse));
             using var client = new AgentClient(AgentHome.FromEnvironment());
             if (!await client.IsRunningAsync(ct)) throw new DeployException("the agent is not running; `cutover deploy` starts it, or run `cutover agent`");
             var error = action == "stop" ? await client.StopAppAsync(config.App, ct) : await client.StartAppAsync(config.App, ct);
@@ -141,9 +141,10 @@ public static class AgentCommands
         env.Console.Write(table);
     }
 
-    private static CutoverConfig RollingConfig(string file)
+    private static CutoverConfig RollingConfig(IReadOnlyList<string> files)
     {
-        var config = ConfigLoader.Load(file);
+        var config = ConfigLoader.Load(files, resolveEnvironment: false);
+        var file = string.Join(" + ", files);
         if (!config.RunsInstances) throw new UsageException($"this command is for strategies rolling and blue-green; {file} uses strategy: {config.Strategy}");
         return config;
     }

@@ -14,10 +14,23 @@ public static class ExitCodes
     public const int Cancelled = 130;
 }
 
+/// <summary>
+/// The secrets a command came to know (a deploy's env_file and ${VAR} values, the root's env files), set by the
+/// command once it has loaded its config, so an error message that quotes one is shown with `***` instead.
+/// </summary>
+public sealed class SecretsToHide
+{
+    public Redactor Redactor { get; set; } = Redactor.None;
+}
+
 public static class CommandRunner
 {
-    public static async Task<int> RunAsync(CliEnvironment env, bool json, Func<Task<int>> action)
+    public static async Task<int> RunAsync(CliEnvironment env, bool json, Func<Task<int>> action, SecretsToHide? secrets = null)
     {
+        // Every message below is reported through this one, which hides the secrets the command came to know.
+        int Report(CliEnvironment env, bool json, string kind, string[] messages, int code) =>
+            CommandRunner.Report(env, json, kind, messages.Select(m => secrets?.Redactor.Redact(m) ?? m).ToArray(), code);
+
         try
         {
             return await action();

@@ -6,12 +6,27 @@ namespace Cutover.Cli.Commands;
 /// <summary>Options shared by several commands, defined once so they parse and read the same everywhere.</summary>
 public sealed class CommonOptions
 {
-    public Option<string> Config { get; } = new("--config", "-c")
+    public Option<string[]> Config { get; } = new("--config", "-c")
     {
-        Description = "The config file",
-        DefaultValueFactory = _ => ConfigLoader.DefaultFileName,
+        Description = "The config file; give -c more than once to layer files (later ones override earlier ones key by key, e.g. -c cutover.yml -c cutover.production.yml)",
+        DefaultValueFactory = _ => [ConfigLoader.DefaultFileName],
         Recursive = true,
     };
+
+    /// <summary>The -c files in order.</summary>
+    public IReadOnlyList<string> ConfigFiles(ParseResult parse) => parse.GetValue(Config) is { Length: > 0 } files ? files : [ConfigLoader.DefaultFileName];
+
+    /// <summary>
+    /// The (layered) config. Only `cutover deploy` resolves env_file and ${VAR} (<paramref name="resolveEnvironment"/>):
+    /// every other command works without the deploy's secrets, and the agent takes a release's environment from
+    /// the env file its deploy wrote.
+    /// </summary>
+    public CutoverConfig LoadConfig(ParseResult parse, bool resolveEnvironment = false) =>
+        ConfigLoader.Load(ConfigFiles(parse), resolveEnvironment);
+
+    /// <summary>For commands that read or write exactly one file (init).</summary>
+    public string SingleConfigFile(ParseResult parse, string command) =>
+        ConfigFiles(parse) is [var one] ? one : throw new UsageException($"`cutover {command}` takes one -c file, not {ConfigFiles(parse).Count}");
 
     public Option<bool> Verbose { get; } = new("--verbose", "-v")
     {

@@ -3,6 +3,7 @@ using Cutover.Cli.Output;
 using Cutover.Progress;
 using Cutover.Config;
 using Cutover.Deploy;
+using Cutover.Releases;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
 
@@ -19,21 +20,31 @@ public static class DeployCommand
         var probeRate = new Option<double>("--probe-rate") { Description = "Requests per second for --probe", DefaultValueFactory = _ => 100 };
         var allowEmpty = new Option<bool>("--allow-empty") { Description = "Deploy an artifact that holds no files (an empty directory or archive); refused otherwise" };
         var adoptRoot = new Option<bool>("--adopt-root") { Description = "Deploy into a root that is not empty and was not created by Cutover (no .cutover/); refused otherwise" };
-        var command = new Command("deploy", "Stage a new release and switch to it atomically") { source, revision, image, common.Json, common.LockWait, probe, probeRate, common.AcceptNewHostKeys, allowEmpty, adoptRoot, common.Hosts, common.Roles };
+        var envOnly = new Option<bool>("--env-only") { Description = "Deploy the live release's files (or image) again with the environment as env/env_file resolve now, through the strategy's usual rollout" };
+        var command = new Command("deploy", "Stage a new release and switch to it atomically") { source, revision, image, common.Json, common.LockWait, probe, probeRate, common.AcceptNewHostKeys, allowEmpty, adoptRoot, envOnly, common.Hosts, common.Roles };
         command.SetAction((parse, ct) =>
         {
             var json = parse.GetValue(common.Json);
+            var secrets = new SecretsToHide();
             return CommandRunner.RunAsync(env, json, async () =>
             {
                 using var undoFinishes = env.ProtectUndo();
-                var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
-                var progress = env.Progress(json);
+                var config = common.LoadConfig(parse, resolveEnvironment: true);
+                secrets.Redactor = ReleaseEnvironmentFile.RedactorFor(config.Root, config.Environment);
+                var rendering = env.Progress(json);
+                // Everything the deploy reports goes through the redactor; the renderer itself is kept for the final result.
+                var progress = RedactingProgress.Wrap(rendering, secrets.Redactor);
+                var onlyEnv = parse.GetValue(envOnly);
+                if (onlyEnv && (parse.GetValue(source) is not null || parse.GetValue(image) is not null))
+                    throw new UsageException("--env-only deploys the live release again with the new environment; give no source and no --image");
+                if (onlyEnv && config.Fleet is not null)
+                    throw new UsageException("--env-only is for deploys on this machine for now; with hosts:, deploy the build again to roll the hosts onto the new environment");
                 if (common.Selection(parse, config) is { } selection)
                 {
                     if (parse.GetValue(probe) is not null) throw new UsageException("--probe is for deploys on this machine; with hosts, probe each host's URL yourself");
                     if (parse.GetValue(adoptRoot))
                         throw new UsageException("--adopt-root is for deploys on this machine; a fleet deploy does not take it yet (deploy to an empty root on each host)");
-                    return await FleetCommands.DeployAsync(env, json, progress, config,
+                    return await FleetCommands.DeployAsync(env, json, rendering, config,
                         new Cutover.Fleet.FleetDeployRequest(parse.GetValue(source)!, parse.GetValue(revision), CommandLine(), parse.GetValue(common.AcceptNewHostKeys),
                             CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!)) { AllowEmpty = parse.GetValue(allowEmpty) }, selection, ct);
                 }
@@ -48,11 +59,13 @@ public static class DeployCommand
                 if (parse.GetValue(allowEmpty) && deploysImage)
                     throw new UsageException("--allow-empty is for directories and archives; this config deploys an image");
                 var sourceArg = parse.GetValue(source);
+                var again = onlyEnv ? EnvOnlyRelease.Open(config) : null;
+                if (again is not null) sourceArg = again.Path;
                 if (sourceArg is null && !deploysImage)
                     throw new UsageException("give the directory or .tar.gz to deploy: cutover deploy ./dist");
-                var request = new DeployRequest(sourceArg ?? "", parse.GetValue(revision),
+                var request = new DeployRequest(sourceArg ?? "", parse.GetValue(revision) ?? again?.Revision,
                     CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!), CommandLine())
-                    { Image = imageRef, AllowEmpty = parse.GetValue(allowEmpty), AdoptRoot = parse.GetValue(adoptRoot) };
+                    { Image = imageRef, AllowEmpty = parse.GetValue(allowEmpty), AdoptRoot = parse.GetValue(adoptRoot), Release = again?.Release };
                 Task<Cutover.Probe.ProbeReport>? probing = null;
                 using var stopProbe = new CancellationTokenSource();
                 if (parse.GetValue(probe) is { } probeUrl)
@@ -65,20 +78,21 @@ public static class DeployCommand
                     }, stopProbe.Token);
                 }
                 var result = await deployer.DeployAsync(request, ct);
+                result = result with { Error = secrets.Redactor.RedactOrNull(result.Error) };
                 Cutover.Probe.ProbeReport? probed = null;
                 if (probing is not null)
                 {
                     stopProbe.Cancel();
                     probed = await probing;
                 }
-                Render(env, json, progress, config, result, probed);
+                Render(env, json, rendering, config, result, probed);
                 if (probed is { Failed: > 0 })
                 {
                     if (!json) env.Error.WriteLine($"error: the probe counted {probed.Failed} failed requests during the deploy");
                     return ExitCodes.Failed;
                 }
                 return result.Succeeded ? ExitCodes.Ok : result.Outcome == DeployOutcome.Cancelled ? ExitCodes.Cancelled : ExitCodes.Failed;
-            });
+            }, secrets);
         });
         return command;
     }

@@ -29,7 +29,7 @@ public static class ExecCommand
             { commandLine, primary, interactive, tty, common.Hosts, common.Roles, common.AcceptNewHostKeys };
         command.SetAction((parse, ct) => CommandRunner.RunAsync(env, false, async () =>
         {
-            var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
+            var config = common.LoadConfig(parse);
             if (config.Settings.DeploysImage)
                 throw new UsageException($"exec runs in the live release's directory; with {(config.Strategy == Strategy.Swarm ? "strategy: swarm" : "runtime: docker")} a release is an image (use docker exec)");
             var words = parse.GetValue(commandLine)!;
@@ -41,7 +41,12 @@ public static class ExecCommand
                        ?? throw new DeployException($"nothing deployed yet under {config.Root}: exec runs in the live release (`cutover deploy` first)");
             var environment = new Dictionary<string, string>(StringComparer.Ordinal);
             foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables()) environment[(string)e.Key] = (string?)e.Value ?? "";
-            foreach (var (key, value) in Cutover.Supervisor.AppEnvironment.Of(config)) environment[key] = value;
+            // The app's environment as the live release's instances get it: the release's env file (what its deploy
+            // resolved from env, env_file and ${VAR}), then run.env's own entries over it, as ApplyTo folds them.
+            var released = ReleaseEnvironmentFile.Read(layout, live)?.Variables ?? new Dictionary<string, string>();
+            foreach (var (key, value) in released) environment[key] = value;
+            if (config.Settings is InstanceSettings instances)
+                foreach (var (key, value) in instances.Run.Env) environment[key] = value;
             environment["CUTOVER_APP"] = config.App;
             environment["CUTOVER_RELEASE_ID"] = live.Value;
             environment["PWD"] = layout.ReleaseDir(live); // a shell's $PWD, as if it had cd'd there

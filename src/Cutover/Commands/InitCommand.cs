@@ -12,7 +12,7 @@ public static class InitCommand
         var command = new Command("init", "Write a commented cutover.yml for the app in this directory") { force, root };
         command.SetAction((parse, ct) => CommandRunner.RunAsync(env, false, () =>
         {
-            var path = Path.GetFullPath(parse.GetValue(common.Config)!);
+            var path = Path.GetFullPath(common.SingleConfigFile(parse, "init"));
             if (File.Exists(path) && !parse.GetValue(force))
                 throw new UsageException($"{path} already exists; pass --force to overwrite it");
             var dir = Path.GetDirectoryName(path)!;

@@ -23,14 +23,14 @@ public static class InstanceCommands
             var json = parse.GetValue(common.Json);
             return CommandRunner.RunAsync(env, json, async () =>
             {
-                var config = InstanceConfig(parse.GetValue(common.Config)!, "restart");
+                var config = InstanceConfig(common, parse, "restart");
                 var settings = config.SettingsOf<InstanceSettings>();
                 var only = parse.GetValue(process);
                 if (only is not null && Supervisor.AppRuntime.ConfiguredInstances(settings, only) is null)
                     throw new UsageException($"restart {only}: {config.File} has no such process type; it has {string.Join(", ", TypesOf(settings))}");
                 if (common.Selection(parse, config) is { } selection)
                     return await OnHostsAsync(env, json, config, "restart", only is null ? [] : [only], selection, parse.GetValue(common.AcceptNewHostKeys), ct);
-                return await RunAsync(env, json, config, "restart", release => new AgentServer.ActivateRequest(config.File, release, ReleaseDir(config, release),
+                return await RunAsync(env, json, config, "restart", release => new AgentServer.ActivateRequest(config.File, release, ReleaseDir(config, release), ConfigFiles: Layered(config),
                     Restart: true, Processes: only is null ? null : [only]), ct);
             });
         });
@@ -46,11 +46,11 @@ public static class InstanceCommands
             var json = parse.GetValue(common.Json);
             return CommandRunner.RunAsync(env, json, async () =>
             {
-                var config = InstanceConfig(parse.GetValue(common.Config)!, "scale");
+                var config = InstanceConfig(common, parse, "scale");
                 var wanted = ParseCounts(config, parse.GetValue(counts)!);
                 if (common.Selection(parse, config) is { } selection)
                     return await OnHostsAsync(env, json, config, "scale", parse.GetValue(counts)!, selection, parse.GetValue(common.AcceptNewHostKeys), ct);
-                return await RunAsync(env, json, config, "scale", release => new AgentServer.ActivateRequest(config.File, release, ReleaseDir(config, release), Scale: wanted), ct);
+                return await RunAsync(env, json, config, "scale", release => new AgentServer.ActivateRequest(config.File, release, ReleaseDir(config, release), ConfigFiles: Layered(config), Scale: wanted), ct);
             });
         });
         return command;
@@ -83,6 +83,9 @@ public static class InstanceCommands
     private const int MaxInstances = 256;
 
     private static IEnumerable<string> TypesOf(InstanceSettings settings) => settings.Processes.Select(p => p.Name).Prepend(ProcessConfigReader.Web);
+
+    /// <summary>Every -c file when there are several, as a deploy sends them; null for one.</summary>
+    private static IReadOnlyList<string>? Layered(CutoverConfig config) => config.Files is { Count: > 1 } files ? files : null;
 
     private static string ReleaseDir(CutoverConfig config, string release) => new Releases.RootLayout(config.Root).ReleaseDir(Releases.ReleaseId.Parse(release));
 
@@ -161,10 +164,11 @@ public static class InstanceCommands
         return ok ? ExitCodes.Ok : ExitCodes.Failed;
     }
 
-    private static CutoverConfig InstanceConfig(string file, string command)
+    /// <summary>The (layered) -c files, without resolving the environment: the agent takes it from the release's env file.</summary>
+    private static CutoverConfig InstanceConfig(CommonOptions common, ParseResult parse, string command)
     {
-        var config = ConfigLoader.Load(file);
-        if (!config.RunsInstances) throw new UsageException($"{command} is for strategies rolling and blue-green; {file} uses strategy: {config.Strategy}");
+        var config = common.LoadConfig(parse);
+        if (!config.RunsInstances) throw new UsageException($"{command} is for strategies rolling and blue-green; {config.File} uses strategy: {config.Strategy}");
         return config;
     }
 }

@@ -34,7 +34,7 @@ public static class LogsCommand
             // On a host, errors go to stderr as plain lines: the deployer reads stdout as log lines only.
             return CommandRunner.RunAsync(env, parse.GetValue(common.Json), async () =>
             {
-                var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
+                var config = common.LoadConfig(parse);
                 if (!config.RunsInstances) throw new UsageException($"logs is for strategies rolling and blue-green; {config.File} uses strategy: {config.Strategy}");
                 var processType = parse.GetValue(process);
                 if (processType is not null && !ProcessTypes(config).Contains(processType, StringComparer.Ordinal))

@@ -29,11 +29,12 @@ public static class MigrationsCommands
         command.SetAction((parse, ct) => CommandRunner.RunAsync(env, false, async () =>
         {
             var given = parse.GetValue(paths) ?? [];
-            var configPath = parse.GetValue(common.Config)!;
+            var configFiles = common.ConfigFiles(parse);
+            var configPath = string.Join(" + ", configFiles);
             MigrationsConfig? config = null;
-            if (given.Length == 0 || File.Exists(configPath))
+            if (given.Length == 0 || configFiles.Any(File.Exists))
             {
-                config = ConfigLoader.Load(configPath).Migrations;
+                config = ConfigLoader.Load(configFiles, resolveEnvironment: false).Migrations;
                 if (given.Length == 0 && config is null)
                     throw new UsageException($"give migration files or directories, or a 'migrations' section with 'dir' in {configPath}");
             }
@@ -72,7 +73,7 @@ public static class MigrationsCommands
             var json = parse.GetValue(common.Json);
             return CommandRunner.RunAsync(env, json, async () =>
             {
-                var phase = PhaseFor(ConfigLoader.Load(parse.GetValue(common.Config)!));
+                var phase = PhaseFor(common.LoadConfig(parse));
                 var rows = await new MigrationRunner(phase.ConnectionString(), MigrationRunOptions.From(phase.Config), _ => { }).StatusAsync(phase.Files(), ct);
                 if (json)
                 {
@@ -105,7 +106,7 @@ public static class MigrationsCommands
         var command = new Command("migrate", "Lint, then apply pending migrations in order, once, with lock_timeout and retries");
         command.SetAction((parse, ct) => CommandRunner.RunAsync(env, false, async () =>
         {
-            var phase = PhaseFor(ConfigLoader.Load(parse.GetValue(common.Config)!));
+            var phase = PhaseFor(common.LoadConfig(parse));
             if (phase.Config.Lint != MigrationLintLevel.Off)
             {
                 var lint = phase.Lint();

@@ -16,7 +16,7 @@ public static class ReleasesCommand
             var json = parse.GetValue(common.Json);
             return CommandRunner.RunAsync(env, json, () =>
             {
-                var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
+                var config = common.LoadConfig(parse);
                 if (common.Selection(parse, config) is { } selection) return FleetCommands.ReleasesAsync(env, json, config, parse.GetValue(common.AcceptNewHostKeys), selection, ct);
                 var snapshot = RootSnapshot.Read(new RootLayout(config.Root));
                 if (json)

@@ -29,7 +29,10 @@ public static class RemoteCommands
         var command = new Command("session", "Serve one fleet deploy on this host: JSON lines on stdin and stdout") { common.HostRoles };
         command.SetAction(async (parse, ct) =>
         {
-            var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
+            // The deployer handed this deploy's environment over as the config's env_file (RemoteConfig.HandedEnvFile):
+            // read it like a deploy does, then delete it, so only the release's own 0600 env file keeps the values.
+            var config = common.LoadConfig(parse, resolveEnvironment: true);
+            RemoteConfig.TakeHandedEnvFile(config);
             using var hangup = CancellationTokenSource.CreateLinkedTokenSource(ct);
             // The SSH connection going away may arrive as SIGHUP rather than EOF; either way, abort cleanly.
             using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; hangup.Cancel(); });
@@ -51,7 +54,7 @@ public static class RemoteCommands
         var command = new Command("hashes", "Print the sha256 of every file in the live release, as a JSON array");
         command.SetAction(parse => CommandRunner.RunAsync(env, true, () =>
         {
-            var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
+            var config = common.LoadConfig(parse);
             var layout = new RootLayout(config.Root);
             var current = new CurrentLink(layout).Read();
             var hashes = current is null ? [] : ReleaseHashes.Of(layout, current).Values.Distinct().ToArray();

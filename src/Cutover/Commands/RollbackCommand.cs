@@ -3,6 +3,7 @@ using Cutover.Cli.Output;
 using Cutover.Progress;
 using Cutover.Config;
 using Cutover.Deploy;
+using Cutover.Releases;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
 
@@ -17,23 +18,30 @@ public static class RollbackCommand
         command.SetAction((parse, ct) =>
         {
             var json = parse.GetValue(common.Json);
+            var secrets = new SecretsToHide();
             return CommandRunner.RunAsync(env, json, async () =>
             {
                 using var undoFinishes = env.ProtectUndo();
-                var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
-                var progress = env.Progress(json);
+                var config = common.LoadConfig(parse);
+                // Swarm keeps the environment in the service spec, which a rollback rewrites from the config: it needs
+                // the env resolved as a deploy does. The agent strategies take the target's own env file instead.
+                if (config.Strategy == Strategy.Swarm && config.Environment.Deferred) config = common.LoadConfig(parse, resolveEnvironment: true);
+                secrets.Redactor = ReleaseEnvironmentFile.RedactorFor(config.Root, config.Environment);
+                var rendering = env.Progress(json);
+                var progress = RedactingProgress.Wrap(rendering, secrets.Redactor);
                 var selection = common.Selection(parse, config);
                 if (selection is not null)
-                    return await FleetCommands.RollbackAsync(env, json, progress, config, parse.GetValue(release), parse.GetValue(common.LockWait)!, parse.GetValue(common.AcceptNewHostKeys), selection, ct);
+                    return await FleetCommands.RollbackAsync(env, json, rendering, config, parse.GetValue(release), parse.GetValue(common.LockWait)!, parse.GetValue(common.AcceptNewHostKeys), selection, ct);
                 using var http = new HttpClient();
                 using var logging = env.Logging(parse.GetValue(common.Verbose));
                 using var agent = new Cutover.Agent.AgentClient(Cutover.Agent.AgentHome.FromEnvironment());
                 var deployer = new DeployPipeline(config, progress, http, ReleaseActivations.For(config, progress, AgentCommands.ActivatorFor(config, agent, CommonOptions.ParseHostRoles(parse.GetValue(common.HostRoles)))), logging.CreateLogger<DeployPipeline>());
                 var request = new RollbackRequest(parse.GetValue(release), CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!), DeployCommand.CommandLine());
                 var result = await deployer.RollbackAsync(request, ct);
+                result = result with { Error = secrets.Redactor.RedactOrNull(result.Error) };
                 if (json)
                 {
-                    ((JsonProgress)progress).Result(new RollbackResultEvent("rollback", config.App, result.Succeeded ? "success" : "hook_failed", result.From, result.To,
+                    ((JsonProgress)rendering).Result(new RollbackResultEvent("rollback", config.App, result.Succeeded ? "success" : "hook_failed", result.From, result.To,
                         result.Revision, result.Error, result.PhaseSeconds));
                 }
                 else
@@ -44,7 +52,7 @@ public static class RollbackCommand
                     if (result.Error is not null) env.Error.WriteLine($"error: {result.Error}");
                 }
                 return result.Succeeded ? ExitCodes.Ok : ExitCodes.Failed;
-            });
+            }, secrets);
         });
         return command;
     }

@@ -17,7 +17,7 @@ public static class StatusCommand
             var json = parse.GetValue(common.Json);
             return CommandRunner.RunAsync(env, json, async () =>
             {
-                var config = ConfigLoader.Load(parse.GetValue(common.Config)!);
+                var config = common.LoadConfig(parse);
                 if (common.Selection(parse, config) is { } selection) return await FleetCommands.StatusAsync(env, json, config, parse.GetValue(common.AcceptNewHostKeys), selection, ct);
                 var s = RootSnapshot.Read(new RootLayout(config.Root));
                 var agentView = config.RunsInstances ? await AgentCommands.AppStatusAsync(config, ct) : null;

@@ -19,7 +19,7 @@ public static class TrafficCommands
         on.SetAction((parse, ct) => CommandRunner.RunAsync(env, false, async () =>
         {
             var request = MaintenanceRequestOf(parse.GetValue(message), parse.GetValue(page));
-            var config = AgentConfig(parse.GetValue(common.Config)!, "maintenance on");
+            var config = AgentConfig(common.ConfigFiles(parse), "maintenance on");
             using var client = await ClientAsync(ct);
             await Refusals(() => client.SetMaintenanceAsync(config.App, request, ct));
             env.Out.WriteLine($"maintenance on: {config.App} answers 503 to every request; `cutover maintenance off` ends it");
@@ -28,7 +28,7 @@ public static class TrafficCommands
         var off = new Command("off", "Forward the app's requests to its instances again");
         off.SetAction((parse, ct) => CommandRunner.RunAsync(env, false, async () =>
         {
-            var config = AgentConfig(parse.GetValue(common.Config)!, "maintenance off");
+            var config = AgentConfig(common.ConfigFiles(parse), "maintenance off");
             using var client = await ClientAsync(ct);
             await Refusals(() => client.SetMaintenanceAsync(config.App, new MaintenanceRequest(false), ct));
             env.Out.WriteLine($"maintenance off: {config.App} serves again");
@@ -47,7 +47,7 @@ public static class TrafficCommands
             if (!Duration.TryParse(text, out var limit, out var error)) throw new UsageException($"--timeout: {error}");
             if (limit <= TimeSpan.Zero || limit > TrafficGate.MaxPause)
                 throw new UsageException($"--timeout must be above 0 and at most {Duration.Format(TrafficGate.MaxPause)}, got {text}");
-            var config = AgentConfig(parse.GetValue(common.Config)!, "pause");
+            var config = AgentConfig(common.ConfigFiles(parse), "pause");
             using var client = await ClientAsync(ct);
             var paused = await Refusals(() => client.PauseAsync(config.App, limit, ct));
             env.Out.WriteLine($"paused: {config.App} holds new requests until `cutover resume`, or until {paused.Until:HH:mm:ss}Z (then 503)");
@@ -61,7 +61,7 @@ public static class TrafficCommands
         var command = new Command("resume", "Release the app's held requests to its instances");
         command.SetAction((parse, ct) => CommandRunner.RunAsync(env, false, async () =>
         {
-            var config = AgentConfig(parse.GetValue(common.Config)!, "resume");
+            var config = AgentConfig(common.ConfigFiles(parse), "resume");
             using var client = await ClientAsync(ct);
             var resumed = await Refusals(() => client.ResumeAsync(config.App, ct));
             env.Out.WriteLine(resumed.WasPaused ? $"resumed: {config.App}, {resumed.Released} held requests released" : $"resumed: {config.App} was not paused");
@@ -98,9 +98,10 @@ public static class TrafficCommands
         return new MaintenanceRequest(true, body, html ? "text/html; charset=utf-8" : "text/plain; charset=utf-8");
     }
 
-    private static CutoverConfig AgentConfig(string file, string command)
+    private static CutoverConfig AgentConfig(IReadOnlyList<string> files, string command)
     {
-        var config = ConfigLoader.Load(file);
+        var config = ConfigLoader.Load(files, resolveEnvironment: false);
+        var file = string.Join(" + ", files);
         if (!config.RunsInstances) throw new UsageException($"`cutover {command}` acts on the agent's proxy (strategies rolling and blue-green); {file} uses strategy: {config.Strategy}");
         if (config.Settings is BlueGreenSettings { BlueGreen.Router: "nginx" })
             throw new UsageException($"`cutover {command}` acts on Cutover's proxy; with router: nginx, {file}'s traffic goes through nginx");

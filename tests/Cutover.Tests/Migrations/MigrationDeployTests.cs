@@ -47,6 +47,25 @@ public sealed class MigrationDeployTests(PostgresFixture pg) : IDisposable
     private ReleaseStore Store => new(new RootLayout(Root));
 
     [Fact]
+    public async Task Database_url_env_is_found_in_the_app_environment_before_the_process_environment()
+    {
+        var db = await pg.Server.CreateDatabaseAsync();
+        Migration("0001_users.sql", "CREATE TABLE users (id bigint PRIMARY KEY);");
+        AppFactory.WriteHelloPhp(Source, "1.0.0");
+        // SHOP_DB is not in this process's environment: only env: gives it, from ${SHOP_DB_SECRET} where deploy runs.
+        var config = ConfigLoader.Load([AppFactory.WriteConfig(_dir.Path, Root, """
+            env:
+              SHOP_DB: ${SHOP_DB_SECRET}
+            migrations:
+              dir: db/migrations
+              database_url_env: SHOP_DB
+            """)], lookup: name => name == "SHOP_DB_SECRET" ? db : null);
+        var result = await new DeployPipeline(config, new SilentProgress(), _http).DeployAsync(new DeployRequest(Source, "rev", TimeSpan.Zero, "test"), CancellationToken.None);
+        Assert.True(result.Succeeded, result.Error);
+        Assert.Equal(1L, await PostgresServer.ScalarAsync<long>(db, "SELECT count(*) FROM cutover_migrations"));
+    }
+
+    [Fact]
     [Trait(Needs.Trait, Needs.Nginx)]
     public async Task A_failing_migration_stops_the_deploy_and_the_old_release_keeps_serving()
     {

@@ -107,7 +107,7 @@ public class ProcessTypeDeployTests(ITestOutputHelper output) : IDisposable
         Assert.DoesNotContain(" node-0 ", logs.Stdout);
         var unknown = await _bed.Cli("logs", "-c", config, "--process", "mailer");
         Assert.Equal(2, unknown.ExitCode);
-        Assert.Contains("no such process type; it has web, worker", unknown.Stderr);
+        Assert.Contains("--process: no process type 'mailer'; this app's are web, worker", unknown.Stderr);
     }
 
     [Fact]
