@@ -22,6 +22,8 @@ var root = new RootCommand("cutover: zero-downtime deploys for your own servers"
     TrafficCommands.Maintenance(common, env),
     TrafficCommands.Pause(common, env),
     TrafficCommands.Resume(common, env),
+    InstanceCommands.Restart(common, env),
+    InstanceCommands.Scale(common, env),
     DemoAppCommand.Create(),
     ProbeCommand.Create(common, env),
     MigrationsCommands.Migrations(common, env),

@@ -100,12 +100,17 @@ public sealed class AgentClient : IDisposable
     /// <summary>Moves an app to a release; progress events are replayed on <paramref name="progress"/>.</summary>
     /// <param name="roles">This host's fleet roles (only the process types of those run); null without a fleet: every type.</param>
     /// <param name="configFiles">Every -c file when there are several (layered config); the agent reads them in order.</param>
-    public async Task<ActivationResult> ActivateAsync(string configFile, string app, string releaseId, string releaseDir, IDeployProgress progress, CancellationToken cancellationToken,
-        IReadOnlyList<string>? roles = null, IReadOnlyList<string>? configFiles = null)
+    public Task<ActivationResult> ActivateAsync(string configFile, string app, string releaseId, string releaseDir, IDeployProgress progress, CancellationToken cancellationToken,
+        IReadOnlyList<string>? roles = null, IReadOnlyList<string>? configFiles = null) =>
+        ActivateAsync(app, new AgentServer.ActivateRequest(configFile, releaseId, releaseDir, roles, configFiles is { Count: > 1 } ? configFiles : null), progress, cancellationToken);
+
+    /// <summary>Any activation request (a deploy's, a restart, a scale); progress is replayed on <paramref name="progress"/>, SIGINT cancels it.</summary>
+    public async Task<ActivationResult> ActivateAsync(string app, AgentServer.ActivateRequest activation, IDeployProgress progress, CancellationToken cancellationToken)
     {
+        var releaseId = activation.ReleaseId;
         using var request = new HttpRequestMessage(HttpMethod.Post, $"v1/apps/{Uri.EscapeDataString(app)}/activate")
         {
-            Content = JsonContent.Create(new AgentServer.ActivateRequest(configFile, releaseId, releaseDir, roles, configFiles is { Count: > 1 } ? configFiles : null), options: Json.Options),
+            Content = JsonContent.Create(activation, options: Json.Options),
         };
         // Not cancelled by the token: a cancelled deploy asks the agent to undo the move (`cancel`) and then waits for
         // its result, so the CLI never exits with a mixed set of instances behind it.

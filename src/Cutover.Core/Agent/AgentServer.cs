@@ -21,7 +21,7 @@ namespace Cutover.Agent;
 /// peer uid checked). It owns each app's proxy and instances, persists what runs after every change, and
 /// starts it all again when it starts.
 /// </summary>
-public sealed class AgentServer : IAsyncDisposable
+public sealed partial class AgentServer : IAsyncDisposable
 {
     private readonly AgentHome _home;
     private readonly AgentStateStore _store;
@@ -157,7 +157,10 @@ public sealed class AgentServer : IAsyncDisposable
 
     /// <param name="Roles">This host's fleet roles: only the process types with one of them run here (web: role web); null, every type.</param>
     /// <param name="ConfigFiles">Every -c file in order when there are several (Config is the last); null for one.</param>
-    public sealed record ActivateRequest(string Config, string ReleaseId, string ReleaseDir, IReadOnlyList<string>? Roles = null, IReadOnlyList<string>? ConfigFiles = null)
+    /// <param name="Restart">`cutover restart`: every instance (of <paramref name="Processes"/>, or all) replaced on the release that runs, which ReleaseId must name.</param>
+    /// <param name="Scale">`cutover scale`: process type -> instances, on the release that runs.</param>
+    public sealed record ActivateRequest(string Config, string ReleaseId, string ReleaseDir, IReadOnlyList<string>? Roles = null, IReadOnlyList<string>? ConfigFiles = null,
+        bool Restart = false, IReadOnlyList<string>? Processes = null, IReadOnlyDictionary<string, int>? Scale = null)
     {
         public IReadOnlyList<string> Layers => ConfigFiles is { Count: > 0 } files ? files : [Config];
     }
@@ -238,6 +241,7 @@ public sealed class AgentServer : IAsyncDisposable
         if (config.Settings is not InstanceSettings settings)
             return ActivationResult.NotLive($"strategy: {config.Strategy} runs no instances under the agent");
         CutoverConfig? previousConfig = null;
+        if (request.Restart || request.Scale is not null) return await RestartOrScaleAsync(app, request, config, progress, cancellationToken);
         if (await EnsureCertificateAsync(config, settings.Proxy, progress, cancellationToken) is { } noCertificate)
             return ActivationResult.NotLive(noCertificate);
         if (!_apps.TryGetValue(app, out var runtime))
@@ -292,6 +296,9 @@ public sealed class AgentServer : IAsyncDisposable
         {
             throw new InvalidOperationException($"no activation for {settings.GetType().Name}");
         }
+        // The release is live: the config's types and counts (new types, removed ones, changed instances) follow it.
+        if (error is null && previousConfig is not null && await runtime.ApplySizesAsync(progress, cancellationToken) is { } resizeProblem)
+            error = $"release {request.ReleaseId} is live, but changing the process types and counts failed: {resizeProblem}";
         // A release that did not take keeps the config of the one that still serves, for restarts and `start`.
         if (error is not null && previousConfig is not null && outcome != ActivationOutcome.Paused)
             await runtime.ReconfigureAsync(previousConfig, CancellationToken.None);
@@ -373,9 +380,9 @@ public sealed class AgentServer : IAsyncDisposable
 
     private static string RolesText(IReadOnlyList<string>? roles) => roles is null ? "every role (no fleet)" : $"[{string.Join(", ", roles)}]";
 
-    private async Task<AppRuntime> CreateRuntimeAsync(CutoverConfig config, IReadOnlyList<string>? roles, CancellationToken cancellationToken)
+    private async Task<AppRuntime> CreateRuntimeAsync(CutoverConfig config, IReadOnlyList<string>? roles, CancellationToken cancellationToken, IReadOnlyDictionary<string, ScaledCount>? scaled = null)
     {
-        var runtime = await AppRuntime.CreateAsync(config, _home.Path, _http, _spawnGate, _loggers, _listeners, cancellationToken, roles);
+        var runtime = await AppRuntime.CreateAsync(config, _home.Path, _http, _spawnGate, _loggers, _listeners, cancellationToken, roles, scaled);
         runtime.InstancesChanged += SaveInstances;
         return runtime;
     }
@@ -406,6 +413,7 @@ public sealed class AgentServer : IAsyncDisposable
                 ReleaseDir = runtime.ReleaseDir ?? _records.GetValueOrDefault(app)?.ReleaseDir,
                 Stopped = stopped,
                 Roles = runtime.Roles,
+                Scaled = runtime.Scaled.Count == 0 ? null : runtime.Scaled,
                 Maintenance = runtime.Proxy.Gate.Maintenance,
                 PausedUntil = runtime.Proxy.Gate.PausedUntil,
                 // Every process, the warm blue-green set and a deploy's half-started ones too: a restarted agent must
@@ -442,7 +450,7 @@ public sealed class AgentServer : IAsyncDisposable
                 // one the app is routed anyway and the background loop keeps trying, as logged.
                 if (config.Settings is InstanceSettings { Proxy: var proxy })
                     await EnsureCertificateAsync(config, proxy, progress: null, cancellationToken);
-                var runtime = await CreateRuntimeAsync(config, record.Roles, cancellationToken);
+                var runtime = await CreateRuntimeAsync(config, record.Roles, cancellationToken, record.Scaled);
                 _apps[record.App] = runtime;
                 runtime.ReleaseId = record.ReleaseId;
                 runtime.ReleaseDir = record.ReleaseDir;
@@ -508,7 +516,8 @@ public sealed class AgentServer : IAsyncDisposable
                 g.Name))).ToList(),
         new ProxyCountersView(runtime.Proxy.Served, runtime.Proxy.Failed, runtime.Proxy.BodyTooLarge, runtime.Proxy.HeadersTooLarge, runtime.Proxy.TimedOut),
         runtime.Settings.Proxy.Tls?.Acme is { } acme ? _acme.StatusOf(runtime.Config.App, acme) : null,
-        new TrafficView(runtime.Proxy.Gate.Maintenance is not null, runtime.Proxy.Gate.PausedUntil, runtime.Proxy.Gate.Held));
+        new TrafficView(runtime.Proxy.Gate.Maintenance is not null, runtime.Proxy.Gate.PausedUntil, runtime.Proxy.Gate.Held),
+        runtime.Groups.Select(g => new ProcessCountView(g.Name, g.Slots.Length, AppRuntime.ConfiguredInstances(runtime.Settings, g.Name), runtime.Scaled.ContainsKey(g.Name))).ToList());
 
     private async Task ShutdownAsync()
     {

@@ -24,6 +24,8 @@ public sealed record AppRecord
     public bool Stopped { get; init; }
     /// <summary>The host's fleet roles the app was activated with (null: no fleet, every process type runs).</summary>
     public IReadOnlyList<string>? Roles { get; init; }
+    /// <summary>`cutover scale` counts by process type, each with the config's count it overrode: restored by a restarted agent, dropped once the config's count changes.</summary>
+    public IReadOnlyDictionary<string, Supervisor.ScaledCount>? Scaled { get; init; }
     /// <summary>`cutover maintenance on`: stays on across agent restarts until `off`.</summary>
     public Proxy.MaintenancePage? Maintenance { get; init; }
     /// <summary>A pause's deadline: a restarted agent pauses again for what is left of it, never longer.</summary>

@@ -6,7 +6,10 @@ namespace Cutover.Agent;
 /// what is served and the renewal state (not after, renewal due, last error, next attempt).
 /// </summary>
 public sealed record AppView(string App, string? Release, string Proxy, long ProxyErrors, WarmSetView? Previous, IReadOnlyList<InstanceView> Instances, ProxyCountersView? ProxyCounters = null,
-    Acme.CertificateStatus? Certificate = null, TrafficView? Traffic = null);
+    Acme.CertificateStatus? Certificate = null, TrafficView? Traffic = null, IReadOnlyList<ProcessCountView>? Counts = null);
+
+/// <summary>How many instances a process type runs, what the config asks for, and whether `cutover scale` set the difference.</summary>
+public sealed record ProcessCountView(string Process, int Instances, int? Configured, bool Scaled);
 
 /// <summary>What the proxy answered for the app since the agent started: forwarded, its own errors (502/503/504), and each limit's refusals.</summary>
 public sealed record ProxyCountersView(long Served, long Failed, long BodyTooLarge, long HeadersTooLarge, long TimedOut);

@@ -27,7 +27,7 @@ public sealed class BlueGreenSwitch(AppRuntime app, WarmSetKeeper warmSet, IDepl
         var blue = app.Slots.Select(s => s!).ToArray();
         var blueRelease = (Id: app.ReleaseId!, Dir: app.ReleaseDir!);
 
-        if (warmSet.Current is { } warm && warm.ReleaseId == releaseId && warm.Instances.All(i => i.State == InstanceState.Ready))
+        if (warmSet.Current is { } warm && warm.ReleaseId == releaseId && warm.Instances.Length == blue.Length && warm.Instances.All(i => i.State == InstanceState.Ready))
         {
             // Within keep_previous: a switch back, no process starts.
             var clock = Stopwatch.StartNew();

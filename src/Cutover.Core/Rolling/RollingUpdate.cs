@@ -19,8 +19,11 @@ public sealed record RollingResult(bool Succeeded, bool RolledBack, int Replaced
 /// after its readiness check, an old one leaves before it is drained and stopped. The web process rolls first,
 /// then each process type (`processes:`) in config order by the same rules, a singleton always stop-first; a
 /// failure in any type applies failure_action to all of them, so a rollback puts web back too.
+/// `cutover restart` is the same update onto the release that runs, for every type or only <paramref name="only"/>.
 /// </summary>
-public sealed class RollingUpdate(AppRuntime app, IDeployProgress progress)
+/// <param name="only">The process types to replace (null: all).</param>
+/// <param name="rules">The rules to roll by, when not the app's `rolling:` (a blue-green app's restart).</param>
+public sealed class RollingUpdate(AppRuntime app, IDeployProgress progress, IReadOnlyCollection<string>? only = null, RollingConfig? rules = null)
 {
     /// <summary>One slot of one process type.</summary>
     private readonly record struct Slot(ProcessGroup Group, int Index)
@@ -29,7 +32,9 @@ public sealed class RollingUpdate(AppRuntime app, IDeployProgress progress)
         public string Id(string app) => Group.IsWeb ? $"{app}-{Index}" : $"{app}-{Group.Name}-{Index}";
     }
 
-    private IEnumerable<Slot> AllSlots => app.Groups.SelectMany(g => Enumerable.Range(0, g.Slots.Length).Select(i => new Slot(g, i)));
+    private IEnumerable<ProcessGroup> Groups => app.Groups.Where(g => only is null || only.Contains(g.Name));
+
+    private IEnumerable<Slot> AllSlots => Groups.SelectMany(g => Enumerable.Range(0, g.Slots.Length).Select(i => new Slot(g, i)));
 
     public async Task<RollingResult> RunAsync(string releaseId, string releaseDir, CancellationToken cancellationToken)
     {
@@ -53,12 +58,12 @@ public sealed class RollingUpdate(AppRuntime app, IDeployProgress progress)
 
     private async Task<RollingResult> RollAsync(string releaseId, string releaseDir, CancellationToken cancellationToken)
     {
-        var rolling = app.Settings is RollingSettings settings ? settings.Rolling
-            : throw new InvalidOperationException($"a rolling update of an app with strategy: {app.Config.Strategy}");
+        var rolling = rules ?? (app.Settings is RollingSettings settings ? settings.Rolling
+            : throw new InvalidOperationException($"a rolling update of an app with strategy: {app.Config.Strategy}"));
         var previous = (Id: app.ReleaseId, Dir: app.ReleaseDir);
         var slots = AllSlots.ToArray();
         // Web's batches keep their names ("batch 1/2"); a process type's are named after it ("worker batch 1/1").
-        var batches = app.Groups.SelectMany(g =>
+        var batches = Groups.SelectMany(g =>
         {
             var chunks = slots.Where(s => s.Group == g).Chunk(rolling.Parallelism).ToArray();
             return chunks.Select((c, i) => (Name: $"{(g.IsWeb ? "" : g.Name + " ")}batch {i + 1}/{chunks.Length}", Slots: c));

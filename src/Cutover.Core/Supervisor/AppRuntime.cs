@@ -19,7 +19,7 @@ public sealed class AppRuntime : IAsyncDisposable
     /// <summary>Every instance created and not yet gone: the slots, any set a strategy keeps out of rotation, and those a deploy is starting.</summary>
     private readonly System.Collections.Concurrent.ConcurrentDictionary<ManagedInstance, byte> _instances = new();
 
-    private AppRuntime(CutoverConfig config, InstanceSettings settings, ProxyServer proxy, LogSink log, ReadinessProbe probe, object spawnGate, ILoggerFactory loggers, string home, IReadOnlyList<string>? roles)
+    private AppRuntime(CutoverConfig config, InstanceSettings settings, ProxyServer proxy, LogSink log, ReadinessProbe probe, object spawnGate, ILoggerFactory loggers, string home, IReadOnlyList<string>? roles, IReadOnlyDictionary<string, ScaledCount>? scaled)
     {
         Roles = roles;
         _home = home;
@@ -31,27 +31,48 @@ public sealed class AppRuntime : IAsyncDisposable
         _runtime = settings.Runtime.Open(spawnGate);
         _loggers = loggers;
         _runtimeDir = Path.Combine(home, "run");
-        Groups = GroupsFor(settings, roles);
-        Slots = Groups[0].Slots;
+        // A scale the config has not changed since stays (an agent restart restores it); one whose type's count changed is forgotten.
+        Scaled = StillScaled(settings, scaled);
+        _groups = GroupsFor(settings, roles, Scaled);
     }
 
     /// <summary>
     /// Web first (no slots on a host whose roles exclude web), then each process type that runs on this host, in
     /// config order: a rolling update replaces them in this order.
     /// </summary>
-    private static ProcessGroup[] GroupsFor(InstanceSettings settings, IReadOnlyList<string>? roles)
+    private static ProcessGroup[] GroupsFor(InstanceSettings settings, IReadOnlyList<string>? roles, IReadOnlyDictionary<string, ScaledCount> scaled)
     {
+        int Count(string name, int configured) => scaled.TryGetValue(name, out var s) ? s.Instances : configured;
         var web = new ProcessGroup(ProcessConfigReader.Web, settings.Run, singleton: false,
-            new ManagedInstance?[ProcessGroup.RunsOn(roles, [ProcessConfigReader.Web]) ? settings.Run.Instances : 0]);
+            new ManagedInstance?[ProcessGroup.RunsOn(roles, [ProcessConfigReader.Web]) ? Count(ProcessConfigReader.Web, settings.Run.Instances) : 0]);
         return [web, .. settings.Processes.Where(p => ProcessGroup.RunsOn(roles, p.Roles))
-            .Select(p => new ProcessGroup(p.Name, p.Run, p.Singleton, new ManagedInstance?[p.Run.Instances]))];
+            .Select(p => new ProcessGroup(p.Name, p.Run, p.Singleton, new ManagedInstance?[Count(p.Name, p.Run.Instances)]))];
     }
+
+    /// <summary>The instances the config asks for of a process type (run.instances for web); null when it has no such type.</summary>
+    public static int? ConfiguredInstances(InstanceSettings settings, string type) =>
+        type == ProcessConfigReader.Web ? settings.Run.Instances : settings.Processes.FirstOrDefault(p => p.Name == type)?.Run.Instances;
+
+    /// <summary>The scaled counts whose type still exists with the very count they overrode: "until the config changes".</summary>
+    private static Dictionary<string, ScaledCount> StillScaled(InstanceSettings settings, IReadOnlyDictionary<string, ScaledCount>? scaled) =>
+        (scaled ?? new Dictionary<string, ScaledCount>())
+            .Where(s => ConfiguredInstances(settings, s.Key) == s.Value.ConfigInstances)
+            .ToDictionary(s => s.Key, s => s.Value, StringComparer.Ordinal);
+
+    /// <summary>Replaced whole, never changed in place: status and state writes read it from other threads while a deploy adds or removes a type.</summary>
+    private ProcessGroup[] _groups;
+
+    /// <summary>`cutover scale` counts in force, by process type, with the config's count each overrode.</summary>
+    public IReadOnlyDictionary<string, ScaledCount> Scaled { get; private set; }
+
+    /// <summary>What the last ReconfigureAsync changed in the types and counts, applied by <see cref="ApplySizesAsync"/> once the release is live.</summary>
+    private (ProcessGroup[] Groups, Dictionary<string, ScaledCount> Scaled)? _pendingSizes;
 
     /// <summary>This host's roles (fleet roles: given by the activation); null when there is no fleet, so every process type runs.</summary>
     public IReadOnlyList<string>? Roles { get; }
 
     /// <summary>Every process type that runs here, web first; <see cref="Slots"/> is the web one's.</summary>
-    public IReadOnlyList<ProcessGroup> Groups { get; }
+    public IReadOnlyList<ProcessGroup> Groups => _groups;
 
     /// <summary>Whether the web process runs on this host (its roles include web, or there is no fleet).</summary>
     public bool RunsWeb => ProcessGroup.RunsOn(Roles, [ProcessConfigReader.Web]);
@@ -68,7 +89,7 @@ public sealed class AppRuntime : IAsyncDisposable
     public ProxyServer Proxy { get; }
     public LogSink Log { get; }
     /// <summary>The web process's slots (behind the proxy); a process type's are in <see cref="Groups"/>.</summary>
-    public ManagedInstance?[] Slots { get; }
+    public ManagedInstance?[] Slots => Groups[0].Slots;
     public string? ReleaseId { get; set; }
     public string? ReleaseDir { get; set; }
 
@@ -94,14 +115,15 @@ public sealed class AppRuntime : IAsyncDisposable
 
     /// <summary>Routes the app on the agent's shared listeners (nothing routed to an instance yet: 503 until one is ready).</summary>
     /// <param name="roles">This host's fleet roles (null: every process type runs); without web, no web instance and no route.</param>
-    public static async Task<AppRuntime> CreateAsync(CutoverConfig config, string home, HttpClient http, object spawnGate, ILoggerFactory loggers, ProxyListeners listeners, CancellationToken cancellationToken, IReadOnlyList<string>? roles = null)
+    /// <param name="scaled">`cutover scale` counts an earlier agent kept (those the config has changed since are dropped).</param>
+    public static async Task<AppRuntime> CreateAsync(CutoverConfig config, string home, HttpClient http, object spawnGate, ILoggerFactory loggers, ProxyListeners listeners, CancellationToken cancellationToken, IReadOnlyList<string>? roles = null, IReadOnlyDictionary<string, ScaledCount>? scaled = null)
     {
         var settings = config.SettingsOf<InstanceSettings>();
         var proxy = ProcessGroup.RunsOn(roles, [ProcessConfigReader.Web])
             ? await ProxyServer.StartAsync(config.App, settings.Proxy, listeners, loggers, cancellationToken)
             : ProxyServer.Unrouted(config.App, settings.Proxy, listeners, loggers);
         var log = new LogSink(Path.Combine(home, "logs", config.App), settings.Logs.MaxSize, settings.Logs.Retain);
-        var runtime = new AppRuntime(config, settings, proxy, log, new ReadinessProbe(http), spawnGate, loggers, home, roles);
+        var runtime = new AppRuntime(config, settings, proxy, log, new ReadinessProbe(http), spawnGate, loggers, home, roles, scaled);
         runtime.ApplyLogSettings();
         proxy.HealthPath = settings.InstanceHealth.Path;
         return runtime;
@@ -126,24 +148,32 @@ public sealed class AppRuntime : IAsyncDisposable
 
     /// <summary>
     /// Takes a changed config (command, env, readiness, rolling settings) for the instances started from now
-    /// on, and the proxy's routes, addresses, limits and certificate at once; the number of instances cannot change
-    /// under a running app.
+    /// on, and the proxy's routes, addresses, limits and certificate at once. Changed instance counts and added or
+    /// removed process types are kept for <see cref="ApplySizesAsync"/>; only a type turning singleton or back is refused.
     /// </summary>
     public async Task<string?> ReconfigureAsync(CutoverConfig config, CancellationToken cancellationToken)
     {
         if (config.Settings is not InstanceSettings settings)
             return $"strategy changed to {config.Strategy}, which runs no instances; run `cutover stop` first";
-        if (RunsWeb && settings.Run.Instances != Slots.Length)
-            return $"run.instances changed from {Slots.Length} to {settings.Run.Instances}; run `cutover stop` and restart the agent to resize";
-        var groups = GroupsFor(settings, Roles);
-        if (!groups.Skip(1).Select(g => (g.Name, g.Slots.Length, g.Singleton)).SequenceEqual(Groups.Skip(1).Select(g => (g.Name, g.Slots.Length, g.Singleton))))
-            return $"processes changed (types, instances or singleton) from {Describe(Groups)} to {Describe(groups)}; run `cutover stop` and restart the agent to change them";
+        var scaled = StillScaled(settings, Scaled);
+        var groups = GroupsFor(settings, Roles, scaled);
+        // The one change that cannot be made live: a singleton's promise (never two at once) would not hold while its
+        // instances are replaced under the other rule, and a type that becomes one would have to shrink first.
+        if (groups.FirstOrDefault(g => Groups.Any(o => o.Name == g.Name && o.Singleton != g.Singleton)) is { } flipped)
+            return $"processes.{flipped.Name}.singleton changed to {(flipped.Singleton ? "true" : "false")}, which cannot change while it runs (never two at once would not hold during the change); " +
+                   $"rename the type (the old one is stopped, the new one started) or run `cutover stop` first";
+        // nginx's upstreams are written at a switch, for a whole set: an instance added or drained between switches would
+        // be missing from nginx, or stay in it after it stopped.
+        if (settings is BlueGreenSettings { BlueGreen.Router: "nginx" } && RunsWeb && groups[0].Slots.Length != Slots.Length)
+            return $"web instances changed from {Slots.Length} to {groups[0].Slots.Length}, which blue_green.router: nginx cannot follow live (its upstreams are written at the switch); run `cutover stop` first";
         if (_runtime.Reconfigure(settings.Runtime) is { } refused) return refused;
         // Last: it moves the app's routes (and may start or stop a listener), so nothing after it may refuse.
         if (await Proxy.ReconfigureAsync(settings.Proxy, cancellationToken) is { } proxyRefused) return proxyRefused;
         Config = config;
         Settings = settings;
-        foreach (var group in Groups) group.Run = groups.First(g => g.Name == group.Name).Run;
+        foreach (var group in Groups)
+            if (groups.FirstOrDefault(g => g.Name == group.Name) is { } changed) group.Run = changed.Run;
+        _pendingSizes = (groups, scaled);
         ApplyLogSettings();
         Proxy.HealthPath = settings.InstanceHealth.Path;
         return null;
@@ -166,8 +196,104 @@ public sealed class AppRuntime : IAsyncDisposable
         InstancesChanged?.Invoke(this);
     }
 
-    private static string Describe(IEnumerable<ProcessGroup> groups) =>
-        "[" + string.Join(", ", groups.Skip(1).Select(g => $"{g.Name}: {g.Slots.Length}{(g.Singleton ? " singleton" : "")}")) + "]";
+    /// <summary>
+    /// After a deploy's release is live (or at a restart, the one that runs): the types and counts its config asks for
+    /// (scaled counts the config left alone stay). Removed types are stopped, new ones started, the others resized
+    /// one instance at a time; null, or the first problem (then what could not start is not left running).
+    /// </summary>
+    public async Task<string?> ApplySizesAsync(Progress.IDeployProgress progress, CancellationToken cancellationToken)
+    {
+        if (_pendingSizes is not { } pending) return null;
+        _pendingSizes = null;
+        Scaled = pending.Scaled;
+        foreach (var gone in _groups.Where(g => !g.IsWeb && pending.Groups.All(t => t.Name != g.Name)).ToArray())
+        {
+            if (await ResizeAsync(gone, 0, progress, cancellationToken) is { } problem) return problem;
+            _groups = _groups.Where(g => g != gone).ToArray();
+            progress.Info($"process type {gone.Name} removed from the config: its instances stopped");
+        }
+        foreach (var target in pending.Groups)
+        {
+            var group = _groups.FirstOrDefault(g => g.Name == target.Name);
+            if (group is null)
+            {
+                group = new ProcessGroup(target.Name, target.Run, target.Singleton, []);
+                _groups = [.. _groups, group];
+                progress.Info($"process type {group.Name} added by the config: starting {target.Slots.Length}");
+            }
+            if (await ResizeAsync(group, target.Slots.Length, progress, cancellationToken) is { } problem) return problem;
+        }
+        // Config order, web first: the order a rolling update replaces them in.
+        _groups = _groups.OrderBy(g => Array.FindIndex(pending.Groups, t => t.Name == g.Name)).ToArray();
+        return null;
+    }
+
+    /// <summary>
+    /// `cutover scale`: <paramref name="group"/> to <paramref name="instances"/>, remembered (with the config's count it
+    /// overrides) until the config's count changes. Null, or why it could not (then the count stays as it was).
+    /// </summary>
+    public async Task<string?> ScaleAsync(ProcessGroup group, int instances, Progress.IDeployProgress progress, CancellationToken cancellationToken)
+    {
+        if (await ResizeAsync(group, instances, progress, cancellationToken) is { } problem) return problem;
+        var configured = ConfiguredInstances(Settings, group.Name)!.Value;
+        var scaled = new Dictionary<string, ScaledCount>(Scaled, StringComparer.Ordinal);
+        if (instances == configured) scaled.Remove(group.Name);
+        else scaled[group.Name] = new ScaledCount(instances, configured);
+        Scaled = scaled;
+        return null;
+    }
+
+    /// <summary>
+    /// Adds instances one by one (start, ready, into the pool) from the running release, or removes them one by one from
+    /// the end (out of the pool, drained, stopped). An added one that cannot start fails the resize: the ones this call
+    /// added are stopped again, so the type keeps the count it had.
+    /// </summary>
+    public async Task<string?> ResizeAsync(ProcessGroup group, int instances, Progress.IDeployProgress progress, CancellationToken cancellationToken)
+    {
+        var from = group.Slots.Length;
+        while (group.Slots.Length > instances)
+        {
+            var last = group.Slots.Length - 1;
+            var leaving = group.Slots[last];
+            // Out of the slots first: nothing (status, a restart) takes it for a serving one while it drains.
+            group.Slots = group.Slots[..last];
+            if (leaving is not null)
+            {
+                // Never cut short: a drain cut short fails requests.
+                await leaving.StopAsync(Settings.Proxy.DrainTimeout, CancellationToken.None);
+                progress.Info($"{leaving.Spec.Id}: drained and stopped");
+            }
+        }
+        if (group.Slots.Length >= instances) return null;
+        if (ReleaseId is null || ReleaseDir is null) return $"{group.Name}: no release runs to start instances of";
+        while (group.Slots.Length < instances)
+        {
+            var index = group.Slots.Length;
+            var fresh = NewInstance(group, index, ReleaseId, ReleaseDir);
+            string? problem;
+            try
+            {
+                problem = await fresh.StartAsync(cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                await fresh.StopAsync(TimeSpan.Zero, CancellationToken.None);
+                problem = "cancelled";
+            }
+            if (problem is not null)
+            {
+                progress.Warning($"{group.SlotId(Config.App, index)} did not start ({problem}); stopping the {index - from} added before it");
+                await ResizeAsync(group, from, progress, CancellationToken.None);
+                if (cancellationToken.IsCancellationRequested) throw new OperationCanceledException(cancellationToken);
+                return $"instance {group.SlotId(Config.App, index)}: {problem}; {group.Name} stays at {from}";
+            }
+            group.Slots = [.. group.Slots, fresh];
+            progress.Info(fresh.Spec.ServesHttp
+                ? $"{fresh.Spec.Id}: pid {fresh.Pid} on port {fresh.Spec.Port} ready (release {ReleaseId})"
+                : $"{fresh.Spec.Id}: pid {fresh.Pid} ready (release {ReleaseId})");
+        }
+        return null;
+    }
 
     /// <summary>A new web instance for <paramref name="slot"/> on a port the runtime gives; not started yet.</summary>
     public ManagedInstance NewInstance(int slot, string releaseId, string releaseDir) => NewInstance(Groups[0], slot, releaseId, releaseDir);
@@ -299,3 +425,6 @@ public sealed class AppRuntime : IAsyncDisposable
         await _runtime.DisposeAsync();
     }
 }
+
+/// <summary>A `cutover scale` count and the config's count it overrode (the scale holds while the config still says that).</summary>
+public sealed record ScaledCount(int Instances, int ConfigInstances);

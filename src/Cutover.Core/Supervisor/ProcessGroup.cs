@@ -21,8 +21,12 @@ public sealed class ProcessGroup
     public RunConfig Run { get; internal set; }
     /// <summary>Never two of it at once: every replacement is stop-first.</summary>
     public bool Singleton { get; }
-    public ManagedInstance?[] Slots { get; }
+    /// <summary>Replaced by a bigger or smaller array when the type is resized (AppRuntime.ResizeAsync), never resized in place.</summary>
+    public ManagedInstance?[] Slots { get; internal set; }
     public bool IsWeb => Name == ProcessConfigReader.Web;
+
+    /// <summary>"web-2" for web's slots, "worker-0" for a type's: the instance id without the app.</summary>
+    public string SlotId(string app, int index) => IsWeb ? $"{app}-{index}" : $"{app}-{Name}-{index}";
 
     /// <summary>How a replacement goes: a singleton is always stopped first, whatever the strategy would do.</summary>
     public RollingOrder OrderFor(RollingOrder configured) => Singleton ? RollingOrder.StopFirst : configured;

@@ -119,6 +119,8 @@ public static class AgentCommands
                 $"{i.MemoryBytes / (1024.0 * 1024):0.0} MiB", i.Restarts.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
         env.Out.WriteLine($"proxy {app.Proxy}, live release {app.Release}");
+        if (app.Counts is { Count: > 0 } counts)
+            env.Out.WriteLine("processes: " + string.Join(", ", counts.Select(c => $"{c.Process} {c.Instances}" + (c.Scaled ? $" (scaled; the config says {c.Configured})" : ""))));
         if (app.ProxyCounters is { } counters)
             env.Out.WriteLine($"proxy answers: {counters.Served} forwarded, {counters.Failed} failed (502/503/504), {counters.BodyTooLarge} body too large (413), {counters.HeadersTooLarge} headers too large (431), {counters.TimedOut} timed out (504)");
         if (app.Certificate is { } certificate)

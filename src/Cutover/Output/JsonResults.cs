@@ -24,6 +24,15 @@ public sealed record DeployResultEvent(
     IReadOnlyDictionary<string, double> PhaseSeconds,
     ProbeSummary? Probe) : ResultEvent;
 
+/// <summary>The last line of `restart --json` and `scale --json`: Instances counts the app's instances per process type once it ended.</summary>
+public sealed record InstanceCommandResultEvent(string Command, string App, string Outcome, string Release, string? Error, IReadOnlyDictionary<string, int> Instances) : ResultEvent;
+
+/// <summary>The last line of `restart --json` / `scale --json` with hosts: one row per host.</summary>
+public sealed record FleetInstanceCommandResultEvent(string Command, string App, string Outcome, IReadOnlyList<HostInstanceCommand> Hosts) : ResultEvent;
+
+/// <summary>One host's restart or scale: its outcome word (live, not_live, paused, cancelled, failed) and its instances per type.</summary>
+public sealed record HostInstanceCommand(string Host, bool Ok, string Outcome, string? Error, string Instances);
+
 /// <summary>`deploy --probe`'s count, in the deploy's result and as `probe --json`.</summary>
 public sealed record ProbeSummary(long Requests, long Failed, IReadOnlyDictionary<string, long> Failures, LatencySummary LatencyMs, WorstWindow? WorstWindow, double Seconds)
 {
