@@ -128,15 +128,18 @@ public sealed class AppRuntime : IAsyncDisposable
         InstancesChanged?.Invoke(this);
     }
 
-    /// <summary>A new instance for <paramref name="slot"/> on a port the runtime gives; not started yet.</summary>
-    public ManagedInstance NewInstance(int slot, string releaseId, string releaseDir) =>
+    /// <summary>
+    /// A new instance for <paramref name="slot"/> on a port the runtime gives (or <paramref name="port"/>: the one an
+    /// instance handed over by the old agent listens on); not started yet.
+    /// </summary>
+    public ManagedInstance NewInstance(int slot, string releaseId, string releaseDir, int? port = null) =>
         new(new InstanceSpec
         {
             App = Config.App,
             Index = slot,
             ReleaseId = releaseId,
             ReleaseDir = releaseDir,
-            Port = _runtime.NewPort(),
+            Port = port ?? _runtime.NewPort(),
             Run = Settings.Run,
             Health = Settings.InstanceHealth,
             RuntimeDir = _runtimeDir,
