@@ -1,0 +1,271 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Cutover.Platform;
+using Cutover.Tests.Support;
+using Xunit.Abstractions;
+
+namespace Cutover.Tests.Rolling;
+
+/// <summary>
+/// Issue 12: `cutover agent upgrade`, end to end through the real CLI and real agents. Two apps run under the agent
+/// (one rolling with 2 instances, one blue-green with a warm previous set), under continuous keep-alive load. The
+/// "new binary" is another copy of this build run through a script that sets CUTOVER_VERSION_OVERRIDE, so the two
+/// agents report different versions without a second compilation.
+/// </summary>
+[Collection(Serial.Name)]
+[Trait(Needs.Trait, Needs.Slow)]
+public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly AgentBed _bed = new();
+    private readonly int _webPort = HealthServer.FreePort();
+    private readonly int _bgPort = HealthServer.FreePort();
+
+    public void Dispose() => _bed.Dispose();
+
+    private string WebConfig => _bed.Combine("web.yml");
+    private string BgConfig => _bed.Combine("bg.yml");
+
+    /// <summary>Both apps deployed: web (rolling, release 1) and bg (blue-green, 1 then 2, so release 1 is warm).</summary>
+    private async Task DeployBothAsync()
+    {
+        File.WriteAllText(WebConfig, $"""
+            app: web
+            strategy: rolling
+            root: {_bed.Combine("root-web")}
+            run:
+              command: node server.js
+              instances: 2
+              ready: message
+              ready_timeout: 10s
+            proxy:
+              listen: 127.0.0.1:{_webPort}
+              drain_timeout: 10s
+            health:
+              interval: 300ms
+            """);
+        File.WriteAllText(BgConfig, $"""
+            app: bg
+            strategy: blue-green
+            root: {_bed.Combine("root-bg")}
+            run:
+              command: node server.js
+              instances: 2
+              ready: message
+              ready_timeout: 10s
+            proxy:
+              listen: 127.0.0.1:{_bgPort}
+              drain_timeout: 10s
+            health:
+              interval: 300ms
+            blue_green:
+              keep_previous: 10m
+            """);
+        _bed.WriteVersion("1");
+        await Ok(_bed.Cli("deploy", _bed.Source, "-c", WebConfig));
+        await Ok(_bed.Cli("deploy", _bed.Source, "-c", BgConfig));
+        _bed.WriteVersion("2");
+        await Ok(_bed.Cli("deploy", _bed.Source, "-c", BgConfig));
+    }
+
+    private async Task<CliResult> Ok(Task<CliResult> command)
+    {
+        var result = await command;
+        Assert.True(result.ExitCode == 0, $"exit {result.ExitCode}: {result.All}");
+        return result;
+    }
+
+    /// <summary>A copy of this build and a script that runs it as version <paramref name="version"/> (with more environment if given).</summary>
+    private string NewBinary(string version, string extraEnvironment = "")
+    {
+        var copy = _bed.Combine("build-copy");
+        if (!Directory.Exists(copy)) AppFactory.CopyTree(AppContext.BaseDirectory, copy);
+        var script = _bed.Combine($"cutover-{version}");
+        File.WriteAllText(script, $"#!/bin/sh\nCUTOVER_VERSION_OVERRIDE={version} {extraEnvironment} exec dotnet exec {copy}/cutover.dll \"$@\"\n");
+        File.SetUnixFileMode(script, (UnixFileMode)0b111_101_101);
+        return script;
+    }
+
+    private int AgentPid => int.Parse(File.ReadAllText(Path.Combine(_bed.Home, "agent.pid")));
+
+    /// <summary>The instances `status --json` shows for an app: id -> (pid, state, restarts, uptime).</summary>
+    private async Task<Dictionary<string, (int Pid, string State, int Restarts, double Uptime)>> InstancesAsync(string config)
+    {
+        var status = await Ok(_bed.Cli("status", "--json", "-c", config));
+        using var doc = JsonDocument.Parse(status.Stdout);
+        return doc.RootElement.GetProperty("agent").GetProperty("instances").EnumerateArray().ToDictionary(
+            i => i.GetProperty("id").GetString()!,
+            i => (i.GetProperty("pid").GetInt32(), i.GetProperty("state").GetString()!, i.GetProperty("restarts").GetInt32(), i.GetProperty("uptime_seconds").GetDouble()));
+    }
+
+    /// <summary>Process group leaders started for this home and app (the instance processes, whoever supervises them).</summary>
+    private int[] InstanceProcesses(string app) =>
+        ProcStat.AllPids().Where(pid =>
+        {
+            if (ProcStat.Read(pid)?.ProcessGroup != pid) return false;
+            try
+            {
+                var environ = File.ReadAllText($"/proc/{pid}/environ").Split('\0');
+                return environ.Contains($"CUTOVER_AGENT_HOME={_bed.Home}") && environ.Contains($"CUTOVER_APP={app}");
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return false;
+            }
+        }).ToArray();
+
+    private static void AssertNoFailure(IReadOnlyList<Sample> samples, string what)
+    {
+        var failed = samples.Where(s => s.Status != 200).ToList();
+        Assert.True(failed.Count == 0, $"{what}: {failed.Count} of {samples.Count} requests failed: " +
+            string.Join("; ", failed.Take(5).Select(f => $"{f.Status} {f.Error}")));
+    }
+
+    [Fact]
+    public async Task Three_upgrades_in_a_row_under_load_fail_no_request_keep_every_pid_and_the_new_agent_supervises()
+    {
+        await DeployBothAsync();
+        var webBefore = await InstancesAsync(WebConfig);
+        var bgBefore = await InstancesAsync(BgConfig);
+        var warmBefore = InstanceProcesses("bg").Except(bgBefore.Values.Select(v => v.Pid)).Order().ToArray();
+        Assert.Equal(2, warmBefore.Length);
+        var firstAgent = AgentPid;
+
+        await using var webLoad = new LoadGenerator($"http://127.0.0.1:{_webPort}/", connections: 6, maxDuration: TimeSpan.FromMinutes(4));
+        await using var bgLoad = new LoadGenerator($"http://127.0.0.1:{_bgPort}/", connections: 6, maxDuration: TimeSpan.FromMinutes(4));
+        await Wait.UntilAsync(() => webLoad.NowMs > 500, TimeSpan.FromSeconds(5), "load running");
+        using var slowClient = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+        var slow = slowClient.GetStringAsync($"http://127.0.0.1:{_webPort}/slow");
+        await Task.Delay(300);
+
+        var agents = new List<int> { firstAgent };
+        foreach (var version in new[] { "9.0.1-test", "9.0.2-test", "9.0.3-test" })
+        {
+            var clock = Stopwatch.StartNew();
+            var upgrade = await Ok(_bed.Cli("agent", "upgrade", "--binary", NewBinary(version)));
+            output.WriteLine($"upgrade to {version} in {clock.ElapsedMilliseconds} ms: {upgrade.Stdout.Trim()}");
+            Assert.Contains($"-> {version} (pid {AgentPid})", upgrade.Stdout);
+            Assert.False(LibC.Kill(agents[^1], 0), "the old agent is still running after the upgrade returned");
+            agents.Add(AgentPid);
+            Assert.Contains($"agent {version} (pid {AgentPid}), running since", (await Ok(_bed.Cli("agent", "--version"))).Stdout);
+        }
+        Assert.StartsWith("hello from 1 (slow", await slow); // started before the first upgrade, answered through the old agent
+        await Task.Delay(500);
+        var samples = await webLoad.StopAsync();
+        var bgSamples = await bgLoad.StopAsync();
+        output.WriteLine($"web: {samples.Count} requests, bg: {bgSamples.Count} requests across three upgrades (agents {string.Join(" -> ", agents)})");
+        AssertNoFailure(samples, "web");
+        AssertNoFailure(bgSamples, "bg");
+        Assert.Equal(4, agents.Distinct().Count());
+
+        // Same processes, now the third new agent's, with their original uptime and counters.
+        var webAfter = await InstancesAsync(WebConfig);
+        var bgAfter = await InstancesAsync(BgConfig);
+        Assert.Equal(webBefore.ToDictionary(i => i.Key, i => i.Value.Pid), webAfter.ToDictionary(i => i.Key, i => i.Value.Pid));
+        Assert.Equal(bgBefore.ToDictionary(i => i.Key, i => i.Value.Pid), bgAfter.ToDictionary(i => i.Key, i => i.Value.Pid));
+        Assert.All(webAfter.Values.Concat(bgAfter.Values), i => Assert.Equal("ready", i.State));
+        Assert.All(webAfter, i => Assert.True(i.Value.Uptime >= webBefore[i.Key].Uptime, $"{i.Key}: uptime restarted"));
+        Assert.Equal(warmBefore, InstanceProcesses("bg").Except(bgAfter.Values.Select(v => v.Pid)).Order().ToArray());
+        var status = await Ok(_bed.Cli("status", "-c", BgConfig));
+        Assert.Contains("previous set: release", status.Stdout);
+        Assert.Contains("9.0.3-test", status.Stdout);
+
+        // The warm set is still a switch: a rollback starts no process.
+        var rollback = await Ok(_bed.Cli("rollback", "-c", BgConfig));
+        Assert.Equal(warmBefore, (await InstancesAsync(BgConfig)).Values.Select(v => v.Pid).Order().ToArray());
+        using var http = new HttpClient();
+        Assert.StartsWith("hello from 1", await http.GetStringAsync($"http://127.0.0.1:{_bgPort}/"));
+        output.WriteLine(rollback.Stdout);
+
+        // Supervised by the new agent: a killed instance is restarted, and its output reaches the log.
+        var victim = webAfter["web-0"].Pid;
+        LibC.Kill(victim, 9);
+        await Wait.UntilAsync(async () => (await InstancesAsync(WebConfig))["web-0"] is { State: "ready" } i && i.Pid != victim, TimeSpan.FromSeconds(30), "web-0 restarted by the new agent");
+        Assert.Equal(1, (await InstancesAsync(WebConfig))["web-0"].Restarts);
+        Assert.Equal(2, InstanceProcesses("web").Length);
+        var logs = await Ok(_bed.Cli("logs", "-c", WebConfig, "-n", "400"));
+        Assert.Contains("handed over to the new agent", logs.Stdout);
+        Assert.Contains($"adopted pid {webBefore["web-1"].Pid}", logs.Stdout);
+    }
+
+    [Fact]
+    public async Task An_upgrade_to_a_binary_that_exits_at_once_fails_with_exit_1_and_the_old_agent_serves_on()
+    {
+        await DeployBothAsync();
+        var before = await InstancesAsync(WebConfig);
+        var agent = AgentPid;
+        var broken = _bed.Combine("broken-cutover");
+        File.WriteAllText(broken, "#!/bin/sh\nexit 1\n");
+        File.SetUnixFileMode(broken, (UnixFileMode)0b111_101_101);
+
+        await using var load = new LoadGenerator($"http://127.0.0.1:{_webPort}/", connections: 6, maxDuration: TimeSpan.FromMinutes(2));
+        await Wait.UntilAsync(() => load.NowMs > 500, TimeSpan.FromSeconds(5), "load running");
+        var upgrade = await _bed.Cli("agent", "upgrade", "--binary", broken);
+        await Task.Delay(500);
+        var samples = await load.StopAsync();
+
+        Assert.Equal(1, upgrade.ExitCode);
+        Assert.Contains("exited with code 1 before it connected", upgrade.Stderr);
+        Assert.Contains($"serves on", upgrade.Stderr);
+        AssertNoFailure(samples, "web");
+        Assert.Equal(agent, AgentPid);
+        Assert.True(LibC.Kill(agent, 0));
+        var after = await InstancesAsync(WebConfig);
+        Assert.Equal(before.ToDictionary(i => i.Key, i => i.Value.Pid), after.ToDictionary(i => i.Key, i => i.Value.Pid));
+
+        // Still supervised by the old agent (nothing was handed over; a restart proves the watch runs).
+        LibC.Kill(after["web-1"].Pid, 9);
+        await Wait.UntilAsync(async () => (await InstancesAsync(WebConfig))["web-1"] is { State: "ready" } i && i.Pid != after["web-1"].Pid, TimeSpan.FromSeconds(30), "web-1 restarted");
+    }
+
+    [Fact]
+    public async Task A_new_agent_of_another_handover_protocol_is_refused_and_every_instance_stays_with_the_old_one()
+    {
+        await DeployBothAsync();
+        var before = await InstancesAsync(BgConfig);
+        var agent = AgentPid;
+        await using var load = new LoadGenerator($"http://127.0.0.1:{_bgPort}/", connections: 6, maxDuration: TimeSpan.FromMinutes(2));
+        await Wait.UntilAsync(() => load.NowMs > 500, TimeSpan.FromSeconds(5), "load running");
+        var upgrade = await _bed.Cli("agent", "upgrade", "--binary", NewBinary("8.0.0-test", "CUTOVER_TAKEOVER_PROTOCOL_OVERRIDE=99"));
+        await Task.Delay(300);
+        var samples = await load.StopAsync();
+
+        Assert.Equal(1, upgrade.ExitCode);
+        Assert.Contains("speaks handover protocol 99", upgrade.Stderr);
+        AssertNoFailure(samples, "bg");
+        Assert.Equal(agent, AgentPid);
+        Assert.Equal(before.ToDictionary(i => i.Key, i => i.Value.Pid), (await InstancesAsync(BgConfig)).ToDictionary(i => i.Key, i => i.Value.Pid));
+        var bgAfter = await InstancesAsync(BgConfig);
+        LibC.Kill(bgAfter["bg-0"].Pid, 9);
+        await Wait.UntilAsync(async () => (await InstancesAsync(BgConfig))["bg-0"] is { State: "ready" } i && i.Pid != bgAfter["bg-0"].Pid, TimeSpan.FromSeconds(30), "bg-0 restarted by the old agent");
+    }
+
+    [Fact]
+    public async Task Agent_version_and_status_show_the_running_agents_version_and_deploy_warns_when_it_is_older()
+    {
+        await DeployBothAsync();
+        var version = await Ok(_bed.Cli("agent", "--version"));
+        Assert.Matches(@"^cutover \S+\nagent \S+ \(pid \d+\), running since \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ \(up \d+", version.Stdout);
+        var status = await Ok(_bed.Cli("status", "-c", WebConfig));
+        Assert.Contains($"(pid {AgentPid}), running since", status.Stdout);
+
+        // An agent of another version (the copy, run as 0.0.1-old): deploy says so and names the command.
+        await Ok(_bed.Cli("agent", "upgrade", "--binary", NewBinary("0.0.1-old")));
+        var before = await InstancesAsync(WebConfig);
+        _bed.WriteVersion("3");
+        var warned = await Ok(_bed.Cli("deploy", _bed.Source, "-c", WebConfig));
+        Assert.Contains("the agent runs cutover 0.0.1-old", warned.All);
+        Assert.Contains("cutover agent upgrade", warned.All);
+        var oldAgent = AgentPid;
+
+        // --upgrade-agent: the upgrade first (to this CLI's own build), then the deploy.
+        _bed.WriteVersion("4");
+        var upgraded = await Ok(_bed.Cli("deploy", _bed.Source, "-c", WebConfig, "--upgrade-agent"));
+        Assert.Contains("agent upgraded: 0.0.1-old", upgraded.All);
+        Assert.NotEqual(oldAgent, AgentPid);
+        Assert.DoesNotContain("the agent runs cutover", upgraded.All);
+        using var http = new HttpClient();
+        Assert.StartsWith("hello from 4", await http.GetStringAsync($"http://127.0.0.1:{_webPort}/"));
+        Assert.DoesNotContain("0.0.1-old", (await Ok(_bed.Cli("agent", "--version"))).Stdout);
+        _ = before;
+    }
+}
