@@ -259,8 +259,13 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
         await DeployBothAsync();
         var version = await Ok(_bed.Cli("agent", "--version"));
         Assert.Matches(@"^cutover \S+\nagent \S+ \(pid \d+\), running since \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ \(up \d+", version.Stdout);
-        var status = await Ok(_bed.Cli("status", "-c", WebConfig));
-        Assert.Contains($"(pid {AgentPid}), running since", status.Stdout);
+        using (var status = JsonDocument.Parse((await Ok(_bed.Cli("status", "--json", "-c", WebConfig))).Stdout))
+        {
+            var agent = status.RootElement.GetProperty("agent_process");
+            Assert.Equal(AgentPid, agent.GetProperty("pid").GetInt32());
+            Assert.Contains(agent.GetProperty("version").GetString()!, version.Stdout);
+            Assert.InRange(agent.GetProperty("since").GetDateTimeOffset(), DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow);
+        }
 
         // An agent of another version (the copy, run as 0.0.1-old): deploy says so and names the command.
         await Ok(_bed.Cli("agent", "upgrade", "--binary", NewBinary("0.0.1-old")));
