@@ -118,6 +118,12 @@ public static class AgentCommands
         {
             throw new DeployException($"the agent was not upgraded: {e.Message}; the agent {before.Version} (pid {before.Pid}) serves on");
         }
+        catch (HttpRequestException e)
+        {
+            // The agent died under the upgrade (or the new one took over and the old one died before answering).
+            throw new DeployException($"the agent (pid {before.Pid}) stopped answering during the upgrade ({e.Message}); " +
+                                      "`cutover agent --version` says which agent serves now (a new `cutover agent` or deploy recovers if none does)");
+        }
         // The old agent finishes its requests (up to drain_timeout) and leaves; bounded, then the new one must answer.
         if (!await AgentClient.WaitUntilGoneAsync(upgraded.OldPid, TimeSpan.FromMinutes(5), cancellationToken))
             say($"warning: the old agent (pid {upgraded.OldPid}) is still finishing its requests after 5 minutes");

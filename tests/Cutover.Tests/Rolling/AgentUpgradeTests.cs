@@ -287,4 +287,88 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
         Assert.DoesNotContain("0.0.1-old", (await Ok(_bed.Cli("agent", "--version"))).Stdout);
         _ = before;
     }
+
+    /// <summary>The agent processes of this home that are running (the old, the new, or a restarted one).</summary>
+    private int[] AgentProcesses() =>
+        ProcStat.AllPids().Where(pid =>
+        {
+            try
+            {
+                var commandLine = File.ReadAllText($"/proc/{pid}/cmdline").Split('\0');
+                var environ = File.ReadAllText($"/proc/{pid}/environ").Split('\0');
+                return Alive(pid) && commandLine.Contains("agent") && commandLine.Any(a => a.EndsWith("cutover.dll", StringComparison.Ordinal))
+                       && environ.Contains($"CUTOVER_HOME={_bed.Home}");
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return false;
+            }
+        }).ToArray();
+
+    private int? TakingOverAgent() =>
+        AgentProcesses().Cast<int?>().FirstOrDefault(pid => File.ReadAllText($"/proc/{pid}/cmdline").Contains("--take-over"));
+
+    /// <summary>
+    /// After a kill: exactly one agent serves (started anew if none does: "the next agent start"), every instance of
+    /// both apps is ready and supervised by it (a killed one is restarted), and no instance runs twice or unrecorded.
+    /// </summary>
+    private async Task AssertOneConsistentOwnerAsync(string moment)
+    {
+        async Task<bool> OneAnswers() => AgentProcesses() is [var only] && (await _bed.Cli("agent", "--version")).Stdout.Contains($"(pid {only})");
+        if (!await Wait.WithinAsync(OneAnswers, TimeSpan.FromSeconds(20), interval: TimeSpan.FromMilliseconds(500)))
+        {
+            Assert.True(await Wait.WithinAsync(() => AgentProcesses().Length == 0, TimeSpan.FromSeconds(20)), $"{moment}: agents {string.Join(", ", AgentProcesses())} left running");
+            output.WriteLine($"{moment}: no agent left; starting the next one");
+            using var start = _bed.Start(_ => { }, "agent", "--quiet");
+            await Wait.UntilAsync(() => AgentProcesses().Length == 1, TimeSpan.FromSeconds(20), "the next agent");
+        }
+        var agent = AgentProcesses().Single();
+        await Wait.UntilAsync(async () => (await _bed.Cli("agent", "--version")).Stdout.Contains($"(pid {agent})"), TimeSpan.FromSeconds(30), $"{moment}: agent {agent} answers");
+        Assert.Equal(agent, AgentPid);
+        foreach (var (config, app) in new[] { (WebConfig, "web"), (BgConfig, "bg") })
+        {
+            await Wait.UntilAsync(async () => (await InstancesAsync(config)).Values.All(i => i.State == "ready"), TimeSpan.FromSeconds(30), $"{moment}: {app} ready");
+            var instances = await InstancesAsync(config);
+            Assert.Equal(2, instances.Count);
+            // Every instance process of the app is one status names, or the warm set's (bg); nothing twice, nothing stray.
+            await Wait.UntilAsync(() => InstanceProcesses(app).Length == (app == "bg" && InstanceProcesses(app).Length == 4 ? 4 : 2), TimeSpan.FromSeconds(10), $"{moment}: {app}'s processes");
+            Assert.Subset(InstanceProcesses(app).ToHashSet(), instances.Values.Select(i => i.Pid).ToHashSet());
+        }
+        var victim = (await InstancesAsync(WebConfig))["web-1"].Pid;
+        LibC.Kill(victim, 9);
+        await Wait.UntilAsync(async () => (await InstancesAsync(WebConfig))["web-1"] is { State: "ready" } i && i.Pid != victim, TimeSpan.FromSeconds(30), $"{moment}: web-1 restarted by agent {agent}");
+        using var http = new HttpClient();
+        Assert.StartsWith("hello from", await http.GetStringAsync($"http://127.0.0.1:{_webPort}/"));
+        Assert.StartsWith("hello from", await http.GetStringAsync($"http://127.0.0.1:{_bgPort}/"));
+    }
+
+    [Fact]
+    public async Task A_SIGKILL_of_the_CLI_the_old_or_the_new_agent_at_any_moment_of_an_upgrade_leaves_one_consistent_owner()
+    {
+        await DeployBothAsync();
+        // (who is killed, how long after the new agent appears; for the CLI: after it started)
+        var moments = new (string Victim, int AfterMs)[]
+        {
+            ("cli", 0), ("cli", 1000), ("new", 0), ("new", 400), ("new", 1200), ("old", 0), ("old", 500), ("old", 1500), ("new", 2500), ("old", 3000),
+        };
+        var n = 0;
+        foreach (var (victim, afterMs) in moments)
+        {
+            var moment = $"SIGKILL {victim} +{afterMs} ms";
+            var oldAgent = AgentPid;
+            var lines = new List<string>();
+            using var cli = _bed.Start(line => { lock (lines) lines.Add(line); }, "agent", "upgrade", "--binary", NewBinary($"9.1.{n++}-test"));
+            var newAgent = 0;
+            await Wait.UntilAsync(() => (newAgent = TakingOverAgent() ?? 0) != 0 || cli.HasExited, TimeSpan.FromSeconds(30), "the new agent started", interval: TimeSpan.FromMilliseconds(5));
+            await Task.Delay(afterMs);
+            if (victim == "cli") cli.Kill();
+            else LibC.Kill(victim == "new" ? newAgent : oldAgent, 9);
+            Assert.True(cli.WaitForExit(TimeSpan.FromSeconds(60)), $"{moment}: the upgrade did not end");
+            string said;
+            lock (lines) said = string.Join(" | ", lines);
+            output.WriteLine($"{moment}: exit {(victim == "cli" ? "killed" : cli.ExitCode.ToString())}: {said}");
+            await AssertOneConsistentOwnerAsync(moment);
+            output.WriteLine($"{moment}: agent {AgentPid} serves (was {oldAgent})");
+        }
+    }
 }
