@@ -46,6 +46,7 @@ public sealed partial class AgentServer
         {
             if (HandoverRefusal() is { } busy) return busy;
             if (UpgradeRefusal() is { } refusal) return Refuse(StatusCodes.Status409Conflict, refusal);
+            await NotifySystemdAsync(n => n.ReloadingAsync(CancellationToken.None));
             // Not cancelled by the CLI: once begun, the handover ends in one owner, whether or not anyone waits for it.
             var (upgraded, error) = await HandOverToNewAgentAsync(request.Command);
             if (upgraded is null) return Refuse(StatusCodes.Status500InternalServerError, error!);
@@ -59,7 +60,11 @@ public sealed partial class AgentServer
         {
             // Released after a commit too: whatever waited behind it finds _handedOver and is refused.
             _gate.Release();
-            if (!committed) _logger.LogInformation("upgrade did not happen; this agent serves on");
+            if (!committed)
+            {
+                _logger.LogInformation("upgrade did not happen; this agent serves on");
+                await NotifySystemdAsync(n => n.ReadyAsync(CancellationToken.None));
+            }
         }
     }
 
@@ -288,6 +293,7 @@ public sealed partial class AgentServer
                 return 1;
             }
             server.CommitTakeover();
+            await server.NotifySystemdAsync(n => n.MainPidReadyAsync(Environment.ProcessId, CancellationToken.None));
             try
             {
                 await SendAsync(channel, new Committed(Environment.ProcessId), [], cancellationToken);

@@ -47,6 +47,8 @@ public sealed partial class AgentServer : IAsyncDisposable
     /// <summary>agent.sock, bound by the agent itself (Kestrel gets the descriptor) so that an upgrade can hand it over.</summary>
     private System.Net.Sockets.Socket? _controlSocket;
     private readonly DateTimeOffset _since = DateTimeOffset.UtcNow;
+    /// <summary>sd_notify when run by systemd (NOTIFY_SOCKET): READY=1 once serving; an upgrade's RELOADING=1 and MAINPID=.</summary>
+    private readonly SystemdNotify _systemd = SystemdNotify.FromEnvironment();
     /// <summary>Taken by the command before anything in the home was touched; released last, when the agent is disposed.</summary>
     private readonly AgentHomeLock _homeLock;
 
@@ -84,6 +86,7 @@ public sealed partial class AgentServer : IAsyncDisposable
         await StartControlAsync(control, cancellationToken);
         AtomicFile.WriteAllText(_home.AgentPid, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
         _logger.LogInformation("agent {Version} listening on {Socket}", CutoverVersion.Current, _home.Socket);
+        await NotifySystemdAsync(n => n.ReadyAsync(cancellationToken));
         await WaitUntilStoppedAsync(cancellationToken);
     }
 
@@ -112,6 +115,20 @@ public sealed partial class AgentServer : IAsyncDisposable
         _web = builder.Build();
         MapEndpoints(_web);
         await _web.StartAsync(cancellationToken);
+    }
+
+    /// <summary>A notification to systemd; one that cannot be delivered is logged, never a reason to stop serving.</summary>
+    private async Task NotifySystemdAsync(Func<SystemdNotify, Task> notify)
+    {
+        if (!_systemd.Enabled) return;
+        try
+        {
+            await notify(_systemd);
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or ArgumentException or OperationCanceledException)
+        {
+            _logger.LogWarning("cannot notify systemd: {Error}", e.Message);
+        }
     }
 
     private async Task WaitUntilStoppedAsync(CancellationToken cancellationToken)
@@ -544,7 +561,8 @@ public sealed partial class AgentServer : IAsyncDisposable
                 await _web.DisposeAsync();
                 _web = null;
             }
-            await _listeners.DisposeAsync();
+            // Long connections (WebSockets) held here stay until they close or the longest drain_timeout ends.
+            await _listeners.StopAllAsync(_apps.Values.Select(a => a.Settings.Proxy.DrainTimeout).DefaultIfEmpty(TimeSpan.Zero).Max());
         }
         _logger.LogInformation("agent stopping: draining {Count} apps", _apps.Count);
         foreach (var runtime in _apps.Values) await runtime.LeaveRunningAsync();
@@ -570,5 +588,6 @@ public sealed partial class AgentServer : IAsyncDisposable
             File.Delete(_home.AgentPid);
         }
         _homeLock.Dispose();
+        _systemd.Dispose();
     }
 }

@@ -221,7 +221,14 @@ public sealed class Listener : IAsyncDisposable
     /// <summary>Lower case, no trailing dot (a fully qualified name is the same host).</summary>
     internal static string NormalizeHost(string host) => host.TrimEnd('.').ToLowerInvariant();
 
-    public async ValueTask DisposeAsync()
+    public ValueTask DisposeAsync() => StopAsync(CancellationToken.None);
+
+    /// <summary>
+    /// Stops accepting, lets the requests in flight finish and closes idle keep-alive connections; what still runs when
+    /// <paramref name="drained"/> fires (a WebSocket, a long poll) is cut then (at the latest after the host's shutdown
+    /// timeout, 30 s). Then closes this listener's descriptor.
+    /// </summary>
+    public async ValueTask StopAsync(CancellationToken drained)
     {
         if (_webDisposed)
         {
@@ -230,7 +237,7 @@ public sealed class Listener : IAsyncDisposable
         }
         _webDisposed = true;
         // Stopping accepts nothing more, lets the requests in flight finish and closes idle keep-alive connections.
-        if (Accepting) await _web.StopAsync(CancellationToken.None);
+        if (Accepting) await _web.StopAsync(drained);
         await _web.DisposeAsync();
         // Kestrel took the descriptor by ListenHandle and leaves it open: closed here, once nothing accepts on it.
         ListeningSocket.Dispose();

@@ -259,6 +259,17 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory, Cutover.Acme.Ac
         }
     }
 
+    /// <summary>
+    /// Every listener stops (the old agent after an upgrade: the new one accepts on the same sockets), all at once; long
+    /// connections are cut after <paramref name="drainTimeout"/>.
+    /// </summary>
+    public async Task StopAllAsync(TimeSpan drainTimeout)
+    {
+        using var drained = new CancellationTokenSource(drainTimeout);
+        await Task.WhenAll(_listeners.Select(l => l.StopAsync(drained.Token).AsTask()));
+        _listeners.Clear();
+    }
+
     public async ValueTask DisposeAsync()
     {
         foreach (var listener in _listeners) await listener.DisposeAsync();

@@ -26,7 +26,7 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
     private string BgConfig => _bed.Combine("bg.yml");
 
     /// <summary>Both apps deployed: web (rolling, release 1) and bg (blue-green, 1 then 2, so release 1 is warm).</summary>
-    private async Task DeployBothAsync()
+    private async Task DeployBothAsync(bool blueGreen = true)
     {
         File.WriteAllText(WebConfig, $"""
             app: web
@@ -62,6 +62,7 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
             """);
         _bed.WriteVersion("1");
         await Ok(_bed.Cli("deploy", _bed.Source, "-c", WebConfig));
+        if (!blueGreen) return;
         await Ok(_bed.Cli("deploy", _bed.Source, "-c", BgConfig));
         _bed.WriteVersion("2");
         await Ok(_bed.Cli("deploy", _bed.Source, "-c", BgConfig));
@@ -202,6 +203,27 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task A_websocket_held_by_the_old_agent_stays_open_until_drain_timeout_and_the_upgrade_ends_when_the_old_agent_leaves()
+    {
+        await DeployBothAsync(blueGreen: false);
+        using var socket = new System.Net.WebSockets.ClientWebSocket();
+        await socket.ConnectAsync(new Uri($"ws://127.0.0.1:{_webPort}/socket"), CancellationToken.None);
+        var clock = Stopwatch.StartNew();
+        var closed = Task.Run(async () =>
+        {
+            try { await socket.ReceiveAsync(new byte[16], CancellationToken.None); } catch (System.Net.WebSockets.WebSocketException) { }
+            return clock.Elapsed;
+        });
+        await Ok(_bed.Cli("agent", "upgrade", "--binary", NewBinary("9.2.0-test")));
+        var upgradeTook = clock.Elapsed;
+        var closedAfter = await closed.WaitAsync(TimeSpan.FromSeconds(30));
+        output.WriteLine($"websocket closed {closedAfter.TotalSeconds:0.00}s after the upgrade began, which returned after {upgradeTook.TotalSeconds:0.00}s");
+        Assert.True(closedAfter >= TimeSpan.FromSeconds(9), $"closed after {closedAfter.TotalSeconds:0.00}s, before drain_timeout (10s)");
+        Assert.True(closedAfter < TimeSpan.FromSeconds(25), $"still open {closedAfter.TotalSeconds:0.00}s after the upgrade began");
+        Assert.True(upgradeTook >= closedAfter - TimeSpan.FromSeconds(1), "the upgrade returned before the old agent had drained and left");
+    }
+
+    [Fact]
     public async Task An_upgrade_to_a_binary_that_exits_at_once_fails_with_exit_1_and_the_old_agent_serves_on()
     {
         await DeployBothAsync();
@@ -305,8 +327,9 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
             }
         }).ToArray();
 
-    private int? TakingOverAgent() =>
-        AgentProcesses().Cast<int?>().FirstOrDefault(pid => File.ReadAllText($"/proc/{pid}/cmdline").Contains("--take-over"));
+    /// <summary>The agent an upgrade started (not <paramref name="serving"/>, which may itself have been such a new agent).</summary>
+    private int? TakingOverAgent(int serving) =>
+        AgentProcesses().Cast<int?>().FirstOrDefault(pid => pid != serving && File.ReadAllText($"/proc/{pid}/cmdline").Contains("--take-over"));
 
     /// <summary>
     /// After a kill: exactly one agent serves (started anew if none does: "the next agent start"), every instance of
@@ -319,7 +342,10 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
         {
             Assert.True(await Wait.WithinAsync(() => AgentProcesses().Length == 0, TimeSpan.FromSeconds(20)), $"{moment}: agents {string.Join(", ", AgentProcesses())} left running");
             output.WriteLine($"{moment}: no agent left; starting the next one");
-            using var start = _bed.Start(_ => { }, "agent", "--quiet");
+            // As `cutover deploy` starts it: in a session of its own, output to a file.
+            var start = new ProcessStartInfo("/bin/sh", ["-c", $"setsid -f dotnet exec {CutoverCli.Dll} agent --quiet >> {_bed.Combine("next-agent.log")} 2>&1 < /dev/null"]);
+            start.Environment["CUTOVER_HOME"] = _bed.Home;
+            using (var launcher = Process.Start(start)!) await launcher.WaitForExitAsync();
             await Wait.UntilAsync(() => AgentProcesses().Length == 1, TimeSpan.FromSeconds(20), "the next agent");
         }
         var agent = AgentProcesses().Single();
@@ -359,7 +385,7 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
             var lines = new List<string>();
             using var cli = _bed.Start(line => { lock (lines) lines.Add(line); }, "agent", "upgrade", "--binary", NewBinary($"9.1.{n++}-test"));
             var newAgent = 0;
-            await Wait.UntilAsync(() => (newAgent = TakingOverAgent() ?? 0) != 0 || cli.HasExited, TimeSpan.FromSeconds(30), "the new agent started", interval: TimeSpan.FromMilliseconds(5));
+            await Wait.UntilAsync(() => (newAgent = TakingOverAgent(oldAgent) ?? 0) != 0 || cli.HasExited, TimeSpan.FromSeconds(30), "the new agent started", interval: TimeSpan.FromMilliseconds(5));
             await Task.Delay(afterMs);
             if (victim == "cli") cli.Kill();
             else LibC.Kill(victim == "new" ? newAgent : oldAgent, 9);
@@ -367,7 +393,17 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
             string said;
             lock (lines) said = string.Join(" | ", lines);
             output.WriteLine($"{moment}: exit {(victim == "cli" ? "killed" : cli.ExitCode.ToString())}: {said}");
-            await AssertOneConsistentOwnerAsync(moment);
+            try
+            {
+                await AssertOneConsistentOwnerAsync(moment);
+            }
+            catch
+            {
+                foreach (var log in new[] { "agent.log", "agent.stderr.log" })
+                    if (File.Exists(Path.Combine(_bed.Home, log)))
+                        output.WriteLine($"--- {log}\n" + string.Join("\n", File.ReadAllLines(Path.Combine(_bed.Home, log)).TakeLast(60)));
+                throw;
+            }
             output.WriteLine($"{moment}: agent {AgentPid} serves (was {oldAgent})");
         }
     }
