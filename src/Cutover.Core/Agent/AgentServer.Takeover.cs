@@ -138,6 +138,7 @@ public sealed partial class AgentServer
             await SendAsync(channel, new HelloAnswer(true, null, CutoverVersion.Current, Environment.ProcessId), [], deadline.Token);
 
             // From here the instances are the new agent's to supervise until it commits or everything is taken back.
+            _logger.LogInformation("upgrade: the new agent {Version} (pid {Pid}) connected; handing everything over", hello.Version, hello.Pid);
             _handingOver = true;
             var descriptors = new List<int> { (int)_controlSocket!.SafeHandle.DangerousGetHandle(), _homeLock.Descriptor };
             var apps = new List<HandedApp>();
@@ -165,6 +166,7 @@ public sealed partial class AgentServer
             await ListeningSocketHandover.SendAsync(channel, await _listeners.HandedAsync(deadline.Token), deadline.Token);
             await SendAsync(channel, new Offer(new AgentState { Apps = _records.Values.ToList() }, apps), descriptors, deadline.Token);
 
+            _logger.LogInformation("upgrade: sent {Listeners} listeners and {Instances} instances; waiting for the new agent", (await _listeners.HandedAsync(deadline.Token)).Count, handed.Count);
             var (ready, _) = await ReceiveAsync<ReadyAnswer>(channel, deadline.Token);
             if (!ready.Ready)
             {
@@ -261,6 +263,7 @@ public sealed partial class AgentServer
             {
                 problem = e.Message;
             }
+            if (problem is null) logger.LogInformation("upgrade: took over every listener, app and instance; ready");
             try
             {
                 await SendAsync(channel, new ReadyAnswer(problem is null, problem), [], cancellationToken);
@@ -293,6 +296,7 @@ public sealed partial class AgentServer
                 return 1;
             }
             server.CommitTakeover();
+            logger.LogInformation("upgrade: committed; this agent (pid {Pid}) owns the home", Environment.ProcessId);
             await server.NotifySystemdAsync(n => n.MainPidReadyAsync(Environment.ProcessId, CancellationToken.None));
             try
             {

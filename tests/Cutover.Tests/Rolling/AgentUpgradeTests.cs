@@ -372,23 +372,33 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
     public async Task A_SIGKILL_of_the_CLI_the_old_or_the_new_agent_at_any_moment_of_an_upgrade_leaves_one_consistent_owner()
     {
         await DeployBothAsync();
-        // (who is killed, how long after the new agent appears; for the CLI: after it started)
-        var moments = new (string Victim, int AfterMs)[]
+        // Who is killed, and when: once agent.log has the step's line (null: once the new agent process exists), then
+        // after a delay. The steps, in order: the new agent connected (old: handing over), everything sent (old),
+        // ready (new), committed (new), handed over (old, leaving).
+        const string Connected = "connected; handing everything over", Sent = "waiting for the new agent", Ready = "app and instance; ready",
+            Committed = "upgrade: committed", Leaving = "draining and leaving";
+        var moments = new (string Victim, string? Step, int AfterMs)[]
         {
-            ("cli", 0), ("cli", 1000), ("new", 0), ("new", 400), ("new", 1200), ("old", 0), ("old", 500), ("old", 1500), ("new", 2500), ("old", 3000),
+            ("cli", null, 0), ("cli", Connected, 0), ("new", null, 0), ("old", null, 0),
+            ("new", Connected, 0), ("old", Connected, 0), ("new", Sent, 0), ("old", Sent, 0), ("new", Ready, 0), ("old", Ready, 0),
+            ("new", Committed, 0), ("old", Committed, 0), ("new", Leaving, 0), ("old", Leaving, 0), ("old", null, 2000),
         };
+        var agentLog = Path.Combine(_bed.Home, "agent.log");
+        int Lines(string step) => File.Exists(agentLog) ? File.ReadLines(agentLog).Count(l => l.Contains(step)) : 0;
         var n = 0;
-        foreach (var (victim, afterMs) in moments)
+        foreach (var (victim, step, afterMs) in moments)
         {
-            var moment = $"SIGKILL {victim} +{afterMs} ms";
+            var moment = $"SIGKILL {victim} at '{step ?? "new agent started"}' +{afterMs} ms";
+            var seen = step is null ? 0 : Lines(step);
             var oldAgent = AgentPid;
             var lines = new List<string>();
             using var cli = _bed.Start(line => { lock (lines) lines.Add(line); }, "agent", "upgrade", "--binary", NewBinary($"9.1.{n++}-test"));
             var newAgent = 0;
             await Wait.UntilAsync(() => (newAgent = TakingOverAgent(oldAgent) ?? 0) != 0 || cli.HasExited, TimeSpan.FromSeconds(30), "the new agent started", interval: TimeSpan.FromMilliseconds(5));
+            if (step is not null) await Wait.UntilAsync(() => Lines(step) > seen || cli.HasExited, TimeSpan.FromSeconds(30), $"'{step}' in agent.log", interval: TimeSpan.FromMilliseconds(5));
             await Task.Delay(afterMs);
             if (victim == "cli") cli.Kill();
-            else LibC.Kill(victim == "new" ? newAgent : oldAgent, 9);
+            else if ((victim == "new" ? newAgent : oldAgent) is var target and > 0) LibC.Kill(target, 9); // never kill(0): our own group
             Assert.True(cli.WaitForExit(TimeSpan.FromSeconds(60)), $"{moment}: the upgrade did not end");
             string said;
             lock (lines) said = string.Join(" | ", lines);
