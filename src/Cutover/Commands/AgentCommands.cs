@@ -108,6 +108,9 @@ public static class AgentCommands
     public static async Task UpgradeAgentAsync(Action<string> say, AgentClient client, IReadOnlyList<string> newAgent, CancellationToken cancellationToken)
     {
         var before = await client.InfoAsync(cancellationToken);
+        if (before.Version is null)
+            throw new DeployException($"the running agent (pid {before.Pid}) predates `cutover agent upgrade` and cannot hand over; " +
+                                      "stop it (kill -TERM it: its process instances stop with it) and deploy to start this cutover's agent");
         say($"upgrading the agent {before.Version ?? "(version unknown)"} (pid {before.Pid}) to {string.Join(' ', newAgent)}");
         AgentUpgraded upgraded;
         try
@@ -127,7 +130,16 @@ public static class AgentCommands
         // The old agent finishes its requests (up to drain_timeout) and leaves; bounded, then the new one must answer.
         if (!await AgentClient.WaitUntilGoneAsync(upgraded.OldPid, TimeSpan.FromMinutes(5), cancellationToken))
             say($"warning: the old agent (pid {upgraded.OldPid}) is still finishing its requests after 5 minutes");
-        var after = await client.InfoAsync(cancellationToken);
+        AgentInfo after;
+        try
+        {
+            after = await client.InfoAsync(cancellationToken);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new DeployException($"the new agent (pid {upgraded.NewPid}) took over and the old one left, but the new one does not answer ({e.Message}); " +
+                                      "a new `cutover agent` (or a deploy) starts one and recovers the apps");
+        }
         if (after.Pid != upgraded.NewPid)
             throw new DeployException($"the new agent (pid {upgraded.NewPid}) took over, but pid {after.Pid} answers on the control socket now");
         say($"agent upgraded: {upgraded.OldVersion} (pid {upgraded.OldPid}) -> {upgraded.NewVersion} (pid {upgraded.NewPid})");

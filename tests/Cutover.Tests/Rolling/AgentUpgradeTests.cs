@@ -418,3 +418,41 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
         }
     }
 }
+
+/// <summary>The upgrade's bad input: refused before any agent is asked (exit 2), or no agent to upgrade (exit 1).</summary>
+public sealed class AgentUpgradeInputTests : IDisposable
+{
+    private readonly AgentBed _bed = new();
+
+    public void Dispose() => _bed.Dispose();
+
+    [Fact]
+    public async Task A_binary_that_does_not_exist_is_refused_with_exit_2()
+    {
+        var result = await _bed.Cli("agent", "upgrade", "--binary", _bed.Combine("no-such-cutover"));
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("no-such-cutover: no such file", result.Stderr);
+    }
+
+    [Fact]
+    public async Task A_binary_that_is_not_executable_is_refused_with_exit_2()
+    {
+        var script = _bed.Combine("cutover-not-executable");
+        File.WriteAllText(script, "#!/bin/sh\n");
+        var result = await _bed.Cli("agent", "upgrade", "--binary", script);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("is not executable", result.Stderr);
+    }
+
+    [Fact]
+    public async Task Without_a_running_agent_there_is_nothing_to_upgrade_exit_1_and_version_says_not_running()
+    {
+        var result = await _bed.Cli("agent", "upgrade");
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("the agent is not running, so there is nothing to upgrade", result.Stderr);
+        Assert.False(File.Exists(Path.Combine(_bed.Home, "agent.pid")));
+        var version = await _bed.Cli("agent", "--version");
+        Assert.Equal(0, version.ExitCode);
+        Assert.Contains("agent: not running", version.Stdout);
+    }
+}
