@@ -85,7 +85,7 @@ public sealed partial class AgentServer : IAsyncDisposable
         }
         await StartControlAsync(control, cancellationToken);
         AtomicFile.WriteAllText(_home.AgentPid, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        _logger.LogInformation("agent {Version} listening on {Socket}", CutoverVersion.Current, _home.Socket);
+        _logger.LogInformation("agent listening on {Socket} (cutover {Version})", _home.Socket, CutoverVersion.Current);
         await NotifySystemdAsync(n => n.ReadyAsync(cancellationToken));
         await WaitUntilStoppedAsync(cancellationToken);
     }
