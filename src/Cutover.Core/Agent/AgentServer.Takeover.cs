@@ -213,8 +213,9 @@ public sealed partial class AgentServer
             channel?.Dispose();
             if (!_handedOver && !newAgent.HasExited)
             {
-                // It lets go and exits on the abort or the closed channel; one that hangs is killed (it owns nothing now).
-                using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+                // It lets go and exits on the abort or the closed channel; one that hangs is killed (it owns nothing now;
+                // one that never connected got nothing at all, so it goes at once).
+                using var grace = new CancellationTokenSource(channel is null ? TimeSpan.Zero : TimeSpan.FromSeconds(10));
                 try { await newAgent.WaitForExitAsync(grace.Token); }
                 catch (OperationCanceledException) { LibC.Kill(newAgent.Id, 9); }
             }

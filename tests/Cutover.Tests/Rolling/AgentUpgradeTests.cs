@@ -254,6 +254,32 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task A_new_binary_that_never_connects_is_given_up_after_30_s_and_killed_and_the_old_agent_serves_on()
+    {
+        await DeployBothAsync(blueGreen: false);
+        var before = await InstancesAsync(WebConfig);
+        var agent = AgentPid;
+        var hanging = _bed.Combine("hanging-cutover");
+        File.WriteAllText(hanging, "#!/bin/sh\nexec sleep 123.4\n");
+        File.SetUnixFileMode(hanging, (UnixFileMode)0b111_101_101);
+
+        await using var load = new LoadGenerator($"http://127.0.0.1:{_webPort}/", connections: 6, maxDuration: TimeSpan.FromMinutes(2));
+        await Wait.UntilAsync(() => load.NowMs > 500, TimeSpan.FromSeconds(5), "load running");
+        var clock = Stopwatch.StartNew();
+        var upgrade = await _bed.Cli("agent", "upgrade", "--binary", hanging);
+        var took = clock.Elapsed;
+        var samples = await load.StopAsync();
+
+        Assert.Equal(1, upgrade.ExitCode);
+        Assert.Contains("did not take over within 30 s", upgrade.Stderr);
+        Assert.InRange(took, TimeSpan.FromSeconds(29), TimeSpan.FromSeconds(40));
+        Assert.Empty(OwnedProcesses.Mentioning("123.4")); // the hanging binary was killed
+        AssertNoFailure(samples, "web");
+        Assert.Equal(agent, AgentPid);
+        Assert.Equal(before.ToDictionary(i => i.Key, i => i.Value.Pid), (await InstancesAsync(WebConfig)).ToDictionary(i => i.Key, i => i.Value.Pid));
+    }
+
+    [Fact]
     public async Task A_new_agent_of_another_handover_protocol_is_refused_and_every_instance_stays_with_the_old_one()
     {
         await DeployBothAsync();
