@@ -74,6 +74,10 @@ public sealed partial class AgentServer
         var handed = 0;
         foreach (var (app, runtime) in _apps)
         {
+            // Requests held by a pause live in this agent's connections: the new agent could not release them, and they
+            // would be cut when this one leaves. (Maintenance moves: it holds nothing.)
+            if (runtime.Proxy.Gate.PausedUntil > DateTimeOffset.UtcNow)
+                return $"{app} is paused until {runtime.Proxy.Gate.PausedUntil:HH:mm:ss}Z (a deploy's migrations hold its requests); run the upgrade after `cutover resume` or the pause's end";
             if (runtime.Settings.Runtime.InstancesOutliveAgent) continue;
             foreach (var instance in runtime.Running)
             {
