@@ -280,6 +280,28 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task Maintenance_moves_to_the_new_agent_and_an_upgrade_during_a_pause_is_refused()
+    {
+        await DeployBothAsync(blueGreen: false);
+        using var http = new HttpClient();
+        await Ok(_bed.Cli("pause", "-c", WebConfig, "--timeout", "30s"));
+        var refused = await _bed.Cli("agent", "upgrade", "--binary", NewBinary("9.3.0-test"));
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("web is paused until", refused.Stderr);
+        await Ok(_bed.Cli("resume", "-c", WebConfig));
+
+        await Ok(_bed.Cli("maintenance", "on", "-c", WebConfig, "--message", "back soon"));
+        await Ok(_bed.Cli("agent", "upgrade", "--binary", NewBinary("9.3.0-test")));
+        using (var answer = await http.GetAsync($"http://127.0.0.1:{_webPort}/"))
+        {
+            Assert.Equal(503, (int)answer.StatusCode);
+            Assert.Contains("back soon", await answer.Content.ReadAsStringAsync());
+        }
+        await Ok(_bed.Cli("maintenance", "off", "-c", WebConfig));
+        Assert.StartsWith("hello from 1", await http.GetStringAsync($"http://127.0.0.1:{_webPort}/"));
+    }
+
+    [Fact]
     public async Task A_new_agent_of_another_handover_protocol_is_refused_and_every_instance_stays_with_the_old_one()
     {
         await DeployBothAsync();
