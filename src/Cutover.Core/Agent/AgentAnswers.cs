@@ -4,8 +4,17 @@ namespace Cutover.Agent;
 // in ActivationResultEvent). Written by AgentServer and read by AgentClient with these records; the JSON shape is
 // the one agents have always written, so a CLI can still talk to an agent started by an earlier build.
 
-/// <summary>`GET /v1/agent`: who answers, and what went wrong at its start that people must see.</summary>
-public sealed record AgentInfo(int Pid, IReadOnlyList<string> Warnings);
+/// <summary>
+/// `GET /v1/agent`: who answers, and what went wrong at its start that people must see; its version and since when it
+/// runs (null from an agent that predates them).
+/// </summary>
+public sealed record AgentInfo(int Pid, IReadOnlyList<string> Warnings, string? Version = null, DateTimeOffset? Since = null);
+
+/// <summary>`POST /v1/agent/upgrade`: the command that runs the new agent's binary (its `agent --take-over` arguments are added).</summary>
+public sealed record UpgradeRequest(IReadOnlyList<string> Command);
+
+/// <summary>The answer to `upgrade`: the new agent serves; the old one (this answer's sender) leaves once it has drained.</summary>
+public sealed record AgentUpgraded(string OldVersion, int OldPid, string NewVersion, int NewPid);
 
 /// <summary>`POST /v1/apps/{app}/stop`: the app's instances are stopped (the proxy keeps answering 503).</summary>
 public sealed record AppStopped(string Stopped);

@@ -168,6 +168,36 @@ public sealed class AgentClient : IDisposable
         return Answer<AgentInfo>("GET /v1/agent", await response.Content.ReadAsStringAsync(cancellationToken)).Warnings;
     }
 
+    /// <summary>Who answers (GET /v1/agent): pid, version and since when (both null from an agent that predates them).</summary>
+    public async Task<AgentInfo> InfoAsync(CancellationToken cancellationToken) =>
+        Answer<AgentInfo>("GET /v1/agent", await _http.GetStringAsync("v1/agent", cancellationToken));
+
+    /// <summary>
+    /// Asks the agent to hand over to a new agent run by <paramref name="command"/>; returns once the new one has committed
+    /// (the old one then drains and exits). Throws <see cref="AgentRefusedException"/> when the upgrade did not happen:
+    /// then the old agent serves on as before. Not cancellable: the agent finishes a handover it began either way.
+    /// </summary>
+    public Task<AgentUpgraded> UpgradeAsync(IReadOnlyList<string> command) =>
+        PostAsync<AgentUpgraded>("v1/agent/upgrade", JsonContent.Create(new UpgradeRequest(command), options: Json.Options), CancellationToken.None);
+
+    /// <summary>Whether process <paramref name="pid"/> (not ours: pidfd) exits within <paramref name="within"/>.</summary>
+    public static async Task<bool> WaitUntilGoneAsync(int pid, TimeSpan within, CancellationToken cancellationToken)
+    {
+        using var watch = Platform.ProcessWatch.TryOpen(pid);
+        if (watch is null) return true;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(within);
+        try
+        {
+            await watch.WaitForExitAsync(timeout.Token);
+            return true;
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Stops the app's instances; null when done, else the agent's refusal.</summary>
     public Task<string?> StopAppAsync(string app, CancellationToken cancellationToken) => AppCommandAsync<AppStopped>(app, "stop", cancellationToken);
 

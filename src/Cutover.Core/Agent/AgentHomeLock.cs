@@ -42,6 +42,24 @@ public sealed class AgentHomeLock : IDisposable
         }
     }
 
+    /// <summary>
+    /// The lock the old agent handed over in an upgrade (its descriptor, received by SCM_RIGHTS): flock belongs to the
+    /// open file description, so holding this copy is holding the lock, whatever happens to the old agent.
+    /// </summary>
+    public static AgentHomeLock FromHandedDescriptor(int fd) => new(fd);
+
+    /// <summary>The descriptor, for the upgrade to send to the new agent (a duplicate goes; this one stays ours).</summary>
+    public int Descriptor => _fd;
+
+    /// <summary>The new agent, once it owns the home: its pid in the lock file, for the next refused agent to name.</summary>
+    public void WriteHolder()
+    {
+        using var handle = new SafeFileHandle(_fd, ownsHandle: false);
+        var ownPid = Encoding.ASCII.GetBytes(Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + "\n");
+        RandomAccess.SetLength(handle, 0);
+        RandomAccess.Write(handle, ownPid, 0);
+    }
+
     private static int? ReadHolder(int fd)
     {
         using var handle = new SafeFileHandle(fd, ownsHandle: false);

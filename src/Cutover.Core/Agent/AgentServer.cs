@@ -45,6 +45,11 @@ public sealed partial class AgentServer : IAsyncDisposable
     private readonly List<string> _warnings = [];
     private readonly Dictionary<string, CancellationTokenSource> _activations = new(StringComparer.Ordinal);
     private WebApplication? _web;
+    /// <summary>agent.sock, bound by the agent itself (Kestrel gets the descriptor) so that an upgrade can hand it over.</summary>
+    private System.Net.Sockets.Socket? _controlSocket;
+    private readonly DateTimeOffset _since = DateTimeOffset.UtcNow;
+    /// <summary>sd_notify when run by systemd (NOTIFY_SOCKET): READY=1 once serving; an upgrade's RELOADING=1 and MAINPID=.</summary>
+    private readonly SystemdNotify _systemd = SystemdNotify.FromEnvironment();
     /// <summary>Taken by the command before anything in the home was touched; released last, when the agent is disposed.</summary>
     private readonly AgentHomeLock _homeLock;
 
@@ -66,13 +71,36 @@ public sealed partial class AgentServer : IAsyncDisposable
         File.SetUnixFileMode(_home.Path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         await RestoreAsync(cancellationToken);
 
+        File.Delete(_home.Socket);
+        var control = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        try
+        {
+            control.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(_home.Socket));
+            File.SetUnixFileMode(_home.Socket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            control.Listen(512);
+        }
+        catch
+        {
+            control.Dispose();
+            throw;
+        }
+        await StartControlAsync(control, cancellationToken);
+        AtomicFile.WriteAllText(_home.AgentPid, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        _logger.LogInformation("agent listening on {Socket} (cutover {Version})", _home.Socket, CutoverVersion.Current);
+        await NotifySystemdAsync(n => n.ReadyAsync(cancellationToken));
+        await WaitUntilStoppedAsync(cancellationToken);
+    }
+
+    /// <summary>Kestrel on the control socket (bound and listening already, this agent's or handed over by the old one).</summary>
+    private async Task StartControlAsync(System.Net.Sockets.Socket control, CancellationToken cancellationToken)
+    {
+        _controlSocket = control;
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton(_loggers);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromMinutes(2));
-        File.Delete(_home.Socket);
         var uid = LibC.GetUid();
-        builder.WebHost.ConfigureKestrel(k => k.ListenUnixSocket(_home.Socket, listen => listen.Use(next => async connection =>
+        builder.WebHost.ConfigureKestrel(k => k.ListenHandle((ulong)control.SafeHandle.DangerousGetHandle(), listen => listen.Use(next => async connection =>
         {
             // Only the agent's own user (or root) may drive it.
             var socket = connection.Features.Get<IConnectionSocketFeature>()?.Socket;
@@ -88,12 +116,28 @@ public sealed partial class AgentServer : IAsyncDisposable
         _web = builder.Build();
         MapEndpoints(_web);
         await _web.StartAsync(cancellationToken);
-        File.SetUnixFileMode(_home.Socket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        AtomicFile.WriteAllText(_home.AgentPid, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        _logger.LogInformation("agent listening on {Socket}", _home.Socket);
+    }
 
-        var lifetime = _web.Services.GetRequiredService<IHostApplicationLifetime>();
-        var stopped = new TaskCompletionSource();
+    /// <summary>A notification to systemd; one that cannot be delivered is logged, never a reason to stop serving.</summary>
+    private async Task NotifySystemdAsync(Func<SystemdNotify, Task> notify)
+    {
+        if (!_systemd.Enabled) return;
+        try
+        {
+            await notify(_systemd);
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or ArgumentException or OperationCanceledException)
+        {
+            _logger.LogWarning("cannot notify systemd: {Error}", e.Message);
+        }
+    }
+
+    private async Task WaitUntilStoppedAsync(CancellationToken cancellationToken)
+    {
+        var lifetime = _web!.Services.GetRequiredService<IHostApplicationLifetime>();
+        // Asynchronous continuations: StopApplication is called from a control request (the upgrade), which the
+        // shutdown below waits for.
+        var stopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         lifetime.ApplicationStopping.Register(() => stopped.TrySetResult());
         using (cancellationToken.Register(() => stopped.TrySetResult()))
             await stopped.Task;
@@ -103,7 +147,9 @@ public sealed partial class AgentServer : IAsyncDisposable
     private void MapEndpoints(WebApplication web)
     {
         web.MapGet("/v1/apps", () => Results.Json(_apps.Values.Select(Describe).ToList(), Json.Options));
-        web.MapGet("/v1/agent", () => Results.Json(new AgentInfo(Environment.ProcessId, _warnings), Json.Options));
+        web.MapGet("/v1/agent", () => Results.Json(new AgentInfo(Environment.ProcessId, _warnings, CutoverVersion.Current, _since), Json.Options));
+        // Behind the gate (no activation meanwhile); the handover itself is not cancelled by the CLI leaving.
+        web.MapPost("/v1/agent/upgrade", (Delegate)((HttpContext context) => ThreadPoolContext.Run(() => UpgradeAsync(context))));
         // Each command's work resumes on the thread pool, never on the proxy's socket threads.
         web.MapPost("/v1/apps/{app}/activate", (string app, HttpContext context) => ThreadPoolContext.Run(() => ActivateAsync(app, context)));
         // Not behind the gate: it reaches the activation that holds it.
@@ -123,6 +169,7 @@ public sealed partial class AgentServer : IAsyncDisposable
         var text = await body.ReadToEndAsync(context.RequestAborted);
         if (Json.TryRead<MaintenanceRequest>(text, out var problem) is not { } request)
             return Refuse(StatusCodes.Status400BadRequest, $"cannot read the maintenance request ({problem})");
+        if (HandoverRefusal() is { } handingOver) return handingOver;
         if (!_apps.TryGetValue(app, out var runtime)) return Refuse(StatusCodes.Status404NotFound, $"the agent runs no app '{app}'; deploy it first");
         if (request.Body is { } page && System.Text.Encoding.UTF8.GetByteCount(page) > Proxy.MaintenancePage.MaxBytes)
             return Refuse(StatusCodes.Status400BadRequest, $"the maintenance page is larger than {Proxy.MaintenancePage.MaxBytes} bytes");
@@ -138,6 +185,7 @@ public sealed partial class AgentServer : IAsyncDisposable
     {
         if (timeoutMs is not { } ms || ms <= 0 || ms > Proxy.TrafficGate.MaxPause.TotalMilliseconds)
             return Refuse(StatusCodes.Status400BadRequest, $"a pause needs timeout_ms between 1 and {Proxy.TrafficGate.MaxPause.TotalMilliseconds:0}");
+        if (HandoverRefusal() is { } handingOver) return handingOver;
         if (!_apps.TryGetValue(app, out var runtime)) return Refuse(StatusCodes.Status404NotFound, $"the agent runs no app '{app}'; deploy it first");
         var until = runtime.Proxy.Gate.PauseFor(TimeSpan.FromMilliseconds(ms));
         SaveInstances(runtime);
@@ -147,6 +195,7 @@ public sealed partial class AgentServer : IAsyncDisposable
 
     private IResult Resume(string app)
     {
+        if (HandoverRefusal() is { } handingOver) return handingOver;
         if (!_apps.TryGetValue(app, out var runtime)) return Refuse(StatusCodes.Status404NotFound, $"the agent runs no app '{app}'; deploy it first");
         var held = runtime.Proxy.Gate.Held;
         var wasPaused = runtime.Proxy.Gate.Resume();
@@ -196,7 +245,8 @@ public sealed partial class AgentServer : IAsyncDisposable
             await _gate.WaitAsync(context.RequestAborted);
             try
             {
-                result = await ActivateLockedAsync(app, request, progress, cancel.Token);
+                result = _handedOver ? ActivationResult.NotLive(HandedOverMessage)
+                    : await ActivateLockedAsync(app, request, progress, cancel.Token);
                 if (cancel.IsCancellationRequested && !result.Succeeded) result = result with { Outcome = ActivationOutcome.Cancelled };
             }
             catch (OperationCanceledException) when (cancel.IsCancellationRequested)
@@ -343,6 +393,7 @@ public sealed partial class AgentServer : IAsyncDisposable
         await _gate.WaitAsync(cancellationToken);
         try
         {
+            if (_handedOver) return Refuse(StatusCodes.Status503ServiceUnavailable, HandedOverMessage);
             if (!_apps.TryGetValue(app, out var runtime)) return Refuse(StatusCodes.Status404NotFound, $"the agent runs no app '{app}'");
             await runtime.StopAllAsync(cancellationToken);
             Save(app, _records[app].ConfigLayers, stopped: true);
@@ -359,6 +410,7 @@ public sealed partial class AgentServer : IAsyncDisposable
         await _gate.WaitAsync(cancellationToken);
         try
         {
+            if (_handedOver) return Refuse(StatusCodes.Status503ServiceUnavailable, HandedOverMessage);
             if (!_apps.TryGetValue(app, out var runtime) || !_records.TryGetValue(app, out var record) || record.ReleaseId is null)
                 return Refuse(StatusCodes.Status404NotFound, $"the agent has no release of '{app}' to start; deploy one");
             if (!runtime.IsEmpty) return Results.Json(new AppStarted(app, Already: true), Json.Options);
@@ -403,6 +455,9 @@ public sealed partial class AgentServer : IAsyncDisposable
     {
         lock (_stateGate)
         {
+            // During an upgrade the state on disk stays what it was (the new agent writes it once it commits); after it,
+            // the leaving agent's instances are the new one's and its own disposals must not write them out.
+            if (!StateWritable) return;
             var app = runtime.Config.App;
             _records[app] = new AppRecord
             {
@@ -521,6 +576,20 @@ public sealed partial class AgentServer : IAsyncDisposable
 
     private async Task ShutdownAsync()
     {
+        // Handed over: stop accepting first (the new agent accepts on the same sockets), let the requests in flight
+        // finish through this proxy while the instances still serve, then let the apps go (nothing of them is stopped).
+        if (_handedOver)
+        {
+            // agent.sock first: every command from here reaches the new agent, never one that is leaving.
+            if (_web is not null)
+            {
+                await _web.StopAsync();
+                await _web.DisposeAsync();
+                _web = null;
+            }
+            // Long connections (WebSockets) held here stay until they close or the longest drain_timeout ends.
+            await _listeners.StopAllAsync(_apps.Values.Select(a => a.Settings.Proxy.DrainTimeout).DefaultIfEmpty(TimeSpan.Zero).Max());
+        }
         _logger.LogInformation("agent stopping: draining {Count} apps", _apps.Count);
         foreach (var runtime in _apps.Values) await runtime.LeaveRunningAsync();
         _apps.Clear();
@@ -537,8 +606,14 @@ public sealed partial class AgentServer : IAsyncDisposable
         }
         await ShutdownAsync();
         _http.Dispose();
-        File.Delete(_home.Socket);
-        File.Delete(_home.AgentPid);
+        _controlSocket?.Dispose();
+        // The socket and agent.pid are the new agent's after an upgrade (the same socket, its pid).
+        if (!_handedOver)
+        {
+            File.Delete(_home.Socket);
+            File.Delete(_home.AgentPid);
+        }
         _homeLock.Dispose();
+        _systemd.Dispose();
     }
 }

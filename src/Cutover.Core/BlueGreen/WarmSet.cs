@@ -32,6 +32,21 @@ public sealed class WarmSetKeeper
         }));
     }
 
+    /// <summary>
+    /// The warm set the old agent handed over in an upgrade: kept until the same <paramref name="until"/> it had there,
+    /// so keep_previous counts from the switch, not from the upgrade.
+    /// </summary>
+    public void Adopt(AppRuntime app, ManagedInstance[] set, string releaseId, string releaseDir, DateTimeOffset until)
+    {
+        var warm = new WarmSet(releaseId, releaseDir, set, until);
+        Current = warm;
+        _ = Task.Run(() => ThreadPoolContext.Run(async () =>
+        {
+            if (until - DateTimeOffset.UtcNow is { } left && left > TimeSpan.Zero) await Task.Delay(left);
+            await ExpireAsync(app, warm);
+        }));
+    }
+
     /// <summary>Stops a warm set when its keep_previous ran out, unless it went live again meanwhile.</summary>
     private async Task ExpireAsync(AppRuntime app, WarmSet warm)
     {

@@ -29,8 +29,7 @@ public sealed record SelfContainedBuild(string Path, string Version)
                 "Deploying to hosts installs Cutover's self-contained single-file build on them, and this cutover is not one. Publish it with " +
                 "`dotnet publish src/Cutover -c Release -r linux-x64 --self-contained -p:PublishSingleFile=true -o DIR` and run DIR/cutover, " +
                 $"or set {EnvironmentVariable}=DIR/cutover");
-        var informational = assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0";
-        var clean = new string(informational.Split('+')[0].Select(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' ? c : '-').ToArray());
+        var clean = new string(CutoverVersion.Built.Split('+')[0].Select(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' ? c : '-').ToArray());
         using var stream = File.OpenRead(path);
         var hash = Convert.ToHexStringLower(SHA256.HashData(stream))[..12];
         return new SelfContainedBuild(System.IO.Path.GetFullPath(path), $"{clean}-{hash}");

@@ -10,7 +10,7 @@ namespace Cutover.Platform;
 /// payload length with the descriptors attached to it, then the payload; the receiver reads the length alone with
 /// recvmsg, so ancillary data never straddles two messages on the stream. Received descriptors are
 /// close-on-exec (MSG_CMSG_CLOEXEC): a hook or an instance started in between must not inherit a listener, or the
-/// port stays open after Cutover closes it. For the agent upgrade (issue 12); not yet wired.
+/// port stays open after Cutover closes it. For the agent upgrade (issue 12: Agent/AgentTakeover).
 /// </summary>
 public static class FdPassing
 {

@@ -21,7 +21,7 @@ public sealed record ReceivedListener(HandedListener Listener, Socket Socket);
 public sealed class HandoverException(string message) : IOException(message);
 
 /// <summary>
-/// The agent upgrade's listener handover (issue 12; not yet wired): the old agent sends every listening socket it
+/// The agent upgrade's listener handover (issue 12, Agent/AgentTakeover): the old agent sends every listening socket it
 /// owns with its address and kind in one <see cref="FdPassing"/> message; the new agent rebuilds a
 /// <see cref="Socket"/> from each descriptor and checks it listens on the stated address before it trusts it. The
 /// old side keeps accepting until the new one does: the two descriptors share one accept queue, so a connection is

@@ -8,7 +8,7 @@ namespace Cutover.Platform;
 /// <summary>
 /// sd_notify(3) spoken directly: one datagram of newline-separated KEY=VALUE lines to the AF_UNIX socket named by
 /// NOTIFY_SOCKET (a path, or '@' for Linux's abstract namespace). Without NOTIFY_SOCKET (not under systemd, or
-/// Type= is not notify) every call does nothing. For the agent upgrade (issue 12; not yet wired): READY=1 when the
+/// Type= is not notify) every call does nothing. For the agent (issue 12): READY=1 when the
 /// agent serves, RELOADING=1 + MONOTONIC_USEC= when ExecReload starts an upgrade (Type=notify-reload requires both),
 /// MAINPID= naming the new agent (needs NotifyAccess=all, since the message comes from a process systemd does not
 /// yet consider the main one), EXTEND_TIMEOUT_USEC= while a long handover runs, STATUS= for `systemctl status`.

@@ -73,11 +73,15 @@ public sealed class Listener : IAsyncDisposable
     /// bound and listening already, with its queue of connections not yet accepted, which this Kestrel accepts from
     /// here on. Owned from here (also when this throws: it is closed then).
     /// </summary>
-    public static async Task<Listener> AdoptAsync(Platform.ReceivedListener received, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, CancellationToken cancellationToken)
+    /// <param name="accept">
+    /// False: Kestrel is built but does not accept yet (<see cref="StartAcceptingAsync"/> does, once the apps' routes are
+    /// in): the old agent keeps accepting meanwhile, so no request meets a listener without routes (404).
+    /// </param>
+    public static async Task<Listener> AdoptAsync(Platform.ReceivedListener received, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, CancellationToken cancellationToken, bool accept = true)
     {
         try
         {
-            return await StartAsync(received.Socket, received.Listener.Address, received.Listener.Kind == Platform.ListenerKind.Tls, loggerFactory, challenges, cancellationToken);
+            return await StartAsync(received.Socket, received.Listener.Address, received.Listener.Kind == Platform.ListenerKind.Tls, loggerFactory, challenges, cancellationToken, accept);
         }
         catch
         {
@@ -124,7 +128,7 @@ public sealed class Listener : IAsyncDisposable
     /// port 0, to a port of the kernel's choosing) and listening. The listener owns it from here, also when this
     /// throws: the caller disposes it then.
     /// </summary>
-    private static async Task<Listener> StartAsync(Socket listening, IPEndPoint requested, bool tls, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, CancellationToken cancellationToken)
+    private static async Task<Listener> StartAsync(Socket listening, IPEndPoint requested, bool tls, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, CancellationToken cancellationToken, bool accept = true)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -158,19 +162,33 @@ public sealed class Listener : IAsyncDisposable
         var web = builder.Build();
         listener = new Listener(web, listening, requested, tls, challenges);
         web.Run(listener.DispatchAsync);
+        // The address as configured (0.0.0.0 stays 0.0.0.0), with the port the kernel gave for port 0.
+        listener.Bound = requested.Port != 0 ? requested : new IPEndPoint(requested.Address, ((IPEndPoint)listening.LocalEndPoint!).Port);
+        if (accept) await listener.StartAcceptingAsync(cancellationToken);
+        return listener;
+    }
+
+    /// <summary>Whether Kestrel accepts on the socket (an adopted listener waits for its routes first).</summary>
+    public bool Accepting { get; private set; }
+
+    /// <summary>Kestrel starts accepting on the socket. A failure disposes Kestrel (the socket is still the caller's to close).</summary>
+    public async Task StartAcceptingAsync(CancellationToken cancellationToken)
+    {
+        if (Accepting) return;
         try
         {
-            await web.StartAsync(cancellationToken);
+            await _web.StartAsync(cancellationToken);
         }
         catch
         {
-            await web.DisposeAsync();
+            await _web.DisposeAsync();
+            _webDisposed = true;
             throw;
         }
-        // The address as configured (0.0.0.0 stays 0.0.0.0), with the port the kernel gave for port 0.
-        listener.Bound = requested.Port != 0 ? requested : new IPEndPoint(requested.Address, ((IPEndPoint)listening.LocalEndPoint!).Port);
-        return listener;
+        Accepting = true;
     }
+
+    private bool _webDisposed;
 
     /// <summary>The certificate of the first app that would serve <paramref name="serverName"/> and has one.</summary>
     internal SslStreamCertificateContext? SelectCertificate(string? serverName)
@@ -203,9 +221,23 @@ public sealed class Listener : IAsyncDisposable
     /// <summary>Lower case, no trailing dot (a fully qualified name is the same host).</summary>
     internal static string NormalizeHost(string host) => host.TrimEnd('.').ToLowerInvariant();
 
-    public async ValueTask DisposeAsync()
+    public ValueTask DisposeAsync() => StopAsync(CancellationToken.None);
+
+    /// <summary>
+    /// Stops accepting, lets the requests in flight finish and closes idle keep-alive connections; what still runs when
+    /// <paramref name="drained"/> fires (a WebSocket, a long poll) is cut then (at the latest after the host's shutdown
+    /// timeout, 30 s). Then closes this listener's descriptor.
+    /// </summary>
+    public async ValueTask StopAsync(CancellationToken drained)
     {
-        await _web.StopAsync(CancellationToken.None);
+        if (_webDisposed)
+        {
+            ListeningSocket.Dispose();
+            return;
+        }
+        _webDisposed = true;
+        // Stopping accepts nothing more, lets the requests in flight finish and closes idle keep-alive connections.
+        if (Accepting) await _web.StopAsync(drained);
         await _web.DisposeAsync();
         // Kestrel took the descriptor by ListenHandle and leaves it open: closed here, once nothing accepts on it.
         ListeningSocket.Dispose();

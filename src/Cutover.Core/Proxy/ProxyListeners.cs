@@ -173,7 +173,11 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory, Cutover.Acme.Ac
     /// listener that no app claims afterwards goes with <see cref="StopUnusedAsync"/>. All or none: on failure the
     /// ones started here are stopped and every socket received is closed.
     /// </summary>
-    public async Task AdoptAsync(IReadOnlyList<Platform.ReceivedListener> received, CancellationToken cancellationToken)
+    /// <param name="accept">
+    /// False (the agent upgrade): the listeners do not accept until <see cref="StartAcceptingAsync"/>, called once every
+    /// app's routes are back, so the new agent never answers a request with a route table still being filled.
+    /// </param>
+    public async Task AdoptAsync(IReadOnlyList<Platform.ReceivedListener> received, CancellationToken cancellationToken, bool accept = true)
     {
         await _gate.WaitAsync(cancellationToken);
         var started = new List<Listener>();
@@ -183,7 +187,7 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory, Cutover.Acme.Ac
             {
                 if (_listeners.Concat(started).Any(l => l.Requested.Equals(listener.Listener.Address)))
                     throw new Platform.HandoverException($"listener {listener.Listener.Address} was handed over twice, or this agent listens there already");
-                started.Add(await Listener.AdoptAsync(listener, loggerFactory, acme?.Challenges, cancellationToken));
+                started.Add(await Listener.AdoptAsync(listener, loggerFactory, acme?.Challenges, cancellationToken, accept));
             }
             _listeners.AddRange(started);
         }
@@ -193,6 +197,20 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory, Cutover.Acme.Ac
             // The ones not started (Listener.AdoptAsync closed a failed one already; Dispose twice is harmless).
             foreach (var left in received.Where(r => !started.Any(l => ReferenceEquals(l.ListeningSocket, r.Socket)))) left.Socket.Dispose();
             throw;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Every adopted listener not accepting yet starts accepting (all or none: a failure stops the ones started here).</summary>
+    public async Task StartAcceptingAsync(CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            foreach (var listener in _listeners.Where(l => !l.Accepting)) await listener.StartAcceptingAsync(cancellationToken);
         }
         finally
         {
@@ -239,6 +257,17 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory, Cutover.Acme.Ac
         {
             _gate.Release();
         }
+    }
+
+    /// <summary>
+    /// Every listener stops (the old agent after an upgrade: the new one accepts on the same sockets), all at once; long
+    /// connections are cut after <paramref name="drainTimeout"/>.
+    /// </summary>
+    public async Task StopAllAsync(TimeSpan drainTimeout)
+    {
+        using var drained = new CancellationTokenSource(drainTimeout);
+        await Task.WhenAll(_listeners.Select(l => l.StopAsync(drained.Token).AsTask()));
+        _listeners.Clear();
     }
 
     public async ValueTask DisposeAsync()

@@ -298,8 +298,11 @@ public sealed class AppRuntime : IAsyncDisposable
     /// <summary>A new web instance for <paramref name="slot"/> on a port the runtime gives; not started yet.</summary>
     public ManagedInstance NewInstance(int slot, string releaseId, string releaseDir) => NewInstance(Groups[0], slot, releaseId, releaseDir);
 
-    /// <summary>A new instance of <paramref name="group"/>'s process type for <paramref name="slot"/>; a port only for web. Not started yet.</summary>
-    public ManagedInstance NewInstance(ProcessGroup group, int slot, string releaseId, string releaseDir) =>
+    /// <summary>
+    /// A new instance of <paramref name="group"/>'s process type for <paramref name="slot"/>; a port only for web: one the
+    /// runtime gives, or <paramref name="port"/> (the one an instance handed over by the old agent listens on). Not started yet.
+    /// </summary>
+    public ManagedInstance NewInstance(ProcessGroup group, int slot, string releaseId, string releaseDir, int? port = null) =>
         new(new InstanceSpec
         {
             App = Config.App,
@@ -308,7 +311,7 @@ public sealed class AppRuntime : IAsyncDisposable
             FileTag = group.IsWeb ? "" : Guid.NewGuid().ToString("N")[..12],
             ReleaseId = releaseId,
             ReleaseDir = releaseDir,
-            Port = group.IsWeb ? _runtime.NewPort() : 0,
+            Port = port ?? (group.IsWeb ? _runtime.NewPort() : 0),
             Run = group.Run,
             Health = Settings.InstanceHealth,
             RuntimeDir = _runtimeDir,

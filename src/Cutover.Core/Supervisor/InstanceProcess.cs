@@ -39,6 +39,7 @@ public sealed class InstanceProcess : IRunningInstance
     private readonly NotifySocket? _notify;
     private readonly long _startTicks;
     private readonly string _exitStatusPath;
+    private readonly Action<string, string> _onOutput;
     /// <summary>Handed to another owner: this one neither reads, watches nor stops it any more.</summary>
     private bool _handedOver;
     private bool _disposed;
@@ -58,6 +59,7 @@ public sealed class InstanceProcess : IRunningInstance
         _watch = watch;
         _ipc = ipc;
         _notify = notify;
+        _onOutput = onOutput;
         _stdout = new OutputPump(stdout, line => onOutput("out", line));
         _stderr = new OutputPump(stderr, line =>
         {
@@ -225,6 +227,19 @@ public sealed class InstanceProcess : IRunningInstance
         await _watching.CancelAsync();
         var description = new InstanceProcessDescription(Pid, Pid, _startTicks, Started, Endpoint.ToString(), _exitStatusPath);
         return new InstanceHandover(description, _stdout.Handle, _stderr.Handle);
+    }
+
+    /// <summary>
+    /// The handover did not happen (the new agent refused, failed or died before it committed): a new object over the
+    /// same process, pipes, IPC and notify socket, reading on from where <see cref="HandOverAsync"/> stopped. This one
+    /// is spent (its pipes are the new one's now; disposing it does nothing).
+    /// </summary>
+    public InstanceProcess TakeBack()
+    {
+        if (!_handedOver) throw new InvalidOperationException($"instance pid {Pid} was not handed over: there is nothing to take back");
+        _disposed = true;
+        return new InstanceProcess(Pid, _startTicks, Started, Endpoint, _exitStatusPath, _process, _watch,
+            _stdout.Pipe, _stderr.Pipe, _onOutput, _ipc, _notify);
     }
 
     /// <summary>

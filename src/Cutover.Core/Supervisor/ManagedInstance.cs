@@ -17,7 +17,8 @@ public sealed class ManagedInstance : IAsyncDisposable
     private readonly LogSink _log;
     private readonly IInstanceLauncher _launcher;
     private readonly ILogger _logger;
-    private readonly CancellationTokenSource _stop = new();
+    /// <summary>Cancelled to stop supervising; replaced when a handover is taken back and supervision resumes.</summary>
+    private CancellationTokenSource _stop = new();
     private Task _watch = Task.CompletedTask;
     private IRunningInstance? _process;
     private Backend? _backend;
@@ -135,12 +136,15 @@ public sealed class ManagedInstance : IAsyncDisposable
     }
 
     /// <summary>
-    /// Takes over an instance that already runs (a container a restarted agent found by its labels): checked for
-    /// readiness like a new one, then supervised. Null, or why it cannot serve.
+    /// Takes over an instance that already runs (a container a restarted agent found by its labels, or a process the
+    /// old agent handed over in an upgrade): checked for readiness like a new one, then supervised. Null, or why it
+    /// cannot serve. <paramref name="inRotation"/> false keeps it out of the proxy (a warm blue-green set);
+    /// <paramref name="restarts"/> carries the old agent's count on.
     /// </summary>
-    public async Task<string?> AdoptAsync(IRunningInstance running, CancellationToken cancellationToken)
+    public async Task<string?> AdoptAsync(IRunningInstance running, CancellationToken cancellationToken, bool inRotation = true, int restarts = 0)
     {
-        _enterProxy = true;
+        _enterProxy = inRotation;
+        Restarts = restarts;
         var problem = await BecomeReadyAsync(running, $"adopted {running.Description} at {running.Endpoint} (release {Spec.ReleaseId})", cancellationToken);
         if (problem is not null)
         {
@@ -314,6 +318,21 @@ public sealed class ManagedInstance : IAsyncDisposable
         _handedOver = true;
         _log.Write(Spec.Id, process.Pid, "cutover", "handed over to the new agent");
         return handover;
+    }
+
+    /// <summary>
+    /// The upgrade that <see cref="HandOverAsync"/> was for did not commit: supervision resumes over the same process
+    /// (same pipes, reading on where it stopped), as if nothing happened. It never left the proxy.
+    /// </summary>
+    public Task TakeBackAsync()
+    {
+        if (!_handedOver || _process is not InstanceProcess process) return Task.CompletedTask;
+        _process = process.TakeBack();
+        _handedOver = false;
+        _stop = new CancellationTokenSource();
+        _log.Write(Spec.Id, _process.Pid, "cutover", "taken back: the upgrade did not happen");
+        _watch = Task.Run(() => ThreadPoolContext.Run(() => WatchAsync(_stop.Token)));
+        return Task.CompletedTask;
     }
 
     /// <summary>Out of the proxy, in-flight requests finished (up to drain_timeout), then stop_signal, then SIGKILL.</summary>

@@ -26,6 +26,9 @@ internal sealed class OutputPump
     /// <summary>The pipe (read end), still open after <see cref="StopAsync"/>: what a handover sends.</summary>
     public SafePipeHandle Handle => _pipe.SafePipeHandle;
 
+    /// <summary>The pipe itself, for a pump that reads on from where this stopped (a handover taken back).</summary>
+    public PipeStream Pipe => _pipe;
+
     /// <summary>Completes when the writers have all closed their end (the instance and its children are gone).</summary>
     public Task Completed => _reading;
 

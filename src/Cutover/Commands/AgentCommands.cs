@@ -30,16 +30,21 @@ public static class AgentCommands
         var quiet = new Option<bool>("--quiet") { Description = "Log only to agent.log, not to stdout (how `cutover deploy` starts it in the background)" };
         var logMaxSize = new Option<string>("--log-max-size") { Description = "Size at which agent.log is rotated (e.g. 10MB)", DefaultValueFactory = _ => "10MB" };
         var logRetain = new Option<int>("--log-retain") { Description = "How many rotated agent logs to keep", DefaultValueFactory = _ => 5 };
-        var command = new Command("agent", "Run the agent in the foreground: the proxy and instances of every rolling app on this host") { quiet, logMaxSize, logRetain };
+        var takeOver = new Option<string?>("--take-over") { Description = "Internal: take over from the running agent through this socket (what `agent upgrade` runs)", Hidden = true };
+        var version = new Option<bool>("--version") { Description = "Print this cutover's version and the running agent's, with since when it runs" };
+        var command = new Command("agent", "Run the agent in the foreground: the proxy and instances of every rolling app on this host") { quiet, logMaxSize, logRetain, takeOver, version, Upgrade(env) };
         command.SetAction((parse, ct) => CommandRunner.RunAsync(env, false, async () =>
         {
+            if (parse.GetValue(version)) return await PrintVersionsAsync(env, ct);
             if (!Config.ByteSize.TryParse(parse.GetValue(logMaxSize)!, out var maxBytes, out var sizeError))
                 throw new UsageException($"--log-max-size: {sizeError}");
             if (maxBytes < 1024) throw new UsageException($"--log-max-size must be at least 1KB, got {parse.GetValue(logMaxSize)}");
             if (parse.GetValue(logRetain) < 0) throw new UsageException($"--log-retain must be 0 or more, got {parse.GetValue(logRetain)}");
             var home = AgentHome.FromEnvironment();
-            // First of all, before agent.log is opened: a second agent touches nothing of the first one's home.
-            var homeLock = AgentHomeLock.Acquire(home);
+            var takeOverChannel = parse.GetValue(takeOver);
+            // First of all, before agent.log is opened: a second agent touches nothing of the first one's home. A
+            // taking-over agent gets the lock from the old one instead (and only appends to agent.log until it commits).
+            var homeLock = takeOverChannel is null ? AgentHomeLock.Acquire(home) : null;
             // Before the first socket: the proxy forwards on the threads that read the sockets.
             Cutover.Platform.InlineSocketCompletions.Enable();
             using var loggers = LoggerFactory.Create(b =>
@@ -55,11 +60,120 @@ public static class AgentCommands
                 if (!parse.GetValue(quiet))
                     b.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ "; o.UseUtcTimestamp = true; });
             });
-            await using var agent = new AgentServer(home, homeLock, loggers);
+            if (takeOverChannel is not null)
+                return await Cutover.Platform.ThreadPoolContext.Run(() => AgentServer.TakeOverAsync(home, takeOverChannel, loggers, ct));
+            await using var agent = new AgentServer(home, homeLock!, loggers);
             await Cutover.Platform.ThreadPoolContext.Run(() => agent.RunAsync(ct));
             return ExitCodes.Ok;
         }));
         return command;
+    }
+
+    /// <summary>`cutover agent upgrade [--binary PATH]`: the running agent hands over to a new one without failing a request.</summary>
+    private static Command Upgrade(CliEnvironment env)
+    {
+        var binary = new Option<string?>("--binary") { Description = "The cutover to run the new agent with (an executable, or a cutover.dll for dotnet); default: this cutover" };
+        var command = new Command("upgrade", "Hand the running agent over to a new one (this cutover, or --binary): same sockets and instances, no request failed") { binary };
+        command.SetAction((parse, ct) => CommandRunner.RunAsync(env, false, async () =>
+        {
+            var newAgent = NewAgentCommand(parse.GetValue(binary));
+            using var client = new AgentClient(AgentHome.FromEnvironment());
+            if (!await client.IsRunningAsync(ct)) throw new DeployException("the agent is not running, so there is nothing to upgrade; `cutover deploy` starts it with this cutover");
+            await UpgradeAgentAsync(env.Out.WriteLine, client, newAgent, ct);
+            return ExitCodes.Ok;
+        }));
+        return command;
+    }
+
+    /// <summary>The command that runs the new agent: --binary (a cutover.dll goes through this dotnet), or this very cutover.</summary>
+    private static IReadOnlyList<string> NewAgentCommand(string? binary)
+    {
+        if (binary is null) return SelfCommand();
+        var path = Path.GetFullPath(binary);
+        if (Directory.Exists(path)) throw new UsageException($"--binary {binary} is a directory; give the cutover executable (or cutover.dll) in it");
+        if (!File.Exists(path)) throw new UsageException($"--binary {binary}: no such file");
+        if (path.EndsWith(".dll", StringComparison.OrdinalIgnoreCase))
+        {
+            var dotnet = Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet" ? Environment.ProcessPath! : "dotnet";
+            return [dotnet, "exec", path];
+        }
+        if ((File.GetUnixFileMode(path) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) == 0)
+            throw new UsageException($"--binary {binary} is not executable (chmod +x it)");
+        return [path];
+    }
+
+    /// <summary>
+    /// Runs the upgrade and waits until the old agent has left and the new one answers; prints both versions. Throws
+    /// (exit 1) when it did not happen: the old agent then serves on.
+    /// </summary>
+    public static async Task UpgradeAgentAsync(Action<string> say, AgentClient client, IReadOnlyList<string> newAgent, CancellationToken cancellationToken)
+    {
+        var before = await client.InfoAsync(cancellationToken);
+        if (before.Version is null)
+            throw new DeployException($"the running agent (pid {before.Pid}) predates `cutover agent upgrade` and cannot hand over; " +
+                                      "stop it (kill -TERM it: its process instances stop with it) and deploy to start this cutover's agent");
+        say($"upgrading the agent {before.Version ?? "(version unknown)"} (pid {before.Pid}) to {string.Join(' ', newAgent)}");
+        AgentUpgraded upgraded;
+        try
+        {
+            upgraded = await client.UpgradeAsync(newAgent);
+        }
+        catch (AgentRefusedException e)
+        {
+            throw new DeployException($"the agent was not upgraded: {e.Message}; the agent {before.Version} (pid {before.Pid}) serves on");
+        }
+        catch (HttpRequestException e)
+        {
+            // The agent died under the upgrade (or the new one took over and the old one died before answering).
+            throw new DeployException($"the agent (pid {before.Pid}) stopped answering during the upgrade ({e.Message}); " +
+                                      "`cutover agent --version` says which agent serves now (a new `cutover agent` or deploy recovers if none does)");
+        }
+        // The old agent finishes its requests (up to drain_timeout) and leaves; bounded, then the new one must answer.
+        if (!await AgentClient.WaitUntilGoneAsync(upgraded.OldPid, TimeSpan.FromMinutes(5), cancellationToken))
+            say($"warning: the old agent (pid {upgraded.OldPid}) is still finishing its requests after 5 minutes");
+        AgentInfo after;
+        try
+        {
+            after = await client.InfoAsync(cancellationToken);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new DeployException($"the new agent (pid {upgraded.NewPid}) took over and the old one left, but the new one does not answer ({e.Message}); " +
+                                      "a new `cutover agent` (or a deploy) starts one and recovers the apps");
+        }
+        if (after.Pid != upgraded.NewPid)
+            throw new DeployException($"the new agent (pid {upgraded.NewPid}) took over, but pid {after.Pid} answers on the control socket now");
+        say($"agent upgraded: {upgraded.OldVersion} (pid {upgraded.OldPid}) -> {upgraded.NewVersion} (pid {upgraded.NewPid})");
+    }
+
+    /// <summary>`cutover agent --version`: this cutover's version, and the running agent's with since when it runs.</summary>
+    private static async Task<int> PrintVersionsAsync(CliEnvironment env, CancellationToken cancellationToken)
+    {
+        env.Out.WriteLine($"cutover {CutoverVersion.Current}");
+        using var client = new AgentClient(AgentHome.FromEnvironment());
+        if (!await client.IsRunningAsync(cancellationToken))
+        {
+            env.Out.WriteLine("agent: not running");
+            return ExitCodes.Ok;
+        }
+        env.Out.WriteLine(AgentLine(await client.InfoAsync(cancellationToken)));
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>"agent 0.1.0 (pid 123), running since ... (up 2h 3m)", or what an older agent can say.</summary>
+    public static string AgentLine(AgentInfo info) =>
+        $"agent {info.Version ?? "(version unknown: an agent older than this cutover)"} (pid {info.Pid})" +
+        (info.Since is { } since ? $", running since {since.UtcDateTime:yyyy-MM-dd HH:mm:ss}Z (up {Uptime(DateTimeOffset.UtcNow - since)})" : "");
+
+    private static string Uptime(TimeSpan up) =>
+        up.TotalHours >= 1 ? $"{(int)up.TotalHours}h {up.Minutes}m" : up.TotalMinutes >= 1 ? $"{up.Minutes}m {up.Seconds}s" : $"{up.Seconds}s";
+
+    /// <summary>The agent's info when one runs (for status and deploy's version check); null when none answers.</summary>
+    public static async Task<AgentInfo?> RunningAgentAsync(CancellationToken cancellationToken)
+    {
+        using var client = new AgentClient(AgentHome.FromEnvironment());
+        if (!await client.IsRunningAsync(cancellationToken)) return null;
+        return await client.InfoAsync(cancellationToken);
     }
 
     public static Command Stop(CommonOptions common, CliEnvironment env) => Simple(common, env, "stop", "Drain and stop the app's instances (the proxy answers 503)");

@@ -21,7 +21,8 @@ public static class DeployCommand
         var allowEmpty = new Option<bool>("--allow-empty") { Description = "Deploy an artifact that holds no files (an empty directory or archive); refused otherwise" };
         var adoptRoot = new Option<bool>("--adopt-root") { Description = "Deploy into a root that is not empty and was not created by Cutover (no .cutover/); refused otherwise" };
         var envOnly = new Option<bool>("--env-only") { Description = "Deploy the live release's files (or image) again with the environment as env/env_file resolve now, through the strategy's usual rollout" };
-        var command = new Command("deploy", "Stage a new release and switch to it atomically") { source, revision, image, common.Json, common.LockWait, probe, probeRate, common.AcceptNewHostKeys, allowEmpty, adoptRoot, envOnly, common.Hosts, common.Roles };
+        var upgradeAgent = new Option<bool>("--upgrade-agent") { Description = "When the running agent is another version than this cutover, upgrade it first (cutover agent upgrade: no request fails)" };
+        var command = new Command("deploy", "Stage a new release and switch to it atomically") { source, revision, image, common.Json, common.LockWait, probe, probeRate, common.AcceptNewHostKeys, allowEmpty, adoptRoot, envOnly, upgradeAgent, common.Hosts, common.Roles };
         command.SetAction((parse, ct) =>
         {
             var json = parse.GetValue(common.Json);
@@ -44,6 +45,8 @@ public static class DeployCommand
                     if (parse.GetValue(probe) is not null) throw new UsageException("--probe is for deploys on this machine; with hosts, probe each host's URL yourself");
                     if (parse.GetValue(adoptRoot))
                         throw new UsageException("--adopt-root is for deploys on this machine; a fleet deploy does not take it yet (deploy to an empty root on each host)");
+                    if (parse.GetValue(upgradeAgent))
+                        throw new UsageException("--upgrade-agent is for deploys on this machine; a fleet deploy does not take it yet");
                     return await FleetCommands.DeployAsync(env, json, rendering, config,
                         new Cutover.Fleet.FleetDeployRequest(parse.GetValue(source)!, parse.GetValue(revision), CommandLine(), parse.GetValue(common.AcceptNewHostKeys),
                             CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!)) { AllowEmpty = parse.GetValue(allowEmpty) }, selection, ct);
@@ -51,6 +54,16 @@ public static class DeployCommand
                 using var http = new HttpClient();
                 using var logging = env.Logging(parse.GetValue(common.Verbose));
                 using var agent = new Cutover.Agent.AgentClient(Cutover.Agent.AgentHome.FromEnvironment());
+                if (parse.GetValue(upgradeAgent) && !config.RunsInstances)
+                    throw new UsageException($"--upgrade-agent is for strategies rolling and blue-green; this config uses strategy: {config.Strategy}");
+                if (config.RunsInstances && await agent.IsRunningAsync(ct) && await agent.InfoAsync(ct) is { } running && running.Version != CutoverVersion.Current)
+                {
+                    if (parse.GetValue(upgradeAgent))
+                        await AgentCommands.UpgradeAgentAsync(progress.Info, agent, AgentCommands.SelfCommand(), ct);
+                    else
+                        progress.Warning($"the agent runs cutover {running.Version ?? "(an older version)"}, this cutover is {CutoverVersion.Current}; " +
+                                         "`cutover agent upgrade` (or `cutover deploy --upgrade-agent`) moves it to this build without failing a request");
+                }
                 var deployer = new DeployPipeline(config, progress, http, ReleaseActivations.For(config, progress, AgentCommands.ActivatorFor(config, agent)), logging.CreateLogger<DeployPipeline>());
                 var imageRef = parse.GetValue(image);
                 var deploysImage = config.Settings.DeploysImage;

@@ -22,6 +22,7 @@ public static class StatusCommand
                 var s = RootSnapshot.Read(new RootLayout(config.Root));
                 var agentView = config.RunsInstances ? await AgentCommands.AppStatusAsync(config, ct) : null;
                 IReadOnlyList<string> agentWarnings = config.RunsInstances ? await AgentCommands.AgentWarningsAsync(ct) : [];
+                var agentProcess = config.RunsInstances ? await AgentCommands.RunningAgentAsync(ct) : null;
                 var swarmView = config.Settings is SwarmSettings { Swarm: var swarm } ? await Cutover.Swarm.SwarmStatus.ReadAsync(swarm, ct) : null;
                 var current = s.CurrentRecord;
                 // A paused rolling deploy: instances of a newer release serve beside `current`'s until deploy or rollback.
@@ -41,7 +42,8 @@ public static class StatusCommand
                         s.LockHolder,
                         agentView,
                         agentWarnings,
-                        swarmView is null ? null : SwarmJson(swarmView)), Json.Options));
+                        swarmView is null ? null : SwarmJson(swarmView),
+                        agentProcess), Json.Options));
                     return ExitCodes.Ok;
                 }
                 var grid = new Grid().AddColumn(new GridColumn().NoWrap().PadRight(2)).AddColumn();
@@ -59,6 +61,7 @@ public static class StatusCommand
                 if (s.LastAction is { } last)
                     Row("last action", Markup.Escape($"{last.Action} {last.Release} by {last.User} at {last.Finished:yyyy-MM-dd HH:mm:ss}Z: {last.Outcome}{(last.Error is null ? "" : $" ({last.Error})")}"));
                 Row("lock", s.LockHolder is null ? "free" : Markup.Escape($"held by {s.LockHolder}"));
+                if (config.RunsInstances) Row("agent", agentProcess is null ? "not running" : Markup.Escape(AgentCommands.AgentLine(agentProcess)[6..]));
                 env.Console.Write(grid);
                 if (config.RunsInstances) AgentCommands.RenderInstances(env, agentView);
                 // On stderr as well as loud: a restored or lost state is something to act on, not a detail.

@@ -75,7 +75,8 @@ public sealed record StatusReport(
     LockHolder? LockedBy,
     AppView? Agent,
     IReadOnlyList<string> AgentWarnings,
-    SwarmView? Swarm);
+    SwarmView? Swarm,
+    AgentInfo? AgentProcess = null);
 
 /// <summary>The release `current` names, as its record says.</summary>
 public sealed record CurrentReleaseView(string Id, string? Revision, string Status, DateTimeOffset Since, string? Failure);

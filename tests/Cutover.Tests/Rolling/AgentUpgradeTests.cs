@@ -1,0 +1,515 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Cutover.Platform;
+using Cutover.Tests.Support;
+using Xunit.Abstractions;
+
+namespace Cutover.Tests.Rolling;
+
+/// <summary>
+/// Issue 12: `cutover agent upgrade`, end to end through the real CLI and real agents. Two apps run under the agent
+/// (one rolling with 2 instances, one blue-green with a warm previous set), under continuous keep-alive load. The
+/// "new binary" is another copy of this build run through a script that sets CUTOVER_VERSION_OVERRIDE, so the two
+/// agents report different versions without a second compilation.
+/// </summary>
+[Collection(Serial.Name)]
+[Trait(Needs.Trait, Needs.Slow)]
+public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly AgentBed _bed = new();
+    private readonly int _webPort = HealthServer.FreePort();
+    private readonly int _bgPort = HealthServer.FreePort();
+
+    public void Dispose() => _bed.Dispose();
+
+    private string WebConfig => _bed.Combine("web.yml");
+    private string BgConfig => _bed.Combine("bg.yml");
+
+    /// <summary>Both apps deployed: web (rolling, release 1) and bg (blue-green, 1 then 2, so release 1 is warm).</summary>
+    private async Task DeployBothAsync(bool blueGreen = true)
+    {
+        File.WriteAllText(WebConfig, $"""
+            app: web
+            strategy: rolling
+            root: {_bed.Combine("root-web")}
+            run:
+              command: node server.js
+              instances: 2
+              ready: message
+              ready_timeout: 10s
+            proxy:
+              listen: 127.0.0.1:{_webPort}
+              drain_timeout: 10s
+            health:
+              interval: 300ms
+            processes:
+              worker:
+                command: node -e "setInterval(() => console.log('worker tick'), 500)"
+                instances: 1
+                ready: none
+            """);
+        File.WriteAllText(BgConfig, $"""
+            app: bg
+            strategy: blue-green
+            root: {_bed.Combine("root-bg")}
+            run:
+              command: node server.js
+              instances: 2
+              ready: message
+              ready_timeout: 10s
+            proxy:
+              listen: 127.0.0.1:{_bgPort}
+              drain_timeout: 10s
+            health:
+              interval: 300ms
+            blue_green:
+              keep_previous: 10m
+            """);
+        _bed.WriteVersion("1");
+        await Ok(_bed.Cli("deploy", _bed.Source, "-c", WebConfig));
+        if (!blueGreen) return;
+        await Ok(_bed.Cli("deploy", _bed.Source, "-c", BgConfig));
+        _bed.WriteVersion("2");
+        await Ok(_bed.Cli("deploy", _bed.Source, "-c", BgConfig));
+    }
+
+    private async Task<CliResult> Ok(Task<CliResult> command)
+    {
+        var result = await command;
+        Assert.True(result.ExitCode == 0, $"exit {result.ExitCode}: {result.All}");
+        return result;
+    }
+
+    /// <summary>A copy of this build and a script that runs it as version <paramref name="version"/> (with more environment if given).</summary>
+    private string NewBinary(string version, string extraEnvironment = "")
+    {
+        var copy = _bed.Combine("build-copy");
+        if (!Directory.Exists(copy)) AppFactory.CopyTree(AppContext.BaseDirectory, copy);
+        var script = _bed.Combine($"cutover-{version}");
+        File.WriteAllText(script, $"#!/bin/sh\nCUTOVER_VERSION_OVERRIDE={version} {extraEnvironment} exec dotnet exec {copy}/cutover.dll \"$@\"\n");
+        File.SetUnixFileMode(script, (UnixFileMode)0b111_101_101);
+        return script;
+    }
+
+    /// <summary>Running, not a zombie (an agent's parent after `setsid -f` may be an init that does not reap).</summary>
+    private static bool Alive(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)] != 'Z';
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    private int AgentPid => int.Parse(File.ReadAllText(Path.Combine(_bed.Home, "agent.pid")));
+
+    /// <summary>The instances `status --json` shows for an app: id -> (pid, state, restarts, uptime).</summary>
+    private async Task<Dictionary<string, (int Pid, string State, int Restarts, double Uptime)>> InstancesAsync(string config)
+    {
+        var status = await Ok(_bed.Cli("status", "--json", "-c", config));
+        using var doc = JsonDocument.Parse(status.Stdout);
+        return doc.RootElement.GetProperty("agent").GetProperty("instances").EnumerateArray().ToDictionary(
+            i => i.GetProperty("id").GetString()!,
+            i => (i.GetProperty("pid").GetInt32(), i.GetProperty("state").GetString()!, i.GetProperty("restarts").GetInt32(), i.GetProperty("uptime_seconds").GetDouble()));
+    }
+
+    /// <summary>Process group leaders started for this home and app (the instance processes, whoever supervises them).</summary>
+    private int[] InstanceProcesses(string app) =>
+        ProcStat.AllPids().Where(pid =>
+        {
+            if (ProcStat.Read(pid)?.ProcessGroup != pid) return false;
+            try
+            {
+                var environ = File.ReadAllText($"/proc/{pid}/environ").Split('\0');
+                return environ.Contains($"CUTOVER_AGENT_HOME={_bed.Home}") && environ.Contains($"CUTOVER_APP={app}");
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return false;
+            }
+        }).ToArray();
+
+    private static void AssertNoFailure(IReadOnlyList<Sample> samples, string what)
+    {
+        var failed = samples.Where(s => s.Status != 200).ToList();
+        Assert.True(failed.Count == 0, $"{what}: {failed.Count} of {samples.Count} requests failed: " +
+            string.Join("; ", failed.Take(5).Select(f => $"{f.Status} {f.Error}")));
+    }
+
+    [Fact]
+    public async Task Three_upgrades_in_a_row_under_load_fail_no_request_keep_every_pid_and_the_new_agent_supervises()
+    {
+        await DeployBothAsync();
+        var webBefore = await InstancesAsync(WebConfig);
+        var bgBefore = await InstancesAsync(BgConfig);
+        var warmBefore = InstanceProcesses("bg").Except(bgBefore.Values.Select(v => v.Pid)).Order().ToArray();
+        Assert.Equal(2, warmBefore.Length);
+        var firstAgent = AgentPid;
+
+        await using var webLoad = new LoadGenerator($"http://127.0.0.1:{_webPort}/", connections: 6, maxDuration: TimeSpan.FromMinutes(4));
+        await using var bgLoad = new LoadGenerator($"http://127.0.0.1:{_bgPort}/", connections: 6, maxDuration: TimeSpan.FromMinutes(4));
+        await Wait.UntilAsync(() => webLoad.NowMs > 500, TimeSpan.FromSeconds(5), "load running");
+        using var slowClient = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+        var slow = slowClient.GetStringAsync($"http://127.0.0.1:{_webPort}/slow");
+        await Task.Delay(300);
+
+        var agents = new List<int> { firstAgent };
+        foreach (var version in new[] { "9.0.1-test", "9.0.2-test", "9.0.3-test" })
+        {
+            var clock = Stopwatch.StartNew();
+            var upgrade = await Ok(_bed.Cli("agent", "upgrade", "--binary", NewBinary(version)));
+            output.WriteLine($"upgrade to {version} in {clock.ElapsedMilliseconds} ms: {upgrade.Stdout.Trim()}");
+            Assert.Contains($"-> {version} (pid {AgentPid})", upgrade.Stdout);
+            Assert.False(Alive(agents[^1]), "the old agent is still running after the upgrade returned");
+            agents.Add(AgentPid);
+            Assert.Contains($"agent {version} (pid {AgentPid}), running since", (await Ok(_bed.Cli("agent", "--version"))).Stdout);
+        }
+        Assert.StartsWith("hello from 1 (slow", await slow); // started before the first upgrade, answered through the old agent
+        await Task.Delay(500);
+        var samples = await webLoad.StopAsync();
+        var bgSamples = await bgLoad.StopAsync();
+        output.WriteLine($"web: {samples.Count} requests, bg: {bgSamples.Count} requests across three upgrades (agents {string.Join(" -> ", agents)})");
+        AssertNoFailure(samples, "web");
+        AssertNoFailure(bgSamples, "bg");
+        Assert.Equal(4, agents.Distinct().Count());
+
+        // Same processes, now the third new agent's, with their original uptime and counters.
+        var webAfter = await InstancesAsync(WebConfig);
+        var bgAfter = await InstancesAsync(BgConfig);
+        Assert.Equal(webBefore.ToDictionary(i => i.Key, i => i.Value.Pid), webAfter.ToDictionary(i => i.Key, i => i.Value.Pid));
+        Assert.Equal(bgBefore.ToDictionary(i => i.Key, i => i.Value.Pid), bgAfter.ToDictionary(i => i.Key, i => i.Value.Pid));
+        Assert.All(webAfter.Values.Concat(bgAfter.Values), i => Assert.Equal("ready", i.State));
+        Assert.All(webAfter, i => Assert.True(i.Value.Uptime >= webBefore[i.Key].Uptime, $"{i.Key}: uptime restarted"));
+        Assert.Equal(warmBefore, InstanceProcesses("bg").Except(bgAfter.Values.Select(v => v.Pid)).Order().ToArray());
+        var status = await Ok(_bed.Cli("status", "-c", BgConfig));
+        Assert.Contains("previous set: release", status.Stdout);
+        Assert.Contains("9.0.3-test", status.Stdout);
+
+        // The warm set is still a switch: a rollback starts no process.
+        var rollback = await Ok(_bed.Cli("rollback", "-c", BgConfig));
+        Assert.Equal(warmBefore, (await InstancesAsync(BgConfig)).Values.Select(v => v.Pid).Order().ToArray());
+        using var http = new HttpClient();
+        Assert.StartsWith("hello from 1", await http.GetStringAsync($"http://127.0.0.1:{_bgPort}/"));
+        output.WriteLine(rollback.Stdout);
+
+        // Supervised by the new agent: a killed instance is restarted, and its output reaches the log.
+        var victim = webAfter["web-0"].Pid;
+        LibC.Kill(victim, 9);
+        await Wait.UntilAsync(async () => (await InstancesAsync(WebConfig))["web-0"] is { State: "ready" } i && i.Pid != victim, TimeSpan.FromSeconds(30), "web-0 restarted by the new agent");
+        Assert.Equal(1, (await InstancesAsync(WebConfig))["web-0"].Restarts);
+        Assert.Equal(3, InstanceProcesses("web").Length); // two web instances and the worker
+        Assert.Equal(webBefore["web-worker-0"].Pid, (await InstancesAsync(WebConfig))["web-worker-0"].Pid);
+        // The worker's output still reaches the log through the third new agent.
+        await Wait.UntilAsync(async () => (await _bed.Cli("logs", "-c", WebConfig, "--process", "worker", "--since", "2s")).Stdout.Contains("worker tick"),
+            TimeSpan.FromSeconds(10), "a fresh worker line in the log");
+        var logs = await Ok(_bed.Cli("logs", "-c", WebConfig, "-n", "400"));
+        Assert.Contains("handed over to the new agent", logs.Stdout);
+        Assert.Contains($"adopted pid {webBefore["web-1"].Pid}", logs.Stdout);
+    }
+
+    [Fact]
+    public async Task A_websocket_held_by_the_old_agent_stays_open_until_drain_timeout_and_the_upgrade_ends_when_the_old_agent_leaves()
+    {
+        await DeployBothAsync(blueGreen: false);
+        using var socket = new System.Net.WebSockets.ClientWebSocket();
+        await socket.ConnectAsync(new Uri($"ws://127.0.0.1:{_webPort}/socket"), CancellationToken.None);
+        var clock = Stopwatch.StartNew();
+        var closed = Task.Run(async () =>
+        {
+            try { await socket.ReceiveAsync(new byte[16], CancellationToken.None); } catch (System.Net.WebSockets.WebSocketException) { }
+            return clock.Elapsed;
+        });
+        await Ok(_bed.Cli("agent", "upgrade", "--binary", NewBinary("9.2.0-test")));
+        var upgradeTook = clock.Elapsed;
+        var closedAfter = await closed.WaitAsync(TimeSpan.FromSeconds(30));
+        output.WriteLine($"websocket closed {closedAfter.TotalSeconds:0.00}s after the upgrade began, which returned after {upgradeTook.TotalSeconds:0.00}s");
+        Assert.True(closedAfter >= TimeSpan.FromSeconds(9), $"closed after {closedAfter.TotalSeconds:0.00}s, before drain_timeout (10s)");
+        Assert.True(closedAfter < TimeSpan.FromSeconds(25), $"still open {closedAfter.TotalSeconds:0.00}s after the upgrade began");
+        Assert.True(upgradeTook >= closedAfter - TimeSpan.FromSeconds(1), "the upgrade returned before the old agent had drained and left");
+    }
+
+    [Fact]
+    public async Task An_upgrade_to_a_binary_that_exits_at_once_fails_with_exit_1_and_the_old_agent_serves_on()
+    {
+        await DeployBothAsync();
+        var before = await InstancesAsync(WebConfig);
+        var agent = AgentPid;
+        var broken = _bed.Combine("broken-cutover");
+        File.WriteAllText(broken, "#!/bin/sh\nexit 1\n");
+        File.SetUnixFileMode(broken, (UnixFileMode)0b111_101_101);
+
+        await using var load = new LoadGenerator($"http://127.0.0.1:{_webPort}/", connections: 6, maxDuration: TimeSpan.FromMinutes(2));
+        await Wait.UntilAsync(() => load.NowMs > 500, TimeSpan.FromSeconds(5), "load running");
+        var upgrade = await _bed.Cli("agent", "upgrade", "--binary", broken);
+        await Task.Delay(500);
+        var samples = await load.StopAsync();
+
+        Assert.Equal(1, upgrade.ExitCode);
+        Assert.Contains("exited with code 1 before it connected", upgrade.Stderr);
+        Assert.Contains($"serves on", upgrade.Stderr);
+        AssertNoFailure(samples, "web");
+        Assert.Equal(agent, AgentPid);
+        Assert.True(Alive(agent));
+        var after = await InstancesAsync(WebConfig);
+        Assert.Equal(before.ToDictionary(i => i.Key, i => i.Value.Pid), after.ToDictionary(i => i.Key, i => i.Value.Pid));
+
+        // Still supervised by the old agent (nothing was handed over; a restart proves the watch runs).
+        LibC.Kill(after["web-1"].Pid, 9);
+        await Wait.UntilAsync(async () => (await InstancesAsync(WebConfig))["web-1"] is { State: "ready" } i && i.Pid != after["web-1"].Pid, TimeSpan.FromSeconds(30), "web-1 restarted");
+    }
+
+    [Fact]
+    public async Task A_new_binary_that_never_connects_is_given_up_after_30_s_and_killed_and_the_old_agent_serves_on()
+    {
+        await DeployBothAsync(blueGreen: false);
+        var before = await InstancesAsync(WebConfig);
+        var agent = AgentPid;
+        var hanging = _bed.Combine("hanging-cutover");
+        File.WriteAllText(hanging, "#!/bin/sh\nexec sleep 123.4\n");
+        File.SetUnixFileMode(hanging, (UnixFileMode)0b111_101_101);
+
+        await using var load = new LoadGenerator($"http://127.0.0.1:{_webPort}/", connections: 6, maxDuration: TimeSpan.FromMinutes(2));
+        await Wait.UntilAsync(() => load.NowMs > 500, TimeSpan.FromSeconds(5), "load running");
+        var clock = Stopwatch.StartNew();
+        var upgrade = await _bed.Cli("agent", "upgrade", "--binary", hanging);
+        var took = clock.Elapsed;
+        var samples = await load.StopAsync();
+
+        Assert.Equal(1, upgrade.ExitCode);
+        Assert.Contains("did not take over within 30 s", upgrade.Stderr);
+        Assert.InRange(took, TimeSpan.FromSeconds(29), TimeSpan.FromSeconds(40));
+        Assert.Empty(OwnedProcesses.Mentioning("123.4")); // the hanging binary was killed
+        AssertNoFailure(samples, "web");
+        Assert.Equal(agent, AgentPid);
+        Assert.Equal(before.ToDictionary(i => i.Key, i => i.Value.Pid), (await InstancesAsync(WebConfig)).ToDictionary(i => i.Key, i => i.Value.Pid));
+    }
+
+    [Fact]
+    public async Task Maintenance_moves_to_the_new_agent_and_an_upgrade_during_a_pause_is_refused()
+    {
+        await DeployBothAsync(blueGreen: false);
+        using var http = new HttpClient();
+        await Ok(_bed.Cli("pause", "-c", WebConfig, "--timeout", "30s"));
+        var refused = await _bed.Cli("agent", "upgrade", "--binary", NewBinary("9.3.0-test"));
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("web is paused until", refused.Stderr);
+        await Ok(_bed.Cli("resume", "-c", WebConfig));
+
+        await Ok(_bed.Cli("maintenance", "on", "-c", WebConfig, "--message", "back soon"));
+        await Ok(_bed.Cli("agent", "upgrade", "--binary", NewBinary("9.3.0-test")));
+        using (var answer = await http.GetAsync($"http://127.0.0.1:{_webPort}/"))
+        {
+            Assert.Equal(503, (int)answer.StatusCode);
+            Assert.Contains("back soon", await answer.Content.ReadAsStringAsync());
+        }
+        await Ok(_bed.Cli("maintenance", "off", "-c", WebConfig));
+        Assert.StartsWith("hello from 1", await http.GetStringAsync($"http://127.0.0.1:{_webPort}/"));
+    }
+
+    [Fact]
+    public async Task A_new_agent_of_another_handover_protocol_is_refused_and_every_instance_stays_with_the_old_one()
+    {
+        await DeployBothAsync();
+        var before = await InstancesAsync(BgConfig);
+        var agent = AgentPid;
+        await using var load = new LoadGenerator($"http://127.0.0.1:{_bgPort}/", connections: 6, maxDuration: TimeSpan.FromMinutes(2));
+        await Wait.UntilAsync(() => load.NowMs > 500, TimeSpan.FromSeconds(5), "load running");
+        var upgrade = await _bed.Cli("agent", "upgrade", "--binary", NewBinary("8.0.0-test", "CUTOVER_TAKEOVER_PROTOCOL_OVERRIDE=99"));
+        await Task.Delay(300);
+        var samples = await load.StopAsync();
+
+        Assert.Equal(1, upgrade.ExitCode);
+        Assert.Contains("speaks handover protocol 99", upgrade.Stderr);
+        AssertNoFailure(samples, "bg");
+        Assert.Equal(agent, AgentPid);
+        Assert.Equal(before.ToDictionary(i => i.Key, i => i.Value.Pid), (await InstancesAsync(BgConfig)).ToDictionary(i => i.Key, i => i.Value.Pid));
+        var bgAfter = await InstancesAsync(BgConfig);
+        LibC.Kill(bgAfter["bg-0"].Pid, 9);
+        await Wait.UntilAsync(async () => (await InstancesAsync(BgConfig))["bg-0"] is { State: "ready" } i && i.Pid != bgAfter["bg-0"].Pid, TimeSpan.FromSeconds(30), "bg-0 restarted by the old agent");
+    }
+
+    [Fact]
+    public async Task Agent_version_and_status_show_the_running_agents_version_and_deploy_warns_when_it_is_older()
+    {
+        await DeployBothAsync();
+        var version = await Ok(_bed.Cli("agent", "--version"));
+        Assert.Matches(@"^cutover \S+\nagent \S+ \(pid \d+\), running since \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ \(up \d+", version.Stdout);
+        using (var status = JsonDocument.Parse((await Ok(_bed.Cli("status", "--json", "-c", WebConfig))).Stdout))
+        {
+            var agent = status.RootElement.GetProperty("agent_process");
+            Assert.Equal(AgentPid, agent.GetProperty("pid").GetInt32());
+            Assert.Contains(agent.GetProperty("version").GetString()!, version.Stdout);
+            Assert.InRange(agent.GetProperty("since").GetDateTimeOffset(), DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow);
+        }
+
+        // An agent of another version (the copy, run as 0.0.1-old): deploy says so and names the command.
+        await Ok(_bed.Cli("agent", "upgrade", "--binary", NewBinary("0.0.1-old")));
+        var before = await InstancesAsync(WebConfig);
+        _bed.WriteVersion("3");
+        var warned = await Ok(_bed.Cli("deploy", _bed.Source, "-c", WebConfig));
+        Assert.Contains("the agent runs cutover 0.0.1-old", warned.All);
+        Assert.Contains("cutover agent upgrade", warned.All);
+        var oldAgent = AgentPid;
+
+        // --upgrade-agent: the upgrade first (to this CLI's own build), then the deploy.
+        _bed.WriteVersion("4");
+        var upgraded = await Ok(_bed.Cli("deploy", _bed.Source, "-c", WebConfig, "--upgrade-agent"));
+        Assert.Contains("agent upgraded: 0.0.1-old", upgraded.All);
+        Assert.NotEqual(oldAgent, AgentPid);
+        Assert.DoesNotContain("the agent runs cutover", upgraded.All);
+        using var http = new HttpClient();
+        Assert.StartsWith("hello from 4", await http.GetStringAsync($"http://127.0.0.1:{_webPort}/"));
+        Assert.DoesNotContain("0.0.1-old", (await Ok(_bed.Cli("agent", "--version"))).Stdout);
+        _ = before;
+    }
+
+    /// <summary>The agent processes of this home that are running (the old, the new, or a restarted one).</summary>
+    private int[] AgentProcesses() =>
+        ProcStat.AllPids().Where(pid =>
+        {
+            try
+            {
+                var commandLine = File.ReadAllText($"/proc/{pid}/cmdline").Split('\0');
+                var environ = File.ReadAllText($"/proc/{pid}/environ").Split('\0');
+                return Alive(pid) && commandLine.Contains("agent") && commandLine.Any(a => a.EndsWith("cutover.dll", StringComparison.Ordinal))
+                       && environ.Contains($"CUTOVER_HOME={_bed.Home}");
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return false;
+            }
+        }).ToArray();
+
+    /// <summary>The agent an upgrade started (not <paramref name="serving"/>, which may itself have been such a new agent).</summary>
+    private int? TakingOverAgent(int serving) =>
+        AgentProcesses().Cast<int?>().FirstOrDefault(pid => pid != serving && File.ReadAllText($"/proc/{pid}/cmdline").Contains("--take-over"));
+
+    /// <summary>
+    /// After a kill: exactly one agent serves (started anew if none does: "the next agent start"), every instance of
+    /// both apps is ready and supervised by it (a killed one is restarted), and no instance runs twice or unrecorded.
+    /// </summary>
+    private async Task AssertOneConsistentOwnerAsync(string moment)
+    {
+        async Task<bool> OneAnswers() => AgentProcesses() is [var only] && (await _bed.Cli("agent", "--version")).Stdout.Contains($"(pid {only})");
+        if (!await Wait.WithinAsync(OneAnswers, TimeSpan.FromSeconds(20), interval: TimeSpan.FromMilliseconds(500)))
+        {
+            Assert.True(await Wait.WithinAsync(() => AgentProcesses().Length == 0, TimeSpan.FromSeconds(20)), $"{moment}: agents {string.Join(", ", AgentProcesses())} left running");
+            output.WriteLine($"{moment}: no agent left; starting the next one");
+            // As `cutover deploy` starts it: in a session of its own, output to a file.
+            var start = new ProcessStartInfo("/bin/sh", ["-c", $"setsid -f dotnet exec {CutoverCli.Dll} agent --quiet >> {_bed.Combine("next-agent.log")} 2>&1 < /dev/null"]);
+            start.Environment["CUTOVER_HOME"] = _bed.Home;
+            using (var launcher = Process.Start(start)!) await launcher.WaitForExitAsync();
+            await Wait.UntilAsync(() => AgentProcesses().Length == 1, TimeSpan.FromSeconds(20), "the next agent");
+        }
+        var agent = AgentProcesses().Single();
+        await Wait.UntilAsync(async () => (await _bed.Cli("agent", "--version")).Stdout.Contains($"(pid {agent})"), TimeSpan.FromSeconds(30), $"{moment}: agent {agent} answers");
+        Assert.Equal(agent, AgentPid);
+        foreach (var (config, app) in new[] { (WebConfig, "web"), (BgConfig, "bg") })
+        {
+            await Wait.UntilAsync(async () => (await InstancesAsync(config)).Values.All(i => i.State == "ready"), TimeSpan.FromSeconds(30), $"{moment}: {app} ready");
+            var instances = await InstancesAsync(config);
+            Assert.Equal(app == "web" ? 3 : 2, instances.Count); // web: two web instances and the worker
+            // Every instance process of the app is one status names, or the warm set's (bg); nothing twice, nothing stray.
+            await Wait.UntilAsync(() => InstanceProcesses(app).Length == (app == "web" ? 3 : InstanceProcesses(app).Length == 4 ? 4 : 2), TimeSpan.FromSeconds(10), $"{moment}: {app}'s processes");
+            Assert.Subset(InstanceProcesses(app).ToHashSet(), instances.Values.Select(i => i.Pid).ToHashSet());
+        }
+        var victim = (await InstancesAsync(WebConfig))["web-1"].Pid;
+        LibC.Kill(victim, 9);
+        await Wait.UntilAsync(async () => (await InstancesAsync(WebConfig))["web-1"] is { State: "ready" } i && i.Pid != victim, TimeSpan.FromSeconds(30), $"{moment}: web-1 restarted by agent {agent}");
+        using var http = new HttpClient();
+        Assert.StartsWith("hello from", await http.GetStringAsync($"http://127.0.0.1:{_webPort}/"));
+        Assert.StartsWith("hello from", await http.GetStringAsync($"http://127.0.0.1:{_bgPort}/"));
+    }
+
+    [Fact]
+    public async Task A_SIGKILL_of_the_CLI_the_old_or_the_new_agent_at_any_moment_of_an_upgrade_leaves_one_consistent_owner()
+    {
+        await DeployBothAsync();
+        // Who is killed, and when: once agent.log has the step's line (null: once the new agent process exists), then
+        // after a delay. The steps, in order: the new agent connected (old: handing over), everything sent (old),
+        // ready (new), committed (new), handed over (old, leaving).
+        const string Connected = "connected; handing everything over", Sent = "waiting for the new agent", Ready = "app and instance; ready",
+            Committed = "upgrade: committed", Leaving = "draining and leaving";
+        var moments = new (string Victim, string? Step, int AfterMs)[]
+        {
+            ("cli", null, 0), ("cli", Connected, 0), ("new", null, 0), ("old", null, 0),
+            ("new", Connected, 0), ("old", Connected, 0), ("new", Sent, 0), ("old", Sent, 0), ("new", Ready, 0), ("old", Ready, 0),
+            ("new", Committed, 0), ("old", Committed, 0), ("new", Leaving, 0), ("old", Leaving, 0), ("old", null, 2000),
+        };
+        var agentLog = Path.Combine(_bed.Home, "agent.log");
+        int Lines(string step) => File.Exists(agentLog) ? File.ReadLines(agentLog).Count(l => l.Contains(step)) : 0;
+        var n = 0;
+        foreach (var (victim, step, afterMs) in moments)
+        {
+            var moment = $"SIGKILL {victim} at '{step ?? "new agent started"}' +{afterMs} ms";
+            var seen = step is null ? 0 : Lines(step);
+            var oldAgent = AgentPid;
+            var lines = new List<string>();
+            using var cli = _bed.Start(line => { lock (lines) lines.Add(line); }, "agent", "upgrade", "--binary", NewBinary($"9.1.{n++}-test"));
+            var newAgent = 0;
+            await Wait.UntilAsync(() => (newAgent = TakingOverAgent(oldAgent) ?? 0) != 0 || cli.HasExited, TimeSpan.FromSeconds(30), "the new agent started", interval: TimeSpan.FromMilliseconds(5));
+            if (step is not null) await Wait.UntilAsync(() => Lines(step) > seen || cli.HasExited, TimeSpan.FromSeconds(30), $"'{step}' in agent.log", interval: TimeSpan.FromMilliseconds(5));
+            await Task.Delay(afterMs);
+            if (victim == "cli") cli.Kill();
+            else if ((victim == "new" ? newAgent : oldAgent) is var target and > 0) LibC.Kill(target, 9); // never kill(0): our own group
+            Assert.True(cli.WaitForExit(TimeSpan.FromSeconds(60)), $"{moment}: the upgrade did not end");
+            string said;
+            lock (lines) said = string.Join(" | ", lines);
+            output.WriteLine($"{moment}: exit {(victim == "cli" ? "killed" : cli.ExitCode.ToString())}: {said}");
+            try
+            {
+                await AssertOneConsistentOwnerAsync(moment);
+            }
+            catch
+            {
+                foreach (var log in new[] { "agent.log", "agent.stderr.log" })
+                    if (File.Exists(Path.Combine(_bed.Home, log)))
+                        output.WriteLine($"--- {log}\n" + string.Join("\n", File.ReadAllLines(Path.Combine(_bed.Home, log)).TakeLast(60)));
+                throw;
+            }
+            output.WriteLine($"{moment}: agent {AgentPid} serves (was {oldAgent})");
+        }
+    }
+}
+
+/// <summary>The upgrade's bad input: refused before any agent is asked (exit 2), or no agent to upgrade (exit 1).</summary>
+public sealed class AgentUpgradeInputTests : IDisposable
+{
+    private readonly AgentBed _bed = new();
+
+    public void Dispose() => _bed.Dispose();
+
+    [Fact]
+    public async Task A_binary_that_does_not_exist_is_refused_with_exit_2()
+    {
+        var result = await _bed.Cli("agent", "upgrade", "--binary", _bed.Combine("no-such-cutover"));
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("no-such-cutover: no such file", result.Stderr);
+    }
+
+    [Fact]
+    public async Task A_binary_that_is_not_executable_is_refused_with_exit_2()
+    {
+        var script = _bed.Combine("cutover-not-executable");
+        File.WriteAllText(script, "#!/bin/sh\n");
+        var result = await _bed.Cli("agent", "upgrade", "--binary", script);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("is not executable", result.Stderr);
+    }
+
+    [Fact]
+    public async Task Without_a_running_agent_there_is_nothing_to_upgrade_exit_1_and_version_says_not_running()
+    {
+        var result = await _bed.Cli("agent", "upgrade");
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("the agent is not running, so there is nothing to upgrade", result.Stderr);
+        Assert.False(File.Exists(Path.Combine(_bed.Home, "agent.pid")));
+        var version = await _bed.Cli("agent", "--version");
+        Assert.Equal(0, version.ExitCode);
+        Assert.Contains("agent: not running", version.Stdout);
+    }
+}
