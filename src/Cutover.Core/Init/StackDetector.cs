@@ -147,6 +147,9 @@ public static partial class StackDetector
         return null;
     }
 
+    [GeneratedRegex(@"GetEnvironmentVariable\(\s*""PORT""\s*\)")]
+    private static partial Regex ReadsPort();
+
     [GeneratedRegex(@"process\.send\s*\(\s*['""`]ready['""`]")]
     private static partial Regex ReadyMessage();
 
@@ -282,14 +285,20 @@ public static partial class StackDetector
         var app = SafeName(assembly.ToLowerInvariant().Replace('.', '-'));
         var path = FirstMatch(dir, HealthRoute(), ".cs");
         var draft = Start(request, app, "dotnet", evidence, "rolling", "an ASP.NET Core app is a long-running server: new instances start, pass readiness, then old ones drain");
-        Instances(draft, $"dotnet out/{assembly}.dll", "ASPNETCORE_HTTP_PORTS", "http", path ?? "/");
+        // Kestrel listens on ASPNETCORE_HTTP_PORTS by itself; an app that reads PORT for UseUrls overrides that.
+        var portEnv = FirstMatch(dir, ReadsPort(), ".cs") is null ? "ASPNETCORE_HTTP_PORTS" : "PORT";
+        Instances(draft, $"dotnet out/{assembly}.dll", portEnv, "http", path ?? "/");
         var relative = Path.GetRelativePath(dir, csproj);
         BuildHooks(draft, [relative == Path.GetFileName(csproj) ? "dotnet publish -c Release -o out" : $"dotnet publish {relative} -c Release -o out"]);
         return new InitPlan
         {
             Stack = "dotnet", Evidence = evidence, Strategy = "rolling", Draft = draft,
             StrategyReason = "an ASP.NET Core server runs as instances behind Cutover's proxy, replaced one at a time",
-            Notes = [$"assembly {assembly}; ready: http on {path ?? "/"}{(path is null ? " (no health route found)" : "")}"],
+            Notes =
+            [
+                $"assembly {assembly}; ready: http on {path ?? "/"}{(path is null ? " (no health route found)" : "")}",
+                portEnv == "PORT" ? "port_env: PORT, because the code reads PORT (for UseUrls); Kestrel's own is ASPNETCORE_HTTP_PORTS" : "port_env: ASPNETCORE_HTTP_PORTS, which Kestrel listens on by itself",
+            ],
         };
     }
 

@@ -162,18 +162,29 @@ public class InitCommandTests : IDisposable
     [Fact]
     public async Task A_web_csproj_gives_rolling_with_dotnet_publish_and_the_kestrel_port_variable()
     {
+        var dir = Project("aspnet");
+        var (init, values, _) = await InitAndConfig(dir);
+        Assert.Contains("detected: dotnet (Storefront.Api.csproj)", init.Stdout);
+        Assert.Equal("storefront-api", Text(values, "app"));
+        Assert.Equal("rolling", Text(values, "strategy"));
+        Assert.Equal("dotnet out/Storefront.Api.dll", Text(values, "run.command"));
+        Assert.Equal("ASPNETCORE_HTTP_PORTS", Text(values, "run.port_env"));
+        Assert.Equal("http", Text(values, "run.ready"));
+        Assert.Equal("/health", Text(values, "health.path"));
+        Assert.Equal(["dotnet publish -c Release -o out"], List(values, "hooks.build"));
+    }
+
+    [Fact]
+    public async Task A_web_project_that_reads_PORT_itself_gets_port_env_PORT()
+    {
         var dir = _dir.Combine("project");
         Directory.CreateDirectory(dir);
         foreach (var file in new[] { "AspNetApp.csproj", "Program.cs" })
             File.Copy(Path.Combine(Repo.Root, "examples", "aspnet-app", file), Path.Combine(dir, file));
         var (init, values, _) = await InitAndConfig(dir);
-        Assert.Contains("detected: dotnet (AspNetApp.csproj)", init.Stdout);
-        Assert.Equal("rolling", Text(values, "strategy"));
         Assert.Equal("dotnet out/aspnet-app.dll", Text(values, "run.command"));
-        Assert.Equal("ASPNETCORE_HTTP_PORTS", Text(values, "run.port_env"));
-        Assert.Equal("http", Text(values, "run.ready"));
-        Assert.Equal("/health", Text(values, "health.path"));
-        Assert.Equal(["dotnet publish -c Release -o out"], List(values, "hooks.build"));
+        Assert.Equal("PORT", Text(values, "run.port_env"));
+        Assert.Contains("because the code reads PORT", init.Stdout);
     }
 
     [Fact]
