@@ -30,6 +30,7 @@ public static class InitCommand
         {
             var path = Path.GetFullPath(common.SingleConfigFile(parse, "init"));
             var toStdout = parse.GetValue(print);
+            if (toStdout && parse.GetValue(force)) throw new UsageException("--print writes nothing, so --force has nothing to overwrite; give one of them");
             if (!toStdout && File.Exists(path) && !parse.GetValue(force))
                 throw new UsageException($"{path} already exists; pass --force to overwrite it (or --print to see what init would write)");
             var dir = Path.GetDirectoryName(path)!;
@@ -48,6 +49,10 @@ public static class InitCommand
             }
             catch (InitException e) when (e.Environment) { throw new DeployException(e.Message); }
             catch (InitException e) { throw new UsageException(e.Message); }
+
+            // Nothing accepted and ignored: --env means a PM2 env block, so without an ecosystem file it is refused.
+            if (parse.GetResult(pmEnv) is { Implicit: false } && plan?.Stack != "pm2")
+                throw new UsageException($"--env chooses a PM2 env_NAME block, and {(plan is null ? "nothing" : $"{plan.Stack} ({plan.Evidence})")} was detected here, not an ecosystem file");
 
             string text;
             if (plan is null)

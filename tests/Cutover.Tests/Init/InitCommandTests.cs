@@ -271,6 +271,14 @@ public class InitCommandTests : IDisposable
         Assert.Contains("detected: node (package.json)", printed.Stderr); // the report stays out of the YAML
         Assert.Equal("shop", ConfigLoader.Parse(printed.Stdout, path).App);
 
+        var both = await Cli(dir, "init", "--print", "--force");
+        Assert.Equal(2, both.ExitCode);
+        Assert.Contains("--print writes nothing", both.Stderr);
+        var envWithoutPm2 = await Cli(dir, "init", "--force", "--env", "staging");
+        Assert.Equal(2, envWithoutPm2.ExitCode);
+        Assert.Contains("--env chooses a PM2 env_NAME block, and node (package.json) was detected here", envWithoutPm2.Stderr);
+        Assert.Equal("app: mine\nroot: /srv/mine\n", File.ReadAllText(path));
+
         var forced = await Cli(dir, "init", "--force", "--root", Root);
         Assert.Equal(0, forced.ExitCode);
         Assert.Equal(printed.Stdout, File.ReadAllText(path));
@@ -289,7 +297,7 @@ public class InitCommandTests : IDisposable
         Assert.Contains("apps[0] (api): autorestart: true", yaml);
 
         File.Copy(Path.Combine(Fixture("compose-swarm"), "docker-compose.yml"), Path.Combine(dir, "deploy", "stack.yml"));
-        var compose = await Cli(dir, "init", "--force", "--print", "--from", "compose", "deploy/stack.yml");
+        var compose = await Cli(dir, "init", "--print", "--from", "compose", "deploy/stack.yml");
         Assert.True(compose.ExitCode == 0, compose.All);
         Assert.Contains("compose: deploy/stack.yml", compose.Stdout);
 
