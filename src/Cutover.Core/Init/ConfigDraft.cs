@@ -11,7 +11,7 @@ public sealed record RawScalar(string Text);
 /// A cutover.yml being drafted by `cutover init`: an ordered mapping whose entries carry their comment, rendered as
 /// commented YAML. Kept as a tree (not text) so a later step (--strategy) can take whole sections out.
 /// Values are string (quoted when YAML would read it as something else), <see cref="RawScalar"/>,
-/// a list of strings, or a nested <see cref="ConfigDraft"/>.
+/// a list of strings, a nested <see cref="ConfigDraft"/>, or a list of flat ConfigDrafts.
 /// </summary>
 public sealed partial class ConfigDraft
 {
@@ -70,6 +70,12 @@ public sealed partial class ConfigDraft
                 case ConfigDraft map:
                     text.AppendLine(head);
                     map.Write(text, indent + 2);
+                    break;
+                case IEnumerable<ConfigDraft> items:
+                    // A list of small mappings (hosts): one flow mapping per line.
+                    text.AppendLine(head);
+                    foreach (var item in items)
+                        text.Append(pad).Append("  - { ").AppendJoin(", ", item._entries.Select(e => $"{Scalar(e.Key)}: {Inline(e.Value)}")).AppendLine(" }");
                     break;
                 default:
                     var line = $"{head} {Inline(value)}";

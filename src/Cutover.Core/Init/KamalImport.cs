@@ -73,9 +73,7 @@ public static class KamalImport
         }
         if (hosts.Count > 0)
         {
-            // A list of mappings: each host with its roles.
-            var lines = hosts.Select(h => $"{{ host: {ConfigDraft.Scalar(h.Host)}, roles: [{string.Join(", ", h.Roles.Select(ConfigDraft.Scalar))}] }}");
-            draft.Set("hosts", new RawScalar("\n" + string.Join("\n", lines.Select(l => "  - " + l))));
+            draft.Set("hosts", hosts.Select(h => new ConfigDraft().Set("host", h.Host).Set("roles", h.Roles)).ToList());
             var ssh = root.Map("ssh");
             if (ssh?.Text("user") is { } user) draft.Map("ssh").Set("user", user);
         }

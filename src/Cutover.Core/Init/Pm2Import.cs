@@ -72,10 +72,10 @@ public static class Pm2Import
         {
             // PM2: 'max' and 0 mean one per CPU, -1 one fewer; Cutover's run.instances takes a number or max.
             var text = instances.ValueKind == JsonValueKind.Number ? instances.GetRawText() : instances.ToString();
-            if (text is "max" or "0") target.Set("instances", new RawScalar("max"), "one per CPU, as PM2's 'max'");
+            // A process type's instances is a number only.
+            if (text is "max" or "0" && isWeb) target.Set("instances", new RawScalar("max"), "one per CPU, as PM2's 'max'");
             else if (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var count) && count > 0) target.Set("instances", new RawScalar(text));
-            else unmapped.Add($"{label}: instances: {text} (give run.instances a number or max)");
-            if (!isWeb && text is "max" or "0") { target.Remove("instances"); unmapped.Add($"{label}: instances: {text} (a process type takes a number)"); }
+            else unmapped.Add($"{label}: instances: {text} ({(isWeb ? "run.instances takes a number or max" : "a process type takes a number")})");
         }
         else if (isWeb) target.Set("instances", new RawScalar("1"), "PM2's default; 2 or more keeps serving while one is replaced");
         if (Bool(app, "wait_ready")) target.Set("ready", "message", "wait_ready: the app calls process.send('ready')");
