@@ -19,7 +19,7 @@ public sealed record EffectiveValue(string Key, JsonNode? Value, string Source);
 /// file, see <see cref="ConfigSources"/>), and a key no file sets is a default. Secrets (env_file values, ${VAR}
 /// values) are shown as ***.
 /// </summary>
-public sealed record EffectiveConfig
+public sealed partial record EffectiveConfig
 {
     public required IReadOnlyList<string> Files { get; init; }
     /// <summary>False when env_file or a ${VAR} could not be resolved here: env is then shown as written, never failed on.</summary>
@@ -83,6 +83,9 @@ public sealed record EffectiveConfig
             var key = YamlKey(typedPath);
             if (key is "app" or "strategy") continue;
             var source = sources.GetValueOrDefault(key);
+            // A host written as one string (deploy@web1:22) has no node per field: its name and address come from that string.
+            if (source is null && HostField().Match(key) is { Success: true } host)
+                source = sources.GetValueOrDefault($"hosts[{host.Groups[1].Value}].host") ?? (host.Groups[2].Value is "host" or "name" ? sources.GetValueOrDefault($"hosts[{host.Groups[1].Value}]") : null);
             // run.env holds the top-level env folded in (AppEnvironment.ApplyTo): name its own source.
             if (source is null && EnvName(key) is { } name)
                 source = yamlEnv.FirstOrDefault(e => e.Name == name).Source ?? (config.Environment.EnvFile is { } envFile ? envFile : null);
@@ -100,6 +103,9 @@ public sealed record EffectiveConfig
         return new EffectiveConfig { Files = config.Files, EnvResolved = unresolved.Count == 0, Unresolved = unresolved, Values = values };
     }
 
+    [System.Text.RegularExpressions.GeneratedRegex(@"^hosts\[(\d+)\]\.(\w+)$")]
+    private static partial System.Text.RegularExpressions.Regex HostField();
+
     private static string? EnvName(string key)
     {
         var at = key.IndexOf(".env.", StringComparison.Ordinal);
@@ -116,6 +122,7 @@ public sealed record EffectiveConfig
                 typed = typed[..^flat.Length] + "restart." + flat;
         if (typed.StartsWith("processes.", StringComparison.Ordinal) && typed.IndexOf(".run.", StringComparison.Ordinal) is var run and > 0)
             typed = typed[..run] + typed[(run + 4)..];
+        if (HostField().Match(typed) is { Success: true, Groups: var g } && g[2].Value == "address") typed = $"hosts[{g[1].Value}].host";
         return typed.Replace(".stop_signal_name", ".stop_signal", StringComparison.Ordinal);
     }
 

@@ -245,7 +245,8 @@ public class InitCommandTests : IDisposable
         Assert.Equal("/up", Text(values, "health.path"));
         Assert.Equal("***", Text(values, "env.RAILS_MASTER_KEY"));
         Assert.Equal("1", Text(values, "env.RAILS_LOG_TO_STDOUT"));
-        Assert.Equal("192.0.2.12", Text(values, "hosts[2].address"));
+        Assert.Equal("192.0.2.12", Text(values, "hosts[2].host"));
+        Assert.Matches(@"cutover\.yml:\d+$", Source(values, "hosts[2].host"));
         Assert.Equal(["job"], List(values, "hosts[2].roles"));
         Assert.Equal("bin/jobs", Text(values, "processes.job.command"));
         Assert.Contains("builder (no Cutover equivalent)", File.ReadAllText(Path.Combine(dir, "cutover.yml")));
