@@ -323,6 +323,16 @@ public class InitCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task An_ecosystem_file_that_never_finishes_evaluating_is_stopped_at_the_timeout()
+    {
+        var path = _dir.Combine("ecosystem.config.js");
+        File.WriteAllText(path, "while (true) {}\n");
+        var e = await Assert.ThrowsAsync<Cutover.Init.InitException>(() => Cutover.Init.Pm2Import.EvaluateAsync(path, TimeSpan.FromSeconds(1), CancellationToken.None));
+        Assert.True(e.Environment); // exit 1: the machine's node, not the project, is what failed
+        Assert.Contains("node did not finish evaluating ecosystem.config.js within 1s", e.Message);
+    }
+
+    [Fact]
     public async Task Strategy_overrides_the_recommendation_or_refuses_what_the_stack_cannot_do()
     {
         var dir = Project("express", "ecosystem.config.js");
