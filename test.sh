@@ -12,6 +12,9 @@ command -v flock >/dev/null || missing+=(util-linux)
 command -v tar >/dev/null || missing+=(tar)
 command -v node >/dev/null || missing+=(nodejs)
 command -v curl >/dev/null || missing+=(curl)
+# InitDeployTests run the build hooks `cutover init` writes: npm ci for Node, composer install for Laravel.
+command -v npm >/dev/null || missing+=(npm)
+command -v composer >/dev/null || missing+=(composer)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 command -v setpriv >/dev/null || missing+=(util-linux)
 # The container tests start their own dockerd and import a busybox httpd image (no registry). The static busybox

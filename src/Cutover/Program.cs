@@ -9,6 +9,7 @@ var root = new RootCommand("cutover: zero-downtime deploys for your own servers"
     common.Config,
     common.Verbose,
     InitCommand.Create(common, env),
+    ConfigCommand.Create(common, env),
     DeployCommand.Create(common, env),
     RollbackCommand.Create(common, env),
     ReleasesCommand.Create(common, env),

@@ -41,12 +41,14 @@ public class CliTests : IDisposable
     [Fact]
     public async Task Init_writes_a_commented_config_that_loads_and_refuses_to_overwrite()
     {
-        File.WriteAllText(_dir.Combine("composer.json"), "{}");
+        // A static site: init's stack detection (Init/InitCommandTests has every stack) picks symlink and no hooks.
+        File.WriteAllText(_dir.Combine("index.html"), "<p>hi</p>");
         var result = await Run("init", "--root", _root);
         Assert.Equal(0, result.ExitCode);
+        Assert.Contains("detected: static (index.html)", result.Stdout);
         var text = File.ReadAllText(_dir.Combine("cutover.yml"));
         Assert.Contains("# ", text);
-        Assert.Contains("composer install", text);
+        Assert.Contains("strategy: symlink", text);
         Assert.Contains($"root: {_root}", text);
         var app = new DirectoryInfo(_dir.Path).Name;
         Assert.Contains($"app: {app}", text);
