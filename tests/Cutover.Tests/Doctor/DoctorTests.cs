@@ -76,6 +76,32 @@ public sealed class DoctorTests : IDisposable
     }
 
     [Fact]
+    [Trait(Needs.Trait, Needs.Nginx)]
+    public async Task Opcache_without_timestamp_validation_needs_a_reset_hook()
+    {
+        Directory.CreateDirectory(_bed.Root);
+        using var nginx = new NginxOnly(_bed.Root, "$realpath_root", "$realpath_root");
+        // php-fpm's own ini plus one file turning validation off (an empty first entry keeps the default scan dir).
+        var ini = _bed.Combine("php-ini");
+        Directory.CreateDirectory(ini);
+        File.WriteAllText(Path.Combine(ini, "99-doctor.ini"), "opcache.validate_timestamps=0\n");
+        var env = new Dictionary<string, string>(Env) { ["PHP_INI_SCAN_DIR"] = ":" + ini };
+
+        SymlinkConfig(_bed.Root);
+        var run = await DoctorRun.RunAsync(_bed.Path, env);
+        Assert.Equal("warning", run["opcache"].Status);
+        Assert.Contains("opcache.validate_timestamps=0 and no after_switch hook resets opcache", run["opcache"].Message);
+
+        File.AppendAllText(_bed.Combine("cutover.yml"), "hooks:\n  after_switch:\n    - cachetool opcache:reset --fcgi=/run/php/php-fpm.sock\n");
+        var withHook = await DoctorRun.RunAsync(_bed.Path, env);
+        Assert.Equal("ok", withHook["opcache"].Status);
+        Assert.Contains("reset by an after_switch hook", withHook["opcache"].Message);
+
+        var validating = await DoctorRun.RunAsync(_bed.Path, Env);
+        Assert.True(validating["opcache"].Status == "ok", validating.ToString());
+    }
+
+    [Fact]
     public async Task A_root_on_a_read_only_mount_is_an_error()
     {
         var mount = _bed.Combine("ro");
