@@ -24,6 +24,8 @@ public static class DoctorCommand
             return CommandRunner.RunAsync(env, json, async () =>
             {
                 var config = common.LoadConfig(parse);
+                if (config.Fleet is null && parse.GetValue(common.AcceptNewHostKeys))
+                    throw new UsageException($"--accept-new-host-keys is for configs with hosts; {config.File} deploys on this machine");
                 var findings = common.Selection(parse, config) is { } selection
                     ? await FleetDoctor.RunAsync(config, parse.GetValue(common.AcceptNewHostKeys), selection, ct)
                     : await DoctorChecks.RunAsync(DoctorChecks.For(config), ct);

@@ -183,12 +183,15 @@ public sealed class DoctorTests : IDisposable
     }
 
     [Fact]
-    public async Task Bad_input_is_exit_2_and_a_fleet_flag_without_hosts_is_refused()
+    public async Task Bad_input_is_exit_2_and_fleet_flags_without_hosts_are_refused()
     {
         SymlinkConfig(_bed.Root);
         var result = await CutoverCli.RunAsync(_bed.Path, Env, "doctor", "--hosts", "web1");
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("--hosts is for configs with hosts", result.Stderr);
+        var keys = await CutoverCli.RunAsync(_bed.Path, Env, "doctor", "--accept-new-host-keys");
+        Assert.Equal(2, keys.ExitCode);
+        Assert.Contains("--accept-new-host-keys is for configs with hosts", keys.Stderr);
         var missing = await CutoverCli.RunAsync(_bed.Path, Env, "doctor", "-c", "nope.yml");
         Assert.Equal(2, missing.ExitCode);
     }
