@@ -14,6 +14,7 @@ var root = new RootCommand("cutover: zero-downtime deploys for your own servers"
     RollbackCommand.Create(common, env),
     ReleasesCommand.Create(common, env),
     StatusCommand.Create(common, env),
+    DoctorCommand.Create(common, env),
     DemoCommand.Create(env),
     AgentCommands.Agent(env),
     AgentCommands.Stop(common, env),

@@ -34,6 +34,24 @@ public sealed class FleetCommand(CutoverConfig config, IDeployProgress progress,
         }, cancellationToken);
 
     /// <summary>
+    /// <see cref="QueryAsync"/>, with each host's clock read first (`date +%s.%N`) into <paramref name="clockOffsets"/>:
+    /// the host's time minus this machine's at the middle of the round trip (for `cutover doctor`).
+    /// </summary>
+    public Task<IReadOnlyList<HostCommandResult>> QueryWithClockAsync(IReadOnlyList<string> arguments, System.Collections.Concurrent.ConcurrentDictionary<string, TimeSpan> clockOffsets,
+        CancellationToken cancellationToken) =>
+        ForEachHostAsync(async (connection, ct) =>
+        {
+            var before = DateTimeOffset.UtcNow;
+            var date = await connection.RunAsync("date +%s.%N", ct);
+            var after = DateTimeOffset.UtcNow;
+            if (date.ExitStatus == 0 && decimal.TryParse(date.Stdout.Trim(), System.Globalization.NumberStyles.Number, System.Globalization.CultureInfo.InvariantCulture, out var seconds))
+                clockOffsets[connection.Host.Name] = DateTimeOffset.UnixEpoch.AddTicks((long)(seconds * TimeSpan.TicksPerSecond)) - (before + (after - before) / 2);
+            if (await DeployedStateAsync(connection, ct) is not { } state)
+                return new HostCommandResult(connection.Host, -1, "", $"nothing deployed yet: no deploy of {config.App} to {connection.Host.Root} has reached this host") { NeverDeployed = true };
+            return await RunAsync(connection, state.Binary, state.Config, arguments, ct);
+        }, cancellationToken);
+
+    /// <summary>
     /// Runs a command with what the last deploy installed, streaming each host's output lines to
     /// <paramref name="onLine"/> (host, stderr?, line) as they come; the result holds the exit status and no output.
     /// </summary>
