@@ -265,7 +265,9 @@ public sealed partial class AgentServer : IAsyncDisposable
         {
             progress.PhaseStarted("start");
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            error = await runtime.StartAllAsync(request.ReleaseId, request.ReleaseDir, cancellationToken);
+            // router: haproxy is checked (socket level, backend, algorithm) before any instance starts.
+            error = settings is BlueGreenSettings ? await new BlueGreen.BlueGreenSwitch(runtime, WarmSetOf(app), progress).CheckRouterAsync(cancellationToken) : null;
+            error ??= await runtime.StartAllAsync(request.ReleaseId, request.ReleaseDir, cancellationToken);
             if (error is null && settings is BlueGreenSettings)
                 error = await new BlueGreen.BlueGreenSwitch(runtime, WarmSetOf(app), progress).RouteLiveSetAsync(cancellationToken);
             if (error is null) progress.PhaseCompleted("start", clock.Elapsed, $"{runtime.AllSlots.Count()} instances ready");

@@ -117,9 +117,18 @@ public sealed record BlueGreenConfig
     public TimeSpan Monitor { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>A fraction: 0.01 is 1%.</summary>
     public double MaxErrorRate { get; init; } = 0.01;
-    /// <summary>builtin: Cutover's proxy switches; nginx: Cutover rewrites an upstream file and reloads nginx.</summary>
+    /// <summary>builtin: Cutover's proxy switches; nginx: Cutover rewrites an upstream file and reloads nginx;
+    /// haproxy: Cutover changes an HAProxy backend's servers through its runtime API.</summary>
     public string Router { get; init; } = "builtin";
     public NginxRouterConfig? Nginx { get; init; }
+    public HaproxyRouterConfig? Haproxy { get; init; }
+}
+
+/// <summary>`haproxy:`: the admin-level stats socket and the backend whose servers Cutover manages.</summary>
+public sealed record HaproxyRouterConfig
+{
+    public required string Socket { get; init; }
+    public required string Backend { get; init; }
 }
 
 public sealed record NginxRouterConfig

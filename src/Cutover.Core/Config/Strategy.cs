@@ -51,6 +51,7 @@ public static class StrategyKeys
         ["blue_green"] = [Strategy.BlueGreen],
         ["router"] = [Strategy.BlueGreen],
         ["nginx"] = [Strategy.BlueGreen],
+        ["haproxy"] = [Strategy.BlueGreen],
         ["swarm"] = [Strategy.Swarm],
         // Linked into releases/<id>/, which a swarm task never sees.
         ["shared"] = [Strategy.Symlink, Strategy.Rolling, Strategy.BlueGreen],

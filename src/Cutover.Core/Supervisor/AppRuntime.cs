@@ -164,8 +164,8 @@ public sealed class AppRuntime : IAsyncDisposable
                    $"rename the type (the old one is stopped, the new one started) or run `cutover stop` first";
         // nginx's upstreams are written at a switch, for a whole set: an instance added or drained between switches would
         // be missing from nginx, or stay in it after it stopped.
-        if (settings is BlueGreenSettings { BlueGreen.Router: "nginx" } && RunsWeb && groups[0].Slots.Length != Slots.Length)
-            return $"web instances changed from {Slots.Length} to {groups[0].Slots.Length}, which blue_green.router: nginx cannot follow live (its upstreams are written at the switch); run `cutover stop` first";
+        if (settings is BlueGreenSettings { BlueGreen.Router: "nginx" or "haproxy" } && RunsWeb && groups[0].Slots.Length != Slots.Length)
+            return $"web instances changed from {Slots.Length} to {groups[0].Slots.Length}, which blue_green.router: {((BlueGreenSettings)settings).BlueGreen.Router} cannot follow live (its upstreams are written at the switch); run `cutover stop` first";
         if (_runtime.Reconfigure(settings.Runtime) is { } refused) return refused;
         // Last: it moves the app's routes (and may start or stop a listener), so nothing after it may refuse.
         if (await Proxy.ReconfigureAsync(settings.Proxy, cancellationToken) is { } proxyRefused) return proxyRefused;

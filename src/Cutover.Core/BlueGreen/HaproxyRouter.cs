@@ -1,0 +1,127 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using Cutover.Config;
+
+namespace Cutover.BlueGreen;
+
+/// <summary>
+/// `router: haproxy`: HAProxy's backend follows the live set through the runtime API, never a reload, so the
+/// connections HAProxy keeps alive to clients survive every switch. Cutover owns every server of the backend and
+/// names them cutover-&lt;ip&gt;-&lt;port&gt;. A switch: the new set is added (HAProxy adds a server in maintenance),
+/// then in one CLI session every new server is set ready and only after that every other server drain, so the
+/// backend is never empty (for an instant both sets take requests). Each drained server is waited on until its
+/// current sessions are 0 (or drain_timeout, then its sessions are shut down), then set maint and deleted: `del
+/// server` is refused for a server in use, and a deleted server cannot be put back, so delete is always last.
+/// </summary>
+public sealed class HaproxyRouter(HaproxyRouterConfig config)
+{
+    public const string ServerPrefix = "cutover-";
+
+    /// <summary>Balance algorithms HAProxy 2.6 accepts `add server` for (the others are static: static-rr, map-based hashes).</summary>
+    private static readonly string[] DynamicAlgorithms = ["roundrobin", "leastconn", "first", "random"];
+
+    private readonly HaproxyRuntimeApi _api = new(config.Socket);
+
+    public static string ServerName(IPEndPoint endpoint) =>
+        ServerPrefix + endpoint.Address.ToString().Replace(':', '_') + "-" + endpoint.Port.ToString(CultureInfo.InvariantCulture);
+
+    private string Server(string name) => $"{config.Backend}/{name}";
+
+    /// <summary>Null when HAProxy can be driven as configured; otherwise the one-line reason (nothing was changed).</summary>
+    public async Task<string?> CheckAsync(CancellationToken cancellationToken)
+    {
+        string level;
+        try
+        {
+            level = (await _api.SendAsync("show cli level", cancellationToken)).Trim();
+        }
+        catch (System.Net.Sockets.SocketException e)
+        {
+            return $"haproxy.socket {config.Socket}: {e.Message} (is HAProxy running with `stats socket {config.Socket} level admin`?)";
+        }
+        if (level != "admin")
+            return $"haproxy.socket {config.Socket} is at level {(level.Length == 0 ? "unknown" : level)}, not admin: add `level admin` to its `stats socket` line in haproxy.cfg";
+        var rows = await _api.ShowStatAsync(config.Backend, cancellationToken);
+        var backend = rows.FirstOrDefault(r => r.GetValueOrDefault("svname") == "BACKEND");
+        if (backend is null)
+            return $"haproxy has no backend '{config.Backend}' (haproxy.backend): declare `backend {config.Backend}` with `balance roundrobin` in haproxy.cfg";
+        var algorithm = backend.GetValueOrDefault("algo") ?? "";
+        if (!DynamicAlgorithms.Contains(algorithm))
+            return $"haproxy backend '{config.Backend}' balances with {algorithm}, to which servers cannot be added at run time: use `balance roundrobin` (or leastconn, first, random)";
+        var foreign = rows.Where(r => r.GetValueOrDefault("svname") is { } name && name != "BACKEND" && !name.StartsWith(ServerPrefix)).Select(r => r["svname"]).ToArray();
+        if (foreign.Length > 0)
+            return $"haproxy backend '{config.Backend}' has servers Cutover did not add ({string.Join(", ", foreign)}); Cutover manages every server of it: remove their `server` lines from haproxy.cfg";
+        return null;
+    }
+
+    /// <summary>
+    /// HAProxy routes to <paramref name="endpoints"/> only: added and set ready first, then every other server drained,
+    /// set maint and deleted. Null, or why not; a failure before the ready step leaves the old servers serving.
+    /// </summary>
+    public async Task<string?> RouteAsync(IReadOnlyList<IPEndPoint> endpoints, TimeSpan drainTimeout, CancellationToken cancellationToken)
+    {
+        var wanted = endpoints.Select(ServerName).ToArray();
+        var present = (await ServersAsync(cancellationToken)).Select(r => r["svname"]).ToHashSet();
+        foreach (var endpoint in endpoints)
+        {
+            var name = ServerName(endpoint);
+            if (present.Contains(name)) continue;
+            var added = await _api.SendAsync($"add server {Server(name)} {Address(endpoint)}", cancellationToken);
+            if (!added.Contains("New server registered"))
+                return $"haproxy refused `add server {Server(name)}`: {added.Trim()}";
+        }
+        var old = present.Where(n => !wanted.Contains(n)).ToArray();
+        // Ready before drain, in one session: the backend always has a server taking new requests.
+        var answer = await _api.SendAsync([.. wanted.Select(n => $"set server {Server(n)} state ready"), .. old.Select(n => $"set server {Server(n)} state drain")], cancellationToken);
+        if (answer.Trim().Length > 0) return $"haproxy refused a state change: {answer.Trim()}";
+        await RemoveAsync(old, drainTimeout, cancellationToken);
+        return null;
+    }
+
+    private static string Address(IPEndPoint endpoint) =>
+        endpoint.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{endpoint.Address}]:{endpoint.Port}" : endpoint.ToString();
+
+    /// <summary>Drained servers out: wait for 0 current sessions, maint, then delete (retried while HAProxy still holds a connection).</summary>
+    private async Task RemoveAsync(string[] names, TimeSpan drainTimeout, CancellationToken cancellationToken)
+    {
+        if (names.Length == 0) return;
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < drainTimeout)
+        {
+            var busy = (await ServersAsync(cancellationToken)).Where(r => names.Contains(r["svname"]) && Number(r, "scur") > 0).ToArray();
+            if (busy.Length == 0) break;
+            await Task.Delay(TimeSpan.FromMilliseconds(50), cancellationToken);
+        }
+        await _api.SendAsync(names.Select(n => $"set server {Server(n)} state maint").ToArray(), cancellationToken);
+        var left = names.ToList();
+        for (var attempt = 0; left.Count > 0 && attempt < 100; attempt++)
+        {
+            // drain_timeout is over when sessions are still attached: they are cut, as Cutover's own proxy does.
+            if (clock.Elapsed >= drainTimeout || attempt > 20)
+                await _api.SendAsync(left.Select(n => $"shutdown sessions server {Server(n)}").ToArray(), cancellationToken);
+            foreach (var name in left.ToArray())
+                if ((await _api.SendAsync($"del server {Server(name)}", cancellationToken)).Contains("Server deleted")) left.Remove(name);
+            if (left.Count > 0) await Task.Delay(TimeSpan.FromMilliseconds(50), cancellationToken);
+        }
+    }
+
+    /// <summary>The servers of the backend (show stat rows, without the BACKEND line).</summary>
+    private async Task<IReadOnlyList<IReadOnlyDictionary<string, string>>> ServersAsync(CancellationToken cancellationToken) =>
+        (await _api.ShowStatAsync(config.Backend, cancellationToken)).Where(r => r.GetValueOrDefault("svname") is { } n && n != "BACKEND").ToList();
+
+    /// <summary>
+    /// HAProxy's own cumulative counters of the servers of <paramref name="endpoints"/>: responses (hrsp_1xx..other)
+    /// and failures (hrsp_5xx plus connection errors). Cumulative: the monitor reads them as deltas from a baseline.
+    /// </summary>
+    public async Task<(long Responses, long Errors)> CountersAsync(IEnumerable<IPEndPoint> endpoints, CancellationToken cancellationToken)
+    {
+        var names = endpoints.Select(ServerName).ToHashSet();
+        var rows = (await ServersAsync(cancellationToken)).Where(r => names.Contains(r["svname"])).ToArray();
+        string[] statuses = ["hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other"];
+        return (rows.Sum(r => statuses.Sum(s => Number(r, s)) + Number(r, "econ")), rows.Sum(r => Number(r, "hrsp_5xx") + Number(r, "econ")));
+    }
+
+    private static long Number(IReadOnlyDictionary<string, string> row, string column) =>
+        long.TryParse(row.GetValueOrDefault(column), CultureInfo.InvariantCulture, out var value) ? value : 0;
+}
