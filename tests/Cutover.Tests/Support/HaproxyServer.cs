@@ -12,6 +12,7 @@ public sealed class HaproxyServer : IDisposable
 {
     private readonly TempDir _dir = new("cutover-haproxy-");
     private readonly Process _process;
+    private readonly System.Text.StringBuilder _output = new();
 
     public HaproxyServer()
     {
@@ -35,14 +36,14 @@ public sealed class HaproxyServer : IDisposable
               balance roundrobin
             backend fixed
               balance static-rr
-            """);
+            """ + "\n");
         _process = Process.Start(new ProcessStartInfo("/usr/sbin/haproxy", ["-db", "-f", config]) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true })!;
-        _process.ErrorDataReceived += (_, _) => { };
-        _process.OutputDataReceived += (_, _) => { };
+        _process.ErrorDataReceived += (_, e) => { lock (_output) _output.AppendLine(e.Data); };
+        _process.OutputDataReceived += (_, e) => { lock (_output) _output.AppendLine(e.Data); };
         _process.BeginErrorReadLine();
         _process.BeginOutputReadLine();
         Wait.Until(() => File.Exists(AdminSocket) || _process.HasExited, TimeSpan.FromSeconds(10), "haproxy's admin socket");
-        if (_process.HasExited) throw new InvalidOperationException($"haproxy exited with {_process.ExitCode}");
+        if (_process.HasExited) { _process.WaitForExit(); throw new InvalidOperationException($"haproxy exited with {_process.ExitCode}: {_output}"); }
         StartTime = ReadStartTime();
     }
 
