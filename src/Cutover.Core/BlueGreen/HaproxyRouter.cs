@@ -23,6 +23,14 @@ public sealed class HaproxyRouter(HaproxyRouterConfig config)
 
     private readonly HaproxyRuntimeApi _api = new(config.Socket);
 
+    /// <summary>The HAProxy router of an app's settings (blue-green's or rolling's `router: haproxy`), or null.</summary>
+    public static HaproxyRouter? For(StrategySettings settings) => settings switch
+    {
+        BlueGreenSettings { BlueGreen: { Router: "haproxy", Haproxy: { } haproxy } } => new HaproxyRouter(haproxy),
+        RollingSettings { Rolling.Haproxy: { } haproxy } => new HaproxyRouter(haproxy),
+        _ => null,
+    };
+
     public static string ServerName(IPEndPoint endpoint) =>
         ServerPrefix + endpoint.Address.ToString().Replace(':', '_') + "-" + endpoint.Port.ToString(CultureInfo.InvariantCulture);
 
@@ -64,19 +72,42 @@ public sealed class HaproxyRouter(HaproxyRouterConfig config)
         var wanted = endpoints.Select(ServerName).ToArray();
         var present = (await ServersAsync(cancellationToken)).Select(r => r["svname"]).ToHashSet();
         foreach (var endpoint in endpoints)
-        {
-            var name = ServerName(endpoint);
-            if (present.Contains(name)) continue;
-            var added = await _api.SendAsync($"add server {Server(name)} {Address(endpoint)}", cancellationToken);
-            if (!added.Contains("New server registered"))
-                return $"haproxy refused `add server {Server(name)}`: {added.Trim()}";
-        }
+            if (!present.Contains(ServerName(endpoint)) && await AddInMaintenanceAsync(endpoint, cancellationToken) is { } refused) return refused;
         var old = present.Where(n => !wanted.Contains(n)).ToArray();
         // Ready before drain, in one session: the backend always has a server taking new requests.
         var answer = await _api.SendAsync([.. wanted.Select(n => $"set server {Server(n)} state ready"), .. old.Select(n => $"set server {Server(n)} state drain")], cancellationToken);
         if (answer.Trim().Length > 0) return $"haproxy refused a state change: {answer.Trim()}";
         await RemoveAsync(old, drainTimeout, cancellationToken);
         return null;
+    }
+
+    /// <summary>
+    /// Rolling: one new instance into the backend, ready at once (added, then `state ready`: HAProxy adds a server in
+    /// maintenance). Null, or why not.
+    /// </summary>
+    public async Task<string?> AddAsync(IPEndPoint endpoint, CancellationToken cancellationToken)
+    {
+        var name = ServerName(endpoint);
+        if ((await ServersAsync(cancellationToken)).All(r => r["svname"] != name) && await AddInMaintenanceAsync(endpoint, cancellationToken) is { } refused)
+            return refused;
+        var answer = await _api.SendAsync($"set server {Server(name)} state ready", cancellationToken);
+        return answer.Trim().Length > 0 ? $"haproxy refused `set server {Server(name)} state ready`: {answer.Trim()}" : null;
+    }
+
+    /// <summary>Rolling: one instance out of the backend before it stops: drained (no new requests), then deleted.</summary>
+    public async Task RemoveAsync(IPEndPoint endpoint, TimeSpan drainTimeout, CancellationToken cancellationToken)
+    {
+        var name = ServerName(endpoint);
+        if ((await ServersAsync(cancellationToken)).All(r => r["svname"] != name)) return;
+        await _api.SendAsync($"set server {Server(name)} state drain", cancellationToken);
+        await RemoveAsync([name], drainTimeout, cancellationToken);
+    }
+
+    private async Task<string?> AddInMaintenanceAsync(IPEndPoint endpoint, CancellationToken cancellationToken)
+    {
+        var name = ServerName(endpoint);
+        var added = await _api.SendAsync($"add server {Server(name)} {Address(endpoint)}", cancellationToken);
+        return added.Contains("New server registered") ? null : $"haproxy refused `add server {Server(name)} {Address(endpoint)}`: {added.Trim()}";
     }
 
     private static string Address(IPEndPoint endpoint) =>

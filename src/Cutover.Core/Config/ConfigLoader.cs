@@ -75,7 +75,7 @@ public static class ConfigLoader
             var processes = ProcessConfigReader.Read(top, run, runtime);
             settings = strategy == Strategy.BlueGreen
                 ? new BlueGreenSettings { Run = run, Proxy = proxy, InstanceHealth = instanceHealth, Logs = logs, Runtime = runtime, Processes = processes, BlueGreen = ReadBlueGreen(top) }
-                : new RollingSettings { Run = run, Proxy = proxy, InstanceHealth = instanceHealth, Logs = logs, Runtime = runtime, Processes = processes, Rolling = ReadRolling(top.Section("rolling")) };
+                : new RollingSettings { Run = run, Proxy = proxy, InstanceHealth = instanceHealth, Logs = logs, Runtime = runtime, Processes = processes, Rolling = ReadRolling(top.Section("rolling")) with { Haproxy = ReadRollingRouter(top) } };
         }
         else
         {
@@ -178,7 +178,7 @@ public static class ConfigLoader
         SymlinkSettings => "strategy: symlink serves through your web server",
         SwarmSettings => "strategy: swarm routes through Docker's ingress",
         BlueGreenSettings { BlueGreen.Router: "nginx" } => "blue-green with router: nginx routes through nginx",
-        BlueGreenSettings { BlueGreen.Router: "haproxy" } => "blue-green with router: haproxy routes through HAProxy",
+        BlueGreenSettings { BlueGreen.Router: "haproxy" } or RollingSettings { Rolling.Haproxy: not null } => "router: haproxy routes through HAProxy",
         _ => null,
     };
 
@@ -225,6 +225,15 @@ public static class ConfigLoader
         };
         section.RejectUnknownKeys();
         return config;
+    }
+
+    /// <summary>Rolling's `router`: builtin, or haproxy (each instance added and removed through HAProxy's runtime API).</summary>
+    private static HaproxyRouterConfig? ReadRollingRouter(YamlSection top)
+    {
+        var router = top.Choice("router", "builtin", ("builtin", "builtin"), ("nginx", "nginx"), ("haproxy", "haproxy"));
+        // nginx's upstream file is written for a whole set at a switch; a rolling update changes one instance at a time.
+        if (router == "nginx") top.Error("router", "router: nginx is for strategy: blue-green; strategy: rolling takes builtin or haproxy");
+        return ReadHaproxy(top, router);
     }
 
     /// <summary>`haproxy: { socket, backend }`, read only with router: haproxy (a section for another router is an error).</summary>

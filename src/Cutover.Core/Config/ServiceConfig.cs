@@ -108,6 +108,8 @@ public sealed record RollingConfig
     public TimeSpan Monitor { get; init; } = TimeSpan.FromSeconds(5);
     public FailureAction FailureAction { get; init; } = FailureAction.Rollback;
     public double MaxFailureRatio { get; init; }
+    /// <summary>router: haproxy (top-level `router` and `haproxy`): each instance added to and removed from this HAProxy backend.</summary>
+    public HaproxyRouterConfig? Haproxy { get; init; }
 }
 
 /// <summary>Blue-green: the old set stays warm out of rotation for keep_previous; the new one is watched for monitor.</summary>

@@ -1,6 +1,7 @@
 using Cutover.BlueGreen;
 using Cutover.Config;
 using Cutover.Progress;
+using Cutover.Rolling;
 using Cutover.Supervisor;
 using Cutover.Tests.Support;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -116,6 +117,58 @@ public class HaproxyRouterTests : IAsyncLifetime
         Assert.Contains(samples, s => s.Status == 500);
         Assert.All(samples.Where(s => s.Status == 500), s => Assert.Equal("2", s.Version));
         Assert.Equal(0, samples.Count(s => s.Status is not (200 or 500)));
+        Assert.Equal(_haproxy.StartTime, _haproxy.ReadStartTime());
+    }
+
+    private CutoverConfig RollingConfig(string order) => ConfigLoader.Parse($"""
+        app: rolled
+        strategy: rolling
+        root: {_dir.Path}
+        run:
+          command: node server.js
+          instances: 3
+          ready: message
+          ready_timeout: 10s
+        proxy:
+          listen: 127.0.0.1:{HealthServer.FreePort()}
+          drain_timeout: 5s
+        rolling:
+          order: {order}
+          monitor: 500ms
+          failure_action: rollback
+        router: haproxy
+        haproxy:
+          socket: {_haproxy.AdminSocket}
+          backend: app
+        """, _dir.Combine("cutover.yml"));
+
+    [Theory]
+    [InlineData("start-first")]
+    [InlineData("stop-first")]
+    public async Task A_rolling_deploy_and_its_rollback_through_haproxy_fail_no_request_and_never_reload_it(string order)
+    {
+        _app = await AppRuntime.CreateAsync(RollingConfig(order), _dir.Path, _http, new object(), NullLoggerFactory.Instance, CancellationToken.None);
+        Assert.Null(await _app.StartAllAsync("v1", Release("1"), CancellationToken.None));
+        var router = HaproxyRouter.For(_app.Settings)!;
+        Assert.Null(await router.RouteAsync(_app.Slots.Select(s => s!.Endpoint!).ToArray(), TimeSpan.FromSeconds(5), CancellationToken.None));
+
+        await using var load = new LoadGenerator(_haproxy.Url, connections: 8, maxDuration: TimeSpan.FromMinutes(1));
+        await Task.Delay(300);
+        var deployed = await new RollingUpdate(_app, new SilentProgress()).RunAsync("v2", Release("2"), CancellationToken.None);
+        Assert.True(deployed.Succeeded, deployed.Error);
+        Assert.Equal(LiveServers(), await _haproxy.ServersAsync());
+        await Task.Delay(300);
+        // The third instance of v3 exits at once: failure_action rollback puts the replaced ones back, through HAProxy too.
+        var failed = await new RollingUpdate(_app, new SilentProgress()).RunAsync("v3", Release("3", "exit-instance-2"), CancellationToken.None);
+        await Task.Delay(300);
+        var samples = await load.StopAsync();
+
+        Assert.True(failed.RolledBack, failed.Error);
+        Assert.All(_app.Slots, s => Assert.Equal("v2", s!.Spec.ReleaseId));
+        Assert.Equal(LiveServers(), await _haproxy.ServersAsync());
+        Assert.Equal(0, samples.Count(s => s.Status != 200));
+        Assert.Contains(samples, s => s.Version == "2");
+        Assert.Equal("2", samples.OrderBy(s => s.StartMs).Last().Version);
         Assert.Equal(_haproxy.StartTime, _haproxy.ReadStartTime());
     }
 
