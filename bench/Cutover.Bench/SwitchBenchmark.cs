@@ -97,7 +97,7 @@ public static class SwitchBenchmark
                 var haproxyConf = Path.Combine(work, "haproxy.cfg");
                 File.WriteAllText(haproxyConf, $"global\n  stats socket {haproxySocket} mode 600 level admin\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n" +
                                                $"frontend web\n  bind 127.0.0.1:{nginxPort}\n  default_backend app\nbackend app\n  balance roundrobin\n");
-                haproxyProcess = Process.Start(new ProcessStartInfo("/usr/sbin/haproxy", ["-db", "-f", haproxyConf]) { UseShellExecute = false });
+                haproxyProcess = Process.Start(new ProcessStartInfo("/usr/sbin/haproxy", ["-db", "-q", "-f", haproxyConf]) { UseShellExecute = false });
                 for (var i = 0; i < 100 && !File.Exists(haproxySocket); i++) await Task.Delay(50);
                 if (await bg.RouteLiveSetAsync(CancellationToken.None) is { } routeError) throw new InvalidOperationException(routeError);
                 url = $"http://127.0.0.1:{nginxPort}/";

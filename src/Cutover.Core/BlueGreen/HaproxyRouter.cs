@@ -122,7 +122,9 @@ public sealed class HaproxyRouter(HaproxyRouterConfig config)
         {
             var busy = (await ServersAsync(cancellationToken)).Where(r => names.Contains(r["svname"]) && Number(r, "scur") > 0).ToArray();
             if (busy.Length == 0) break;
-            await Task.Delay(TimeSpan.FromMilliseconds(50), cancellationToken);
+            // A drained server's sessions are requests in flight (keep-alive connections idle between requests do not
+            // count), so they end within a response time: poll often, the switch's duration includes this wait.
+            await Task.Delay(TimeSpan.FromMilliseconds(10), cancellationToken);
         }
         await _api.SendAsync(names.Select(n => $"set server {Server(n)} state maint").ToArray(), cancellationToken);
         var left = names.ToList();
