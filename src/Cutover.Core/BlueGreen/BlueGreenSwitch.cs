@@ -109,10 +109,11 @@ public sealed class BlueGreenSwitch(AppRuntime app, WarmSetKeeper warmSet, IDepl
             {
                 var greenBackends = green.Select(g => g.Backend).Where(b => b is not null).Select(b => b!).ToArray();
                 // HAProxy forgets a server's counters when it is deleted, so they are read before the switch back.
-                var haproxyCounts = Haproxy is { } haproxy ? await haproxy.CountersAsync(green.Select(g => g.Endpoint!), CancellationToken.None) : ((long, long)?)null;
+                var haproxyCounts = Haproxy is { } haproxy ? await haproxy.CountersAsync(green.Select(g => g.Endpoint!), CancellationToken.None) : null;
                 await SwitchBackAsync(blue, green, blueRelease, stopFrom: true);
-                // Counted again once green has drained, so the total includes requests that were still in flight.
-                var (errors, responses) = haproxyCounts is var (r, e) ? (e, r) : (greenBackends.Sum(b => b.Errors), greenBackends.Sum(b => b.Responses));
+                // Counted again once green has drained, so the total includes requests that were still in flight (Cutover's
+                // proxy; HAProxy's count is the one read just before).
+                var (errors, responses) = haproxyCounts is { } counts ? (counts.Errors, counts.Responses) : (greenBackends.Sum(b => b.Errors), greenBackends.Sum(b => b.Responses));
                 var error = $"{trip}; switched back to release {blueRelease.Id}; in all, green answered " +
                             $"{errors} failed of {responses} requests";
                 progress.PhaseFailed("monitor", monitorClock.Elapsed, error);
@@ -213,7 +214,7 @@ public sealed class BlueGreenSwitch(AppRuntime app, WarmSetKeeper warmSet, IDepl
             long responses, errors;
             if (haproxy is not null)
             {
-                var now = await haproxy.CountersAsync(endpoints, cancellationToken);
+                if (await haproxy.CountersAsync(endpoints, cancellationToken) is not { } now) continue;
                 (responses, errors) = (now.Responses - baseline.Item1, now.Errors - baseline.Item2);
             }
             else

@@ -69,6 +69,21 @@ public sealed class HaproxyRouter(HaproxyRouterConfig config)
     /// </summary>
     public async Task<string?> RouteAsync(IReadOnlyList<IPEndPoint> endpoints, TimeSpan drainTimeout, CancellationToken cancellationToken)
     {
+        try
+        {
+            return await RouteOrThrowAsync(endpoints, drainTimeout, cancellationToken);
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException)
+        {
+            return Unreachable(e);
+        }
+    }
+
+    /// <summary>HAProxy stopped answering mid-change (it died or was restarted, which forgets every added server).</summary>
+    private string Unreachable(Exception e) => $"haproxy.socket {config.Socket} stopped answering: {e.Message}";
+
+    private async Task<string?> RouteOrThrowAsync(IReadOnlyList<IPEndPoint> endpoints, TimeSpan drainTimeout, CancellationToken cancellationToken)
+    {
         var wanted = endpoints.Select(ServerName).ToArray();
         var present = (await ServersAsync(cancellationToken)).Select(r => r["svname"]).ToHashSet();
         foreach (var endpoint in endpoints)
@@ -88,19 +103,34 @@ public sealed class HaproxyRouter(HaproxyRouterConfig config)
     public async Task<string?> AddAsync(IPEndPoint endpoint, CancellationToken cancellationToken)
     {
         var name = ServerName(endpoint);
-        if ((await ServersAsync(cancellationToken)).All(r => r["svname"] != name) && await AddInMaintenanceAsync(endpoint, cancellationToken) is { } refused)
-            return refused;
-        var answer = await _api.SendAsync($"set server {Server(name)} state ready", cancellationToken);
-        return answer.Trim().Length > 0 ? $"haproxy refused `set server {Server(name)} state ready`: {answer.Trim()}" : null;
+        try
+        {
+            if ((await ServersAsync(cancellationToken)).All(r => r["svname"] != name) && await AddInMaintenanceAsync(endpoint, cancellationToken) is { } refused)
+                return refused;
+            var answer = await _api.SendAsync($"set server {Server(name)} state ready", cancellationToken);
+            return answer.Trim().Length > 0 ? $"haproxy refused `set server {Server(name)} state ready`: {answer.Trim()}" : null;
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException)
+        {
+            return Unreachable(e);
+        }
     }
 
     /// <summary>Rolling: one instance out of the backend before it stops: drained (no new requests), then deleted.</summary>
     public async Task RemoveAsync(IPEndPoint endpoint, TimeSpan drainTimeout, CancellationToken cancellationToken)
     {
         var name = ServerName(endpoint);
-        if ((await ServersAsync(cancellationToken)).All(r => r["svname"] != name)) return;
-        await _api.SendAsync($"set server {Server(name)} state drain", cancellationToken);
-        await RemoveAsync([name], drainTimeout, cancellationToken);
+        try
+        {
+            if ((await ServersAsync(cancellationToken)).All(r => r["svname"] != name)) return;
+            await _api.SendAsync($"set server {Server(name)} state drain", cancellationToken);
+            await RemoveAsync([name], drainTimeout, cancellationToken);
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException)
+        {
+            // An HAProxy that does not answer sends this instance nothing (a restarted one forgot every added server):
+            // the instance stops as it would have; the next AddAsync or RouteAsync reports the socket.
+        }
     }
 
     private async Task<string?> AddInMaintenanceAsync(IPEndPoint endpoint, CancellationToken cancellationToken)
@@ -147,10 +177,19 @@ public sealed class HaproxyRouter(HaproxyRouterConfig config)
     /// HAProxy's own cumulative counters of the servers of <paramref name="endpoints"/>: responses (hrsp_1xx..other)
     /// and failures (hrsp_5xx plus connection errors). Cumulative: the monitor reads them as deltas from a baseline.
     /// </summary>
-    public async Task<(long Responses, long Errors)> CountersAsync(IEnumerable<IPEndPoint> endpoints, CancellationToken cancellationToken)
+    /// Null when HAProxy did not answer (the monitor skips that reading).
+    public async Task<(long Responses, long Errors)?> CountersAsync(IEnumerable<IPEndPoint> endpoints, CancellationToken cancellationToken)
     {
         var names = endpoints.Select(ServerName).ToHashSet();
-        var rows = (await ServersAsync(cancellationToken)).Where(r => names.Contains(r["svname"])).ToArray();
+        IReadOnlyDictionary<string, string>[] rows;
+        try
+        {
+            rows = (await ServersAsync(cancellationToken)).Where(r => names.Contains(r["svname"])).ToArray();
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException)
+        {
+            return null;
+        }
         string[] statuses = ["hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other"];
         return (rows.Sum(r => statuses.Sum(s => Number(r, s)) + Number(r, "econ")), rows.Sum(r => Number(r, "hrsp_5xx") + Number(r, "econ")));
     }
