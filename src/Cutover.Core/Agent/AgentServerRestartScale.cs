@@ -25,7 +25,7 @@ public sealed partial class AgentServer
             return ActivationResult.NotLive($"{what} of web is not available with router: {((BlueGreenSettings)runtime.Settings).BlueGreen.Router} (its backend is written at a switch); deploy the release again instead");
         // A rolling restart goes through HAProxy slot by slot; a scale would add or remove instances HAProxy never hears of.
         if (runtime.Settings is RollingSettings { Rolling.Haproxy: not null } && !request.Restart && request.Scale!.ContainsKey(ProcessConfigReader.Web))
-            return ActivationResult.NotLive($"{what} of web is not available with router: haproxy; change run.instances and deploy instead");
+            return ActivationResult.NotLive($"{what} of web is not available with router: haproxy (HAProxy's servers follow a deploy's slots); change run.instances, `cutover stop`, then deploy");
         var types = runtime.Groups.Where(g => g.Slots.Length > 0 || !g.IsWeb).Select(g => g.Name).ToList();
         var named = request.Restart ? request.Processes ?? [] : request.Scale!.Keys.ToList();
         if (named.FirstOrDefault(n => types.All(t => t != n)) is { } unknown)

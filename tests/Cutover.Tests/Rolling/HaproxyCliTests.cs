@@ -65,5 +65,16 @@ public class HaproxyCliTests : IDisposable
         Assert.Empty(after.Intersect(before));
         for (var i = 0; i < 10; i++) Assert.StartsWith("hello from 2", await _http.GetStringAsync(_haproxy.Url));
         Assert.Equal(_haproxy.StartTime, _haproxy.ReadStartTime());
+
+        // What goes around HAProxy is refused, and changes nothing: a scale of web (HAProxy would not hear of the
+        // new instances) and maintenance (traffic does not pass through Cutover's proxy).
+        var scale = await _bed.Cli("scale", "web=3", "-c", config);
+        Assert.NotEqual(0, scale.ExitCode);
+        Assert.Contains("scale of web is not available with router: haproxy", scale.All);
+        var maintenance = await _bed.Cli("maintenance", "on", "-c", config);
+        Assert.Equal(2, maintenance.ExitCode);
+        Assert.Contains("with router: haproxy", maintenance.Stderr);
+        Assert.Equal(after, await _haproxy.ServersAsync());
+        Assert.StartsWith("hello from 2", await _http.GetStringAsync(_haproxy.Url));
     }
 }
