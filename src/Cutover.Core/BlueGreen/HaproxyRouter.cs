@@ -92,7 +92,9 @@ public sealed class HaproxyRouter(HaproxyRouterConfig config)
         // Ready before drain, in one session: the backend always has a server taking new requests.
         var answer = await _api.SendAsync([.. wanted.Select(n => $"set server {Server(n)} state ready"), .. old.Select(n => $"set server {Server(n)} state drain")], cancellationToken);
         if (answer.Trim().Length > 0) return $"haproxy refused a state change: {answer.Trim()}";
-        await RemoveAsync(old, drainTimeout, cancellationToken);
+        // Traffic has moved: the drained servers go to the end even when the deploy is cancelled (a drain is never cut
+        // short, and a server left in drain would stay in the backend).
+        await RemoveAsync(old, drainTimeout, CancellationToken.None);
         return null;
     }
 
