@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine or a developer's: installs what the tests start for real
-# (nginx, php-fpm, PostgreSQL, dockerd, sshd, pebble, and the small tools they call), builds, and runs every test. Nothing is skipped.
+# (nginx, haproxy, php-fpm, PostgreSQL, dockerd, sshd, pebble, and the small tools they call), builds, and runs every test. Nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 missing=()
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+[ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 compgen -G "/usr/sbin/php-fpm*" >/dev/null || missing+=(php-fpm)
 command -v git >/dev/null || missing+=(git)
 command -v flock >/dev/null || missing+=(util-linux)
@@ -32,7 +33,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  # Installing nginx, php-fpm or docker.io must not start system services (port 80, the system dockerd).
+  # Installing nginx, haproxy, php-fpm or docker.io must not start system services (port 80, the system dockerd).
   made_policy=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null

@@ -8,6 +8,7 @@ command -v rsync >/dev/null || missing+=(rsync)
 [ -x /usr/bin/time ] || missing+=(time)
 command -v wrk >/dev/null || missing+=(wrk)
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+[ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 command -v openssl >/dev/null || missing+=(openssl)
 # The TLS benchmark compiles a small LD_PRELOAD shim that turns wrk's TLS session resumption off.
 command -v cc >/dev/null || missing+=(gcc)

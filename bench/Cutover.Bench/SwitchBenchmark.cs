@@ -10,7 +10,8 @@ namespace Cutover.Bench;
 
 /// <summary>
 /// Blue-green switch and rollback latency under load: from the command to the point after which every
-/// response comes from the new set, in Cutover's proxy and through the nginx router, with failed requests.
+/// response comes from the new set, in Cutover's proxy, through the nginx router and through the HAProxy router
+/// (runtime API, no reload), with failed requests.
 /// </summary>
 public static class SwitchBenchmark
 {
@@ -18,26 +19,31 @@ public static class SwitchBenchmark
 
     public static async Task<string> RunAsync(string repo, int switches = 6)
     {
-        var builtin = await MeasureAsync(repo, nginx: false, switches);
-        var viaNginx = await MeasureAsync(repo, nginx: true, switches);
+        var builtin = await MeasureAsync(repo, "builtin", switches);
+        var viaNginx = await MeasureAsync(repo, "nginx", switches);
+        var viaHaproxy = File.Exists("/usr/sbin/haproxy") ? await MeasureAsync(repo, "haproxy", switches) : null;
         var sb = new StringBuilder();
         sb.AppendLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z on {Environment.ProcessorCount} cores; examples/node-app at 2 instances; 16 keep-alive clients without pause; {switches} deploys and {switches} rollbacks per router, alternating.");
         sb.AppendLine();
         sb.AppendLine("| router | deploy: command to 100% new (median / max) | rollback: command to 100% new (median / max) | rollback: command to switch done (median / max) | requests | failed |");
         sb.AppendLine("|---|---|---|---|---|---|");
-        foreach (var (name, r) in new[] { ("builtin (Cutover's proxy)", builtin), ("nginx (upstream file + reload)", viaNginx) })
-            sb.AppendLine($"| {name} | {Measure.Median(r.Deploy):0.0} / {r.Deploy.Max():0.0} ms | {Measure.Median(r.Rollback):0.00} / {r.Rollback.Max():0.00} ms | {Measure.Median(r.RollbackCall):0.00} / {r.RollbackCall.Max():0.00} ms | {r.Requests} | {r.Failed} |");
+        foreach (var (name, r) in new[] { ("builtin (Cutover's proxy)", builtin), ("nginx (upstream file + reload)", viaNginx), ("haproxy (runtime API, no reload)", viaHaproxy) })
+            if (r is not null) sb.AppendLine($"| {name} | {Measure.Median(r.Deploy):0.0} / {r.Deploy.Max():0.0} ms | {Measure.Median(r.Rollback):0.00} / {r.Rollback.Max():0.00} ms | {Measure.Median(r.RollbackCall):0.00} / {r.RollbackCall.Max():0.00} ms | {r.Requests} | {r.Failed} |");
         sb.AppendLine();
-        sb.AppendLine("\"Command to 100% new\" is the end of the last request that started after the command and was still answered by the old set (0 when none was). \"Command to switch done\" is how long the rollback call took to return: the pool swap, or the upstream file, `nginx -t` and the reload.");
+        sb.AppendLine("\"Command to 100% new\" is the end of the last request that started after the command and was still answered by the old set (0 when none was). \"Command to switch done\" is how long the rollback call took to return: the pool swap, or the upstream file, `nginx -t` and the reload, or HAProxy's add/ready/drain and the wait for the drained servers' sessions to end before they are deleted.");
+        if (viaHaproxy is null) sb.AppendLine("\nhaproxy: not measured (/usr/sbin/haproxy missing; bench/run.sh installs it).");
         return sb.ToString();
     }
 
     private sealed record Result(List<double> Deploy, List<double> Rollback, List<double> RollbackCall, long Requests, long Failed);
 
-    private static async Task<Result> MeasureAsync(string repo, bool nginx, int switches)
+    private static async Task<Result> MeasureAsync(string repo, string routerName, int switches)
     {
+        var nginx = routerName == "nginx";
+        var haproxy = routerName == "haproxy";
         var work = Directory.CreateTempSubdirectory("cutover-switch-bench-").FullName;
         Process? nginxProcess = null;
+        Process? haproxyProcess = null;
         try
         {
             string Release(string version)
@@ -54,8 +60,10 @@ public static class SwitchBenchmark
             var nginxDir = Path.Combine(work, "nginx");
             var upstream = Path.Combine(nginxDir, "upstream.conf");
             var conf = Path.Combine(nginxDir, "nginx.conf");
+            var haproxySocket = Path.Combine(work, "haproxy.sock");
             var router = nginx
                 ? $"router: nginx\nnginx:\n  upstream_file: {upstream}\n  test: /usr/sbin/nginx -p {nginxDir} -c {conf} -t\n  reload: /usr/sbin/nginx -p {nginxDir} -c {conf} -s reload\n"
+                : haproxy ? $"router: haproxy\nhaproxy:\n  socket: {haproxySocket}\n  backend: app\n"
                 : "router: builtin\n";
             var config = ConfigLoader.Parse($"app: sw\nstrategy: blue-green\nroot: {work}\nrun:\n  command: node server.js\n  instances: 2\n  ready: message\n" +
                                             $"proxy:\n  listen: 127.0.0.1:{proxyPort}\n  drain_timeout: 5s\nblue_green:\n  monitor: 0s\n" + router,
@@ -80,6 +88,18 @@ public static class SwitchBenchmark
                         location / { proxy_pass http://app_backend; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
                     """);
                 nginxProcess = Process.Start(new ProcessStartInfo("/usr/sbin/nginx", ["-p", nginxDir, "-c", conf, "-g", "daemon off;"]) { UseShellExecute = false });
+                url = $"http://127.0.0.1:{nginxPort}/";
+                await Task.Delay(500);
+            }
+            if (haproxy)
+            {
+                // Debian's haproxy 2.6, one process in the foreground, keep-alive both sides (HAProxy's default in http mode).
+                var haproxyConf = Path.Combine(work, "haproxy.cfg");
+                File.WriteAllText(haproxyConf, $"global\n  stats socket {haproxySocket} mode 600 level admin\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n" +
+                                               $"frontend web\n  bind 127.0.0.1:{nginxPort}\n  default_backend app\nbackend app\n  balance roundrobin\n");
+                haproxyProcess = Process.Start(new ProcessStartInfo("/usr/sbin/haproxy", ["-db", "-q", "-f", haproxyConf]) { UseShellExecute = false });
+                for (var i = 0; i < 100 && !File.Exists(haproxySocket); i++) await Task.Delay(50);
+                if (await bg.RouteLiveSetAsync(CancellationToken.None) is { } routeError) throw new InvalidOperationException(routeError);
                 url = $"http://127.0.0.1:{nginxPort}/";
                 await Task.Delay(500);
             }
@@ -143,6 +163,7 @@ public static class SwitchBenchmark
         finally
         {
             if (nginxProcess is { HasExited: false }) { nginxProcess.Kill(entireProcessTree: true); nginxProcess.WaitForExit(); }
+            if (haproxyProcess is { HasExited: false }) { haproxyProcess.Kill(entireProcessTree: true); haproxyProcess.WaitForExit(); }
             try { Directory.Delete(work, recursive: true); } catch (IOException) { }
         }
     }

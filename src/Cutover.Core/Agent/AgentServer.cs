@@ -315,9 +315,14 @@ public sealed partial class AgentServer : IAsyncDisposable
         {
             progress.PhaseStarted("start");
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            error = await runtime.StartAllAsync(request.ReleaseId, request.ReleaseDir, cancellationToken);
+            // router: haproxy is checked (socket level, backend, algorithm) before any instance starts.
+            var haproxy = BlueGreen.HaproxyRouter.For(settings);
+            error = haproxy is null ? null : await haproxy.CheckAsync(cancellationToken);
+            error ??= await runtime.StartAllAsync(request.ReleaseId, request.ReleaseDir, cancellationToken);
             if (error is null && settings is BlueGreenSettings)
                 error = await new BlueGreen.BlueGreenSwitch(runtime, WarmSetOf(app), progress).RouteLiveSetAsync(cancellationToken);
+            else if (error is null && haproxy is not null)
+                error = await haproxy.RouteAsync(runtime.RunsWeb ? runtime.Slots.Select(s => s!.Endpoint!).ToArray() : [], settings.Proxy.DrainTimeout, cancellationToken);
             if (error is null) progress.PhaseCompleted("start", clock.Elapsed, $"{runtime.AllSlots.Count()} instances ready");
             else progress.PhaseFailed("start", clock.Elapsed, error);
         }

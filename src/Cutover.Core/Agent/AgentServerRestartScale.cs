@@ -20,9 +20,12 @@ public sealed partial class AgentServer
         if (runtime.IsEmpty) return ActivationResult.NotLive($"{app} is stopped; `cutover start` it before a {what}");
         if (runtime.ReleaseId != request.ReleaseId)
             return ActivationResult.NotLive($"{app} runs release {runtime.ReleaseId}, not {request.ReleaseId}");
-        // nginx's upstreams are written at a switch, for a whole set: one instance replaced or added at a time would be missing from them.
-        if (runtime.Settings is BlueGreenSettings { BlueGreen.Router: "nginx" } && (request.Restart ? request.Processes is not { Count: > 0 } only || only.Contains(ProcessConfigReader.Web) : request.Scale!.ContainsKey(ProcessConfigReader.Web)))
-            return ActivationResult.NotLive($"{what} of web is not available with blue_green.router: nginx (nginx's upstreams are written at a switch); deploy the release again instead");
+        // nginx's upstreams (and haproxy's servers) are written at a switch, for a whole set: one instance replaced or added at a time would be missing from them.
+        if (runtime.Settings is BlueGreenSettings { BlueGreen.Router: "nginx" or "haproxy" } && (request.Restart ? request.Processes is not { Count: > 0 } only || only.Contains(ProcessConfigReader.Web) : request.Scale!.ContainsKey(ProcessConfigReader.Web)))
+            return ActivationResult.NotLive($"{what} of web is not available with router: {((BlueGreenSettings)runtime.Settings).BlueGreen.Router} (its backend is written at a switch); deploy the release again instead");
+        // A rolling restart goes through HAProxy slot by slot; a scale would add or remove instances HAProxy never hears of.
+        if (runtime.Settings is RollingSettings { Rolling.Haproxy: not null } && !request.Restart && request.Scale!.ContainsKey(ProcessConfigReader.Web))
+            return ActivationResult.NotLive($"{what} of web is not available with router: haproxy (HAProxy's servers follow a deploy's slots); change run.instances, `cutover stop`, then deploy");
         var types = runtime.Groups.Where(g => g.Slots.Length > 0 || !g.IsWeb).Select(g => g.Name).ToList();
         var named = request.Restart ? request.Processes ?? [] : request.Scale!.Keys.ToList();
         if (named.FirstOrDefault(n => types.All(t => t != n)) is { } unknown)

@@ -21,9 +21,16 @@ public sealed class BlueGreenSwitch(AppRuntime app, WarmSetKeeper warmSet, IDepl
 
     private NginxRouter? Router => Config is { Router: "nginx", Nginx: { } nginx } ? new NginxRouter(nginx) : null;
 
+    private HaproxyRouter? Haproxy => Config is { Router: "haproxy", Haproxy: { } haproxy } ? new HaproxyRouter(haproxy) : null;
+
+    /// <summary>With router: haproxy, null when HAProxy's socket and backend can be driven; else why not. Checked before anything starts.</summary>
+    public async Task<string?> CheckRouterAsync(CancellationToken cancellationToken) =>
+        Haproxy is { } haproxy ? await haproxy.CheckAsync(cancellationToken) : null;
+
     public async Task<string?> RunAsync(string releaseId, string releaseDir, CancellationToken cancellationToken)
     {
         var config = Config;
+        if (await CheckRouterAsync(cancellationToken) is { } routerProblem) return routerProblem;
         var blue = app.Slots.Select(s => s!).ToArray();
         var blueRelease = (Id: app.ReleaseId!, Dir: app.ReleaseDir!);
 
@@ -92,7 +99,7 @@ public sealed class BlueGreenSwitch(AppRuntime app, WarmSetKeeper warmSet, IDepl
             try
             {
                 // The new process types are watched too: one that dies within the window trips it like a web instance.
-                trip = await MonitorAsync([.. green, .. app.Groups.Where(g => !g.IsWeb).SelectMany(g => g.Slots).OfType<ManagedInstance>()], config, cancellationToken);
+                trip = await MonitorAsync(green, [.. green, .. app.Groups.Where(g => !g.IsWeb).SelectMany(g => g.Slots).OfType<ManagedInstance>()], config, cancellationToken);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -101,10 +108,14 @@ public sealed class BlueGreenSwitch(AppRuntime app, WarmSetKeeper warmSet, IDepl
             if (trip is not null)
             {
                 var greenBackends = green.Select(g => g.Backend).Where(b => b is not null).Select(b => b!).ToArray();
+                // HAProxy forgets a server's counters when it is deleted, so they are read before the switch back.
+                var haproxyCounts = Haproxy is { } haproxy ? await haproxy.CountersAsync(green.Select(g => g.Endpoint!), CancellationToken.None) : null;
                 await SwitchBackAsync(blue, green, blueRelease, stopFrom: true);
-                // Counted again once green has drained, so the total includes requests that were still in flight.
+                // Counted again once green has drained, so the total includes requests that were still in flight (Cutover's
+                // proxy; HAProxy's count is the one read just before).
+                var (errors, responses) = haproxyCounts is { } counts ? (counts.Errors, counts.Responses) : (greenBackends.Sum(b => b.Errors), greenBackends.Sum(b => b.Responses));
                 var error = $"{trip}; switched back to release {blueRelease.Id}; in all, green answered " +
-                            $"{greenBackends.Sum(b => b.Errors)} failed of {greenBackends.Sum(b => b.Responses)} requests";
+                            $"{errors} failed of {responses} requests";
                 progress.PhaseFailed("monitor", monitorClock.Elapsed, error);
                 return error;
             }
@@ -168,9 +179,11 @@ public sealed class BlueGreenSwitch(AppRuntime app, WarmSetKeeper warmSet, IDepl
     public Task<string?> RouteLiveSetAsync(CancellationToken cancellationToken) =>
         RouteAsync(app.Slots.Select(s => s!).ToArray(), cancellationToken);
 
-    /// <summary>With router: nginx, nginx is pointed at the set first; Cutover's own proxy follows in Switch.</summary>
+    /// <summary>With router: nginx or haproxy, that router is pointed at the set first; Cutover's own proxy follows in Switch.</summary>
     private async Task<string?> RouteAsync(ManagedInstance[] set, CancellationToken cancellationToken) =>
-        Router is { } router ? await router.RouteAsync(set.Select(i => i.Endpoint!), cancellationToken) : null;
+        Router is { } router ? await router.RouteAsync(set.Select(i => i.Endpoint!), cancellationToken)
+        : Haproxy is { } haproxy ? await haproxy.RouteAsync(set.Select(i => i.Endpoint!).ToArray(), app.Settings.Proxy.DrainTimeout, cancellationToken)
+        : null;
 
     /// <summary>One pool change moves every request from one set to the other.</summary>
     private void Switch(ManagedInstance[] to, ManagedInstance[] from, string releaseId, string releaseDir)
@@ -183,19 +196,37 @@ public sealed class BlueGreenSwitch(AppRuntime app, WarmSetKeeper warmSet, IDepl
         app.ReleaseDir = releaseDir;
     }
 
-    private static async Task<string?> MonitorAsync(ManagedInstance[] green, BlueGreenConfig config, CancellationToken cancellationToken)
+    /// <summary>
+    /// The error rate of <paramref name="web"/> (Cutover's proxy's counts, or with router: haproxy HAProxy's per-server
+    /// counters as deltas since the window began), and whether any of <paramref name="watched"/> failed.
+    /// </summary>
+    private async Task<string?> MonitorAsync(ManagedInstance[] web, ManagedInstance[] watched, BlueGreenConfig config, CancellationToken cancellationToken)
     {
         var end = DateTimeOffset.UtcNow + config.Monitor;
+        var haproxy = Haproxy;
+        var endpoints = web.Select(g => g.Endpoint!).ToArray();
+        // HAProxy's counters are cumulative per server and start at 0 at `add server`: green's servers were added by
+        // this switch (a name never outlives its instance's port), so the deltas count from their first request on.
+        var baseline = (0L, 0L);
         while (DateTimeOffset.UtcNow < end)
         {
             await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken);
-            var backends = green.Select(g => g.Backend).Where(b => b is not null).ToArray();
-            var responses = backends.Sum(b => b!.Responses);
-            var errors = backends.Sum(b => b!.Errors);
+            long responses, errors;
+            if (haproxy is not null)
+            {
+                if (await haproxy.CountersAsync(endpoints, cancellationToken) is not { } now) continue;
+                (responses, errors) = (now.Responses - baseline.Item1, now.Errors - baseline.Item2);
+            }
+            else
+            {
+                var backends = web.Select(g => g.Backend).Where(b => b is not null).ToArray();
+                responses = backends.Sum(b => b!.Responses);
+                errors = backends.Sum(b => b!.Errors);
+            }
             if (errors > 0 && responses > 0 && (double)errors / responses > config.MaxErrorRate)
                 return $"error rate {100.0 * errors / responses:0.##}% ({errors} failed of {responses} responses, status >= 500 or failed connections) " +
                        $"above max_error_rate {config.MaxErrorRate * 100:0.##}%";
-            if (green.FirstOrDefault(g => g.Failures > 0) is { } dead)
+            if (watched.FirstOrDefault(g => g.Failures > 0) is { } dead)
                 return $"instance {dead.Spec.Id} failed after the switch: {dead.LastProblem}";
         }
         return null;

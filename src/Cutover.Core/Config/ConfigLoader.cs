@@ -75,7 +75,7 @@ public static class ConfigLoader
             var processes = ProcessConfigReader.Read(top, run, runtime);
             settings = strategy == Strategy.BlueGreen
                 ? new BlueGreenSettings { Run = run, Proxy = proxy, InstanceHealth = instanceHealth, Logs = logs, Runtime = runtime, Processes = processes, BlueGreen = ReadBlueGreen(top) }
-                : new RollingSettings { Run = run, Proxy = proxy, InstanceHealth = instanceHealth, Logs = logs, Runtime = runtime, Processes = processes, Rolling = ReadRolling(top.Section("rolling")) };
+                : new RollingSettings { Run = run, Proxy = proxy, InstanceHealth = instanceHealth, Logs = logs, Runtime = runtime, Processes = processes, Rolling = ReadRolling(top.Section("rolling")) with { Haproxy = ReadRollingRouter(top) } };
         }
         else
         {
@@ -178,12 +178,13 @@ public static class ConfigLoader
         SymlinkSettings => "strategy: symlink serves through your web server",
         SwarmSettings => "strategy: swarm routes through Docker's ingress",
         BlueGreenSettings { BlueGreen.Router: "nginx" } => "blue-green with router: nginx routes through nginx",
+        BlueGreenSettings { BlueGreen.Router: "haproxy" } or RollingSettings { Rolling.Haproxy: not null } => "router: haproxy routes through HAProxy",
         _ => null,
     };
 
     private static BlueGreenConfig ReadBlueGreen(YamlSection top)
     {
-        var router = top.Choice("router", "builtin", ("builtin", "builtin"), ("nginx", "nginx"));
+        var router = top.Choice("router", "builtin", ("builtin", "builtin"), ("nginx", "nginx"), ("haproxy", "haproxy"));
         NginxRouterConfig? nginx = null;
         var nginxSection = top.Section("nginx");
         if (router == "nginx" && nginxSection is null)
@@ -202,8 +203,9 @@ public static class ConfigLoader
             };
             nginxSection.RejectUnknownKeys();
         }
+        var haproxy = ReadHaproxy(top, router);
         var section = top.Section("blue_green");
-        if (section is null) return new BlueGreenConfig { Router = router, Nginx = nginx };
+        if (section is null) return new BlueGreenConfig { Router = router, Nginx = nginx, Haproxy = haproxy };
         var rateText = section.String("max_error_rate", "1%")!;
         var rate = 0.01;
         var number = rateText.TrimEnd('%');
@@ -219,9 +221,39 @@ public static class ConfigLoader
             MaxErrorRate = rate,
             Router = router,
             Nginx = nginx,
+            Haproxy = haproxy,
         };
         section.RejectUnknownKeys();
         return config;
+    }
+
+    /// <summary>Rolling's `router`: builtin, or haproxy (each instance added and removed through HAProxy's runtime API).</summary>
+    private static HaproxyRouterConfig? ReadRollingRouter(YamlSection top)
+    {
+        var router = top.Choice("router", "builtin", ("builtin", "builtin"), ("nginx", "nginx"), ("haproxy", "haproxy"));
+        // nginx's upstream file is written for a whole set at a switch; a rolling update changes one instance at a time.
+        if (router == "nginx") top.Error("router", "router: nginx is for strategy: blue-green; strategy: rolling takes builtin or haproxy");
+        return ReadHaproxy(top, router);
+    }
+
+    /// <summary>`haproxy: { socket, backend }`, read only with router: haproxy (a section for another router is an error).</summary>
+    private static HaproxyRouterConfig? ReadHaproxy(YamlSection top, string router)
+    {
+        var section = top.Section("haproxy");
+        if (router == "haproxy" && section is null)
+            top.Error("router", "router: haproxy needs a 'haproxy' section with socket and backend");
+        if (section is null) return null;
+        if (router != "haproxy") top.KeyError("haproxy", $"the 'haproxy' section is read only with router: haproxy (router is {router})");
+        var socket = section.RequiredString("socket");
+        var backend = section.RequiredString("backend");
+        if (backend.Length > 0 && !backend.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or ':'))
+            section.Error("backend", $"'{backend}' is not an HAProxy backend name (letters, digits, '-', '_', '.', ':')");
+        section.RejectUnknownKeys();
+        return new HaproxyRouterConfig
+        {
+            Socket = socket.Length == 0 ? "" : Path.GetFullPath(socket, Path.GetDirectoryName(section.FileOf("socket"))!),
+            Backend = backend,
+        };
     }
 
     private static readonly (string, int)[] Signals =

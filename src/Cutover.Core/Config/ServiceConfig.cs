@@ -108,6 +108,8 @@ public sealed record RollingConfig
     public TimeSpan Monitor { get; init; } = TimeSpan.FromSeconds(5);
     public FailureAction FailureAction { get; init; } = FailureAction.Rollback;
     public double MaxFailureRatio { get; init; }
+    /// <summary>router: haproxy (top-level `router` and `haproxy`): each instance added to and removed from this HAProxy backend.</summary>
+    public HaproxyRouterConfig? Haproxy { get; init; }
 }
 
 /// <summary>Blue-green: the old set stays warm out of rotation for keep_previous; the new one is watched for monitor.</summary>
@@ -117,9 +119,18 @@ public sealed record BlueGreenConfig
     public TimeSpan Monitor { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>A fraction: 0.01 is 1%.</summary>
     public double MaxErrorRate { get; init; } = 0.01;
-    /// <summary>builtin: Cutover's proxy switches; nginx: Cutover rewrites an upstream file and reloads nginx.</summary>
+    /// <summary>builtin: Cutover's proxy switches; nginx: Cutover rewrites an upstream file and reloads nginx;
+    /// haproxy: Cutover changes an HAProxy backend's servers through its runtime API.</summary>
     public string Router { get; init; } = "builtin";
     public NginxRouterConfig? Nginx { get; init; }
+    public HaproxyRouterConfig? Haproxy { get; init; }
+}
+
+/// <summary>`haproxy:`: the admin-level stats socket and the backend whose servers Cutover manages.</summary>
+public sealed record HaproxyRouterConfig
+{
+    public required string Socket { get; init; }
+    public required string Backend { get; init; }
 }
 
 public sealed record NginxRouterConfig

@@ -49,8 +49,9 @@ public static class StrategyKeys
         // Only RollingUpdate reads it: a blue-green switch moves the whole set at once.
         ["rolling"] = [Strategy.Rolling],
         ["blue_green"] = [Strategy.BlueGreen],
-        ["router"] = [Strategy.BlueGreen],
+        ["router"] = [Strategy.Rolling, Strategy.BlueGreen],
         ["nginx"] = [Strategy.BlueGreen],
+        ["haproxy"] = [Strategy.Rolling, Strategy.BlueGreen],
         ["swarm"] = [Strategy.Swarm],
         // Linked into releases/<id>/, which a swarm task never sees.
         ["shared"] = [Strategy.Symlink, Strategy.Rolling, Strategy.BlueGreen],

@@ -61,6 +61,9 @@ public sealed class RollingUpdate(AppRuntime app, IDeployProgress progress, IRea
         var rolling = rules ?? (app.Settings is RollingSettings settings ? settings.Rolling
             : throw new InvalidOperationException($"a rolling update of an app with strategy: {app.Config.Strategy}"));
         var previous = (Id: app.ReleaseId, Dir: app.ReleaseDir);
+        // router: haproxy: a socket or backend HAProxy cannot be driven through is refused before any instance starts.
+        if (app.Settings is RollingSettings && BlueGreen.HaproxyRouter.For(app.Settings) is { } haproxy && await haproxy.CheckAsync(cancellationToken) is { } refused)
+            return new RollingResult(false, false, 0, [refused]);
         var slots = AllSlots.ToArray();
         // Web's batches keep their names ("batch 1/2"); a process type's are named after it ("worker batch 1/1").
         var batches = Groups.SelectMany(g =>

@@ -163,9 +163,11 @@ public sealed class AppRuntime : IAsyncDisposable
             return $"processes.{flipped.Name}.singleton changed to {(flipped.Singleton ? "true" : "false")}, which cannot change while it runs (never two at once would not hold during the change); " +
                    $"rename the type (the old one is stopped, the new one started) or run `cutover stop` first";
         // nginx's upstreams are written at a switch, for a whole set: an instance added or drained between switches would
-        // be missing from nginx, or stay in it after it stopped.
-        if (settings is BlueGreenSettings { BlueGreen.Router: "nginx" } && RunsWeb && groups[0].Slots.Length != Slots.Length)
-            return $"web instances changed from {Slots.Length} to {groups[0].Slots.Length}, which blue_green.router: nginx cannot follow live (its upstreams are written at the switch); run `cutover stop` first";
+        // be missing from nginx, or stay in it after it stopped. HAProxy's servers likewise follow switches and slots only.
+        if ((settings is BlueGreenSettings { BlueGreen.Router: "nginx" or "haproxy" } || BlueGreen.HaproxyRouter.For(settings) is not null) && RunsWeb && groups[0].Slots.Length != Slots.Length)
+            return $"web instances changed from {Slots.Length} to {groups[0].Slots.Length}, which " +
+                   (settings is BlueGreenSettings bg ? $"blue_green.router: {bg.BlueGreen.Router} cannot follow live (its upstreams are written at the switch)"
+                       : "router: haproxy cannot follow live (HAProxy's servers follow a deploy's slots, not a resize)") + "; run `cutover stop` first";
         if (_runtime.Reconfigure(settings.Runtime) is { } refused) return refused;
         // Last: it moves the app's routes (and may start or stop a listener), so nothing after it may refuse.
         if (await Proxy.ReconfigureAsync(settings.Proxy, cancellationToken) is { } proxyRefused) return proxyRefused;
@@ -393,26 +395,40 @@ public sealed class AppRuntime : IAsyncDisposable
         order = group.OrderFor(order);
         var old = group.Slots[slot];
         var drain = Settings.Proxy.DrainTimeout;
+        // Rolling with router: haproxy: HAProxy's backend follows the slot (a new server in once ready, the old one
+        // drained out of HAProxy before its process stops). Blue-green's web moves by whole sets in BlueGreenSwitch.
+        var haproxy = group.IsWeb && Settings is RollingSettings ? BlueGreen.HaproxyRouter.For(Settings) : null;
         // Stops drain to the end even when the deploy is cancelled: cutting a drain short fails requests.
         if (order == RollingOrder.StopFirst && old is not null)
         {
+            if (haproxy is not null && old.Endpoint is { } leaving) await haproxy.RemoveAsync(leaving, drain, CancellationToken.None);
             await old.StopAsync(drain, CancellationToken.None);
             group.Slots[slot] = null;
         }
         var fresh = NewInstance(group, slot, releaseId, releaseDir);
         var problem = await fresh.StartAsync(cancellationToken);
+        if (problem is null && haproxy is not null && await haproxy.AddAsync(fresh.Endpoint!, cancellationToken) is { } refused)
+        {
+            await fresh.StopAsync(TimeSpan.Zero, CancellationToken.None);
+            problem = refused;
+        }
         if (problem is not null)
         {
             if (order == RollingOrder.StopFirst && old is not null)
             {
                 // stop-first left the slot empty: put the old release back in it.
                 var again = NewInstance(group, slot, old.Spec.ReleaseId, old.Spec.ReleaseDir);
-                if (await again.StartAsync(cancellationToken) is null) group.Slots[slot] = again;
+                if (await again.StartAsync(cancellationToken) is null
+                    && (haproxy is null || await haproxy.AddAsync(again.Endpoint!, CancellationToken.None) is null)) group.Slots[slot] = again;
             }
             return problem;
         }
         group.Slots[slot] = fresh;
-        if (order == RollingOrder.StartFirst && old is not null) await old.StopAsync(drain, CancellationToken.None);
+        if (order == RollingOrder.StartFirst && old is not null)
+        {
+            if (haproxy is not null && old.Endpoint is { } leaving) await haproxy.RemoveAsync(leaving, drain, CancellationToken.None);
+            await old.StopAsync(drain, CancellationToken.None);
+        }
         return null;
     }
 

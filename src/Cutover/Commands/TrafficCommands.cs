@@ -105,6 +105,8 @@ public static class TrafficCommands
         if (!config.RunsInstances) throw new UsageException($"`cutover {command}` acts on the agent's proxy (strategies rolling and blue-green); {file} uses strategy: {config.Strategy}");
         if (config.Settings is BlueGreenSettings { BlueGreen.Router: "nginx" })
             throw new UsageException($"`cutover {command}` acts on Cutover's proxy; with router: nginx, {file}'s traffic goes through nginx");
+        if (Cutover.BlueGreen.HaproxyRouter.For(config.Settings) is not null)
+            throw new UsageException($"`cutover {command}` acts on Cutover's proxy; with router: haproxy, {file}'s traffic goes through HAProxy");
         if (config.Fleet is not null)
             throw new UsageException($"`cutover {command}` acts on this machine's agent; {file} deploys to hosts:, so run it on each host (ssh HOST cutover {command} -c ...)");
         return config;

@@ -31,6 +31,8 @@ public class MigrationsPauseConfigTests
     [InlineData("", "strategy: symlink serves through your web server")]
     [InlineData("strategy: swarm\nswarm:\n  service: a\n  image: a:1\n", "strategy: swarm routes through Docker's ingress")]
     [InlineData("strategy: blue-green\nrouter: nginx\nnginx:\n  upstream_file: /etc/nginx/up.conf\nrun:\n  command: node server.js\nproxy:\n  listen: 127.0.0.1:3000\n", "router: nginx routes through nginx")]
+    [InlineData("strategy: rolling\nrouter: haproxy\nhaproxy:\n  socket: /run/haproxy/admin.sock\n  backend: app\nrun:\n  command: node server.js\nproxy:\n  listen: 127.0.0.1:3000\n", "router: haproxy routes through HAProxy")]
+    [InlineData("strategy: blue-green\nrouter: haproxy\nhaproxy:\n  socket: /run/haproxy/admin.sock\n  backend: app\nrun:\n  command: node server.js\nproxy:\n  listen: 127.0.0.1:3000\n", "router: haproxy routes through HAProxy")]
     public void Strategies_whose_traffic_bypasses_the_proxy_refuse_it_at_its_line(string strategy, string why)
     {
         var yaml = "app: shop\nroot: /srv/shop\n" + strategy + Migrations;

@@ -2,7 +2,7 @@ namespace Cutover.Tests.Support;
 
 /// <summary>
 /// The trait that says what a test needs beyond the build, so a developer can run the fast tier alone:
-/// <c>dotnet test --filter "Needs!=docker&amp;Needs!=postgres&amp;Needs!=sshd&amp;Needs!=nginx&amp;Needs!=pebble&amp;Needs!=slow"</c>.
+/// <c>dotnet test --filter "Needs!=docker&amp;Needs!=postgres&amp;Needs!=sshd&amp;Needs!=nginx&amp;Needs!=haproxy&amp;Needs!=pebble&amp;Needs!=slow"</c>.
 /// CI (test.sh) runs everything; nothing is skipped because of these.
 /// </summary>
 public static class Needs
@@ -21,6 +21,9 @@ public static class Needs
 
     /// <summary>A real nginx (and php-fpm for NginxPhpServer).</summary>
     public const string Nginx = "nginx";
+
+    /// <summary>Debian's haproxy (HaproxyServer): router: haproxy.</summary>
+    public const string Haproxy = "haproxy";
 
     /// <summary>A real ACME server: Debian's pebble and pebble-challtestsrv (PebbleServer).</summary>
     public const string Pebble = "pebble";
