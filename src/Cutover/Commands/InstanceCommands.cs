@@ -135,6 +135,17 @@ public static class InstanceCommands
     private static async Task<int> OnHostsAsync(CliEnvironment env, bool json, CutoverConfig config, string command, IReadOnlyList<string> arguments,
         Fleet.HostSelection selection, bool acceptNew, CancellationToken cancellationToken)
     {
+        // A named type goes only to the hosts that run it (its roles; a singleton's one host): another host has none to
+        // restart or scale, and a singleton scaled to 1 elsewhere would be a second one.
+        var types = arguments.Select(a => a.Split('=')[0]).ToList();
+        if (types.Count > 0 && config.Fleet is { } fleet)
+        {
+            var settings = config.SettingsOf<InstanceSettings>();
+            var running = selection.Hosts.Where(h => types.All(t => fleet.Runs(h, t, settings))).ToList();
+            if (running.Count == 0)
+                throw new UsageException($"{command}: none of the selected hosts ({string.Join(", ", selection.Hosts.Select(h => h.Name))}) runs {string.Join(" and ", types)}");
+            selection = selection with { Hosts = running };
+        }
         var progress = env.Progress(json);
         var results = await new Fleet.FleetCommand(config, progress, acceptNew, selection).QueryAsync([command, .. arguments, "--json"], cancellationToken);
         var rows = results.Select(r =>
