@@ -87,7 +87,7 @@ public sealed class FleetSingletonTests(SshFleet fleet, PublishedCutover publish
                 restart:
                   min_uptime: 300ms
               scheduler:
-                command: env JOB_LOG={SchedulerJournal} node worker.js
+                command: env JOB_LOG={SchedulerJournal} sh -c 'echo scheduler up; exec node worker.js'
                 roles: [worker]
                 singleton: true
                 stop_signal: SIGTERM
@@ -178,6 +178,11 @@ public sealed class FleetSingletonTests(SshFleet fleet, PublishedCutover publish
         Assert.Equal(2, scale.ExitCode);
         Assert.Contains($"scale: none of the selected hosts ({Jobs2.Name}) runs scheduler", scale.Stderr);
         AssertSchedulerOnlyOn(Jobs1);
+        // Its logs from every host: the ones whose config leaves it out just have none (jobs2 has the lines of its time there).
+        var logs = await Cli("logs", "--process", "scheduler", "-n", "1000", "-c", config);
+        Assert.True(logs.ExitCode == 0, logs.All);
+        Assert.Contains(logs.Stdout.Split('\n'), l => l.StartsWith(Jobs1.Name, StringComparison.Ordinal));
+        Assert.DoesNotContain(logs.Stdout.Split('\n'), l => l.StartsWith(Web.Name, StringComparison.Ordinal));
 
         // The agent that runs it SIGKILLed: the next deploy starts it again, which ends the orphan before starting one.
         StopAgent(Jobs1, 9);
