@@ -311,6 +311,7 @@ public sealed partial class AgentServer : IAsyncDisposable
 
         string? error;
         var outcome = ActivationOutcome.NotLive;
+        var previousRelease = (Id: runtime.ReleaseId, Dir: runtime.ReleaseDir);
         if (runtime.IsEmpty)
         {
             progress.PhaseStarted("start");
@@ -353,7 +354,7 @@ public sealed partial class AgentServer : IAsyncDisposable
         }
         // The release is live: the config's types and counts (new types, removed ones, changed instances) follow it.
         if (error is null && previousConfig is not null && await runtime.ApplySizesAsync(progress, cancellationToken) is { } resizeProblem)
-            error = $"release {request.ReleaseId} is live, but changing the process types and counts failed: {resizeProblem}";
+            (outcome, error) = await PutBackAfterFailedResizeAsync(runtime, previousConfig, previousRelease, request.ReleaseId, resizeProblem, progress);
         // A release that did not take keeps the config of the one that still serves, for restarts and `start`.
         if (error is not null && previousConfig is not null && outcome != ActivationOutcome.Paused)
             await runtime.ReconfigureAsync(previousConfig, CancellationToken.None);
@@ -362,6 +363,29 @@ public sealed partial class AgentServer : IAsyncDisposable
         if (error is null) return ActivationResult.Live;
         var instances = runtime.AllSlots.Where(s => s is not null).GroupBy(s => s!.Spec.ReleaseId).ToDictionary(g => g.Key, g => g.Count());
         return new ActivationResult(outcome, error, instances);
+    }
+
+    /// <summary>
+    /// The release went live but its types or counts could not be applied (an added instance did not start): a deploy
+    /// is all-or-nothing, so the previous release's config and instances come back (the same rolling or blue-green
+    /// move, never cancelled), then its types and counts. RolledBack when that worked; Paused (both releases named)
+    /// when even that failed.
+    /// </summary>
+    private async Task<(ActivationOutcome, string)> PutBackAfterFailedResizeAsync(AppRuntime runtime, CutoverConfig previousConfig,
+        (string? Id, string? Dir) previous, string releaseId, string resizeProblem, IDeployProgress progress)
+    {
+        var failed = $"release {releaseId} went live, but changing the process types and counts failed: {resizeProblem}";
+        if (previous.Id is null || previous.Dir is null) return (ActivationOutcome.NotLive, failed);
+        progress.Warning($"{failed}; putting every instance back on release {previous.Id}");
+        var problem = await runtime.ReconfigureAsync(previousConfig, CancellationToken.None);
+        if (problem is null && runtime.Settings is BlueGreenSettings)
+            problem = await new BlueGreen.BlueGreenSwitch(runtime, WarmSetOf(runtime.Config.App), progress).RunAsync(previous.Id, previous.Dir, CancellationToken.None);
+        else if (problem is null)
+            problem = (await new RollingUpdate(runtime, progress).RunAsync(previous.Id, previous.Dir, CancellationToken.None)).Error;
+        problem ??= await runtime.ApplySizesAsync(progress, CancellationToken.None);
+        return problem is null
+            ? (ActivationOutcome.RolledBack, $"{failed}; every instance is back on release {previous.Id}")
+            : (ActivationOutcome.Paused, $"{failed}; putting release {previous.Id} back failed too: {problem}");
     }
 
     /// <summary>

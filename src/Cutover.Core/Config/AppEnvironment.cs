@@ -43,10 +43,14 @@ public sealed record AppEnvironment
 
         StrategySettings WithRun(InstanceSettings instances, InstanceRuntimeConfig runtime) => instances switch
         {
-            RollingSettings rolling => rolling with { Run = rolling.Run with { Env = Over(rolling.Run.Env) }, Runtime = runtime },
-            BlueGreenSettings blueGreen => blueGreen with { Run = blueGreen.Run with { Env = Over(blueGreen.Run.Env) }, Runtime = runtime },
+            RollingSettings rolling => rolling with { Run = rolling.Run with { Env = Over(rolling.Run.Env) }, Processes = WithEnv(rolling.Processes), Runtime = runtime },
+            BlueGreenSettings blueGreen => blueGreen with { Run = blueGreen.Run with { Env = Over(blueGreen.Run.Env) }, Processes = WithEnv(blueGreen.Processes), Runtime = runtime },
             _ => instances,
         };
+
+        // Every process type too: a worker needs the app's environment (its database URL, its secrets) as web does.
+        IReadOnlyList<ProcessTypeConfig> WithEnv(IReadOnlyList<ProcessTypeConfig> processes) =>
+            processes.Select(p => p with { Run = p.Run with { Env = Over(p.Run.Env) } }).ToList();
     }
 
     private Dictionary<string, string> Over(IReadOnlyDictionary<string, string> own)

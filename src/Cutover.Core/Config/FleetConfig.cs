@@ -15,6 +15,23 @@ public sealed record FleetConfig
     /// <summary>Where migrations run, once per deploy: the host marked `primary: true`, else the first.</summary>
     public FleetHost Primary => Hosts.FirstOrDefault(h => h.Primary) ?? Hosts[0];
 
+    /// <summary>
+    /// The one host a singleton process type runs on across the fleet: the primary when it carries one of the type's
+    /// roles (null roles: every host), else the first host in config order that does; null when none does. Every other
+    /// host runs none of it (RemoteConfig leaves the type out of their config), so "never two at once" holds fleet-wide.
+    /// </summary>
+    public FleetHost? SingletonHost(IReadOnlyList<string>? typeRoles)
+    {
+        bool Carries(FleetHost host) => typeRoles is null || typeRoles.Any(host.Has);
+        return Carries(Primary) ? Primary : Hosts.FirstOrDefault(Carries);
+    }
+
+    /// <summary>Whether a process type (web: its role) runs on <paramref name="host"/>: by its roles, and a singleton only on its <see cref="SingletonHost"/>.</summary>
+    public bool Runs(FleetHost host, string type, InstanceSettings settings) =>
+        type == ProcessConfigReader.Web ? host.Has(FleetHost.WebRole)
+        : settings.Processes.FirstOrDefault(p => p.Name == type) is { } process
+          && (process.Singleton ? Equals(SingletonHost(process.Roles), host) : process.Roles is null || process.Roles.Any(host.Has));
+
     /// <summary>Every role some host carries, in the order the config first names them.</summary>
     public IReadOnlyList<string> Roles => Hosts.SelectMany(h => h.Roles).Distinct(StringComparer.Ordinal).ToList();
 

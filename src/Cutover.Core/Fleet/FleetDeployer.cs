@@ -149,7 +149,10 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
 
             // 4. Switch in batches.
             var size = _fleet.Options.Batch.For(runs.Count);
-            var batches = runs.Chunk(size).ToList();
+            // Stop-first across hosts: a host that loses a singleton (its new config leaves the type out) stops it
+            // within its switch, so the hosts that run one switch in batches of their own after every other host.
+            var batches = runs.Where(r => !RemoteConfig.RunsASingleton(config, r.Host)).Chunk(size)
+                .Concat(runs.Where(r => RemoteConfig.RunsASingleton(config, r.Host)).Chunk(size)).ToList();
             for (var i = 0; i < batches.Count; i++)
             {
                 if (i > 0 && _fleet.Options.Wait > TimeSpan.Zero)

@@ -31,6 +31,7 @@ public static class RemoteConfig
             root.Children[new YamlScalarNode("env")] = env;
         }
         if (secret.Count > 0) root.Children[new YamlScalarNode("env_file")] = new YamlScalarNode(HandedEnvFile);
+        LeaveOutSingletonsPlacedElsewhere(config, host, root);
         root.Children[new YamlScalarNode("root")] = new YamlScalarNode(host.Root);
         if (host.ProxyListen is { } listen && root.Children.TryGetValue(new YamlScalarNode("proxy"), out var proxy) && proxy is YamlMappingNode proxyMap)
             proxyMap.Children[new YamlScalarNode("listen")] = new YamlScalarNode(listen.ToString());
@@ -40,6 +41,28 @@ public static class RemoteConfig
         stream.Save(writer, assignAnchors: false);
         return text.ToString().Replace("\n...\n", "\n");
     }
+
+    /// <summary>
+    /// A singleton type runs on one host of the fleet (<see cref="FleetConfig.SingletonHost"/>); every other host gets a
+    /// config without it. The host's config is what all its commands read (the activation, an agent's restore after a
+    /// restart, restart, scale, rollback), so none of them can start it there, and a deploy that moves it (hosts or
+    /// roles edited) removes the type on the old host like any removed type. FleetDeployer switches the hosts that run
+    /// a singleton last, so the old host has stopped it before the new one starts it.
+    /// </summary>
+    private static void LeaveOutSingletonsPlacedElsewhere(CutoverConfig config, FleetHost host, YamlMappingNode root)
+    {
+        if (config.Fleet is not { } fleet || config.Settings is not InstanceSettings settings) return;
+        var key = new YamlScalarNode("processes");
+        if (!root.Children.TryGetValue(key, out var node) || node is not YamlMappingNode processes) return;
+        foreach (var type in settings.Processes.Where(p => p.Singleton && !fleet.Runs(host, p.Name, settings)))
+            processes.Children.Remove(new YamlScalarNode(type.Name));
+        if (processes.Children.Count == 0) root.Children.Remove(key);
+    }
+
+    /// <summary>The hosts that run at least one singleton type: switched after every other host.</summary>
+    public static bool RunsASingleton(CutoverConfig config, FleetHost host) =>
+        config.Fleet is { } fleet && config.Settings is InstanceSettings settings
+        && settings.Processes.Any(p => p.Singleton && fleet.Runs(host, p.Name, settings));
 
     /// <summary>
     /// The deploy's resolved environment, beside the host's cutover.yml (which names it as env_file): written 0600 over

@@ -16,6 +16,8 @@ public sealed record HistoryEntry
     public required DateTimeOffset Finished { get; init; }
     public required string Outcome { get; init; }
     public string? Error { get; init; }
+    /// <summary>A restart that rewrote the release's env file: the variables that changed, by name only (never a value).</summary>
+    public IReadOnlyList<string>? EnvironmentChanged { get; init; }
     public IReadOnlyDictionary<string, double> PhaseSeconds { get; init; } = new Dictionary<string, double>();
 }
 

@@ -30,8 +30,10 @@ public static class InstanceCommands
                     throw new UsageException($"restart {only}: {config.File} has no such process type; it has {string.Join(", ", TypesOf(settings))}");
                 if (common.Selection(parse, config) is { } selection)
                     return await OnHostsAsync(env, json, config, "restart", only is null ? [] : [only], selection, parse.GetValue(common.AcceptNewHostKeys), ct);
+                // Resolved as a deploy resolves it (env_file, ${VAR}: a missing variable is exit 2 before anything moves).
+                var environment = common.LoadConfig(parse, resolveEnvironment: true).Environment;
                 return await RunAsync(env, json, config, "restart", release => new AgentServer.ActivateRequest(config.File, release, ReleaseDir(config, release), ConfigFiles: Layered(config),
-                    Restart: true, Processes: only is null ? null : [only]), ct);
+                    Restart: true, Processes: only is null ? null : [only]), ct, environment.Variables.Count > 0 ? environment : null);
             });
         });
         return command;
@@ -79,6 +81,15 @@ public static class InstanceCommands
         return wanted;
     }
 
+    /// <summary>The names whose value differs between the live release's env file and the environment now (added and removed ones too), in order.</summary>
+    private static List<string> ChangedNames(AppEnvironment? live, AppEnvironment now)
+    {
+        var before = live?.Variables ?? new Dictionary<string, string>();
+        return before.Keys.Union(now.Variables.Keys)
+            .Where(n => !before.TryGetValue(n, out var a) || !now.Variables.TryGetValue(n, out var b) || a != b)
+            .Order(StringComparer.Ordinal).ToList();
+    }
+
     /// <summary>The same bound the config reader puts on instances.</summary>
     private const int MaxInstances = 256;
 
@@ -89,13 +100,26 @@ public static class InstanceCommands
 
     private static string ReleaseDir(CutoverConfig config, string release) => new Releases.RootLayout(config.Root).ReleaseDir(Releases.ReleaseId.Parse(release));
 
-    private static async Task<int> RunAsync(CliEnvironment env, bool json, CutoverConfig config, string command, Func<string, AgentServer.ActivateRequest> requestFor, CancellationToken cancellationToken)
+    /// <param name="environment">restart: the app's environment resolved now; when it differs from the live release's env file, that file is rewritten first (and put back if the restart fails).</param>
+    private static async Task<int> RunAsync(CliEnvironment env, bool json, CutoverConfig config, string command, Func<string, AgentServer.ActivateRequest> requestFor, CancellationToken cancellationToken,
+        AppEnvironment? environment = null)
     {
+        var started = DateTimeOffset.UtcNow;
         using var client = new AgentClient(AgentHome.FromEnvironment());
         if (!await client.IsRunningAsync(cancellationToken)) throw new DeployException("the agent is not running; `cutover deploy` starts it, or run `cutover agent`");
         var view = (await client.AppsAsync(cancellationToken)).FirstOrDefault(a => a.App == config.App);
         if (view?.Release is not { } release) throw new DeployException($"the agent runs no release of '{config.App}'; deploy it first");
         var progress = env.Progress(json);
+        var layout = new Releases.RootLayout(config.Root);
+        var releaseId = Releases.ReleaseId.Parse(release);
+        var previousEnvFile = File.Exists(layout.EnvFile(releaseId)) ? await File.ReadAllTextAsync(layout.EnvFile(releaseId), cancellationToken) : null;
+        var changed = environment is null ? [] : ChangedNames(Releases.ReleaseEnvironmentFile.Read(layout, releaseId), environment);
+        if (changed.Count > 0)
+        {
+            // Atomic and 0600, as a deploy writes it: the agent starts every replaced instance with it.
+            Releases.ReleaseEnvironmentFile.Write(layout, releaseId, environment!);
+            progress.Info($"environment changed ({string.Join(", ", changed)}): release {release}'s env file rewritten; every restarted instance gets it");
+        }
         ActivationResult result;
         try
         {
@@ -104,6 +128,20 @@ public static class InstanceCommands
         catch (OperationCanceledException e) when (cancellationToken.IsCancellationRequested)
         {
             result = new ActivationResult(ActivationOutcome.Cancelled, e.Message);
+        }
+        if (changed.Count > 0)
+        {
+            // A restart that did not complete leaves the running instances on the old environment: so does the file, so
+            // an agent restart or `cutover start` brings back what ran.
+            if (!result.Succeeded && previousEnvFile is not null)
+                Platform.AtomicFile.WriteAllText(layout.EnvFile(releaseId), previousEnvFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            else if (!result.Succeeded) File.Delete(layout.EnvFile(releaseId));
+            new History.HistoryLog(layout, environment!.Redactor).Append(new History.HistoryEntry
+            {
+                Action = command, Release = release, User = Environment.UserName, Started = started, Finished = DateTimeOffset.UtcNow,
+                Outcome = result.Succeeded ? "success" : result.Outcome == ActivationOutcome.Cancelled ? "cancelled" : "failed",
+                Error = result.Succeeded ? null : environment.Redactor.Redact(result.Error ?? ""), EnvironmentChanged = changed,
+            });
         }
         var after = (await client.AppsAsync(CancellationToken.None)).FirstOrDefault(a => a.App == config.App);
         var instances = after?.Counts?.ToDictionary(c => c.Process, c => c.Instances) ?? [];
@@ -135,6 +173,17 @@ public static class InstanceCommands
     private static async Task<int> OnHostsAsync(CliEnvironment env, bool json, CutoverConfig config, string command, IReadOnlyList<string> arguments,
         Fleet.HostSelection selection, bool acceptNew, CancellationToken cancellationToken)
     {
+        // A named type goes only to the hosts that run it (its roles; a singleton's one host): another host has none to
+        // restart or scale, and a singleton scaled to 1 elsewhere would be a second one.
+        var types = arguments.Select(a => a.Split('=')[0]).ToList();
+        if (types.Count > 0 && config.Fleet is { } fleet)
+        {
+            var settings = config.SettingsOf<InstanceSettings>();
+            var running = selection.Hosts.Where(h => types.All(t => fleet.Runs(h, t, settings))).ToList();
+            if (running.Count == 0)
+                throw new UsageException($"{command}: none of the selected hosts ({string.Join(", ", selection.Hosts.Select(h => h.Name))}) runs {string.Join(" and ", types)}");
+            selection = selection with { Hosts = running };
+        }
         var progress = env.Progress(json);
         var results = await new Fleet.FleetCommand(config, progress, acceptNew, selection).QueryAsync([command, .. arguments, "--json"], cancellationToken);
         var rows = results.Select(r =>

@@ -37,7 +37,9 @@ public static class LogsCommand
                 var config = common.LoadConfig(parse);
                 if (!config.RunsInstances) throw new UsageException($"logs is for strategies rolling and blue-green; {config.File} uses strategy: {config.Strategy}");
                 var processType = parse.GetValue(process);
-                if (processType is not null && !ProcessTypes(config).Contains(processType, StringComparer.Ordinal))
+                // On a host (--remote) the deployer has checked the name against the whole config: a host's own config may
+                // leave a type out (a singleton placed elsewhere), and then it simply has no lines of it.
+                if (processType is not null && !parse.GetValue(remote) && !ProcessTypes(config).Contains(processType, StringComparer.Ordinal))
                     throw new UsageException($"--process: no process type '{processType}'; this app's are {string.Join(", ", ProcessTypes(config))}");
                 var sinceText = parse.GetValue(since);
                 TimeSpan? sinceAgo = null;

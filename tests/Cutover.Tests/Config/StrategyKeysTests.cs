@@ -141,7 +141,7 @@ public class StrategyKeysTests
         if (!yaml.StartsWith("app:", StringComparison.Ordinal)) yaml = "app: api\nroot: /srv/api\n" + yaml;
         try
         {
-            ConfigLoader.Parse(yaml, "/srv/app/cutover.yml");
+            ConfigLoader.Parse(yaml, "/srv/app/cutover.yml", _ => "set-by-the-test");
         }
         catch (ConfigException e)
         {

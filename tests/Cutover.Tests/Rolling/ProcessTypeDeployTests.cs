@@ -147,6 +147,51 @@ public class ProcessTypeDeployTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task A_deploy_adding_a_type_that_cannot_start_ends_with_the_old_release_serving_everything()
+    {
+        var port = HealthServer.FreePort();
+        var config = Config(port, """
+              worker:
+                command: node worker.js
+                restart: { min_uptime: 300ms }
+            """);
+        await Deploy(config, "1", "idle");
+        var before = await Instances(config);
+        var liveRelease = before[0].GetProperty("release").GetString();
+
+        // Release 2 adds a type whose command fails: the web and worker instances move first, then the resize fails.
+        Config(port, """
+              worker:
+                command: node worker.js
+                restart: { min_uptime: 300ms }
+              mailer:
+                command: exit 3
+                restart: { min_uptime: 1s, max_restarts: 1 }
+            """);
+        await using var load = new LoadGenerator($"http://127.0.0.1:{port}/", connections: 4, maxDuration: TimeSpan.FromMinutes(2));
+        WriteVersion("2", "idle");
+        var failed = await _bed.Cli("deploy", _bed.Source, "-c", config);
+        await Task.Delay(300);
+        var samples = await load.StopAsync();
+        output.WriteLine(failed.All);
+
+        Assert.Equal(1, failed.ExitCode);
+        Assert.Contains("changing the process types and counts failed", failed.All);
+        Assert.Contains($"every instance is back on release {liveRelease}", failed.All);
+        Assert.True(samples.Count > 20, $"{samples.Count} requests");
+        Assert.True(samples.All(s => s.Status == 200), $"{samples.Count(s => s.Status != 200)} of {samples.Count} failed; first {samples.FirstOrDefault(s => s.Status != 200)}");
+        var after = await Instances(config);
+        Assert.Equal(3, after.Length);
+        Assert.DoesNotContain(after, i => i.GetProperty("process").GetString() == "mailer");
+        Assert.All(after, i => Assert.Equal(liveRelease, i.GetProperty("release").GetString()));
+        Assert.All(after, i => Assert.Equal("ready", i.GetProperty("state").GetString()));
+        var status = await _bed.Cli("status", "--json", "-c", config);
+        Assert.Equal(liveRelease, JsonDocument.Parse(status.Stdout).RootElement.GetProperty("current").GetProperty("id").GetString());
+        using var http = new HttpClient();
+        Assert.StartsWith("hello from 1", await http.GetStringAsync($"http://127.0.0.1:{port}/"));
+    }
+
+    [Fact]
     public async Task A_singleton_never_runs_twice_across_a_deploy_a_rollback_a_crash_and_an_agent_kill()
     {
         var config = Config(HealthServer.FreePort(), """

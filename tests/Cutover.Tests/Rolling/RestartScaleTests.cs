@@ -139,6 +139,54 @@ public class RestartScaleTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task A_restart_after_an_env_file_change_rolls_every_instance_onto_it_under_load_and_the_secret_stays_in_the_env_file()
+    {
+        var port = HealthServer.FreePort();
+        var envFile = _bed.Combine("production.env");
+        var oldSecret = "tok-old-" + Guid.NewGuid().ToString("N");
+        var newSecret = "tok-new-" + Guid.NewGuid().ToString("N");
+        File.WriteAllText(envFile, $"API_TOKEN={oldSecret}\n");
+        var config = Config(port, processes: Worker);
+        File.AppendAllText(config, $"\nenv_file: {envFile}\n");
+        await Deploy(config, "1");
+        var web = await Pids(config, "web");
+        var release = (await Instances(config))[0].GetProperty("release").GetString()!;
+        var releaseEnv = Path.Combine(_bed.Root, ".cutover", "env", release + ".env");
+        Assert.Contains(oldSecret, File.ReadAllText(releaseEnv));
+
+        File.WriteAllText(envFile, $"API_TOKEN={newSecret}\n");
+        var (restart, samples) = await UnderLoad(port, "restart", "-c", config);
+        Assert.True(restart.ExitCode == 0, restart.All);
+        AllServed(samples);
+        Assert.Contains($"environment changed (API_TOKEN): release {release}'s env file rewritten", restart.All);
+        Assert.Contains(newSecret, File.ReadAllText(releaseEnv));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(releaseEnv));
+        // Every instance is new and has the new value in its environment (read from the kernel, not from Cutover).
+        var instances = await Instances(config);
+        Assert.Empty((await Pids(config, "web")).Intersect(web));
+        Assert.All(instances, i => Assert.Contains($"API_TOKEN={newSecret}", File.ReadAllText($"/proc/{i.GetProperty("pid").GetInt32()}/environ").Split('\0')));
+        var history = File.ReadAllLines(Path.Combine(_bed.Root, ".cutover", "history.jsonl"))[^1];
+        Assert.Contains("\"restart\"", history);
+        Assert.Contains("API_TOKEN", history);
+        // The secret: in the release's env file and nowhere else Cutover writes or prints.
+        var status = await _bed.Cli("status", "--json", "-c", config);
+        Assert.DoesNotContain(newSecret, restart.All + status.All);
+        foreach (var file in Directory.EnumerateFiles(_bed.Root, "*", SearchOption.AllDirectories).Concat(Directory.EnumerateFiles(_bed.Home, "*", SearchOption.AllDirectories)))
+            // Locks (flock'd by the agent) and the socket hold no text.
+            if (file != releaseEnv && !file.EndsWith(".lock") && !file.EndsWith(".sock") && new FileInfo(file).Length < 10 << 20)
+                Assert.False(File.ReadAllText(file).Contains(newSecret), $"{file} holds the secret");
+
+        // A ${VAR} that is not set: exit 2, nothing restarted, the env file as it was.
+        var pids = await Pids(config, "web");
+        File.AppendAllText(config, "env:\n  EXTRA: ${CUTOVER_TEST_NOT_SET_VARIABLE}\n");
+        var missing = await _bed.Cli("restart", "-c", config);
+        Assert.Equal(2, missing.ExitCode);
+        Assert.Contains("CUTOVER_TEST_NOT_SET_VARIABLE", missing.Stderr);
+        Assert.Equal(pids, await Pids(config, "web"));
+        Assert.Contains(newSecret, File.ReadAllText(releaseEnv));
+    }
+
+    [Fact]
     public async Task A_restart_cancelled_by_sigint_exits_130_with_every_slot_served()
     {
         var port = HealthServer.FreePort();
