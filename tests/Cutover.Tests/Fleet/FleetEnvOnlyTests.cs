@@ -184,4 +184,29 @@ public sealed class FleetEnvOnlyTests(SshFleet fleet, PublishedCutover published
         Assert.Equal(onFirst, Live(Hosts[0]));
         Assert.Equal(tokenB, JsonSerializer.Deserialize<AppEnvironmentAgentTests.Seen>(await http.GetStringAsync($"http://127.0.0.1:{ports[Hosts[1]]}/"), web)!.Token);
     }
+
+    [Fact]
+    public async Task Env_only_on_hosts_with_nothing_live_is_refused_naming_them_and_writes_nothing()
+    {
+        var config = _dir.Combine("cutover.yml");
+        File.WriteAllText(config, $"""
+            app: {_app}
+            strategy: symlink
+            root: /srv/{_app}
+            {FleetDeployTests.HostsYaml(Hosts, RootOf)}
+            ssh:
+              key: {fleet.ClientKey}
+              known_hosts: {fleet.KnownHosts}
+            """);
+        var refused = await CutoverCli.RunAsync(_dir.Path, new Dictionary<string, string> { ["CUTOVER_SELF_CONTAINED"] = published.Binary }, "deploy", "--env-only", "-c", config);
+        output.WriteLine(refused.All);
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains($"nothing is live on {Hosts[0].Name}, {Hosts[1].Name}", refused.Stderr, StringComparison.Ordinal);
+        foreach (var host in Hosts) Assert.False(Directory.Exists(RootOf(host)), $"{RootOf(host)} was created");
+
+        // Without --env-only a fleet deploy still needs its source.
+        var noSource = await CutoverCli.RunAsync(_dir.Path, new Dictionary<string, string> { ["CUTOVER_SELF_CONTAINED"] = published.Binary }, "deploy", "-c", config);
+        Assert.Equal(2, noSource.ExitCode);
+        Assert.Contains("give the directory or .tar.gz", noSource.Stderr, StringComparison.Ordinal);
+    }
 }
