@@ -11,6 +11,11 @@ public sealed record FleetDeployRequest(string Source, string? Revision, string 
 {
     /// <summary>`--allow-empty`: an artifact with no files may become every host's live release.</summary>
     public bool AllowEmpty { get; init; }
+    /// <summary>
+    /// `--env-only`: every host stages a new release from its live release's files with the environment resolved now;
+    /// nothing is uploaded, and migrations are skipped (the files, migrations included, are the live release's).
+    /// </summary>
+    public bool EnvOnly { get; init; }
 }
 
 /// <summary>Where one host ended: switched, still on its old release, rolled back, or failed (and why).</summary>
@@ -62,15 +67,15 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
         var started = DateTimeOffset.UtcNow;
         // Migrations run once, on the primary only: a deploy that leaves it out would either skip them (a release
         // live against a schema it does not know) or change the database under a host it was told not to touch.
-        if (config.Migrations is not null && !_selection.Hosts.Contains(_fleet.Primary))
+        if (config.Migrations is not null && !request.EnvOnly && !_selection.Hosts.Contains(_fleet.Primary))
             throw new InputException($"migrations run on the primary host {_fleet.Primary.Name}, which this deploy leaves out " +
                                      $"(it deploys to {string.Join(", ", _selection.Hosts.Select(h => h.Name))}); add {_fleet.Primary.Name} to --hosts, or deploy to every host");
-        var source = ArtifactSource.Open(request.Source, "/");
+        var source = request.EnvOnly ? null : ArtifactSource.Open(request.Source, "/");
         // As for a deploy on this machine, before any host is contacted.
-        if (!request.AllowEmpty) ArtifactSource.RefuseEmpty(source, "every host's live release", cancellationToken);
-        var revision = request.Revision ?? await ArtifactSource.GitRevisionAsync(request.Source, cancellationToken);
+        if (source is not null && !request.AllowEmpty) ArtifactSource.RefuseEmpty(source, "every host's live release", cancellationToken);
+        var revision = request.Revision ?? (source is null ? null : await ArtifactSource.GitRevisionAsync(request.Source, cancellationToken));
         var phases = new PhaseClock(progress);
-        var migrations = config.Migrations is { } m ? new MigrationPhase(m, environment) : null;
+        var migrations = config.Migrations is { } m && !request.EnvOnly ? new MigrationPhase(m, environment) : null;
         if (migrations is not null && migrations.Config.Lint != MigrationLintLevel.Off)
         {
             var outcome = phases.Run("lint", migrations.Lint, o => $"{o.Results.Count} files: {o.Errors} errors, {o.Warnings} warnings");
@@ -79,7 +84,7 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
                 throw new DeployException($"{outcome.Errors} error-level findings in the migrations ({migrations.Config.Dir}); nothing was deployed to any host");
         }
 
-        using var artifact = phases.Run("read", () => LocalArtifact.Read(source, cancellationToken),
+        using var artifact = source is null ? null : phases.Run("read", () => LocalArtifact.Read(source, cancellationToken),
             a => $"{a.Manifest.Entries.Count} entries from {source.Description}");
         var knownHosts = new KnownHosts(_fleet.Ssh.KnownHosts);
         var runs = _selection.Hosts.Select(h => new HostRun(h, new HostProgress(h.Name, progress, _gate))).ToList();
@@ -96,6 +101,11 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
             {
                 foreach (var run in runs.Where(r => r.Error is null)) run.Outcome = "unchanged";
                 return Result(runs, DeployOutcome.Failed, null, $"{unreachable}; nothing was changed on any host", clock);
+            }
+            if (request.EnvOnly && await DisagreeingLiveReleasesAsync(runs, cancellationToken) is { } disagreement)
+            {
+                foreach (var run in runs.Where(r => r.Error is null)) run.Outcome = "unchanged";
+                return Result(runs, DeployOutcome.Failed, null, $"{disagreement}; nothing was changed on any host", clock) with { BadInput = true };
             }
 
             // 2. Install, send, prepare: everywhere, or nowhere.
@@ -197,7 +207,29 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
                                                "deploy into a new or empty directory there") { BadInput = true };
     }
 
-    private async Task PrepareAsync(HostRun run, RemoteInstaller installer, LocalArtifact artifact, string? revision, DateTimeOffset started,
+    /// <summary>
+    /// `--env-only`: every host must run a release, the same one, or the new release would be a different build per host
+    /// under one id. Null when they agree; else the sentence that names which host runs what.
+    /// </summary>
+    private async Task<string?> DisagreeingLiveReleasesAsync(List<HostRun> runs, CancellationToken cancellationToken)
+    {
+        await ForEachHostAsync(runs, cancellationToken, async (run, ct) =>
+        {
+            var link = await run.Connection!.RunAsync($"readlink {HostConnection.Quote(run.Host.Root + "/current")} || true", ct);
+            var target = link.Stdout.Trim().TrimEnd('/');
+            run.Previous = target.Length == 0 ? null : Path.GetFileName(target);
+        });
+        if (Failures(runs) is { } failed) return failed;
+        if (runs.Where(r => r.Previous is null).Select(r => r.Host.Name).ToList() is { Count: > 0 } empty)
+            return $"--env-only deploys each host's live release again, and nothing is live on {string.Join(", ", empty)}; deploy a build there first";
+        var groups = runs.GroupBy(r => r.Previous!).ToList();
+        if (groups.Count == 1) return null;
+        return "--env-only needs every host on the same live release, and they differ (" +
+               string.Join("; ", groups.Select(g => $"{g.Key} on {string.Join(", ", g.Select(r => r.Host.Name))}")) +
+               "); deploy a build to every host, or narrow --hosts to hosts that run the same release";
+    }
+
+    private async Task PrepareAsync(HostRun run, RemoteInstaller installer, LocalArtifact? artifact, string? revision, DateTimeOffset started,
         FleetDeployRequest request, CancellationToken cancellationToken)
     {
         var host = run.Connection!;
@@ -211,6 +243,13 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
         // The host's roles go with the session, so its activation runs only what they name (no web role: no proxy).
         run.Session = host.StartSession($"exec {HostConnection.Quote(bin)} remote session -c {HostConnection.Quote(remoteConfig)} " +
                                         $"--host-roles {HostConnection.Quote(string.Join(',', run.Host.Roles))}", run.Progress);
+        if (artifact is null)
+        {
+            // --env-only: the host stages from its own live release, checked again under its lock.
+            await run.Session.SendAsync(new SessionRequest.PrepareFromLive(run.Previous!, revision, request.CommandLine, started, request.LockWait.TotalSeconds), cancellationToken);
+            Prepared(run, Checked(run, await run.Session.ReplyAsync<SessionAnswer.Prepared>(cancellationToken)));
+            return;
+        }
         var hashes = (await RequestAsync(run, new SessionRequest.Hashes(), cancellationToken)).Sha256s.ToHashSet(StringComparer.Ordinal);
         var uploadDir = $"{run.Host.Root}/.cutover/uploads/{started:yyyyMMddHHmmss}-{Guid.NewGuid():N}";
         try
@@ -234,7 +273,11 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
             }
             throw;
         }
-        var prepared = Checked(run, await run.Session.ReplyAsync<SessionAnswer.Prepared>(cancellationToken));
+        Prepared(run, Checked(run, await run.Session.ReplyAsync<SessionAnswer.Prepared>(cancellationToken)));
+    }
+
+    private static void Prepared(HostRun run, SessionAnswer.Prepared prepared)
+    {
         run.Release = prepared.Release;
         run.Previous = prepared.Previous;
         run.Prepared = true;

@@ -11,6 +11,7 @@ namespace Cutover.Fleet;
 [JsonPolymorphic(TypeDiscriminatorPropertyName = "op")]
 [JsonDerivedType(typeof(Hashes), "hashes")]
 [JsonDerivedType(typeof(Prepare), "prepare")]
+[JsonDerivedType(typeof(PrepareFromLive), "prepare_from_live")]
 [JsonDerivedType(typeof(Migrate), "migrate")]
 [JsonDerivedType(typeof(BeforeSwitch), "before_switch")]
 [JsonDerivedType(typeof(Switch), "switch")]
@@ -27,6 +28,14 @@ public abstract record SessionRequest
     /// happens). <paramref name="Started"/> is the deployer's start, so every host names the release alike.
     /// </summary>
     public sealed record Prepare(string UploadDir, string? Revision, string Command, DateTimeOffset Started, double LockWaitSeconds)
+        : SessionRequest<SessionAnswer.Prepared>;
+
+    /// <summary>
+    /// `deploy --env-only` with hosts: lock, record and stage a new release from this host's live release (hard links, as
+    /// the local --env-only does) with the environment the session's config resolves; nothing is uploaded. Refused
+    /// when the live release is no longer <paramref name="Live"/>, the one the deployer saw and checked across hosts.
+    /// </summary>
+    public sealed record PrepareFromLive(string Live, string? Revision, string Command, DateTimeOffset Started, double LockWaitSeconds)
         : SessionRequest<SessionAnswer.Prepared>;
 
     /// <summary>

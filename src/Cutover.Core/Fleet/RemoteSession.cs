@@ -12,7 +12,8 @@ namespace Cutover.Fleet;
 /// the other hosts catch up. If the channel goes away before `switch` (EOF: the connection dropped, the deployer
 /// died), the session aborts by itself: staged release removed, lock released, the live release untouched.
 /// </summary>
-public sealed class RemoteSession(DeployPipeline deployer, RootLayout layout, TextReader input, JsonProgress output)
+/// <param name="openLive">The live release as an artifact (`EnvOnlyRelease.Open` over the session's config), for `prepare_from_live`.</param>
+public sealed class RemoteSession(DeployPipeline deployer, RootLayout layout, TextReader input, JsonProgress output, Func<EnvOnlyRelease.Source>? openLive = null)
 {
     private PreparedRelease? _prepared;
     private bool _switched;
@@ -90,6 +91,10 @@ public sealed class RemoteSession(DeployPipeline deployer, RootLayout layout, Te
                     return true;
                 case SessionRequest.Prepare prepare:
                     await PrepareAsync(prepare, cancellationToken);
+                    Reply(new SessionAnswer.Prepared(_prepared!.Id.Value, _prepared.Previous?.Value));
+                    return true;
+                case SessionRequest.PrepareFromLive fromLive:
+                    await PrepareFromLiveAsync(fromLive, cancellationToken);
                     Reply(new SessionAnswer.Prepared(_prepared!.Id.Value, _prepared.Previous?.Value));
                     return true;
                 case SessionRequest.Migrate migrate:
@@ -191,6 +196,29 @@ public sealed class RemoteSession(DeployPipeline deployer, RootLayout layout, Te
         finally
         {
             ReleaseStore.DeleteTree(uploadDir);
+        }
+    }
+
+    private async Task PrepareFromLiveAsync(SessionRequest.PrepareFromLive request, CancellationToken cancellationToken)
+    {
+        if (_prepared is not null) throw new DeployException("this session already prepared a release");
+        if (openLive is null) throw new DeployException("this session cannot stage from the live release");
+        var live = openLive();
+        _prepared = await deployer.BeginAsync(live.Release.Artifact, request.Revision ?? live.Revision, TimeSpan.FromSeconds(request.LockWaitSeconds),
+            request.Command, cancellationToken, request.Started);
+        try
+        {
+            // Checked under the lock: a deploy or rollback between the deployer's look and now changed what is live.
+            if (_prepared.Previous?.Value != request.Live)
+                throw new DeployException($"the live release changed to {_prepared.Previous?.Value ?? "nothing"} since the deployer saw {request.Live}; run the deploy again");
+            await deployer.StageAsync(_prepared, cancellationToken);
+        }
+        catch (Exception e) when (e is DeployException or OperationCanceledException)
+        {
+            if (e is not Staging.ArtifactException) deployer.Abort(_prepared, e.Message, removeRelease: true);
+            _prepared.Dispose();
+            _prepared = null;
+            throw;
         }
     }
 

@@ -38,8 +38,6 @@ public static class DeployCommand
                 var onlyEnv = parse.GetValue(envOnly);
                 if (onlyEnv && (parse.GetValue(source) is not null || parse.GetValue(image) is not null))
                     throw new UsageException("--env-only deploys the live release again with the new environment; give no source and no --image");
-                if (onlyEnv && config.Fleet is not null)
-                    throw new UsageException("--env-only is for deploys on this machine for now; with hosts:, deploy the build again to roll the hosts onto the new environment");
                 if (common.Selection(parse, config) is { } selection)
                 {
                     if (parse.GetValue(probe) is not null) throw new UsageException("--probe is for deploys on this machine; with hosts, probe each host's URL yourself");
@@ -47,9 +45,11 @@ public static class DeployCommand
                         throw new UsageException("--adopt-root is for deploys on this machine; a fleet deploy does not take it yet (deploy to an empty root on each host)");
                     if (parse.GetValue(upgradeAgent))
                         throw new UsageException("--upgrade-agent is for deploys on this machine; a fleet deploy does not take it yet");
+                    if (!onlyEnv && parse.GetValue(source) is null)
+                        throw new UsageException("give the directory or .tar.gz to deploy to the hosts: cutover deploy ./dist (or --env-only)");
                     return await FleetCommands.DeployAsync(env, json, rendering, config,
-                        new Cutover.Fleet.FleetDeployRequest(parse.GetValue(source)!, parse.GetValue(revision), CommandLine(), parse.GetValue(common.AcceptNewHostKeys),
-                            CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!)) { AllowEmpty = parse.GetValue(allowEmpty) }, selection, ct);
+                        new Cutover.Fleet.FleetDeployRequest(parse.GetValue(source) ?? "", parse.GetValue(revision), CommandLine(), parse.GetValue(common.AcceptNewHostKeys),
+                            CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!)) { AllowEmpty = parse.GetValue(allowEmpty), EnvOnly = onlyEnv }, selection, ct);
                 }
                 using var http = new HttpClient();
                 using var logging = env.Logging(parse.GetValue(common.Verbose));

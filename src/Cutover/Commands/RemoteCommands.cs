@@ -43,7 +43,7 @@ public static class RemoteCommands
             using var agent = new Cutover.Agent.AgentClient(Cutover.Agent.AgentHome.FromEnvironment());
             var deployer = new DeployPipeline(config, progress, http, ReleaseActivations.For(config, progress, AgentCommands.ActivatorFor(config, agent, CommonOptions.ParseHostRoles(parse.GetValue(common.HostRoles)))), logging.CreateLogger<DeployPipeline>());
             using var input = new StreamReader(Console.OpenStandardInput());
-            await new RemoteSession(deployer, new RootLayout(config.Root), input, progress).RunAsync(hangup.Token);
+            await new RemoteSession(deployer, new RootLayout(config.Root), input, progress, () => EnvOnlyRelease.Open(config)).RunAsync(hangup.Token);
             return ExitCodes.Ok;
         });
         return command;
