@@ -38,6 +38,8 @@ public static class DeployCommand
                 var onlyEnv = parse.GetValue(envOnly);
                 if (onlyEnv && (parse.GetValue(source) is not null || parse.GetValue(image) is not null))
                     throw new UsageException("--env-only deploys the live release again with the new environment; give no source and no --image");
+                if (onlyEnv && parse.GetValue(allowEmpty) && config.Fleet is not null)
+                    throw new UsageException("--allow-empty is for a new artifact; --env-only with hosts: redeploys each host's live files as they are");
                 if (common.Selection(parse, config) is { } selection)
                 {
                     if (parse.GetValue(probe) is not null) throw new UsageException("--probe is for deploys on this machine; with hosts, probe each host's URL yourself");

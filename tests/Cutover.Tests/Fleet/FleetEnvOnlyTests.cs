@@ -208,5 +208,11 @@ public sealed class FleetEnvOnlyTests(SshFleet fleet, PublishedCutover published
         var noSource = await CutoverCli.RunAsync(_dir.Path, new Dictionary<string, string> { ["CUTOVER_SELF_CONTAINED"] = published.Binary }, "deploy", "-c", config);
         Assert.Equal(2, noSource.ExitCode);
         Assert.Contains("give the directory or .tar.gz", noSource.Stderr, StringComparison.Ordinal);
+
+        // --allow-empty has nothing to allow when the hosts redeploy their live files: refused, not ignored.
+        var allowEmpty = await CutoverCli.RunAsync(_dir.Path, new Dictionary<string, string> { ["CUTOVER_SELF_CONTAINED"] = published.Binary },
+            "deploy", "--env-only", "--allow-empty", "-c", config);
+        Assert.Equal(2, allowEmpty.ExitCode);
+        Assert.Contains("--allow-empty is for a new artifact", allowEmpty.Stderr, StringComparison.Ordinal);
     }
 }
