@@ -46,7 +46,7 @@ public static class DeployCommand
                     if (parse.GetValue(adoptRoot))
                         throw new UsageException("--adopt-root is for deploys on this machine; a fleet deploy does not take it yet (deploy to an empty root on each host)");
                     if (parse.GetValue(upgradeAgent))
-                        throw new UsageException("--upgrade-agent is for deploys on this machine; a fleet deploy does not take it yet");
+                        throw new UsageException("--upgrade-agent is for deploys on this machine; a fleet deploy upgrades each host's agent to the build it installs there by itself");
                     return await FleetCommands.DeployAsync(env, json, rendering, config,
                         new Cutover.Fleet.FleetDeployRequest(parse.GetValue(source)!, parse.GetValue(revision), CommandLine(), parse.GetValue(common.AcceptNewHostKeys),
                             CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!)) { AllowEmpty = parse.GetValue(allowEmpty) }, selection, ct);
