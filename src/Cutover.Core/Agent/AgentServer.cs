@@ -87,7 +87,9 @@ public sealed partial class AgentServer : IAsyncDisposable
         await StartControlAsync(control, cancellationToken);
         AtomicFile.WriteAllText(_home.AgentPid, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
         _logger.LogInformation("agent listening on {Socket} (cutover {Version})", _home.Socket, CutoverVersion.Current);
-        await NotifySystemdAsync(n => n.ReadyAsync(cancellationToken));
+        // MAINPID= with READY=1: systemd then tracks this process even if ExecStart went through a wrapper (a shell script
+        // that runs cutover without exec), and after an upgrade the unit's main pid is always the agent that serves.
+        await NotifySystemdAsync(n => n.MainPidReadyAsync(Environment.ProcessId, cancellationToken));
         await WaitUntilStoppedAsync(cancellationToken);
     }
 

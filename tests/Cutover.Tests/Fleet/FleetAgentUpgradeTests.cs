@@ -34,7 +34,7 @@ public sealed class FleetAgentUpgradeTests(SshFleet fleet, PublishedCutover publ
     [Fact]
     public async Task A_fleet_deploy_with_a_new_cutover_upgrades_the_hosts_agent_by_handover_before_activating_under_load()
     {
-        using var newer = new PublishedCutover("99.0.0-fleet-upgrade");
+        using var newer = PublishedCutover.AsVersion("99.0.0-fleet-upgrade");
         var port = Cutover.Platform.LoopbackPort.Free();
         var config = _dir.Combine("cutover.yml");
         File.WriteAllText(config, $"""

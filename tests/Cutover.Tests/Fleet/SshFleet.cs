@@ -185,7 +185,9 @@ public sealed class PublishedCutover : IDisposable
     }
 
     /// <summary>A build that reports <paramref name="version"/> (Directory.Build.props' Version overridden), as a newer release of Cutover would.</summary>
-    public PublishedCutover(string? version)
+    public static PublishedCutover AsVersion(string version) => new(version);
+
+    private PublishedCutover(string? version)
     {
         var repo = AppContext.BaseDirectory;
         while (!File.Exists(Path.Combine(repo, "Cutover.slnx"))) repo = Path.GetDirectoryName(repo) ?? throw new InvalidOperationException("Cutover.slnx not found above the tests");
