@@ -81,6 +81,9 @@ public sealed class FleetAgentUpgradeTests(SshFleet fleet, PublishedCutover publ
         // The session ran the handover to its own (new) build before prepare; it waits until the old agent has left,
         // so everything after it (staging, the rolling activation) went to the new agent.
         Assert.Matches($@"agent upgraded: \S+ \(pid {oldAgent}\) -> 99\.0\.0-fleet-upgrade\S* \(pid \d+\)", second.All);
+        var upgradedAt = second.All.IndexOf("agent upgraded:", StringComparison.Ordinal);
+        var instancesAt = second.All.IndexOf("instances: started", StringComparison.Ordinal);
+        Assert.True(upgradedAt >= 0 && instancesAt > upgradedAt, "the host's agent was not upgraded before the instances moved");
         var newAgent = int.Parse(File.ReadAllText(AgentPidFile));
         Assert.NotEqual(oldAgent, newAgent);
         Assert.False(Cutover.Platform.LibC.Kill(oldAgent, 0), $"the old agent {oldAgent} still runs");
