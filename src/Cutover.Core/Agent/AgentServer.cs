@@ -608,7 +608,15 @@ public sealed partial class AgentServer : IAsyncDisposable
         }
         await ShutdownAsync();
         _http.Dispose();
-        _controlSocket?.Dispose();
+        if (_handedOver && _controlSocket is not null)
+        {
+            // The new agent accepts on this very socket: Socket.Dispose may shutdown(2) it, which would stop the new
+            // agent's accepts too (found once the leaving agent no longer crashed before this line). Close our descriptor alone.
+            var fd = (int)_controlSocket.SafeHandle.DangerousGetHandle();
+            _controlSocket.SafeHandle.SetHandleAsInvalid();
+            Platform.LibC.Close(fd);
+        }
+        else _controlSocket?.Dispose();
         // The socket and agent.pid are the new agent's after an upgrade (the same socket, its pid).
         if (!_handedOver)
         {

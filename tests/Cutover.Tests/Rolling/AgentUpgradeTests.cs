@@ -190,6 +190,7 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
         Assert.NotEqual(agent.Id, newAgent);
         Assert.Equal($"MAINPID={newAgent}\nREADY=1\n", await NextAsync());
         Assert.True(agent.WaitForExit(TimeSpan.FromSeconds(30)), $"the old agent {agent.Id} did not leave");
+        Assert.Equal(0, agent.ExitCode); // left cleanly (systemd would mark a crash of the leaving agent in the journal)
         Assert.True(Alive(newAgent));
 
         var samples = await load.StopAsync();
