@@ -599,6 +599,20 @@ public sealed partial class AgentServer : IAsyncDisposable
         await _acme.DisposeAsync();
     }
 
+    /// <summary>
+    /// agent.sock after a handover or a let-go: the other agent accepts on this very socket, and Socket.Dispose may
+    /// shutdown(2) it, which stops the other agent's accepts too (seen once the leaving agent no longer crashed before
+    /// its DisposeAsync got here). Only this process's descriptor is closed.
+    /// </summary>
+    private void CloseSharedControlSocket()
+    {
+        if (_controlSocket is null) return;
+        var fd = (int)_controlSocket.SafeHandle.DangerousGetHandle();
+        _controlSocket.SafeHandle.SetHandleAsInvalid();
+        Platform.LibC.Close(fd);
+        _controlSocket = null;
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (_web is not null)
@@ -608,14 +622,7 @@ public sealed partial class AgentServer : IAsyncDisposable
         }
         await ShutdownAsync();
         _http.Dispose();
-        if (_handedOver && _controlSocket is not null)
-        {
-            // The new agent accepts on this very socket: Socket.Dispose may shutdown(2) it, which would stop the new
-            // agent's accepts too (found once the leaving agent no longer crashed before this line). Close our descriptor alone.
-            var fd = (int)_controlSocket.SafeHandle.DangerousGetHandle();
-            _controlSocket.SafeHandle.SetHandleAsInvalid();
-            Platform.LibC.Close(fd);
-        }
+        if (_handedOver) CloseSharedControlSocket();
         else _controlSocket?.Dispose();
         // The socket and agent.pid are the new agent's after an upgrade (the same socket, its pid).
         if (!_handedOver)
