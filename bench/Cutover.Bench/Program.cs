@@ -44,6 +44,9 @@ if (args is ["tls-serve"])
 }
 if (args is ["tls", .. var tlsArgs])
     return await TlsProxyBenchmark.RunAsync(tlsArgs);
+// `upgrade [ROUNDS]`: the agent's upgrade vs restarting it vs `nginx -s reload`, under load (issue 12).
+if (args is ["upgrade", .. var upgradeArgs])
+    return await UpgradeBenchmark.RunAsync(upgradeArgs);
 // `staging [RUNS]` runs the staging and rollback benchmark alone.
 if (args is ["staging", .. var stagingArgs])
     return await StagingBenchmark.RunAsync(stagingArgs, stagingOnly: true);

@@ -54,8 +54,14 @@ public sealed class AcmeCertificates(string certsRoot, ILoggerFactory loggers) :
         lock (_gate) return _managers.TryGetValue((app, config), out var entry) ? entry.Manager.Status : null;
     }
 
+    private bool _disposed;
+
     public async ValueTask DisposeAsync()
     {
+        // Twice on every agent exit (its shutdown, then its DisposeAsync; a let-go new agent too): the second finds
+        // nothing to stop, and must not throw on the disposed source, which crashed the leaving agent (exit 134).
+        if (_disposed) return;
+        _disposed = true;
         await _agentStopping.CancelAsync();
         List<Entry> entries;
         lock (_gate)

@@ -425,7 +425,7 @@ public sealed partial class AgentServer
             await _web.DisposeAsync();
             _web = null;
         }
-        _controlSocket?.Dispose();
+        CloseSharedControlSocket();
         foreach (var runtime in _apps.Values)
         {
             foreach (var instance in runtime.Running.Where(i => i.State == InstanceState.Ready && i.Pid is not null))

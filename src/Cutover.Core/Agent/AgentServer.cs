@@ -87,7 +87,9 @@ public sealed partial class AgentServer : IAsyncDisposable
         await StartControlAsync(control, cancellationToken);
         AtomicFile.WriteAllText(_home.AgentPid, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
         _logger.LogInformation("agent listening on {Socket} (cutover {Version})", _home.Socket, CutoverVersion.Current);
-        await NotifySystemdAsync(n => n.ReadyAsync(cancellationToken));
+        // MAINPID= with READY=1: systemd then tracks this process even if ExecStart went through a wrapper (a shell script
+        // that runs cutover without exec), and after an upgrade the unit's main pid is always the agent that serves.
+        await NotifySystemdAsync(n => n.MainPidReadyAsync(Environment.ProcessId, cancellationToken));
         await WaitUntilStoppedAsync(cancellationToken);
     }
 
@@ -626,6 +628,20 @@ public sealed partial class AgentServer : IAsyncDisposable
         await _acme.DisposeAsync();
     }
 
+    /// <summary>
+    /// agent.sock after a handover or a let-go: the other agent accepts on this very socket, and Socket.Dispose may
+    /// shutdown(2) it, which stops the other agent's accepts too (seen once the leaving agent no longer crashed before
+    /// its DisposeAsync got here). Only this process's descriptor is closed.
+    /// </summary>
+    private void CloseSharedControlSocket()
+    {
+        if (_controlSocket is null) return;
+        var fd = (int)_controlSocket.SafeHandle.DangerousGetHandle();
+        _controlSocket.SafeHandle.SetHandleAsInvalid();
+        Platform.LibC.Close(fd);
+        _controlSocket = null;
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (_web is not null)
@@ -635,7 +651,8 @@ public sealed partial class AgentServer : IAsyncDisposable
         }
         await ShutdownAsync();
         _http.Dispose();
-        _controlSocket?.Dispose();
+        if (_handedOver) CloseSharedControlSocket();
+        else _controlSocket?.Dispose();
         // The socket and agent.pid are the new agent's after an upgrade (the same socket, its pid).
         if (!_handedOver)
         {

@@ -11,9 +11,13 @@ namespace Cutover.Fleet;
 /// it until the deployer closes the session, so the release stays staged and unswitched between requests while
 /// the other hosts catch up. If the channel goes away before `switch` (EOF: the connection dropped, the deployer
 /// died), the session aborts by itself: staged release removed, lock released, the live release untouched.
+/// <paramref name="beforePrepare"/> runs first on `prepare` and `prepare_from_live` (the host's agent upgraded to this build, issue 12): its
+/// failure fails the prepare, so nothing is staged and the deployer stops before any host switches.
 /// </summary>
 /// <param name="openLive">The live release as an artifact (`EnvOnlyRelease.Open` over the session's config), for `prepare_from_live`.</param>
-public sealed class RemoteSession(DeployPipeline deployer, RootLayout layout, TextReader input, JsonProgress output, Func<EnvOnlyRelease.Source>? openLive = null)
+/// <param name="beforePrepare">Runs before a prepare of either kind (the host's agent upgrade to the installed build).</param>
+public sealed class RemoteSession(DeployPipeline deployer, RootLayout layout, TextReader input, JsonProgress output, Func<EnvOnlyRelease.Source>? openLive = null,
+    Func<CancellationToken, Task>? beforePrepare = null)
 {
     private PreparedRelease? _prepared;
     private bool _switched;
@@ -90,10 +94,12 @@ public sealed class RemoteSession(DeployPipeline deployer, RootLayout layout, Te
                     Reply(new SessionAnswer.LiveHashes(live is null ? [] : ReleaseHashes.Of(layout, live).Values.Distinct().ToArray()));
                     return true;
                 case SessionRequest.Prepare prepare:
+                    if (beforePrepare is not null) await beforePrepare(cancellationToken);
                     await PrepareAsync(prepare, cancellationToken);
                     Reply(new SessionAnswer.Prepared(_prepared!.Id.Value, _prepared.Previous?.Value));
                     return true;
                 case SessionRequest.PrepareFromLive fromLive:
+                    if (beforePrepare is not null) await beforePrepare(cancellationToken);
                     await PrepareFromLiveAsync(fromLive, cancellationToken);
                     Reply(new SessionAnswer.Prepared(_prepared!.Id.Value, _prepared.Previous?.Value));
                     return true;

@@ -51,6 +51,9 @@ public sealed partial class RotatingLogFile : IDisposable
         lock (_gate)
         {
             if (_stream.Length + bytes.Length > _maxBytes && _stream.Length > 0) Rotate();
+            // FileMode.Append is no O_APPEND in .NET (it writes at its own offset): during an agent upgrade two agents
+            // write agent.log, and each would overwrite the other's lines from its stale offset. To the end, every time.
+            _stream.Seek(0, SeekOrigin.End);
             _stream.Write(bytes);
             _stream.Flush();
         }

@@ -103,6 +103,26 @@ public static class AgentCommands
     }
 
     /// <summary>
+    /// When an agent runs and it is another version than this cutover, hands it over to this cutover (the fleet session
+    /// on a host, after the deploy installed a new build there). No agent: nothing to do, the activation starts this one.
+    /// </summary>
+    public static async Task UpgradeIfOtherVersionAsync(Action<string> say, AgentClient client, CancellationToken cancellationToken)
+    {
+        if (!await client.IsRunningAsync(cancellationToken)) return;
+        AgentInfo running;
+        try
+        {
+            running = await client.InfoAsync(cancellationToken);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new DeployException($"the agent does not answer on its socket ({e.Message}), so it cannot be upgraded to cutover {CutoverVersion.Current}");
+        }
+        if (running.Version == CutoverVersion.Current) return;
+        await UpgradeAgentAsync(say, client, SelfCommand(), cancellationToken);
+    }
+
+    /// <summary>
     /// Runs the upgrade and waits until the old agent has left and the new one answers; prints both versions. Throws
     /// (exit 1) when it did not happen: the old agent then serves on.
     /// </summary>

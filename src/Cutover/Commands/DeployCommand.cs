@@ -46,7 +46,7 @@ public static class DeployCommand
                     if (parse.GetValue(adoptRoot))
                         throw new UsageException("--adopt-root is for deploys on this machine; a fleet deploy does not take it yet (deploy to an empty root on each host)");
                     if (parse.GetValue(upgradeAgent))
-                        throw new UsageException("--upgrade-agent is for deploys on this machine; a fleet deploy does not take it yet");
+                        throw new UsageException("--upgrade-agent is for deploys on this machine; a fleet deploy upgrades each host's agent to the build it installs there by itself");
                     if (!onlyEnv && parse.GetValue(source) is null)
                         throw new UsageException("give the directory or .tar.gz to deploy to the hosts: cutover deploy ./dist (or --env-only)");
                     return await FleetCommands.DeployAsync(env, json, rendering, config,

@@ -43,7 +43,10 @@ public static class RemoteCommands
             using var agent = new Cutover.Agent.AgentClient(Cutover.Agent.AgentHome.FromEnvironment());
             var deployer = new DeployPipeline(config, progress, http, ReleaseActivations.For(config, progress, AgentCommands.ActivatorFor(config, agent, CommonOptions.ParseHostRoles(parse.GetValue(common.HostRoles)))), logging.CreateLogger<DeployPipeline>());
             using var input = new StreamReader(Console.OpenStandardInput());
-            await new RemoteSession(deployer, new RootLayout(config.Root), input, progress, () => EnvOnlyRelease.Open(config)).RunAsync(hangup.Token);
+            // A fleet deploy that installed a new cutover here moves this host's agent onto it by the handover before
+            // anything is staged, so the release is activated by the agent of the deploying build and no request fails.
+            Func<CancellationToken, Task>? upgradeAgent = config.RunsInstances ? c => AgentCommands.UpgradeIfOtherVersionAsync(progress.Info, agent, c) : null;
+            await new RemoteSession(deployer, new RootLayout(config.Root), input, progress, () => EnvOnlyRelease.Open(config), upgradeAgent).RunAsync(hangup.Token);
             return ExitCodes.Ok;
         });
         return command;

@@ -180,12 +180,19 @@ public sealed class PublishedCutover : IDisposable
 {
     private readonly TempDir _dir = new("cutover-publish-");
 
-    public PublishedCutover()
+    public PublishedCutover() : this(null)
+    {
+    }
+
+    /// <summary>A build that reports <paramref name="version"/> (Directory.Build.props' Version overridden), as a newer release of Cutover would.</summary>
+    public static PublishedCutover AsVersion(string version) => new(version);
+
+    private PublishedCutover(string? version)
     {
         var repo = AppContext.BaseDirectory;
         while (!File.Exists(Path.Combine(repo, "Cutover.slnx"))) repo = Path.GetDirectoryName(repo) ?? throw new InvalidOperationException("Cutover.slnx not found above the tests");
         var start = new ProcessStartInfo("dotnet", ["publish", Path.Combine(repo, "src", "Cutover", "Cutover.csproj"), "-c", "Release", "-r", "linux-x64",
-            "--self-contained", "-p:PublishSingleFile=true", "-o", _dir.Path, "-nologo", "-v", "q"])
+            "--self-contained", "-p:PublishSingleFile=true", "-o", _dir.Path, "-nologo", "-v", "q", .. (version is null ? Array.Empty<string>() : [$"-p:Version={version}"])])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,

@@ -140,6 +140,67 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
             string.Join("; ", failed.Take(5).Select(f => $"{f.Status} {f.Error}")));
     }
 
+    /// <summary>
+    /// systemd's side of the README's unit (Type=notify, NotifyAccess=all, ExecReload=cutover agent upgrade), on the wire:
+    /// systemd is a Unix datagram socket named by NOTIFY_SOCKET, and this test is that socket. The agent says MAINPID=
+    /// itself with READY=1 once it serves; an upgrade says RELOADING=1 (old agent), then MAINPID=new with READY=1 (new
+    /// agent, before the old one leaves, so systemd never sees its main pid die); a refused one says READY=1 again.
+    /// </summary>
+    [Fact]
+    public async Task Under_systemd_the_agent_says_MAINPID_READY_and_an_upgrade_says_RELOADING_then_the_new_MAINPID_with_READY()
+    {
+        var socketPath = _bed.Combine("notify.sock");
+        using var systemd = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Dgram, System.Net.Sockets.ProtocolType.Unspecified);
+        systemd.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(socketPath));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        async Task<string> NextAsync()
+        {
+            var buffer = new byte[4096];
+            var length = await systemd.ReceiveAsync(buffer, System.Net.Sockets.SocketFlags.None, timeout.Token);
+            var datagram = System.Text.Encoding.UTF8.GetString(buffer, 0, length);
+            output.WriteLine($"notify: {datagram.ReplaceLineEndings(" | ")}");
+            return datagram;
+        }
+
+        var start = _bed.StartInfo("agent", "--quiet");
+        start.Environment["NOTIFY_SOCKET"] = socketPath;
+        using var agent = CutoverCli.Start(start, line => output.WriteLine($"agent: {line}"));
+        Assert.Equal($"MAINPID={agent.Id}\nREADY=1\n", await NextAsync());
+        Assert.Equal(agent.Id, AgentPid);
+        await DeployBothAsync(blueGreen: false);
+        var before = await InstancesAsync(WebConfig);
+
+        await using var load = new LoadGenerator($"http://127.0.0.1:{_webPort}/", connections: 4, maxDuration: TimeSpan.FromMinutes(2));
+        await Wait.UntilAsync(() => load.NowMs > 500, TimeSpan.FromSeconds(5), "load running");
+
+        // A binary that exits at once: refused, and the old agent tells systemd the reload is over and it serves on.
+        var broken = _bed.Combine("cutover-broken");
+        File.WriteAllText(broken, "#!/bin/sh\nexit 1\n");
+        File.SetUnixFileMode(broken, (UnixFileMode)0b111_101_101);
+        var refused = await _bed.Cli("agent", "upgrade", "--binary", broken);
+        Assert.Equal(1, refused.ExitCode);
+        Assert.StartsWith("RELOADING=1\nMONOTONIC_USEC=", await NextAsync());
+        Assert.Equal("READY=1\n", await NextAsync());
+        Assert.Equal(agent.Id, AgentPid);
+
+        await Ok(_bed.Cli("agent", "upgrade", "--binary", NewBinary("9.0.1-test")));
+        var reloading = await NextAsync();
+        Assert.Matches(@"^RELOADING=1\nMONOTONIC_USEC=\d+\n$", reloading);
+        var newAgent = AgentPid;
+        Assert.NotEqual(agent.Id, newAgent);
+        Assert.Equal($"MAINPID={newAgent}\nREADY=1\n", await NextAsync());
+        Assert.True(agent.WaitForExit(TimeSpan.FromSeconds(30)), $"the old agent {agent.Id} did not leave");
+        Assert.Equal(0, agent.ExitCode); // left cleanly (systemd would mark a crash of the leaving agent in the journal)
+        Assert.True(Alive(newAgent));
+
+        var samples = await load.StopAsync();
+        AssertNoFailure(samples, "web");
+        Assert.Equal(before.Values.Select(v => v.Pid).Order(), (await InstancesAsync(WebConfig)).Values.Select(v => v.Pid).Order());
+        // Nothing else was said (no STOPPING=1 from the old agent, which would tell systemd the service is going down).
+        systemd.Blocking = false;
+        Assert.Throws<System.Net.Sockets.SocketException>(() => systemd.Receive(new byte[4096]));
+    }
+
     [Fact]
     public async Task Three_upgrades_in_a_row_under_load_fail_no_request_keep_every_pid_and_the_new_agent_supervises()
     {

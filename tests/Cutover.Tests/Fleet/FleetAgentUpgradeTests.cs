@@ -1,0 +1,99 @@
+using System.Diagnostics;
+using Cutover.Tests.Support;
+using Xunit.Abstractions;
+
+namespace Cutover.Tests.Fleet;
+
+/// <summary>
+/// Issue 12 over a real sshd host: a fleet deploy that installs a new Cutover version on a host hands that host's agent
+/// over to the new build (`agent upgrade`, not a restart) before it stages and activates the release. The second build
+/// is a second publish with another Version, so the host's agent really is of another version than the session.
+/// </summary>
+[Collection(FleetCollection.Name)]
+[Trait(Needs.Trait, Needs.Sshd)]
+public sealed class FleetAgentUpgradeTests(SshFleet fleet, PublishedCutover published, ITestOutputHelper output) : IDisposable
+{
+    private readonly TempDir _dir = new();
+    private readonly string _app = "node" + Guid.NewGuid().ToString("N")[..8];
+    private SshHost Host => fleet.Hosts[0];
+    private string AgentPidFile => Path.Combine(Host.AgentHome, "agent.pid");
+
+    public void Dispose()
+    {
+        if (File.Exists(AgentPidFile) && int.TryParse(File.ReadAllText(AgentPidFile), out var pid))
+        {
+            Cutover.Platform.LibC.Kill(pid, 15);
+            Wait.Within(() => !Cutover.Platform.LibC.Kill(pid, 0), TimeSpan.FromSeconds(30));
+            Cutover.Platform.LibC.Kill(pid, 9);
+            File.Delete(AgentPidFile);
+        }
+        foreach (var orphan in OwnedProcesses.Mentioning(Host.Root)) Cutover.Platform.LibC.Kill(orphan, 9);
+        _dir.Dispose();
+    }
+
+    [Fact]
+    public async Task A_fleet_deploy_with_a_new_cutover_upgrades_the_hosts_agent_by_handover_before_activating_under_load()
+    {
+        using var newer = PublishedCutover.AsVersion("99.0.0-fleet-upgrade");
+        var port = Cutover.Platform.LoopbackPort.Free();
+        var config = _dir.Combine("cutover.yml");
+        File.WriteAllText(config, $"""
+            app: {_app}
+            strategy: rolling
+            root: /srv/{_app}
+            {FleetDeployTests.HostsYaml([Host], h => Path.Combine(h.Root, _app), _ => $", proxy_listen: 127.0.0.1:{port}")}
+            ssh:
+              key: {fleet.ClientKey}
+              known_hosts: {fleet.KnownHosts}
+            run:
+              command: node server.js
+              instances: 2
+              ready: message
+              ready_timeout: 10s
+            proxy:
+              listen: 127.0.0.1:1
+              drain_timeout: 2s
+            health:
+              interval: 200ms
+            rolling:
+              monitor: 200ms
+            """);
+        var source = _dir.Combine("src");
+        AppFactory.CopyTree(Path.Combine(AppContext.BaseDirectory, "examples", "node-app"), source);
+
+        File.WriteAllText(Path.Combine(source, "VERSION"), "1");
+        var first = await CutoverCli.RunAsync(_dir.Path, new Dictionary<string, string> { ["CUTOVER_SELF_CONTAINED"] = published.Binary }, "deploy", source, "-c", config);
+        output.WriteLine($"deploy 1 (build X): exit {first.ExitCode}\n{first.All}");
+        Assert.True(first.ExitCode == 0, first.All);
+        var oldAgent = int.Parse(File.ReadAllText(AgentPidFile));
+        Assert.DoesNotContain("agent upgraded", first.All);
+
+        await using var load = new LoadGenerator($"http://127.0.0.1:{port}/", connections: 4, TimeSpan.FromMinutes(3));
+        await Wait.UntilAsync(() => Task.FromResult(load.NowMs > 500), TimeSpan.FromSeconds(5), "load running");
+        File.WriteAllText(Path.Combine(source, "VERSION"), "2");
+        var clock = Stopwatch.StartNew();
+        var second = await CutoverCli.RunAsync(_dir.Path, new Dictionary<string, string> { ["CUTOVER_SELF_CONTAINED"] = newer.Binary }, "deploy", source, "-c", config);
+        output.WriteLine($"deploy 2 (build 99.0.0-fleet-upgrade): {clock.Elapsed.TotalSeconds:0.00}s exit {second.ExitCode}\n{second.All}");
+        await Task.Delay(500);
+        var samples = await load.StopAsync();
+        Assert.True(second.ExitCode == 0, second.All);
+
+        // The session ran the handover to its own (new) build before prepare; it waits until the old agent has left,
+        // so everything after it (staging, the rolling activation) went to the new agent.
+        Assert.Matches($@"agent upgraded: \S+ \(pid {oldAgent}\) -> 99\.0\.0-fleet-upgrade\S* \(pid \d+\)", second.All);
+        var upgradedAt = second.All.IndexOf("agent upgraded:", StringComparison.Ordinal);
+        var instancesAt = second.All.IndexOf("instances: started", StringComparison.Ordinal);
+        Assert.True(upgradedAt >= 0 && instancesAt > upgradedAt, "the host's agent was not upgraded before the instances moved");
+        var newAgent = int.Parse(File.ReadAllText(AgentPidFile));
+        Assert.NotEqual(oldAgent, newAgent);
+        Assert.False(Cutover.Platform.LibC.Kill(oldAgent, 0), $"the old agent {oldAgent} still runs");
+        var agentLog = File.ReadAllText(Path.Combine(Host.AgentHome, "agent.log"));
+        Assert.Matches(@"agent 99\.0\.0-fleet-upgrade\S* took over from agent", agentLog);
+
+        var failed = samples.Where(s => s.Status != 200).ToList();
+        output.WriteLine($"{samples.Count} requests against the host's proxy, {failed.Count} failed");
+        Assert.True(samples.Count > 50, $"only {samples.Count} requests");
+        Assert.True(failed.Count == 0, string.Join("\n", failed.Take(5).Select(f => $"{f.StartMs:0}ms {f.Status} {f.Error}")));
+        Assert.Equal("2", samples[^1].Version);
+    }
+}
