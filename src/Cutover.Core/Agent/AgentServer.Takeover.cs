@@ -356,17 +356,7 @@ public sealed partial class AgentServer
         foreach (var record in offer.State.Apps)
         {
             _records[record.App] = record;
-            // The config as a restart reads it: every -c layer, the release's env file under run.env, the host's roles
-            // and the scaled counts.
-            var config = ReleaseEnvironmentFile.Apply(ConfigLoader.Load(record.ConfigLayers, resolveEnvironment: false), record.ReleaseId);
-            if (config.Settings is InstanceSettings { Proxy: var proxy })
-                await EnsureCertificateAsync(config, proxy, progress: null, cancellationToken);
-            var runtime = await CreateRuntimeAsync(config, record.Roles, cancellationToken, record.Scaled);
-            _apps[record.App] = runtime;
-            runtime.ReleaseId = record.ReleaseId;
-            runtime.ReleaseDir = record.ReleaseDir;
-            runtime.Proxy.Gate.SetMaintenance(record.Maintenance);
-            if (record.PausedUntil - DateTimeOffset.UtcNow is { } left && left > TimeSpan.Zero) runtime.Proxy.Gate.PauseFor(left);
+            var runtime = await RebuildAppAsync(record, cancellationToken);
             if (record.Stopped || record.ReleaseId is null) continue;
             if (runtime.Settings.Runtime.InstancesOutliveAgent)
             {

@@ -531,18 +531,7 @@ public sealed partial class AgentServer : IAsyncDisposable
             _records[record.App] = record;
             try
             {
-                var config = ReleaseEnvironmentFile.Apply(ConfigLoader.Load(record.ConfigLayers, resolveEnvironment: false), record.ReleaseId);
-                // The stored certificate, loaded before 443 routes the app (no new order unless it is due); without
-                // one the app is routed anyway and the background loop keeps trying, as logged.
-                if (config.Settings is InstanceSettings { Proxy: var proxy })
-                    await EnsureCertificateAsync(config, proxy, progress: null, cancellationToken);
-                var runtime = await CreateRuntimeAsync(config, record.Roles, cancellationToken, record.Scaled);
-                _apps[record.App] = runtime;
-                runtime.ReleaseId = record.ReleaseId;
-                runtime.ReleaseDir = record.ReleaseDir;
-                // Maintenance stays on across a restart; a pause only for what is left of its timeout.
-                runtime.Proxy.Gate.SetMaintenance(record.Maintenance);
-                if (record.PausedUntil - DateTimeOffset.UtcNow is { } left && left > TimeSpan.Zero) runtime.Proxy.Gate.PauseFor(left);
+                var runtime = await RebuildAppAsync(record, cancellationToken);
                 if (!record.Stopped && record.ReleaseId is not null && Directory.Exists(record.ReleaseDir))
                 {
                     var error = await runtime.AdoptAllAsync(record.ReleaseId, record.ReleaseDir!, cancellationToken);
@@ -560,6 +549,28 @@ public sealed partial class AgentServer : IAsyncDisposable
                 _logger.LogError("cannot restore {App}: {Error}", record.App, e.Message);
             }
         }
+    }
+
+    /// <summary>
+    /// An app's runtime as a recorded state describes it, without its instances: the config as a restart reads it
+    /// (every -c layer, the release's env file under run.env, the host's roles, the scaled counts), its certificate,
+    /// its release, maintenance and what is left of a pause. A restart and a takeover both start from here.
+    /// </summary>
+    private async Task<AppRuntime> RebuildAppAsync(AppRecord record, CancellationToken cancellationToken)
+    {
+        var config = ReleaseEnvironmentFile.Apply(ConfigLoader.Load(record.ConfigLayers, resolveEnvironment: false), record.ReleaseId);
+        // The stored certificate, loaded before 443 routes the app (no new order unless it is due); without
+        // one the app is routed anyway and the background loop keeps trying, as logged.
+        if (config.Settings is InstanceSettings { Proxy: var proxy })
+            await EnsureCertificateAsync(config, proxy, progress: null, cancellationToken);
+        var runtime = await CreateRuntimeAsync(config, record.Roles, cancellationToken, record.Scaled);
+        _apps[record.App] = runtime;
+        runtime.ReleaseId = record.ReleaseId;
+        runtime.ReleaseDir = record.ReleaseDir;
+        // Maintenance stays on; a pause only for what is left of its timeout.
+        runtime.Proxy.Gate.SetMaintenance(record.Maintenance);
+        if (record.PausedUntil - DateTimeOffset.UtcNow is { } left && left > TimeSpan.Zero) runtime.Proxy.Gate.PauseFor(left);
+        return runtime;
     }
 
     /// <summary>
