@@ -256,9 +256,6 @@ public static class ConfigLoader
         };
     }
 
-    private static readonly (string, int)[] Signals =
-        [("SIGINT", 2), ("SIGTERM", 15), ("SIGQUIT", 3), ("SIGHUP", 1), ("SIGUSR1", 10), ("SIGUSR2", 12), ("SIGWINCH", 28)];
-
     private static RunConfig ReadRun(YamlSection top, YamlSection? section, InstanceRuntimeConfig runtime, Strategy strategy)
     {
         // The runtime gives the stop defaults (containers Docker's, processes PM2's) and says whether run.command is its to give.
@@ -274,9 +271,9 @@ public static class ConfigLoader
         var instances = 1;
         if (instancesText == "max") instances = Environment.ProcessorCount;
         else instances = section.Int("instances", 1, min: 1, max: 256);
-        var signal = section.Choice("stop_signal", runtime.DefaultStopSignal, Signals.Select(s => (s.Item1, s)).ToArray());
+        var signal = SupervisionKeys.StopSignal(section, runtime);
         var restart = section.Section("restart");
-        var run = new RunConfig
+        var run = SupervisionKeys.Apply(new RunConfig
         {
             Command = runtime.RunsImageCommand ? section.String("command", "")! : section.RequiredString("command"),
             Instances = instances,
@@ -284,14 +281,7 @@ public static class ConfigLoader
             PortEnv = section.String("port_env", "PORT")!,
             Ready = section.Choice("ready", ReadinessKind.Http,
                 ("http", ReadinessKind.Http), ("tcp", ReadinessKind.Tcp), ("notify", ReadinessKind.Notify), ("message", ReadinessKind.Message)),
-            ReadyTimeout = section.Duration("ready_timeout", TimeSpan.FromSeconds(30), min: TimeSpan.FromMilliseconds(1)),
-            StopSignal = signal.Item2,
-            StopSignalName = signal.Item1,
-            KillTimeout = section.Duration("kill_timeout", runtime.DefaultKillTimeout),
-            MaxMemory = section.Has("max_memory") ? section.Size("max_memory", 0) : null,
-            MinUptime = restart?.Duration("min_uptime", TimeSpan.FromSeconds(1)) ?? TimeSpan.FromSeconds(1),
-            MaxRestarts = restart?.Int("max_restarts", 16, min: 0) ?? 16,
-        };
+        }, section, restart, signal, runtime);
         restart?.RejectUnknownKeys();
         if (!runtime.PassesReadySignals && run.Ready is ReadinessKind.Notify or ReadinessKind.Message)
             section.Error("ready", "with runtime: docker, ready is http or tcp (checked at the container's address), and docker.healthcheck gates traffic too");

@@ -24,9 +24,6 @@ public static class ProcessConfigReader
     /// <summary>The name of the web process (`run:`), as instance ids, logs and roles use it.</summary>
     public const string Web = "web";
 
-    private static readonly (string, int)[] Signals =
-        [("SIGINT", 2), ("SIGTERM", 15), ("SIGQUIT", 3), ("SIGHUP", 1), ("SIGUSR1", 10), ("SIGUSR2", 12), ("SIGWINCH", 28)];
-
     public static IReadOnlyList<ProcessTypeConfig> Read(YamlSection top, RunConfig web, InstanceRuntimeConfig runtime)
     {
         var section = top.Section("processes");
@@ -60,8 +57,7 @@ public static class ProcessConfigReader
 
     private static ProcessTypeConfig ReadType(string name, YamlSection section, RunConfig web, InstanceRuntimeConfig runtime)
     {
-        var (defaultSignalName, defaultSignal) = runtime.DefaultStopSignal;
-        var signal = section.Choice("stop_signal", (defaultSignalName, defaultSignal), Signals.Select(s => (s.Item1, s)).ToArray());
+        var signal = SupervisionKeys.StopSignal(section, runtime);
         var singleton = section.Choice("singleton", false, ("true", true), ("false", false));
         var instances = section.Int("instances", 1, min: 1, max: 256);
         if (singleton && instances != 1) section.Error("instances", $"a singleton runs exactly one instance; got {instances}");
@@ -80,19 +76,12 @@ public static class ProcessConfigReader
             roles = section.StringList("roles").Select(n => n.Value!).ToList();
             if (roles.Count == 0) section.Error("roles", "name at least one role, or leave 'roles' out to run it on every host");
         }
-        var run = web with
+        var run = SupervisionKeys.Apply(web with
         {
             Command = section.RequiredString("command"),
             Instances = instances,
             Ready = ready,
-            ReadyTimeout = section.Duration("ready_timeout", TimeSpan.FromSeconds(30), min: TimeSpan.FromMilliseconds(1)),
-            StopSignal = signal.Item2,
-            StopSignalName = signal.Item1,
-            KillTimeout = section.Duration("kill_timeout", runtime.DefaultKillTimeout),
-            MaxMemory = section.Has("max_memory") ? section.Size("max_memory", 0) : null,
-            MinUptime = restart?.Duration("min_uptime", TimeSpan.FromSeconds(1)) ?? TimeSpan.FromSeconds(1),
-            MaxRestarts = restart?.Int("max_restarts", 16, min: 0) ?? 16,
-        };
+        }, section, restart, signal, runtime);
         restart?.RejectUnknownKeys();
         section.RejectUnknownKeys();
         return new ProcessTypeConfig { Name = name, Run = run, Singleton = singleton, Roles = roles };
