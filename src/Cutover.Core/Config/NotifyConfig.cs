@@ -26,12 +26,23 @@ public sealed record NotifyConfig
 /// A webhook URL, which is a secret (a Slack or Mattermost incoming webhook's path is its key): it prints as its
 /// scheme and host only, wherever it is printed (`cutover config`, a warning, an error), and is sent whole.
 /// </summary>
-public sealed class WebhookUrl(string url) : Uri(url)
+public sealed class WebhookUrl(string url) : Uri(url), ISpanFormattable
 {
     /// <summary>Scheme and host (and a port that is not the default): what may be shown.</summary>
     public string Shown => $"{Scheme}://{Host}{(IsDefaultPort ? "" : $":{Port}")}/***";
 
     public override string ToString() => Shown;
+
+    // Re-implemented: string interpolation formats a Uri through ISpanFormattable, which would write the whole URL.
+    string IFormattable.ToString(string? format, IFormatProvider? formatProvider) => Shown;
+
+    bool ISpanFormattable.TryFormat(Span<char> destination, out int charsWritten, ReadOnlySpan<char> format, IFormatProvider? provider)
+    {
+        charsWritten = 0;
+        if (!Shown.AsSpan().TryCopyTo(destination)) return false;
+        charsWritten = Shown.Length;
+        return true;
+    }
 
     /// <summary><paramref name="text"/> with the URL (as written, or as .NET spells it) replaced by its shown form.</summary>
     public string Hide(string text) => text.Replace(OriginalString, Shown, StringComparison.Ordinal).Replace(AbsoluteUri, Shown, StringComparison.Ordinal);

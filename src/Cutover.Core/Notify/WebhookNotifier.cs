@@ -120,7 +120,7 @@ public sealed class WebhookNotifier(NotifyConfig config, HttpMessageHandler? han
                 break;
             }
         }
-        return $"notify: the {payload.Event} notification to {config.Webhook} was not delivered ({problem}); what it reports stands";
+        return $"notify: the {payload.Event} notification to {config.Webhook.Shown} was not delivered ({problem}); what it reports stands";
     }
 
     /// <summary>
