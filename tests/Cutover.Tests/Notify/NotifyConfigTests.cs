@@ -20,7 +20,7 @@ public class NotifyConfigTests
         Assert.Equal("https://hooks.slack.com/***", symlink.Webhook.ToString());
         Assert.Equal("https://hooks.slack.com/***", $"{symlink.Webhook}"); // interpolation formats a Uri without ToString
 
-        var rolling = ConfigLoader.Parse($"app: a\nstrategy: rolling\nroot: /srv/a\nrun:\n  command: node server.js\nnotify:\n  webhook: http://chat:8065/hooks/{Secret}\n  on: [paused, failed]\n  timeout: 2s\n", File).Notify!;
+        var rolling = ConfigLoader.Parse($"app: a\nstrategy: rolling\nroot: /srv/a\nrun:\n  command: node server.js\nproxy:\n  listen: 127.0.0.1:3000\nnotify:\n  webhook: http://chat:8065/hooks/{Secret}\n  on: [paused, failed]\n  timeout: 2s\n", File).Notify!;
         Assert.Equal(["paused", "failed"], rolling.On);
         Assert.Equal(TimeSpan.FromSeconds(2), rolling.Timeout);
         Assert.Equal("http://chat:8065/***", rolling.Webhook.Shown);
@@ -48,7 +48,7 @@ public class NotifyConfigTests
         Assert.Contains(errors, e => e.Line == 7 && e.Key == "notify.channel");
         Assert.All(errors, e => Assert.Equal(File, e.File));
 
-        var missing = Assert.Single(Errors("app: a\nroot: /srv/a\nnotify:\n  on: []\n  webhook: not a url\n").Where(e => e.Key == "notify.webhook"));
+        var missing = Assert.Single(Errors("app: a\nroot: /srv/a\nnotify:\n  on: []\n  webhook: not a url\n"), e => e.Key == "notify.webhook");
         Assert.Equal(5, missing.Line);
         Assert.Contains(Errors("app: a\nroot: /srv/a\nnotify:\n  on: []\n  webhook: http://x/\n"), e => e.Key == "notify.on" && e.Message.Contains("names no event"));
         Assert.Contains(Errors("app: a\nstrategy: swarm\nswarm:\n  image: x\nnotify:\n  webhook: http://x/\n  on: [paused]\n"), e => e.Key == "notify.on" && e.Message.Contains("strategy: swarm"));

@@ -1,10 +1,9 @@
 using System.Diagnostics;
 using System.Text.Json;
-using Cutover.Tests.Notify;
 using Cutover.Tests.Support;
 using Xunit.Abstractions;
 
-namespace Cutover.Tests.History;
+namespace Cutover.Tests.Notify;
 
 /// <summary>
 /// `cutover history` and `notify:` on a symlink root through the real CLI: a deploy, a failed one, one rolled back by
@@ -29,7 +28,7 @@ public sealed class HistoryAndNotifyTests(ITestOutputHelper output) : IDisposabl
             {extra}
             """, app: "histapp");
 
-    private void Source(string version, string? failure = null)
+    private void WriteSource(string version, string? failure = null)
     {
         if (Directory.Exists(Source)) Directory.Delete(Source, recursive: true);
         Directory.CreateDirectory(Source);
@@ -52,15 +51,15 @@ public sealed class HistoryAndNotifyTests(ITestOutputHelper output) : IDisposabl
         const string secret = "XSECRETX";
         Config(receiver.Url(secret), "  timeout: 3s\n");
 
-        Source("1");
+        WriteSource("1");
         Assert.Equal(0, (await Cli("deploy", Source, "--revision", "rev1")).ExitCode);
-        Source("2", "FAIL_BEFORE");
+        WriteSource("2", "FAIL_BEFORE");
         var failed = await Cli("deploy", Source, "--revision", "rev2");
         Assert.Equal(1, failed.ExitCode);
-        Source("3", "FAIL_AFTER");
+        WriteSource("3", "FAIL_AFTER");
         var rolledBack = await Cli("deploy", Source, "--revision", "rev3");
         Assert.Equal(1, rolledBack.ExitCode);
-        Source("4");
+        WriteSource("4");
         Assert.Equal(0, (await Cli("deploy", Source, "--revision", "rev4")).ExitCode);
         var rollback = await Cli("rollback");
         Assert.Equal(0, rollback.ExitCode);
@@ -129,7 +128,7 @@ public sealed class HistoryAndNotifyTests(ITestOutputHelper output) : IDisposabl
         using var hanging = new WebhookReceiver(hang: true);
         const string secret = "HANGSECRET";
         Config(hanging.Url(secret), "  timeout: 1s\n");
-        Source("1");
+        WriteSource("1");
         var clock = Stopwatch.StartNew();
         var deploy = await Cli("deploy", Source);
         clock.Stop();
@@ -137,13 +136,13 @@ public sealed class HistoryAndNotifyTests(ITestOutputHelper output) : IDisposabl
         // The hang is 30 s; the notification may take its 1 s, never the hang.
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"the deploy took {clock.Elapsed.TotalSeconds:0.0}s behind a webhook that hangs");
         Assert.Single(hanging.Received);
-        Assert.Contains($"warning: notify: the deployed notification to http://127.0.0.1:{hanging.Port}/*** was not delivered (no answer within 1s)", deploy.Stderr);
+        Assert.Contains($"warning: notify: the deployed notification to http://127.0.0.1:{hanging.Port}/*** was not delivered (no answer within 1s)", deploy.All);
         Assert.DoesNotContain(secret, deploy.All);
 
         // A webhook where nothing listens: refused at once, tried again, then a warning; the deploy stands.
         var closed = HealthServer.FreePort();
         Config($"http://127.0.0.1:{closed}/hooks/{secret}");
-        Source("2");
+        WriteSource("2");
         var second = await Cli("deploy", Source, "--json");
         Assert.Equal(0, second.ExitCode);
         var events = second.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
