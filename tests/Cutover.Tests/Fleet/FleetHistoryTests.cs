@@ -71,7 +71,9 @@ public sealed class FleetHistoryTests(SshFleet fleet, PublishedCutover published
         Assert.Equal(0, (await Cli("deploy", Source, "--revision", "r3")).ExitCode);
         Assert.Equal(0, (await Cli("rollback")).ExitCode);
 
-        var json = await Cli("history", "--json");
+        // Read-only, so all at once.
+        var reads = await Task.WhenAll(Cli("history", "--json"), Cli("history"), Cli("history", "--hosts", "--limit", "2"), Cli("history", "--hosts", Hosts[0].Name, "--json", "-n", "1"));
+        var (json, text, detail, one) = (reads[0], reads[1], reads[2], reads[3]);
         Assert.Equal(0, json.ExitCode);
         var lines = JsonDocument.Parse(json.Stdout).RootElement.EnumerateArray().ToList();
         Assert.Equal(["rollback", "deploy", "deploy", "deploy"], lines.Select(l => l.GetProperty("action").GetString()));
@@ -91,17 +93,14 @@ public sealed class FleetHistoryTests(SshFleet fleet, PublishedCutover published
         }
         Assert.Equal(4, lines.Select(l => l.GetProperty("fleet_deploy").GetString()).Distinct().Count());
 
-        var text = await Cli("history");
         Assert.Equal(0, text.ExitCode);
         var rows = text.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(5, rows.Length); // the header and one line per fleet deploy
         Assert.StartsWith("2/2", rows[1].Trim());
         Assert.StartsWith("0/2", rows[3].Trim());
-        var detail = await Cli("history", "--hosts", "--limit", "2");
         var detailRows = detail.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(1 + 2 * 3, detailRows.Length); // the header, then each of two fleet lines with its two hosts
         foreach (var host in Hosts) Assert.Equal(2, detailRows.Count(r => r.Contains(host.Name)));
-        var one = await Cli("history", "--hosts", Hosts[0].Name, "--json", "-n", "1");
         Assert.Equal([Hosts[0].Name], JsonDocument.Parse(one.Stdout).RootElement[0].GetProperty("hosts").EnumerateArray().Select(h => h.GetProperty("host").GetString()));
 
         // Once per fleet deploy or rollback, from the CLI: the hosts' own rollbacks and sessions stay silent.

@@ -64,7 +64,9 @@ public sealed class HistoryAndNotifyTests(ITestOutputHelper output) : IDisposabl
         var rollback = await Cli("rollback");
         Assert.Equal(0, rollback.ExitCode);
 
-        var json = await Cli("history", "--json");
+        // Read-only, so all at once.
+        var reads = await Task.WhenAll(Cli("history", "--json"), Cli("history", "--json", "--limit", "2"), Cli("history", "-n", "3"), Cli("history", "--limit", "0"), Cli("config"));
+        var (json, limited, text, zero, config) = (reads[0], reads[1], reads[2], reads[3], reads[4]);
         Assert.Equal(0, json.ExitCode);
         var lines = JsonDocument.Parse(json.Stdout).RootElement.EnumerateArray().ToList();
         Assert.Equal(["rollback", "deploy", "deploy", "deploy", "deploy"], lines.Select(l => l.GetProperty("action").GetString()));
@@ -87,15 +89,13 @@ public sealed class HistoryAndNotifyTests(ITestOutputHelper output) : IDisposabl
         // Newest first by when each finished.
         Assert.True(lines.Zip(lines.Skip(1)).All(p => p.First.GetProperty("finished").GetDateTimeOffset() >= p.Second.GetProperty("finished").GetDateTimeOffset()));
 
-        var limited = await Cli("history", "--json", "--limit", "2");
         Assert.Equal(2, JsonDocument.Parse(limited.Stdout).RootElement.GetArrayLength());
-        var text = await Cli("history", "-n", "3");
         Assert.Equal(0, text.ExitCode);
         var rows = text.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(4, rows.Length); // the header and three lines
         Assert.Contains("rollback", rows[1]);
         Assert.Contains("rolled_back", rows[3]);
-        Assert.Equal(2, (await Cli("history", "--limit", "0")).ExitCode);
+        Assert.Equal(2, zero.ExitCode);
 
         // One notification per event, with its fields; the secret part of the URL never printed.
         Assert.Equal(5, receiver.Received.Count);
@@ -119,7 +119,7 @@ public sealed class HistoryAndNotifyTests(ITestOutputHelper output) : IDisposabl
             Assert.Contains(body.GetProperty("release").GetString()!, message);
         }
         Assert.Contains("after_switch", rolled[0].GetProperty("text").GetString());
-        Assert.DoesNotContain(secret, failed.All + rolledBack.All + rollback.All + (await Cli("config")).All);
+        Assert.DoesNotContain(secret, failed.All + rolledBack.All + rollback.All + config.All);
     }
 
     [Fact]

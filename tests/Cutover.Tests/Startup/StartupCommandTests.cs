@@ -37,11 +37,17 @@ public sealed class StartupCommandTests(ITestOutputHelper output) : IDisposable
         // One source: the README's block is the template with the README's example values.
         Assert.Equal(AgentUnit.Render(AgentUnit.ReadmeExample), ReadmeUnit());
 
-        var home = _dir.Combine("agent home");
-        var spaced = await Cli(new Dictionary<string, string> { ["CUTOVER_HOME"] = home }, "startup");
+        var home = _dir.Combine("agent-home");
+        var runs = await Task.WhenAll(
+            Cli(new Dictionary<string, string> { ["CUTOVER_HOME"] = home }, "startup"),
+            Cli(new Dictionary<string, string> { ["CUTOVER_HOME"] = _dir.Combine("agent home") }, "startup"),
+            Cli(new Dictionary<string, string>(), "startup", "--user", "nobody"),
+            Cli(new Dictionary<string, string>(), "startup", "--user", "no-such-user-here"),
+            Cli(new Dictionary<string, string>(), "startup", "--force"));
+        var (printed, spaced, other, unknown, forceAlone) = (runs[0], runs[1], runs[2], runs[3], runs[4]);
         Assert.Equal(2, spaced.ExitCode); // a home the Environment= line cannot carry is refused, not written broken
-        home = _dir.Combine("agent-home");
-        var printed = await Cli(new Dictionary<string, string> { ["CUTOVER_HOME"] = home }, "startup");
+        Assert.Equal(2, unknown.ExitCode);
+        Assert.Equal(2, forceAlone.ExitCode); // --force writes nothing without --install: refused, not ignored
         Assert.Equal(0, printed.ExitCode);
         var expected = AgentUnit.Render(new AgentUnitValues(Environment.UserName, home, [Path.GetFullPath(new FileInfo(Which("dotnet")).ResolveLinkTarget(true)?.FullName ?? Which("dotnet")), "exec", CutoverCli.Dll]));
         Assert.Equal(expected, printed.Stdout);
@@ -52,11 +58,9 @@ public sealed class StartupCommandTests(ITestOutputHelper output) : IDisposable
         var differing = readme.Zip(mine).Where(p => p.First != p.Second).Select(p => p.First.Split('=')[0] + (p.First.StartsWith("Environment=", StringComparison.Ordinal) ? "=" + p.First.Split('=')[1] : "")).ToList();
         Assert.Equal(["User", "Environment=CUTOVER_HOME", "ExecStart", "ExecReload"], differing);
 
-        var other = await Cli(new Dictionary<string, string>(), "startup", "--user", "nobody");
         Assert.Equal(0, other.ExitCode);
         Assert.Contains("User=nobody\n", other.Stdout);
         Assert.Contains("Environment=CUTOVER_HOME=/nonexistent/.cutover\n", other.Stdout);
-        Assert.Equal(2, (await Cli(new Dictionary<string, string>(), "startup", "--user", "no-such-user-here")).ExitCode);
 
         if (!File.Exists("/usr/bin/systemd-analyze")) return;
         var path = _dir.Combine("cutover.service");
@@ -78,12 +82,11 @@ public sealed class StartupCommandTests(ITestOutputHelper output) : IDisposable
         var unitPath = Path.Combine(unitDir, "cutover.service");
         var environment = new Dictionary<string, string> { ["CUTOVER_SYSTEMD_UNIT"] = unitPath, ["CUTOVER_HOME"] = _dir.Combine("home") };
 
-        var noDir = await Cli(environment, "startup", "--install");
-        Assert.Equal(1, noDir.ExitCode);
+        var first = await Task.WhenAll(Cli(environment, "startup", "--install"), Cli(environment, "startup"));
+        Assert.Equal(1, first[0].ExitCode); // no such directory: is systemd installed?
         Assert.False(File.Exists(unitPath));
         Directory.CreateDirectory(unitDir);
-
-        var printed = (await Cli(environment, "startup")).Stdout;
+        var printed = first[1].Stdout;
         var install = await Cli(environment, "startup", "--install");
         Assert.Equal(1, install.ExitCode); // written and enabled, but not started: systemd is not PID 1 in this container
         Assert.Equal(printed, File.ReadAllText(unitPath));
@@ -102,7 +105,6 @@ public sealed class StartupCommandTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(2, refused.ExitCode);
         Assert.Contains("differs from the unit for this machine", refused.Stderr);
         Assert.Equal("[Service]\nExecStart=/bin/true\n", File.ReadAllText(unitPath));
-        Assert.Equal(2, (await Cli(environment, "startup", "--force")).ExitCode);
 
         var forced = await Cli(environment, "startup", "--install", "--force");
         Assert.Equal(1, forced.ExitCode);
