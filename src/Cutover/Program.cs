@@ -31,6 +31,8 @@ var root = new RootCommand("cutover: zero-downtime deploys for your own servers"
     MigrationsCommands.Migrations(common, env),
     MigrationsCommands.Migrate(common, env),
     RemoteCommands.Create(common, env),
+    HistoryCommand.Create(common, env),
+    StartupCommand.Create(env),
 };
 // Signals are ours (TerminationSignals), not System.CommandLine's: its handler would end the process two seconds
 // after Ctrl-C, in the middle of putting the previous release back.

@@ -87,6 +87,7 @@ public static class ConfigLoader
         var migrations = ReadMigrations(top.Section("migrations"), top.FileOf("migrations"), settings);
         var environment = EnvConfigReader.Read(top, resolveEnvironment, lookup);
         var fleet = FleetConfigReader.Read(top, rootText, strategy);
+        var notify = NotifyConfigReader.Read(top.Section("notify"), strategy);
         // A process type for a role no host carries would run nowhere: refused rather than silently never started.
         if (fleet is not null && settings is InstanceSettings withProcesses)
             foreach (var process in withProcesses.Processes)
@@ -109,6 +110,7 @@ public static class ConfigLoader
             Settings = settings,
             Warnings = warnings,
             Fleet = fleet,
+            Notify = notify,
         });
     }
 

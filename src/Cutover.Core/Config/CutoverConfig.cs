@@ -26,6 +26,8 @@ public sealed record CutoverConfig
     public IReadOnlyList<string> Warnings { get; init; } = [];
     /// <summary>The servers this config deploys to over SSH; null deploys on this machine.</summary>
     public FleetConfig? Fleet { get; init; }
+    /// <summary>The webhook told about deploys, rollbacks and pauses; null when not configured.</summary>
+    public NotifyConfig? Notify { get; init; }
 
     public Strategy Strategy => Settings.Strategy;
 

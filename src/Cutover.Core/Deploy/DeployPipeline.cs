@@ -80,7 +80,7 @@ public sealed class DeployPipeline
         var (source, image) = request.Release ?? _config.Settings.OpenRelease(request.Source, request.Image, _layout.Root);
         if (image is null && !request.AllowEmpty) ArtifactSource.RefuseEmpty(source, "the live release", cancellationToken);
         var revision = request.Revision ?? image ?? await ArtifactSource.GitRevisionAsync(request.Source, cancellationToken);
-        using var prepared = await BeginAsync(source, revision, request.LockWait, request.CommandLine, cancellationToken, adoptRoot: request.AdoptRoot);
+        using var prepared = await BeginAsync(source, revision, request.LockWait, request.CommandLine, cancellationToken, adoptRoot: request.AdoptRoot, actor: request.Actor);
         try
         {
             await StageAsync(prepared, cancellationToken);
@@ -106,9 +106,11 @@ public sealed class DeployPipeline
     /// </summary>
     /// <param name="startedAt">The deploy's start; a fleet passes one time to every host so their release ids agree.</param>
     /// <param name="adoptRoot">Deploy into a non-empty root Cutover did not create (`--adopt-root`).</param>
+    /// <param name="actor">Who deploys (a fleet host gets the deploying user from the CLI); the OS user by default.</param>
     public async Task<PreparedRelease> BeginAsync(IArtifactSource source, string? revision, TimeSpan lockWait, string commandLine, CancellationToken cancellationToken,
-        DateTimeOffset? startedAt = null, bool adoptRoot = false)
+        DateTimeOffset? startedAt = null, bool adoptRoot = false, DeployActor? actor = null)
     {
+        actor ??= DeployActor.Local();
         var started = startedAt ?? DateTimeOffset.UtcNow;
         // `current` first: a hand-made directory there gets its own advice, before any root check or write.
         _current.EnsureSwitchable();
@@ -129,7 +131,7 @@ public sealed class DeployPipeline
                 Revision = revision,
                 Created = started,
                 Status = ReleaseStatus.Staging,
-                User = Environment.UserName,
+                User = actor.User,
                 Source = source.Description,
                 Image = source.Image,
             });
@@ -143,7 +145,7 @@ public sealed class DeployPipeline
             var log = new ReleaseLog(_layout.LogFile(id), _progress, _redactor);
             var previousDir = previous is null ? null : _layout.ReleaseDir(previous);
             var hookContext = new HookContext(_config.App, _layout.Root, id.Value, releaseDir, previousDir, _config.Hooks.Timeout) { AppVariables = _config.Environment.Variables };
-            return new PreparedRelease(held, log, clock, started, source, id, releaseDir, revision, previous, hookContext, lint) { Record = record };
+            return new PreparedRelease(held, log, clock, started, source, id, releaseDir, revision, previous, hookContext, lint) { Record = record, Actor = actor };
         }
         catch
         {
@@ -243,7 +245,7 @@ public sealed class DeployPipeline
     {
         prepared.Record = _store.SetStatus(prepared.Record, cancelled ? ReleaseStatus.Cancelled : ReleaseStatus.Failed, error);
         if (removeRelease) _store.Remove(prepared.Id);
-        return _bookkeeping.Finish(prepared.Started, prepared.Id, prepared.Revision, prepared.Previous, cancelled ? DeployOutcome.Cancelled : DeployOutcome.Failed, error, [], prepared.Clock);
+        return _bookkeeping.Finish(prepared.Started, prepared.Id, prepared.Revision, prepared.Previous, cancelled ? DeployOutcome.Cancelled : DeployOutcome.Failed, error, [], prepared.Clock, prepared.Actor);
     }
 
     /// <summary>activate, after_switch, health, record-live, prune, history; on a failure after going live, the undo.</summary>
@@ -281,7 +283,7 @@ public sealed class DeployPipeline
         {
             if (_activation.MovesTrafficItself) return await TakeBackAsync(prepared, notSwitched, cancelled: false);
             prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Failed, notSwitched);
-            return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.Failed, notSwitched, [], clock);
+            return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.Failed, notSwitched, [], clock, prepared.Actor);
         }
         if (!_activation.MovesTrafficItself)
         {
@@ -299,7 +301,7 @@ public sealed class DeployPipeline
         // record-live, prune, history.
         prepared.Record = _store.SetStatus(prepared.Record, ReleaseStatus.Active);
         var pruned = clock.Run("prune", () => _bookkeeping.Prune(_config.KeepReleases), p => p.Count == 0 ? "nothing to remove" : $"removed {string.Join(", ", p)}");
-        return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.Success, null, pruned, clock);
+        return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, DeployOutcome.Success, null, pruned, clock, prepared.Actor);
     }
 
     /// <summary>
@@ -339,7 +341,7 @@ public sealed class DeployPipeline
             _ => (ReleaseStatus.Failed, DeployOutcome.Failed),
         };
         prepared.Record = _store.SetStatus(prepared.Record, status, why);
-        return _bookkeeping.Finish(prepared.Started, prepared.Id, prepared.Revision, prepared.Previous, outcome, why, [], prepared.Clock);
+        return _bookkeeping.Finish(prepared.Started, prepared.Id, prepared.Revision, prepared.Previous, outcome, why, [], prepared.Clock, prepared.Actor);
     }
 
     /// <summary>
@@ -356,7 +358,7 @@ public sealed class DeployPipeline
         var done = previous is null ? "there was no earlier release, so 'current' was removed" : $"switched back to {previous}";
         var error = undo.Note is null ? $"{problem}; {done}" : $"{problem}; {done}, {(undo.Back ? "and" : "but")} {undo.Note}";
         var outcome = cancelled ? DeployOutcome.Cancelled : undo.Back ? DeployOutcome.RolledBack : DeployOutcome.Failed;
-        return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, outcome, error, [], clock);
+        return _bookkeeping.Finish(prepared.Started, id, prepared.Revision, previous, outcome, error, [], clock, prepared.Actor);
     }
 
     /// <summary>
@@ -366,6 +368,7 @@ public sealed class DeployPipeline
     /// </summary>
     public async Task UndoAsync(PreparedRelease prepared, string reason, CancellationToken cancellationToken)
     {
+        var started = DateTimeOffset.UtcNow;
         var undo = await _activation.UndoAsync(prepared, cancellationToken);
         if (!undo.Back) throw new DeployException($"could not take {prepared.Id} back to {prepared.Previous?.Value ?? "no release"}: {undo.Note}");
         await SwitchBackAsync(prepared.Clock, prepared.Id, prepared.Previous, prepared.Log, cancellationToken);
@@ -376,8 +379,10 @@ public sealed class DeployPipeline
             Action = "rollback",
             Release = prepared.Previous?.Value ?? "",
             From = prepared.Id.Value,
-            User = Environment.UserName,
-            Started = DateTimeOffset.UtcNow,
+            Revision = prepared.Previous is { } previous ? _store.Find(previous)?.Revision : null,
+            User = prepared.Actor.User,
+            FleetDeploy = prepared.Actor.FleetDeploy,
+            Started = started,
             Finished = DateTimeOffset.UtcNow,
             Outcome = "success",
             Error = reason,
@@ -389,6 +394,7 @@ public sealed class DeployPipeline
     public async Task<RollbackResult> RollbackAsync(RollbackRequest request, CancellationToken cancellationToken)
     {
         var started = DateTimeOffset.UtcNow;
+        var actor = request.Actor ?? DeployActor.Local();
         if (!_store.Exists)
             throw new DeployException($"nothing has been deployed to {_layout.Root} yet");
         // Probes what a rollback writes (the root for `current`, the records) before anything moves.
@@ -403,28 +409,29 @@ public sealed class DeployPipeline
         {
             if (await _activation.RollBackAsync(paused.ReleaseId, live, clock, cancellationToken) is { } pausedFailure)
                 throw new DeployException($"rollback of the paused release {paused.Id} to {live.Id} failed: {pausedFailure}");
-            _store.SetStatus(paused, ReleaseStatus.RolledBack, "rolled back from its pause by " + Environment.UserName);
-            return await FinishRollbackAsync(started, clock, paused.ReleaseId, live, cancellationToken);
+            _store.SetStatus(paused, ReleaseStatus.RolledBack, "rolled back from its pause by " + actor.User);
+            return await FinishRollbackAsync(started, clock, paused.ReleaseId, live, actor, cancellationToken);
         }
 
         var target = _bookkeeping.RollbackTarget(from, request.Target);
         var to = target.ReleaseId;
         if (await _activation.RollBackAsync(from, target, clock, cancellationToken) is { } failure)
         {
-            _bookkeeping.RecordRollback(started, from, target, "failed", failure, clock);
+            _bookkeeping.RecordRollback(started, from, target, "failed", failure, clock, actor);
             throw new DeployException($"rollback to {to} failed: {failure}");
         }
         clock.Run("switch", () => _current.SwitchTo(to), $"current: {from} -> {to}");
-        if (_store.Find(from) is { } left) _store.SetStatus(left, ReleaseStatus.RolledBack, "rolled back by " + Environment.UserName);
+        if (_store.Find(from) is { } left) _store.SetStatus(left, ReleaseStatus.RolledBack, "rolled back by " + actor.User);
         _store.SetStatus(target, ReleaseStatus.Active);
-        return await FinishRollbackAsync(started, clock, from, target, cancellationToken);
+        return await FinishRollbackAsync(started, clock, from, target, actor, cancellationToken);
     }
 
     /// <summary>
     /// The end of every rollback once `to` serves: after_rollback in it (a failing hook is reported, the rollback
     /// stands), the history line, the result.
     /// </summary>
-    private async Task<RollbackResult> FinishRollbackAsync(DateTimeOffset started, PhaseClock clock, ReleaseId from, ReleaseRecord target, CancellationToken cancellationToken)
+    private async Task<RollbackResult> FinishRollbackAsync(DateTimeOffset started, PhaseClock clock, ReleaseId from, ReleaseRecord target, DeployActor actor,
+        CancellationToken cancellationToken)
     {
         var to = target.ReleaseId;
         string? error = null;
@@ -442,7 +449,7 @@ public sealed class DeployPipeline
                 error = $"rolled back to {to}, but {e.Message}";
             }
         }
-        _bookkeeping.RecordRollback(started, from, target, error is null ? "success" : "hook_failed", error, clock);
+        _bookkeeping.RecordRollback(started, from, target, error is null ? "success" : "hook_failed", error, clock, actor);
         return new RollbackResult(from.Value, to.Value, target.Revision, error, clock.Seconds);
     }
 

@@ -38,6 +38,9 @@ public sealed record DeployRequest(string Source, string? Revision, TimeSpan Loc
     /// <summary>`--adopt-root`: deploy into a non-empty root that Cutover did not create.</summary>
     public bool AdoptRoot { get; init; }
 
+    /// <summary>Who deploys (history's user); the OS user when not given.</summary>
+    public DeployActor? Actor { get; init; }
+
     /// <summary>What to stage when it is not <see cref="Source"/> opened by the strategy (`--env-only`: the live release's files or image).</summary>
     public Staging.ReleaseSource? Release { get; init; }
 }
@@ -54,7 +57,11 @@ public sealed record DeployResult(
     public bool Succeeded => Outcome == DeployOutcome.Success;
 }
 
-public sealed record RollbackRequest(string? Target, TimeSpan LockWait, string CommandLine);
+public sealed record RollbackRequest(string? Target, TimeSpan LockWait, string CommandLine)
+{
+    /// <summary>Who rolls back (history's user; on a fleet host the deploying user and the fleet's id); the OS user when not given.</summary>
+    public DeployActor? Actor { get; init; }
+}
 
 public sealed record RollbackResult(
     string From,

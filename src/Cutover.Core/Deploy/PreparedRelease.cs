@@ -22,6 +22,8 @@ public sealed class PreparedRelease(
     public DateTimeOffset Started => started;
     public IArtifactSource Source => source;
     public required ReleaseRecord Record { get; set; }
+    /// <summary>Who deploys it, for the record and history.</summary>
+    public required DeployActor Actor { get; init; }
     internal PhaseClock Clock => clock;
     internal ReleaseLog Log => log;
     internal HookContext HookContext => hookContext;

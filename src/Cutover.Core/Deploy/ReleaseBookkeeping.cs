@@ -81,14 +81,15 @@ public sealed class ReleaseBookkeeping(RootLayout layout, ReleaseStore store, Cu
     }
 
     /// <summary>The history line of a rollback; <paramref name="outcome"/> is success, failed or hook_failed.</summary>
-    public void RecordRollback(DateTimeOffset started, ReleaseId from, ReleaseRecord target, string outcome, string? error, PhaseClock clock) =>
+    public void RecordRollback(DateTimeOffset started, ReleaseId from, ReleaseRecord target, string outcome, string? error, PhaseClock clock, DeployActor actor) =>
         history.Append(new HistoryEntry
         {
             Action = "rollback",
             Release = target.ReleaseId.Value,
             Revision = target.Revision,
             From = from.Value,
-            User = Environment.UserName,
+            User = actor.User,
+            FleetDeploy = actor.FleetDeploy,
             Started = started,
             Finished = DateTimeOffset.UtcNow,
             Outcome = outcome,
@@ -98,7 +99,7 @@ public sealed class ReleaseBookkeeping(RootLayout layout, ReleaseStore store, Cu
 
     /// <summary>The history line of a deploy, and the result the command renders.</summary>
     public DeployResult Finish(DateTimeOffset started, ReleaseId id, string? revision, ReleaseId? previous,
-        DeployOutcome outcome, string? error, IReadOnlyList<string> pruned, PhaseClock clock)
+        DeployOutcome outcome, string? error, IReadOnlyList<string> pruned, PhaseClock clock, DeployActor actor)
     {
         history.Append(new HistoryEntry
         {
@@ -106,7 +107,8 @@ public sealed class ReleaseBookkeeping(RootLayout layout, ReleaseStore store, Cu
             Release = id.Value,
             Revision = revision,
             From = previous?.Value,
-            User = Environment.UserName,
+            User = actor.User,
+            FleetDeploy = actor.FleetDeploy,
             Started = started,
             Finished = DateTimeOffset.UtcNow,
             Outcome = outcome.Word(),

@@ -65,6 +65,8 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
     {
         var clock = Stopwatch.StartNew();
         var started = DateTimeOffset.UtcNow;
+        // Every host's history line of this deploy carries it, so `cutover history` shows the fleet deploy as one.
+        var actor = new DeployActor(Environment.UserName, DeployActor.NewFleetDeployId());
         // Migrations run once, on the primary only: a deploy that leaves it out would either skip them (a release
         // live against a schema it does not know) or change the database under a host it was told not to touch.
         if (config.Migrations is not null && !request.EnvOnly && !_selection.Hosts.Contains(_fleet.Primary))
@@ -112,7 +114,7 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
             var installer = new RemoteInstaller(build);
             using (var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
             {
-                await ForEachHostAsync(runs, stop.Token, (run, ct) => PrepareAsync(run, installer, artifact, revision, started, request, ct),
+                await ForEachHostAsync(runs, stop.Token, (run, ct) => PrepareAsync(run, installer, artifact, revision, started, actor, request, ct),
                     onFailure: stop.Cancel);
             }
             if (Failures(runs) is { } notPrepared)
@@ -229,7 +231,7 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
                "); deploy a build to every host, or narrow --hosts to hosts that run the same release";
     }
 
-    private async Task PrepareAsync(HostRun run, RemoteInstaller installer, LocalArtifact? artifact, string? revision, DateTimeOffset started,
+    private async Task PrepareAsync(HostRun run, RemoteInstaller installer, LocalArtifact? artifact, string? revision, DateTimeOffset started, DeployActor actor,
         FleetDeployRequest request, CancellationToken cancellationToken)
     {
         var host = run.Connection!;
@@ -246,7 +248,8 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
         if (artifact is null)
         {
             // --env-only: the host stages from its own live release, checked again under its lock.
-            await run.Session.SendAsync(new SessionRequest.PrepareFromLive(run.Previous!, revision, request.CommandLine, started, request.LockWait.TotalSeconds), cancellationToken);
+            await run.Session.SendAsync(new SessionRequest.PrepareFromLive(run.Previous!, revision, request.CommandLine, started, request.LockWait.TotalSeconds,
+                actor.User, actor.FleetDeploy), cancellationToken);
             Prepared(run, Checked(run, await run.Session.ReplyAsync<SessionAnswer.Prepared>(cancellationToken)));
             return;
         }
@@ -256,7 +259,8 @@ public sealed class FleetDeployer(CutoverConfig config, IDeployProgress progress
         {
             await clock.RunAsync("transfer", () => artifact.SendAsync(host, hashes, uploadDir, t => run.Progress.Info($"transfer: {t}"), cancellationToken),
                 t => t.ToString());
-            await run.Session.SendAsync(new SessionRequest.Prepare(uploadDir, revision, request.CommandLine, started, request.LockWait.TotalSeconds), cancellationToken);
+            await run.Session.SendAsync(new SessionRequest.Prepare(uploadDir, revision, request.CommandLine, started, request.LockWait.TotalSeconds,
+                actor.User, actor.FleetDeploy), cancellationToken);
         }
         catch (Exception e) when (e is OperationCanceledException or DeployException)
         {

@@ -25,9 +25,10 @@ public abstract record SessionRequest
 
     /// <summary>
     /// Lock, record and stage the release from the upload directory (which the session then deletes, whatever
-    /// happens). <paramref name="Started"/> is the deployer's start, so every host names the release alike.
+    /// happens). <paramref name="Started"/> is the deployer's start, so every host names the release alike;
+    /// <paramref name="User"/> (who deploys) and <paramref name="FleetDeploy"/> (the deploy's id on every host) go into history.
     /// </summary>
-    public sealed record Prepare(string UploadDir, string? Revision, string Command, DateTimeOffset Started, double LockWaitSeconds)
+    public sealed record Prepare(string UploadDir, string? Revision, string Command, DateTimeOffset Started, double LockWaitSeconds, string? User = null, string? FleetDeploy = null)
         : SessionRequest<SessionAnswer.Prepared>;
 
     /// <summary>
@@ -35,7 +36,8 @@ public abstract record SessionRequest
     /// the local --env-only does) with the environment the session's config resolves; nothing is uploaded. Refused
     /// when the live release is no longer <paramref name="Live"/>, the one the deployer saw and checked across hosts.
     /// </summary>
-    public sealed record PrepareFromLive(string Live, string? Revision, string Command, DateTimeOffset Started, double LockWaitSeconds)
+    public sealed record PrepareFromLive(string Live, string? Revision, string Command, DateTimeOffset Started, double LockWaitSeconds, string? User = null,
+        string? FleetDeploy = null)
         : SessionRequest<SessionAnswer.Prepared>;
 
     /// <summary>

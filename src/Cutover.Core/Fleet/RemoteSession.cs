@@ -148,6 +148,9 @@ public sealed class RemoteSession(DeployPipeline deployer, RootLayout layout, Te
         }
     }
 
+    /// <summary>Who deploys, as the deployer said; this host's user when it did not.</summary>
+    private static DeployActor ActorOf(string? user, string? fleetDeploy) => new(user ?? Environment.UserName, fleetDeploy);
+
     private PreparedRelease Prepared => _prepared ?? throw new DeployException("nothing is prepared in this session");
 
     /// <summary>
@@ -184,7 +187,7 @@ public sealed class RemoteSession(DeployPipeline deployer, RootLayout layout, Te
             var hashes = previous is null ? new Dictionary<string, string>() : ReleaseHashes.Of(layout, previous);
             var source = new ManifestArtifact(manifest, uploadDir, previousDir, hashes);
             _prepared = await deployer.BeginAsync(source, request.Revision, TimeSpan.FromSeconds(request.LockWaitSeconds),
-                request.Command, cancellationToken, request.Started);
+                request.Command, cancellationToken, request.Started, actor: ActorOf(request.User, request.FleetDeploy));
             RemoveStaleUploads(uploadDir);
             try
             {
@@ -211,7 +214,7 @@ public sealed class RemoteSession(DeployPipeline deployer, RootLayout layout, Te
         if (openLive is null) throw new DeployException("this session cannot stage from the live release");
         var live = openLive();
         _prepared = await deployer.BeginAsync(live.Release.Artifact, request.Revision ?? live.Revision, TimeSpan.FromSeconds(request.LockWaitSeconds),
-            request.Command, cancellationToken, request.Started);
+            request.Command, cancellationToken, request.Started, actor: ActorOf(request.User, request.FleetDeploy));
         try
         {
             // Checked under the lock: a deploy or rollback between the deployer's look and now changed what is live.

@@ -11,7 +11,10 @@ public sealed record HistoryEntry
     public string? Release { get; init; }
     public string? Revision { get; init; }
     public string? From { get; init; }
+    /// <summary>Who did it: the OS user, or on a fleet host the deploying user's name as the CLI sent it (the SSH user is not who deployed).</summary>
     public required string User { get; init; }
+    /// <summary>The id every host of one fleet deploy (or fleet rollback) shares; null on a root deployed from this machine.</summary>
+    public string? FleetDeploy { get; init; }
     public required DateTimeOffset Started { get; init; }
     public required DateTimeOffset Finished { get; init; }
     public required string Outcome { get; init; }
@@ -19,6 +22,9 @@ public sealed record HistoryEntry
     /// <summary>A restart that rewrote the release's env file: the variables that changed, by name only (never a value).</summary>
     public IReadOnlyList<string>? EnvironmentChanged { get; init; }
     public IReadOnlyDictionary<string, double> PhaseSeconds { get; init; } = new Dictionary<string, double>();
+
+    /// <summary>How long it took.</summary>
+    public double Seconds => Math.Round((Finished - Started).TotalSeconds, 3);
 }
 
 /// <summary>The append-only record of everything done to a root.</summary>

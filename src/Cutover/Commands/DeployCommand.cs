@@ -100,6 +100,9 @@ public static class DeployCommand
                     stopProbe.Cancel();
                     probed = await probing;
                 }
+                // Before the result line: with --json that stays the last line, and a notification's warning comes before it.
+                await Cutover.Notify.WebhookNotifier.NotifyAsync(config.Notify, Cutover.Notify.NotifyPayload.ForDeploy(config.App, result.Outcome, result.Release, result.Revision,
+                    Environment.UserName, result.Error, result.PhaseSeconds.Values.Sum()), progress.Warning);
                 Render(env, json, rendering, config, result, probed);
                 if (probed is { Failed: > 0 })
                 {

@@ -26,6 +26,9 @@ public static class FleetCommands
         var result = await new FleetDeployer(config, progress, Build(), Environment.GetEnvironmentVariable, selection).DeployAsync(request, ct);
         if (result.Succeeded && selection.Narrowed)
             await WarnMixedAsync(progress, config, selection, result.Release!, result.Hosts.Select(h => (h.Host, h.Release ?? "?")).ToList(), request.AcceptNewHostKeys, ct);
+        // Once for the fleet, from here: the hosts' sessions never notify.
+        await Cutover.Notify.WebhookNotifier.NotifyAsync(config.Notify, Cutover.Notify.NotifyPayload.ForDeploy(config.App, result.Outcome, result.Release, request.Revision,
+            Environment.UserName, result.Error, result.Seconds, $"to {result.Hosts.Count} hosts"), progress.Warning);
         if (json)
         {
             ((JsonProgress)progress).Result(new FleetDeployResultEvent("deploy", config.App, result.Outcome.Word(), result.Release, result.Error, result.Hosts,
@@ -171,6 +174,7 @@ public static class FleetCommands
     public static async Task<int> RollbackAsync(CliEnvironment env, bool json, IDeployProgress progress, CutoverConfig config, string? release, string lockWait,
         bool acceptNew, HostSelection selection, CancellationToken ct)
     {
+        var rolling = System.Diagnostics.Stopwatch.StartNew();
         var build = Build();
         var target = release;
         if (target is null)
@@ -185,10 +189,14 @@ public static class FleetCommands
                                           string.Join(", ", targets.Select(t => $"{t.Host.Name}: {t.Target}")) + "); name one: cutover rollback RELEASE");
             target = targets[0].Target;
         }
-        var results = await new FleetCommand(config, progress, acceptNew, selection).RunAsync(["rollback", "--json", "--lock-wait", lockWait, target], build, ct);
+        var results = await new FleetCommand(config, progress, acceptNew, selection).RunAsync(
+            ["rollback", "--json", "--lock-wait", lockWait, "--deployed-by", Environment.UserName, "--fleet-deploy", DeployActor.NewFleetDeployId(), target], build, ct);
         var rows = results.Select(HostRollbackOf).ToList();
         var ok = rows.All(r => r.Ok);
         if (ok && selection.Narrowed) await WarnMixedAsync(progress, config, selection, target, rows.Select(r => (r.Host, r.Release)).ToList(), acceptNew, ct);
+        if (ok)
+            await Cutover.Notify.WebhookNotifier.NotifyAsync(config.Notify, Cutover.Notify.NotifyPayload.ForRollback(config.App, string.Join(",", rows.Select(r => r.From).Distinct()),
+                target, null, Environment.UserName, rows.FirstOrDefault(r => r.Error is not null)?.Error, rolling.Elapsed.TotalSeconds, $"on {rows.Count} hosts"), progress.Warning);
         if (json)
         {
             ((JsonProgress)progress).Result(new FleetRollbackResultEvent("rollback", config.App, ok ? "success" : "failed", target, rows));

@@ -14,7 +14,11 @@ public static class RollbackCommand
     public static Command Create(CommonOptions common, CliEnvironment env)
     {
         var release = new Argument<string?>("release") { Description = "The release to switch to (default: the previous good one)", Arity = ArgumentArity.ZeroOrOne };
-        var command = new Command("rollback", "Switch back to the previous good release, atomically") { release, common.Json, common.LockWait, common.AcceptNewHostKeys, common.Hosts, common.Roles, common.HostRoles };
+        // On a fleet host, from the fleet's rollback (people never type them): who rolls back and the fleet's id, for history.
+        var deployedBy = new Option<string?>("--deployed-by") { Hidden = true, Description = "The user the fleet's rollback is for" };
+        var fleetDeploy = new Option<string?>("--fleet-deploy") { Hidden = true, Description = "The fleet rollback's id" };
+        var command = new Command("rollback", "Switch back to the previous good release, atomically")
+            { release, common.Json, common.LockWait, common.AcceptNewHostKeys, common.Hosts, common.Roles, common.HostRoles, deployedBy, fleetDeploy };
         command.SetAction((parse, ct) =>
         {
             var json = parse.GetValue(common.Json);
@@ -36,9 +40,16 @@ public static class RollbackCommand
                 using var logging = env.Logging(parse.GetValue(common.Verbose));
                 using var agent = new Cutover.Agent.AgentClient(Cutover.Agent.AgentHome.FromEnvironment());
                 var deployer = new DeployPipeline(config, progress, http, ReleaseActivations.For(config, progress, AgentCommands.ActivatorFor(config, agent, CommonOptions.ParseHostRoles(parse.GetValue(common.HostRoles)))), logging.CreateLogger<DeployPipeline>());
-                var request = new RollbackRequest(parse.GetValue(release), CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!), DeployCommand.CommandLine());
+                var request = new RollbackRequest(parse.GetValue(release), CommonOptions.ParseLockWait(parse.GetValue(common.LockWait)!), DeployCommand.CommandLine())
+                {
+                    Actor = new DeployActor(parse.GetValue(deployedBy) ?? Environment.UserName, parse.GetValue(fleetDeploy)),
+                };
                 var result = await deployer.RollbackAsync(request, ct);
                 result = result with { Error = secrets.Redactor.RedactOrNull(result.Error) };
+                // A fleet host's part of a fleet rollback is not notified: the fleet's CLI notifies once for all hosts.
+                if (parse.GetValue(fleetDeploy) is null)
+                    await Cutover.Notify.WebhookNotifier.NotifyAsync(config.Notify, Cutover.Notify.NotifyPayload.ForRollback(config.App, result.From, result.To, result.Revision,
+                        request.Actor.User, result.Error, result.PhaseSeconds.Values.Sum()), progress.Warning);
                 if (json)
                 {
                     ((JsonProgress)rendering).Result(new RollbackResultEvent("rollback", config.App, result.Succeeded ? "success" : "hook_failed", result.From, result.To,

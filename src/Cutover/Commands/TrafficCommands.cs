@@ -51,6 +51,8 @@ public static class TrafficCommands
             using var client = await ClientAsync(ct);
             var paused = await Refusals(() => client.PauseAsync(config.App, limit, ct));
             env.Out.WriteLine($"paused: {config.App} holds new requests until `cutover resume`, or until {paused.Until:HH:mm:ss}Z (then 503)");
+            await Cutover.Notify.WebhookNotifier.NotifyAsync(config.Notify, Cutover.Notify.NotifyPayload.ForPause(config.App, Environment.UserName, paused.Until),
+                warning => env.Error.WriteLine($"warning: {warning}"));
             return ExitCodes.Ok;
         }));
         return command;
