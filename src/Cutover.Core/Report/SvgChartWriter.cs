@@ -114,10 +114,13 @@ public static class SvgChartWriter
             var x = axis.X(b.StartMs);
             var answered = (b.Requests - b.Failed) * perSecond;
             var failed = b.Failed * perSecond;
+            // Each bucket's counts as data, so the page says exactly what it draws (the report's test adds them up).
+            svg.Raw($"<g data-ms=\"{N(b.StartMs)}\" data-requests=\"{b.Requests}\" data-failed=\"{b.Failed}\">");
             if (answered > 0) svg.Rect(x, Y(answered), barWidth, Y(0) - Y(answered), Colours.Answered);
             if (failed > 0)
                 svg.Rect(x, Y(answered + failed), barWidth, Y(answered) - Y(answered + failed), Colours.Failed,
                     title: $"{Seconds(b.StartMs)}: {b.Failed} of {b.Requests} requests failed");
+            svg.Raw("</g>");
         }
         svg.Markers(timeline, axis, top, top + plot, labelled: true);
         svg.Line(Left, Y(0), Left + PlotWidth, Y(0), Colours.Axis);
@@ -179,6 +182,9 @@ public static class SvgChartWriter
             _body.Append($"<rect x=\"{N(x)}\" y=\"{N(y)}\" width=\"{N(w)}\" height=\"{N(h)}\" fill=\"{fill}\"{(rx > 0 ? $" rx=\"{N(rx)}\"" : "")}");
             _body.Append(title is null ? "/>" : $"><title>{Escape(title)}</title></rect>");
         }
+
+        /// <summary>Markup written as given: a group's tags, built by the caller from numbers only.</summary>
+        public void Raw(string markup) => _body.Append(markup);
 
         public void Line(double x1, double y1, double x2, double y2, string stroke, double width = 1, string? dash = null) =>
             _body.Append($"<line x1=\"{N(x1)}\" y1=\"{N(y1)}\" x2=\"{N(x2)}\" y2=\"{N(y2)}\" stroke=\"{stroke}\" stroke-width=\"{N(width)}\"{(dash is null ? "" : $" stroke-dasharray=\"{dash}\"")}/>");
