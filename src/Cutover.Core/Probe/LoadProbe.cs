@@ -22,10 +22,15 @@ public sealed record WorstWindow(int Second, long Requests, long Failed, double 
 /// <summary>
 /// The requests scheduled within one <see cref="Width"/> slice of the probe, from <paramref name="StartMs"/> after its
 /// start: how many, how many failed, and their latency (null when the slice had no request, at rates below 10/s).
+/// <paramref name="WidthMs"/> is the slice's length: <see cref="Width"/>, except for the last when the probe stopped within it.
 /// </summary>
-public sealed record ProbeBucket(double StartMs, long Requests, long Failed, double? P50Ms, double? P99Ms)
+public sealed record ProbeBucket(double StartMs, double WidthMs, long Requests, long Failed, double? P50Ms, double? P99Ms)
 {
     public static readonly TimeSpan Width = TimeSpan.FromMilliseconds(100);
+
+    public double RequestsPerSecond => Requests * 1000 / WidthMs;
+
+    public double FailedPerSecond => Failed * 1000 / WidthMs;
 }
 
 /// <param name="Buckets">Every slice from the start to the last request, empty ones included, so they add up to <paramref name="Requests"/>.</param>
@@ -84,10 +89,11 @@ public static class LoadProbe
         }
         await Task.WhenAll(running);
         while (pool.Reader.TryRead(out var connection)) connection.Dispose();
-        return Summarize(results.AsSpan(0, (int)sent).ToArray(), clock.Elapsed.TotalSeconds, startTimestamp);
+        // Sending covered the schedule up to the slot of the request that would have come next.
+        return Summarize(results.AsSpan(0, (int)sent).ToArray(), clock.Elapsed.TotalSeconds, sent * 1000.0 / options.Rate, startTimestamp);
     }
 
-    private static ProbeReport Summarize(Result[] results, double seconds, long startTimestamp)
+    private static ProbeReport Summarize(Result[] results, double seconds, double scheduleEndMs, long startTimestamp)
     {
         static string Kind(ProbeOutcome o) => o switch
         {
@@ -112,7 +118,7 @@ public static class LoadProbe
         var buckets = Enumerable.Range(0, results.Length == 0 ? 0 : slices.Max(g => g.Key) + 1).Select(i =>
         {
             var sorted = slices[i].Select(r => r.LatencyMs).Order().ToArray();
-            return new ProbeBucket(i * width, sorted.Length, slices[i].LongCount(r => r.Outcome != ProbeOutcome.Ok),
+            return new ProbeBucket(i * width, Math.Clamp(scheduleEndMs - i * width, 1, width), sorted.Length, slices[i].LongCount(r => r.Outcome != ProbeOutcome.Ok),
                 sorted.Length == 0 ? null : Math.Round(Percentile(sorted, 0.50), 2), sorted.Length == 0 ? null : Math.Round(Percentile(sorted, 0.99), 2));
         }).ToList();
         return new ProbeReport(

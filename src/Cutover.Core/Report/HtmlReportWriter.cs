@@ -81,7 +81,7 @@ public static class HtmlReportWriter
         var marks = report.Timeline.Marks;
         html.Append(Legend([("answered", SvgChartWriter.Colours.Answered, "bar"), ("failed", SvgChartWriter.Colours.Failed, "bar"),
             .. marks.Any(m => m.Kind == MarkKind.Switch) ? [("switch", SvgChartWriter.Colours.Switch, "line")] : Array.Empty<(string, string, string)>(),
-            .. marks.Any(m => m.Kind == MarkKind.Rollback) ? [("rollback", SvgChartWriter.Colours.Failed, "dash")] : Array.Empty<(string, string, string)>(),
+            .. marks.Any(m => m.Kind == MarkKind.Rollback || m.Step == BatchStep.Failed) ? [("batch failed, rollback", SvgChartWriter.Colours.Failed, "dash")] : Array.Empty<(string, string, string)>(),
             .. marks.Any(m => m.Step == BatchStep.Ready) ? [("batch ready", SvgChartWriter.Colours.Ready, "dash")] : Array.Empty<(string, string, string)>(),
             .. marks.Any(m => m.Step == BatchStep.Drained) ? [("batch drained", SvgChartWriter.Colours.Drained, "dot")] : Array.Empty<(string, string, string)>()]));
         html.Append(SvgChartWriter.Requests(report.Probe.Buckets, report.Timeline, axis)).Append("</section>\n");
@@ -126,9 +126,9 @@ public static class HtmlReportWriter
                font-size: 14px; line-height: 1.4; }
         main { max-width: 1100px; margin: 0 auto; padding: 20px 24px 32px; }
         h1 { font-size: 22px; font-weight: 600; margin: 0; }
-        h2 { font-size: 15px; font-weight: 600; margin: 18px 0 2px; }
+        h2 { font-size: 15px; font-weight: 600; margin: 14px 0 2px; }
         h2 small { font-weight: 400; color: #6b7280; font-size: 12px; margin-left: 6px; }
-        .sub { color: #57606a; margin: 2px 0 14px; }
+        .sub { color: #57606a; margin: 2px 0 12px; }
         table.facts { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
         table.facts th { text-align: left; font-size: 11px; font-weight: 600; text-transform: uppercase; letter-spacing: .04em; color: #6b7280; padding: 6px 10px 2px; background: #f6f8fa; }
         table.facts td { font-size: 17px; font-weight: 600; padding: 2px 10px 8px; background: #f6f8fa; white-space: nowrap; }

@@ -16,7 +16,7 @@ public static class SvgChartWriter
     public const double Width = 1100;
     private const double Left = 190, Right = 24;
     private const double PlotWidth = Width - Left - Right;
-    private const double LaneHeight = 20;
+    private const double LaneHeight = 18;
 
     /// <summary>The one palette: colour-blind-safe blue and orange for the series, red kept for failures only.</summary>
     public static class Colours
@@ -94,11 +94,11 @@ public static class SvgChartWriter
     /// <summary>Requests per second in each 100 ms bucket by the time they were sent: answered below, failed stacked on top in red.</summary>
     public static string Requests(IReadOnlyList<ProbeBucket> buckets, DeployTimeline timeline, TimeAxis axis)
     {
-        const double top = 18, plot = 150;
-        var perSecond = 1000 / ProbeBucket.Width.TotalMilliseconds;
-        var max = Math.Max(1, buckets.Select(b => b.Requests * perSecond).DefaultIfEmpty(0).Max());
+        const double top = 18, plot = 130;
+        var max = Math.Max(1, buckets.Select(b => b.RequestsPerSecond).DefaultIfEmpty(0).Max());
         var step = NiceStep(max / 4);
-        var yMax = Math.Ceiling(max / step) * step;
+        // Headroom above the highest bar, so a steady rate does not read as a clipped one.
+        var yMax = Math.Ceiling(max * 1.08 / step) * step;
         double Y(double v) => top + plot - v / yMax * plot;
         var svg = new Svg(top + plot + 34, "Requests per second, answered and failed, per 100 ms");
         svg.TimeGrid(axis, top, top + plot);
@@ -108,12 +108,13 @@ public static class SvgChartWriter
             svg.Text(Left - 8, Y(v) + 4, v.ToString("0.##", CultureInfo.InvariantCulture), anchor: "end", size: 11, fill: Colours.Axis);
         }
         svg.Text(Left - 52, top + plot / 2, "requests/s", anchor: "middle", size: 12, fill: Colours.Axis, rotate: true);
-        var barWidth = Math.Max(0.5, axis.X(ProbeBucket.Width.TotalMilliseconds) - axis.X(0) - 0.5);
+        svg.RollbackSpans(timeline, axis, top, top + plot, labelled: true);
         foreach (var b in buckets)
         {
             var x = axis.X(b.StartMs);
-            var answered = (b.Requests - b.Failed) * perSecond;
-            var failed = b.Failed * perSecond;
+            var barWidth = Math.Max(0.5, axis.X(b.StartMs + b.WidthMs) - x - 0.5);
+            var answered = b.RequestsPerSecond - b.FailedPerSecond;
+            var failed = b.FailedPerSecond;
             // Each bucket's counts as data, so the page says exactly what it draws (the report's test adds them up).
             svg.Raw($"<g data-ms=\"{N(b.StartMs)}\" data-requests=\"{b.Requests}\" data-failed=\"{b.Failed}\">");
             if (answered > 0) svg.Rect(x, Y(answered), barWidth, Y(0) - Y(answered), Colours.Answered);
@@ -131,7 +132,7 @@ public static class SvgChartWriter
     /// <summary>p50 and p99 latency of each bucket, on a log scale (a stall is 100x the usual, not 2x).</summary>
     public static string Latency(IReadOnlyList<ProbeBucket> buckets, DeployTimeline timeline, TimeAxis axis)
     {
-        const double top = 18, plot = 150;
+        const double top = 18, plot = 130;
         var values = buckets.SelectMany(b => new[] { b.P50Ms, b.P99Ms }).OfType<double>().Where(v => v > 0).ToList();
         var low = Math.Pow(10, Math.Floor(Math.Log10(Math.Max(0.01, values.DefaultIfEmpty(1).Min()))));
         var high = Math.Pow(10, Math.Ceiling(Math.Log10(Math.Max(low * 10, values.DefaultIfEmpty(10).Max()))));
@@ -145,10 +146,10 @@ public static class SvgChartWriter
                 anchor: "end", size: 11, fill: Colours.Axis);
         }
         svg.Text(Left - 60, top + plot / 2, "latency (log)", anchor: "middle", size: 12, fill: Colours.Axis, rotate: true);
+        svg.RollbackSpans(timeline, axis, top, top + plot, labelled: false);
         svg.Markers(timeline, axis, top, top + plot, labelled: false);
-        var half = ProbeBucket.Width.TotalMilliseconds / 2;
-        svg.Series(buckets.Select(b => b.P50Ms is { } v ? (axis.X(b.StartMs + half), Y(v)) : ((double, double)?)null), Colours.P50, "p50");
-        svg.Series(buckets.Select(b => b.P99Ms is { } v ? (axis.X(b.StartMs + half), Y(v)) : ((double, double)?)null), Colours.P99, "p99");
+        svg.Series(buckets.Select(b => b.P50Ms is { } v ? (axis.X(b.StartMs + b.WidthMs / 2), Y(v)) : ((double, double)?)null), Colours.P50, "p50");
+        svg.Series(buckets.Select(b => b.P99Ms is { } v ? (axis.X(b.StartMs + b.WidthMs / 2), Y(v)) : ((double, double)?)null), Colours.P99, "p99");
         svg.Line(Left, top + plot, Left + PlotWidth, top + plot, Colours.Axis);
         svg.TimeAxisLabels(axis, top + plot);
         return svg.ToString();
@@ -227,6 +228,18 @@ public static class SvgChartWriter
         }
 
         /// <summary>The moments that explain the buckets, as vertical lines: the switch, rollbacks, each batch ready and drained.</summary>
+        /// <summary>failure_action rollback: the span from the batch failing to every instance being back, shaded (drawn before the data, behind it).</summary>
+        public void RollbackSpans(DeployTimeline timeline, TimeAxis axis, double top, double bottom, bool labelled)
+        {
+            foreach (var back in timeline.Marks.Where(m => m.Step == BatchStep.RolledBack))
+            {
+                var failed = timeline.Marks.LastOrDefault(m => m.Lane == back.Lane && m.Step == BatchStep.Failed && m.AtMs <= back.AtMs) ?? back;
+                var (from, to) = (axis.X(failed.AtMs), axis.X(back.AtMs));
+                _body.Append($"<rect x=\"{N(from)}\" y=\"{N(top)}\" width=\"{N(Math.Max(2, to - from))}\" height=\"{N(bottom - top)}\" fill=\"{Colours.Failed}\" fill-opacity=\"0.10\"/>");
+                if (labelled) Label(from, top - 5, "rollback", Colours.Failed);
+            }
+        }
+
         public void Markers(DeployTimeline timeline, TimeAxis axis, double top, double bottom, bool labelled)
         {
             foreach (var m in timeline.Marks)
@@ -236,11 +249,12 @@ public static class SvgChartWriter
                 {
                     case (MarkKind.Switch, _):
                         Line(x, top, x, bottom, Colours.Switch, 1.5);
-                        if (labelled) Text(x + 3, top - 5, "switch", size: 11, weight: "600");
+                        if (labelled) Label(x, top - 5, "switch", Colours.Switch);
                         break;
                     case (MarkKind.Rollback, _):
                         Line(x, top, x, bottom, Colours.Failed, 1.5, "5 3");
-                        if (labelled) Text(x + 3, top - 5, "rollback", size: 11, weight: "600", fill: Colours.Failed);
+                        // A batch's rollback is labelled at its shaded span; the pipeline's rollback phase here.
+                        if (labelled && m.Step is null) Label(x, top - 5, "rollback", Colours.Failed);
                         break;
                     case (MarkKind.Batch, BatchStep.Ready):
                         Line(x, top, x, bottom, Colours.Ready, 1, "3 3");
@@ -253,6 +267,13 @@ public static class SvgChartWriter
                         break;
                 }
             }
+        }
+
+        /// <summary>A marker's name beside its line: right of it, or left of it near the plot's right edge.</summary>
+        private void Label(double x, double y, string text, string fill)
+        {
+            if (x > Left + PlotWidth - 60) Text(x - 3, y, text, anchor: "end", size: 11, weight: "600", fill: fill);
+            else Text(x + 3, y, text, size: 11, weight: "600", fill: fill);
         }
 
         public void StepSymbol(double x, double y, TimelineMark mark)
