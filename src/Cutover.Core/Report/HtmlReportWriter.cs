@@ -19,6 +19,7 @@ public static class HtmlReportWriter
     /// </summary>
     public static void CheckWritable(string path)
     {
+        if (string.IsNullOrWhiteSpace(path)) throw new InputException("--report: give the .html file to write");
         var full = Path.GetFullPath(path);
         if (Directory.Exists(full)) throw new InputException($"--report: {path} is a directory; name the .html file to write");
         var dir = Path.GetDirectoryName(full)!;
