@@ -71,10 +71,19 @@ public static class HtmlReportWriter
         if (report.Timeline.Phases.Count > 0)
         {
             html.Append("<section><h2>Timeline</h2>");
-            html.Append(Legend(("phase", SvgChartWriter.Colours.Phase, "bar"), ("batch", SvgChartWriter.Colours.Batch, "bar"),
-                ("monitor window", SvgChartWriter.Colours.Monitor, "bar"), ("failed", SvgChartWriter.Colours.Failed, "bar"),
-                ("▶ started", SvgChartWriter.Colours.Text, "text"), ("● ready", SvgChartWriter.Colours.Ready, "text"),
-                ("◆ drained", SvgChartWriter.Colours.Drained, "text"), ("✕ failed / rolled back", SvgChartWriter.Colours.Failed, "text")));
+            // The legend names what this timeline shows: no batch items for blue-green or symlink, no red when nothing failed.
+            var steps = report.Timeline.Marks.Select(m => m.Step).OfType<BatchStep>().ToHashSet();
+            (string, string, string)[] legend =
+            [
+                ("phase", SvgChartWriter.Colours.Phase, "bar"),
+                .. steps.Count > 0 ? [("batch", SvgChartWriter.Colours.Batch, "bar")] : Array.Empty<(string, string, string)>(),
+                .. steps.Contains(BatchStep.Monitored) ? [("monitor window", SvgChartWriter.Colours.Monitor, "bar")] : Array.Empty<(string, string, string)>(),
+                .. report.Timeline.Phases.Any(p => p.Failed) ? [("failed", SvgChartWriter.Colours.Failed, "bar")] : Array.Empty<(string, string, string)>(),
+                .. steps.Count > 0 ? [("▶ started", SvgChartWriter.Colours.Text, "text"), ("● ready", SvgChartWriter.Colours.Ready, "text"), ("◆ drained", SvgChartWriter.Colours.Drained, "text")]
+                    : Array.Empty<(string, string, string)>(),
+                .. steps.Contains(BatchStep.Failed) || steps.Contains(BatchStep.RolledBack) ? [("✕ failed / rolled back", SvgChartWriter.Colours.Failed, "text")] : Array.Empty<(string, string, string)>(),
+            ];
+            html.Append(Legend(legend));
             html.Append(SvgChartWriter.Lanes(report.Timeline, axis)).Append("</section>\n");
         }
         html.Append("<section><h2>Requests per second <small>by the time each was sent, 100 ms buckets</small></h2>");
