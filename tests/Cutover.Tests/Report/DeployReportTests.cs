@@ -24,7 +24,7 @@ public sealed partial class DeployReportTests(ITestOutputHelper output) : IDispo
     public async Task A_rolling_deploy_writes_a_self_contained_report_with_its_batches_on_the_probes_time_axis()
     {
         var port = HealthServer.FreePort();
-        var config = _bed.WriteNodeConfig(port, "rolling", "health:\n  interval: 200ms\nrolling:\n  monitor: 300ms\n");
+        var config = _bed.WriteNodeConfig(port, "rolling", "health:\n  interval: 200ms\nrolling:\n  monitor: 200ms\n");
         _bed.WriteVersion("1");
         var first = await _bed.Cli("deploy", _bed.Source, "-c", config);
         Assert.True(first.ExitCode == 0, first.All);
@@ -78,14 +78,8 @@ public sealed partial class DeployReportTests(ITestOutputHelper output) : IDispo
         Assert.Equal(0, Bucket().Matches(html).Where(m => StartMs(m) + 100 < readyMs - 200).Sum(m => long.Parse(m.Groups["failed"].Value)));
         Assert.True(Bucket().Matches(html).Where(m => StartMs(m) > readyMs).Sum(m => long.Parse(m.Groups["failed"].Value)) > 0);
 
-        // Rendered as a browser shows it: the charts are there, in the answered blue and the failed red.
-        var png = await HeadlessChromium.ScreenshotAsync(report, _bed.Combine("deploy.png"));
-        var image = PngImage.Read(png);
-        Assert.Equal((1200, 900), (image.Width, image.Height));
-        Assert.True(image.Count("#4e79a7") > 5_000, $"answered bars: {image.Count("#4e79a7")} pixels");
-        Assert.True(image.Count("#d62728") > 200, $"failed bars: {image.Count("#d62728")} pixels");
-        Assert.True(image.Count("#2e7d32") > 20, $"ready markers: {image.Count("#2e7d32")} pixels");
-        Assert.True(image.DistinctColours() > 50, $"{image.DistinctColours()} colours");
+        // Rendered as a browser shows it (while `probe --report` runs, below): the charts are there, in the answered blue and the failed red.
+        var rendering = HeadlessChromium.ScreenshotAsync(report, _bed.Combine("deploy.png"));
 
         // `cutover probe --report` alone: the same charts, no deploy markers.
         var probeReport = _bed.Combine("probe.html");
@@ -97,6 +91,13 @@ public sealed partial class DeployReportTests(ITestOutputHelper output) : IDispo
         Assert.Equal(100, Bucket().Matches(probeHtml).Sum(m => long.Parse(m.Groups["requests"].Value)));
         Assert.Equal(long.Parse(ProbeLine().Match(probe.Stdout).Groups[2].Value), Bucket().Matches(probeHtml).Sum(m => long.Parse(m.Groups["failed"].Value)));
         Assert.DoesNotMatch(Marker(), probeHtml);
+
+        var image = PngImage.Read(await rendering);
+        Assert.Equal((1200, 900), (image.Width, image.Height));
+        Assert.True(image.Count("#4e79a7") > 5_000, $"answered bars: {image.Count("#4e79a7")} pixels");
+        Assert.True(image.Count("#d62728") > 200, $"failed bars: {image.Count("#d62728")} pixels");
+        Assert.True(image.Count("#2e7d32") > 20, $"ready markers: {image.Count("#2e7d32")} pixels");
+        Assert.True(image.DistinctColours() > 50, $"{image.DistinctColours()} colours");
     }
 
     /// <summary>Nothing the page would fetch: no script, stylesheet, font or image from a URL; url() only for data:.</summary>
