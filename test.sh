@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine or a developer's: installs what the tests start for real
-# (nginx, haproxy, php-fpm, PostgreSQL, dockerd, sshd, pebble, and the small tools they call), builds, and runs every test. Nothing is skipped.
+# (nginx, haproxy, php-fpm, PostgreSQL, dockerd, sshd, pebble, chromium, and the small tools they call), builds, and runs every test. Nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -26,6 +26,8 @@ dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v ssh-keygen >/dev/null || missing+=(openssh-client)
 # The ACME tests obtain certificates from a real ACME server (pebble, with pebble-challtestsrv as its DNS).
 command -v pebble >/dev/null || missing+=(pebble)
+# DeployReportTests render the deploy report with headless Chromium and decode the screenshot.
+command -v chromium >/dev/null || missing+=(chromium)
 # FdPassingTests read the fd-passing wire format with Python's socket.recv_fds, an independent reader.
 command -v python3 >/dev/null || missing+=(python3)
 

@@ -14,4 +14,5 @@ public sealed class HostProgress(string host, IDeployProgress inner, Lock gate) 
     public void Output(string phase, string line) { lock (gate) inner.Output($"{host} {phase}", line); }
     public void Info(string message) { lock (gate) inner.Info($"{host}: {message}"); }
     public void Warning(string message) { lock (gate) inner.Warning($"{host}: {message}"); }
+    public void Batch(string process, int number, int of, BatchStep step) { lock (gate) inner.Batch(process, number, of, step); }
 }

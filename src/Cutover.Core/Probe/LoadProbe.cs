@@ -19,13 +19,31 @@ public sealed record LatencySummary(double P50, double P90, double P99, double M
 /// <summary>The one-second window with the most failures (or, when nothing failed, the slowest p99).</summary>
 public sealed record WorstWindow(int Second, long Requests, long Failed, double P99Ms);
 
+/// <summary>
+/// The requests scheduled within one <see cref="Width"/> slice of the probe, from <paramref name="StartMs"/> after its
+/// start: how many, how many failed, and their latency (null when the slice had no request, at rates below 10/s).
+/// <paramref name="WidthMs"/> is the slice's length: <see cref="Width"/>, except for the last when the probe stopped within it.
+/// </summary>
+public sealed record ProbeBucket(double StartMs, double WidthMs, long Requests, long Failed, double? P50Ms, double? P99Ms)
+{
+    public static readonly TimeSpan Width = TimeSpan.FromMilliseconds(100);
+
+    public double RequestsPerSecond => Requests * 1000 / WidthMs;
+
+    public double FailedPerSecond => Failed * 1000 / WidthMs;
+}
+
+/// <param name="Buckets">Every slice from the start to the last request, empty ones included, so they add up to <paramref name="Requests"/>.</param>
+/// <param name="StartTimestamp">The probe's time zero as a <see cref="Stopwatch"/> timestamp, so events timed by the same clock line up with the buckets.</param>
 public sealed record ProbeReport(
     long Requests,
     long Failed,
     IReadOnlyDictionary<string, long> Failures,
     LatencySummary LatencyMs,
     WorstWindow? WorstWindow,
-    double Seconds);
+    double Seconds,
+    IReadOnlyList<ProbeBucket> Buckets,
+    long StartTimestamp);
 
 /// <summary>
 /// `cutover probe`: requests at a fixed rate (open loop), so a stall shows as latency instead of hiding as
@@ -47,6 +65,7 @@ public static class LoadProbe
         var total = (long)Math.Ceiling(options.Rate * options.Duration.TotalSeconds);
         var results = new Result[total];
         var running = new List<Task>();
+        var startTimestamp = Stopwatch.GetTimestamp();
         var clock = Stopwatch.StartNew();
         long sent = 0;
         while (sent < total && !stopEarly.IsCancellationRequested)
@@ -70,10 +89,11 @@ public static class LoadProbe
         }
         await Task.WhenAll(running);
         while (pool.Reader.TryRead(out var connection)) connection.Dispose();
-        return Summarize(results.AsSpan(0, (int)sent).ToArray(), clock.Elapsed.TotalSeconds);
+        // Sending covered the schedule up to the slot of the request that would have come next.
+        return Summarize(results.AsSpan(0, (int)sent).ToArray(), clock.Elapsed.TotalSeconds, sent * 1000.0 / options.Rate, startTimestamp);
     }
 
-    private static ProbeReport Summarize(Result[] results, double seconds)
+    private static ProbeReport Summarize(Result[] results, double seconds, double scheduleEndMs, long startTimestamp)
     {
         static string Kind(ProbeOutcome o) => o switch
         {
@@ -93,6 +113,14 @@ public static class LoadProbe
             return new WorstWindow(g.Key, g.LongCount(), g.LongCount(r => r.Outcome != ProbeOutcome.Ok), Math.Round(Percentile(sorted, 0.99), 2));
         }).ToList();
         var worst = windows.OrderByDescending(w => w.Failed).ThenByDescending(w => w.P99Ms).FirstOrDefault();
+        var width = ProbeBucket.Width.TotalMilliseconds;
+        var slices = results.ToLookup(r => (int)(r.ScheduledMs / width));
+        var buckets = Enumerable.Range(0, results.Length == 0 ? 0 : slices.Max(g => g.Key) + 1).Select(i =>
+        {
+            var sorted = slices[i].Select(r => r.LatencyMs).Order().ToArray();
+            return new ProbeBucket(i * width, Math.Clamp(scheduleEndMs - i * width, 1, width), sorted.Length, slices[i].LongCount(r => r.Outcome != ProbeOutcome.Ok),
+                sorted.Length == 0 ? null : Math.Round(Percentile(sorted, 0.50), 2), sorted.Length == 0 ? null : Math.Round(Percentile(sorted, 0.99), 2));
+        }).ToList();
         return new ProbeReport(
             results.Length,
             results.LongCount(r => r.Outcome != ProbeOutcome.Ok),
@@ -100,6 +128,8 @@ public static class LoadProbe
             new LatencySummary(Math.Round(Percentile(latencies, 0.50), 2), Math.Round(Percentile(latencies, 0.90), 2),
                 Math.Round(Percentile(latencies, 0.99), 2), Math.Round(latencies.LastOrDefault(), 2)),
             worst,
-            Math.Round(seconds, 3));
+            Math.Round(seconds, 3),
+            buckets,
+            startTimestamp);
     }
 }

@@ -24,6 +24,8 @@ public sealed class JsonProgress(TextWriter output) : IDeployProgress
 
     public void Warning(string message) => Emit(new ProgressEvent.Warning(message));
 
+    public void Batch(string process, int number, int of, BatchStep step) => Emit(new ProgressEvent.Batch(process, number, of, step));
+
     /// <summary>The failure that ends a command without a result.</summary>
     public void Failed(string kind, IReadOnlyList<string> errors) => Emit(new ProgressEvent.CommandFailed(kind, errors));
 

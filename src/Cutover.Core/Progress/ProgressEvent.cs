@@ -16,6 +16,7 @@ namespace Cutover.Progress;
 [JsonDerivedType(typeof(Output), "output")]
 [JsonDerivedType(typeof(Info), "info")]
 [JsonDerivedType(typeof(Warning), "warning")]
+[JsonDerivedType(typeof(Batch), "batch")]
 [JsonDerivedType(typeof(CommandFailed), "error")]
 public abstract record ProgressEvent
 {
@@ -32,6 +33,9 @@ public abstract record ProgressEvent
     public sealed record Info(string Message) : ProgressEvent;
 
     public sealed record Warning(string Message) : ProgressEvent;
+
+    /// <summary>A step of a rolling update's batch (see <see cref="IDeployProgress.Batch"/>).</summary>
+    public sealed record Batch(string Process, int Number, int Of, BatchStep Step) : ProgressEvent;
 
     /// <summary>
     /// The command failed before it had a result (bad input, a held lock, an environment failure): the last line of
@@ -50,6 +54,7 @@ public abstract record ProgressEvent
             case Output e: progress.Output(e.Phase, e.Line); break;
             case Info e: progress.Info(e.Message); break;
             case Warning e: progress.Warning(e.Message); break;
+            case Batch e: progress.Batch(e.Process, e.Number, e.Of, e.Step); break;
         }
     }
 

@@ -18,4 +18,5 @@ public sealed class RedactingProgress(IDeployProgress inner, Redactor redactor) 
     public void Output(string phase, string line) => inner.Output(phase, redactor.Redact(line));
     public void Info(string message) => inner.Info(redactor.Redact(message));
     public void Warning(string message) => inner.Warning(redactor.Redact(message));
+    public void Batch(string process, int number, int of, BatchStep step) => inner.Batch(process, number, of, step);
 }

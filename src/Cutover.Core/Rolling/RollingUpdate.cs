@@ -69,7 +69,7 @@ public sealed class RollingUpdate(AppRuntime app, IDeployProgress progress, IRea
         var batches = Groups.SelectMany(g =>
         {
             var chunks = slots.Where(s => s.Group == g).Chunk(rolling.Parallelism).ToArray();
-            return chunks.Select((c, i) => (Name: $"{(g.IsWeb ? "" : g.Name + " ")}batch {i + 1}/{chunks.Length}", Slots: c));
+            return chunks.Select((c, i) => (Name: $"{(g.IsWeb ? "" : g.Name + " ")}batch {i + 1}/{chunks.Length}", Slots: c, Process: g.Name, Number: i + 1, Of: chunks.Length));
         }).ToArray();
         var failures = new List<string>();
         var replaced = new List<Slot>();
@@ -78,11 +78,17 @@ public sealed class RollingUpdate(AppRuntime app, IDeployProgress progress, IRea
         for (var b = 0; b < batches.Length; b++)
         {
             if (b > 0 && rolling.Delay > TimeSpan.Zero) await Task.Delay(rolling.Delay, cancellationToken);
-            var (name, batch) = batches[b];
+            var (name, batch, process, number, of) = batches[b];
+            void Step(BatchStep step) => progress.Batch(process, number, of, step);
             progress.PhaseStarted(name);
+            Step(BatchStep.Started);
             var clock = System.Diagnostics.Stopwatch.StartNew();
+            // The batch is ready when its last new instance is, drained when its last old one is (each slot calls once).
+            var (readyToCome, drainedToCome) = (batch.Length, batch.Length);
             var started = await Task.WhenAll(batch.Select(async slot =>
-                (Slot: slot, Problem: await app.ReplaceAsync(slot.Group, slot.Index, releaseId, releaseDir, rolling.Order, cancellationToken))));
+                (Slot: slot, Problem: await app.ReplaceAsync(slot.Group, slot.Index, releaseId, releaseDir, rolling.Order, cancellationToken,
+                    ready: () => { if (Interlocked.Decrement(ref readyToCome) == 0) Step(BatchStep.Ready); },
+                    drained: () => { if (Interlocked.Decrement(ref drainedToCome) == 0) Step(BatchStep.Drained); }))));
             var batchFailures = started.Where(s => s.Problem is not null).Select(s => $"instance {s.Slot.Id(app.Config.App)}: {s.Problem}").ToList();
             var fresh = started.Where(s => s.Problem is null).Select(s => s.Slot).ToList();
             foreach (var slot in fresh)
@@ -92,7 +98,10 @@ public sealed class RollingUpdate(AppRuntime app, IDeployProgress progress, IRea
             replaced.AddRange(fresh);
 
             if (rolling.Monitor > TimeSpan.Zero && fresh.Count > 0)
+            {
                 batchFailures.AddRange(await MonitorAsync(fresh, rolling.Monitor, cancellationToken));
+                Step(BatchStep.Monitored);
+            }
             failures.AddRange(batchFailures);
 
             if (batchFailures.Count == 0)
@@ -101,11 +110,13 @@ public sealed class RollingUpdate(AppRuntime app, IDeployProgress progress, IRea
                 continue;
             }
             progress.PhaseFailed(name, clock.Elapsed, string.Join("; ", batchFailures));
+            Step(BatchStep.Failed);
             if (failures.Count <= allowed || rolling.FailureAction == FailureAction.Continue) continue;
             if (rolling.FailureAction == FailureAction.Rollback && previous.Id is not null)
             {
                 progress.Warning($"failure_action rollback: returning {replaced.Count} instances to release {previous.Id}");
                 await RollBackAsync(replaced, previous.Id, previous.Dir!, cancellationToken);
+                Step(BatchStep.RolledBack);
                 return new RollingResult(false, true, replaced.Count, failures);
             }
             progress.Warning($"failure_action pause: stopped after replacing {replaced.Count} of {slots.Length} instances; the others keep serving release {previous.Id}");

@@ -390,7 +390,10 @@ public sealed class AppRuntime : IAsyncDisposable
     /// one is ready; stop-first (always for a singleton) stops it before, and puts it back if the new one fails. A stop
     /// drains (web) and gives stop_signal and kill_timeout, even when the deploy is cancelled. Null, or why it failed.
     /// </summary>
-    public async Task<string?> ReplaceAsync(ProcessGroup group, int slot, string releaseId, string releaseDir, RollingOrder order, CancellationToken cancellationToken)
+    /// <param name="ready">Called once the new instance is ready (and in the pool), <paramref name="drained"/> once the old one
+    /// has drained and stopped (at once when the slot was empty): a rolling update reports its batches' steps by them.</param>
+    public async Task<string?> ReplaceAsync(ProcessGroup group, int slot, string releaseId, string releaseDir, RollingOrder order, CancellationToken cancellationToken,
+        Action? ready = null, Action? drained = null)
     {
         order = group.OrderFor(order);
         var old = group.Slots[slot];
@@ -404,6 +407,7 @@ public sealed class AppRuntime : IAsyncDisposable
             if (haproxy is not null && old.Endpoint is { } leaving) await haproxy.RemoveAsync(leaving, drain, CancellationToken.None);
             await old.StopAsync(drain, CancellationToken.None);
             group.Slots[slot] = null;
+            drained?.Invoke();
         }
         var fresh = NewInstance(group, slot, releaseId, releaseDir);
         var problem = await fresh.StartAsync(cancellationToken);
@@ -424,11 +428,13 @@ public sealed class AppRuntime : IAsyncDisposable
             return problem;
         }
         group.Slots[slot] = fresh;
+        ready?.Invoke();
         if (order == RollingOrder.StartFirst && old is not null)
         {
             if (haproxy is not null && old.Endpoint is { } leaving) await haproxy.RemoveAsync(leaving, drain, CancellationToken.None);
             await old.StopAsync(drain, CancellationToken.None);
         }
+        if (order == RollingOrder.StartFirst || old is null) drained?.Invoke();
         return null;
     }
 

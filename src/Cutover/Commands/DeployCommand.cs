@@ -18,11 +18,12 @@ public static class DeployCommand
         var revision = new Option<string?>("--revision") { Description = "The revision to record (default: the source's git commit)" };
         var probe = new Option<string?>("--probe") { Description = "Probe this URL at a fixed rate for the length of the deploy and add the result to the report" };
         var probeRate = new Option<double>("--probe-rate") { Description = "Requests per second for --probe", DefaultValueFactory = _ => 100 };
+        var report = new Option<string?>("--report") { Description = "With --probe: write the deploy report to this .html file (charts of the probe's requests/s, failures and latency per 100 ms, the phases and batches on the time axis)" };
         var allowEmpty = new Option<bool>("--allow-empty") { Description = "Deploy an artifact that holds no files (an empty directory or archive); refused otherwise" };
         var adoptRoot = new Option<bool>("--adopt-root") { Description = "Deploy into a root that is not empty and was not created by Cutover (no .cutover/); refused otherwise" };
         var envOnly = new Option<bool>("--env-only") { Description = "Deploy the live release's files (or image) again with the environment as env/env_file resolve now, through the strategy's usual rollout" };
         var upgradeAgent = new Option<bool>("--upgrade-agent") { Description = "When the running agent is another version than this cutover, upgrade it first (cutover agent upgrade: no request fails)" };
-        var command = new Command("deploy", "Stage a new release and switch to it atomically") { source, revision, image, common.Json, common.LockWait, probe, probeRate, common.AcceptNewHostKeys, allowEmpty, adoptRoot, envOnly, upgradeAgent, common.Hosts, common.Roles };
+        var command = new Command("deploy", "Stage a new release and switch to it atomically") { source, revision, image, common.Json, common.LockWait, probe, probeRate, report, common.AcceptNewHostKeys, allowEmpty, adoptRoot, envOnly, upgradeAgent, common.Hosts, common.Roles };
         command.SetAction((parse, ct) =>
         {
             var json = parse.GetValue(common.Json);
@@ -33,8 +34,15 @@ public static class DeployCommand
                 var config = common.LoadConfig(parse, resolveEnvironment: true);
                 secrets.Redactor = ReleaseEnvironmentFile.RedactorFor(config.Root, config.Environment);
                 var rendering = env.Progress(json);
+                var reportPath = parse.GetValue(report);
+                if (reportPath is not null && parse.GetValue(probe) is null)
+                    throw new UsageException("--report charts the probe's requests during the deploy; give --probe URL with it");
+                // Checked before anything is deployed: a report that cannot be written is known now, not after the switch.
+                if (reportPath is not null) Cutover.Report.HtmlReportWriter.CheckWritable(reportPath);
+                // The report times phases and batches as they arrive, on the probe's clock; it sees only redacted text.
+                var timeline = reportPath is null ? null : new Cutover.Report.TimelineRecorder(rendering);
                 // Everything the deploy reports goes through the redactor; the renderer itself is kept for the final result.
-                var progress = RedactingProgress.Wrap(rendering, secrets.Redactor);
+                var progress = RedactingProgress.Wrap(timeline ?? rendering, secrets.Redactor);
                 var onlyEnv = parse.GetValue(envOnly);
                 if (onlyEnv && (parse.GetValue(source) is not null || parse.GetValue(image) is not null))
                     throw new UsageException("--env-only deploys the live release again with the new environment; give no source and no --image");
@@ -83,10 +91,13 @@ public static class DeployCommand
                     { Image = imageRef, AllowEmpty = parse.GetValue(allowEmpty), AdoptRoot = parse.GetValue(adoptRoot), Release = again?.Release };
                 Task<Cutover.Probe.ProbeReport>? probing = null;
                 using var stopProbe = new CancellationTokenSource();
+                Uri? probeTarget = null;
                 if (parse.GetValue(probe) is { } probeUrl)
                 {
                     if (!Uri.TryCreate(probeUrl, UriKind.Absolute, out var target) || target.Scheme != "http")
                         throw new UsageException($"--probe: '{probeUrl}' is not an http:// URL");
+                    if (parse.GetValue(probeRate) <= 0) throw new UsageException("--probe-rate must be above 0");
+                    probeTarget = target;
                     probing = Cutover.Probe.LoadProbe.RunAsync(new Cutover.Probe.ProbeOptions
                     {
                         Url = target, Rate = parse.GetValue(probeRate), Duration = TimeSpan.FromHours(1),
@@ -99,6 +110,9 @@ public static class DeployCommand
                 {
                     stopProbe.Cancel();
                     probed = await probing;
+                    if (reportPath is not null)
+                        Cutover.Report.HtmlReportWriter.Write(reportPath, Cutover.Report.DeployReport.ForDeploy(config.App, config.Strategy.Name, result,
+                            probeTarget!, parse.GetValue(probeRate), probed, Cutover.Report.DeployTimeline.From(timeline!.Events, probed.StartTimestamp), DateTimeOffset.UtcNow));
                 }
                 // Before the result line: with --json that stays the last line, and a notification's warning comes before it.
                 await Cutover.Notify.WebhookNotifier.NotifyAsync(config.Notify, Cutover.Notify.NotifyPayload.ForDeploy(config.App, result.Outcome, result.Release, result.Revision,

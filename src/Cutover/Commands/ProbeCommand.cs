@@ -16,9 +16,10 @@ public static class ProbeCommand
         var connections = new Option<int>("--connections") { Description = "Keep-alive connections at most", DefaultValueFactory = _ => 16 };
         var method = new Option<string>("--method") { Description = "HTTP method", DefaultValueFactory = _ => "GET" };
         var allow = new Option<int>("--allow-failures") { Description = "Exit 0 with up to this many failed requests", DefaultValueFactory = _ => 0 };
+        var reportOption = new Option<string?>("--report") { Description = "Also write the result as one self-contained .html file: requests/s, failures and latency per 100 ms, as charts" };
         var command = new Command("probe", "Send requests at a fixed rate and count every failure: refused, reset, timeout, 5xx, other status")
         {
-            url, rate, duration, connections, method, allow, common.Json,
+            url, rate, duration, connections, method, allow, reportOption, common.Json,
         };
         command.SetAction((parse, ct) =>
         {
@@ -29,7 +30,8 @@ public static class ProbeCommand
                     throw new UsageException($"'{parse.GetValue(url)}' is not an http:// URL");
                 if (!Duration.TryParse(parse.GetValue(duration)!, out var length, out var error)) throw new UsageException($"--duration: {error}");
                 if (parse.GetValue(rate) is var r && r <= 0) throw new UsageException("--rate must be above 0");
-                var report = await LoadProbe.RunAsync(new ProbeOptions
+                if (parse.GetValue(reportOption) is { } reportPath) Cutover.Report.HtmlReportWriter.CheckWritable(reportPath);
+                var probed = await LoadProbe.RunAsync(new ProbeOptions
                 {
                     Url = target,
                     Rate = parse.GetValue(rate),
@@ -37,8 +39,10 @@ public static class ProbeCommand
                     Connections = Math.Max(1, parse.GetValue(connections)),
                     Method = parse.GetValue(method)!.ToUpperInvariant(),
                 }, ct);
-                Render(env, json, report);
-                return report.Failed > parse.GetValue(allow) ? ExitCodes.Failed : ExitCodes.Ok;
+                if (parse.GetValue(reportOption) is { } path)
+                    Cutover.Report.HtmlReportWriter.Write(path, Cutover.Report.DeployReport.ForProbe(target, parse.GetValue(rate), probed, DateTimeOffset.UtcNow));
+                Render(env, json, probed);
+                return probed.Failed > parse.GetValue(allow) ? ExitCodes.Failed : ExitCodes.Ok;
             });
         });
         return command;

@@ -105,6 +105,11 @@ public class LoadProbeTests
         Assert.True(report.LatencyMs.P50 <= report.LatencyMs.P99 && report.LatencyMs.P99 <= report.LatencyMs.Max);
         Assert.NotNull(report.WorstWindow);
         Assert.True(report.WorstWindow!.Failed >= 40);
+        // 100 ms buckets by scheduled time: 20 of them at 200/s, 20 requests each, holding every failure.
+        Assert.Equal(20, report.Buckets.Count);
+        Assert.All(report.Buckets.Select((b, i) => (b, i)), x => Assert.Equal((x.i * 100.0, 20L), (x.b.StartMs, x.b.Requests)));
+        Assert.Equal(80, report.Buckets.Sum(b => b.Failed));
+        Assert.All(report.Buckets, b => Assert.True(b.P50Ms <= b.P99Ms && b.P99Ms <= report.LatencyMs.Max));
     }
 
     [Fact]

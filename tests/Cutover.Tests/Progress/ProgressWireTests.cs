@@ -23,6 +23,7 @@ public class ProgressWireTests
         writer.Output("build", "compiling \"app\" \u00e9");
         writer.Info("started the agent");
         writer.Warning("the hosts named the release differently");
+        foreach (var step in Enum.GetValues<BatchStep>()) writer.Batch("worker", 2, 3, step);
         writer.Result(new ActivationResultEvent(new ActivationResult(ActivationOutcome.Paused, "1 of 2 failed", new Dictionary<string, int> { ["r2"] = 1, ["r1"] = 1 })));
 
         var replayed = new StringWriter();
@@ -38,6 +39,7 @@ public class ProgressWireTests
         }
 
         Assert.Equal(lines[..^1], Lines(replayed));
+        Assert.Equal(Enum.GetValues<BatchStep>().Length, lines.Count(l => l.Contains("\"event\":\"batch\"")));
         Assert.NotNull(result);
         Assert.Equal(ActivationOutcome.Paused, result.Outcome);
         Assert.Equal("1 of 2 failed", result.Error);
@@ -56,6 +58,8 @@ public class ProgressWireTests
         writer.Output("build", "ok");
         writer.Info("i");
         writer.Warning("w");
+        writer.Batch("web", 1, 2, BatchStep.Started);
+        writer.Batch("web", 2, 2, BatchStep.RolledBack);
         writer.Failed("locked", ["held by pid 1"]);
         writer.Result(new ActivationResultEvent(ActivationResult.Live));
 
@@ -67,6 +71,8 @@ public class ProgressWireTests
             """{"event":"output","phase":"build","line":"ok"}""",
             """{"event":"info","message":"i"}""",
             """{"event":"warning","message":"w"}""",
+            """{"event":"batch","process":"web","number":1,"of":2,"step":"started"}""",
+            """{"event":"batch","process":"web","number":2,"of":2,"step":"rolled_back"}""",
             """{"event":"error","kind":"locked","errors":["held by pid 1"]}""",
             """{"event":"result","result":{"outcome":"live","error":null,"instances":null,"succeeded":true}}""",
         ];
@@ -83,6 +89,8 @@ public class ProgressWireTests
     [InlineData("""{"event":"phase_completed","phase":"stage","seconds":"soon","detail":null}""")]
     [InlineData("""{"event":"output","phase":null,"line":"x"}""")]
     [InlineData("""{"event":"result","outcome":"live"}""")]
+    [InlineData("""{"event":"batch","process":"web","number":1,"of":2,"step":"halfway"}""")]
+    [InlineData("""{"event":"batch","process":"web","number":1,"step":"ready"}""")]
     public void A_line_that_is_none_of_the_stream_kinds_is_refused_with_the_reason(string line)
     {
         var e = ProgressStream<ActivationResultEvent>.TryRead(line, out var problem);

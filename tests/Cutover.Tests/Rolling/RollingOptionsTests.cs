@@ -67,6 +67,9 @@ public class RollingOptionsTests : IDisposable
         Assert.True(result.Succeeded, result.Error);
         Assert.Equal(0, failed);
         Assert.Equal(["batch 1/2", "batch 2/2"], progress.Started);
+        // Start-first: both new instances of a batch ready before the old ones drain, then the monitor window.
+        Assert.Equal(["web 1/2 started", "web 1/2 ready", "web 1/2 drained", "web 1/2 monitored",
+                      "web 2/2 started", "web 2/2 ready", "web 2/2 drained", "web 2/2 monitored"], progress.Batches);
         Assert.All(app.Slots, s => Assert.Equal("v2", s!.Spec.ReleaseId));
     }
 
@@ -78,6 +81,7 @@ public class RollingOptionsTests : IDisposable
         var (result, failed) = await DeployUnderLoadAsync(app, progress, "v2", Release("2"));
         Assert.True(result.Succeeded, result.Error);
         Assert.Equal(0, failed);
+        Assert.Equal(["web 1/4 started", "web 1/4 drained", "web 1/4 ready", "web 1/4 monitored"], progress.Batches.Take(4));
         Assert.All(app.Slots, s => Assert.Equal("v2", s!.Spec.ReleaseId));
     }
 
@@ -133,6 +137,7 @@ public class RollingOptionsTests : IDisposable
         Assert.Contains("opts-2", result.Error);
         Assert.Equal(0, failed);
         Assert.All(app.Slots, s => Assert.Equal("v1", s!.Spec.ReleaseId));
+        Assert.Equal(["web 3/4 failed", "web 3/4 rolled_back"], progress.Batches.TakeLast(2));
     }
 
     public sealed class RecordingProgress : IDeployProgress
@@ -145,5 +150,8 @@ public class RollingOptionsTests : IDisposable
         public void Output(string phase, string line) { }
         public void Info(string message) { }
         public void Warning(string message) { lock (Warnings) Warnings.Add(message); }
+        /// <summary>Each batch step as "web 1/2 ready", in the order reported.</summary>
+        public List<string> Batches { get; } = [];
+        public void Batch(string process, int number, int of, BatchStep step) { lock (Batches) Batches.Add($"{process} {number}/{of} {System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(step.ToString())}"); }
     }
 }

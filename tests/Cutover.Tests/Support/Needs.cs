@@ -2,7 +2,7 @@ namespace Cutover.Tests.Support;
 
 /// <summary>
 /// The trait that says what a test needs beyond the build, so a developer can run the fast tier alone:
-/// <c>dotnet test --filter "Needs!=docker&amp;Needs!=postgres&amp;Needs!=sshd&amp;Needs!=nginx&amp;Needs!=haproxy&amp;Needs!=pebble&amp;Needs!=slow"</c>.
+/// <c>dotnet test --filter "Needs!=docker&amp;Needs!=postgres&amp;Needs!=sshd&amp;Needs!=nginx&amp;Needs!=haproxy&amp;Needs!=pebble&amp;Needs!=chromium&amp;Needs!=slow"</c>.
 /// CI (test.sh) runs everything; nothing is skipped because of these.
 /// </summary>
 public static class Needs
@@ -27,6 +27,9 @@ public static class Needs
 
     /// <summary>A real ACME server: Debian's pebble and pebble-challtestsrv (PebbleServer).</summary>
     public const string Pebble = "pebble";
+
+    /// <summary>Debian's chromium, headless (HeadlessChromium): the deploy report rendered to a PNG.</summary>
+    public const string Chromium = "chromium";
 
     /// <summary>
     /// Over ~10 s on the 2-core machine, or a class of them: apps under load through the agent's proxy and the CLI
