@@ -507,10 +507,13 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
     public async Task An_instance_that_dies_before_the_commit_is_restarted_exactly_once_by_the_agent_that_ends_up_owning_it()
     {
         await DeployBothAsync(blueGreen: false);
+        // The line a supervising agent writes the moment it acts on web-1's exit (ManagedInstance: "web-1: <problem>").
+        int ActedOn() => File.Exists(AgentLog) ? File.ReadLines(AgentLog).Count(l => l.Contains(" warn ", StringComparison.Ordinal) && l.Contains(": web-1: ", StringComparison.Ordinal)) : 0;
         foreach (var commit in new[] { false, true })
         {
             var path = commit ? "commit" : "take-back";
             var before = await InstancesAsync(WebConfig);
+            var actedBefore = ActedOn();
             var oldAgent = AgentPid;
             var hold = _bed.Combine($"hold-{path}");
             var seen = LogLines("holding before ready");
@@ -521,8 +524,10 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
             var victim = before["web-1"].Pid;
             LibC.Kill(victim, 9);
             await Wait.UntilAsync(() => !Alive(victim), TimeSpan.FromSeconds(10), $"{path}: web-1 (pid {victim}) gone");
-            // Long enough for an agent that acted on the exit to have started a replacement (backoff 100 ms, then node).
-            await Task.Delay(1500);
+            // An agent watching the instance notices its exit at once (pidfd) and says so before anything else: a second
+            // is ample for that line to appear, were anyone acting on it before the commit.
+            await Task.Delay(1000);
+            Assert.True(ActedOn() == actedBefore, $"{path}: an agent acted on web-1's exit before the commit");
             Assert.True(InstanceProcesses("web").Length == 2, $"{path}: an instance was started before the commit: {string.Join(", ", InstanceProcesses("web"))}");
 
             if (commit) File.WriteAllText(hold, "");
@@ -534,7 +539,9 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
             var after = await InstancesAsync(WebConfig);
             Assert.Equal(before["web-1"].Restarts + 1, after["web-1"].Restarts);
             Assert.Equal(before["web-0"].Pid, after["web-0"].Pid);
-            // Exactly one replacement: every instance process of the app is one the owner names, none started twice.
+            // Exactly one replacement: one agent acted on the exit, and every instance process of the app is one the owner
+            // names, none started twice.
+            Assert.Equal(actedBefore + 1, ActedOn());
             Assert.Equal(after.Values.Select(i => i.Pid).Order(), InstanceProcesses("web").Order());
             output.WriteLine($"{path}: web-1 {victim} -> {after["web-1"].Pid}, restarted by agent {AgentPid}");
         }
