@@ -14,7 +14,14 @@ public sealed record AgentInfo(int Pid, IReadOnlyList<string> Warnings, string? 
 public sealed record UpgradeRequest(IReadOnlyList<string> Command);
 
 /// <summary>The answer to `upgrade`: the new agent serves; the old one (this answer's sender) leaves once it has drained.</summary>
-public sealed record AgentUpgraded(string OldVersion, int OldPid, string NewVersion, int NewPid);
+public sealed record AgentUpgraded(string OldVersion, int OldPid, string NewVersion, int NewPid)
+{
+    /// <summary>
+    /// Set when an app was paused: the old agent keeps the requests it holds until the resume (at the new agent, which
+    /// passes it on) or this time at the latest (then 503), and leaves only after that.
+    /// </summary>
+    public DateTimeOffset? PausedUntil { get; init; }
+}
 
 /// <summary>`POST /v1/apps/{app}/stop`: the app's instances are stopped (the proxy keeps answering 503).</summary>
 public sealed record AppStopped(string Stopped);

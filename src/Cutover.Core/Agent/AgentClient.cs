@@ -206,15 +206,36 @@ public sealed class AgentClient : IDisposable
 
     /// <summary>Maintenance on (with the page, or the default one when null) or off; throws <see cref="AgentRefusedException"/>.</summary>
     public Task<MaintenanceSet> SetMaintenanceAsync(string app, MaintenanceRequest request, CancellationToken cancellationToken) =>
-        PostAsync<MaintenanceSet>($"v1/apps/{Uri.EscapeDataString(app)}/maintenance", JsonContent.Create(request, options: Json.Options), cancellationToken);
+        PostThroughUpgradeAsync<MaintenanceSet>($"v1/apps/{Uri.EscapeDataString(app)}/maintenance", () => JsonContent.Create(request, options: Json.Options), cancellationToken);
 
     /// <summary>Holds the app's new requests until resume or <paramref name="timeout"/>; throws <see cref="AgentRefusedException"/>.</summary>
     public Task<PauseSet> PauseAsync(string app, TimeSpan timeout, CancellationToken cancellationToken) =>
-        PostAsync<PauseSet>($"v1/apps/{Uri.EscapeDataString(app)}/pause?timeout_ms={(long)Math.Ceiling(timeout.TotalMilliseconds)}", null, cancellationToken);
+        PostThroughUpgradeAsync<PauseSet>($"v1/apps/{Uri.EscapeDataString(app)}/pause?timeout_ms={(long)Math.Ceiling(timeout.TotalMilliseconds)}", () => null, cancellationToken);
 
     /// <summary>Releases the app's held requests; throws <see cref="AgentRefusedException"/>.</summary>
     public Task<PauseResumed> ResumeAsync(string app, CancellationToken cancellationToken) =>
-        PostAsync<PauseResumed>($"v1/apps/{Uri.EscapeDataString(app)}/resume", null, cancellationToken);
+        PostThroughUpgradeAsync<PauseResumed>($"v1/apps/{Uri.EscapeDataString(app)}/resume", () => null, cancellationToken);
+
+    /// <summary>
+    /// A traffic command, asked again while the agent answers 503 (it is handing over to a new agent, or has just handed
+    /// over: the new one answers in a moment), up to the takeover's deadline and a little: a deploy's resume at the end
+    /// of its migrations must not be lost to an upgrade that runs meanwhile (held requests would get 503 at the timeout).
+    /// </summary>
+    private async Task<TAnswer> PostThroughUpgradeAsync<TAnswer>(string path, Func<HttpContent?> content, CancellationToken cancellationToken) where TAnswer : class
+    {
+        var asked = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                return await PostAsync<TAnswer>(path, content(), cancellationToken);
+            }
+            catch (AgentRefusedException e) when (e.Status == 503 && asked.Elapsed < AgentTakeover.Deadline + TimeSpan.FromSeconds(10))
+            {
+                await Task.Delay(100, cancellationToken);
+            }
+        }
+    }
 
     private async Task<TAnswer> PostAsync<TAnswer>(string path, HttpContent? content, CancellationToken cancellationToken) where TAnswer : class
     {

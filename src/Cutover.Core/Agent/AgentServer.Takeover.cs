@@ -28,6 +28,26 @@ public sealed partial class AgentServer
 
     private bool StateWritable => !_handingOver && !_handedOver;
 
+    /// <summary>
+    /// New side, committed: the channel to the agent that is leaving, while it is open (until that agent exits). Every
+    /// pause and resume is passed on through it (<see cref="PauseChanged"/>): requests held there wait for the same resume.
+    /// </summary>
+    private Socket? _leavingAgent;
+
+    /// <summary>Orders what goes to <see cref="_leavingAgent"/> (Committed first, then each change as it was made).</summary>
+    private readonly SemaphoreSlim _relayGate = new(1, 1);
+
+    /// <summary>Old side, committed: the channel the new agent passes pause changes on, read by <see cref="_followingPauses"/>.</summary>
+    private Socket? _newAgentChannel;
+
+    private Task _followingPauses = Task.CompletedTask;
+
+    /// <summary>Old side: cancelled once this agent has drained, which ends <see cref="_followingPauses"/>.</summary>
+    private readonly CancellationTokenSource _stopFollowing = new();
+
+    /// <summary>Instances adopted in a takeover: supervised (exits, health, max_memory acted on) only once it commits.</summary>
+    private readonly List<ManagedInstance> _unsupervised = [];
+
     private IResult? HandoverRefusal() =>
         _handedOver ? Refuse(StatusCodes.Status503ServiceUnavailable, HandedOverMessage)
         : _handingOver ? Refuse(StatusCodes.Status503ServiceUnavailable, "the agent is being upgraded right now; run the command again in a few seconds")
@@ -75,10 +95,8 @@ public sealed partial class AgentServer
         var handed = 0;
         foreach (var (app, runtime) in _apps)
         {
-            // Requests held by a pause live in this agent's connections: the new agent could not release them, and they
-            // would be cut when this one leaves. (Maintenance moves: it holds nothing.)
-            if (runtime.Proxy.Gate.PausedUntil > DateTimeOffset.UtcNow)
-                return $"{app} is paused until {runtime.Proxy.Gate.PausedUntil:HH:mm:ss}Z (a deploy's migrations hold its requests); run the upgrade after `cutover resume` or the pause's end";
+            // A pause moves (the new agent holds new requests), and the requests held here stay here until it ends:
+            // see LeaveAfterHandoverAsync.
             if (runtime.Settings.Runtime.InstancesOutliveAgent) continue;
             foreach (var instance in runtime.Running)
             {
@@ -184,7 +202,14 @@ public sealed partial class AgentServer
             var (committed, _) = await ReceiveAsync<Committed>(channel, deadline.Token);
             _handedOver = true;
             _handingOver = false;
-            return (new AgentUpgraded(CutoverVersion.Current, Environment.ProcessId, hello.Version, committed.Pid), null);
+            // The channel stays open while this agent leaves: the new one passes every pause and resume on, for the
+            // requests a pause holds here.
+            _newAgentChannel = channel;
+            channel = null;
+            var followed = _newAgentChannel;
+            _followingPauses = Task.Run(() => ThreadPoolContext.Run(() => FollowPausesAsync(followed, _stopFollowing.Token)));
+            var pausedUntil = _apps.Values.Select(a => a.Proxy.Gate.PausedUntil).Max();
+            return (new AgentUpgraded(CutoverVersion.Current, Environment.ProcessId, hello.Version, committed.Pid) { PausedUntil = pausedUntil }, null);
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested)
         {
@@ -229,7 +254,103 @@ public sealed partial class AgentServer
         }
     }
 
+    /// <summary>
+    /// Old side, committed: applies the pauses and resumes the new agent passes on to this agent's gates, until the
+    /// channel closes (the new agent is gone, or this one leaves). A pause here that hears nothing ends by its timeout.
+    /// </summary>
+    private async Task FollowPausesAsync(Socket channel, CancellationToken stop)
+    {
+        try
+        {
+            while (true)
+            {
+                var (change, descriptors) = await ReceiveAsync<PauseChanged>(channel, stop);
+                FdPassing.CloseAll(descriptors);
+                if (!_apps.TryGetValue(change.App, out var runtime)) continue;
+                var gate = runtime.Proxy.Gate;
+                if (change.Until is null)
+                {
+                    var held = gate.Held;
+                    if (gate.Resume()) _logger.LogInformation("{App} resumed at the new agent: {Held} requests held here released", change.App, held);
+                }
+                else if (change.Until.Value - DateTimeOffset.UtcNow is var left && left > TimeSpan.Zero)
+                {
+                    gate.PauseFor(left);
+                    _logger.LogInformation("{App} paused at the new agent until {Until:O}: so it is here", change.App, change.Until);
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or HandoverException or OperationCanceledException)
+        {
+            // The new agent is gone or this agent is leaving: a pause held here ends by its own timeout.
+        }
+    }
+
+    /// <summary>
+    /// Old side, committed (from ShutdownAsync): stops accepting (the new agent accepts on the same sockets) and lets the
+    /// requests in flight finish through this proxy. Requests a pause holds here wait for it to end (a resume at the new
+    /// agent, passed on, forwards them; the pause's timeout answers them 503), then the drain begins: long connections
+    /// (WebSockets) stay until they close or the longest drain_timeout of the apps ends, however long that is.
+    /// </summary>
+    private async Task LeaveAfterHandoverAsync()
+    {
+        var drainTimeout = _apps.Values.Select(a => a.Settings.Proxy.DrainTimeout).DefaultIfEmpty(TimeSpan.Zero).Max();
+        using var drained = new CancellationTokenSource();
+        var stopping = _listeners.StopAllAsync(drained.Token);
+        var paused = _apps.Where(a => a.Value.Proxy.Gate.PausedUntil is not null).Select(a => a.Key).ToList();
+        if (paused.Count > 0)
+        {
+            _logger.LogInformation("leaving: {Apps} paused; the requests held here wait for the resume (passed on by the new agent) or the pause's timeout",
+                string.Join(", ", paused));
+            await Task.WhenAny(stopping, Task.WhenAll(_apps.Values.Select(a => a.Proxy.Gate.UntilUnpausedAsync(CancellationToken.None))));
+        }
+        _logger.LogInformation("leaving: draining; long connections are closed after {Drain} (the longest drain_timeout)", Duration.Format(drainTimeout));
+        drained.CancelAfter(drainTimeout);
+        await stopping;
+        await _stopFollowing.CancelAsync();
+        await _followingPauses;
+        _newAgentChannel?.Dispose();
+    }
+
     // ---------------------------------------------------------------- new side
+
+    /// <summary>
+    /// New side, committed: tells the agent that is leaving about a pause or resume of <paramref name="app"/> (its state
+    /// as it is now, so the last change wins), for the requests held there. Nothing to do once that agent has gone.
+    /// </summary>
+    private async Task RelayPauseAsync(string app, AppRuntime runtime)
+    {
+        await _relayGate.WaitAsync();
+        try
+        {
+            if (_leavingAgent is not { } channel) return;
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await SendAsync(channel, new PauseChanged(app, runtime.Proxy.Gate.PausedUntil), [], timeout.Token);
+        }
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            _leavingAgent = null; // it has left (its held requests went with it)
+        }
+        finally
+        {
+            _relayGate.Release();
+        }
+    }
+
+    /// <summary>New side: the leaving agent sends nothing after Committed, so a read ends when it has exited.</summary>
+    private async Task WatchLeavingAgentAsync(Socket channel)
+    {
+        try
+        {
+            FdPassing.CloseAll((await FdPassing.ReceiveAsync(channel, CancellationToken.None)).Descriptors);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+        {
+        }
+        await _relayGate.WaitAsync();
+        _leavingAgent = null;
+        _relayGate.Release();
+    }
 
     /// <summary>
     /// `cutover agent --take-over SOCKET`: connects to the old agent, takes everything over and, once committed, runs
@@ -270,7 +391,16 @@ public sealed partial class AgentServer
             {
                 problem = e.Message;
             }
-            if (problem is null) logger.LogInformation("upgrade: took over every listener, app and instance; ready");
+            if (problem is null)
+            {
+                logger.LogInformation("upgrade: took over every listener, app and instance; ready");
+                if (Environment.GetEnvironmentVariable(HoldBeforeReadyVariable) is { Length: > 0 } hold)
+                {
+                    // Test hook: the window between adoption and commit, held open until the test says go (bounded).
+                    logger.LogInformation("upgrade: holding before ready until {File} exists (test hook)", hold);
+                    for (var waited = 0; waited < 1200 && !File.Exists(hold); waited++) await Task.Delay(50, cancellationToken);
+                }
+            }
             try
             {
                 await SendAsync(channel, new ReadyAnswer(problem is null, problem), [], cancellationToken);
@@ -302,19 +432,29 @@ public sealed partial class AgentServer
                 await server.LetGoAsync();
                 return 1;
             }
-            server.CommitTakeover();
-            logger.LogInformation("upgrade: committed; this agent (pid {Pid}) owns the home", Environment.ProcessId);
-            await server.NotifySystemdAsync(n => n.MainPidReadyAsync(Environment.ProcessId, CancellationToken.None));
+            // Held across the commit: a pause or resume accepted from here goes to the old agent after Committed.
+            await server._relayGate.WaitAsync(CancellationToken.None);
             try
             {
-                await SendAsync(channel, new Committed(Environment.ProcessId), [], cancellationToken);
+                server.CommitTakeover();
+                logger.LogInformation("upgrade: committed; this agent (pid {Pid}) owns the home", Environment.ProcessId);
+                await server.NotifySystemdAsync(n => n.MainPidReadyAsync(Environment.ProcessId, CancellationToken.None));
+                try
+                {
+                    await SendAsync(channel, new Committed(Environment.ProcessId), [], cancellationToken);
+                    server._leavingAgent = channel;
+                    _ = Task.Run(() => ThreadPoolContext.Run(() => server.WatchLeavingAgentAsync(channel)));
+                }
+                catch (Exception e) when (e is IOException or SocketException)
+                {
+                    // the old agent died meanwhile: everything is ours either way
+                }
             }
-            catch (Exception e) when (e is IOException or SocketException)
+            finally
             {
-                // the old agent died meanwhile: everything is ours either way
+                server._relayGate.Release();
             }
             logger.LogInformation("agent {Version} took over from agent {OldVersion} (pid {OldPid})", CutoverVersion.Current, hello.OldVersion, hello.OldPid);
-            channel.Dispose();
             await server.WaitUntilStoppedAsync(cancellationToken);
             await server.DisposeAsync();
             return 0;
@@ -378,8 +518,10 @@ public sealed partial class AgentServer
                 var running = InstanceProcess.Adopt(instance.Process,
                     new SafePipeHandle(descriptors[instance.Stdout], ownsHandle: true), new SafePipeHandle(descriptors[instance.Stderr], ownsHandle: true),
                     (stream, line) => runtime.Log.Write(managed.Spec.Id, pid, stream, line));
-                if (await managed.AdoptAsync(running, cancellationToken, inRotation: !instance.Warm, restarts: instance.Restarts) is { } problem)
+                // Not supervised before the commit: until then the old agent may take it back and act on an exit itself.
+                if (await managed.AdoptAsync(running, cancellationToken, inRotation: !instance.Warm, restarts: instance.Restarts, supervise: false) is { } problem)
                     throw new HandoverException($"instance {managed.Spec.Id} (pid {pid}) cannot be taken over: {problem}");
+                _unsupervised.Add(managed);
                 if (instance.Warm) warm.Add(managed);
                 else group.Slots[instance.Slot] = managed;
             }
@@ -398,6 +540,9 @@ public sealed partial class AgentServer
         _handingOver = false;
         foreach (var runtime in _apps.Values) SaveInstances(runtime);
         if (_apps.Count == 0) _store.Write(new AgentState { Apps = _records.Values.ToList() });
+        // Ours from here: an instance that died since the adoption is restarted now, by this agent only.
+        foreach (var instance in _unsupervised) instance.Supervise();
+        _unsupervised.Clear();
         _gate.Release();
     }
 

@@ -161,8 +161,8 @@ public sealed partial class AgentServer : IAsyncDisposable
         // Not behind the gate either: a deploy pauses and resumes around its migrations while it holds no gate, and a
         // resume must never wait behind a long activation.
         web.MapPost("/v1/apps/{app}/maintenance", (string app, HttpContext context) => ThreadPoolContext.Run(() => SetMaintenanceAsync(app, context)));
-        web.MapPost("/v1/apps/{app}/pause", (string app, long? timeout_ms) => Pause(app, timeout_ms));
-        web.MapPost("/v1/apps/{app}/resume", (string app) => Resume(app));
+        web.MapPost("/v1/apps/{app}/pause", (string app, long? timeout_ms) => ThreadPoolContext.Run(() => PauseAsync(app, timeout_ms)));
+        web.MapPost("/v1/apps/{app}/resume", (string app) => ThreadPoolContext.Run(() => ResumeAsync(app)));
     }
 
     private async Task<IResult> SetMaintenanceAsync(string app, HttpContext context)
@@ -183,7 +183,7 @@ public sealed partial class AgentServer : IAsyncDisposable
         return Results.Json(new MaintenanceSet(app, request.On), Json.Options);
     }
 
-    private IResult Pause(string app, long? timeoutMs)
+    private async Task<IResult> PauseAsync(string app, long? timeoutMs)
     {
         if (timeoutMs is not { } ms || ms <= 0 || ms > Proxy.TrafficGate.MaxPause.TotalMilliseconds)
             return Refuse(StatusCodes.Status400BadRequest, $"a pause needs timeout_ms between 1 and {Proxy.TrafficGate.MaxPause.TotalMilliseconds:0}");
@@ -191,17 +191,19 @@ public sealed partial class AgentServer : IAsyncDisposable
         if (!_apps.TryGetValue(app, out var runtime)) return Refuse(StatusCodes.Status404NotFound, $"the agent runs no app '{app}'; deploy it first");
         var until = runtime.Proxy.Gate.PauseFor(TimeSpan.FromMilliseconds(ms));
         SaveInstances(runtime);
+        await RelayPauseAsync(app, runtime);
         _logger.LogInformation("{App} paused until {Until:O}", app, until);
         return Results.Json(new PauseSet(app, until), Json.Options);
     }
 
-    private IResult Resume(string app)
+    private async Task<IResult> ResumeAsync(string app)
     {
         if (HandoverRefusal() is { } handingOver) return handingOver;
         if (!_apps.TryGetValue(app, out var runtime)) return Refuse(StatusCodes.Status404NotFound, $"the agent runs no app '{app}'; deploy it first");
         var held = runtime.Proxy.Gate.Held;
         var wasPaused = runtime.Proxy.Gate.Resume();
         SaveInstances(runtime);
+        await RelayPauseAsync(app, runtime);
         _logger.LogInformation("{App} resumed ({Held} held requests released)", app, held);
         return Results.Json(new PauseResumed(app, wasPaused, wasPaused ? held : 0), Json.Options);
     }
@@ -629,8 +631,7 @@ public sealed partial class AgentServer : IAsyncDisposable
                 await _web.DisposeAsync();
                 _web = null;
             }
-            // Long connections (WebSockets) held here stay until they close or the longest drain_timeout ends.
-            await _listeners.StopAllAsync(_apps.Values.Select(a => a.Settings.Proxy.DrainTimeout).DefaultIfEmpty(TimeSpan.Zero).Max());
+            await LeaveAfterHandoverAsync();
         }
         _logger.LogInformation("agent stopping: draining {Count} apps", _apps.Count);
         foreach (var runtime in _apps.Values) await runtime.LeaveRunningAsync();

@@ -28,14 +28,21 @@ namespace Cutover.Agent;
 ///       accept on the same sockets (one queue each: nothing refused), both proxies reach the same instances.
 ///  new ─ Ready {ok, error} ──────────────────────────▶ old
 ///  old ─ Decision {commit} ──────────────────────────▶ new   (abort: new lets everything go, touching no instance)
-///  new: writes agent.pid, the lock's holder pid and state.json; from here it owns the home
+///  new: writes agent.pid, the lock's holder pid and state.json, then supervises the adopted instances (until here
+///       it acts on no exit, health check or max_memory: a take-back leaves that to the old agent, so an instance that
+///       died in between is restarted once, by whichever agent owns it); from here it owns the home
 ///  new ─ Committed {pid} ────────────────────────────▶ old
 ///  old: answers the CLI, stops accepting (its copies of the sockets close; the new agent's keep them open), lets its
-///       in-flight requests finish (long ones up to drain_timeout), closes idle keep-alive connections, exits without
-///       stopping an instance or deleting agent.sock / agent.pid.
+///       in-flight requests finish, closes idle keep-alive connections, exits without stopping an instance or deleting
+///       agent.sock / agent.pid. Requests a pause holds there stay held until the pause ends: the channel stays open
+///       until the old agent exits, and
+///  new ─ PauseChanged {app, until|null} ─────────────▶ old   on every pause / resume at the new agent; the old applies it
+///       to its own gate (a resume releases its held requests too; a timeout ends each side's pause by itself). Then
+///       its drain begins: long connections stay up to the longest drain_timeout (no 30 s host cap).
 /// </code>
 ///
-/// Every step before Committed is bounded by <see cref="Deadline"/> (30 s) on the old side. Whatever goes wrong before
+/// Every step before Committed is bounded by <see cref="Deadline"/> (30 s) on the old side. An upgrade while an app is
+/// paused moves the pause (state.json has it): the new agent holds new requests, the old keeps those it holds. Whatever goes wrong before
 /// it (the binary does not start, exits, speaks another protocol, refuses, is not ready in time, dies, or the channel
 /// breaks), the old agent takes every instance back (same process, its pipes read on), writes its own pid to agent.pid
 /// again and serves as if nothing happened; the upgrade answers why, and the CLI exits 1. SIGKILL at any moment:
@@ -61,8 +68,26 @@ public static class AgentTakeover
     /// <summary>The variable a test sets to make a build speak another protocol version (the refusal is tested with it).</summary>
     public const string ProtocolOverrideVariable = "CUTOVER_TAKEOVER_PROTOCOL_OVERRIDE";
 
+    /// <summary>How long the old agent gives the new one, from spawn to Committed, unless a test shortens it.</summary>
+    public static readonly TimeSpan DefaultDeadline = TimeSpan.FromSeconds(30);
+
+    /// <summary>The variable a test sets (milliseconds) so that a new agent that never connects is given up on quickly.</summary>
+    public const string DeadlineOverrideVariable = "CUTOVER_TAKEOVER_DEADLINE_MS";
+
+    /// <summary>
+    /// The variable a test sets to a file path: the new agent, once it has adopted everything, waits until that file
+    /// exists before it says Ready (the takeover's window between adoption and commit, held open on purpose).
+    /// </summary>
+    public const string HoldBeforeReadyVariable = "CUTOVER_TAKEOVER_HOLD_BEFORE_READY";
+
     /// <summary>How long the old agent gives the new one, from spawn to Committed.</summary>
-    public static TimeSpan Deadline { get; } = TimeSpan.FromSeconds(30);
+    public static TimeSpan Deadline => DeadlineFrom(Environment.GetEnvironmentVariable(DeadlineOverrideVariable));
+
+    /// <summary><see cref="DefaultDeadline"/>, or a positive number of milliseconds a test set.</summary>
+    public static TimeSpan DeadlineFrom(string? overrideMs) =>
+        int.TryParse(overrideMs, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var ms) && ms > 0
+            ? TimeSpan.FromMilliseconds(ms)
+            : DefaultDeadline;
 
     /// <summary>This process's protocol version: <see cref="ProtocolVersion"/>, unless a test overrides it.</summary>
     public static int SpokenProtocol =>
@@ -95,6 +120,9 @@ public static class AgentTakeover
     public sealed record Decision(bool Commit);
 
     public sealed record Committed(int Pid);
+
+    /// <summary>New to old after Committed: <paramref name="App"/> is paused until <paramref name="Until"/> now, or resumed (null).</summary>
+    public sealed record PauseChanged(string App, DateTimeOffset? Until);
 
     public const int ControlSocketDescriptor = 0;
     public const int HomeLockDescriptor = 1;

@@ -137,6 +137,10 @@ public sealed class Listener : IAsyncDisposable
         // Forwarding never blocks, so it runs on the thread that read the request instead of being queued (with the
         // agent's inline socket completions, the epoll thread): about a fifth less CPU per request, see bench/README.md.
         builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = true);
+        // Stopping is bounded by the token StopAsync is given (an agent leaving after an upgrade: the longest
+        // drain_timeout), never by the host's shutdown timeout (30 s unless configured), which would cut long
+        // connections early whatever drain_timeout says.
+        builder.Services.Configure<Microsoft.Extensions.Hosting.HostOptions>(o => o.ShutdownTimeout = Timeout.InfiniteTimeSpan);
         Listener? listener = null;
         builder.WebHost.ConfigureKestrel(k =>
         {
@@ -221,12 +225,20 @@ public sealed class Listener : IAsyncDisposable
     /// <summary>Lower case, no trailing dot (a fully qualified name is the same host).</summary>
     internal static string NormalizeHost(string host) => host.TrimEnd('.').ToLowerInvariant();
 
-    public ValueTask DisposeAsync() => StopAsync(CancellationToken.None);
+    /// <summary>How long <see cref="DisposeAsync"/> lets requests in flight finish (the host's default shutdown timeout).</summary>
+    public static readonly TimeSpan DisposeDrain = TimeSpan.FromSeconds(30);
+
+    /// <summary><see cref="StopAsync"/> with what is still running cut after <see cref="DisposeDrain"/>.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        using var drained = new CancellationTokenSource(DisposeDrain);
+        await StopAsync(drained.Token);
+    }
 
     /// <summary>
     /// Stops accepting, lets the requests in flight finish and closes idle keep-alive connections; what still runs when
-    /// <paramref name="drained"/> fires (a WebSocket, a long poll) is cut then (at the latest after the host's shutdown
-    /// timeout, 30 s). Then closes this listener's descriptor.
+    /// <paramref name="drained"/> fires (a WebSocket, a long poll) is cut then, however late that is. Then closes this
+    /// listener's descriptor.
     /// </summary>
     public async ValueTask StopAsync(CancellationToken drained)
     {

@@ -261,12 +261,11 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory, Cutover.Acme.Ac
 
     /// <summary>
     /// Every listener stops (the old agent after an upgrade: the new one accepts on the same sockets), all at once; long
-    /// connections are cut after <paramref name="drainTimeout"/>.
+    /// connections are cut when <paramref name="drained"/> fires.
     /// </summary>
-    public async Task StopAllAsync(TimeSpan drainTimeout)
+    public async Task StopAllAsync(CancellationToken drained)
     {
-        using var drained = new CancellationTokenSource(drainTimeout);
-        await Task.WhenAll(_listeners.Select(l => l.StopAsync(drained.Token).AsTask()));
+        await Task.WhenAll(_listeners.Select(l => l.StopAsync(drained).AsTask()));
         _listeners.Clear();
     }
 

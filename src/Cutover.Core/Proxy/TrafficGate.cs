@@ -95,6 +95,15 @@ public sealed class TrafficGate(int maxHeld = TrafficGate.DefaultMaxHeld) : IDis
     }
 
     /// <summary>
+    /// Completes once no pause is in force (resumed, or ended by its timeout), at once when there is none; a pause moved
+    /// or begun meanwhile is waited for too. The agent leaving after an upgrade waits here before its drain begins.
+    /// </summary>
+    public async Task UntilUnpausedAsync(CancellationToken cancellationToken)
+    {
+        while (Volatile.Read(ref _pause) is { } pause) await pause.Released.Task.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>
     /// Waits while the app is paused. A request whose client goes away while held throws the cancellation and is
     /// counted out like any other.
     /// </summary>

@@ -28,6 +28,8 @@ public sealed class ManagedInstance : IAsyncDisposable
     private bool _enterProxy = true;
     /// <summary>Its process went to another agent (<see cref="HandOverAsync"/>): never stopped from here.</summary>
     private bool _handedOver;
+    /// <summary>Adopted with supervision deferred (a takeover not yet committed): <see cref="Supervise"/> starts it.</summary>
+    private bool _supervisionDeferred;
 
     /// <summary>Whether this instance should take traffic; the blue-green switch flips whole sets with it.</summary>
     public bool InRotation
@@ -139,9 +141,11 @@ public sealed class ManagedInstance : IAsyncDisposable
     /// Takes over an instance that already runs (a container a restarted agent found by its labels, or a process the
     /// old agent handed over in an upgrade): checked for readiness like a new one, then supervised. Null, or why it
     /// cannot serve. <paramref name="inRotation"/> false keeps it out of the proxy (a warm blue-green set);
-    /// <paramref name="restarts"/> carries the old agent's count on.
+    /// <paramref name="restarts"/> carries the old agent's count on. <paramref name="supervise"/> false: nothing is done
+    /// about an exit, a failed health check or max_memory until <see cref="Supervise"/> (an upgrade's new agent before it
+    /// commits: until then the old agent may take the instance back, and only one of them may restart it).
     /// </summary>
-    public async Task<string?> AdoptAsync(IRunningInstance running, CancellationToken cancellationToken, bool inRotation = true, int restarts = 0)
+    public async Task<string?> AdoptAsync(IRunningInstance running, CancellationToken cancellationToken, bool inRotation = true, int restarts = 0, bool supervise = true)
     {
         _enterProxy = inRotation;
         Restarts = restarts;
@@ -154,9 +158,21 @@ public sealed class ManagedInstance : IAsyncDisposable
             _changed(this);
             return problem;
         }
-        _watch = Task.Run(() => ThreadPoolContext.Run(() => WatchAsync(_stop.Token)));
+        if (supervise) _watch = Task.Run(() => ThreadPoolContext.Run(() => WatchAsync(_stop.Token)));
+        else _supervisionDeferred = true;
         _changed(this);
         return null;
+    }
+
+    /// <summary>
+    /// Starts supervising an instance adopted with supervision deferred. One that exited (or turned unhealthy) meanwhile
+    /// is acted on now, as any exit: restarted once.
+    /// </summary>
+    public void Supervise()
+    {
+        if (!_supervisionDeferred) return;
+        _supervisionDeferred = false;
+        _watch = Task.Run(() => ThreadPoolContext.Run(() => WatchAsync(_stop.Token)));
     }
 
     private async Task<string?> BecomeReadyAsync(IRunningInstance started, string what, CancellationToken cancellationToken)

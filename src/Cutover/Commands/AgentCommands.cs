@@ -148,18 +148,31 @@ public static class AgentCommands
             throw new DeployException($"the agent (pid {before.Pid}) stopped answering during the upgrade ({e.Message}); " +
                                       "`cutover agent --version` says which agent serves now (a new `cutover agent` or deploy recovers if none does)");
         }
+        if (upgraded.PausedUntil is { } pausedUntil)
+        {
+            // A pause holds requests in the old agent, maybe for minutes: the command does not wait for it.
+            say($"the old agent (pid {upgraded.OldPid}) keeps the requests its pause holds: `cutover resume` (at the new agent, which passes it on) " +
+                $"releases them, or at {pausedUntil:HH:mm:ss}Z they get 503; then it drains and leaves");
+        }
         // The old agent finishes its requests (up to drain_timeout) and leaves; bounded, then the new one must answer.
-        if (!await AgentClient.WaitUntilGoneAsync(upgraded.OldPid, TimeSpan.FromMinutes(5), cancellationToken))
+        else if (!await AgentClient.WaitUntilGoneAsync(upgraded.OldPid, TimeSpan.FromMinutes(5), cancellationToken))
             say($"warning: the old agent (pid {upgraded.OldPid}) is still finishing its requests after 5 minutes");
         AgentInfo after;
-        try
+        var asked = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
         {
-            after = await client.InfoAsync(cancellationToken);
-        }
-        catch (HttpRequestException e)
-        {
-            throw new DeployException($"the new agent (pid {upgraded.NewPid}) took over and the old one left, but the new one does not answer ({e.Message}); " +
-                                      "a new `cutover agent` (or a deploy) starts one and recovers the apps");
+            try
+            {
+                after = await client.InfoAsync(cancellationToken);
+            }
+            catch (HttpRequestException e)
+            {
+                throw new DeployException($"the new agent (pid {upgraded.NewPid}) took over and the old one left, but the new one does not answer ({e.Message}); " +
+                                          "a new `cutover agent` (or a deploy) starts one and recovers the apps");
+            }
+            // A leaving agent that still runs may answer for a moment before it stops accepting on agent.sock.
+            if (after.Pid == upgraded.NewPid || after.Pid != upgraded.OldPid || asked.Elapsed > TimeSpan.FromSeconds(10)) break;
+            await Task.Delay(50, cancellationToken);
         }
         if (after.Pid != upgraded.NewPid)
             throw new DeployException($"the new agent (pid {upgraded.NewPid}) took over, but pid {after.Pid} answers on the control socket now");

@@ -22,6 +22,23 @@ public class TrafficGateTests
         Assert.False(gate.Resume());
     }
 
+    /// <summary>What an agent leaving after an upgrade waits for before its drain: no pause in force, however it ended.</summary>
+    [Fact]
+    public async Task UntilUnpaused_completes_at_once_without_a_pause_and_otherwise_when_a_moved_pause_ends()
+    {
+        using var gate = new TrafficGate();
+        Assert.True(gate.UntilUnpausedAsync(CancellationToken.None).IsCompleted);
+        gate.PauseFor(TimeSpan.FromMinutes(1));
+        var unpaused = gate.UntilUnpausedAsync(CancellationToken.None);
+        gate.PauseFor(TimeSpan.FromMinutes(2)); // moved, not ended
+        Assert.False(unpaused.IsCompleted);
+        Assert.True(gate.Resume());
+        await unpaused.WaitAsync(TimeSpan.FromSeconds(5));
+        gate.PauseFor(TimeSpan.FromMilliseconds(200));
+        await gate.UntilUnpausedAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5)); // ended by its timeout
+        Assert.Null(gate.PausedUntil);
+    }
+
     [Fact]
     public async Task A_pause_ends_at_its_deadline_answering_the_held_ones_timed_out()
     {
