@@ -208,5 +208,13 @@ public sealed class AgentMetricsTests : IDisposable
         Assert.Equal(1, inUse.ExitCode);
         Assert.Contains($"cannot serve metrics on 127.0.0.1:{held}: the address is in use", inUse.Stderr);
         Assert.False(File.Exists(Path.Combine(_bed.Home, "agent.sock")));
+
+        // A deploy that starts the agent with that address says why the agent did not start (not "did not start within 30 s").
+        _bed.WriteVersion("1");
+        var config = _bed.WriteNodeConfig(HealthServer.FreePort(), "rolling");
+        var deploy = await CutoverCli.RunAsync(_bed.Path, new Dictionary<string, string> { ["CUTOVER_HOME"] = _bed.Home, ["CUTOVER_METRICS_LISTEN"] = $"127.0.0.1:{held}" },
+            "deploy", _bed.Source, "-c", config);
+        Assert.Equal(1, deploy.ExitCode);
+        Assert.Contains($"the agent did not start: cannot serve metrics on 127.0.0.1:{held}: the address is in use", deploy.All);
     }
 }
