@@ -28,6 +28,8 @@ command -v ssh-keygen >/dev/null || missing+=(openssh-client)
 command -v pebble >/dev/null || missing+=(pebble)
 # DeployReportTests render the deploy report with headless Chromium and decode the screenshot.
 command -v chromium >/dev/null || missing+=(chromium)
+# ReadmeMetricsSectionTests check the README's scrape config and alert rules with Prometheus' promtool.
+command -v promtool >/dev/null || missing+=(prometheus)
 # FdPassingTests read the fd-passing wire format with Python's socket.recv_fds, an independent reader.
 command -v python3 >/dev/null || missing+=(python3)
 
