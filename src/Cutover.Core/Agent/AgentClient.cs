@@ -180,6 +180,10 @@ public sealed class AgentClient : IDisposable
     }
 
     /// <summary>Who answers (GET /v1/agent): pid, version and since when (both null from an agent that predates them).</summary>
+    /// <summary>GET /v1/metrics: the agent's Prometheus text, the same as its /metrics (served even with --metrics-listen off).</summary>
+    public async Task<string> MetricsAsync(CancellationToken cancellationToken) =>
+        await _http.GetStringAsync("v1/metrics", cancellationToken);
+
     public async Task<AgentInfo> InfoAsync(CancellationToken cancellationToken) =>
         Answer<AgentInfo>("GET /v1/agent", await _http.GetStringAsync("v1/agent", cancellationToken));
 

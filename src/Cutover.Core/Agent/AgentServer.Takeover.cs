@@ -106,7 +106,7 @@ public sealed partial class AgentServer
         System.Diagnostics.Process newAgent;
         try
         {
-            newAgent = AgentTakeover.Spawn(_home, command, channelPath);
+            newAgent = AgentTakeover.Spawn(_home, command, channelPath, MetricsListen?.ToString() ?? Metrics.MetricsAddress.Off);
         }
         catch (Exception e) when (e is System.ComponentModel.Win32Exception or DeployException)
         {
@@ -259,7 +259,7 @@ public sealed partial class AgentServer
                 foreach (var l in listeners) l.Socket.Dispose();
                 throw new HandoverException($"the old agent sent {descriptors.Length} descriptors, fewer than the control socket and the home lock");
             }
-            server = new AgentServer(home, AgentHomeLock.FromHandedDescriptor(descriptors[HomeLockDescriptor]), loggers) { _handingOver = true };
+            server = new AgentServer(home, AgentHomeLock.FromHandedDescriptor(descriptors[HomeLockDescriptor]), loggers) { _handingOver = true, MetricsListen = MetricsAddressAfterTakeover(logger) };
             await server._gate.WaitAsync(cancellationToken); // no activation until committed
             string? problem = null;
             try
@@ -315,6 +315,8 @@ public sealed partial class AgentServer
             }
             logger.LogInformation("agent {Version} took over from agent {OldVersion} (pid {OldPid})", CutoverVersion.Current, hello.OldVersion, hello.OldPid);
             channel.Dispose();
+            // The old agent lets the metrics address go as it leaves; bound here once it has.
+            _ = server.StartMetricsAfterTakeoverAsync(cancellationToken);
             await server.WaitUntilStoppedAsync(cancellationToken);
             await server.DisposeAsync();
             return 0;

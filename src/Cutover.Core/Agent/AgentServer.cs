@@ -54,6 +54,13 @@ public sealed partial class AgentServer : IAsyncDisposable
     private readonly SystemdNotify _systemd = SystemdNotify.FromEnvironment();
     /// <summary>Taken by the command before anything in the home was touched; released last, when the agent is disposed.</summary>
     private readonly AgentHomeLock _homeLock;
+    /// <summary>The Prometheus meters: one set for the agent's life, so counters outlive every deploy of every app.</summary>
+    private readonly Metrics.AgentMetrics _metrics = new();
+    /// <summary>/metrics on <see cref="MetricsListen"/>; null when off (or not bound yet, during a takeover).</summary>
+    private Metrics.MetricsEndpoint? _metricsEndpoint;
+
+    /// <summary>Where /metrics is served (Metrics.MetricsAddress); null: only the control socket's /v1/metrics.</summary>
+    public System.Net.IPEndPoint? MetricsListen { get; init; }
 
     /// <param name="homeLock">Taken by the caller before it touched anything in the home (agent.log included).</param>
     public AgentServer(AgentHome home, AgentHomeLock homeLock, ILoggerFactory loggers)
@@ -71,6 +78,8 @@ public sealed partial class AgentServer : IAsyncDisposable
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         File.SetUnixFileMode(_home.Path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        // Before any app starts: a metrics port in use stops the agent here, with nothing started.
+        await StartMetricsAsync(cancellationToken);
         await RestoreAsync(cancellationToken);
 
         File.Delete(_home.Socket);
@@ -151,6 +160,13 @@ public sealed partial class AgentServer : IAsyncDisposable
     private void MapEndpoints(WebApplication web)
     {
         web.MapGet("/v1/apps", () => Results.Json(_apps.Values.Select(Describe).ToList(), Json.Options));
+        // The same text as /metrics (even with --metrics-listen off): what `cutover top` reads.
+        web.MapGet("/v1/metrics", async (HttpContext context) =>
+        {
+            var text = await ScrapeAsync(context.RequestAborted);
+            context.Response.ContentType = Metrics.AgentMetrics.ContentType;
+            await context.Response.Body.WriteAsync(text, context.RequestAborted);
+        });
         web.MapGet("/v1/agent", () => Results.Json(new AgentInfo(Environment.ProcessId, _warnings, CutoverVersion.Current, _since), Json.Options));
         // Behind the gate (no activation meanwhile); the handover itself is not cancelled by the CLI leaving.
         web.MapPost("/v1/agent/upgrade", (Delegate)((HttpContext context) => ThreadPoolContext.Run(() => UpgradeAsync(context))));
@@ -234,6 +250,7 @@ public sealed partial class AgentServer : IAsyncDisposable
             return;
         }
         var key = ActivationKey(app, request.ReleaseId);
+        var activationClock = System.Diagnostics.Stopwatch.StartNew();
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
         lock (_activations) _activations[key] = cancel;
         try
@@ -268,6 +285,9 @@ public sealed partial class AgentServer : IAsyncDisposable
                 _deploying.TryRemove(app, out _);
                 _gate.Release();
             }
+            // restart and scale move no release: only activations of a release (deploy, rollback, undo) are deploys.
+            if (!request.Restart && request.Scale is null && _apps.GetValueOrDefault(app) is { } activated)
+                _metrics.DeployFinished(app, activated.Config.Strategy.Name, JsonNamingPolicy.SnakeCaseLower.ConvertName(result.Outcome.ToString()), activationClock.Elapsed);
             if (result.Outcome == ActivationOutcome.Cancelled) _logger.LogWarning("activation of {App} release {Release} cancelled: {Error}", app, request.ReleaseId, result.Error);
             progress.Result(new ActivationResultEvent(result));
         }
@@ -472,6 +492,8 @@ public sealed partial class AgentServer : IAsyncDisposable
     {
         var runtime = await AppRuntime.CreateAsync(config, _home.Path, _http, _spawnGate, _loggers, _listeners, cancellationToken, roles, scaled);
         runtime.InstancesChanged += SaveInstances;
+        runtime.Proxy.Metrics = _metrics.ForApp(config.App);
+        runtime.InstanceRestarted += (app, process) => _metrics.InstanceRestarted(app, process);
         return runtime;
     }
 
@@ -626,6 +648,12 @@ public sealed partial class AgentServer : IAsyncDisposable
     {
         // Handed over: stop accepting first (the new agent accepts on the same sockets), let the requests in flight
         // finish through this proxy while the instances still serve, then let the apps go (nothing of them is stopped).
+        if (_metricsEndpoint is not null)
+        {
+            // First: after a handover the new agent binds the same address as soon as this one lets it go.
+            await _metricsEndpoint.DisposeAsync();
+            _metricsEndpoint = null;
+        }
         if (_handedOver)
         {
             // agent.sock first: every command from here reaches the new agent, never one that is leaving.

@@ -119,7 +119,8 @@ public static class AgentTakeover
     /// child's, which the old agent watches), output appended to agent.stderr.log. The test-only version override is
     /// not passed on: the new binary says its own version.
     /// </summary>
-    public static Process Spawn(AgentHome home, IReadOnlyList<string> command, string channel)
+    /// <param name="metricsListen">The old agent's metrics address (or "off"), which the new one serves once the old one left.</param>
+    public static Process Spawn(AgentHome home, IReadOnlyList<string> command, string channel, string metricsListen)
     {
         var start = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
         start.ArgumentList.Add("-c");
@@ -128,6 +129,7 @@ public static class AgentTakeover
         foreach (var arg in command) start.ArgumentList.Add(arg);
         foreach (var arg in new[] { "agent", "--quiet", "--take-over", channel }) start.ArgumentList.Add(arg);
         start.Environment["CUTOVER_HOME"] = home.Path;
+        start.Environment[Metrics.MetricsAddress.Variable] = metricsListen;
         start.Environment.Remove(CutoverVersion.OverrideVariable);
         start.Environment.Remove(ProtocolOverrideVariable);
         return Process.Start(start) ?? throw new DeployException($"could not start {string.Join(' ', command)}");

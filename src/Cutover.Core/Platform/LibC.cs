@@ -46,6 +46,14 @@ internal static partial class LibC
     [LibraryImport("libc", EntryPoint = "getuid")]
     internal static partial uint GetUid();
 
+    [LibraryImport("libc", EntryPoint = "sysconf")]
+    private static partial long SysConfNative(int name);
+
+    private const int ScClkTck = 2; // _SC_CLK_TCK, Linux
+
+    /// <summary>Clock ticks per second: the unit of /proc/&lt;pid&gt;/stat's utime and stime (USER_HZ, 100 on Linux, asked not assumed).</summary>
+    internal static long ClockTicksPerSecond() => SysConfNative(ScClkTck) is > 0 and var ticks ? ticks : 100;
+
     /// <summary>rename(2): atomically replaces <paramref name="newPath"/>, even when it is a symlink to a directory.</summary>
     public static void Rename(string oldPath, string newPath)
     {

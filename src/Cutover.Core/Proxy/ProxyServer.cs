@@ -85,6 +85,14 @@ public sealed class ProxyServer : IAsyncDisposable
         VersionPolicy = HttpVersionPolicy.RequestVersionExact,
     };
 
+    /// <summary>The agent's per-request meters for this app (status code, duration, retries); null records nothing.</summary>
+    public Metrics.ProxyRequestMetrics? Metrics
+    {
+        get => Volatile.Read(ref _metrics);
+        set => Volatile.Write(ref _metrics, value);
+    }
+    private Metrics.ProxyRequestMetrics? _metrics;
+
     /// <summary>Where one line per request goes, when the app's logs.access_log is on; null (the default) writes nothing.</summary>
     public Logging.RotatingLogFile? AccessLog
     {
@@ -164,13 +172,19 @@ public sealed class ProxyServer : IAsyncDisposable
     /// <summary>A request a listener routed to this app.</summary>
     internal async Task HandleAsync(HttpContext context, IHttpForwarder forwarder)
     {
-        if (AccessLog is not { } accessLog)
+        var started = Stopwatch.GetTimestamp();
+        try
         {
             await HandleUnloggedAsync(context, forwarder);
-            return;
         }
-        var started = Stopwatch.GetTimestamp();
-        await HandleUnloggedAsync(context, forwarder);
+        catch when (Metrics is { } failing)
+        {
+            // Counted as the client sees it: Kestrel answers a throw with 500 unless the response had started.
+            failing.Record(context.Response.HasStarted ? context.Response.StatusCode : StatusCodes.Status500InternalServerError, started);
+            throw;
+        }
+        Metrics?.Record(context.Response.StatusCode, started);
+        if (AccessLog is not { } accessLog) return;
         var request = context.Request;
         accessLog.Write(string.Create(System.Globalization.CultureInfo.InvariantCulture,
             $"{DateTimeOffset.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {context.Connection.RemoteIpAddress} \"{request.Method} {request.Path}{request.QueryString} {request.Protocol}\" {context.Response.StatusCode} {Stopwatch.GetElapsedTime(started).TotalMilliseconds:0.0}ms\n"));
@@ -341,6 +355,7 @@ public sealed class ProxyServer : IAsyncDisposable
             if (attempt == 0 && Retriable(context, error))
             {
                 first = backend;
+                Metrics?.Retried();
                 context.Features.Set<IForwarderErrorFeature>(null);
                 context.Response.Clear();
                 continue;

@@ -187,6 +187,9 @@ public sealed class AppRuntime : IAsyncDisposable
     /// </summary>
     public event Action<AppRuntime>? InstancesChanged;
 
+    /// <summary>Supervision restarted an instance: (app, process type), for the agent's metrics.</summary>
+    public event Action<string, string>? InstanceRestarted;
+
     /// <summary>Every instance that runs a process or is starting one, whatever it serves (slot, warm set, a deploy's new one).</summary>
     public IReadOnlyList<ManagedInstance> Running =>
         _instances.Keys.Where(i => !i.Gone && (i.Launching || i.Pid is not null)).OrderBy(i => i.Spec.Index).ToList();
@@ -319,7 +322,10 @@ public sealed class AppRuntime : IAsyncDisposable
             RuntimeDir = _runtimeDir,
             Image = _runtime.ImageOf(releaseDir),
             AgentHome = _home,
-        }, _probe, Proxy, Log, _runtime.Launcher, _loggers.CreateLogger<ManagedInstance>(), _runtime.NewPort, OnInstanceChanged);
+        }, _probe, Proxy, Log, _runtime.Launcher, _loggers.CreateLogger<ManagedInstance>(), _runtime.NewPort, OnInstanceChanged)
+        {
+            Restarted = instance => InstanceRestarted?.Invoke(Config.App, instance.Spec.Process),
+        };
 
     /// <summary>After an agent restart: what still runs of the release is taken over where the runtime allows it, the rest started.</summary>
     public Task<string?> AdoptAllAsync(string releaseId, string releaseDir, CancellationToken cancellationToken) =>

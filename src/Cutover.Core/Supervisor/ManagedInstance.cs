@@ -59,6 +59,14 @@ public sealed class ManagedInstance : IAsyncDisposable
     public InstanceSpec Spec { get; private set; }
     public InstanceState State { get; private set; } = InstanceState.Starting;
     public int Restarts { get; private set; }
+    /// <summary>Told of each restart supervision makes (the agent's cutover_instance_restarts_total); Restarts alone starts at 0 with every new instance.</summary>
+    internal Action<ManagedInstance>? Restarted { get; init; }
+
+    private void CountRestart()
+    {
+        Restarts++;
+        Restarted?.Invoke(this);
+    }
     /// <summary>Deaths and failed health checks since it first became ready; the rolling monitor reads this.</summary>
     public int Failures { get; private set; }
     public string? LastProblem { get; private set; }
@@ -223,7 +231,7 @@ public sealed class ManagedInstance : IAsyncDisposable
                     }
                     await Task.Delay(backoff, stop);
                     backoff = backoff * 2 > MaxBackoff ? MaxBackoff : backoff * 2;
-                    Restarts++;
+                    CountRestart();
                     var launch = await LaunchAsync(stop);
                     if (launch is null) break;
                     LastProblem = launch;
@@ -259,7 +267,7 @@ public sealed class ManagedInstance : IAsyncDisposable
             State = InstanceState.Ready;
             return false;
         }
-        Restarts++;
+        CountRestart();
         if (oldBackend is not null) await _proxy.DrainAsync(oldBackend, TimeSpan.FromSeconds(30), stop);
         await old.StopAsync(Spec.Run.StopSignal, Spec.Run.KillTimeout);
         await old.DisposeAsync();

@@ -32,7 +32,8 @@ public static class AgentCommands
         var logRetain = new Option<int>("--log-retain") { Description = "How many rotated agent logs to keep", DefaultValueFactory = _ => 5 };
         var takeOver = new Option<string?>("--take-over") { Description = "Internal: take over from the running agent through this socket (what `agent upgrade` runs)", Hidden = true };
         var version = new Option<bool>("--version") { Description = "Print this cutover's version and the running agent's, with since when it runs" };
-        var command = new Command("agent", "Run the agent in the foreground: the proxy and instances of every rolling app on this host") { quiet, logMaxSize, logRetain, takeOver, version, Upgrade(env) };
+        var metricsListen = new Option<string?>("--metrics-listen") { Description = $"Where to serve Prometheus metrics at /metrics: HOST:PORT, or off (default: ${Cutover.Metrics.MetricsAddress.Variable}, else {Cutover.Metrics.MetricsAddress.Default})" };
+        var command = new Command("agent", "Run the agent in the foreground: the proxy and instances of every rolling app on this host") { quiet, logMaxSize, logRetain, takeOver, version, metricsListen, Upgrade(env) };
         command.SetAction((parse, ct) => CommandRunner.RunAsync(env, false, async () =>
         {
             if (parse.GetValue(version)) return await PrintVersionsAsync(env, ct);
@@ -40,6 +41,7 @@ public static class AgentCommands
                 throw new UsageException($"--log-max-size: {sizeError}");
             if (maxBytes < 1024) throw new UsageException($"--log-max-size must be at least 1KB, got {parse.GetValue(logMaxSize)}");
             if (parse.GetValue(logRetain) < 0) throw new UsageException($"--log-retain must be 0 or more, got {parse.GetValue(logRetain)}");
+            var metricsAddress = Cutover.Metrics.MetricsAddress.Resolve(parse.GetValue(metricsListen), Environment.GetEnvironmentVariable);
             var home = AgentHome.FromEnvironment();
             var takeOverChannel = parse.GetValue(takeOver);
             // First of all, before agent.log is opened: a second agent touches nothing of the first one's home. A
@@ -62,7 +64,7 @@ public static class AgentCommands
             });
             if (takeOverChannel is not null)
                 return await Cutover.Platform.ThreadPoolContext.Run(() => AgentServer.TakeOverAsync(home, takeOverChannel, loggers, ct));
-            await using var agent = new AgentServer(home, homeLock!, loggers);
+            await using var agent = new AgentServer(home, homeLock!, loggers) { MetricsListen = metricsAddress };
             await Cutover.Platform.ThreadPoolContext.Run(() => agent.RunAsync(ct));
             return ExitCodes.Ok;
         }));
