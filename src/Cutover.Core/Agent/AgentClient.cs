@@ -160,17 +160,6 @@ public sealed class AgentClient : IDisposable
     public async Task<IReadOnlyList<AppView>> AppsAsync(CancellationToken cancellationToken) =>
         Answer<List<AppView>>("GET /v1/apps", await _http.GetStringAsync("v1/apps", cancellationToken));
 
-    /// <summary>The agent's metrics as Prometheus text (GET /v1/metrics); null from an agent that predates the endpoint.</summary>
-    public async Task<string?> MetricsTextAsync(CancellationToken cancellationToken)
-    {
-        using var response = await _http.GetAsync("v1/metrics", cancellationToken);
-        if (response.StatusCode == System.Net.HttpStatusCode.NotFound) return null;
-        var body = await response.Content.ReadAsStringAsync(cancellationToken);
-        if (!response.IsSuccessStatusCode)
-            throw new DeployException($"the agent ({_home.Socket}) answered GET /v1/metrics with {(int)response.StatusCode}: {Json.Quote(body)}");
-        return body;
-    }
-
     /// <summary>The agent's start-up warnings (GET /v1/agent); empty from an agent that predates the endpoint.</summary>
     public async Task<IReadOnlyList<string>> WarningsAsync(CancellationToken cancellationToken)
     {

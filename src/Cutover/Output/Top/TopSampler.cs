@@ -46,11 +46,15 @@ public sealed class TopSampler(AgentClient client, string socket)
         string? text = null;
         try
         {
-            text = await client.MetricsTextAsync(cancellationToken);
+            text = await client.MetricsAsync(cancellationToken);
         }
-        catch (Exception e) when (e is HttpRequestException or DeployException)
+        catch (HttpRequestException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
         {
-            error = $"metrics: {e.Message}";
+            // An agent that predates GET /v1/metrics: its proxy counters still give requests/s and errors.
+        }
+        catch (HttpRequestException e)
+        {
+            error = $"the agent's metrics (GET /v1/metrics): {e.Message}";
         }
         var samples = new List<MetricSample>();
         if (text is not null)
