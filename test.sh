@@ -28,6 +28,8 @@ command -v ssh-keygen >/dev/null || missing+=(openssh-client)
 command -v pebble >/dev/null || missing+=(pebble)
 # FdPassingTests read the fd-passing wire format with Python's socket.recv_fds, an independent reader.
 command -v python3 >/dev/null || missing+=(python3)
+# TopCommandTests run `cutover top` in a real terminal: a detached tmux session, read with capture-pane.
+command -v tmux >/dev/null || missing+=(tmux)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
