@@ -74,7 +74,7 @@ public sealed class SshFleet : IDisposable
                 PasswordAuthentication no
                 KbdInteractiveAuthentication no
                 Subsystem sftp internal-sftp -d {host.Home}
-                SetEnv HOME={host.Home} CUTOVER_HOME={host.AgentHome}
+                SetEnv HOME={host.Home} CUTOVER_HOME={host.AgentHome} CUTOVER_METRICS_LISTEN=off
                 LogLevel INFO
 
                 """);

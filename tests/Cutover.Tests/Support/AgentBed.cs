@@ -17,6 +17,13 @@ public sealed class AgentBed : IDisposable
 
     public string Root => _dir.Combine("root");
 
+    /// <summary>CUTOVER_METRICS_LISTEN for every command (and so the agent a deploy starts); null: off, as for every test agent.</summary>
+    public string? MetricsListen { get; init; }
+
+    private IReadOnlyDictionary<string, string> CommandEnvironment => MetricsListen is null
+        ? new Dictionary<string, string> { ["CUTOVER_HOME"] = Home }
+        : new Dictionary<string, string> { ["CUTOVER_HOME"] = Home, [Cutover.Metrics.MetricsAddress.Variable] = MetricsListen };
+
     public string Combine(string name) => _dir.Combine(name);
 
     /// <summary>
@@ -51,12 +58,12 @@ public sealed class AgentBed : IDisposable
     }
 
     public Task<CliResult> Cli(params string[] args) =>
-        CutoverCli.RunAsync(_dir.Path, new Dictionary<string, string> { ["CUTOVER_HOME"] = Home }, args);
+        CutoverCli.RunAsync(_dir.Path, CommandEnvironment, args);
 
     public ProcessStartInfo StartInfo(params string[] args)
     {
         var start = CutoverCli.StartInfo(_dir.Path, args);
-        start.Environment["CUTOVER_HOME"] = Home;
+        foreach (var (name, value) in CommandEnvironment) start.Environment[name] = value;
         return start;
     }
 
