@@ -90,6 +90,6 @@ public sealed partial class TopCommandTests : IDisposable
     [GeneratedRegex(@"│ node\s+│[^│]+│[^│]+│\s*\d+/\d+ ready\s*│\s*(?<rate>[0-9.]+)\s*│")]
     private static partial Regex AppRow();
 
-    [GeneratedRegex(@"deploying \d{8}_\d{6}: rolling batch [12]/2")]
+    [GeneratedRegex(@"deploying \d{8}_\d{6}: batch [12]/2")]
     private static partial Regex BatchShown();
 }

@@ -185,6 +185,11 @@ public class TopViewTests
         // Every request under 5 ms: p99 interpolates inside the first bucket.
         Assert.Equal(0.005 * 0.99, window.Quantile(0.99, "cutover_proxy_request_duration_seconds", Shop)!.Value, 12);
         Assert.Null(window.Quantile(0.99, "cutover_proxy_request_duration_seconds", s => s.Label("app") == "blog"));
+
+        // Scrapes 1.1 s apart (a refresh takes its time): the window still covers no more than its 10 s.
+        var slow = new MetricWindow(TimeSpan.FromSeconds(10));
+        for (var i = 0; i <= 11; i++) slow.Add(t0.AddMilliseconds(1100 * i), PrometheusTextReader.Parse(Scrape(ok: i, failed: 0, fast: i, slow: 0, cpu: 1)));
+        Assert.Equal(TimeSpan.FromMilliseconds(9900), slow.Covered);
     }
 
     [Fact]
@@ -256,7 +261,7 @@ public class TopViewTests
         var text = output.ToString();
         Assert.DoesNotContain('\u001b', text);
         Assert.Contains("agent 0.1.0 (pid 42)", text);
-        Assert.Matches(@"shop\s+r2\s+127\.0\.0\.1:8080\s+1/2 ready\s+153\.2\s+1\.2%\s+4\.2 ms\s+deploying r3: rolling batch 2/3", text);
+        Assert.Matches(@"shop\s+r2\s+127\.0\.0\.1:8080\s+1/2 ready\s+153\.2\s+1\.2%\s+4\.2 ms\s+deploying r3: batch 2/3", text);
         Assert.Matches(@"blog\s+-\s+127\.0\.0\.1:8081\s+0/0 ready\s+-\s+-\s+-\s+maintenance", text);
         Assert.Matches(@"shop-0\s+web\s+ready\s+r3\s+1m 15s\s+12\.5%\s+50\.0 MiB\s+0", text);
         Assert.Matches(@"shop-worker-0\s+worker\s+starting \(exited 1\)\s+r2\s+-\s+-\s+0\.0 MiB\s+2", text);

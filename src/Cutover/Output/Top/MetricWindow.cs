@@ -24,8 +24,8 @@ public sealed class MetricWindow(TimeSpan span)
         // The last of a duplicated series wins (the text format forbids them; a reader has to pick one).
         foreach (var sample in samples) series[sample.Series] = sample;
         _scrapes.Add(new Scrape(at, series));
-        // Keep the newest scrape that is Span old or older as the window's start, so it covers the whole Span.
-        while (_scrapes.Count > 2 && at - _scrapes[1].At >= Span) _scrapes.RemoveAt(0);
+        // The window never covers more than Span (scrapes come a little over a second apart; "the last 10 s" is no more).
+        while (_scrapes.Count > 2 && at - _scrapes[0].At > Span) _scrapes.RemoveAt(0);
     }
 
     /// <summary>The newest scrape's samples of <paramref name="name"/> that <paramref name="match"/> accepts.</summary>

@@ -128,12 +128,12 @@ public static class TopRenderer
         return table;
     }
 
-    /// <summary>"deploying r2: rolling batch 2/3", "maintenance", "paused", or "-".</summary>
+    /// <summary>"deploying r2: batch 2/3" (a rolling batch), "deploying r2: green", "restart r2", "maintenance", "paused", or "-".</summary>
     public static string Deploy(AppTop app)
     {
         var parts = new List<string>();
         if (app.Deploying is { } d)
-            parts.Add($"{(d.Kind == "deploy" ? "deploying" : d.Kind)} {d.Release}{(d.Phase is null ? "" : ": " + d.Phase)}{(d.Batch is null ? "" : " batch " + d.Batch)}");
+            parts.Add($"{(d.Kind == "deploy" ? "deploying" : d.Kind)} {d.Release}{(d.Batch is not null ? ": batch " + d.Batch : d.Phase is not null ? ": " + d.Phase : "")}");
         if (app.Maintenance) parts.Add("maintenance");
         if (app.Paused) parts.Add("paused");
         return parts.Count == 0 ? "-" : string.Join(", ", parts);
