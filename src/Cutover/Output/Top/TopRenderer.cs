@@ -74,7 +74,7 @@ public static class TopRenderer
 
     private static Table AppTable(IReadOnlyList<TopRow> rows, bool fleet, string? selected, TableBorder border)
     {
-        var table = new Table().Border(border);
+        var table = new Table().Border(border).BorderColor(Color.Grey);
         if (fleet) table.AddColumn("host");
         table.AddColumns("app", "release", "proxy", "instances").AddColumn(new TableColumn("req/s").RightAligned())
             .AddColumn(new TableColumn("errors").RightAligned()).AddColumn(new TableColumn("p99").RightAligned()).AddColumn("deploy");
@@ -85,14 +85,14 @@ public static class TopRenderer
             var cells = new List<string>();
             if (fleet) cells.Add(Markup.Escape(row.Frame.Host ?? ""));
             cells.AddRange([
-                Markup.Escape(app.App),
+                $"[bold]{Markup.Escape(app.App)}[/]",
                 Markup.Escape(app.Release ?? "-"),
                 Markup.Escape(app.Proxy),
                 $"{ready}/{app.Instances.Count} ready",
                 app.RequestsPerSecond is { } rps ? rps.ToString("0.0", CultureInfo.InvariantCulture) : "-",
-                app.ErrorRate is { } errors ? Percent(errors) : "-",
+                app.ErrorRate is { } errors ? errors > 0 ? $"[red]{Percent(errors)}[/]" : Percent(errors) : "-",
                 app.P99Seconds is { } p99 ? Latency(p99) : "-",
-                Markup.Escape(Deploy(app)),
+                app.Deploying is not null ? $"[cyan]{Markup.Escape(Deploy(app))}[/]" : Markup.Escape(Deploy(app)),
             ]);
             if (row.Key == selected) cells = cells.Select(c => $"[invert]{c}[/]").ToList();
             table.AddRow(cells.ToArray());
@@ -103,7 +103,7 @@ public static class TopRenderer
 
     private static Table InstanceTable(IReadOnlyList<TopRow> rows, bool fleet, TableBorder border)
     {
-        var table = new Table().Border(border);
+        var table = new Table().Border(border).BorderColor(Color.Grey);
         if (fleet) table.AddColumn("host");
         table.AddColumns("instance", "process", "state", "release").AddColumn(new TableColumn("uptime").RightAligned())
             .AddColumn(new TableColumn("cpu").RightAligned()).AddColumn(new TableColumn("memory").RightAligned()).AddColumn(new TableColumn("restarts").RightAligned());
@@ -117,7 +117,8 @@ public static class TopRenderer
                 Markup.Escape(i.Id),
                 Markup.Escape(i.Process),
                 i.State == "ready" ? Markup.Escape(state) : $"[yellow]{Markup.Escape(state)}[/]",
-                Markup.Escape(i.Release ?? "-"),
+                // During a deploy the instances already on the new release stand out.
+                row.App.Deploying?.Release is { } moving && moving == i.Release ? $"[green]{Markup.Escape(i.Release)}[/]" : Markup.Escape(i.Release ?? "-"),
                 i.UptimeSeconds is { } up ? Uptime(TimeSpan.FromSeconds(up)) : "-",
                 i.CpuPercent is { } cpu ? cpu.ToString("0.0", CultureInfo.InvariantCulture) + "%" : "-",
                 (i.MemoryBytes / (1024.0 * 1024)).ToString("0.0", CultureInfo.InvariantCulture) + " MiB",
