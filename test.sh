@@ -26,6 +26,8 @@ dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v ssh-keygen >/dev/null || missing+=(openssh-client)
 # The ACME tests obtain certificates from a real ACME server (pebble, with pebble-challtestsrv as its DNS).
 command -v pebble >/dev/null || missing+=(pebble)
+# ReadmeMetricsSectionTests check the README's scrape config and alert rules with Prometheus' promtool.
+command -v promtool >/dev/null || missing+=(prometheus)
 # FdPassingTests read the fd-passing wire format with Python's socket.recv_fds, an independent reader.
 command -v python3 >/dev/null || missing+=(python3)
 # TopCommandTests run `cutover top` in a real terminal: a detached tmux session, read with capture-pane.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Staging vs rsync, rollback vs ln -sfn, proxy overhead vs nginx (wrk), blue-green switch, the migration linter vs
-# squawk, TLS termination vs nginx (wrk over https), and the agent's upgrade vs a restart vs nginx -s reload; updates bench/README.md. Usage: bench/run.sh [RUNS]
+# squawk, TLS termination vs nginx (wrk over https), the agent's upgrade vs a restart vs nginx -s reload, and the metrics' cost; updates bench/README.md. Usage: bench/run.sh [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
@@ -27,3 +27,4 @@ dotnet bench/Cutover.Bench/bin/Release/net10.0/Cutover.Bench.dll "${1:-5}"
 dotnet bench/Cutover.Bench/bin/Release/net10.0/Cutover.Bench.dll lint "${1:-5}"
 dotnet bench/Cutover.Bench/bin/Release/net10.0/Cutover.Bench.dll tls "${1:-5}"
 dotnet bench/Cutover.Bench/bin/Release/net10.0/Cutover.Bench.dll upgrade "${1:-5}"
+dotnet bench/Cutover.Bench/bin/Release/net10.0/Cutover.Bench.dll metrics "${1:-5}"

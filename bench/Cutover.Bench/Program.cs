@@ -47,6 +47,9 @@ if (args is ["tls", .. var tlsArgs])
 // `upgrade [ROUNDS]`: the agent's upgrade vs restarting it vs `nginx -s reload`, under load (issue 12).
 if (args is ["upgrade", .. var upgradeArgs])
     return await UpgradeBenchmark.RunAsync(upgradeArgs);
+// `metrics [ROUNDS]`: the proxy with the agent's metrics on and off, and the two libraries' per-request cost (issue 15).
+if (args is ["metrics", .. var metricsArgs])
+    return await MetricsBenchmark.RunAsync(metricsArgs);
 // `staging [RUNS]` runs the staging and rollback benchmark alone.
 if (args is ["staging", .. var stagingArgs])
     return await StagingBenchmark.RunAsync(stagingArgs, stagingOnly: true);

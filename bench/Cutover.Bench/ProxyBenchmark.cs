@@ -112,13 +112,17 @@ public static partial class ProxyBenchmark
     }
 
     /// <summary>Runs the `cutover` CLI (this build's, or CUTOVER_BENCH_CLI's) with CUTOVER_HOME=<paramref name="home"/>; its stdout.</summary>
-    internal static string RunCutover(string home, params string[] args)
+    internal static string RunCutover(string home, params string[] args) => RunCutover(home, null, args);
+
+    /// <param name="environment">More variables for the command (and so for the agent a deploy starts), e.g. CUTOVER_METRICS_LISTEN.</param>
+    internal static string RunCutover(string home, IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         // CUTOVER_BENCH_CLI measures another build's agent (the README's "before" row was an older cutover.dll).
         var cli = Environment.GetEnvironmentVariable("CUTOVER_BENCH_CLI") is { Length: > 0 } other ? other : Path.Combine(AppContext.BaseDirectory, "cutover.dll");
         foreach (var a in new[] { "exec", cli }.Concat(args)) start.ArgumentList.Add(a);
         start.Environment["CUTOVER_HOME"] = home;
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) start.Environment[name] = value;
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEnd();
@@ -208,7 +212,8 @@ public static partial class ProxyBenchmark
     /// answers every request with <paramref name="location"/> on the port the agent gives it; logs and temp files stay in
     /// its release. <paramref name="proxy"/> is the body of the config's proxy section.
     /// </summary>
-    internal static (int BackendPort, int BackendPid, int AgentPid) DeployNginxBackend(string work, string appName, string location, string proxy)
+    internal static (int BackendPort, int BackendPid, int AgentPid) DeployNginxBackend(string work, string appName, string location, string proxy,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         var home = Path.Combine(work, "home");
         var app = Path.Combine(work, "app");
@@ -239,7 +244,7 @@ public static partial class ProxyBenchmark
             proxy:
             {proxy}
             """);
-        RunCutover(home, "deploy", app, "-c", config);
+        RunCutover(home, environment, "deploy", app, "-c", config);
         var status = System.Text.Json.JsonDocument.Parse(RunCutover(home, "status", "--json", "-c", config)).RootElement.GetProperty("agent");
         var instance = status.GetProperty("instances")[0];
         var agentPid = int.Parse(File.ReadAllText(Path.Combine(home, "agent.pid")), CultureInfo.InvariantCulture);

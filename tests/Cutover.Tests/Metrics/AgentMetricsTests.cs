@@ -23,6 +23,18 @@ public sealed class AgentMetricsTests : IDisposable
 
     public void Dispose() => _bed.Dispose();
 
+    /// <summary>A self-signed certificate for shop.test as PEM files; its expiry, to the second.</summary>
+    private DateTimeOffset WriteCertificate()
+    {
+        using var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        var request = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=shop.test", key, System.Security.Cryptography.HashAlgorithmName.SHA256);
+        var notAfter = DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.AddDays(3).ToUnixTimeSeconds());
+        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), notAfter);
+        File.WriteAllText(_bed.Combine("shop.key"), key.ExportPkcs8PrivateKeyPem());
+        File.WriteAllText(_bed.Combine("shop.crt"), certificate.ExportCertificatePem());
+        return notAfter;
+    }
+
     private string WriteConfig(int port)
     {
         var path = _bed.Combine("cutover.yml");
@@ -39,6 +51,12 @@ public sealed class AgentMetricsTests : IDisposable
               listen: 127.0.0.1:{port}
               drain_timeout: 5s
               max_request_body: 100
+              hosts: [shop.test]
+              tls:
+                listen: 127.0.0.1:{HealthServer.FreePort()}
+                cert: {_bed.Combine("shop.crt")}
+                key: {_bed.Combine("shop.key")}
+                redirect_http: false
             health:
               interval: 200ms
             rolling:
@@ -61,6 +79,7 @@ public sealed class AgentMetricsTests : IDisposable
     {
         var proxyPort = HealthServer.FreePort();
         var config = WriteConfig(proxyPort);
+        var certificateExpiry = WriteCertificate();
         _bed.WriteVersion("1");
         var first = await _bed.Cli("deploy", _bed.Source, "-c", config);
         Assert.True(first.ExitCode == 0, first.All);
@@ -68,7 +87,7 @@ public sealed class AgentMetricsTests : IDisposable
         var release1 = (await agent.AppsAsync(CancellationToken.None)).Single().Release!;
 
         // A known load: 30 answered by the app, 7 refused by the proxy's max_request_body (413).
-        using (var http = new HttpClient())
+        using (var http = new HttpClient { DefaultRequestHeaders = { Host = "shop.test" } })
         {
             for (var i = 0; i < 30; i++)
                 Assert.Equal(HttpStatusCode.OK, (await http.GetAsync($"http://127.0.0.1:{proxyPort}/items/{i}?q={i}")).StatusCode);
@@ -88,6 +107,7 @@ public sealed class AgentMetricsTests : IDisposable
         Assert.Equal(1, scrape.Value("cutover_release_info", ("app", "node"), ("release", release1)));
         Assert.Equal(2, scrape.Value("cutover_instances", ("app", "node"), ("process", "web"), ("state", "ready")));
         Assert.Equal(0, scrape.Value("cutover_instance_restarts_total", ("app", "node"), ("process", "web")));
+        Assert.Equal(certificateExpiry.ToUnixTimeSeconds(), scrape.Value("cutover_certificate_expiry_timestamp_seconds", ("host", "shop.test")));
         // Bounded labels: no path, query or client address made it into a series.
         Assert.All(scrape.SelectMany(s => s.Labels.Keys), label => Assert.Contains(label, BoundedLabels));
         Assert.DoesNotContain(scrape.SelectMany(s => s.Labels.Values), value => value.Contains('/') || value.Contains("127.0.0.1"));
@@ -134,6 +154,21 @@ public sealed class AgentMetricsTests : IDisposable
         // The replaced instances' series went with them; the new ones are measured.
         var newInstances = (await agent.AppsAsync(CancellationToken.None)).Single().Instances;
         Assert.Equal(newInstances.Select(i => i.Id).Order(), after.Where(s => s.Name == "cutover_instance_memory_bytes").Select(s => s.Labels["instance"]).Order());
+
+        // An upgrade hands the metrics address to the new agent (counters start again: a reset for rate(); what runs is there).
+        var oldAgent = File.ReadAllText(Path.Combine(_bed.Home, "agent.pid"));
+        var upgrade = await _bed.Cli("agent", "upgrade");
+        Assert.True(upgrade.ExitCode == 0, upgrade.All);
+        Assert.NotEqual(oldAgent, File.ReadAllText(Path.Combine(_bed.Home, "agent.pid")));
+        IReadOnlyList<PrometheusSample> upgraded = [];
+        await Wait.UntilAsync(async () =>
+        {
+            try { upgraded = await ScrapeAsync(); }
+            catch (HttpRequestException) { return false; }
+            return !upgraded.Any(s => s.Name == "cutover_proxy_requests_total");
+        }, TimeSpan.FromSeconds(15), "the new agent serving /metrics");
+        Assert.Equal(1, upgraded.Value("cutover_release_info", ("app", "node"), ("release", release2)));
+        Assert.Equal(2, upgraded.Value("cutover_instances", ("app", "node"), ("process", "web"), ("state", "ready")));
     }
 
     [Fact]
