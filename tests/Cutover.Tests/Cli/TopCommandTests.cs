@@ -86,6 +86,22 @@ public sealed partial class TopCommandTests : IDisposable
         Assert.Equal("0", File.ReadAllText(exitFile).Trim());
     }
 
+    [Theory]
+    [InlineData(new[] { "top", "--stream" }, 2, "--stream writes JSON lines; give --json with it")]
+    [InlineData(new[] { "top", "--hosts", "web1" }, 2, "--hosts is for configs with hosts; there is no cutover.yml here")]
+    [InlineData(new[] { "top", "-c", "nope.yml" }, 2, "config file not found")]
+    [InlineData(new[] { "top" }, 1, "the agent is not running (there is no ")]
+    public async Task Bad_input_and_no_agent_get_one_line_and_their_exit_code(string[] args, int exitCode, string message)
+    {
+        var result = await Cli(args);
+
+        Assert.Equal(exitCode, result.ExitCode);
+        Assert.Equal("", result.Stdout);
+        var line = Assert.Single(result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("error: ", line);
+        Assert.Contains(message, line);
+    }
+
     /// <summary>The app's row of the live table: │ node │ release │ proxy │ 2/2 ready │ req/s │.</summary>
     [GeneratedRegex(@"│ node\s+│[^│]+│[^│]+│\s*\d+/\d+ ready\s*│\s*(?<rate>[0-9.]+)\s*│")]
     private static partial Regex AppRow();

@@ -8,7 +8,7 @@ namespace Cutover.Tests.Fleet;
 
 /// <summary>
 /// `cutover top` with hosts: the snapshot asks each host's `top --json`, the live screen reads one `top --stream --json`
-/// per host over SSH; either way every host's agent has its row, with its rate, and its instances.
+/// per host over SSH; either way every host's agent has its row, with its rate, and its instances; `l` follows a host's logs.
 /// </summary>
 [Collection(FleetCollection.Name)]
 [Trait(Needs.Trait, Needs.Sshd)]
@@ -99,6 +99,13 @@ public sealed class FleetTopTests(SshFleet fleet, PublishedCutover published, IT
         await Wait.UntilAsync(() => (screen = terminal.Capture()).Contains($"instances of {_app} on {Second.Name}"), TimeSpan.FromSeconds(10),
             "the second host's instances after Down", TimeSpan.FromMilliseconds(100));
         Assert.Contains($"│ {_app}-0 ", screen);
+        // l: that host's logs, through `logs --remote --follow` on it; q back to the table, q again quits.
+        terminal.SendKeys("l");
+        await Wait.UntilAsync(() => (screen = terminal.Capture()).Contains($"logs of {_app} on {Second.Name}") && screen.Contains("listening on"),
+            TimeSpan.FromSeconds(15), "the second host's logs", TimeSpan.FromMilliseconds(100));
+        terminal.SendKeys("q");
+        await Wait.UntilAsync(() => terminal.Capture().Contains($"instances of {_app} on {Second.Name}"), TimeSpan.FromSeconds(10), "the table again",
+            TimeSpan.FromMilliseconds(100));
         terminal.SendKeys("q");
         await Wait.UntilAsync(() => File.Exists(exitFile) && File.ReadAllText(exitFile).Trim().Length > 0, TimeSpan.FromSeconds(15), "top to exit after q",
             TimeSpan.FromMilliseconds(100));

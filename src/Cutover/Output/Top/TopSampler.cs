@@ -35,7 +35,8 @@ public sealed class TopSampler(AgentClient client, string socket)
         }
         catch (HttpRequestException e)
         {
-            return new TopFrame(DateTimeOffset.UtcNow, null, [], false, $"the agent is not running (nothing answers on {socket}: {e.Message})");
+            var why = File.Exists(socket) ? $"nothing answers on {socket}: {(e.InnerException ?? e).Message}" : $"there is no {socket}";
+            return new TopFrame(DateTimeOffset.UtcNow, null, [], false, $"the agent is not running ({why}); `cutover deploy` starts it, or run `cutover agent`");
         }
         catch (DeployException e)
         {
