@@ -244,12 +244,14 @@ public static class TopCommand
 
         var streams = new HostStreams(selection.Hosts);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var streaming = Task.Run(async () =>
+        // One stream per host, each on its own: a host that cannot be reached (or whose stream ends) says so at once,
+        // not when every other host's stream has ended too.
+        var streaming = Task.WhenAll(selection.Hosts.Select(host => Task.Run(async () =>
         {
-            var results = await new FleetCommand(config, new SilentProgress(), acceptNew, selection)
+            var results = await new FleetCommand(config, new SilentProgress(), acceptNew, new HostSelection([host], true))
                 .StreamAsync(["top", "--stream", "--json"], streams.OnLine, keepInputOpen: true, stop.Token, allAtOnce: true);
             foreach (var r in results) streams.Ended(r);
-        }, stop.Token);
+        }, stop.Token)));
         try
         {
             return await LiveAsync(env, _ => Task.FromResult(streams.Frames()), fleet: true, null,

@@ -23,7 +23,24 @@ public sealed class TopSampler(AgentClient client, string socket)
 
     private readonly MetricWindow _window = new(Window);
 
+    /// <summary>How long one reading may take: an agent that hangs shows as such, it never freezes the screen.</summary>
+    private static readonly TimeSpan AnswerTimeout = TimeSpan.FromSeconds(5);
+
     public async Task<TopFrame> SampleAsync(CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(AnswerTimeout);
+        try
+        {
+            return await ReadAsync(timeout.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return new TopFrame(DateTimeOffset.UtcNow, null, [], false, $"the agent did not answer within {AnswerTimeout.TotalSeconds:0} s ({socket})");
+        }
+    }
+
+    private async Task<TopFrame> ReadAsync(CancellationToken cancellationToken)
     {
         TopAgent agent;
         IReadOnlyList<AppView> apps;
