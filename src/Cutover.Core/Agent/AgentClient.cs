@@ -76,7 +76,10 @@ public sealed class AgentClient : IDisposable
     public async Task EnsureRunningAsync(IReadOnlyList<string> agentCommand, IDeployProgress progress, CancellationToken cancellationToken)
     {
         if (await IsRunningAsync(cancellationToken)) return;
+        // The agent inherits the metrics address: a bad one is this command's bad input, not an agent that never starts.
+        Metrics.MetricsAddress.Resolve(null, Environment.GetEnvironmentVariable);
         Directory.CreateDirectory(_home.Path);
+        var stderrBefore = File.Exists(_home.AgentStderr) ? new FileInfo(_home.AgentStderr).Length : 0;
         var shell = $"exec {string.Join(' ', agentCommand.Select(Quote))} >> {Quote(_home.AgentStderr)} 2>&1 < /dev/null";
         var start = new ProcessStartInfo("setsid", ["-f", "/bin/sh", "-c", shell]) { UseShellExecute = false };
         start.Environment["CUTOVER_HOME"] = _home.Path;
@@ -92,9 +95,28 @@ public sealed class AgentClient : IDisposable
                 progress.Info($"started the agent in the background (log: {_home.AgentLog})");
                 return;
             }
+            // An agent that refused to start (its metrics address in use, say) said why on stderr: no need to wait 30 s.
+            if (StartFailure(stderrBefore) is { } failure) throw new DeployException($"the agent did not start: {failure}");
             await Task.Delay(100, cancellationToken);
         }
         throw new DeployException($"the agent did not start within 30 s; see {_home.AgentLog} and {_home.AgentStderr}");
+    }
+
+    /// <summary>The "error: ..." line a failed agent start wrote to agent.stderr.log after <paramref name="offset"/>, if any.</summary>
+    private string? StartFailure(long offset)
+    {
+        try
+        {
+            using var stream = new FileStream(_home.AgentStderr, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            if (stream.Length <= offset) return null;
+            stream.Seek(offset, SeekOrigin.Begin);
+            using var reader = new StreamReader(stream);
+            return reader.ReadToEnd().Split('\n').FirstOrDefault(l => l.StartsWith("error: ", StringComparison.Ordinal))?["error: ".Length..].Trim();
+        }
+        catch (IOException)
+        {
+            return null;
+        }
     }
 
     /// <summary>Moves an app to a release; progress events are replayed on <paramref name="progress"/>.</summary>

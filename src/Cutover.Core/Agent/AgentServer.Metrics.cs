@@ -53,7 +53,12 @@ public sealed partial class AgentServer
         }
     }
 
-    private Task<byte[]> ScrapeAsync(CancellationToken cancellationToken) => _metrics.ScrapeAsync(AppSamples, cancellationToken);
+    /// <summary>
+    /// On the thread pool: a scrape reads /proc for a few milliseconds, and with inline socket completions the request
+    /// arrives on an epoll thread that also forwards proxied requests.
+    /// </summary>
+    private Task<byte[]> ScrapeAsync(CancellationToken cancellationToken) =>
+        Task.Run(() => _metrics.ScrapeAsync(AppSamples, cancellationToken), cancellationToken);
 
     /// <summary>The apps as they are now. Activations add apps on their own threads, so the copy is retried when one did meanwhile.</summary>
     private IReadOnlyList<InstanceSampler.AppSample> AppSamples()

@@ -183,12 +183,19 @@ public sealed class ProxyServer : IAsyncDisposable
             failing.Record(context.Response.HasStarted ? context.Response.StatusCode : StatusCodes.Status500InternalServerError, started);
             throw;
         }
-        Metrics?.Record(context.Response.StatusCode, started);
+        Metrics?.Record(ResponseCode(context), started);
         if (AccessLog is not { } accessLog) return;
         var request = context.Request;
         accessLog.Write(string.Create(System.Globalization.CultureInfo.InvariantCulture,
             $"{DateTimeOffset.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {context.Connection.RemoteIpAddress} \"{request.Method} {request.Path}{request.QueryString} {request.Protocol}\" {context.Response.StatusCode} {Stopwatch.GetElapsedTime(started).TotalMilliseconds:0.0}ms\n"));
     }
+
+    /// <summary>
+    /// The status the client got; 499 (nginx's "client closed request") when it left before any answer, since the
+    /// status code then still says 200 though nothing was sent.
+    /// </summary>
+    private static int ResponseCode(HttpContext context) =>
+        !context.Response.HasStarted && context.RequestAborted.IsCancellationRequested ? 499 : context.Response.StatusCode;
 
     private async Task HandleUnloggedAsync(HttpContext context, IHttpForwarder forwarder)
     {

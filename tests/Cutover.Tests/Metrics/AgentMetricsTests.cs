@@ -136,6 +136,7 @@ public sealed class AgentMetricsTests : IDisposable
         await Wait.UntilAsync(async () => (await ScrapeAsync()).Value("cutover_instance_restarts_total", ("app", "node"), ("process", "web")) == 1,
             TimeSpan.FromSeconds(15), "the restart counted");
 
+        var cpuBefore = (await ScrapeAsync()).Where(x => x.Name == "cutover_instance_cpu_seconds_total").ToDictionary(x => x.Labels["instance"], x => x.Value);
         _bed.WriteVersion("2");
         var second = await _bed.Cli("deploy", _bed.Source, "-c", config);
         Assert.True(second.ExitCode == 0, second.All);
@@ -151,9 +152,12 @@ public sealed class AgentMetricsTests : IDisposable
         Assert.Equal(2, after.Value("cutover_deploy_duration_seconds_count", ("app", "node")));
         Assert.Equal(1, after.Value("cutover_release_info", ("app", "node"), ("release", release2)));
         Assert.DoesNotContain(after, s => s.Name == "cutover_release_info" && s.Labels["release"] == release1);
-        // The replaced instances' series went with them; the new ones are measured.
+        // Each slot is measured on its new process; its CPU counter went on rising (the new process's CPU added), never back.
         var newInstances = (await agent.AppsAsync(CancellationToken.None)).Single().Instances;
         Assert.Equal(newInstances.Select(i => i.Id).Order(), after.Where(s => s.Name == "cutover_instance_memory_bytes").Select(s => s.Labels["instance"]).Order());
+        Assert.Equal(cpuBefore.Keys.Order(), newInstances.Select(i => i.Id).Order());
+        foreach (var (instance, before) in cpuBefore)
+            Assert.True(after.Value("cutover_instance_cpu_seconds_total", ("instance", instance)) > before, $"{instance}: CPU {before} s before the deploy");
 
         // An upgrade hands the metrics address to the new agent (counters start again: a reset for rate(); what runs is there).
         var oldAgent = File.ReadAllText(Path.Combine(_bed.Home, "agent.pid"));
@@ -204,5 +208,13 @@ public sealed class AgentMetricsTests : IDisposable
         Assert.Equal(1, inUse.ExitCode);
         Assert.Contains($"cannot serve metrics on 127.0.0.1:{held}: the address is in use", inUse.Stderr);
         Assert.False(File.Exists(Path.Combine(_bed.Home, "agent.sock")));
+
+        // A deploy that starts the agent with that address says why the agent did not start (not "did not start within 30 s").
+        _bed.WriteVersion("1");
+        var config = _bed.WriteNodeConfig(HealthServer.FreePort(), "rolling");
+        var deploy = await CutoverCli.RunAsync(_bed.Path, new Dictionary<string, string> { ["CUTOVER_HOME"] = _bed.Home, ["CUTOVER_METRICS_LISTEN"] = $"127.0.0.1:{held}" },
+            "deploy", _bed.Source, "-c", config);
+        Assert.Equal(1, deploy.ExitCode);
+        Assert.Contains($"the agent did not start: cannot serve metrics on 127.0.0.1:{held}: the address is in use", deploy.All);
     }
 }
