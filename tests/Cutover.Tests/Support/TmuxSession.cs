@@ -10,6 +10,8 @@ namespace Cutover.Tests.Support;
 public sealed class TmuxSession : IDisposable
 {
     private readonly string _socket = $"cutover-test-{Environment.ProcessId}-{Guid.NewGuid():N}"[..40];
+    /// <summary>The server's socket file, which kill-server leaves behind in /tmp/tmux-UID.</summary>
+    private readonly string _socketPath;
 
     /// <param name="environment">Set for the command (tmux's own TERM stays: the command sees a real terminal type).</param>
     public TmuxSession(string workingDir, int width, int height, IReadOnlyDictionary<string, string> environment, params string[] command)
@@ -18,6 +20,7 @@ public sealed class TmuxSession : IDisposable
         foreach (var (key, value) in environment) arguments.AddRange(["-e", $"{key}={value}"]);
         arguments.Add(string.Join(' ', command));
         Run(arguments.ToArray());
+        _socketPath = Run("display-message", "-p", "#{socket_path}").Trim();
     }
 
     /// <summary>The pane's text now, without colours or attributes.</summary>
@@ -54,5 +57,6 @@ public sealed class TmuxSession : IDisposable
         {
             // The server is gone already: the session's command ended and it had nothing left to serve.
         }
+        if (_socketPath.Length > 0) File.Delete(_socketPath);
     }
 }
