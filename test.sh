@@ -32,6 +32,8 @@ command -v chromium >/dev/null || missing+=(chromium)
 command -v promtool >/dev/null || missing+=(prometheus)
 # FdPassingTests read the fd-passing wire format with Python's socket.recv_fds, an independent reader.
 command -v python3 >/dev/null || missing+=(python3)
+# TopCommandTests run `cutover top` in a real terminal: a detached tmux session, read with capture-pane.
+command -v tmux >/dev/null || missing+=(tmux)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"

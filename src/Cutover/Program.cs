@@ -20,6 +20,7 @@ var root = new RootCommand("cutover: zero-downtime deploys for your own servers"
     AgentCommands.Stop(common, env),
     AgentCommands.Start(common, env),
     LogsCommand.Create(common, env),
+    TopCommand.Create(common, env),
     ExecCommand.Create(common, env),
     TrafficCommands.Maintenance(common, env),
     TrafficCommands.Pause(common, env),

@@ -44,6 +44,8 @@ public sealed partial class AgentServer : IAsyncDisposable
     /// <summary>What went wrong at start-up that people must see (a corrupt state.json): in agent.log and `cutover status`.</summary>
     private readonly List<string> _warnings = [];
     private readonly Dictionary<string, CancellationTokenSource> _activations = new(StringComparer.Ordinal);
+    /// <summary>Per app, the activation holding the gate now and its phase: `GET /v1/apps` shows it (`cutover top`).</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, ActivationPhase> _deploying = new(StringComparer.Ordinal);
     private WebApplication? _web;
     /// <summary>agent.sock, bound by the agent itself (Kestrel gets the descriptor) so that an upgrade can hand it over.</summary>
     private System.Net.Sockets.Socket? _controlSocket;
@@ -262,12 +264,14 @@ public sealed partial class AgentServer : IAsyncDisposable
             await context.Response.StartAsync(context.RequestAborted);
             await using var writer = new StreamWriter(new ClientStream(context.Response.Body)) { AutoFlush = true };
             var progress = new JsonProgress(writer);
+            var phase = new ActivationPhase(progress, request.ReleaseId, request.Restart ? "restart" : request.Scale is not null ? "scale" : "deploy");
             ActivationResult result;
             await _gate.WaitAsync(context.RequestAborted);
+            _deploying[app] = phase;
             try
             {
                 result = _handedOver ? ActivationResult.NotLive(HandedOverMessage)
-                    : await ActivateLockedAsync(app, request, progress, cancel.Token);
+                    : await ActivateLockedAsync(app, request, phase, cancel.Token);
                 if (cancel.IsCancellationRequested && !result.Succeeded) result = result with { Outcome = ActivationOutcome.Cancelled };
             }
             catch (OperationCanceledException) when (cancel.IsCancellationRequested)
@@ -280,6 +284,7 @@ public sealed partial class AgentServer : IAsyncDisposable
             }
             finally
             {
+                _deploying.TryRemove(app, out _);
                 _gate.Release();
             }
             // restart and scale move no release: only activations of a release (deploy, rollback, undo) are deploys.
@@ -638,7 +643,8 @@ public sealed partial class AgentServer : IAsyncDisposable
         new ProxyCountersView(runtime.Proxy.Served, runtime.Proxy.Failed, runtime.Proxy.BodyTooLarge, runtime.Proxy.HeadersTooLarge, runtime.Proxy.TimedOut),
         runtime.Settings.Proxy.Tls?.Acme is { } acme ? _acme.StatusOf(runtime.Config.App, acme) : null,
         new TrafficView(runtime.Proxy.Gate.Maintenance is not null, runtime.Proxy.Gate.PausedUntil, runtime.Proxy.Gate.Held),
-        runtime.Groups.Select(g => new ProcessCountView(g.Name, g.Slots.Length, AppRuntime.ConfiguredInstances(runtime.Settings, g.Name), runtime.Scaled.ContainsKey(g.Name))).ToList());
+        runtime.Groups.Select(g => new ProcessCountView(g.Name, g.Slots.Length, AppRuntime.ConfiguredInstances(runtime.Settings, g.Name), runtime.Scaled.ContainsKey(g.Name))).ToList(),
+        _deploying.GetValueOrDefault(runtime.Config.App)?.View);
 
     private async Task ShutdownAsync()
     {

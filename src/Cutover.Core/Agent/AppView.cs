@@ -3,10 +3,11 @@ namespace Cutover.Agent;
 /// <summary>
 /// What `GET /v1/apps` says about one app: written by the agent and read by the CLI (`status`, `status --json`)
 /// with this one record, so the two sides cannot drift apart by a property name. Certificate: with proxy.tls.acme,
-/// what is served and the renewal state (not after, renewal due, last error, next attempt).
+/// what is served and the renewal state (not after, renewal due, last error, next attempt). Deploying: the activation
+/// running now (its release, phase and batch), null when none runs.
 /// </summary>
 public sealed record AppView(string App, string? Release, string Proxy, long ProxyErrors, WarmSetView? Previous, IReadOnlyList<InstanceView> Instances, ProxyCountersView? ProxyCounters = null,
-    Acme.CertificateStatus? Certificate = null, TrafficView? Traffic = null, IReadOnlyList<ProcessCountView>? Counts = null);
+    Acme.CertificateStatus? Certificate = null, TrafficView? Traffic = null, IReadOnlyList<ProcessCountView>? Counts = null, DeployingView? Deploying = null);
 
 /// <summary>How many instances a process type runs, what the config asks for, and whether `cutover scale` set the difference.</summary>
 public sealed record ProcessCountView(string Process, int Instances, int? Configured, bool Scaled);

@@ -105,8 +105,8 @@ public static class LogsCommand
         env.Out.Flush();
     }
 
-    /// <summary>On a host: the deployer's Ctrl-C closes the SSH channel, which this process sees as its stdin ending.</summary>
-    private static async Task StopAtEndOfInputAsync(CancellationTokenSource stop)
+    /// <summary>On a host: the deployer's Ctrl-C closes the SSH channel, which this process sees as its stdin ending (also `top --stream`).</summary>
+    internal static async Task StopAtEndOfInputAsync(CancellationTokenSource stop)
     {
         await using var input = Console.OpenStandardInput();
         var buffer = new byte[256];
