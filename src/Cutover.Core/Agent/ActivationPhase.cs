@@ -36,6 +36,7 @@ public sealed partial class ActivationPhase(IDeployProgress inner, string releas
     public void Output(string phase, string line) => inner.Output(phase, line);
     public void Info(string message) => inner.Info(message);
     public void Warning(string message) => inner.Warning(message);
+    public void Batch(string process, int number, int of, BatchStep step) => inner.Batch(process, number, of, step);
 
     /// <summary>RollingUpdate's phase names: "batch 1/2" for web, "worker batch 1/1" for a process type.</summary>
     [GeneratedRegex(@"^(?:(?<type>\S+) )?batch (?<n>\d+/\d+)$")]

@@ -18,9 +18,10 @@ public interface IDeployProgress
     /// One step of one batch of a rolling update (<paramref name="number"/> of <paramref name="of"/> for the process type
     /// <paramref name="process"/>), timed by whoever receives it: the deploy report marks them on its time axis and
     /// `cutover top` shows the running batch. People already see each batch as its phase ("batch 1/2"), so a renderer
-    /// for people may leave this out (the default); a decorator or a writer of the wire must pass it on.
+    /// for people may ignore it; a decorator or a writer of the wire must pass it on. No default body on purpose: a
+    /// decorator that forgot it (the agent's ActivationPhase did) silently dropped every batch from the report.
     /// </summary>
-    void Batch(string process, int number, int of, BatchStep step) { }
+    void Batch(string process, int number, int of, BatchStep step);
 }
 
 /// <summary>

@@ -18,4 +18,6 @@ public sealed class PlainProgress(TextWriter output) : IDeployProgress
     public void Info(string message) => output.WriteLine(message);
 
     public void Warning(string message) => output.WriteLine($"warning: {message}");
+    // People see each batch as its phase ("batch 1/2") already.
+    public void Batch(string process, int number, int of, Cutover.Progress.BatchStep step) { }
 }

@@ -19,6 +19,8 @@ public sealed class RichProgress(IAnsiConsole console) : IDeployProgress
     public void Info(string message) => console.MarkupLine($"[blue]ℹ[/] {Markup.Escape(message)}");
 
     public void Warning(string message) => console.MarkupLine($"[yellow]![/] {Markup.Escape(message)}");
+    // People see each batch as its phase ("batch 1/2") already.
+    public void Batch(string process, int number, int of, Cutover.Progress.BatchStep step) { }
 
     internal static string Seconds(TimeSpan t) => t.TotalSeconds < 10 ? $"{t.TotalSeconds:0.000}s" : $"{t.TotalSeconds:0.0}s";
 }

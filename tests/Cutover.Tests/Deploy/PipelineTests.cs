@@ -533,5 +533,6 @@ public class PipelineTests : IDisposable
         public void Output(string name, string line) { }
         public void Info(string message) { }
         public void Warning(string message) { }
+        public void Batch(string process, int number, int of, Cutover.Progress.BatchStep step) { }
     }
 }

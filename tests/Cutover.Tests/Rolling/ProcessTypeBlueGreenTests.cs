@@ -32,6 +32,7 @@ public class ProcessTypeBlueGreenTests : IAsyncLifetime
         public void Output(string phase, string line) { }
         public void Info(string message) { }
         public void Warning(string message) { lock (Events) Events.Add("warning " + message); }
+        public void Batch(string process, int number, int of, Cutover.Progress.BatchStep step) { }
     }
 
     private string Release(string version, string mode)

@@ -140,4 +140,5 @@ public sealed class RecordingProgress(ITestOutputHelper? output = null) : Cutove
     public void Output(string phase, string line) => Add($"[{phase}] {line}");
     public void Info(string message) => Add(message);
     public void Warning(string message) => Add("warning: " + message);
+    public void Batch(string process, int number, int of, Cutover.Progress.BatchStep step) { }
 }
