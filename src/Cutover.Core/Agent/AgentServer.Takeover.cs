@@ -172,6 +172,7 @@ public sealed partial class AgentServer
             {
                 var instances = new List<HandedInstance>();
                 HandedWarmSet? warmSet = null;
+                Dictionary<string, int>? containerRestarts = null;
                 if (!runtime.Settings.Runtime.InstancesOutliveAgent)
                 {
                     var warm = _warmSets.GetValueOrDefault(app)?.Current;
@@ -198,9 +199,10 @@ public sealed partial class AgentServer
                         await instance!.SuspendForHandoverAsync();
                         handed.Add(instance);
                         suspended.Add(instance);
+                        (containerRestarts ??= [])[instance.Spec.Id] = instance.Restarts;
                     }
                 }
-                apps.Add(new HandedApp(app, instances, warmSet));
+                apps.Add(new HandedApp(app, instances, warmSet) { ContainerRestarts = containerRestarts });
             }
             await ListeningSocketHandover.SendAsync(channel, await _listeners.HandedAsync(deadline.Token), deadline.Token);
             await SendAsync(channel, new Offer(new AgentState { Apps = _records.Values.ToList() }, apps), descriptors, deadline.Token);
@@ -520,7 +522,8 @@ public sealed partial class AgentServer
             {
                 // Containers: taken over by their labels, as after a restart, but not acted on before the commit (the old
                 // agent may take them back) and nothing started or removed.
-                if (await runtime.AdoptAllAsync(record.ReleaseId, record.ReleaseDir!, cancellationToken, handover: true) is { } error)
+                var restarts = offer.Apps.FirstOrDefault(a => a.App == record.App)?.ContainerRestarts ?? new Dictionary<string, int>();
+                if (await runtime.AdoptAllAsync(record.ReleaseId, record.ReleaseDir!, cancellationToken, new ContainerHandover(restarts)) is { } error)
                     throw new HandoverException($"{record.App}: {error}");
                 _unsupervised.AddRange(runtime.AllSlots.Where(s => s is not null).Select(s => s!));
                 continue;

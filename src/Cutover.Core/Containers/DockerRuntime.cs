@@ -38,7 +38,7 @@ public sealed class DockerRuntime : IInstanceRuntime
     /// and may take them back, so nothing is started, stopped or removed here and supervision waits for
     /// <see cref="ManagedInstance.Supervise"/>; a slot without a ready container fails the takeover instead.
     /// </summary>
-    public async Task<string?> AdoptAllAsync(AppRuntime app, string releaseId, string releaseDir, CancellationToken cancellationToken, bool handover = false)
+    public async Task<string?> AdoptAllAsync(AppRuntime app, string releaseId, string releaseDir, CancellationToken cancellationToken, ContainerHandover? handover = null)
     {
         var found = await _launcher.ListAsync(app.Config.App, cancellationToken);
         var adopted = app.Groups.ToDictionary(g => g.Name, g => new ManagedInstance?[g.Slots.Length]);
@@ -56,16 +56,17 @@ public sealed class DockerRuntime : IInstanceRuntime
             if (!fits)
             {
                 // In a handover it is the old agent's (its warm set, or a slot it restarts once it takes everything back).
-                if (!handover) await _launcher.RemoveAsync(container.ID);
+                if (handover is null) await _launcher.RemoveAsync(container.ID);
                 continue;
             }
             var index = int.Parse(labels[ContainerLabels.Instance], System.Globalization.CultureInfo.InvariantCulture);
             var instance = app.NewInstance(group!, index, releaseId, releaseDir);
             var running = await _launcher.AttachAsync(container.ID, (stream, line) => app.Log.Write(instance.Spec.Id, null, stream, line), cancellationToken);
-            if (await instance.AdoptAsync(running, cancellationToken, supervise: !handover) is { } problem)
+            var restarts = handover?.Restarts.GetValueOrDefault(instance.Spec.Id) ?? 0;
+            if (await instance.AdoptAsync(running, cancellationToken, restarts: restarts, supervise: handover is null) is { } problem)
             {
                 app.Log.Write(instance.Spec.Id, running.Pid, "cutover", $"not adopted: {problem}");
-                if (handover)
+                if (handover is not null)
                 {
                     await running.LetGoAsync();
                     return await FailHandoverAsync($"instance {instance.Spec.Id} ({running.Description}): {problem}");
@@ -80,7 +81,7 @@ public sealed class DockerRuntime : IInstanceRuntime
             for (var i = 0; i < group.Slots.Length; i++)
             {
                 if (adopted[group.Name][i] is not null) continue;
-                if (handover) return await FailHandoverAsync($"instance {(group.IsWeb ? $"{app.Config.App}-{i}" : $"{app.Config.App}-{group.Name}-{i}")} has no running container of release {releaseId}");
+                if (handover is not null) return await FailHandoverAsync($"instance {(group.IsWeb ? $"{app.Config.App}-{i}" : $"{app.Config.App}-{group.Name}-{i}")} has no running container of release {releaseId}");
                 var fresh = app.NewInstance(group, i, releaseId, releaseDir);
                 if (await fresh.StartAsync(cancellationToken) is { } problem) return $"instance {fresh.Spec.Id}: {problem}";
                 adopted[group.Name][i] = fresh;

@@ -318,7 +318,7 @@ public sealed class DockerRuntimeTests(DockerFixture docker, ITestOutputHelper o
                 var holding = LogLines("holding before ready").Length;
                 var upgrading = CutoverCli.RunAsync(_dir.Path, env, "agent", "upgrade", "--binary", script);
                 await Wait.UntilAsync(() => LogLines("holding before ready").Length > holding || upgrading.IsCompleted, TimeSpan.FromSeconds(60), $"{path}: the new agent holding before ready");
-                Assert.False(upgrading.IsCompleted, $"{path}: the upgrade ended before the hold: {(upgrading.IsCompleted ? upgrading.Result.All : "")}");
+                if (upgrading.IsCompleted) Assert.Fail($"{path}: the upgrade ended before the hold: {(await upgrading).All}");
                 var started = System.Text.RegularExpressions.Regex.Match(LogLines("upgrade: started the new agent (pid ")[^1], @"\(pid (\d+)\)");
                 var newAgent = int.Parse(started.Groups[1].Value);
 
