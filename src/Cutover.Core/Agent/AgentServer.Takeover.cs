@@ -97,12 +97,13 @@ public sealed partial class AgentServer
         {
             // A pause moves (the new agent holds new requests), and the requests held here stay here until it ends:
             // see LeaveAfterHandoverAsync.
-            if (runtime.Settings.Runtime.InstancesOutliveAgent) continue;
             foreach (var instance in runtime.Running)
             {
+                // A container too: one this agent is restarting has no running container for the new agent to adopt.
                 if (instance.State != InstanceState.Ready || instance.Launching)
                     return $"instance {instance.Spec.Id} of {app} is {instance.State.ToString().ToLowerInvariant()}; run the upgrade again once `cutover status` shows it ready";
-                handed++;
+                // Containers are found by their labels; only processes take descriptors.
+                if (!runtime.Settings.Runtime.InstancesOutliveAgent) handed++;
             }
         }
         if (2 + 2 * handed > FdPassing.MaxDescriptors)
@@ -133,6 +134,8 @@ public sealed partial class AgentServer
         }
         _logger.LogInformation("upgrade: started the new agent (pid {Pid}): {Command}", newAgent.Id, what);
         var handed = new List<ManagedInstance>();
+        // Containers (adopted by their labels): not supervised here from before the new agent looks for them.
+        var suspended = new List<ManagedInstance>();
         Socket? channel = null;
         var abortSent = false;
         try
@@ -169,6 +172,7 @@ public sealed partial class AgentServer
             {
                 var instances = new List<HandedInstance>();
                 HandedWarmSet? warmSet = null;
+                Dictionary<string, int>? containerRestarts = null;
                 if (!runtime.Settings.Runtime.InstancesOutliveAgent)
                 {
                     var warm = _warmSets.GetValueOrDefault(app)?.Current;
@@ -185,7 +189,20 @@ public sealed partial class AgentServer
                         descriptors.Add((int)handover.Stderr.DangerousGetHandle());
                     }
                 }
-                apps.Add(new HandedApp(app, instances, warmSet));
+                else
+                {
+                    // The new agent adopts the slots' containers without acting on them until it commits: neither agent
+                    // acts on an exit meanwhile, so whichever ends up owning a container restarts it, once. (A warm
+                    // set's containers stay this agent's: it removes them when it leaves.)
+                    foreach (var instance in runtime.AllSlots.Where(s => s is not null))
+                    {
+                        await instance!.SuspendForHandoverAsync();
+                        handed.Add(instance);
+                        suspended.Add(instance);
+                        (containerRestarts ??= [])[instance.Spec.Id] = instance.Restarts;
+                    }
+                }
+                apps.Add(new HandedApp(app, instances, warmSet) { ContainerRestarts = containerRestarts });
             }
             await ListeningSocketHandover.SendAsync(channel, await _listeners.HandedAsync(deadline.Token), deadline.Token);
             await SendAsync(channel, new Offer(new AgentState { Apps = _records.Values.ToList() }, apps), descriptors, deadline.Token);
@@ -202,6 +219,9 @@ public sealed partial class AgentServer
             var (committed, _) = await ReceiveAsync<Committed>(channel, deadline.Token);
             _handedOver = true;
             _handingOver = false;
+            // The new agent's now: this one stops following them (their logs and exits), while its proxy keeps routing
+            // its requests in flight to them until it has drained.
+            foreach (var instance in suspended) await instance.LetGoAsync();
             // The channel stays open while this agent leaves: the new one passes every pause and resume on, for the
             // requests a pause holds here.
             _newAgentChannel = channel;
@@ -502,9 +522,12 @@ public sealed partial class AgentServer
             if (record.Stopped || record.ReleaseId is null) continue;
             if (runtime.Settings.Runtime.InstancesOutliveAgent)
             {
-                // Containers: taken over by their labels, as after a restart.
-                if (await runtime.AdoptAllAsync(record.ReleaseId, record.ReleaseDir!, cancellationToken) is { } error)
+                // Containers: taken over by their labels, as after a restart, but not acted on before the commit (the old
+                // agent may take them back) and nothing started or removed.
+                var restarts = offer.Apps.FirstOrDefault(a => a.App == record.App)?.ContainerRestarts ?? new Dictionary<string, int>();
+                if (await runtime.AdoptAllAsync(record.ReleaseId, record.ReleaseDir!, cancellationToken, new ContainerHandover(restarts)) is { } error)
                     throw new HandoverException($"{record.App}: {error}");
+                _unsupervised.AddRange(runtime.AllSlots.Where(s => s is not null).Select(s => s!));
                 continue;
             }
             var handed = offer.Apps.FirstOrDefault(a => a.App == record.App);

@@ -103,7 +103,11 @@ public static class AgentTakeover
     /// </summary>
     public sealed record Offer(AgentState State, IReadOnlyList<HandedApp> Apps);
 
-    public sealed record HandedApp(string App, IReadOnlyList<HandedInstance> Instances, HandedWarmSet? Warm);
+    public sealed record HandedApp(string App, IReadOnlyList<HandedInstance> Instances, HandedWarmSet? Warm)
+    {
+        /// <summary>Containers (found by their labels, not handed): each slot's restart count by instance id.</summary>
+        public IReadOnlyDictionary<string, int>? ContainerRestarts { get; init; }
+    }
 
     /// <summary>One process: its slot (index), whether it is in the warm set (out of rotation), what it runs and its counters.</summary>
     public sealed record HandedInstance(int Slot, bool Warm, string ReleaseId, string ReleaseDir, int Port, int Restarts,

@@ -34,11 +34,19 @@ public sealed class DockerRuntime : IInstanceRuntime
     /// The containers of <paramref name="releaseId"/> that still run are taken over where they are (matched to slots of
     /// their process type by their labels); slots without one get a new container, and containers of the app that match
     /// no slot (other releases, duplicates, exited ones, a process type no longer run here) are removed.
+    /// <paramref name="handover"/> (an upgrade's new agent, before the commit): the old agent still owns every container
+    /// and may take them back, so nothing is started, stopped or removed here and supervision waits for
+    /// <see cref="ManagedInstance.Supervise"/>; a slot without a ready container fails the takeover instead.
     /// </summary>
-    public async Task<string?> AdoptAllAsync(AppRuntime app, string releaseId, string releaseDir, CancellationToken cancellationToken)
+    public async Task<string?> AdoptAllAsync(AppRuntime app, string releaseId, string releaseDir, CancellationToken cancellationToken, ContainerHandover? handover = null)
     {
         var found = await _launcher.ListAsync(app.Config.App, cancellationToken);
         var adopted = app.Groups.ToDictionary(g => g.Name, g => new ManagedInstance?[g.Slots.Length]);
+        async Task<string> FailHandoverAsync(string problem)
+        {
+            foreach (var instance in adopted.Values.SelectMany(slots => slots)) if (instance is not null) await instance.LetGoAsync();
+            return problem;
+        }
         foreach (var container in found)
         {
             var labels = new Dictionary<string, string>(container.Labels ?? new Dictionary<string, string>());
@@ -47,15 +55,22 @@ public sealed class DockerRuntime : IInstanceRuntime
                 && int.TryParse(labels.GetValueOrDefault(ContainerLabels.Instance), out var slot) && slot >= 0 && slot < group.Slots.Length && adopted[group.Name][slot] is null;
             if (!fits)
             {
-                await _launcher.RemoveAsync(container.ID);
+                // In a handover it is the old agent's (its warm set, or a slot it restarts once it takes everything back).
+                if (handover is null) await _launcher.RemoveAsync(container.ID);
                 continue;
             }
             var index = int.Parse(labels[ContainerLabels.Instance], System.Globalization.CultureInfo.InvariantCulture);
             var instance = app.NewInstance(group!, index, releaseId, releaseDir);
             var running = await _launcher.AttachAsync(container.ID, (stream, line) => app.Log.Write(instance.Spec.Id, null, stream, line), cancellationToken);
-            if (await instance.AdoptAsync(running, cancellationToken) is { } problem)
+            var restarts = handover?.Restarts.GetValueOrDefault(instance.Spec.Id) ?? 0;
+            if (await instance.AdoptAsync(running, cancellationToken, restarts: restarts, supervise: handover is null) is { } problem)
             {
                 app.Log.Write(instance.Spec.Id, running.Pid, "cutover", $"not adopted: {problem}");
+                if (handover is not null)
+                {
+                    await running.LetGoAsync();
+                    return await FailHandoverAsync($"instance {instance.Spec.Id} ({running.Description}): {problem}");
+                }
                 await running.StopAsync(group!.Run.StopSignal, group.Run.KillTimeout);
                 continue;
             }
@@ -66,6 +81,7 @@ public sealed class DockerRuntime : IInstanceRuntime
             for (var i = 0; i < group.Slots.Length; i++)
             {
                 if (adopted[group.Name][i] is not null) continue;
+                if (handover is not null) return await FailHandoverAsync($"instance {(group.IsWeb ? $"{app.Config.App}-{i}" : $"{app.Config.App}-{group.Name}-{i}")} has no running container of release {releaseId}");
                 var fresh = app.NewInstance(group, i, releaseId, releaseDir);
                 if (await fresh.StartAsync(cancellationToken) is { } problem) return $"instance {fresh.Spec.Id}: {problem}";
                 adopted[group.Name][i] = fresh;

@@ -327,9 +327,12 @@ public sealed class AppRuntime : IAsyncDisposable
             Restarted = instance => InstanceRestarted?.Invoke(Config.App, instance.Spec.Process),
         };
 
-    /// <summary>After an agent restart: what still runs of the release is taken over where the runtime allows it, the rest started.</summary>
-    public Task<string?> AdoptAllAsync(string releaseId, string releaseDir, CancellationToken cancellationToken) =>
-        _runtime.AdoptAllAsync(this, releaseId, releaseDir, cancellationToken);
+    /// <summary>
+    /// After an agent restart: what still runs of the release is taken over where the runtime allows it, the rest started.
+    /// <paramref name="handover"/>: an upgrade's new agent before the commit (see <see cref="IInstanceRuntime.AdoptAllAsync"/>).
+    /// </summary>
+    public Task<string?> AdoptAllAsync(string releaseId, string releaseDir, CancellationToken cancellationToken, ContainerHandover? handover = null) =>
+        _runtime.AdoptAllAsync(this, releaseId, releaseDir, cancellationToken, handover);
 
     /// <summary>A restarted agent that runs nothing of the app: whatever of it outlived the last agent goes.</summary>
     public Task RemoveLeftoversAsync(CancellationToken cancellationToken) => _runtime.RemoveLeftoversAsync(Config.App, cancellationToken);

@@ -30,6 +30,11 @@ public sealed class ManagedInstance : IAsyncDisposable
     private bool _handedOver;
     /// <summary>Adopted with supervision deferred (a takeover not yet committed): <see cref="Supervise"/> starts it.</summary>
     private bool _supervisionDeferred;
+    /// <summary>
+    /// A container the new agent of an upgrade adopts by its labels: not supervised from here while the handover is
+    /// open (<see cref="SuspendForHandoverAsync"/>), again after a take-back (<see cref="TakeBackAsync"/>).
+    /// </summary>
+    private bool _suspendedForHandover;
 
     /// <summary>Whether this instance should take traffic; the blue-green switch flips whole sets with it.</summary>
     public bool InRotation
@@ -227,7 +232,8 @@ public sealed class ManagedInstance : IAsyncDisposable
                 Failures++;
                 LastProblem = problem;
                 _log.Write(Spec.Id, _process?.Pid, "cutover", problem);
-                _logger.LogWarning("{Instance}: {Problem}", Spec.Id, problem);
+                // The agent's pid: during an upgrade two agents write agent.log, and only the owner may act.
+                _logger.LogWarning("{Instance}: {Problem} (acted on by agent pid {Agent})", Spec.Id, problem, Environment.ProcessId);
                 if (_backend is { } dead) _proxy.Pool.Remove(dead);
                 _backend = null;
                 State = InstanceState.Restarting;
@@ -345,11 +351,42 @@ public sealed class ManagedInstance : IAsyncDisposable
     }
 
     /// <summary>
-    /// The upgrade that <see cref="HandOverAsync"/> was for did not commit: supervision resumes over the same process
-    /// (same pipes, reading on where it stopped), as if nothing happened. It never left the proxy.
+    /// The old agent's side of an upgrade for an instance that outlives the agent (a container, which the new agent
+    /// adopts by its labels, not from here): supervision stops, so nothing is done about an exit, a failed health check or
+    /// max_memory by this agent while the handover is open, nor after it commits (the new agent owns it then). It keeps
+    /// running and serving through this agent's proxy. Taken back (<see cref="TakeBackAsync"/>), supervision resumes.
+    /// </summary>
+    public async Task SuspendForHandoverAsync()
+    {
+        if (_process is not { } running || State != InstanceState.Ready)
+            throw new InvalidOperationException($"{Spec.Id} is {State.ToString().ToLowerInvariant()}: only a ready instance is handed over");
+        _stop.Cancel();
+        try { await _watch; } catch (OperationCanceledException) { }
+        _suspendedForHandover = true;
+        if (State != InstanceState.Ready)
+        {
+            // It failed just before supervision stopped (its restart was cut short): this agent finishes the job.
+            await TakeBackAsync();
+            throw new InvalidOperationException($"{Spec.Id} is {State.ToString().ToLowerInvariant()}: only a ready instance is handed over");
+        }
+        _log.Write(Spec.Id, running.Pid, "cutover", "handing over: the new agent supervises it once it commits");
+    }
+
+    /// <summary>
+    /// The upgrade that <see cref="HandOverAsync"/> or <see cref="SuspendForHandoverAsync"/> was for did not commit:
+    /// supervision resumes over the same process (same pipes, reading on where it stopped) or container, as if nothing
+    /// happened; an exit meanwhile is acted on now, once. It never left the proxy.
     /// </summary>
     public Task TakeBackAsync()
     {
+        if (_suspendedForHandover)
+        {
+            _suspendedForHandover = false;
+            _stop = new CancellationTokenSource();
+            _log.Write(Spec.Id, _process?.Pid, "cutover", "taken back: the upgrade did not happen");
+            _watch = Task.Run(() => ThreadPoolContext.Run(() => WatchAsync(_stop.Token)));
+            return Task.CompletedTask;
+        }
         if (!_handedOver || _process is not InstanceProcess process) return Task.CompletedTask;
         _process = process.TakeBack();
         _handedOver = false;

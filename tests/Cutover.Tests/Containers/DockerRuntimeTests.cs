@@ -272,6 +272,93 @@ public sealed class DockerRuntimeTests(DockerFixture docker, ITestOutputHelper o
         }
     }
 
+    /// <summary>
+    /// Issue 12 with containers: one killed (docker kill) while an agent upgrade is held open before its commit. Neither
+    /// agent acts on it then; the agent that ends up owning it (the old one after a take-back, the new one after the
+    /// commit) replaces it exactly once, and docker runs exactly the containers that agent lists.
+    /// </summary>
+    [Fact]
+    public async Task A_container_that_dies_during_an_agent_upgrade_is_replaced_once_by_the_agent_that_ends_up_owning_it()
+    {
+        var home = _dir.Combine("agent-home");
+        var configFile = _dir.Combine("upgrade.yml");
+        File.WriteAllText(configFile, ConfigYaml("rolling", HealthServer.FreePort(), "upg").Replace($"root: {_dir.Path}", $"root: {_dir.Combine("upgrade-root")}"));
+        var env = new Dictionary<string, string> { ["CUTOVER_HOME"] = home };
+        var agentLog = Path.Combine(home, "agent.log");
+        string[] LogLines(string text) => File.Exists(agentLog) ? File.ReadLines(agentLog).Where(l => l.Contains(text, StringComparison.Ordinal)).ToArray() : [];
+        // The line an agent writes the moment it acts on upg-1's exit (ManagedInstance), naming that agent's pid.
+        string[] ActedOn() => LogLines(": upg-1: ").Where(l => l.Contains(" warn ", StringComparison.Ordinal)).ToArray();
+        int AgentPid() => int.Parse(File.ReadAllText(Path.Combine(home, "agent.pid")));
+        async Task<Dictionary<string, Cutover.Agent.InstanceView>> InstancesAsync()
+        {
+            using var client = new Cutover.Agent.AgentClient(new Cutover.Agent.AgentHome(home));
+            return (await client.AppsAsync(CancellationToken.None)).Single(a => a.App == "upg").Instances.ToDictionary(i => i.Id);
+        }
+        // "container 3f2a1b9c12ab (pid 1234)" -> the short id `docker ps` prints.
+        static string ContainerOf(Cutover.Agent.InstanceView instance) => instance.RunsAs!.Split(' ')[1];
+        async Task<string[]> DockerPsAsync(bool all = false)
+        {
+            var (_, ids) = await docker.Engine.DockerAsync(["ps", .. (all ? new[] { "-a" } : []), "-q", "--filter", "label=cutover.app=upg"]);
+            return ids.Split('\n', StringSplitOptions.RemoveEmptyEntries).Order().ToArray();
+        }
+        try
+        {
+            var deploy = await CutoverCli.RunAsync(_dir.Path, env, "deploy", "-c", configFile);
+            Assert.True(deploy.ExitCode == 0, deploy.All);
+            foreach (var commit in new[] { false, true })
+            {
+                var path = commit ? "commit" : "take-back";
+                var before = await InstancesAsync();
+                var acted = ActedOn().Length;
+                var oldAgent = AgentPid();
+                var hold = _dir.Combine($"hold-{path}");
+                var script = _dir.Combine($"cutover-{path}");
+                File.WriteAllText(script, $"#!/bin/sh\n{Cutover.Agent.AgentTakeover.HoldBeforeReadyVariable}={hold} exec dotnet exec {CutoverCli.Dll} \"$@\"\n");
+                File.SetUnixFileMode(script, (UnixFileMode)0b111_101_101);
+                var holding = LogLines("holding before ready").Length;
+                var upgrading = CutoverCli.RunAsync(_dir.Path, env, "agent", "upgrade", "--binary", script);
+                await Wait.UntilAsync(() => LogLines("holding before ready").Length > holding || upgrading.IsCompleted, TimeSpan.FromSeconds(60), $"{path}: the new agent holding before ready");
+                if (upgrading.IsCompleted) Assert.Fail($"{path}: the upgrade ended before the hold: {(await upgrading).All}");
+                var started = System.Text.RegularExpressions.Regex.Match(LogLines("upgrade: started the new agent (pid ")[^1], @"\(pid (\d+)\)");
+                var newAgent = int.Parse(started.Groups[1].Value);
+
+                var victim = ContainerOf(before["upg-1"]);
+                await docker.Engine.DockerAsync(["kill", victim]);
+                // An agent watching it hears of the exit at once (the Engine's wait) and says so first: a second is ample.
+                await Task.Delay(1000);
+                Assert.True(ActedOn().Length == acted, $"{path}: an agent acted on upg-1's exit before the commit: {string.Join(" | ", ActedOn().Skip(acted))}");
+                Assert.Equal([ContainerOf(before["upg-0"])], await DockerPsAsync());
+                Assert.Equal(2, (await DockerPsAsync(all: true)).Length); // nothing started, nothing removed
+
+                if (commit) File.WriteAllText(hold, "");
+                else Cutover.Platform.LibC.Kill(newAgent, 9);
+                var upgrade = await upgrading;
+                Assert.True(upgrade.ExitCode == (commit ? 0 : 1), $"{path}: exit {upgrade.ExitCode}: {upgrade.All}");
+                var owner = AgentPid();
+                Assert.Equal(commit ? newAgent : oldAgent, owner);
+                await Wait.UntilAsync(async () => (await InstancesAsync())["upg-1"] is { State: "ready" } i && ContainerOf(i) != victim, TimeSpan.FromSeconds(30), $"{path}: upg-1 replaced");
+                var after = await InstancesAsync();
+                Assert.Equal(before["upg-1"].Restarts + 1, after["upg-1"].Restarts);
+                Assert.Equal(ContainerOf(before["upg-0"]), ContainerOf(after["upg-0"]));
+                // One agent acted, the owner; docker runs exactly what it lists, and the dead container is gone.
+                var acting = ActedOn().Skip(acted).ToArray();
+                Assert.True(acting.Length == 1 && acting[0].Contains($"agent pid {owner})", StringComparison.Ordinal), $"{path}: acted on by: {string.Join(" | ", acting)}");
+                var listed = after.Values.Select(ContainerOf).Order().ToArray();
+                Assert.Equal(listed, await DockerPsAsync());
+                Assert.Equal(listed, await DockerPsAsync(all: true));
+                output.WriteLine($"{path}: upg-1 {victim} -> {ContainerOf(after["upg-1"])}, replaced by agent {owner}");
+            }
+            var stop = await CutoverCli.RunAsync(_dir.Path, env, "stop", "-c", configFile);
+            Assert.Equal(0, stop.ExitCode);
+            Assert.Empty(await DockerPsAsync(all: true));
+        }
+        finally
+        {
+            AgentProcess.Stop(home, 15);
+            OwnedProcesses.KillByEnvironment("CUTOVER_HOME", home);
+        }
+    }
+
     [Fact]
     public async Task An_agent_killed_while_the_first_deploy_starts_a_container_leaves_no_container_after_its_restart()
     {
