@@ -17,25 +17,200 @@ public static class SwitchBenchmark
 {
     private sealed record Sample(double StartMs, double EndMs, bool Ok, string Version);
 
-    public static async Task<string> RunAsync(string repo, int switches = 6)
+    /// <param name="only">Routers to measure ("builtin", "nginx", "haproxy", "cli"); empty: all of them.</param>
+    public static async Task<string> RunAsync(string repo, IReadOnlyCollection<string> only, int switches = 6)
     {
-        var builtin = await MeasureAsync(repo, "builtin", switches);
-        var viaNginx = await MeasureAsync(repo, "nginx", switches);
-        var viaHaproxy = File.Exists("/usr/sbin/haproxy") ? await MeasureAsync(repo, "haproxy", switches) : null;
+        bool Wanted(string name) => only.Count == 0 || only.Contains(name);
+        var builtin = Wanted("builtin") ? await MeasureAsync(repo, "builtin", switches) : null;
+        var viaNginx = Wanted("nginx") ? await MeasureAsync(repo, "nginx", switches) : null;
+        var viaHaproxy = Wanted("haproxy") && File.Exists("/usr/sbin/haproxy") ? await MeasureAsync(repo, "haproxy", switches) : null;
+        var cli = Wanted("cli") ? await MeasureCliAsync(repo, switches) : null;
+        static string Ms(List<double> values, string format = "0.0") => values.Count == 0 ? "-" : $"{Measure.Median(values).ToString(format, System.Globalization.CultureInfo.InvariantCulture)} / {values.Max().ToString(format, System.Globalization.CultureInfo.InvariantCulture)} ms";
         var sb = new StringBuilder();
-        sb.AppendLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z on {Environment.ProcessorCount} cores; examples/node-app at 2 instances; 16 keep-alive clients without pause; {switches} deploys and {switches} rollbacks per router, alternating.");
+        sb.AppendLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z on {Environment.ProcessorCount} cores (load average before: {File.ReadAllText("/proc/loadavg").Split(' ')[0]}); examples/node-app at 2 instances (ready: message); 16 keep-alive clients without pause; {switches} deploys and {switches} rollbacks per router, alternating.");
         sb.AppendLine();
-        sb.AppendLine("| router | deploy: command to 100% new (median / max) | rollback: command to 100% new (median / max) | rollback: command to switch done (median / max) | requests | failed |");
-        sb.AppendLine("|---|---|---|---|---|---|");
+        sb.AppendLine("| router | deploy: command to 100% new (median / max) | of which the green set starting (median / max) | rollback: command to 100% new (median / max) | rollback: command to switch done (median / max) | requests | failed |");
+        sb.AppendLine("|---|---|---|---|---|---|---|");
         foreach (var (name, r) in new[] { ("builtin (Cutover's proxy)", builtin), ("nginx (upstream file + reload)", viaNginx), ("haproxy (runtime API, no reload)", viaHaproxy) })
-            if (r is not null) sb.AppendLine($"| {name} | {Measure.Median(r.Deploy):0.0} / {r.Deploy.Max():0.0} ms | {Measure.Median(r.Rollback):0.00} / {r.Rollback.Max():0.00} ms | {Measure.Median(r.RollbackCall):0.00} / {r.RollbackCall.Max():0.00} ms | {r.Requests} | {r.Failed} |");
+            if (r is not null) sb.AppendLine($"| {name} | {Ms(r.Deploy)} | {Ms(r.Green)} | {Ms(r.Rollback, "0.00")} | {Ms(r.RollbackCall, "0.00")} | {r.Requests} | {r.Failed} |");
         sb.AppendLine();
-        sb.AppendLine("\"Command to 100% new\" is the end of the last request that started after the command and was still answered by the old set (0 when none was). \"Command to switch done\" is how long the rollback call took to return: the pool swap, or the upstream file, `nginx -t` and the reload, or HAProxy's add/ready/drain and the wait for the drained servers' sessions to end before they are deleted.");
-        if (viaHaproxy is null) sb.AppendLine("\nhaproxy: not measured (/usr/sbin/haproxy missing; bench/run.sh installs it).");
+        sb.AppendLine("\"Command to 100% new\" is the end of the last request that started after the command, ended before the next one, and was answered by another release (0 when none was). \"The green set starting\" is the switch's green phase: the new instances started and ready, out of rotation. \"Command to switch done\" is how long the rollback call took to return: the pool swap, or the upstream file, `nginx -t` and the reload, or HAProxy's add/ready/drain and the wait for the drained servers' sessions to end before they are deleted.");
+        if (Wanted("haproxy") && viaHaproxy is null) sb.AppendLine("\nhaproxy: not measured (/usr/sbin/haproxy missing; bench/run.sh installs it).");
+        if (cli is not null)
+        {
+            var rest = cli.RollbackDone.Zip(cli.RollbackPipeline, (done, pipeline) => done - pipeline).ToList();
+            var pipelineOnly = cli.RollbackPipeline.Zip(cli.RollbackInstances, (pipeline, instances) => pipeline - instances).ToList();
+            sb.AppendLine();
+            sb.AppendLine("The same load and app through the product end to end: `cutover deploy DIR` and `cutover rollback` run as processes (`dotnet exec cutover.dll`), the real agent's proxy serving the clients.");
+            sb.AppendLine();
+            sb.AppendLine("| command (builtin, CLI + agent) | command to 100% new (median / max) | command done: whole process (median / max) | of which: start-up, parsing, config (median / max) | of which: pipeline, lock to history, without the agent (median / max) | of which: the agent's switch with its request (median / max) | requests | failed |");
+            sb.AppendLine("|---|---|---|---|---|---|---|---|");
+            sb.AppendLine($"| `cutover deploy` | {Ms(cli.Switch.Deploy)} | {Ms(cli.DeployDone)} | | | | {cli.Switch.Requests} | {cli.Switch.Failed} |");
+            sb.AppendLine($"| `cutover rollback` (to the warm set) | {Ms(cli.Switch.Rollback)} | {Ms(cli.RollbackDone)} | {Ms(rest)} | {Ms(pipelineOnly)} | {Ms(cli.RollbackInstances)} | | |");
+            sb.AppendLine();
+            sb.AppendLine("A rollback's parts come from its history line: the pipeline is `started` to `finished` (from after the config is loaded to the history write), the agent's part its `instances` phase; the rest of the whole process is the .NET start-up, command parsing and config loading before it and the exit after it.");
+        }
         return sb.ToString();
     }
 
-    private sealed record Result(List<double> Deploy, List<double> Rollback, List<double> RollbackCall, long Requests, long Failed);
+    private sealed record Result(List<double> Deploy, List<double> Rollback, List<double> RollbackCall, List<double> Green, long Requests, long Failed);
+
+    /// <summary>The CLI and agent end to end: the switch figures, plus per command the whole process and, for rollbacks, its parts.</summary>
+    private sealed record CliResult(Result Switch, List<double> DeployDone, List<double> RollbackDone, List<double> RollbackPipeline, List<double> RollbackInstances);
+
+    /// <summary>
+    /// The product as users run it: `cutover deploy` and `cutover rollback` as processes (`dotnet exec cutover.dll`, as the
+    /// other benchmarks run it) and the real agent, whose proxy takes the same load. "Done" is the whole command, from
+    /// before the process starts to its exit. A rollback's own history line (started and finished, from the pipeline's
+    /// start after the config is loaded to the history write, and its `instances` phase: the agent's switch with the
+    /// request to it) splits that into the pipeline and the rest, which is process start-up, command parsing and config.
+    /// </summary>
+    private static async Task<CliResult> MeasureCliAsync(string repo, int switches)
+    {
+        using var work = new ProxyBenchmark.TempWork();
+        var home = Path.Combine(work.Path, "home");
+        var port = Cutover.Platform.LoopbackPort.Free();
+        var root = Path.Combine(work.Path, "root");
+        var config = Path.Combine(work.Path, "cutover.yml");
+        File.WriteAllText(config, $"app: swcli\nstrategy: blue-green\nroot: {root}\nrun:\n  command: node server.js\n  instances: 2\n  ready: message\n" +
+                                  $"proxy:\n  listen: 127.0.0.1:{port}\n  drain_timeout: 5s\nblue_green:\n  monitor: 0s\n");
+        string Build(string version)
+        {
+            var dir = Path.Combine(work.Path, "builds", version);
+            Directory.CreateDirectory(dir);
+            File.Copy(Path.Combine(repo, "examples", "node-app", "server.js"), Path.Combine(dir, "server.js"), overwrite: true);
+            File.WriteAllText(Path.Combine(dir, "VERSION"), version);
+            return dir;
+        }
+        Task<double> TimedAsync(Load load, params string[] args) => Task.Run(() =>
+        {
+            var at = load.Now;
+            ProxyBenchmark.RunCutover(home, [.. args, "-c", config]);
+            return load.Now - at;
+        });
+        try
+        {
+            ProxyBenchmark.RunCutover(home, "deploy", Build("0"), "-c", config);
+            await using var load = Load.Start($"http://127.0.0.1:{port}/");
+            await Task.Delay(1000);
+            var commands = new List<Command>();
+            var (deployDone, rollbackDone, pipeline, instances) = (new List<double>(), new List<double>(), new List<double>(), new List<double>());
+            for (var i = 1; i <= switches; i++)
+            {
+                var version = i.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                var build = Build(version);
+                commands.Add(new Command(load.Now, version));
+                deployDone.Add(await TimedAsync(load, "deploy", build));
+                await Task.Delay(1500);
+                // The rollback target is release 0 every time: each rolled-back release is no target any more.
+                commands.Add(new Command(load.Now, "0", Rollback: true));
+                rollbackDone.Add(await TimedAsync(load, "rollback"));
+                using (var line = System.Text.Json.JsonDocument.Parse(File.ReadLines(Path.Combine(root, ".cutover", "history.jsonl")).Last()))
+                {
+                    var entry = line.RootElement;
+                    pipeline.Add((entry.GetProperty("finished").GetDateTimeOffset() - entry.GetProperty("started").GetDateTimeOffset()).TotalMilliseconds);
+                    instances.Add(entry.GetProperty("phase_seconds").GetProperty("instances").GetDouble() * 1000);
+                }
+                await Task.Delay(1500);
+            }
+            var all = await load.StopAsync();
+            var (deploy, rollback) = Settle(all, commands);
+            return new CliResult(new Result(deploy, rollback, rollbackDone, [], all.Count, all.Count(s => !s.Ok)), deployDone, rollbackDone, pipeline, instances);
+        }
+        finally
+        {
+            if (File.Exists(Path.Combine(home, "agent.pid")) && int.TryParse(File.ReadAllText(Path.Combine(home, "agent.pid")).Trim(), out var agent))
+            {
+                Measure.Capture("kill", "-TERM", agent.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                for (var i = 0; i < 300 && Directory.Exists($"/proc/{agent}"); i++) Thread.Sleep(100);
+            }
+        }
+    }
+
+    /// <summary>A deploy or rollback issued at <paramref name="Ms"/> (on the load's clock) to the release answering "hello from <paramref name="Version"/>".</summary>
+    private sealed record Command(double Ms, string Version, bool Rollback = false);
+
+    /// <summary>
+    /// For each command, the time from it to the end of the last answer from another release among the requests that
+    /// started after it. Only requests that also ended before the next command count: one sent just before the next
+    /// command but answered after it may come from that command's release (a rollback goes back to the very release the
+    /// deploy replaced), which is no evidence that this command's switch was late.
+    /// </summary>
+    private static (List<double> Deploy, List<double> Rollback) Settle(IReadOnlyList<Sample> all, IReadOnlyList<Command> commands)
+    {
+        var deploy = new List<double>();
+        var rollback = new List<double>();
+        for (var c = 0; c < commands.Count; c++)
+        {
+            var (at, version, isRollback) = commands[c];
+            var until = c + 1 < commands.Count ? commands[c + 1].Ms : double.MaxValue;
+            var lastOld = all.Where(s => s.StartMs >= at && s.EndMs < until && s.Ok && s.Version != version).MaxBy(s => s.EndMs);
+            (isRollback ? rollback : deploy).Add(lastOld is null ? 0 : lastOld.EndMs - at);
+        }
+        return (deploy, rollback);
+    }
+
+    /// <summary>How long the green set took to start and become ready (the switch's "green" phase).</summary>
+    private sealed class GreenTiming : IDeployProgress
+    {
+        public double Green { get; private set; }
+        public void PhaseStarted(string phase) { }
+        public void PhaseCompleted(string phase, TimeSpan elapsed, string? detail = null) { if (phase == "green") Green = elapsed.TotalMilliseconds; }
+        public void PhaseFailed(string phase, TimeSpan elapsed, string error) { }
+        public void Output(string phase, string line) { }
+        public void Info(string message) { }
+        public void Warning(string message) { }
+    }
+
+    /// <summary>16 keep-alive clients sending GET / back to back, each answer recorded with its release ("hello from N").</summary>
+    private sealed class Load : IAsyncDisposable
+    {
+        private const int Clients = 16;
+        private readonly Stopwatch _clock = Stopwatch.StartNew();
+        private readonly CancellationTokenSource _stop = new(TimeSpan.FromMinutes(5));
+        private readonly HttpClient _client = new(new SocketsHttpHandler { MaxConnectionsPerServer = Clients, UseProxy = false }) { Timeout = TimeSpan.FromSeconds(10) };
+        private readonly List<Sample>[] _samples = new List<Sample>[Clients];
+        private Task[] _workers = [];
+
+        public double Now => _clock.Elapsed.TotalMilliseconds;
+
+        public static Load Start(string url)
+        {
+            var load = new Load();
+            load._workers = Enumerable.Range(0, Clients).Select(w => Task.Run(async () =>
+            {
+                var mine = load._samples[w] = [];
+                while (!load._stop.IsCancellationRequested)
+                {
+                    var start = load.Now;
+                    try
+                    {
+                        var body = await load._client.GetStringAsync(url);
+                        mine.Add(new Sample(start, load.Now, true, body.Split(' ')[2]));
+                    }
+                    catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+                    {
+                        mine.Add(new Sample(start, load.Now, false, ""));
+                    }
+                }
+            })).ToArray();
+            return load;
+        }
+
+        public async Task<List<Sample>> StopAsync()
+        {
+            await _stop.CancelAsync();
+            await Task.WhenAll(_workers);
+            return _samples.SelectMany(s => s).OrderBy(s => s.StartMs).ToList();
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (!_stop.IsCancellationRequested) await StopAsync();
+            _client.Dispose();
+            _stop.Dispose();
+        }
+    }
 
     private static async Task<Result> MeasureAsync(string repo, string routerName, int switches)
     {
@@ -104,61 +279,30 @@ public static class SwitchBenchmark
                 await Task.Delay(500);
             }
 
-            var samples = new List<Sample>[16];
-            var clock = Stopwatch.StartNew();
-            using var stop = new CancellationTokenSource(TimeSpan.FromMinutes(5));
-            using var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 16, UseProxy = false }) { Timeout = TimeSpan.FromSeconds(10) };
-            var workers = Enumerable.Range(0, 16).Select(w => Task.Run(async () =>
-            {
-                var mine = samples[w] = [];
-                while (!stop.IsCancellationRequested)
-                {
-                    var start = clock.Elapsed.TotalMilliseconds;
-                    try
-                    {
-                        var body = await client.GetStringAsync(url);
-                        mine.Add(new Sample(start, clock.Elapsed.TotalMilliseconds, true, body.Split(' ')[2]));
-                    }
-                    catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
-                    {
-                        mine.Add(new Sample(start, clock.Elapsed.TotalMilliseconds, false, ""));
-                    }
-                }
-            })).ToArray();
+            await using var load = Load.Start(url);
             await Task.Delay(1000);
 
-            var commands = new List<(double Ms, string Version, bool Rollback)>();
+            var commands = new List<Command>();
             var rollbackCalls = new List<double>();
+            var green = new List<double>();
             for (var i = 1; i <= switches; i++)
             {
                 var version = i.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                commands.Add((clock.Elapsed.TotalMilliseconds, version, false));
-                if (await bg.RunAsync($"r{i}", Release(version), CancellationToken.None) is { } e1) throw new InvalidOperationException(e1);
+                commands.Add(new Command(load.Now, version));
+                var timing = new GreenTiming();
+                if (await new BlueGreenSwitch(app, warmSet, timing).RunAsync($"r{i}", Release(version), CancellationToken.None) is { } e1) throw new InvalidOperationException(e1);
+                green.Add(timing.Green);
                 await Task.Delay(1500);
                 var warm = warmSet.Current!;
-                var rollbackAt = clock.Elapsed.TotalMilliseconds;
-                commands.Add((rollbackAt, warm.ReleaseId[1..], true));
+                var rollbackAt = load.Now;
+                commands.Add(new Command(rollbackAt, warm.ReleaseId[1..], Rollback: true));
                 if (await bg.RunAsync(warm.ReleaseId, warm.ReleaseDir, CancellationToken.None) is { } e2) throw new InvalidOperationException(e2);
-                rollbackCalls.Add(clock.Elapsed.TotalMilliseconds - rollbackAt);
+                rollbackCalls.Add(load.Now - rollbackAt);
                 await Task.Delay(1500);
             }
-            stop.Cancel();
-            await Task.WhenAll(workers);
-            var all = samples.SelectMany(s => s).OrderBy(s => s.StartMs).ToList();
-
-            var deploy = new List<double>();
-            var rollback = new List<double>();
-            for (var c = 0; c < commands.Count; c++)
-            {
-                var (at, version, isRollback) = commands[c];
-                var until = c + 1 < commands.Count ? commands[c + 1].Ms : double.MaxValue;
-                var window = all.Where(s => s.StartMs >= at && s.StartMs < until).ToList();
-                // the start of the first request after which every answer came from the new set
-                var lastOld = window.LastOrDefault(s => s.Version != version);
-                var settled = lastOld is null ? at : lastOld.EndMs;
-                (isRollback ? rollback : deploy).Add(settled - at);
-            }
-            return new Result(deploy, rollback, rollbackCalls, all.Count, all.Count(s => !s.Ok));
+            var all = await load.StopAsync();
+            var (deploy, rollback) = Settle(all, commands);
+            return new Result(deploy, rollback, rollbackCalls, green, all.Count, all.Count(s => !s.Ok));
         }
         finally
         {
