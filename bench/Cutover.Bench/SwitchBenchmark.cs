@@ -21,13 +21,17 @@ public static class SwitchBenchmark
     public static async Task<string> RunAsync(string repo, IReadOnlyCollection<string> only, int switches = 6)
     {
         bool Wanted(string name) => only.Count == 0 || only.Contains(name);
-        var builtin = Wanted("builtin") ? await MeasureAsync(repo, "builtin", switches) : null;
-        var viaNginx = Wanted("nginx") ? await MeasureAsync(repo, "nginx", switches) : null;
-        var viaHaproxy = Wanted("haproxy") && File.Exists("/usr/sbin/haproxy") ? await MeasureAsync(repo, "haproxy", switches) : null;
+        // All routers set up at once, then measured a round each in turn: a busy moment of a shared machine falls on
+        // every router alike instead of on whichever ran then.
+        var routers = new[] { "builtin", "nginx", "haproxy" }.Where(r => Wanted(r) && (r != "haproxy" || File.Exists("/usr/sbin/haproxy"))).ToArray();
+        var turns = new Turns(routers.Length);
+        var measured = await Task.WhenAll(routers.Select((router, who) => MeasureAsync(repo, router, switches, turns, who)));
+        Result? Of(string router) => Array.IndexOf(routers, router) is var at and >= 0 ? measured[at] : null;
+        var (builtin, viaNginx, viaHaproxy) = (Of("builtin"), Of("nginx"), Of("haproxy"));
         var cli = Wanted("cli") ? await MeasureCliAsync(repo, switches) : null;
         static string Ms(List<double> values, string format = "0.0") => values.Count == 0 ? "-" : $"{Measure.Median(values).ToString(format, System.Globalization.CultureInfo.InvariantCulture)} / {values.Max().ToString(format, System.Globalization.CultureInfo.InvariantCulture)} ms";
         var sb = new StringBuilder();
-        sb.AppendLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z on {Environment.ProcessorCount} cores (load average before: {File.ReadAllText("/proc/loadavg").Split(' ')[0]}); examples/node-app at 2 instances (ready: message); 16 keep-alive clients without pause; {switches} deploys and {switches} rollbacks per router, alternating.");
+        sb.AppendLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z on {Environment.ProcessorCount} cores (load average before: {File.ReadAllText("/proc/loadavg").Split(' ')[0]}); examples/node-app at 2 instances (ready: message); 16 keep-alive clients without pause; {switches} deploys and {switches} rollbacks per router, alternating, the routers taking turns round by round.");
         sb.AppendLine();
         sb.AppendLine("| router | deploy: command to 100% new (median / max) | of which the green set starting (median / max) | rollback: command to 100% new (median / max) | rollback: command to switch done (median / max) | requests | failed |");
         sb.AppendLine("|---|---|---|---|---|---|---|");
@@ -212,103 +216,175 @@ public static class SwitchBenchmark
         }
     }
 
-    private static async Task<Result> MeasureAsync(string repo, string routerName, int switches)
+    /// <summary>Round-robin turns among the routers measured, once every one of them is set up.</summary>
+    private sealed class Turns(int count)
     {
-        var nginx = routerName == "nginx";
-        var haproxy = routerName == "haproxy";
-        var work = Directory.CreateTempSubdirectory("cutover-switch-bench-").FullName;
-        Process? nginxProcess = null;
-        Process? haproxyProcess = null;
+        private readonly SemaphoreSlim[] _gates = Enumerable.Range(0, count).Select(_ => new SemaphoreSlim(0, 1)).ToArray();
+        private int _ready;
+
+        /// <summary>Set up (or failed to): the first turn goes once all are.</summary>
+        public void Ready()
+        {
+            if (Interlocked.Increment(ref _ready) == count) _gates[0].Release();
+        }
+
+        public Task WaitAsync(int who) => _gates[who].WaitAsync(TimeSpan.FromMinutes(5));
+
+        public void Done(int who) => _gates[(who + 1) % count].Release();
+
+        private int _finished;
+        private readonly TaskCompletionSource _allFinished = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>Its rounds are over; returns once everyone's are, so no teardown runs during another's round.</summary>
+        public Task FinishedAsync()
+        {
+            if (Interlocked.Increment(ref _finished) == count) _allFinished.TrySetResult();
+            return _allFinished.Task.WaitAsync(TimeSpan.FromMinutes(10));
+        }
+    }
+
+    private static async Task<Result> MeasureAsync(string repo, string routerName, int switches, Turns turns, int who)
+    {
+        var ready = false;
+        void SetUp()
+        {
+            if (ready) return;
+            ready = true;
+            turns.Ready();
+        }
+        // A router that failed still passes its turns on, so the others finish.
+        async Task PassTurnsAsync(int from)
+        {
+            SetUp();
+            for (var i = from; i <= switches; i++)
+            {
+                await turns.WaitAsync(who);
+                turns.Done(who);
+            }
+            await turns.FinishedAsync();
+        }
+        var round = 1;
+        var holding = false;
         try
         {
-            string Release(string version)
-            {
-                var dir = Path.Combine(work, "releases", version);
-                if (Directory.Exists(dir)) return dir;
-                Directory.CreateDirectory(dir);
-                File.Copy(Path.Combine(repo, "examples", "node-app", "server.js"), Path.Combine(dir, "server.js"));
-                File.WriteAllText(Path.Combine(dir, "VERSION"), version);
-                return dir;
-            }
-            var proxyPort = Cutover.Platform.LoopbackPort.Free();
-            var nginxPort = Cutover.Platform.LoopbackPort.Free();
-            var nginxDir = Path.Combine(work, "nginx");
-            var upstream = Path.Combine(nginxDir, "upstream.conf");
-            var conf = Path.Combine(nginxDir, "nginx.conf");
-            var haproxySocket = Path.Combine(work, "haproxy.sock");
-            var router = nginx
-                ? $"router: nginx\nnginx:\n  upstream_file: {upstream}\n  test: /usr/sbin/nginx -p {nginxDir} -c {conf} -t\n  reload: /usr/sbin/nginx -p {nginxDir} -c {conf} -s reload\n"
-                : haproxy ? $"router: haproxy\nhaproxy:\n  socket: {haproxySocket}\n  backend: app\n"
-                : "router: builtin\n";
-            var config = ConfigLoader.Parse($"app: sw\nstrategy: blue-green\nroot: {work}\nrun:\n  command: node server.js\n  instances: 2\n  ready: message\n" +
-                                            $"proxy:\n  listen: 127.0.0.1:{proxyPort}\n  drain_timeout: 5s\nblue_green:\n  monitor: 0s\n" + router,
-                Path.Combine(work, "cutover.yml"));
-            using var http = new HttpClient();
-            await using var app = await AppRuntime.CreateAsync(config, work, http, new object(), NullLoggerFactory.Instance, CancellationToken.None);
-            if (await app.StartAllAsync("r0", Release("0"), CancellationToken.None) is { } startError) throw new InvalidOperationException(startError);
-            var warmSet = new WarmSetKeeper();
-            var bg = new BlueGreenSwitch(app, warmSet, new SilentProgress());
-            var url = $"http://127.0.0.1:{proxyPort}/";
-            if (nginx)
-            {
-                Directory.CreateDirectory(Path.Combine(nginxDir, "logs"));
-                File.WriteAllText(upstream, new NginxRouter(config.SettingsOf<BlueGreenSettings>().BlueGreen.Nginx!).Render(app.Slots.Select(s => s!.Endpoint!)));
-                File.WriteAllText(conf, $$"""
-                    {{(Environment.UserName == "root" ? "user root root;" : "")}}
-                    worker_processes 1; pid {{nginxDir}}/nginx.pid; error_log {{nginxDir}}/logs/error.log warn;
-                    events { worker_connections 1024; }
-                    http { access_log off; include {{upstream}};
-                      client_body_temp_path {{nginxDir}}/b; proxy_temp_path {{nginxDir}}/p; fastcgi_temp_path {{nginxDir}}/f; uwsgi_temp_path {{nginxDir}}/u; scgi_temp_path {{nginxDir}}/s;
-                      server { listen 127.0.0.1:{{nginxPort}}; keepalive_requests 1000000;
-                        location / { proxy_pass http://app_backend; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
-                    """);
-                nginxProcess = Process.Start(new ProcessStartInfo("/usr/sbin/nginx", ["-p", nginxDir, "-c", conf, "-g", "daemon off;"]) { UseShellExecute = false });
-                url = $"http://127.0.0.1:{nginxPort}/";
-                await Task.Delay(500);
-            }
-            if (haproxy)
-            {
-                // Debian's haproxy 2.6, one process in the foreground, keep-alive both sides (HAProxy's default in http mode).
-                var haproxyConf = Path.Combine(work, "haproxy.cfg");
-                File.WriteAllText(haproxyConf, $"global\n  stats socket {haproxySocket} mode 600 level admin\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n" +
-                                               $"frontend web\n  bind 127.0.0.1:{nginxPort}\n  default_backend app\nbackend app\n  balance roundrobin\n");
-                haproxyProcess = Process.Start(new ProcessStartInfo("/usr/sbin/haproxy", ["-db", "-q", "-f", haproxyConf]) { UseShellExecute = false });
-                for (var i = 0; i < 100 && !File.Exists(haproxySocket); i++) await Task.Delay(50);
-                if (await bg.RouteLiveSetAsync(CancellationToken.None) is { } routeError) throw new InvalidOperationException(routeError);
-                url = $"http://127.0.0.1:{nginxPort}/";
-                await Task.Delay(500);
-            }
-
-            await using var load = Load.Start(url);
-            await Task.Delay(1000);
-
-            var commands = new List<Command>();
-            var rollbackCalls = new List<double>();
-            var green = new List<double>();
-            for (var i = 1; i <= switches; i++)
-            {
-                var version = i.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                commands.Add(new Command(load.Now, version));
-                var timing = new GreenTiming();
-                if (await new BlueGreenSwitch(app, warmSet, timing).RunAsync($"r{i}", Release(version), CancellationToken.None) is { } e1) throw new InvalidOperationException(e1);
-                green.Add(timing.Green);
-                await Task.Delay(1500);
-                var warm = warmSet.Current!;
-                var rollbackAt = load.Now;
-                commands.Add(new Command(rollbackAt, warm.ReleaseId[1..], Rollback: true));
-                if (await bg.RunAsync(warm.ReleaseId, warm.ReleaseDir, CancellationToken.None) is { } e2) throw new InvalidOperationException(e2);
-                rollbackCalls.Add(load.Now - rollbackAt);
-                await Task.Delay(1500);
-            }
-            var all = await load.StopAsync();
-            var (deploy, rollback) = Settle(all, commands);
-            return new Result(deploy, rollback, rollbackCalls, green, all.Count, all.Count(s => !s.Ok));
+            return await MeasureRoundsAsync();
         }
-        finally
+        catch
         {
-            if (nginxProcess is { HasExited: false }) { nginxProcess.Kill(entireProcessTree: true); nginxProcess.WaitForExit(); }
-            if (haproxyProcess is { HasExited: false }) { haproxyProcess.Kill(entireProcessTree: true); haproxyProcess.WaitForExit(); }
-            try { Directory.Delete(work, recursive: true); } catch (IOException) { }
+            if (holding) turns.Done(who);
+            await PassTurnsAsync(holding ? round + 1 : round);
+            throw;
+        }
+
+        async Task<Result> MeasureRoundsAsync()
+        {
+            var nginx = routerName == "nginx";
+            var haproxy = routerName == "haproxy";
+            var work = Directory.CreateTempSubdirectory("cutover-switch-bench-").FullName;
+            Process? nginxProcess = null;
+            Process? haproxyProcess = null;
+            try
+            {
+                string Release(string version)
+                {
+                    var dir = Path.Combine(work, "releases", version);
+                    if (Directory.Exists(dir)) return dir;
+                    Directory.CreateDirectory(dir);
+                    File.Copy(Path.Combine(repo, "examples", "node-app", "server.js"), Path.Combine(dir, "server.js"));
+                    File.WriteAllText(Path.Combine(dir, "VERSION"), version);
+                    return dir;
+                }
+                var proxyPort = Cutover.Platform.LoopbackPort.Free();
+                var nginxPort = Cutover.Platform.LoopbackPort.Free();
+                var nginxDir = Path.Combine(work, "nginx");
+                var upstream = Path.Combine(nginxDir, "upstream.conf");
+                var conf = Path.Combine(nginxDir, "nginx.conf");
+                var haproxySocket = Path.Combine(work, "haproxy.sock");
+                var router = nginx
+                    ? $"router: nginx\nnginx:\n  upstream_file: {upstream}\n  test: /usr/sbin/nginx -p {nginxDir} -c {conf} -t\n  reload: /usr/sbin/nginx -p {nginxDir} -c {conf} -s reload\n"
+                    : haproxy ? $"router: haproxy\nhaproxy:\n  socket: {haproxySocket}\n  backend: app\n"
+                    : "router: builtin\n";
+                var config = ConfigLoader.Parse($"app: sw\nstrategy: blue-green\nroot: {work}\nrun:\n  command: node server.js\n  instances: 2\n  ready: message\n" +
+                                                $"proxy:\n  listen: 127.0.0.1:{proxyPort}\n  drain_timeout: 5s\nblue_green:\n  monitor: 0s\n" + router,
+                    Path.Combine(work, "cutover.yml"));
+                using var http = new HttpClient();
+                await using var app = await AppRuntime.CreateAsync(config, work, http, new object(), NullLoggerFactory.Instance, CancellationToken.None);
+                if (await app.StartAllAsync("r0", Release("0"), CancellationToken.None) is { } startError) throw new InvalidOperationException(startError);
+                var warmSet = new WarmSetKeeper();
+                var bg = new BlueGreenSwitch(app, warmSet, new SilentProgress());
+                var url = $"http://127.0.0.1:{proxyPort}/";
+                if (nginx)
+                {
+                    Directory.CreateDirectory(Path.Combine(nginxDir, "logs"));
+                    File.WriteAllText(upstream, new NginxRouter(config.SettingsOf<BlueGreenSettings>().BlueGreen.Nginx!).Render(app.Slots.Select(s => s!.Endpoint!)));
+                    File.WriteAllText(conf, $$"""
+                        {{(Environment.UserName == "root" ? "user root root;" : "")}}
+                        worker_processes 1; pid {{nginxDir}}/nginx.pid; error_log {{nginxDir}}/logs/error.log warn;
+                        events { worker_connections 1024; }
+                        http { access_log off; include {{upstream}};
+                          client_body_temp_path {{nginxDir}}/b; proxy_temp_path {{nginxDir}}/p; fastcgi_temp_path {{nginxDir}}/f; uwsgi_temp_path {{nginxDir}}/u; scgi_temp_path {{nginxDir}}/s;
+                          server { listen 127.0.0.1:{{nginxPort}}; keepalive_requests 1000000;
+                            location / { proxy_pass http://app_backend; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+                        """);
+                    nginxProcess = Process.Start(new ProcessStartInfo("/usr/sbin/nginx", ["-p", nginxDir, "-c", conf, "-g", "daemon off;"]) { UseShellExecute = false });
+                    url = $"http://127.0.0.1:{nginxPort}/";
+                    await Task.Delay(500);
+                }
+                if (haproxy)
+                {
+                    // Debian's haproxy 2.6, one process in the foreground, keep-alive both sides (HAProxy's default in http mode).
+                    var haproxyConf = Path.Combine(work, "haproxy.cfg");
+                    File.WriteAllText(haproxyConf, $"global\n  stats socket {haproxySocket} mode 600 level admin\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n" +
+                                                   $"frontend web\n  bind 127.0.0.1:{nginxPort}\n  default_backend app\nbackend app\n  balance roundrobin\n");
+                    haproxyProcess = Process.Start(new ProcessStartInfo("/usr/sbin/haproxy", ["-db", "-q", "-f", haproxyConf]) { UseShellExecute = false });
+                    for (var i = 0; i < 100 && !File.Exists(haproxySocket); i++) await Task.Delay(50);
+                    if (await bg.RouteLiveSetAsync(CancellationToken.None) is { } routeError) throw new InvalidOperationException(routeError);
+                    url = $"http://127.0.0.1:{nginxPort}/";
+                    await Task.Delay(500);
+                }
+
+                var (deploy, rollback) = (new List<double>(), new List<double>());
+                var rollbackCalls = new List<double>();
+                var green = new List<double>();
+                var (requests, failed) = (0L, 0L);
+                SetUp();
+                for (; round <= switches; round++)
+                {
+                    var i = round;
+                    await turns.WaitAsync(who);
+                    holding = true;
+                    var commands = new List<Command>();
+                    await using var load = Load.Start(url);
+                    await Task.Delay(700);
+                    var version = i.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                    commands.Add(new Command(load.Now, version));
+                    var timing = new GreenTiming();
+                    if (await new BlueGreenSwitch(app, warmSet, timing).RunAsync($"r{i}", Release(version), CancellationToken.None) is { } e1) throw new InvalidOperationException(e1);
+                    green.Add(timing.Green);
+                    await Task.Delay(1500);
+                    var warm = warmSet.Current!;
+                    var rollbackAt = load.Now;
+                    commands.Add(new Command(rollbackAt, warm.ReleaseId[1..], Rollback: true));
+                    if (await bg.RunAsync(warm.ReleaseId, warm.ReleaseDir, CancellationToken.None) is { } e2) throw new InvalidOperationException(e2);
+                    rollbackCalls.Add(load.Now - rollbackAt);
+                    await Task.Delay(1500);
+                    var all = await load.StopAsync();
+                    var (deployed, rolledBack) = Settle(all, commands);
+                    deploy.AddRange(deployed);
+                    rollback.AddRange(rolledBack);
+                    (requests, failed) = (requests + all.Count, failed + all.Count(s => !s.Ok));
+                    holding = false;
+                    turns.Done(who);
+                }
+                await turns.FinishedAsync();
+                return new Result(deploy, rollback, rollbackCalls, green, requests, failed);
+            }
+            finally
+            {
+                if (nginxProcess is { HasExited: false }) { nginxProcess.Kill(entireProcessTree: true); nginxProcess.WaitForExit(); }
+                if (haproxyProcess is { HasExited: false }) { haproxyProcess.Kill(entireProcessTree: true); haproxyProcess.WaitForExit(); }
+                try { Directory.Delete(work, recursive: true); } catch (IOException) { }
+            }
         }
     }
 
