@@ -21,6 +21,8 @@ public static class SwitchBenchmark
     public static async Task<string> RunAsync(string repo, IReadOnlyCollection<string> only, int switches = 6)
     {
         bool Wanted(string name) => only.Count == 0 || only.Contains(name);
+        static string LoadAverage() => File.ReadAllText("/proc/loadavg").Split(' ')[0];
+        var loadBefore = LoadAverage();
         // All routers set up at once, then measured a round each in turn: a busy moment of a shared machine falls on
         // every router alike instead of on whichever ran then.
         var routers = new[] { "builtin", "nginx", "haproxy" }.Where(r => Wanted(r) && (r != "haproxy" || File.Exists("/usr/sbin/haproxy"))).ToArray();
@@ -31,7 +33,7 @@ public static class SwitchBenchmark
         var cli = Wanted("cli") ? await MeasureCliAsync(repo, switches) : null;
         static string Ms(List<double> values, string format = "0.0") => values.Count == 0 ? "-" : $"{Measure.Median(values).ToString(format, System.Globalization.CultureInfo.InvariantCulture)} / {values.Max().ToString(format, System.Globalization.CultureInfo.InvariantCulture)} ms";
         var sb = new StringBuilder();
-        sb.AppendLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z on {Environment.ProcessorCount} cores (load average before: {File.ReadAllText("/proc/loadavg").Split(' ')[0]}); examples/node-app at 2 instances (ready: message); 16 keep-alive clients without pause; {switches} deploys and {switches} rollbacks per router, alternating, the routers taking turns round by round.");
+        sb.AppendLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z on {Environment.ProcessorCount} cores (load average: {loadBefore} before, {LoadAverage()} after); examples/node-app at 2 instances (ready: message); 16 keep-alive clients without pause; {switches} deploys and {switches} rollbacks per router, alternating, the routers taking turns round by round.");
         sb.AppendLine();
         sb.AppendLine("| router | deploy: command to 100% new (median / max) | of which the green set starting (median / max) | rollback: command to 100% new (median / max) | rollback: command to switch done (median / max) | requests | failed |");
         sb.AppendLine("|---|---|---|---|---|---|---|");
