@@ -8,11 +8,12 @@ if (args is ["stage", var src, var dest, .. var rest])
     return 0;
 }
 // The switch benchmark runs Cutover's proxy in this process, set up as the agent sets up its own (the proxy benchmark runs a real agent).
-if (args is [] or ["switch"] or ["proxy"] or ["proxy-serve"] || (args is [var runs] && int.TryParse(runs, out _)))
+if (args is [] or ["switch", ..] or ["proxy"] or ["proxy-serve"] || (args is [var runs] && int.TryParse(runs, out _)))
     Cutover.Platform.InlineSocketCompletions.Enable();
-if (args is ["switch"])
+// `switch [builtin|nginx|haproxy|cli ...]`: the blue-green switch benchmark alone, all of it or the rows named.
+if (args is ["switch", .. var switchRows])
 {
-    Console.WriteLine(await SwitchBenchmark.RunAsync(Directory.GetCurrentDirectory()));
+    Console.WriteLine(await SwitchBenchmark.RunAsync(Directory.GetCurrentDirectory(), switchRows));
     return 0;
 }
 if (args is ["proxy-serve"])

@@ -136,7 +136,7 @@ public sealed class AgentClient : IDisposable
         };
         // Not cancelled by the token: a cancelled deploy asks the agent to undo the move (`cancel`) and then waits for
         // its result, so the CLI never exits with a mixed set of instances behind it.
-        using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, CancellationToken.None);
+        using var response = await SendActivateAsync(request);
         if (!response.IsSuccessStatusCode)
             return ActivationResult.NotLive($"the agent answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(CancellationToken.None)}");
         await using var onCancel = cancellationToken.Register(() =>
@@ -166,6 +166,56 @@ public sealed class AgentClient : IDisposable
         }
         return ActivationResult.NotLive("the agent closed the connection before it finished (did it stop?)");
     }
+
+    /// <summary>
+    /// An activation without asking first whether the agent runs, which cost a round trip (and the agent's whole app list)
+    /// on every deploy and rollback: the request finds out itself. Only when nothing listens on the socket (no socket file,
+    /// or a refused connection, so nothing was sent) is the agent started and the request sent to it.
+    /// </summary>
+    public async Task<ActivationResult> ActivateStartingAgentAsync(IReadOnlyList<string> agentCommand, string app, AgentServer.ActivateRequest activation,
+        IDeployProgress progress, CancellationToken cancellationToken)
+    {
+        if (File.Exists(_home.Socket))
+        {
+            RefuseOtherUsersSocket();
+            try
+            {
+                return await ActivateAsync(app, activation, progress, cancellationToken);
+            }
+            catch (AgentNotListeningException)
+            {
+                // The socket of an agent that is gone: start one, as for no socket at all.
+            }
+        }
+        await EnsureRunningAsync(agentCommand, progress, cancellationToken);
+        return await ActivateAsync(app, activation, progress, cancellationToken);
+    }
+
+    /// <summary>
+    /// The activate request, until the agent's headers: it sends them before it waits for a running activation, so only an
+    /// agent that does not answer at all takes longer than <see cref="AnswerTimeout"/> (the liveness check the CLI used to
+    /// make with a request of its own first). A connection that could not be made is an <see cref="AgentNotListeningException"/>.
+    /// </summary>
+    private async Task<HttpResponseMessage> SendActivateAsync(HttpRequestMessage request)
+    {
+        using var headers = new CancellationTokenSource(AnswerTimeout);
+        try
+        {
+            return await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, headers.Token);
+        }
+        catch (HttpRequestException e) when (e.InnerException is SocketException socket)
+        {
+            // ConnectCallback's own exception: the request was never sent.
+            throw new AgentNotListeningException($"nothing answers on the agent socket {_home.Socket} ({socket.Message})");
+        }
+        catch (OperationCanceledException) when (headers.IsCancellationRequested)
+        {
+            // Leaving closes the connection, which the agent takes as a vanished CLI if it ever reads the request.
+            throw new DeployException($"the agent ({_home.Socket}) did not answer within {AnswerTimeout.TotalSeconds:0} s; see {_home.AgentLog}");
+        }
+    }
+
+    private static readonly TimeSpan AnswerTimeout = TimeSpan.FromSeconds(5);
 
     private async Task CancelAsync(string app, string releaseId)
     {
@@ -302,6 +352,9 @@ public sealed class AgentClient : IDisposable
     public void Dispose() => _http.Dispose();
 }
 
+/// <summary>No agent listens on the socket: the connection was refused or the socket is gone, so nothing was sent.</summary>
+public sealed class AgentNotListeningException(string message) : DeployException(message);
+
 /// <summary>The agent's refusal of a command, with its HTTP status (404: it runs no such app).</summary>
 public sealed class AgentRefusedException(int status, string message) : DeployException(message)
 {
@@ -317,8 +370,8 @@ public sealed class AgentActivator(AgentClient client, string configFile, string
 {
     public async Task<ActivationResult> ActivateAsync(string releaseId, string releaseDir, IDeployProgress progress, CancellationToken cancellationToken)
     {
-        await client.EnsureRunningAsync(agentCommand, progress, cancellationToken);
-        return await client.ActivateAsync(configFile, app, releaseId, releaseDir, progress, cancellationToken, roles, configFiles);
+        return await client.ActivateStartingAgentAsync(agentCommand, app,
+            new AgentServer.ActivateRequest(configFile, releaseId, releaseDir, roles, configFiles is { Count: > 1 } ? configFiles : null), progress, cancellationToken);
     }
 
     public Task<string?> StopAsync(IDeployProgress progress, CancellationToken cancellationToken) => client.StopAppAsync(app, cancellationToken);

@@ -58,7 +58,8 @@ public sealed class DeployLock : IDisposable
             throw;
         }
         var holder = new LockHolder(Environment.ProcessId, Environment.UserName, command, DateTimeOffset.UtcNow);
-        AtomicFile.WriteAllText(layout.LockHolder, JsonSerializer.Serialize(holder, Json.Options));
+        // Atomic for a reader, not durable: after a crash of the machine the flock is gone and so is what this says.
+        AtomicFile.Replace(layout.LockHolder, JsonSerializer.Serialize(holder, Json.Options));
         return new DeployLock(fd, layout.LockHolder);
     }
 

@@ -7,7 +7,16 @@ public static class AtomicFile
 {
     /// <param name="mode">The file's mode from its creation (secrets: 0600), so it is never readable by others, not
     /// even for the moment between the rename and a chmod; null takes the process umask.</param>
-    public static void WriteAllText(string path, string content, UnixFileMode? mode = null)
+    public static void WriteAllText(string path, string content, UnixFileMode? mode = null) => Write(path, content, mode, durable: true);
+
+    /// <summary>
+    /// Replaces the file atomically (a reader sees the old content or the new, never half) but without fsyncs: for a file
+    /// whose meaning ends with the process that wrote it, which a crash of the machine makes moot anyway. The deploy
+    /// lock's holder is one (the flock it describes goes with the machine too); every command took two fsyncs for it.
+    /// </summary>
+    public static void Replace(string path, string content) => Write(path, content, mode: null, durable: false);
+
+    private static void Write(string path, string content, UnixFileMode? mode, bool durable)
     {
         var dir = Path.GetDirectoryName(path)!;
         var temp = Path.Combine(dir, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
@@ -21,10 +30,10 @@ public static class AtomicFile
         using (var stream = new FileStream(temp, options))
         {
             stream.Write(Encoding.UTF8.GetBytes(content));
-            stream.Flush(flushToDisk: true);
+            stream.Flush(flushToDisk: durable);
         }
         LibC.Rename(temp, path);
-        LibC.FsyncDirectory(dir);
+        if (durable) LibC.FsyncDirectory(dir);
     }
 
     /// <summary>

@@ -132,9 +132,14 @@ public sealed class ManagedInstance : IAsyncDisposable
         // Written down before the process exists: an agent killed during the start leaves nothing it did not record.
         Launching = true;
         _changed(this);
+        var output = new OutputSignal();
         try
         {
-            started = await _launcher.StartAsync(Spec, (stream, line) => _log.Write(Spec.Id, started?.Pid, stream, line), cancellationToken);
+            started = await _launcher.StartAsync(Spec, (stream, line) =>
+            {
+                _log.Write(Spec.Id, started?.Pid, stream, line);
+                output.Pulse();
+            }, cancellationToken);
             _process = started;
         }
         catch (DeployException e)
@@ -147,7 +152,7 @@ public sealed class ManagedInstance : IAsyncDisposable
             Launching = false;
             _changed(this);
         }
-        return await BecomeReadyAsync(started, $"started {started.Description} at {started.Endpoint} from release {Spec.ReleaseId}", cancellationToken);
+        return await BecomeReadyAsync(started, $"started {started.Description} at {started.Endpoint} from release {Spec.ReleaseId}", cancellationToken, output);
     }
 
     /// <summary>
@@ -188,11 +193,11 @@ public sealed class ManagedInstance : IAsyncDisposable
         _watch = Task.Run(() => ThreadPoolContext.Run(() => WatchAsync(_stop.Token)));
     }
 
-    private async Task<string?> BecomeReadyAsync(IRunningInstance started, string what, CancellationToken cancellationToken)
+    private async Task<string?> BecomeReadyAsync(IRunningInstance started, string what, CancellationToken cancellationToken, OutputSignal? output = null)
     {
         _process = started;
         _log.Write(Spec.Id, started.Pid, "cutover", what);
-        var problem = await _probe.WaitReadyAsync(Spec, _process, cancellationToken);
+        var problem = await _probe.WaitReadyAsync(Spec, _process, cancellationToken, output);
         if (problem is not null)
         {
             _log.Write(Spec.Id, _process?.Pid, "cutover", $"not ready: {problem}");

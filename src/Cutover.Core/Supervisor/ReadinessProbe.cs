@@ -8,13 +8,16 @@ namespace Cutover.Supervisor;
 /// Decides when a new instance may get traffic: http (the health path answers 2xx), tcp (the port accepts),
 /// notify (READY=1) or message (process.send('ready')). For notify and message the port must also accept,
 /// so an app that ignores port_env fails with a clear reason instead of being routed to.
+/// http and tcp probe at once, then again whenever the instance writes a line (apps say "listening on ..." once they
+/// listen, so the probe that finds it ready goes then) and at the latest every <paramref name="poll"/> (50 ms).
 /// </summary>
-public sealed class ReadinessProbe(HttpClient http)
+public sealed class ReadinessProbe(HttpClient http, TimeSpan? poll = null)
 {
-    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(50);
+    private readonly TimeSpan _poll = poll ?? TimeSpan.FromMilliseconds(50);
 
     /// <summary>Null when ready; otherwise why not.</summary>
-    public async Task<string?> WaitReadyAsync(InstanceSpec spec, IRunningInstance process, CancellationToken cancellationToken)
+    /// <param name="output">Pulsed on each line the instance writes: the next probe goes then rather than at the next poll.</param>
+    public async Task<string?> WaitReadyAsync(InstanceSpec spec, IRunningInstance process, CancellationToken cancellationToken, OutputSignal? output = null)
     {
         if (!spec.ServesHttp) return await WaitProcessTypeReadyAsync(spec, process, cancellationToken);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -37,7 +40,8 @@ public sealed class ReadinessProbe(HttpClient http)
                 problem ??= await process.HealthProblemAsync(deadline.Token);
                 if (problem is null) return null;
                 lastProblem = problem;
-                await Task.Delay(Poll, deadline.Token);
+                if (output is null) await Task.Delay(_poll, deadline.Token);
+                else await output.WaitAsync(_poll, deadline.Token);
             }
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
@@ -134,4 +138,29 @@ public sealed class ReadinessProbe(HttpClient http)
 
     private static string ExitedEarly(IRunningInstance process) =>
         process.ExitDescription("before it was ready");
+}
+
+/// <summary>
+/// That an instance wrote output since the readiness probe last looked: at most one pending pulse, however many lines
+/// came, so a chatty start costs one extra probe, not one per line.
+/// </summary>
+public sealed class OutputSignal
+{
+    private readonly SemaphoreSlim _pulse = new(0, 1);
+
+    public void Pulse()
+    {
+        if (_pulse.CurrentCount > 0) return;
+        try
+        {
+            _pulse.Release();
+        }
+        catch (SemaphoreFullException)
+        {
+            // Another line pulsed it between the check and the release: one pending pulse is all it holds.
+        }
+    }
+
+    /// <summary>Until a pulse (taking it) or <paramref name="timeout"/>, whichever comes first.</summary>
+    public Task WaitAsync(TimeSpan timeout, CancellationToken cancellationToken) => _pulse.WaitAsync(timeout, cancellationToken);
 }

@@ -37,6 +37,57 @@ public class AgentWireTests : IDisposable
         Assert.Equal(written.ToString().Split('\n')[..2], replayed.ToString().Split('\n')[..2]);
     }
 
+    /// <summary>
+    /// A deploy's and a rollback's activation is one request: the CLI used to ask GET /v1/apps first whether the agent ran,
+    /// a round trip (and the agent's whole app list) on the way to every switch. The peer answers one request only, so a
+    /// request before the activate would take its answer and leave the activate unanswered.
+    /// </summary>
+    [Fact]
+    public async Task An_activation_through_a_running_agent_is_the_activate_request_alone()
+    {
+        var written = new StringWriter();
+        new JsonProgress(written).Result(new ActivationResultEvent(ActivationResult.Live));
+        await using var peer = AnsweringPeer.Start(Home.Socket, 200, "application/x-ndjson", written.ToString());
+        using var client = new AgentClient(Home);
+        var activator = new AgentActivator(client, "/etc/shop.yml", "shop", ["/bin/false"]);
+
+        var result = await activator.ActivateAsync("r2", "/srv/shop/releases/r2", new SilentProgress(), CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(20));
+
+        Assert.Equal(ActivationOutcome.Live, result.Outcome);
+        Assert.StartsWith("POST /v1/apps/shop/activate HTTP/1.1\r\n", await peer.Request);
+    }
+
+    /// <summary>
+    /// With no request of its own first, the activate request is what finds a dead agent: the socket file a SIGKILLed agent
+    /// leaves refuses the connection, nothing was sent, so the agent is started and the request goes to it.
+    /// </summary>
+    [Fact]
+    [Trait(Needs.Trait, Needs.Slow)]
+    public async Task A_deploy_that_finds_only_a_dead_agent_s_socket_starts_an_agent_and_deploys()
+    {
+        using var bed = new AgentBed();
+        var port = HealthServer.FreePort();
+        var config = bed.WriteNodeConfig(port, "blue-green");
+        bed.WriteVersion("1");
+        Directory.CreateDirectory(bed.Home);
+        var socket = new AgentHome(bed.Home).Socket;
+        using (var dead = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+        {
+            // Bound elsewhere and renamed into place: .NET unlinks the path it bound when the socket is disposed, and a
+            // killed agent's socket file stays.
+            dead.Bind(new UnixDomainSocketEndPoint(socket + ".bound"));
+            File.Move(socket + ".bound", socket);
+        }
+        Assert.True(File.Exists(socket));
+
+        var deploy = await bed.Cli("deploy", bed.Source, "-c", config);
+
+        Assert.True(deploy.ExitCode == 0, deploy.All);
+        Assert.Contains("started the agent in the background", deploy.Stdout);
+        using var http = new HttpClient();
+        Assert.StartsWith("hello from 1", await http.GetStringAsync($"http://127.0.0.1:{port}/"));
+    }
+
     /// <summary>Such a line once threw a bare JsonException (not JSON) or was skipped (an unknown event).</summary>
     [Theory]
     [InlineData("agent: out of memory")]
@@ -124,6 +175,10 @@ public class AgentWireTests : IDisposable
         private readonly Socket _listener;
         private readonly Task _serving;
         private readonly string _path;
+        private readonly TaskCompletionSource<string> _request = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>The one request it answered, as it arrived.</summary>
+        public Task<string> Request => _request.Task;
 
         private AnsweringPeer(string path, int status, string contentType, string body)
         {
@@ -150,6 +205,7 @@ public class AgentWireTests : IDisposable
                 if (n == 0) break;
                 request.Append(Encoding.UTF8.GetString(buffer, 0, n));
             }
+            _request.TrySetResult(request.ToString());
             var bytes = Encoding.UTF8.GetBytes(body);
             var head = $"HTTP/1.1 {status} X\r\nContent-Type: {contentType}\r\nContent-Length: {bytes.Length}\r\nConnection: close\r\n\r\n";
             await connection.SendAsync(Encoding.ASCII.GetBytes(head).Concat(bytes).ToArray(), timeout.Token);
