@@ -6,8 +6,9 @@ namespace Cutover.Tests.Init;
 
 /// <summary>
 /// The issue's promise for init: the file it writes deploys the project as it is. Each fixture gets `cutover init`,
-/// then only root (--root) and proxy.listen are set (and a rolling config's monitor window is cut to 200 ms), and
-/// the real CLI deploys it three times while a load generator keeps requests going: not one may fail.
+/// then only root (--root) and proxy.listen are set (and a rolling config's monitor window is cut to 200 ms); the real
+/// CLI deploys it, then deploys a new version while a load generator keeps requests going: not one may fail. (One
+/// deploy under load is what the issue asks; a second one proved the same again and cost a .NET build under load.)
 /// </summary>
 [Collection(Serial.Name)]
 [Trait(Needs.Trait, Needs.Slow)]
@@ -53,7 +54,6 @@ public class InitDeployTests(ITestOutputHelper output)
         await using var load = new LoadGenerator(url, connections: 8, maxDuration: TimeSpan.FromMinutes(5));
         await Task.Delay(500);
         await Deploy("2");
-        await Deploy("3");
         await Task.Delay(500);
         var samples = await load.StopAsync();
         var failed = samples.Where(s => s.Status != 200).ToList();
