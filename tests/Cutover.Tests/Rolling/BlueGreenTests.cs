@@ -30,7 +30,7 @@ public class BlueGreenTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Null(await _app.StartAllAsync("v1", Release("1"), CancellationToken.None));
     }
 
-    private CutoverConfig Config(string monitor = "500ms") => ConfigLoader.Parse($"""
+    private CutoverConfig Config(string monitor = "500ms", string readyTimeout = "5s") => ConfigLoader.Parse($"""
             app: bg
             strategy: blue-green
             root: {_dir.Path}
@@ -38,7 +38,7 @@ public class BlueGreenTests(ITestOutputHelper output) : IAsyncLifetime
               command: node server.js
               instances: 2
               ready: message
-              ready_timeout: 5s
+              ready_timeout: {readyTimeout}
             proxy:
               listen: 127.0.0.1:{HealthServer.FreePort()}
               drain_timeout: 5s
@@ -172,6 +172,9 @@ public class BlueGreenTests(ITestOutputHelper output) : IAsyncLifetime
     [Fact]
     public async Task A_green_set_that_never_becomes_ready_never_gets_traffic()
     {
+        // It fails only when ready_timeout runs out: 2 s of it instead of 5 s.
+        await _app.DisposeAsync();
+        await StartAsync(Config(readyTimeout: "2s"));
         await using var load = new LoadGenerator(Url, connections: 8, maxDuration: TimeSpan.FromMinutes(1));
         await Task.Delay(200);
         var error = await Switch("2", "never-ready");
