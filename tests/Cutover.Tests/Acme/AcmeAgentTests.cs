@@ -157,8 +157,10 @@ public sealed class AcmeAgentTests(ITestOutputHelper output) : IDisposable
     {
         var port = HealthServer.FreePort();
         var tlsPort = HealthServer.FreePort();
-        // 30 s certificates: renewal is due a third before expiry (after about 20 s), when the CA will be gone.
-        await using var pebble = await PebbleServer.StartAsync(httpPort: port, certificateValidity: TimeSpan.FromSeconds(30));
+        // 15 s certificates: renewal is due a third before expiry (about 10 s after the deploy obtained it), when the CA
+        // will be gone. Long enough for the rest of the deploy and the handshake below on a slow machine; the wait for
+        // the failure is most of this test, so not longer.
+        await using var pebble = await PebbleServer.StartAsync(httpPort: port, certificateValidity: TimeSpan.FromSeconds(15));
         using var root = await pebble.RootAsync();
         var config = Config(port, Acme(tlsPort, pebble.Directory, pebble.CaCertPath));
         var deploy = await Deploy(config, "1");

@@ -46,7 +46,10 @@ public sealed class DockerRuntimeTests(DockerFixture docker, ITestOutputHelper o
         _dir.Dispose();
     }
 
-    private string ConfigYaml(string strategy, int port, string app, string dockerExtra = "", string extra = "") => $"""
+    // healthcheck interval 500 ms: Docker runs the first check one interval after the start (this dockerd has no
+    // start_interval), so every container start waited at least a whole second for it; shorter still costs a docker
+    // exec per container that often.
+    private string ConfigYaml(string strategy, int port, string app, string dockerExtra = "", string extra = "", string readyTimeout = "8s") => $"""
         app: {app}
         strategy: {strategy}
         root: {_dir.Path}
@@ -56,11 +59,11 @@ public sealed class DockerRuntimeTests(DockerFixture docker, ITestOutputHelper o
           image: cutover-test:1
           port: 3000
           network: {app}-net
-          healthcheck: {"{"} test: ["CMD", "test", "-e", "/www/healthy"], interval: 1s, timeout: 10s, retries: 3 {"}"}
+          healthcheck: {"{"} test: ["CMD", "test", "-e", "/www/healthy"], interval: 500ms, timeout: 10s, retries: 3 {"}"}
         {dockerExtra}
         run:
           instances: 2
-          ready_timeout: 8s
+          ready_timeout: {readyTimeout}
           kill_timeout: 5s
         proxy:
           listen: 127.0.0.1:{port}
@@ -72,9 +75,9 @@ public sealed class DockerRuntimeTests(DockerFixture docker, ITestOutputHelper o
         {extra}
         """;
 
-    private async Task<AppRuntime> StartAsync(string strategy, string app, string dockerExtra = "", string extra = "")
+    private async Task<AppRuntime> StartAsync(string strategy, string app, string dockerExtra = "", string extra = "", string readyTimeout = "8s")
     {
-        var config = ConfigLoader.Parse(ConfigYaml(strategy, HealthServer.FreePort(), app, dockerExtra, extra), _dir.Combine("cutover.yml"));
+        var config = ConfigLoader.Parse(ConfigYaml(strategy, HealthServer.FreePort(), app, dockerExtra, extra, readyTimeout), _dir.Combine("cutover.yml"));
         _app = await AppRuntime.CreateAsync(config, _dir.Combine("home"), _http, new object(), NullLoggerFactory.Instance, CancellationToken.None);
         Assert.Null(await _app.StartAllAsync("r1", Release("r1", "cutover-test:1"), CancellationToken.None));
         return _app;
@@ -183,7 +186,9 @@ public sealed class DockerRuntimeTests(DockerFixture docker, ITestOutputHelper o
     [Fact]
     public async Task A_container_failing_its_healthcheck_never_gets_traffic_and_the_old_ones_keep_serving()
     {
-        var app = await StartAsync("rolling", "sick");
+        // A container that stays unhealthy is waited for until ready_timeout (a later check could still pass): 4 s is
+        // enough for the first good set to start and for the sick one to fail its three checks (1.5 s).
+        var app = await StartAsync("rolling", "sick", readyTimeout: "4s");
         await using var load = new LoadGenerator(Url, connections: 4, maxDuration: TimeSpan.FromMinutes(1));
         // Its /health answers 200 (Cutover's own check would pass); only the container HEALTHCHECK says no.
         var result = await new RollingUpdate(app, new SilentProgress()).RunAsync("bad", Release("bad", "cutover-test:sick"), CancellationToken.None);
@@ -365,8 +370,8 @@ public sealed class DockerRuntimeTests(DockerFixture docker, ITestOutputHelper o
         var home = _dir.Combine("agent-home");
         var configFile = _dir.Combine("orphan.yml");
         // The sick image never passes its HEALTHCHECK: the container stays "starting" as long as the test likes.
-        File.WriteAllText(configFile, ConfigYaml("rolling", HealthServer.FreePort(), "orphan")
-            .Replace($"root: {_dir.Path}", $"root: {_dir.Combine("orphan-root")}").Replace("ready_timeout: 8s", "ready_timeout: 2m"));
+        File.WriteAllText(configFile, ConfigYaml("rolling", HealthServer.FreePort(), "orphan", readyTimeout: "2m")
+            .Replace($"root: {_dir.Path}", $"root: {_dir.Combine("orphan-root")}"));
         try
         {
             var start = CutoverCli.StartInfo(_dir.Path, "deploy", "--image", "cutover-test:sick", "-c", configFile);

@@ -24,14 +24,7 @@ public sealed class FleetEnvOnlyTests(SshFleet fleet, PublishedCutover published
     {
         foreach (var host in Hosts)
         {
-            var pidFile = Path.Combine(host.AgentHome, "agent.pid");
-            if (File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile), out var pid))
-            {
-                Cutover.Platform.LibC.Kill(pid, 15);
-                Wait.Within(() => !Cutover.Platform.LibC.Kill(pid, 0), TimeSpan.FromSeconds(30));
-                Cutover.Platform.LibC.Kill(pid, 9);
-                File.Delete(pidFile);
-            }
+            host.KillAgent();
             foreach (var orphan in OwnedProcesses.Mentioning(host.Root)) Cutover.Platform.LibC.Kill(orphan, 9);
         }
         _dir.Dispose();

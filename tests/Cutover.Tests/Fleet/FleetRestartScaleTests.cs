@@ -22,14 +22,7 @@ public sealed class FleetRestartScaleTests(SshFleet fleet, PublishedCutover publ
     {
         foreach (var host in Hosts)
         {
-            var pidFile = Path.Combine(host.AgentHome, "agent.pid");
-            if (File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile), out var pid))
-            {
-                Cutover.Platform.LibC.Kill(pid, 15);
-                Wait.Within(() => !Cutover.Platform.LibC.Kill(pid, 0), TimeSpan.FromSeconds(30));
-                Cutover.Platform.LibC.Kill(pid, 9);
-                File.Delete(pidFile);
-            }
+            host.KillAgent();
             foreach (var owned in OwnedProcesses.Mentioning(RootOf(host))) Cutover.Platform.LibC.Kill(owned, 9);
         }
         _dir.Dispose();

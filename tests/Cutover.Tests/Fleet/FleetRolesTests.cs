@@ -26,20 +26,10 @@ public sealed class FleetRolesTests(SshFleet fleet, PublishedCutover published, 
     {
         foreach (var host in Hosts)
         {
-            StopAgent(host);
+            host.KillAgent();
             foreach (var pid in OwnedProcesses.Mentioning(RootOf(host))) Cutover.Platform.LibC.Kill(pid, 9);
         }
         _dir.Dispose();
-    }
-
-    private static void StopAgent(SshHost host)
-    {
-        var pidFile = Path.Combine(host.AgentHome, "agent.pid");
-        if (!File.Exists(pidFile) || !int.TryParse(File.ReadAllText(pidFile), out var pid)) return;
-        Cutover.Platform.LibC.Kill(pid, 15);
-        Wait.Within(() => !Cutover.Platform.LibC.Kill(pid, 0), TimeSpan.FromSeconds(30));
-        Cutover.Platform.LibC.Kill(pid, 9);
-        File.Delete(pidFile);
     }
 
     private async Task<CliResult> Cli(params string[] args)

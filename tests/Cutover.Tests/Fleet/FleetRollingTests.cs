@@ -19,21 +19,8 @@ public sealed class FleetRollingTests(SshFleet fleet, PublishedCutover published
 
     public void Dispose()
     {
-        foreach (var host in Hosts) StopAgent(host);
+        foreach (var host in Hosts) host.KillAgent();
         _dir.Dispose();
-    }
-
-    /// <summary>SIGTERM to the host's agent (it drains and stops its instances), SIGKILL to whatever is left.</summary>
-    private static void StopAgent(SshHost host)
-    {
-        var pidFile = Path.Combine(host.AgentHome, "agent.pid");
-        if (!File.Exists(pidFile) || !int.TryParse(File.ReadAllText(pidFile), out var pid)) return;
-        Cutover.Platform.LibC.Kill(pid, 15);
-        Wait.Within(() => !Cutover.Platform.LibC.Kill(pid, 0), TimeSpan.FromSeconds(30));
-        Cutover.Platform.LibC.Kill(pid, 9);
-        File.Delete(pidFile);
-        // Instances run in their own sessions with the release directory as working directory.
-        foreach (var orphan in OwnedProcesses.Mentioning(Path.Combine(host.Root))) Cutover.Platform.LibC.Kill(orphan, 9);
     }
 
     [Theory]

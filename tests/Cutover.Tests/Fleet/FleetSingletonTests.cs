@@ -31,7 +31,7 @@ public sealed class FleetSingletonTests(SshFleet fleet, PublishedCutover publish
     {
         foreach (var host in Hosts)
         {
-            StopAgent(host, 15);
+            host.KillAgent();
             foreach (var pid in OwnedProcesses.Mentioning(RootOf(host))) Cutover.Platform.LibC.Kill(pid, 9);
         }
         _dir.Dispose();

@@ -34,6 +34,17 @@ public sealed class SshHost
         return link.LinkTarget is { } target ? Path.GetFileName(target) : null;
     }
 
+    /// <summary>
+    /// A test's cleanup: SIGKILL to the host's agent (a graceful stop asserted nothing and only took time), the process
+    /// groups of the instances it recorded, and every process with this host's CUTOVER_HOME (what sshd's SetEnv gave the
+    /// agent and it passed on to its instances).
+    /// </summary>
+    public void KillAgent()
+    {
+        AgentProcess.Stop(AgentHome, 9);
+        OwnedProcesses.KillByEnvironment("CUTOVER_HOME", AgentHome);
+    }
+
     public IReadOnlyList<string> ReleaseDirs() =>
         Directory.Exists(Path.Combine(Root, "releases"))
             ? Directory.GetDirectories(Path.Combine(Root, "releases")).Select(d => Path.GetFileName(d)).Order(StringComparer.Ordinal).ToList()

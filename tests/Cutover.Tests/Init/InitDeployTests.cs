@@ -6,8 +6,9 @@ namespace Cutover.Tests.Init;
 
 /// <summary>
 /// The issue's promise for init: the file it writes deploys the project as it is. Each fixture gets `cutover init`,
-/// then only root (--root) and proxy.listen are set, and the real CLI deploys it three times while a load generator
-/// keeps requests going: not one may fail.
+/// then only root (--root) and proxy.listen are set (and a rolling config's monitor window is cut to 200 ms); the real
+/// CLI deploys it, then deploys a new version while a load generator keeps requests going: not one may fail. (One
+/// deploy under load is what the issue asks; a second one proved the same again and cost a .NET build under load.)
 /// </summary>
 [Collection(Serial.Name)]
 [Trait(Needs.Trait, Needs.Slow)]
@@ -27,6 +28,13 @@ public class InitDeployTests(ITestOutputHelper output)
         var text = File.ReadAllText(config);
         if (text.Contains("listen: 0.0.0.0:3000", StringComparison.Ordinal))
             File.WriteAllText(config, text.Replace("listen: 0.0.0.0:3000", $"listen: 127.0.0.1:{port}", StringComparison.Ordinal));
+        // The monitor window only waits (5 s per instance replaced, by default) for a new instance to fail, which
+        // none of these does; waited out in full it was most of this class's time.
+        if (text.Contains("strategy: rolling", StringComparison.Ordinal))
+        {
+            Assert.DoesNotContain("\nrolling:", text);
+            File.AppendAllText(config, "\nrolling:\n  monitor: 200ms\n");
+        }
         // The release is the project without its config (deploy reads the config from -c).
         File.Move(config, bed.Combine("cutover.yml"));
         return (bed.Source, bed.Combine("cutover.yml"), port);
@@ -38,6 +46,7 @@ public class InitDeployTests(ITestOutputHelper output)
         {
             writeVersion(version);
             var result = await bed.Cli("deploy", bed.Source, "-c", config, "--revision", version);
+            output.WriteLine($"deploy {version}:\n{result.Stdout}"); // each phase with its time
             Assert.True(result.ExitCode == 0, $"deploy {version} exited {result.ExitCode}:\n{result.All}\n{logs}");
         }
 
@@ -45,7 +54,6 @@ public class InitDeployTests(ITestOutputHelper output)
         await using var load = new LoadGenerator(url, connections: 8, maxDuration: TimeSpan.FromMinutes(5));
         await Task.Delay(500);
         await Deploy("2");
-        await Deploy("3");
         await Task.Delay(500);
         var samples = await load.StopAsync();
         var failed = samples.Where(s => s.Status != 200).ToList();

@@ -59,10 +59,12 @@ public class CrashSafetyTests(ITestOutputHelper output) : IDisposable
             shared:
               dirs: [storage]
             hooks:
-              build: ["sleep 0.2", "echo ok > BUILD_MARK"]
-              before_switch: ["sleep 0.05"]
+              build: ["test -z \"$KILL_WINDOWS\" || sleep 0.2", "echo ok > BUILD_MARK"]
+              before_switch: ["test -z \"$KILL_WINDOWS\" || sleep 0.05"]
               after_switch: ["true"]
             """);
+        // The sleeps are windows for the kills to land in (build+50/120/180 ms, before_switch+20/40 ms); the deploys
+        // that are not killed (the first and each one after a kill) run without them.
         var version = 1;
         WriteVersion(source, version);
         var first = await CutoverCli.RunAsync(_dir.Path, "deploy", source, "-c", config);
@@ -102,7 +104,9 @@ public class CrashSafetyTests(ITestOutputHelper output) : IDisposable
                     killed.TrySetResult(false); // it finished first
                 }
             }
-            process = CutoverCli.Start(_dir.Path, line =>
+            var deploy = CutoverCli.StartInfo(_dir.Path, "deploy", source, "-c", config);
+            deploy.Environment["KILL_WINDOWS"] = "1";
+            process = CutoverCli.Start(deploy, line =>
             {
                 if (line.EndsWith(": started", StringComparison.Ordinal)) Volatile.Write(ref lastPhase, line[..^": started".Length]);
                 if (phase.Length > 0 && line == $"{phase}: started")
@@ -110,7 +114,7 @@ public class CrashSafetyTests(ITestOutputHelper output) : IDisposable
                     if (delay == 0) Kill();
                     else _ = Task.Delay(delay).ContinueWith(_ => Kill());
                 }
-            }, "deploy", source, "-c", config);
+            });
             if (phase.Length == 0) _ = Task.Delay(delay).ContinueWith(_ => Kill());
             await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(1));
             killed.TrySetResult(false);

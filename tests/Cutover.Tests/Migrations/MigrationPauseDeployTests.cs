@@ -31,8 +31,9 @@ public sealed class MigrationPauseDeployTests(PostgresFixture pg, ITestOutputHel
         File.WriteAllText(Path.Combine(MigrationsDir, name), sql);
     }
 
+    // monitor 200 ms: the default 5 s per replaced instance came after the migration and was only waited out.
     private string Config(int port) => _dir.WriteNodeConfig(port, "rolling",
-        $"migrations:\n  dir: {MigrationsDir}\n  database_url_env: SHOP_DB\n  lock_timeout: 10s\n  pause: true\n  pause_timeout: 30s\n");
+        $"migrations:\n  dir: {MigrationsDir}\n  database_url_env: SHOP_DB\n  lock_timeout: 10s\n  pause: true\n  pause_timeout: 30s\nrolling:\n  monitor: 200ms\n");
 
     private System.Diagnostics.Process Deploy(string config, string db, Action<string> onLine)
     {

@@ -38,8 +38,11 @@ public class AfterSwitchChecksTests(ITestOutputHelper output) : IDisposable
         var port = HealthServer.FreePort();
         var closed = HealthServer.FreePort();
         var hooks = "hooks:\n  after_switch: [\"echo $CUTOVER_RELEASE_ID >> $CUTOVER_ROOT/switched\"]\n  after_rollback: [\"touch $CUTOVER_ROOT/rolled_back\"]\n";
+        // A short monitor window (defaults: 5 s per rolling batch, 30 s for blue-green): what is checked here comes
+        // after it, and waiting it out in full only made the test slow.
+        var monitor = (strategy == "rolling" ? "rolling" : "blue_green") + ":\n  monitor: 200ms\n";
         WriteVersion("1");
-        var first = await Cli("deploy", Source, "-c", Config(port, strategy, hooks + $"health:\n  url: http://127.0.0.1:{port}/health\n  interval: 100ms\n"));
+        var first = await Cli("deploy", Source, "-c", Config(port, strategy, hooks + monitor + $"health:\n  url: http://127.0.0.1:{port}/health\n  interval: 100ms\n"));
         Assert.True(first.ExitCode == 0, first.All);
         var firstId = new FileInfo(Path.Combine(Root, "current")).LinkTarget!.Replace("releases/", "");
         Assert.Equal(firstId, File.ReadAllText(Path.Combine(Root, "switched")).Trim());
@@ -47,7 +50,7 @@ public class AfterSwitchChecksTests(ITestOutputHelper output) : IDisposable
 
         await using var load = new LoadGenerator($"http://127.0.0.1:{port}/", connections: 4, maxDuration: TimeSpan.FromMinutes(2));
         WriteVersion("2");
-        var bad = await Cli("deploy", Source, "-c", Config(port, strategy, hooks + $"health:\n  url: http://127.0.0.1:{closed}/\n  interval: 100ms\n  retries: 2\n"));
+        var bad = await Cli("deploy", Source, "-c", Config(port, strategy, hooks + monitor + $"health:\n  url: http://127.0.0.1:{closed}/\n  interval: 100ms\n  retries: 2\n"));
         var doneMs = load.NowMs;
         await Task.Delay(300);
         var samples = await load.StopAsync();

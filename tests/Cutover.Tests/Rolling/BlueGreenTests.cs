@@ -22,9 +22,15 @@ public class BlueGreenTests(ITestOutputHelper output) : IAsyncLifetime
 
     private string Release(string version, string? behavior = null) => AppFactory.NodeRelease(_dir.Path, version, behavior);
 
-    public async Task InitializeAsync()
+    public Task InitializeAsync() => StartAsync(Config());
+
+    private async Task StartAsync(CutoverConfig config)
     {
-        var config = ConfigLoader.Parse($"""
+        _app = await AppRuntime.CreateAsync(config, _dir.Path, _http, new object(), NullLoggerFactory.Instance, CancellationToken.None);
+        Assert.Null(await _app.StartAllAsync("v1", Release("1"), CancellationToken.None));
+    }
+
+    private CutoverConfig Config(string monitor = "500ms", string readyTimeout = "5s") => ConfigLoader.Parse($"""
             app: bg
             strategy: blue-green
             root: {_dir.Path}
@@ -32,7 +38,7 @@ public class BlueGreenTests(ITestOutputHelper output) : IAsyncLifetime
               command: node server.js
               instances: 2
               ready: message
-              ready_timeout: 5s
+              ready_timeout: {readyTimeout}
             proxy:
               listen: 127.0.0.1:{HealthServer.FreePort()}
               drain_timeout: 5s
@@ -40,13 +46,10 @@ public class BlueGreenTests(ITestOutputHelper output) : IAsyncLifetime
               interval: 200ms
             blue_green:
               keep_previous: 10m
-              monitor: 500ms
+              monitor: {monitor}
               max_error_rate: 1%
             router: builtin
             """, _dir.Combine("cutover.yml"));
-        _app = await AppRuntime.CreateAsync(config, _dir.Path, _http, new object(), NullLoggerFactory.Instance, CancellationToken.None);
-        Assert.Null(await _app.StartAllAsync("v1", Release("1"), CancellationToken.None));
-    }
 
     public async Task DisposeAsync()
     {
@@ -63,6 +66,10 @@ public class BlueGreenTests(ITestOutputHelper output) : IAsyncLifetime
     [Fact]
     public async Task Twenty_deploys_and_ten_rollbacks_fail_no_request_and_each_switch_is_immediate()
     {
+        // A 100 ms monitor window: twenty deploys spent 10 s in the 500 ms one, which the error-rate test needs and
+        // this one does not (its green sets answer 200).
+        await _app.DisposeAsync();
+        await StartAsync(Config(monitor: "100ms"));
         await using var load = new LoadGenerator(Url, connections: 16, maxDuration: TimeSpan.FromMinutes(3));
         var steps = new List<(string Version, double StartMs, double DoneMs)>();
         var rollbackMs = new List<double>();
@@ -165,6 +172,9 @@ public class BlueGreenTests(ITestOutputHelper output) : IAsyncLifetime
     [Fact]
     public async Task A_green_set_that_never_becomes_ready_never_gets_traffic()
     {
+        // It fails only when ready_timeout runs out: 2 s of it instead of 5 s.
+        await _app.DisposeAsync();
+        await StartAsync(Config(readyTimeout: "2s"));
         await using var load = new LoadGenerator(Url, connections: 8, maxDuration: TimeSpan.FromMinutes(1));
         await Task.Delay(200);
         var error = await Switch("2", "never-ready");

@@ -34,8 +34,11 @@ public class HaproxyCliTests : IDisposable
                 catch (UnauthorizedAccessException) { return false; }
             }).ToArray();
 
+    // A short monitor window: the defaults (5 s per rolling batch, 30 s of blue-green) were waited out in full and
+    // prove nothing here; HAProxy's counters in the window have tests of their own (HaproxyRouterTests).
     private string Config(string strategy, string backend) =>
-        _bed.WriteNodeConfig(HealthServer.FreePort(), strategy, $"router: haproxy\nhaproxy:\n  socket: {_haproxy.AdminSocket}\n  backend: {backend}\n");
+        _bed.WriteNodeConfig(HealthServer.FreePort(), strategy, $"router: haproxy\nhaproxy:\n  socket: {_haproxy.AdminSocket}\n  backend: {backend}\n" +
+                                                                 (strategy == "rolling" ? "rolling" : "blue_green") + ":\n  monitor: 200ms\n");
 
     [Theory]
     [InlineData("rolling")]

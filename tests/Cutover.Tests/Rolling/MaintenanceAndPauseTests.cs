@@ -178,33 +178,45 @@ public class MaintenanceAndPauseTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
     }
 
-    [Theory]
-    [InlineData("maintenance on --message down --page PAGE", "--message and --page are alternatives")]
-    [InlineData("maintenance on --page /nonexistent/page.html", "no such file")]
-    [InlineData("maintenance on --page BIG", "a maintenance page may be at most 1048576 bytes")]
-    [InlineData("maintenance on --message", "--message")]
-    [InlineData("pause --timeout 0s", "--timeout must be above 0")]
-    [InlineData("pause --timeout 11m", "at most 10m")]
-    [InlineData("pause --timeout soon", "--timeout:")]
-    [InlineData("maintenance sideways", "sideways")]
-    public async Task Bad_flags_exit_2_with_one_clear_line_and_change_nothing(string command, string message)
+    /// <summary>Each bad command line and the words its one-line error must contain.</summary>
+    private static readonly (string Command, string Message)[] BadFlags =
+    [
+        ("maintenance on --message down --page PAGE", "--message and --page are alternatives"),
+        ("maintenance on --page /nonexistent/page.html", "no such file"),
+        ("maintenance on --page BIG", "a maintenance page may be at most 1048576 bytes"),
+        ("maintenance on --message", "--message"),
+        ("pause --timeout 0s", "--timeout must be above 0"),
+        ("pause --timeout 11m", "at most 10m"),
+        ("pause --timeout soon", "--timeout:"),
+        ("maintenance sideways", "sideways"),
+    ];
+
+    /// <summary>
+    /// One deployed app for every bad command line (each changes nothing, which is checked after each one), instead of
+    /// an agent and a deploy per case.
+    /// </summary>
+    [Fact]
+    public async Task Bad_flags_exit_2_with_one_clear_line_and_change_nothing()
     {
         var (port, config) = await DeployedAsync();
         var page = _dir.Combine("page.html");
         File.WriteAllText(page, "<p>down</p>");
         var big = _dir.Combine("big.html");
         File.WriteAllText(big, new string('x', 1024 * 1024 + 1));
-        // The config first: a flag missing its value at the end must not take -c for it.
-        var args = new[] { "-c", config }.Concat(command.Replace("PAGE", page).Replace("BIG", big).Split(' ')).ToArray();
+        foreach (var (command, message) in BadFlags)
+        {
+            // The config first: a flag missing its value at the end must not take -c for it.
+            var args = new[] { "-c", config }.Concat(command.Replace("PAGE", page).Replace("BIG", big).Split(' ')).ToArray();
 
-        var result = await _dir.Cli(args);
-        output.WriteLine(result.All);
-        Assert.Equal(2, result.ExitCode);
-        Assert.Contains(message, result.Stderr);
-        Assert.StartsWith("hello from 1", await _http.GetStringAsync($"http://127.0.0.1:{port}/"));
-        var traffic = (await StatusAsync(config)).GetProperty("traffic");
-        Assert.False(traffic.GetProperty("maintenance").GetBoolean());
-        Assert.Equal(JsonValueKind.Null, traffic.GetProperty("paused_until").ValueKind);
+            var result = await _dir.Cli(args);
+            output.WriteLine($"$ cutover {command}\n{result.All}");
+            Assert.True(result.ExitCode == 2, $"{command}: exit {result.ExitCode}\n{result.All}");
+            Assert.True(result.Stderr.Contains(message, StringComparison.Ordinal), $"{command}: no '{message}' in\n{result.Stderr}");
+            Assert.StartsWith("hello from 1", await _http.GetStringAsync($"http://127.0.0.1:{port}/"));
+            var traffic = (await StatusAsync(config)).GetProperty("traffic");
+            Assert.False(traffic.GetProperty("maintenance").GetBoolean(), $"{command} turned maintenance on");
+            Assert.True(traffic.GetProperty("paused_until").ValueKind == JsonValueKind.Null, $"{command} paused the app");
+        }
     }
 
     [Fact]

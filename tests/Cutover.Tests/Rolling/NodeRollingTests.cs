@@ -23,7 +23,9 @@ public class NodeRollingTests(ITestOutputHelper output) : IAsyncLifetime
 
     private string Release(string version, string? behavior = null) => AppFactory.NodeRelease(_dir.Path, version, behavior);
 
-    private CutoverConfig Config(string monitor = "300ms", int instances = 4, string drain = "10s") => ConfigLoader.Parse($"""
+    // monitor 100 ms: long enough to run the window on every batch, short enough that twenty deploys of four
+    // instances do not spend most of their time in it (the failure it catches has its own case, at 4 s).
+    private CutoverConfig Config(string monitor = "100ms", int instances = 4, string drain = "10s", string readyTimeout = "5s") => ConfigLoader.Parse($"""
         app: node
         strategy: rolling
         root: {_dir.Path}
@@ -31,7 +33,7 @@ public class NodeRollingTests(ITestOutputHelper output) : IAsyncLifetime
           command: node server.js
           instances: {instances}
           ready: message
-          ready_timeout: 5s
+          ready_timeout: {readyTimeout}
           kill_timeout: 3s
         proxy:
           listen: 127.0.0.1:{HealthServer.FreePort()}
@@ -140,7 +142,7 @@ public class NodeRollingTests(ITestOutputHelper output) : IAsyncLifetime
             var result = await new RollingUpdate(_app, new SilentProgress()).RunAsync("v" + version, Release(version), CancellationToken.None);
             Assert.True(result.Succeeded, $"deploy {i + 1}: {result.Error}");
             steps.Add((version, start, load.NowMs));
-            await Task.Delay(300);
+            await Task.Delay(150); // requests between two deploys (checked below): 16 busy connections answer dozens in this time
         }
         var stop = load.NowMs;
         var samples = await load.StopAsync();
@@ -167,6 +169,8 @@ public class NodeRollingTests(ITestOutputHelper output) : IAsyncLifetime
     public async Task A_broken_version_fails_with_its_reason_and_the_old_one_keeps_serving(string behavior, string reason)
     {
         if (behavior == "unhealthy-after-2s") await RestartAppAsync(Config(monitor: "4s"));
+        // These two fail only when ready_timeout runs out: 2 s of it instead of 5 s.
+        if (behavior is "never-ready" or "ignore-port") await RestartAppAsync(Config(readyTimeout: "2s"));
         await using var load = new LoadGenerator(Url, connections: 8, maxDuration: TimeSpan.FromMinutes(1));
         await Task.Delay(200);
         var result = await new RollingUpdate(_app, new SilentProgress()).RunAsync("v2", Release("2", behavior), CancellationToken.None);

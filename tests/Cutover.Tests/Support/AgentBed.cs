@@ -72,7 +72,9 @@ public sealed class AgentBed : IDisposable
 
     public void Dispose()
     {
-        AgentProcess.Stop(Home, 15); // drains and stops every app, the warm blue-green set included
+        // SIGKILL at once: a graceful stop (drain and stop every app) asserted nothing here and cost every test that
+        // started an agent its time; the agent's shutdown has tests of its own. Stop(9) kills the instances' process
+        // groups from state.json, and the environment sweep anything else of this home (a warm blue-green set).
         AgentProcess.Stop(Home, 9);
         OwnedProcesses.KillByEnvironment("CUTOVER_HOME", Home);
         _dir.Dispose();
