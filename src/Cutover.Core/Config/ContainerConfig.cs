@@ -48,6 +48,8 @@ public sealed record ContainerHealthcheck
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(30);
     public int Retries { get; init; } = 3;
     public TimeSpan StartPeriod { get; init; } = TimeSpan.Zero;
+    /// <summary>compose's start_interval: how often Docker probes during start_period; null leaves Docker's default (5 s).</summary>
+    public TimeSpan? StartInterval { get; init; }
 
     /// <summary>How long Docker needs at most to call a container unhealthy after it started.</summary>
     public TimeSpan TimeToDecide => StartPeriod + TimeToTurnUnhealthy;

@@ -51,15 +51,23 @@ internal static class ContainerConfigReader
     public static ContainerHealthcheck? ReadHealthcheck(YamlSection? section, YamlSection parent, string key)
     {
         if (section is null) return null;
+        var disabled = section.Choice("disable", false, ("true", true), ("false", false));
         var test = section.StringOrList("test");
         IReadOnlyList<string> words = [];
-        if (test is null) section.Error("test", "'test' is required, for example [\"CMD\", \"curl\", \"-f\", \"http://localhost:3000/health\"]");
-        else if (!test.Value.IsList) words = ["CMD-SHELL", test.Value.Values[0]];
-        else
+        if (test is null && !disabled) section.Error("test", "'test' is required, for example [\"CMD\", \"curl\", \"-f\", \"http://localhost:3000/health\"]");
+        else if (test is { IsList: false } single) words = ["CMD-SHELL", single.Values[0]];
+        else if (test is { } list)
         {
-            words = test.Value.Values;
+            words = list.Values;
             if (words.Count == 0 || words[0] is not ("CMD" or "CMD-SHELL" or "NONE"))
                 section.Error("test", "a list test starts with CMD, CMD-SHELL or NONE");
+        }
+        // compose's `disable: true` is `test: ["NONE"]`: the image's own HEALTHCHECK is switched off too.
+        if (disabled)
+        {
+            if (test is not null && !(words.Count == 1 && words[0] == "NONE"))
+                section.Error("disable", "disable: true switches the healthcheck off; leave 'test' out (or make it [\"NONE\"])");
+            words = ["NONE"];
         }
         var health = new ContainerHealthcheck
         {
@@ -68,9 +76,9 @@ internal static class ContainerConfigReader
             Timeout = section.Duration("timeout", TimeSpan.FromSeconds(30), min: TimeSpan.FromMilliseconds(1)),
             Retries = section.Int("retries", 3, min: 1),
             StartPeriod = section.Duration("start_period", TimeSpan.Zero),
+            // Docker refuses a start interval under 1 ms, as it does the interval.
+            StartInterval = section.Has("start_interval") ? section.Duration("start_interval", TimeSpan.FromSeconds(5), min: TimeSpan.FromMilliseconds(1)) : null,
         };
-        section.Duration("start_interval", TimeSpan.FromSeconds(5));
-        section.String("disable");
         return health;
     }
 

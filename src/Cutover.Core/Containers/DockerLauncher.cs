@@ -53,6 +53,7 @@ public sealed class DockerLauncher(DockerClient docker, Func<Cutover.Config.Dock
                     Timeout = h.Timeout,
                     Retries = h.Retries,
                     StartPeriod = h.StartPeriod,
+                    StartInterval = h.StartInterval ?? default,
                 } : null,
                 HostConfig = new HostConfig
                 {

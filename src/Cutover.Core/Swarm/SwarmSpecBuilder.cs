@@ -31,7 +31,7 @@ public static class SwarmSpecBuilder
         container.Init = swarm.Init;
         container.StopGracePeriod = swarm.StopGracePeriod;
         container.Healthcheck = swarm.Healthcheck is { } h
-            ? new HealthcheckConfig { Test = h.Test.ToList(), Interval = h.Interval, Timeout = h.Timeout, Retries = h.Retries, StartPeriod = h.StartPeriod }
+            ? new HealthcheckConfig { Test = h.Test.ToList(), Interval = h.Interval, Timeout = h.Timeout, Retries = h.Retries, StartPeriod = h.StartPeriod, StartInterval = h.StartInterval ?? default }
             : null;
         spec.TaskTemplate.Networks = swarm.Networks.Select(n => new NetworkAttachmentConfig { Target = n }).ToList();
         spec.Mode = new ServiceMode { Replicated = new ReplicatedService { Replicas = (ulong)swarm.Replicas } };

@@ -60,4 +60,24 @@ public class SwarmSpecBuilderTests
         Assert.Equal("20260101_130000", spec.TaskTemplate.ContainerSpec.Labels["cutover.release"]);
         Assert.Equal((0UL, "stop-first"), (spec.UpdateConfig.Parallelism, spec.UpdateConfig.Order));
     }
+
+    [Fact]
+    public void Compose_healthcheck_start_interval_reaches_docker_and_disable_switches_the_images_healthcheck_off()
+    {
+        static CutoverConfig With(string healthcheck) => ConfigLoader.Parse(
+            $"app: shop\nstrategy: swarm\nswarm: {{ service: shop-web, image: shop:1, healthcheck: {healthcheck} }}\n", "/srv/shop/cutover.yml");
+
+        var probed = SwarmSpecBuilder.Build(With("{ test: [\"CMD\", \"true\"], start_period: 30s, start_interval: 1s }"), "shop:2", "r").TaskTemplate.ContainerSpec.Healthcheck;
+        Assert.Equal((TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(1)), (probed.StartPeriod, probed.StartInterval));
+
+        var off = SwarmSpecBuilder.Build(With("{ disable: true }"), "shop:2", "r").TaskTemplate.ContainerSpec.Healthcheck;
+        Assert.Equal(["NONE"], off.Test);
+
+        var both = Assert.Throws<ConfigException>(() => With("{ disable: true, test: [\"CMD\", \"true\"] }"));
+        Assert.Contains("disable: true switches the healthcheck off", Assert.Single(both.Errors).ToString());
+        var zero = Assert.Throws<ConfigException>(() => With("{ test: [\"CMD\", \"true\"], start_interval: 0s }"));
+        Assert.Contains("start_interval", Assert.Single(zero.Errors).ToString());
+        var notBool = Assert.Throws<ConfigException>(() => With("{ test: [\"CMD\", \"true\"], disable: maybe }"));
+        Assert.Contains("disable", Assert.Single(notBool.Errors).ToString());
+    }
 }
