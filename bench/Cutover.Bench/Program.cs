@@ -47,6 +47,9 @@ if (args is ["tls", .. var tlsArgs])
 // `upgrade [ROUNDS]`: the agent's upgrade vs restarting it vs `nginx -s reload`, under load (issue 12).
 if (args is ["upgrade", .. var upgradeArgs])
     return await UpgradeBenchmark.RunAsync(upgradeArgs);
+// `startup [RUNS]`: whole-process times of status, releases, rollback, --version, probe --help vs pm2 and ln -sfn (issue 14).
+if (args is ["startup", .. var startupArgs])
+    return StartupBenchmark.Run(startupArgs);
 // `staging [RUNS]` runs the staging and rollback benchmark alone.
 if (args is ["staging", .. var stagingArgs])
     return await StagingBenchmark.RunAsync(stagingArgs, stagingOnly: true);
