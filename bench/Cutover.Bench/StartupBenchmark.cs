@@ -108,7 +108,7 @@ public static class StartupBenchmark
         {
             _home = Path.Combine(work, "bg-home");
             _config = Path.Combine(work, "bg.yml");
-            _sources = ["v1", "v2"].Select(v =>
+            _sources = new[] { "v1", "v2" }.Select(v =>
             {
                 var dir = Path.Combine(work, "bg-" + v);
                 Directory.CreateDirectory(dir);
