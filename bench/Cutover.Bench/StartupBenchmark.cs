@@ -50,7 +50,7 @@ public static class StartupBenchmark
         {
             Measure.Command(b.Cutover, "deploy", symlink.Source, "-c", symlink.Config);
             return Measure.Command(b.Cutover, "rollback", "-c", symlink.Config);
-        }), "ln -sfn + mv -T", () => Median(runs, () => Measure.Command("sh", "-c", $"cd {symlink.Root} && ln -sfn {symlink.Root}/releases/classic current.tmp && mv -T current.tmp current")));
+        }), "ln -sfn + mv -T", () => Median(runs, () => Measure.Command("sh", "-c", $"cd {work.Path} && ln -sfn {symlink.Source} classic.tmp && mv -T classic.tmp classic-current")));
         Add("cutover status (blue-green, agent)", b => Median(runs, () => blueGreen.Run(b, "status")), "pm2 ls", () => Median(runs, () => pm2App.Run("ls")));
         Add("cutover rollback (blue-green, agent)", b => Median(runs, () =>
         {
@@ -92,7 +92,6 @@ public static class StartupBenchmark
         var root = Path.Combine(work, "symlink-root");
         var config = Path.Combine(work, "symlink.yml");
         File.WriteAllText(config, $"app: startup\nroot: {root}\nkeep_releases: 5\n");
-        Directory.CreateDirectory(Path.Combine(root, "releases", "classic"));
         return new SymlinkRoot(config, source, root);
     }
 
