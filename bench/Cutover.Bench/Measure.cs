@@ -22,11 +22,16 @@ public static class Measure
     /// <summary>For tools whose exit code reports findings (linters exit 1 when they find something).</summary>
     public static Run CommandExiting(int[] okExitCodes, string file, params string[] args) => CommandExiting(okExitCodes, file, args, null);
 
-    private static Run CommandExiting(int[] okExitCodes, string file, string[] args, Action<string>? onStdout)
+    /// <summary>A command that must exit 0, run with <paramref name="environment"/> added to this process's.</summary>
+    public static Run CommandWith(IReadOnlyDictionary<string, string> environment, string file, params string[] args) =>
+        CommandExiting([0], file, args, null, environment);
+
+    private static Run CommandExiting(int[] okExitCodes, string file, string[] args, Action<string>? onStdout, IReadOnlyDictionary<string, string>? environment = null)
     {
         var output = Path.GetTempFileName();
         var start = new ProcessStartInfo("/usr/bin/time") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[] { "-f", "%e %M %U %S", "-o", output, file }.Concat(args)) start.ArgumentList.Add(a);
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>()) start.Environment[key] = value;
         var clock = Stopwatch.StartNew();
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();

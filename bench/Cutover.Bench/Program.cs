@@ -51,6 +51,9 @@ if (args is ["upgrade", .. var upgradeArgs])
 // `metrics [ROUNDS]`: the proxy with the agent's metrics on and off, and the two libraries' per-request cost (issue 15).
 if (args is ["metrics", .. var metricsArgs])
     return await MetricsBenchmark.RunAsync(metricsArgs);
+// `startup [RUNS]`: whole-process times of status, releases, rollback, --version, probe --help vs pm2 and ln -sfn (issue 14).
+if (args is ["startup", .. var startupArgs])
+    return StartupBenchmark.Run(startupArgs);
 // `staging [RUNS]` runs the staging and rollback benchmark alone.
 if (args is ["staging", .. var stagingArgs])
     return await StagingBenchmark.RunAsync(stagingArgs, stagingOnly: true);

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 
 namespace Cutover;
 
@@ -69,5 +70,6 @@ public static class Json
         DictionaryKeyPolicy = JsonNamingPolicy.SnakeCaseLower,
         WriteIndented = indented,
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+        TypeInfoResolver = JsonTypeInfoResolver.Combine(Releases.JsonContracts.Default, new DefaultJsonTypeInfoResolver()),
     };
 }

@@ -204,13 +204,6 @@ public static class AgentCommands
         up.TotalHours >= 1 ? $"{(int)up.TotalHours}h {up.Minutes}m" : up.TotalMinutes >= 1 ? $"{up.Minutes}m {up.Seconds}s" : $"{up.Seconds}s";
 
     /// <summary>The agent's info when one runs (for status and deploy's version check); null when none answers.</summary>
-    public static async Task<AgentInfo?> RunningAgentAsync(CancellationToken cancellationToken)
-    {
-        using var client = new AgentClient(AgentHome.FromEnvironment());
-        if (!await client.IsRunningAsync(cancellationToken)) return null;
-        return await client.InfoAsync(cancellationToken);
-    }
-
     public static Command Stop(CommonOptions common, CliEnvironment env) => Simple(common, env, "stop", "Drain and stop the app's instances (the proxy answers 503)");
 
     public static Command Start(CommonOptions common, CliEnvironment env) => Simple(common, env, "start", "Start the app's instances again from its current release");
@@ -232,21 +225,6 @@ public static class AgentCommands
     }
 
     /// <summary>The instance table for `cutover status` of a rolling app; the agent's view, live.</summary>
-    public static async Task<AppView?> AppStatusAsync(CutoverConfig config, CancellationToken cancellationToken)
-    {
-        using var client = new AgentClient(AgentHome.FromEnvironment());
-        if (!await client.IsRunningAsync(cancellationToken)) return null;
-        return (await client.AppsAsync(cancellationToken)).FirstOrDefault(a => a.App == config.App);
-    }
-
-    /// <summary>What the agent had to say about its own start (a corrupt state.json restored): empty when all was well.</summary>
-    public static async Task<IReadOnlyList<string>> AgentWarningsAsync(CancellationToken cancellationToken)
-    {
-        using var client = new AgentClient(AgentHome.FromEnvironment());
-        if (!await client.IsRunningAsync(cancellationToken)) return [];
-        return await client.WarningsAsync(cancellationToken);
-    }
-
     public static void RenderInstances(CliEnvironment env, AppView? app)
     {
         if (app is null)

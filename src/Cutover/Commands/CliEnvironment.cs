@@ -12,13 +12,19 @@ public sealed class CliEnvironment(TextWriter stdout, TextWriter stderr, bool in
     public TextWriter Out { get; } = stdout;
     public TextWriter Error { get; } = stderr;
 
-    public IAnsiConsole Console { get; } = AnsiConsole.Create(new AnsiConsoleSettings
+    /// <summary>
+    /// Created on first use: Spectre.Console's terminal detection costs a few milliseconds of start-up that `--version`,
+    /// `--help` and every command printing plain lines or JSON would otherwise pay (issue 14).
+    /// </summary>
+    public IAnsiConsole Console => _console.Value;
+
+    private readonly Lazy<IAnsiConsole> _console = new(() => AnsiConsole.Create(new AnsiConsoleSettings
     {
         Out = new AnsiConsoleOutput(stdout),
         Ansi = interactive ? AnsiSupport.Detect : AnsiSupport.No,
         ColorSystem = interactive ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
         Interactive = interactive ? InteractionSupport.Detect : InteractionSupport.No,
-    });
+    }));
 
     public bool Interactive { get; } = interactive;
 

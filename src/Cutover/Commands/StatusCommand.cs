@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using Cutover.Agent;
 using Cutover.Cli.Output;
 using Cutover.Config;
 using Cutover.Releases;
@@ -20,9 +21,21 @@ public static class StatusCommand
                 var config = common.LoadConfig(parse);
                 if (common.Selection(parse, config) is { } selection) return await FleetCommands.StatusAsync(env, json, config, parse.GetValue(common.AcceptNewHostKeys), selection, ct);
                 var s = RootSnapshot.Read(new RootLayout(config.Root));
-                var agentView = config.RunsInstances ? await AgentCommands.AppStatusAsync(config, ct) : null;
-                IReadOnlyList<string> agentWarnings = config.RunsInstances ? await AgentCommands.AgentWarningsAsync(ct) : [];
-                var agentProcess = config.RunsInstances ? await AgentCommands.RunningAgentAsync(ct) : null;
+                // One client, one connection, for all that status asks the agent (issue 14: start-up): a client per question
+                // cost a connection each, and each "is it running" is a whole `v1/apps` answer.
+                AppView? agentView = null;
+                IReadOnlyList<string> agentWarnings = [];
+                AgentInfo? agentProcess = null;
+                if (config.RunsInstances)
+                {
+                    using var agent = new AgentClient(AgentHome.FromEnvironment());
+                    if (await agent.IsRunningAsync(ct))
+                    {
+                        agentView = (await agent.AppsAsync(ct)).FirstOrDefault(a => a.App == config.App);
+                        agentWarnings = await agent.WarningsAsync(ct);
+                        agentProcess = await agent.InfoAsync(ct);
+                    }
+                }
                 var swarmView = config.Settings is SwarmSettings { Swarm: var swarm } ? await Cutover.Swarm.SwarmStatus.ReadAsync(swarm, ct) : null;
                 var current = s.CurrentRecord;
                 // A paused rolling deploy: instances of a newer release serve beside `current`'s until deploy or rollback.
