@@ -166,6 +166,7 @@ public static class SwitchBenchmark
         public void Output(string phase, string line) { }
         public void Info(string message) { }
         public void Warning(string message) { }
+        public void Batch(string process, int number, int of, BatchStep step) { }
     }
 
     /// <summary>16 keep-alive clients sending GET / back to back, each answer recorded with its release ("hello from N").</summary>
