@@ -9,29 +9,15 @@ namespace Cutover.Tests.Doctor;
 [Trait(Needs.Trait, Needs.Sshd)]
 public sealed class FleetDoctorTests(SshFleet fleet, PublishedCutover published) : IDisposable
 {
-    private readonly TempDir _dir = new();
-    private readonly string _app = "dr" + Guid.NewGuid().ToString("N")[..8];
-    private string RootOf(SshHost host) => Path.Combine(host.Root, _app);
+    private readonly FleetBed _bed = new(fleet, published, output: null, "dr");
+    private string RootOf(SshHost host) => _bed.RootOf(host);
 
-    public void Dispose() => _dir.Dispose();
+    public void Dispose() => _bed.Dispose();
 
     private string Config(string knownHosts)
     {
-        var path = _dir.Combine("cutover.yml");
-        File.WriteAllText(path, $"""
-            app: {_app}
-            strategy: symlink
-            root: /srv/{_app}
-            {FleetDeployTests.HostsYaml(fleet.Hosts.Take(2), RootOf)}
-            ssh:
-              key: {fleet.ClientKey}
-              known_hosts: {knownHosts}
-            """.Replace("\n\n", "\n"));
-        return path;
+        return _bed.Config("symlink", fleet.Hosts.Take(2), knownHosts: knownHosts);
     }
-
-    private Task<CliResult> Cli(params string[] args) =>
-        CutoverCli.RunAsync(_dir.Path, new Dictionary<string, string> { ["CUTOVER_SELF_CONTAINED"] = published.Binary }, args);
 
     private static List<(string Host, string Check, string Status, string Message)> Findings(CliResult result) =>
         JsonDocument.Parse(result.Stdout).RootElement.EnumerateArray()
@@ -43,12 +29,12 @@ public sealed class FleetDoctorTests(SshFleet fleet, PublishedCutover published)
     {
         foreach (var host in fleet.Hosts.Take(2)) if (host.Sshd is null) fleet.Start(host);
         var config = Config(fleet.KnownHosts);
-        var source = _dir.Combine("src");
+        var source = _bed.Dir.Combine("src");
         AppFactory.WriteHelloPhp(source, "1");
-        var deploy = await Cli("deploy", source, "-c", config);
+        var deploy = await _bed.Cli("deploy", source, "-c", config);
         Assert.True(deploy.ExitCode == 0, deploy.All);
 
-        var doctor = await Cli("doctor", "--json", "-c", config);
+        var doctor = await _bed.Cli("doctor", "--json", "-c", config);
 
         Assert.True(doctor.ExitCode == 0, doctor.All);
         var findings = Findings(doctor);
@@ -65,9 +51,9 @@ public sealed class FleetDoctorTests(SshFleet fleet, PublishedCutover published)
     public async Task A_host_whose_key_is_not_known_is_an_error()
     {
         foreach (var host in fleet.Hosts.Take(2)) if (host.Sshd is null) fleet.Start(host);
-        var empty = _dir.Combine("known_hosts");
+        var empty = _bed.Dir.Combine("known_hosts");
         File.WriteAllText(empty, "");
-        var doctor = await Cli("doctor", "--json", "-c", Config(empty));
+        var doctor = await _bed.Cli("doctor", "--json", "-c", Config(empty));
 
         Assert.True(doctor.ExitCode == 1, doctor.All);
         var findings = Findings(doctor);

@@ -13,8 +13,7 @@ namespace Cutover.Tests.Fleet;
 [Trait(Needs.Trait, Needs.Sshd)]
 public sealed class FleetAgentUpgradeTests(SshFleet fleet, PublishedCutover published, ITestOutputHelper output) : IDisposable
 {
-    private readonly TempDir _dir = new();
-    private readonly string _app = "node" + Guid.NewGuid().ToString("N")[..8];
+    private readonly FleetBed _bed = new(fleet, published, output, "node");
     private SshHost Host => fleet.Hosts[0];
     private string AgentPidFile => Path.Combine(Host.AgentHome, "agent.pid");
 
@@ -28,7 +27,7 @@ public sealed class FleetAgentUpgradeTests(SshFleet fleet, PublishedCutover publ
             File.Delete(AgentPidFile);
         }
         foreach (var orphan in OwnedProcesses.Mentioning(Host.Root)) Cutover.Platform.LibC.Kill(orphan, 9);
-        _dir.Dispose();
+        _bed.Dispose();
     }
 
     [Fact]
@@ -36,33 +35,14 @@ public sealed class FleetAgentUpgradeTests(SshFleet fleet, PublishedCutover publ
     {
         using var newer = PublishedCutover.AsVersion("99.0.0-fleet-upgrade");
         var port = Cutover.Platform.LoopbackPort.Free();
-        var config = _dir.Combine("cutover.yml");
-        File.WriteAllText(config, $"""
-            app: {_app}
-            strategy: rolling
-            root: /srv/{_app}
-            {FleetDeployTests.HostsYaml([Host], h => Path.Combine(h.Root, _app), _ => $", proxy_listen: 127.0.0.1:{port}")}
-            ssh:
-              key: {fleet.ClientKey}
-              known_hosts: {fleet.KnownHosts}
-            run:
-              command: node server.js
-              instances: 2
-              ready: message
-              ready_timeout: 10s
-            proxy:
-              listen: 127.0.0.1:1
-              drain_timeout: 2s
+        var config = _bed.NodeConfig([Host], new Dictionary<SshHost, int> { [Host] = port }, instances: 2, monitor: "200ms", body: """
             health:
               interval: 200ms
-            rolling:
-              monitor: 200ms
             """);
-        var source = _dir.Combine("src");
-        AppFactory.CopyTree(Path.Combine(AppContext.BaseDirectory, "examples", "node-app"), source);
+        var source = _bed.CopyNodeApp();
 
         File.WriteAllText(Path.Combine(source, "VERSION"), "1");
-        var first = await CutoverCli.RunAsync(_dir.Path, new Dictionary<string, string> { ["CUTOVER_SELF_CONTAINED"] = published.Binary }, "deploy", source, "-c", config);
+        var first = await _bed.Cli("deploy", source, "-c", config);
         output.WriteLine($"deploy 1 (build X): exit {first.ExitCode}\n{first.All}");
         Assert.True(first.ExitCode == 0, first.All);
         var oldAgent = int.Parse(File.ReadAllText(AgentPidFile));
@@ -72,7 +52,7 @@ public sealed class FleetAgentUpgradeTests(SshFleet fleet, PublishedCutover publ
         await Wait.UntilAsync(() => Task.FromResult(load.NowMs > 500), TimeSpan.FromSeconds(5), "load running");
         File.WriteAllText(Path.Combine(source, "VERSION"), "2");
         var clock = Stopwatch.StartNew();
-        var second = await CutoverCli.RunAsync(_dir.Path, new Dictionary<string, string> { ["CUTOVER_SELF_CONTAINED"] = newer.Binary }, "deploy", source, "-c", config);
+        var second = await _bed.CliWith(_bed.CliEnvironment(newer.Binary), "deploy", source, "-c", config);
         output.WriteLine($"deploy 2 (build 99.0.0-fleet-upgrade): {clock.Elapsed.TotalSeconds:0.00}s exit {second.ExitCode}\n{second.All}");
         await Task.Delay(500);
         var samples = await load.StopAsync();

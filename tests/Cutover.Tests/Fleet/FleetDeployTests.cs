@@ -12,11 +12,10 @@ namespace Cutover.Tests.Fleet;
 [Trait(Needs.Trait, Needs.Sshd)]
 public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published, ITestOutputHelper output) : IDisposable
 {
-    private readonly TempDir _dir = new();
-    private readonly string _app = "app" + Guid.NewGuid().ToString("N")[..8];
+    private readonly FleetBed _bed = new(fleet, published, output, "app");
 
-    private string Source => _dir.Combine("src");
-    private string RootOf(SshHost host) => Path.Combine(host.Root, _app);
+    private string Source => _bed.Source;
+    private string RootOf(SshHost host) => _bed.RootOf(host);
 
     public void Dispose()
     {
@@ -26,34 +25,22 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
             // Remote processes of this test left behind by a killed connection (none when everything works).
             foreach (var pid in OwnedProcesses.Mentioning(RootOf(host))) Cutover.Platform.LibC.Kill(pid, 9);
         }
-        _dir.Dispose();
+        _bed.Dispose();
     }
-
-    internal static string HostsYaml(IEnumerable<SshHost> hosts, Func<SshHost, string> root, Func<SshHost, string>? extra = null) =>
-        "hosts:\n" + string.Concat(hosts.Select(h => $"  - {{ host: {h.Address}, port: {h.Port}, user: root, root: {root(h)}{extra?.Invoke(h)} }}\n"));
 
     /// <summary>Where a host keeps the config and build link of this app's root.</summary>
     private string StateDir(SshHost host, string? root = null) =>
-        Path.Combine(host.Home, ".cutover", "apps", $"{_app}@{Cutover.Fleet.HostAppState.RootKey(root ?? RootOf(host))}");
+        Path.Combine(host.Home, ".cutover", "apps", $"{_bed.App}@{Cutover.Fleet.HostAppState.RootKey(root ?? RootOf(host))}");
 
     private string Config(string extra = "", IEnumerable<SshHost>? hosts = null, string? knownHosts = null, Func<SshHost, string>? rootOf = null, string file = "cutover.yml")
     {
-        var path = _dir.Combine(file);
-        File.WriteAllText(path, $"""
-            app: {_app}
-            strategy: symlink
-            root: /srv/{_app}
+        return _bed.Config("symlink", hosts ?? fleet.Hosts, $"""
             keep_releases: 5
-            {HostsYaml(hosts ?? fleet.Hosts, rootOf ?? RootOf)}
-            ssh:
-              key: {fleet.ClientKey}
-              known_hosts: {knownHosts ?? fleet.KnownHosts}
             fleet:
               parallel: 3
               batch: 50%
             {extra}
-            """.Replace("\n\n", "\n"));
-        return path;
+            """, knownHosts: knownHosts, rootOf: rootOf, file: file);
     }
 
     private void WriteSource(string version)
@@ -64,16 +51,6 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
         File.WriteAllText(Path.Combine(Source, "assets", "app.js"), "console.log('unchanged');\n");
         File.SetLastWriteTimeUtc(Path.Combine(Source, "assets", "app.js"), new DateTime(2026, 1, 2, 3, 4, 5, DateTimeKind.Utc));
         if (!File.Exists(Path.Combine(Source, "latest"))) File.CreateSymbolicLink(Path.Combine(Source, "latest"), "VERSION");
-    }
-
-    private readonly Dictionary<string, string> _environment = new();
-
-    private async Task<CliResult> Cli(params string[] args)
-    {
-        var clock = Stopwatch.StartNew();
-        var result = await CutoverCli.RunAsync(_dir.Path, new Dictionary<string, string>(_environment) { ["CUTOVER_SELF_CONTAINED"] = published.Binary }, args);
-        output.WriteLine($"$ cutover {string.Join(' ', args)}  ({clock.Elapsed.TotalSeconds:0.00}s, exit {result.ExitCode})\n{result.Stdout}{result.Stderr}");
-        return result;
     }
 
     private string AgreedRelease()
@@ -100,10 +77,10 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
     public async Task Status_and_releases_install_nothing_write_nothing_and_need_no_local_build()
     {
         var config = Config();
-        var status = await Cli("status", "-c", config);
+        var status = await _bed.Cli("status", "-c", config);
         Assert.True(status.ExitCode == 0, status.All);
         Assert.Equal(3, status.Stdout.Split('\n').Count(l => l.Contains("nothing deployed yet")));
-        var releases = await Cli("releases", "--json", "-c", config);
+        var releases = await _bed.Cli("releases", "--json", "-c", config);
         Assert.True(releases.ExitCode == 0, releases.All);
         var hosts = System.Text.Json.JsonDocument.Parse(releases.Stdout).RootElement.EnumerateArray().ToList();
         Assert.Equal(3, hosts.Count);
@@ -115,13 +92,12 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
         }
 
         WriteSource("1");
-        var deploy = await Cli("deploy", Source, "-c", config);
+        var deploy = await _bed.Cli("deploy", Source, "-c", config);
         Assert.True(deploy.ExitCode == 0, deploy.All);
         var release = AgreedRelease();
         var written = fleet.Hosts.Select(h => File.GetLastWriteTimeUtc(Path.Combine(StateDir(h), "cutover.yml"))).ToList();
         // No build to install: status runs the cutover the deploy left on each host, with the config it wrote there.
-        var noBuild = new Dictionary<string, string>(_environment) { ["CUTOVER_SELF_CONTAINED"] = _dir.Combine("no-such-build") };
-        var after = await CutoverCli.RunAsync(_dir.Path, noBuild, "status", "--json", "-c", config);
+        var after = await _bed.CliWith(_bed.CliEnvironment(_bed.Dir.Combine("no-such-build")), "status", "--json", "-c", config);
         Assert.True(after.ExitCode == 0, after.All);
         var statuses = System.Text.Json.JsonDocument.Parse(after.Stdout).RootElement.EnumerateArray().ToList();
         Assert.All(statuses, h => Assert.Equal(release, h.GetProperty("status").GetProperty("current").GetProperty("id").GetString()));
@@ -135,12 +111,12 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
         var production = Config();
         var staging = Config(rootOf: Staging, file: "staging.yml");
         WriteSource("1");
-        Assert.Equal(0, (await Cli("deploy", Source, "-c", production)).ExitCode);
+        Assert.Equal(0, (await _bed.Cli("deploy", Source, "-c", production)).ExitCode);
         var live = AgreedRelease();
         WriteSource("2");
-        Assert.Equal(0, (await Cli("deploy", Source, "-c", staging)).ExitCode);
+        Assert.Equal(0, (await _bed.Cli("deploy", Source, "-c", staging)).ExitCode);
         WriteSource("3");
-        Assert.Equal(0, (await Cli("deploy", Source, "-c", staging)).ExitCode);
+        Assert.Equal(0, (await _bed.Cli("deploy", Source, "-c", staging)).ExitCode);
         foreach (var host in fleet.Hosts)
         {
             Assert.True(File.Exists(Path.Combine(StateDir(host), "cutover.yml")));
@@ -149,12 +125,12 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
         }
 
         // Production's status names production's release, not the staging one deployed after it.
-        var status = await Cli("status", "--json", "-c", production);
+        var status = await _bed.Cli("status", "--json", "-c", production);
         Assert.True(status.ExitCode == 0, status.All);
         Assert.All(System.Text.Json.JsonDocument.Parse(status.Stdout).RootElement.EnumerateArray(),
             h => Assert.Equal(live, h.GetProperty("status").GetProperty("current").GetProperty("id").GetString()));
         // Staging's rollback acts on staging only.
-        var rollback = await Cli("rollback", "-c", staging);
+        var rollback = await _bed.Cli("rollback", "-c", staging);
         Assert.True(rollback.ExitCode == 0, rollback.All);
         foreach (var host in fleet.Hosts)
         {
@@ -163,13 +139,13 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
         }
 
         // A host deployed before roots were part of the key: ~/.cutover/apps/<app>/ answers for the root it names.
-        foreach (var host in fleet.Hosts) Directory.Move(StateDir(host), Path.Combine(host.Home, ".cutover", "apps", _app));
-        var legacy = await Cli("status", "--json", "-c", production);
+        foreach (var host in fleet.Hosts) Directory.Move(StateDir(host), Path.Combine(host.Home, ".cutover", "apps", _bed.App));
+        var legacy = await _bed.Cli("status", "--json", "-c", production);
         Assert.True(legacy.ExitCode == 0, legacy.All);
         Assert.All(System.Text.Json.JsonDocument.Parse(legacy.Stdout).RootElement.EnumerateArray(),
             h => Assert.Equal(live, h.GetProperty("status").GetProperty("current").GetProperty("id").GetString()));
         foreach (var host in fleet.Hosts) Directory.Delete(StateDir(host, Staging(host)), recursive: true);
-        var other = await Cli("status", "-c", staging);
+        var other = await _bed.Cli("status", "-c", staging);
         Assert.Equal(3, other.Stdout.Split('\n').Count(l => l.Contains("nothing deployed yet")));
     }
 
@@ -178,7 +154,7 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
     {
         var config = Config();
         Directory.CreateDirectory(Source);
-        var empty = await Cli("deploy", Source, "-c", config);
+        var empty = await _bed.Cli("deploy", Source, "-c", config);
         Assert.Equal(2, empty.ExitCode);
         Assert.Contains("holds no files", empty.Stderr);
         foreach (var host in fleet.Hosts) Assert.False(Directory.Exists(RootOf(host)), $"{host.Name}: the empty deploy touched the host");
@@ -187,7 +163,7 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
         Directory.CreateDirectory(RootOf(foreignHost));
         File.WriteAllText(Path.Combine(RootOf(foreignHost), "index.html"), "someone else's site\n");
         WriteSource("1");
-        var foreign = await Cli("deploy", Source, "-c", config);
+        var foreign = await _bed.Cli("deploy", Source, "-c", config);
         Assert.Equal(2, foreign.ExitCode);
         Assert.Contains("Cutover did not create it", foreign.All);
         Assert.Equal(new[] { "index.html" }, Directory.GetFileSystemEntries(RootOf(foreignHost)).Select(Path.GetFileName));
@@ -200,7 +176,7 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
     {
         var config = Config();
         WriteSource("1");
-        var first = await Cli("deploy", Source, "-c", config);
+        var first = await _bed.Cli("deploy", Source, "-c", config);
         Assert.True(first.ExitCode == 0, first.All);
         var release1 = AgreedRelease();
         foreach (var host in fleet.Hosts)
@@ -214,7 +190,7 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
         Assert.Matches("transfer: done in .* \\(3 files sent", first.Stdout);
 
         WriteSource("2");
-        var second = await Cli("deploy", Source, "-c", config);
+        var second = await _bed.Cli("deploy", Source, "-c", config);
         Assert.True(second.ExitCode == 0, second.All);
         var release2 = AgreedRelease();
         Assert.NotEqual(release1, release2);
@@ -227,17 +203,17 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
                 Posix.Inode(Path.Combine(RootOf(host), "releases", release2, "assets", "app.js")));
         }
 
-        var releases = await Cli("releases", "-c", config);
+        var releases = await _bed.Cli("releases", "-c", config);
         Assert.True(releases.ExitCode == 0, releases.All);
         foreach (var host in fleet.Hosts) Assert.Contains(host.Name, releases.Stdout);
-        var status = await Cli("status", "-c", config);
+        var status = await _bed.Cli("status", "-c", config);
         Assert.True(status.ExitCode == 0, status.All);
         Assert.Equal(3, status.Stdout.Split('\n').Count(l => l.Contains(release2)));
 
-        var rollback = await Cli("rollback", "-c", config);
+        var rollback = await _bed.Cli("rollback", "-c", config);
         Assert.True(rollback.ExitCode == 0, rollback.All);
         Assert.Equal(release1, AgreedRelease());
-        Assert.Contains($"rolled back {_app} to {release1} on 3 hosts", rollback.Stdout);
+        Assert.Contains($"rolled back {_bed.App} to {release1} on 3 hosts", rollback.Stdout);
     }
 
     [Fact]
@@ -249,14 +225,14 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
                 - test ! -e "$CUTOVER_ROOT/FAIL"
             """);
         WriteSource("1");
-        var first = await Cli("deploy", Source, "-c", config);
+        var first = await _bed.Cli("deploy", Source, "-c", config);
         Assert.True(first.ExitCode == 0, first.All);
         var release1 = AgreedRelease();
 
         var failing = fleet.Hosts[1];
         File.WriteAllText(Path.Combine(RootOf(failing), "FAIL"), "");
         WriteSource("2");
-        var second = await Cli("deploy", Source, "-c", config);
+        var second = await _bed.Cli("deploy", Source, "-c", config);
         Assert.Equal(1, second.ExitCode);
         Assert.Contains($"{failing.Name}: ", second.Stderr);
         Assert.Contains("no host was switched", second.Stderr);
@@ -267,7 +243,7 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
         var busy = fleet.Hosts[2];
         using (await Cutover.Locking.DeployLock.AcquireAsync(new Cutover.Releases.RootLayout(RootOf(busy)), TimeSpan.Zero, "cutover deploy (someone else)", CancellationToken.None))
         {
-            var locked = await Cli("deploy", Source, "-c", config);
+            var locked = await _bed.Cli("deploy", Source, "-c", config);
             Assert.Equal(3, locked.ExitCode);
             Assert.Contains($"{busy.Name}: another deploy or rollback holds the lock", locked.Stderr);
             Assert.Contains("cutover deploy (someone else)", locked.Stderr);
@@ -275,7 +251,7 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
         }
 
         // Every lock was released: the next deploy goes through on all hosts.
-        var third = await Cli("deploy", Source, "-c", config);
+        var third = await _bed.Cli("deploy", Source, "-c", config);
         Assert.True(third.ExitCode == 0, third.All);
         Assert.NotEqual(release1, AgreedRelease());
     }
@@ -289,14 +265,14 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
                 - if [ -e "$CUTOVER_ROOT/SLOW" ]; then touch "$CUTOVER_ROOT/hook-started"; sleep 30; fi
             """);
         WriteSource("1");
-        var first = await Cli("deploy", Source, "-c", config);
+        var first = await _bed.Cli("deploy", Source, "-c", config);
         Assert.True(first.ExitCode == 0, first.All);
         var release1 = AgreedRelease();
 
         var dying = fleet.Hosts[1];
         File.WriteAllText(Path.Combine(RootOf(dying), "SLOW"), "");
         WriteSource("2");
-        var deploy = Cli("deploy", Source, "-c", config);
+        var deploy = _bed.Cli("deploy", Source, "-c", config);
         var started = Stopwatch.StartNew();
         await Wait.WithinAsync(() => File.Exists(Path.Combine(RootOf(dying), "hook-started")) || deploy.IsCompleted, TimeSpan.FromSeconds(60));
         Assert.True(File.Exists(Path.Combine(RootOf(dying), "hook-started")), "the slow hook never started");
@@ -319,7 +295,7 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
         // Back up, the fleet deploys again: no lock was left behind anywhere.
         fleet.Start(dying);
         File.Delete(Path.Combine(RootOf(dying), "SLOW"));
-        var again = await Cli("deploy", Source, "-c", config);
+        var again = await _bed.Cli("deploy", Source, "-c", config);
         Assert.True(again.ExitCode == 0, again.All);
         Assert.NotEqual(release1, AgreedRelease());
     }
@@ -327,31 +303,31 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
     [Fact]
     public async Task An_unknown_host_key_is_refused_with_its_fingerprint_until_accepted_and_a_changed_key_always()
     {
-        var knownHosts = _dir.Combine("known_hosts");
+        var knownHosts = _bed.Dir.Combine("known_hosts");
         var stranger = fleet.Hosts[0];
         File.WriteAllLines(knownHosts, fleet.Hosts.Skip(1).Select(h => h.KnownHostsLine()));
         var config = Config(knownHosts: knownHosts);
         WriteSource("1");
 
-        var refused = await Cli("deploy", Source, "-c", config);
+        var refused = await _bed.Cli("deploy", Source, "-c", config);
         Assert.Equal(1, refused.ExitCode);
         var blob = Convert.FromBase64String(File.ReadAllText(stranger.HostKey + ".pub").Split(' ')[1]);
         Assert.Contains($"{stranger.Name}: unknown host key ssh-ed25519 {Cutover.Fleet.KnownHosts.Fingerprint(blob)}", refused.Stderr);
         Assert.Contains("nothing was changed on any host", refused.Stderr);
         foreach (var host in fleet.Hosts) Assert.False(Directory.Exists(RootOf(host)), $"{host.Name} was changed");
 
-        var accepted = await Cli("deploy", Source, "-c", config, "--accept-new-host-keys");
+        var accepted = await _bed.Cli("deploy", Source, "-c", config, "--accept-new-host-keys");
         Assert.True(accepted.ExitCode == 0, accepted.All);
         Assert.Contains(stranger.KnownHostsLine(), File.ReadAllLines(knownHosts));
         var release1 = AgreedRelease();
 
         // The same address now presents another key: refused, --accept-new-host-keys or not.
-        var other = _dir.Combine("other_key");
+        var other = _bed.Dir.Combine("other_key");
         Process.Start("ssh-keygen", ["-q", "-t", "ed25519", "-f", other, "-N", ""])!.WaitForExit();
         var otherKey = File.ReadAllText(other + ".pub").Split(' ');
         File.WriteAllLines(knownHosts, fleet.Hosts.Skip(1).Select(h => h.KnownHostsLine()).Append($"[{stranger.Address}]:{stranger.Port} {otherKey[0]} {otherKey[1]}"));
         WriteSource("2");
-        var changed = await Cli("deploy", Source, "-c", config, "--accept-new-host-keys");
+        var changed = await _bed.Cli("deploy", Source, "-c", config, "--accept-new-host-keys");
         Assert.Equal(1, changed.ExitCode);
         Assert.Contains($"{stranger.Name}: the host key CHANGED", changed.Stderr);
         Assert.Equal(release1, AgreedRelease());
@@ -363,16 +339,16 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
     {
         await using var pg = await PostgresServer.StartAsync();
         var db = await pg.CreateDatabaseAsync();
-        _environment["SHOP_DB"] = db;
-        Directory.CreateDirectory(_dir.Combine("db"));
-        File.WriteAllText(_dir.Combine("db", "0001_users.sql"), "CREATE TABLE users (id bigint PRIMARY KEY, name text);\n");
+        _bed.Environment["SHOP_DB"] = db;
+        Directory.CreateDirectory(_bed.Dir.Combine("db"));
+        File.WriteAllText(_bed.Dir.Combine("db", "0001_users.sql"), "CREATE TABLE users (id bigint PRIMARY KEY, name text);\n");
         var config = Config("""
             migrations:
               dir: db
               database_url_env: SHOP_DB
             """);
         WriteSource("1");
-        var deploy = await Cli("deploy", Source, "-c", config);
+        var deploy = await _bed.Cli("deploy", Source, "-c", config);
         Assert.True(deploy.ExitCode == 0, deploy.All);
         AgreedRelease();
         Assert.Single(deploy.Stdout.Split('\n'), l => l.StartsWith("migrate: done", StringComparison.Ordinal));
@@ -396,14 +372,14 @@ public sealed class FleetDeployTests(SshFleet fleet, PublishedCutover published,
                 - test ! -e "$CUTOVER_ROOT/BAD"
             """);
         WriteSource("1");
-        var first = await Cli("deploy", Source, "-c", config);
+        var first = await _bed.Cli("deploy", Source, "-c", config);
         Assert.True(first.ExitCode == 0, first.All);
         var release1 = AgreedRelease();
 
         // batch: 50% of three hosts = two at once: hosts 1 and 2 switch, host 2's after_switch hook fails.
         File.WriteAllText(Path.Combine(RootOf(fleet.Hosts[1]), "BAD"), "");
         WriteSource("2");
-        var second = await Cli("deploy", Source, "-c", config);
+        var second = await _bed.Cli("deploy", Source, "-c", config);
         Assert.Equal(1, second.ExitCode);
         Assert.Contains($"deploy failed while switching: {fleet.Hosts[1].Name}: after_switch hook failed", second.Stderr);
         Assert.Equal(release1, AgreedRelease());

@@ -15,10 +15,9 @@ namespace Cutover.Tests.Fleet;
 [Trait(Needs.Trait, Needs.Sshd)]
 public sealed class FleetEnvOnlyTests(SshFleet fleet, PublishedCutover published, ITestOutputHelper output) : IDisposable
 {
-    private readonly TempDir _dir = new();
-    private readonly string _app = "envonly" + Guid.NewGuid().ToString("N")[..8];
+    private readonly FleetBed _bed = new(fleet, published, output, "envonly");
     private IReadOnlyList<SshHost> Hosts => fleet.Hosts.Take(2).ToList();
-    private string RootOf(SshHost host) => Path.Combine(host.Root, _app);
+    private string RootOf(SshHost host) => _bed.RootOf(host);
 
     public void Dispose()
     {
@@ -27,7 +26,7 @@ public sealed class FleetEnvOnlyTests(SshFleet fleet, PublishedCutover published
             host.KillAgent();
             foreach (var orphan in OwnedProcesses.Mentioning(host.Root)) Cutover.Platform.LibC.Kill(orphan, 9);
         }
-        _dir.Dispose();
+        _bed.Dispose();
     }
 
     private string? Live(SshHost host) => new FileInfo(Path.Combine(RootOf(host), "current")).LinkTarget is { } target ? Path.GetFileName(target) : null;
@@ -58,36 +57,15 @@ public sealed class FleetEnvOnlyTests(SshFleet fleet, PublishedCutover published
     public async Task Env_only_rolls_every_host_onto_the_new_environment_as_one_hard_linked_release_and_refuses_a_mixed_fleet()
     {
         var ports = Hosts.ToDictionary(h => h, _ => Cutover.Platform.LoopbackPort.Free());
-        var config = _dir.Combine("cutover.yml");
-        File.WriteAllText(config, $"""
-            app: {_app}
-            strategy: rolling
-            root: /srv/{_app}
-            {FleetDeployTests.HostsYaml(Hosts, RootOf, h => $", proxy_listen: 127.0.0.1:{ports[h]}")}
-            ssh:
-              key: {fleet.ClientKey}
-              known_hosts: {fleet.KnownHosts}
-            env_file: .env
-            run:
-              command: node server.js
-              instances: 2
-              ready: message
-              ready_timeout: 10s
-            proxy:
-              listen: 127.0.0.1:1
-              drain_timeout: 2s
-            rolling:
-              monitor: 200ms
-            """);
+        var config = _bed.NodeConfig(Hosts, ports, instances: 2, monitor: "200ms", body: "env_file: .env");
         var tokenA = "tok-a-" + Guid.NewGuid().ToString("N")[..12];
         var tokenB = "tok-b-" + Guid.NewGuid().ToString("N")[..12];
-        File.WriteAllText(_dir.Combine(".env"), $"API_TOKEN={tokenA}\n");
-        var source = _dir.Combine("src");
+        File.WriteAllText(_bed.Dir.Combine(".env"), $"API_TOKEN={tokenA}\n");
+        var source = _bed.Dir.Combine("src");
         Directory.CreateDirectory(source);
         File.WriteAllText(Path.Combine(source, "server.js"), AppEnvironmentAgentTests.App);
         File.WriteAllText(Path.Combine(source, "VERSION"), "v1");
-        var environment = new Dictionary<string, string> { ["CUTOVER_SELF_CONTAINED"] = published.Binary };
-        Task<CliResult> Cli(params string[] args) => CutoverCli.RunAsync(_dir.Path, environment, [.. args, "-c", config]);
+        Task<CliResult> Cli(params string[] args) => _bed.Cli([.. args, "-c", config]);
 
         var first = await Cli("deploy", source);
         Assert.True(first.ExitCode == 0, first.All);
@@ -95,7 +73,7 @@ public sealed class FleetEnvOnlyTests(SshFleet fleet, PublishedCutover published
         Assert.Equal(releaseA, Live(Hosts[1]));
 
         // The new environment; the source changes too, and --env-only must not deploy it.
-        File.WriteAllText(_dir.Combine(".env"), $"API_TOKEN={tokenB}\n");
+        File.WriteAllText(_bed.Dir.Combine(".env"), $"API_TOKEN={tokenB}\n");
         File.WriteAllText(Path.Combine(source, "VERSION"), "v2-not-deployed");
         var loads = Hosts.Select(h => new LoadGenerator($"http://127.0.0.1:{ports[h]}/", connections: 4, maxDuration: TimeSpan.FromMinutes(2))).ToList();
         CliResult envOnly;
@@ -181,30 +159,19 @@ public sealed class FleetEnvOnlyTests(SshFleet fleet, PublishedCutover published
     [Fact]
     public async Task Env_only_on_hosts_with_nothing_live_is_refused_naming_them_and_writes_nothing()
     {
-        var config = _dir.Combine("cutover.yml");
-        File.WriteAllText(config, $"""
-            app: {_app}
-            strategy: symlink
-            root: /srv/{_app}
-            {FleetDeployTests.HostsYaml(Hosts, RootOf)}
-            ssh:
-              key: {fleet.ClientKey}
-              known_hosts: {fleet.KnownHosts}
-            """);
-        var refused = await CutoverCli.RunAsync(_dir.Path, new Dictionary<string, string> { ["CUTOVER_SELF_CONTAINED"] = published.Binary }, "deploy", "--env-only", "-c", config);
-        output.WriteLine(refused.All);
+        var config = _bed.Config("symlink", Hosts);
+        var refused = await _bed.Cli("deploy", "--env-only", "-c", config);
         Assert.Equal(2, refused.ExitCode);
         Assert.Contains($"nothing is live on {Hosts[0].Name}, {Hosts[1].Name}", refused.Stderr, StringComparison.Ordinal);
         foreach (var host in Hosts) Assert.False(Directory.Exists(RootOf(host)), $"{RootOf(host)} was created");
 
         // Without --env-only a fleet deploy still needs its source.
-        var noSource = await CutoverCli.RunAsync(_dir.Path, new Dictionary<string, string> { ["CUTOVER_SELF_CONTAINED"] = published.Binary }, "deploy", "-c", config);
+        var noSource = await _bed.Cli("deploy", "-c", config);
         Assert.Equal(2, noSource.ExitCode);
         Assert.Contains("give the directory or .tar.gz", noSource.Stderr, StringComparison.Ordinal);
 
         // --allow-empty has nothing to allow when the hosts redeploy their live files: refused, not ignored.
-        var allowEmpty = await CutoverCli.RunAsync(_dir.Path, new Dictionary<string, string> { ["CUTOVER_SELF_CONTAINED"] = published.Binary },
-            "deploy", "--env-only", "--allow-empty", "-c", config);
+        var allowEmpty = await _bed.Cli("deploy", "--env-only", "--allow-empty", "-c", config);
         Assert.Equal(2, allowEmpty.ExitCode);
         Assert.Contains("--allow-empty is for a new artifact", allowEmpty.Stderr, StringComparison.Ordinal);
     }

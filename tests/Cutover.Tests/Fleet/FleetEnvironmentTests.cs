@@ -15,8 +15,7 @@ namespace Cutover.Tests.Fleet;
 [Trait(Needs.Trait, Needs.Sshd)]
 public sealed class FleetEnvironmentTests(SshFleet fleet, PublishedCutover published, ITestOutputHelper output) : IDisposable
 {
-    private readonly TempDir _dir = new();
-    private readonly string _app = "env" + Guid.NewGuid().ToString("N")[..8];
+    private readonly FleetBed _bed = new(fleet, published, output, "env");
     private IEnumerable<SshHost> Hosts => fleet.Hosts.Take(2);
 
     public void Dispose()
@@ -26,7 +25,7 @@ public sealed class FleetEnvironmentTests(SshFleet fleet, PublishedCutover publi
             host.KillAgent();
             foreach (var orphan in OwnedProcesses.Mentioning(host.Root)) Cutover.Platform.LibC.Kill(orphan, 9);
         }
-        _dir.Dispose();
+        _bed.Dispose();
     }
 
     [Fact]
@@ -35,41 +34,22 @@ public sealed class FleetEnvironmentTests(SshFleet fleet, PublishedCutover publi
         var token = "fleet-tok-" + Guid.NewGuid().ToString("N")[..12];
         var password = "fleet-pw-" + Guid.NewGuid().ToString("N")[..12];
         var ports = Hosts.ToDictionary(h => h, _ => Cutover.Platform.LoopbackPort.Free());
-        var config = _dir.Combine("cutover.yml");
-        File.WriteAllText(config, $"""
-            app: {_app}
-            strategy: rolling
-            root: /srv/{_app}
-            {FleetDeployTests.HostsYaml(Hosts, h => Path.Combine(h.Root, _app), h => $", proxy_listen: 127.0.0.1:{ports[h]}")}
-            ssh:
-              key: {fleet.ClientKey}
-              known_hosts: {fleet.KnownHosts}
+        var config = _bed.NodeConfig(Hosts, ports, instances: 1, monitor: "200ms", body: $"""
             env_file: .env
             env:
               NODE_ENV: production
               DATABASE_URL: postgres://app:${"{"}DB_PASSWORD{"}"}@db/shop
-            run:
-              command: node server.js
-              instances: 1
-              ready: message
-              ready_timeout: 10s
-            proxy:
-              listen: 127.0.0.1:1
-              drain_timeout: 2s
-            rolling:
-              monitor: 200ms
             hooks:
               after_switch: ["echo host hook sees $API_TOKEN"]
             """);
-        File.WriteAllText(_dir.Combine(".env"), $"API_TOKEN={token}\n");
-        var source = _dir.Combine("src");
+        File.WriteAllText(_bed.Dir.Combine(".env"), $"API_TOKEN={token}\n");
+        var source = _bed.Dir.Combine("src");
         Directory.CreateDirectory(source);
         File.WriteAllText(Path.Combine(source, "server.js"), AppEnvironmentAgentTests.App);
         File.WriteAllText(Path.Combine(source, "VERSION"), "v1");
 
-        var environment = new Dictionary<string, string> { ["CUTOVER_SELF_CONTAINED"] = published.Binary, ["DB_PASSWORD"] = password };
-        var deploy = await CutoverCli.RunAsync(_dir.Path, environment, "deploy", source, "-c", config);
-        output.WriteLine($"deploy: exit {deploy.ExitCode}\n{deploy.All}");
+        var environment = new Dictionary<string, string>(_bed.CliEnvironment()) { ["DB_PASSWORD"] = password };
+        var deploy = await _bed.CliWith(environment, "deploy", source, "-c", config);
         Assert.True(deploy.ExitCode == 0, deploy.All);
         Assert.Contains("host hook sees ***", deploy.All, StringComparison.Ordinal);
 
@@ -81,7 +61,7 @@ public sealed class FleetEnvironmentTests(SshFleet fleet, PublishedCutover publi
             var seen = JsonSerializer.Deserialize<AppEnvironmentAgentTests.Seen>(await http.GetStringAsync($"http://127.0.0.1:{ports[host]}/"), web)!;
             Assert.Equal(new AppEnvironmentAgentTests.Seen("v1", token, $"postgres://app:{password}@db/shop", "production", null), seen);
 
-            var envDir = Path.Combine(host.Root, _app, ".cutover", "env");
+            var envDir = Path.Combine(host.Root, _bed.App, ".cutover", "env");
             var envFile = Assert.Single(Directory.GetFiles(envDir, "*.env"));
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(envFile));
             Assert.Contains(token, File.ReadAllText(envFile), StringComparison.Ordinal);
@@ -101,14 +81,13 @@ public sealed class FleetEnvironmentTests(SshFleet fleet, PublishedCutover publi
         Assert.Empty(hits);
 
         // A second release with another token, then a fleet rollback: every host runs the first one's environment again.
-        File.WriteAllText(_dir.Combine(".env"), "API_TOKEN=fleet-second-token\n");
+        File.WriteAllText(_bed.Dir.Combine(".env"), "API_TOKEN=fleet-second-token\n");
         File.WriteAllText(Path.Combine(source, "VERSION"), "v2");
-        var second = await CutoverCli.RunAsync(_dir.Path, environment, "deploy", source, "-c", config);
+        var second = await _bed.CliWith(environment, "deploy", source, "-c", config);
         Assert.True(second.ExitCode == 0, second.All);
         foreach (var host in Hosts)
             Assert.Equal("fleet-second-token", JsonSerializer.Deserialize<AppEnvironmentAgentTests.Seen>(await http.GetStringAsync($"http://127.0.0.1:{ports[host]}/"), web)!.Token);
-        var rollback = await CutoverCli.RunAsync(_dir.Path, new Dictionary<string, string> { ["CUTOVER_SELF_CONTAINED"] = published.Binary }, "rollback", "-c", config);
-        output.WriteLine($"rollback: exit {rollback.ExitCode}\n{rollback.All}");
+        var rollback = await _bed.Cli("rollback", "-c", config);
         Assert.True(rollback.ExitCode == 0, rollback.All);
         foreach (var host in Hosts)
             Assert.Equal(new AppEnvironmentAgentTests.Seen("v1", token, $"postgres://app:{password}@db/shop", "production", null),

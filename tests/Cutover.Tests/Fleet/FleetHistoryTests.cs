@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using Cutover.Tests.Notify;
 using Cutover.Tests.Support;
@@ -15,25 +14,14 @@ namespace Cutover.Tests.Fleet;
 [Trait(Needs.Trait, Needs.Sshd)]
 public sealed class FleetHistoryTests(SshFleet fleet, PublishedCutover published, ITestOutputHelper output) : IDisposable
 {
-    private readonly TempDir _dir = new();
-    private readonly string _app = "hist" + Guid.NewGuid().ToString("N")[..8];
+    private readonly FleetBed _bed = new(fleet, published, output, "hist");
     private IReadOnlyList<SshHost> Hosts => fleet.Hosts.Take(2).ToList();
-    private string RootOf(SshHost host) => Path.Combine(host.Root, _app);
-    private string Source => _dir.Combine("src");
+    private string Source => _bed.Source;
 
     public void Dispose()
     {
-        foreach (var host in fleet.Hosts)
-            foreach (var pid in OwnedProcesses.Mentioning(RootOf(host))) Cutover.Platform.LibC.Kill(pid, 9);
-        _dir.Dispose();
-    }
-
-    private async Task<CliResult> Cli(params string[] args)
-    {
-        var clock = Stopwatch.StartNew();
-        var result = await CutoverCli.RunAsync(_dir.Path, new Dictionary<string, string> { ["CUTOVER_SELF_CONTAINED"] = published.Binary }, args);
-        output.WriteLine($"$ cutover {string.Join(' ', args)}  ({clock.Elapsed.TotalSeconds:0.00}s, exit {result.ExitCode})\n{result.Stdout}{result.Stderr}");
-        return result;
+        _bed.KillLeftovers(fleet.Hosts);
+        _bed.Dispose();
     }
 
     private void WriteSource(string version, bool fail = false)
@@ -48,31 +36,24 @@ public sealed class FleetHistoryTests(SshFleet fleet, PublishedCutover published
     public async Task History_shows_one_line_per_fleet_deploy_with_host_detail_and_the_webhook_hears_each_once()
     {
         using var receiver = new WebhookReceiver();
-        File.WriteAllText(_dir.Combine("cutover.yml"), $"""
-            app: {_app}
-            strategy: symlink
-            root: /srv/{_app}
-            {FleetDeployTests.HostsYaml(Hosts, RootOf)}
-            ssh:
-              key: {fleet.ClientKey}
-              known_hosts: {fleet.KnownHosts}
+        _bed.Config("symlink", Hosts, $"""
             hooks:
               before_switch: ["test ! -f FAIL_BEFORE"]
             notify:
               webhook: {receiver.Url("FLEETSECRET")}
               timeout: 3s
-            """.Replace("\n\n", "\n"));
+            """);
 
         WriteSource("1");
-        Assert.Equal(0, (await Cli("deploy", Source, "--revision", "r1")).ExitCode);
+        Assert.Equal(0, (await _bed.Cli("deploy", Source, "--revision", "r1")).ExitCode);
         WriteSource("2", fail: true);
-        Assert.Equal(1, (await Cli("deploy", Source, "--revision", "r2")).ExitCode);
+        Assert.Equal(1, (await _bed.Cli("deploy", Source, "--revision", "r2")).ExitCode);
         WriteSource("3");
-        Assert.Equal(0, (await Cli("deploy", Source, "--revision", "r3")).ExitCode);
-        Assert.Equal(0, (await Cli("rollback")).ExitCode);
+        Assert.Equal(0, (await _bed.Cli("deploy", Source, "--revision", "r3")).ExitCode);
+        Assert.Equal(0, (await _bed.Cli("rollback")).ExitCode);
 
         // Read-only, so all at once.
-        var reads = await Task.WhenAll(Cli("history", "--json"), Cli("history"), Cli("history", "--hosts", "--limit", "2"), Cli("history", "--hosts", Hosts[0].Name, "--json", "-n", "1"));
+        var reads = await Task.WhenAll(_bed.Cli("history", "--json"), _bed.Cli("history"), _bed.Cli("history", "--hosts", "--limit", "2"), _bed.Cli("history", "--hosts", Hosts[0].Name, "--json", "-n", "1"));
         var (json, text, detail, one) = (reads[0], reads[1], reads[2], reads[3]);
         Assert.Equal(0, json.ExitCode);
         var lines = JsonDocument.Parse(json.Stdout).RootElement.EnumerateArray().ToList();

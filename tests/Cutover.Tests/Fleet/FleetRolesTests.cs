@@ -13,48 +13,24 @@ namespace Cutover.Tests.Fleet;
 [Trait(Needs.Trait, Needs.Sshd)]
 public sealed class FleetRolesTests(SshFleet fleet, PublishedCutover published, ITestOutputHelper output) : IDisposable
 {
-    private readonly TempDir _dir = new();
-    private readonly string _app = "roles" + Guid.NewGuid().ToString("N")[..8];
-    private readonly Dictionary<string, string> _environment = new();
+    private readonly FleetBed _bed = new(fleet, published, output, "roles");
     private SshHost Web => fleet.Hosts[0];
     private SshHost Jobs => fleet.Hosts[1];
     private IEnumerable<SshHost> Hosts => [Web, Jobs];
-    private string RootOf(SshHost host) => Path.Combine(host.Root, _app);
-    private string Source => _dir.Combine("src");
+    private string RootOf(SshHost host) => _bed.RootOf(host);
+    private string Source => _bed.Source;
 
     public void Dispose()
     {
-        foreach (var host in Hosts)
-        {
-            host.KillAgent();
-            foreach (var pid in OwnedProcesses.Mentioning(RootOf(host))) Cutover.Platform.LibC.Kill(pid, 9);
-        }
-        _dir.Dispose();
-    }
-
-    private async Task<CliResult> Cli(params string[] args)
-    {
-        var clock = Stopwatch.StartNew();
-        var result = await CutoverCli.RunAsync(_dir.Path, new Dictionary<string, string>(_environment) { ["CUTOVER_SELF_CONTAINED"] = published.Binary }, args);
-        output.WriteLine($"$ cutover {string.Join(' ', args)}  ({clock.Elapsed.TotalSeconds:0.00}s, exit {result.ExitCode})\n{result.Stdout}{result.Stderr}");
-        return result;
+        foreach (var host in Hosts) host.KillAgent();
+        _bed.KillLeftovers(Hosts);
+        _bed.Dispose();
     }
 
     /// <summary>web1 carries web; jobs1 carries worker and is the primary, though listed second.</summary>
     private string SymlinkConfig(string extra = "")
     {
-        var path = _dir.Combine("cutover.yml");
-        File.WriteAllText(path, $"""
-            app: {_app}
-            strategy: symlink
-            root: /srv/{_app}
-            {FleetDeployTests.HostsYaml(Hosts, RootOf, h => h == Web ? ", roles: [web]" : ", roles: [worker], primary: true")}
-            ssh:
-              key: {fleet.ClientKey}
-              known_hosts: {fleet.KnownHosts}
-            {extra}
-            """.Replace("\n\n", "\n"));
-        return path;
+        return _bed.Config("symlink", Hosts, extra, h => h == Web ? ", roles: [web]" : ", roles: [worker], primary: true");
     }
 
     private void WriteSource(string version)
@@ -71,12 +47,12 @@ public sealed class FleetRolesTests(SshFleet fleet, PublishedCutover published, 
     {
         await using var pg = await PostgresServer.StartAsync();
         var db = await pg.CreateDatabaseAsync();
-        _environment["SHOP_DB"] = db;
-        Directory.CreateDirectory(_dir.Combine("db"));
-        File.WriteAllText(_dir.Combine("db", "0001_users.sql"), "CREATE TABLE users (id bigint PRIMARY KEY);\n");
+        _bed.Environment["SHOP_DB"] = db;
+        Directory.CreateDirectory(_bed.Dir.Combine("db"));
+        File.WriteAllText(_bed.Dir.Combine("db", "0001_users.sql"), "CREATE TABLE users (id bigint PRIMARY KEY);\n");
         var config = SymlinkConfig("migrations:\n  dir: db\n  database_url_env: SHOP_DB\n");
         WriteSource("1");
-        var deploy = await Cli("deploy", Source, "-c", config);
+        var deploy = await _bed.Cli("deploy", Source, "-c", config);
         Assert.True(deploy.ExitCode == 0, deploy.All);
         // The migration records who ran it: the primary's session, not the first host's.
         var appliedBy = await PostgresServer.ScalarAsync<string>(db, "SELECT applied_by FROM cutover_migrations");
@@ -85,9 +61,9 @@ public sealed class FleetRolesTests(SshFleet fleet, PublishedCutover published, 
         Assert.Contains($"on {Jobs.Name}: applied 0001_users.sql", deploy.Stdout);
         var live = CurrentOf(Web);
 
-        File.WriteAllText(_dir.Combine("db", "0002_orders.sql"), "CREATE TABLE orders (id bigint PRIMARY KEY);\n");
+        File.WriteAllText(_bed.Dir.Combine("db", "0002_orders.sql"), "CREATE TABLE orders (id bigint PRIMARY KEY);\n");
         WriteSource("2");
-        var narrowed = await Cli("deploy", Source, "--hosts", Web.Name, "-c", config);
+        var narrowed = await _bed.Cli("deploy", Source, "--hosts", Web.Name, "-c", config);
         Assert.Equal(2, narrowed.ExitCode);
         Assert.Contains($"error: migrations run on the primary host {Jobs.Name}, which this deploy leaves out", narrowed.Stderr);
         Assert.Equal(1L, await PostgresServer.ScalarAsync<long>(db, "SELECT count(*) FROM cutover_migrations"));
@@ -100,12 +76,12 @@ public sealed class FleetRolesTests(SshFleet fleet, PublishedCutover published, 
     {
         var config = SymlinkConfig();
         WriteSource("1");
-        Assert.Equal(0, (await Cli("deploy", Source, "-c", config)).ExitCode);
+        Assert.Equal(0, (await _bed.Cli("deploy", Source, "-c", config)).ExitCode);
         var first = CurrentOf(Web);
         Assert.Equal(first, CurrentOf(Jobs));
 
         WriteSource("2");
-        var narrowed = await Cli("deploy", Source, "--hosts", Web.Name, "-c", config);
+        var narrowed = await _bed.Cli("deploy", Source, "--hosts", Web.Name, "-c", config);
         Assert.True(narrowed.ExitCode == 0, narrowed.All);
         var second = CurrentOf(Web);
         Assert.NotEqual(first, second);
@@ -114,22 +90,22 @@ public sealed class FleetRolesTests(SshFleet fleet, PublishedCutover published, 
         Assert.Contains($"{Web.Name} runs {second}", warning);
         Assert.Contains($"{Jobs.Name} still runs {first}", warning);
 
-        var byRole = await Cli("status", "--roles", "worker", "--json", "-c", config);
+        var byRole = await _bed.Cli("status", "--roles", "worker", "--json", "-c", config);
         Assert.True(byRole.ExitCode == 0, byRole.All);
         var entry = Assert.Single(JsonDocument.Parse(byRole.Stdout).RootElement.EnumerateArray());
         Assert.Equal(Jobs.Name, entry.GetProperty("host").GetString());
         Assert.Equal(["worker"], entry.GetProperty("roles").EnumerateArray().Select(r => r.GetString()));
         Assert.Equal(first, entry.GetProperty("status").GetProperty("current").GetProperty("id").GetString());
-        var table = await Cli("status", "--roles", "web", "-c", config);
+        var table = await _bed.Cli("status", "--roles", "web", "-c", config);
         Assert.Contains(Web.Name, table.Stdout);
         Assert.DoesNotContain(Jobs.Name, table.Stdout);
 
-        var unknown = await Cli("status", "--roles", "db", "-c", config);
+        var unknown = await _bed.Cli("status", "--roles", "db", "-c", config);
         Assert.Equal(2, unknown.ExitCode);
         Assert.Contains("error: --roles: no host has the role 'db'; the roles of this fleet are web, worker", unknown.Stderr);
 
         // Rollback of web1 alone: it agrees with itself on the target, and jobs1 is not asked or touched.
-        var rollback = await Cli("rollback", "--roles", "web", "-c", config);
+        var rollback = await _bed.Cli("rollback", "--roles", "web", "-c", config);
         Assert.True(rollback.ExitCode == 0, rollback.All);
         Assert.Equal(first, CurrentOf(Web));
         Assert.Equal(first, CurrentOf(Jobs));
@@ -140,40 +116,19 @@ public sealed class FleetRolesTests(SshFleet fleet, PublishedCutover published, 
     public async Task Logs_and_exec_reach_every_host_merged_in_time_order_and_with_the_apps_environment_in_its_live_release()
     {
         var ports = Hosts.ToDictionary(h => h, _ => Cutover.Platform.LoopbackPort.Free());
-        var config = _dir.Combine("cutover.yml");
-        File.WriteAllText(config, $"""
-            app: {_app}
-            strategy: rolling
-            root: /srv/{_app}
-            {FleetDeployTests.HostsYaml(Hosts, RootOf, h => $", proxy_listen: 127.0.0.1:{ports[h]}")}
-            ssh:
-              key: {fleet.ClientKey}
-              known_hosts: {fleet.KnownHosts}
-            run:
-              command: node server.js
-              instances: 2
-              ready: message
-              ready_timeout: 10s
-              env:
-                GREETING: hello-from-config
-            proxy:
-              listen: 127.0.0.1:1
-              drain_timeout: 2s
-            rolling:
-              monitor: 0s
-            """.Replace("\n\n", "\n"));
-        AppFactory.CopyTree(Path.Combine(AppContext.BaseDirectory, "examples", "node-app"), Source);
+        var config = _bed.NodeConfig(Hosts, ports, instances: 2, run: "env:\n  GREETING: hello-from-config");
+        _bed.CopyNodeApp();
         foreach (var version in new[] { "1", "2" })
         {
             File.WriteAllText(Path.Combine(Source, "VERSION"), version);
-            var deploy = await Cli("deploy", Source, "-c", config);
+            var deploy = await _bed.Cli("deploy", Source, "-c", config);
             Assert.True(deploy.ExitCode == 0, deploy.All);
         }
         // A line from an hour ago on web1 (a rotated file): the oldest line of the fleet, and outside --since 10m.
         var old = DateTimeOffset.UtcNow.AddHours(-1).ToString("yyyy-MM-ddTHH:mm:ss.fffZ");
-        File.WriteAllText(Path.Combine(Web.AgentHome, "logs", _app, "0-rotated.log"), $"{old} {_app}-0 1 out an hour ago\n");
+        File.WriteAllText(Path.Combine(Web.AgentHome, "logs", _bed.App, "0-rotated.log"), $"{old} {_bed.App}-0 1 out an hour ago\n");
 
-        var logs = await Cli("logs", "-n", "1000", "-c", config);
+        var logs = await _bed.Cli("logs", "-n", "1000", "-c", config);
         Assert.True(logs.ExitCode == 0, logs.All);
         var lines = logs.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         var width = Hosts.Max(h => h.Name.Length);
@@ -184,13 +139,13 @@ public sealed class FleetRolesTests(SshFleet fleet, PublishedCutover published, 
         foreach (var host in Hosts)
             Assert.Equal(2, lines.Count(l => l.StartsWith(host.Name, StringComparison.Ordinal) && l.EndsWith("version 2", StringComparison.Ordinal)));
 
-        var grep = await Cli("logs", "--grep", "version 1", "-c", config);
+        var grep = await _bed.Cli("logs", "--grep", "version 1", "-c", config);
         Assert.True(grep.ExitCode == 0, grep.All);
         var grepped = grep.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(4, grepped.Length);
         Assert.All(grepped, l => Assert.EndsWith("version 1", l));
 
-        var since = await Cli("logs", "--since", "10m", "--json", "-c", config);
+        var since = await _bed.Cli("logs", "--since", "10m", "--json", "-c", config);
         Assert.True(since.ExitCode == 0, since.All);
         var recent = since.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
         Assert.DoesNotContain(recent, l => l.GetProperty("text").GetString() == "an hour ago");
@@ -199,7 +154,7 @@ public sealed class FleetRolesTests(SshFleet fleet, PublishedCutover published, 
 
         // -f: both hosts at once; a line written on jobs1 shows up; Ctrl-C ends it and every host's command with it.
         var seen = new List<string>();
-        var start = CutoverCli.StartInfo(_dir.Path, "logs", "-f", "-n", "0", "-c", config);
+        var start = CutoverCli.StartInfo(_bed.Dir.Path, "logs", "-f", "-n", "0", "-c", config);
         using var follow = CutoverCli.Start(start, l => { lock (seen) seen.Add(l); });
         await Wait.UntilAsync(() => RemoteLogsProcesses().Count == 2, TimeSpan.FromSeconds(30), "both hosts' `cutover logs --remote -f`");
         // Written until it shows: the process being there does not mean it has reached the end of the file yet.
@@ -207,7 +162,7 @@ public sealed class FleetRolesTests(SshFleet fleet, PublishedCutover published, 
         {
             lock (seen)
                 if (seen.Any(l => l.StartsWith(Jobs.Name, StringComparison.Ordinal) && l.EndsWith("followed line"))) return true;
-            File.AppendAllText(Path.Combine(Jobs.AgentHome, "logs", _app, "current.log"), $"{DateTimeOffset.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {_app}-1 1 out followed line\n");
+            File.AppendAllText(Path.Combine(Jobs.AgentHome, "logs", _bed.App, "current.log"), $"{DateTimeOffset.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {_bed.App}-1 1 out followed line\n");
             return false;
         }, TimeSpan.FromSeconds(15), "the new line through -f", interval: TimeSpan.FromMilliseconds(500));
         Cutover.Platform.LibC.Kill(follow.Id, 2);
@@ -215,21 +170,21 @@ public sealed class FleetRolesTests(SshFleet fleet, PublishedCutover published, 
         Assert.Equal(0, follow.ExitCode);
         await Wait.UntilAsync(() => RemoteLogsProcesses().Count == 0, TimeSpan.FromSeconds(15), "the hosts' `cutover logs` to end with the SSH channels");
 
-        var exec = await Cli("exec", "-c", config, "--", "echo \"$GREETING $PWD\"");
+        var exec = await _bed.Cli("exec", "-c", config, "--", "echo \"$GREETING $PWD\"");
         Assert.True(exec.ExitCode == 0, exec.All);
         foreach (var host in Hosts)
         {
             var release = Path.Combine(RootOf(host), "releases", CurrentOf(host)!);
             Assert.Contains($"{host.Name.PadRight(width)}  hello-from-config {release}", exec.Stdout.Split('\n'));
         }
-        var one = await Cli("exec", "--hosts", Jobs.Name, "-c", config, "--", "sh", "-c", "echo only; exit 3");
+        var one = await _bed.Cli("exec", "--hosts", Jobs.Name, "-c", config, "--", "sh", "-c", "echo only; exit 3");
         Assert.Equal(3, one.ExitCode);
         Assert.Equal("only\n", one.Stdout);
-        Assert.Equal(127, (await Cli("exec", "--primary", "-c", config, "--", "no-such-command")).ExitCode);
-        var second = await Cli("exec", "-c", config, "--", $"case \"$PWD\" in *{Path.GetFileName(Jobs.Dir)}/*) exit 4;; esac");
+        Assert.Equal(127, (await _bed.Cli("exec", "--primary", "-c", config, "--", "no-such-command")).ExitCode);
+        var second = await _bed.Cli("exec", "-c", config, "--", $"case \"$PWD\" in *{Path.GetFileName(Jobs.Dir)}/*) exit 4;; esac");
         Assert.Equal(4, second.ExitCode);
         Assert.Contains($"error: exit 4, from {Jobs.Name}", second.Stderr);
-        var terminal = await Cli("exec", "-it", "-c", config, "--", "bash");
+        var terminal = await _bed.Cli("exec", "-it", "-c", config, "--", "bash");
         Assert.Equal(2, terminal.ExitCode);
         Assert.Contains("-it gives one command a terminal", terminal.Stderr);
 
@@ -244,7 +199,7 @@ public sealed class FleetRolesTests(SshFleet fleet, PublishedCutover published, 
     {
         var start = new ProcessStartInfo("script", ["-qec", $"dotnet {CutoverCli.Dll} {arguments}", "/dev/null"])
         {
-            WorkingDirectory = _dir.Path,
+            WorkingDirectory = _bed.Dir.Path,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,
@@ -262,7 +217,7 @@ public sealed class FleetRolesTests(SshFleet fleet, PublishedCutover published, 
 
     /// <summary>The hosts' `cutover logs --remote` processes of this app, found by their command lines.</summary>
     private List<int> RemoteLogsProcesses() =>
-        OwnedProcesses.Mentioning(_app).Where(pid =>
+        OwnedProcesses.Mentioning(_bed.App).Where(pid =>
         {
             try
             {

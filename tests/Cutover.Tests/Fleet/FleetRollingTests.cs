@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Cutover.Tests.Support;
 using Xunit.Abstractions;
 
@@ -13,14 +12,13 @@ namespace Cutover.Tests.Fleet;
 [Trait(Needs.Trait, Needs.Sshd)]
 public sealed class FleetRollingTests(SshFleet fleet, PublishedCutover published, ITestOutputHelper output) : IDisposable
 {
-    private readonly TempDir _dir = new();
-    private readonly string _app = "node" + Guid.NewGuid().ToString("N")[..8];
+    private readonly FleetBed _bed = new(fleet, published, output, "node");
     private IEnumerable<SshHost> Hosts => fleet.Hosts.Take(2);
 
     public void Dispose()
     {
         foreach (var host in Hosts) host.KillAgent();
-        _dir.Dispose();
+        _bed.Dispose();
     }
 
     [Theory]
@@ -29,40 +27,20 @@ public sealed class FleetRollingTests(SshFleet fleet, PublishedCutover published
     public async Task A_deploy_moves_both_hosts_proxies_to_the_new_version_and_a_rollback_moves_them_back(string strategy)
     {
         var ports = Hosts.ToDictionary(h => h, _ => Cutover.Platform.LoopbackPort.Free());
-        var config = _dir.Combine("cutover.yml");
-        File.WriteAllText(config, $"""
-            app: {_app}
-            strategy: {strategy}
-            root: /srv/{_app}
-            {FleetDeployTests.HostsYaml(Hosts, h => Path.Combine(h.Root, _app), h => $", proxy_listen: 127.0.0.1:{ports[h]}")}
-            ssh:
-              key: {fleet.ClientKey}
-              known_hosts: {fleet.KnownHosts}
+        var config = _bed.NodeConfig(Hosts, ports, instances: 2, strategy: strategy, body: """
             fleet:
               batch: 1
               wait: 100ms
-            run:
-              command: node server.js
-              instances: 2
-              ready: message
-              ready_timeout: 10s
-            proxy:
-              listen: 127.0.0.1:1
-              drain_timeout: 2s
             health:
               interval: 200ms
-            {(strategy == "rolling" ? "rolling:\n  monitor: 200ms" : "blue_green:\n  monitor: 0s\n  keep_previous: 5m")}
-            """.Replace("\n\n", "\n"));
-        var source = _dir.Combine("src");
-        AppFactory.CopyTree(Path.Combine(AppContext.BaseDirectory, "examples", "node-app"), source);
+            """, strategySection: strategy == "rolling" ? "rolling:\n  monitor: 200ms" : "blue_green:\n  monitor: 0s\n  keep_previous: 5m");
+        var source = _bed.CopyNodeApp();
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
 
         foreach (var version in new[] { "1", "2" })
         {
             File.WriteAllText(Path.Combine(source, "VERSION"), version);
-            var clock = Stopwatch.StartNew();
-            var deploy = await CutoverCli.RunAsync(_dir.Path, new Dictionary<string, string> { ["CUTOVER_SELF_CONTAINED"] = published.Binary }, "deploy", source, "-c", config);
-            output.WriteLine($"deploy {version}: {clock.Elapsed.TotalSeconds:0.00}s exit {deploy.ExitCode}\n{deploy.All}");
+            var deploy = await _bed.Cli("deploy", source, "-c", config);
             Assert.True(deploy.ExitCode == 0, deploy.All);
             foreach (var host in Hosts)
             {
@@ -71,8 +49,7 @@ public sealed class FleetRollingTests(SshFleet fleet, PublishedCutover published
                 Assert.True(File.Exists(Path.Combine(host.AgentHome, "agent.pid")), $"{host.Name} has no agent of its own");
             }
         }
-        var rollback = await CutoverCli.RunAsync(_dir.Path, new Dictionary<string, string> { ["CUTOVER_SELF_CONTAINED"] = published.Binary }, "rollback", "-c", config);
-        output.WriteLine($"rollback: exit {rollback.ExitCode}\n{rollback.All}");
+        var rollback = await _bed.Cli("rollback", "-c", config);
         Assert.True(rollback.ExitCode == 0, rollback.All);
         foreach (var host in Hosts)
             for (var i = 0; i < 4; i++)

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net.Sockets;
 using System.Text.Json;
 using Cutover.Tests.Support;
@@ -16,43 +15,20 @@ namespace Cutover.Tests.Fleet;
 [Trait(Needs.Trait, Needs.Sshd)]
 public sealed class FleetSingletonTests(SshFleet fleet, PublishedCutover published, ITestOutputHelper output) : IDisposable
 {
-    private readonly TempDir _dir = new();
-    private readonly string _app = "one" + Guid.NewGuid().ToString("N")[..8];
+    private readonly FleetBed _bed = new(fleet, published, output, "one");
     private SshHost Web => fleet.Hosts[0];
     private SshHost Jobs1 => fleet.Hosts[1];
     private SshHost Jobs2 => fleet.Hosts[2];
     private IEnumerable<SshHost> Hosts => fleet.Hosts;
-    private string RootOf(SshHost host) => Path.Combine(host.Root, _app);
-    private string Source => _dir.Combine("src");
-    private string SchedulerJournal => _dir.Combine("scheduler.log");
-    private string WorkerJournal => _dir.Combine("worker.log");
+    private string Source => _bed.Source;
+    private string SchedulerJournal => _bed.Dir.Combine("scheduler.log");
+    private string WorkerJournal => _bed.Dir.Combine("worker.log");
 
     public void Dispose()
     {
-        foreach (var host in Hosts)
-        {
-            host.KillAgent();
-            foreach (var pid in OwnedProcesses.Mentioning(RootOf(host))) Cutover.Platform.LibC.Kill(pid, 9);
-        }
-        _dir.Dispose();
-    }
-
-    private static void StopAgent(SshHost host, int signal)
-    {
-        var pidFile = Path.Combine(host.AgentHome, "agent.pid");
-        if (!File.Exists(pidFile) || !int.TryParse(File.ReadAllText(pidFile), out var pid)) return;
-        Cutover.Platform.LibC.Kill(pid, signal);
-        Wait.Within(() => !Cutover.Platform.LibC.Kill(pid, 0), TimeSpan.FromSeconds(30));
-        Cutover.Platform.LibC.Kill(pid, 9);
-        File.Delete(pidFile);
-    }
-
-    private async Task<CliResult> Cli(params string[] args)
-    {
-        var clock = Stopwatch.StartNew();
-        var result = await CutoverCli.RunAsync(_dir.Path, new Dictionary<string, string> { ["CUTOVER_SELF_CONTAINED"] = published.Binary }, args);
-        output.WriteLine($"$ cutover {string.Join(' ', args)}  ({clock.Elapsed.TotalSeconds:0.00}s, exit {result.ExitCode})\n{result.Stdout}{result.Stderr}");
-        return result;
+        foreach (var host in Hosts) host.KillAgent();
+        _bed.KillLeftovers(Hosts);
+        _bed.Dispose();
     }
 
     /// <summary>
@@ -62,24 +38,9 @@ public sealed class FleetSingletonTests(SshFleet fleet, PublishedCutover publish
     /// </summary>
     private string Config(Dictionary<SshHost, int> ports, SshHost? primary = null)
     {
-        var path = _dir.Combine("cutover.yml");
-        File.WriteAllText(path, $"""
-            app: {_app}
-            strategy: rolling
-            root: /srv/{_app}
-            {FleetDeployTests.HostsYaml(Hosts, RootOf, h => $", proxy_listen: 127.0.0.1:{ports[h]}, roles: [{(h == Web ? "web" : "worker")}]{(h == primary ? ", primary: true" : "")}")}
-            ssh:
-              key: {fleet.ClientKey}
-              known_hosts: {fleet.KnownHosts}
+        var path = _bed.NodeConfig(Hosts, ports, instances: 2, run: $"env:\n  JOB_LOG: {WorkerJournal}", hostExtra: h => $", roles: [{(h == Web ? "web" : "worker")}]{(h == primary ? ", primary: true" : "")}", body: $"""
             fleet:
               parallel: 3
-            run:
-              command: node server.js
-              instances: 2
-              ready: message
-              ready_timeout: 10s
-              env:
-                JOB_LOG: {WorkerJournal}
             processes:
               worker:
                 command: node worker.js
@@ -94,19 +55,14 @@ public sealed class FleetSingletonTests(SshFleet fleet, PublishedCutover publish
                 kill_timeout: 5s
                 restart:
                   min_uptime: 300ms
-            proxy:
-              listen: 127.0.0.1:1
-              drain_timeout: 2s
-            rolling:
-              monitor: 0s
-            """.Replace("\n\n", "\n"));
+            """);
         return path;
     }
 
     private async Task Deploy(string config, string version)
     {
         File.WriteAllText(Path.Combine(Source, "VERSION"), version);
-        var deploy = await Cli("deploy", Source, "-c", config);
+        var deploy = await _bed.Cli("deploy", Source, "-c", config);
         Assert.True(deploy.ExitCode == 0, deploy.All);
     }
 
@@ -115,7 +71,7 @@ public sealed class FleetSingletonTests(SshFleet fleet, PublishedCutover publish
     {
         var state = Path.Combine(host.AgentHome, "state.json");
         if (!File.Exists(state)) return [];
-        var app = JsonDocument.Parse(File.ReadAllText(state)).RootElement.GetProperty("apps").EnumerateArray().SingleOrDefault(a => a.GetProperty("app").GetString() == _app);
+        var app = JsonDocument.Parse(File.ReadAllText(state)).RootElement.GetProperty("apps").EnumerateArray().SingleOrDefault(a => a.GetProperty("app").GetString() == _bed.App);
         return app.ValueKind == JsonValueKind.Undefined ? [] : app.GetProperty("instances").EnumerateArray().Select(i => i.GetProperty("id").GetString()!).Order(StringComparer.Ordinal).ToList();
     }
 
@@ -136,7 +92,7 @@ public sealed class FleetSingletonTests(SshFleet fleet, PublishedCutover publish
     private void AssertSchedulerOnlyOn(SshHost chosen)
     {
         foreach (var host in Hosts)
-            Assert.Equal(host == chosen ? 1 : 0, InstancesOn(host).Count(i => i == $"{_app}-scheduler-0"));
+            Assert.Equal(host == chosen ? 1 : 0, InstancesOn(host).Count(i => i == $"{_bed.App}-scheduler-0"));
     }
 
     [Fact]
@@ -149,11 +105,11 @@ public sealed class FleetSingletonTests(SshFleet fleet, PublishedCutover publish
         // jobs2 primary: the scheduler runs there (the primary carries its role).
         var config = Config(ports, primary: Jobs2);
         await Deploy(config, "1");
-        Assert.Equal([$"{_app}-0", $"{_app}-1"], InstancesOn(Web));
+        Assert.Equal([$"{_bed.App}-0", $"{_bed.App}-1"], InstancesOn(Web));
         foreach (var jobs in new[] { Jobs1, Jobs2 })
         {
-            Assert.Contains($"{_app}-worker-0", InstancesOn(jobs));
-            Assert.DoesNotContain(InstancesOn(jobs), i => i == $"{_app}-0" || i == $"{_app}-1");
+            Assert.Contains($"{_bed.App}-worker-0", InstancesOn(jobs));
+            Assert.DoesNotContain(InstancesOn(jobs), i => i == $"{_bed.App}-0" || i == $"{_bed.App}-1");
             // No web role: no proxy at all, so its listen address is not listening.
             Assert.False(Listening(ports[jobs]), $"{jobs.Name} has no web role but listens on {ports[jobs]}");
         }
@@ -166,26 +122,26 @@ public sealed class FleetSingletonTests(SshFleet fleet, PublishedCutover publish
         await Deploy(config, "2");
         AssertSchedulerOnlyOn(Jobs1);
 
-        var rollback = await Cli("rollback", "-c", config);
+        var rollback = await _bed.Cli("rollback", "-c", config);
         Assert.True(rollback.ExitCode == 0, rollback.All);
         AssertSchedulerOnlyOn(Jobs1);
 
         // `restart scheduler` goes to its one host only (stop-first there); `scale scheduler=1` cannot start a second one elsewhere.
-        var restart = await Cli("restart", "scheduler", "-c", config);
+        var restart = await _bed.Cli("restart", "scheduler", "-c", config);
         Assert.True(restart.ExitCode == 0, restart.All);
-        Assert.Contains($"restart: {_app} on 1 hosts", restart.Stdout);
-        var scale = await Cli("scale", "scheduler=1", "--hosts", Jobs2.Name, "-c", config);
+        Assert.Contains($"restart: {_bed.App} on 1 hosts", restart.Stdout);
+        var scale = await _bed.Cli("scale", "scheduler=1", "--hosts", Jobs2.Name, "-c", config);
         Assert.Equal(2, scale.ExitCode);
         Assert.Contains($"scale: none of the selected hosts ({Jobs2.Name}) runs scheduler", scale.Stderr);
         AssertSchedulerOnlyOn(Jobs1);
         // Its logs from every host: the ones whose config leaves it out just have none (jobs2 has the lines of its time there).
-        var logs = await Cli("logs", "--process", "scheduler", "-n", "1000", "-c", config);
+        var logs = await _bed.Cli("logs", "--process", "scheduler", "-n", "1000", "-c", config);
         Assert.True(logs.ExitCode == 0, logs.All);
         Assert.Contains(logs.Stdout.Split('\n'), l => l.StartsWith(Jobs1.Name, StringComparison.Ordinal));
         Assert.DoesNotContain(logs.Stdout.Split('\n'), l => l.StartsWith(Web.Name, StringComparison.Ordinal));
 
         // The agent that runs it SIGKILLed: the next deploy starts it again, which ends the orphan before starting one.
-        StopAgent(Jobs1, 9);
+        FleetBed.StopAgent(Jobs1, 9);
         await Deploy(config, "3");
         AssertSchedulerOnlyOn(Jobs1);
         await Task.Delay(500);
