@@ -44,8 +44,12 @@ public sealed class ContainerInstance : IRunningInstance
     public string ExitDescription(string? when = null) =>
         $"container exited with code {ExitCode}{(when is null ? "" : " " + when)}{(Volatile.Read(ref _lastErrorLine) is { } line ? $" (stderr: {line.Trim()})" : "")}";
 
-    /// <summary>Wraps a running container (just started, or found by its labels) and follows its logs.</summary>
-    internal static async Task<ContainerInstance> AttachAsync(DockerClient docker, string id, string network, int port, Action<string, string> onOutput, CancellationToken cancellationToken)
+    /// <summary>
+    /// Wraps a running container (just started, or found by its labels) and follows its logs: all of them for one just
+    /// started, those from <paramref name="logsSince"/> on for one adopted.
+    /// </summary>
+    internal static async Task<ContainerInstance> AttachAsync(DockerClient docker, string id, string network, int port, Action<string, string> onOutput, CancellationToken cancellationToken,
+        DateTimeOffset? logsSince = null)
     {
         var inspect = await docker.Containers.InspectContainerAsync(id, cancellationToken);
         if (inspect.NetworkSettings?.Networks is not { } networks || !networks.TryGetValue(network, out var endpoint) || string.IsNullOrEmpty(endpoint.IPAddress))
@@ -53,7 +57,7 @@ public sealed class ContainerInstance : IRunningInstance
         var started = DateTimeOffset.TryParse(inspect.State?.StartedAt, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at) ? at : DateTimeOffset.UtcNow;
         var instance = new ContainerInstance(docker, id, (int)(inspect.State?.Pid ?? 0), new IPEndPoint(IPAddress.Parse(endpoint.IPAddress), port), started,
             inspect.Config?.Healthcheck?.Test is { Count: > 0 } test && test[0] != "NONE");
-        _ = instance.FollowLogsAsync(onOutput);
+        _ = instance.FollowLogsAsync(onOutput, logsSince);
         return instance;
     }
 
@@ -83,11 +87,15 @@ public sealed class ContainerInstance : IRunningInstance
         }
     }
 
-    private async Task FollowLogsAsync(Action<string, string> onOutput)
+    private async Task FollowLogsAsync(Action<string, string> onOutput, DateTimeOffset? since)
     {
         try
         {
-            using var stream = await _docker.Containers.GetContainerLogsAsync(Id, new ContainerLogsParameters { Follow = true, ShowStdout = true, ShowStderr = true }, _watching.Token);
+            var parameters = new ContainerLogsParameters { Follow = true, ShowStdout = true, ShowStderr = true };
+            // Docker reads `since` as Unix seconds with an optional fraction (nanoseconds).
+            if (since is { } from)
+                parameters.Since = $"{from.ToUnixTimeSeconds()}.{(from.ToUnixTimeMilliseconds() % 1000) * 1_000_000:D9}";
+            using var stream = await _docker.Containers.GetContainerLogsAsync(Id, parameters, _watching.Token);
             var buffer = new byte[8192];
             var pending = new Dictionary<MultiplexedStream.TargetStream, string>();
             while (true)

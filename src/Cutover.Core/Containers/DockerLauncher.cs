@@ -101,10 +101,15 @@ public sealed class DockerLauncher(DockerClient docker, Func<Cutover.Config.Dock
             Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [$"{ContainerLabels.App}={app}"] = true } },
         }, cancellationToken)).ToList();
 
+    /// <summary>
+    /// Adopts a running container found by its labels (after an agent restart or during an upgrade). Its logs are
+    /// followed from now: the agent that started it already wrote the earlier lines to the instance log, and Docker's
+    /// default (every line since the container started) would write them all again on each adoption.
+    /// </summary>
     public Task<ContainerInstance> AttachAsync(string id, Action<string, string> onOutput, CancellationToken cancellationToken)
     {
         var settings = config();
-        return ContainerInstance.AttachAsync(docker, id, settings.Network, settings.Port, onOutput, cancellationToken);
+        return ContainerInstance.AttachAsync(docker, id, settings.Network, settings.Port, onOutput, cancellationToken, logsSince: DateTimeOffset.UtcNow);
     }
 
     public async Task RemoveAsync(string id)

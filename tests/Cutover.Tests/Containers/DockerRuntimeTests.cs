@@ -226,7 +226,14 @@ public sealed class DockerRuntimeTests(DockerFixture docker, ITestOutputHelper o
         var home = _dir.Combine("agent-home");
         var port = HealthServer.FreePort();
         var configFile = _dir.Combine("adopt.yml");
-        File.WriteAllText(configFile, ConfigYaml("rolling", port, "adopt").Replace($"root: {_dir.Path}", $"root: {_dir.Combine("adopt-root")}"));
+        // The worker says one line when it starts: an adoption must not write the container's earlier lines again.
+        File.WriteAllText(configFile, ConfigYaml("rolling", port, "adopt", extra: """
+            processes:
+              worker:
+                command: echo "worker started once"; exec sleep 1000
+                stop_signal: SIGTERM
+                kill_timeout: 2s
+            """).Replace($"root: {_dir.Path}", $"root: {_dir.Combine("adopt-root")}"));
         var env = new Dictionary<string, string> { ["CUTOVER_HOME"] = home };
         try
         {
@@ -236,7 +243,15 @@ public sealed class DockerRuntimeTests(DockerFixture docker, ITestOutputHelper o
             Assert.True(deploy.ExitCode == 0, deploy.All);
             Assert.Contains("image cutover-test:2", deploy.All);
             var before = await ContainersAsync("adopt");
-            Assert.Equal(2, before.Length);
+            Assert.Equal(3, before.Length);
+            async Task<int> WorkerStartedLinesAsync()
+            {
+                var logs = await CutoverCli.RunAsync(_dir.Path, env, "logs", "--process", "worker", "-c", configFile);
+                Assert.True(logs.ExitCode == 0, logs.All);
+                return logs.Stdout.Split('\n').Count(l => l.Contains("worker started once", StringComparison.Ordinal));
+            }
+            var startedLines = 0;
+            await Wait.UntilAsync(async () => (startedLines = await WorkerStartedLinesAsync()) == 2, TimeSpan.FromSeconds(10), "each deploy's worker said it started");
             using var client = new HttpClient();
             Assert.StartsWith("hello from 2", await client.GetStringAsync($"http://127.0.0.1:{port}/"));
 
@@ -260,6 +275,8 @@ public sealed class DockerRuntimeTests(DockerFixture docker, ITestOutputHelper o
             var instances = JsonDocument.Parse(status.Stdout).RootElement.GetProperty("agent").GetProperty("instances").EnumerateArray().ToList();
             Assert.All(instances, i => Assert.Equal("ready", i.GetProperty("state").GetString()));
             Assert.All(instances, i => Assert.StartsWith("container ", i.GetProperty("runs_as").GetString()));
+            // One line per worker container started (one per deploy), none written again by the adoption.
+            Assert.Equal(startedLines, await WorkerStartedLinesAsync());
 
             // rollback: a rolling replacement back to the previous release's image
             var rollback = await CutoverCli.RunAsync(_dir.Path, env, "rollback", "-c", configFile);
