@@ -120,6 +120,12 @@ public sealed class RequestSmugglingTests(RequestSmugglingTests.ProxyBed bed, IT
         ["transfer_encoding_chunked_twice_refused_400"] = new(
             Chunked + "Transfer-Encoding: chunked\r\n\r\n" + Chunk("hello") + "0\r\n\r\n" + Hidden,
             [400], Reaches.Nothing, "RFC 9112 §7: chunked MUST NOT be applied more than once"),
+        ["transfer_encoding_chunked_twice_in_one_line_refused_400"] = new(
+            "POST / HTTP/1.1\r\n" + Host + "Transfer-Encoding: chunked, chunked\r\n\r\n" + Chunk("hello") + "0\r\n\r\n" + Hidden,
+            [400], Reaches.Nothing, "RFC 9112 §7: chunked MUST NOT be applied more than once"),
+        ["transfer_encoding_with_vertical_tab_before_chunked_beside_content_length_refused_400"] = new(
+            "POST / HTTP/1.1\r\n" + Host + "Transfer-Encoding: \vchunked\r\nContent-Length: 5\r\n\r\nhello" + Hidden,
+            [400], Reaches.Nothing, "RFC 9112 §6.3(4): chunked not final (VT is not OWS)"),
         ["transfer_encoding_with_space_before_colon_refused_400"] = new(
             "POST / HTTP/1.1\r\n" + Host + "Transfer-Encoding : chunked\r\nContent-Length: 5\r\n\r\nhello" + Hidden,
             [400], Reaches.Nothing, "RFC 9112 §5.1: whitespace between field name and colon MUST be 400"),
