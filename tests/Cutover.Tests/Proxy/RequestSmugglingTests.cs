@@ -53,6 +53,7 @@ public sealed class RequestSmugglingTests(RequestSmugglingTests.ProxyBed bed, IT
     private const string Host = "Host: app.test\r\n";
     /// <summary>The request an attack hides; the backend must never parse it as a request of its own.</summary>
     private const string Hidden = "GET /smuggled HTTP/1.1\r\nHost: app.test\r\n\r\n";
+    /// <summary>A valid chunked head without its closing empty line, so a case can add headers before it.</summary>
     private const string Chunked = "POST / HTTP/1.1\r\n" + Host + "Transfer-Encoding: chunked\r\n";
 
     private static string Chunk(string data) => $"{Encoding.Latin1.GetByteCount(data):x}\r\n{data}\r\n";
