@@ -75,10 +75,15 @@ public static class InlineSocketCompletions
     /// new TLS connection's accept, handshake and backend reply land on different ones. On 2 cores one thread took a
     /// fifth less CPU per new TLS connection, with no change on keep-alive load (bench/README.md, TLS termination).
     /// </summary>
+    /// <exception cref="InputException">The operator's count is not a whole number of threads, 1 or more (.NET would
+    /// ignore a word, and fail on the first socket with 0).</exception>
     public static void Enable()
     {
+        var chosen = Environment.GetEnvironmentVariable(ThreadCountVariable);
+        if (!string.IsNullOrEmpty(chosen) && !(uint.TryParse(chosen, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var count) && count >= 1))
+            throw new InputException($"{ThreadCountVariable} must be a whole number of socket threads, 1 or more; got '{chosen}'");
         Environment.SetEnvironmentVariable(Variable, "1");
-        if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable(ThreadCountVariable)))
+        if (string.IsNullOrEmpty(chosen))
             Environment.SetEnvironmentVariable(ThreadCountVariable, Math.Max(1, Environment.ProcessorCount / 2).ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
 

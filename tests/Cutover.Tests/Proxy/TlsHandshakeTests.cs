@@ -77,6 +77,25 @@ public class TlsHandshakeTests
         Assert.Equal(0, properties.GetProperty("System.Threading.ThreadPool.UnfairSemaphoreSpinLimit").GetInt32());
     }
 
+    /// <summary>The agent picks its socket thread count unless the operator did; a count it cannot use is refused, not ignored.</summary>
+    [Theory]
+    [InlineData("0")]
+    [InlineData("two")]
+    [InlineData("-1")]
+    public async Task An_agent_socket_thread_count_that_is_not_1_or_more_is_refused_before_anything_is_touched(string count)
+    {
+        using var dir = new TempDir();
+        var home = dir.Combine("home");
+        var result = await CutoverCli.RunAsync(dir.Path, new Dictionary<string, string>
+        {
+            ["CUTOVER_HOME"] = home,
+            [Cutover.Platform.InlineSocketCompletions.ThreadCountVariable] = count,
+        }, "agent");
+        Assert.Equal(2, result.ExitCode);
+        Assert.Equal($"error: DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT must be a whole number of socket threads, 1 or more; got '{count}'", result.Stderr.Trim());
+        Assert.False(Directory.Exists(home), "the refused agent created its home");
+    }
+
     /// <summary>A new self-signed P-256 certificate for <paramref name="name"/>, written as PEM (replaced by rename); its thumbprint.</summary>
     private static string WriteCertificate(string certFile, string keyFile, string name)
     {
