@@ -28,12 +28,13 @@ public static class StatusCommand
                 AgentInfo? agentProcess = null;
                 if (config.RunsInstances)
                 {
+                    // Two requests: the apps answer whether it runs, and GET /v1/agent holds the warnings beside pid and version.
                     using var agent = new AgentClient(AgentHome.FromEnvironment());
-                    if (await agent.IsRunningAsync(ct))
+                    if (await agent.AppsIfRunningAsync(ct) is { } apps)
                     {
-                        agentView = (await agent.AppsAsync(ct)).FirstOrDefault(a => a.App == config.App);
-                        agentWarnings = await agent.WarningsAsync(ct);
+                        agentView = apps.FirstOrDefault(a => a.App == config.App);
                         agentProcess = await agent.InfoAsync(ct);
+                        agentWarnings = agentProcess.Warnings;
                     }
                 }
                 var swarmView = config.Settings is SwarmSettings { Swarm: var swarm } ? await Cutover.Swarm.SwarmStatus.ReadAsync(swarm, ct) : null;
