@@ -9,7 +9,8 @@ namespace Cutover.Releases;
 /// records, history lines and the lock holder. Json's options look here first and fall back to reflection for every
 /// other type. Reflection builds each contract at run time with Reflection.Emit: 291 of the 705 methods a precompiled
 /// `cutover status` still had to JIT (issue 14). Same naming as <see cref="Json"/>'s options. The agent's answers that
-/// `status` and `rollback` of an agent app read (and the activate request they send) are here for the same reason.
+/// `status` and `rollback` of an agent app read (and the activate request they send, and the progress events of its
+/// stream: ProgressStream adds its result kind to these) are here for the same reason.
 /// </summary>
 [JsonSourceGenerationOptions(
     PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
@@ -24,4 +25,6 @@ namespace Cutover.Releases;
 [JsonSerializable(typeof(Agent.AppStopped))]
 [JsonSerializable(typeof(Agent.AppStarted))]
 [JsonSerializable(typeof(Agent.AgentServer.ActivateRequest))]
+[JsonSerializable(typeof(Progress.ProgressEvent))]
+[JsonSerializable(typeof(Deploy.ActivationResultEvent))]
 internal sealed partial class JsonContracts : JsonSerializerContext;
