@@ -13,7 +13,8 @@ namespace Cutover.Agent;
 /// at, and a connection closed before the framing says the answer ends is an error, never a short answer.
 /// Errors keep HttpClient's types, which the callers already handle: a connection that could not be made or an answer
 /// that is not HTTP is an <see cref="HttpRequestException"/> (with <see cref="HttpRequestError.ConnectionError"/> and
-/// the <see cref="SocketException"/> inside when nothing was sent), a body cut short is an <see cref="HttpIOException"/>.
+/// the <see cref="SocketException"/> inside when nothing was sent), a body cut short is an <see cref="HttpIOException"/>
+/// while it streams and an <see cref="HttpRequestException"/> from <see cref="AgentHttpResponse.ReadAsStringAsync"/>.
 /// </summary>
 public static class AgentSocketHttp
 {
@@ -28,7 +29,7 @@ public static class AgentSocketHttp
     /// <param name="jsonBody">The request's JSON body; null sends none (Content-Length: 0 on a POST, as HttpClient does).</param>
     public static async Task<AgentHttpResponse> SendAsync(string socketPath, string method, string path, byte[]? jsonBody, CancellationToken cancellationToken)
     {
-        if (path.Length == 0 || path[0] != '/' || path.Any(c => c is <= ' ' or > '~'))
+        if (path is not ['/', ..] || path.AsSpan().ContainsAnyExceptInRange('!', '~'))
             throw new ArgumentException($"not a request target: {path}", nameof(path));
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         var handedOver = false;
@@ -55,12 +56,21 @@ public static class AgentSocketHttp
             }
             catch (SocketException e)
             {
-                throw new HttpRequestException(HttpRequestError.ConnectionError, $"the agent closed the connection before it took the request: {e.Message} ({socketPath})", e);
+                // Not ConnectionError: something listened, so this is not "no agent" (which would start one).
+                throw new HttpRequestException(HttpRequestError.Unknown, $"the agent closed the connection before it took the request: {e.Message} ({socketPath})", new IOException(e.Message, e));
             }
             var wire = new Wire(socket);
-            var response = await ReadHeadAsync(wire, method, cancellationToken);
-            handedOver = true;
-            return response;
+            try
+            {
+                var response = await ReadHeadAsync(wire, method, cancellationToken);
+                handedOver = true;
+                return response;
+            }
+            catch (HttpIOException e)
+            {
+                // A reset before the answer's head: HttpClient's callers know a failed request as HttpRequestException.
+                throw new HttpRequestException(e.HttpRequestError, e.Message, e);
+            }
         }
         finally
         {
