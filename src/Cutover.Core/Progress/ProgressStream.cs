@@ -21,7 +21,7 @@ public static class ProgressStream<TResult> where TResult : ResultEvent
         {
             // The compile-time contracts first (ProgressEvent's kinds and the activation's result: a reflection contract
             // costs Reflection.Emit and JIT in every short `rollback`), reflection for the other result kinds.
-            TypeInfoResolver = JsonTypeInfoResolver.Combine(Releases.JsonContracts.Default, new DefaultJsonTypeInfoResolver()).WithAddedModifier(AddResultKind),
+            TypeInfoResolver = JsonTypeInfoResolver.Combine(Releases.AgentJsonContracts.Default, new DefaultJsonTypeInfoResolver()).WithAddedModifier(AddResultKind),
         };
         options.MakeReadOnly();
         return options;
