@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json;
 using Cutover.Deploy;
@@ -11,45 +10,49 @@ namespace Cutover.Agent;
 public sealed class AgentClient : IDisposable
 {
     private readonly AgentHome _home;
-    private readonly HttpClient _http;
 
     public AgentClient(AgentHome home)
     {
         _home = home;
-        _http = new HttpClient(new SocketsHttpHandler
-        {
-            ConnectCallback = async (_, cancellationToken) =>
-            {
-                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                try
-                {
-                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(home.Socket), cancellationToken);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            },
-        })
-        { BaseAddress = new Uri("http://agent/"), Timeout = Timeout.InfiniteTimeSpan };
     }
 
-    public async Task<bool> IsRunningAsync(CancellationToken cancellationToken)
+    /// <summary>One request over agent.sock (AgentSocketHttp: HttpClient's start-up cost is most of a short command's).</summary>
+    private Task<AgentHttpResponse> SendAsync(string method, string path, byte[]? json, CancellationToken cancellationToken) =>
+        AgentSocketHttp.SendAsync(_home.Socket, method, path, json, cancellationToken);
+
+    /// <summary>A GET's whole answer; a status other than 2xx is an <see cref="HttpRequestException"/> with it, as HttpClient's GetStringAsync.</summary>
+    private async Task<string> GetStringAsync(string path, CancellationToken cancellationToken)
     {
-        if (!File.Exists(_home.Socket)) return false;
+        using var response = await SendAsync("GET", path, null, cancellationToken);
+        if (!response.IsSuccessStatusCode)
+            throw new HttpRequestException($"the agent answered GET {path} with {response.Status}", null, response.StatusCode);
+        return await response.ReadAsStringAsync(cancellationToken);
+    }
+
+    public async Task<bool> IsRunningAsync(CancellationToken cancellationToken) => await RunningAppsAnswerAsync(cancellationToken) is not null;
+
+    /// <summary>
+    /// The agent's apps when one runs, else null: the question <see cref="IsRunningAsync"/> asks, answered once for a caller
+    /// that wants both (`status`: each request is a connection and the agent's whole app list).
+    /// </summary>
+    public async Task<IReadOnlyList<AppView>?> AppsIfRunningAsync(CancellationToken cancellationToken) =>
+        await RunningAppsAnswerAsync(cancellationToken) is { } body ? Answer<List<AppView>>("GET /v1/apps", body) : null;
+
+    /// <summary>GET /v1/apps within 5 s: its body when the agent answers 2xx; null when no agent answers on the socket.</summary>
+    private async Task<string?> RunningAppsAnswerAsync(CancellationToken cancellationToken)
+    {
+        if (!File.Exists(_home.Socket)) return null;
         RefuseOtherUsersSocket();
         try
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(TimeSpan.FromSeconds(5));
-            using var response = await _http.GetAsync("v1/apps", timeout.Token);
-            return response.IsSuccessStatusCode;
+            using var response = await SendAsync("GET", "/v1/apps", null, timeout.Token);
+            return response.IsSuccessStatusCode ? await response.ReadAsStringAsync(timeout.Token) : null;
         }
         catch (HttpRequestException)
         {
-            return false;
+            return null;
         }
     }
 
@@ -130,21 +133,18 @@ public sealed class AgentClient : IDisposable
     public async Task<ActivationResult> ActivateAsync(string app, AgentServer.ActivateRequest activation, IDeployProgress progress, CancellationToken cancellationToken)
     {
         var releaseId = activation.ReleaseId;
-        using var request = new HttpRequestMessage(HttpMethod.Post, $"v1/apps/{Uri.EscapeDataString(app)}/activate")
-        {
-            Content = JsonContent.Create(activation, options: Json.Options),
-        };
+        var path = $"/v1/apps/{Uri.EscapeDataString(app)}/activate";
         // Not cancelled by the token: a cancelled deploy asks the agent to undo the move (`cancel`) and then waits for
         // its result, so the CLI never exits with a mixed set of instances behind it.
-        using var response = await SendActivateAsync(request);
+        using var response = await SendActivateAsync(path, JsonSerializer.SerializeToUtf8Bytes(activation, Json.Options));
         if (!response.IsSuccessStatusCode)
-            return ActivationResult.NotLive($"the agent answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(CancellationToken.None)}");
+            return ActivationResult.NotLive($"the agent answered {response.Status}: {await response.ReadAsStringAsync(CancellationToken.None)}");
         await using var onCancel = cancellationToken.Register(() =>
         {
             progress.Warning("cancelling: the agent puts every instance it replaced back on the running release");
             _ = CancelAsync(app, releaseId);
         });
-        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(CancellationToken.None));
+        using var reader = new StreamReader(response.Body);
         while (await reader.ReadLineAsync(CancellationToken.None) is { } line)
         {
             switch (ProgressStream<ActivationResultEvent>.TryRead(line, out var problem))
@@ -196,16 +196,16 @@ public sealed class AgentClient : IDisposable
     /// agent that does not answer at all takes longer than <see cref="AnswerTimeout"/> (the liveness check the CLI used to
     /// make with a request of its own first). A connection that could not be made is an <see cref="AgentNotListeningException"/>.
     /// </summary>
-    private async Task<HttpResponseMessage> SendActivateAsync(HttpRequestMessage request)
+    private async Task<AgentHttpResponse> SendActivateAsync(string path, byte[] json)
     {
         using var headers = new CancellationTokenSource(AnswerTimeout);
         try
         {
-            return await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, headers.Token);
+            return await SendAsync("POST", path, json, headers.Token);
         }
-        catch (HttpRequestException e) when (e.InnerException is SocketException socket)
+        catch (HttpRequestException e) when (e.HttpRequestError == HttpRequestError.ConnectionError && e.InnerException is SocketException socket)
         {
-            // ConnectCallback's own exception: the request was never sent.
+            // The connect's own exception: the request was never sent.
             throw new AgentNotListeningException($"nothing answers on the agent socket {_home.Socket} ({socket.Message})");
         }
         catch (OperationCanceledException) when (headers.IsCancellationRequested)
@@ -221,7 +221,7 @@ public sealed class AgentClient : IDisposable
     {
         try
         {
-            using var response = await _http.PostAsync($"v1/apps/{Uri.EscapeDataString(app)}/cancel?release={Uri.EscapeDataString(releaseId)}", null);
+            using var response = await SendAsync("POST", $"/v1/apps/{Uri.EscapeDataString(app)}/cancel?release={Uri.EscapeDataString(releaseId)}", null, CancellationToken.None);
         }
         catch (HttpRequestException)
         {
@@ -230,23 +230,23 @@ public sealed class AgentClient : IDisposable
     }
 
     public async Task<IReadOnlyList<AppView>> AppsAsync(CancellationToken cancellationToken) =>
-        Answer<List<AppView>>("GET /v1/apps", await _http.GetStringAsync("v1/apps", cancellationToken));
+        Answer<List<AppView>>("GET /v1/apps", await GetStringAsync("/v1/apps", cancellationToken));
 
     /// <summary>The agent's start-up warnings (GET /v1/agent); empty from an agent that predates the endpoint.</summary>
     public async Task<IReadOnlyList<string>> WarningsAsync(CancellationToken cancellationToken)
     {
-        using var response = await _http.GetAsync("v1/agent", cancellationToken);
+        using var response = await SendAsync("GET", "/v1/agent", null, cancellationToken);
         if (!response.IsSuccessStatusCode) return [];
-        return Answer<AgentInfo>("GET /v1/agent", await response.Content.ReadAsStringAsync(cancellationToken)).Warnings;
+        return Answer<AgentInfo>("GET /v1/agent", await response.ReadAsStringAsync(cancellationToken)).Warnings;
     }
 
     /// <summary>Who answers (GET /v1/agent): pid, version and since when (both null from an agent that predates them).</summary>
     /// <summary>GET /v1/metrics: the agent's Prometheus text, the same as its /metrics (served even with --metrics-listen off).</summary>
     public async Task<string> MetricsAsync(CancellationToken cancellationToken) =>
-        await _http.GetStringAsync("v1/metrics", cancellationToken);
+        await GetStringAsync("/v1/metrics", cancellationToken);
 
     public async Task<AgentInfo> InfoAsync(CancellationToken cancellationToken) =>
-        Answer<AgentInfo>("GET /v1/agent", await _http.GetStringAsync("v1/agent", cancellationToken));
+        Answer<AgentInfo>("GET /v1/agent", await GetStringAsync("/v1/agent", cancellationToken));
 
     /// <summary>
     /// Asks the agent to hand over to a new agent run by <paramref name="command"/>; returns once the new one has committed
@@ -254,7 +254,7 @@ public sealed class AgentClient : IDisposable
     /// then the old agent serves on as before. Not cancellable: the agent finishes a handover it began either way.
     /// </summary>
     public Task<AgentUpgraded> UpgradeAsync(IReadOnlyList<string> command) =>
-        PostAsync<AgentUpgraded>("v1/agent/upgrade", JsonContent.Create(new UpgradeRequest(command), options: Json.Options), CancellationToken.None);
+        PostAsync<AgentUpgraded>("/v1/agent/upgrade", JsonSerializer.SerializeToUtf8Bytes(new UpgradeRequest(command), Json.Options), CancellationToken.None);
 
     /// <summary>Whether process <paramref name="pid"/> (not ours: pidfd) exits within <paramref name="within"/>.</summary>
     public static async Task<bool> WaitUntilGoneAsync(int pid, TimeSpan within, CancellationToken cancellationToken)
@@ -282,29 +282,29 @@ public sealed class AgentClient : IDisposable
 
     /// <summary>Maintenance on (with the page, or the default one when null) or off; throws <see cref="AgentRefusedException"/>.</summary>
     public Task<MaintenanceSet> SetMaintenanceAsync(string app, MaintenanceRequest request, CancellationToken cancellationToken) =>
-        PostThroughUpgradeAsync<MaintenanceSet>($"v1/apps/{Uri.EscapeDataString(app)}/maintenance", () => JsonContent.Create(request, options: Json.Options), cancellationToken);
+        PostThroughUpgradeAsync<MaintenanceSet>($"/v1/apps/{Uri.EscapeDataString(app)}/maintenance", JsonSerializer.SerializeToUtf8Bytes(request, Json.Options), cancellationToken);
 
     /// <summary>Holds the app's new requests until resume or <paramref name="timeout"/>; throws <see cref="AgentRefusedException"/>.</summary>
     public Task<PauseSet> PauseAsync(string app, TimeSpan timeout, CancellationToken cancellationToken) =>
-        PostThroughUpgradeAsync<PauseSet>($"v1/apps/{Uri.EscapeDataString(app)}/pause?timeout_ms={(long)Math.Ceiling(timeout.TotalMilliseconds)}", () => null, cancellationToken);
+        PostThroughUpgradeAsync<PauseSet>($"/v1/apps/{Uri.EscapeDataString(app)}/pause?timeout_ms={(long)Math.Ceiling(timeout.TotalMilliseconds)}", null, cancellationToken);
 
     /// <summary>Releases the app's held requests; throws <see cref="AgentRefusedException"/>.</summary>
     public Task<PauseResumed> ResumeAsync(string app, CancellationToken cancellationToken) =>
-        PostThroughUpgradeAsync<PauseResumed>($"v1/apps/{Uri.EscapeDataString(app)}/resume", () => null, cancellationToken);
+        PostThroughUpgradeAsync<PauseResumed>($"/v1/apps/{Uri.EscapeDataString(app)}/resume", null, cancellationToken);
 
     /// <summary>
     /// A traffic command, asked again while the agent answers 503 (it is handing over to a new agent, or has just handed
     /// over: the new one answers in a moment), up to the takeover's deadline and a little: a deploy's resume at the end
     /// of its migrations must not be lost to an upgrade that runs meanwhile (held requests would get 503 at the timeout).
     /// </summary>
-    private async Task<TAnswer> PostThroughUpgradeAsync<TAnswer>(string path, Func<HttpContent?> content, CancellationToken cancellationToken) where TAnswer : class
+    private async Task<TAnswer> PostThroughUpgradeAsync<TAnswer>(string path, byte[]? json, CancellationToken cancellationToken) where TAnswer : class
     {
         var asked = Stopwatch.StartNew();
         while (true)
         {
             try
             {
-                return await PostAsync<TAnswer>(path, content(), cancellationToken);
+                return await PostAsync<TAnswer>(path, json, cancellationToken);
             }
             catch (AgentRefusedException e) when (e.Status == 503 && asked.Elapsed < AgentTakeover.Deadline + TimeSpan.FromSeconds(10))
             {
@@ -313,25 +313,25 @@ public sealed class AgentClient : IDisposable
         }
     }
 
-    private async Task<TAnswer> PostAsync<TAnswer>(string path, HttpContent? content, CancellationToken cancellationToken) where TAnswer : class
+    private async Task<TAnswer> PostAsync<TAnswer>(string path, byte[]? json, CancellationToken cancellationToken) where TAnswer : class
     {
-        using var response = await _http.PostAsync(path, content, cancellationToken);
-        var body = await response.Content.ReadAsStringAsync(cancellationToken);
-        if (response.IsSuccessStatusCode) return Answer<TAnswer>("POST /" + path, body);
-        throw new AgentRefusedException((int)response.StatusCode, Answer<AgentRefusal>($"POST /{path} ({(int)response.StatusCode})", body).Error);
+        using var response = await SendAsync("POST", path, json, cancellationToken);
+        var body = await response.ReadAsStringAsync(cancellationToken);
+        if (response.IsSuccessStatusCode) return Answer<TAnswer>("POST " + path, body);
+        throw new AgentRefusedException(response.Status, Answer<AgentRefusal>($"POST {path} ({response.Status})", body).Error);
     }
 
     private async Task<string?> AppCommandAsync<TAnswer>(string app, string action, CancellationToken cancellationToken) where TAnswer : class
     {
-        var path = $"v1/apps/{Uri.EscapeDataString(app)}/{action}";
-        using var response = await _http.PostAsync(path, null, cancellationToken);
-        var body = await response.Content.ReadAsStringAsync(cancellationToken);
+        var path = $"/v1/apps/{Uri.EscapeDataString(app)}/{action}";
+        using var response = await SendAsync("POST", path, null, cancellationToken);
+        var body = await response.ReadAsStringAsync(cancellationToken);
         if (response.IsSuccessStatusCode)
         {
-            Answer<TAnswer>("POST /" + path, body);
+            Answer<TAnswer>("POST " + path, body);
             return null;
         }
-        return Answer<AgentRefusal>($"POST /{path} ({(int)response.StatusCode})", body).Error;
+        return Answer<AgentRefusal>($"POST {path} ({response.Status})", body).Error;
     }
 
     /// <summary>An answer read as the record the agent writes it with; anything else names the agent and what it sent.</summary>
@@ -349,7 +349,8 @@ public sealed class AgentClient : IDisposable
 
     private static string Quote(string text) => "'" + text.Replace("'", "'\\''") + "'";
 
-    public void Dispose() => _http.Dispose();
+    /// <summary>Nothing to release (each request has its connection); kept so callers' `using` stays right if that changes.</summary>
+    public void Dispose() { }
 }
 
 /// <summary>No agent listens on the socket: the connection was refused or the socket is gone, so nothing was sent.</summary>

@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 using Cutover.Platform;
 using Cutover.Releases;
@@ -39,17 +40,46 @@ public sealed class HistoryLog(RootLayout layout, Config.Redactor? redactor = nu
         if (!File.Exists(layout.History)) return [];
         var entries = new List<HistoryEntry>();
         foreach (var line in File.ReadLines(layout.History))
-        {
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            try
-            {
-                if (JsonSerializer.Deserialize<HistoryEntry>(line, Json.Compact) is { } entry) entries.Add(entry);
-            }
-            catch (JsonException)
-            {
-                // A line cut short by a crash mid-append; the rest of the log still counts.
-            }
-        }
+            if (TryParse(line) is { } entry) entries.Add(entry);
         return entries;
+    }
+
+    /// <summary>
+    /// The last entry that reads (what <c>Read().LastOrDefault()</c> returns), read from the end of the file: `status`
+    /// shows only the last action, and the log grows with every deploy for the life of the root (issue 14: start-up).
+    /// </summary>
+    public HistoryEntry? ReadLast()
+    {
+        if (!File.Exists(layout.History)) return null;
+        using var stream = new FileStream(layout.History, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        var length = stream.Length;
+        // The tail, doubled until an entry reads in it or it is the whole file. Only lines that start inside the tail
+        // are read: the first one of a tail that does not start the file may be a part of a line.
+        for (var tail = Math.Min(length, 16 * 1024); ; tail = Math.Min(length, tail * 2))
+        {
+            var bytes = new byte[tail];
+            stream.Seek(length - tail, SeekOrigin.Begin);
+            stream.ReadExactly(bytes);
+            var lines = Encoding.UTF8.GetString(bytes).Split('\n');
+            for (var i = lines.Length - 1; i >= (tail == length ? 0 : 1); i--)
+                // File.ReadLines, which Read uses, ends a line at \r too.
+                foreach (var line in Enumerable.Reverse(lines[i].Split('\r')))
+                    if (TryParse(line) is { } entry) return entry;
+            if (tail == length) return null;
+        }
+    }
+
+    private static HistoryEntry? TryParse(string line)
+    {
+        if (string.IsNullOrWhiteSpace(line)) return null;
+        try
+        {
+            return JsonSerializer.Deserialize<HistoryEntry>(line, Json.Compact);
+        }
+        catch (JsonException)
+        {
+            // A line cut short by a crash mid-append; the rest of the log still counts.
+            return null;
+        }
     }
 }

@@ -19,7 +19,9 @@ public static class ProgressStream<TResult> where TResult : ResultEvent
     {
         var options = new JsonSerializerOptions(strict ? Json.Strict : Json.Compact)
         {
-            TypeInfoResolver = new DefaultJsonTypeInfoResolver { Modifiers = { AddResultKind } },
+            // The compile-time contracts first (ProgressEvent's kinds and the activation's result: a reflection contract
+            // costs Reflection.Emit and JIT in every short `rollback`), reflection for the other result kinds.
+            TypeInfoResolver = JsonTypeInfoResolver.Combine(Releases.AgentJsonContracts.Default, new DefaultJsonTypeInfoResolver()).WithAddedModifier(AddResultKind),
         };
         options.MakeReadOnly();
         return options;

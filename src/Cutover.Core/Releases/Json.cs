@@ -70,6 +70,6 @@ public static class Json
         DictionaryKeyPolicy = JsonNamingPolicy.SnakeCaseLower,
         WriteIndented = indented,
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
-        TypeInfoResolver = JsonTypeInfoResolver.Combine(Releases.JsonContracts.Default, new DefaultJsonTypeInfoResolver()),
+        TypeInfoResolver = JsonTypeInfoResolver.Combine(Releases.JsonContracts.Default, Releases.AgentJsonContracts.Default, new DefaultJsonTypeInfoResolver()),
     };
 }

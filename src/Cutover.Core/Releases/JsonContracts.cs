@@ -18,3 +18,23 @@ namespace Cutover.Releases;
 [JsonSerializable(typeof(HistoryEntry))]
 [JsonSerializable(typeof(LockHolder))]
 internal sealed partial class JsonContracts : JsonSerializerContext;
+
+/// <summary>
+/// The same for what `status` and `rollback` of an agent app read and send: the agent's answers, the activate request
+/// and the progress events of its stream (ProgressStream adds its result kind to these). A context of its own, so the
+/// records' context stays as small as a symlink root's commands need (one context's types share metadata: a bool
+/// here made every `status` JIT the bool property metadata for ReleaseRecord's ignored IsComplete, 29 methods).
+/// </summary>
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    DictionaryKeyPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    UseStringEnumConverter = true)]
+[JsonSerializable(typeof(List<Agent.AppView>))]
+[JsonSerializable(typeof(Agent.AgentInfo))]
+[JsonSerializable(typeof(Agent.AgentRefusal))]
+[JsonSerializable(typeof(Agent.AppStopped))]
+[JsonSerializable(typeof(Agent.AppStarted))]
+[JsonSerializable(typeof(Agent.AgentServer.ActivateRequest))]
+[JsonSerializable(typeof(Progress.ProgressEvent))]
+[JsonSerializable(typeof(Deploy.ActivationResultEvent))]
+internal sealed partial class AgentJsonContracts : JsonSerializerContext;

@@ -23,7 +23,7 @@ public sealed record RootSnapshot(
             current,
             releases,
             ReleasePlanner.RollbackTarget(releases, current),
-            new HistoryLog(layout).Read().LastOrDefault(),
+            new HistoryLog(layout).ReadLast(),
             DeployLock.CurrentHolder(layout));
     }
 

@@ -21,19 +21,20 @@ public static class StatusCommand
                 var config = common.LoadConfig(parse);
                 if (common.Selection(parse, config) is { } selection) return await FleetCommands.StatusAsync(env, json, config, parse.GetValue(common.AcceptNewHostKeys), selection, ct);
                 var s = RootSnapshot.Read(new RootLayout(config.Root));
-                // One client, one connection, for all that status asks the agent (issue 14: start-up): a client per question
-                // cost a connection each, and each "is it running" is a whole `v1/apps` answer.
+                // As few questions to the agent as status needs (issue 14: start-up): each "is it running" is a whole
+                // `v1/apps` answer, so that answer is the one status uses.
                 AppView? agentView = null;
                 IReadOnlyList<string> agentWarnings = [];
                 AgentInfo? agentProcess = null;
                 if (config.RunsInstances)
                 {
+                    // Two requests: the apps (which say whether it runs), and GET /v1/agent with the warnings beside pid and version.
                     using var agent = new AgentClient(AgentHome.FromEnvironment());
-                    if (await agent.IsRunningAsync(ct))
+                    if (await agent.AppsIfRunningAsync(ct) is { } apps)
                     {
-                        agentView = (await agent.AppsAsync(ct)).FirstOrDefault(a => a.App == config.App);
-                        agentWarnings = await agent.WarningsAsync(ct);
+                        agentView = apps.FirstOrDefault(a => a.App == config.App);
                         agentProcess = await agent.InfoAsync(ct);
+                        agentWarnings = agentProcess.Warnings;
                     }
                 }
                 var swarmView = config.Settings is SwarmSettings { Swarm: var swarm } ? await Cutover.Swarm.SwarmStatus.ReadAsync(swarm, ct) : null;

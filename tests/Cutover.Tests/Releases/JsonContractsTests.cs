@@ -77,6 +77,33 @@ public class JsonContractsTests
         Assert.Equal(Entry.EnvironmentChanged, entry.EnvironmentChanged);
     }
 
+    /// <summary>
+    /// The agent's answers that `status` reads and the activate request `rollback` sends (issue 14: the agent client's
+    /// start-up) moved to the contracts too; an agent of an earlier build wrote them by reflection, and must still be read.
+    /// </summary>
+    [Fact]
+    public void The_agent_s_answers_and_the_activate_request_are_written_as_reflection_wrote_them()
+    {
+        var apps = new List<Cutover.Agent.AppView>
+        {
+            new("shop", "r2", "127.0.0.1:8080", 3, new Cutover.Agent.WarmSetView("r1", Noon, 2),
+                [new Cutover.Agent.InstanceView("shop-0", "r2", 4242, 9001, "127.0.0.1:9001", null, "ready", 12.5, 1 << 20, 1, null)],
+                new Cutover.Agent.ProxyCountersView(10, 1, 0, 0, 0), new Cutover.Acme.CertificateStatus(["shop.example"], Noon, Noon, "no", Noon, Noon, 2),
+                new Cutover.Agent.TrafficView(false, Noon, 0), [new Cutover.Agent.ProcessCountView("web", 1, 2, true)], new Cutover.Agent.DeployingView("r3", "deploy", "green", null, Noon)),
+        };
+        var activate = new Cutover.Agent.AgentServer.ActivateRequest("/etc/shop.yml", "r2", "/srv/shop/releases/r2", ["web"], ["/etc/a.yml", "/etc/shop.yml"],
+            Processes: ["web"], Scale: new Dictionary<string, int> { ["worker"] = 2 });
+        foreach (var options in new[] { Json.Options, Json.Compact, Json.Strict })
+        {
+            Assert.IsAssignableFrom<JsonSerializerContext>(options.GetTypeInfo(typeof(List<Cutover.Agent.AppView>)).OriginatingResolver);
+            var reflectionOptions = new JsonSerializerOptions(options) { TypeInfoResolver = new DefaultJsonTypeInfoResolver() };
+            AssertSame(apps, options, reflectionOptions);
+            AssertSame(new Cutover.Agent.AgentInfo(42, ["state restored"], "0.1.0", Noon), options, reflectionOptions);
+            AssertSame(activate, options, reflectionOptions);
+            AssertSame(new Cutover.Agent.AgentRefusal("no"), options, reflectionOptions);
+        }
+    }
+
     [Fact]
     public void A_record_missing_a_required_field_is_still_refused()
     {

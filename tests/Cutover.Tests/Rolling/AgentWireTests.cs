@@ -10,7 +10,7 @@ namespace Cutover.Tests.Rolling;
 /// <summary>
 /// The CLI's side of the agent's socket when the other end says something it cannot read. The real agent cannot be
 /// made to misbehave, so a peer on a real Unix socket answers one HTTP request with fixed bytes; the client under
-/// test is the real AgentClient, over its real HttpClient. (The real agent's answers are read in AgentTests.)
+/// test is the real AgentClient, over its own HTTP/1.1 (AgentSocketHttp). (The real agent's answers are read in AgentTests.)
 /// </summary>
 public class AgentWireTests : IDisposable
 {
@@ -134,6 +134,89 @@ public class AgentWireTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// The client's own HTTP/1.1 (AgentSocketHttp, not HttpClient: issue 14's start-up) reads both framings Kestrel uses,
+    /// sends what the agent's endpoints expect, and never takes a malformed or cut-short answer for a short one: each is
+    /// the error type the callers handle (HttpRequestException for a buffered answer, an IOException mid-stream).
+    /// </summary>
+    [Fact]
+    public async Task The_client_reads_chunked_and_sized_answers_and_refuses_cut_short_or_malformed_ones()
+    {
+        using var client = new AgentClient(Home);
+        var chunked = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n[\r\n1;ext=1\r\n]\r\n0\r\nX-Trailer: 1\r\n\r\n";
+        await using (var peer = AnsweringPeer.StartRaw(Home.Socket, chunked))
+        {
+            Assert.Empty(await client.AppsAsync(CancellationToken.None));
+            Assert.StartsWith("GET /v1/apps HTTP/1.1\r\nHost: agent\r\n", await peer.Request);
+        }
+        await using (var peer = AnsweringPeer.Start(Home.Socket, 200, "application/json", """{"app":"shop","maintenance":true}"""))
+        {
+            var set = await client.SetMaintenanceAsync("shop", new MaintenanceRequest(true), CancellationToken.None);
+            Assert.True(set.Maintenance);
+            var request = await peer.Request;
+            Assert.StartsWith("POST /v1/apps/shop/maintenance HTTP/1.1\r\n", request);
+            Assert.Contains("Content-Type: application/json; charset=utf-8\r\n", request);
+            Assert.Contains("Content-Length: ", request);
+            Assert.Contains("\"on\": true", request[request.IndexOf("\r\n\r\n", StringComparison.Ordinal)..]);
+        }
+        // A status other than 2xx on a GET keeps HttpClient's StatusCode, which `top` reads (404: an agent without /v1/metrics).
+        await using (AnsweringPeer.Start(Home.Socket, 404, "text/plain", "no"))
+            Assert.Equal(System.Net.HttpStatusCode.NotFound, (await Assert.ThrowsAsync<HttpRequestException>(() => client.MetricsAsync(CancellationToken.None))).StatusCode);
+
+        string[] malformed =
+        [
+            "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n[]",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n[]\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n[]\r\n0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n[]\r\n0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n[]",
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n[]",
+            "HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\n[]",
+            "HTTP/1.1 200 OK\r\nContent-Length: 2",
+            "agent: out of memory\r\n\r\n",
+            "",
+        ];
+        foreach (var answer in malformed)
+            await using (AnsweringPeer.StartRaw(Home.Socket, answer))
+            {
+                var error = await Assert.ThrowsAsync<HttpRequestException>(() => client.AppsAsync(CancellationToken.None));
+                Assert.StartsWith("the agent", error.Message);
+            }
+
+        // Mid-stream: the activation's progress lines arrive, then the agent is gone before the result.
+        var line = """{"event":"phase_started","phase":"rolling"}""" + "\n";
+        await using (AnsweringPeer.StartRaw(Home.Socket, $"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{line.Length:x}\r\n{line}\r\n"))
+        {
+            var replayed = new StringWriter();
+            var error = await Assert.ThrowsAsync<HttpIOException>(() =>
+                client.ActivateAsync("/etc/shop.yml", "shop", "r2", "/srv/shop/releases/r2", new JsonProgress(replayed), CancellationToken.None));
+            Assert.StartsWith("the agent closed the connection before its answer was complete", error.Message);
+            Assert.Contains("rolling", replayed.ToString());
+        }
+    }
+
+    /// <summary>No agent: no socket file, or the file of one that is gone (connection refused). Nothing was sent either way.</summary>
+    [Fact]
+    public async Task Without_an_agent_the_client_says_it_is_not_running_and_an_activation_that_nothing_took()
+    {
+        using var client = new AgentClient(Home);
+        Assert.False(await client.IsRunningAsync(CancellationToken.None));
+        Assert.Null(await client.AppsIfRunningAsync(CancellationToken.None));
+        using (var dead = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+        {
+            dead.Bind(new UnixDomainSocketEndPoint(Home.Socket + ".bound"));
+            File.Move(Home.Socket + ".bound", Home.Socket);
+        }
+        Assert.False(await client.IsRunningAsync(CancellationToken.None));
+        var refused = await Assert.ThrowsAsync<HttpRequestException>(() => client.InfoAsync(CancellationToken.None));
+        Assert.Equal(HttpRequestError.ConnectionError, refused.HttpRequestError);
+        Assert.IsType<SocketException>(refused.InnerException);
+        Assert.Contains(Home.Socket, refused.Message);
+        var notListening = await Assert.ThrowsAsync<AgentNotListeningException>(() =>
+            client.ActivateAsync("/etc/shop.yml", "shop", "r2", "/srv/shop/releases/r2", new SilentProgress(), CancellationToken.None));
+        Assert.StartsWith($"nothing answers on the agent socket {Home.Socket} (", notListening.Message);
+    }
+
     /// <summary>The real agent's control answers, read with the records it writes them with; a request it cannot read is refused, named.</summary>
     [Fact]
     [Trait(Needs.Trait, Needs.Slow)]
@@ -148,6 +231,10 @@ public class AgentWireTests : IDisposable
 
         Assert.Empty(await client.WarningsAsync(CancellationToken.None));
         Assert.Empty(await client.AppsAsync(CancellationToken.None));
+        Assert.Empty((await client.AppsIfRunningAsync(CancellationToken.None))!);
+        var info = await client.InfoAsync(CancellationToken.None);
+        Assert.Equal(CutoverVersion.Current, info.Version);
+        Assert.Equal(File.ReadAllText(home.AgentPid).Trim(), info.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
         Assert.Equal("the agent runs no app 'ghost'", await client.StopAppAsync("ghost", CancellationToken.None));
         Assert.Equal("the agent has no release of 'ghost' to start; deploy one", await client.StartAppAsync("ghost", CancellationToken.None));
 
@@ -180,19 +267,27 @@ public class AgentWireTests : IDisposable
         /// <summary>The one request it answered, as it arrived.</summary>
         public Task<string> Request => _request.Task;
 
-        private AnsweringPeer(string path, int status, string contentType, string body)
+        private AnsweringPeer(string path, byte[] response)
         {
             _path = path;
             File.Delete(path);
             _listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
             _listener.Bind(new UnixDomainSocketEndPoint(path));
             _listener.Listen(1);
-            _serving = ServeAsync(status, contentType, body);
+            _serving = ServeAsync(response);
         }
 
-        public static AnsweringPeer Start(string path, int status, string contentType, string body) => new(path, status, contentType, body);
+        public static AnsweringPeer Start(string path, int status, string contentType, string body)
+        {
+            var bytes = Encoding.UTF8.GetBytes(body);
+            var head = $"HTTP/1.1 {status} X\r\nContent-Type: {contentType}\r\nContent-Length: {bytes.Length}\r\nConnection: close\r\n\r\n";
+            return new(path, [.. Encoding.ASCII.GetBytes(head), .. bytes]);
+        }
 
-        private async Task ServeAsync(int status, string contentType, string body)
+        /// <summary>Answers with exactly these bytes (head and body as given: chunked, cut short, not HTTP at all), then closes.</summary>
+        public static AnsweringPeer StartRaw(string path, string response) => new(path, Encoding.UTF8.GetBytes(response));
+
+        private async Task ServeAsync(byte[] response)
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
             using var connection = await _listener.AcceptAsync(timeout.Token);
@@ -206,9 +301,7 @@ public class AgentWireTests : IDisposable
                 request.Append(Encoding.UTF8.GetString(buffer, 0, n));
             }
             _request.TrySetResult(request.ToString());
-            var bytes = Encoding.UTF8.GetBytes(body);
-            var head = $"HTTP/1.1 {status} X\r\nContent-Type: {contentType}\r\nContent-Length: {bytes.Length}\r\nConnection: close\r\n\r\n";
-            await connection.SendAsync(Encoding.ASCII.GetBytes(head).Concat(bytes).ToArray(), timeout.Token);
+            await connection.SendAsync(response, timeout.Token);
             connection.Shutdown(SocketShutdown.Send);
             // Until the client has read it all and closed its end.
             while (await connection.ReceiveAsync(buffer, timeout.Token) > 0) { }
