@@ -20,10 +20,13 @@ public static partial class SwitchBenchmark
 
     /// <param name="CpuPerDeploy">The agent's user + system CPU per deploy and per rollback, in quiet rounds (no load: the
     /// proxy's own work would swamp it), from /proc/&lt;pid&gt;/stat over all of them.</param>
-    /// <param name="Fsyncs">fsync/fdatasync calls of the agent per deploy and per rollback, counted by strace -f in one quiet
-    /// round each; null without strace.</param>
+    /// <param name="Fsyncs">fsync/fdatasync calls of the agent per deploy and per rollback (up to 1 s after its answer), counted
+    /// by strace -f in one quiet round each; null without strace.</param>
+    /// <param name="Steps">Per step of the agent's activation line in agent.log (ActivationTrace), the median ms over the
+    /// loaded deploys and over the loaded rollbacks.</param>
     private sealed record AgentResult(Result Switch, List<AgentSplit> Deploys, List<AgentSplit> Rollbacks,
-        (double Deploy, double Rollback) CpuPerDeploy, (int Deploy, int Rollback)? Fsyncs)
+        (double Deploy, double Rollback) CpuPerDeploy, (int Deploy, int Rollback)? Fsyncs,
+        IReadOnlyList<(string Step, double Deploy, double Rollback)> Steps)
     {
         public string Render(Func<List<double>, string, string> ms)
         {
@@ -42,6 +45,17 @@ public static partial class SwitchBenchmark
             sb.AppendLine();
             sb.AppendLine("\"Green\" and \"switch\" are the agent's own phase times (BlueGreenSwitch's `green` and `switch` progress events); \"the agent's rest\" is the request's time minus both: reading the request and the config, reconfiguring the app, state.json, and writing the answer. " +
                           $"{Switch.Requests} requests, {Switch.Failed} failed.");
+            if (Steps.Count > 0)
+            {
+                static string F(double v) => v.ToString("0.00", CultureInfo.InvariantCulture);
+                sb.AppendLine();
+                sb.AppendLine("Inside the agent, from its activation line in agent.log (median ms over the loaded commands; `instances` holds green and the switch; `state` is state.json written durably before the answer):");
+                sb.AppendLine();
+                sb.AppendLine("| step | " + string.Join(" | ", Steps.Select(s => s.Step)) + " |");
+                sb.AppendLine("|---|" + string.Concat(Steps.Select(_ => "---|")));
+                sb.AppendLine("| deploy | " + string.Join(" | ", Steps.Select(s => F(s.Deploy))) + " |");
+                sb.AppendLine("| rollback | " + string.Join(" | ", Steps.Select(s => F(s.Rollback))) + " |");
+            }
             return sb.ToString();
         }
     }
@@ -97,6 +111,8 @@ public static partial class SwitchBenchmark
                 .GetProperty("current").GetProperty("id").GetString()!;
             var liveDir = Path.Combine(root, "releases", live);
             using var client = new AgentClient(new AgentHome(home));
+            // This process's HttpClient over the socket met once before timing, so its first use is not the agent's time.
+            await client.AppsAsync(CancellationToken.None);
             // Release ids as the CLI makes them (the agent reads a release's env file by its id); each deploy a new one.
             var next = 0;
             async Task<AgentSplit> ActivateAsync(string releaseId, string releaseDir)
@@ -133,6 +149,7 @@ public static partial class SwitchBenchmark
                 all = await load.StopAsync();
             }
             var (deploy, rollback) = Settle(all, commands);
+            var steps = AgentSteps(File.ReadAllLines(Path.Combine(home, "agent.log")), app, live, switches);
 
             // Quiet rounds: the agent's CPU per command without the proxy's.
             var (deployCpu, rollbackCpu) = (TimeSpan.Zero, TimeSpan.Zero);
@@ -150,7 +167,7 @@ public static partial class SwitchBenchmark
                 ? (await CountFsyncsAsync(agentPid.Value, DeployAsync), await CountFsyncsAsync(agentPid.Value, () => ActivateAsync(live, liveDir)))
                 : null;
             return new AgentResult(new Result(deploy, rollback, [], [], all.Count, all.Count(s => !s.Ok)), deploys, rollbacks,
-                (deployCpu.TotalMilliseconds / switches, rollbackCpu.TotalMilliseconds / switches), fsyncs);
+                (deployCpu.TotalMilliseconds / switches, rollbackCpu.TotalMilliseconds / switches), fsyncs, steps);
         }
         finally
         {
@@ -164,6 +181,31 @@ public static partial class SwitchBenchmark
         }
     }
 
+    /// <summary>
+    /// The agent's "activation of APP release ID (OUTCOME): step 1.23 ms, ...; N ms in all" lines after the first (the CLI's
+    /// deploy that started the agent): the loaded rounds' deploys (another release) and rollbacks (back to <paramref name="live"/>),
+    /// the median of each step.
+    /// </summary>
+    private static List<(string Step, double Deploy, double Rollback)> AgentSteps(string[] log, string app, string live, int rounds)
+    {
+        var lines = log.Where(l => l.Contains($"activation of {app} release ", StringComparison.Ordinal)).Skip(1).Take(2 * rounds).ToList();
+        var parsed = lines.Select(l =>
+        {
+            var release = l[(l.IndexOf(" release ", StringComparison.Ordinal) + 9)..].Split(' ')[0];
+            var body = l[(l.IndexOf("): ", StringComparison.Ordinal) + 3)..];
+            var steps = body.Replace(" ms in all", "", StringComparison.Ordinal).Split([", ", "; "], StringSplitOptions.None)
+                .Select(part => part.Split(' ')).Where(f => f.Length is 1 or 3)
+                .Select(f => (Step: f.Length == 3 ? f[0] : "all", Ms: double.Parse(f.Length == 3 ? f[1] : f[0], CultureInfo.InvariantCulture))).ToList();
+            return (Rollback: release == live, Steps: steps);
+        }).ToList();
+        if (parsed.Count == 0) return [];
+        return parsed[0].Steps.Select(s => s.Step).Select(step => (step,
+            Median(parsed.Where(p => !p.Rollback), step), Median(parsed.Where(p => p.Rollback), step))).ToList();
+
+        static double Median(IEnumerable<(bool Rollback, List<(string Step, double Ms)> Steps)> of, string step) =>
+            of.SelectMany(p => p.Steps.Where(s => s.Step == step).Select(s => s.Ms)).ToList() is { Count: > 0 } values ? Measure.Median(values) : double.NaN;
+    }
+
     /// <summary>fsync + fdatasync calls of every thread of <paramref name="pid"/> during <paramref name="command"/>: strace -f -c attached around it.</summary>
     private static async Task<int> CountFsyncsAsync(int pid, Func<Task<AgentSplit>> command)
     {
@@ -174,6 +216,8 @@ public static partial class SwitchBenchmark
         // strace says nothing once attached; a second is plenty for it to attach to every thread.
         await Task.Delay(1000);
         await command();
+        // What the agent does right after answering (the last good copy, the stops a deploy leaves behind) is the command's too.
+        await Task.Delay(1000);
         Measure.Capture("kill", "-INT", strace.Id.ToString(CultureInfo.InvariantCulture));
         await strace.WaitForExitAsync();
         // The summary's rows: "% time seconds usecs/call calls errors syscall".
