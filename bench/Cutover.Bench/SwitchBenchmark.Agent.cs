@@ -20,25 +20,25 @@ public static partial class SwitchBenchmark
 
     /// <param name="CpuPerDeploy">The agent's user + system CPU per deploy and per rollback, in quiet rounds (no load: the
     /// proxy's own work would swamp it), from /proc/&lt;pid&gt;/stat over all of them.</param>
-    /// <param name="Fsyncs">fsync/fdatasync calls of the agent per deploy and per rollback (up to 1 s after its answer), counted
-    /// by strace -f in one quiet round each; null without strace.</param>
+    /// <param name="Fsyncs">fsync/fdatasync calls of the agent per deploy and per rollback (up to 1 s after its answer), and the
+    /// time its threads spent in them, by strace -f -c in one quiet round each; null without strace.</param>
     /// <param name="Steps">Per step of the agent's activation line in agent.log (ActivationTrace), the median ms over the
     /// loaded deploys and over the loaded rollbacks.</param>
     private sealed record AgentResult(Result Switch, List<AgentSplit> Deploys, List<AgentSplit> Rollbacks,
-        (double Deploy, double Rollback) CpuPerDeploy, (int Deploy, int Rollback)? Fsyncs,
+        (double Deploy, double Rollback) CpuPerDeploy, (string Deploy, string Rollback)? Fsyncs,
         IReadOnlyList<(string Step, double Deploy, double Rollback)> Steps)
     {
         public string Render(Func<List<double>, string, string> ms)
         {
             var sb = new StringBuilder();
-            string Row(string what, List<AgentSplit> splits, List<double> toNew, double cpu, int? fsyncs) =>
+            string Row(string what, List<AgentSplit> splits, List<double> toNew, double cpu, string? fsyncs) =>
                 $"| {what} | {ms(toNew, "0.0")} | {ms(splits.Select(s => s.Request).ToList(), "0.0")} | {ms(splits.Select(s => s.Green).ToList(), "0.0")} | " +
                 $"{ms(splits.Select(s => s.Switch).ToList(), "0.00")} | {ms(splits.Select(s => s.Rest).ToList(), "0.0")} | " +
-                $"{cpu.ToString("0", CultureInfo.InvariantCulture)} ms | {(fsyncs is { } f ? f.ToString(CultureInfo.InvariantCulture) : "-")} |";
+                $"{cpu.ToString("0", CultureInfo.InvariantCulture)} ms | {fsyncs ?? "-"} |";
             sb.AppendLine();
             sb.AppendLine("The agent alone (a real `cutover agent`, its proxy taking the same load; each activate request sent over agent.sock from the benchmark's own process, as the CLI sends it, so no CLI start-up is in it):");
             sb.AppendLine();
-            sb.AppendLine("| command (builtin, agent) | command to 100% new (median / max) | activate request to result (median / max) | of which the green set starting (median / max) | of which the switch (median / max) | of which the agent's rest (median / max) | agent CPU per command (no load) | fsyncs per command |");
+            sb.AppendLine("| command (builtin, agent) | command to 100% new (median / max) | activate request to result (median / max) | of which the green set starting (median / max) | of which the switch (median / max) | of which the agent's rest (median / max) | agent CPU per command (no load) | fsyncs per command (time in them, no load) |");
             sb.AppendLine("|---|---|---|---|---|---|---|---|");
             sb.AppendLine(Row("deploy (green start + switch)", Deploys, Switch.Deploy, CpuPerDeploy.Deploy, Fsyncs?.Deploy));
             sb.AppendLine(Row("rollback (to the warm set)", Rollbacks, Switch.Rollback, CpuPerDeploy.Rollback, Fsyncs?.Rollback));
@@ -163,7 +163,7 @@ public static partial class SwitchBenchmark
                 (deployCpu, rollbackCpu) = (deployCpu + (between - before), rollbackCpu + (after - between));
                 await Task.Delay(300);
             }
-            (int, int)? fsyncs = File.Exists("/usr/bin/strace")
+            (string, string)? fsyncs = File.Exists("/usr/bin/strace")
                 ? (await CountFsyncsAsync(agentPid.Value, DeployAsync), await CountFsyncsAsync(agentPid.Value, () => ActivateAsync(live, liveDir)))
                 : null;
             return new AgentResult(new Result(deploy, rollback, [], [], all.Count, all.Count(s => !s.Ok)), deploys, rollbacks,
@@ -207,7 +207,7 @@ public static partial class SwitchBenchmark
     }
 
     /// <summary>fsync + fdatasync calls of every thread of <paramref name="pid"/> during <paramref name="command"/>: strace -f -c attached around it.</summary>
-    private static async Task<int> CountFsyncsAsync(int pid, Func<Task<AgentSplit>> command)
+    private static async Task<string> CountFsyncsAsync(int pid, Func<Task<AgentSplit>> command)
     {
         var start = new ProcessStartInfo("/usr/bin/strace", ["-f", "-c", "-e", "trace=fsync,fdatasync", "-p", pid.ToString(CultureInfo.InvariantCulture)])
         { RedirectStandardError = true, UseShellExecute = false };
@@ -221,8 +221,10 @@ public static partial class SwitchBenchmark
         Measure.Capture("kill", "-INT", strace.Id.ToString(CultureInfo.InvariantCulture));
         await strace.WaitForExitAsync();
         // The summary's rows: "% time seconds usecs/call calls errors syscall".
-        return (await summary).Split('\n').Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries))
-            .Where(f => f.Length >= 5 && f[^1] is "fsync" or "fdatasync")
-            .Sum(f => int.Parse(f[3], CultureInfo.InvariantCulture));
+        var rows = (await summary).Split('\n').Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Where(f => f.Length >= 5 && f[^1] is "fsync" or "fdatasync").ToList();
+        var calls = rows.Sum(f => int.Parse(f[3], CultureInfo.InvariantCulture));
+        var seconds = rows.Sum(f => double.Parse(f[1], CultureInfo.InvariantCulture));
+        return $"{calls} ({(seconds * 1000).ToString("0.0", CultureInfo.InvariantCulture)} ms)";
     }
 }
