@@ -409,7 +409,7 @@ public sealed partial class AgentServer : IAsyncDisposable
         trace.Mark("sizes");
         // Durable before the answer (the CLI moves `current` once it has it, and a machine crash must not leave the agent
         // restoring another release than `current` names); the last good copy only after it.
-        Save(_apps[app], request.Layers, stopped: false, copyLater: true);
+        Save(runtime, request.Layers, stopped: false, copyLater: true);
         trace.Mark("state");
         await _acme.RetireAsync(app, runtime.Settings.Proxy.Tls?.Acme);
         trace.Mark("acme");
@@ -559,8 +559,9 @@ public sealed partial class AgentServer : IAsyncDisposable
                 // Every process, the warm blue-green set and a deploy's half-started ones too: a restarted agent must
                 // find every process it left, to end it. One still being spawned has no pid to be found by yet: it is
                 // recorded once it has one (until then, and always, the restarted agent's environment sweep finds it).
-                Instances = runtime.Running.Where(s => s.Pid is not null)
-                    .Select(s => new InstanceRecord(s.Spec.Id, s.Pid, s.Spec.Port, s.Spec.ReleaseId, ProcStat.Read(s.Pid!.Value)?.StartTicks, s.Spec.Process)).ToList(),
+                // Pid read once: the instance's own thread may end its process meanwhile.
+                Instances = runtime.Running.Select(s => (Instance: s, s.Pid)).Where(x => x.Pid is not null)
+                    .Select(x => new InstanceRecord(x.Instance.Spec.Id, x.Pid, x.Instance.Spec.Port, x.Instance.Spec.ReleaseId, ProcStat.Read(x.Pid!.Value)?.StartTicks, x.Instance.Spec.Process)).ToList(),
             };
             WriteState(copyLater);
         }
