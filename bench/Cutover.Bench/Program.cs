@@ -10,7 +10,8 @@ if (args is ["stage", var src, var dest, .. var rest])
 // The switch benchmark runs Cutover's proxy in this process, set up as the agent sets up its own (the proxy benchmark runs a real agent).
 if (args is [] or ["switch", ..] or ["proxy"] or ["proxy-serve"] || (args is [var runs] && int.TryParse(runs, out _)))
     Cutover.Platform.InlineSocketCompletions.Enable();
-// `switch [builtin|nginx|haproxy|cli ...]`: the blue-green switch benchmark alone, all of it or the rows named.
+// `switch [builtin|nginx|haproxy|cli|agent ...]`: the blue-green switch benchmark alone, all of it or the rows named
+// (agent: a real agent alone, each command split into green, switch and the agent's rest, with its CPU and fsyncs).
 if (args is ["switch", .. var switchRows])
 {
     Console.WriteLine(await SwitchBenchmark.RunAsync(Directory.GetCurrentDirectory(), switchRows));

@@ -13,7 +13,7 @@ namespace Cutover.Bench;
 /// response comes from the new set, in Cutover's proxy, through the nginx router and through the HAProxy router
 /// (runtime API, no reload), with failed requests.
 /// </summary>
-public static class SwitchBenchmark
+public static partial class SwitchBenchmark
 {
     private sealed record Sample(double StartMs, double EndMs, bool Ok, string Version);
 
@@ -31,6 +31,7 @@ public static class SwitchBenchmark
         Result? Of(string router) => Array.IndexOf(routers, router) is var at and >= 0 ? measured[at] : null;
         var (builtin, viaNginx, viaHaproxy) = (Of("builtin"), Of("nginx"), Of("haproxy"));
         var cli = Wanted("cli") ? await MeasureCliAsync(repo, switches) : null;
+        var agent = Wanted("agent") ? await MeasureAgentAsync(repo, switches) : null;
         static string Ms(List<double> values, string format = "0.0") => values.Count == 0 ? "-" : $"{Measure.Median(values).ToString(format, System.Globalization.CultureInfo.InvariantCulture)} / {values.Max().ToString(format, System.Globalization.CultureInfo.InvariantCulture)} ms";
         var sb = new StringBuilder();
         sb.AppendLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z on {Environment.ProcessorCount} cores (load average: {loadBefore} before, {LoadAverage()} after); examples/node-app at 2 instances (ready: message); 16 keep-alive clients without pause; {switches} deploys and {switches} rollbacks per router, alternating, the routers taking turns round by round.");
@@ -56,6 +57,7 @@ public static class SwitchBenchmark
             sb.AppendLine();
             sb.AppendLine("A rollback's parts come from its history line: the pipeline is `started` to `finished` (from after the config is loaded to the history write), the agent's part its `instances` phase; the rest of the whole process is the .NET start-up, command parsing and config loading before it and the exit after it.");
         }
+        if (agent is not null) sb.Append(agent.Render(Ms));
         return sb.ToString();
     }
 

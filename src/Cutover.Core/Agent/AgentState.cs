@@ -42,9 +42,13 @@ public sealed record AgentState
 public sealed record StateRead(AgentState State, string? Warning);
 
 /// <summary>
-/// The agent's state file, written atomically (temp file, fsync, rename) after every change, and a copy of the
-/// same bytes as state.last-good.json. A state.json that does not parse (a disk or an editor broke it) is never
-/// taken for "no apps": it is kept aside as state.corrupt-&lt;time&gt;.json and the last good copy is used instead.
+/// The agent's state file, written atomically (temp file, rename) after every change. A state.json that does not parse
+/// (a disk or an editor broke it, or a machine crash caught a write that was not durable) is never taken for "no apps":
+/// it is kept aside as state.corrupt-&lt;time&gt;.json and the last good copy, state.last-good.json, is used instead.
+/// Two kinds of write (see <see cref="Write(string)"/> and <see cref="WriteInstances"/>): what an app runs (release,
+/// config, stopped, scale, maintenance, pause) is written durably to both files, since it must survive a machine crash;
+/// which pids run now is written to state.json alone without fsync, since a machine crash ends those processes anyway and
+/// only a crash of the agent needs them, which the page cache survives.
 /// </summary>
 public sealed class AgentStateStore(AgentHome home)
 {
@@ -86,11 +90,33 @@ public sealed class AgentStateStore(AgentHome home)
         }
     }
 
-    public void Write(AgentState state)
-    {
-        var text = JsonSerializer.Serialize(state, Json.Options);
-        AtomicFile.WriteAllText(home.State, text);
-        // The copy is written second: whatever instant a crash picks, one of the two is whole and recent.
-        AtomicFile.WriteAllText(LastGood, text);
-    }
+    public static string Serialize(AgentState state) => JsonSerializer.Serialize(state, Json.Options);
+
+    public void Write(AgentState state) => Write(Serialize(state));
+
+    /// <summary>
+    /// Durably, to state.json and then the same bytes to its copy: each file's content fsynced before its rename, one
+    /// fsync of the directory for both (3 fsyncs). Whatever instant a crash picks, each file is whole, and once this
+    /// returns both are on disk. After it the last good copy always holds what the apps run, whatever
+    /// <see cref="WriteInstances"/> does to state.json later.
+    /// </summary>
+    public void Write(string text) =>
+        AtomicFile.WriteAllTexts(home.Path, [(Path.GetFileName(home.State), text), (Path.GetFileName(LastGood), text)]);
+
+    /// <summary>
+    /// state.json alone, durably (2 fsyncs): what an activation must have on disk before it answers. The caller writes the
+    /// copy (<see cref="WriteLastGood"/>) after answering, and before any <see cref="WriteInstances"/>.
+    /// </summary>
+    public void WriteState(string text) => AtomicFile.WriteAllText(home.State, text);
+
+    /// <summary>The last good copy alone, durably (2 fsyncs): catching up with a <see cref="WriteState"/>.</summary>
+    public void WriteLastGood(string text) => AtomicFile.WriteAllText(LastGood, text);
+
+    /// <summary>
+    /// A change of pids only (an instance started, restarted or gone), the apps' own records as the last durable
+    /// <see cref="Write(string)"/> left them: state.json replaced atomically without fsync, the copy untouched. A crashed
+    /// agent's successor reads the pids (the page cache outlives the agent); after a machine crash the processes are gone
+    /// anyway, and a state.json the crash left torn is read from the copy, which names the same releases.
+    /// </summary>
+    public void WriteInstances(string text) => AtomicFile.Replace(home.State, text);
 }

@@ -16,7 +16,18 @@ public static class AtomicFile
     /// </summary>
     public static void Replace(string path, string content) => Write(path, content, mode: null, durable: false);
 
-    private static void Write(string path, string content, UnixFileMode? mode, bool durable)
+    /// <summary>
+    /// Several files of one directory, each replaced atomically and durably in the order given, with one fsync of the
+    /// directory for all of them instead of one each: every file's content is on disk before its rename, so whatever a
+    /// crash keeps of the renames, each name holds a whole file, old or new; once this returns, all are new.
+    /// </summary>
+    public static void WriteAllTexts(string directory, IReadOnlyList<(string Name, string Content)> files)
+    {
+        foreach (var (name, content) in files) Write(Path.Combine(directory, name), content, mode: null, durable: true, syncDirectory: false);
+        LibC.FsyncDirectory(directory);
+    }
+
+    private static void Write(string path, string content, UnixFileMode? mode, bool durable, bool syncDirectory = true)
     {
         var dir = Path.GetDirectoryName(path)!;
         var temp = Path.Combine(dir, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
@@ -33,7 +44,7 @@ public static class AtomicFile
             stream.Flush(flushToDisk: durable);
         }
         LibC.Rename(temp, path);
-        if (durable) LibC.FsyncDirectory(dir);
+        if (durable && syncDirectory) LibC.FsyncDirectory(dir);
     }
 
     /// <summary>

@@ -129,7 +129,8 @@ public sealed class ManagedInstance : IAsyncDisposable
     {
         State = InstanceState.Starting;
         IRunningInstance? started = null;
-        // Written down before the process exists: an agent killed during the start leaves nothing it did not record.
+        // Told before the process exists (Running lists it from here) and again once it has a pid, which the agent records:
+        // an agent killed in between leaves a process its successor finds by the agent home in its environment.
         Launching = true;
         _changed(this);
         var output = new OutputSignal();

@@ -189,6 +189,83 @@ public class AgentRecoveryTests(ITestOutputHelper output) : IDisposable
         Assert.Contains(lines, l => l.Contains("left running by a previous agent"));
     }
 
+    /// <summary>
+    /// Blue-green, from spawn to switch. A restarted instance (a change of pids only) rewrites state.json without touching
+    /// its last good copy, which keeps naming what runs; an agent killed while the green set starts, with state.json then
+    /// torn (what a machine crash may do to a write of pids, which is not fsynced), comes back on blue's release from the
+    /// copy, and nothing of green survives.
+    /// </summary>
+    [Fact]
+    public async Task A_blue_green_agent_killed_between_green_spawn_and_switch_comes_back_on_blue_even_from_the_last_good_copy()
+    {
+        var port = HealthServer.FreePort();
+        var config = _dir.Combine("bg.yml");
+        File.WriteAllText(config, $"""
+            app: node
+            strategy: blue-green
+            root: {_dir.Combine("root")}
+            run:
+              command: node server.js
+              instances: 2
+              ready: message
+              ready_timeout: 2m
+            proxy:
+              listen: 127.0.0.1:{port}
+              drain_timeout: 5s
+            blue_green:
+              monitor: 0s
+            """);
+        WriteVersion("1");
+        var deploy = await Cli("deploy", Source, "-c", config);
+        Assert.True(deploy.ExitCode == 0, deploy.All);
+        var live = JsonDocument.Parse((await Cli("status", "--json", "-c", config)).Stdout).RootElement.GetProperty("current").GetProperty("id").GetString()!;
+        var state = Path.Combine(Home, "state.json");
+        var lastGood = Path.Combine(Home, "state.last-good.json");
+        var copy = (Inode: Cutover.Platform.LibC.Inode(lastGood), Text: File.ReadAllText(lastGood));
+        List<int> StatePids() => JsonDocument.Parse(File.ReadAllText(state)).RootElement.GetProperty("apps")[0].GetProperty("instances")
+            .EnumerateArray().Select(i => i.GetProperty("pid") is { ValueKind: JsonValueKind.Number } pid ? pid.GetInt32() : 0).ToList();
+
+        // A change of pids only: supervision restarts a killed instance.
+        var killed = StatePids()[0];
+        Cutover.Platform.LibC.Kill(killed, 9);
+        await Wait.UntilAsync(() => StatePids() is { Count: 2 } pids && !pids.Contains(killed), TimeSpan.FromSeconds(30), "state.json to name the restarted instance");
+        Assert.Equal(copy.Inode, Cutover.Platform.LibC.Inode(lastGood));
+        Assert.Equal(copy.Text, File.ReadAllText(lastGood));
+
+        // Release 2 listens but never says ready: green stays between spawn and switch as long as the test likes.
+        WriteVersion("2", behavior: "never-ready");
+        var hangingStart = _dir.StartInfo("deploy", Source, "-c", config);
+        hangingStart.RedirectStandardOutput = hangingStart.RedirectStandardError = false;
+        using var hanging = Process.Start(hangingStart)!;
+        hanging.StandardInput.Close();
+        List<(int Pid, Dictionary<string, string> Env)> green = [];
+        await Wait.UntilAsync(() =>
+        {
+            green = ProcessesWith($"CUTOVER_HOME={Home}", "CUTOVER_APP=node").Where(p => p.Env.GetValueOrDefault("CUTOVER_RELEASE_ID") is { } r && r != live).ToList();
+            // Each instance is its exit-status wrapper and the app under it, with one environment: two ports, each named in state.json by its pid.
+            return green.Select(p => p.Env["PORT"]).Distinct().Count() == 2 && green.All(p => Listens(int.Parse(p.Env["PORT"])))
+                   && StatePids().Count(pid => green.Any(g => g.Pid == pid)) == 2;
+        }, TimeSpan.FromSeconds(60), "the green set to listen and state.json to name it");
+        var greenRelease = green[0].Env["CUTOVER_RELEASE_ID"];
+        Assert.Contains(live, File.ReadAllText(state));
+        Assert.DoesNotContain(greenRelease, File.ReadAllText(lastGood));
+
+        Cutover.Platform.LibC.Kill(AgentPid, 9);
+        hanging.WaitForExit(30_000);
+        var torn = File.ReadAllText(state);
+        File.WriteAllText(state, torn[..(torn.Length / 2)]);
+        var lines = new List<string>();
+        using var restarted = StartAgent(lines);
+        Assert.StartsWith("hello from 1", await WaitForBodyAsync($"http://127.0.0.1:{port}/", TimeSpan.FromSeconds(60)));
+        output.WriteLine(string.Join("\n", lines));
+
+        Assert.Contains(lines, l => l.Contains("is corrupt") && l.Contains("restored 1 app(s) (node)"));
+        Assert.Empty(ProcessesWith($"CUTOVER_HOME={Home}", $"CUTOVER_RELEASE_ID={greenRelease}"));
+        Assert.All(green, p => Assert.False(Listens(int.Parse(p.Env["PORT"])), $"port {p.Env["PORT"]} of the green set still listens"));
+        var restored = JsonDocument.Parse(File.ReadAllText(state)).RootElement.GetProperty("apps")[0];
+        Assert.Equal(live, restored.GetProperty("release_id").GetString());
+    }
+
     [Fact]
     public async Task A_corrupt_state_file_is_restored_from_its_last_good_copy_and_said_out_loud()
     {
