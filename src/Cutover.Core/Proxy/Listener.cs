@@ -49,6 +49,8 @@ public sealed class Listener : IAsyncDisposable
     /// <summary>The bound, listening socket this listener owns and Kestrel accepts on (closed by <see cref="DisposeAsync"/>).</summary>
     public Socket ListeningSocket { get; }
     public RouteTable Routes => Volatile.Read(ref _routes);
+    /// <summary>A plain listener that answers the agent's ACME http-01 challenges before routing.</summary>
+    internal bool AnswersChallenges => _challenges is not null;
 
     /// <summary>Only <see cref="ProxyListeners"/> swaps, under its gate; readers see one table or the next.</summary>
     internal void Swap(RouteTable routes) => Volatile.Write(ref _routes, routes);
@@ -146,17 +148,22 @@ public sealed class Listener : IAsyncDisposable
         {
             k.ListenHandle((ulong)listening.SafeHandle.DangerousGetHandle(), listen =>
             {
-                if (!tls) return;
-                listen.Protocols = HttpProtocols.Http1AndHttp2;
-                listen.UseHttps(new TlsHandshakeCallbackOptions
+                if (tls)
                 {
-                    OnConnection = context => ValueTask.FromResult(new SslServerAuthenticationOptions
+                    listen.Protocols = HttpProtocols.Http1AndHttp2;
+                    listen.UseHttps(new TlsHandshakeCallbackOptions
                     {
-                        ServerCertificateContext = listener!.SelectCertificate(context.ClientHelloInfo.ServerName)
-                            ?? throw new AuthenticationException($"no app on {requested} has a certificate for '{context.ClientHelloInfo.ServerName}'"),
-                        ApplicationProtocols = Alpn,
-                    }),
-                });
+                        OnConnection = context => ValueTask.FromResult(new SslServerAuthenticationOptions
+                        {
+                            ServerCertificateContext = listener!.SelectCertificate(context.ClientHelloInfo.ServerName)
+                                ?? throw new AuthenticationException($"no app on {requested} has a certificate for '{context.ClientHelloInfo.ServerName}'"),
+                            ApplicationProtocols = Alpn,
+                        }),
+                    });
+                }
+                // After TLS, so it sees decrypted bytes: HTTP/1.1 requests are forwarded by Http1/ unless they need
+                // Kestrel's pipeline (DispatchAsync), to which the connection is handed at a request boundary.
+                listen.Use(next => context => Http1.FastPathConnection.ServeAsync(context, next, listener!));
             });
             k.AddServerHeader = false;
             // Per app, on each request (ProxyServer): headers are read before routing, so the listener only caps them.
