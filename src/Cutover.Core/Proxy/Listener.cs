@@ -52,6 +52,15 @@ public sealed class Listener : IAsyncDisposable
     /// <summary>A plain listener that answers the agent's ACME http-01 challenges before routing.</summary>
     internal bool AnswersChallenges => _challenges is not null;
 
+    private long _fastPathRequests;
+    private long _handedOver;
+    /// <summary>Requests the HTTP/1.1 fast path answered itself, added when each connection ends (Http1/FastPathConnection).</summary>
+    internal long FastPathRequests => Interlocked.Read(ref _fastPathRequests);
+    /// <summary>Connections the fast path handed to Kestrel's HTTP pipeline (HTTP/2 by ALPN not counted).</summary>
+    internal long HandedOver => Interlocked.Read(ref _handedOver);
+    internal void CountFastPath(long requests) => Interlocked.Add(ref _fastPathRequests, requests);
+    internal void CountHandOver() => Interlocked.Increment(ref _handedOver);
+
     /// <summary>Only <see cref="ProxyListeners"/> swaps, under its gate; readers see one table or the next.</summary>
     internal void Swap(RouteTable routes) => Volatile.Write(ref _routes, routes);
 

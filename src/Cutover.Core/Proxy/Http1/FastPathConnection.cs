@@ -55,6 +55,8 @@ internal sealed class FastPathConnection
     private UpstreamConnection? _upstream;
     /// <summary>Bytes of the current exchange's response received so far: none means the instance never answered (retriable).</summary>
     private int _responseBytes;
+    /// <summary>Requests this connection forwarded itself (the listener's count, added once at the end).</summary>
+    private long _requests;
     private volatile bool _idle;
     private volatile bool _closeRequested;
     private volatile bool _timedOut;
@@ -106,6 +108,7 @@ internal sealed class FastPathConnection
                     // Nothing of ours may touch the pipe once Kestrel reads it.
                     ReleaseConnectionHooks();
                     handedOver = true;
+                    _listener.CountHandOver();
                     await _next(_context);
                 }
                 return;
@@ -118,6 +121,7 @@ internal sealed class FastPathConnection
         finally
         {
             ReleaseConnectionHooks();
+            if (_requests > 0) _listener.CountFastPath(_requests);
             Interlocked.Exchange(ref _upstream, null)?.Dispose();
             _responseDeadline.Dispose();
         }
@@ -239,6 +243,7 @@ internal sealed class FastPathConnection
         var hsts = _listener.IsTls && settings.Tls is { Hsts: true };
         _input.AdvanceTo(buffer.GetPosition(_head.Length + (contentLength - bodyToStream)));
 
+        _requests++;
         var (status, keepClient) = await ForwardAsync(app, method, isHead, headLength, bodyToStream, contentLength > 0, clientWantsClose, hsts);
         app.Metrics?.Record(status, started);
         app.LogAccess(_peerAsSeen, method, pathAndQuery ?? "", "HTTP/1.1", status, started);

@@ -3,7 +3,7 @@ using System.Text;
 namespace Cutover.Proxy.Http1;
 
 /// <summary>What the request head parser made of the bytes so far.</summary>
-internal enum RequestParse
+public enum RequestParse
 {
     /// <summary>The head is not complete yet: read more.</summary>
     Incomplete,

@@ -2,7 +2,7 @@ using System.Text;
 
 namespace Cutover.Proxy.Http1;
 
-internal enum ResponseParse
+public enum ResponseParse
 {
     Incomplete,
     Complete,
@@ -11,7 +11,7 @@ internal enum ResponseParse
 }
 
 /// <summary>How the response body is delimited (RFC 9112 §6.3).</summary>
-internal enum ResponseFraming
+public enum ResponseFraming
 {
     None,
     ContentLength,
