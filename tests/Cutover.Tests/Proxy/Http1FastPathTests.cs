@@ -120,10 +120,16 @@ public class Http1FastPathTests
         await client.SendAsync(Encoding.ASCII.GetBytes($"POST /upload HTTP/1.1\r\nHost: shop.test\r\nContent-Length: {body.Length}\r\n\r\n").Concat(body).ToArray(), timeout.Token);
         Assert.Equal($"{body.Length}", (await client.ReadAsync(timeout.Token))!.Body);
         Assert.Equal(body, bed.Backend.Requests.Last().Body);
+
+        // A head larger than a pipe segment (4 KiB) is parsed across segments.
+        var cookie = new string('c', 6000);
+        await client.SendAsync(Get("/big-head", $"Cookie: {cookie}\r\n"), timeout.Token);
+        Assert.Equal("wikipedia", (await client.ReadAsync(timeout.Token))!.Body);
+        Assert.Equal([cookie], bed.Backend.Requests.Last().Values("Cookie"));
         Assert.Equal(1, bed.Backend.Connections);
 
         client.Dispose();
-        await Wait.UntilAsync(() => bed.Listener.FastPathRequests == 2, TimeSpan.FromSeconds(5), "the fast path counted its two requests");
+        await Wait.UntilAsync(() => bed.Listener.FastPathRequests == 3, TimeSpan.FromSeconds(5), "the fast path counted its three requests");
     }
 
     [Fact]

@@ -180,8 +180,19 @@ internal sealed class FastPathConnection
                 continue;
             }
             _idle = false;
-            head = Contiguous(buffer);
+            // Most heads lie in the pipe's first segment; only one that does not is copied out, and only as far as needed.
+            head = buffer.FirstSpan;
             var parse = _head.Parse(head, HeadLimit);
+            if (parse == RequestParse.Incomplete && !buffer.IsSingleSegment)
+            {
+                head = Contiguous(buffer, 16 * 1024);
+                parse = _head.Parse(head, HeadLimit);
+                if (parse == RequestParse.Incomplete && buffer.Length > head.Length)
+                {
+                    head = Contiguous(buffer, HeadLimit + 1);
+                    parse = _head.Parse(head, HeadLimit);
+                }
+            }
             if (parse == RequestParse.Complete) break;
             if (parse == RequestParse.HandOver)
             {
@@ -250,11 +261,10 @@ internal sealed class FastPathConnection
         return keepClient && !clientWantsClose && !_closeRequested ? Next.Continue : Next.Close;
     }
 
-    /// <summary>The head as one span: the pipe's first segment, or a copy when it spans segments (at most the ceiling).</summary>
-    private ReadOnlySpan<byte> Contiguous(ReadOnlySequence<byte> buffer)
+    /// <summary>The first <paramref name="limit"/> bytes of the pipe as one span, copied.</summary>
+    private ReadOnlySpan<byte> Contiguous(ReadOnlySequence<byte> buffer, int limit)
     {
-        if (buffer.IsSingleSegment) return buffer.FirstSpan;
-        var length = (int)Math.Min(buffer.Length, HeadLimit + 1L);
+        var length = (int)Math.Min(buffer.Length, limit);
         if (_headCopy.Length < length) _headCopy = new byte[Math.Max(length, 8192)];
         buffer.Slice(0, length).CopyTo(_headCopy);
         return _headCopy.AsSpan(0, length);
@@ -531,12 +541,16 @@ internal sealed class FastPathConnection
         }
     }
 
-    /// <summary>Copies a Content-Length body from the client's pipe to the instance, segment by segment; false when the client left first.</summary>
+    /// <summary>
+    /// Copies a Content-Length body from the client's pipe to the instance, segment by segment; false when the client
+    /// left first. Bounded by response_timeout, as the YARP path's upload is: a client that stops sending mid-body gets
+    /// its 504 and the connection closes.
+    /// </summary>
     private async ValueTask<bool> StreamRequestBodyAsync(UpstreamConnection connection, long remaining, CancellationToken deadline)
     {
         while (remaining > 0)
         {
-            var result = await _input.ReadAsync();
+            var result = await _input.ReadAsync(deadline);
             var buffer = result.Buffer;
             if (buffer.IsEmpty && result.IsCompleted)
             {
