@@ -169,12 +169,9 @@ public sealed class Listener : IAsyncDisposable
                     listen.Protocols = HttpProtocols.Http1AndHttp2;
                     listen.UseHttps(new TlsHandshakeCallbackOptions
                     {
-                        OnConnection = context => ValueTask.FromResult(new SslServerAuthenticationOptions
-                        {
-                            ServerCertificateContext = listener!.SelectCertificate(context.ClientHelloInfo.ServerName)
-                                ?? throw new AuthenticationException($"no app on {requested} has a certificate for '{context.ClientHelloInfo.ServerName}'"),
-                            ApplicationProtocols = Alpn,
-                        }),
+                        // Synchronous: the certificate is in memory, so the handshake goes on without an await in between.
+                        OnConnection = context => ValueTask.FromResult(listener!.ServerOptionsFor(context.ClientHelloInfo.ServerName)
+                            ?? throw new AuthenticationException($"no app on {requested} has a certificate for '{context.ClientHelloInfo.ServerName}'")),
                     });
                 }
                 // After TLS, so it sees decrypted bytes: HTTP/1.1 requests are forwarded by Http1/ unless they need
@@ -216,6 +213,19 @@ public sealed class Listener : IAsyncDisposable
     }
 
     private bool _webDisposed;
+
+    /// <summary>
+    /// One handshake options object per certificate in use, made on its first handshake and shared by every later one
+    /// (SslStream only reads it): no options allocated per connection. Keyed by the context object itself, so a reloaded or
+    /// renewed certificate (a new context) gets its own entry, and the old entry goes when nothing holds the old context.
+    /// </summary>
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<SslStreamCertificateContext, SslServerAuthenticationOptions> _serverOptions = [];
+
+    /// <summary>The handshake options for <paramref name="serverName"/>: its app's certificate and ALPN; null when no app has a certificate for it.</summary>
+    internal SslServerAuthenticationOptions? ServerOptionsFor(string? serverName) =>
+        SelectCertificate(serverName) is { } certificate
+            ? _serverOptions.GetValue(certificate, static context => new SslServerAuthenticationOptions { ServerCertificateContext = context, ApplicationProtocols = Alpn })
+            : null;
 
     /// <summary>The certificate of the first app that would serve <paramref name="serverName"/> and has one.</summary>
     internal SslStreamCertificateContext? SelectCertificate(string? serverName)

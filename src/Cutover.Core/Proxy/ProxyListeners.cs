@@ -239,6 +239,9 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory, Cutover.Acme.Ac
     /// <summary>The plain listener that routes <paramref name="app"/>.</summary>
     public Listener PlainListenerOf(ProxyServer app) => _listeners.First(l => !l.IsTls && l.Routes.Contains(app));
 
+    /// <summary>The TLS listener that routes <paramref name="app"/> (tests look at its handshakes).</summary>
+    internal Listener TlsListenerOf(ProxyServer app) => _listeners.First(l => l.IsTls && l.Routes.Contains(app));
+
     /// <summary>Takes the app's routes away; a listener no app uses any more is stopped.</summary>
     public async Task RemoveAsync(ProxyServer app)
     {

@@ -213,6 +213,14 @@ public sealed class ProxyServer : IAsyncDisposable
     {
         var settings = Settings;
         var request = context.Request;
+        if (RequestFraming.Refusal(request) is { } refused)
+        {
+            // Connection: close makes Kestrel close after the answer: what follows the head is never read as a request.
+            context.Response.StatusCode = refused.Status;
+            context.Response.Headers.Connection = "close";
+            await context.Response.WriteAsync(refused.Reason);
+            return;
+        }
         if (settings.MaxRequestHeaders < ProxyConfig.HeaderLimitCeiling && HeaderBytes(request) > settings.MaxRequestHeaders)
         {
             Interlocked.Increment(ref _headersTooLarge);

@@ -137,6 +137,8 @@ public sealed class InstanceProcess : IRunningInstance
         foreach (var arg in ExitStatusFile.WrapperArguments(ShellCommand(spec.Run.Command), exitStatusPath)) start.ArgumentList.Add(arg);
         // run.env is the app's whole environment here: the agent folded the release's env file under it
         // (ReleaseEnvironmentFile.Apply), so instances and `cutover exec` see the same variables.
+        // The agent's socket settings are its own (a .NET app with inline completions would run its code on epoll threads).
+        foreach (var variable in Platform.InlineSocketCompletions.Variables) start.Environment.Remove(variable);
         foreach (var (key, value) in spec.Run.Env) start.Environment[key] = value;
         // A process type listens nowhere: no port variable (and none inherited from the agent's environment).
         if (spec.ServesHttp) start.Environment[spec.Run.PortEnv] = spec.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);

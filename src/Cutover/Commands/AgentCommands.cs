@@ -42,13 +42,13 @@ public static class AgentCommands
             if (maxBytes < 1024) throw new UsageException($"--log-max-size must be at least 1KB, got {parse.GetValue(logMaxSize)}");
             if (parse.GetValue(logRetain) < 0) throw new UsageException($"--log-retain must be 0 or more, got {parse.GetValue(logRetain)}");
             var metricsAddress = Cutover.Metrics.MetricsAddress.Resolve(parse.GetValue(metricsListen), Environment.GetEnvironmentVariable);
+            // Before the first socket, and before anything is touched: a bad socket thread count is refused here.
+            Cutover.Platform.InlineSocketCompletions.Enable();
             var home = AgentHome.FromEnvironment();
             var takeOverChannel = parse.GetValue(takeOver);
             // First of all, before agent.log is opened: a second agent touches nothing of the first one's home. A
             // taking-over agent gets the lock from the old one instead (and only appends to agent.log until it commits).
             var homeLock = takeOverChannel is null ? AgentHomeLock.Acquire(home) : null;
-            // Before the first socket: the proxy forwards on the threads that read the sockets.
-            Cutover.Platform.InlineSocketCompletions.Enable();
             using var loggers = LoggerFactory.Create(b =>
             {
                 // YARP logs two info lines per proxied request and ASP.NET Core one per control request: only their

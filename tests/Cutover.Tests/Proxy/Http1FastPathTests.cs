@@ -18,16 +18,16 @@ public class Http1FastPathTests
     {
         public required ProxyListeners Listeners { get; init; }
         public required ProxyServer App { get; init; }
-        public required RawHttpBackend Backend { get; init; }
+        public required ScriptedHttpBackend Backend { get; init; }
         public required Listener Listener { get; init; }
         public IPEndPoint Address => App.Listen;
 
-        public static async Task<Bed> StartAsync(RawHttpBackend.Responder respond, Func<ProxyConfig, ProxyConfig>? configure = null)
+        public static async Task<Bed> StartAsync(ScriptedHttpBackend.Responder respond, Func<ProxyConfig, ProxyConfig>? configure = null)
         {
             var listeners = new ProxyListeners(NullLoggerFactory.Instance);
             var config = new ProxyConfig { Listen = new IPEndPoint(IPAddress.Loopback, 0), Hosts = ["shop.test"] };
             var app = await ProxyServer.StartAsync("shop", configure?.Invoke(config) ?? config, listeners, NullLoggerFactory.Instance, CancellationToken.None);
-            var backend = new RawHttpBackend(respond);
+            var backend = new ScriptedHttpBackend(respond);
             app.Pool.Add(new Backend("shop-1", backend.Endpoint));
             return new Bed { Listeners = listeners, App = app, Backend = backend, Listener = listeners.PlainListenerOf(app) };
         }
@@ -50,7 +50,7 @@ public class Http1FastPathTests
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         using var logs = new TempDir();
         await using var bed = await Bed.StartAsync((request, _) =>
-            Answer(RawHttpBackend.Ok(request.RequestLine.Split(' ')[1] + ":" + request.Body.Length, "Connection: keep-alive, X-Internal\r\nX-Internal: secret\r\nKeep-Alive: timeout=5\r\nX-App: 1\r\n")));
+            Answer(ScriptedHttpBackend.Ok(request.RequestLine.Split(' ')[1] + ":" + request.Body.Length, "Connection: keep-alive, X-Internal\r\nX-Internal: secret\r\nKeep-Alive: timeout=5\r\nX-App: 1\r\n")));
         using var accessLog = new Cutover.Logging.RotatingLogFile(logs.Combine("access.log"), logs.Combine("access-"), 1 << 20, 1);
         bed.App.AccessLog = accessLog;
         using var client = await RawHttpClient.ConnectAsync(bed.Address, timeout.Token);
@@ -99,7 +99,7 @@ public class Http1FastPathTests
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         const string chunked = "4\r\nwiki\r\n5;x=y\r\npedia\r\n0\r\nX-Trailer: 1\r\n\r\n";
         await using var bed = await Bed.StartAsync((request, _) => Answer(request.RequestLine.StartsWith("POST")
-                ? RawHttpBackend.Ok($"{request.Body.Length}")
+                ? ScriptedHttpBackend.Ok($"{request.Body.Length}")
                 : Encoding.ASCII.GetBytes("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked)),
             c => c with { TrustedProxies = [IPNetwork.Parse("127.0.0.0/8")] });
         using var client = await RawHttpClient.ConnectAsync(bed.Address, timeout.Token);
@@ -143,9 +143,9 @@ public class Http1FastPathTests
             return request.RequestLine switch
             {
                 // Keep-alive by its head, closed right after: the proxy pools a connection that is already gone.
-                var l when l.Contains("/closing") => Answer(RawHttpBackend.Ok("closing"), close: true),
+                var l when l.Contains("/closing") => Answer(ScriptedHttpBackend.Ok("closing"), close: true),
                 var l when l.Contains("/garbage") => Answer(Encoding.ASCII.GetBytes("HTTP/1.1 200 OK\r\nBad Header\r\nContent-Length: 2\r\n\r\nok")),
-                _ => Answer(RawHttpBackend.Ok($"fine {n}")),
+                _ => Answer(ScriptedHttpBackend.Ok($"fine {n}")),
             };
         });
         using var client = await RawHttpClient.ConnectAsync(bed.Address, timeout.Token);
@@ -178,7 +178,7 @@ public class Http1FastPathTests
     public async Task A_request_the_fast_path_does_not_do_is_handed_to_Kestrel_on_the_same_connection_which_then_serves_on()
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-        await using var bed = await Bed.StartAsync((request, _) => Answer(RawHttpBackend.Ok("from the app")));
+        await using var bed = await Bed.StartAsync((request, _) => Answer(ScriptedHttpBackend.Ok("from the app")));
         using var client = await RawHttpClient.ConnectAsync(bed.Address, timeout.Token);
 
         await client.SendAsync(Get("/one"), timeout.Token);
@@ -210,7 +210,7 @@ public class Http1FastPathTests
         await using var bed = await Bed.StartAsync(async (request, cancellationToken) =>
         {
             if (request.RequestLine.Contains("/slow")) await Task.Delay(Timeout.Infinite, cancellationToken);
-            return (RawHttpBackend.Ok("quick"), false);
+            return (ScriptedHttpBackend.Ok("quick"), false);
         }, c => c with { ResponseTimeout = TimeSpan.FromMilliseconds(300) });
         using var client = await RawHttpClient.ConnectAsync(bed.Address, timeout.Token);
 

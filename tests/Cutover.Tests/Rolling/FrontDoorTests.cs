@@ -326,6 +326,35 @@ public class FrontDoorTests(ITestOutputHelper output) : IDisposable
         Assert.Empty(failures);
         Assert.True(thumbprints.ContainsKey(renewed), "the replaced certificate was never served");
         Assert.True(thumbprints[shopThumbprint] > 10, "too few handshakes before the replacement");
+
+        // The agent's own socket settings (bench/README.md, TLS termination): half the cores as socket threads, and
+        // none of its socket variables in the environment of the instances it started.
+        var agentPid = int.Parse(File.ReadAllText(Path.Combine(_bed.Home, "agent.pid")));
+        var socketThreads = Directory.GetDirectories($"/proc/{agentPid}/task").Count(t => File.ReadAllText(Path.Combine(t, "comm")).StartsWith(".NET Sockets", StringComparison.Ordinal));
+        Assert.Equal(Math.Max(1, Environment.ProcessorCount / 2), socketThreads);
+        var instances = InstanceEnvironments($"{Cutover.Supervisor.InstanceProcess.AgentHomeVariable}={_bed.Home}", "CUTOVER_APP=shop");
+        Assert.NotEmpty(instances);
+        Assert.All(instances, env => Assert.DoesNotContain(env, variable => variable.StartsWith("DOTNET_SYSTEM_NET_SOCKETS_", StringComparison.Ordinal)));
+    }
+
+    /// <summary>The environments (NAME=value each) of the processes whose environment holds all of <paramref name="pairs"/>.</summary>
+    private static List<string[]> InstanceEnvironments(params string[] pairs)
+    {
+        var found = new List<string[]>();
+        foreach (var dir in Directory.GetDirectories("/proc").Where(d => int.TryParse(Path.GetFileName(d), out _)))
+        {
+            string[] env;
+            try
+            {
+                env = File.ReadAllText(Path.Combine(dir, "environ")).Split('\0', StringSplitOptions.RemoveEmptyEntries);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                continue; // gone, or not ours
+            }
+            if (pairs.All(env.Contains)) found.Add(env);
+        }
+        return found;
     }
 
     [Fact]

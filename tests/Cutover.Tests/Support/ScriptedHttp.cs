@@ -5,7 +5,7 @@ using System.Text;
 
 namespace Cutover.Tests.Support;
 
-/// <summary>One request as a <see cref="RawHttpBackend"/> received it: the connection it came on and its exact bytes.</summary>
+/// <summary>One request as a <see cref="ScriptedHttpBackend"/> received it: the connection it came on and its exact bytes.</summary>
 public sealed record RawRequest(int Connection, string Head, byte[] Body)
 {
     public string RequestLine => Head[..Head.IndexOf("\r\n", StringComparison.Ordinal)];
@@ -21,7 +21,7 @@ public sealed record RawRequest(int Connection, string Head, byte[] Body)
 /// body) and answers with the bytes a test scripts per request, so a test sees what the proxy sent and can send what
 /// no real server would (garbage, a chunked body split anywhere, a close right after a response).
 /// </summary>
-public sealed class RawHttpBackend : IAsyncDisposable
+public sealed class ScriptedHttpBackend : IAsyncDisposable
 {
     /// <summary>What to do with one request: the response bytes (null: answer nothing), then whether to close.</summary>
     public delegate Task<(byte[]? Response, bool Close)> Responder(RawRequest request, CancellationToken cancellationToken);
@@ -33,7 +33,7 @@ public sealed class RawHttpBackend : IAsyncDisposable
     private readonly Task _accepting;
     private int _connectionCount;
 
-    public RawHttpBackend(Responder respond)
+    public ScriptedHttpBackend(Responder respond)
     {
         _respond = respond;
         _listening = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
