@@ -37,6 +37,7 @@ public sealed class Backend(string id, System.Net.IPEndPoint endpoint)
     public void CloseRemaining()
     {
         _closeUpgraded.Cancel();
-        Upstream.Dispose();
+        // Idle only: the pool stays usable should the instance be routed to again (a blue-green switch back).
+        Upstream.CloseIdle();
     }
 }

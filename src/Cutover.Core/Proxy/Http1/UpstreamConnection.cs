@@ -165,6 +165,16 @@ internal sealed class UpstreamPool(IPEndPoint endpoint) : IDisposable
         foreach (var connection in expired) connection.Dispose();
     }
 
+    /// <summary>Closes the idle connections now (the instance was drained); connections in use come back as usual.</summary>
+    public void CloseIdle()
+    {
+        lock (_lock)
+        {
+            foreach (var connection in _idle) connection.Dispose();
+            _idle.Clear();
+        }
+    }
+
     public void Dispose()
     {
         lock (_lock)
