@@ -17,6 +17,8 @@ public sealed class Backend(string id, System.Net.IPEndPoint endpoint)
     public string Prefix { get; } = $"http://{endpoint}/";
     public int InFlight => Volatile.Read(ref _inFlight);
     public CancellationToken Closing => _closeUpgraded.Token;
+    /// <summary>The fast path's idle HTTP/1.1 connections to this instance (Kestrel's path uses SocketsHttpHandler's pool).</summary>
+    internal Http1.UpstreamPool Upstream { get; } = new(endpoint);
 
     /// <summary>Responses forwarded from this instance, and how many were status >= 500 or failed connections.</summary>
     public long Responses => Interlocked.Read(ref _responses);
@@ -32,5 +34,10 @@ public sealed class Backend(string id, System.Net.IPEndPoint endpoint)
     internal void Leave() => Interlocked.Decrement(ref _inFlight);
 
     /// <summary>Closes what is still open: long requests and upgraded connections past the drain timeout.</summary>
-    public void CloseRemaining() => _closeUpgraded.Cancel();
+    public void CloseRemaining()
+    {
+        _closeUpgraded.Cancel();
+        // Idle only: the pool stays usable should the instance be routed to again (a blue-green switch back).
+        Upstream.CloseIdle();
+    }
 }

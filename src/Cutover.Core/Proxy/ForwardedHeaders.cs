@@ -38,11 +38,17 @@ public sealed class ForwardedHeaders(ProxyServer app) : HttpTransformer
     {
         if (context.Request.IsHttps) return "https";
         // Only the two words an app may build URLs with: anything else from a trusted peer is its mistake, not a scheme.
-        if (trusted && LastValue(context.Request.Headers["X-Forwarded-Proto"]) is { } proto
-            && (proto.Equals("https", StringComparison.OrdinalIgnoreCase) || proto.Equals("http", StringComparison.OrdinalIgnoreCase)))
-            return proto.ToLowerInvariant();
-        return "http";
+        return (trusted ? TrustedScheme(LastValue(context.Request.Headers["X-Forwarded-Proto"])) : null) ?? "http";
     }
+
+    /// <summary>A trusted peer's X-Forwarded-Proto (its last value) as a scheme, or null when it is not one.</summary>
+    internal static string? TrustedScheme(ReadOnlySpan<char> proto) =>
+        proto.Equals("https", StringComparison.OrdinalIgnoreCase) ? "https"
+        : proto.Equals("http", StringComparison.OrdinalIgnoreCase) ? "http"
+        : null;
+
+    /// <summary>X-Forwarded-For as the app sees it: a trusted peer's list with the peer appended, else the peer alone.</summary>
+    internal static string ForwardedFor(string trustedIncoming, string peer) => trustedIncoming.Length > 0 ? $"{trustedIncoming}, {peer}" : peer;
 
     public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
     {
@@ -58,7 +64,7 @@ public sealed class ForwardedHeaders(ProxyServer app) : HttpTransformer
         var peerText = peer?.ToString() ?? "";
         var incomingFor = trusted ? string.Join(", ", request.Headers["X-Forwarded-For"].Where(v => !string.IsNullOrWhiteSpace(v))) : "";
         headers.Remove("X-Forwarded-For");
-        headers.TryAddWithoutValidation("X-Forwarded-For", incomingFor.Length > 0 ? $"{incomingFor}, {peerText}" : peerText);
+        headers.TryAddWithoutValidation("X-Forwarded-For", ForwardedFor(incomingFor, peerText));
 
         headers.Remove("X-Forwarded-Proto");
         headers.TryAddWithoutValidation("X-Forwarded-Proto", ClientScheme(httpContext, trusted));

@@ -184,11 +184,23 @@ public sealed class ProxyServer : IAsyncDisposable
             throw;
         }
         Metrics?.Record(ResponseCode(context), started);
-        if (AccessLog is not { } accessLog) return;
+        if (AccessLog is null) return;
         var request = context.Request;
-        accessLog.Write(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-            $"{DateTimeOffset.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {context.Connection.RemoteIpAddress} \"{request.Method} {request.Path}{request.QueryString} {request.Protocol}\" {context.Response.StatusCode} {Stopwatch.GetElapsedTime(started).TotalMilliseconds:0.0}ms\n"));
+        LogAccess(context.Connection.RemoteIpAddress, request.Method, $"{request.Path}{request.QueryString}", request.Protocol, context.Response.StatusCode, started);
     }
+
+    /// <summary>The access log line of one request, the same for both forwarding paths; nothing when access_log is off.</summary>
+    internal void LogAccess(IPAddress? client, string method, string pathAndQuery, string protocol, int status, long started)
+    {
+        if (AccessLog is not { } accessLog) return;
+        accessLog.Write(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"{DateTimeOffset.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {client} \"{method} {pathAndQuery} {protocol}\" {status} {Stopwatch.GetElapsedTime(started).TotalMilliseconds:0.0}ms\n"));
+    }
+
+    /// <summary>The fast path's side of the counters above (Http1/): a response relayed, a failure the proxy answered, a 504.</summary>
+    internal void CountServed() => Interlocked.Increment(ref _served);
+    internal void CountFailed() => Interlocked.Increment(ref _failed);
+    internal void CountTimedOut() => Interlocked.Increment(ref _timedOut);
 
     /// <summary>
     /// The status the client got; 499 (nginx's "client closed request") when it left before any answer, since the
@@ -319,8 +331,8 @@ public sealed class ProxyServer : IAsyncDisposable
                 {
                     context.Response.Clear();
                     context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
-                    context.Response.Headers.RetryAfter = "1";
-                    await context.Response.WriteAsync("no ready instance\n");
+                    context.Response.Headers.RetryAfter = ForwardingRules.NoReadyInstanceRetryAfter;
+                    await context.Response.WriteAsync(ForwardingRules.NoReadyInstance);
                 }
                 Interlocked.Increment(ref _failed);
                 return;
@@ -356,7 +368,7 @@ public sealed class ProxyServer : IAsyncDisposable
                 Interlocked.Increment(ref _timedOut);
                 Interlocked.Increment(ref _failed);
                 backend.Count(error: true);
-                await AnswerAsync(context, StatusCodes.Status504GatewayTimeout, $"the app did not answer within {Duration.Format(Settings.ResponseTimeout)}\n");
+                await AnswerAsync(context, StatusCodes.Status504GatewayTimeout, ForwardingRules.TimedOut(Settings.ResponseTimeout));
                 return;
             }
             if (IsBodyTooLarge(context.Features.Get<IForwarderErrorFeature>()?.Exception))
@@ -398,11 +410,8 @@ public sealed class ProxyServer : IAsyncDisposable
         var exception = context.Features.Get<IForwarderErrorFeature>()?.Exception;
         var refused = exception is HttpRequestException { InnerException: SocketException { SocketErrorCode: SocketError.ConnectionRefused or SocketError.ConnectionReset } }
                       || exception is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError };
-        var idempotent = HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method)
-                         || HttpMethods.IsOptions(context.Request.Method) || HttpMethods.IsTrace(context.Request.Method)
-                         || HttpMethods.IsPut(context.Request.Method) || HttpMethods.IsDelete(context.Request.Method);
-        var noBody = context.Request.ContentLength is null or 0 && !context.Request.Headers.ContainsKey("Transfer-Encoding");
-        return refused || (idempotent && noBody);
+        var hasBody = context.Request.ContentLength is not (null or 0) || context.Request.Headers.ContainsKey("Transfer-Encoding");
+        return ForwardingRules.MayRetry(nothingSent: refused, context.Request.Method, hasBody);
     }
 
     /// <summary>

@@ -223,7 +223,8 @@ public sealed class RequestSmugglingTests(RequestSmugglingTests.ProxyBed bed, IT
 
     public static TheoryData<string> CaseNames() => new(Cases.Keys);
 
-    [Fact(Skip = "known gap of the Kestrel path: it reads Content-Length '+5' as 5 and keeps no raw value to check (see KnownGaps)")]
+    /// <summary>Closed by the HTTP/1.1 fast path (Proxy/Http1/RequestHeadParser: Content-Length = 1*DIGIT), which reads the head before Kestrel.</summary>
+    [Fact]
     public Task Signed_content_length_is_refused_400_and_closed() => AssertCaseAsync("signed_content_length_plus_5_refused_400", KnownGaps["signed_content_length_plus_5_refused_400"]);
 
     [Theory]

@@ -1,0 +1,188 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace Cutover.Proxy.Http1;
+
+/// <summary>
+/// One HTTP/1.1 connection to an instance: its socket and the buffer responses are read into (kept with the
+/// connection, so a response head never needs a second buffer).
+/// </summary>
+internal sealed class UpstreamConnection : IDisposable
+{
+    private const int InitialBuffer = 16 * 1024;
+
+    private UpstreamConnection(Socket socket)
+    {
+        Socket = socket;
+    }
+
+    public Socket Socket { get; }
+    public byte[] Buffer { get; private set; } = new byte[InitialBuffer];
+    /// <summary>When it went back to the pool (Environment.TickCount64).</summary>
+    public long IdleSince { get; set; }
+    /// <summary>True once it has carried a request: a failure before any response byte may be the instance closing an idle connection.</summary>
+    public bool Reused { get; set; }
+
+    public static async ValueTask<UpstreamConnection> ConnectAsync(IPEndPoint endpoint, CancellationToken cancellationToken)
+    {
+        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            using var connectTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            connectTimeout.CancelAfter(UpstreamPool.ConnectTimeout);
+            await socket.ConnectAsync(endpoint, connectTimeout.Token);
+            return new UpstreamConnection(socket);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            socket.Dispose();
+            throw new SocketException((int)SocketError.TimedOut);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Doubles the buffer, up to <paramref name="max"/>; false when it is that large already.</summary>
+    public bool TryGrow(int used, int max)
+    {
+        if (Buffer.Length >= max) return false;
+        var larger = new byte[Math.Min(Buffer.Length * 2, max)];
+        Buffer.AsSpan(0, used).CopyTo(larger);
+        Buffer = larger;
+        return true;
+    }
+
+    /// <summary>Whether the instance has closed it (or sent something unasked) while it sat idle: then it must not carry a request.</summary>
+    public bool LooksClosed()
+    {
+        try
+        {
+            return Socket.Poll(0, SelectMode.SelectRead);
+        }
+        catch (SocketException)
+        {
+            return true;
+        }
+        catch (ObjectDisposedException)
+        {
+            return true;
+        }
+    }
+
+    public void Dispose() => Socket.Dispose();
+}
+
+/// <summary>
+/// The idle HTTP/1.1 connections to one instance (<see cref="Backend"/>), newest first. A connection comes back only
+/// after a response read completely whose instance did not say close; idle ones are closed after
+/// <see cref="IdleTimeout"/>, below Node's 5 s keep-alive, so a connection the instance is closing is seldom reused
+/// (and a request that meets one anyway is retried on a fresh connection).
+/// </summary>
+internal sealed class UpstreamPool(IPEndPoint endpoint) : IDisposable
+{
+    public static readonly TimeSpan IdleTimeout = TimeSpan.FromSeconds(4);
+    public static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(5);
+    /// <summary>More idle connections than this are closed rather than kept (a burst's leftovers).</summary>
+    private const int MaxIdle = 256;
+
+    private readonly Stack<UpstreamConnection> _idle = new();
+    private readonly object _lock = new();
+    private Timer? _sweeper;
+    private bool _sweeping;
+    private bool _disposed;
+
+    public IPEndPoint Endpoint { get; } = endpoint;
+
+    public int IdleCount
+    {
+        get
+        {
+            lock (_lock) return _idle.Count;
+        }
+    }
+
+    /// <summary>The most recently used idle connection not past its idle timeout, or null.</summary>
+    public UpstreamConnection? TryRent()
+    {
+        var now = Environment.TickCount64;
+        lock (_lock)
+        {
+            while (_idle.TryPop(out var connection))
+            {
+                if (now - connection.IdleSince < (long)IdleTimeout.TotalMilliseconds) return connection;
+                connection.Dispose();
+            }
+        }
+        return null;
+    }
+
+    public ValueTask<UpstreamConnection> ConnectAsync(CancellationToken cancellationToken) => UpstreamConnection.ConnectAsync(Endpoint, cancellationToken);
+
+    public void Return(UpstreamConnection connection)
+    {
+        connection.Reused = true;
+        connection.IdleSince = Environment.TickCount64;
+        lock (_lock)
+        {
+            if (!_disposed && _idle.Count < MaxIdle)
+            {
+                _idle.Push(connection);
+                if (!_sweeping)
+                {
+                    // The sweeper runs only while something is idle, so a backend that left the pool leaves no timer behind.
+                    _sweeping = true;
+                    _sweeper ??= new Timer(static state => ((UpstreamPool)state!).Sweep(), this, Timeout.Infinite, Timeout.Infinite);
+                    _sweeper.Change(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+                }
+                return;
+            }
+        }
+        connection.Dispose();
+    }
+
+    private void Sweep()
+    {
+        var now = Environment.TickCount64;
+        List<UpstreamConnection>? expired = null;
+        lock (_lock)
+        {
+            if (_idle.Count == 0)
+            {
+                _sweeping = false;
+                _sweeper?.Change(Timeout.Infinite, Timeout.Infinite);
+                return;
+            }
+            // The stack is newest first: keep those still fresh, close the rest.
+            var kept = _idle.Where(c => now - c.IdleSince < (long)IdleTimeout.TotalMilliseconds).ToList();
+            if (kept.Count == _idle.Count) return;
+            expired = _idle.Where(c => now - c.IdleSince >= (long)IdleTimeout.TotalMilliseconds).ToList();
+            _idle.Clear();
+            for (var i = kept.Count - 1; i >= 0; i--) _idle.Push(kept[i]);
+        }
+        foreach (var connection in expired) connection.Dispose();
+    }
+
+    /// <summary>Closes the idle connections now (the instance was drained); connections in use come back as usual.</summary>
+    public void CloseIdle()
+    {
+        lock (_lock)
+        {
+            foreach (var connection in _idle) connection.Dispose();
+            _idle.Clear();
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            _disposed = true;
+            _sweeper?.Dispose();
+            foreach (var connection in _idle) connection.Dispose();
+            _idle.Clear();
+        }
+    }
+}

@@ -1,0 +1,235 @@
+using System.Net;
+using System.Text;
+using Cutover.Config;
+using Cutover.Proxy;
+using Cutover.Tests.Support;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Cutover.Tests.Proxy;
+
+/// <summary>
+/// The HTTP/1.1 fast path (Proxy/Http1/) end to end: a real listener and app (ProxyListeners, ProxyServer) in front of
+/// a raw TCP instance that records the bytes it receives, and a raw client on one connection. Each test also reads
+/// the listener's counts, so it proves the fast path (not Kestrel + YARP) served what it checks, or handed over.
+/// </summary>
+public class Http1FastPathTests
+{
+    private sealed class Bed : IAsyncDisposable
+    {
+        public required ProxyListeners Listeners { get; init; }
+        public required ProxyServer App { get; init; }
+        public required ScriptedHttpBackend Backend { get; init; }
+        public required Listener Listener { get; init; }
+        public IPEndPoint Address => App.Listen;
+
+        public static async Task<Bed> StartAsync(ScriptedHttpBackend.Responder respond, Func<ProxyConfig, ProxyConfig>? configure = null)
+        {
+            var listeners = new ProxyListeners(NullLoggerFactory.Instance);
+            var config = new ProxyConfig { Listen = new IPEndPoint(IPAddress.Loopback, 0), Hosts = ["shop.test"] };
+            var app = await ProxyServer.StartAsync("shop", configure?.Invoke(config) ?? config, listeners, NullLoggerFactory.Instance, CancellationToken.None);
+            var backend = new ScriptedHttpBackend(respond);
+            app.Pool.Add(new Backend("shop-1", backend.Endpoint));
+            return new Bed { Listeners = listeners, App = app, Backend = backend, Listener = listeners.PlainListenerOf(app) };
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await App.DisposeAsync();
+            await Listeners.DisposeAsync();
+            await Backend.DisposeAsync();
+        }
+    }
+
+    private static Task<(byte[]?, bool)> Answer(byte[] response, bool close = false) => Task.FromResult<(byte[]?, bool)>((response, close));
+
+    private static string Get(string path, string extra = "") => $"GET {path} HTTP/1.1\r\nHost: shop.test\r\n{extra}\r\n";
+
+    [Fact]
+    public async Task Keep_alive_and_pipelined_requests_share_one_upstream_connection_with_forwarded_headers_and_no_hop_by_hop_ones()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        using var logs = new TempDir();
+        await using var bed = await Bed.StartAsync((request, _) =>
+            Answer(ScriptedHttpBackend.Ok(request.RequestLine.Split(' ')[1] + ":" + request.Body.Length, "Connection: keep-alive, X-Internal\r\nX-Internal: secret\r\nKeep-Alive: timeout=5\r\nX-App: 1\r\n")));
+        using var accessLog = new Cutover.Logging.RotatingLogFile(logs.Combine("access.log"), logs.Combine("access-"), 1 << 20, 1);
+        bed.App.AccessLog = accessLog;
+        using var client = await RawHttpClient.ConnectAsync(bed.Address, timeout.Token);
+
+        await client.SendAsync(Get("/a?x=1", "X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.test\r\nForwarded: for=6.6.6.6\r\n"
+                                             + "Connection: keep-alive, X-Secret\r\nX-Secret: s\r\nKeep-Alive: 300\r\nTE: trailers\r\nProxy-Connection: keep-alive\r\nX-Keep: k\r\n"), timeout.Token);
+        var first = await client.ReadAsync(timeout.Token);
+        Assert.Equal(200, first!.Status);
+        Assert.Equal("/a?x=1:0", first.Body);
+        Assert.Equal(["1"], first.Values("X-App"));
+        Assert.Empty(first.Values("Connection"));
+        Assert.Empty(first.Values("Keep-Alive"));
+        Assert.Empty(first.Values("X-Internal"));
+
+        // Three requests in one write, one with a body: answered in order.
+        await client.SendAsync(Get("/b") + Get("/c") + "POST /d HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 5\r\n\r\nhello", timeout.Token);
+        Assert.Equal("/b:0", (await client.ReadAsync(timeout.Token))!.Body);
+        Assert.Equal("/c:0", (await client.ReadAsync(timeout.Token))!.Body);
+        Assert.Equal("/d:5", (await client.ReadAsync(timeout.Token))!.Body);
+
+        Assert.Equal(1, bed.Backend.Connections);
+        var requests = bed.Backend.Requests.ToArray();
+        Assert.Equal(["GET /a?x=1 HTTP/1.1", "GET /b HTTP/1.1", "GET /c HTTP/1.1", "POST /d HTTP/1.1"], requests.Select(r => r.RequestLine));
+        var forwarded = requests[0];
+        Assert.Equal(["shop.test"], forwarded.Values("Host"));
+        Assert.Equal(["127.0.0.1"], forwarded.Values("X-Forwarded-For"));  // the client is not a trusted proxy
+        Assert.Equal(["http"], forwarded.Values("X-Forwarded-Proto"));
+        Assert.Equal(["shop.test"], forwarded.Values("X-Forwarded-Host"));
+        Assert.Equal(["k"], forwarded.Values("X-Keep"));
+        foreach (var hopByHop in new[] { "Connection", "X-Secret", "Keep-Alive", "TE", "Proxy-Connection", "Forwarded" })
+            Assert.Empty(forwarded.Values(hopByHop));
+        Assert.Equal("hello", Encoding.ASCII.GetString(requests[3].Body));
+        await Wait.UntilAsync(() => bed.App.Served == 4, TimeSpan.FromSeconds(5), "four responses counted as served"); // counted just after the flush
+
+        client.Dispose();
+        await Wait.UntilAsync(() => bed.Listener.FastPathRequests == 4, TimeSpan.FromSeconds(5), "the fast path counted its four requests");
+        Assert.Equal(0, bed.Listener.HandedOver);
+        var lines = await File.ReadAllLinesAsync(accessLog.CurrentPath, timeout.Token);
+        Assert.Equal(4, lines.Length);
+        Assert.Matches(@"^\S+Z \S*127\.0\.0\.1 ""GET /a\?x=1 HTTP/1\.1"" 200 \d+\.\dms$", lines[0]);
+    }
+
+    [Fact]
+    public async Task A_trusted_peer_keeps_its_forwarded_headers_and_a_chunked_response_and_a_streamed_body_pass_through_intact()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        const string chunked = "4\r\nwiki\r\n5;x=y\r\npedia\r\n0\r\nX-Trailer: 1\r\n\r\n";
+        await using var bed = await Bed.StartAsync((request, _) => Answer(request.RequestLine.StartsWith("POST")
+                ? ScriptedHttpBackend.Ok($"{request.Body.Length}")
+                : Encoding.ASCII.GetBytes("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked)),
+            c => c with { TrustedProxies = [IPNetwork.Parse("127.0.0.0/8")] });
+        using var client = await RawHttpClient.ConnectAsync(bed.Address, timeout.Token);
+
+        await client.SendAsync(Get("/wiki", "X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: www.shop.test\r\nForwarded: for=6.6.6.6\r\n"), timeout.Token);
+        var response = await client.ReadAsync(timeout.Token);
+        Assert.Equal("wikipedia", response!.Body);
+        Assert.EndsWith("\r\n\r\n" + chunked, response.Raw); // chunk sizes, extension and trailer exactly as the instance sent them
+        var forwarded = bed.Backend.Requests.Single();
+        Assert.Equal(["6.6.6.6, 127.0.0.1"], forwarded.Values("X-Forwarded-For"));
+        Assert.Equal(["https"], forwarded.Values("X-Forwarded-Proto"));
+        Assert.Equal(["www.shop.test"], forwarded.Values("X-Forwarded-Host"));
+        Assert.Equal(["for=6.6.6.6"], forwarded.Values("Forwarded"));
+
+        // A body larger than what travels with the head: streamed from the client's pipe, every byte.
+        var body = new byte[300_000];
+        new Random(7).NextBytes(body);
+        await client.SendAsync(Encoding.ASCII.GetBytes($"POST /upload HTTP/1.1\r\nHost: shop.test\r\nContent-Length: {body.Length}\r\n\r\n").Concat(body).ToArray(), timeout.Token);
+        Assert.Equal($"{body.Length}", (await client.ReadAsync(timeout.Token))!.Body);
+        Assert.Equal(body, bed.Backend.Requests.Last().Body);
+
+        // A head larger than a pipe segment (4 KiB) is parsed across segments.
+        var cookie = new string('c', 6000);
+        await client.SendAsync(Get("/big-head", $"Cookie: {cookie}\r\n"), timeout.Token);
+        Assert.Equal("wikipedia", (await client.ReadAsync(timeout.Token))!.Body);
+        Assert.Equal([cookie], bed.Backend.Requests.Last().Values("Cookie"));
+        Assert.Equal(1, bed.Backend.Connections);
+
+        client.Dispose();
+        await Wait.UntilAsync(() => bed.Listener.FastPathRequests == 3, TimeSpan.FromSeconds(5), "the fast path counted its three requests");
+    }
+
+    [Fact]
+    public async Task A_pooled_connection_the_instance_closed_is_retried_on_a_fresh_one_and_a_malformed_response_is_a_502_whose_connection_is_dropped()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        var answered = 0;
+        await using var bed = await Bed.StartAsync((request, _) =>
+        {
+            var n = Interlocked.Increment(ref answered);
+            return request.RequestLine switch
+            {
+                // Keep-alive by its head, closed right after: the proxy pools a connection that is already gone.
+                var l when l.Contains("/closing") => Answer(ScriptedHttpBackend.Ok("closing"), close: true),
+                var l when l.Contains("/garbage") => Answer(Encoding.ASCII.GetBytes("HTTP/1.1 200 OK\r\nBad Header\r\nContent-Length: 2\r\n\r\nok")),
+                _ => Answer(ScriptedHttpBackend.Ok($"fine {n}")),
+            };
+        });
+        using var client = await RawHttpClient.ConnectAsync(bed.Address, timeout.Token);
+
+        await client.SendAsync(Get("/closing"), timeout.Token);
+        Assert.Equal(200, (await client.ReadAsync(timeout.Token))!.Status);
+        await client.SendAsync(Get("/after-close"), timeout.Token);
+        Assert.Equal(200, (await client.ReadAsync(timeout.Token))!.Status);
+        // A small POST travels with its head, so it too can be sent again on a fresh connection.
+        await client.SendAsync(Get("/closing"), timeout.Token);
+        Assert.Equal(200, (await client.ReadAsync(timeout.Token))!.Status);
+        await client.SendAsync("POST /post-after-close HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 2\r\n\r\nhi", timeout.Token);
+        Assert.Equal(200, (await client.ReadAsync(timeout.Token))!.Status);
+        Assert.Equal(0, bed.App.Failed);
+        Assert.Equal(3, bed.Backend.Connections);
+
+        await client.SendAsync(Get("/garbage"), timeout.Token);
+        var bad = await client.ReadAsync(timeout.Token);
+        Assert.Equal(502, bad!.Status);
+        Assert.Equal(1, bed.App.Failed);
+        await client.SendAsync(Get("/next"), timeout.Token);
+        Assert.Equal(200, (await client.ReadAsync(timeout.Token))!.Status); // the client's connection goes on
+        Assert.Equal(4, bed.Backend.Connections); // the one that answered garbage was not reused
+
+        client.Dispose();
+        await Wait.UntilAsync(() => bed.Listener.FastPathRequests == 6, TimeSpan.FromSeconds(5), "the fast path counted its six requests");
+    }
+
+    [Fact]
+    public async Task A_request_the_fast_path_does_not_do_is_handed_to_Kestrel_on_the_same_connection_which_then_serves_on()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        await using var bed = await Bed.StartAsync((request, _) => Answer(ScriptedHttpBackend.Ok("from the app")));
+        using var client = await RawHttpClient.ConnectAsync(bed.Address, timeout.Token);
+
+        await client.SendAsync(Get("/one"), timeout.Token);
+        Assert.Equal("from the app", (await client.ReadAsync(timeout.Token))!.Body);
+        await client.SendAsync(Get("/two"), timeout.Token);
+        Assert.Equal("from the app", (await client.ReadAsync(timeout.Token))!.Body);
+
+        bed.App.Gate.SetMaintenance(MaintenancePage.FromMessage("back soon"));
+        await client.SendAsync(Get("/three"), timeout.Token);
+        var page = await client.ReadAsync(timeout.Token);
+        Assert.Equal(503, page!.Status);
+        Assert.Equal("back soon\n", page.Body);
+        Assert.Equal(["30"], page.Values("Retry-After"));
+
+        bed.App.Gate.SetMaintenance(null);
+        await client.SendAsync(Get("/four"), timeout.Token);
+        Assert.Equal("from the app", (await client.ReadAsync(timeout.Token))!.Body);
+        Assert.Equal(["GET /one HTTP/1.1", "GET /two HTTP/1.1", "GET /four HTTP/1.1"], bed.Backend.Requests.Select(r => r.RequestLine));
+        Assert.Equal(1, bed.Listener.HandedOver);
+
+        client.Dispose();
+        await Wait.UntilAsync(() => bed.Listener.FastPathRequests == 2, TimeSpan.FromSeconds(5), "the fast path counted the two requests before the hand-over");
+    }
+
+    [Fact]
+    public async Task An_instance_that_does_not_answer_in_time_is_a_504_and_a_malformed_request_a_400_that_never_reaches_it()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        await using var bed = await Bed.StartAsync(async (request, cancellationToken) =>
+        {
+            if (request.RequestLine.Contains("/slow")) await Task.Delay(Timeout.Infinite, cancellationToken);
+            return (ScriptedHttpBackend.Ok("quick"), false);
+        }, c => c with { ResponseTimeout = TimeSpan.FromMilliseconds(300) });
+        using var client = await RawHttpClient.ConnectAsync(bed.Address, timeout.Token);
+
+        await client.SendAsync(Get("/slow"), timeout.Token);
+        var late = await client.ReadAsync(timeout.Token);
+        Assert.Equal(504, late!.Status);
+        Assert.Equal(ForwardingRules.TimedOut(TimeSpan.FromMilliseconds(300)), late.Body);
+        Assert.Equal(1, bed.App.TimedOut);
+        await client.SendAsync(Get("/quick"), timeout.Token);
+        Assert.Equal("quick", (await client.ReadAsync(timeout.Token))!.Body);
+
+        // Two Content-Lengths: a smuggling attempt. 400, closed, and the instance sees neither it nor what hid in it.
+        var requestsBefore = bed.Backend.Requests.Count;
+        await client.SendAsync("POST /smuggle HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 0\r\nContent-Length: 29\r\n\r\nGET /hidden HTTP/1.1\r\nHost: x\r\n\r\n", timeout.Token);
+        var refused = await client.ReadAsync(timeout.Token);
+        Assert.Equal(400, refused!.Status);
+        Assert.Equal(["close"], refused.Values("Connection"));
+        Assert.True(await client.ClosedAsync(timeout.Token));
+        Assert.Equal(requestsBefore, bed.Backend.Requests.Count);
+        Assert.Equal(0, bed.Listener.HandedOver);
+    }
+}
