@@ -327,11 +327,11 @@ public class FrontDoorTests(ITestOutputHelper output) : IDisposable
         Assert.True(thumbprints.ContainsKey(renewed), "the replaced certificate was never served");
         Assert.True(thumbprints[shopThumbprint] > 10, "too few handshakes before the replacement");
 
-        // The agent's own socket settings (bench/README.md, TLS termination): half the cores as socket threads, and
+        // The agent's own socket settings (bench/README.md, TLS termination): one socket thread per core, and
         // none of its socket variables in the environment of the instances it started.
         var agentPid = int.Parse(File.ReadAllText(Path.Combine(_bed.Home, "agent.pid")));
         var socketThreads = Directory.GetDirectories($"/proc/{agentPid}/task").Count(t => File.ReadAllText(Path.Combine(t, "comm")).StartsWith(".NET Sockets", StringComparison.Ordinal));
-        Assert.Equal(Math.Max(1, Environment.ProcessorCount / 2), socketThreads);
+        Assert.Equal(Environment.ProcessorCount, socketThreads);
         var instances = InstanceEnvironments($"{Cutover.Supervisor.InstanceProcess.AgentHomeVariable}={_bed.Home}", "CUTOVER_APP=shop");
         Assert.NotEmpty(instances);
         Assert.All(instances, env => Assert.DoesNotContain(env, variable => variable.StartsWith("DOTNET_SYSTEM_NET_SOCKETS_", StringComparison.Ordinal)));
