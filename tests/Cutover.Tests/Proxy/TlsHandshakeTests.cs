@@ -28,7 +28,7 @@ public class TlsHandshakeTests
         try
         {
             var (certFile, keyFile) = (Path.Combine(dir.FullName, "site.pem"), Path.Combine(dir.FullName, "site.key"));
-            var first = WriteCertificate(certFile, keyFile, "a.test");
+            var first = PemCertificate.Write(certFile, keyFile, "a.test", "a.test");
             var tls = new IPEndPoint(IPAddress.Loopback, 0);
             app = await ProxyServer.StartAsync("site", new ProxyConfig
             {
@@ -48,7 +48,7 @@ public class TlsHandshakeTests
             Assert.Null(listener.ServerOptionsFor("b.test")); // no app for it: the handshake fails, as before
 
             // Replaced files: the next handshake serves the new certificate, through options of its own.
-            var second = WriteCertificate(certFile, keyFile, "a.test");
+            var second = PemCertificate.Write(certFile, keyFile, "a.test", "a.test");
             ((CertificateFiles)app.Certificates!).ReloadIfChanged();
             Assert.Equal(second, await ServedThumbprintAsync(listener.Bound, "a.test", timeout.Token));
             var reloaded = listener.ServerOptionsFor("a.test");
@@ -94,22 +94,6 @@ public class TlsHandshakeTests
         Assert.Equal(2, result.ExitCode);
         Assert.Equal($"error: DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT must be a whole number of socket threads, 1 or more; got '{count}'", result.Stderr.Trim());
         Assert.False(Directory.Exists(home), "the refused agent created its home");
-    }
-
-    /// <summary>A new self-signed P-256 certificate for <paramref name="name"/>, written as PEM (replaced by rename); its thumbprint.</summary>
-    private static string WriteCertificate(string certFile, string keyFile, string name)
-    {
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var request = new CertificateRequest($"CN={name}", key, HashAlgorithmName.SHA256);
-        var san = new SubjectAlternativeNameBuilder();
-        san.AddDnsName(name);
-        request.CertificateExtensions.Add(san.Build());
-        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
-        File.WriteAllText(keyFile + ".tmp", key.ExportPkcs8PrivateKeyPem());
-        File.WriteAllText(certFile + ".tmp", certificate.ExportCertificatePem());
-        File.Move(keyFile + ".tmp", keyFile, overwrite: true);
-        File.Move(certFile + ".tmp", certFile, overwrite: true);
-        return certificate.Thumbprint;
     }
 
     /// <summary>One full handshake on a new connection with <paramref name="serverName"/> as SNI; the leaf the server sent.</summary>

@@ -99,22 +99,6 @@ public class FrontDoorTests(ITestOutputHelper output) : IDisposable
     private static string? Header(JsonElement headers, string name) =>
         headers.TryGetProperty(name, out var value) ? value.GetString() : null;
 
-    /// <summary>A self-signed certificate for <paramref name="names"/>, written as PEM to cert/key files (replaced by rename).</summary>
-    private static string WriteCertificate(string certFile, string keyFile, string subject, params string[] names)
-    {
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var request = new CertificateRequest($"CN={subject}", key, HashAlgorithmName.SHA256);
-        var san = new SubjectAlternativeNameBuilder();
-        foreach (var name in names) san.AddDnsName(name);
-        request.CertificateExtensions.Add(san.Build());
-        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
-        File.WriteAllText(keyFile + ".tmp", key.ExportPkcs8PrivateKeyPem());
-        File.WriteAllText(certFile + ".tmp", certificate.ExportCertificatePem());
-        File.Move(keyFile + ".tmp", keyFile, overwrite: true);
-        File.Move(certFile + ".tmp", certFile, overwrite: true);
-        return certificate.Thumbprint;
-    }
-
     [Fact]
     public async Task Forwarded_headers_are_believed_only_from_trusted_proxies_and_the_host_reaches_the_app_unchanged()
     {
@@ -216,7 +200,7 @@ public class FrontDoorTests(ITestOutputHelper output) : IDisposable
     {
         var port = HealthServer.FreePort();
         var (cert, key) = (_bed.Combine("a.pem"), _bed.Combine("a.key"));
-        WriteCertificate(cert, key, "a.test", "a.test");
+        PemCertificate.Write(cert, key, "a.test", "a.test");
         await Deploy(Config("shop", port, "hosts: [a.test]"), "shop1");
         await Deploy(Config("api", port, "hosts: [b.test]"), "api1");
         await using var apiLoad = new LoadGenerator($"http://127.0.0.1:{port}/", 4, TimeSpan.FromMinutes(2), host: "b.test");
@@ -249,8 +233,8 @@ public class FrontDoorTests(ITestOutputHelper output) : IDisposable
         var tlsPort = HealthServer.FreePort();
         string Cert(string name) => _bed.Combine(name + ".pem");
         string Key(string name) => _bed.Combine(name + ".key");
-        var shopThumbprint = WriteCertificate(Cert("a"), Key("a"), "a.test", "a.test");
-        var blogThumbprint = WriteCertificate(Cert("b"), Key("b"), "b.test", "b.test");
+        var shopThumbprint = PemCertificate.Write(Cert("a"), Key("a"), "a.test", "a.test");
+        var blogThumbprint = PemCertificate.Write(Cert("b"), Key("b"), "b.test", "b.test");
         await Deploy(Config("shop", port, "hosts: [a.test]", "trusted_proxies: [127.0.0.1/32]",
             "tls:", $"  listen: 127.0.0.1:{tlsPort}", $"  cert: {Cert("a")}", $"  key: {Key("a")}", "  hsts: true"), "shop1");
         await Deploy(Config("blog", port, "hosts: [b.test]",
@@ -317,7 +301,7 @@ public class FrontDoorTests(ITestOutputHelper output) : IDisposable
         File.WriteAllText(Cert("a"), "-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n");
         await Task.Delay(2500);
         Assert.Equal([shopThumbprint], thumbprints.Keys.ToArray());
-        var renewed = WriteCertificate(Cert("a"), Key("a"), "a.test renewed", "a.test");
+        var renewed = PemCertificate.Write(Cert("a"), Key("a"), "a.test renewed", "a.test");
         for (var i = 0; i < 100 && !thumbprints.ContainsKey(renewed); i++) await Task.Delay(100);
         await Task.Delay(500);
         stopLoad.Cancel();
@@ -363,7 +347,7 @@ public class FrontDoorTests(ITestOutputHelper output) : IDisposable
         var port = HealthServer.FreePort();
         var tlsPort = HealthServer.FreePort();
         var (cert, key) = (_bed.Combine("a.pem"), _bed.Combine("a.key"));
-        WriteCertificate(cert, key, "a.test", "a.test");
+        PemCertificate.Write(cert, key, "a.test", "a.test");
         var config = Config("shop", port, "hosts: [a.test]", "tls:", $"  listen: 127.0.0.1:{tlsPort}", $"  cert: {cert}", $"  key: {key}");
         await Deploy(config, "1");
 

@@ -29,6 +29,8 @@ internal sealed class FastPathConnection
     private const int HeadLimit = (int)Config.ProxyConfig.HeaderLimitCeiling;
 
     private static ReadOnlySpan<byte> Crlf => "\r\n"u8;
+    /// <summary>ForwardedHeaders.Hsts as bytes, encoded once rather than on every response.</summary>
+    private static readonly byte[] HstsValue = Encoding.ASCII.GetBytes(ForwardedHeaders.Hsts);
 
     private readonly ConnectionContext _context;
     private readonly ConnectionDelegate _next;
@@ -343,11 +345,7 @@ internal sealed class FastPathConnection
                 case FieldKind.Other when hasConnectionList && ListedInConnection(head, _head.Fields.AsSpan(0, _head.FieldCount), _head.Name(head, field)):
                     continue;
             }
-            var line = head[field.NameStart..(field.ValueStart + field.ValueLength)];
-            line.CopyTo(output[written..]);
-            written += line.Length;
-            Crlf.CopyTo(output[written..]);
-            written += 2;
+            written += AppendLine(output[written..], head[field.NameStart..(field.ValueStart + field.ValueLength)]);
         }
         written += Append(output[written..], "X-Forwarded-For: "u8, forwardedFor);
         written += Append(output[written..], "X-Forwarded-Proto: "u8, scheme == "https" ? "https"u8 : "http"u8);
@@ -361,6 +359,14 @@ internal sealed class FastPathConnection
         foreach (ref readonly var field in fields)
             if (field.Kind == FieldKind.Connection && HttpSyntax.ListContains(head.Slice(field.ValueStart, field.ValueLength), name)) return true;
         return false;
+    }
+
+    /// <summary>A header line as it arrived (name, colon, value), then CRLF; returns the bytes written.</summary>
+    private static int AppendLine(Span<byte> output, ReadOnlySpan<byte> line)
+    {
+        line.CopyTo(output);
+        Crlf.CopyTo(output[line.Length..]);
+        return line.Length + 2;
     }
 
     private static int Append(Span<byte> output, ReadOnlySpan<byte> name, ReadOnlySpan<byte> value)
@@ -728,13 +734,9 @@ internal sealed class FastPathConnection
                 case FieldKind.Other when hasConnectionList && ListedInConnection(head, fields, head.Slice(field.NameStart, field.NameLength)):
                     continue;
             }
-            var line = head[field.NameStart..(field.ValueStart + field.ValueLength)];
-            line.CopyTo(output[written..]);
-            written += line.Length;
-            Crlf.CopyTo(output[written..]);
-            written += 2;
+            written += AppendLine(output[written..], head[field.NameStart..(field.ValueStart + field.ValueLength)]);
         }
-        if (hsts) written += Append(output[written..], "Strict-Transport-Security: "u8, Encoding.ASCII.GetBytes(ForwardedHeaders.Hsts));
+        if (hsts) written += Append(output[written..], "Strict-Transport-Security: "u8, HstsValue);
         if (close) written += Append(output[written..], "Connection: "u8, "close"u8);
         Crlf.CopyTo(output[written..]);
         _output.Advance(written + 2);
