@@ -2,13 +2,16 @@ using System.Net;
 using System.Net.Sockets;
 using Cutover.Proxy;
 using Microsoft.Extensions.Logging.Abstractions;
+using Cutover.Tests.Support;
 
 namespace Cutover.Tests.Proxy;
 
+// Serial: the address-in-use test counts the process's descriptors, which other test classes running alongside open and close.
 /// <summary>
 /// The listener owns its listening socket (issue 12: what the agent upgrade hands over): it binds and listens itself,
 /// Kestrel accepts on the descriptor, and the listener closes it when it stops.
 /// </summary>
+[Collection(Serial.Name)]
 public class ListenerTests
 {
     [Fact]
