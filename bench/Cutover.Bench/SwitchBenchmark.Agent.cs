@@ -91,16 +91,8 @@ public static partial class SwitchBenchmark
         var root = Path.Combine(work.Path, "root");
         var config = Path.Combine(work.Path, "cutover.yml");
         const string app = "swagent";
-        File.WriteAllText(config, $"app: {app}\nstrategy: blue-green\nroot: {root}\nrun:\n  command: node server.js\n  instances: 2\n  ready: message\n" +
-                                  $"proxy:\n  listen: 127.0.0.1:{port}\n  drain_timeout: 5s\nblue_green:\n  monitor: 0s\n");
-        string Build(string version)
-        {
-            var dir = Path.Combine(work.Path, "builds", version);
-            Directory.CreateDirectory(dir);
-            File.Copy(Path.Combine(repo, "examples", "node-app", "server.js"), Path.Combine(dir, "server.js"), overwrite: true);
-            File.WriteAllText(Path.Combine(dir, "VERSION"), version);
-            return dir;
-        }
+        File.WriteAllText(config, BlueGreenConfig(app, root, port));
+        string Build(string version) => BuildNodeApp(repo, work.Path, version);
         int? agentPid = null;
         try
         {

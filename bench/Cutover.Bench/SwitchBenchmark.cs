@@ -66,6 +66,21 @@ public static partial class SwitchBenchmark
     /// <summary>The CLI and agent end to end: the switch figures, plus per command the whole process and, for rollbacks, its parts.</summary>
     private sealed record CliResult(Result Switch, List<double> DeployDone, List<double> RollbackDone, List<double> RollbackPipeline, List<double> RollbackInstances);
 
+    /// <summary>The benchmark's blue-green app: examples/node-app at 2 instances (ready: message), no monitor window.</summary>
+    private static string BlueGreenConfig(string app, string root, int port) =>
+        $"app: {app}\nstrategy: blue-green\nroot: {root}\nrun:\n  command: node server.js\n  instances: 2\n  ready: message\n" +
+        $"proxy:\n  listen: 127.0.0.1:{port}\n  drain_timeout: 5s\nblue_green:\n  monitor: 0s\n";
+
+    /// <summary>A build directory of examples/node-app whose VERSION file names <paramref name="version"/> (what its answers carry).</summary>
+    private static string BuildNodeApp(string repo, string work, string version)
+    {
+        var dir = Path.Combine(work, "builds", version);
+        Directory.CreateDirectory(dir);
+        File.Copy(Path.Combine(repo, "examples", "node-app", "server.js"), Path.Combine(dir, "server.js"), overwrite: true);
+        File.WriteAllText(Path.Combine(dir, "VERSION"), version);
+        return dir;
+    }
+
     /// <summary>
     /// The product as users run it: `cutover deploy` and `cutover rollback` as processes (`dotnet exec cutover.dll`, as the
     /// other benchmarks run it) and the real agent, whose proxy takes the same load. "Done" is the whole command, from
@@ -80,16 +95,8 @@ public static partial class SwitchBenchmark
         var port = Cutover.Platform.LoopbackPort.Free();
         var root = Path.Combine(work.Path, "root");
         var config = Path.Combine(work.Path, "cutover.yml");
-        File.WriteAllText(config, $"app: swcli\nstrategy: blue-green\nroot: {root}\nrun:\n  command: node server.js\n  instances: 2\n  ready: message\n" +
-                                  $"proxy:\n  listen: 127.0.0.1:{port}\n  drain_timeout: 5s\nblue_green:\n  monitor: 0s\n");
-        string Build(string version)
-        {
-            var dir = Path.Combine(work.Path, "builds", version);
-            Directory.CreateDirectory(dir);
-            File.Copy(Path.Combine(repo, "examples", "node-app", "server.js"), Path.Combine(dir, "server.js"), overwrite: true);
-            File.WriteAllText(Path.Combine(dir, "VERSION"), version);
-            return dir;
-        }
+        File.WriteAllText(config, BlueGreenConfig("swcli", root, port));
+        string Build(string version) => BuildNodeApp(repo, work.Path, version);
         Task<double> TimedAsync(Load load, params string[] args) => Task.Run(() =>
         {
             var at = load.Now;
