@@ -97,7 +97,7 @@ public class InterruptionTests : IDisposable
         var inHook = _dir.Combine("in-build");
         Assert.Equal(0, (await Deploy("1.0.0", Config())).ExitCode);
         var firstId = CurrentId;
-        var config = Config($"hooks:\n  build: [\"touch {inHook}; sleep 68.17\"]\n");
+        var config = Config($"hooks:\n  build: [\"touch {inHook}; sleep 68.{signal}\"]\n");
         AppFactory.WriteHelloPhp(_source, "2.0.0");
         var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
         using var cli = CutoverCli.Start(_dir.Path, output.Enqueue, "deploy", _source, "-c", config);
@@ -109,7 +109,7 @@ public class InterruptionTests : IDisposable
         Assert.Equal(firstId, CurrentId);
         Assert.Equal(ReleaseStatus.Cancelled, Store.List().MaxBy(r => r.ReleaseId)!.Status);
         Assert.Equal("cancelled", new HistoryLog(new RootLayout(_root)).Read()[^1].Outcome);
-        Assert.True(await Hooks.HookRunnerTests.GoneWithin("68.17", TimeSpan.FromSeconds(5)), "the build hook outlived the cancelled deploy");
+        Assert.True(await Hooks.HookRunnerTests.GoneWithin($"68.{signal}", TimeSpan.FromSeconds(5)), "the build hook outlived the cancelled deploy");
     }
 
     [Fact]

@@ -15,7 +15,10 @@ public static class CutoverCli
 
     public static ProcessStartInfo StartInfo(string workingDir, params string[] args)
     {
-        var start = new ProcessStartInfo("dotnet")
+        // Through `env --default-signal=INT`: a test run started with SIGINT ignored (a background job of a
+        // non-interactive shell, nohup) would pass the ignore on, .NET honours an inherited ignore, and the tests that
+        // interrupt a deploy with SIGINT would wait for an exit that never comes. env execs in place: same pid.
+        var start = new ProcessStartInfo("env")
         {
             WorkingDirectory = workingDir,
             RedirectStandardOutput = true,
@@ -23,6 +26,8 @@ public static class CutoverCli
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
+        start.ArgumentList.Add("--default-signal=INT");
+        start.ArgumentList.Add("dotnet");
         start.ArgumentList.Add("exec");
         start.ArgumentList.Add(Dll);
         foreach (var arg in args) start.ArgumentList.Add(arg);
@@ -67,7 +72,7 @@ public static class CutoverCli
     public static Task<CliResult> RunAsUserAsync(int uid, string workingDir, IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         var start = StartInfo(workingDir, args);
-        start.ArgumentList[1] = DllForOtherUsers.Value;
+        start.ArgumentList[start.ArgumentList.IndexOf(Dll)] = DllForOtherUsers.Value;
         foreach (var (key, value) in environment) start.Environment[key] = value;
         start.Environment["HOME"] = "/tmp";
         string[] setpriv = [$"--reuid={uid}", $"--regid={uid}", "--clear-groups", start.FileName];
