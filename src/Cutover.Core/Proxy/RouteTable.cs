@@ -35,7 +35,11 @@ public sealed class RouteTable
         _byHost = ordered.Where(r => r.Host is not null).GroupBy(r => r.Host!, StringComparer.Ordinal)
             .ToFrozenDictionary(g => g.Key, g => g.ToImmutableArray(), StringComparer.Ordinal);
         _catchAll = ordered.Where(r => r.Host is null).ToImmutableArray();
+        _hasWildcards = routes.Any(r => r.Host?.StartsWith("*.", StringComparison.Ordinal) == true);
     }
+
+    // Without wildcard routes a lookup never builds the "*." name: Match runs for every proxied request.
+    private readonly bool _hasWildcards;
 
     public ImmutableArray<Route> Routes { get; }
     public bool IsEmpty => Routes.IsEmpty;
@@ -65,7 +69,7 @@ public sealed class RouteTable
     public Route? Match(string host, string path)
     {
         if (_byHost.TryGetValue(host, out var exact) && First(exact, path) is { } byName) return byName;
-        if (Wildcard(host) is { } wildcard && _byHost.TryGetValue(wildcard, out var wild) && First(wild, path) is { } byWildcard) return byWildcard;
+        if (_hasWildcards && Wildcard(host) is { } wildcard && _byHost.TryGetValue(wildcard, out var wild) && First(wild, path) is { } byWildcard) return byWildcard;
         return First(_catchAll, path);
     }
 
@@ -73,7 +77,7 @@ public sealed class RouteTable
     public IEnumerable<Route> ForHost(string? host)
     {
         if (host is not null && _byHost.TryGetValue(host, out var exact)) foreach (var r in exact) yield return r;
-        if (Wildcard(host) is { } wildcard && _byHost.TryGetValue(wildcard, out var wild)) foreach (var r in wild) yield return r;
+        if (_hasWildcards && Wildcard(host) is { } wildcard && _byHost.TryGetValue(wildcard, out var wild)) foreach (var r in wild) yield return r;
         foreach (var r in _catchAll) yield return r;
     }
 

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using System.Text;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
@@ -52,6 +53,8 @@ internal sealed class FastPathConnection
     private byte[] _headCopy = [];
     private byte[] _upstreamHead = new byte[4096];
     /// <summary>The last Host value and the host name routing uses for it (most connections name one host).</summary>
+    private byte[] _lastPath = [];
+    private string _lastPathText = "/";
     private byte[] _lastHost = [];
     private string _lastHostName = "";
     private UpstreamConnection? _upstream;
@@ -157,6 +160,7 @@ internal sealed class FastPathConnection
     }
 
     /// <summary>One request: read and parse its head, then hand over, refuse or forward it.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<Next> ServeOneAsync()
     {
         _clientTimer.CancelAfter(KeepAliveTimeout);
@@ -226,7 +230,7 @@ internal sealed class FastPathConnection
 
         var target = _head.Target(head);
         var query = target.IndexOf((byte)'?');
-        var path = Encoding.ASCII.GetString(query >= 0 ? target[..query] : target);
+        var path = PathText(query >= 0 ? target[..query] : target);
         var route = _listener.Routes.Match(HostName(_head.Value(head, _head.Fields[_head.HostField])), path);
         var app = route?.App;
         if (HandOverDecision.Check(_head, path, app, _listener.IsTls, _listener.AnswersChallenges) is not null)
@@ -280,6 +284,15 @@ internal sealed class FastPathConnection
         _lastHostName = Listener.NormalizeHost(Encoding.ASCII.GetString(colon >= 0 ? host[..colon] : host));
         _lastHost = host.ToArray();
         return _lastHostName;
+    }
+
+    /// <summary>The path as routing reads it; a connection asking for the same path again (polling, health checks, keep-alive clients) reuses the string.</summary>
+    private string PathText(ReadOnlySpan<byte> path)
+    {
+        if (path.SequenceEqual(_lastPath)) return _lastPathText;
+        _lastPathText = Encoding.ASCII.GetString(path);
+        _lastPath = path.ToArray();
+        return _lastPathText;
     }
 
     private static string MethodText(ReadOnlySpan<byte> method) => method switch
@@ -383,6 +396,7 @@ internal sealed class FastPathConnection
     /// ready, 504 at response_timeout, 502 when the instance failed or answered garbage. Returns the status the
     /// client got (499 when it left first) and whether its connection may carry another request.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<(int Status, bool KeepClient)> ForwardAsync(ProxyServer app, string method, bool isHead, int headLength, long bodyToStream, bool hasBody, bool clientWantsClose, bool hsts)
     {
         Backend? first = null;
@@ -462,6 +476,7 @@ internal sealed class FastPathConnection
     private readonly record struct Exchange(Outcome Outcome, int Status = 0, bool KeepClient = false, bool NothingSent = false, bool BodyUnread = false);
 
     /// <summary>One try on one instance: the request out, the response back to the client.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<Exchange> ExchangeAsync(Backend backend, bool isHead, int headLength, long bodyToStream, TimeSpan responseTimeout, bool clientWantsClose, bool hsts)
     {
         var replayable = bodyToStream == 0;
@@ -552,6 +567,7 @@ internal sealed class FastPathConnection
     /// left first. Bounded by response_timeout, as the YARP path's upload is: a client that stops sending mid-body gets
     /// its 504 and the connection closes.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> StreamRequestBodyAsync(UpstreamConnection connection, long remaining, CancellationToken deadline)
     {
         while (remaining > 0)
@@ -578,6 +594,7 @@ internal sealed class FastPathConnection
     /// the client on the way, 100 and 102 are dropped (the client did not ask for them: Expect is Kestrel's). Returns
     /// how many bytes of the buffer hold the head and what followed it.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<(ResponseParse Parse, int Received)> ReadResponseHeadAsync(UpstreamConnection connection, bool isHead, CancellationToken deadline)
     {
         var received = 0;
@@ -619,6 +636,7 @@ internal sealed class FastPathConnection
     }
 
     /// <summary>The response head (hop-by-hop fields dropped) and its body by its framing, to the client.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<Relay> RelayResponseAsync(UpstreamConnection connection, int received, bool clientWantsClose, bool hsts)
     {
         var status = _response.Status;
@@ -743,6 +761,7 @@ internal sealed class FastPathConnection
     }
 
     /// <summary>An answer of the proxy's own (400, 502, 503, 504), as Kestrel's path words it.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask AnswerAsync(int status, string reason, string? header, string body, bool close)
     {
         var text = new StringBuilder(160)
