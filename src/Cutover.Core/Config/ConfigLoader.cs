@@ -320,6 +320,7 @@ public static class ConfigLoader
             MaxRequestBody = maxBody,
             MaxRequestHeaders = maxHeaders,
             ResponseTimeout = section.Duration("response_timeout", TimeSpan.FromSeconds(60), min: TimeSpan.FromMilliseconds(100)),
+            ActivityTimeout = section.Duration("activity_timeout", ProxyConfig.DefaultActivityTimeout, min: TimeSpan.FromMilliseconds(100)),
         };
         proxy = proxy with { Tls = ReadTls(section.Section("tls"), listen, proxy.Hosts, section) };
         section.RejectUnknownKeys();

@@ -32,6 +32,8 @@ public sealed class ScriptedHttpBackend : IAsyncDisposable
     private readonly List<Task> _connections = [];
     private readonly Task _accepting;
     private int _connectionCount;
+    private int _closedCount;
+    private readonly ConcurrentDictionary<int, bool> _closed = new();
 
     public ScriptedHttpBackend(Responder respond)
     {
@@ -46,6 +48,10 @@ public sealed class ScriptedHttpBackend : IAsyncDisposable
     public IPEndPoint Endpoint { get; }
     public ConcurrentQueue<RawRequest> Requests { get; } = new();
     public int Connections => Volatile.Read(ref _connectionCount);
+    /// <summary>Connections that have ended: the proxy closed them (seen even while a responder is still working) or a responder closed them.</summary>
+    public int ClosedConnections => Volatile.Read(ref _closedCount);
+    /// <summary>Whether the connection with this number (<see cref="RawRequest.Connection"/>) has ended.</summary>
+    public bool HasClosed(int connection) => _closed.ContainsKey(connection);
 
     public static byte[] Ok(string body, string extraHeaders = "") =>
         Encoding.ASCII.GetBytes($"HTTP/1.1 200 OK\r\nContent-Length: {Encoding.ASCII.GetByteCount(body)}\r\n{extraHeaders}\r\n{body}");
@@ -95,12 +101,52 @@ public sealed class ScriptedHttpBackend : IAsyncDisposable
                 var request = new RawRequest(id, head, buffer.GetRange(headEnd + 4, length).ToArray());
                 buffer.RemoveRange(0, headEnd + 4 + length);
                 Requests.Enqueue(request);
-                var (response, close) = await _respond(request, _stop.Token);
+                var (response, close) = await RespondAsync(socket, request);
                 if (response is not null) await socket.SendAsync(response, SocketFlags.None, _stop.Token);
                 if (close) return;
             }
         }
         catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            _closed[id] = true;
+            Interlocked.Increment(ref _closedCount);
+        }
+    }
+
+    /// <summary>
+    /// Runs the responder with a token that also fires when the proxy closes the connection meanwhile, as a real app
+    /// sees its request aborted: a peek at the socket, so bytes of a pipelined request stay unread for the next one.
+    /// </summary>
+    private async Task<(byte[]? Response, bool Close)> RespondAsync(Socket socket, RawRequest request)
+    {
+        using var responding = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        using var stopWatching = new CancellationTokenSource();
+        var watching = WatchForCloseAsync(socket, responding, stopWatching.Token);
+        try
+        {
+            return await _respond(request, responding.Token);
+        }
+        finally
+        {
+            stopWatching.Cancel();
+            await watching;
+        }
+    }
+
+    private static async Task WatchForCloseAsync(Socket socket, CancellationTokenSource responding, CancellationToken stopWatching)
+    {
+        try
+        {
+            if (await socket.ReceiveAsync(new byte[1], SocketFlags.Peek, stopWatching) == 0) responding.Cancel();
+        }
+        catch (SocketException)
+        {
+            responding.Cancel();
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
         {
         }
     }

@@ -63,6 +63,16 @@ internal sealed class FastPathConnection
     private volatile bool _closeRequested;
     private volatile bool _timedOut;
     private volatile bool _clientGone;
+    /// <summary>
+    /// activity_timeout's watch over a body in flight (either way): when no byte moved for that long, both connections
+    /// are cut. The relay stamps <see cref="_lastActivity"/> (a plain store per read or write, no timer call); the one
+    /// timer of the connection fires at the earliest possible deadline and re-arms itself for what is left.
+    /// </summary>
+    private Timer? _activityTimer;
+    private TimeSpan _activityTimeout;
+    private long _lastActivity;
+    private volatile bool _watchingActivity;
+    private volatile bool _stalled;
 
     private FastPathConnection(ConnectionContext context, ConnectionDelegate next, Listener listener)
     {
@@ -123,6 +133,7 @@ internal sealed class FastPathConnection
         finally
         {
             ReleaseConnectionHooks();
+            _activityTimer?.Dispose();
             if (_requests > 0) _listener.CountFastPath(_requests);
             Interlocked.Exchange(ref _upstream, null)?.Dispose();
             _responseDeadline.Dispose();
@@ -154,6 +165,47 @@ internal sealed class FastPathConnection
     {
         _clientGone = true;
         Interlocked.Exchange(ref _upstream, null)?.Dispose();
+    }
+
+    /// <summary>From here a body moves: cut both sides once no byte has moved for activity_timeout.</summary>
+    private void WatchActivity()
+    {
+        _lastActivity = Environment.TickCount64;
+        _watchingActivity = true;
+        _activityTimer ??= new Timer(static state => ((FastPathConnection)state!).OnActivityTimer(), this, Timeout.Infinite, Timeout.Infinite);
+        _activityTimer.Change(_activityTimeout, Timeout.InfiniteTimeSpan);
+    }
+
+    private void StopWatchingActivity()
+    {
+        if (!_watchingActivity) return;
+        _watchingActivity = false;
+        _activityTimer!.Change(Timeout.Infinite, Timeout.Infinite);
+    }
+
+    private void Moved() => Volatile.Write(ref _lastActivity, Environment.TickCount64);
+
+    private void OnActivityTimer()
+    {
+        // A late tick after the body ended finds the watch off; one after a new body began finds a fresh stamp.
+        if (!_watchingActivity) return;
+        var left = (long)_activityTimeout.TotalMilliseconds - (Environment.TickCount64 - Volatile.Read(ref _lastActivity));
+        try
+        {
+            if (left > 0)
+            {
+                _activityTimer?.Change(left, Timeout.Infinite);
+                return;
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+            return; // the connection ended meanwhile
+        }
+        // Mid-body there is nothing to answer: the client sees its connection cut, the instance's is closed, never pooled.
+        _stalled = true;
+        Interlocked.Exchange(ref _upstream, null)?.Dispose();
+        _context.Abort(new ConnectionAbortedException($"no byte of the body moved for {Config.Duration.Format(_activityTimeout)} (activity_timeout)"));
     }
 
     /// <summary>One request: read and parse its head, then hand over, refuse or forward it.</summary>
@@ -254,6 +306,7 @@ internal sealed class FastPathConnection
         var clientWantsClose = _head.ConnectionClose;
         var isHead = method == "HEAD";
         var hsts = _listener.IsTls && settings.Tls is { Hsts: true };
+        _activityTimeout = settings.ActivityTimeout;
         _input.AdvanceTo(buffer.GetPosition(_head.Length + (contentLength - bodyToStream)));
 
         _requests++;
@@ -419,6 +472,9 @@ internal sealed class FastPathConnection
                     return (exchange.Status, false);
                 case Outcome.ClientGone:
                     return (499, false);
+                case Outcome.RequestBodyStalled:
+                    // Both connections are cut already; 408 is for the access log, as nginx logs client_body_timeout.
+                    return (408, false);
                 case Outcome.TimedOut:
                     app.CountTimedOut();
                     app.CountFailed();
@@ -455,6 +511,8 @@ internal sealed class FastPathConnection
         BadResponse,
         BrokenAfterHead,
         ClientGone,
+        /// <summary>The streamed request body stopped moving for activity_timeout: both connections were cut.</summary>
+        RequestBodyStalled,
     }
 
     /// <param name="NothingSent">The connection could not be made: not a byte of the request reached the instance.</param>
@@ -499,7 +557,8 @@ internal sealed class FastPathConnection
                         return new Exchange(Outcome.Failed, NothingSent: true, BodyUnread: bodyToStream > 0);
                     }
                 }
-                Volatile.Write(ref _upstream, connection);
+                // A full fence (not a volatile write): OnClientGone sets the flag then takes _upstream, we publish then read the flag.
+                Interlocked.Exchange(ref _upstream, connection);
                 if (_clientGone) return new Exchange(Outcome.ClientGone);
                 _responseBytes = 0;
                 int received;
@@ -507,7 +566,7 @@ internal sealed class FastPathConnection
                 {
                     await connection.Socket.SendAsync(_upstreamHead.AsMemory(0, headLength), SocketFlags.None, deadline);
                     if (bodyToStream > 0 && !await StreamRequestBodyAsync(connection, bodyToStream, deadline))
-                        return new Exchange(Outcome.ClientGone);
+                        return _stalled ? new Exchange(Outcome.RequestBodyStalled) : new Exchange(Outcome.ClientGone);
                     bodyToStream = 0;
                     (var parse, received) = await ReadResponseHeadAsync(connection, isHead, deadline);
                     if (parse == ResponseParse.Malformed) return new Exchange(Outcome.BadResponse);
@@ -516,6 +575,8 @@ internal sealed class FastPathConnection
                 catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException or OperationCanceledException)
                 {
                     connection.Dispose();
+                    // Before the response head only a streamed request body is watched: it stopped coming.
+                    if (_stalled) return new Exchange(Outcome.RequestBodyStalled);
                     if (_clientGone) return new Exchange(Outcome.ClientGone);
                     if (deadline.IsCancellationRequested) return new Exchange(Outcome.TimedOut, BodyUnread: bodyToStream > 0);
                     // An idle connection the instance closed as we reused it: once more on a fresh one, when the request can be sent again.
@@ -549,28 +610,40 @@ internal sealed class FastPathConnection
 
     /// <summary>
     /// Copies a Content-Length body from the client's pipe to the instance, segment by segment; false when the client
-    /// left first. Bounded by response_timeout, as the YARP path's upload is: a client that stops sending mid-body gets
-    /// its 504 and the connection closes.
+    /// left first. Bounded by response_timeout, as the YARP path's upload is (a client that sends slowly but steadily
+    /// gets its 504 and the connection closes), and by activity_timeout: a body that stops moving cuts both sides.
     /// </summary>
     private async ValueTask<bool> StreamRequestBodyAsync(UpstreamConnection connection, long remaining, CancellationToken deadline)
     {
-        while (remaining > 0)
+        WatchActivity();
+        try
         {
-            var result = await _input.ReadAsync(deadline);
-            var buffer = result.Buffer;
-            if (buffer.IsEmpty && result.IsCompleted)
+            while (remaining > 0)
             {
-                _input.AdvanceTo(buffer.End);
-                return false;
+                var result = await _input.ReadAsync(deadline);
+                Moved();
+                var buffer = result.Buffer;
+                if (buffer.IsEmpty && result.IsCompleted)
+                {
+                    _input.AdvanceTo(buffer.End);
+                    return false;
+                }
+                var slice = buffer.Slice(0, Math.Min(remaining, buffer.Length));
+                foreach (var segment in slice)
+                {
+                    await connection.Socket.SendAsync(segment, SocketFlags.None, deadline);
+                    Moved();
+                }
+                remaining -= slice.Length;
+                _input.AdvanceTo(slice.End);
+                if (remaining > 0 && result.IsCompleted) return false;
             }
-            var slice = buffer.Slice(0, Math.Min(remaining, buffer.Length));
-            foreach (var segment in slice)
-                await connection.Socket.SendAsync(segment, SocketFlags.None, deadline);
-            remaining -= slice.Length;
-            _input.AdvanceTo(slice.End);
-            if (remaining > 0 && result.IsCompleted) return false;
+            return true;
         }
-        return true;
+        finally
+        {
+            StopWatchingActivity();
+        }
     }
 
     /// <summary>
@@ -657,44 +730,61 @@ internal sealed class FastPathConnection
                 _output.Write(extra);
                 break;
         }
-        if ((await _output.FlushAsync()).IsCompleted) return Gone();
-        while (!complete)
+        // Only a body that is not here whole is watched (a small response costs no timer call).
+        if (!complete) WatchActivity();
+        try
         {
-            var memory = _output.GetMemory();
-            if (framing == ResponseFraming.ContentLength && memory.Length > remaining) memory = memory[..(int)remaining];
-            var n = await connection.Socket.ReceiveAsync(memory, SocketFlags.None);
-            if (n == 0)
-            {
-                if (framing == ResponseFraming.UntilClose)
-                {
-                    upstreamReusable = false;
-                    break;
-                }
-                return Broken(status);
-            }
-            switch (framing)
-            {
-                case ResponseFraming.ContentLength:
-                    _output.Advance(n);
-                    remaining -= n;
-                    complete = remaining == 0;
-                    break;
-                case ResponseFraming.Chunked:
-                    var used = _chunked.Feed(memory.Span[..n]);
-                    _output.Advance(used);
-                    if (_chunked.IsInvalid)
-                    {
-                        await _output.FlushAsync();
-                        return Broken(status);
-                    }
-                    if (_chunked.IsDone && used < n) upstreamReusable = false;
-                    complete = _chunked.IsDone;
-                    break;
-                default:
-                    _output.Advance(n);
-                    break;
-            }
             if ((await _output.FlushAsync()).IsCompleted) return Gone();
+            while (!complete)
+            {
+                var memory = _output.GetMemory();
+                if (framing == ResponseFraming.ContentLength && memory.Length > remaining) memory = memory[..(int)remaining];
+                var n = await connection.Socket.ReceiveAsync(memory, SocketFlags.None);
+                Moved();
+                if (n == 0)
+                {
+                    if (framing == ResponseFraming.UntilClose)
+                    {
+                        upstreamReusable = false;
+                        break;
+                    }
+                    return Broken(status);
+                }
+                switch (framing)
+                {
+                    case ResponseFraming.ContentLength:
+                        _output.Advance(n);
+                        remaining -= n;
+                        complete = remaining == 0;
+                        break;
+                    case ResponseFraming.Chunked:
+                        var used = _chunked.Feed(memory.Span[..n]);
+                        _output.Advance(used);
+                        if (_chunked.IsInvalid)
+                        {
+                            await _output.FlushAsync();
+                            return Broken(status);
+                        }
+                        if (_chunked.IsDone && used < n) upstreamReusable = false;
+                        complete = _chunked.IsDone;
+                        break;
+                    default:
+                        _output.Advance(n);
+                        break;
+                }
+                if ((await _output.FlushAsync()).IsCompleted) return _stalled ? Broken(status) : Gone();
+                Moved();
+            }
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException or OperationCanceledException)
+        {
+            // The instance's connection broke or was closed under us: the client left, or the body stopped moving (the
+            // instance is blamed, as for a broken body: mostly it stopped sending, seldom the client stopped reading).
+            return _clientGone && !_stalled ? Gone() : Broken(status);
+        }
+        finally
+        {
+            StopWatchingActivity();
         }
         return new Relay(new Exchange(Outcome.Relayed, status, KeepClient: !closeClient), upstreamReusable);
 
