@@ -239,9 +239,13 @@ public class Http1FastPathTests
     public async Task A_body_that_stops_moving_either_way_is_cut_at_activity_timeout_on_both_sides_and_its_upstream_connection_is_not_pooled()
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-        await using var bed = await Bed.StartAsync((request, _) => Answer(request.RequestLine.Contains("/stall")
-                ? Encoding.ASCII.GetBytes("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + new string('x', 50))
-                : ScriptedHttpBackend.Ok("fine")),
+        const int Huge = 64 << 20; // more than the socket buffers and pipes between the instance and a client that does not read
+        await using var bed = await Bed.StartAsync((request, _) => Answer(request.RequestLine switch
+            {
+                var l when l.Contains("/stall") => Encoding.ASCII.GetBytes("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + new string('x', 50)),
+                var l when l.Contains("/huge") => [.. Encoding.ASCII.GetBytes($"HTTP/1.1 200 OK\r\nContent-Length: {Huge}\r\n\r\n"), .. new byte[Huge]],
+                _ => ScriptedHttpBackend.Ok("fine"),
+            }),
             c => c with { ActivityTimeout = TimeSpan.FromMilliseconds(400) });
 
         // The instance sends its head and half its body, then nothing: well before response_timeout (60 s), both
@@ -269,13 +273,24 @@ public class Http1FastPathTests
         await Wait.UntilAsync(() => bed.Backend.ClosedConnections == 2, TimeSpan.FromSeconds(5), "the proxy to close the upstream connection of the stalled upload");
         await Wait.UntilAsync(() => bed.Instance.InFlight == 0, TimeSpan.FromSeconds(5), "nothing in flight at the instance");
 
-        // The next request opens a fresh upstream connection: neither cut one went back to the pool.
+        // A client that stops reading a large response: it stops moving too, the same cut, and the instance (still
+        // sending) sees its connection closed.
+        using (var client = await RawHttpClient.ConnectAsync(bed.Address, timeout.Token))
+        {
+            await client.SendAsync(Get("/huge"), timeout.Token);
+            await Wait.UntilAsync(() => bed.Backend.Requests.Any(r => r.RequestLine.Contains("/huge")), TimeSpan.FromSeconds(5), "the large request at the instance");
+            var huge = bed.Backend.Requests.Single(r => r.RequestLine.Contains("/huge")).Connection;
+            await Wait.UntilAsync(() => bed.Backend.HasClosed(huge), TimeSpan.FromSeconds(10), "the proxy to cut the response its client stopped reading");
+        }
+        await Wait.UntilAsync(() => bed.Instance.InFlight == 0, TimeSpan.FromSeconds(5), "nothing in flight at the instance");
+
+        // The next request opens a fresh upstream connection: no cut one went back to the pool.
         using (var client = await RawHttpClient.ConnectAsync(bed.Address, timeout.Token))
         {
             await client.SendAsync(Get("/fine"), timeout.Token);
             Assert.Equal("fine", (await client.ReadAsync(timeout.Token))!.Body);
         }
-        Assert.Equal(3, bed.Backend.Connections);
+        Assert.Equal(4, bed.Backend.Connections);
         Assert.Equal(0, bed.Listener.HandedOver);
 
         // The same key bounds the YARP path (an HTTP/1.0 request is handed to Kestrel): the same cut.
