@@ -311,12 +311,15 @@ public class Http1FastPathTests
     public async Task A_client_that_leaves_while_the_app_works_on_its_answer_closes_the_upstream_connection_and_leaves_nothing_in_flight()
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        using var certificates = new TempDir();
+        var (certFile, keyFile) = (certificates.Combine("shop.pem"), certificates.Combine("shop.key"));
+        PemCertificate.Write(certFile, keyFile, "shop.test", "shop.test");
         await using var bed = await Bed.StartAsync(async (request, cancellationToken) =>
         {
             if (request.RequestLine.Contains("/slow")) await Task.Delay(TimeSpan.FromSeconds(10), cancellationToken);
             if (request.RequestLine.Contains("/pause")) await Task.Delay(TimeSpan.FromMilliseconds(300), cancellationToken);
             return (ScriptedHttpBackend.Ok(request.RequestLine.Split(' ')[1]), false);
-        });
+        }, c => c with { Tls = new TlsConfig { Listen = new IPEndPoint(IPAddress.Loopback, 0), CertFile = certFile, KeyFile = keyFile, RedirectHttp = false } });
 
         // Pipelining: the next request arriving while the proxy waits for an answer is not the client leaving.
         using (var client = await RawHttpClient.ConnectAsync(bed.Address, timeout.Token))
@@ -339,5 +342,24 @@ public class Http1FastPathTests
         }
         await Wait.UntilAsync(() => bed.Backend.ClosedConnections == 1, TimeSpan.FromSeconds(3), "the instance to see its connection closed");
         await Wait.UntilAsync(() => bed.Instance.InFlight == 0, TimeSpan.FromSeconds(3), "nothing in flight at the instance");
+
+        // The same over TLS, where the fast path reads the client through the TLS layer: the close is seen as soon.
+        using (var tcp = new System.Net.Sockets.TcpClient())
+        {
+            await tcp.ConnectAsync(bed.Listeners.TlsListenerOf(bed.App).Bound, timeout.Token);
+            await using var tls = new System.Net.Security.SslStream(tcp.GetStream());
+            await tls.AuthenticateAsClientAsync(new System.Net.Security.SslClientAuthenticationOptions
+            {
+                TargetHost = "shop.test",
+                ApplicationProtocols = [System.Net.Security.SslApplicationProtocol.Http11],
+                RemoteCertificateValidationCallback = (_, _, _, _) => true,
+            }, timeout.Token);
+            await tls.WriteAsync(Encoding.ASCII.GetBytes(Get("/slow")), timeout.Token);
+            await Wait.UntilAsync(() => bed.Instance.InFlight == 1, TimeSpan.FromSeconds(5), "the long poll over TLS in flight");
+            await Task.Delay(200, timeout.Token);
+        }
+        await Wait.UntilAsync(() => bed.Backend.ClosedConnections == 2, TimeSpan.FromSeconds(3), "the instance to see the TLS client's request closed");
+        await Wait.UntilAsync(() => bed.Instance.InFlight == 0, TimeSpan.FromSeconds(3), "nothing in flight at the instance");
+        Assert.Equal(0, bed.Listener.HandedOver + bed.Listeners.TlsListenerOf(bed.App).HandedOver);
     }
 }
