@@ -54,6 +54,7 @@ public sealed record ProxyConfig
     /// </summary>
     public TimeSpan ActivityTimeout { get; init; } = DefaultActivityTimeout;
     internal static readonly TimeSpan DefaultActivityTimeout = TimeSpan.FromSeconds(100);
+    internal static readonly TimeSpan MaxActivityTimeout = TimeSpan.FromHours(24);
     public TlsConfig? Tls { get; init; }
 
     /// <summary>The highest max_request_headers the proxy's listeners accept (Kestrel reads headers before any routing).</summary>

@@ -105,6 +105,7 @@ public class ProxyConfigTests
     [InlineData("response_timeout: 10ms", "proxy.response_timeout", "at least")]
     [InlineData("activity_timeout: 10ms", "proxy.activity_timeout", "at least")]
     [InlineData("activity_timeout: forever", "proxy.activity_timeout", "forever")]
+    [InlineData("activity_timeout: 25h", "proxy.activity_timeout", "at most 24h")]
     [InlineData("tls: { listen: 0.0.0.0:443 }", "proxy.tls.cert", "tls needs cert and key")]
     [InlineData("tls: { listen: 0.0.0.0:443, cert: /a.pem }", "proxy.tls.key", "cert and key go together")]
     [InlineData("tls: { listen: 0.0.0.0:80, cert: /a.pem, key: /a.key }", "proxy.tls.listen", "is proxy.listen already")]

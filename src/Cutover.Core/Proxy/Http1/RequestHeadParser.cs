@@ -137,6 +137,8 @@ internal sealed class RequestHead
                     ContentLength = length;
                     break;
                 case FieldKind.TransferEncoding:
+                    // Chunked request bodies stay Kestrel's (a client sends them seldom): relaying them here would need
+                    // its own TE rules, a chunked max_request_body count and a no-replay rule, beside Kestrel's tested ones.
                     return HandOver("Transfer-Encoding");
                 case FieldKind.Upgrade:
                     return HandOver("Upgrade");
