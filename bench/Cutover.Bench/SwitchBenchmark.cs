@@ -50,7 +50,9 @@ public static partial class SwitchBenchmark
         if (Wanted("cli"))
         {
             report.Line($"cli: `cutover deploy` and `cutover rollback` as processes, {switches} of each (load average {LoadAverage()})");
-            cli = await MeasureCliAsync(repo, switches, report);
+            // On a worker thread: the await before may resume on a socket thread (inline completions), and RunCutover's wait
+            // there for the child's output, which that very thread would deliver, never ends (the run hung here).
+            cli = await Task.Run(() => MeasureCliAsync(repo, switches, report));
             report.Row(CliHeader);
             foreach (var row in CliRows(cli)) report.Row(row);
         }
@@ -58,7 +60,7 @@ public static partial class SwitchBenchmark
         if (Wanted("agent"))
         {
             report.Line($"agent: activate requests to a real agent, {switches} deploys and rollbacks under load, then quiet rounds (load average {LoadAverage()})");
-            agent = await MeasureAgentAsync(repo, switches, report);
+            agent = await Task.Run(() => MeasureAgentAsync(repo, switches, report));
             report.Row(AgentResult.Header);
             foreach (var row in agent.Rows(Ms)) report.Row(row);
         }
