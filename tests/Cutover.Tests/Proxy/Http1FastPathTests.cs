@@ -362,4 +362,35 @@ public class Http1FastPathTests
         await Wait.UntilAsync(() => bed.Instance.InFlight == 0, TimeSpan.FromSeconds(3), "nothing in flight at the instance");
         Assert.Equal(0, bed.Listener.HandedOver + bed.Listeners.TlsListenerOf(bed.App).HandedOver);
     }
+    [Fact]
+    public async Task A_chunked_request_body_is_relayed_on_the_fast_path_to_its_last_chunk_and_a_broken_one_is_a_400_the_instance_never_sees_past()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        await using var bed = await Bed.StartAsync((request, _) =>
+            Answer(ScriptedHttpBackend.Ok($"{request.RequestLine.Split(' ')[1]}:{Encoding.ASCII.GetString(request.Body)}")));
+        using var client = await RawHttpClient.ConnectAsync(bed.Address, timeout.Token);
+
+        // Chunks split across writes, an extension and a trailer, and the next request right behind the last chunk.
+        await client.SendAsync("POST /chunked HTTP/1.1\r\nHost: shop.test\r\nTransfer-Encoding: Chunked\r\n\r\n5\r\nhel", timeout.Token);
+        await Task.Delay(50, timeout.Token);
+        await client.SendAsync("lo\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n" + Get("/after"), timeout.Token);
+        Assert.Equal("/chunked:hello world", (await client.ReadAsync(timeout.Token))!.Body);
+        Assert.Equal("/after:", (await client.ReadAsync(timeout.Token))!.Body);
+        var relayed = bed.Backend.Requests.First();
+        Assert.Equal(["chunked"], relayed.Values("Transfer-Encoding"));
+        Assert.Empty(relayed.Values("Content-Length"));
+        Assert.Equal(1, bed.Backend.Connections);
+
+        // A chunk not ended by CRLF: what came before it went to the instance, nothing after; the client gets a 400 and
+        // its connection closes, and the instance's connection is closed, so the request hidden behind never arrives.
+        await client.SendAsync("POST /broken HTTP/1.1\r\nHost: shop.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n" + Get("/hidden"), timeout.Token);
+        var refused = await client.ReadAsync(timeout.Token);
+        Assert.Equal(400, refused!.Status);
+        Assert.Equal(["close"], refused.Values("Connection"));
+        Assert.True(await client.ClosedAsync(timeout.Token));
+        await Wait.UntilAsync(() => bed.Backend.ClosedConnections == 1, TimeSpan.FromSeconds(5), "the instance's connection of the broken body closed");
+        Assert.Equal(["POST /chunked HTTP/1.1", "GET /after HTTP/1.1"], bed.Backend.Requests.Select(r => r.RequestLine));
+        Assert.Equal(0, bed.Listener.HandedOver);
+        Assert.Equal(0, bed.Instance.InFlight);
+    }
 }
