@@ -10,11 +10,26 @@ if (args is ["stage", var src, var dest, .. var rest])
 // The switch benchmark runs Cutover's proxy in this process, set up as the agent sets up its own (the proxy benchmark runs a real agent).
 if (args is [] or ["switch", ..] or ["proxy"] or ["proxy-serve"] || (args is [var runs] && int.TryParse(runs, out _)))
     Cutover.Platform.InlineSocketCompletions.Enable();
-// `switch [builtin|nginx|haproxy|cli|agent ...]`: the blue-green switch benchmark alone, all of it or the rows named
-// (agent: a real agent alone, each command split into green, switch and the agent's rest, with its CPU and fsyncs).
-if (args is ["switch", .. var switchRows])
+// `switch [builtin|nginx|haproxy|cli|agent ...] [ROUNDS]`: the blue-green switch benchmark alone, all of it or the rows
+// named (agent: a real agent alone, each command split into green, switch and the agent's rest, with its CPU and fsyncs),
+// ROUNDS deploys and rollbacks each (6). Progress and each row as measured, then the README block.
+if (args is ["switch", .. var switchArgs])
 {
-    Console.WriteLine(await SwitchBenchmark.RunAsync(Directory.GetCurrentDirectory(), switchRows));
+    var rounds = switchArgs.Where(a => int.TryParse(a, out _)).Select(int.Parse).DefaultIfEmpty(6).Last();
+    var switchRows = switchArgs.Where(a => !int.TryParse(a, out _)).ToArray();
+    if (rounds < 1)
+    {
+        Console.Error.WriteLine($"switch: ROUNDS must be at least 1, got {rounds}");
+        return 2;
+    }
+    if (switchRows.Except(["builtin", "nginx", "haproxy", "cli", "agent"]).FirstOrDefault() is { } unknown)
+    {
+        Console.Error.WriteLine($"switch: '{unknown}' is not one of builtin, nginx, haproxy, cli, agent");
+        return 2;
+    }
+    var block = await SwitchBenchmark.RunAsync(Directory.GetCurrentDirectory(), switchRows, Console.Out, rounds);
+    Console.WriteLine();
+    Console.WriteLine(block);
     return 0;
 }
 if (args is ["proxy-serve"])

@@ -78,7 +78,7 @@ public static class StagingBenchmark
         UpdateReadme(Path.Combine(repo, "bench", "README.md"), "proxy", proxy);
 
         Console.WriteLine("blue-green switch and rollback latency: builtin vs nginx router");
-        var switching = await SwitchBenchmark.RunAsync(repo, []);
+        var switching = await SwitchBenchmark.RunAsync(repo, [], Console.Out);
         Console.WriteLine(switching);
         await File.WriteAllTextAsync(Path.Combine(repo, "bench", "results", "switch.md"), switching);
         UpdateReadme(Path.Combine(repo, "bench", "README.md"), "switch", switching);

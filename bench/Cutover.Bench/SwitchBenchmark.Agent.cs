@@ -28,20 +28,31 @@ public static partial class SwitchBenchmark
         (double Deploy, double Rollback) CpuPerDeploy, (string Deploy, string Rollback)? Fsyncs,
         IReadOnlyList<(string Step, double Deploy, double Rollback)> Steps)
     {
-        public string Render(Func<List<double>, string, string> ms)
+        public const string Header =
+            "| command (builtin, agent) | command to 100% new (median / max) | activate request to result (median / max) | of which the green set starting (median / max) | of which the switch (median / max) | of which the agent's rest (median / max) | agent CPU per command (no load) | fsyncs per command (time in them, no load) |\n" +
+            "|---|---|---|---|---|---|---|---|";
+
+        public string[] Rows(Func<List<double>, string, string> ms)
         {
-            var sb = new StringBuilder();
             string Row(string what, List<AgentSplit> splits, List<double> toNew, double cpu, string? fsyncs) =>
                 $"| {what} | {ms(toNew, "0.0")} | {ms(splits.Select(s => s.Request).ToList(), "0.0")} | {ms(splits.Select(s => s.Green).ToList(), "0.0")} | " +
                 $"{ms(splits.Select(s => s.Switch).ToList(), "0.00")} | {ms(splits.Select(s => s.Rest).ToList(), "0.0")} | " +
                 $"{cpu.ToString("0", CultureInfo.InvariantCulture)} ms | {fsyncs ?? "-"} |";
+            return
+            [
+                Row("deploy (green start + switch)", Deploys, Switch.Deploy, CpuPerDeploy.Deploy, Fsyncs?.Deploy),
+                Row("rollback (to the warm set)", Rollbacks, Switch.Rollback, CpuPerDeploy.Rollback, Fsyncs?.Rollback),
+            ];
+        }
+
+        public string Render(Func<List<double>, string, string> ms)
+        {
+            var sb = new StringBuilder();
             sb.AppendLine();
             sb.AppendLine("The agent alone (a real `cutover agent`, its proxy taking the same load; each activate request sent over agent.sock from the benchmark's own process, as the CLI sends it, so no CLI start-up is in it):");
             sb.AppendLine();
-            sb.AppendLine("| command (builtin, agent) | command to 100% new (median / max) | activate request to result (median / max) | of which the green set starting (median / max) | of which the switch (median / max) | of which the agent's rest (median / max) | agent CPU per command (no load) | fsyncs per command (time in them, no load) |");
-            sb.AppendLine("|---|---|---|---|---|---|---|---|");
-            sb.AppendLine(Row("deploy (green start + switch)", Deploys, Switch.Deploy, CpuPerDeploy.Deploy, Fsyncs?.Deploy));
-            sb.AppendLine(Row("rollback (to the warm set)", Rollbacks, Switch.Rollback, CpuPerDeploy.Rollback, Fsyncs?.Rollback));
+            sb.AppendLine(Header);
+            foreach (var row in Rows(ms)) sb.AppendLine(row);
             sb.AppendLine();
             sb.AppendLine("\"Green\" and \"switch\" are the agent's own phase times (BlueGreenSwitch's `green` and `switch` progress events); \"the agent's rest\" is the request's time minus both: reading the request and the config, reconfiguring the app, state.json, and writing the answer. " +
                           $"{Switch.Requests} requests, {Switch.Failed} failed.");
@@ -83,7 +94,7 @@ public static partial class SwitchBenchmark
     /// and writes the release), then activate requests from here for fresh release directories and back to release 0's
     /// warm set, under the load; then quiet rounds for the agent's CPU per command, and one each under strace for its fsyncs.
     /// </summary>
-    private static async Task<AgentResult> MeasureAgentAsync(string repo, int switches)
+    private static async Task<AgentResult> MeasureAgentAsync(string repo, int switches, Progress report)
     {
         using var work = new ProxyBenchmark.TempWork();
         var home = Path.Combine(work.Path, "home");
@@ -136,6 +147,8 @@ public static partial class SwitchBenchmark
                     await Task.Delay(1500);
                     commands.Add(new Command(load.Now, "0", Rollback: true));
                     rollbacks.Add(await ActivateAsync(live, liveDir));
+                    report.Line($"agent {i}/{switches}: deploy request {Ms(deploys[^1].Request)} (green {Ms(deploys[^1].Green)}, switch {Ms(deploys[^1].Switch, "0.00")}), " +
+                                $"rollback request {Ms(rollbacks[^1].Request)} (switch {Ms(rollbacks[^1].Switch, "0.00")})");
                     await Task.Delay(1500);
                 }
                 all = await load.StopAsync();
@@ -144,6 +157,7 @@ public static partial class SwitchBenchmark
             var steps = AgentSteps(File.ReadAllLines(Path.Combine(home, "agent.log")), app, live, switches);
 
             // Quiet rounds: the agent's CPU per command without the proxy's.
+            report.Line($"agent: {switches} quiet rounds for its CPU per command, then one of each under strace for its fsyncs");
             var (deployCpu, rollbackCpu) = (TimeSpan.Zero, TimeSpan.Zero);
             for (var i = 0; i < switches; i++)
             {

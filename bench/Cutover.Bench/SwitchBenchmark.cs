@@ -17,48 +17,130 @@ public static partial class SwitchBenchmark
 {
     private sealed record Sample(double StartMs, double EndMs, bool Ok, string Version);
 
-    /// <param name="only">Routers to measure ("builtin", "nginx", "haproxy", "cli"); empty: all of them.</param>
-    public static async Task<string> RunAsync(string repo, IReadOnlyCollection<string> only, int switches = 6)
+    /// <summary>
+    /// The whole benchmark; returns the README block. It takes many minutes, so <paramref name="progress"/> gets a line per
+    /// mode as it starts, a line per round as it is measured, and each table row as soon as its mode is done: a run cut
+    /// short still shows what it measured.
+    /// </summary>
+    /// <param name="only">Routers to measure ("builtin", "nginx", "haproxy", "cli", "agent"); empty: all of them.</param>
+    /// <param name="switches">Deploys and rollbacks per router (rounds).</param>
+    public static async Task<string> RunAsync(string repo, IReadOnlyCollection<string> only, TextWriter progress, int switches = 6)
     {
         bool Wanted(string name) => only.Count == 0 || only.Contains(name);
         static string LoadAverage() => File.ReadAllText("/proc/loadavg").Split(' ')[0];
+        var report = new Progress(progress);
         var loadBefore = LoadAverage();
         // All routers set up at once, then measured a round each in turn: a busy moment of a shared machine falls on
         // every router alike instead of on whichever ran then.
         var routers = new[] { "builtin", "nginx", "haproxy" }.Where(r => Wanted(r) && (r != "haproxy" || File.Exists("/usr/sbin/haproxy"))).ToArray();
+        if (routers.Length > 0)
+        {
+            report.Line($"routers {string.Join(", ", routers)}: {switches} rounds each, taking turns (load average {loadBefore})");
+            report.Row(RouterHeader);
+        }
         var turns = new Turns(routers.Length);
-        var measured = await Task.WhenAll(routers.Select((router, who) => MeasureAsync(repo, router, switches, turns, who)));
+        var measured = await Task.WhenAll(routers.Select(async (router, who) =>
+        {
+            var result = await MeasureAsync(repo, router, switches, turns, who, report);
+            report.Row(RouterRow(router, result));
+            return result;
+        }));
         Result? Of(string router) => Array.IndexOf(routers, router) is var at and >= 0 ? measured[at] : null;
-        var (builtin, viaNginx, viaHaproxy) = (Of("builtin"), Of("nginx"), Of("haproxy"));
-        var cli = Wanted("cli") ? await MeasureCliAsync(repo, switches) : null;
-        var agent = Wanted("agent") ? await MeasureAgentAsync(repo, switches) : null;
-        static string Ms(List<double> values, string format = "0.0") => values.Count == 0 ? "-" : $"{Measure.Median(values).ToString(format, System.Globalization.CultureInfo.InvariantCulture)} / {values.Max().ToString(format, System.Globalization.CultureInfo.InvariantCulture)} ms";
+        CliResult? cli = null;
+        if (Wanted("cli"))
+        {
+            report.Line($"cli: `cutover deploy` and `cutover rollback` as processes, {switches} of each (load average {LoadAverage()})");
+            // On a worker thread: the await before may resume on a socket thread (inline completions), and RunCutover's wait
+            // there for the child's output, which that very thread would deliver, never ends (the run hung here).
+            cli = await Task.Run(() => MeasureCliAsync(repo, switches, report));
+            report.Row(CliHeader);
+            foreach (var row in CliRows(cli)) report.Row(row);
+        }
+        AgentResult? agent = null;
+        if (Wanted("agent"))
+        {
+            report.Line($"agent: activate requests to a real agent, {switches} deploys and rollbacks under load, then quiet rounds (load average {LoadAverage()})");
+            agent = await Task.Run(() => MeasureAgentAsync(repo, switches, report));
+            report.Row(AgentResult.Header);
+            foreach (var row in agent.Rows(Ms)) report.Row(row);
+        }
         var sb = new StringBuilder();
         sb.AppendLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z on {Environment.ProcessorCount} cores (load average: {loadBefore} before, {LoadAverage()} after); examples/node-app at 2 instances (ready: message); 16 keep-alive clients without pause; {switches} deploys and {switches} rollbacks per router, alternating, the routers taking turns round by round.");
         sb.AppendLine();
-        sb.AppendLine("| router | deploy: command to 100% new (median / max) | of which the green set starting (median / max) | rollback: command to 100% new (median / max) | rollback: command to switch done (median / max) | requests | failed |");
-        sb.AppendLine("|---|---|---|---|---|---|---|");
-        foreach (var (name, r) in new[] { ("builtin (Cutover's proxy)", builtin), ("nginx (upstream file + reload)", viaNginx), ("haproxy (runtime API, no reload)", viaHaproxy) })
-            if (r is not null) sb.AppendLine($"| {name} | {Ms(r.Deploy)} | {Ms(r.Green)} | {Ms(r.Rollback, "0.00")} | {Ms(r.RollbackCall, "0.00")} | {r.Requests} | {r.Failed} |");
+        sb.AppendLine(RouterHeader);
+        foreach (var router in new[] { "builtin", "nginx", "haproxy" })
+            if (Of(router) is { } r) sb.AppendLine(RouterRow(router, r));
         sb.AppendLine();
         sb.AppendLine("\"Command to 100% new\" is the end of the last request that started after the command, ended before the next one, and was answered by another release (0 when none was). \"The green set starting\" is the switch's green phase: the new instances started and ready, out of rotation. \"Command to switch done\" is how long the rollback call took to return: the pool swap, or the upstream file, `nginx -t` and the reload, or HAProxy's add/ready/drain and the wait for the drained servers' sessions to end before they are deleted.");
-        if (Wanted("haproxy") && viaHaproxy is null) sb.AppendLine("\nhaproxy: not measured (/usr/sbin/haproxy missing; bench/run.sh installs it).");
+        if (Wanted("haproxy") && Of("haproxy") is null) sb.AppendLine("\nhaproxy: not measured (/usr/sbin/haproxy missing; bench/run.sh installs it).");
         if (cli is not null)
         {
-            var rest = cli.RollbackDone.Zip(cli.RollbackPipeline, (done, pipeline) => done - pipeline).ToList();
-            var pipelineOnly = cli.RollbackPipeline.Zip(cli.RollbackInstances, (pipeline, instances) => pipeline - instances).ToList();
             sb.AppendLine();
             sb.AppendLine("The same load and app through the product end to end: `cutover deploy DIR` and `cutover rollback` run as processes (`dotnet exec cutover.dll`), the real agent's proxy serving the clients.");
             sb.AppendLine();
-            sb.AppendLine("| command (builtin, CLI + agent) | command to 100% new (median / max) | command done: whole process (median / max) | of which: start-up, parsing, config (median / max) | of which: pipeline, lock to history, without the agent (median / max) | of which: the agent's switch with its request (median / max) | requests | failed |");
-            sb.AppendLine("|---|---|---|---|---|---|---|---|");
-            sb.AppendLine($"| `cutover deploy` | {Ms(cli.Switch.Deploy)} | {Ms(cli.DeployDone)} | | | | {cli.Switch.Requests} | {cli.Switch.Failed} |");
-            sb.AppendLine($"| `cutover rollback` (to the warm set) | {Ms(cli.Switch.Rollback)} | {Ms(cli.RollbackDone)} | {Ms(rest)} | {Ms(pipelineOnly)} | {Ms(cli.RollbackInstances)} | | |");
+            sb.AppendLine(CliHeader);
+            foreach (var row in CliRows(cli)) sb.AppendLine(row);
             sb.AppendLine();
             sb.AppendLine("A rollback's parts come from its history line: the pipeline is `started` to `finished` (from after the config is loaded to the history write), the agent's part its `instances` phase; the rest of the whole process is the .NET start-up, command parsing and config loading before it and the exit after it.");
         }
         if (agent is not null) sb.Append(agent.Render(Ms));
         return sb.ToString();
+    }
+
+    private static string Ms(List<double> values, string format = "0.0") => values.Count == 0 ? "-" : $"{Measure.Median(values).ToString(format, System.Globalization.CultureInfo.InvariantCulture)} / {values.Max().ToString(format, System.Globalization.CultureInfo.InvariantCulture)} ms";
+
+    private static string Ms(double value, string format = "0.0") => value.ToString(format, System.Globalization.CultureInfo.InvariantCulture) + " ms";
+
+    private const string RouterHeader =
+        "| router | deploy: command to 100% new (median / max) | of which the green set starting (median / max) | rollback: command to 100% new (median / max) | rollback: command to switch done (median / max) | requests | failed |\n" +
+        "|---|---|---|---|---|---|---|";
+
+    private static string RouterRow(string router, Result r)
+    {
+        var name = router switch
+        {
+            "builtin" => "builtin (Cutover's proxy)",
+            "nginx" => "nginx (upstream file + reload)",
+            _ => "haproxy (runtime API, no reload)",
+        };
+        return $"| {name} | {Ms(r.Deploy)} | {Ms(r.Green)} | {Ms(r.Rollback, "0.00")} | {Ms(r.RollbackCall, "0.00")} | {r.Requests} | {r.Failed} |";
+    }
+
+    private const string CliHeader =
+        "| command (builtin, CLI + agent) | command to 100% new (median / max) | command done: whole process (median / max) | of which: start-up, parsing, config (median / max) | of which: pipeline, lock to history, without the agent (median / max) | of which: the agent's switch with its request (median / max) | requests | failed |\n" +
+        "|---|---|---|---|---|---|---|---|";
+
+    private static string[] CliRows(CliResult cli)
+    {
+        var rest = cli.RollbackDone.Zip(cli.RollbackPipeline, (done, pipeline) => done - pipeline).ToList();
+        var pipelineOnly = cli.RollbackPipeline.Zip(cli.RollbackInstances, (pipeline, instances) => pipeline - instances).ToList();
+        return
+        [
+            $"| `cutover deploy` | {Ms(cli.Switch.Deploy)} | {Ms(cli.DeployDone)} | | | | {cli.Switch.Requests} | {cli.Switch.Failed} |",
+            $"| `cutover rollback` (to the warm set) | {Ms(cli.Switch.Rollback)} | {Ms(cli.RollbackDone)} | {Ms(rest)} | {Ms(pipelineOnly)} | {Ms(cli.RollbackInstances)} | | |",
+        ];
+    }
+
+    /// <summary>Lines to the benchmark's output as they happen, each stamped with the time (a long run shows where it is).</summary>
+    private sealed class Progress(TextWriter output)
+    {
+        private readonly Lock _gate = new();
+
+        /// <summary>A progress line, stamped.</summary>
+        public void Line(string text) => Write($"switch {DateTime.UtcNow:HH:mm:ss}Z {text}");
+
+        /// <summary>Table header or rows as the README block has them, unstamped, so they can be pasted.</summary>
+        public void Row(string text) => Write(text);
+
+        private void Write(string text)
+        {
+            // The routers' measurements run concurrently: one write at a time, flushed, so a cut-off run keeps what it printed.
+            lock (_gate)
+            {
+                output.WriteLine(text);
+                output.Flush();
+            }
+        }
     }
 
     private sealed record Result(List<double> Deploy, List<double> Rollback, List<double> RollbackCall, List<double> Green, long Requests, long Failed);
@@ -88,7 +170,7 @@ public static partial class SwitchBenchmark
     /// start after the config is loaded to the history write, and its `instances` phase: the agent's switch with the
     /// request to it) splits that into the pipeline and the rest, which is process start-up, command parsing and config.
     /// </summary>
-    private static async Task<CliResult> MeasureCliAsync(string repo, int switches)
+    private static async Task<CliResult> MeasureCliAsync(string repo, int switches, Progress report)
     {
         using var work = new ProxyBenchmark.TempWork();
         var home = Path.Combine(work.Path, "home");
@@ -126,6 +208,7 @@ public static partial class SwitchBenchmark
                     pipeline.Add((entry.GetProperty("finished").GetDateTimeOffset() - entry.GetProperty("started").GetDateTimeOffset()).TotalMilliseconds);
                     instances.Add(entry.GetProperty("phase_seconds").GetProperty("instances").GetDouble() * 1000);
                 }
+                report.Line($"cli {i}/{switches}: deploy done in {Ms(deployDone[^1])}, rollback done in {Ms(rollbackDone[^1])} (pipeline {Ms(pipeline[^1])}, the agent's switch {Ms(instances[^1])})");
                 await Task.Delay(1500);
             }
             var all = await load.StopAsync();
@@ -255,7 +338,7 @@ public static partial class SwitchBenchmark
         }
     }
 
-    private static async Task<Result> MeasureAsync(string repo, string routerName, int switches, Turns turns, int who)
+    private static async Task<Result> MeasureAsync(string repo, string routerName, int switches, Turns turns, int who, Progress report)
     {
         var ready = false;
         void SetUp()
@@ -385,6 +468,8 @@ public static partial class SwitchBenchmark
                     deploy.AddRange(deployed);
                     rollback.AddRange(rolledBack);
                     (requests, failed) = (requests + all.Count, failed + all.Count(s => !s.Ok));
+                    report.Line($"{routerName} round {i}/{switches}: deploy to 100% new {Ms(deployed)} (green {Ms(timing.Green)}), rollback to 100% new {Ms(rolledBack, "0.00")} " +
+                                $"(call {Ms(rollbackCalls[^1], "0.00")}); {all.Count} requests, {all.Count(s => !s.Ok)} failed");
                     holding = false;
                     turns.Done(who);
                 }

@@ -320,7 +320,11 @@ public static class ConfigLoader
             MaxRequestBody = maxBody,
             MaxRequestHeaders = maxHeaders,
             ResponseTimeout = section.Duration("response_timeout", TimeSpan.FromSeconds(60), min: TimeSpan.FromMilliseconds(100)),
+            ActivityTimeout = section.Duration("activity_timeout", ProxyConfig.DefaultActivityTimeout, min: TimeSpan.FromMilliseconds(100)),
         };
+        // A timer's ceiling is about 49 days; a day is already far past any body worth waiting for.
+        if (proxy.ActivityTimeout > ProxyConfig.MaxActivityTimeout)
+            section.Error("activity_timeout", $"must be at most {Duration.Format(ProxyConfig.MaxActivityTimeout)}");
         proxy = proxy with { Tls = ReadTls(section.Section("tls"), listen, proxy.Hosts, section) };
         section.RejectUnknownKeys();
         return proxy;

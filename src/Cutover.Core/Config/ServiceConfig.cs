@@ -48,6 +48,13 @@ public sealed record ProxyConfig
     public long MaxRequestHeaders { get; init; } = 32 * 1024;
     /// <summary>504 when the app has not sent its response headers within it.</summary>
     public TimeSpan ResponseTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    /// <summary>
+    /// After the response head: a body (either way) or an upgraded connection that moves no byte for this long is cut
+    /// on both sides. YARP's ActivityTimeout default; it also bounds a client that stops reading.
+    /// </summary>
+    public TimeSpan ActivityTimeout { get; init; } = DefaultActivityTimeout;
+    internal static readonly TimeSpan DefaultActivityTimeout = TimeSpan.FromSeconds(100);
+    internal static readonly TimeSpan MaxActivityTimeout = TimeSpan.FromHours(24);
     public TlsConfig? Tls { get; init; }
 
     /// <summary>The highest max_request_headers the proxy's listeners accept (Kestrel reads headers before any routing).</summary>

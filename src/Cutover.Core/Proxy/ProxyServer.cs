@@ -76,14 +76,31 @@ public sealed class ProxyServer : IAsyncDisposable
     public long HeadersTooLarge => Interlocked.Read(ref _headersTooLarge);
     public long TimedOut => Interlocked.Read(ref _timedOut);
 
-    private static readonly ForwarderRequestConfig RequestConfig = new()
+    private ForwarderRequestConfig _requestConfig = RequestConfigWith(ProxyConfig.DefaultActivityTimeout);
+
+    private static ForwarderRequestConfig RequestConfigWith(TimeSpan activityTimeout) => new()
     {
-        // Idle time between reads, for bodies, streams and WebSockets alike; response_timeout is the deadline for headers.
-        ActivityTimeout = TimeSpan.FromMinutes(10),
+        // activity_timeout: idle time between reads, for bodies, streams and WebSockets alike, as on the fast path;
+        // response_timeout is the deadline for headers.
+        ActivityTimeout = activityTimeout,
         // Instances speak HTTP/1.1 on loopback; asking for it exactly skips YARP's HTTP/2 negotiation default.
         Version = HttpVersion.Version11,
         VersionPolicy = HttpVersionPolicy.RequestVersionExact,
     };
+
+    /// <summary>YARP's per-request settings for the activity_timeout in force, made again only when a reconfigure changed it.</summary>
+    private ForwarderRequestConfig RequestConfig
+    {
+        get
+        {
+            var activityTimeout = Settings.ActivityTimeout;
+            var config = Volatile.Read(ref _requestConfig);
+            if (config.ActivityTimeout == activityTimeout) return config;
+            config = RequestConfigWith(activityTimeout);
+            Volatile.Write(ref _requestConfig, config);
+            return config;
+        }
+    }
 
     /// <summary>The agent's per-request meters for this app (status code, duration, retries); null records nothing.</summary>
     public Metrics.ProxyRequestMetrics? Metrics

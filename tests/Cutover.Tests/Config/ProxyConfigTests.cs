@@ -28,6 +28,7 @@ public class ProxyConfigTests
             max_request_body: 1G
             max_request_headers: 64K
             response_timeout: 60s
+            activity_timeout: 2m
             tls:
               listen: 0.0.0.0:443
               cert: /etc/ssl/shop.pem
@@ -41,6 +42,7 @@ public class ProxyConfigTests
         Assert.Equal(1L << 30, proxy.MaxRequestBody);
         Assert.Equal(64 * 1024, proxy.MaxRequestHeaders);
         Assert.Equal(TimeSpan.FromSeconds(60), proxy.ResponseTimeout);
+        Assert.Equal(TimeSpan.FromMinutes(2), proxy.ActivityTimeout);
         Assert.Equal(IPEndPoint.Parse("0.0.0.0:443"), proxy.Tls!.Listen);
         Assert.Equal("/etc/ssl/shop.pem", proxy.Tls.CertFile);
         Assert.Equal("/etc/ssl/shop.key", proxy.Tls.KeyFile);
@@ -101,6 +103,9 @@ public class ProxyConfigTests
     [InlineData("max_request_headers: 100", "proxy.max_request_headers", "between 1K and 256K")]
     [InlineData("max_request_headers: 1M", "proxy.max_request_headers", "between 1K and 256K")]
     [InlineData("response_timeout: 10ms", "proxy.response_timeout", "at least")]
+    [InlineData("activity_timeout: 10ms", "proxy.activity_timeout", "at least")]
+    [InlineData("activity_timeout: forever", "proxy.activity_timeout", "forever")]
+    [InlineData("activity_timeout: 25h", "proxy.activity_timeout", "at most 24h")]
     [InlineData("tls: { listen: 0.0.0.0:443 }", "proxy.tls.cert", "tls needs cert and key")]
     [InlineData("tls: { listen: 0.0.0.0:443, cert: /a.pem }", "proxy.tls.key", "cert and key go together")]
     [InlineData("tls: { listen: 0.0.0.0:80, cert: /a.pem, key: /a.key }", "proxy.tls.listen", "is proxy.listen already")]

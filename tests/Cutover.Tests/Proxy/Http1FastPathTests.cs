@@ -20,6 +20,8 @@ public class Http1FastPathTests
         public required ProxyServer App { get; init; }
         public required ScriptedHttpBackend Backend { get; init; }
         public required Listener Listener { get; init; }
+        /// <summary>The proxy's side of the instance: its in-flight count is what draining waits on.</summary>
+        public required Backend Instance { get; init; }
         public IPEndPoint Address => App.Listen;
 
         public static async Task<Bed> StartAsync(ScriptedHttpBackend.Responder respond, Func<ProxyConfig, ProxyConfig>? configure = null)
@@ -28,8 +30,9 @@ public class Http1FastPathTests
             var config = new ProxyConfig { Listen = new IPEndPoint(IPAddress.Loopback, 0), Hosts = ["shop.test"] };
             var app = await ProxyServer.StartAsync("shop", configure?.Invoke(config) ?? config, listeners, NullLoggerFactory.Instance, CancellationToken.None);
             var backend = new ScriptedHttpBackend(respond);
-            app.Pool.Add(new Backend("shop-1", backend.Endpoint));
-            return new Bed { Listeners = listeners, App = app, Backend = backend, Listener = listeners.PlainListenerOf(app) };
+            var instance = new Backend("shop-1", backend.Endpoint);
+            app.Pool.Add(instance);
+            return new Bed { Listeners = listeners, App = app, Backend = backend, Instance = instance, Listener = listeners.PlainListenerOf(app) };
         }
 
         public async ValueTask DisposeAsync()
@@ -231,5 +234,163 @@ public class Http1FastPathTests
         Assert.True(await client.ClosedAsync(timeout.Token));
         Assert.Equal(requestsBefore, bed.Backend.Requests.Count);
         Assert.Equal(0, bed.Listener.HandedOver);
+    }
+    [Fact]
+    public async Task A_body_that_stops_moving_either_way_is_cut_at_activity_timeout_on_both_sides_and_its_upstream_connection_is_not_pooled()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        const int Huge = 64 << 20; // more than the socket buffers and pipes between the instance and a client that does not read
+        await using var bed = await Bed.StartAsync((request, _) => Answer(request.RequestLine switch
+            {
+                var l when l.Contains("/stall") => Encoding.ASCII.GetBytes("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + new string('x', 50)),
+                var l when l.Contains("/huge") => [.. Encoding.ASCII.GetBytes($"HTTP/1.1 200 OK\r\nContent-Length: {Huge}\r\n\r\n"), .. new byte[Huge]],
+                _ => ScriptedHttpBackend.Ok("fine"),
+            }),
+            c => c with { ActivityTimeout = TimeSpan.FromMilliseconds(400) });
+
+        // The instance sends its head and half its body, then nothing: well before response_timeout (60 s), both
+        // connections close; the client gets what was sent and then the cut, never a complete-looking response.
+        using (var client = await RawHttpClient.ConnectAsync(bed.Address, timeout.Token))
+        {
+            await client.SendAsync(Get("/stall"), timeout.Token);
+            using var bound = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token);
+            bound.CancelAfter(TimeSpan.FromSeconds(5));
+            var cut = await Record.ExceptionAsync(() => client.ReadAsync(bound.Token));
+            Assert.True(cut is IOException or System.Net.Sockets.SocketException, $"the client's connection was cut mid-body, got {cut?.GetType().Name ?? "a response"}");
+        }
+        await Wait.UntilAsync(() => bed.Backend.ClosedConnections == 1, TimeSpan.FromSeconds(5), "the proxy to close the stalled upstream connection");
+        await Wait.UntilAsync(() => bed.Instance.InFlight == 0, TimeSpan.FromSeconds(5), "nothing in flight at the instance");
+
+        // The client sends a head and part of a streamed body, then nothing: the same cut, and the instance's
+        // connection (waiting for the rest of the body) is closed too.
+        using (var client = await RawHttpClient.ConnectAsync(bed.Address, timeout.Token))
+        {
+            await client.SendAsync("POST /upload HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 100000\r\n\r\n" + new string('y', 20_000), timeout.Token);
+            using var bound = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token);
+            bound.CancelAfter(TimeSpan.FromSeconds(5));
+            Assert.True(await client.ClosedAsync(bound.Token));
+        }
+        await Wait.UntilAsync(() => bed.Backend.ClosedConnections == 2, TimeSpan.FromSeconds(5), "the proxy to close the upstream connection of the stalled upload");
+        await Wait.UntilAsync(() => bed.Instance.InFlight == 0, TimeSpan.FromSeconds(5), "nothing in flight at the instance");
+
+        // A client that stops reading a large response: it stops moving too, the same cut, and the instance (still
+        // sending) sees its connection closed.
+        using (var client = await RawHttpClient.ConnectAsync(bed.Address, timeout.Token))
+        {
+            await client.SendAsync(Get("/huge"), timeout.Token);
+            await Wait.UntilAsync(() => bed.Backend.Requests.Any(r => r.RequestLine.Contains("/huge")), TimeSpan.FromSeconds(5), "the large request at the instance");
+            var huge = bed.Backend.Requests.Single(r => r.RequestLine.Contains("/huge")).Connection;
+            await Wait.UntilAsync(() => bed.Backend.HasClosed(huge), TimeSpan.FromSeconds(10), "the proxy to cut the response its client stopped reading");
+        }
+        await Wait.UntilAsync(() => bed.Instance.InFlight == 0, TimeSpan.FromSeconds(5), "nothing in flight at the instance");
+
+        // The next request opens a fresh upstream connection: no cut one went back to the pool.
+        using (var client = await RawHttpClient.ConnectAsync(bed.Address, timeout.Token))
+        {
+            await client.SendAsync(Get("/fine"), timeout.Token);
+            Assert.Equal("fine", (await client.ReadAsync(timeout.Token))!.Body);
+        }
+        Assert.Equal(4, bed.Backend.Connections);
+        Assert.Equal(0, bed.Listener.HandedOver);
+
+        // The same key bounds the YARP path (an HTTP/1.0 request is handed to Kestrel): the same cut.
+        using (var client = await RawHttpClient.ConnectAsync(bed.Address, timeout.Token))
+        {
+            await client.SendAsync("GET /stall HTTP/1.0\r\nHost: shop.test\r\n\r\n", timeout.Token);
+            using var bound = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token);
+            bound.CancelAfter(TimeSpan.FromSeconds(5));
+            var cut = await Record.ExceptionAsync(() => client.ReadAsync(bound.Token));
+            Assert.True(cut is IOException or System.Net.Sockets.SocketException, $"the client's connection was cut mid-body, got {cut?.GetType().Name ?? "a response"}");
+        }
+        Assert.Equal(1, bed.Listener.HandedOver);
+        var yarps = bed.Backend.Requests.Last().Connection;
+        await Wait.UntilAsync(() => bed.Backend.HasClosed(yarps), TimeSpan.FromSeconds(5), "YARP to close the stalled upstream connection");
+        await Wait.UntilAsync(() => bed.Instance.InFlight == 0, TimeSpan.FromSeconds(5), "nothing in flight at the instance");
+    }
+    [Fact]
+    public async Task A_client_that_leaves_while_the_app_works_on_its_answer_closes_the_upstream_connection_and_leaves_nothing_in_flight()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        using var certificates = new TempDir();
+        var (certFile, keyFile) = (certificates.Combine("shop.pem"), certificates.Combine("shop.key"));
+        PemCertificate.Write(certFile, keyFile, "shop.test", "shop.test");
+        await using var bed = await Bed.StartAsync(async (request, cancellationToken) =>
+        {
+            if (request.RequestLine.Contains("/slow")) await Task.Delay(TimeSpan.FromSeconds(10), cancellationToken);
+            if (request.RequestLine.Contains("/pause")) await Task.Delay(TimeSpan.FromMilliseconds(300), cancellationToken);
+            return (ScriptedHttpBackend.Ok(request.RequestLine.Split(' ')[1]), false);
+        }, c => c with { Tls = new TlsConfig { Listen = new IPEndPoint(IPAddress.Loopback, 0), CertFile = certFile, KeyFile = keyFile, RedirectHttp = false } });
+
+        // Pipelining: the next request arriving while the proxy waits for an answer is not the client leaving.
+        using (var client = await RawHttpClient.ConnectAsync(bed.Address, timeout.Token))
+        {
+            await client.SendAsync(Get("/pause"), timeout.Token);
+            await Task.Delay(100, timeout.Token);
+            await client.SendAsync(Get("/next"), timeout.Token);
+            Assert.Equal("/pause", (await client.ReadAsync(timeout.Token))!.Body);
+            Assert.Equal("/next", (await client.ReadAsync(timeout.Token))!.Body);
+            Assert.Equal(0, bed.Backend.ClosedConnections);
+        }
+
+        // A long poll whose client goes away after 200 ms: the proxy closes the instance's connection then, not
+        // when the answer comes 10 s later, and the request is no longer in flight (a drain would wait for it).
+        using (var client = await RawHttpClient.ConnectAsync(bed.Address, timeout.Token))
+        {
+            await client.SendAsync(Get("/slow"), timeout.Token);
+            await Wait.UntilAsync(() => bed.Instance.InFlight == 1, TimeSpan.FromSeconds(5), "the long poll in flight");
+            await Task.Delay(200, timeout.Token);
+        }
+        await Wait.UntilAsync(() => bed.Backend.ClosedConnections == 1, TimeSpan.FromSeconds(3), "the instance to see its connection closed");
+        await Wait.UntilAsync(() => bed.Instance.InFlight == 0, TimeSpan.FromSeconds(3), "nothing in flight at the instance");
+
+        // The same over TLS, where the fast path reads the client through the TLS layer: the close is seen as soon.
+        using (var tcp = new System.Net.Sockets.TcpClient())
+        {
+            await tcp.ConnectAsync(bed.Listeners.TlsListenerOf(bed.App).Bound, timeout.Token);
+            await using var tls = new System.Net.Security.SslStream(tcp.GetStream());
+            await tls.AuthenticateAsClientAsync(new System.Net.Security.SslClientAuthenticationOptions
+            {
+                TargetHost = "shop.test",
+                ApplicationProtocols = [System.Net.Security.SslApplicationProtocol.Http11],
+                RemoteCertificateValidationCallback = (_, _, _, _) => true,
+            }, timeout.Token);
+            await tls.WriteAsync(Encoding.ASCII.GetBytes(Get("/slow")), timeout.Token);
+            await Wait.UntilAsync(() => bed.Instance.InFlight == 1, TimeSpan.FromSeconds(5), "the long poll over TLS in flight");
+            await Task.Delay(200, timeout.Token);
+        }
+        await Wait.UntilAsync(() => bed.Backend.ClosedConnections == 2, TimeSpan.FromSeconds(3), "the instance to see the TLS client's request closed");
+        await Wait.UntilAsync(() => bed.Instance.InFlight == 0, TimeSpan.FromSeconds(3), "nothing in flight at the instance");
+        Assert.Equal(0, bed.Listener.HandedOver + bed.Listeners.TlsListenerOf(bed.App).HandedOver);
+    }
+    [Fact]
+    public async Task A_chunked_request_body_is_relayed_on_the_fast_path_to_its_last_chunk_and_a_broken_one_is_a_400_the_instance_never_sees_past()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        await using var bed = await Bed.StartAsync((request, _) =>
+            Answer(ScriptedHttpBackend.Ok($"{request.RequestLine.Split(' ')[1]}:{Encoding.ASCII.GetString(request.Body)}")));
+        using var client = await RawHttpClient.ConnectAsync(bed.Address, timeout.Token);
+
+        // Chunks split across writes, an extension and a trailer, and the next request right behind the last chunk.
+        await client.SendAsync("POST /chunked HTTP/1.1\r\nHost: shop.test\r\nTransfer-Encoding: Chunked\r\n\r\n5\r\nhel", timeout.Token);
+        await Task.Delay(50, timeout.Token);
+        await client.SendAsync("lo\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n" + Get("/after"), timeout.Token);
+        Assert.Equal("/chunked:hello world", (await client.ReadAsync(timeout.Token))!.Body);
+        Assert.Equal("/after:", (await client.ReadAsync(timeout.Token))!.Body);
+        var relayed = bed.Backend.Requests.First();
+        Assert.Equal(["chunked"], relayed.Values("Transfer-Encoding"));
+        Assert.Empty(relayed.Values("Content-Length"));
+        Assert.Equal(1, bed.Backend.Connections);
+
+        // A chunk not ended by CRLF: what came before it went to the instance, nothing after; the client gets a 400 and
+        // its connection closes, and the instance's connection is closed, so the request hidden behind never arrives.
+        await client.SendAsync("POST /broken HTTP/1.1\r\nHost: shop.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n" + Get("/hidden"), timeout.Token);
+        var refused = await client.ReadAsync(timeout.Token);
+        Assert.Equal(400, refused!.Status);
+        Assert.Equal(["close"], refused.Values("Connection"));
+        Assert.True(await client.ClosedAsync(timeout.Token));
+        await Wait.UntilAsync(() => bed.Backend.ClosedConnections == 1, TimeSpan.FromSeconds(5), "the instance's connection of the broken body closed");
+        Assert.Equal(["POST /chunked HTTP/1.1", "GET /after HTTP/1.1"], bed.Backend.Requests.Select(r => r.RequestLine));
+        Assert.Equal(0, bed.Listener.HandedOver);
+        Assert.Equal(0, bed.Instance.InFlight);
     }
 }

@@ -16,7 +16,7 @@ public class Http1ParserTests
     }
 
     [Theory]
-    // Framing attacks: two Content-Lengths (equal or not, or as a list), an invalid one, Transfer-Encoding (Kestrel decides)
+    // Framing attacks: two Content-Lengths (equal or not, or as a list), an invalid one, Transfer-Encoding but one chunked alone (Kestrel decides)
     [InlineData("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", RequestParse.Malformed)]
     [InlineData("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", RequestParse.Malformed)]
     [InlineData("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", RequestParse.Malformed)]
@@ -24,7 +24,14 @@ public class Http1ParserTests
     [InlineData("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n", RequestParse.Malformed)]
     [InlineData("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n", RequestParse.Malformed)]
     [InlineData("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", RequestParse.HandOver)]
-    [InlineData("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", RequestParse.HandOver)]
+    [InlineData("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", RequestParse.HandOver)]
+    [InlineData("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", RequestParse.HandOver)]
+    [InlineData("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", RequestParse.HandOver)]
+    [InlineData("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", RequestParse.HandOver)]
+    [InlineData("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", RequestParse.HandOver)]
+    // One Transfer-Encoding of exactly chunked (any case) and no Content-Length: relayed here, chunk by chunk
+    [InlineData("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", RequestParse.Complete)]
+    [InlineData("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\tCHUNKED \r\n\r\n", RequestParse.Complete)]
     // Line and field syntax: obs-fold, whitespace before the colon, bare CR, bare LF, NUL and controls, empty or odd names
     [InlineData("GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n continued\r\n\r\n", RequestParse.Malformed)]
     [InlineData("GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\tcontinued\r\n\r\n", RequestParse.Malformed)]

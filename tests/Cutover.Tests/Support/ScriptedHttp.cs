@@ -32,6 +32,8 @@ public sealed class ScriptedHttpBackend : IAsyncDisposable
     private readonly List<Task> _connections = [];
     private readonly Task _accepting;
     private int _connectionCount;
+    private int _closedCount;
+    private readonly ConcurrentDictionary<int, bool> _closed = new();
 
     public ScriptedHttpBackend(Responder respond)
     {
@@ -46,6 +48,10 @@ public sealed class ScriptedHttpBackend : IAsyncDisposable
     public IPEndPoint Endpoint { get; }
     public ConcurrentQueue<RawRequest> Requests { get; } = new();
     public int Connections => Volatile.Read(ref _connectionCount);
+    /// <summary>Connections that have ended: the proxy closed them (seen even while a responder is still working) or a responder closed them.</summary>
+    public int ClosedConnections => Volatile.Read(ref _closedCount);
+    /// <summary>Whether the connection with this number (<see cref="RawRequest.Connection"/>) has ended.</summary>
+    public bool HasClosed(int connection) => _closed.ContainsKey(connection);
 
     public static byte[] Ok(string body, string extraHeaders = "") =>
         Encoding.ASCII.GetBytes($"HTTP/1.1 200 OK\r\nContent-Length: {Encoding.ASCII.GetByteCount(body)}\r\n{extraHeaders}\r\n{body}");
@@ -83,6 +89,24 @@ public sealed class ScriptedHttpBackend : IAsyncDisposable
                     buffer.AddRange(chunk.AsSpan(0, n));
                 }
                 var head = Encoding.Latin1.GetString(buffer.GetRange(0, headEnd + 4).ToArray());
+                if (head.Split("\r\n").Any(l => l.StartsWith("Transfer-Encoding:", StringComparison.OrdinalIgnoreCase) && l[18..].Trim().Equals("chunked", StringComparison.OrdinalIgnoreCase)))
+                {
+                    // A chunked body, decoded as a lenient origin does (RawHttpBackend's reading); unparsable: close.
+                    RawHttpBackend.Request? parsed;
+                    int consumed;
+                    while (!RawHttpBackend.TryParse(buffer, out parsed, out consumed))
+                    {
+                        var n = await socket.ReceiveAsync(chunk, SocketFlags.None, _stop.Token);
+                        if (n == 0) return;
+                        buffer.AddRange(chunk.AsSpan(0, n));
+                    }
+                    if (parsed is null) return;
+                    buffer.RemoveRange(0, consumed);
+                    var chunkedRequest = new RawRequest(id, head, parsed.Body);
+                    Requests.Enqueue(chunkedRequest);
+                    if (await RespondAsync(socket, chunkedRequest)) return;
+                    continue;
+                }
                 var length = 0;
                 foreach (var line in head.Split("\r\n"))
                     if (line.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase)) length = int.Parse(line[15..].Trim());
@@ -95,12 +119,54 @@ public sealed class ScriptedHttpBackend : IAsyncDisposable
                 var request = new RawRequest(id, head, buffer.GetRange(headEnd + 4, length).ToArray());
                 buffer.RemoveRange(0, headEnd + 4 + length);
                 Requests.Enqueue(request);
-                var (response, close) = await _respond(request, _stop.Token);
-                if (response is not null) await socket.SendAsync(response, SocketFlags.None, _stop.Token);
-                if (close) return;
+                if (await RespondAsync(socket, request)) return;
             }
         }
         catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            _closed[id] = true;
+            Interlocked.Increment(ref _closedCount);
+        }
+    }
+
+    /// <summary>
+    /// Runs the responder with a token that also fires when the proxy closes the connection meanwhile, as a real app
+    /// sees its request aborted (a peek at the socket, so bytes of a pipelined request stay unread for the next one),
+    /// and sends its answer; true when the connection is to close.
+    /// </summary>
+    private async Task<bool> RespondAsync(Socket socket, RawRequest request)
+    {
+        using var responding = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        using var stopWatching = new CancellationTokenSource();
+        var watching = WatchForCloseAsync(socket, responding, stopWatching.Token);
+        try
+        {
+            var (response, close) = await _respond(request, responding.Token);
+            // The answer first: ending the watch is a hop through the thread pool that the proxy need not wait for.
+            if (response is not null) await socket.SendAsync(response, SocketFlags.None, _stop.Token);
+            return close;
+        }
+        finally
+        {
+            stopWatching.Cancel();
+            await watching;
+        }
+    }
+
+    private static async Task WatchForCloseAsync(Socket socket, CancellationTokenSource responding, CancellationToken stopWatching)
+    {
+        try
+        {
+            if (await socket.ReceiveAsync(new byte[1], SocketFlags.Peek, stopWatching) == 0) responding.Cancel();
+        }
+        catch (SocketException)
+        {
+            responding.Cancel();
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
         {
         }
     }

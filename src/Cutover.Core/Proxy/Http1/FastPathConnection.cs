@@ -28,6 +28,8 @@ internal sealed class FastPathConnection
     /// <summary>A body this small that arrived with its head goes upstream in the head's write (and can be replayed).</summary>
     private const int CoalescedBodyLimit = 16 * 1024;
     private const int HeadLimit = (int)Config.ProxyConfig.HeaderLimitCeiling;
+    /// <summary>The request body to stream is chunked: it runs to its last chunk, checked as it passes.</summary>
+    private const long ChunkedBody = -1;
 
     private static ReadOnlySpan<byte> Crlf => "\r\n"u8;
     /// <summary>ForwardedHeaders.Hsts as bytes, encoded once rather than on every response.</summary>
@@ -66,6 +68,16 @@ internal sealed class FastPathConnection
     private volatile bool _closeRequested;
     private volatile bool _timedOut;
     private volatile bool _clientGone;
+    /// <summary>
+    /// activity_timeout's watch over a body in flight (either way): when no byte moved for that long, both connections
+    /// are cut. The relay stamps <see cref="_lastActivity"/> (a plain store per read or write, no timer call); the one
+    /// timer of the connection fires at the earliest possible deadline and re-arms itself for what is left.
+    /// </summary>
+    private Timer? _activityTimer;
+    private TimeSpan _activityTimeout;
+    private long _lastActivity;
+    private volatile bool _watchingActivity;
+    private volatile bool _stalled;
 
     private FastPathConnection(ConnectionContext context, ConnectionDelegate next, Listener listener)
     {
@@ -126,6 +138,7 @@ internal sealed class FastPathConnection
         finally
         {
             ReleaseConnectionHooks();
+            _activityTimer?.Dispose();
             if (_requests > 0) _listener.CountFastPath(_requests);
             Interlocked.Exchange(ref _upstream, null)?.Dispose();
             _responseDeadline.Dispose();
@@ -157,6 +170,47 @@ internal sealed class FastPathConnection
     {
         _clientGone = true;
         Interlocked.Exchange(ref _upstream, null)?.Dispose();
+    }
+
+    /// <summary>From here a body moves: cut both sides once no byte has moved for activity_timeout.</summary>
+    private void WatchActivity()
+    {
+        _lastActivity = Environment.TickCount64;
+        _watchingActivity = true;
+        _activityTimer ??= new Timer(static state => ((FastPathConnection)state!).OnActivityTimer(), this, Timeout.Infinite, Timeout.Infinite);
+        _activityTimer.Change(_activityTimeout, Timeout.InfiniteTimeSpan);
+    }
+
+    private void StopWatchingActivity()
+    {
+        if (!_watchingActivity) return;
+        _watchingActivity = false;
+        _activityTimer!.Change(Timeout.Infinite, Timeout.Infinite);
+    }
+
+    private void Moved() => Volatile.Write(ref _lastActivity, Environment.TickCount64);
+
+    private void OnActivityTimer()
+    {
+        // A late tick after the body ended finds the watch off; one after a new body began finds a fresh stamp.
+        if (!_watchingActivity) return;
+        var left = (long)_activityTimeout.TotalMilliseconds - (Environment.TickCount64 - Volatile.Read(ref _lastActivity));
+        try
+        {
+            if (left > 0)
+            {
+                _activityTimer?.Change(left, Timeout.Infinite);
+                return;
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+            return; // the connection ended meanwhile
+        }
+        // Mid-body there is nothing to answer: the client sees its connection cut, the instance's is closed, never pooled.
+        _stalled = true;
+        Interlocked.Exchange(ref _upstream, null)?.Dispose();
+        _context.Abort(new ConnectionAbortedException($"no byte of the body moved for {Config.Duration.Format(_activityTimeout)} (activity_timeout)"));
     }
 
     /// <summary>One request: read and parse its head, then hand over, refuse or forward it.</summary>
@@ -246,22 +300,25 @@ internal sealed class FastPathConnection
         var headLength = BuildUpstreamHead(head, trusted);
         var contentLength = Math.Max(_head.ContentLength, 0);
         var bodyBuffered = buffer.Length - _head.Length;
-        long bodyToStream = contentLength;
+        long bodyToStream = _head.Chunked ? ChunkedBody : contentLength;
+        long coalesced = 0;
         if (contentLength > 0 && contentLength <= CoalescedBodyLimit && bodyBuffered >= contentLength)
         {
             // The whole small body is here: it goes with the head in one write, and can be sent again on a retry.
             EnsureUpstreamHead(headLength + (int)contentLength);
             buffer.Slice(_head.Length, contentLength).CopyTo(_upstreamHead.AsSpan(headLength));
             headLength += (int)contentLength;
+            coalesced = contentLength;
             bodyToStream = 0;
         }
         var clientWantsClose = _head.ConnectionClose;
         var isHead = method == "HEAD";
         var hsts = _listener.IsTls && settings.Tls is { Hsts: true };
-        _input.AdvanceTo(buffer.GetPosition(_head.Length + (contentLength - bodyToStream)));
+        _activityTimeout = settings.ActivityTimeout;
+        _input.AdvanceTo(buffer.GetPosition(_head.Length + coalesced));
 
         _requests++;
-        var (status, keepClient) = await ForwardAsync(app, method, isHead, headLength, bodyToStream, contentLength > 0, clientWantsClose, hsts);
+        var (status, keepClient) = await ForwardAsync(app, method, isHead, headLength, bodyToStream, _head.HasBody, clientWantsClose, hsts);
         app.Metrics?.Record(status, started);
         app.LogAccess(_peerAsSeen, method, pathAndQuery ?? "", "HTTP/1.1", status, started);
         return keepClient && !clientWantsClose && !_closeRequested ? Next.Continue : Next.Close;
@@ -352,6 +409,7 @@ internal sealed class FastPathConnection
             switch (field.Kind)
             {
                 case FieldKind.Connection or FieldKind.HopByHop or FieldKind.XForwardedFor or FieldKind.XForwardedProto or FieldKind.XForwardedHost:
+                case FieldKind.TransferEncoding: // written below in one spelling
                     continue;
                 case FieldKind.TrustedOnly when !trusted:
                     continue;
@@ -360,6 +418,7 @@ internal sealed class FastPathConnection
             }
             written += AppendLine(output[written..], head[field.NameStart..(field.ValueStart + field.ValueLength)]);
         }
+        if (_head.Chunked) written += Append(output[written..], "Transfer-Encoding: "u8, "chunked"u8);
         written += Append(output[written..], "X-Forwarded-For: "u8, forwardedFor);
         written += Append(output[written..], "X-Forwarded-Proto: "u8, scheme == "https" ? "https"u8 : "http"u8);
         written += Append(output[written..], "X-Forwarded-Host: "u8, host);
@@ -406,7 +465,7 @@ internal sealed class FastPathConnection
             if (backend is null || backend == first)
             {
                 app.CountFailed();
-                var close = bodyToStream > 0 || clientWantsClose;
+                var close = bodyToStream != 0 || clientWantsClose;
                 await AnswerAsync(503, "Service Unavailable", "Retry-After: " + ForwardingRules.NoReadyInstanceRetryAfter, ForwardingRules.NoReadyInstance, close);
                 return (503, !close);
             }
@@ -433,6 +492,14 @@ internal sealed class FastPathConnection
                     return (exchange.Status, false);
                 case Outcome.ClientGone:
                     return (499, false);
+                case Outcome.BadRequestBody:
+                    // The instance got a body cut short on a connection now closed, never a byte past the fault; nothing of
+                    // its answer reached the client, which gets the 400 Kestrel's path gives, and the connection closes.
+                    await AnswerAsync(400, "Bad Request", null, "", close: true);
+                    return (400, false);
+                case Outcome.RequestBodyStalled:
+                    // Both connections are cut already; 408 is for the access log, as nginx logs client_body_timeout.
+                    return (408, false);
                 case Outcome.TimedOut:
                     app.CountTimedOut();
                     app.CountFailed();
@@ -469,6 +536,10 @@ internal sealed class FastPathConnection
         BadResponse,
         BrokenAfterHead,
         ClientGone,
+        /// <summary>The streamed request body stopped moving for activity_timeout: both connections were cut.</summary>
+        RequestBodyStalled,
+        /// <summary>The chunked request body broke its framing: what came before went upstream, that connection is closed.</summary>
+        BadRequestBody,
     }
 
     /// <param name="NothingSent">The connection could not be made: not a byte of the request reached the instance.</param>
@@ -507,22 +578,24 @@ internal sealed class FastPathConnection
                     }
                     catch (OperationCanceledException) when (deadline.IsCancellationRequested)
                     {
-                        return new Exchange(Outcome.TimedOut, BodyUnread: bodyToStream > 0);
+                        return new Exchange(Outcome.TimedOut, BodyUnread: bodyToStream != 0);
                     }
                     catch (SocketException)
                     {
-                        return new Exchange(Outcome.Failed, NothingSent: true, BodyUnread: bodyToStream > 0);
+                        return new Exchange(Outcome.Failed, NothingSent: true, BodyUnread: bodyToStream != 0);
                     }
                 }
-                Volatile.Write(ref _upstream, connection);
+                // A full fence (not a volatile write): OnClientGone sets the flag then takes _upstream, we publish then read the flag.
+                Interlocked.Exchange(ref _upstream, connection);
                 if (_clientGone) return new Exchange(Outcome.ClientGone);
                 _responseBytes = 0;
                 int received;
                 try
                 {
                     await connection.Socket.SendAsync(_upstreamHead.AsMemory(0, headLength), SocketFlags.None, deadline);
-                    if (bodyToStream > 0 && !await StreamRequestBodyAsync(connection, bodyToStream, deadline))
-                        return new Exchange(Outcome.ClientGone);
+                    if (bodyToStream != 0 && await StreamRequestBodyAsync(connection, bodyToStream, deadline) is var body and not RequestBody.Sent)
+                        return _stalled ? new Exchange(Outcome.RequestBodyStalled)
+                            : body == RequestBody.Invalid ? new Exchange(Outcome.BadRequestBody) : new Exchange(Outcome.ClientGone);
                     bodyToStream = 0;
                     (var parse, received) = await ReadResponseHeadAsync(connection, isHead, deadline);
                     if (parse == ResponseParse.Malformed) return new Exchange(Outcome.BadResponse);
@@ -531,13 +604,15 @@ internal sealed class FastPathConnection
                 catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException or OperationCanceledException)
                 {
                     connection.Dispose();
+                    // Before the response head only a streamed request body is watched: it stopped coming.
+                    if (_stalled) return new Exchange(Outcome.RequestBodyStalled);
                     if (_clientGone) return new Exchange(Outcome.ClientGone);
-                    if (deadline.IsCancellationRequested) return new Exchange(Outcome.TimedOut, BodyUnread: bodyToStream > 0);
+                    if (deadline.IsCancellationRequested) return new Exchange(Outcome.TimedOut, BodyUnread: bodyToStream != 0);
                     // An idle connection the instance closed as we reused it: once more on a fresh one, when the request can be sent again.
                     var reused = connection.Reused;
                     connection = null;
                     if (reused && replayable && _responseBytes == 0 && freshTry == 0) continue;
-                    return new Exchange(Outcome.Failed, BodyUnread: bodyToStream > 0);
+                    return new Exchange(Outcome.Failed, BodyUnread: bodyToStream != 0);
                 }
                 _responseDeadline.CancelAfter(Timeout.Infinite);
                 if (deadline.IsCancellationRequested)
@@ -563,30 +638,83 @@ internal sealed class FastPathConnection
     }
 
     /// <summary>
-    /// Copies a Content-Length body from the client's pipe to the instance, segment by segment; false when the client
-    /// left first. Bounded by response_timeout, as the YARP path's upload is: a client that stops sending mid-body gets
-    /// its 504 and the connection closes.
+    /// Copies a Content-Length (or chunked) body from the client's pipe to the instance, segment by segment; ClientGone
+    /// when the client left first. Bounded by response_timeout, as the YARP path's upload is (a client that sends slowly but steadily
+    /// gets its 504 and the connection closes), and by activity_timeout: a body that stops moving cuts both sides.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<bool> StreamRequestBodyAsync(UpstreamConnection connection, long remaining, CancellationToken deadline)
+    private async ValueTask<RequestBody> StreamRequestBodyAsync(UpstreamConnection connection, long remaining, CancellationToken deadline)
     {
-        while (remaining > 0)
+        WatchActivity();
+        try
+        {
+            if (remaining == ChunkedBody) return await StreamChunkedRequestBodyAsync(connection, deadline);
+            while (remaining > 0)
+            {
+                var result = await _input.ReadAsync(deadline);
+                Moved();
+                var buffer = result.Buffer;
+                if (buffer.IsEmpty && result.IsCompleted)
+                {
+                    _input.AdvanceTo(buffer.End);
+                    return RequestBody.ClientGone;
+                }
+                var slice = buffer.Slice(0, Math.Min(remaining, buffer.Length));
+                foreach (var segment in slice)
+                {
+                    await connection.Socket.SendAsync(segment, SocketFlags.None, deadline);
+                    Moved();
+                }
+                remaining -= slice.Length;
+                _input.AdvanceTo(slice.End);
+                if (remaining > 0 && result.IsCompleted) return RequestBody.ClientGone;
+            }
+            return RequestBody.Sent;
+        }
+        finally
+        {
+            StopWatchingActivity();
+        }
+    }
+
+    private enum RequestBody
+    {
+        Sent,
+        ClientGone,
+        /// <summary>A chunked body that is not chunked (bad size, missing CRLF, bare CR or LF): sent up to the fault only.</summary>
+        Invalid,
+    }
+
+    /// <summary>
+    /// A chunked body, passed on as it came (sizes, extensions, trailers), up to its last chunk and not a byte further:
+    /// what follows in the pipe is the client's next request. ChunkedBodyValidator follows it byte by byte, so a size that
+    /// is not hex, a chunk not ended by CRLF or a bare CR or LF stops it there and the instance never sees past it.
+    /// </summary>
+    private async ValueTask<RequestBody> StreamChunkedRequestBodyAsync(UpstreamConnection connection, CancellationToken deadline)
+    {
+        _chunked.Reset();
+        while (true)
         {
             var result = await _input.ReadAsync(deadline);
+            Moved();
             var buffer = result.Buffer;
-            if (buffer.IsEmpty && result.IsCompleted)
+            long consumed = 0;
+            foreach (var segment in buffer)
             {
-                _input.AdvanceTo(buffer.End);
-                return false;
+                var used = _chunked.Feed(segment.Span);
+                if (used > 0)
+                {
+                    await connection.Socket.SendAsync(segment[..used], SocketFlags.None, deadline);
+                    Moved();
+                }
+                consumed += used;
+                if (_chunked.IsInvalid || _chunked.IsDone) break;
             }
-            var slice = buffer.Slice(0, Math.Min(remaining, buffer.Length));
-            foreach (var segment in slice)
-                await connection.Socket.SendAsync(segment, SocketFlags.None, deadline);
-            remaining -= slice.Length;
-            _input.AdvanceTo(slice.End);
-            if (remaining > 0 && result.IsCompleted) return false;
+            _input.AdvanceTo(buffer.GetPosition(consumed));
+            if (_chunked.IsInvalid) return RequestBody.Invalid;
+            if (_chunked.IsDone) return RequestBody.Sent;
+            if (result.IsCompleted) return RequestBody.ClientGone;
         }
-        return true;
     }
 
     /// <summary>
@@ -675,44 +803,61 @@ internal sealed class FastPathConnection
                 _output.Write(extra);
                 break;
         }
-        if ((await _output.FlushAsync()).IsCompleted) return Gone();
-        while (!complete)
+        // Only a body that is not here whole is watched (a small response costs no timer call).
+        if (!complete) WatchActivity();
+        try
         {
-            var memory = _output.GetMemory();
-            if (framing == ResponseFraming.ContentLength && memory.Length > remaining) memory = memory[..(int)remaining];
-            var n = await connection.Socket.ReceiveAsync(memory, SocketFlags.None);
-            if (n == 0)
-            {
-                if (framing == ResponseFraming.UntilClose)
-                {
-                    upstreamReusable = false;
-                    break;
-                }
-                return Broken(status);
-            }
-            switch (framing)
-            {
-                case ResponseFraming.ContentLength:
-                    _output.Advance(n);
-                    remaining -= n;
-                    complete = remaining == 0;
-                    break;
-                case ResponseFraming.Chunked:
-                    var used = _chunked.Feed(memory.Span[..n]);
-                    _output.Advance(used);
-                    if (_chunked.IsInvalid)
-                    {
-                        await _output.FlushAsync();
-                        return Broken(status);
-                    }
-                    if (_chunked.IsDone && used < n) upstreamReusable = false;
-                    complete = _chunked.IsDone;
-                    break;
-                default:
-                    _output.Advance(n);
-                    break;
-            }
             if ((await _output.FlushAsync()).IsCompleted) return Gone();
+            while (!complete)
+            {
+                var memory = _output.GetMemory();
+                if (framing == ResponseFraming.ContentLength && memory.Length > remaining) memory = memory[..(int)remaining];
+                var n = await connection.Socket.ReceiveAsync(memory, SocketFlags.None);
+                Moved();
+                if (n == 0)
+                {
+                    if (framing == ResponseFraming.UntilClose)
+                    {
+                        upstreamReusable = false;
+                        break;
+                    }
+                    return Broken(status);
+                }
+                switch (framing)
+                {
+                    case ResponseFraming.ContentLength:
+                        _output.Advance(n);
+                        remaining -= n;
+                        complete = remaining == 0;
+                        break;
+                    case ResponseFraming.Chunked:
+                        var used = _chunked.Feed(memory.Span[..n]);
+                        _output.Advance(used);
+                        if (_chunked.IsInvalid)
+                        {
+                            await _output.FlushAsync();
+                            return Broken(status);
+                        }
+                        if (_chunked.IsDone && used < n) upstreamReusable = false;
+                        complete = _chunked.IsDone;
+                        break;
+                    default:
+                        _output.Advance(n);
+                        break;
+                }
+                if ((await _output.FlushAsync()).IsCompleted) return _stalled ? Broken(status) : Gone();
+                Moved();
+            }
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException or OperationCanceledException)
+        {
+            // The instance's connection broke or was closed under us: the client left, or the body stopped moving (the
+            // instance is blamed, as for a broken body: mostly it stopped sending, seldom the client stopped reading).
+            return _clientGone && !_stalled ? Gone() : Broken(status);
+        }
+        finally
+        {
+            StopWatchingActivity();
         }
         return new Relay(new Exchange(Outcome.Relayed, status, KeepClient: !closeClient), upstreamReusable);
 

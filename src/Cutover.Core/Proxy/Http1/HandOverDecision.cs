@@ -22,6 +22,8 @@ internal static class HandOverDecision
         if (settings.Tls is { RedirectHttp: true } && !isTls) return "redirect_http";
         if (settings.MaxRequestHeaders < Config.ProxyConfig.HeaderLimitCeiling && head.HeaderBytes > settings.MaxRequestHeaders) return "headers above max_request_headers";
         if (settings.MaxRequestBody is { } maxBody && head.ContentLength > maxBody) return "body above max_request_body";
+        // Kestrel counts a chunked body against the limit as it reads it (413); the fast path does not count.
+        if (settings.MaxRequestBody is not null && head.Chunked) return "chunked body with max_request_body";
         return null;
     }
 }

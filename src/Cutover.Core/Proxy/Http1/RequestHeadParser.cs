@@ -59,6 +59,8 @@ internal sealed class RequestHead
     public int TargetLength;
     /// <summary>-1 without Content-Length.</summary>
     public long ContentLength;
+    /// <summary>One Transfer-Encoding field saying exactly "chunked", and no Content-Length: the body runs to its last chunk.</summary>
+    public bool Chunked;
     public bool ConnectionClose;
     public int HostField;
     /// <summary>The header lines as Kestrel counts them against a limit: name, ": ", value, CRLF.</summary>
@@ -66,7 +68,7 @@ internal sealed class RequestHead
     /// <summary>Why the head was refused or handed over, for tests and diagnostics.</summary>
     public string? Reason;
 
-    public bool HasBody => ContentLength > 0;
+    public bool HasBody => ContentLength > 0 || Chunked;
 
     public ReadOnlySpan<byte> Method(ReadOnlySpan<byte> head) => head[..MethodLength];
     public ReadOnlySpan<byte> Target(ReadOnlySpan<byte> head) => head.Slice(TargetStart, TargetLength);
@@ -77,6 +79,7 @@ internal sealed class RequestHead
     {
         FieldCount = Length = MethodLength = TargetStart = TargetLength = 0;
         ContentLength = -1;
+        Chunked = false;
         ConnectionClose = false;
         HostField = -1;
         HeaderBytes = 0;
@@ -137,7 +140,11 @@ internal sealed class RequestHead
                     ContentLength = length;
                     break;
                 case FieldKind.TransferEncoding:
-                    return HandOver("Transfer-Encoding");
+                    // One field of exactly "chunked" is relayed here (its body checked chunk by chunk as it streams); any
+                    // other coding, a list or a second field is Kestrel's to refuse or decode.
+                    if (Chunked || !Ascii.EqualsIgnoreCase(value, "chunked"u8)) return HandOver("Transfer-Encoding other than one chunked");
+                    Chunked = true;
+                    break;
                 case FieldKind.Upgrade:
                     return HandOver("Upgrade");
                 case FieldKind.Expect:
@@ -151,6 +158,8 @@ internal sealed class RequestHead
             position += lineLength + 2;
         }
 
+        // Both framings (RFC 9112 §6.1: a smuggling attempt or a broken client): Kestrel's answer, as before.
+        if (Chunked && contentLengths > 0) return HandOver("Transfer-Encoding with Content-Length");
         if (HostField < 0) return Malformed("no Host header");
         var host = Value(buffer, Fields[HostField]);
         if (!IsPlainHost(host)) return HandOver("a Host value Kestrel decides on");
