@@ -52,8 +52,10 @@ public static partial class TlsProxyBenchmark
         await using var paths = await Paths.StartAsync();
         var proxies = new[]
         {
-            new Proxy("Cutover's proxy (the `cutover agent` process)", paths.CutoverTlsPort, () => ProxyBenchmark.ProcessCpu(paths.AgentPid)),
-            new Proxy("nginx (`worker_processes auto`)", paths.NginxTlsPort, () => ProxyBenchmark.NginxWorkersCpu(paths.NginxProxy.Pid)),
+            new Proxy("Cutover's proxy (the `cutover agent` process)", paths.CutoverTlsPort, () => ProxyBenchmark.ProcessCpu(paths.AgentPid),
+                () => ContextSwitches([paths.AgentPid])),
+            new Proxy("nginx (`worker_processes auto`)", paths.NginxTlsPort, () => ProxyBenchmark.NginxWorkersCpu(paths.NginxProxy.Pid),
+                () => ContextSwitches(NginxWorkers(paths.NginxProxy.Pid))),
         };
         var handshakes = proxies.Select(p => Handshake(p.Port)).ToArray();
         // Warm-up per proxy and load, not counted: connection pools to the backend, and the agent's tiered JIT, which
@@ -100,33 +102,73 @@ public static partial class TlsProxyBenchmark
         sb.AppendLine();
         sb.AppendLine("Keep-alive: 32 connections, HTTP/1.1, many requests each.");
         sb.AppendLine();
-        sb.AppendLine("| proxy | requests/s | p50 | p99 | CPU per request | requests/s vs nginx | p99 vs nginx | CPU per request vs nginx | errors |");
-        sb.AppendLine("|---|---|---|---|---|---|---|---|---|");
+        sb.AppendLine("| proxy | requests/s | p50 | p99 | CPU per request | requests/s vs nginx | p99 vs nginx | CPU per request vs nginx | context switches per request | errors |");
+        sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|");
         for (var i = 0; i < proxies.Length; i++)
             sb.AppendLine(Row(proxies[i].Name, keepAlive[i], keepAlive[nginx]));
         sb.AppendLine();
         sb.AppendLine("New TLS connections: every request on a fresh connection (`Connection: close`), every handshake a full one (wrk's session resumption turned off), 32 at a time.");
         sb.AppendLine();
-        sb.AppendLine("| proxy | new connections/s | p50 | p99 | CPU per connection | connections/s vs nginx | p99 vs nginx | CPU per connection vs nginx | errors |");
-        sb.AppendLine("|---|---|---|---|---|---|---|---|---|");
+        sb.AppendLine("| proxy | new connections/s | p50 | p99 | CPU per connection | connections/s vs nginx | p99 vs nginx | CPU per connection vs nginx | context switches per connection | errors |");
+        sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|");
         for (var i = 0; i < proxies.Length; i++)
             sb.AppendLine(Row(proxies[i].Name, newConnections[i], newConnections[nginx]));
         sb.AppendLine();
-        sb.AppendLine("CPU is the proxy's own user + system time (the agent process; nginx's workers) over the run, divided by the requests (connections) wrk counted. Errors are wrk's non-2xx answers plus socket errors, summed over the rounds.");
+        sb.AppendLine("CPU is the proxy's own user + system time (the agent process; nginx's workers) over the run, divided by the requests (connections) wrk counted; context switches likewise (voluntary and involuntary, summed over every thread of the agent, of nginx's workers). Errors are wrk's non-2xx answers plus socket errors, summed over the rounds.");
         return sb.ToString();
 
         static string Row(string name, WrkResult r, WrkResult nginx) =>
-            $"| {name} | {r.Rps:0} | {r.P50Ms:0.00} ms | {r.P99Ms:0.00} ms | {r.CpuUsPerRequest:0.0} µs | {r.Rps / nginx.Rps:0.00} | {r.P99Ms / nginx.P99Ms:0.00} | {r.CpuUsPerRequest / nginx.CpuUsPerRequest:0.00} | {r.Errors} |";
+            $"| {name} | {r.Rps:0} | {r.P50Ms:0.00} ms | {r.P99Ms:0.00} ms | {r.CpuUsPerRequest:0.0} µs | {r.Rps / nginx.Rps:0.00} | {r.P99Ms / nginx.P99Ms:0.00} | {r.CpuUsPerRequest / nginx.CpuUsPerRequest:0.00} | {r.SwitchesPerRequest:0.00} | {r.Errors} |";
         static string ShortName(Proxy p) => p.Name.StartsWith("Cutover", StringComparison.Ordinal) ? "Cutover" : "nginx";
     }
 
-    private sealed record Proxy(string Name, int Port, Func<TimeSpan> Cpu);
+    /// <param name="Switches">Context switches so far, summed over the serving threads (the scheduling cost CPU alone hides).</param>
+    private sealed record Proxy(string Name, int Port, Func<TimeSpan> Cpu, Func<long> Switches);
 
-    private sealed record WrkResult(double Rps, double P50Ms, double P99Ms, double CpuUsPerRequest, long Errors);
+    private sealed record WrkResult(double Rps, double P50Ms, double P99Ms, double CpuUsPerRequest, double SwitchesPerRequest, long Errors);
 
     private static WrkResult Median(List<WrkResult> runs) => new(
         Measure.Median(runs.Select(x => x.Rps)), Measure.Median(runs.Select(x => x.P50Ms)), Measure.Median(runs.Select(x => x.P99Ms)),
-        Measure.Median(runs.Select(x => x.CpuUsPerRequest)), runs.Sum(x => x.Errors));
+        Measure.Median(runs.Select(x => x.CpuUsPerRequest)), Measure.Median(runs.Select(x => x.SwitchesPerRequest)), runs.Sum(x => x.Errors));
+
+    /// <summary>Voluntary + involuntary context switches of every thread of <paramref name="pids"/>, from /proc/PID/task/*/status.</summary>
+    internal static long ContextSwitches(IEnumerable<int> pids)
+    {
+        long switches = 0;
+        foreach (var pid in pids)
+        {
+            IEnumerable<string> tasks;
+            try { tasks = Directory.EnumerateDirectories($"/proc/{pid}/task").ToList(); }
+            catch (IOException) { continue; }
+            foreach (var task in tasks)
+            {
+                string[] lines;
+                // A thread that ended between the listing and the read counts no more.
+                try { lines = File.ReadAllLines(Path.Combine(task, "status")); }
+                catch (IOException) { continue; }
+                foreach (var line in lines)
+                    if (line.StartsWith("voluntary_ctxt_switches:", StringComparison.Ordinal) || line.StartsWith("nonvoluntary_ctxt_switches:", StringComparison.Ordinal))
+                        switches += long.Parse(line[(line.IndexOf(':') + 1)..].Trim(), CultureInfo.InvariantCulture);
+            }
+        }
+        return switches;
+    }
+
+    /// <summary>The worker processes of an nginx master: the processes whose parent it is (as NginxWorkersCpu counts them).</summary>
+    private static List<int> NginxWorkers(int masterPid)
+    {
+        var workers = new List<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
+            string stat;
+            try { stat = File.ReadAllText(Path.Combine(dir, "stat")); }
+            catch (IOException) { continue; }
+            // After the ")" that closes the command name: state, then ppid.
+            if (int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1], CultureInfo.InvariantCulture) == masterPid) workers.Add(pid);
+        }
+        return workers;
+    }
 
     /// <summary>One wrk run over https against <paramref name="proxy"/>, with the proxy's CPU over the run.</summary>
     private static WrkResult Wrk(Proxy proxy, string[] load, string? preload)
@@ -136,11 +178,13 @@ public static partial class TlsProxyBenchmark
         start.ArgumentList.Add($"https://127.0.0.1:{proxy.Port}/");
         if (preload is not null) start.Environment["LD_PRELOAD"] = preload;
         var cpuBefore = proxy.Cpu();
+        var switchesBefore = proxy.Switches();
         using var process = Process.Start(start)!;
         var stderr = process.StandardError.ReadToEndAsync();
         var output = process.StandardOutput.ReadToEnd();
         process.WaitForExit();
         var cpu = proxy.Cpu() - cpuBefore;
+        var switches = proxy.Switches() - switchesBefore;
         if (process.ExitCode != 0) throw new InvalidOperationException($"wrk {string.Join(' ', load)} failed: {stderr.Result}");
         var requests = long.Parse(ProxyBenchmark.RequestsPattern().Match(output).Groups[1].Value, CultureInfo.InvariantCulture);
         var rps = double.Parse(ProxyBenchmark.RpsPattern().Match(output).Groups[1].Value, CultureInfo.InvariantCulture);
@@ -148,7 +192,7 @@ public static partial class TlsProxyBenchmark
         var socketErrors = SocketErrorsPattern().Match(output) is { Success: true } s
             ? Enumerable.Range(1, 4).Sum(g => long.Parse(s.Groups[g].Value, CultureInfo.InvariantCulture)) : 0;
         return new WrkResult(rps, ProxyBenchmark.Latency(output, "50%"), ProxyBenchmark.Latency(output, "99%"),
-            cpu.TotalMicroseconds / Math.Max(1, requests), non2xx + socketErrors);
+            cpu.TotalMicroseconds / Math.Max(1, requests), (double)switches / Math.Max(1, requests), non2xx + socketErrors);
     }
 
     [GeneratedRegex(@"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")]
