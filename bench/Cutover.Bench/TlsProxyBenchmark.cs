@@ -54,6 +54,9 @@ public static partial class TlsProxyBenchmark
         {
             new Proxy("Cutover's proxy (the `cutover agent` process)", paths.CutoverTlsPort, () => ProxyBenchmark.ProcessCpu(paths.AgentPid),
                 () => ContextSwitches([paths.AgentPid])),
+            // Not a proxy: the least .NET does to end TLS and relay the GET (TlsFloorServer), what is left without Kestrel's connection layer.
+            new Proxy("floor: .NET SslStream on its own accept loop (bench/TlsFloorServer, not a proxy)", paths.FloorPort, () => ProxyBenchmark.ProcessCpu(paths.Floor.Id),
+                () => ContextSwitches([paths.Floor.Id])),
             new Proxy("nginx (`worker_processes auto`)", paths.NginxTlsPort, () => ProxyBenchmark.NginxWorkersCpu(paths.NginxProxy.Pid),
                 () => ContextSwitches(NginxWorkers(paths.NginxProxy.Pid))),
         };
@@ -70,10 +73,10 @@ public static partial class TlsProxyBenchmark
         for (var round = 0; round < rounds; round++)
         {
             // The shared machine's noisy moments land on both proxies alike: who goes first alternates.
-            var order = round % 2 == 0 ? new[] { 0, 1 } : [1, 0];
+            var order = Enumerable.Range(0, proxies.Length).Select(i => (i + round) % proxies.Length).ToArray();
             foreach (var i in order) keepAlive[i].Add(Wrk(proxies[i], KeepAliveLoad, null));
             foreach (var i in order) newConnections[i].Add(Wrk(proxies[i], NewConnectionLoad, paths.NoResumptionShim));
-            Console.WriteLine($"  round {round + 1}/{rounds}: keep-alive {keepAlive[0][^1].Rps:0} / {keepAlive[1][^1].Rps:0} req/s, new connections {newConnections[0][^1].Rps:0} / {newConnections[1][^1].Rps:0} /s (Cutover / nginx)");
+            Console.WriteLine($"  round {round + 1}/{rounds}: keep-alive {string.Join(" / ", keepAlive.Select(r => r[^1].Rps.ToString("0", CultureInfo.InvariantCulture)))} req/s, new connections {string.Join(" / ", newConnections.Select(r => r[^1].Rps.ToString("0", CultureInfo.InvariantCulture)))} /s (Cutover / floor / nginx)");
         }
 
         var report = Report(rounds, loadBefore, LoadAverage(), proxies, handshakes,
@@ -89,7 +92,7 @@ public static partial class TlsProxyBenchmark
     public static async Task ServeAsync()
     {
         await using var paths = await Paths.StartAsync();
-        Console.WriteLine($"cutover https://127.0.0.1:{paths.CutoverTlsPort}/ (agent pid {paths.AgentPid}, home {paths.Home}) nginx https://127.0.0.1:{paths.NginxTlsPort}/ (master pid {paths.NginxProxy.Pid}); LD_PRELOAD={paths.NoResumptionShim} turns wrk's session resumption off");
+        Console.WriteLine($"cutover https://127.0.0.1:{paths.CutoverTlsPort}/ (agent pid {paths.AgentPid}, home {paths.Home}) floor https://127.0.0.1:{paths.FloorPort}/ (pid {paths.Floor.Id}) nginx https://127.0.0.1:{paths.NginxTlsPort}/ (master pid {paths.NginxProxy.Pid}); LD_PRELOAD={paths.NoResumptionShim} turns wrk's session resumption off");
         await Task.Run(Console.ReadLine);
     }
 
@@ -97,7 +100,7 @@ public static partial class TlsProxyBenchmark
     {
         var nginx = proxies.Length - 1;
         var sb = new StringBuilder();
-        sb.AppendLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z on {Environment.ProcessorCount} cores (1-minute load average {loadBefore} at the start, {loadAfter} at the end); median of {rounds} rounds, each proxy's turn first in every other round; wrk -t2 -c32 -d5s over https, proxies, backend and wrk share the machine; one ECDSA P-256 certificate; backend: nginx answering 1 KiB over plain HTTP/1.1 on loopback, the same for both. Negotiated (openssl s_client): " +
+        sb.AppendLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z on {Environment.ProcessorCount} cores (1-minute load average {loadBefore} at the start, {loadAfter} at the end); median of {rounds} rounds, the proxies' order rotating by round; wrk -t2 -c32 -d5s over https, proxies, backend and wrk share the machine; one ECDSA P-256 certificate; backend: nginx answering 1 KiB over plain HTTP/1.1 on loopback, the same for both. Negotiated (openssl s_client): " +
             string.Join("; ", proxies.Select((p, i) => $"{ShortName(p)} {handshakes[i]}")) + ".");
         sb.AppendLine();
         sb.AppendLine("Keep-alive: 32 connections, HTTP/1.1, many requests each.");
@@ -119,7 +122,7 @@ public static partial class TlsProxyBenchmark
 
         static string Row(string name, WrkResult r, WrkResult nginx) =>
             $"| {name} | {r.Rps:0} | {r.P50Ms:0.00} ms | {r.P99Ms:0.00} ms | {r.CpuUsPerRequest:0.0} µs | {r.Rps / nginx.Rps:0.00} | {r.P99Ms / nginx.P99Ms:0.00} | {r.CpuUsPerRequest / nginx.CpuUsPerRequest:0.00} | {r.SwitchesPerRequest:0.00} | {r.Errors} |";
-        static string ShortName(Proxy p) => p.Name.StartsWith("Cutover", StringComparison.Ordinal) ? "Cutover" : "nginx";
+        static string ShortName(Proxy p) => p.Name.StartsWith("Cutover", StringComparison.Ordinal) ? "Cutover" : p.Name.StartsWith("floor", StringComparison.Ordinal) ? "floor" : "nginx";
     }
 
     /// <param name="Switches">Context switches so far, summed over the serving threads (the scheduling cost CPU alone hides).</param>
@@ -223,8 +226,11 @@ public static partial class TlsProxyBenchmark
     {
         private readonly ProxyBenchmark.TempWork _work;
 
-        private Paths(ProxyBenchmark.TempWork work, int agentPid, ProxyBenchmark.NginxProcess nginxProxy, int cutoverTlsPort, int nginxTlsPort, string noResumptionShim)
+        private Paths(ProxyBenchmark.TempWork work, int agentPid, ProxyBenchmark.NginxProcess nginxProxy, int cutoverTlsPort, int nginxTlsPort, string noResumptionShim,
+            Process floor, int floorPort)
         {
+            Floor = floor;
+            FloorPort = floorPort;
             _work = work;
             AgentPid = agentPid;
             NginxProxy = nginxProxy;
@@ -238,6 +244,9 @@ public static partial class TlsProxyBenchmark
         public ProxyBenchmark.NginxProcess NginxProxy { get; }
         public int CutoverTlsPort { get; }
         public int NginxTlsPort { get; }
+        /// <summary>The TlsFloorServer process (this benchmark's own dll) and its port.</summary>
+        public Process Floor { get; }
+        public int FloorPort { get; }
         /// <summary>The compiled <see cref="NoResumptionShimSource"/>, for wrk's LD_PRELOAD.</summary>
         public string NoResumptionShim { get; }
 
@@ -265,8 +274,15 @@ public static partial class TlsProxyBenchmark
                   ssl_certificate {{certFile}}; ssl_certificate_key {{keyFile}}; ssl_protocols TLSv1.2 TLSv1.3;
                   location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } }
                 """, workers: "auto");
+            var floorPort = Cutover.Platform.LoopbackPort.Free();
+            var floor = new ProcessStartInfo("dotnet", [typeof(TlsFloorServer).Assembly.Location, "tls-floor-serve", floorPort.ToString(CultureInfo.InvariantCulture), certFile, keyFile, backendPort.ToString(CultureInfo.InvariantCulture)])
+            { RedirectStandardOutput = true, UseShellExecute = false };
+            // The agent's runtimeconfig setting (src/Cutover/Cutover.csproj), so the floor's thread pool behaves as the agent's.
+            floor.Environment["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"] = "0";
+            var floorProcess = Process.Start(floor)!;
+            floorProcess.StandardOutput.ReadLine();
             await Task.Delay(500);
-            return new Paths(work, agentPid, nginxProxy, cutoverTlsPort, nginxTlsPort, shim);
+            return new Paths(work, agentPid, nginxProxy, cutoverTlsPort, nginxTlsPort, shim, floorProcess, floorPort);
         }
 
         /// <summary>The one certificate both proxies serve: self-signed ECDSA P-256 for localhost and 127.0.0.1, PEM files.</summary>
@@ -293,6 +309,9 @@ public static partial class TlsProxyBenchmark
             Measure.Capture("kill", "-TERM", AgentPid.ToString(CultureInfo.InvariantCulture));
             for (var i = 0; i < 300 && Directory.Exists($"/proc/{AgentPid}"); i++) Thread.Sleep(100);
             NginxProxy.Dispose();
+            if (!Floor.HasExited) Floor.Kill();
+            Floor.WaitForExit();
+            Floor.Dispose();
             _work.Dispose();
             return ValueTask.CompletedTask;
         }
