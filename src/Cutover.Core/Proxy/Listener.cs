@@ -16,7 +16,8 @@ namespace Cutover.Proxy;
 /// <summary>
 /// One Kestrel on one address, plain HTTP/1.1 or TLS (HTTP/2 and HTTP/1.1 by ALPN), shared by every app of the agent
 /// that names the address. Each request goes to the app its <see cref="RouteTable"/> picks (404 from here when none);
-/// TLS handshakes take the certificate of the app that serves the SNI name. Apps come and go by swapping the table:
+/// TLS handshakes take the certificate of the app that serves the SNI name; a TLS listener accepts and ends TLS itself
+/// (<see cref="TlsFrontEnd"/>) and its Kestrel serves only what that hands it. Apps come and go by swapping the table:
 /// the listener itself is started once and stopped only when no app uses it.
 /// The listener owns its listening socket: it binds and listens itself and gives Kestrel only the descriptor
 /// (ListenHandle), so the socket outlives Kestrel and can be handed to a new agent (issue 12). Kestrel does not close
@@ -233,7 +234,13 @@ public sealed class Listener : IAsyncDisposable
     /// <summary>The handshake options for <paramref name="serverName"/>: its app's certificate and ALPN; null when no app has a certificate for it.</summary>
     internal SslServerAuthenticationOptions? ServerOptionsFor(string? serverName) =>
         SelectCertificate(serverName) is { } certificate
-            ? _serverOptions.GetValue(certificate, static context => new SslServerAuthenticationOptions { ServerCertificateContext = context, ApplicationProtocols = Alpn })
+            ? _serverOptions.GetValue(certificate, static context => new SslServerAuthenticationOptions
+            {
+                ServerCertificateContext = context,
+                ApplicationProtocols = Alpn,
+                // No client-initiated TLS 1.2 renegotiation: nothing here needs it, and it lets a client make the server redo crypto at will.
+                AllowRenegotiation = false,
+            })
             : null;
 
     /// <summary>The certificate of the first app that would serve <paramref name="serverName"/> and has one.</summary>
