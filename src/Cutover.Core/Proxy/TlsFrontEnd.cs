@@ -275,6 +275,9 @@ internal sealed class TlsConnection : ConnectionContext, IConnectionLifetimeNoti
         {
             while (true)
             {
+                // Wait for data with a zero-byte read first, as Kestrel's TLS adapter does: an idle connection then holds
+                // neither a pipe segment nor SslStream's frame buffer (about 16 KiB) while it waits.
+                if (await _ssl.ReadAsync(Memory<byte>.Empty) < 0) break;
                 var memory = _fromClient.Writer.GetMemory(4096);
                 var read = await _ssl.ReadAsync(memory);
                 if (read == 0) break;
