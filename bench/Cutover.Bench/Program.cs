@@ -59,6 +59,13 @@ if (args is ["tls-serve"])
     await TlsProxyBenchmark.ServeAsync();
     return 0;
 }
+// `tls-floor-serve PORT CERT KEY BACKEND_PORT`: the least .NET does to end TLS and relay a GET (TlsFloorServer), to
+// measure by hand beside `tls-serve`'s agent and nginx (its backend port is in the printed nginx's config).
+if (args is ["tls-floor-serve", var floorPort, var floorCert, var floorKey, var floorBackend])
+{
+    Cutover.Platform.InlineSocketCompletions.Enable();
+    return await TlsFloorServer.RunAsync(int.Parse(floorPort), floorCert, floorKey, int.Parse(floorBackend));
+}
 if (args is ["tls", .. var tlsArgs])
     return await TlsProxyBenchmark.RunAsync(tlsArgs);
 // `upgrade [ROUNDS]`: the agent's upgrade vs restarting it vs `nginx -s reload`, under load (issue 12).

@@ -52,8 +52,13 @@ public static partial class TlsProxyBenchmark
         await using var paths = await Paths.StartAsync();
         var proxies = new[]
         {
-            new Proxy("Cutover's proxy (the `cutover agent` process)", paths.CutoverTlsPort, () => ProxyBenchmark.ProcessCpu(paths.AgentPid)),
-            new Proxy("nginx (`worker_processes auto`)", paths.NginxTlsPort, () => ProxyBenchmark.NginxWorkersCpu(paths.NginxProxy.Pid)),
+            new Proxy("Cutover's proxy (the `cutover agent` process)", paths.CutoverTlsPort, () => ProxyBenchmark.ProcessCpu(paths.AgentPid),
+                () => ContextSwitches([paths.AgentPid])),
+            // Not a proxy: the least .NET does to end TLS and relay the GET (TlsFloorServer), what is left without Kestrel's connection layer.
+            new Proxy("floor: .NET SslStream on its own accept loop (bench/TlsFloorServer, not a proxy)", paths.FloorPort, () => ProxyBenchmark.ProcessCpu(paths.Floor.Id),
+                () => ContextSwitches([paths.Floor.Id])),
+            new Proxy("nginx (`worker_processes auto`)", paths.NginxTlsPort, () => ProxyBenchmark.NginxWorkersCpu(paths.NginxProxy.Pid),
+                () => ContextSwitches(NginxWorkers(paths.NginxProxy.Pid))),
         };
         var handshakes = proxies.Select(p => Handshake(p.Port)).ToArray();
         // Warm-up per proxy and load, not counted: connection pools to the backend, and the agent's tiered JIT, which
@@ -68,10 +73,10 @@ public static partial class TlsProxyBenchmark
         for (var round = 0; round < rounds; round++)
         {
             // The shared machine's noisy moments land on both proxies alike: who goes first alternates.
-            var order = round % 2 == 0 ? new[] { 0, 1 } : [1, 0];
+            var order = Enumerable.Range(0, proxies.Length).Select(i => (i + round) % proxies.Length).ToArray();
             foreach (var i in order) keepAlive[i].Add(Wrk(proxies[i], KeepAliveLoad, null));
             foreach (var i in order) newConnections[i].Add(Wrk(proxies[i], NewConnectionLoad, paths.NoResumptionShim));
-            Console.WriteLine($"  round {round + 1}/{rounds}: keep-alive {keepAlive[0][^1].Rps:0} / {keepAlive[1][^1].Rps:0} req/s, new connections {newConnections[0][^1].Rps:0} / {newConnections[1][^1].Rps:0} /s (Cutover / nginx)");
+            Console.WriteLine($"  round {round + 1}/{rounds}: keep-alive {string.Join(" / ", keepAlive.Select(r => r[^1].Rps.ToString("0", CultureInfo.InvariantCulture)))} req/s, new connections {string.Join(" / ", newConnections.Select(r => r[^1].Rps.ToString("0", CultureInfo.InvariantCulture)))} /s (Cutover / floor / nginx)");
         }
 
         var report = Report(rounds, loadBefore, LoadAverage(), proxies, handshakes,
@@ -87,7 +92,7 @@ public static partial class TlsProxyBenchmark
     public static async Task ServeAsync()
     {
         await using var paths = await Paths.StartAsync();
-        Console.WriteLine($"cutover https://127.0.0.1:{paths.CutoverTlsPort}/ (agent pid {paths.AgentPid}, home {paths.Home}) nginx https://127.0.0.1:{paths.NginxTlsPort}/ (master pid {paths.NginxProxy.Pid}); LD_PRELOAD={paths.NoResumptionShim} turns wrk's session resumption off");
+        Console.WriteLine($"cutover https://127.0.0.1:{paths.CutoverTlsPort}/ (agent pid {paths.AgentPid}, home {paths.Home}) floor https://127.0.0.1:{paths.FloorPort}/ (pid {paths.Floor.Id}) nginx https://127.0.0.1:{paths.NginxTlsPort}/ (master pid {paths.NginxProxy.Pid}); LD_PRELOAD={paths.NoResumptionShim} turns wrk's session resumption off");
         await Task.Run(Console.ReadLine);
     }
 
@@ -95,38 +100,78 @@ public static partial class TlsProxyBenchmark
     {
         var nginx = proxies.Length - 1;
         var sb = new StringBuilder();
-        sb.AppendLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z on {Environment.ProcessorCount} cores (1-minute load average {loadBefore} at the start, {loadAfter} at the end); median of {rounds} rounds, each proxy's turn first in every other round; wrk -t2 -c32 -d5s over https, proxies, backend and wrk share the machine; one ECDSA P-256 certificate; backend: nginx answering 1 KiB over plain HTTP/1.1 on loopback, the same for both. Negotiated (openssl s_client): " +
+        sb.AppendLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z on {Environment.ProcessorCount} cores (1-minute load average {loadBefore} at the start, {loadAfter} at the end); median of {rounds} rounds, the proxies' order rotating by round; wrk -t2 -c32 -d5s over https, proxies, backend and wrk share the machine; one ECDSA P-256 certificate; backend: nginx answering 1 KiB over plain HTTP/1.1 on loopback, the same for both. Negotiated (openssl s_client): " +
             string.Join("; ", proxies.Select((p, i) => $"{ShortName(p)} {handshakes[i]}")) + ".");
         sb.AppendLine();
         sb.AppendLine("Keep-alive: 32 connections, HTTP/1.1, many requests each.");
         sb.AppendLine();
-        sb.AppendLine("| proxy | requests/s | p50 | p99 | CPU per request | requests/s vs nginx | p99 vs nginx | CPU per request vs nginx | errors |");
-        sb.AppendLine("|---|---|---|---|---|---|---|---|---|");
+        sb.AppendLine("| proxy | requests/s | p50 | p99 | CPU per request | requests/s vs nginx | p99 vs nginx | CPU per request vs nginx | context switches per request | errors |");
+        sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|");
         for (var i = 0; i < proxies.Length; i++)
             sb.AppendLine(Row(proxies[i].Name, keepAlive[i], keepAlive[nginx]));
         sb.AppendLine();
         sb.AppendLine("New TLS connections: every request on a fresh connection (`Connection: close`), every handshake a full one (wrk's session resumption turned off), 32 at a time.");
         sb.AppendLine();
-        sb.AppendLine("| proxy | new connections/s | p50 | p99 | CPU per connection | connections/s vs nginx | p99 vs nginx | CPU per connection vs nginx | errors |");
-        sb.AppendLine("|---|---|---|---|---|---|---|---|---|");
+        sb.AppendLine("| proxy | new connections/s | p50 | p99 | CPU per connection | connections/s vs nginx | p99 vs nginx | CPU per connection vs nginx | context switches per connection | errors |");
+        sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|");
         for (var i = 0; i < proxies.Length; i++)
             sb.AppendLine(Row(proxies[i].Name, newConnections[i], newConnections[nginx]));
         sb.AppendLine();
-        sb.AppendLine("CPU is the proxy's own user + system time (the agent process; nginx's workers) over the run, divided by the requests (connections) wrk counted. Errors are wrk's non-2xx answers plus socket errors, summed over the rounds.");
+        sb.AppendLine("CPU is the proxy's own user + system time (the agent process; nginx's workers) over the run, divided by the requests (connections) wrk counted; context switches likewise (voluntary and involuntary, summed over every thread of the agent, of nginx's workers). Errors are wrk's non-2xx answers plus socket errors, summed over the rounds.");
         return sb.ToString();
 
         static string Row(string name, WrkResult r, WrkResult nginx) =>
-            $"| {name} | {r.Rps:0} | {r.P50Ms:0.00} ms | {r.P99Ms:0.00} ms | {r.CpuUsPerRequest:0.0} µs | {r.Rps / nginx.Rps:0.00} | {r.P99Ms / nginx.P99Ms:0.00} | {r.CpuUsPerRequest / nginx.CpuUsPerRequest:0.00} | {r.Errors} |";
-        static string ShortName(Proxy p) => p.Name.StartsWith("Cutover", StringComparison.Ordinal) ? "Cutover" : "nginx";
+            $"| {name} | {r.Rps:0} | {r.P50Ms:0.00} ms | {r.P99Ms:0.00} ms | {r.CpuUsPerRequest:0.0} µs | {r.Rps / nginx.Rps:0.00} | {r.P99Ms / nginx.P99Ms:0.00} | {r.CpuUsPerRequest / nginx.CpuUsPerRequest:0.00} | {r.SwitchesPerRequest:0.00} | {r.Errors} |";
+        static string ShortName(Proxy p) => p.Name.StartsWith("Cutover", StringComparison.Ordinal) ? "Cutover" : p.Name.StartsWith("floor", StringComparison.Ordinal) ? "floor" : "nginx";
     }
 
-    private sealed record Proxy(string Name, int Port, Func<TimeSpan> Cpu);
+    /// <param name="Switches">Context switches so far, summed over the serving threads (the scheduling cost CPU alone hides).</param>
+    private sealed record Proxy(string Name, int Port, Func<TimeSpan> Cpu, Func<long> Switches);
 
-    private sealed record WrkResult(double Rps, double P50Ms, double P99Ms, double CpuUsPerRequest, long Errors);
+    private sealed record WrkResult(double Rps, double P50Ms, double P99Ms, double CpuUsPerRequest, double SwitchesPerRequest, long Errors);
 
     private static WrkResult Median(List<WrkResult> runs) => new(
         Measure.Median(runs.Select(x => x.Rps)), Measure.Median(runs.Select(x => x.P50Ms)), Measure.Median(runs.Select(x => x.P99Ms)),
-        Measure.Median(runs.Select(x => x.CpuUsPerRequest)), runs.Sum(x => x.Errors));
+        Measure.Median(runs.Select(x => x.CpuUsPerRequest)), Measure.Median(runs.Select(x => x.SwitchesPerRequest)), runs.Sum(x => x.Errors));
+
+    /// <summary>Voluntary + involuntary context switches of every thread of <paramref name="pids"/>, from /proc/PID/task/*/status.</summary>
+    internal static long ContextSwitches(IEnumerable<int> pids)
+    {
+        long switches = 0;
+        foreach (var pid in pids)
+        {
+            IEnumerable<string> tasks;
+            try { tasks = Directory.EnumerateDirectories($"/proc/{pid}/task").ToList(); }
+            catch (IOException) { continue; }
+            foreach (var task in tasks)
+            {
+                string[] lines;
+                // A thread that ended between the listing and the read counts no more.
+                try { lines = File.ReadAllLines(Path.Combine(task, "status")); }
+                catch (IOException) { continue; }
+                foreach (var line in lines)
+                    if (line.StartsWith("voluntary_ctxt_switches:", StringComparison.Ordinal) || line.StartsWith("nonvoluntary_ctxt_switches:", StringComparison.Ordinal))
+                        switches += long.Parse(line[(line.IndexOf(':') + 1)..].Trim(), CultureInfo.InvariantCulture);
+            }
+        }
+        return switches;
+    }
+
+    /// <summary>The worker processes of an nginx master: the processes whose parent it is (as NginxWorkersCpu counts them).</summary>
+    private static List<int> NginxWorkers(int masterPid)
+    {
+        var workers = new List<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
+            string stat;
+            try { stat = File.ReadAllText(Path.Combine(dir, "stat")); }
+            catch (IOException) { continue; }
+            // After the ")" that closes the command name: state, then ppid.
+            if (int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1], CultureInfo.InvariantCulture) == masterPid) workers.Add(pid);
+        }
+        return workers;
+    }
 
     /// <summary>One wrk run over https against <paramref name="proxy"/>, with the proxy's CPU over the run.</summary>
     private static WrkResult Wrk(Proxy proxy, string[] load, string? preload)
@@ -136,11 +181,13 @@ public static partial class TlsProxyBenchmark
         start.ArgumentList.Add($"https://127.0.0.1:{proxy.Port}/");
         if (preload is not null) start.Environment["LD_PRELOAD"] = preload;
         var cpuBefore = proxy.Cpu();
+        var switchesBefore = proxy.Switches();
         using var process = Process.Start(start)!;
         var stderr = process.StandardError.ReadToEndAsync();
         var output = process.StandardOutput.ReadToEnd();
         process.WaitForExit();
         var cpu = proxy.Cpu() - cpuBefore;
+        var switches = proxy.Switches() - switchesBefore;
         if (process.ExitCode != 0) throw new InvalidOperationException($"wrk {string.Join(' ', load)} failed: {stderr.Result}");
         var requests = long.Parse(ProxyBenchmark.RequestsPattern().Match(output).Groups[1].Value, CultureInfo.InvariantCulture);
         var rps = double.Parse(ProxyBenchmark.RpsPattern().Match(output).Groups[1].Value, CultureInfo.InvariantCulture);
@@ -148,7 +195,7 @@ public static partial class TlsProxyBenchmark
         var socketErrors = SocketErrorsPattern().Match(output) is { Success: true } s
             ? Enumerable.Range(1, 4).Sum(g => long.Parse(s.Groups[g].Value, CultureInfo.InvariantCulture)) : 0;
         return new WrkResult(rps, ProxyBenchmark.Latency(output, "50%"), ProxyBenchmark.Latency(output, "99%"),
-            cpu.TotalMicroseconds / Math.Max(1, requests), non2xx + socketErrors);
+            cpu.TotalMicroseconds / Math.Max(1, requests), (double)switches / Math.Max(1, requests), non2xx + socketErrors);
     }
 
     [GeneratedRegex(@"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")]
@@ -179,8 +226,11 @@ public static partial class TlsProxyBenchmark
     {
         private readonly ProxyBenchmark.TempWork _work;
 
-        private Paths(ProxyBenchmark.TempWork work, int agentPid, ProxyBenchmark.NginxProcess nginxProxy, int cutoverTlsPort, int nginxTlsPort, string noResumptionShim)
+        private Paths(ProxyBenchmark.TempWork work, int agentPid, ProxyBenchmark.NginxProcess nginxProxy, int cutoverTlsPort, int nginxTlsPort, string noResumptionShim,
+            Process floor, int floorPort)
         {
+            Floor = floor;
+            FloorPort = floorPort;
             _work = work;
             AgentPid = agentPid;
             NginxProxy = nginxProxy;
@@ -194,6 +244,9 @@ public static partial class TlsProxyBenchmark
         public ProxyBenchmark.NginxProcess NginxProxy { get; }
         public int CutoverTlsPort { get; }
         public int NginxTlsPort { get; }
+        /// <summary>The TlsFloorServer process (this benchmark's own dll) and its port.</summary>
+        public Process Floor { get; }
+        public int FloorPort { get; }
         /// <summary>The compiled <see cref="NoResumptionShimSource"/>, for wrk's LD_PRELOAD.</summary>
         public string NoResumptionShim { get; }
 
@@ -221,8 +274,15 @@ public static partial class TlsProxyBenchmark
                   ssl_certificate {{certFile}}; ssl_certificate_key {{keyFile}}; ssl_protocols TLSv1.2 TLSv1.3;
                   location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } }
                 """, workers: "auto");
+            var floorPort = Cutover.Platform.LoopbackPort.Free();
+            var floor = new ProcessStartInfo("dotnet", [typeof(TlsFloorServer).Assembly.Location, "tls-floor-serve", floorPort.ToString(CultureInfo.InvariantCulture), certFile, keyFile, backendPort.ToString(CultureInfo.InvariantCulture)])
+            { RedirectStandardOutput = true, UseShellExecute = false };
+            // The agent's runtimeconfig setting (src/Cutover/Cutover.csproj), so the floor's thread pool behaves as the agent's.
+            floor.Environment["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"] = "0";
+            var floorProcess = Process.Start(floor)!;
+            floorProcess.StandardOutput.ReadLine();
             await Task.Delay(500);
-            return new Paths(work, agentPid, nginxProxy, cutoverTlsPort, nginxTlsPort, shim);
+            return new Paths(work, agentPid, nginxProxy, cutoverTlsPort, nginxTlsPort, shim, floorProcess, floorPort);
         }
 
         /// <summary>The one certificate both proxies serve: self-signed ECDSA P-256 for localhost and 127.0.0.1, PEM files.</summary>
@@ -249,6 +309,9 @@ public static partial class TlsProxyBenchmark
             Measure.Capture("kill", "-TERM", AgentPid.ToString(CultureInfo.InvariantCulture));
             for (var i = 0; i < 300 && Directory.Exists($"/proc/{AgentPid}"); i++) Thread.Sleep(100);
             NginxProxy.Dispose();
+            if (!Floor.HasExited) Floor.Kill();
+            Floor.WaitForExit();
+            Floor.Dispose();
             _work.Dispose();
             return ValueTask.CompletedTask;
         }

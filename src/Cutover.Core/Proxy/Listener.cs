@@ -1,14 +1,13 @@
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
-using System.Security.Authentication;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -17,7 +16,8 @@ namespace Cutover.Proxy;
 /// <summary>
 /// One Kestrel on one address, plain HTTP/1.1 or TLS (HTTP/2 and HTTP/1.1 by ALPN), shared by every app of the agent
 /// that names the address. Each request goes to the app its <see cref="RouteTable"/> picks (404 from here when none);
-/// TLS handshakes take the certificate of the app that serves the SNI name. Apps come and go by swapping the table:
+/// TLS handshakes take the certificate of the app that serves the SNI name; a TLS listener accepts and ends TLS itself
+/// (<see cref="TlsFrontEnd"/>) and its Kestrel serves only what that hands it. Apps come and go by swapping the table:
 /// the listener itself is started once and stopped only when no app uses it.
 /// The listener owns its listening socket: it binds and listens itself and gives Kestrel only the descriptor
 /// (ListenHandle), so the socket outlives Kestrel and can be handed to a new agent (issue 12). Kestrel does not close
@@ -160,22 +160,26 @@ public sealed class Listener : IAsyncDisposable
         // connections early whatever drain_timeout says.
         builder.Services.Configure<Microsoft.Extensions.Hosting.HostOptions>(o => o.ShutdownTimeout = Timeout.InfiniteTimeSpan);
         Listener? listener = null;
+        // TLS listeners accept and end TLS themselves (TlsFrontEnd, which says why): Kestrel only gets the connections its
+        // HTTP pipeline serves, TLS done, through this transport, its only one.
+        var handOver = tls ? new HandOverTransport() : null;
+        if (handOver is not null)
+        {
+            builder.Services.RemoveAll<Microsoft.AspNetCore.Connections.IConnectionListenerFactory>();
+            builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory>(handOver);
+        }
         builder.WebHost.ConfigureKestrel(k =>
         {
+            if (handOver is not null)
+            {
+                // No socket behind this endpoint: HandOverTransport binds nothing. HTTP/2 or HTTP/1.1 as the handshake's ALPN said.
+                k.Listen(new IPEndPoint(IPAddress.Loopback, 0), listen => listen.Protocols = HttpProtocols.Http1AndHttp2);
+                return;
+            }
             k.ListenHandle((ulong)listening.SafeHandle.DangerousGetHandle(), listen =>
             {
-                if (tls)
-                {
-                    listen.Protocols = HttpProtocols.Http1AndHttp2;
-                    listen.UseHttps(new TlsHandshakeCallbackOptions
-                    {
-                        // Synchronous: the certificate is in memory, so the handshake goes on without an await in between.
-                        OnConnection = context => ValueTask.FromResult(listener!.ServerOptionsFor(context.ClientHelloInfo.ServerName)
-                            ?? throw new AuthenticationException($"no app on {requested} has a certificate for '{context.ClientHelloInfo.ServerName}'")),
-                    });
-                }
-                // After TLS, so it sees decrypted bytes: HTTP/1.1 requests are forwarded by Http1/ unless they need
-                // Kestrel's pipeline (DispatchAsync), to which the connection is handed at a request boundary.
+                // HTTP/1.1 requests are forwarded by Http1/ unless they need Kestrel's pipeline (DispatchAsync), to which
+                // the connection is handed at a request boundary.
                 listen.Use(next => context => Http1.FastPathConnection.ServeAsync(context, next, listener!));
             });
             k.AddServerHeader = false;
@@ -185,6 +189,7 @@ public sealed class Listener : IAsyncDisposable
         });
         var web = builder.Build();
         listener = new Listener(web, listening, requested, tls, challenges);
+        if (handOver is not null) listener._tlsFrontEnd = new TlsFrontEnd(listener, listening, handOver);
         web.Run(listener.DispatchAsync);
         // The address as configured (0.0.0.0 stays 0.0.0.0), with the port the kernel gave for port 0.
         listener.Bound = requested.Port != 0 ? requested : new IPEndPoint(requested.Address, ((IPEndPoint)listening.LocalEndPoint!).Port);
@@ -202,6 +207,7 @@ public sealed class Listener : IAsyncDisposable
         try
         {
             await _web.StartAsync(cancellationToken);
+            _tlsFrontEnd?.Start();
         }
         catch
         {
@@ -213,6 +219,10 @@ public sealed class Listener : IAsyncDisposable
     }
 
     private bool _webDisposed;
+    /// <summary>A TLS listener's own accept loop and TLS (null on plain listeners, which Kestrel's transport accepts).</summary>
+    private TlsFrontEnd? _tlsFrontEnd;
+    /// <summary>The TLS connections open now (test hook: a handshake that failed or was abandoned leaves none behind).</summary>
+    internal int OpenTlsConnections => _tlsFrontEnd?.OpenConnections ?? 0;
 
     /// <summary>
     /// One handshake options object per certificate in use, made on its first handshake and shared by every later one
@@ -224,7 +234,13 @@ public sealed class Listener : IAsyncDisposable
     /// <summary>The handshake options for <paramref name="serverName"/>: its app's certificate and ALPN; null when no app has a certificate for it.</summary>
     internal SslServerAuthenticationOptions? ServerOptionsFor(string? serverName) =>
         SelectCertificate(serverName) is { } certificate
-            ? _serverOptions.GetValue(certificate, static context => new SslServerAuthenticationOptions { ServerCertificateContext = context, ApplicationProtocols = Alpn })
+            ? _serverOptions.GetValue(certificate, static context => new SslServerAuthenticationOptions
+            {
+                ServerCertificateContext = context,
+                ApplicationProtocols = Alpn,
+                // No client-initiated TLS 1.2 renegotiation: nothing here needs it, and it lets a client make the server redo crypto at will.
+                AllowRenegotiation = false,
+            })
             : null;
 
     /// <summary>The certificate of the first app that would serve <paramref name="serverName"/> and has one.</summary>
@@ -282,7 +298,8 @@ public sealed class Listener : IAsyncDisposable
         }
         _webDisposed = true;
         // Stopping accepts nothing more, lets the requests in flight finish and closes idle keep-alive connections.
-        if (Accepting) await _web.StopAsync(drained);
+        if (Accepting)
+            await Task.WhenAll(_web.StopAsync(drained), _tlsFrontEnd?.StopAsync(drained) ?? Task.CompletedTask);
         await _web.DisposeAsync();
         // Kestrel took the descriptor by ListenHandle and leaves it open: closed here, once nothing accepts on it.
         ListeningSocket.Dispose();

@@ -1,0 +1,327 @@
+using System.Collections.Concurrent;
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using System.Threading.Channels;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
+
+namespace Cutover.Proxy;
+
+/// <summary>
+/// A TLS listener's connections, accepted and decrypted here rather than by Kestrel's socket transport and its
+/// HttpsConnectionMiddleware: the accept loop starts each handshake on the thread that accepted the connection, SslStream
+/// sits straight on the socket, and the decrypted bytes go to Http1/'s fast path through one pipe. Kestrel's HTTP
+/// pipeline (HTTP/2 by ALPN, and whatever the fast path hands over: upgrades, hand-over decisions) gets the very same
+/// connection, TLS already done, through <see cref="HandOverTransport"/>. Why: measured with bench/ (TLS termination,
+/// 2026-11-30) Kestrel's connection layer cost a new TLS connection about 190 µs of CPU and 13 context switches beyond
+/// what .NET's SslStream on its own accept loop costs (three thread-pool hand-offs: the accepted connection, the
+/// aborted receive at close, the closed notification), and keep-alive requests a transport pipe each way.
+/// </summary>
+internal sealed class TlsFrontEnd
+{
+    /// <summary>Kestrel's default handshake timeout: a client that has not finished its handshake by then is dropped.</summary>
+    public static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
+
+    private readonly Listener _listener;
+    private readonly Socket _listening;
+    private readonly ConcurrentDictionary<TlsConnection, byte> _open = new();
+    private readonly CancellationTokenSource _stopAccepting = new();
+    private Task _acceptLoop = Task.CompletedTask;
+
+    public TlsFrontEnd(Listener listener, Socket listening, HandOverTransport kestrel)
+    {
+        _listener = listener;
+        _listening = listening;
+        Kestrel = kestrel;
+    }
+
+    /// <summary>Where connections go that Kestrel's HTTP pipeline serves.</summary>
+    public HandOverTransport Kestrel { get; }
+
+    public Listener Listener => _listener;
+
+    /// <summary>Connections open now (accepted, not yet closed), handed to Kestrel or not.</summary>
+    internal int OpenConnections => _open.Count;
+
+    public void Start()
+    {
+        // The agent starts listeners from flows under Platform/ThreadPoolContext, whose awaits resume on the thread pool:
+        // the accept loop, and every connection it starts, must resume instead on the socket thread that completed the
+        // operation (inline socket completions), with none of the starting flow's context. Captured, the context
+        // posted every continuation of every connection to the pool (5 hand-offs per new connection, measured).
+        var previous = SynchronizationContext.Current;
+        SynchronizationContext.SetSynchronizationContext(null);
+        try
+        {
+            using (ExecutionContext.SuppressFlow()) _acceptLoop = AcceptLoopAsync();
+        }
+        finally
+        {
+            SynchronizationContext.SetSynchronizationContext(previous);
+        }
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        while (true)
+        {
+            Socket socket;
+            try
+            {
+                socket = await _listening.AcceptAsync(_stopAccepting.Token);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+            {
+                return;
+            }
+            catch (SocketException)
+            {
+                // A connection reset while queued, or out of descriptors: the next one may do; do not spin on a lasting error.
+                try { await Task.Delay(10, _stopAccepting.Token); } catch (OperationCanceledException) { return; }
+                continue;
+            }
+            var connection = new TlsConnection(socket, this);
+            _open[connection] = 0;
+            // Runs up to the handshake's first wait for the network on this thread: no hand-off to the thread pool.
+            _ = connection.RunAsync();
+        }
+    }
+
+    internal void Closed(TlsConnection connection) => _open.TryRemove(connection, out _);
+
+    /// <summary>
+    /// Stops accepting, asks every connection to close (idle ones at once, busy ones after their response) and waits
+    /// for them until <paramref name="drained"/>; what is still open then is cut. Connections Kestrel serves are closed
+    /// by Kestrel's own stop, which runs beside this.
+    /// </summary>
+    public async Task StopAsync(CancellationToken drained)
+    {
+        _stopAccepting.Cancel();
+        await _acceptLoop;
+        foreach (var connection in _open.Keys) connection.RequestClose();
+        try
+        {
+            await Task.WhenAll(_open.Keys.Select(c => c.Completion)).WaitAsync(drained);
+        }
+        catch (OperationCanceledException)
+        {
+            foreach (var connection in _open.Keys) connection.Abort();
+            await Task.WhenAll(_open.Keys.Select(c => c.Completion));
+        }
+        _stopAccepting.Dispose();
+    }
+}
+
+/// <summary>
+/// Kestrel's transport for a TLS listener: it accepts nothing from the network, only the connections
+/// <see cref="TlsFrontEnd"/> hands it, TLS done (Kestrel's HTTP/2 and HTTP/1.1 see the ALPN result and https as with its
+/// own TLS). Registered as the listener's only IConnectionListenerFactory.
+/// </summary>
+internal sealed class HandOverTransport : IConnectionListenerFactory, IConnectionListener
+{
+    private readonly Channel<ConnectionContext> _handed = Channel.CreateUnbounded<ConnectionContext>(new UnboundedChannelOptions { SingleReader = true });
+
+    public EndPoint EndPoint { get; private set; } = new IPEndPoint(IPAddress.Loopback, 0);
+
+    /// <summary>False when Kestrel has stopped taking connections (the listener is stopping): the caller closes it.</summary>
+    public bool Hand(ConnectionContext connection) => _handed.Writer.TryWrite(connection);
+
+    public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
+    {
+        EndPoint = endpoint;
+        return ValueTask.FromResult<IConnectionListener>(this);
+    }
+
+    public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return await _handed.Reader.ReadAsync(cancellationToken);
+        }
+        catch (ChannelClosedException)
+        {
+            return null;
+        }
+    }
+
+    public ValueTask UnbindAsync(CancellationToken cancellationToken = default)
+    {
+        _handed.Writer.TryComplete();
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        _handed.Writer.TryComplete();
+        return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>
+/// One client connection of a TLS listener: the handshake (certificate by SNI, ALPN h2/http1.1), then a pump that
+/// decrypts into the pipe the fast path (or Kestrel) reads, as Kestrel's transport would fill it: the pipe ends and
+/// <see cref="ConnectionClosed"/> fires when the client leaves, also while nobody reads. Responses go out through a
+/// writer straight on the SslStream: one TLS record per flushed segment.
+/// </summary>
+internal sealed class TlsConnection : ConnectionContext, IConnectionLifetimeNotificationFeature, ITlsConnectionFeature, ITlsApplicationProtocolFeature,
+    IDuplexPipe
+{
+    private static readonly PipeOptions InputOptions = new(readerScheduler: PipeScheduler.Inline, writerScheduler: PipeScheduler.Inline, useSynchronizationContext: false);
+    private static long s_lastId;
+
+    private readonly Socket _socket;
+    private readonly TlsFrontEnd _frontEnd;
+    private readonly SslStream _ssl;
+    private readonly Pipe _fromClient = new(InputOptions);
+    private readonly CancellationTokenSource _closed = new();
+    private readonly CancellationTokenSource _closeRequested = new();
+    private readonly TaskCompletionSource _kestrelDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private PipeWriter? _toClient;
+    private int _aborted;
+
+    public TlsConnection(Socket socket, TlsFrontEnd frontEnd)
+    {
+        _socket = socket;
+        _frontEnd = frontEnd;
+        _ssl = new SslStream(new NetworkStream(socket, ownsSocket: true), leaveInnerStreamOpen: false);
+        LocalEndPoint = socket.LocalEndPoint;
+        RemoteEndPoint = socket.RemoteEndPoint;
+        ConnectionId = "tls-" + Interlocked.Increment(ref s_lastId).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        Features.Set<IConnectionLifetimeNotificationFeature>(this);
+        Features.Set<ITlsConnectionFeature>(this);
+        Features.Set<ITlsApplicationProtocolFeature>(this);
+        ConnectionClosed = _closed.Token;
+        ConnectionClosedRequested = _closeRequested.Token;
+    }
+
+    /// <summary>Completes when the connection is closed and forgotten.</summary>
+    public Task Completion => _completion.Task;
+
+    public override string ConnectionId { get; set; }
+    public override IFeatureCollection Features { get; } = new FeatureCollection();
+    public override IDictionary<object, object?> Items { get; set; } = new Dictionary<object, object?>();
+    public override IDuplexPipe Transport { get; set; } = null!;
+    public override CancellationToken ConnectionClosed { get; set; }
+    public override EndPoint? LocalEndPoint { get; set; }
+    public override EndPoint? RemoteEndPoint { get; set; }
+    public CancellationToken ConnectionClosedRequested { get; set; }
+
+    PipeReader IDuplexPipe.Input => _fromClient.Reader;
+    PipeWriter IDuplexPipe.Output => _toClient!;
+
+    public ReadOnlyMemory<byte> ApplicationProtocol => _ssl.NegotiatedApplicationProtocol.Protocol;
+    public X509Certificate2? ClientCertificate { get; set; }
+    public Task<X509Certificate2?> GetClientCertificateAsync(CancellationToken cancellationToken) => Task.FromResult<X509Certificate2?>(null);
+
+    public async Task RunAsync()
+    {
+        try
+        {
+            _socket.NoDelay = true;
+            using (var handshake = new CancellationTokenSource(TlsFrontEnd.HandshakeTimeout))
+            {
+                await _ssl.AuthenticateAsServerAsync(static (_, hello, state, _) =>
+                {
+                    var listener = (Listener)state!;
+                    return ValueTask.FromResult(listener.ServerOptionsFor(hello.ServerName)
+                        ?? throw new AuthenticationException($"no app on {listener.Requested} has a certificate for '{hello.ServerName}'"));
+                }, _frontEnd.Listener, handshake.Token);
+            }
+            _toClient = PipeWriter.Create(_ssl, new StreamPipeWriterOptions(leaveOpen: true));
+            Transport = this;
+            var pump = PumpAsync();
+            if (_ssl.NegotiatedApplicationProtocol == SslApplicationProtocol.Http2)
+                await HandOverAsync(this);
+            else
+                await Http1.FastPathConnection.ServeAsync(this, HandOverAsync, _frontEnd.Listener);
+            // Whoever served it is done. Shut down first and let the pump's pending read see the end (on the socket
+            // thread, by epoll): closing the socket under a pending read would abort it, and .NET completes an aborted
+            // read through the thread pool, one hand-off per connection (measured).
+            await _toClient.CompleteAsync();
+            await _fromClient.Reader.CompleteAsync();
+            try { _socket.Shutdown(SocketShutdown.Both); } catch (SocketException) { }
+            await pump;
+        }
+        catch (Exception e) when (e is AuthenticationException or IOException or SocketException or OperationCanceledException or ObjectDisposedException
+                                      or InvalidOperationException or System.ComponentModel.Win32Exception)
+        {
+            // A failed or abandoned handshake, or a client gone mid-write: the connection closes, as Kestrel's would.
+        }
+        finally
+        {
+            await CloseAsync();
+            _closed.Dispose();
+            _closeRequested.Dispose();
+            _frontEnd.Closed(this);
+            _completion.TrySetResult();
+        }
+    }
+
+    /// <summary>Kestrel's HTTP pipeline serves the connection from here; completes when Kestrel has let go of it.</summary>
+    private Task HandOverAsync(ConnectionContext connection) => _frontEnd.Kestrel.Hand(this) ? _kestrelDone.Task : Task.CompletedTask;
+
+    /// <summary>Decrypts what the client sends into the pipe, until it closes (or the connection is aborted).</summary>
+    private async Task PumpAsync()
+    {
+        Exception? error = null;
+        try
+        {
+            while (true)
+            {
+                // Wait for data with a zero-byte read first, as Kestrel's TLS adapter does: an idle connection then holds
+                // neither a pipe segment nor SslStream's frame buffer (about 16 KiB) while it waits.
+                if (await _ssl.ReadAsync(Memory<byte>.Empty) < 0) break;
+                var memory = _fromClient.Writer.GetMemory(4096);
+                var read = await _ssl.ReadAsync(memory);
+                if (read == 0) break;
+                _fromClient.Writer.Advance(read);
+                if ((await _fromClient.Writer.FlushAsync()).IsCompleted) break;
+            }
+        }
+        catch (Exception e)
+        {
+            error = Interlocked.CompareExchange(ref _aborted, 0, 0) == 1 ? new ConnectionAbortedException("the connection was aborted", e) : new ConnectionResetException(e.Message, e);
+        }
+        await _fromClient.Writer.CompleteAsync(error);
+        // As Kestrel's transport: the client is gone, whether or not anyone is reading.
+        try { _closed.Cancel(); } catch (ObjectDisposedException) { }
+    }
+
+    private async ValueTask CloseAsync()
+    {
+        try
+        {
+            await _ssl.DisposeAsync();
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or InvalidOperationException)
+        {
+        }
+        _socket.Dispose();
+    }
+
+    public void RequestClose()
+    {
+        try { _closeRequested.Cancel(); } catch (ObjectDisposedException) { }
+    }
+
+    public override void Abort(ConnectionAbortedException abortReason)
+    {
+        Interlocked.Exchange(ref _aborted, 1);
+        // Closing the socket ends the pump (the reader sees the abort) and any write in flight.
+        _socket.Dispose();
+    }
+
+    /// <summary>Kestrel disposes the connection when its pipeline is done with it.</summary>
+    public override ValueTask DisposeAsync()
+    {
+        _kestrelDone.TrySetResult();
+        return ValueTask.CompletedTask;
+    }
+}
