@@ -19,7 +19,8 @@ public static class ReleasesCommand
                 var config = common.LoadConfig(parse);
                 // SSH.NET (hosts:) is the JIT build's (NativeBuild).
                 if (!Cutover.Platform.JitOnly.IsAvailable && config.Fleet is not null) return Task.FromResult(NativeBuild.HandOver());
-                if (common.Selection(parse, config) is { } selection) return FleetCommands.ReleasesAsync(env, json, config, parse.GetValue(common.AcceptNewHostKeys), selection, ct);
+                if (common.Selection(parse, config) is { } selection)
+                    return Cutover.Platform.JitOnly.IsAvailable ? FleetCommands.ReleasesAsync(env, json, config, parse.GetValue(common.AcceptNewHostKeys), selection, ct) : Task.FromResult(NativeBuild.HandOver());
                 var snapshot = RootSnapshot.Read(new RootLayout(config.Root));
                 if (json)
                 {

@@ -36,8 +36,8 @@ public static class RollbackCommand
                 var rendering = env.Progress(json);
                 var progress = RedactingProgress.Wrap(rendering, secrets.Redactor);
                 var selection = common.Selection(parse, config);
-                if (selection is not null && Cutover.Platform.JitOnly.IsAvailable)
-                    return await FleetCommands.RollbackAsync(env, json, rendering, config, parse.GetValue(release), parse.GetValue(common.LockWait)!, parse.GetValue(common.AcceptNewHostKeys), selection, ct);
+                if (selection is not null)
+                    return !Cutover.Platform.JitOnly.IsAvailable ? NativeBuild.HandOver() : await FleetCommands.RollbackAsync(env, json, rendering, config, parse.GetValue(release), parse.GetValue(common.LockWait)!, parse.GetValue(common.AcceptNewHostKeys), selection, ct);
                 using var http = new HttpClient();
                 using var logging = env.Logging(parse.GetValue(common.Verbose));
                 using var agent = new Cutover.Agent.AgentClient(Cutover.Agent.AgentHome.FromEnvironment());

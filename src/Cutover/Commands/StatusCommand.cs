@@ -22,7 +22,8 @@ public static class StatusCommand
                 var config = common.LoadConfig(parse);
                 // SSH.NET (hosts:) and Docker.DotNet (swarm) are the JIT build's (NativeBuild).
                 if (!JitOnly.IsAvailable && (config.Fleet is not null || config.Strategy == Strategy.Swarm)) return NativeBuild.HandOver();
-                if (common.Selection(parse, config) is { } selection) return await FleetCommands.StatusAsync(env, json, config, parse.GetValue(common.AcceptNewHostKeys), selection, ct);
+                if (common.Selection(parse, config) is { } selection)
+                    return JitOnly.IsAvailable ? await FleetCommands.StatusAsync(env, json, config, parse.GetValue(common.AcceptNewHostKeys), selection, ct) : NativeBuild.HandOver();
                 var s = RootSnapshot.Read(new RootLayout(config.Root));
                 // As few questions to the agent as status needs (issue 14: start-up): each "is it running" is a whole
                 // `v1/apps` answer, so that answer is the one status uses.
