@@ -6,8 +6,8 @@ namespace Cutover.Bench;
 
 /// <summary>
 /// Issue 14, "commands that answer at once": whole-process wall time of the everyday commands, median of RUNS each, for
-/// the two builds people run (the framework-dependent `dotnet publish` and the self-contained single file fleet
-/// deploys install), against PM2's `pm2 ls` and `pm2 reload` of a 2-process app and the classic recipe's `ln -sfn` +
+/// the builds people run (`dotnet publish`: the Native AOT cutover; the self-contained single file fleet deploys
+/// install) and the ReadyToRun build the native one replaced, against PM2's `pm2 ls` and `pm2 reload` of a 2-process app and the classic recipe's `ln -sfn` +
 /// `mv -T`. The goal is a median under 100 ms. Each build is published here as its install line says, and the
 /// publish is timed too (what the build costs).
 /// </summary>
@@ -28,7 +28,10 @@ public static class StartupBenchmark
         using var work = new ProxyBenchmark.TempWork();
         Build[] builds =
         [
-            Publish(repo, work.Path, "framework-dependent (`dotnet publish`)", "fd", []),
+            // README's install line: the Native AOT cutover, with the JIT build it hands other commands to in jit/.
+            Publish(repo, work.Path, "native (`dotnet publish`)", "native", []),
+            // The build before it, for the comparison: framework-dependent ReadyToRun.
+            Publish(repo, work.Path, "ReadyToRun (`-p:PublishAot=false`)", "r2r", ["-p:PublishAot=false"]),
             Publish(repo, work.Path, "self-contained single file (fleet hosts)", "sf", ["-r", "linux-x64", "--self-contained", "-p:PublishSingleFile=true"]),
         ];
 
