@@ -68,8 +68,8 @@ public sealed class NativeBuildTests
         var history = await Native("history", "--json", "-c", config);
         Assert.True(history.ExitCode == 0, history.All);
         Assert.Contains("\"action\": \"rollback\"", history.Stdout);
-        // rollback --json is handed over and ends with its result line.
-        var json = await Native("rollback", "--json", "-c", config);
+        // rollback --json is handed over and ends with its result line (back to the newer release, named).
+        var json = await Native("rollback", releases[1]!, "--json", "-c", config);
         Assert.True(json.ExitCode == 0, json.All);
         Assert.StartsWith("{\"event\":\"result\",\"command\":\"rollback\"", json.Stdout.TrimEnd().Split('\n')[^1]);
 
