@@ -7,7 +7,7 @@ namespace Cutover.Cli.Commands;
 /// runs `status`, `releases`, `rollback`, `probe` and `--version` itself. Every other command, and those with what
 /// needs the JIT (hosts:, strategy: swarm, `rollback --json`), is run by the JIT build published beside it
 /// (<c>jit/cutover</c>) through execve: the same pid, arguments, terminal and signals, before anything has changed.
-/// The agent is one of those, so it keeps dynamic PGO (its proxy is faster under the JIT than compiled ahead).
+/// The agent is one of those: its ASP.NET Core endpoints, YARP, Docker.DotNet and its reflection JSON are not AOT-safe.
 /// </summary>
 public static class NativeBuild
 {
