@@ -127,7 +127,8 @@ public static class StartupBenchmark
 
         public Run Run(Build build, params string[] args)
         {
-            var environment = new Dictionary<string, string> { ["CUTOVER_HOME"] = _home };
+            // No metrics listener: its default port is one per machine, and another agent (another engineer's, a test's) may hold it.
+            var environment = new Dictionary<string, string> { ["CUTOVER_HOME"] = _home, ["CUTOVER_METRICS_LISTEN"] = "off" };
             // The first use deploys twice, so there is always a release to roll back to.
             if (_next == 0)
                 for (var i = 0; i < 2; i++) Measure.CommandWith(environment, build.Cutover, "deploy", NextSource(), "-c", _config);
