@@ -132,3 +132,28 @@ public sealed class NativeBuildTests
         Wait.Until(() => !Directory.Exists($"/proc/{pid}"), TimeSpan.FromSeconds(20), "the agent to exit");
     }
 }
+
+/// <summary>
+/// Which command lines the native binary runs itself: only those whose command it holds, and anything it cannot read for
+/// certain goes to the JIT build, which runs every command.
+/// </summary>
+public sealed class NativeBuildDispatchTests
+{
+    [Theory]
+    [InlineData(true, "--version")]
+    [InlineData(true, "status")]
+    [InlineData(true, "-c", "a.yml", "status", "--json")]
+    [InlineData(true, "--config=a.yml", "-v", "releases")]
+    [InlineData(true, "rollback", "20261130_120000", "-c", "a.yml")]
+    [InlineData(true, "probe", "--help")]
+    [InlineData(false, "rollback", "--json")]
+    [InlineData(false, "deploy", "./build")]
+    [InlineData(false, "agent", "--quiet")]
+    [InlineData(false, "--help")]
+    [InlineData(false)]
+    [InlineData(false, "-c", "status")]
+    [InlineData(false, "@args.rsp")]
+    [InlineData(false, "--json", "status")]
+    public void Native_binary_runs_only_the_commands_it_holds(bool itself, params string[] args) =>
+        Assert.Equal(itself, Cutover.Cli.Commands.NativeBuild.RunsItself(args));
+}
