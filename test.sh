@@ -32,6 +32,9 @@ command -v chromium >/dev/null || missing+=(chromium)
 command -v promtool >/dev/null || missing+=(prometheus)
 # FdPassingTests read the fd-passing wire format with Python's socket.recv_fds, an independent reader.
 command -v python3 >/dev/null || missing+=(python3)
+# NativeBuildTests publish the Native AOT cutover (README's install line): clang links it, against zlib.
+command -v clang >/dev/null || missing+=(clang)
+dpkg -s zlib1g-dev >/dev/null 2>&1 || missing+=(zlib1g-dev)
 # TopCommandTests run `cutover top` in a real terminal: a detached tmux session, read with capture-pane.
 command -v tmux >/dev/null || missing+=(tmux)
 

@@ -1,40 +1,53 @@
 using System.CommandLine;
 using Cutover.Cli.Commands;
+using Cutover.Platform;
+
+// The native build runs a few commands itself and hands every other to the JIT build beside it (NativeBuild).
+if (NativeBuild.IsNative && !NativeBuild.RunsItself(args)) return NativeBuild.HandOver();
 
 using var signals = new TerminationSignals(Console.Error);
 var env = CliEnvironment.FromProcess(signals);
 var common = new CommonOptions();
-var root = new RootCommand("cutover: zero-downtime deploys for your own servers")
-{
-    common.Config,
-    common.Verbose,
-    InitCommand.Create(common, env),
-    ConfigCommand.Create(common, env),
-    DeployCommand.Create(common, env),
-    RollbackCommand.Create(common, env),
-    ReleasesCommand.Create(common, env),
-    StatusCommand.Create(common, env),
-    DoctorCommand.Create(common, env),
-    DemoCommand.Create(env),
-    AgentCommands.Agent(env),
-    AgentCommands.Stop(common, env),
-    AgentCommands.Start(common, env),
-    LogsCommand.Create(common, env),
-    TopCommand.Create(common, env),
-    ExecCommand.Create(common, env),
-    TrafficCommands.Maintenance(common, env),
-    TrafficCommands.Pause(common, env),
-    TrafficCommands.Resume(common, env),
-    InstanceCommands.Restart(common, env),
-    InstanceCommands.Scale(common, env),
-    DemoAppCommand.Create(),
-    ProbeCommand.Create(common, env),
-    MigrationsCommands.Migrations(common, env),
-    MigrationsCommands.Migrate(common, env),
-    RemoteCommands.Create(common, env),
-    HistoryCommand.Create(common, env),
-    StartupCommand.Create(env),
-};
+var root = new RootCommand("cutover: zero-downtime deploys for your own servers") { common.Config, common.Verbose };
+// JitOnly is a compile-time constant in the native build: only the commands it runs itself are compiled into it.
+Command[] commands = JitOnly.IsAvailable
+    ?
+    [
+        InitCommand.Create(common, env),
+        ConfigCommand.Create(common, env),
+        DeployCommand.Create(common, env),
+        RollbackCommand.Create(common, env),
+        ReleasesCommand.Create(common, env),
+        StatusCommand.Create(common, env),
+        DoctorCommand.Create(common, env),
+        DemoCommand.Create(env),
+        AgentCommands.Agent(env),
+        AgentCommands.Stop(common, env),
+        AgentCommands.Start(common, env),
+        LogsCommand.Create(common, env),
+        TopCommand.Create(common, env),
+        ExecCommand.Create(common, env),
+        TrafficCommands.Maintenance(common, env),
+        TrafficCommands.Pause(common, env),
+        TrafficCommands.Resume(common, env),
+        InstanceCommands.Restart(common, env),
+        InstanceCommands.Scale(common, env),
+        DemoAppCommand.Create(),
+        ProbeCommand.Create(common, env),
+        MigrationsCommands.Migrations(common, env),
+        MigrationsCommands.Migrate(common, env),
+        RemoteCommands.Create(common, env),
+        HistoryCommand.Create(common, env),
+        StartupCommand.Create(env),
+    ]
+    :
+    [
+        RollbackCommand.Create(common, env),
+        ReleasesCommand.Create(common, env),
+        StatusCommand.Create(common, env),
+        ProbeCommand.Create(common, env),
+    ];
+foreach (var command in commands) root.Subcommands.Add(command);
 // Signals are ours (TerminationSignals), not System.CommandLine's: its handler would end the process two seconds
 // after Ctrl-C, in the middle of putting the previous release back.
 var parsed = root.Parse(args);

@@ -136,7 +136,7 @@ public sealed class AgentClient : IDisposable
         var path = $"/v1/apps/{Uri.EscapeDataString(app)}/activate";
         // Not cancelled by the token: a cancelled deploy asks the agent to undo the move (`cancel`) and then waits for
         // its result, so the CLI never exits with a mixed set of instances behind it.
-        using var response = await SendActivateAsync(path, JsonSerializer.SerializeToUtf8Bytes(activation, Json.Options));
+        using var response = await SendActivateAsync(path, Json.WriteUtf8(activation, Json.Options));
         if (!response.IsSuccessStatusCode)
             return ActivationResult.NotLive($"the agent answered {response.Status}: {await response.ReadAsStringAsync(CancellationToken.None)}");
         await using var onCancel = cancellationToken.Register(() =>

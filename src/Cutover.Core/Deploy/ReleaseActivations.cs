@@ -12,7 +12,8 @@ public static class ReleaseActivations
     /// <param name="instances">The agent, for the strategies whose releases run as instances (rolling, blue-green).</param>
     public static IReleaseActivation For(CutoverConfig config, IDeployProgress progress, IInstanceActivator? instances = null) => config.Settings switch
     {
-        SwarmSettings => new SwarmActivation(config, new DockerSwarmUpdater(config, progress), new ReleaseStore(new RootLayout(config.Root), config.Environment.Redactor), progress),
+        // Docker.DotNet needs the JIT: the native `cutover` hands a swarm app to the JIT build before it gets here.
+        SwarmSettings when Platform.JitOnly.IsAvailable => new SwarmActivation(config, new DockerSwarmUpdater(config, progress), new ReleaseStore(new RootLayout(config.Root), config.Environment.Redactor), progress),
         InstanceSettings => new AgentActivation(
             instances ?? throw new ArgumentException($"strategy {config.Strategy.Name} needs an instance activator (the agent)", nameof(instances)),
             new RootLayout(config.Root), progress),

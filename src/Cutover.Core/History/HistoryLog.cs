@@ -33,7 +33,7 @@ public sealed record HistoryEntry
 public sealed class HistoryLog(RootLayout layout, Config.Redactor? redactor = null)
 {
     public void Append(HistoryEntry entry) =>
-        AtomicFile.AppendLine(layout.History, (redactor ?? Config.Redactor.None).Redact(JsonSerializer.Serialize(entry, Json.Compact)));
+        AtomicFile.AppendLine(layout.History, (redactor ?? Config.Redactor.None).Redact(Json.Write(entry, Json.Compact)));
 
     public IReadOnlyList<HistoryEntry> Read()
     {
@@ -74,7 +74,7 @@ public sealed class HistoryLog(RootLayout layout, Config.Redactor? redactor = nu
         if (string.IsNullOrWhiteSpace(line)) return null;
         try
         {
-            return JsonSerializer.Deserialize<HistoryEntry>(line, Json.Compact);
+            return Json.Read<HistoryEntry>(line, Json.Compact);
         }
         catch (JsonException)
         {

@@ -59,7 +59,7 @@ public sealed class DeployLock : IDisposable
         }
         var holder = new LockHolder(Environment.ProcessId, Environment.UserName, command, DateTimeOffset.UtcNow);
         // Atomic for a reader, not durable: after a crash of the machine the flock is gone and so is what this says.
-        AtomicFile.Replace(layout.LockHolder, JsonSerializer.Serialize(holder, Json.Options));
+        AtomicFile.Replace(layout.LockHolder, Json.Write(holder, Json.Options));
         return new DeployLock(fd, layout.LockHolder);
     }
 
@@ -91,7 +91,7 @@ public sealed class DeployLock : IDisposable
     {
         try
         {
-            return JsonSerializer.Deserialize<LockHolder>(File.ReadAllText(layout.LockHolder), Json.Options);
+            return Json.Read<LockHolder>(File.ReadAllText(layout.LockHolder), Json.Options);
         }
         catch (Exception e) when (e is IOException or JsonException)
         {

@@ -78,10 +78,13 @@ public sealed class WebhookNotifier(NotifyConfig config, HttpMessageHandler? han
 {
     private const int MaxTries = 3;
 
+    // The payload's compile-time contract (the Native AOT `cutover rollback` notifies too), in Cutover's JSON dialect.
+    private static readonly JsonSerializerOptions PayloadJson = Json.With(NotifyJsonContracts.Default, indented: false);
+
     public async Task<string?> SendAsync(NotifyPayload payload, CancellationToken cancellationToken)
     {
         if (!config.On.Contains(payload.Event)) return null;
-        var body = JsonSerializer.Serialize(payload, Json.Compact);
+        var body = Json.Write(payload, PayloadJson);
         using var budget = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         budget.CancelAfter(config.Timeout);
         // The budget is the only timeout: HttpClient's own 100 s would be longer.
@@ -137,3 +140,6 @@ public sealed class WebhookNotifier(NotifyConfig config, HttpMessageHandler? han
     private static TimeSpan? RetryAfter(RetryConditionHeaderValue? header) =>
         header?.Delta ?? (header?.Date is { } date ? date - DateTimeOffset.UtcNow : null);
 }
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(NotifyPayload))]
+internal sealed partial class NotifyJsonContracts : System.Text.Json.Serialization.JsonSerializerContext;

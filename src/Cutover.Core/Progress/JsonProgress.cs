@@ -32,7 +32,7 @@ public sealed class JsonProgress(TextWriter output) : IDeployProgress
     /// <summary>The last line: the stream's own result record, read back by <see cref="ProgressStream{TResult}"/>.</summary>
     public void Result<TResult>(TResult result) where TResult : ResultEvent => WriteLine(ProgressStream<TResult>.Write(result));
 
-    private void Emit(ProgressEvent e) => WriteLine(JsonSerializer.Serialize(e, Json.Compact));
+    private void Emit(ProgressEvent e) => WriteLine(Json.Write(e, Json.Compact));
 
     private void WriteLine(string line)
     {

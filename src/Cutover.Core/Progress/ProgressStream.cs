@@ -21,7 +21,10 @@ public static class ProgressStream<TResult> where TResult : ResultEvent
         {
             // The compile-time contracts first (ProgressEvent's kinds and the activation's result: a reflection contract
             // costs Reflection.Emit and JIT in every short `rollback`), reflection for the other result kinds.
-            TypeInfoResolver = JsonTypeInfoResolver.Combine(Releases.AgentJsonContracts.Default, new DefaultJsonTypeInfoResolver()).WithAddedModifier(AddResultKind),
+            // The Native AOT build has only the compiled ones: the streams it reads (the agent's) have their result there.
+            TypeInfoResolver = (Platform.JitOnly.IsAvailable
+                ? JsonTypeInfoResolver.Combine(Releases.AgentJsonContracts.Default, new DefaultJsonTypeInfoResolver())
+                : Releases.AgentJsonContracts.Default).WithAddedModifier(AddResultKind),
         };
         options.MakeReadOnly();
         return options;
@@ -34,7 +37,7 @@ public static class ProgressStream<TResult> where TResult : ResultEvent
     }
 
     /// <summary>One line, without its newline.</summary>
-    public static string Write(ProgressEvent e) => JsonSerializer.Serialize(e, Writing);
+    public static string Write(ProgressEvent e) => Json.Write(e, Writing);
 
     /// <summary>
     /// The event a line holds, or null with <paramref name="problem"/> saying why it is none of this stream's kinds

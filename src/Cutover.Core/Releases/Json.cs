@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
+using Cutover.Platform;
 
 namespace Cutover;
 
@@ -32,7 +33,7 @@ public static class Json
         problem = "";
         try
         {
-            var value = JsonSerializer.Deserialize<T>(text, options ?? Strict);
+            var value = JsonSerializer.Deserialize(text, Contract<T>(options ?? Strict));
             if (value is null) problem = "null";
             return value;
         }
@@ -64,12 +65,59 @@ public static class Json
     /// <summary>Text another process sent, for an error message: whole when short, else its start.</summary>
     public static string Quote(string text) => text.Length <= 200 ? text : text[..200] + "...";
 
-    private static JsonSerializerOptions Create(bool indented) => new()
+    /// <summary>
+    /// <paramref name="value"/> as JSON through <paramref name="options"/>' contract for <typeparamref name="T"/>: the
+    /// compile-time one when a context holds it (the only kind the Native AOT build has), else reflection (JIT builds).
+    /// </summary>
+    public static string Write<T>(T value, JsonSerializerOptions options) => JsonSerializer.Serialize(value, Contract<T>(options));
+
+    public static byte[] WriteUtf8<T>(T value, JsonSerializerOptions options) => JsonSerializer.SerializeToUtf8Bytes(value, Contract<T>(options));
+
+    public static T? Read<T>(string text, JsonSerializerOptions options) => JsonSerializer.Deserialize(text, Contract<T>(options));
+
+    public static JsonTypeInfo<T> Contract<T>(JsonSerializerOptions options) => (JsonTypeInfo<T>)options.GetTypeInfo(typeof(T));
+
+    /// <summary>
+    /// The dialect with <paramref name="contracts"/> (another assembly's compile-time context) consulted first, for
+    /// the CLI's --json records.
+    /// </summary>
+    public static JsonSerializerOptions With(IJsonTypeInfoResolver contracts, bool indented)
     {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        DictionaryKeyPolicy = JsonNamingPolicy.SnakeCaseLower,
-        WriteIndented = indented,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
-        TypeInfoResolver = JsonTypeInfoResolver.Combine(Releases.JsonContracts.Default, Releases.AgentJsonContracts.Default, new DefaultJsonTypeInfoResolver()),
-    };
+        var options = Create(indented, contracts);
+        options.MakeReadOnly();
+        return options;
+    }
+
+    private static JsonSerializerOptions Create(bool indented, IJsonTypeInfoResolver? contracts = null)
+    {
+        var options = new JsonSerializerOptions
+        {
+            PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+            DictionaryKeyPolicy = JsonNamingPolicy.SnakeCaseLower,
+            WriteIndented = indented,
+            // Each enum the compile-time contracts hold, as snake_case strings, by a converter made for it: an options-wide
+            // JsonStringEnumConverter builds its converters with MakeGenericType, which the Native AOT build cannot.
+            Converters =
+            {
+                new JsonStringEnumConverter<Releases.ReleaseStatus>(JsonNamingPolicy.SnakeCaseLower),
+                new JsonStringEnumConverter<Supervisor.InstanceState>(JsonNamingPolicy.SnakeCaseLower),
+                new JsonStringEnumConverter<Progress.BatchStep>(JsonNamingPolicy.SnakeCaseLower),
+                new JsonStringEnumConverter<Deploy.ActivationOutcome>(JsonNamingPolicy.SnakeCaseLower),
+            },
+        };
+        IJsonTypeInfoResolver[] compiled = contracts is null
+            ? [Releases.JsonContracts.Default, Releases.AgentJsonContracts.Default]
+            : [contracts, Releases.JsonContracts.Default, Releases.AgentJsonContracts.Default];
+        if (JitOnly.IsAvailable)
+        {
+            // JIT builds: every other type by reflection, its enums by name.
+            options.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
+            options.TypeInfoResolver = JsonTypeInfoResolver.Combine([.. compiled, new DefaultJsonTypeInfoResolver()]);
+        }
+        else
+        {
+            options.TypeInfoResolver = JsonTypeInfoResolver.Combine(compiled);
+        }
+        return options;
+    }
 }

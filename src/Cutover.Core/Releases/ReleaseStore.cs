@@ -92,7 +92,7 @@ public sealed class ReleaseStore(RootLayout layout, Config.Redactor? redactor = 
     }
 
     public void Save(ReleaseRecord record) =>
-        AtomicFile.WriteAllText(layout.RecordFile(record.ReleaseId), (redactor ?? Config.Redactor.None).Redact(JsonSerializer.Serialize(record, Json.Options)));
+        AtomicFile.WriteAllText(layout.RecordFile(record.ReleaseId), (redactor ?? Config.Redactor.None).Redact(Json.Write(record, Json.Options)));
 
     public ReleaseRecord SetStatus(ReleaseRecord record, ReleaseStatus status, string? failure = null)
     {
@@ -156,7 +156,7 @@ public sealed class ReleaseStore(RootLayout layout, Config.Redactor? redactor = 
         string problem;
         try
         {
-            var record = JsonSerializer.Deserialize<ReleaseRecord>(File.ReadAllText(file), Json.Options);
+            var record = Json.Read<ReleaseRecord>(File.ReadAllText(file), Json.Options);
             if (record is not null && record.Id == id.Value) return record;
             problem = record is null ? "it holds null" : $"it names release '{record.Id}'";
         }

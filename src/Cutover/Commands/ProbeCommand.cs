@@ -52,7 +52,7 @@ public static class ProbeCommand
     {
         if (json)
         {
-            env.Out.WriteLine(JsonSerializer.Serialize(Output.ProbeSummary.Of(report), Json.Compact));
+            env.Out.WriteLine(Json.Write(Output.ProbeSummary.Of(report), Output.CliJson.Compact));
             return;
         }
         foreach (var line in Lines(report)) env.Out.WriteLine(line);

@@ -17,13 +17,16 @@ public static class ReleasesCommand
             return CommandRunner.RunAsync(env, json, () =>
             {
                 var config = common.LoadConfig(parse);
-                if (common.Selection(parse, config) is { } selection) return FleetCommands.ReleasesAsync(env, json, config, parse.GetValue(common.AcceptNewHostKeys), selection, ct);
+                // SSH.NET (hosts:) is the JIT build's (NativeBuild).
+                if (!Cutover.Platform.JitOnly.IsAvailable && config.Fleet is not null) return Task.FromResult(NativeBuild.HandOver());
+                if (common.Selection(parse, config) is { } selection)
+                    return Cutover.Platform.JitOnly.IsAvailable ? FleetCommands.ReleasesAsync(env, json, config, parse.GetValue(common.AcceptNewHostKeys), selection, ct) : Task.FromResult(NativeBuild.HandOver());
                 var snapshot = RootSnapshot.Read(new RootLayout(config.Root));
                 if (json)
                 {
-                    env.Out.WriteLine(JsonSerializer.Serialize(snapshot.Releases.Reverse().Select(r => new Output.ReleaseView(
+                    env.Out.WriteLine(Json.Write(snapshot.Releases.Reverse().Select(r => new Output.ReleaseView(
                         r.Id, r.Revision, r.Image, r.Created, StatusName(r.Status), r.ReleaseId == snapshot.Current, r.ReleaseId == snapshot.RollbackTarget?.ReleaseId,
-                        r.Failure)).ToList(), Json.Options));
+                        r.Failure)).ToList(), Output.CliJson.Indented));
                     return Task.FromResult(ExitCodes.Ok);
                 }
                 if (snapshot.Releases.Count == 0)

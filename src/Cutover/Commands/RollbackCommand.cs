@@ -27,6 +27,8 @@ public static class RollbackCommand
             {
                 using var undoFinishes = env.ProtectUndo();
                 var config = common.LoadConfig(parse);
+                // SSH.NET (hosts:) and Docker.DotNet (swarm) are the JIT build's (NativeBuild); nothing has changed yet.
+                if (!Cutover.Platform.JitOnly.IsAvailable && (config.Fleet is not null || config.Strategy == Strategy.Swarm)) return NativeBuild.HandOver();
                 // Swarm keeps the environment in the service spec, which a rollback rewrites from the config: it needs
                 // the env resolved as a deploy does. The agent strategies take the target's own env file instead.
                 if (config.Strategy == Strategy.Swarm && config.Environment.Deferred) config = common.LoadConfig(parse, resolveEnvironment: true);
@@ -35,7 +37,7 @@ public static class RollbackCommand
                 var progress = RedactingProgress.Wrap(rendering, secrets.Redactor);
                 var selection = common.Selection(parse, config);
                 if (selection is not null)
-                    return await FleetCommands.RollbackAsync(env, json, rendering, config, parse.GetValue(release), parse.GetValue(common.LockWait)!, parse.GetValue(common.AcceptNewHostKeys), selection, ct);
+                    return !Cutover.Platform.JitOnly.IsAvailable ? NativeBuild.HandOver() : await FleetCommands.RollbackAsync(env, json, rendering, config, parse.GetValue(release), parse.GetValue(common.LockWait)!, parse.GetValue(common.AcceptNewHostKeys), selection, ct);
                 using var http = new HttpClient();
                 using var logging = env.Logging(parse.GetValue(common.Verbose));
                 using var agent = new Cutover.Agent.AgentClient(Cutover.Agent.AgentHome.FromEnvironment());
@@ -50,7 +52,7 @@ public static class RollbackCommand
                 if (parse.GetValue(fleetDeploy) is null)
                     await Cutover.Notify.WebhookNotifier.NotifyAsync(config.Notify, Cutover.Notify.NotifyPayload.ForRollback(config.App, result.From, result.To, result.Revision,
                         request.Actor.User, result.Error, result.PhaseSeconds.Values.Sum()), progress.Warning);
-                if (json)
+                if (json && Cutover.Platform.JitOnly.IsAvailable)
                 {
                     ((JsonProgress)rendering).Result(new RollbackResultEvent("rollback", config.App, result.Succeeded ? "success" : "hook_failed", result.From, result.To,
                         result.Revision, result.Error, result.PhaseSeconds));

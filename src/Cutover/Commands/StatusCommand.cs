@@ -3,6 +3,7 @@ using System.Text.Json;
 using Cutover.Agent;
 using Cutover.Cli.Output;
 using Cutover.Config;
+using Cutover.Platform;
 using Cutover.Releases;
 using Spectre.Console;
 
@@ -19,7 +20,10 @@ public static class StatusCommand
             return CommandRunner.RunAsync(env, json, async () =>
             {
                 var config = common.LoadConfig(parse);
-                if (common.Selection(parse, config) is { } selection) return await FleetCommands.StatusAsync(env, json, config, parse.GetValue(common.AcceptNewHostKeys), selection, ct);
+                // SSH.NET (hosts:) and Docker.DotNet (swarm) are the JIT build's (NativeBuild).
+                if (!JitOnly.IsAvailable && (config.Fleet is not null || config.Strategy == Strategy.Swarm)) return NativeBuild.HandOver();
+                if (common.Selection(parse, config) is { } selection)
+                    return JitOnly.IsAvailable ? await FleetCommands.StatusAsync(env, json, config, parse.GetValue(common.AcceptNewHostKeys), selection, ct) : NativeBuild.HandOver();
                 var s = RootSnapshot.Read(new RootLayout(config.Root));
                 // As few questions to the agent as status needs (issue 14: start-up): each "is it running" is a whole
                 // `v1/apps` answer, so that answer is the one status uses.
@@ -37,13 +41,13 @@ public static class StatusCommand
                         agentWarnings = agentProcess.Warnings;
                     }
                 }
-                var swarmView = config.Settings is SwarmSettings { Swarm: var swarm } ? await Cutover.Swarm.SwarmStatus.ReadAsync(swarm, ct) : null;
+                var swarmView = JitOnly.IsAvailable && config.Settings is SwarmSettings { Swarm: var swarm } ? await Cutover.Swarm.SwarmStatus.ReadAsync(swarm, ct) : null;
                 var current = s.CurrentRecord;
                 // A paused rolling deploy: instances of a newer release serve beside `current`'s until deploy or rollback.
                 var paused = current is null ? null : ReleasePlanner.PausedAfter(s.Releases, current.ReleaseId);
                 if (json)
                 {
-                    env.Out.WriteLine(JsonSerializer.Serialize(new StatusReport(
+                    env.Out.WriteLine(Json.Write(new StatusReport(
                         config.App,
                         config.Strategy.Name,
                         config.Root,
@@ -57,7 +61,7 @@ public static class StatusCommand
                         agentView,
                         agentWarnings,
                         swarmView is null ? null : SwarmJson(swarmView),
-                        agentProcess), Json.Options));
+                        agentProcess), CliJson.Indented));
                     return ExitCodes.Ok;
                 }
                 var grid = new Grid().AddColumn(new GridColumn().NoWrap().PadRight(2)).AddColumn();

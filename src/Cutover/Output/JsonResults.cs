@@ -115,3 +115,19 @@ public sealed record LogLineEvent(string? Host, DateTimeOffset? Time, string? In
     /// </summary>
     public bool? CaughtUp { get; init; }
 }
+
+/// <summary>
+/// Compile-time contracts for the `--json` answers the Native AOT `cutover` writes itself (status, releases, probe;
+/// Platform/JitOnly says why it has no others), used through <see cref="CliJson"/>.
+/// </summary>
+[System.Text.Json.Serialization.JsonSerializable(typeof(StatusReport))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(List<ReleaseView>))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(ProbeSummary))]
+internal sealed partial class CliJsonContracts : System.Text.Json.Serialization.JsonSerializerContext;
+
+/// <summary>Cutover's JSON dialect with <see cref="CliJsonContracts"/> consulted first.</summary>
+public static class CliJson
+{
+    public static readonly System.Text.Json.JsonSerializerOptions Indented = Json.With(CliJsonContracts.Default, indented: true);
+    public static readonly System.Text.Json.JsonSerializerOptions Compact = Json.With(CliJsonContracts.Default, indented: false);
+}

@@ -81,6 +81,23 @@ public static class CutoverCli
         return RunAsync(start, args);
     }
 
+    /// <summary>Runs a published cutover (<paramref name="binary"/>, started directly) the way <see cref="RunAsync(string, string[])"/> runs the build beside the tests.</summary>
+    public static Task<CliResult> RunPublishedAsync(string binary, string workingDir, IReadOnlyDictionary<string, string> environment, params string[] args)
+    {
+        var start = new ProcessStartInfo(binary)
+        {
+            WorkingDirectory = workingDir,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+        start.Environment["TERM"] = "dumb";
+        foreach (var (key, value) in environment) start.Environment[key] = value;
+        return RunAsync(start, args);
+    }
+
     private static async Task<CliResult> RunAsync(ProcessStartInfo start, string[] args)
     {
         using var process = Process.Start(start)!;
