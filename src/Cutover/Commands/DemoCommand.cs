@@ -102,7 +102,10 @@ public static class DemoCommand
         var config = ConfigLoader.Load(configFile);
         var progress = env.Progress(json: false);
         using var client = new AgentClient(home);
-        var activator = new AgentActivator(client, configFile, config.App, AgentCommands.SelfCommand("agent"));
+        // The demo's own agent serves its metrics on a free port: the default 9464 is also OpenTelemetry's Prometheus
+        // exporter's, and an agent already running here holds it; the demo must not fail for either.
+        var metrics = $"127.0.0.1:{Cutover.Platform.LoopbackPort.Free()}";
+        var activator = new AgentActivator(client, configFile, config.App, AgentCommands.SelfCommand("agent", "--metrics-listen", metrics));
         var deployer = new DeployPipeline(config, progress, http, new AgentActivation(activator, new Cutover.Releases.RootLayout(config.Root), progress));
         var line = DeployCommand.CommandLine();
         try

@@ -243,7 +243,13 @@ public class CliTests : IDisposable
     [Fact]
     public async Task The_demo_deploys_twice_rolls_back_and_checks_itself()
     {
-        var result = await Run("demo", "--dir", _dir.Combine("demo"));
+        // As on a machine where the default metrics address is taken (another agent, an OpenTelemetry exporter): the
+        // demo's own agent must not need it. The tests' agents run with metrics off; this one gets the default.
+        using var holder = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 9464);
+        try { holder.Start(); } catch (System.Net.Sockets.SocketException) { /* already taken: the same condition */ }
+        var result = await CutoverCli.RunAsync(_dir.Path,
+            new Dictionary<string, string> { [Cutover.Metrics.MetricsAddress.Variable] = Cutover.Metrics.MetricsAddress.Default },
+            "demo", "--dir", _dir.Combine("demo"));
         Assert.True(result.ExitCode == 0, result.All);
         Assert.Contains("3 shared with earlier releases", result.Stdout);
         Assert.Contains("VERSION 1.0.0", result.Stdout);
