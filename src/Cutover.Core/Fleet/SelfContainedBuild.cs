@@ -13,7 +13,7 @@ public sealed record SelfContainedBuild(string Directory, string Version)
 {
     public const string EnvironmentVariable = "CUTOVER_SELF_CONTAINED";
 
-    /// <summary>Where the JIT half sits beside the native binary (the CLI's NativeBuild.JitDirectory; Cutover.csproj publishes it there).</summary>
+    /// <summary>Where the JIT build sits beside the native binary, in every published build (NativeBuild hands over to it; Cutover.csproj publishes it there).</summary>
     public const string JitDirectory = "jit";
 
     public const string PublishCommand = "dotnet publish src/Cutover -c Release -r linux-x64 --self-contained -p:PublishSingleFile=true -o DIR";
