@@ -81,7 +81,7 @@ public static partial class SwitchBenchmark
             sb.AppendLine(CliHeader);
             foreach (var row in CliRows(cli)) sb.AppendLine(row);
             sb.AppendLine();
-            sb.AppendLine("A rollback's parts come from its history line: the pipeline is `started` to `finished` (from after the config is loaded to the history write), the agent's part its `instances` phase; the rest of the whole process is the .NET start-up, command parsing and config loading before it and the exit after it.");
+            sb.AppendLine("A rollback's parts come from its history line: the pipeline is `started` to `finished` (from after the config is loaded to the history write), the agent's part its `instances` phase; the rest of the whole process is the native binary's start-up, command parsing and config loading before it and the exit after it.");
         }
         if (agent is not null) sb.Append(agent.Render(Ms));
         return sb.ToString();
