@@ -119,10 +119,18 @@ public static partial class ProxyBenchmark
     /// <param name="environment">More variables for the command (and so for the agent a deploy starts), e.g. CUTOVER_METRICS_LISTEN.</param>
     internal static string RunCutover(string home, IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         // CUTOVER_BENCH_CLI measures another build's agent (the README's "before" row was an older cutover.dll).
         var cli = Environment.GetEnvironmentVariable("CUTOVER_BENCH_CLI") is { Length: > 0 } other ? other : Path.Combine(AppContext.BaseDirectory, "cutover.dll");
-        foreach (var a in new[] { "exec", cli }.Concat(args)) start.ArgumentList.Add(a);
+        return RunCutover("dotnet", ["exec", cli], home, environment, args);
+    }
+
+    /// <summary>A published cutover (<paramref name="binary"/>: the native one hands deploy and the agent to its jit/ build) as users run it.</summary>
+    internal static string RunPublishedCutover(string binary, string home, params string[] args) => RunCutover(binary, [], home, null, args);
+
+    private static string RunCutover(string file, string[] leading, string home, IReadOnlyDictionary<string, string>? environment, string[] args)
+    {
+        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in leading.Concat(args)) start.ArgumentList.Add(a);
         start.Environment["CUTOVER_HOME"] = home;
         foreach (var (name, value) in environment ?? new Dictionary<string, string>()) start.Environment[name] = value;
         using var process = Process.Start(start)!;

@@ -76,12 +76,12 @@ public static partial class SwitchBenchmark
         if (cli is not null)
         {
             sb.AppendLine();
-            sb.AppendLine("The same load and app through the product end to end: `cutover deploy DIR` and `cutover rollback` run as processes (`dotnet exec cutover.dll`), the real agent's proxy serving the clients.");
+            sb.AppendLine("The same load and app through the product end to end: `cutover deploy DIR` and `cutover rollback` run as processes of the published (native) cutover, the real agent's proxy serving the clients.");
             sb.AppendLine();
             sb.AppendLine(CliHeader);
             foreach (var row in CliRows(cli)) sb.AppendLine(row);
             sb.AppendLine();
-            sb.AppendLine("A rollback's parts come from its history line: the pipeline is `started` to `finished` (from after the config is loaded to the history write), the agent's part its `instances` phase; the rest of the whole process is the .NET start-up, command parsing and config loading before it and the exit after it.");
+            sb.AppendLine("A rollback's parts come from its history line: the pipeline is `started` to `finished` (from after the config is loaded to the history write), the agent's part its `instances` phase; the rest of the whole process is the native binary's start-up, command parsing and config loading before it and the exit after it.");
         }
         if (agent is not null) sb.Append(agent.Render(Ms));
         return sb.ToString();
@@ -164,8 +164,9 @@ public static partial class SwitchBenchmark
     }
 
     /// <summary>
-    /// The product as users run it: `cutover deploy` and `cutover rollback` as processes (`dotnet exec cutover.dll`, as the
-    /// other benchmarks run it) and the real agent, whose proxy takes the same load. "Done" is the whole command, from
+    /// The product as users run it: `cutover deploy` and `cutover rollback` as processes of the published cutover (`dotnet
+    /// publish`, as the startup benchmark publishes it: Native AOT, which runs rollback itself and hands deploy and the
+    /// agent to its jit/ build) and the real agent, whose proxy takes the same load. "Done" is the whole command, from
     /// before the process starts to its exit. A rollback's own history line (started and finished, from the pipeline's
     /// start after the config is loaded to the history write, and its `instances` phase: the agent's switch with the
     /// request to it) splits that into the pipeline and the rest, which is process start-up, command parsing and config.
@@ -179,15 +180,17 @@ public static partial class SwitchBenchmark
         var config = Path.Combine(work.Path, "cutover.yml");
         File.WriteAllText(config, BlueGreenConfig("swcli", root, port));
         string Build(string version) => BuildNodeApp(repo, work.Path, version);
+        var (cutover, publishSeconds) = StartupBenchmark.PublishCutover(repo, Path.Combine(work.Path, "publish"));
+        report.Line($"cli: published the native cutover in {publishSeconds:0} s");
         Task<double> TimedAsync(Load load, params string[] args) => Task.Run(() =>
         {
             var at = load.Now;
-            ProxyBenchmark.RunCutover(home, [.. args, "-c", config]);
+            ProxyBenchmark.RunPublishedCutover(cutover, home, [.. args, "-c", config]);
             return load.Now - at;
         });
         try
         {
-            ProxyBenchmark.RunCutover(home, "deploy", Build("0"), "-c", config);
+            ProxyBenchmark.RunPublishedCutover(cutover, home, "deploy", Build("0"), "-c", config);
             await using var load = Load.Start($"http://127.0.0.1:{port}/");
             await Task.Delay(1000);
             var commands = new List<Command>();

@@ -12,7 +12,7 @@ namespace Cutover.Cli.Commands;
 public static class NativeBuild
 {
     /// <summary>Where the JIT build sits relative to the native binary (Cutover.csproj publishes it there).</summary>
-    public const string JitDirectory = "jit";
+    public const string JitDirectory = Cutover.Fleet.SelfContainedBuild.JitDirectory;
 
     private static readonly HashSet<string> RunsNatively = ["status", "releases", "rollback", "probe"];
 

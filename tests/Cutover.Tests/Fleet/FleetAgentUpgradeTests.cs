@@ -33,7 +33,7 @@ public sealed class FleetAgentUpgradeTests(SshFleet fleet, PublishedCutover publ
     [Fact]
     public async Task A_fleet_deploy_with_a_new_cutover_upgrades_the_hosts_agent_by_handover_before_activating_under_load()
     {
-        using var newer = PublishedCutover.AsVersion("99.0.0-fleet-upgrade");
+        using var newer = PublishedCutover.AsVersion("99.0.0-fleet-upgrade", published);
         var port = Cutover.Platform.LoopbackPort.Free();
         var config = _bed.NodeConfig([Host], new Dictionary<SshHost, int> { [Host] = port }, instances: 2, monitor: "200ms", body: """
             health:
@@ -47,6 +47,7 @@ public sealed class FleetAgentUpgradeTests(SshFleet fleet, PublishedCutover publ
         Assert.True(first.ExitCode == 0, first.All);
         var oldAgent = int.Parse(File.ReadAllText(AgentPidFile));
         Assert.DoesNotContain("agent upgraded", first.All);
+        await AssertInstalledBuildIsNativeWithItsJitHalfAsync(oldAgent, first.All);
 
         await using var load = new LoadGenerator($"http://127.0.0.1:{port}/", connections: 4, TimeSpan.FromMinutes(3));
         await Wait.UntilAsync(() => Task.FromResult(load.NowMs > 500), TimeSpan.FromSeconds(5), "load running");
@@ -75,5 +76,35 @@ public sealed class FleetAgentUpgradeTests(SshFleet fleet, PublishedCutover publ
         Assert.True(samples.Count > 50, $"only {samples.Count} requests");
         Assert.True(failed.Count == 0, string.Join("\n", failed.Take(5).Select(f => $"{f.StartMs:0}ms {f.Status} {f.Error}")));
         Assert.Equal("2", samples[^1].Version);
+    }
+
+    /// <summary>
+    /// Issue 14: the host got the fleet build (the app's link -> the native cutover, its jit/ half beside it), the agent
+    /// runs from jit/, and `cutover status` on the host answers natively: the installed binary and the native binary alone,
+    /// with no jit/ to hand over to, both report the release and the agent.
+    /// </summary>
+    private async Task AssertInstalledBuildIsNativeWithItsJitHalfAsync(int agent, string deployOutput)
+    {
+        var stateDir = Path.Combine(Host.Home, ".cutover", "apps", $"{_bed.App}@{Cutover.Fleet.HostAppState.RootKey(_bed.RootOf(Host))}");
+        var installed = File.ResolveLinkTarget(Path.Combine(stateDir, "cutover"), returnFinalTarget: true)!.FullName;
+        Assert.Contains($"cutover {Path.GetFileName(Path.GetDirectoryName(installed))}", deployOutput); // the version the install phase named
+        Assert.True(File.ReadAllBytes(published.Binary).AsSpan().SequenceEqual(File.ReadAllBytes(installed)), $"{installed} is not the published native cutover");
+        var jit = Path.Combine(Path.GetDirectoryName(installed)!, "jit", "cutover");
+        Assert.Equal(new FileInfo(published.Jit).Length, new FileInfo(jit).Length);
+        Assert.Equal(jit, File.ResolveLinkTarget($"/proc/{agent}/exe", returnFinalTarget: false)!.FullName);
+
+        using var alone = new TempDir("cutover-native-alone-");
+        File.Copy(installed, alone.Combine("cutover"));
+        File.SetUnixFileMode(alone.Combine("cutover"), File.GetUnixFileMode(installed));
+        var environment = new Dictionary<string, string> { ["HOME"] = Host.Home, ["CUTOVER_HOME"] = Host.AgentHome, ["CUTOVER_METRICS_LISTEN"] = "off" };
+        var current = Path.GetFileName(File.ResolveLinkTarget(Path.Combine(_bed.RootOf(Host), "current"), returnFinalTarget: false)!.FullName);
+        foreach (var binary in new[] { installed, alone.Combine("cutover") })
+        {
+            var status = await CutoverCli.RunPublishedAsync(binary, stateDir, environment, "status", "-c", Path.Combine(stateDir, "cutover.yml"));
+            output.WriteLine($"$ {binary} status\n{status.All}");
+            Assert.True(status.ExitCode == 0, status.All);
+            Assert.Contains($"current      {current}", status.Stdout);
+            Assert.Contains($"(pid {agent})", status.Stdout);
+        }
     }
 }
