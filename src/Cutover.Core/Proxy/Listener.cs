@@ -16,12 +16,12 @@ namespace Cutover.Proxy;
 /// <summary>
 /// One Kestrel on one address, plain HTTP/1.1 or TLS (HTTP/2 and HTTP/1.1 by ALPN), shared by every app of the agent
 /// that names the address. Each request goes to the app its <see cref="RouteTable"/> picks (404 from here when none);
-/// TLS handshakes take the certificate of the app that serves the SNI name; a TLS listener accepts and ends TLS itself
-/// (<see cref="TlsFrontEnd"/>) and its Kestrel serves only what that hands it. Apps come and go by swapping the table:
-/// the listener itself is started once and stopped only when no app uses it.
-/// The listener owns its listening socket: it binds and listens itself and gives Kestrel only the descriptor
-/// (ListenHandle), so the socket outlives Kestrel and can be handed to a new agent (issue 12). Kestrel does not close
-/// such a descriptor when it stops; <see cref="DisposeAsync"/> does, after Kestrel has stopped accepting on it.
+/// TLS handshakes take the certificate of the app that serves the SNI name. The listener accepts itself
+/// (<see cref="PlainFrontEnd"/>, or <see cref="TlsFrontEnd"/>, which also ends TLS), serves HTTP/1.1 on Http1/'s fast
+/// path, and its Kestrel serves only what that hands it. Apps come and go by swapping the table: the listener itself is
+/// started once and stopped only when no app uses it.
+/// The listener owns its listening socket: it binds and listens itself, so the socket can be handed to a new agent
+/// (issue 12); <see cref="DisposeAsync"/> closes it after the front end has stopped accepting on it.
 /// </summary>
 public sealed class Listener : IAsyncDisposable
 {
@@ -46,7 +46,7 @@ public sealed class Listener : IAsyncDisposable
     /// <summary>The bound address (differs from <see cref="Requested"/> only for port 0).</summary>
     public IPEndPoint Bound { get; private set; } = null!;
     public bool IsTls { get; }
-    /// <summary>The bound, listening socket this listener owns and Kestrel accepts on (closed by <see cref="DisposeAsync"/>).</summary>
+    /// <summary>The bound, listening socket this listener owns and its front end accepts on (closed by <see cref="DisposeAsync"/>).</summary>
     public Socket ListeningSocket { get; }
     public RouteTable Routes => Volatile.Read(ref _routes);
     /// <summary>A plain listener that answers the agent's ACME http-01 challenges before routing.</summary>
@@ -64,7 +64,7 @@ public sealed class Listener : IAsyncDisposable
     /// <summary>Only <see cref="ProxyListeners"/> swaps, under its gate; readers see one table or the next.</summary>
     internal void Swap(RouteTable routes) => Volatile.Write(ref _routes, routes);
 
-    /// <summary>Binds and listens on <paramref name="endpoint"/>, then starts Kestrel on that socket.</summary>
+    /// <summary>Binds and listens on <paramref name="endpoint"/>, then starts accepting on that socket.</summary>
     public static async Task<Listener> StartAsync(IPEndPoint endpoint, bool tls, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, CancellationToken cancellationToken)
     {
         var listening = Bind(endpoint);
@@ -81,11 +81,11 @@ public sealed class Listener : IAsyncDisposable
 
     /// <summary>
     /// A listener on a socket another agent handed over (issue 12; <see cref="Platform.ListeningSocketHandover"/>):
-    /// bound and listening already, with its queue of connections not yet accepted, which this Kestrel accepts from
+    /// bound and listening already, with its queue of connections not yet accepted, which this listener accepts from
     /// here on. Owned from here (also when this throws: it is closed then).
     /// </summary>
     /// <param name="accept">
-    /// False: Kestrel is built but does not accept yet (<see cref="StartAcceptingAsync"/> does, once the apps' routes are
+    /// False: the listener is built but does not accept yet (<see cref="StartAcceptingAsync"/> does, once the apps' routes are
     /// in): the old agent keeps accepting meanwhile, so no request meets a listener without routes (404).
     /// </param>
     public static async Task<Listener> AdoptAsync(Platform.ReceivedListener received, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, CancellationToken cancellationToken, bool accept = true)
@@ -135,7 +135,7 @@ public sealed class Listener : IAsyncDisposable
     }
 
     /// <summary>
-    /// Starts Kestrel on <paramref name="listening"/>, a socket already bound to <paramref name="requested"/> (or, for
+    /// Starts a listener (its Kestrel, then its front end) on <paramref name="listening"/>, a socket already bound to <paramref name="requested"/> (or, for
     /// port 0, to a port of the kernel's choosing) and listening. The listener owns it from here, also when this
     /// throws: the caller disposes it then.
     /// </summary>
@@ -145,51 +145,30 @@ public sealed class Listener : IAsyncDisposable
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton(loggerFactory);
         builder.Services.AddHttpForwarder();
-        // Forwarding never blocks, so it runs on the thread that read the request instead of being queued (with the
-        // agent's inline socket completions, the epoll thread): about a fifth less CPU per request, see bench/README.md.
-        // Reads go straight into a pipe buffer instead of a zero-byte read first to wait for data: one receive syscall
-        // per request fewer (about half a successful recvfrom per request under keep-alive load, measured with strace),
-        // for a 4 KiB buffer held by each connection while it waits.
-        builder.WebHost.UseSockets(o =>
-        {
-            o.UnsafePreferInlineScheduling = true;
-            o.WaitForDataBeforeAllocatingBuffer = false;
-        });
         // Stopping is bounded by the token StopAsync is given (an agent leaving after an upgrade: the longest
         // drain_timeout), never by the host's shutdown timeout (30 s unless configured), which would cut long
         // connections early whatever drain_timeout says.
         builder.Services.Configure<Microsoft.Extensions.Hosting.HostOptions>(o => o.ShutdownTimeout = Timeout.InfiniteTimeSpan);
-        Listener? listener = null;
-        // TLS listeners accept and end TLS themselves (TlsFrontEnd, which says why): Kestrel only gets the connections its
-        // HTTP pipeline serves, TLS done, through this transport, its only one.
-        var handOver = tls ? new HandOverTransport() : null;
-        if (handOver is not null)
-        {
-            builder.Services.RemoveAll<Microsoft.AspNetCore.Connections.IConnectionListenerFactory>();
-            builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory>(handOver);
-        }
+        // Listeners accept themselves (PlainFrontEnd, TlsFrontEnd: they say why) and start each connection on Http1/'s
+        // fast path; Kestrel only gets the connections its HTTP pipeline serves (TLS done) through this transport, its
+        // only one: it binds and accepts nothing.
+        var handOver = new HandOverTransport();
+        builder.Services.RemoveAll<Microsoft.AspNetCore.Connections.IConnectionListenerFactory>();
+        builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory>(handOver);
         builder.WebHost.ConfigureKestrel(k =>
         {
-            if (handOver is not null)
-            {
-                // No socket behind this endpoint: HandOverTransport binds nothing. HTTP/2 or HTTP/1.1 as the handshake's ALPN said.
-                k.Listen(new IPEndPoint(IPAddress.Loopback, 0), listen => listen.Protocols = HttpProtocols.Http1AndHttp2);
-                return;
-            }
-            k.ListenHandle((ulong)listening.SafeHandle.DangerousGetHandle(), listen =>
-            {
-                // HTTP/1.1 requests are forwarded by Http1/ unless they need Kestrel's pipeline (DispatchAsync), to which
-                // the connection is handed at a request boundary.
-                listen.Use(next => context => Http1.FastPathConnection.ServeAsync(context, next, listener!));
-            });
+            // No socket behind this endpoint. Over TLS, HTTP/2 or HTTP/1.1 as the handshake's ALPN said; plain, HTTP/1.1
+            // (Kestrel's default, as when it listened on the socket itself).
+            k.Listen(new IPEndPoint(IPAddress.Loopback, 0), listen => listen.Protocols = HttpProtocols.Http1AndHttp2);
             k.AddServerHeader = false;
             // Per app, on each request (ProxyServer): headers are read before routing, so the listener only caps them.
             k.Limits.MaxRequestBodySize = null;
             k.Limits.MaxRequestHeadersTotalSize = (int)Config.ProxyConfig.HeaderLimitCeiling;
         });
         var web = builder.Build();
-        listener = new Listener(web, listening, requested, tls, challenges);
-        if (handOver is not null) listener._tlsFrontEnd = new TlsFrontEnd(listener, listening, handOver);
+        var listener = new Listener(web, listening, requested, tls, challenges);
+        if (tls) listener._tlsFrontEnd = new TlsFrontEnd(listener, listening, handOver);
+        else listener._plainFrontEnd = new PlainFrontEnd(listener, listening, handOver);
         web.Run(listener.DispatchAsync);
         // The address as configured (0.0.0.0 stays 0.0.0.0), with the port the kernel gave for port 0.
         listener.Bound = requested.Port != 0 ? requested : new IPEndPoint(requested.Address, ((IPEndPoint)listening.LocalEndPoint!).Port);
@@ -197,10 +176,10 @@ public sealed class Listener : IAsyncDisposable
         return listener;
     }
 
-    /// <summary>Whether Kestrel accepts on the socket (an adopted listener waits for its routes first).</summary>
+    /// <summary>Whether the front end accepts on the socket (an adopted listener waits for its routes first).</summary>
     public bool Accepting { get; private set; }
 
-    /// <summary>Kestrel starts accepting on the socket. A failure disposes Kestrel (the socket is still the caller's to close).</summary>
+    /// <summary>Kestrel starts, then the front end accepts on the socket. A failure disposes Kestrel (the socket is still the caller's to close).</summary>
     public async Task StartAcceptingAsync(CancellationToken cancellationToken)
     {
         if (Accepting) return;
@@ -208,6 +187,7 @@ public sealed class Listener : IAsyncDisposable
         {
             await _web.StartAsync(cancellationToken);
             _tlsFrontEnd?.Start();
+            _plainFrontEnd?.Start();
         }
         catch
         {
@@ -221,8 +201,12 @@ public sealed class Listener : IAsyncDisposable
     private bool _webDisposed;
     /// <summary>A TLS listener's own accept loop and TLS (null on plain listeners, which Kestrel's transport accepts).</summary>
     private TlsFrontEnd? _tlsFrontEnd;
+    /// <summary>A plain listener's own accept loop (null on TLS listeners).</summary>
+    private PlainFrontEnd? _plainFrontEnd;
     /// <summary>The TLS connections open now (test hook: a handshake that failed or was abandoned leaves none behind).</summary>
     internal int OpenTlsConnections => _tlsFrontEnd?.OpenConnections ?? 0;
+    /// <summary>The plain connections open now (test hook, as <see cref="OpenTlsConnections"/>).</summary>
+    internal int OpenPlainConnections => _plainFrontEnd?.OpenConnections ?? 0;
 
     /// <summary>
     /// One handshake options object per certificate in use, made on its first handshake and shared by every later one
@@ -299,9 +283,9 @@ public sealed class Listener : IAsyncDisposable
         _webDisposed = true;
         // Stopping accepts nothing more, lets the requests in flight finish and closes idle keep-alive connections.
         if (Accepting)
-            await Task.WhenAll(_web.StopAsync(drained), _tlsFrontEnd?.StopAsync(drained) ?? Task.CompletedTask);
+            await Task.WhenAll(_web.StopAsync(drained), _tlsFrontEnd?.StopAsync(drained) ?? Task.CompletedTask, _plainFrontEnd?.StopAsync(drained) ?? Task.CompletedTask);
         await _web.DisposeAsync();
-        // Kestrel took the descriptor by ListenHandle and leaves it open: closed here, once nothing accepts on it.
+        // Closed here, once nothing accepts on it.
         ListeningSocket.Dispose();
     }
 }

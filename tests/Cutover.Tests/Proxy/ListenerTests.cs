@@ -9,13 +9,13 @@ namespace Cutover.Tests.Proxy;
 // Serial: the address-in-use test counts the process's descriptors, which other test classes running alongside open and close.
 /// <summary>
 /// The listener owns its listening socket (issue 12: what the agent upgrade hands over): it binds and listens itself,
-/// Kestrel accepts on the descriptor, and the listener closes it when it stops.
+/// accepts on it, and closes it when it stops.
 /// </summary>
 [Collection(Serial.Name)]
 public class ListenerTests
 {
     [Fact]
-    public async Task Kestrel_serves_on_the_socket_the_listener_bound_and_stopping_the_listener_closes_it()
+    public async Task The_listener_serves_on_the_socket_it_bound_and_stopping_it_closes_it()
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         var listener = await Listener.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), tls: false, NullLoggerFactory.Instance, challenges: null, timeout.Token);
@@ -35,7 +35,7 @@ public class ListenerTests
             await listener.DisposeAsync();
         }
 
-        // Kestrel leaves a ListenHandle descriptor open; the listener closed it, so the port refuses now.
+        // The listener closed its socket, so the port refuses now.
         Assert.True(socket.SafeHandle.IsClosed);
         using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         var refused = await Assert.ThrowsAsync<SocketException>(() => client.ConnectAsync(address, timeout.Token).AsTask());

@@ -11,8 +11,8 @@ using Microsoft.AspNetCore.Connections.Features;
 namespace Cutover.Proxy.Http1;
 
 /// <summary>
-/// Cutover's own HTTP/1.1 forwarding for one client connection, a Kestrel connection middleware in front of Kestrel's
-/// HTTP pipeline (after TLS on TLS listeners). It serves the common request itself: a strict parse of the head on the
+/// Cutover's own HTTP/1.1 forwarding for one client connection, started by the listener's front end (PlainFrontEnd;
+/// TlsFrontEnd after TLS) in front of Kestrel's HTTP pipeline. It serves the common request itself: a strict parse of the head on the
 /// connection's own pipe, the head written to a pooled upstream connection with the forwarded headers, a
 /// Content-Length body streamed, the response head parsed and its body relayed by its framing. Anything else
 /// (<see cref="RequestHeadParser"/>'s and <see cref="HandOverDecision"/>'s hand-overs) goes to Kestrel at a request
