@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Staging vs rsync, rollback vs ln -sfn, proxy overhead vs nginx (wrk), blue-green switch, the migration linter vs
+# Staging vs rsync, rollback vs ln -sfn, proxy overhead vs nginx, HAProxy and Caddy (wrk), blue-green switch, the migration linter vs
 # squawk, TLS termination vs nginx (wrk over https), the agent's upgrade vs a restart vs nginx -s reload, the metrics' cost, and command start-up
 # (status, releases, rollback, --version) vs pm2 and ln -sfn; updates bench/README.md. Usage: bench/run.sh [RUNS]
 set -euo pipefail
@@ -10,6 +10,7 @@ command -v rsync >/dev/null || missing+=(rsync)
 command -v wrk >/dev/null || missing+=(wrk)
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+[ -x /usr/bin/caddy ] || missing+=(caddy)
 command -v openssl >/dev/null || missing+=(openssl)
 # The TLS benchmark compiles a small LD_PRELOAD shim that turns wrk's TLS session resumption off.
 command -v cc >/dev/null || missing+=(gcc)

@@ -20,54 +20,71 @@ public static partial class ProxyBenchmark
     public static async Task<string> RunAsync(string repo)
     {
         await using var paths = await Paths.StartAsync();
+        var measured = new (string Name, int Port, Func<TimeSpan> Cpu)[]
+        {
+            ("straight to the backend", paths.BackendPort, () => ProcessGroupCpu(paths.BackendPid)),
+            ("Cutover's proxy (the `cutover agent` process)", paths.CutoverPort, () => ProcessCpu(paths.AgentPid)),
+            ("nginx proxy_pass, upstream keepalive (`worker_processes auto`)", paths.NginxPort, () => NginxWorkersCpu(paths.NginxProxy.Pid)),
+            ("HAProxy (`mode http`, keep-alive both sides, `http-reuse always`)", paths.HaproxyPort, () => ProcessCpu(paths.Haproxy.Pid)),
+            ("Caddy (`reverse_proxy`, Go's net/http as kamal-proxy and Traefik)", paths.CaddyPort, () => ProcessCpu(paths.Caddy.Pid)),
+        };
+        const int nginx = 2;
         // Warm up each path once (connection pools; for the agent, tiered JIT, which re-compiles the hot methods in the
         // background for several seconds after start: a long-running agent is measured in its steady state, as the TLS
         // benchmark does), then measure.
-        foreach (var port in new[] { paths.BackendPort, paths.CutoverPort, paths.NginxPort }) Wrk(port, "-t2 -c32 -d5s", () => TimeSpan.Zero);
-        // Rounds alternate the three paths, so a noisy moment on the shared machine hits them all alike.
-        var runs = new List<WrkResult>[] { [], [], [] };
+        foreach (var path in measured) Wrk(path.Port, "-t2 -c32 -d5s", () => TimeSpan.Zero);
+        // Rounds alternate the paths, so a noisy moment on the shared machine hits them all alike.
+        var runs = measured.Select(_ => new List<WrkResult>()).ToArray();
         for (var round = 0; round < Rounds; round++)
-        {
-            runs[0].Add(Wrk(paths.BackendPort, WrkArgs, () => ProcessGroupCpu(paths.BackendPid)));
-            runs[1].Add(Wrk(paths.CutoverPort, WrkArgs, () => ProcessCpu(paths.AgentPid)));
-            runs[2].Add(Wrk(paths.NginxPort, WrkArgs, () => NginxWorkersCpu(paths.NginxProxy.Pid)));
-        }
+            for (var i = 0; i < measured.Length; i++)
+            {
+                runs[i].Add(Wrk(measured[i].Port, WrkArgs, measured[i].Cpu));
+                Console.Error.WriteLine($"proxy round {round + 1}/{Rounds}: {measured[i].Name}: {runs[i][^1].Rps:0} req/s, p99 {runs[i][^1].P99Ms:0.00} ms");
+            }
         static WrkResult Median(List<WrkResult> r) => new(
             Measure.Median(r.Select(x => x.Rps)), Measure.Median(r.Select(x => x.P50Ms)), Measure.Median(r.Select(x => x.P99Ms)),
             Measure.Median(r.Select(x => x.CpuUsPerRequest)), r.Sum(x => x.Errors));
-        var direct = Median(runs[0]);
-        var viaCutover = Median(runs[1]);
-        var viaNginx = Median(runs[2]);
+        var results = runs.Select(Median).ToArray();
+        var viaNginx = results[nginx];
 
         var sb = new StringBuilder();
-        sb.AppendLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z on {Environment.ProcessorCount} cores; wrk {WrkArgs}, median of {Rounds} alternating rounds; backend: nginx `return 200`; proxies and wrk share the machine; non-2xx answers: {direct.Errors + viaCutover.Errors + viaNginx.Errors}. CPU per request is the serving process's user + system time over the requests it answered (for the backend row, the backend's own).");
+        sb.AppendLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z on {Environment.ProcessorCount} cores; wrk {WrkArgs}, median of {Rounds} alternating rounds; backend: nginx `return 200`; proxies and wrk share the machine; non-2xx answers: {results.Sum(r => r.Errors)}. CPU per request is the serving process's user + system time over the requests it answered (for the backend row, the backend's own).");
         sb.AppendLine();
         sb.AppendLine("| path | requests/s | p50 | p99 | CPU per request | requests/s vs nginx | p99 vs nginx | CPU per request vs nginx |");
         sb.AppendLine("|---|---|---|---|---|---|---|---|");
-        foreach (var (name, r) in new[] { ("straight to the backend", direct), ("Cutover's proxy (the `cutover agent` process)", viaCutover), ("nginx proxy_pass, upstream keepalive", viaNginx) })
-            sb.AppendLine($"| {name} | {r.Rps:0} | {r.P50Ms:0.00} ms | {r.P99Ms:0.00} ms | {r.CpuUsPerRequest:0.0} µs | {r.Rps / viaNginx.Rps:0.00} | {r.P99Ms / viaNginx.P99Ms:0.00} | {r.CpuUsPerRequest / viaNginx.CpuUsPerRequest:0.00} |");
+        for (var i = 0; i < measured.Length; i++)
+        {
+            var r = results[i];
+            sb.AppendLine($"| {measured[i].Name} | {r.Rps:0} | {r.P50Ms:0.00} ms | {r.P99Ms:0.00} ms | {r.CpuUsPerRequest:0.0} µs | {r.Rps / viaNginx.Rps:0.00} | {r.P99Ms / viaNginx.P99Ms:0.00} | {r.CpuUsPerRequest / viaNginx.CpuUsPerRequest:0.00} |");
+        }
         return sb.ToString();
     }
 
-    /// <summary>Serves the benchmark's three paths until Enter, for profiling (perf, strace) with wrk by hand.</summary>
+    /// <summary>Serves the benchmark's paths until Enter, for profiling (perf, strace) with wrk by hand.</summary>
     public static async Task ServeAsync()
     {
         await using var paths = await Paths.StartAsync();
-        Console.WriteLine($"backend {paths.BackendPort} cutover {paths.CutoverPort} (agent pid {paths.AgentPid}) nginx {paths.NginxPort}");
+        Console.WriteLine($"backend {paths.BackendPort} cutover {paths.CutoverPort} (agent pid {paths.AgentPid}) nginx {paths.NginxPort} haproxy {paths.HaproxyPort} caddy {paths.CaddyPort}");
         await Task.Run(Console.ReadLine);
     }
 
     /// <summary>
-    /// The three paths. Cutover's is the product as it runs: `cutover deploy` of a rolling app to a private
-    /// CUTOVER_HOME starts the real `cutover agent` in the background (its settings, its logging, its proxy), and
-    /// the app's one instance is the backend nginx itself, so all three paths reach the very same backend.
+    /// The paths. Cutover's is the product as it runs: `cutover deploy` of a rolling app to a private CUTOVER_HOME
+    /// starts the real `cutover agent` in the background (its settings, its logging, its proxy), and the app's one
+    /// instance is the backend nginx itself, so every path reaches the very same backend. The peers run with their
+    /// defaults plus keep-alive to the backend, no access log (the agent's is off by default too).
     /// </summary>
     private sealed class Paths : IAsyncDisposable
     {
         private readonly TempWork _work;
 
-        private Paths(TempWork work, int agentPid, int backendPid, NginxProcess nginxProxy, int cutoverPort, int backendPort, int nginxPort)
+        private Paths(TempWork work, int agentPid, int backendPid, PeerProcess nginxProxy, int cutoverPort, int backendPort, int nginxPort,
+            PeerProcess haproxy, int haproxyPort, PeerProcess caddy, int caddyPort)
         {
+            Haproxy = haproxy;
+            HaproxyPort = haproxyPort;
+            Caddy = caddy;
+            CaddyPort = caddyPort;
             _work = work;
             AgentPid = agentPid;
             BackendPid = backendPid;
@@ -80,10 +97,14 @@ public static partial class ProxyBenchmark
         public int AgentPid { get; }
         /// <summary>The instance's nginx master (the agent starts it; its workers answer).</summary>
         public int BackendPid { get; }
-        public NginxProcess NginxProxy { get; }
+        public PeerProcess NginxProxy { get; }
         public int BackendPort { get; }
         public int NginxPort { get; }
         public int CutoverPort { get; }
+        public PeerProcess Haproxy { get; }
+        public int HaproxyPort { get; }
+        public PeerProcess Caddy { get; }
+        public int CaddyPort { get; }
 
         public static async Task<Paths> StartAsync()
         {
@@ -97,9 +118,32 @@ public static partial class ProxyBenchmark
                 upstream backend { server 127.0.0.1:{{backendPort}}; keepalive 64; }
                 server { listen 127.0.0.1:{{nginxPort}}; keepalive_requests 1000000;
                   location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } }
-                """);
+                """, workers: "auto");
+
+            // Debian's haproxy 2.6 in the foreground, one process, a thread per core (its default).
+            var haproxyPort = Cutover.Platform.LoopbackPort.Free();
+            var haproxyConf = Path.Combine(work.Path, "haproxy.cfg");
+            File.WriteAllText(haproxyConf, $"global\n  maxconn 10000\ndefaults\n  mode http\n  option http-keep-alive\n  http-reuse always\n" +
+                $"  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\nfrontend web\n  bind 127.0.0.1:{haproxyPort}\n  default_backend app\n" +
+                $"backend app\n  server backend 127.0.0.1:{backendPort}\n");
+            var haproxy = new PeerProcess(Process.Start(new ProcessStartInfo("/usr/sbin/haproxy", ["-db", "-q", "-f", haproxyConf]) { UseShellExecute = false })!);
+
+            // Debian's caddy 2.6, no admin endpoint, no automatic HTTPS, nothing persisted outside the work directory.
+            var caddyPort = Cutover.Platform.LoopbackPort.Free();
+            var caddyFile = Path.Combine(work.Path, "Caddyfile");
+            File.WriteAllText(caddyFile, $"{{\n  admin off\n  auto_https off\n  persist_config off\n}}\nhttp://127.0.0.1:{caddyPort} {{\n  reverse_proxy 127.0.0.1:{backendPort}\n}}\n");
+            var caddyStart = new ProcessStartInfo("/usr/bin/caddy", ["run", "--config", caddyFile, "--adapter", "caddyfile"]) { UseShellExecute = false, RedirectStandardError = true };
+            caddyStart.Environment["XDG_DATA_HOME"] = Path.Combine(work.Path, "caddy-data");
+            caddyStart.Environment["XDG_CONFIG_HOME"] = Path.Combine(work.Path, "caddy-config");
+            var caddyProcess = Process.Start(caddyStart)!;
+            // Caddy logs to stderr: read it away so a full pipe never stalls it.
+            caddyProcess.ErrorDataReceived += (_, _) => { };
+            caddyProcess.BeginErrorReadLine();
+            var caddy = new PeerProcess(caddyProcess);
+            foreach (var port in new[] { haproxyPort, caddyPort })
+                for (var i = 0; i < 100 && !Answers(port); i++) await Task.Delay(50);
             await Task.Delay(500);
-            return new Paths(work, agentPid, backendPid, nginxProxy, cutoverPort, backendPort, nginxPort);
+            return new Paths(work, agentPid, backendPid, nginxProxy, cutoverPort, backendPort, nginxPort, haproxy, haproxyPort, caddy, caddyPort);
         }
 
         public ValueTask DisposeAsync()
@@ -108,6 +152,8 @@ public static partial class ProxyBenchmark
             Measure.Capture("kill", "-TERM", AgentPid.ToString(CultureInfo.InvariantCulture));
             for (var i = 0; i < 300 && Directory.Exists($"/proc/{AgentPid}"); i++) Thread.Sleep(100);
             NginxProxy.Dispose();
+            Haproxy.Dispose();
+            Caddy.Dispose();
             _work.Dispose();
             return ValueTask.CompletedTask;
         }
@@ -205,7 +251,16 @@ public static partial class ProxyBenchmark
     [GeneratedRegex(@"Non-2xx or 3xx responses:\s+(\d+)")]
     internal static partial Regex ErrorsPattern();
 
-    internal sealed class NginxProcess(Process process) : IDisposable
+    /// <summary>True when something accepts connections on 127.0.0.1:<paramref name="port"/>.</summary>
+    private static bool Answers(int port)
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        try { socket.Connect(IPAddress.Loopback, port); return true; }
+        catch (SocketException) { return false; }
+    }
+
+    /// <summary>A peer process the benchmark started (nginx, HAProxy, Caddy), killed with its children when disposed.</summary>
+    internal sealed class PeerProcess(Process process) : IDisposable
     {
         public int Pid => process.Id;
 
@@ -261,7 +316,7 @@ public static partial class ProxyBenchmark
         return (instance.GetProperty("port").GetInt32(), instance.GetProperty("pid").GetInt32(), agentPid);
     }
 
-    internal static NginxProcess StartNginx(string work, string name, string server, string workers = "1")
+    internal static PeerProcess StartNginx(string work, string name, string server, string workers = "1")
     {
         var dir = Path.Combine(work, name);
         Directory.CreateDirectory(Path.Combine(dir, "logs"));
@@ -280,7 +335,7 @@ public static partial class ProxyBenchmark
             }
             """);
         var start = new ProcessStartInfo("/usr/sbin/nginx", ["-p", dir, "-c", Path.Combine(dir, "nginx.conf"), "-g", "daemon off;"]) { UseShellExecute = false };
-        return new NginxProcess(Process.Start(start)!);
+        return new PeerProcess(Process.Start(start)!);
     }
 
 

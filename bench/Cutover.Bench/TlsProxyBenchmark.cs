@@ -226,7 +226,7 @@ public static partial class TlsProxyBenchmark
     {
         private readonly ProxyBenchmark.TempWork _work;
 
-        private Paths(ProxyBenchmark.TempWork work, int agentPid, ProxyBenchmark.NginxProcess nginxProxy, int cutoverTlsPort, int nginxTlsPort, string noResumptionShim,
+        private Paths(ProxyBenchmark.TempWork work, int agentPid, ProxyBenchmark.PeerProcess nginxProxy, int cutoverTlsPort, int nginxTlsPort, string noResumptionShim,
             Process floor, int floorPort)
         {
             Floor = floor;
@@ -241,7 +241,7 @@ public static partial class TlsProxyBenchmark
 
         public int AgentPid { get; }
         public string Home => Path.Combine(_work.Path, "home");
-        public ProxyBenchmark.NginxProcess NginxProxy { get; }
+        public ProxyBenchmark.PeerProcess NginxProxy { get; }
         public int CutoverTlsPort { get; }
         public int NginxTlsPort { get; }
         /// <summary>The TlsFloorServer process (this benchmark's own dll) and its port.</summary>
