@@ -123,15 +123,15 @@ public static partial class ProxyBenchmark
             // Debian's haproxy 2.6 in the foreground, one process, a thread per core (its default).
             var haproxyPort = Cutover.Platform.LoopbackPort.Free();
             var haproxyConf = Path.Combine(work.Path, "haproxy.cfg");
-            File.WriteAllText(haproxyConf, $"global\n  maxconn 10000\ndefaults\n  mode http\n  option http-keep-alive\n  http-reuse always\n" +
+            File.WriteAllText(haproxyConf, $"defaults\n  mode http\n  option http-keep-alive\n  http-reuse always\n" +
                 $"  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\nfrontend web\n  bind 127.0.0.1:{haproxyPort}\n  default_backend app\n" +
                 $"backend app\n  server backend 127.0.0.1:{backendPort}\n");
             var haproxy = new PeerProcess(Process.Start(new ProcessStartInfo("/usr/sbin/haproxy", ["-db", "-q", "-f", haproxyConf]) { UseShellExecute = false })!);
 
-            // Debian's caddy 2.6, no admin endpoint, no automatic HTTPS, nothing persisted outside the work directory.
+            // Debian's caddy 2.6, no admin endpoint, no automatic HTTPS, its data under the work directory.
             var caddyPort = Cutover.Platform.LoopbackPort.Free();
             var caddyFile = Path.Combine(work.Path, "Caddyfile");
-            File.WriteAllText(caddyFile, $"{{\n  admin off\n  auto_https off\n  persist_config off\n}}\nhttp://127.0.0.1:{caddyPort} {{\n  reverse_proxy 127.0.0.1:{backendPort}\n}}\n");
+            File.WriteAllText(caddyFile, $"{{\n  admin off\n  auto_https off\n}}\nhttp://127.0.0.1:{caddyPort} {{\n  reverse_proxy 127.0.0.1:{backendPort}\n}}\n");
             var caddyStart = new ProcessStartInfo("/usr/bin/caddy", ["run", "--config", caddyFile, "--adapter", "caddyfile"]) { UseShellExecute = false, RedirectStandardError = true };
             caddyStart.Environment["XDG_DATA_HOME"] = Path.Combine(work.Path, "caddy-data");
             caddyStart.Environment["XDG_CONFIG_HOME"] = Path.Combine(work.Path, "caddy-config");
