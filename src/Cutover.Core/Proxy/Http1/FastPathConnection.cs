@@ -559,12 +559,14 @@ internal sealed class FastPathConnection
         _responseDeadline.CancelAfter(responseTimeout);
         var deadline = _responseDeadline.Token;
         var pool = backend.Upstream;
-        var connection = pool.TryRent();
+        // The thread the request arrived on: with inline socket completions, the client connection's socket thread.
+        var socketThread = Environment.CurrentManagedThreadId;
+        var connection = pool.TryRent(socketThread);
         // A body streamed from the client cannot be sent twice: make sure the idle connection is still open first.
         while (connection is not null && !replayable && connection.LooksClosed())
         {
             connection.Dispose();
-            connection = pool.TryRent();
+            connection = pool.TryRent(socketThread);
         }
         try
         {
@@ -730,7 +732,11 @@ internal sealed class FastPathConnection
         {
             if (received == connection.Buffer.Length && !connection.TryGrow(received, ResponseHead.MaxLength + 1))
                 return (ResponseParse.Malformed, received);
-            var n = await connection.Socket.ReceiveAsync(connection.Buffer.AsMemory(received), SocketFlags.None, deadline);
+            var pending = connection.Socket.ReceiveAsync(connection.Buffer.AsMemory(received), SocketFlags.None, deadline);
+            var waited = !pending.IsCompleted;
+            var n = await pending;
+            // Completed later, so by the socket's own thread (inline completions): that is the connection's thread.
+            if (waited) connection.SocketThread = Environment.CurrentManagedThreadId;
             if (n == 0) return (ResponseParse.Incomplete, received);
             received += n;
             _responseBytes += n;
@@ -919,3 +925,4 @@ internal sealed class FastPathConnection
         await _output.FlushAsync();
     }
 }
+

@@ -22,6 +22,13 @@ internal sealed class UpstreamConnection : IDisposable
     public long IdleSince { get; set; }
     /// <summary>True once it has carried a request: a failure before any response byte may be the instance closing an idle connection.</summary>
     public bool Reused { get; set; }
+    /// <summary>
+    /// The socket thread its receives complete on (the managed thread id; 0 until one completed asynchronously). With
+    /// inline socket completions each socket belongs to one epoll thread, chosen by .NET when it is first used;
+    /// <see cref="UpstreamPool.TryRent"/> prefers a connection of the thread the client's request arrived on, so the
+    /// whole exchange runs on one thread as in an nginx worker, instead of waking a second one for the response.
+    /// </summary>
+    public int SocketThread { get; set; }
 
     public static async ValueTask<UpstreamConnection> ConnectAsync(IPEndPoint endpoint, CancellationToken cancellationToken)
     {
@@ -76,7 +83,7 @@ internal sealed class UpstreamConnection : IDisposable
 }
 
 /// <summary>
-/// The idle HTTP/1.1 connections to one instance (<see cref="Backend"/>), newest first. A connection comes back only
+/// The idle HTTP/1.1 connections to one instance (<see cref="Backend"/>), most recently used first. A connection comes back only
 /// after a response read completely whose instance did not say close; idle ones are closed after
 /// <see cref="IdleTimeout"/>, below Node's 5 s keep-alive, so a connection the instance is closing is seldom reused
 /// (and a request that meets one anyway is retried on a fresh connection).
@@ -88,7 +95,10 @@ internal sealed class UpstreamPool(IPEndPoint endpoint) : IDisposable
     /// <summary>More idle connections than this are closed rather than kept (a burst's leftovers).</summary>
     private const int MaxIdle = 256;
 
-    private readonly Stack<UpstreamConnection> _idle = new();
+    /// <summary>Idle connections, the most recently returned last.</summary>
+    private readonly List<UpstreamConnection> _idle = [];
+    /// <summary>How far down the idle list a connection of the caller's socket thread is looked for.</summary>
+    private const int AffinityScan = 16;
     private readonly object _lock = new();
     private Timer? _sweeper;
     private bool _sweeping;
@@ -104,19 +114,33 @@ internal sealed class UpstreamPool(IPEndPoint endpoint) : IDisposable
         }
     }
 
-    /// <summary>The most recently used idle connection not past its idle timeout, or null.</summary>
-    public UpstreamConnection? TryRent()
+    /// <summary>
+    /// An idle connection not past its idle timeout, or null: among the most recently used, one whose receives complete
+    /// on <paramref name="socketThread"/> (the caller's: see <see cref="UpstreamConnection.SocketThread"/>) when there is
+    /// one, else the most recently used.
+    /// </summary>
+    public UpstreamConnection? TryRent(int socketThread)
     {
         var now = Environment.TickCount64;
         lock (_lock)
         {
-            while (_idle.TryPop(out var connection))
+            // In return order, so expired connections are at the bottom.
+            var stale = 0;
+            while (stale < _idle.Count && now - _idle[stale].IdleSince >= (long)IdleTimeout.TotalMilliseconds) _idle[stale++].Dispose();
+            _idle.RemoveRange(0, stale);
+            var last = _idle.Count - 1;
+            if (last < 0) return null;
+            var pick = last;
+            for (var i = last; i >= 0 && i > last - AffinityScan; i--)
             {
-                if (now - connection.IdleSince < (long)IdleTimeout.TotalMilliseconds) return connection;
-                connection.Dispose();
+                if (_idle[i].SocketThread != socketThread) continue;
+                pick = i;
+                break;
             }
+            var connection = _idle[pick];
+            _idle.RemoveAt(pick);
+            return connection;
         }
-        return null;
     }
 
     public ValueTask<UpstreamConnection> ConnectAsync(CancellationToken cancellationToken) => UpstreamConnection.ConnectAsync(Endpoint, cancellationToken);
@@ -129,7 +153,7 @@ internal sealed class UpstreamPool(IPEndPoint endpoint) : IDisposable
         {
             if (!_disposed && _idle.Count < MaxIdle)
             {
-                _idle.Push(connection);
+                _idle.Add(connection);
                 if (!_sweeping)
                 {
                     // The sweeper runs only while something is idle, so a backend that left the pool leaves no timer behind.
@@ -155,12 +179,12 @@ internal sealed class UpstreamPool(IPEndPoint endpoint) : IDisposable
                 _sweeper?.Change(Timeout.Infinite, Timeout.Infinite);
                 return;
             }
-            // The stack is newest first: keep those still fresh, close the rest.
-            var kept = _idle.Where(c => now - c.IdleSince < (long)IdleTimeout.TotalMilliseconds).ToList();
-            if (kept.Count == _idle.Count) return;
-            expired = _idle.Where(c => now - c.IdleSince >= (long)IdleTimeout.TotalMilliseconds).ToList();
-            _idle.Clear();
-            for (var i = kept.Count - 1; i >= 0; i--) _idle.Push(kept[i]);
+            // In return order, oldest first: close the expired ones at the bottom, keep the rest.
+            var stale = 0;
+            while (stale < _idle.Count && now - _idle[stale].IdleSince >= (long)IdleTimeout.TotalMilliseconds) stale++;
+            if (stale == 0) return;
+            expired = _idle.GetRange(0, stale);
+            _idle.RemoveRange(0, stale);
         }
         foreach (var connection in expired) connection.Dispose();
     }
