@@ -56,7 +56,16 @@ public static class TlsFloorServer
         async Task<Stream> OpenSslHandshake(Socket client)
         {
             var tls = new Cutover.Proxy.OpenSsl.OpenSslStream(client, native!);
-            await tls.HandshakeAsync(CancellationToken.None);
+            try
+            {
+                await tls.HandshakeAsync(CancellationToken.None);
+            }
+            catch
+            {
+                // The SSL object before the socket (ServeAsync's finally): OpenSSL holds the descriptor's number.
+                await tls.DisposeAsync();
+                throw;
+            }
             return tls;
         }
     }

@@ -31,9 +31,10 @@ internal sealed class SslHandle : SafeHandle
 /// into a memory BIO and go out with the next flush (or once 64 KiB are pending) in one send: a response flushed as
 /// several segments is one send(2). Every SSL_* call is made under <see cref="_gate"/> (OpenSSL's SSL object is not
 /// safe for a reader and a writer at once), never across an await, so a call never waits for the network holding it.
-/// The socket's descriptor is held (a reference on its SafeSocketHandle) for as long as the SSL object may read it: a
-/// socket disposed by an abort under a pending read is shut down, not closed, until <see cref="Dispose(bool)"/>, so the
-/// number cannot be reused by another connection while OpenSSL still holds it.
+/// OpenSSL holds the socket's descriptor number: the owner disposes this stream (which frees the SSL object) before it
+/// closes the socket, and aborts a connection with a shutdown(2), never a close, so no read of OpenSSL's can land on
+/// the number reused by another connection. (A reference on the SafeSocketHandle would not do: Socket.Dispose spins
+/// until every reference is released.)
 /// </summary>
 internal sealed class OpenSslStream : Stream
 {
@@ -46,7 +47,6 @@ internal sealed class OpenSslStream : Stream
     private readonly Lock _gate = new();
     /// <summary>One sender at a time: the writer's flushes and what a read made OpenSSL answer (a TLS 1.3 KeyUpdate).</summary>
     private readonly SemaphoreSlim _sending = new(1, 1);
-    private bool _socketReferenced;
     private bool _disposed;
 
     public OpenSslStream(Socket socket, OpenSslServer server)
@@ -54,11 +54,9 @@ internal sealed class OpenSslStream : Stream
         _socket = socket;
         // .NET's async operations work either way; OpenSSL's own read(2) must not block a socket thread.
         socket.Blocking = false;
-        socket.SafeHandle.DangerousAddRef(ref _socketReferenced);
         var ssl = LibSsl.SSL_new(server.FrontContext);
         if (ssl == IntPtr.Zero)
         {
-            ReleaseSocket();
             throw new IOException(LibSsl.TakeError("SSL_new failed"));
         }
         _ssl = SslHandle.Own(ssl);
@@ -69,7 +67,6 @@ internal sealed class OpenSslStream : Stream
             if (readBio != IntPtr.Zero) LibSsl.BIO_free(readBio);
             if (_writeBio != IntPtr.Zero) LibSsl.BIO_free(_writeBio);
             _ssl.Dispose();
-            ReleaseSocket();
             throw new IOException("BIO_new failed");
         }
         LibSsl.SSL_set_bio(ssl, readBio, _writeBio); // the SSL object owns both from here
@@ -274,14 +271,7 @@ internal sealed class OpenSslStream : Stream
 
     private IntPtr Ssl() => _disposed ? throw new ObjectDisposedException(nameof(OpenSslStream)) : _ssl.DangerousGetHandle();
 
-    private void ReleaseSocket()
-    {
-        if (!_socketReferenced) return;
-        _socketReferenced = false;
-        _socket.SafeHandle.DangerousRelease();
-    }
-
-    /// <summary>Frees the SSL object (no SSL_* call is in flight: they all hold the gate), then lets the descriptor close.</summary>
+    /// <summary>Frees the SSL object (no SSL_* call is in flight: they all hold the gate); the socket stays the owner's to close.</summary>
     protected override void Dispose(bool disposing)
     {
         if (disposing)
@@ -292,7 +282,6 @@ internal sealed class OpenSslStream : Stream
                 _disposed = true;
                 _ssl.Dispose();
             }
-            ReleaseSocket();
         }
         base.Dispose(disposing);
     }
