@@ -33,7 +33,9 @@ internal sealed class SslContextHandle : SafeHandle
 /// certificate is a new context, so the next handshake gets a new SSL_CTX). TLS 1.2 and 1.3, no renegotiation, ALPN from
 /// <see cref="_alpn"/> in the server's order, session tickets on (OpenSSL's defaults, as nginx's), no server-side
 /// session cache (nginx's default `ssl_session_cache none`). Disposed only when no connection of it is left: the native
-/// callbacks find this object through a GCHandle that disposal frees.
+/// callbacks find this object through a GCHandle that disposal frees. Today only the TLS benchmark's OpenSSL floor
+/// (bench/Cutover.Bench/TlsFloorServer.cs) runs this layer: measured against SslStream it was not clearly cheaper per
+/// handshake (bench/README.md, TLS termination), so the listener's TlsFrontEnd stays on SslStream.
 /// </summary>
 internal sealed unsafe class OpenSslServer : IDisposable
 {
