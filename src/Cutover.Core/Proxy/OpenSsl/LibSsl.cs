@@ -27,6 +27,7 @@ internal static unsafe partial class LibSsl
     public const int CtrlSetSessionCacheMode = 44;
     public const int CtrlSetServerNameCallback = 53;
     public const int CtrlSetServerNameArg = 54;
+    public const int CtrlSetTicketKeys = 59;
     public const int CtrlChainCertificate = 89;
     public const int CtrlSetMinProtoVersion = 123;
 
@@ -67,6 +68,7 @@ internal static unsafe partial class LibSsl
     [LibraryImport(Ssl)] public static partial int SSL_shutdown(IntPtr ssl);
     [LibraryImport(Ssl)] public static partial IntPtr SSL_get_servername(IntPtr ssl, int type);
     [LibraryImport(Ssl)] public static partial IntPtr SSL_set_SSL_CTX(IntPtr ssl, IntPtr ctx);
+    [LibraryImport(Ssl)] public static partial IntPtr SSL_get_SSL_CTX(IntPtr ssl);
     [LibraryImport(Ssl)] public static partial void SSL_get0_alpn_selected(IntPtr ssl, byte** data, uint* length);
     [LibraryImport(Ssl)] public static partial int SSL_version(IntPtr ssl);
 

@@ -26,11 +26,15 @@ internal sealed class SslContextHandle : SafeHandle
 }
 
 /// <summary>
-/// The server side of TLS on OpenSSL for one listener: a certificate-less front SSL_CTX every connection starts on,
-/// whose server-name callback asks <see cref="_select"/> for the certificate of the SNI name and switches the connection
-/// to that certificate's own SSL_CTX (SSL_set_SSL_CTX, as nginx does for its virtual servers); one SSL_CTX per
-/// certificate, made on its first handshake and kept as long as the certificate context is (a reloaded or renewed
-/// certificate is a new context, so the next handshake gets a new SSL_CTX). TLS 1.2 and 1.3, no renegotiation, ALPN from
+/// The server side of TLS on OpenSSL for one listener: one SSL_CTX per certificate, made on its first handshake and kept
+/// as long as the certificate context is (a reloaded or renewed certificate is a new context, so the next handshake gets
+/// a new SSL_CTX). A connection starts on the context of the certificate the last handshake picked (a certificate-less
+/// front context before the first); the server-name callback, on every context, asks <see cref="_select"/> for the SNI
+/// name's certificate and switches the connection to its context (SSL_set_SSL_CTX, as nginx does for its virtual
+/// servers) only when that is not the one it started on: a listener with one certificate never switches (the switch
+/// copies the certificate state; starting on the right context took the benchmark's floor from 304 to about 290 µs of
+/// CPU per full handshake, bench/README.md).
+/// Every context has the same session-ticket keys, so a ticket resumes whichever context the connection started on. TLS 1.2 and 1.3, no renegotiation, ALPN from
 /// <see cref="_alpn"/> in the server's order, session tickets on (OpenSSL's defaults, as nginx's), no server-side
 /// session cache (nginx's default `ssl_session_cache none`). Disposed only when no connection of it is left: the native
 /// callbacks find this object through a GCHandle that disposal frees. Today only the TLS benchmark's OpenSSL floor
@@ -42,6 +46,10 @@ internal sealed unsafe class OpenSslServer : IDisposable
     private readonly Func<string?, SslStreamCertificateContext?> _select;
     private readonly ConditionalWeakTable<SslStreamCertificateContext, SslContextHandle> _contexts = [];
     private readonly SslContextHandle _front;
+    /// <summary>The context the last handshake switched to or stayed on: where the next connection starts.</summary>
+    private SslContextHandle? _lastSelected;
+    /// <summary>Session-ticket keys (name, HMAC and AES keys: 80 bytes) every context of this listener shares.</summary>
+    private readonly byte[] _ticketKeys = RandomNumberGenerator.GetBytes(80);
     private readonly GCHandle _self;
     /// <summary>The ALPN protocols in wire form (length-prefixed), pinned: SSL_select_next_proto's answer points into it.</summary>
     private readonly byte[] _alpn;
@@ -59,12 +67,16 @@ internal sealed unsafe class OpenSslServer : IDisposable
         wire.CopyTo(_alpn);
         _self = GCHandle.Alloc(this);
         _front = NewContext();
-        LibSsl.SSL_CTX_callback_ctrl(_front.DangerousGetHandle(), LibSsl.CtrlSetServerNameCallback, (IntPtr)(delegate* unmanaged<IntPtr, int*, IntPtr, int>)&OnServerName);
-        LibSsl.SSL_CTX_ctrl(_front.DangerousGetHandle(), LibSsl.CtrlSetServerNameArg, 0, GCHandle.ToIntPtr(_self));
     }
 
-    /// <summary>The SSL_CTX every connection starts on (no certificate until the server-name callback picks one).</summary>
-    public IntPtr FrontContext => _front.DangerousGetHandle();
+    /// <summary>A new server-side SSL object on the context the last handshake picked (IntPtr.Zero: OpenSSL failed).</summary>
+    public IntPtr NewSsl()
+    {
+        var context = Volatile.Read(ref _lastSelected) ?? _front;
+        var ssl = LibSsl.SSL_new(context.DangerousGetHandle()); // takes its own reference on the context
+        GC.KeepAlive(context);
+        return ssl;
+    }
 
     /// <summary>The SSL_CTX of <paramref name="certificate"/>, made on first use.</summary>
     internal SslContextHandle ContextFor(SslStreamCertificateContext certificate) =>
@@ -83,8 +95,12 @@ internal sealed unsafe class OpenSslServer : IDisposable
         // Read whole socket buffers rather than a record header and then its body: one read(2) per request, not two.
         LibSsl.SSL_CTX_ctrl(context, LibSsl.CtrlSetReadAhead, 1, IntPtr.Zero);
         LibSsl.SSL_CTX_ctrl(context, LibSsl.CtrlSetSessionCacheMode, LibSsl.SessionCacheServer | LibSsl.SessionCacheNoInternal, IntPtr.Zero);
-        // ALPN is answered from the SSL_CTX the connection runs on by then, i.e. the certificate's: every context gets it.
+        // The server-name callback is the starting context's, ALPN is answered from the context the connection runs on by
+        // then: every context gets both.
+        LibSsl.SSL_CTX_callback_ctrl(context, LibSsl.CtrlSetServerNameCallback, (IntPtr)(delegate* unmanaged<IntPtr, int*, IntPtr, int>)&OnServerName);
+        LibSsl.SSL_CTX_ctrl(context, LibSsl.CtrlSetServerNameArg, 0, GCHandle.ToIntPtr(_self));
         LibSsl.SSL_CTX_set_alpn_select_cb(context, &OnAlpn, GCHandle.ToIntPtr(_self));
+        fixed (byte* keys = _ticketKeys) LibSsl.SSL_CTX_ctrl(context, LibSsl.CtrlSetTicketKeys, _ticketKeys.Length, (IntPtr)keys);
         return owned;
     }
 
@@ -148,7 +164,7 @@ internal sealed unsafe class OpenSslServer : IDisposable
         return key.ExportPkcs8PrivateKey();
     }
 
-    /// <summary>Server-name callback (on the front context): switch to the SNI name's certificate, or fail the handshake.</summary>
+    /// <summary>Server-name callback: the SNI name's certificate context (switched to unless the connection is on it), or no handshake.</summary>
     [UnmanagedCallersOnly]
     private static int OnServerName(IntPtr ssl, int* alert, IntPtr arg)
     {
@@ -163,8 +179,8 @@ internal sealed unsafe class OpenSslServer : IDisposable
             }
             var context = server.ContextFor(certificate);
             // SSL_set_SSL_CTX takes its own reference on the context: the connection keeps it if the certificate is dropped.
-            LibSsl.SSL_set_SSL_CTX(ssl, context.DangerousGetHandle());
-            GC.KeepAlive(context);
+            if (LibSsl.SSL_get_SSL_CTX(ssl) != context.DangerousGetHandle()) LibSsl.SSL_set_SSL_CTX(ssl, context.DangerousGetHandle());
+            Volatile.Write(ref server._lastSelected, context);
             return LibSsl.TlsExtOk;
         }
         catch (Exception)

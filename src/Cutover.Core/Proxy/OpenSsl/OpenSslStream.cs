@@ -54,7 +54,7 @@ internal sealed class OpenSslStream : Stream
         _socket = socket;
         // .NET's async operations work either way; OpenSSL's own read(2) must not block a socket thread.
         socket.Blocking = false;
-        var ssl = LibSsl.SSL_new(server.FrontContext);
+        var ssl = server.NewSsl();
         if (ssl == IntPtr.Zero)
         {
             throw new IOException(LibSsl.TakeError("SSL_new failed"));
