@@ -16,15 +16,16 @@ namespace Cutover.Proxy;
 
 /// <summary>
 /// A TLS listener's connections, accepted and decrypted here rather than by Kestrel's socket transport and its
-/// HttpsConnectionMiddleware: the accept loop starts each handshake on the thread that accepted the connection, SslStream
-/// sits straight on the socket, and the decrypted bytes go to Http1/'s fast path through one pipe. Kestrel's HTTP
+/// HttpsConnectionMiddleware: the accept loop starts each handshake on the thread that accepted the connection, OpenSSL
+/// reads the socket itself (<see cref="OpenSslStream"/>), and the decrypted bytes go to Http1/'s fast path through one pipe. Kestrel's HTTP
 /// pipeline (HTTP/2 by ALPN, and whatever the fast path hands over: upgrades, hand-over decisions) gets the very same
 /// connection, TLS already done, through <see cref="HandOverTransport"/>. Why: measured with bench/ (TLS termination,
 /// 2026-11-30) Kestrel's connection layer cost a new TLS connection about 190 µs of CPU and 13 context switches beyond
 /// what .NET's SslStream on its own accept loop costs (three thread-pool hand-offs: the accepted connection, the
 /// aborted receive at close, the closed notification), and keep-alive requests a transport pipe each way.
 /// TLS itself is OpenSSL driven directly (Proxy/OpenSsl), not SslStream, which cost more per handshake than nginx on the
-/// same libssl (bench/README.md, TLS termination, has the floor rows that measured it).
+/// same libssl: the benchmark's floor on it measured at nginx's CPU per new connection, SslStream's about 8% above
+/// (bench/README.md, TLS termination).
 /// </summary>
 internal sealed class TlsFrontEnd
 {
