@@ -66,6 +66,12 @@ if (args is ["tls-floor-serve", var floorPort, var floorCert, var floorKey, var 
     Cutover.Platform.InlineSocketCompletions.Enable();
     return await TlsFloorServer.RunAsync(int.Parse(floorPort), floorCert, floorKey, int.Parse(floorBackend));
 }
+// `tls-openssl-floor-serve PORT CERT KEY BACKEND_PORT`: the same floor on Proxy/OpenSsl (OpenSSL without SslStream).
+if (args is ["tls-openssl-floor-serve", var osslPort, var osslCert, var osslKey, var osslBackend])
+{
+    Cutover.Platform.InlineSocketCompletions.Enable();
+    return await TlsFloorServer.RunAsync(int.Parse(osslPort), osslCert, osslKey, int.Parse(osslBackend), openSsl: true);
+}
 if (args is ["tls", .. var tlsArgs])
     return await TlsProxyBenchmark.RunAsync(tlsArgs);
 // `upgrade [ROUNDS]`: the agent's upgrade vs restarting it vs `nginx -s reload`, under load (issue 12).

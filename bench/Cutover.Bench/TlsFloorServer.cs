@@ -19,29 +19,58 @@ namespace Cutover.Bench;
 /// </summary>
 public static class TlsFloorServer
 {
-    public static async Task<int> RunAsync(int port, string certFile, string keyFile, int backendPort)
+    /// <param name="openSsl">
+    /// The `tls-openssl-floor-serve` twin: the same relay on Cutover.Core's Proxy/OpenSsl (OpenSSL driven directly, no
+    /// SslStream) instead of SslStream, so the two floors differ in the TLS layer only.
+    /// </param>
+    public static async Task<int> RunAsync(int port, string certFile, string keyFile, int backendPort, bool openSsl = false)
     {
         using var certificate = X509Certificate2.CreateFromPemFile(certFile, keyFile);
+        var context = SslStreamCertificateContext.Create(certificate, null);
         var options = new SslServerAuthenticationOptions
         {
-            ServerCertificateContext = SslStreamCertificateContext.Create(certificate, null),
+            ServerCertificateContext = context,
             ApplicationProtocols = [SslApplicationProtocol.Http11],
         };
+        using var native = openSsl ? new Cutover.Proxy.OpenSsl.OpenSslServer(_ => context, [SslApplicationProtocol.Http11]) : null;
         using var listening = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         listening.Bind(new IPEndPoint(IPAddress.Loopback, port));
         listening.Listen(512);
         var backend = new IPEndPoint(IPAddress.Loopback, backendPort);
         var idle = new ConcurrentBag<Socket>();
-        Console.WriteLine($"tls floor on https://127.0.0.1:{port}/ (pid {Environment.ProcessId}) -> 127.0.0.1:{backendPort}");
+        Console.WriteLine($"tls {(openSsl ? "openssl " : "")}floor on https://127.0.0.1:{port}/ (pid {Environment.ProcessId}) -> 127.0.0.1:{backendPort}");
         while (true)
         {
             var client = await listening.AcceptAsync();
             // Runs synchronously up to its first wait for the network: the handshake starts on this thread.
-            _ = ServeAsync(client, options, backend, idle);
+            _ = ServeAsync(client, native is null ? SslStreamHandshake : OpenSslHandshake, backend, idle);
+        }
+
+        async Task<Stream> SslStreamHandshake(Socket client)
+        {
+            var tls = new SslStream(new NetworkStream(client, ownsSocket: true));
+            await tls.AuthenticateAsServerAsync(options, CancellationToken.None);
+            return tls;
+        }
+
+        async Task<Stream> OpenSslHandshake(Socket client)
+        {
+            var tls = new Cutover.Proxy.OpenSsl.OpenSslStream(client, native!);
+            try
+            {
+                await tls.HandshakeAsync(CancellationToken.None);
+            }
+            catch
+            {
+                // The SSL object before the socket (ServeAsync's finally): OpenSSL holds the descriptor's number.
+                await tls.DisposeAsync();
+                throw;
+            }
+            return tls;
         }
     }
 
-    private static async Task ServeAsync(Socket client, SslServerAuthenticationOptions options, IPEndPoint backend, ConcurrentBag<Socket> idle)
+    private static async Task ServeAsync(Socket client, Func<Socket, Task<Stream>> handshake, IPEndPoint backend, ConcurrentBag<Socket> idle)
     {
         client.NoDelay = true;
         var request = new byte[8192];
@@ -49,8 +78,7 @@ public static class TlsFloorServer
         var filled = 0;
         try
         {
-            await using var tls = new SslStream(new NetworkStream(client, ownsSocket: true));
-            await tls.AuthenticateAsServerAsync(options, CancellationToken.None);
+            await using var tls = await handshake(client);
             while (true)
             {
                 int headEnd;
@@ -96,11 +124,16 @@ public static class TlsFloorServer
                 output.CopyTo(relayed, 0);
                 response.AsSpan(bodyStart, total - bodyStart).CopyTo(relayed.AsSpan(output.Length));
                 await tls.WriteAsync(relayed);
+                await tls.FlushAsync();
                 if (close) return;
             }
         }
         catch (Exception e) when (e is IOException or SocketException or System.Security.Authentication.AuthenticationException)
         {
+        }
+        finally
+        {
+            client.Dispose();
         }
     }
 

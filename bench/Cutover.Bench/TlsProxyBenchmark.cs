@@ -57,6 +57,9 @@ public static partial class TlsProxyBenchmark
             // Not a proxy: the least .NET does to end TLS and relay the GET (TlsFloorServer), what is left without Kestrel's connection layer.
             new Proxy("floor: .NET SslStream on its own accept loop (bench/TlsFloorServer, not a proxy)", paths.FloorPort, () => ProxyBenchmark.ProcessCpu(paths.Floor.Id),
                 () => ContextSwitches([paths.Floor.Id])),
+            // The same floor on Cutover.Core's Proxy/OpenSsl (OpenSSL driven directly, no SslStream): what that layer costs.
+            new Proxy("floor: OpenSSL directly on its own accept loop (bench/TlsFloorServer on Proxy/OpenSsl, not a proxy)", paths.OpenSslFloorPort, () => ProxyBenchmark.ProcessCpu(paths.OpenSslFloor.Id),
+                () => ContextSwitches([paths.OpenSslFloor.Id])),
             new Proxy("nginx (`worker_processes auto`)", paths.NginxTlsPort, () => ProxyBenchmark.NginxWorkersCpu(paths.NginxProxy.Pid),
                 () => ContextSwitches(NginxWorkers(paths.NginxProxy.Pid))),
         };
@@ -76,7 +79,7 @@ public static partial class TlsProxyBenchmark
             var order = Enumerable.Range(0, proxies.Length).Select(i => (i + round) % proxies.Length).ToArray();
             foreach (var i in order) keepAlive[i].Add(Wrk(proxies[i], KeepAliveLoad, null));
             foreach (var i in order) newConnections[i].Add(Wrk(proxies[i], NewConnectionLoad, paths.NoResumptionShim));
-            Console.WriteLine($"  round {round + 1}/{rounds}: keep-alive {string.Join(" / ", keepAlive.Select(r => r[^1].Rps.ToString("0", CultureInfo.InvariantCulture)))} req/s, new connections {string.Join(" / ", newConnections.Select(r => r[^1].Rps.ToString("0", CultureInfo.InvariantCulture)))} /s (Cutover / floor / nginx)");
+            Console.WriteLine($"  round {round + 1}/{rounds}: keep-alive {string.Join(" / ", keepAlive.Select(r => r[^1].Rps.ToString("0", CultureInfo.InvariantCulture)))} req/s, new connections {string.Join(" / ", newConnections.Select(r => r[^1].Rps.ToString("0", CultureInfo.InvariantCulture)))} /s (Cutover / floor / OpenSSL floor / nginx)");
         }
 
         var report = Report(rounds, loadBefore, LoadAverage(), proxies, handshakes,
@@ -92,7 +95,7 @@ public static partial class TlsProxyBenchmark
     public static async Task ServeAsync()
     {
         await using var paths = await Paths.StartAsync();
-        Console.WriteLine($"cutover https://127.0.0.1:{paths.CutoverTlsPort}/ (agent pid {paths.AgentPid}, home {paths.Home}) floor https://127.0.0.1:{paths.FloorPort}/ (pid {paths.Floor.Id}) nginx https://127.0.0.1:{paths.NginxTlsPort}/ (master pid {paths.NginxProxy.Pid}); LD_PRELOAD={paths.NoResumptionShim} turns wrk's session resumption off");
+        Console.WriteLine($"cutover https://127.0.0.1:{paths.CutoverTlsPort}/ (agent pid {paths.AgentPid}, home {paths.Home}) floor https://127.0.0.1:{paths.FloorPort}/ (pid {paths.Floor.Id}) OpenSSL floor https://127.0.0.1:{paths.OpenSslFloorPort}/ (pid {paths.OpenSslFloor.Id}) nginx https://127.0.0.1:{paths.NginxTlsPort}/ (master pid {paths.NginxProxy.Pid}); LD_PRELOAD={paths.NoResumptionShim} turns wrk's session resumption off");
         await Task.Run(Console.ReadLine);
     }
 
@@ -122,7 +125,7 @@ public static partial class TlsProxyBenchmark
 
         static string Row(string name, WrkResult r, WrkResult nginx) =>
             $"| {name} | {r.Rps:0} | {r.P50Ms:0.00} ms | {r.P99Ms:0.00} ms | {r.CpuUsPerRequest:0.0} µs | {r.Rps / nginx.Rps:0.00} | {r.P99Ms / nginx.P99Ms:0.00} | {r.CpuUsPerRequest / nginx.CpuUsPerRequest:0.00} | {r.SwitchesPerRequest:0.00} | {r.Errors} |";
-        static string ShortName(Proxy p) => p.Name.StartsWith("Cutover", StringComparison.Ordinal) ? "Cutover" : p.Name.StartsWith("floor", StringComparison.Ordinal) ? "floor" : "nginx";
+        static string ShortName(Proxy p) => p.Name.StartsWith("Cutover", StringComparison.Ordinal) ? "Cutover" : p.Name.StartsWith("floor: OpenSSL", StringComparison.Ordinal) ? "OpenSSL floor" : p.Name.StartsWith("floor", StringComparison.Ordinal) ? "floor" : "nginx";
     }
 
     /// <param name="Switches">Context switches so far, summed over the serving threads (the scheduling cost CPU alone hides).</param>
@@ -227,8 +230,10 @@ public static partial class TlsProxyBenchmark
         private readonly ProxyBenchmark.TempWork _work;
 
         private Paths(ProxyBenchmark.TempWork work, int agentPid, ProxyBenchmark.PeerProcess nginxProxy, int cutoverTlsPort, int nginxTlsPort, string noResumptionShim,
-            Process floor, int floorPort)
+            Process floor, int floorPort, Process openSslFloor, int openSslFloorPort)
         {
+            OpenSslFloor = openSslFloor;
+            OpenSslFloorPort = openSslFloorPort;
             Floor = floor;
             FloorPort = floorPort;
             _work = work;
@@ -247,6 +252,9 @@ public static partial class TlsProxyBenchmark
         /// <summary>The TlsFloorServer process (this benchmark's own dll) and its port.</summary>
         public Process Floor { get; }
         public int FloorPort { get; }
+        /// <summary>The same floor on Proxy/OpenSsl (`tls-openssl-floor-serve`) and its port.</summary>
+        public Process OpenSslFloor { get; }
+        public int OpenSslFloorPort { get; }
         /// <summary>The compiled <see cref="NoResumptionShimSource"/>, for wrk's LD_PRELOAD.</summary>
         public string NoResumptionShim { get; }
 
@@ -275,14 +283,22 @@ public static partial class TlsProxyBenchmark
                   location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } }
                 """, workers: "auto");
             var floorPort = Cutover.Platform.LoopbackPort.Free();
-            var floor = new ProcessStartInfo("dotnet", [typeof(TlsFloorServer).Assembly.Location, "tls-floor-serve", floorPort.ToString(CultureInfo.InvariantCulture), certFile, keyFile, backendPort.ToString(CultureInfo.InvariantCulture)])
-            { RedirectStandardOutput = true, UseShellExecute = false };
-            // The agent's runtimeconfig setting (src/Cutover/Cutover.csproj), so the floor's thread pool behaves as the agent's.
-            floor.Environment["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"] = "0";
-            var floorProcess = Process.Start(floor)!;
-            floorProcess.StandardOutput.ReadLine();
+            var floorProcess = StartFloor("tls-floor-serve", floorPort);
+            var openSslFloorPort = Cutover.Platform.LoopbackPort.Free();
+            var openSslFloorProcess = StartFloor("tls-openssl-floor-serve", openSslFloorPort);
             await Task.Delay(500);
-            return new Paths(work, agentPid, nginxProxy, cutoverTlsPort, nginxTlsPort, shim, floorProcess, floorPort);
+            return new Paths(work, agentPid, nginxProxy, cutoverTlsPort, nginxTlsPort, shim, floorProcess, floorPort, openSslFloorProcess, openSslFloorPort);
+
+            Process StartFloor(string command, int port)
+            {
+                var floor = new ProcessStartInfo("dotnet", [typeof(TlsFloorServer).Assembly.Location, command, port.ToString(CultureInfo.InvariantCulture), certFile, keyFile, backendPort.ToString(CultureInfo.InvariantCulture)])
+                { RedirectStandardOutput = true, UseShellExecute = false };
+                // The agent's runtimeconfig setting (src/Cutover/Cutover.csproj), so the floor's thread pool behaves as the agent's.
+                floor.Environment["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"] = "0";
+                var process = Process.Start(floor)!;
+                process.StandardOutput.ReadLine();
+                return process;
+            }
         }
 
         /// <summary>The one certificate both proxies serve: self-signed ECDSA P-256 for localhost and 127.0.0.1, PEM files.</summary>
@@ -309,9 +325,12 @@ public static partial class TlsProxyBenchmark
             Measure.Capture("kill", "-TERM", AgentPid.ToString(CultureInfo.InvariantCulture));
             for (var i = 0; i < 300 && Directory.Exists($"/proc/{AgentPid}"); i++) Thread.Sleep(100);
             NginxProxy.Dispose();
-            if (!Floor.HasExited) Floor.Kill();
-            Floor.WaitForExit();
-            Floor.Dispose();
+            foreach (var floor in new[] { Floor, OpenSslFloor })
+            {
+                if (!floor.HasExited) floor.Kill();
+                floor.WaitForExit();
+                floor.Dispose();
+            }
             _work.Dispose();
             return ValueTask.CompletedTask;
         }

@@ -25,7 +25,7 @@ namespace Cutover.Proxy;
 /// </summary>
 public sealed class Listener : IAsyncDisposable
 {
-    private static readonly List<SslApplicationProtocol> Alpn = [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11];
+    internal static readonly List<SslApplicationProtocol> Alpn = [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11];
     private readonly WebApplication _web;
     private readonly IHttpForwarder _forwarder;
     private RouteTable _routes = RouteTable.Empty;
@@ -209,23 +209,11 @@ public sealed class Listener : IAsyncDisposable
     internal int OpenPlainConnections => _plainFrontEnd?.OpenConnections ?? 0;
 
     /// <summary>
-    /// One handshake options object per certificate in use, made on its first handshake and shared by every later one
-    /// (SslStream only reads it): no options allocated per connection. Keyed by the context object itself, so a reloaded or
-    /// renewed certificate (a new context) gets its own entry, and the old entry goes when nothing holds the old context.
+    /// The TLS listener's OpenSSL contexts (null on plain listeners): one SSL_CTX per certificate in use, made on its first
+    /// handshake and shared by every later one, keyed by the certificate context itself, so a reloaded or renewed
+    /// certificate (a new context) gets its own, and the old one goes when nothing holds the old context.
     /// </summary>
-    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<SslStreamCertificateContext, SslServerAuthenticationOptions> _serverOptions = [];
-
-    /// <summary>The handshake options for <paramref name="serverName"/>: its app's certificate and ALPN; null when no app has a certificate for it.</summary>
-    internal SslServerAuthenticationOptions? ServerOptionsFor(string? serverName) =>
-        SelectCertificate(serverName) is { } certificate
-            ? _serverOptions.GetValue(certificate, static context => new SslServerAuthenticationOptions
-            {
-                ServerCertificateContext = context,
-                ApplicationProtocols = Alpn,
-                // No client-initiated TLS 1.2 renegotiation: nothing here needs it, and it lets a client make the server redo crypto at will.
-                AllowRenegotiation = false,
-            })
-            : null;
+    internal OpenSsl.OpenSslServer? TlsContexts => _tlsFrontEnd?.Tls;
 
     /// <summary>The certificate of the first app that would serve <paramref name="serverName"/> and has one.</summary>
     internal SslStreamCertificateContext? SelectCertificate(string? serverName)

@@ -10,18 +10,22 @@ using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
+using Cutover.Proxy.OpenSsl;
 
 namespace Cutover.Proxy;
 
 /// <summary>
 /// A TLS listener's connections, accepted and decrypted here rather than by Kestrel's socket transport and its
-/// HttpsConnectionMiddleware: the accept loop starts each handshake on the thread that accepted the connection, SslStream
-/// sits straight on the socket, and the decrypted bytes go to Http1/'s fast path through one pipe. Kestrel's HTTP
+/// HttpsConnectionMiddleware: the accept loop starts each handshake on the thread that accepted the connection, OpenSSL
+/// reads the socket itself (<see cref="OpenSslStream"/>), and the decrypted bytes go to Http1/'s fast path through one pipe. Kestrel's HTTP
 /// pipeline (HTTP/2 by ALPN, and whatever the fast path hands over: upgrades, hand-over decisions) gets the very same
 /// connection, TLS already done, through <see cref="HandOverTransport"/>. Why: measured with bench/ (TLS termination,
 /// 2026-11-30) Kestrel's connection layer cost a new TLS connection about 190 µs of CPU and 13 context switches beyond
 /// what .NET's SslStream on its own accept loop costs (three thread-pool hand-offs: the accepted connection, the
 /// aborted receive at close, the closed notification), and keep-alive requests a transport pipe each way.
+/// TLS itself is OpenSSL driven directly (Proxy/OpenSsl), not SslStream, which cost more per handshake than nginx on the
+/// same libssl: the benchmark's floor on it measured at nginx's CPU per new connection, SslStream's about 8% above
+/// (bench/README.md, TLS termination).
 /// </summary>
 internal sealed class TlsFrontEnd
 {
@@ -39,7 +43,11 @@ internal sealed class TlsFrontEnd
         _listener = listener;
         _listening = listening;
         Kestrel = kestrel;
+        Tls = new OpenSslServer(listener.SelectCertificate, Listener.Alpn);
     }
+
+    /// <summary>The listener's OpenSSL contexts: one per certificate in use, picked by SNI.</summary>
+    public OpenSslServer Tls { get; }
 
     /// <summary>Where connections go that Kestrel's HTTP pipeline serves.</summary>
     public HandOverTransport Kestrel { get; }
@@ -115,6 +123,8 @@ internal sealed class TlsFrontEnd
             await Task.WhenAll(_open.Keys.Select(c => c.Completion));
         }
         _stopAccepting.Dispose();
+        // Every connection is closed and its SSL object freed: no handshake can call back into the contexts any more.
+        Tls.Dispose();
     }
 }
 
@@ -167,7 +177,7 @@ internal sealed class HandOverTransport : IConnectionListenerFactory, IConnectio
 /// One client connection of a TLS listener: the handshake (certificate by SNI, ALPN h2/http1.1), then a pump that
 /// decrypts into the pipe the fast path (or Kestrel) reads, as Kestrel's transport would fill it: the pipe ends and
 /// <see cref="ConnectionClosed"/> fires when the client leaves, also while nobody reads. Responses go out through a
-/// writer straight on the SslStream: one TLS record per flushed segment.
+/// writer straight on the <see cref="OpenSslStream"/>: one TLS record per flushed segment, one send per flush.
 /// </summary>
 internal sealed class TlsConnection : ConnectionContext, IConnectionLifetimeNotificationFeature, ITlsConnectionFeature, ITlsApplicationProtocolFeature,
     IDuplexPipe
@@ -177,7 +187,7 @@ internal sealed class TlsConnection : ConnectionContext, IConnectionLifetimeNoti
 
     private readonly Socket _socket;
     private readonly TlsFrontEnd _frontEnd;
-    private readonly SslStream _ssl;
+    private OpenSslStream? _ssl;
     private readonly Pipe _fromClient = new(InputOptions);
     private readonly CancellationTokenSource _closed = new();
     private readonly CancellationTokenSource _closeRequested = new();
@@ -190,7 +200,6 @@ internal sealed class TlsConnection : ConnectionContext, IConnectionLifetimeNoti
     {
         _socket = socket;
         _frontEnd = frontEnd;
-        _ssl = new SslStream(new NetworkStream(socket, ownsSocket: true), leaveInnerStreamOpen: false);
         LocalEndPoint = socket.LocalEndPoint;
         RemoteEndPoint = socket.RemoteEndPoint;
         ConnectionId = "tls-" + Interlocked.Increment(ref s_lastId).ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -216,7 +225,7 @@ internal sealed class TlsConnection : ConnectionContext, IConnectionLifetimeNoti
     PipeReader IDuplexPipe.Input => _fromClient.Reader;
     PipeWriter IDuplexPipe.Output => _toClient!;
 
-    public ReadOnlyMemory<byte> ApplicationProtocol => _ssl.NegotiatedApplicationProtocol.Protocol;
+    public ReadOnlyMemory<byte> ApplicationProtocol => _ssl?.NegotiatedApplicationProtocol ?? ReadOnlyMemory<byte>.Empty;
     public X509Certificate2? ClientCertificate { get; set; }
     public Task<X509Certificate2?> GetClientCertificateAsync(CancellationToken cancellationToken) => Task.FromResult<X509Certificate2?>(null);
 
@@ -225,19 +234,15 @@ internal sealed class TlsConnection : ConnectionContext, IConnectionLifetimeNoti
         try
         {
             _socket.NoDelay = true;
+            // The certificate is picked by SNI in the handshake (OpenSslServer's server-name callback): no certificate for
+            // the name, no handshake.
+            var ssl = _ssl = new OpenSslStream(_socket, _frontEnd.Tls);
             using (var handshake = new CancellationTokenSource(TlsFrontEnd.HandshakeTimeout))
-            {
-                await _ssl.AuthenticateAsServerAsync(static (_, hello, state, _) =>
-                {
-                    var listener = (Listener)state!;
-                    return ValueTask.FromResult(listener.ServerOptionsFor(hello.ServerName)
-                        ?? throw new AuthenticationException($"no app on {listener.Requested} has a certificate for '{hello.ServerName}'"));
-                }, _frontEnd.Listener, handshake.Token);
-            }
-            _toClient = PipeWriter.Create(_ssl, new StreamPipeWriterOptions(leaveOpen: true));
+                await ssl.HandshakeAsync(handshake.Token);
+            _toClient = PipeWriter.Create(ssl, new StreamPipeWriterOptions(leaveOpen: true));
             Transport = this;
-            var pump = PumpAsync();
-            if (_ssl.NegotiatedApplicationProtocol == SslApplicationProtocol.Http2)
+            var pump = PumpAsync(ssl);
+            if (ssl.NegotiatedApplicationProtocol.Span.SequenceEqual(SslApplicationProtocol.Http2.Protocol.Span))
                 await HandOverAsync(this);
             else
                 await Http1.FastPathConnection.ServeAsync(this, HandOverAsync, _frontEnd.Listener);
@@ -246,7 +251,10 @@ internal sealed class TlsConnection : ConnectionContext, IConnectionLifetimeNoti
             // read through the thread pool, one hand-off per connection (measured).
             await _toClient.CompleteAsync();
             await _fromClient.Reader.CompleteAsync();
-            try { _socket.Shutdown(SocketShutdown.Both); } catch (SocketException) { }
+            // close_notify, so the client knows the response was not cut short (best effort: it may be gone).
+            if (Interlocked.CompareExchange(ref _aborted, 0, 0) == 0)
+                try { await ssl.ShutdownAsync(CancellationToken.None); } catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException) { }
+            try { _socket.Shutdown(SocketShutdown.Both); } catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
             await pump;
         }
         catch (Exception e) when (e is AuthenticationException or IOException or SocketException or OperationCanceledException or ObjectDisposedException
@@ -268,7 +276,7 @@ internal sealed class TlsConnection : ConnectionContext, IConnectionLifetimeNoti
     private Task HandOverAsync(ConnectionContext connection) => _frontEnd.Kestrel.Hand(this) ? _kestrelDone.Task : Task.CompletedTask;
 
     /// <summary>Decrypts what the client sends into the pipe, until it closes (or the connection is aborted).</summary>
-    private async Task PumpAsync()
+    private async Task PumpAsync(OpenSslStream ssl)
     {
         Exception? error = null;
         try
@@ -276,10 +284,10 @@ internal sealed class TlsConnection : ConnectionContext, IConnectionLifetimeNoti
             while (true)
             {
                 // Wait for data with a zero-byte read first, as Kestrel's TLS adapter does: an idle connection then holds
-                // neither a pipe segment nor SslStream's frame buffer (about 16 KiB) while it waits.
-                if (await _ssl.ReadAsync(Memory<byte>.Empty) < 0) break;
+                // no pipe segment while it waits (and OpenSSL none of its record buffers: SSL_MODE_RELEASE_BUFFERS).
+                if (await ssl.ReadAsync(Memory<byte>.Empty) < 0) break;
                 var memory = _fromClient.Writer.GetMemory(4096);
-                var read = await _ssl.ReadAsync(memory);
+                var read = await ssl.ReadAsync(memory);
                 if (read == 0) break;
                 _fromClient.Writer.Advance(read);
                 if ((await _fromClient.Writer.FlushAsync()).IsCompleted) break;
@@ -289,21 +297,19 @@ internal sealed class TlsConnection : ConnectionContext, IConnectionLifetimeNoti
         {
             error = Interlocked.CompareExchange(ref _aborted, 0, 0) == 1 ? new ConnectionAbortedException("the connection was aborted", e) : new ConnectionResetException(e.Message, e);
         }
+        // An abort shuts the socket down, which the pump sees as the end: the reader is told it was an abort all the same.
+        if (error is null && Interlocked.CompareExchange(ref _aborted, 0, 0) == 1) error = new ConnectionAbortedException("the connection was aborted");
         await _fromClient.Writer.CompleteAsync(error);
         // As Kestrel's transport: the client is gone, whether or not anyone is reading.
         try { _closed.Cancel(); } catch (ObjectDisposedException) { }
     }
 
-    private async ValueTask CloseAsync()
+    private ValueTask CloseAsync()
     {
-        try
-        {
-            await _ssl.DisposeAsync();
-        }
-        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or InvalidOperationException)
-        {
-        }
+        // The SSL object first (no call of it is in flight by now: the pump and the writer are done), then the descriptor.
+        _ssl?.Dispose();
         _socket.Dispose();
+        return ValueTask.CompletedTask;
     }
 
     public void RequestClose()
@@ -314,8 +320,10 @@ internal sealed class TlsConnection : ConnectionContext, IConnectionLifetimeNoti
     public override void Abort(ConnectionAbortedException abortReason)
     {
         Interlocked.Exchange(ref _aborted, 1);
-        // Closing the socket ends the pump (the reader sees the abort) and any write in flight.
-        _socket.Dispose();
+        // Shutting the socket down ends the pump (its wait for data sees the end) and any write in flight. Not a close: the
+        // descriptor stays open until the connection has freed its SSL object (CloseAsync), so no read of OpenSSL's can
+        // land on the number reused by another connection.
+        try { _socket.Shutdown(SocketShutdown.Both); } catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
     }
 
     /// <summary>Kestrel disposes the connection when its pipeline is done with it.</summary>

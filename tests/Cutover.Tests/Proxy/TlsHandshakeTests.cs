@@ -19,7 +19,7 @@ namespace Cutover.Tests.Proxy;
 public class TlsHandshakeTests
 {
     [Fact]
-    public async Task Handshakes_share_one_options_object_per_certificate_and_a_reloaded_certificate_gets_its_own()
+    public async Task Handshakes_share_one_openssl_context_per_certificate_and_a_reloaded_certificate_gets_its_own()
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         var dir = Directory.CreateTempSubdirectory("cutover-test-");
@@ -38,23 +38,23 @@ public class TlsHandshakeTests
             }, listeners, NullLoggerFactory.Instance, timeout.Token);
             var listener = listeners.TlsListenerOf(app);
 
-            // Real handshakes, each on a new connection: the certificate served, and one options object behind all of them.
+            // Real handshakes, each on a new connection: the certificate served, and one SSL_CTX behind all of them.
             Assert.Equal(first, await ServedThumbprintAsync(listener.Bound, "a.test", timeout.Token));
-            var options = listener.ServerOptionsFor("a.test");
+            var certificate = listener.SelectCertificate("a.test")!;
+            var context = listener.TlsContexts!.ContextFor(certificate);
             Assert.Equal(first, await ServedThumbprintAsync(listener.Bound, "A.TEST.", timeout.Token));
-            Assert.Same(options, listener.ServerOptionsFor("a.test"));
-            Assert.Equal(first, options!.ServerCertificateContext!.TargetCertificate.Thumbprint);
-            Assert.Equal([SslApplicationProtocol.Http2, SslApplicationProtocol.Http11], options.ApplicationProtocols!);
-            Assert.Null(listener.ServerOptionsFor("b.test")); // no app for it: the handshake fails, as before
+            Assert.Same(context, listener.TlsContexts.ContextFor(listener.SelectCertificate("a.test")!));
+            Assert.Equal(first, certificate.TargetCertificate.Thumbprint);
+            Assert.Null(listener.SelectCertificate("b.test")); // no app for it: the handshake fails, as before
 
-            // Replaced files: the next handshake serves the new certificate, through options of its own.
+            // Replaced files: the next handshake serves the new certificate, through an SSL_CTX of its own.
             var second = PemCertificate.Write(certFile, keyFile, "a.test", "a.test");
             ((CertificateFiles)app.Certificates!).ReloadIfChanged();
             Assert.Equal(second, await ServedThumbprintAsync(listener.Bound, "a.test", timeout.Token));
-            var reloaded = listener.ServerOptionsFor("a.test");
-            Assert.NotSame(options, reloaded);
-            Assert.Equal(second, reloaded!.ServerCertificateContext!.TargetCertificate.Thumbprint);
-            Assert.Same(reloaded, listener.ServerOptionsFor("a.test"));
+            var reloaded = listener.TlsContexts.ContextFor(listener.SelectCertificate("a.test")!);
+            Assert.NotSame(context, reloaded);
+            Assert.Equal(second, listener.SelectCertificate("a.test")!.TargetCertificate.Thumbprint);
+            Assert.Same(reloaded, listener.TlsContexts.ContextFor(listener.SelectCertificate("a.test")!));
         }
         finally
         {
