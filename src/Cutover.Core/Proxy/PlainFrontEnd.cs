@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
@@ -17,92 +16,10 @@ namespace Cutover.Proxy;
 /// connections (a load balancer reconnecting, a client pool starting) that queue is where the proxy's p99 went, see
 /// bench/README.md (proxy).
 /// </summary>
-internal sealed class PlainFrontEnd
+internal sealed class PlainFrontEnd(Listener listener, Socket listening, HandOverTransport kestrel) : FrontEnd<PlainConnection>(listener, listening, kestrel)
 {
-    private readonly Socket _listening;
-    private readonly ConcurrentDictionary<PlainConnection, byte> _open = new();
-    private readonly CancellationTokenSource _stopAccepting = new();
-    private Task _acceptLoop = Task.CompletedTask;
-
-    public PlainFrontEnd(Listener listener, Socket listening, HandOverTransport kestrel)
-    {
-        Listener = listener;
-        _listening = listening;
-        Kestrel = kestrel;
-    }
-
-    /// <summary>Where connections go that Kestrel's HTTP pipeline serves.</summary>
-    public HandOverTransport Kestrel { get; }
-
-    public Listener Listener { get; }
-
-    /// <summary>Connections open now (accepted, not yet closed), handed to Kestrel or not.</summary>
-    internal int OpenConnections => _open.Count;
-
-    public void Start()
-    {
-        // As TlsFrontEnd.Start: no captured context, so every continuation runs on the socket thread that completed it.
-        var previous = SynchronizationContext.Current;
-        SynchronizationContext.SetSynchronizationContext(null);
-        try
-        {
-            using (ExecutionContext.SuppressFlow()) _acceptLoop = AcceptLoopAsync();
-        }
-        finally
-        {
-            SynchronizationContext.SetSynchronizationContext(previous);
-        }
-    }
-
-    private async Task AcceptLoopAsync()
-    {
-        while (true)
-        {
-            Socket socket;
-            try
-            {
-                socket = await _listening.AcceptAsync(_stopAccepting.Token);
-            }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
-            {
-                return;
-            }
-            catch (SocketException)
-            {
-                // A connection reset while queued, or out of descriptors: the next one may do; do not spin on a lasting error.
-                try { await Task.Delay(10, _stopAccepting.Token); } catch (OperationCanceledException) { return; }
-                continue;
-            }
-            var connection = new PlainConnection(socket, this);
-            _open[connection] = 0;
-            // Runs up to the first wait for the network on this thread: no hand-off to the thread pool.
-            _ = connection.RunAsync();
-        }
-    }
-
-    internal void Closed(PlainConnection connection) => _open.TryRemove(connection, out _);
-
-    /// <summary>
-    /// Stops accepting, asks every connection to close (idle ones at once, busy ones after their response) and waits
-    /// for them until <paramref name="drained"/>; what is still open then is cut. Connections Kestrel serves are closed
-    /// by Kestrel's own stop, which runs beside this.
-    /// </summary>
-    public async Task StopAsync(CancellationToken drained)
-    {
-        _stopAccepting.Cancel();
-        await _acceptLoop;
-        foreach (var connection in _open.Keys) connection.RequestClose();
-        try
-        {
-            await Task.WhenAll(_open.Keys.Select(c => c.Completion)).WaitAsync(drained);
-        }
-        catch (OperationCanceledException)
-        {
-            foreach (var connection in _open.Keys) connection.Abort();
-            await Task.WhenAll(_open.Keys.Select(c => c.Completion));
-        }
-        _stopAccepting.Dispose();
-    }
+    /// <summary>Runs up to its first wait for the network on the accepting thread.</summary>
+    protected override PlainConnection Accepted(Socket socket) => new(socket, this);
 }
 
 /// <summary>
@@ -111,7 +28,7 @@ internal sealed class PlainFrontEnd
 /// leaves, also while nobody reads); responses go out through a writer straight on the socket, one send per flushed
 /// segment, with no output pipe and send loop between.
 /// </summary>
-internal sealed class PlainConnection : ConnectionContext, IConnectionLifetimeNotificationFeature, IDuplexPipe
+internal sealed class PlainConnection : ConnectionContext, IFrontEndConnection, IConnectionLifetimeNotificationFeature, IDuplexPipe
 {
     private static readonly PipeOptions InputOptions = new(readerScheduler: PipeScheduler.Inline, writerScheduler: PipeScheduler.Inline, useSynchronizationContext: false);
     /// <summary>Kestrel's socket transport receives into segments of its memory pool's block size.</summary>

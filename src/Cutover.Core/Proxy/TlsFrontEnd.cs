@@ -1,11 +1,9 @@
-using System.Collections.Concurrent;
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
-using System.Threading.Channels;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http.Features;
@@ -27,150 +25,24 @@ namespace Cutover.Proxy;
 /// same libssl: the benchmark's floor on it measured at nginx's CPU per new connection, SslStream's about 8% above
 /// (bench/README.md, TLS termination).
 /// </summary>
-internal sealed class TlsFrontEnd
+internal sealed class TlsFrontEnd : FrontEnd<TlsConnection>
 {
     /// <summary>Kestrel's default handshake timeout: a client that has not finished its handshake by then is dropped.</summary>
     public static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
 
-    private readonly Listener _listener;
-    private readonly Socket _listening;
-    private readonly ConcurrentDictionary<TlsConnection, byte> _open = new();
-    private readonly CancellationTokenSource _stopAccepting = new();
-    private Task _acceptLoop = Task.CompletedTask;
-
-    public TlsFrontEnd(Listener listener, Socket listening, HandOverTransport kestrel)
+    public TlsFrontEnd(Listener listener, Socket listening, HandOverTransport kestrel) : base(listener, listening, kestrel)
     {
-        _listener = listener;
-        _listening = listening;
-        Kestrel = kestrel;
         Tls = new OpenSslServer(listener.SelectCertificate, Listener.Alpn);
     }
 
     /// <summary>The listener's OpenSSL contexts: one per certificate in use, picked by SNI.</summary>
     public OpenSslServer Tls { get; }
 
-    /// <summary>Where connections go that Kestrel's HTTP pipeline serves.</summary>
-    public HandOverTransport Kestrel { get; }
+    /// <summary>Runs up to the handshake's first wait for the network on the accepting thread.</summary>
+    protected override TlsConnection Accepted(Socket socket) => new(socket, this);
 
-    public Listener Listener => _listener;
-
-    /// <summary>Connections open now (accepted, not yet closed), handed to Kestrel or not.</summary>
-    internal int OpenConnections => _open.Count;
-
-    public void Start()
-    {
-        // The agent starts listeners from flows under Platform/ThreadPoolContext, whose awaits resume on the thread pool:
-        // the accept loop, and every connection it starts, must resume instead on the socket thread that completed the
-        // operation (inline socket completions), with none of the starting flow's context. Captured, the context
-        // posted every continuation of every connection to the pool (5 hand-offs per new connection, measured).
-        var previous = SynchronizationContext.Current;
-        SynchronizationContext.SetSynchronizationContext(null);
-        try
-        {
-            using (ExecutionContext.SuppressFlow()) _acceptLoop = AcceptLoopAsync();
-        }
-        finally
-        {
-            SynchronizationContext.SetSynchronizationContext(previous);
-        }
-    }
-
-    private async Task AcceptLoopAsync()
-    {
-        while (true)
-        {
-            Socket socket;
-            try
-            {
-                socket = await _listening.AcceptAsync(_stopAccepting.Token);
-            }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
-            {
-                return;
-            }
-            catch (SocketException)
-            {
-                // A connection reset while queued, or out of descriptors: the next one may do; do not spin on a lasting error.
-                try { await Task.Delay(10, _stopAccepting.Token); } catch (OperationCanceledException) { return; }
-                continue;
-            }
-            var connection = new TlsConnection(socket, this);
-            _open[connection] = 0;
-            // Runs up to the handshake's first wait for the network on this thread: no hand-off to the thread pool.
-            _ = connection.RunAsync();
-        }
-    }
-
-    internal void Closed(TlsConnection connection) => _open.TryRemove(connection, out _);
-
-    /// <summary>
-    /// Stops accepting, asks every connection to close (idle ones at once, busy ones after their response) and waits
-    /// for them until <paramref name="drained"/>; what is still open then is cut. Connections Kestrel serves are closed
-    /// by Kestrel's own stop, which runs beside this.
-    /// </summary>
-    public async Task StopAsync(CancellationToken drained)
-    {
-        _stopAccepting.Cancel();
-        await _acceptLoop;
-        foreach (var connection in _open.Keys) connection.RequestClose();
-        try
-        {
-            await Task.WhenAll(_open.Keys.Select(c => c.Completion)).WaitAsync(drained);
-        }
-        catch (OperationCanceledException)
-        {
-            foreach (var connection in _open.Keys) connection.Abort();
-            await Task.WhenAll(_open.Keys.Select(c => c.Completion));
-        }
-        _stopAccepting.Dispose();
-        // Every connection is closed and its SSL object freed: no handshake can call back into the contexts any more.
-        Tls.Dispose();
-    }
-}
-
-/// <summary>
-/// Kestrel's transport for a TLS listener: it accepts nothing from the network, only the connections
-/// <see cref="TlsFrontEnd"/> hands it, TLS done (Kestrel's HTTP/2 and HTTP/1.1 see the ALPN result and https as with its
-/// own TLS). Registered as the listener's only IConnectionListenerFactory.
-/// </summary>
-internal sealed class HandOverTransport : IConnectionListenerFactory, IConnectionListener
-{
-    private readonly Channel<ConnectionContext> _handed = Channel.CreateUnbounded<ConnectionContext>(new UnboundedChannelOptions { SingleReader = true });
-
-    public EndPoint EndPoint { get; private set; } = new IPEndPoint(IPAddress.Loopback, 0);
-
-    /// <summary>False when Kestrel has stopped taking connections (the listener is stopping): the caller closes it.</summary>
-    public bool Hand(ConnectionContext connection) => _handed.Writer.TryWrite(connection);
-
-    public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
-    {
-        EndPoint = endpoint;
-        return ValueTask.FromResult<IConnectionListener>(this);
-    }
-
-    public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
-    {
-        try
-        {
-            return await _handed.Reader.ReadAsync(cancellationToken);
-        }
-        catch (ChannelClosedException)
-        {
-            return null;
-        }
-    }
-
-    public ValueTask UnbindAsync(CancellationToken cancellationToken = default)
-    {
-        _handed.Writer.TryComplete();
-        return ValueTask.CompletedTask;
-    }
-
-    public ValueTask DisposeAsync()
-    {
-        _handed.Writer.TryComplete();
-        return ValueTask.CompletedTask;
-    }
+    /// <summary>Every connection is closed and its SSL object freed: no handshake can call back into the contexts any more.</summary>
+    protected override void Stopped() => Tls.Dispose();
 }
 
 /// <summary>
@@ -179,7 +51,7 @@ internal sealed class HandOverTransport : IConnectionListenerFactory, IConnectio
 /// <see cref="ConnectionClosed"/> fires when the client leaves, also while nobody reads. Responses go out through a
 /// writer straight on the <see cref="OpenSslStream"/>: one TLS record per flushed segment, one send per flush.
 /// </summary>
-internal sealed class TlsConnection : ConnectionContext, IConnectionLifetimeNotificationFeature, ITlsConnectionFeature, ITlsApplicationProtocolFeature,
+internal sealed class TlsConnection : ConnectionContext, IFrontEndConnection, IConnectionLifetimeNotificationFeature, ITlsConnectionFeature, ITlsApplicationProtocolFeature,
     IDuplexPipe
 {
     private static readonly PipeOptions InputOptions = new(readerScheduler: PipeScheduler.Inline, writerScheduler: PipeScheduler.Inline, useSynchronizationContext: false);

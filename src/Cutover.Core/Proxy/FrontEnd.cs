@@ -1,0 +1,124 @@
+using System.Collections.Concurrent;
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Connections;
+
+namespace Cutover.Proxy;
+
+/// <summary>A connection a <see cref="FrontEnd{TConnection}"/> accepted: it runs itself and can be asked to close.</summary>
+internal interface IFrontEndConnection
+{
+    /// <summary>Serves the connection to its end; started on the thread that accepted it.</summary>
+    Task RunAsync();
+
+    /// <summary>Completes when the connection is closed and forgotten.</summary>
+    Task Completion { get; }
+
+    /// <summary>Close once idle: at once when no request is in flight, else after its response.</summary>
+    void RequestClose();
+}
+
+/// <summary>
+/// A listener's own accept loop (<see cref="PlainFrontEnd"/>, <see cref="TlsFrontEnd"/>), in place of Kestrel's socket
+/// transport: each accepted connection starts on the thread that accepted it (with inline socket completions, the
+/// epoll thread) instead of being queued to the thread pool as Kestrel's accept loop does, and goes to Http1/'s fast
+/// path; Kestrel's HTTP pipeline gets only what the fast path hands over, through <see cref="HandOverTransport"/>.
+/// </summary>
+internal abstract class FrontEnd<TConnection> where TConnection : ConnectionContext, IFrontEndConnection
+{
+    private readonly Socket _listening;
+    private readonly ConcurrentDictionary<TConnection, byte> _open = new();
+    private readonly CancellationTokenSource _stopAccepting = new();
+    private Task _acceptLoop = Task.CompletedTask;
+
+    protected FrontEnd(Listener listener, Socket listening, HandOverTransport kestrel)
+    {
+        Listener = listener;
+        _listening = listening;
+        Kestrel = kestrel;
+    }
+
+    /// <summary>Where connections go that Kestrel's HTTP pipeline serves.</summary>
+    public HandOverTransport Kestrel { get; }
+
+    public Listener Listener { get; }
+
+    /// <summary>Connections open now (accepted, not yet closed), handed to Kestrel or not.</summary>
+    internal int OpenConnections => _open.Count;
+
+    /// <summary>The connection for a socket just accepted (not started yet).</summary>
+    protected abstract TConnection Accepted(Socket socket);
+
+    /// <summary>Called once every connection has closed, at the end of <see cref="StopAsync"/>.</summary>
+    protected virtual void Stopped()
+    {
+    }
+
+    public void Start()
+    {
+        // The agent starts listeners from flows under Platform/ThreadPoolContext, whose awaits resume on the thread pool:
+        // the accept loop, and every connection it starts, must resume instead on the socket thread that completed the
+        // operation (inline socket completions), with none of the starting flow's context. Captured, the context
+        // posted every continuation of every connection to the pool (5 hand-offs per new TLS connection, measured).
+        var previous = SynchronizationContext.Current;
+        SynchronizationContext.SetSynchronizationContext(null);
+        try
+        {
+            using (ExecutionContext.SuppressFlow()) _acceptLoop = AcceptLoopAsync();
+        }
+        finally
+        {
+            SynchronizationContext.SetSynchronizationContext(previous);
+        }
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        while (true)
+        {
+            Socket socket;
+            try
+            {
+                socket = await _listening.AcceptAsync(_stopAccepting.Token);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+            {
+                return;
+            }
+            catch (SocketException)
+            {
+                // A connection reset while queued, or out of descriptors: the next one may do; do not spin on a lasting error.
+                try { await Task.Delay(10, _stopAccepting.Token); } catch (OperationCanceledException) { return; }
+                continue;
+            }
+            var connection = Accepted(socket);
+            _open[connection] = 0;
+            // Runs up to its first wait for the network on this thread: no hand-off to the thread pool.
+            _ = connection.RunAsync();
+        }
+    }
+
+    internal void Closed(TConnection connection) => _open.TryRemove(connection, out _);
+
+    /// <summary>
+    /// Stops accepting, asks every connection to close (idle ones at once, busy ones after their response) and waits
+    /// for them until <paramref name="drained"/>; what is still open then is cut. Connections Kestrel serves are closed
+    /// by Kestrel's own stop, which runs beside this.
+    /// </summary>
+    public async Task StopAsync(CancellationToken drained)
+    {
+        _stopAccepting.Cancel();
+        await _acceptLoop;
+        foreach (var connection in _open.Keys) connection.RequestClose();
+        try
+        {
+            await Task.WhenAll(_open.Keys.Select(c => c.Completion)).WaitAsync(drained);
+        }
+        catch (OperationCanceledException)
+        {
+            foreach (var connection in _open.Keys) connection.Abort();
+            await Task.WhenAll(_open.Keys.Select(c => c.Completion));
+        }
+        _stopAccepting.Dispose();
+        Stopped();
+    }
+}
