@@ -214,7 +214,7 @@ internal sealed class FastPathConnection
     }
 
     /// <summary>One request: read and parse its head, then hand over, refuse or forward it.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(Platform.DeepPoolingValueTaskMethodBuilder<>))]
     private async ValueTask<Next> ServeOneAsync()
     {
         _clientTimer.CancelAfter(KeepAliveTimeout);
@@ -455,7 +455,7 @@ internal sealed class FastPathConnection
     /// ready, 504 at response_timeout, 502 when the instance failed or answered garbage. Returns the status the
     /// client got (499 when it left first) and whether its connection may carry another request.
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(Platform.DeepPoolingValueTaskMethodBuilder<>))]
     private async ValueTask<(int Status, bool KeepClient)> ForwardAsync(ProxyServer app, string method, bool isHead, int headLength, long bodyToStream, bool hasBody, bool clientWantsClose, bool hsts)
     {
         Backend? first = null;
@@ -547,7 +547,7 @@ internal sealed class FastPathConnection
     private readonly record struct Exchange(Outcome Outcome, int Status = 0, bool KeepClient = false, bool NothingSent = false, bool BodyUnread = false);
 
     /// <summary>One try on one instance: the request out, the response back to the client.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(Platform.DeepPoolingValueTaskMethodBuilder<>))]
     private async ValueTask<Exchange> ExchangeAsync(Backend backend, bool isHead, int headLength, long bodyToStream, TimeSpan responseTimeout, bool clientWantsClose, bool hsts)
     {
         var replayable = bodyToStream == 0;
@@ -644,7 +644,7 @@ internal sealed class FastPathConnection
     /// when the client left first. Bounded by response_timeout, as the YARP path's upload is (a client that sends slowly but steadily
     /// gets its 504 and the connection closes), and by activity_timeout: a body that stops moving cuts both sides.
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(Platform.DeepPoolingValueTaskMethodBuilder<>))]
     private async ValueTask<RequestBody> StreamRequestBodyAsync(UpstreamConnection connection, long remaining, CancellationToken deadline)
     {
         WatchActivity();
@@ -724,7 +724,7 @@ internal sealed class FastPathConnection
     /// the client on the way, 100 and 102 are dropped (the client did not ask for them: Expect is Kestrel's). Returns
     /// how many bytes of the buffer hold the head and what followed it.
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(Platform.DeepPoolingValueTaskMethodBuilder<>))]
     private async ValueTask<(ResponseParse Parse, int Received)> ReadResponseHeadAsync(UpstreamConnection connection, bool isHead, CancellationToken deadline)
     {
         var received = 0;
@@ -770,7 +770,7 @@ internal sealed class FastPathConnection
     }
 
     /// <summary>The response head (hop-by-hop fields dropped) and its body by its framing, to the client.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(Platform.DeepPoolingValueTaskMethodBuilder<>))]
     private async ValueTask<Relay> RelayResponseAsync(UpstreamConnection connection, int received, bool clientWantsClose, bool hsts)
     {
         var status = _response.Status;
