@@ -1,21 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net.Sockets;
-using Microsoft.AspNetCore.Connections;
 
 namespace Cutover.Proxy;
-
-/// <summary>A connection a <see cref="FrontEnd{TConnection}"/> accepted: it runs itself and can be asked to close.</summary>
-internal interface IFrontEndConnection
-{
-    /// <summary>Serves the connection to its end; started on the thread that accepted it.</summary>
-    Task RunAsync();
-
-    /// <summary>Completes when the connection is closed and forgotten.</summary>
-    Task Completion { get; }
-
-    /// <summary>Close once idle: at once when no request is in flight, else after its response.</summary>
-    void RequestClose();
-}
 
 /// <summary>
 /// A listener's own accept loop (<see cref="PlainFrontEnd"/>, <see cref="TlsFrontEnd"/>), in place of Kestrel's socket
@@ -23,10 +9,10 @@ internal interface IFrontEndConnection
 /// epoll thread) instead of being queued to the thread pool as Kestrel's accept loop does, and goes to Http1/'s fast
 /// path; Kestrel's HTTP pipeline gets only what the fast path hands over, through <see cref="HandOverTransport"/>.
 /// </summary>
-internal abstract class FrontEnd<TConnection> where TConnection : ConnectionContext, IFrontEndConnection
+internal abstract class FrontEnd
 {
     private readonly Socket _listening;
-    private readonly ConcurrentDictionary<TConnection, byte> _open = new();
+    private readonly ConcurrentDictionary<FrontEndConnection, byte> _open = new();
     private readonly CancellationTokenSource _stopAccepting = new();
     private Task _acceptLoop = Task.CompletedTask;
 
@@ -46,7 +32,7 @@ internal abstract class FrontEnd<TConnection> where TConnection : ConnectionCont
     internal int OpenConnections => _open.Count;
 
     /// <summary>The connection for a socket just accepted (not started yet).</summary>
-    protected abstract TConnection Accepted(Socket socket);
+    protected abstract FrontEndConnection Accepted(Socket socket);
 
     /// <summary>Called once every connection has closed, at the end of <see cref="StopAsync"/>.</summary>
     protected virtual void Stopped()
@@ -97,7 +83,7 @@ internal abstract class FrontEnd<TConnection> where TConnection : ConnectionCont
         }
     }
 
-    internal void Closed(TConnection connection) => _open.TryRemove(connection, out _);
+    internal void Closed(FrontEndConnection connection) => _open.TryRemove(connection, out _);
 
     /// <summary>
     /// Stops accepting, asks every connection to close (idle ones at once, busy ones after their response) and waits

@@ -25,7 +25,7 @@ namespace Cutover.Proxy;
 /// same libssl: the benchmark's floor on it measured at nginx's CPU per new connection, SslStream's about 8% above
 /// (bench/README.md, TLS termination).
 /// </summary>
-internal sealed class TlsFrontEnd : FrontEnd<TlsConnection>
+internal sealed class TlsFrontEnd : FrontEnd
 {
     /// <summary>Kestrel's default handshake timeout: a client that has not finished its handshake by then is dropped.</summary>
     public static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
@@ -39,7 +39,7 @@ internal sealed class TlsFrontEnd : FrontEnd<TlsConnection>
     public OpenSslServer Tls { get; }
 
     /// <summary>Runs up to the handshake's first wait for the network on the accepting thread.</summary>
-    protected override TlsConnection Accepted(Socket socket) => new(socket, this);
+    protected override FrontEndConnection Accepted(Socket socket) => new TlsConnection(socket, this);
 
     /// <summary>Every connection is closed and its SSL object freed: no handshake can call back into the contexts any more.</summary>
     protected override void Stopped() => Tls.Dispose();
@@ -51,64 +51,33 @@ internal sealed class TlsFrontEnd : FrontEnd<TlsConnection>
 /// <see cref="ConnectionClosed"/> fires when the client leaves, also while nobody reads. Responses go out through a
 /// writer straight on the <see cref="OpenSslStream"/>: one TLS record per flushed segment, one send per flush.
 /// </summary>
-internal sealed class TlsConnection : ConnectionContext, IFrontEndConnection, IConnectionLifetimeNotificationFeature, ITlsConnectionFeature, ITlsApplicationProtocolFeature,
-    IDuplexPipe
+internal sealed class TlsConnection : FrontEndConnection, ITlsConnectionFeature, ITlsApplicationProtocolFeature
 {
-    private static readonly PipeOptions InputOptions = new(readerScheduler: PipeScheduler.Inline, writerScheduler: PipeScheduler.Inline, useSynchronizationContext: false);
-    private static long s_lastId;
-
-    private readonly Socket _socket;
     private readonly TlsFrontEnd _frontEnd;
     private OpenSslStream? _ssl;
-    private readonly Pipe _fromClient = new(InputOptions);
-    private readonly CancellationTokenSource _closed = new();
-    private readonly CancellationTokenSource _closeRequested = new();
-    private readonly TaskCompletionSource _kestrelDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private PipeWriter? _toClient;
-    private int _aborted;
 
-    public TlsConnection(Socket socket, TlsFrontEnd frontEnd)
+    public TlsConnection(Socket socket, TlsFrontEnd frontEnd) : base(socket, frontEnd, "tls")
     {
-        _socket = socket;
         _frontEnd = frontEnd;
-        LocalEndPoint = socket.LocalEndPoint;
-        RemoteEndPoint = socket.RemoteEndPoint;
-        ConnectionId = "tls-" + Interlocked.Increment(ref s_lastId).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        Features.Set<IConnectionLifetimeNotificationFeature>(this);
         Features.Set<ITlsConnectionFeature>(this);
         Features.Set<ITlsApplicationProtocolFeature>(this);
-        ConnectionClosed = _closed.Token;
-        ConnectionClosedRequested = _closeRequested.Token;
     }
 
-    /// <summary>Completes when the connection is closed and forgotten.</summary>
-    public Task Completion => _completion.Task;
-
-    public override string ConnectionId { get; set; }
-    public override IFeatureCollection Features { get; } = new FeatureCollection();
-    public override IDictionary<object, object?> Items { get; set; } = new Dictionary<object, object?>();
-    public override IDuplexPipe Transport { get; set; } = null!;
-    public override CancellationToken ConnectionClosed { get; set; }
-    public override EndPoint? LocalEndPoint { get; set; }
-    public override EndPoint? RemoteEndPoint { get; set; }
-    public CancellationToken ConnectionClosedRequested { get; set; }
-
-    PipeReader IDuplexPipe.Input => _fromClient.Reader;
-    PipeWriter IDuplexPipe.Output => _toClient!;
+    protected override PipeWriter ToClient => _toClient!;
 
     public ReadOnlyMemory<byte> ApplicationProtocol => _ssl?.NegotiatedApplicationProtocol ?? ReadOnlyMemory<byte>.Empty;
     public X509Certificate2? ClientCertificate { get; set; }
     public Task<X509Certificate2?> GetClientCertificateAsync(CancellationToken cancellationToken) => Task.FromResult<X509Certificate2?>(null);
 
-    public async Task RunAsync()
+    public override async Task RunAsync()
     {
         try
         {
-            _socket.NoDelay = true;
+            Socket.NoDelay = true;
             // The certificate is picked by SNI in the handshake (OpenSslServer's server-name callback): no certificate for
             // the name, no handshake.
-            var ssl = _ssl = new OpenSslStream(_socket, _frontEnd.Tls);
+            var ssl = _ssl = new OpenSslStream(Socket, _frontEnd.Tls);
             using (var handshake = new CancellationTokenSource(TlsFrontEnd.HandshakeTimeout))
                 await ssl.HandshakeAsync(handshake.Token);
             _toClient = PipeWriter.Create(ssl, new StreamPipeWriterOptions(leaveOpen: true));
@@ -122,11 +91,11 @@ internal sealed class TlsConnection : ConnectionContext, IFrontEndConnection, IC
             // thread, by epoll): closing the socket under a pending read would abort it, and .NET completes an aborted
             // read through the thread pool, one hand-off per connection (measured).
             await _toClient.CompleteAsync();
-            await _fromClient.Reader.CompleteAsync();
+            await FromClient.Reader.CompleteAsync();
             // close_notify, so the client knows the response was not cut short (best effort: it may be gone).
-            if (Interlocked.CompareExchange(ref _aborted, 0, 0) == 0)
+            if (!Aborted)
                 try { await ssl.ShutdownAsync(CancellationToken.None); } catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException) { }
-            try { _socket.Shutdown(SocketShutdown.Both); } catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
+            try { Socket.Shutdown(SocketShutdown.Both); } catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
             await pump;
         }
         catch (Exception e) when (e is AuthenticationException or IOException or SocketException or OperationCanceledException or ObjectDisposedException
@@ -136,16 +105,10 @@ internal sealed class TlsConnection : ConnectionContext, IFrontEndConnection, IC
         }
         finally
         {
-            await CloseAsync();
-            _closed.Dispose();
-            _closeRequested.Dispose();
-            _frontEnd.Closed(this);
-            _completion.TrySetResult();
+            Close();
+            Forget();
         }
     }
-
-    /// <summary>Kestrel's HTTP pipeline serves the connection from here; completes when Kestrel has let go of it.</summary>
-    private Task HandOverAsync(ConnectionContext connection) => _frontEnd.Kestrel.Hand(this) ? _kestrelDone.Task : Task.CompletedTask;
 
     /// <summary>Decrypts what the client sends into the pipe, until it closes (or the connection is aborted).</summary>
     private async Task PumpAsync(OpenSslStream ssl)
@@ -158,50 +121,35 @@ internal sealed class TlsConnection : ConnectionContext, IFrontEndConnection, IC
                 // Wait for data with a zero-byte read first, as Kestrel's TLS adapter does: an idle connection then holds
                 // no pipe segment while it waits (and OpenSSL none of its record buffers: SSL_MODE_RELEASE_BUFFERS).
                 if (await ssl.ReadAsync(Memory<byte>.Empty) < 0) break;
-                var memory = _fromClient.Writer.GetMemory(4096);
+                var memory = FromClient.Writer.GetMemory(4096);
                 var read = await ssl.ReadAsync(memory);
                 if (read == 0) break;
-                _fromClient.Writer.Advance(read);
-                if ((await _fromClient.Writer.FlushAsync()).IsCompleted) break;
+                FromClient.Writer.Advance(read);
+                if ((await FromClient.Writer.FlushAsync()).IsCompleted) break;
             }
         }
         catch (Exception e)
         {
-            error = Interlocked.CompareExchange(ref _aborted, 0, 0) == 1 ? new ConnectionAbortedException("the connection was aborted", e) : new ConnectionResetException(e.Message, e);
+            error = InputFailure(e);
         }
         // An abort shuts the socket down, which the pump sees as the end: the reader is told it was an abort all the same.
-        if (error is null && Interlocked.CompareExchange(ref _aborted, 0, 0) == 1) error = new ConnectionAbortedException("the connection was aborted");
-        await _fromClient.Writer.CompleteAsync(error);
-        // As Kestrel's transport: the client is gone, whether or not anyone is reading.
-        try { _closed.Cancel(); } catch (ObjectDisposedException) { }
+        if (error is null && Aborted) error = new ConnectionAbortedException("the connection was aborted");
+        await EndInputAsync(error);
     }
 
-    private ValueTask CloseAsync()
+    private void Close()
     {
         // The SSL object first (no call of it is in flight by now: the pump and the writer are done), then the descriptor.
         _ssl?.Dispose();
-        _socket.Dispose();
-        return ValueTask.CompletedTask;
-    }
-
-    public void RequestClose()
-    {
-        try { _closeRequested.Cancel(); } catch (ObjectDisposedException) { }
+        Socket.Dispose();
     }
 
     public override void Abort(ConnectionAbortedException abortReason)
     {
-        Interlocked.Exchange(ref _aborted, 1);
+        MarkAborted();
         // Shutting the socket down ends the pump (its wait for data sees the end) and any write in flight. Not a close: the
-        // descriptor stays open until the connection has freed its SSL object (CloseAsync), so no read of OpenSSL's can
+        // descriptor stays open until the connection has freed its SSL object (Close), so no read of OpenSSL's can
         // land on the number reused by another connection.
-        try { _socket.Shutdown(SocketShutdown.Both); } catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
-    }
-
-    /// <summary>Kestrel disposes the connection when its pipeline is done with it.</summary>
-    public override ValueTask DisposeAsync()
-    {
-        _kestrelDone.TrySetResult();
-        return ValueTask.CompletedTask;
+        try { Socket.Shutdown(SocketShutdown.Both); } catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
     }
 }
