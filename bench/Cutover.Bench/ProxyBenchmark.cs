@@ -141,7 +141,7 @@ public static partial class ProxyBenchmark
             caddyProcess.BeginErrorReadLine();
             var caddy = new PeerProcess(caddyProcess);
             foreach (var port in new[] { haproxyPort, caddyPort })
-                for (var i = 0; i < 100 && !Answers(port); i++) await Task.Delay(50);
+                for (var i = 0; i < 100 && !UpgradeBenchmark.Answers(port); i++) await Task.Delay(50);
             await Task.Delay(500);
             return new Paths(work, agentPid, backendPid, nginxProxy, cutoverPort, backendPort, nginxPort, haproxy, haproxyPort, caddy, caddyPort);
         }
@@ -250,14 +250,6 @@ public static partial class ProxyBenchmark
 
     [GeneratedRegex(@"Non-2xx or 3xx responses:\s+(\d+)")]
     internal static partial Regex ErrorsPattern();
-
-    /// <summary>True when something accepts connections on 127.0.0.1:<paramref name="port"/>.</summary>
-    private static bool Answers(int port)
-    {
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        try { socket.Connect(IPAddress.Loopback, port); return true; }
-        catch (SocketException) { return false; }
-    }
 
     /// <summary>A peer process the benchmark started (nginx, HAProxy, Caddy), killed with its children when disposed.</summary>
     internal sealed class PeerProcess(Process process) : IDisposable

@@ -151,7 +151,8 @@ public static class UpgradeBenchmark
     private static int[] Children(int pid) =>
         File.ReadAllText($"/proc/{pid}/task/{pid}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).ToArray();
 
-    private static bool Answers(int port)
+    /// <summary>True when http://127.0.0.1:<paramref name="port"/>/ answers 200 (within 2 s).</summary>
+    internal static bool Answers(int port)
     {
         try
         {
