@@ -106,6 +106,9 @@ public sealed class DockerEngine : IAsyncDisposable
         var (_, ids) = await DockerAsync(["ps", "-aq"], check: false);
         var containers = ids.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         if (containers.Length > 0) await DockerAsync(["rm", "-f", .. containers], check: false);
+        // The apps' networks are bridges on the host, which outlive the daemon: left behind, every run's used up address
+        // pools until a later daemon found none free ("could not find an available, non-overlapping IPv4 address pool").
+        await DockerAsync(["network", "prune", "--force"], check: false);
         if (!_daemon.HasExited)
         {
             Cutover.Platform.LibC.Kill(_daemon.Id, 15);
