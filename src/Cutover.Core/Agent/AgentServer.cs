@@ -62,6 +62,7 @@ public sealed partial class AgentServer : IAsyncDisposable
     private readonly AgentHomeLock _homeLock;
     /// <summary>The Prometheus meters: one set for the agent's life, so counters outlive every deploy of every app.</summary>
     private readonly Metrics.AgentMetrics _metrics = new();
+    private readonly Platform.SocketEngines _socketEngines;
     /// <summary>/metrics on <see cref="MetricsListen"/>; null when off (or not bound yet, during a takeover).</summary>
     private Metrics.MetricsEndpoint? _metricsEndpoint;
 
@@ -69,15 +70,22 @@ public sealed partial class AgentServer : IAsyncDisposable
     public System.Net.IPEndPoint? MetricsListen { get; init; }
 
     /// <param name="homeLock">Taken by the caller before it touched anything in the home (agent.log included).</param>
-    public AgentServer(AgentHome home, AgentHomeLock homeLock, ILoggerFactory loggers)
+    /// <param name="socketEngines">The process's socket threads (Platform/SocketEngines, found before the first listener); null: unknown.</param>
+    public AgentServer(AgentHome home, AgentHomeLock homeLock, ILoggerFactory loggers, Platform.SocketEngines? socketEngines = null)
     {
+        _socketEngines = socketEngines ?? Platform.SocketEngines.Unknown;
         _home = home;
         _homeLock = homeLock;
         _store = new AgentStateStore(home);
         _loggers = loggers;
         _logger = loggers.CreateLogger<AgentServer>();
         _acme = new Acme.AcmeCertificates(Path.Combine(home.Path, "certs"), loggers);
-        _listeners = new Proxy.ProxyListeners(loggers, _acme);
+        _listeners = new Proxy.ProxyListeners(loggers, _acme, _socketEngines);
+        // Said once per agent (an upgraded one too): a runtime where the placement no longer works shows here.
+        if (_socketEngines.Count > 0)
+            _logger.LogInformation("proxy: {Count} socket threads, each client connection and its upstream connections on one", _socketEngines.Count);
+        else
+            _logger.LogWarning("proxy: socket threads not found on this .NET runtime; connections stay where .NET puts them (slower under load)");
     }
 
     /// <summary>Runs until SIGTERM/SIGINT (or the token); then drains every app and exits, keeping the state.</summary>

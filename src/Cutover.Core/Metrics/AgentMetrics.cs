@@ -30,6 +30,8 @@ public sealed class AgentMetrics
             new HistogramConfiguration { LabelNames = ["app"], Buckets = RequestBuckets });
         ActiveConnections = factory.CreateGauge("cutover_proxy_active_connections", "Requests (and upgraded connections) the proxy has open to the app's instances.", "app");
         Retries = factory.CreateCounter("cutover_proxy_retries_total", "Requests sent to a second instance because the first could not be reached.", "app");
+        SocketThreadCrossings = factory.CreateCounter("cutover_proxy_socket_thread_crossings_total",
+            "Responses read from an instance on another socket thread than the client connection's: each wakes a second thread. Near 0 when the agent keeps every connection and its upstream connections on one thread.", "app");
         Instances = factory.CreateGauge("cutover_instances", "Instances by process type and state.", "app", "process", "state");
         Restarts = factory.CreateCounter("cutover_instance_restarts_total", "Instances restarted by supervision (exit, failed health checks, max_memory).", "app", "process");
         Memory = factory.CreateGauge("cutover_instance_memory_bytes", "Resident memory of the instance's app processes (its process group without the agent's wrapper).", "app", "process", "instance");
@@ -46,6 +48,7 @@ public sealed class AgentMetrics
     internal Histogram RequestDuration { get; }
     internal Gauge ActiveConnections { get; }
     internal Counter Retries { get; }
+    internal Counter SocketThreadCrossings { get; }
     internal Gauge Instances { get; }
     internal Counter Restarts { get; }
     internal Gauge Memory { get; }

@@ -18,6 +18,7 @@ public sealed class ProxyRequestMetrics
     private readonly Counter.Child?[] _byStatus = new Counter.Child?[MaxStatus];
     private readonly Histogram.Child _duration;
     private readonly Counter.Child _retries;
+    private readonly Counter.Child _crossings;
 
     internal ProxyRequestMetrics(AgentMetrics metrics, string app)
     {
@@ -25,6 +26,7 @@ public sealed class ProxyRequestMetrics
         _requests = metrics.Requests;
         _duration = metrics.RequestDuration.WithLabels(app);
         _retries = metrics.Retries.WithLabels(app);
+        _crossings = metrics.SocketThreadCrossings.WithLabels(app);
     }
 
     /// <summary>A response finished with <paramref name="status"/>; <paramref name="startedTimestamp"/> is Stopwatch.GetTimestamp() at its arrival.</summary>
@@ -36,6 +38,9 @@ public sealed class ProxyRequestMetrics
     }
 
     public void Retried() => _retries.Inc();
+
+    /// <summary>A response came back on another socket thread than its client's (Platform/SocketEngines).</summary>
+    public void CrossedSocketThreads() => _crossings.Inc();
 
     /// <summary>The first request with this code: WithLabels gives every caller the same child, so a race is harmless.</summary>
     private Counter.Child Resolve(int status)

@@ -15,6 +15,8 @@ internal abstract class FrontEnd
     private readonly ConcurrentDictionary<FrontEndConnection, byte> _open = new();
     private readonly CancellationTokenSource _stopAccepting = new();
     private Task _acceptLoop = Task.CompletedTask;
+    /// <summary>The socket thread the last accepted connection was given (only the accept loop touches it).</summary>
+    private int _lastEngine = -1;
 
     protected FrontEnd(Listener listener, Socket listening, HandOverTransport kestrel)
     {
@@ -27,6 +29,18 @@ internal abstract class FrontEnd
     public HandOverTransport Kestrel { get; }
 
     public Listener Listener { get; }
+
+    /// <summary>
+    /// The socket thread for the next connection: round-robin over the threads, as .NET would spread sockets were it not
+    /// for the upstream connections that first wait in between (<see cref="Platform.SocketEngines"/>); -1 when none are known.
+    /// </summary>
+    internal int NextSocketEngine()
+    {
+        var count = Listener.SocketEngines.Count;
+        if (count == 0) return -1;
+        _lastEngine = (_lastEngine + 1) % count;
+        return _lastEngine;
+    }
 
     /// <summary>Connections open now (accepted, not yet closed), handed to Kestrel or not.</summary>
     internal int OpenConnections => _open.Count;

@@ -24,6 +24,8 @@ internal abstract class FrontEndConnection : ConnectionContext, IConnectionLifet
     private readonly TaskCompletionSource _kestrelDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _aborted;
+    private int _socketEngine;
+    private bool _socketPlaced;
 
     /// <param name="kind">The connection id's prefix: "plain", "tls".</param>
     protected FrontEndConnection(Socket socket, FrontEnd owner, string kind)
@@ -36,6 +38,31 @@ internal abstract class FrontEndConnection : ConnectionContext, IConnectionLifet
         Features.Set<IConnectionLifetimeNotificationFeature>(this);
         ConnectionClosed = _closed.Token;
         ConnectionClosedRequested = _closeRequested.Token;
+        _socketEngine = owner.NextSocketEngine();
+    }
+
+    /// <summary>
+    /// The socket thread (engine index of <see cref="Platform.SocketEngines"/>) the client's socket is on, or meant for
+    /// until it first waits; -1 when no threads are known. The fast path makes its upstream connections there.
+    /// </summary>
+    internal int SocketEngine => Volatile.Read(ref _socketEngine);
+
+    /// <summary>Before an operation that may be the socket's first wait: the runtime is to put the socket on <see cref="SocketEngine"/>.</summary>
+    protected void PinSocket()
+    {
+        if (!_socketPlaced) _owner.Listener.SocketEngines.Pin(_socketEngine);
+    }
+
+    /// <summary>
+    /// After an operation that waited, on the thread that completed it (inline completions): that is the socket's thread
+    /// now, which another registration may have made different from the one asked for.
+    /// </summary>
+    protected void SocketWaited()
+    {
+        if (_socketPlaced) return;
+        _socketPlaced = true;
+        var engine = _owner.Listener.SocketEngines.OfCurrentThread();
+        if (engine >= 0) Volatile.Write(ref _socketEngine, engine);
     }
 
     protected Socket Socket { get; }

@@ -32,8 +32,9 @@ public sealed class Listener : IAsyncDisposable
     /// <summary>The agent's http-01 answers, asked before routing on a plain listener; null on TLS and without an agent.</summary>
     private readonly Acme.Http01Challenges? _challenges;
 
-    private Listener(WebApplication web, Socket listening, IPEndPoint requested, bool tls, Acme.Http01Challenges? challenges)
+    private Listener(WebApplication web, Socket listening, IPEndPoint requested, bool tls, Acme.Http01Challenges? challenges, Platform.SocketEngines engines)
     {
+        SocketEngines = engines;
         _challenges = tls ? null : challenges;
         _web = web;
         ListeningSocket = listening;
@@ -43,6 +44,8 @@ public sealed class Listener : IAsyncDisposable
     }
 
     public IPEndPoint Requested { get; }
+    /// <summary>The process's socket threads: the front end spreads its connections over them, and each connection's upstream connections go on its thread.</summary>
+    internal Platform.SocketEngines SocketEngines { get; }
     /// <summary>The bound address (differs from <see cref="Requested"/> only for port 0).</summary>
     public IPEndPoint Bound { get; private set; } = null!;
     public bool IsTls { get; }
@@ -65,12 +68,12 @@ public sealed class Listener : IAsyncDisposable
     internal void Swap(RouteTable routes) => Volatile.Write(ref _routes, routes);
 
     /// <summary>Binds and listens on <paramref name="endpoint"/>, then starts accepting on that socket.</summary>
-    public static async Task<Listener> StartAsync(IPEndPoint endpoint, bool tls, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, CancellationToken cancellationToken)
+    public static async Task<Listener> StartAsync(IPEndPoint endpoint, bool tls, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, CancellationToken cancellationToken, Platform.SocketEngines? engines = null)
     {
         var listening = Bind(endpoint);
         try
         {
-            return await StartAsync(listening, endpoint, tls, loggerFactory, challenges, cancellationToken);
+            return await StartAsync(listening, endpoint, tls, loggerFactory, challenges, engines ?? Platform.SocketEngines.Unknown, cancellationToken);
         }
         catch
         {
@@ -88,11 +91,11 @@ public sealed class Listener : IAsyncDisposable
     /// False: the listener is built but does not accept yet (<see cref="StartAcceptingAsync"/> does, once the apps' routes are
     /// in): the old agent keeps accepting meanwhile, so no request meets a listener without routes (404).
     /// </param>
-    public static async Task<Listener> AdoptAsync(Platform.ReceivedListener received, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, CancellationToken cancellationToken, bool accept = true)
+    public static async Task<Listener> AdoptAsync(Platform.ReceivedListener received, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, CancellationToken cancellationToken, bool accept = true, Platform.SocketEngines? engines = null)
     {
         try
         {
-            return await StartAsync(received.Socket, received.Listener.Address, received.Listener.Kind == Platform.ListenerKind.Tls, loggerFactory, challenges, cancellationToken, accept);
+            return await StartAsync(received.Socket, received.Listener.Address, received.Listener.Kind == Platform.ListenerKind.Tls, loggerFactory, challenges, engines ?? Platform.SocketEngines.Unknown, cancellationToken, accept);
         }
         catch
         {
@@ -139,7 +142,7 @@ public sealed class Listener : IAsyncDisposable
     /// port 0, to a port of the kernel's choosing) and listening. The listener owns it from here, also when this
     /// throws: the caller disposes it then.
     /// </summary>
-    private static async Task<Listener> StartAsync(Socket listening, IPEndPoint requested, bool tls, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, CancellationToken cancellationToken, bool accept = true)
+    private static async Task<Listener> StartAsync(Socket listening, IPEndPoint requested, bool tls, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, Platform.SocketEngines engines, CancellationToken cancellationToken, bool accept = true)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -166,7 +169,7 @@ public sealed class Listener : IAsyncDisposable
             k.Limits.MaxRequestHeadersTotalSize = (int)Config.ProxyConfig.HeaderLimitCeiling;
         });
         var web = builder.Build();
-        var listener = new Listener(web, listening, requested, tls, challenges);
+        var listener = new Listener(web, listening, requested, tls, challenges, engines);
         if (tls) listener._tlsFrontEnd = new TlsFrontEnd(listener, listening, handOver);
         else listener._plainFrontEnd = new PlainFrontEnd(listener, listening, handOver);
         web.Run(listener.DispatchAsync);

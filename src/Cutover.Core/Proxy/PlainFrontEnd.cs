@@ -78,7 +78,11 @@ internal sealed class PlainConnection : FrontEndConnection
                 // syscall per request fewer, for a 4 KiB segment held while the connection waits (as the plain listener's
                 // Kestrel was configured: WaitForDataBeforeAllocatingBuffer = false).
                 var memory = FromClient.Writer.GetMemory(ReceiveSize);
-                var received = await Socket.ReceiveAsync(memory, SocketFlags.None);
+                PinSocket();
+                var receiving = Socket.ReceiveAsync(memory, SocketFlags.None);
+                var waited = !receiving.IsCompleted;
+                var received = await receiving;
+                if (waited) SocketWaited();
                 if (received == 0) break;
                 FromClient.Writer.Advance(received);
                 if ((await FromClient.Writer.FlushAsync()).IsCompleted) break;

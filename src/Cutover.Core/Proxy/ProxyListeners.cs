@@ -11,7 +11,8 @@ namespace Cutover.Proxy;
 /// claiming the same host and path prefix on one address, or one address used plain by one app and TLS by another.
 /// </summary>
 /// <param name="acme">The agent's ACME certificates: plain listeners answer its http-01 challenges for every host, before routing.</param>
-public sealed class ProxyListeners(ILoggerFactory loggerFactory, Cutover.Acme.AcmeCertificates? acme = null) : IAsyncDisposable
+/// <param name="engines">The process's socket threads, found once at start (the agent's: see <see cref="Platform.SocketEngines"/>).</param>
+public sealed class ProxyListeners(ILoggerFactory loggerFactory, Cutover.Acme.AcmeCertificates? acme = null, Platform.SocketEngines? engines = null) : IAsyncDisposable
 {
     public Cutover.Acme.AcmeCertificates? Acme => acme;
 
@@ -41,7 +42,7 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory, Cutover.Acme.Ac
             {
                 foreach (var (endpoint, tls) in AddressesOf(config))
                     if (Find(endpoint, app) is null)
-                        started.Add(await Listener.StartAsync(endpoint, tls, loggerFactory, acme?.Challenges, cancellationToken));
+                        started.Add(await Listener.StartAsync(endpoint, tls, loggerFactory, acme?.Challenges, cancellationToken, engines));
             }
             catch
             {
@@ -73,7 +74,7 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory, Cutover.Acme.Ac
             {
                 foreach (var (endpoint, tls) in AddressesOf(config))
                     if (Find(endpoint, app) is null)
-                        started.Add(await Listener.StartAsync(endpoint, tls, loggerFactory, acme?.Challenges, cancellationToken));
+                        started.Add(await Listener.StartAsync(endpoint, tls, loggerFactory, acme?.Challenges, cancellationToken, engines));
             }
             catch (Exception e)
             {
@@ -141,7 +142,7 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory, Cutover.Acme.Ac
         try
         {
             if (_listeners.Any(l => l.Requested.Equals(endpoint))) return;
-            _listeners.Add(await Listener.StartAsync(endpoint, tls: false, loggerFactory, acme?.Challenges, cancellationToken));
+            _listeners.Add(await Listener.StartAsync(endpoint, tls: false, loggerFactory, acme?.Challenges, cancellationToken, engines));
         }
         finally
         {
@@ -187,7 +188,7 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory, Cutover.Acme.Ac
             {
                 if (_listeners.Concat(started).Any(l => l.Requested.Equals(listener.Listener.Address)))
                     throw new Platform.HandoverException($"listener {listener.Listener.Address} was handed over twice, or this agent listens there already");
-                started.Add(await Listener.AdoptAsync(listener, loggerFactory, acme?.Challenges, cancellationToken, accept));
+                started.Add(await Listener.AdoptAsync(listener, loggerFactory, acme?.Challenges, cancellationToken, accept, engines));
             }
             _listeners.AddRange(started);
         }

@@ -79,7 +79,14 @@ internal sealed class TlsConnection : FrontEndConnection, ITlsConnectionFeature,
             // the name, no handshake.
             var ssl = _ssl = new OpenSslStream(Socket, _frontEnd.Tls);
             using (var handshake = new CancellationTokenSource(TlsFrontEnd.HandshakeTimeout))
-                await ssl.HandshakeAsync(handshake.Token);
+            {
+                // The handshake waits for the client at least once: that first wait puts the socket on a thread.
+                PinSocket();
+                var handshaking = ssl.HandshakeAsync(handshake.Token);
+                var waited = !handshaking.IsCompleted;
+                await handshaking;
+                if (waited) SocketWaited();
+            }
             _toClient = PipeWriter.Create(ssl, new StreamPipeWriterOptions(leaveOpen: true));
             Transport = this;
             var pump = PumpAsync(ssl);
@@ -120,7 +127,11 @@ internal sealed class TlsConnection : FrontEndConnection, ITlsConnectionFeature,
             {
                 // Wait for data with a zero-byte read first, as Kestrel's TLS adapter does: an idle connection then holds
                 // no pipe segment while it waits (and OpenSSL none of its record buffers: SSL_MODE_RELEASE_BUFFERS).
-                if (await ssl.ReadAsync(Memory<byte>.Empty) < 0) break;
+                PinSocket();
+                var waiting = ssl.ReadAsync(Memory<byte>.Empty);
+                var waited = !waiting.IsCompleted;
+                if (await waiting < 0) break;
+                if (waited) SocketWaited();
                 var memory = FromClient.Writer.GetMemory(4096);
                 var read = await ssl.ReadAsync(memory);
                 if (read == 0) break;

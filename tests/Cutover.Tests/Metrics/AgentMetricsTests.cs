@@ -173,6 +173,23 @@ public sealed class AgentMetricsTests : IDisposable
         }, TimeSpan.FromSeconds(15), "the new agent serving /metrics");
         Assert.Equal(1, upgraded.Value("cutover_release_info", ("app", "node"), ("release", release2)));
         Assert.Equal(2, upgraded.Value("cutover_instances", ("app", "node"), ("process", "web"), ("state", "ready")));
+
+        // Socket threads (Platform/SocketEngines): the agent (here the one the upgrade started, which took over the listeners) found one per core, and a burst of 32 new keep-alive clients
+        // meeting a cold upstream pool is served with each client's responses read on its own thread. Left to .NET's
+        // round-robin, clients and the upstream connections they open take turns at the threads, and most responses cross.
+        var placement = File.ReadAllLines(Path.Combine(_bed.Home, "agent.log")).Where(l => l.Contains("socket threads")).ToList();
+        Assert.Equal(2, placement.Count);
+        Assert.All(placement, line => Assert.EndsWith($"proxy: {Environment.ProcessorCount} socket threads, each client connection and its upstream connections on one", line));
+        await Task.Delay(Cutover.Proxy.Http1.UpstreamPool.IdleTimeout + TimeSpan.FromSeconds(1.5)); // the pool empties
+        const int clients = 32, requestsEach = 20;
+        await Task.WhenAll(Enumerable.Range(0, clients).Select(async c =>
+        {
+            using var http = new HttpClient { DefaultRequestHeaders = { Host = "shop.test" } };
+            for (var i = 0; i < requestsEach; i++)
+                Assert.Equal(HttpStatusCode.OK, (await http.GetAsync($"http://127.0.0.1:{proxyPort}/burst/{c}")).StatusCode);
+        }));
+        var crossings = (await ScrapeAsync()).Value("cutover_proxy_socket_thread_crossings_total", ("app", "node"));
+        Assert.True(crossings <= clients * requestsEach / 10, $"{crossings} of {clients * requestsEach} responses crossed socket threads");
     }
 
     [Fact]

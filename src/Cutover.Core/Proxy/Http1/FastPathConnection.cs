@@ -78,6 +78,8 @@ internal sealed class FastPathConnection
     private long _lastActivity;
     private volatile bool _watchingActivity;
     private volatile bool _stalled;
+    /// <summary>The last exchange's response was read on another socket thread than the client connection's.</summary>
+    private bool _crossedThreads;
 
     private FastPathConnection(ConnectionContext context, ConnectionDelegate next, Listener listener)
     {
@@ -482,6 +484,7 @@ internal sealed class FastPathConnection
             switch (exchange.Outcome)
             {
                 case Outcome.Relayed:
+                    if (_crossedThreads) app.Metrics?.CrossedSocketThreads();
                     app.CountServed();
                     backend.Count(error: exchange.Status >= 500);
                     return (exchange.Status, exchange.KeepClient);
@@ -559,14 +562,19 @@ internal sealed class FastPathConnection
         _responseDeadline.CancelAfter(responseTimeout);
         var deadline = _responseDeadline.Token;
         var pool = backend.Upstream;
-        // The thread the request arrived on: with inline socket completions, the client connection's socket thread.
-        var socketThread = Environment.CurrentManagedThreadId;
-        var connection = pool.TryRent(socketThread);
+        // The client connection's socket thread (inline socket completions): an upstream connection there keeps the whole
+        // exchange on one thread. Its own thread when the front end could not place it: the one the request arrived on.
+        var engines = _listener.SocketEngines;
+        var engine = (_context as FrontEndConnection)?.SocketEngine ?? -1;
+        var placed = engines.ThreadOf(engine);
+        var ownThread = placed != 0;
+        var socketThread = ownThread ? placed : Environment.CurrentManagedThreadId;
+        var connection = pool.TryRent(socketThread, ownThread);
         // A body streamed from the client cannot be sent twice: make sure the idle connection is still open first.
         while (connection is not null && !replayable && connection.LooksClosed())
         {
             connection.Dispose();
-            connection = pool.TryRent(socketThread);
+            connection = pool.TryRent(socketThread, ownThread);
         }
         try
         {
@@ -576,7 +584,7 @@ internal sealed class FastPathConnection
                 {
                     try
                     {
-                        connection = await pool.ConnectAsync(deadline);
+                        connection = await pool.ConnectAsync(engines, engine, deadline);
                     }
                     catch (OperationCanceledException) when (deadline.IsCancellationRequested)
                     {
@@ -623,6 +631,9 @@ internal sealed class FastPathConnection
                     connection = null;
                     return new Exchange(Outcome.TimedOut);
                 }
+                // Read on another socket thread than the client's: this exchange woke a second thread (counted, for the
+                // socket-thread placement of Platform/SocketEngines to be checked in production, not only in a benchmark).
+                _crossedThreads = connection.SocketThread != 0 && connection.SocketThread != socketThread;
                 var relayed = await RelayResponseAsync(connection, received, clientWantsClose, hsts);
                 if (relayed.Outcome == Outcome.Relayed && relayed.UpstreamReusable && Interlocked.CompareExchange(ref _upstream, null, connection) == connection)
                     pool.Return(connection);
@@ -732,6 +743,8 @@ internal sealed class FastPathConnection
         {
             if (received == connection.Buffer.Length && !connection.TryGrow(received, ResponseHead.MaxLength + 1))
                 return (ResponseParse.Malformed, received);
+            // Until the connection has waited once, its first wait may be this one: on the thread it was made for.
+            if (connection.SocketThread == 0) _listener.SocketEngines.Pin(connection.SocketEngine);
             var pending = connection.Socket.ReceiveAsync(connection.Buffer.AsMemory(received), SocketFlags.None, deadline);
             var waited = !pending.IsCompleted;
             var n = await pending;

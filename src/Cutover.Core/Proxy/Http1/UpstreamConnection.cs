@@ -11,10 +11,14 @@ internal sealed class UpstreamConnection : IDisposable
 {
     private const int InitialBuffer = 16 * 1024;
 
-    private UpstreamConnection(Socket socket)
+    private UpstreamConnection(Socket socket, int socketEngine)
     {
         Socket = socket;
+        SocketEngine = socketEngine;
     }
+
+    /// <summary>The socket thread (<see cref="Platform.SocketEngines"/> index) it was made for, -1 for any.</summary>
+    public int SocketEngine { get; }
 
     public Socket Socket { get; }
     public byte[] Buffer { get; private set; } = new byte[InitialBuffer];
@@ -30,15 +34,18 @@ internal sealed class UpstreamConnection : IDisposable
     /// </summary>
     public int SocketThread { get; set; }
 
-    public static async ValueTask<UpstreamConnection> ConnectAsync(IPEndPoint endpoint, CancellationToken cancellationToken)
+    /// <param name="socketEngine">The socket thread to put it on (the client's), -1 for wherever .NET puts it.</param>
+    public static async ValueTask<UpstreamConnection> ConnectAsync(IPEndPoint endpoint, Platform.SocketEngines engines, int socketEngine, CancellationToken cancellationToken)
     {
         var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
             using var connectTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             connectTimeout.CancelAfter(UpstreamPool.ConnectTimeout);
+            // A connect that waits for the handshake is the socket's first wait; one that completes at once leaves it to the first receive.
+            engines.Pin(socketEngine);
             await socket.ConnectAsync(endpoint, connectTimeout.Token);
-            return new UpstreamConnection(socket);
+            return new UpstreamConnection(socket, socketEngine);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -119,7 +126,13 @@ internal sealed class UpstreamPool(IPEndPoint endpoint) : IDisposable
     /// on <paramref name="socketThread"/> (the caller's: see <see cref="UpstreamConnection.SocketThread"/>) when there is
     /// one, else the most recently used.
     /// </summary>
-    public UpstreamConnection? TryRent(int socketThread)
+    /// <param name="sameThreadOnly">
+    /// Only a connection of <paramref name="socketThread"/>, else null (the caller makes one there): each socket thread
+    /// keeps connections of its own, as each nginx worker keeps its own upstream keep-alive connections. For when the
+    /// caller can place a new connection on its thread (<see cref="Platform.SocketEngines"/>); otherwise taking another
+    /// thread's connection is no worse than a new one.
+    /// </param>
+    public UpstreamConnection? TryRent(int socketThread, bool sameThreadOnly = false)
     {
         var now = Environment.TickCount64;
         lock (_lock)
@@ -130,20 +143,32 @@ internal sealed class UpstreamPool(IPEndPoint endpoint) : IDisposable
             _idle.RemoveRange(0, stale);
             var last = _idle.Count - 1;
             if (last < 0) return null;
-            var pick = last;
-            for (var i = last; i >= 0 && i > last - AffinityScan; i--)
+            var pick = -1;
+            // Same-thread only: a connection that never waited (SocketThread 0) is on no thread yet, and its first wait
+            // puts it on the caller's; taken when the thread has none of its own.
+            var unplaced = -1;
+            var scan = sameThreadOnly ? _idle.Count : AffinityScan;
+            for (var i = last; i >= 0 && i > last - scan; i--)
             {
-                if (_idle[i].SocketThread != socketThread) continue;
-                pick = i;
-                break;
+                var thread = _idle[i].SocketThread;
+                if (thread == socketThread)
+                {
+                    pick = i;
+                    break;
+                }
+                if (thread == 0 && unplaced < 0) unplaced = i;
             }
+            if (pick < 0) pick = sameThreadOnly ? unplaced : last;
+            if (pick < 0) return null;
             var connection = _idle[pick];
             _idle.RemoveAt(pick);
             return connection;
         }
     }
 
-    public ValueTask<UpstreamConnection> ConnectAsync(CancellationToken cancellationToken) => UpstreamConnection.ConnectAsync(Endpoint, cancellationToken);
+    /// <summary>A new connection to the instance, on socket thread <paramref name="socketEngine"/> (-1: any).</summary>
+    public ValueTask<UpstreamConnection> ConnectAsync(Platform.SocketEngines engines, int socketEngine, CancellationToken cancellationToken) =>
+        UpstreamConnection.ConnectAsync(Endpoint, engines, socketEngine, cancellationToken);
 
     public void Return(UpstreamConnection connection)
     {
