@@ -63,6 +63,7 @@ public sealed partial class AgentServer : IAsyncDisposable
     /// <summary>The Prometheus meters: one set for the agent's life, so counters outlive every deploy of every app.</summary>
     private readonly Metrics.AgentMetrics _metrics = new();
     private readonly Platform.SocketEngines _socketEngines;
+    private bool _shutDown;
     /// <summary>/metrics on <see cref="MetricsListen"/>; null when off (or not bound yet, during a takeover).</summary>
     private Metrics.MetricsEndpoint? _metricsEndpoint;
 
@@ -729,6 +730,9 @@ public sealed partial class AgentServer : IAsyncDisposable
 
     private async Task ShutdownAsync()
     {
+        // Once: the run's end calls it, and DisposeAsync again for a run that ended some other way.
+        if (_shutDown) return;
+        _shutDown = true;
         // Handed over: stop accepting first (the new agent accepts on the same sockets), let the requests in flight
         // finish through this proxy while the instances still serve, then let the apps go (nothing of them is stopped).
         if (_metricsEndpoint is not null)

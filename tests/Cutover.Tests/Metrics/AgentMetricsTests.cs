@@ -208,6 +208,8 @@ public sealed class AgentMetricsTests : IDisposable
             Assert.Equal(SocketError.ConnectionRefused, refused.SocketErrorCode);
             AgentProcess.Stop(_bed.Home, 15);
         }
+        // Stopped once: the shutdown is not run (and logged) a second time when the agent is disposed.
+        Assert.Single(File.ReadAllLines(Path.Combine(_bed.Home, "agent.log")), line => line.Contains("agent stopping: draining"));
 
         // A bad address, from the flag or from the variable: exit 2 naming where it came from, no agent started.
         var badFlag = await _bed.Cli("agent", "--metrics-listen", "localhost:notaport");
