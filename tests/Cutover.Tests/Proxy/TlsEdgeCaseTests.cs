@@ -18,7 +18,7 @@ namespace Cutover.Tests.Proxy;
 /// KeyUpdate and TLS 1.2 renegotiation mid-connection, requests in many tiny records, close_notify with the TCP
 /// connection left open, alerts mid-request, 0-RTT early data, and the listener stopped with handshakes in flight.
 /// </summary>
-public class TlsEdgeCaseTests
+public partial class TlsEdgeCaseTests
 {
     /// <summary>
     /// RFC 8446 4.6.1 / RFC 6066 section 3: a session made under one name must not resume under another; the server
@@ -153,6 +153,274 @@ public class TlsEdgeCaseTests
         {
             if (app is not null) await app.DisposeAsync();
             await listeners.DisposeAsync();
+        }
+    }
+
+    /// <summary>
+    /// Record and state edge cases on one listener: a request in a record per byte; close_notify after a response with
+    /// the TCP connection left open (the server must end the connection, not wait on it); close_notify and a fatal alert
+    /// in the middle of a request head (nothing reaches the app); 0-RTT early data: tickets allow none, and a client
+    /// that sends some anyway is refused without the early request ever reaching the app, once or twice.
+    /// </summary>
+    [Fact]
+    public async Task Tiny_records_close_notify_with_tcp_left_open_alerts_mid_request_and_early_data_never_replayed()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var dir = new TempDir();
+        await using var backend = new ScriptedHttpBackend((request, _) => Task.FromResult<(byte[]?, bool)>(
+            (ScriptedHttpBackend.Ok($"answer {request.RequestLine.Split(' ')[1]} {Encoding.ASCII.GetString(request.Body)}\n"), false)));
+        var listeners = new ProxyListeners(NullLoggerFactory.Instance);
+        ProxyServer? app = null;
+        try
+        {
+            PemCertificate.Write(dir.Combine("a.pem"), dir.Combine("a.key"), "a.test", "a.test");
+            app = await StartAppAsync("a", "a.test", new IPEndPoint(IPAddress.Loopback, 0), dir, listeners, timeout.Token);
+            app.Pool.Add(new Backend("a-1", backend.Endpoint));
+            var listener = listeners.TlsListenerOf(app);
+
+            // A request with a body, one TLS record per byte (SslStream makes a record of every write), both versions.
+            foreach (var version in new[] { SslProtocols.Tls12, SslProtocols.Tls13 })
+            {
+                var (tls, tcp) = await HandshakeAsync(listener.Bound, "a.test", version, timeout.Token);
+                using (tcp)
+                await using (tls)
+                {
+                    foreach (var b in Encoding.ASCII.GetBytes("POST /tiny HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n\r\nhello"))
+                        await tls.WriteAsync(new[] { b }, timeout.Token);
+                    Assert.Equal("answer /tiny hello\n", Encoding.ASCII.GetString(await ReadResponseBodyAsync(tls, timeout.Token)));
+
+                    // close_notify after the response, the TCP connection left open: the server answers with its own
+                    // close_notify and closes the TCP connection.
+                    await tls.ShutdownAsync();
+                    Assert.Equal(0, await tls.ReadAsync(new byte[16], timeout.Token));
+                    Assert.True(await ClosedByServerAsync(tcp.Client, timeout.Token), $"{version}: the server kept a connection the client had closed with close_notify");
+                }
+            }
+
+            // close_notify, then a plaintext fatal alert record, each in the middle of a request head.
+            foreach (var ending in new[] { "close_notify", "alert" })
+            {
+                var (tls, tcp) = await HandshakeAsync(listener.Bound, "a.test", SslProtocols.Tls13, timeout.Token);
+                using (tcp)
+                await using (tls)
+                {
+                    await tls.WriteAsync(Encoding.ASCII.GetBytes($"GET /cut-by-{ending} HTTP/1.1\r\nHost: a.t"), timeout.Token);
+                    if (ending == "close_notify") await tls.ShutdownAsync();
+                    else await tcp.GetStream().WriteAsync(new byte[] { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28 }, timeout.Token); // fatal handshake_failure
+                    Assert.True(await ClosedByServerAsync(tcp.Client, timeout.Token), $"the server kept a connection the client ended with {ending} mid-request");
+                }
+            }
+
+            // 0-RTT: the server's tickets allow no early data at all.
+            var session = dir.Combine("tls13.session");
+            var made = await GetAsync(listener.Bound, "a.test", "-tls1_3", timeout.Token, "-sess_out", session);
+            Assert.Contains("Max Early Data: 0", made);
+            // A client that sends early data all the same (its copy of the session claims 16 KiB): refused, the early
+            // request never reaches the app, the request after the handshake does, once.
+            var claimsEarlyData = dir.Combine("early.session");
+            ClientSession.AllowEarlyData(session, claimsEarlyData);
+            await File.WriteAllTextAsync(dir.Combine("early.txt"), Request("/early"), timeout.Token);
+            var early = await OpenSslClient.RunAsync(listener.Bound, Request("/after", close: true), timeout.Token,
+                "-servername", "a.test", "-tls1_3", "-ign_eof", "-sess_in", claimsEarlyData, "-early_data", dir.Combine("early.txt"));
+            Assert.True(early.Contains("Early data was rejected", StringComparison.Ordinal), early);
+            Assert.Contains("Reused, TLSv1.3", early);
+            Assert.Contains("answer /after", early);
+
+            var paths = backend.Requests.Select(r => r.RequestLine.Split(' ')[1]).ToArray();
+            Assert.Equal(["/tiny", "/tiny", "/", "/after"], paths);
+            Assert.Equal("hello", Encoding.ASCII.GetString(backend.Requests.First().Body));
+            await Wait.UntilAsync(() => listener.OpenTlsConnections == 0, TimeSpan.FromSeconds(10), "every TLS connection closed", cancellationToken: timeout.Token);
+        }
+        finally
+        {
+            if (app is not null) await app.DisposeAsync();
+            await listeners.DisposeAsync();
+        }
+    }
+
+    /// <summary>
+    /// The listener stopped with no drain while dozens of handshakes are in flight: clients looping full handshakes,
+    /// clients stalled after their ClientHello (the server's flight sent, its SSL object waiting), clients stalled half
+    /// way through a ClientHello, and `openssl s_client` processes idle after theirs. No crash (a use after free in
+    /// native code would take the test host down), no connection left open, every client sees its connection end.
+    /// </summary>
+    [Fact]
+    public async Task Stopping_the_listener_with_dozens_of_handshakes_in_flight_closes_every_connection()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var stalls = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token);
+        using var dir = new TempDir();
+        await using var backend = new ScriptedHttpBackend((_, _) => Task.FromResult<(byte[]?, bool)>((ScriptedHttpBackend.Ok("ok\n"), false)));
+        var listeners = new ProxyListeners(NullLoggerFactory.Instance);
+        ProxyServer? app = null;
+        var processes = new List<OpenSslClient>();
+        var sockets = new List<TcpClient>();
+        try
+        {
+            PemCertificate.Write(dir.Combine("a.pem"), dir.Combine("a.key"), "a.test", "a.test");
+            app = await StartAppAsync("a", "a.test", new IPEndPoint(IPAddress.Loopback, 0), dir, listeners, timeout.Token);
+            app.Pool.Add(new Backend("a-1", backend.Endpoint));
+            var listener = listeners.TlsListenerOf(app);
+
+            var handshakes = 0;
+            var loopers = Enumerable.Range(0, 12).Select(i => Task.Run(async () =>
+            {
+                try
+                {
+                    while (!stalls.IsCancellationRequested)
+                    {
+                        var (tls, tcp) = await HandshakeAsync(listener.Bound, "a.test", i % 2 == 0 ? SslProtocols.Tls13 : SslProtocols.Tls12, stalls.Token);
+                        using (tcp)
+                        await using (tls)
+                            Interlocked.Increment(ref handshakes);
+                    }
+                }
+                catch (Exception e) when (e is IOException or SocketException or AuthenticationException or OperationCanceledException)
+                {
+                    // Cut by the stopping listener (or refused once it stopped): expected.
+                }
+            })).ToArray();
+
+            // Stalled after the ClientHello: the client never reads the server's flight, so never finishes.
+            var stalledAfterHello = Enumerable.Range(0, 24).Select(i => Task.Run(async () =>
+            {
+                var tcp = new TcpClient();
+                lock (sockets) sockets.Add(tcp);
+                await tcp.ConnectAsync(listener.Bound, timeout.Token);
+                var tls = new SslStream(new NeverReads(tcp.GetStream()));
+                try
+                {
+                    await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+                    {
+                        TargetHost = "a.test", EnabledSslProtocols = i % 2 == 0 ? SslProtocols.Tls13 : SslProtocols.Tls12,
+                        RemoteCertificateValidationCallback = (_, _, _, _) => true,
+                    }, stalls.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    // The end of the test: the stall is over.
+                }
+            })).ToArray();
+            // Stalled half way through a ClientHello (a record header announcing 512 bytes, then a few).
+            for (var i = 0; i < 12; i++)
+            {
+                var tcp = new TcpClient();
+                sockets.Add(tcp);
+                await tcp.ConnectAsync(listener.Bound, timeout.Token);
+                await tcp.GetStream().WriteAsync(new byte[] { 0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 1, 2, 3 }, timeout.Token);
+            }
+            // Real OpenSSL clients, handshake done, idle on keep-alive.
+            for (var i = 0; i < 6; i++)
+            {
+                var client = OpenSslClient.Start(listener.Bound, "-servername", "a.test", i % 2 == 0 ? "-tls1_3" : "-tls1_2");
+                processes.Add(client);
+                await client.WriteAsync(Request("/idle"), timeout.Token);
+            }
+            foreach (var client in processes) await client.WaitForOutputAsync("ok", timeout.Token);
+
+            await Wait.UntilAsync(() => listener.OpenTlsConnections >= 24 + 12 + 6 && Volatile.Read(ref handshakes) >= 24, TimeSpan.FromSeconds(20),
+                "the stalled handshakes, the idle clients and the looping handshakes all under way", cancellationToken: timeout.Token);
+            await listener.StopAsync(new CancellationToken(canceled: true)).AsTask().WaitAsync(TimeSpan.FromSeconds(10), timeout.Token);
+            Assert.Equal(0, listener.OpenTlsConnections);
+
+            foreach (var tcp in sockets.Where(s => s.Connected))
+                Assert.True(await ClosedByServerAsync(tcp.Client, timeout.Token), "a stalled client's connection was left open");
+            foreach (var client in processes)
+                await Wait.UntilAsync(() => client.HasExited, TimeSpan.FromSeconds(10), "an idle s_client to see its connection closed", cancellationToken: timeout.Token);
+            stalls.Cancel();
+            await Task.WhenAll(loopers).WaitAsync(TimeSpan.FromSeconds(10), timeout.Token);
+            await Task.WhenAll(stalledAfterHello).WaitAsync(TimeSpan.FromSeconds(10), timeout.Token);
+        }
+        finally
+        {
+            await stalls.CancelAsync();
+            foreach (var client in processes) await client.DisposeAsync();
+            foreach (var tcp in sockets) tcp.Dispose();
+            if (app is not null) await app.DisposeAsync();
+            await listeners.DisposeAsync();
+        }
+    }
+
+    /// <summary>A client's side of a connection whose reads never complete (until cancelled): its handshake stalls after the ClientHello.</summary>
+    private sealed class NeverReads(Stream inner) : Stream
+    {
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+            return 0;
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => inner.WriteAsync(buffer, cancellationToken);
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => inner.WriteAsync(buffer, offset, count, cancellationToken);
+        public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
+        public override void Flush() => inner.Flush();
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => inner.Write(buffer, offset, count);
+        public override bool CanRead => true;
+        public override bool CanWrite => true;
+        public override bool CanSeek => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
+
+    /// <summary>
+    /// A client's saved TLS session (`s_client -sess_out`, PEM) rewritten by OpenSSL itself to claim the server allowed
+    /// 16 KiB of early data: what a client that sends 0-RTT regardless of the ticket would hold.
+    /// </summary>
+    private static partial class ClientSession
+    {
+        [LibraryImport("libcrypto.so.3", StringMarshalling = StringMarshalling.Utf8)] private static partial IntPtr BIO_new_file(string path, string mode);
+        [LibraryImport("libcrypto.so.3")] private static partial int BIO_free(IntPtr bio);
+        [LibraryImport("libssl.so.3")] private static partial IntPtr PEM_read_bio_SSL_SESSION(IntPtr bio, IntPtr session, IntPtr callback, IntPtr arg);
+        [LibraryImport("libssl.so.3")] private static partial int PEM_write_bio_SSL_SESSION(IntPtr bio, IntPtr session);
+        [LibraryImport("libssl.so.3")] private static partial int SSL_SESSION_set_max_early_data(IntPtr session, uint maxEarlyData);
+        [LibraryImport("libssl.so.3")] private static partial void SSL_SESSION_free(IntPtr session);
+
+        public static void AllowEarlyData(string from, string to)
+        {
+            var input = BIO_new_file(from, "r");
+            Assert.NotEqual(IntPtr.Zero, input);
+            var session = PEM_read_bio_SSL_SESSION(input, IntPtr.Zero, IntPtr.Zero, IntPtr.Zero);
+            BIO_free(input);
+            Assert.NotEqual(IntPtr.Zero, session);
+            try
+            {
+                Assert.Equal(1, SSL_SESSION_set_max_early_data(session, 16384));
+                var output = BIO_new_file(to, "w");
+                Assert.NotEqual(IntPtr.Zero, output);
+                Assert.Equal(1, PEM_write_bio_SSL_SESSION(output, session));
+                BIO_free(output);
+            }
+            finally
+            {
+                SSL_SESSION_free(session);
+            }
+        }
+    }
+
+    /// <summary>Whether the server closes the socket (reset or FIN, after whatever it still sends) within 10 s.</summary>
+    private static async Task<bool> ClosedByServerAsync(Socket socket, CancellationToken cancellationToken)
+    {
+        using var within = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        within.CancelAfter(TimeSpan.FromSeconds(10));
+        var buffer = new byte[4096];
+        try
+        {
+            while (await socket.ReceiveAsync(buffer, SocketFlags.None, within.Token) > 0) { }
+            return true;
+        }
+        catch (SocketException)
+        {
+            return true; // a reset: closed all the same
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return false;
         }
     }
 
