@@ -20,6 +20,8 @@ namespace Cutover.Tests.Proxy;
 /// </summary>
 public partial class TlsEdgeCaseTests
 {
+    private const int BigResponse = 16 * 1024 * 1024;
+
     /// <summary>
     /// RFC 8446 4.6.1 / RFC 6066 section 3: a session made under one name must not resume under another; the server
     /// makes a full handshake instead, with the other name's certificate. Both apps on the port share the listener's
@@ -98,7 +100,12 @@ public partial class TlsEdgeCaseTests
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         using var dir = new TempDir();
-        await using var backend = new ScriptedHttpBackend((request, _) => Task.FromResult<(byte[]?, bool)>((ScriptedHttpBackend.Ok($"answer {request.RequestLine.Split(' ')[1]}\n"), false)));
+        var bigBody = string.Concat(Enumerable.Range(0, BigResponse / 16).Select(i => $"{i:x15}\n"));
+        await using var backend = new ScriptedHttpBackend((request, _) => Task.FromResult<(byte[]?, bool)>((request.RequestLine.Split(' ')[1] switch
+        {
+            "/big" => ScriptedHttpBackend.Ok(bigBody),
+            var path => ScriptedHttpBackend.Ok($"answer {path} {request.Body.Length}\n"),
+        }, false)));
         var listeners = new ProxyListeners(NullLoggerFactory.Instance);
         ProxyServer? app = null;
         try
@@ -112,7 +119,7 @@ public partial class TlsEdgeCaseTests
             var (neighbour, neighbourTcp) = await HandshakeAsync(listener.Bound, "a.test", SslProtocols.Tls12, timeout.Token);
             using var neighbourTcpOwned = neighbourTcp;
             await using var neighbourOwned = neighbour;
-            Assert.Equal("answer /neighbour-1\n", await ExchangeAsync(neighbour, "/neighbour-1", timeout.Token));
+            Assert.Equal("answer /neighbour-1 0\n", await ExchangeAsync(neighbour, "/neighbour-1", timeout.Token));
 
             await using (var client = OpenSslClient.Start(listener.Bound, "-servername", "a.test", "-tls1_3", "-msg"))
             {
@@ -124,10 +131,47 @@ public partial class TlsEdgeCaseTests
                 await client.CommandAsync('k', "KEYUPDATE", timeout.Token);
                 await client.WriteAsync(Request("/three"), timeout.Token);
                 await client.WaitForOutputAsync("answer /three", timeout.Token);
+                // Mid-request: half a body, the client's new keys, the rest of the body.
+                // (s_client takes a command letter only alone in a read of stdin: the half is seen sent, by -msg's trace, first.)
+                var sentBefore = OpenSslClient.Count(client.Output, ">>> TLS");
+                await client.WriteAsync("POST /upload HTTP/1.1\r\nHost: a.test\r\nContent-Length: 10\r\n\r\n01234", timeout.Token);
+                await Wait.UntilAsync(() => OpenSslClient.Count(client.Output, ">>> TLS") > sentBefore, TimeSpan.FromSeconds(5), "the request's first half sent", cancellationToken: timeout.Token);
+                await client.CommandAsync('K', "KEYUPDATE", timeout.Token);
+                await client.WriteAsync("56789", timeout.Token);
+                await client.WaitForOutputAsync("answer /upload 10", timeout.Token);
                 await client.EndInputAsync(timeout.Token);
-                // Two sent, one answered: the server's KeyUpdate for the requested one, none for the other.
-                Assert.Equal(2, OpenSslClient.Count(client.Output, ">>> TLS 1.3, Handshake [length 0005], KeyUpdate"));
-                Assert.Equal(1, OpenSslClient.Count(client.Output, "<<< TLS 1.3, Handshake [length 0005], KeyUpdate"));
+                // Three sent, two answered: the server's KeyUpdate for each requested one, none for the other.
+                Assert.Equal(3, OpenSslClient.Count(client.Output, ">>> TLS 1.3, Handshake [length 0005], KeyUpdate"));
+                Assert.Equal(2, OpenSslClient.Count(client.Output, "<<< TLS 1.3, Handshake [length 0005], KeyUpdate"));
+            }
+
+            // Mid-response: the client's bytes pass through a relay that stops forwarding the server's while a 16 MiB
+            // response is in flight (the server's sends back up: it cannot have sent it all); the client asks for new keys,
+            // then the relay forwards again (-nbio: a blocking s_client would sit in a read of half a record, deaf to its stdin). The server's KeyUpdate goes out between the body's records, every record
+            // after it under the new keys: the body arrives whole, and the next request is answered.
+            await using (var relay = new PausableRelay(listener.Bound))
+            await using (var client = OpenSslClient.Start(relay.Endpoint, "-servername", "a.test", "-tls1_3", "-msg", "-nbio"))
+            {
+                await client.WriteAsync(Request("/one-before-big"), timeout.Token);
+                await client.WaitForOutputAsync("answer /one-before-big", timeout.Token);
+                relay.PauseServerToClient();
+                await client.WriteAsync(Request("/big"), timeout.Token);
+                await Wait.UntilAsync(() => relay.ServerBytesWaiting >= 64 * 1024, TimeSpan.FromSeconds(10), "the big response backed up at the relay", cancellationToken: timeout.Token);
+                await client.CommandAsync('K', "KEYUPDATE", timeout.Token);
+                await Wait.UntilAsync(() => relay.ClientToServerBytes > relay.ClientToServerBytesAtPause + Request("/big").Length, TimeSpan.FromSeconds(5), "the KeyUpdate relayed to the server", cancellationToken: timeout.Token);
+                relay.ResumeServerToClient();
+                await client.WaitForOutputAsync(bigBody[^32..], timeout.Token);
+                await client.WriteAsync(Request("/after-big"), timeout.Token);
+                await client.WaitForOutputAsync("answer /after-big", timeout.Token);
+                await client.EndInputAsync(timeout.Token);
+                var output = client.Output;
+                var headAt = output.IndexOf($"Content-Length: {bigBody.Length}\r\n\r\n", StringComparison.Ordinal);
+                var serverKeyUpdateAt = output.IndexOf("<<< TLS 1.3, Handshake [length 0005], KeyUpdate", StringComparison.Ordinal);
+                var bodyEndAt = output.IndexOf(bigBody[^32..], StringComparison.Ordinal);
+                Assert.True(headAt > 0 && headAt < serverKeyUpdateAt && serverKeyUpdateAt < bodyEndAt, $"the server's KeyUpdate was not between the body's records ({headAt}, {serverKeyUpdateAt}, {bodyEndAt})");
+                // The body with -msg's trace of each record taken out: whole, byte for byte.
+                var body = MsgTrace().Replace(output[(headAt + $"Content-Length: {bigBody.Length}\r\n\r\n".Length)..(bodyEndAt + 32)], "");
+                Assert.True(body == bigBody, $"the 16 MiB body arrived with {body.Length} bytes, not byte for byte");
             }
 
             await using (var client = OpenSslClient.Start(listener.Bound, "-servername", "a.test", "-tls1_2", "-msg"))
@@ -143,8 +187,9 @@ public partial class TlsEdgeCaseTests
                 Assert.Contains("no renegotiation", client.Errors);
             }
 
-            Assert.Equal("answer /neighbour-2\n", await ExchangeAsync(neighbour, "/neighbour-2", timeout.Token));
-            Assert.Equal(["/neighbour-1", "/one", "/two", "/three", "/four"], backend.Requests.Select(r => r.RequestLine.Split(' ')[1]).Where(p => p != "/neighbour-2"));
+            Assert.Equal("answer /neighbour-2 0\n", await ExchangeAsync(neighbour, "/neighbour-2", timeout.Token));
+            Assert.Equal(["/neighbour-1", "/one", "/two", "/three", "/upload", "/one-before-big", "/big", "/after-big", "/four", "/neighbour-2"], backend.Requests.Select(r => r.RequestLine.Split(' ')[1]));
+            Assert.Equal("0123456789", Encoding.ASCII.GetString(backend.Requests.Single(r => r.RequestLine.StartsWith("POST /upload ", StringComparison.Ordinal)).Body));
             neighbourOwned.Dispose();
             neighbourTcpOwned.Dispose();
             await Wait.UntilAsync(() => listener.OpenTlsConnections == 0, TimeSpan.FromSeconds(10), "every TLS connection closed", cancellationToken: timeout.Token);
@@ -338,6 +383,127 @@ public partial class TlsEdgeCaseTests
             foreach (var tcp in sockets) tcp.Dispose();
             if (app is not null) await app.DisposeAsync();
             await listeners.DisposeAsync();
+        }
+    }
+
+    /// <summary>
+    /// What s_client writes among the server's bytes: -msg's trace of a record or message (a line starting with &lt;&lt;&lt;
+    /// or &gt;&gt;&gt;, then its hex dump lines), and -nbio's "read R BLOCK" for a read that has to wait.
+    /// </summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"(<<<|>>>) [^\n]*\n(    [^\n]*\n)*|(read|write) [RWX] BLOCK\n")]
+    private static partial System.Text.RegularExpressions.Regex MsgTrace();
+
+    /// <summary>
+    /// A TCP relay for one client connection to <c>upstream</c>, whose server-to-client direction can be stopped between
+    /// two TLS records: it then reads nothing from the server (a small receive buffer, so the server's sends back up soon), while the
+    /// client's bytes keep flowing to the server.
+    /// </summary>
+    private sealed class PausableRelay : IAsyncDisposable
+    {
+        private readonly Socket _listening = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        private readonly CancellationTokenSource _stop = new();
+        private readonly SemaphoreSlim _serverToClient = new(1, 1);
+        private readonly Task _relaying;
+        private Socket? _server;
+        private long _clientToServer;
+
+        public PausableRelay(IPEndPoint upstream)
+        {
+            _listening.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            _listening.Listen(1);
+            Endpoint = (IPEndPoint)_listening.LocalEndPoint!;
+            _relaying = RelayAsync(upstream);
+        }
+
+        public IPEndPoint Endpoint { get; }
+        public long ClientToServerBytes => Interlocked.Read(ref _clientToServer);
+        public long ClientToServerBytesAtPause { get; private set; }
+        /// <summary>What the server sent that the relay has not read (its socket's receive queue).</summary>
+        public int ServerBytesWaiting => _server?.Available ?? 0;
+
+        public void PauseServerToClient()
+        {
+            _serverToClient.Wait();
+            ClientToServerBytesAtPause = ClientToServerBytes;
+        }
+
+        public void ResumeServerToClient() => _serverToClient.Release();
+
+        private async Task RelayAsync(IPEndPoint upstream)
+        {
+            try
+            {
+                using var client = await _listening.AcceptAsync(_stop.Token);
+                using var server = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 256 * 1024, NoDelay = true };
+                await server.ConnectAsync(upstream, _stop.Token);
+                _server = server;
+                await Task.WhenAny(PumpAsync(client, server), PumpRecordsAsync(server, client));
+            }
+            catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+            {
+            }
+        }
+
+        private async Task PumpAsync(Socket from, Socket to)
+        {
+            var buffer = new byte[16 * 1024];
+            try
+            {
+                int read;
+                while ((read = await from.ReceiveAsync(buffer, SocketFlags.None, _stop.Token)) > 0)
+                {
+                    await to.SendAsync(buffer.AsMemory(0, read), SocketFlags.None, _stop.Token);
+                    Interlocked.Add(ref _clientToServer, read);
+                }
+                to.Shutdown(SocketShutdown.Send);
+            }
+            catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+            {
+            }
+        }
+
+        /// <summary>
+        /// The server's bytes, a whole TLS record at a time, the pause taking effect between records: s_client with half a
+        /// record in its buffer spins reading the socket and never looks at its stdin.
+        /// </summary>
+        private async Task PumpRecordsAsync(Socket from, Socket to)
+        {
+            var record = new byte[5 + 18 * 1024];
+            try
+            {
+                while (true)
+                {
+                    await _serverToClient.WaitAsync(_stop.Token);
+                    _serverToClient.Release();
+                    if (!await ReceiveExactlyAsync(from, record.AsMemory(0, 5))) break;
+                    var length = record[3] << 8 | record[4];
+                    if (!await ReceiveExactlyAsync(from, record.AsMemory(5, length))) break;
+                    await to.SendAsync(record.AsMemory(0, 5 + length), SocketFlags.None, _stop.Token);
+                }
+                to.Shutdown(SocketShutdown.Send);
+            }
+            catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+            {
+            }
+        }
+
+        private async Task<bool> ReceiveExactlyAsync(Socket from, Memory<byte> into)
+        {
+            for (var at = 0; at < into.Length;)
+            {
+                var read = await from.ReceiveAsync(into[at..], SocketFlags.None, _stop.Token);
+                if (read == 0) return false;
+                at += read;
+            }
+            return true;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stop.CancelAsync();
+            _listening.Dispose();
+            await _relaying;
+            _stop.Dispose();
         }
     }
 
