@@ -67,6 +67,11 @@ public partial class TlsEdgeCaseTests
                 Assert.Contains("served by app b", crossed);
             }
 
+            // TLS 1.2 without tickets (a session id only): no server-side session cache, so no resumption, under any name.
+            var sessionId = dir.Combine("a-id.session");
+            Assert.Contains("New, TLS", await GetAsync(tlsListen, "a.test", "-tls1_2", timeout.Token, "-no_ticket", "-sess_out", sessionId));
+            Assert.Contains("New, TLS", await GetAsync(tlsListen, "b.test", "-tls1_2", timeout.Token, "-no_ticket", "-sess_in", sessionId));
+
             // a.test's certificate replaced: new handshakes get the new one, a session from before still resumes on a.test
             // (same ticket keys, same name), and still not on b.test.
             var replaced = PemCertificate.Write(dir.Combine("a.pem"), dir.Combine("a.key"), "a.test", "a.test");
@@ -297,7 +302,7 @@ public partial class TlsEdgeCaseTests
         using var dir = new TempDir();
         await using var backend = new ScriptedHttpBackend((_, _) => Task.FromResult<(byte[]?, bool)>((ScriptedHttpBackend.Ok("ok\n"), false)));
         var listeners = new ProxyListeners(NullLoggerFactory.Instance);
-        ProxyServer? app = null;
+        ProxyServer? app = null, graceful = null;
         var processes = new List<OpenSslClient>();
         var sockets = new List<TcpClient>();
         try
@@ -306,6 +311,36 @@ public partial class TlsEdgeCaseTests
             app = await StartAppAsync("a", "a.test", new IPEndPoint(IPAddress.Loopback, 0), dir, listeners, timeout.Token);
             app.Pool.Add(new Backend("a-1", backend.Endpoint));
             var listener = listeners.TlsListenerOf(app);
+
+            // First a graceful stop, of another app's listener, with handshakes held half way: they finish (a drain does
+            // not cut a client mid-handshake), then close at once as idle connections (close_notify), well before the
+            // drain's deadline.
+            PemCertificate.Write(dir.Combine("b.pem"), dir.Combine("b.key"), "b.test", "b.test");
+            graceful = await StartAppAsync("b", "b.test", new IPEndPoint(IPAddress.Loopback, 0), dir, listeners, timeout.Token);
+            var gracefulListener = listeners.TlsListenerOf(graceful);
+            var release = new TaskCompletionSource();
+            var held = Enumerable.Range(0, 8).Select(i => Task.Run(async () =>
+            {
+                using var tcp = new TcpClient();
+                await tcp.ConnectAsync(gracefulListener.Bound, timeout.Token);
+                await using var tls = new SslStream(new HeldReads(tcp.GetStream(), release.Task));
+                await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+                {
+                    TargetHost = "b.test", EnabledSslProtocols = i % 2 == 0 ? SslProtocols.Tls13 : SslProtocols.Tls12,
+                    RemoteCertificateValidationCallback = (_, _, _, _) => true,
+                }, timeout.Token);
+                return await tls.ReadAsync(new byte[16], timeout.Token) == 0; // closed, with close_notify
+            })).ToArray();
+            await Wait.UntilAsync(() => gracefulListener.OpenTlsConnections == 8, TimeSpan.FromSeconds(10), "the held handshakes open", cancellationToken: timeout.Token);
+            using (var drain = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+            {
+                var stopping = gracefulListener.StopAsync(drain.Token).AsTask();
+                release.SetResult();
+                await stopping.WaitAsync(TimeSpan.FromSeconds(10), timeout.Token);
+                Assert.False(drain.IsCancellationRequested);
+            }
+            Assert.Equal(0, gracefulListener.OpenTlsConnections);
+            Assert.All(await Task.WhenAll(held).WaitAsync(TimeSpan.FromSeconds(10), timeout.Token), Assert.True);
 
             var handshakes = 0;
             var loopers = Enumerable.Range(0, 12).Select(i => Task.Run(async () =>
@@ -332,7 +367,7 @@ public partial class TlsEdgeCaseTests
                 var tcp = new TcpClient();
                 lock (sockets) sockets.Add(tcp);
                 await tcp.ConnectAsync(listener.Bound, timeout.Token);
-                var tls = new SslStream(new NeverReads(tcp.GetStream()));
+                var tls = new SslStream(new HeldReads(tcp.GetStream(), Task.Delay(Timeout.Infinite, stalls.Token)));
                 try
                 {
                     await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
@@ -382,6 +417,7 @@ public partial class TlsEdgeCaseTests
             foreach (var client in processes) await client.DisposeAsync();
             foreach (var tcp in sockets) tcp.Dispose();
             if (app is not null) await app.DisposeAsync();
+            if (graceful is not null) await graceful.DisposeAsync();
             await listeners.DisposeAsync();
         }
     }
@@ -507,13 +543,13 @@ public partial class TlsEdgeCaseTests
         }
     }
 
-    /// <summary>A client's side of a connection whose reads never complete (until cancelled): its handshake stalls after the ClientHello.</summary>
-    private sealed class NeverReads(Stream inner) : Stream
+    /// <summary>A client's side of a connection whose reads wait for <paramref name="released"/>: its handshake stalls after the ClientHello until then.</summary>
+    private sealed class HeldReads(Stream inner, Task released) : Stream
     {
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
-            await Task.Delay(Timeout.Infinite, cancellationToken);
-            return 0;
+            await released.WaitAsync(cancellationToken);
+            return await inner.ReadAsync(buffer, cancellationToken);
         }
 
         public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
