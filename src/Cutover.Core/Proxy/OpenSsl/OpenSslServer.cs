@@ -38,9 +38,8 @@ internal sealed class SslContextHandle : SafeHandle
 /// resumes only under the server name its session was made for (<see cref="OnTicketDecrypted"/>). TLS 1.2 and 1.3, no renegotiation, ALPN from
 /// <see cref="_alpn"/> in the server's order, session tickets on (OpenSSL's defaults, as nginx's), no server-side
 /// session cache (nginx's default `ssl_session_cache none`). Disposed only when no connection of it is left: the native
-/// callbacks find this object through a GCHandle that disposal frees. Today only the TLS benchmark's OpenSSL floor
-/// (bench/Cutover.Bench/TlsFloorServer.cs) runs this layer: measured against SslStream it was not clearly cheaper per
-/// handshake (bench/README.md, TLS termination), so the listener's TlsFrontEnd stays on SslStream.
+/// callbacks find this object through a GCHandle that disposal frees. Every TLS listener's TlsFrontEnd runs on it (and
+/// the TLS benchmark's OpenSSL floor, bench/Cutover.Bench/TlsFloorServer.cs).
 /// </summary>
 internal sealed unsafe class OpenSslServer : IDisposable
 {
@@ -207,10 +206,18 @@ internal sealed unsafe class OpenSslServer : IDisposable
     {
         // No ticket, or one these keys did not make: OpenSSL's own outcome (a full handshake) stands.
         if (status is not (LibSsl.TicketSuccess or LibSsl.TicketSuccessRenew)) return LibSsl.TicketReturnIgnoreRenew;
-        var sessionName = LibSsl.SSL_SESSION_get0_hostname(session);
-        var madeFor = sessionName is null ? [] : MemoryMarshal.CreateReadOnlySpanFromNullTerminated(sessionName);
-        if (!SameServerName(OfferedServerName(ssl), madeFor)) return LibSsl.TicketReturnIgnoreRenew;
-        return status == LibSsl.TicketSuccessRenew ? LibSsl.TicketReturnUseRenew : LibSsl.TicketReturnUse;
+        try
+        {
+            var sessionName = LibSsl.SSL_SESSION_get0_hostname(session);
+            var madeFor = sessionName is null ? [] : MemoryMarshal.CreateReadOnlySpanFromNullTerminated(sessionName);
+            if (!SameServerName(OfferedServerName(ssl), madeFor)) return LibSsl.TicketReturnIgnoreRenew;
+            return status == LibSsl.TicketSuccessRenew ? LibSsl.TicketReturnUseRenew : LibSsl.TicketReturnUse;
+        }
+        catch (Exception)
+        {
+            // Nothing may unwind into OpenSSL: in doubt, a full handshake.
+            return LibSsl.TicketReturnIgnoreRenew;
+        }
     }
 
     /// <summary>
