@@ -122,8 +122,8 @@ public partial class TlsEdgeCaseTests
 
             // A neighbour on keep-alive the whole time.
             var (neighbour, neighbourTcp) = await HandshakeAsync(listener.Bound, "a.test", SslProtocols.Tls12, timeout.Token);
-            using var neighbourTcpOwned = neighbourTcp;
-            await using var neighbourOwned = neighbour;
+            using var neighbourConnection = neighbourTcp;
+            await using var neighbourTls = neighbour;
             Assert.Equal("answer /neighbour-1 0\n", await ExchangeAsync(neighbour, "/neighbour-1", timeout.Token));
 
             await using (var client = OpenSslClient.Start(listener.Bound, "-servername", "a.test", "-tls1_3", "-msg"))
@@ -151,9 +151,10 @@ public partial class TlsEdgeCaseTests
             }
 
             // Mid-response: the client's bytes pass through a relay that stops forwarding the server's while a 16 MiB
-            // response is in flight (the server's sends back up: it cannot have sent it all); the client asks for new keys,
-            // then the relay forwards again (-nbio: a blocking s_client would sit in a read of half a record, deaf to its stdin). The server's KeyUpdate goes out between the body's records, every record
-            // after it under the new keys: the body arrives whole, and the next request is answered.
+            // response is in flight (the server's sends back up: it cannot have sent it all); the client asks for new
+            // keys, then the relay forwards again (-nbio: a blocking s_client would sit in a read of half a record, deaf
+            // to its stdin). The server's KeyUpdate goes out between the body's records, every record after it under the
+            // new keys: the body arrives whole, and the next request is answered.
             await using (var relay = new PausableRelay(listener.Bound))
             await using (var client = OpenSslClient.Start(relay.Endpoint, "-servername", "a.test", "-tls1_3", "-msg", "-nbio"))
             {
@@ -195,8 +196,8 @@ public partial class TlsEdgeCaseTests
             Assert.Equal("answer /neighbour-2 0\n", await ExchangeAsync(neighbour, "/neighbour-2", timeout.Token));
             Assert.Equal(["/neighbour-1", "/one", "/two", "/three", "/upload", "/one-before-big", "/big", "/after-big", "/four", "/neighbour-2"], backend.Requests.Select(r => r.RequestLine.Split(' ')[1]));
             Assert.Equal("0123456789", Encoding.ASCII.GetString(backend.Requests.Single(r => r.RequestLine.StartsWith("POST /upload ", StringComparison.Ordinal)).Body));
-            neighbourOwned.Dispose();
-            neighbourTcpOwned.Dispose();
+            neighbour.Dispose();
+            neighbourTcp.Dispose();
             await Wait.UntilAsync(() => listener.OpenTlsConnections == 0, TimeSpan.FromSeconds(10), "every TLS connection closed", cancellationToken: timeout.Token);
         }
         finally
@@ -210,7 +211,7 @@ public partial class TlsEdgeCaseTests
     /// Record and state edge cases on one listener: a request in a record per byte; close_notify after a response with
     /// the TCP connection left open (the server must end the connection, not wait on it); close_notify and a fatal alert
     /// in the middle of a request head (nothing reaches the app); 0-RTT early data: tickets allow none, and a client
-    /// that sends some anyway is refused without the early request ever reaching the app, once or twice.
+    /// that sends some anyway is refused (a 1-RTT resumption) and the early request never reaches the app.
     /// </summary>
     [Fact]
     public async Task Tiny_records_close_notify_with_tcp_left_open_alerts_mid_request_and_early_data_never_replayed()
