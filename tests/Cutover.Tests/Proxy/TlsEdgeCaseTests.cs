@@ -59,6 +59,8 @@ public partial class TlsEdgeCaseTests
                 var resumed = await GetAsync(tlsListen, "a.test", version, timeout.Token, "-sess_in", session);
                 Assert.True(resumed.Contains("Reused, TLS", StringComparison.Ordinal), $"{version}: a.test's session did not resume on a.test:\n{resumed}");
                 Assert.Contains("served by app a", resumed);
+                // The same name in other letters, with the root's dot: the same name.
+                Assert.Contains("Reused, TLS", await GetAsync(tlsListen, "A.TEST.", version, timeout.Token, "-sess_in", session));
 
                 // a.test's ticket offered for b.test: a full handshake, b.test's certificate authenticated.
                 var crossed = await GetAsync(tlsListen, "b.test", version, timeout.Token, "-sess_in", session);
