@@ -36,6 +36,13 @@ internal static unsafe partial class LibSsl
     public const long SessionCacheNoInternal = 0x0300;
     public const long Tls12Version = 0x0303;
 
+    public const int TicketSuccess = 5;
+    public const int TicketSuccessRenew = 6;
+    public const int TicketReturnIgnoreRenew = 2;
+    public const int TicketReturnUse = 3;
+    public const int TicketReturnUseRenew = 4;
+    public const uint ExtensionServerName = 0;
+
     public const int TlsExtOk = 0;
     public const int TlsExtAlertFatal = 2;
     public const int TlsExtNoAck = 3;
@@ -54,6 +61,10 @@ internal static unsafe partial class LibSsl
     [LibraryImport(Ssl)] public static partial int SSL_CTX_check_private_key(IntPtr ctx);
     [LibraryImport(Ssl)] public static partial void SSL_CTX_set_alpn_select_cb(IntPtr ctx,
         delegate* unmanaged<IntPtr, byte**, byte*, byte*, uint, IntPtr, int> callback, IntPtr arg);
+    [LibraryImport(Ssl)] public static partial int SSL_CTX_set_session_ticket_cb(IntPtr ctx, IntPtr generate,
+        delegate* unmanaged<IntPtr, IntPtr, byte*, nuint, int, IntPtr, int> decrypt, IntPtr arg);
+    [LibraryImport(Ssl)] public static partial int SSL_client_hello_get0_ext(IntPtr ssl, uint type, byte** data, nuint* length);
+    [LibraryImport(Ssl)] public static partial byte* SSL_SESSION_get0_hostname(IntPtr session);
     [LibraryImport(Ssl)] public static partial int SSL_select_next_proto(byte** output, byte* outputLength, byte* server, uint serverLength, byte* client, uint clientLength);
 
     [LibraryImport(Ssl)] public static partial IntPtr SSL_new(IntPtr ctx);

@@ -34,12 +34,12 @@ internal sealed class SslContextHandle : SafeHandle
 /// servers) only when that is not the one it started on: a listener with one certificate never switches (the switch
 /// copies the certificate state; starting on the right context took the benchmark's floor from 304 to about 290 µs of
 /// CPU per full handshake, bench/README.md).
-/// Every context has the same session-ticket keys, so a ticket resumes whichever context the connection started on. TLS 1.2 and 1.3, no renegotiation, ALPN from
+/// Every context has the same session-ticket keys, so a ticket decrypts whichever context the connection started on; it
+/// resumes only under the server name its session was made for (<see cref="OnTicketDecrypted"/>). TLS 1.2 and 1.3, no renegotiation, ALPN from
 /// <see cref="_alpn"/> in the server's order, session tickets on (OpenSSL's defaults, as nginx's), no server-side
 /// session cache (nginx's default `ssl_session_cache none`). Disposed only when no connection of it is left: the native
-/// callbacks find this object through a GCHandle that disposal frees. Today only the TLS benchmark's OpenSSL floor
-/// (bench/Cutover.Bench/TlsFloorServer.cs) runs this layer: measured against SslStream it was not clearly cheaper per
-/// handshake (bench/README.md, TLS termination), so the listener's TlsFrontEnd stays on SslStream.
+/// callbacks find this object through a GCHandle that disposal frees. Every TLS listener's TlsFrontEnd runs on it (and
+/// the TLS benchmark's OpenSSL floor, bench/Cutover.Bench/TlsFloorServer.cs).
 /// </summary>
 internal sealed unsafe class OpenSslServer : IDisposable
 {
@@ -101,6 +101,8 @@ internal sealed unsafe class OpenSslServer : IDisposable
         LibSsl.SSL_CTX_ctrl(context, LibSsl.CtrlSetServerNameArg, 0, GCHandle.ToIntPtr(_self));
         LibSsl.SSL_CTX_set_alpn_select_cb(context, &OnAlpn, GCHandle.ToIntPtr(_self));
         fixed (byte* keys = _ticketKeys) LibSsl.SSL_CTX_ctrl(context, LibSsl.CtrlSetTicketKeys, _ticketKeys.Length, (IntPtr)keys);
+        // OpenSSL asks the context the connection started on (its session context): every context gets the check.
+        LibSsl.SSL_CTX_set_session_ticket_cb(context, IntPtr.Zero, &OnTicketDecrypted, IntPtr.Zero);
         return owned;
     }
 
@@ -190,6 +192,61 @@ internal sealed unsafe class OpenSslServer : IDisposable
             return LibSsl.TlsExtAlertFatal;
         }
     }
+
+    /// <summary>
+    /// Session-ticket decryption callback: a ticket resumes only under the server name its session was made for (RFC 8446
+    /// 4.6.1, RFC 6066 section 3); under any other name the handshake is a full one (and issues a fresh ticket), so that
+    /// name's certificate is authenticated. OpenSSL does not check this itself: TLS 1.3 ignores the name on resumption, and
+    /// TLS 1.2 resumes and reports the session's old name to the server-name callback. With the ticket keys shared by
+    /// every context of the listener, a.test's ticket would otherwise resume into b.test's connection. A certificate
+    /// reloaded for the same name does not stop resumption (as nginx with its ticket keys: the name is what was authenticated).
+    /// </summary>
+    [UnmanagedCallersOnly]
+    private static int OnTicketDecrypted(IntPtr ssl, IntPtr session, byte* keyName, nuint keyNameLength, int status, IntPtr arg)
+    {
+        // No ticket, or one these keys did not make: OpenSSL's own outcome (a full handshake) stands.
+        if (status is not (LibSsl.TicketSuccess or LibSsl.TicketSuccessRenew)) return LibSsl.TicketReturnIgnoreRenew;
+        try
+        {
+            var sessionName = LibSsl.SSL_SESSION_get0_hostname(session);
+            var madeFor = sessionName is null ? [] : MemoryMarshal.CreateReadOnlySpanFromNullTerminated(sessionName);
+            if (!SameServerName(OfferedServerName(ssl), madeFor)) return LibSsl.TicketReturnIgnoreRenew;
+            return status == LibSsl.TicketSuccessRenew ? LibSsl.TicketReturnUseRenew : LibSsl.TicketReturnUse;
+        }
+        catch (Exception)
+        {
+            // Nothing may unwind into OpenSSL: in doubt, a full handshake.
+            return LibSsl.TicketReturnIgnoreRenew;
+        }
+    }
+
+    /// <summary>
+    /// The host name of this ClientHello's server_name extension (empty: none). Read from the ClientHello itself: while a
+    /// TLS 1.2 ticket is decrypted OpenSSL has not parsed the extension yet, and SSL_get_servername would then report the
+    /// resumed session's name, not the one asked for now.
+    /// </summary>
+    private static ReadOnlySpan<byte> OfferedServerName(IntPtr ssl)
+    {
+        byte* data;
+        nuint length;
+        if (LibSsl.SSL_client_hello_get0_ext(ssl, LibSsl.ExtensionServerName, &data, &length) != 1) return [];
+        // ServerNameList: a 2-byte length, then entries of a type byte (0: host_name), a 2-byte length and the name.
+        var list = new ReadOnlySpan<byte>(data, (int)Math.Min(length, ushort.MaxValue + 2u));
+        if (list.Length < 2) return [];
+        list = list[2..Math.Min(list.Length, 2 + (list[0] << 8 | list[1]))];
+        while (list.Length >= 3)
+        {
+            var nameLength = list[1] << 8 | list[2];
+            if (list.Length < 3 + nameLength) return [];
+            if (list[0] == LibSsl.NameTypeHostName) return list.Slice(3, nameLength);
+            list = list[(3 + nameLength)..];
+        }
+        return [];
+    }
+
+    /// <summary>DNS names compare without case and without a trailing dot (a.test, A.TEST. are one name).</summary>
+    private static bool SameServerName(ReadOnlySpan<byte> offered, ReadOnlySpan<byte> madeFor) =>
+        System.Text.Ascii.EqualsIgnoreCase(offered.TrimEnd((byte)'.'), madeFor.TrimEnd((byte)'.'));
 
     /// <summary>ALPN select callback: the first of the server's protocols the client offers; none in common, no ALPN.</summary>
     [UnmanagedCallersOnly]
