@@ -9,6 +9,14 @@ using var signals = new TerminationSignals(Console.Error);
 var env = CliEnvironment.FromProcess(signals);
 var common = new CommonOptions();
 var root = new RootCommand("cutover: zero-downtime deploys for your own servers") { common.Config, common.Verbose };
+// The commands the native build runs itself (NativeBuild.RunsItself); every build has them.
+Command[] native =
+[
+    RollbackCommand.Create(common, env),
+    ReleasesCommand.Create(common, env),
+    StatusCommand.Create(common, env),
+    ProbeCommand.Create(common, env),
+];
 // JitOnly is a compile-time constant in the native build: only the commands it runs itself are compiled into it.
 Command[] commands = JitOnly.IsAvailable
     ?
@@ -16,9 +24,7 @@ Command[] commands = JitOnly.IsAvailable
         InitCommand.Create(common, env),
         ConfigCommand.Create(common, env),
         DeployCommand.Create(common, env),
-        RollbackCommand.Create(common, env),
-        ReleasesCommand.Create(common, env),
-        StatusCommand.Create(common, env),
+        .. native,
         DoctorCommand.Create(common, env),
         DemoCommand.Create(env),
         AgentCommands.Agent(env),
@@ -33,20 +39,13 @@ Command[] commands = JitOnly.IsAvailable
         InstanceCommands.Restart(common, env),
         InstanceCommands.Scale(common, env),
         DemoAppCommand.Create(),
-        ProbeCommand.Create(common, env),
         MigrationsCommands.Migrations(common, env),
         MigrationsCommands.Migrate(common, env),
         RemoteCommands.Create(common, env),
         HistoryCommand.Create(common, env),
         StartupCommand.Create(env),
     ]
-    :
-    [
-        RollbackCommand.Create(common, env),
-        ReleasesCommand.Create(common, env),
-        StatusCommand.Create(common, env),
-        ProbeCommand.Create(common, env),
-    ];
+    : native;
 foreach (var command in commands) root.Subcommands.Add(command);
 // Signals are ours (TerminationSignals), not System.CommandLine's: its handler would end the process two seconds
 // after Ctrl-C, in the middle of putting the previous release back.
