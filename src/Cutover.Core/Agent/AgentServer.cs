@@ -123,7 +123,7 @@ public sealed partial class AgentServer : IAsyncDisposable
     private async Task StartControlAsync(System.Net.Sockets.Socket control, CancellationToken cancellationToken)
     {
         _controlSocket = control;
-        var builder = WebApplication.CreateSlimBuilder();
+        var builder = Cutover.Platform.UnwatchedWebHost.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton(_loggers);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromMinutes(2));

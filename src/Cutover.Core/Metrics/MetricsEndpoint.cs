@@ -43,7 +43,7 @@ public sealed class MetricsEndpoint : IAsyncDisposable
                 ? $"cannot serve metrics on {address}: the address is in use (another agent, or another exporter); choose another with --metrics-listen or {MetricsAddress.Variable}, or turn them off with --metrics-listen off"
                 : $"cannot serve metrics on {address}: {e.Message}");
         }
-        var builder = WebApplication.CreateSlimBuilder();
+        var builder = Cutover.Platform.UnwatchedWebHost.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton(loggers);
         builder.WebHost.ConfigureKestrel(k => k.ListenHandle((ulong)socket.SafeHandle.DangerousGetHandle()));

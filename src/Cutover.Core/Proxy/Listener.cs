@@ -144,7 +144,7 @@ public sealed class Listener : IAsyncDisposable
     /// </summary>
     private static async Task<Listener> StartAsync(Socket listening, IPEndPoint requested, bool tls, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, Platform.SocketEngines engines, CancellationToken cancellationToken, bool accept = true)
     {
-        var builder = WebApplication.CreateSlimBuilder();
+        var builder = Cutover.Platform.UnwatchedWebHost.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton(loggerFactory);
         builder.Services.AddHttpForwarder();

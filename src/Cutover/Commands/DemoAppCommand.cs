@@ -18,7 +18,7 @@ public static class DemoAppCommand
         var command = new Command("demo-app", "The demo's web app (listens on $PORT)") { Hidden = true };
         command.SetAction(async (parse, ct) =>
         {
-            var builder = WebApplication.CreateSlimBuilder();
+            var builder = Cutover.Platform.UnwatchedWebHost.CreateSlimBuilder();
             builder.Logging.ClearProviders();
             builder.WebHost.UseUrls($"http://127.0.0.1:{Environment.GetEnvironmentVariable("PORT") ?? "5000"}");
             var app = builder.Build();
