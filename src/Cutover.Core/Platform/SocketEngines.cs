@@ -63,13 +63,18 @@ public sealed class SocketEngines
     public static async Task<SocketEngines> DiscoverAsync(CancellationToken cancellationToken)
     {
         var found = Unknown;
+        // Loopback answers in microseconds; whatever keeps it longer must not keep the agent from starting.
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        bounded.CancelAfter(TimeSpan.FromSeconds(5));
         try
         {
             for (var attempt = 0; attempt < 3 && found == Unknown; attempt++)
-                found = await TryDiscoverAsync(cancellationToken) ?? Unknown;
+                found = await TryDiscoverAsync(bounded.Token) ?? Unknown;
         }
-        catch (Exception e) when (e is MissingFieldException or MissingMemberException or TypeLoadException or SocketException)
+        catch (Exception e) when (e is MissingFieldException or MissingMemberException or TypeLoadException or SocketException
+                                      || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {
+            found = Unknown;
         }
         // Off the socket thread the last probe resumed on, so the caller does not go on running there.
         await Task.Yield();
