@@ -56,6 +56,8 @@ internal sealed class TlsConnection : FrontEndConnection, ITlsConnectionFeature,
     private readonly TlsFrontEnd _frontEnd;
     private OpenSslStream? _ssl;
     private PipeWriter? _toClient;
+    /// <summary>Whoever served the connection is done: what the pump's last wait for data finds is not read any more.</summary>
+    private volatile bool _closing;
 
     public TlsConnection(Socket socket, TlsFrontEnd frontEnd) : base(socket, frontEnd, "tls")
     {
@@ -95,6 +97,7 @@ internal sealed class TlsConnection : FrontEndConnection, ITlsConnectionFeature,
             // close_notify, so the client knows the response was not cut short (best effort: it may be gone).
             if (!Aborted)
                 try { await ssl.ShutdownAsync(CancellationToken.None); } catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException) { }
+            _closing = true;
             try { Socket.Shutdown(SocketShutdown.Both); } catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
             await pump;
         }
@@ -120,7 +123,7 @@ internal sealed class TlsConnection : FrontEndConnection, ITlsConnectionFeature,
             {
                 // Wait for data with a zero-byte read first, as Kestrel's TLS adapter does: an idle connection then holds
                 // no pipe segment while it waits (and OpenSSL none of its record buffers: SSL_MODE_RELEASE_BUFFERS).
-                if (await ssl.ReadAsync(Memory<byte>.Empty) < 0) break;
+                if (await ssl.ReadAsync(Memory<byte>.Empty) < 0 || _closing) break;
                 var memory = FromClient.Writer.GetMemory(4096);
                 var read = await ssl.ReadAsync(memory);
                 if (read == 0) break;
@@ -143,6 +146,8 @@ internal sealed class TlsConnection : FrontEndConnection, ITlsConnectionFeature,
         _ssl?.Dispose();
         Socket.Dispose();
     }
+
+    public override void LastFlushFollows() => _ssl?.CloseNotifyWithNextFlush();
 
     public override void Abort(ConnectionAbortedException abortReason)
     {

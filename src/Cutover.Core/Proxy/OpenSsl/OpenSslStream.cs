@@ -48,6 +48,10 @@ internal sealed class OpenSslStream : Stream
     /// <summary>One sender at a time: the writer's flushes and what a read made OpenSSL answer (a TLS 1.3 KeyUpdate).</summary>
     private readonly SemaphoreSlim _sending = new(1, 1);
     private bool _disposed;
+    /// <summary>The next flush ends with close_notify (<see cref="CloseNotifyWithNextFlush"/>).</summary>
+    private volatile bool _closeNotifyOnFlush;
+    /// <summary>close_notify is in the write BIO (or sent): no SSL_shutdown again, no SSL_write after it.</summary>
+    private bool _closeNotifyWritten;
 
     public OpenSslStream(Socket socket, OpenSslServer server)
     {
@@ -206,19 +210,38 @@ internal sealed class OpenSslStream : Stream
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-    public override Task FlushAsync(CancellationToken cancellationToken) => SendPendingAsync(cancellationToken).AsTask();
+    public override Task FlushAsync(CancellationToken cancellationToken)
+    {
+        if (_closeNotifyOnFlush) WriteCloseNotify();
+        return SendPendingAsync(cancellationToken).AsTask();
+    }
 
-    /// <summary>Sends close_notify (best effort: the client may be gone).</summary>
+    /// <summary>
+    /// The next flush is the connection's last: close_notify goes into the same send as what it flushes (one send(2) and
+    /// one segment to the client per connection fewer than a <see cref="ShutdownAsync"/> after it), and the connection
+    /// writes nothing more.
+    /// </summary>
+    public void CloseNotifyWithNextFlush() => _closeNotifyOnFlush = true;
+
+    /// <summary>Sends close_notify (best effort: the client may be gone); nothing when the last flush carried it already.</summary>
     public async ValueTask ShutdownAsync(CancellationToken cancellationToken)
+    {
+        if (!WriteCloseNotify()) return;
+        await SendPendingAsync(cancellationToken);
+    }
+
+    /// <summary>SSL_shutdown into the write BIO, once; false when it was written before (or the stream is disposed).</summary>
+    private bool WriteCloseNotify()
     {
         lock (_gate)
         {
-            if (_disposed) return;
+            if (_disposed || _closeNotifyWritten) return false;
+            _closeNotifyWritten = true;
             LibSsl.ERR_clear_error();
             LibSsl.SSL_shutdown(_ssl.DangerousGetHandle());
             LibSsl.ERR_clear_error();
+            return true;
         }
-        await SendPendingAsync(cancellationToken);
     }
 
     private int PendingCiphertext()
