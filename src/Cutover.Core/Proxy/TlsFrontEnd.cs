@@ -76,7 +76,6 @@ internal sealed class TlsConnection : FrontEndConnection, ITlsConnectionFeature,
     {
         try
         {
-            Socket.NoDelay = true;
             // The certificate is picked by SNI in the handshake (OpenSslServer's server-name callback): no certificate for
             // the name, no handshake.
             var ssl = _ssl = new OpenSslStream(Socket, _frontEnd.Tls);

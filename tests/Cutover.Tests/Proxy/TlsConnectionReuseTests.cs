@@ -180,6 +180,68 @@ public class TlsConnectionReuseTests
         }
     }
 
+    /// <summary>
+    /// Nagle stays off on every accepted connection, plain and TLS, and comes from the listening socket (Linux copies
+    /// TCP_NODELAY to the sockets it accepts) instead of a setsockopt(2) per connection.
+    /// </summary>
+    [Fact]
+    public async Task Accepted_connections_have_nagle_off_from_the_listening_socket()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        using var dir = new TempDir();
+        var listeners = new ProxyListeners(NullLoggerFactory.Instance);
+        ProxyServer? app = null;
+        try
+        {
+            PemCertificate.Write(dir.Combine("site.pem"), dir.Combine("site.key"), "a.test", "a.test");
+            app = await ProxyServer.StartAsync("site", new ProxyConfig
+            {
+                Listen = new IPEndPoint(IPAddress.Loopback, 0),
+                Hosts = ["a.test"],
+                Tls = new TlsConfig { Listen = new IPEndPoint(IPAddress.Loopback, 0), CertFile = dir.Combine("site.pem"), KeyFile = dir.Combine("site.key") },
+            }, listeners, NullLoggerFactory.Instance, timeout.Token);
+            var tlsListener = listeners.TlsListenerOf(app);
+            var plainListener = listeners.PlainListenerOf(app);
+            Assert.True(tlsListener.ListeningSocket.NoDelay);
+            Assert.True(plainListener.ListeningSocket.NoDelay);
+
+            using var tlsClient = new TcpClient();
+            await tlsClient.ConnectAsync(tlsListener.Bound, timeout.Token);
+            using var plainClient = new TcpClient();
+            await plainClient.ConnectAsync(plainListener.Bound, timeout.Token);
+            await Wait.UntilAsync(() => tlsListener.OpenTlsConnections == 1 && plainListener.OpenPlainConnections == 1, TimeSpan.FromSeconds(10), "both connections accepted", cancellationToken: timeout.Token);
+            // The server's side of each connection, in this very process: TCP_NODELAY as the kernel has it.
+            Assert.True(ServerSideNoDelay(tlsListener.Bound.Port, ((IPEndPoint)tlsClient.Client.LocalEndPoint!).Port));
+            Assert.True(ServerSideNoDelay(plainListener.Bound.Port, ((IPEndPoint)plainClient.Client.LocalEndPoint!).Port));
+        }
+        finally
+        {
+            if (app is not null) await app.DisposeAsync();
+            await listeners.DisposeAsync();
+        }
+    }
+
+    /// <summary>
+    /// TCP_NODELAY of this process's socket whose local port is <paramref name="localPort"/> and peer's port
+    /// <paramref name="peerPort"/>: its inode from /proc/net/tcp, its descriptor from /proc/self/fd, then getsockopt(2).
+    /// </summary>
+    private static bool ServerSideNoDelay(int localPort, int peerPort)
+    {
+        var inode = File.ReadLines("/proc/net/tcp").Skip(1)
+            .Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Where(f => Convert.ToInt32(f[1].Split(':')[1], 16) == localPort && Convert.ToInt32(f[2].Split(':')[1], 16) == peerPort)
+            .Select(f => f[9]).Single();
+        var fd = new DirectoryInfo("/proc/self/fd").EnumerateFileSystemInfos()
+            .Where(f => f.LinkTarget == $"socket:[{inode}]").Select(f => int.Parse(f.Name)).Single();
+        var value = 0;
+        var length = sizeof(int);
+        Assert.Equal(0, GetSockOpt(fd, 6 /* IPPROTO_TCP */, 1 /* TCP_NODELAY */, ref value, ref length));
+        return value != 0;
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "getsockopt", SetLastError = true)]
+    private static extern int GetSockOpt(int fd, int level, int name, ref int value, ref int length);
+
     /// <summary>One request on a new TLS connection from <paramref name="from"/>; the response and whether the server ended TLS with close_notify.</summary>
     private static async Task<(string Response, bool ClosedCleanly)> RequestAsync(IPEndPoint proxy, IPAddress from, string request, CancellationToken cancellationToken)
     {
