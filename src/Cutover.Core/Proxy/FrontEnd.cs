@@ -23,6 +23,9 @@ internal abstract class FrontEnd
         Listener = listener;
         _listening = listening;
         Kestrel = kestrel;
+        // Linux copies TCP_NODELAY from the listening socket to every socket it accepts: set once here, not with a
+        // setsockopt(2) per connection (one of the syscalls a new connection made beyond the TLS floor's, bench/README.md).
+        listening.NoDelay = true;
     }
 
     /// <summary>Where connections go that Kestrel's HTTP pipeline serves.</summary>

@@ -21,8 +21,18 @@ internal abstract class FrontEndConnection : ConnectionContext, IConnectionLifet
     private readonly FrontEnd _owner;
     private readonly CancellationTokenSource _closed = new();
     private readonly CancellationTokenSource _closeRequested = new();
-    private readonly TaskCompletionSource _kestrelDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // What only a hand-over to Kestrel or a listener stop asks for is made when asked (most connections never are): the
+    // local address (a getsockname(2) each), the id string, Items, the two completions. Bench/README.md (TLS termination)
+    // says what the eager ones cost per new connection.
+    private readonly string _kind;
+    private readonly long _number;
+    private string? _connectionId;
+    private EndPoint? _localEndPoint;
+    private IDictionary<object, object?>? _items;
+    private TaskCompletionSource? _kestrelDone;
+    private TaskCompletionSource? _completion;
+    /// <summary>1 once the connection is forgotten: a <see cref="Completion"/> asked for after that is complete.</summary>
+    private int _forgotten;
     private int _aborted;
     private int _socketEngine;
     private bool _socketPlaced;
@@ -32,9 +42,10 @@ internal abstract class FrontEndConnection : ConnectionContext, IConnectionLifet
     {
         Socket = socket;
         _owner = owner;
-        LocalEndPoint = socket.LocalEndPoint;
+        _kind = kind;
+        _number = Interlocked.Increment(ref s_lastId);
+        // The accepted socket has its peer's address from accept(2) already: no syscall.
         RemoteEndPoint = socket.RemoteEndPoint;
-        ConnectionId = kind + "-" + Interlocked.Increment(ref s_lastId).ToString(System.Globalization.CultureInfo.InvariantCulture);
         Features.Set<IConnectionLifetimeNotificationFeature>(this);
         ConnectionClosed = _closed.Token;
         ConnectionClosedRequested = _closeRequested.Token;
@@ -77,14 +88,43 @@ internal abstract class FrontEndConnection : ConnectionContext, IConnectionLifet
     protected bool Aborted => Volatile.Read(ref _aborted) == 1;
 
     /// <summary>Completes when the connection is closed and forgotten.</summary>
-    public Task Completion => _completion.Task;
+    public Task Completion
+    {
+        get
+        {
+            var completion = LazyTaskCompletionSource(ref _completion);
+            // Forget sets the flag, then completes what it finds: one of the two sees the other (both are full fences).
+            if (Volatile.Read(ref _forgotten) == 1) completion.TrySetResult();
+            return completion.Task;
+        }
+    }
 
-    public override string ConnectionId { get; set; }
+    public override string ConnectionId
+    {
+        get => _connectionId ??= _kind + "-" + _number.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        set => _connectionId = value;
+    }
+
     public override IFeatureCollection Features { get; } = new FeatureCollection();
-    public override IDictionary<object, object?> Items { get; set; } = new Dictionary<object, object?>();
+    public override IDictionary<object, object?> Items
+    {
+        get => _items ??= new Dictionary<object, object?>();
+        set => _items = value;
+    }
+
     public override IDuplexPipe Transport { get; set; } = null!;
     public override CancellationToken ConnectionClosed { get; set; }
-    public override EndPoint? LocalEndPoint { get; set; }
+
+    public override EndPoint? LocalEndPoint
+    {
+        get
+        {
+            if (_localEndPoint is not null) return _localEndPoint;
+            try { return _localEndPoint = Socket.LocalEndPoint; } catch (ObjectDisposedException) { return null; }
+        }
+        set => _localEndPoint = value;
+    }
+
     public override EndPoint? RemoteEndPoint { get; set; }
     public CancellationToken ConnectionClosedRequested { get; set; }
 
@@ -95,7 +135,27 @@ internal abstract class FrontEndConnection : ConnectionContext, IConnectionLifet
     public abstract Task RunAsync();
 
     /// <summary>Kestrel's HTTP pipeline serves the connection from here; completes when Kestrel has let go of it.</summary>
-    protected Task HandOverAsync(ConnectionContext connection) => _owner.Kestrel.Hand(this) ? _kestrelDone.Task : Task.CompletedTask;
+    protected Task HandOverAsync(ConnectionContext connection)
+    {
+        // Made before the hand-over: Kestrel may be done with the connection (DisposeAsync) before Hand returns.
+        var kestrelDone = LazyTaskCompletionSource(ref _kestrelDone);
+        return _owner.Kestrel.Hand(this) ? kestrelDone.Task : Task.CompletedTask;
+    }
+
+    private static TaskCompletionSource LazyTaskCompletionSource(ref TaskCompletionSource? field)
+    {
+        if (Volatile.Read(ref field) is { } made) return made;
+        var created = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        return Interlocked.CompareExchange(ref field, created, null) ?? created;
+    }
+
+    /// <summary>
+    /// Called before the flush of a response after which the connection closes (the fast path's Connection: close): a TLS
+    /// connection sends its close_notify in the same send, not in one of its own after it.
+    /// </summary>
+    public virtual void LastFlushFollows()
+    {
+    }
 
     protected void MarkAborted() => Interlocked.Exchange(ref _aborted, 1);
 
@@ -116,7 +176,8 @@ internal abstract class FrontEndConnection : ConnectionContext, IConnectionLifet
         _closed.Dispose();
         _closeRequested.Dispose();
         _owner.Closed(this);
-        _completion.TrySetResult();
+        Interlocked.Exchange(ref _forgotten, 1);
+        Volatile.Read(ref _completion)?.TrySetResult();
     }
 
     /// <summary>Close once idle: at once when no request is in flight, else after its response.</summary>
@@ -128,7 +189,7 @@ internal abstract class FrontEndConnection : ConnectionContext, IConnectionLifet
     /// <summary>Kestrel disposes the connection when its pipeline is done with it.</summary>
     public override ValueTask DisposeAsync()
     {
-        _kestrelDone.TrySetResult();
+        Volatile.Read(ref _kestrelDone)?.TrySetResult();
         return ValueTask.CompletedTask;
     }
 }

@@ -62,6 +62,9 @@ public sealed class Listener : IAsyncDisposable
     /// <summary>Connections the fast path handed to Kestrel's HTTP pipeline (HTTP/2 by ALPN not counted).</summary>
     internal long HandedOver => Interlocked.Read(ref _handedOver);
     internal void CountFastPath(long requests) => Interlocked.Add(ref _fastPathRequests, requests);
+
+    /// <summary>The fast path's parsers and buffers of closed connections, for the next ones (Http1/FastPathBuffers).</summary>
+    internal Http1.FastPathBuffersPool FastPathBuffers { get; } = new(64);
     internal void CountHandOver() => Interlocked.Increment(ref _handedOver);
 
     /// <summary>Only <see cref="ProxyListeners"/> swaps, under its gate; readers see one table or the next.</summary>

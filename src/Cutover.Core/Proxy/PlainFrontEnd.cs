@@ -44,7 +44,6 @@ internal sealed class PlainConnection : FrontEndConnection
     {
         try
         {
-            Socket.NoDelay = true;
             var pump = PumpAsync();
             await Http1.FastPathConnection.ServeAsync(this, HandOverAsync, _frontEnd.Listener);
             // Whoever served it is done. Shut down first and let the pump's pending receive see the end (on the socket

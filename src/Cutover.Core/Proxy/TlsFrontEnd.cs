@@ -56,6 +56,8 @@ internal sealed class TlsConnection : FrontEndConnection, ITlsConnectionFeature,
     private readonly TlsFrontEnd _frontEnd;
     private OpenSslStream? _ssl;
     private PipeWriter? _toClient;
+    /// <summary>Whoever served the connection is done: what the pump's last wait for data finds is not read any more.</summary>
+    private volatile bool _closing;
 
     public TlsConnection(Socket socket, TlsFrontEnd frontEnd) : base(socket, frontEnd, "tls")
     {
@@ -74,7 +76,6 @@ internal sealed class TlsConnection : FrontEndConnection, ITlsConnectionFeature,
     {
         try
         {
-            Socket.NoDelay = true;
             // The certificate is picked by SNI in the handshake (OpenSslServer's server-name callback): no certificate for
             // the name, no handshake.
             var ssl = _ssl = new OpenSslStream(Socket, _frontEnd.Tls);
@@ -102,6 +103,7 @@ internal sealed class TlsConnection : FrontEndConnection, ITlsConnectionFeature,
             // close_notify, so the client knows the response was not cut short (best effort: it may be gone).
             if (!Aborted)
                 try { await ssl.ShutdownAsync(CancellationToken.None); } catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException) { }
+            _closing = true;
             try { Socket.Shutdown(SocketShutdown.Both); } catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
             await pump;
         }
@@ -130,7 +132,7 @@ internal sealed class TlsConnection : FrontEndConnection, ITlsConnectionFeature,
                 PinSocket();
                 var waiting = ssl.ReadAsync(Memory<byte>.Empty);
                 var waited = !waiting.IsCompleted;
-                if (await waiting < 0) break;
+                if (await waiting < 0 || _closing) break;
                 if (waited) SocketWaited();
                 var memory = FromClient.Writer.GetMemory(4096);
                 var read = await ssl.ReadAsync(memory);
@@ -154,6 +156,8 @@ internal sealed class TlsConnection : FrontEndConnection, ITlsConnectionFeature,
         _ssl?.Dispose();
         Socket.Dispose();
     }
+
+    public override void LastFlushFollows() => _ssl?.CloseNotifyWithNextFlush();
 
     public override void Abort(ConnectionAbortedException abortReason)
     {

@@ -36,13 +36,18 @@ internal sealed class FastPathConnection
     private static readonly byte[] HstsValue = Encoding.ASCII.GetBytes(ForwardedHeaders.Hsts);
 
     private readonly ConnectionContext _context;
+    /// <summary>The front end's connection (always, but for a test's own context): told before a connection's last flush.</summary>
+    private readonly FrontEndConnection? _frontEnd;
     private readonly ConnectionDelegate _next;
     private readonly Listener _listener;
     private readonly PipeReader _input;
     private readonly PipeWriter _output;
-    private readonly RequestHead _head = new();
-    private readonly ResponseHead _response = new();
-    private readonly ChunkedBodyValidator _chunked = new();
+    /// <summary>The parsers and buffers, the listener's pool's (<see cref="FastPathBuffers"/>), given back when the connection ends.</summary>
+    private readonly FastPathBuffers _buffers;
+    private readonly int _lease;
+    private readonly RequestHead _head;
+    private readonly ResponseHead _response;
+    private readonly ChunkedBodyValidator _chunked;
     private readonly IPAddress? _peer;
     private readonly IPAddress? _peerAsSeen;
     private readonly byte[] _peerText;
@@ -51,14 +56,14 @@ internal sealed class FastPathConnection
     private CancellationTokenRegistration _clientTimerRegistration;
     private CancellationTokenRegistration _closeRequestedRegistration;
     private CancellationTokenRegistration _closedRegistration;
-    /// <summary>The head being parsed when it spans pipe segments, and the upstream request head being built.</summary>
-    private byte[] _headCopy = [];
-    private byte[] _upstreamHead = new byte[4096];
-    /// <summary>The last Host value and the host name routing uses for it (most connections name one host).</summary>
-    private byte[] _lastPath = [];
-    private string _lastPathText = "/";
-    private byte[] _lastHost = [];
-    private string _lastHostName = "";
+    /// <summary>The head being parsed when it spans pipe segments, and the upstream request head being built (from <see cref="_buffers"/>, grown here).</summary>
+    private byte[] _headCopy;
+    private byte[] _upstreamHead;
+    /// <summary>The last Host value and the host name routing uses for it (most connections name one host; kept with the buffers).</summary>
+    private byte[] _lastPath;
+    private string _lastPathText;
+    private byte[] _lastHost;
+    private string _lastHostName;
     private UpstreamConnection? _upstream;
     /// <summary>Bytes of the current exchange's response received so far: none means the instance never answered (retriable).</summary>
     private int _responseBytes;
@@ -84,13 +89,39 @@ internal sealed class FastPathConnection
     private FastPathConnection(ConnectionContext context, ConnectionDelegate next, Listener listener)
     {
         _context = context;
+        _frontEnd = context as FrontEndConnection;
         _next = next;
         _listener = listener;
         _input = context.Transport.Input;
         _output = context.Transport.Output;
         _peerAsSeen = (context.RemoteEndPoint as IPEndPoint)?.Address;
         _peer = _peerAsSeen is { IsIPv4MappedToIPv6: true } mapped ? mapped.MapToIPv4() : _peerAsSeen;
-        _peerText = Encoding.ASCII.GetBytes(_peer?.ToString() ?? "");
+        // Written as bytes straight away (no string between): every request's X-Forwarded-For carries it.
+        Span<byte> peerText = stackalloc byte[64];
+        _peerText = _peer is not null && _peer.TryFormat(peerText, out var peerLength) ? peerText[..peerLength].ToArray() : [];
+        _buffers = listener.FastPathBuffers.Rent();
+        _lease = _buffers.Lease;
+        _head = _buffers.Head;
+        _response = _buffers.Response;
+        _chunked = _buffers.Chunked;
+        _headCopy = _buffers.HeadCopy;
+        _upstreamHead = _buffers.UpstreamHead;
+        _lastPath = _buffers.LastPath;
+        _lastPathText = _buffers.LastPathText;
+        _lastHost = _buffers.LastHost;
+        _lastHostName = _buffers.LastHostName;
+    }
+
+    /// <summary>The buffers back to the listener's pool, with what this connection grew or cached in them.</summary>
+    private void ReturnBuffers()
+    {
+        _buffers.HeadCopy = _headCopy;
+        _buffers.UpstreamHead = _upstreamHead;
+        _buffers.LastPath = _lastPath;
+        _buffers.LastPathText = _lastPathText;
+        _buffers.LastHost = _lastHost;
+        _buffers.LastHostName = _lastHostName;
+        _listener.FastPathBuffers.Return(_buffers, _lease);
     }
 
     /// <summary>The connection middleware: HTTP/2 (ALPN h2) goes straight to Kestrel, HTTP/1.1 starts here.</summary>
@@ -144,6 +175,8 @@ internal sealed class FastPathConnection
             if (_requests > 0) _listener.CountFastPath(_requests);
             Interlocked.Exchange(ref _upstream, null)?.Dispose();
             _responseDeadline.Dispose();
+            // Last: nothing of this connection reads or writes them after here.
+            ReturnBuffers();
         }
     }
 
@@ -824,6 +857,8 @@ internal sealed class FastPathConnection
         }
         // Only a body that is not here whole is watched (a small response costs no timer call).
         if (!complete) WatchActivity();
+        // The whole response goes in this flush and the connection closes after it: TLS's close_notify can go with it.
+        else if (closeClient) _frontEnd?.LastFlushFollows();
         try
         {
             if ((await _output.FlushAsync()).IsCompleted) return Gone();
@@ -932,7 +967,11 @@ internal sealed class FastPathConnection
             .Append("HTTP/1.1 ").Append(status).Append(' ').Append(reason).Append("\r\n")
             .Append("Content-Length: ").Append(Encoding.UTF8.GetByteCount(body)).Append("\r\n");
         if (header is not null) text.Append(header).Append("\r\n");
-        if (close || _closeRequested) text.Append("Connection: close\r\n");
+        if (close || _closeRequested)
+        {
+            text.Append("Connection: close\r\n");
+            _frontEnd?.LastFlushFollows();
+        }
         text.Append("\r\n").Append(body);
         _output.Write(Encoding.UTF8.GetBytes(text.ToString()));
         await _output.FlushAsync();

@@ -48,6 +48,10 @@ internal sealed class OpenSslStream : Stream
     /// <summary>One sender at a time: the writer's flushes and what a read made OpenSSL answer (a TLS 1.3 KeyUpdate).</summary>
     private readonly SemaphoreSlim _sending = new(1, 1);
     private bool _disposed;
+    /// <summary>The next flush ends with close_notify (<see cref="CloseNotifyWithNextFlush"/>).</summary>
+    private volatile bool _closeNotifyOnFlush;
+    /// <summary>close_notify is in the write BIO (or sent): no SSL_shutdown again, no SSL_write after it.</summary>
+    private bool _closeNotifyWritten;
 
     public OpenSslStream(Socket socket, OpenSslServer server)
     {
@@ -139,13 +143,12 @@ internal sealed class OpenSslStream : Stream
         }
     }
 
-    /// <summary>A zero-byte read: completes when there is something to decrypt, consuming nothing (no buffer held while idle).</summary>
-    private async ValueTask<int> WaitForDataAsync(CancellationToken cancellationToken)
+    /// <summary>A zero-byte read: completes (with 0) when there is something to decrypt, consuming nothing (no buffer held while idle).</summary>
+    private ValueTask<int> WaitForDataAsync(CancellationToken cancellationToken)
     {
         lock (_gate)
-            if (LibSsl.SSL_has_pending(Ssl()) == 1) return 0;
-        await WaitReadableAsync(cancellationToken);
-        return 0;
+            if (LibSsl.SSL_has_pending(Ssl()) == 1) return ValueTask.FromResult(0);
+        return WaitReadableAsync(cancellationToken);
     }
 
     /// <summary>
@@ -206,19 +209,38 @@ internal sealed class OpenSslStream : Stream
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-    public override Task FlushAsync(CancellationToken cancellationToken) => SendPendingAsync(cancellationToken).AsTask();
+    public override Task FlushAsync(CancellationToken cancellationToken)
+    {
+        if (_closeNotifyOnFlush) WriteCloseNotify();
+        return SendPendingAsync(cancellationToken).AsTask();
+    }
 
-    /// <summary>Sends close_notify (best effort: the client may be gone).</summary>
+    /// <summary>
+    /// The next flush is the connection's last: close_notify goes into the same send as what it flushes (one send(2) and
+    /// one segment to the client per connection fewer than a <see cref="ShutdownAsync"/> after it), and the connection
+    /// writes nothing more.
+    /// </summary>
+    public void CloseNotifyWithNextFlush() => _closeNotifyOnFlush = true;
+
+    /// <summary>Sends close_notify (best effort: the client may be gone); nothing when the last flush carried it already.</summary>
     public async ValueTask ShutdownAsync(CancellationToken cancellationToken)
+    {
+        if (!WriteCloseNotify()) return;
+        await SendPendingAsync(cancellationToken);
+    }
+
+    /// <summary>SSL_shutdown into the write BIO, once; false when it was written before (or the stream is disposed).</summary>
+    private bool WriteCloseNotify()
     {
         lock (_gate)
         {
-            if (_disposed) return;
+            if (_disposed || _closeNotifyWritten) return false;
+            _closeNotifyWritten = true;
             LibSsl.ERR_clear_error();
             LibSsl.SSL_shutdown(_ssl.DangerousGetHandle());
             LibSsl.ERR_clear_error();
+            return true;
         }
-        await SendPendingAsync(cancellationToken);
     }
 
     private int PendingCiphertext()
@@ -266,8 +288,12 @@ internal sealed class OpenSslStream : Stream
         }
     }
 
-    private async ValueTask WaitReadableAsync(CancellationToken cancellationToken) =>
-        await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, cancellationToken);
+    /// <summary>
+    /// A zero-byte receive: completes (with 0) once the socket is readable, consuming nothing. The socket's own ValueTask,
+    /// not an async method around it: no state machine per wait (a new TLS connection waits three or four times).
+    /// </summary>
+    private ValueTask<int> WaitReadableAsync(CancellationToken cancellationToken) =>
+        _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, cancellationToken);
 
     private IntPtr Ssl() => _disposed ? throw new ObjectDisposedException(nameof(OpenSslStream)) : _ssl.DangerousGetHandle();
 
