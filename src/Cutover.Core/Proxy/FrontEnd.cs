@@ -14,8 +14,10 @@ internal abstract class FrontEnd
     private readonly Socket _listening;
     private readonly ConcurrentDictionary<FrontEndConnection, byte> _open = new();
     private readonly CancellationTokenSource _stopAccepting = new();
-    private Task _acceptLoop = Task.CompletedTask;
-    /// <summary>The socket thread the last accepted connection was given (only the accept loop touches it).</summary>
+    private Task _acceptLoops = Task.CompletedTask;
+    /// <summary>Second descriptors of the listening socket, one per further socket thread, each accepted on by its thread.</summary>
+    private Socket[] _duplicates = [];
+    /// <summary>The socket thread the last accepted connection was given.</summary>
     private int _lastEngine = -1;
 
     protected FrontEnd(Listener listener, Socket listening, HandOverTransport kestrel)
@@ -41,8 +43,7 @@ internal abstract class FrontEnd
     {
         var count = Listener.SocketEngines.Count;
         if (count == 0) return -1;
-        _lastEngine = (_lastEngine + 1) % count;
-        return _lastEngine;
+        return (int)((uint)Interlocked.Increment(ref _lastEngine) % (uint)count);
     }
 
     /// <summary>Connections open now (accepted, not yet closed), handed to Kestrel or not.</summary>
@@ -66,7 +67,16 @@ internal abstract class FrontEnd
         SynchronizationContext.SetSynchronizationContext(null);
         try
         {
-            using (ExecutionContext.SuppressFlow()) _acceptLoop = AcceptLoopAsync();
+            // One accept loop per socket thread, each on a descriptor of the listening socket watched by that thread: a
+            // new connection wakes them all, one accepts it, and the first part of its work (a TLS handshake's first flight,
+            // the costliest) runs on the thread that was free, not always on the one thread that watches the listening socket.
+            var engines = Listener.SocketEngines;
+            _duplicates = engines.Count < 2 ? []
+                : [.. Enumerable.Range(1, engines.Count - 1).Select(_ => new Socket(new SafeSocketHandle(
+                    Platform.LibC.DuplicateCloseOnExec((int)_listening.SafeHandle.DangerousGetHandle()), ownsHandle: true)))];
+            Socket[] acceptors = [_listening, .. _duplicates];
+            using (ExecutionContext.SuppressFlow())
+                _acceptLoops = Task.WhenAll(acceptors.Select((acceptor, engine) => AcceptLoopAsync(acceptor, engines.Count < 2 ? -1 : engine)));
         }
         finally
         {
@@ -74,14 +84,19 @@ internal abstract class FrontEnd
         }
     }
 
-    private async Task AcceptLoopAsync()
+    /// <param name="engine">The socket thread that is to watch <paramref name="acceptor"/> (-1: wherever .NET puts it).</param>
+    private async Task AcceptLoopAsync(Socket acceptor, int engine)
     {
+        var placed = false;
         while (true)
         {
             Socket socket;
             try
             {
-                socket = await _listening.AcceptAsync(_stopAccepting.Token);
+                if (!placed) Listener.SocketEngines.Pin(engine);
+                var accepting = acceptor.AcceptAsync(_stopAccepting.Token);
+                placed |= !accepting.IsCompleted;
+                socket = await accepting;
             }
             catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
             {
@@ -110,7 +125,11 @@ internal abstract class FrontEnd
     public async Task StopAsync(CancellationToken drained)
     {
         _stopAccepting.Cancel();
-        await _acceptLoop;
+        await _acceptLoops;
+        // Only this process's second descriptors: the listening socket itself is the listener's (and may be handed over).
+        // No accept is pending on them now (the loops ended), so .NET closes them without the shutdown it uses to unblock
+        // pending operations, which would stop the shared listening socket for every descriptor of it.
+        foreach (var duplicate in _duplicates) duplicate.Dispose();
         foreach (var connection in _open.Keys) connection.RequestClose();
         try
         {
