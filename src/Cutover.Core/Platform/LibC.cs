@@ -214,15 +214,12 @@ internal static partial class LibC
 
     public static void Close(int fd) => CloseNative(fd);
 
-    [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
-    private static partial int FcntlInt(int fd, int command, int argument);
-
     /// <summary>A second descriptor of the same open file (fcntl F_DUPFD_CLOEXEC: close-on-exec, so no child inherits it).</summary>
     public static int DuplicateCloseOnExec(int fd)
     {
-        const int F_DUPFD_CLOEXEC = 1030;
-        var duplicate = FcntlInt(fd, F_DUPFD_CLOEXEC, 0);
-        if (duplicate < 0) throw new IOException($"fcntl(F_DUPFD_CLOEXEC) failed: errno {Marshal.GetLastPInvokeError()}");
+        const int FDupFdCloexec = 1030;
+        var duplicate = FcntlNative(fd, FDupFdCloexec, 0);
+        if (duplicate < 0) throw Error("fcntl(F_DUPFD_CLOEXEC)");
         return duplicate;
     }
 

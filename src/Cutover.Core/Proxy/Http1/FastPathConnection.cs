@@ -598,7 +598,7 @@ internal sealed class FastPathConnection
         // The client connection's socket thread (inline socket completions): an upstream connection there keeps the whole
         // exchange on one thread. Its own thread when the front end could not place it: the one the request arrived on.
         var engines = _listener.SocketEngines;
-        var engine = (_context as FrontEndConnection)?.SocketEngine ?? -1;
+        var engine = _frontEnd?.SocketEngine ?? -1;
         var placed = engines.ThreadOf(engine);
         var ownThread = placed != 0;
         var socketThread = ownThread ? placed : Environment.CurrentManagedThreadId;
