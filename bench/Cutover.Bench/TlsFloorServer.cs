@@ -38,12 +38,15 @@ public static class TlsFloorServer
         listening.Listen(512);
         var backend = new IPEndPoint(IPAddress.Loopback, backendPort);
         var idle = new ConcurrentBag<Socket>();
+        // The OpenSSL twin waits on Proxy/OpenSsl's socket threads (Platform/Epoll), as the agent's connections do.
+        using var loops = openSsl ? new Cutover.Platform.Epoll.EpollLoops(e => Console.Error.WriteLine(e)) : null;
+        var watched = new ConcurrentDictionary<Socket, Cutover.Platform.Epoll.EpollSocket>();
         Console.WriteLine($"tls {(openSsl ? "openssl " : "")}floor on https://127.0.0.1:{port}/ (pid {Environment.ProcessId}) -> 127.0.0.1:{backendPort}");
         while (true)
         {
             var client = await listening.AcceptAsync();
             // Runs synchronously up to its first wait for the network: the handshake starts on this thread.
-            _ = ServeAsync(client, native is null ? SslStreamHandshake : OpenSslHandshake, backend, idle);
+            _ = ServeAsync(client, native is null ? SslStreamHandshake : OpenSslHandshake, backend, idle, watched);
         }
 
         async Task<Stream> SslStreamHandshake(Socket client)
@@ -55,7 +58,8 @@ public static class TlsFloorServer
 
         async Task<Stream> OpenSslHandshake(Socket client)
         {
-            var tls = new Cutover.Proxy.OpenSsl.OpenSslStream(client, native!);
+            var io = watched[client] = Cutover.Platform.Epoll.EpollSocket.Connected(client, loops!.Next());
+            var tls = new Cutover.Proxy.OpenSsl.OpenSslStream(io, native!);
             try
             {
                 await tls.HandshakeAsync(CancellationToken.None);
@@ -70,7 +74,8 @@ public static class TlsFloorServer
         }
     }
 
-    private static async Task ServeAsync(Socket client, Func<Socket, Task<Stream>> handshake, IPEndPoint backend, ConcurrentBag<Socket> idle)
+    private static async Task ServeAsync(Socket client, Func<Socket, Task<Stream>> handshake, IPEndPoint backend, ConcurrentBag<Socket> idle,
+        ConcurrentDictionary<Socket, Cutover.Platform.Epoll.EpollSocket> watched)
     {
         client.NoDelay = true;
         var request = new byte[8192];
@@ -133,7 +138,8 @@ public static class TlsFloorServer
         }
         finally
         {
-            client.Dispose();
+            if (watched.TryRemove(client, out var io)) io.Dispose();
+            else client.Dispose();
         }
     }
 

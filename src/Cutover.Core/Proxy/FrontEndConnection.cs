@@ -34,13 +34,10 @@ internal abstract class FrontEndConnection : ConnectionContext, IConnectionLifet
     /// <summary>1 once the connection is forgotten: a <see cref="Completion"/> asked for after that is complete.</summary>
     private int _forgotten;
     private int _aborted;
-    private int _socketEngine;
-    private bool _socketPlaced;
 
     /// <param name="kind">The connection id's prefix: "plain", "tls".</param>
     protected FrontEndConnection(Socket socket, FrontEnd owner, string kind)
     {
-        Socket = socket;
         _owner = owner;
         _kind = kind;
         _number = Interlocked.Increment(ref s_lastId);
@@ -49,34 +46,17 @@ internal abstract class FrontEndConnection : ConnectionContext, IConnectionLifet
         Features.Set<IConnectionLifetimeNotificationFeature>(this);
         ConnectionClosed = _closed.Token;
         ConnectionClosedRequested = _closeRequested.Token;
-        _socketEngine = owner.NextSocketEngine();
+        // The front end's loops in turn: the connection is watched by one, and runs on its thread from its first wait on.
+        Io = Platform.Epoll.EpollSocket.Connected(socket, owner.Listener.Loops.Next());
     }
 
     /// <summary>
-    /// The socket thread (engine index of <see cref="Platform.SocketEngines"/>) the client's socket is on, or meant for
-    /// until it first waits; -1 when no threads are known. The fast path makes its upstream connections there.
+    /// The client's socket, on the socket thread (<see cref="Platform.Epoll.EpollLoop"/>) that runs this connection: the
+    /// fast path makes its upstream connections on the same one, so a whole exchange runs on one thread, as in an nginx worker.
     /// </summary>
-    internal int SocketEngine => Volatile.Read(ref _socketEngine);
+    internal Platform.Epoll.EpollSocket Io { get; }
 
-    /// <summary>Before an operation that may be the socket's first wait: the runtime is to put the socket on <see cref="SocketEngine"/>.</summary>
-    protected void PinSocket()
-    {
-        if (!_socketPlaced) _owner.Listener.SocketEngines.Pin(_socketEngine);
-    }
-
-    /// <summary>
-    /// After an operation that waited, on the thread that completed it (inline completions): that is the socket's thread
-    /// now, which another registration may have made different from the one asked for.
-    /// </summary>
-    protected void SocketWaited()
-    {
-        if (_socketPlaced) return;
-        _socketPlaced = true;
-        var engine = _owner.Listener.SocketEngines.OfCurrentThread();
-        if (engine >= 0) Volatile.Write(ref _socketEngine, engine);
-    }
-
-    protected Socket Socket { get; }
+    protected Socket Socket => Io.Socket;
 
     /// <summary>What the client sent, for the fast path (or Kestrel) to read.</summary>
     protected Pipe FromClient { get; } = new(InputOptions);

@@ -32,9 +32,12 @@ public sealed class Listener : IAsyncDisposable
     /// <summary>The agent's http-01 answers, asked before routing on a plain listener; null on TLS and without an agent.</summary>
     private readonly Acme.Http01Challenges? _challenges;
 
-    private Listener(WebApplication web, Socket listening, IPEndPoint requested, bool tls, Acme.Http01Challenges? challenges, Platform.SocketEngines engines)
+    private Listener(WebApplication web, Socket listening, IPEndPoint requested, bool tls, Acme.Http01Challenges? challenges, Platform.SocketEngines engines,
+        Platform.Epoll.EpollLoops loops, bool ownsLoops)
     {
         SocketEngines = engines;
+        Loops = loops;
+        _ownsLoops = ownsLoops;
         _challenges = tls ? null : challenges;
         _web = web;
         ListeningSocket = listening;
@@ -46,6 +49,9 @@ public sealed class Listener : IAsyncDisposable
     public IPEndPoint Requested { get; }
     /// <summary>The process's socket threads: the front end spreads its connections over them, and each connection's upstream connections go on its thread.</summary>
     internal Platform.SocketEngines SocketEngines { get; }
+    /// <summary>The socket threads connections run on (<see cref="Platform.Epoll.EpollLoops"/>): the agent's, or this listener's own.</summary>
+    internal Platform.Epoll.EpollLoops Loops { get; }
+    private readonly bool _ownsLoops;
     /// <summary>The bound address (differs from <see cref="Requested"/> only for port 0).</summary>
     public IPEndPoint Bound { get; private set; } = null!;
     public bool IsTls { get; }
@@ -71,12 +77,13 @@ public sealed class Listener : IAsyncDisposable
     internal void Swap(RouteTable routes) => Volatile.Write(ref _routes, routes);
 
     /// <summary>Binds and listens on <paramref name="endpoint"/>, then starts accepting on that socket.</summary>
-    public static async Task<Listener> StartAsync(IPEndPoint endpoint, bool tls, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, CancellationToken cancellationToken, Platform.SocketEngines? engines = null)
+    public static async Task<Listener> StartAsync(IPEndPoint endpoint, bool tls, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, CancellationToken cancellationToken, Platform.SocketEngines? engines = null,
+        Platform.Epoll.EpollLoops? loops = null)
     {
         var listening = Bind(endpoint);
         try
         {
-            return await StartAsync(listening, endpoint, tls, loggerFactory, challenges, engines ?? Platform.SocketEngines.Unknown, cancellationToken);
+            return await StartAsync(listening, endpoint, tls, loggerFactory, challenges, engines ?? Platform.SocketEngines.Unknown, loops, cancellationToken);
         }
         catch
         {
@@ -94,11 +101,11 @@ public sealed class Listener : IAsyncDisposable
     /// False: the listener is built but does not accept yet (<see cref="StartAcceptingAsync"/> does, once the apps' routes are
     /// in): the old agent keeps accepting meanwhile, so no request meets a listener without routes (404).
     /// </param>
-    public static async Task<Listener> AdoptAsync(Platform.ReceivedListener received, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, CancellationToken cancellationToken, bool accept = true, Platform.SocketEngines? engines = null)
+    public static async Task<Listener> AdoptAsync(Platform.ReceivedListener received, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, CancellationToken cancellationToken, bool accept = true, Platform.SocketEngines? engines = null, Platform.Epoll.EpollLoops? loops = null)
     {
         try
         {
-            return await StartAsync(received.Socket, received.Listener.Address, received.Listener.Kind == Platform.ListenerKind.Tls, loggerFactory, challenges, engines ?? Platform.SocketEngines.Unknown, cancellationToken, accept);
+            return await StartAsync(received.Socket, received.Listener.Address, received.Listener.Kind == Platform.ListenerKind.Tls, loggerFactory, challenges, engines ?? Platform.SocketEngines.Unknown, loops, cancellationToken, accept);
         }
         catch
         {
@@ -145,7 +152,7 @@ public sealed class Listener : IAsyncDisposable
     /// port 0, to a port of the kernel's choosing) and listening. The listener owns it from here, also when this
     /// throws: the caller disposes it then.
     /// </summary>
-    private static async Task<Listener> StartAsync(Socket listening, IPEndPoint requested, bool tls, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, Platform.SocketEngines engines, CancellationToken cancellationToken, bool accept = true)
+    private static async Task<Listener> StartAsync(Socket listening, IPEndPoint requested, bool tls, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, Platform.SocketEngines engines, Platform.Epoll.EpollLoops? loops, CancellationToken cancellationToken, bool accept = true)
     {
         var builder = Cutover.Platform.UnwatchedWebHost.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -172,7 +179,18 @@ public sealed class Listener : IAsyncDisposable
             k.Limits.MaxRequestHeadersTotalSize = (int)Config.ProxyConfig.HeaderLimitCeiling;
         });
         var web = builder.Build();
-        var listener = new Listener(web, listening, requested, tls, challenges, engines);
+        var ownsLoops = loops is null;
+        loops ??= NewLoops(loggerFactory);
+        Listener listener;
+        try
+        {
+            listener = new Listener(web, listening, requested, tls, challenges, engines, loops, ownsLoops);
+        }
+        catch
+        {
+            if (ownsLoops) loops.Dispose();
+            throw;
+        }
         if (tls) listener._tlsFrontEnd = new TlsFrontEnd(listener, listening, handOver);
         else listener._plainFrontEnd = new PlainFrontEnd(listener, listening, handOver);
         web.Run(listener.DispatchAsync);
@@ -180,6 +198,13 @@ public sealed class Listener : IAsyncDisposable
         listener.Bound = requested.Port != 0 ? requested : new IPEndPoint(requested.Address, ((IPEndPoint)listening.LocalEndPoint!).Port);
         if (accept) await listener.StartAcceptingAsync(cancellationToken);
         return listener;
+    }
+
+    /// <summary>Socket threads for one process (or one listener of its own), reporting what escapes a connection's code to the log.</summary>
+    internal static Platform.Epoll.EpollLoops NewLoops(ILoggerFactory loggerFactory)
+    {
+        var logger = loggerFactory.CreateLogger("Cutover.Proxy");
+        return new Platform.Epoll.EpollLoops(e => logger.LogError(e, "proxy: a connection's code failed on a socket thread"));
     }
 
     /// <summary>Whether the front end accepts on the socket (an adopted listener waits for its routes first).</summary>
@@ -274,6 +299,19 @@ public sealed class Listener : IAsyncDisposable
             ListeningSocket.Dispose();
             return;
         }
+        try
+        {
+            await StopServingAsync(drained);
+        }
+        finally
+        {
+            // Every connection of this listener is closed by now: its own loops can go.
+            if (_ownsLoops) Loops.Dispose();
+        }
+    }
+
+    private async ValueTask StopServingAsync(CancellationToken drained)
+    {
         _webDisposed = true;
         // Stopping accepts nothing more, lets the requests in flight finish and closes idle keep-alive connections.
         if (Accepting)

@@ -34,7 +34,7 @@ internal sealed class PlainConnection : FrontEndConnection
     public PlainConnection(Socket socket, PlainFrontEnd frontEnd) : base(socket, frontEnd, "plain")
     {
         _frontEnd = frontEnd;
-        ToClient = PipeWriter.Create(new NetworkStream(socket, ownsSocket: false), new StreamPipeWriterOptions(leaveOpen: true));
+        ToClient = PipeWriter.Create(new Platform.Epoll.EpollSocketStream(Io), new StreamPipeWriterOptions(leaveOpen: true));
         Transport = this;
     }
 
@@ -51,7 +51,7 @@ internal sealed class PlainConnection : FrontEndConnection
             // aborted receive through the thread pool, one hand-off per connection (measured on TlsFrontEnd).
             await ToClient.CompleteAsync();
             await FromClient.Reader.CompleteAsync();
-            try { Socket.Shutdown(SocketShutdown.Both); } catch (SocketException) { }
+            Io.Shutdown(SocketShutdown.Both);
             await pump;
         }
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
@@ -60,7 +60,7 @@ internal sealed class PlainConnection : FrontEndConnection
         }
         finally
         {
-            Socket.Dispose();
+            Io.Dispose();
             Forget();
         }
     }
@@ -77,11 +77,7 @@ internal sealed class PlainConnection : FrontEndConnection
                 // syscall per request fewer, for a 4 KiB segment held while the connection waits (as the plain listener's
                 // Kestrel was configured: WaitForDataBeforeAllocatingBuffer = false).
                 var memory = FromClient.Writer.GetMemory(ReceiveSize);
-                PinSocket();
-                var receiving = Socket.ReceiveAsync(memory, SocketFlags.None);
-                var waited = !receiving.IsCompleted;
-                var received = await receiving;
-                if (waited) SocketWaited();
+                var received = await Io.ReceiveAsync(memory);
                 if (received == 0) break;
                 FromClient.Writer.Advance(received);
                 if ((await FromClient.Writer.FlushAsync()).IsCompleted) break;
@@ -98,6 +94,6 @@ internal sealed class PlainConnection : FrontEndConnection
     {
         MarkAborted();
         // Closing the socket ends the pump (the reader sees the abort) and any send in flight.
-        Socket.Dispose();
+        Io.Dispose();
     }
 }

@@ -18,6 +18,8 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory, Cutover.Acme.Ac
 
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly List<Listener> _listeners = [];
+    /// <summary>The socket threads every listener's connections run on: one set per agent, however many listeners.</summary>
+    private readonly Platform.Epoll.EpollLoops _loops = Listener.NewLoops(loggerFactory);
 
     /// <summary>The addresses <paramref name="config"/> names, plain and TLS.</summary>
     private static IEnumerable<(IPEndPoint Endpoint, bool Tls)> AddressesOf(ProxyConfig config) =>
@@ -42,7 +44,7 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory, Cutover.Acme.Ac
             {
                 foreach (var (endpoint, tls) in AddressesOf(config))
                     if (Find(endpoint, app) is null)
-                        started.Add(await Listener.StartAsync(endpoint, tls, loggerFactory, acme?.Challenges, cancellationToken, engines));
+                        started.Add(await Listener.StartAsync(endpoint, tls, loggerFactory, acme?.Challenges, cancellationToken, engines, _loops));
             }
             catch
             {
@@ -74,7 +76,7 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory, Cutover.Acme.Ac
             {
                 foreach (var (endpoint, tls) in AddressesOf(config))
                     if (Find(endpoint, app) is null)
-                        started.Add(await Listener.StartAsync(endpoint, tls, loggerFactory, acme?.Challenges, cancellationToken, engines));
+                        started.Add(await Listener.StartAsync(endpoint, tls, loggerFactory, acme?.Challenges, cancellationToken, engines, _loops));
             }
             catch (Exception e)
             {
@@ -142,7 +144,7 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory, Cutover.Acme.Ac
         try
         {
             if (_listeners.Any(l => l.Requested.Equals(endpoint))) return;
-            _listeners.Add(await Listener.StartAsync(endpoint, tls: false, loggerFactory, acme?.Challenges, cancellationToken, engines));
+            _listeners.Add(await Listener.StartAsync(endpoint, tls: false, loggerFactory, acme?.Challenges, cancellationToken, engines, _loops));
         }
         finally
         {
@@ -188,7 +190,7 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory, Cutover.Acme.Ac
             {
                 if (_listeners.Concat(started).Any(l => l.Requested.Equals(listener.Listener.Address)))
                     throw new Platform.HandoverException($"listener {listener.Listener.Address} was handed over twice, or this agent listens there already");
-                started.Add(await Listener.AdoptAsync(listener, loggerFactory, acme?.Challenges, cancellationToken, accept, engines));
+                started.Add(await Listener.AdoptAsync(listener, loggerFactory, acme?.Challenges, cancellationToken, accept, engines, _loops));
             }
             _listeners.AddRange(started);
         }
@@ -277,5 +279,6 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory, Cutover.Acme.Ac
     {
         foreach (var listener in _listeners) await listener.DisposeAsync();
         _listeners.Clear();
+        _loops.Dispose();
     }
 }

@@ -78,16 +78,9 @@ internal sealed class TlsConnection : FrontEndConnection, ITlsConnectionFeature,
         {
             // The certificate is picked by SNI in the handshake (OpenSslServer's server-name callback): no certificate for
             // the name, no handshake.
-            var ssl = _ssl = new OpenSslStream(Socket, _frontEnd.Tls);
+            var ssl = _ssl = new OpenSslStream(Io, _frontEnd.Tls);
             using (var handshake = new CancellationTokenSource(TlsFrontEnd.HandshakeTimeout))
-            {
-                // The handshake waits for the client at least once: that first wait puts the socket on a thread.
-                PinSocket();
-                var handshaking = ssl.HandshakeAsync(handshake.Token);
-                var waited = !handshaking.IsCompleted;
-                await handshaking;
-                if (waited) SocketWaited();
-            }
+                await ssl.HandshakeAsync(handshake.Token);
             _toClient = PipeWriter.Create(ssl, new StreamPipeWriterOptions(leaveOpen: true));
             Transport = this;
             var pump = PumpAsync(ssl);
@@ -104,7 +97,7 @@ internal sealed class TlsConnection : FrontEndConnection, ITlsConnectionFeature,
             if (!Aborted)
                 try { await ssl.ShutdownAsync(CancellationToken.None); } catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException) { }
             _closing = true;
-            try { Socket.Shutdown(SocketShutdown.Both); } catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
+            Io.Shutdown(SocketShutdown.Both);
             await pump;
         }
         catch (Exception e) when (e is AuthenticationException or IOException or SocketException or OperationCanceledException or ObjectDisposedException
@@ -129,11 +122,7 @@ internal sealed class TlsConnection : FrontEndConnection, ITlsConnectionFeature,
             {
                 // Wait for data with a zero-byte read first, as Kestrel's TLS adapter does: an idle connection then holds
                 // no pipe segment while it waits (and OpenSSL none of its record buffers: SSL_MODE_RELEASE_BUFFERS).
-                PinSocket();
-                var waiting = ssl.ReadAsync(Memory<byte>.Empty);
-                var waited = !waiting.IsCompleted;
-                if (await waiting < 0 || _closing) break;
-                if (waited) SocketWaited();
+                if (await ssl.ReadAsync(Memory<byte>.Empty) < 0 || _closing) break;
                 var memory = FromClient.Writer.GetMemory(4096);
                 var read = await ssl.ReadAsync(memory);
                 if (read == 0) break;
@@ -154,7 +143,7 @@ internal sealed class TlsConnection : FrontEndConnection, ITlsConnectionFeature,
     {
         // The SSL object first (no call of it is in flight by now: the pump and the writer are done), then the descriptor.
         _ssl?.Dispose();
-        Socket.Dispose();
+        Io.Dispose();
     }
 
     public override void LastFlushFollows() => _ssl?.CloseNotifyWithNextFlush();
@@ -165,6 +154,6 @@ internal sealed class TlsConnection : FrontEndConnection, ITlsConnectionFeature,
         // Shutting the socket down ends the pump (its wait for data sees the end) and any write in flight. Not a close: the
         // descriptor stays open until the connection has freed its SSL object (Close), so no read of OpenSSL's can
         // land on the number reused by another connection.
-        try { Socket.Shutdown(SocketShutdown.Both); } catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
+        Io.Shutdown(SocketShutdown.Both);
     }
 }

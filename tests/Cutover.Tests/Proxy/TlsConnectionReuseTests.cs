@@ -146,7 +146,8 @@ public class TlsConnectionReuseTests
         listening.Listen();
         using var client = new TcpClient();
         await client.ConnectAsync((IPEndPoint)listening.LocalEndPoint!, timeout.Token);
-        using var accepted = await listening.AcceptAsync(timeout.Token);
+        using var loops = new Cutover.Platform.Epoll.EpollLoops(e => throw e, count: 1);
+        using var accepted = Cutover.Platform.Epoll.EpollSocket.Connected(await listening.AcceptAsync(timeout.Token), loops.Next());
         var tls = new OpenSslStream(accepted, server);
         try
         {

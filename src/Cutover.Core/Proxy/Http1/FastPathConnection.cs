@@ -595,19 +595,14 @@ internal sealed class FastPathConnection
         _responseDeadline.CancelAfter(responseTimeout);
         var deadline = _responseDeadline.Token;
         var pool = backend.Upstream;
-        // The client connection's socket thread (inline socket completions): an upstream connection there keeps the whole
-        // exchange on one thread. Its own thread when the front end could not place it: the one the request arrived on.
-        var engines = _listener.SocketEngines;
-        var engine = _frontEnd?.SocketEngine ?? -1;
-        var placed = engines.ThreadOf(engine);
-        var ownThread = placed != 0;
-        var socketThread = ownThread ? placed : Environment.CurrentManagedThreadId;
-        var connection = pool.TryRent(socketThread, ownThread);
+        // The client connection's socket thread: an upstream connection there keeps the whole exchange on one thread.
+        var loop = _frontEnd?.Io.Loop ?? _listener.Loops.Current ?? _listener.Loops.Next();
+        var connection = pool.TryRent(loop);
         // A body streamed from the client cannot be sent twice: make sure the idle connection is still open first.
         while (connection is not null && !replayable && connection.LooksClosed())
         {
             connection.Dispose();
-            connection = pool.TryRent(socketThread, ownThread);
+            connection = pool.TryRent(loop);
         }
         try
         {
@@ -617,7 +612,7 @@ internal sealed class FastPathConnection
                 {
                     try
                     {
-                        connection = await pool.ConnectAsync(engines, engine, deadline);
+                        connection = await pool.ConnectAsync(loop, deadline);
                     }
                     catch (OperationCanceledException) when (deadline.IsCancellationRequested)
                     {
@@ -635,7 +630,7 @@ internal sealed class FastPathConnection
                 int received;
                 try
                 {
-                    await connection.Socket.SendAsync(_upstreamHead.AsMemory(0, headLength), SocketFlags.None, deadline);
+                    await connection.Io.SendAsync(_upstreamHead.AsMemory(0, headLength), deadline);
                     if (bodyToStream != 0 && await StreamRequestBodyAsync(connection, bodyToStream, deadline) is var body and not RequestBody.Sent)
                         return _stalled ? new Exchange(Outcome.RequestBodyStalled)
                             : body == RequestBody.Invalid ? new Exchange(Outcome.BadRequestBody) : new Exchange(Outcome.ClientGone);
@@ -665,8 +660,8 @@ internal sealed class FastPathConnection
                     return new Exchange(Outcome.TimedOut);
                 }
                 // Read on another socket thread than the client's: this exchange woke a second thread (counted, for the
-                // socket-thread placement of Platform/SocketEngines to be checked in production, not only in a benchmark).
-                _crossedThreads = connection.SocketThread != 0 && connection.SocketThread != socketThread;
+                // placement of upstream connections to be checked in production, not only in a benchmark).
+                _crossedThreads = connection.Io.Loop != loop;
                 var relayed = await RelayResponseAsync(connection, received, clientWantsClose, hsts);
                 if (relayed.Outcome == Outcome.Relayed && relayed.UpstreamReusable && Interlocked.CompareExchange(ref _upstream, null, connection) == connection)
                     pool.Return(connection);
@@ -708,7 +703,7 @@ internal sealed class FastPathConnection
                 var slice = buffer.Slice(0, Math.Min(remaining, buffer.Length));
                 foreach (var segment in slice)
                 {
-                    await connection.Socket.SendAsync(segment, SocketFlags.None, deadline);
+                    await connection.Io.SendAsync(segment, deadline);
                     Moved();
                 }
                 remaining -= slice.Length;
@@ -750,7 +745,7 @@ internal sealed class FastPathConnection
                 var used = _chunked.Feed(segment.Span);
                 if (used > 0)
                 {
-                    await connection.Socket.SendAsync(segment[..used], SocketFlags.None, deadline);
+                    await connection.Io.SendAsync(segment[..used], deadline);
                     Moved();
                 }
                 consumed += used;
@@ -776,13 +771,7 @@ internal sealed class FastPathConnection
         {
             if (received == connection.Buffer.Length && !connection.TryGrow(received, ResponseHead.MaxLength + 1))
                 return (ResponseParse.Malformed, received);
-            // Until the connection has waited once, its first wait may be this one: on the thread it was made for.
-            if (connection.SocketThread == 0) _listener.SocketEngines.Pin(connection.SocketEngine);
-            var pending = connection.Socket.ReceiveAsync(connection.Buffer.AsMemory(received), SocketFlags.None, deadline);
-            var waited = !pending.IsCompleted;
-            var n = await pending;
-            // Completed later, so by the socket's own thread (inline completions): that is the connection's thread.
-            if (waited) connection.SocketThread = Environment.CurrentManagedThreadId;
+            var n = await connection.Io.ReceiveAsync(connection.Buffer.AsMemory(received), deadline);
             if (n == 0) return (ResponseParse.Incomplete, received);
             received += n;
             _responseBytes += n;
@@ -866,7 +855,7 @@ internal sealed class FastPathConnection
             {
                 var memory = _output.GetMemory();
                 if (framing == ResponseFraming.ContentLength && memory.Length > remaining) memory = memory[..(int)remaining];
-                var n = await connection.Socket.ReceiveAsync(memory, SocketFlags.None);
+                var n = await connection.Io.ReceiveAsync(memory);
                 Moved();
                 if (n == 0)
                 {

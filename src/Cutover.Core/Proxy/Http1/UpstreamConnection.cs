@@ -11,51 +11,28 @@ internal sealed class UpstreamConnection : IDisposable
 {
     private const int InitialBuffer = 16 * 1024;
 
-    private UpstreamConnection(Socket socket, int socketEngine)
-    {
-        Socket = socket;
-        SocketEngine = socketEngine;
-    }
+    private UpstreamConnection(Platform.Epoll.EpollSocket io) => Io = io;
 
-    /// <summary>The socket thread (<see cref="Platform.SocketEngines"/> index) it was made for, -1 for any.</summary>
-    public int SocketEngine { get; }
-
-    public Socket Socket { get; }
+    /// <summary>The socket, watched by the socket thread (<see cref="Platform.Epoll.EpollLoop"/>) of the client it was made for.</summary>
+    public Platform.Epoll.EpollSocket Io { get; }
     public byte[] Buffer { get; private set; } = new byte[InitialBuffer];
     /// <summary>When it went back to the pool (Environment.TickCount64).</summary>
     public long IdleSince { get; set; }
     /// <summary>True once it has carried a request: a failure before any response byte may be the instance closing an idle connection.</summary>
     public bool Reused { get; set; }
-    /// <summary>
-    /// The socket thread its receives complete on (the managed thread id; 0 until one completed asynchronously). With
-    /// inline socket completions each socket belongs to one epoll thread, chosen by .NET when it is first used;
-    /// <see cref="UpstreamPool.TryRent"/> prefers a connection of the thread the client's request arrived on, so the
-    /// whole exchange runs on one thread as in an nginx worker, instead of waking a second one for the response.
-    /// </summary>
-    public int SocketThread { get; set; }
 
-    /// <param name="socketEngine">The socket thread to put it on (the client's), -1 for wherever .NET puts it.</param>
-    public static async ValueTask<UpstreamConnection> ConnectAsync(IPEndPoint endpoint, Platform.SocketEngines engines, int socketEngine, CancellationToken cancellationToken)
+    /// <param name="loop">The socket thread to watch it: the client's, so the whole exchange runs on one thread.</param>
+    public static async ValueTask<UpstreamConnection> ConnectAsync(IPEndPoint endpoint, Platform.Epoll.EpollLoop loop, CancellationToken cancellationToken)
     {
-        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        using var connectTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        connectTimeout.CancelAfter(UpstreamPool.ConnectTimeout);
         try
         {
-            using var connectTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            connectTimeout.CancelAfter(UpstreamPool.ConnectTimeout);
-            // A connect that waits for the handshake is the socket's first wait; one that completes at once leaves it to the first receive.
-            engines.Pin(socketEngine);
-            await socket.ConnectAsync(endpoint, connectTimeout.Token);
-            return new UpstreamConnection(socket, socketEngine);
+            return new UpstreamConnection(await Platform.Epoll.EpollSocket.ConnectAsync(endpoint, loop, connectTimeout.Token));
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            socket.Dispose();
             throw new SocketException((int)SocketError.TimedOut);
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
         }
     }
 
@@ -74,7 +51,7 @@ internal sealed class UpstreamConnection : IDisposable
     {
         try
         {
-            return Socket.Poll(0, SelectMode.SelectRead);
+            return Io.Socket.Poll(0, SelectMode.SelectRead);
         }
         catch (SocketException)
         {
@@ -86,7 +63,7 @@ internal sealed class UpstreamConnection : IDisposable
         }
     }
 
-    public void Dispose() => Socket.Dispose();
+    public void Dispose() => Io.Dispose();
 }
 
 /// <summary>
@@ -104,8 +81,6 @@ internal sealed class UpstreamPool(IPEndPoint endpoint) : IDisposable
 
     /// <summary>Idle connections, the most recently returned last.</summary>
     private readonly List<UpstreamConnection> _idle = [];
-    /// <summary>How far down the idle list a connection of the caller's socket thread is looked for.</summary>
-    private const int AffinityScan = 16;
     private readonly object _lock = new();
     private Timer? _sweeper;
     private bool _sweeping;
@@ -122,17 +97,11 @@ internal sealed class UpstreamPool(IPEndPoint endpoint) : IDisposable
     }
 
     /// <summary>
-    /// An idle connection not past its idle timeout, or null: among the most recently used, one whose receives complete
-    /// on <paramref name="socketThread"/> (the caller's: see <see cref="UpstreamConnection.SocketThread"/>) when there is
-    /// one, else the most recently used.
+    /// The most recently used idle connection of socket thread <paramref name="loop"/> not past its idle timeout, or
+    /// null (the caller makes one there): each socket thread keeps connections of its own, as each nginx worker keeps
+    /// its own upstream keep-alive connections.
     /// </summary>
-    /// <param name="sameThreadOnly">
-    /// Only a connection of <paramref name="socketThread"/>, else null (the caller makes one there): each socket thread
-    /// keeps connections of its own, as each nginx worker keeps its own upstream keep-alive connections. For when the
-    /// caller can place a new connection on its thread (<see cref="Platform.SocketEngines"/>); otherwise taking another
-    /// thread's connection is no worse than a new one.
-    /// </param>
-    public UpstreamConnection? TryRent(int socketThread, bool sameThreadOnly = false)
+    public UpstreamConnection? TryRent(Platform.Epoll.EpollLoop loop)
     {
         var now = Environment.TickCount64;
         lock (_lock)
@@ -141,35 +110,20 @@ internal sealed class UpstreamPool(IPEndPoint endpoint) : IDisposable
             var stale = 0;
             while (stale < _idle.Count && now - _idle[stale].IdleSince >= (long)IdleTimeout.TotalMilliseconds) _idle[stale++].Dispose();
             _idle.RemoveRange(0, stale);
-            var last = _idle.Count - 1;
-            if (last < 0) return null;
-            var pick = -1;
-            // Same-thread only: a connection that never waited (SocketThread 0) is on no thread yet, and its first wait
-            // puts it on the caller's; taken when the thread has none of its own.
-            var unplaced = -1;
-            var scan = sameThreadOnly ? _idle.Count : AffinityScan;
-            for (var i = last; i >= 0 && i > last - scan; i--)
+            for (var i = _idle.Count - 1; i >= 0; i--)
             {
-                var thread = _idle[i].SocketThread;
-                if (thread == socketThread)
-                {
-                    pick = i;
-                    break;
-                }
-                if (thread == 0 && unplaced < 0) unplaced = i;
+                var connection = _idle[i];
+                if (connection.Io.Loop != loop) continue;
+                _idle.RemoveAt(i);
+                return connection;
             }
-            if (pick < 0) pick = sameThreadOnly ? unplaced : last;
-            if (pick < 0) return null;
-            var connection = _idle[pick];
-            _idle.RemoveAt(pick);
-            return connection;
+            return null;
         }
     }
 
-    /// <summary>A new connection to the instance, on socket thread <paramref name="socketEngine"/> (-1: any).</summary>
-    public ValueTask<UpstreamConnection> ConnectAsync(Platform.SocketEngines engines, int socketEngine, CancellationToken cancellationToken) =>
-        UpstreamConnection.ConnectAsync(Endpoint, engines, socketEngine, cancellationToken);
-
+    /// <summary>A new connection to the instance, watched by socket thread <paramref name="loop"/>.</summary>
+    public ValueTask<UpstreamConnection> ConnectAsync(Platform.Epoll.EpollLoop loop, CancellationToken cancellationToken) =>
+        UpstreamConnection.ConnectAsync(Endpoint, loop, cancellationToken);
     public void Return(UpstreamConnection connection)
     {
         connection.Reused = true;

@@ -41,7 +41,7 @@ internal sealed class OpenSslStream : Stream
     /// <summary>Ciphertext pending beyond this is sent before more is encrypted: a large body never piles up in memory.</summary>
     private const int SendThreshold = 64 * 1024;
 
-    private readonly Socket _socket;
+    private readonly Platform.Epoll.EpollSocket _io;
     private readonly SslHandle _ssl;
     private readonly IntPtr _writeBio;
     private readonly Lock _gate = new();
@@ -53,11 +53,11 @@ internal sealed class OpenSslStream : Stream
     /// <summary>close_notify is in the write BIO (or sent): no SSL_shutdown again, no SSL_write after it.</summary>
     private bool _closeNotifyWritten;
 
-    public OpenSslStream(Socket socket, OpenSslServer server)
+    /// <param name="io">The connection's socket (non-blocking: OpenSSL's own read(2) must not block a socket thread).</param>
+    public OpenSslStream(Platform.Epoll.EpollSocket io, OpenSslServer server)
     {
-        _socket = socket;
-        // .NET's async operations work either way; OpenSSL's own read(2) must not block a socket thread.
-        socket.Blocking = false;
+        _io = io;
+        var socket = io.Socket;
         var ssl = server.NewSsl();
         if (ssl == IntPtr.Zero)
         {
@@ -107,6 +107,7 @@ internal sealed class OpenSslStream : Stream
         {
             var ssl = Ssl();
             LibSsl.ERR_clear_error();
+            var edges = _io.ReadEdges;
             var result = LibSsl.SSL_do_handshake(ssl);
             if (result == 1)
             {
@@ -118,7 +119,12 @@ internal sealed class OpenSslStream : Stream
                 return (true, null);
             }
             var error = LibSsl.SSL_get_error(ssl, result);
-            if (error == LibSsl.ErrorWantRead) return (false, null);
+            if (error == LibSsl.ErrorWantRead)
+            {
+                // OpenSSL's read(2) found the socket empty: the next wait waits for epoll.
+                _io.ReadFoundEmpty(edges);
+                return (false, null);
+            }
             return (false, LibSsl.TakeError(error == LibSsl.ErrorSyscall ? "the client closed the connection during the handshake" : $"handshake failed (SSL error {error})"));
         }
     }
@@ -163,6 +169,7 @@ internal sealed class OpenSslStream : Stream
         {
             var ssl = Ssl();
             LibSsl.ERR_clear_error();
+            var edges = _io.ReadEdges;
             int read;
             fixed (byte* p = buffer) read = LibSsl.SSL_read(ssl, p, buffer.Length);
             mustSend = LibSsl.BIO_ctrl_pending(_writeBio) > 0;
@@ -173,7 +180,12 @@ internal sealed class OpenSslStream : Stream
                 return read;
             }
             error = LibSsl.SSL_get_error(ssl, read);
-            if (error == LibSsl.ErrorWantRead && mustSend) error = LibSsl.ErrorWantWrite;
+            if (error == LibSsl.ErrorWantRead)
+            {
+                // OpenSSL's read(2) found the socket empty: the next wait waits for epoll.
+                _io.ReadFoundEmpty(edges);
+                if (mustSend) error = LibSsl.ErrorWantWrite;
+            }
             if (error is LibSsl.ErrorWantRead or LibSsl.ErrorWantWrite or LibSsl.ErrorZeroReturn) return 0;
             failure = LibSsl.TakeError(error == LibSsl.ErrorSyscall ? "the connection was reset" : $"TLS read failed (SSL error {error})");
         }
@@ -257,10 +269,7 @@ internal sealed class OpenSslStream : Stream
         {
             int length;
             while ((length = TakeCiphertext(ref chunk)) > 0)
-            {
-                var sent = 0;
-                while (sent < length) sent += await _socket.SendAsync(chunk.AsMemory(sent, length - sent), SocketFlags.None, cancellationToken);
-            }
+                await _io.SendAsync(chunk.AsMemory(0, length), cancellationToken);
         }
         finally
         {
@@ -289,11 +298,11 @@ internal sealed class OpenSslStream : Stream
     }
 
     /// <summary>
-    /// A zero-byte receive: completes (with 0) once the socket is readable, consuming nothing. The socket's own ValueTask,
-    /// not an async method around it: no state machine per wait (a new TLS connection waits three or four times).
+    /// Completes (with 0) once the socket is readable, consuming nothing: no system call at all when the last read found
+    /// it empty (it waits for epoll's next edge). The socket's own ValueTask, not an async method around it: no state
+    /// machine per wait (a new TLS connection waits three or four times).
     /// </summary>
-    private ValueTask<int> WaitReadableAsync(CancellationToken cancellationToken) =>
-        _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, cancellationToken);
+    private ValueTask<int> WaitReadableAsync(CancellationToken cancellationToken) => _io.WaitReadableAsync(cancellationToken);
 
     private IntPtr Ssl() => _disposed ? throw new ObjectDisposedException(nameof(OpenSslStream)) : _ssl.DangerousGetHandle();
 

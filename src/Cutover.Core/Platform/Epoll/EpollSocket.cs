@@ -1,0 +1,511 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Threading.Tasks.Sources;
+
+namespace Cutover.Platform.Epoll;
+
+/// <summary>
+/// A socket watched by one <see cref="EpollLoop"/>, read and written with recv(2) and send(2) directly, remembering
+/// whether it is readable and writable the way nginx does: a receive that got less than it asked for (or EAGAIN) has
+/// emptied the socket, and the next receive waits for epoll's next edge instead of trying, and failing, first. .NET's
+/// socket operations always try first: one EAGAIN recv(2) per wait, two per proxied request (the client's next request,
+/// the instance's response), each a whole system call (bench/README.md, proxy). A waiting operation resumes on the loop's
+/// thread, inline. One receive and one send may be in flight at a time (each side has one user: the pump, the writer).
+/// Owns the <see cref="System.Net.Sockets.Socket"/>: <see cref="Dispose"/> stops watching, fails what waits, then closes.
+/// </summary>
+internal sealed class EpollSocket : IDisposable
+{
+    private const uint Watched = EpollNative.EpollIn | EpollNative.EpollOut | EpollNative.EpollRdHup | EpollNative.EpollEt;
+    private const uint ReadEvents = EpollNative.EpollIn | EpollNative.EpollRdHup | EpollNative.EpollHup | EpollNative.EpollErr;
+    private const uint WriteEvents = EpollNative.EpollOut | EpollNative.EpollHup | EpollNative.EpollErr;
+
+    private readonly Lock _gate = new();
+    private readonly int _fd;
+    private readonly ReceiveOperation _receive;
+    private readonly SendOperation _send;
+    private bool _readReady = true;
+    private bool _writeReady;
+    /// <summary>Readiness edges seen: a "drained" finding made before the latest edge does not count.</summary>
+    private uint _readEdges;
+    private uint _writeEdges;
+    private bool _closed;
+
+    /// <param name="connecting">A connect(2) is in progress: not writable until epoll says so.</param>
+    private EpollSocket(Socket socket, EpollLoop loop, bool connecting)
+    {
+        Socket = socket;
+        Loop = loop;
+        socket.Blocking = false;
+        _fd = (int)socket.SafeHandle.DangerousGetHandle();
+        _writeReady = !connecting;
+        _receive = new ReceiveOperation(this);
+        _send = new SendOperation(this);
+        loop.Register(this, _fd, Watched);
+    }
+
+    /// <summary>Watches a connected (accepted) socket on <paramref name="loop"/>.</summary>
+    public static EpollSocket Connected(Socket socket, EpollLoop loop) => new(socket, loop, connecting: false);
+
+    /// <summary>A new TCP connection to <paramref name="endpoint"/>, made and watched by <paramref name="loop"/>.</summary>
+    public static async ValueTask<EpollSocket> ConnectAsync(IPEndPoint endpoint, EpollLoop loop, CancellationToken cancellationToken)
+    {
+        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true, Blocking = false };
+        EpollSocket? watched = null;
+        try
+        {
+            var inProgress = false;
+            try
+            {
+                socket.Connect(endpoint);
+            }
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.WouldBlock or SocketError.InProgress)
+            {
+                inProgress = true;
+            }
+            // Watched only now: a socket not yet connecting reports a hang-up to epoll.
+            watched = new EpollSocket(socket, loop, inProgress);
+            if (inProgress)
+            {
+                await watched.WaitWritableAsync(cancellationToken);
+                var error = (int)socket.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.Error)!;
+                if (error != 0) throw new SocketException(error);
+            }
+            return watched;
+        }
+        catch
+        {
+            if (watched is not null) watched.Dispose();
+            else socket.Dispose();
+            throw;
+        }
+    }
+
+    public Socket Socket { get; }
+    public EpollLoop Loop { get; }
+
+    /// <summary>The loop's table slot (-1 once forgotten) and its generation: set by <see cref="EpollLoop"/>.</summary>
+    internal int Slot { get; set; } = -1;
+    internal uint Generation { get; set; }
+
+    /// <summary>Bytes received (0: the peer closed its side).</summary>
+    public ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (buffer.IsEmpty) return WaitReadableAsync(cancellationToken);
+        while (true)
+        {
+            uint edges;
+            lock (_gate)
+            {
+                if (_closed) return ValueTask.FromException<int>(Aborted());
+                if (!_readReady) return _receive.Park(buffer, waitOnly: false, cancellationToken);
+                edges = _readEdges;
+            }
+            var n = Receive(buffer.Span, out var errno);
+            if (n >= 0)
+            {
+                if (n > 0 && n < buffer.Length) Drained(edges);
+                return ValueTask.FromResult(n);
+            }
+            if (errno == EpollNative.EAgain) Drained(edges);
+            else if (errno != EpollNative.EIntr) return ValueTask.FromException<int>(EpollNative.Error(errno));
+        }
+    }
+
+    /// <summary>Completes (with 0) once there is something to read, or the end: consumes nothing, and makes no call when it already knows.</summary>
+    public ValueTask<int> WaitReadableAsync(CancellationToken cancellationToken = default)
+    {
+        lock (_gate)
+        {
+            if (_closed) return ValueTask.FromException<int>(Aborted());
+            if (_readReady) return ValueTask.FromResult(0);
+            return _receive.Park(Memory<byte>.Empty, waitOnly: true, cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// The socket was found empty by something other than <see cref="ReceiveAsync"/> (OpenSSL's own read(2) wanted
+    /// more): the next wait waits for epoll. <paramref name="edges"/> is <see cref="ReadEdges"/> from before that read.
+    /// </summary>
+    public void ReadFoundEmpty(uint edges) => Drained(edges);
+
+    /// <summary>The count of readiness edges, to take before a read made outside <see cref="ReceiveAsync"/> (<see cref="ReadFoundEmpty"/>).</summary>
+    public uint ReadEdges
+    {
+        get
+        {
+            lock (_gate) return _readEdges;
+        }
+    }
+
+    private void Drained(uint edges)
+    {
+        lock (_gate)
+            if (_readEdges == edges) _readReady = false;
+    }
+
+    /// <summary>Sends all of <paramref name="data"/>, waiting for room as often as it takes.</summary>
+    public ValueTask SendAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
+    {
+        while (!data.IsEmpty)
+        {
+            uint edges;
+            lock (_gate)
+            {
+                if (_closed) return ValueTask.FromException(Aborted());
+                if (!_writeReady) return _send.Park(data, cancellationToken);
+                edges = _writeEdges;
+            }
+            var n = Transmit(data.Span, out var errno);
+            if (n > 0)
+            {
+                data = data[n..];
+                if (!data.IsEmpty) Full(edges);
+            }
+            else if (errno == EpollNative.EAgain) Full(edges);
+            else if (errno != EpollNative.EIntr) return ValueTask.FromException(EpollNative.Error(errno));
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Completes once the socket is writable (a connect finished, or failed: then SO_ERROR says how).</summary>
+    public ValueTask WaitWritableAsync(CancellationToken cancellationToken = default)
+    {
+        lock (_gate)
+        {
+            if (_closed) return ValueTask.FromException(Aborted());
+            if (_writeReady) return ValueTask.CompletedTask;
+            return _send.Park(ReadOnlyMemory<byte>.Empty, cancellationToken);
+        }
+    }
+
+    private void Full(uint edges)
+    {
+        lock (_gate)
+            if (_writeEdges == edges) _writeReady = false;
+    }
+
+    /// <summary>shutdown(2): the peer sees the end; what waits here sees it too, by epoll, on the loop's thread.</summary>
+    public void Shutdown(SocketShutdown how)
+    {
+        try
+        {
+            Socket.Shutdown(how);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+        }
+    }
+
+    /// <summary>On the loop's thread: an edge. The waiting operation of each side that became ready goes on, inline.</summary>
+    internal void OnEvents(uint events)
+    {
+        var resumeReceive = false;
+        var resumeSend = false;
+        lock (_gate)
+        {
+            if (_closed) return;
+            if ((events & ReadEvents) != 0)
+            {
+                _readEdges++;
+                _readReady = true;
+                resumeReceive = _receive.Unpark();
+            }
+            if ((events & WriteEvents) != 0)
+            {
+                _writeEdges++;
+                _writeReady = true;
+                resumeSend = _send.Unpark();
+            }
+        }
+        if (resumeReceive) _receive.Resume();
+        if (resumeSend) _send.Resume();
+    }
+
+    /// <summary>Fails what waits (the connection is being torn down) without closing; <see cref="Dispose"/> closes.</summary>
+    internal void Abort()
+    {
+        bool receiving, sending;
+        lock (_gate)
+        {
+            if (_closed) return;
+            _closed = true;
+            receiving = _receive.Unpark();
+            sending = _send.Unpark();
+        }
+        if (receiving) _receive.Fail(Aborted());
+        if (sending) _send.Fail(Aborted());
+    }
+
+    /// <summary>Stops watching, fails what waits, closes the socket.</summary>
+    public void Dispose()
+    {
+        Abort();
+        if (Slot >= 0) Loop.Unregister(this, _fd);
+        Socket.Dispose();
+    }
+
+    private static SocketException Aborted() => new((int)SocketError.OperationAborted);
+
+    /// <summary>
+    /// recv(2) holding a reference on the descriptor: a Dispose on another thread closes it only after the call (a
+    /// non-blocking one: Socket.Dispose spins for it that long), so the number is never read after its reuse.
+    /// </summary>
+    private int Receive(Span<byte> buffer, out int errno)
+    {
+        var added = false;
+        try
+        {
+            Socket.SafeHandle.DangerousAddRef(ref added);
+            return EpollNative.Recv(_fd, buffer, out errno);
+        }
+        catch (ObjectDisposedException)
+        {
+            errno = EBadF;
+            return -1;
+        }
+        finally
+        {
+            if (added) Socket.SafeHandle.DangerousRelease();
+        }
+    }
+
+    /// <summary>send(2), holding a reference on the descriptor as <see cref="Receive"/> does.</summary>
+    private int Transmit(ReadOnlySpan<byte> data, out int errno)
+    {
+        var added = false;
+        try
+        {
+            Socket.SafeHandle.DangerousAddRef(ref added);
+            return EpollNative.Send(_fd, data, out errno);
+        }
+        catch (ObjectDisposedException)
+        {
+            errno = EBadF;
+            return -1;
+        }
+        finally
+        {
+            if (added) Socket.SafeHandle.DangerousRelease();
+        }
+    }
+
+    private const int EBadF = 9;
+
+    /// <summary>The one receive (or wait for readability) that may wait at a time: reused, no allocation per wait.</summary>
+    private sealed class ReceiveOperation(EpollSocket owner) : IValueTaskSource<int>
+    {
+        private ManualResetValueTaskSourceCore<int> _core;
+        private Memory<byte> _buffer;
+        private bool _waitOnly;
+        private bool _parked;
+        private CancellationToken _token;
+        private CancellationTokenRegistration _registration;
+
+        /// <summary>Under the owner's gate, the socket not readable: waits for the next edge.</summary>
+        public ValueTask<int> Park(Memory<byte> buffer, bool waitOnly, CancellationToken cancellationToken)
+        {
+            if (_parked) throw new InvalidOperationException("a receive is already waiting on this socket");
+            if (cancellationToken.IsCancellationRequested) return ValueTask.FromCanceled<int>(cancellationToken);
+            _core.Reset();
+            _buffer = buffer;
+            _waitOnly = waitOnly;
+            _token = cancellationToken;
+            _parked = true;
+            var version = _core.Version;
+            // Registered under the gate: a token cancelled in between runs the callback on another thread, which waits for the gate.
+            if (cancellationToken.CanBeCanceled)
+                _registration = cancellationToken.UnsafeRegister(static (state, _) => ((ReceiveOperation)state!).Cancel(), this);
+            return new ValueTask<int>(this, version);
+        }
+
+        /// <summary>Under the owner's gate: true if it was waiting (the caller then resumes or fails it).</summary>
+        public bool Unpark()
+        {
+            if (!_parked) return false;
+            _parked = false;
+            return true;
+        }
+
+        /// <summary>
+        /// The token's callback. Only while this token's operation waits: a callback that lost the race with completion
+        /// finds the next operation parked, whose token (if it is not the same one) is not cancelled.
+        /// </summary>
+        private void Cancel()
+        {
+            CancellationToken token;
+            lock (owner._gate)
+            {
+                token = _token;
+                if (!token.IsCancellationRequested || !Unpark()) return;
+            }
+            Fail(new OperationCanceledException(token));
+        }
+
+        /// <summary>On the loop's thread after an edge: the receive, or the wait's end.</summary>
+        public void Resume()
+        {
+            if (_waitOnly)
+            {
+                Complete(0);
+                return;
+            }
+            while (true)
+            {
+                uint edges;
+                lock (owner._gate) edges = owner._readEdges;
+                var n = owner.Receive(_buffer.Span, out var errno);
+                if (n >= 0)
+                {
+                    if (n > 0 && n < _buffer.Length) owner.Drained(edges);
+                    Complete(n);
+                    return;
+                }
+                if (errno == EpollNative.EIntr) continue;
+                if (errno != EpollNative.EAgain)
+                {
+                    Fail(EpollNative.Error(errno));
+                    return;
+                }
+                // An edge with nothing to read (a write edge's hang-up already seen): wait for the next one.
+                lock (owner._gate)
+                {
+                    if (owner._closed) break;
+                    if (owner._readEdges != edges) continue;
+                    owner._readReady = false;
+                    _parked = true;
+                    return;
+                }
+            }
+            Fail(Aborted());
+        }
+
+        private void Complete(int result)
+        {
+            _buffer = default;
+            TakeRegistration().Unregister();
+            _core.SetResult(result);
+        }
+
+        public void Fail(Exception error)
+        {
+            _buffer = default;
+            TakeRegistration().Unregister();
+            _core.SetException(error);
+        }
+
+        private CancellationTokenRegistration TakeRegistration()
+        {
+            var registration = _registration;
+            _registration = default;
+            _token = default;
+            return registration;
+        }
+
+        public int GetResult(short token) => _core.GetResult(token);
+        public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+        public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+            _core.OnCompleted(continuation, state, token, flags);
+    }
+
+    /// <summary>The one send (or wait for writability) that may wait at a time: what is left of it goes out with each write edge.</summary>
+    private sealed class SendOperation(EpollSocket owner) : IValueTaskSource
+    {
+        private ManualResetValueTaskSourceCore<bool> _core;
+        private ReadOnlyMemory<byte> _data;
+        private bool _parked;
+        private CancellationToken _token;
+        private CancellationTokenRegistration _registration;
+
+        public ValueTask Park(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+        {
+            if (_parked) throw new InvalidOperationException("a send is already waiting on this socket");
+            if (cancellationToken.IsCancellationRequested) return ValueTask.FromCanceled(cancellationToken);
+            _core.Reset();
+            _data = data;
+            _token = cancellationToken;
+            _parked = true;
+            var version = _core.Version;
+            if (cancellationToken.CanBeCanceled)
+                _registration = cancellationToken.UnsafeRegister(static (state, _) => ((SendOperation)state!).Cancel(), this);
+            return new ValueTask(this, version);
+        }
+
+        public bool Unpark()
+        {
+            if (!_parked) return false;
+            _parked = false;
+            return true;
+        }
+
+        /// <summary>
+        /// The token's callback. Only while this token's operation waits: a callback that lost the race with completion
+        /// finds the next operation parked, whose token (if it is not the same one) is not cancelled.
+        /// </summary>
+        private void Cancel()
+        {
+            CancellationToken token;
+            lock (owner._gate)
+            {
+                token = _token;
+                if (!token.IsCancellationRequested || !Unpark()) return;
+            }
+            Fail(new OperationCanceledException(token));
+        }
+
+        public void Resume()
+        {
+            while (!_data.IsEmpty)
+            {
+                uint edges;
+                lock (owner._gate) edges = owner._writeEdges;
+                var n = owner.Transmit(_data.Span, out var errno);
+                if (n > 0)
+                {
+                    _data = _data[n..];
+                    if (_data.IsEmpty) break;
+                }
+                else if (errno == EpollNative.EIntr) continue;
+                else if (errno != EpollNative.EAgain)
+                {
+                    Fail(EpollNative.Error(errno));
+                    return;
+                }
+                lock (owner._gate)
+                {
+                    if (owner._closed)
+                    {
+                        Fail(Aborted());
+                        return;
+                    }
+                    if (owner._writeEdges != edges) continue;
+                    owner._writeReady = false;
+                    _parked = true;
+                    return;
+                }
+            }
+            _data = default;
+            TakeRegistration().Unregister();
+            _core.SetResult(true);
+        }
+
+        public void Fail(Exception error)
+        {
+            _data = default;
+            TakeRegistration().Unregister();
+            _core.SetException(error);
+        }
+
+        private CancellationTokenRegistration TakeRegistration()
+        {
+            var registration = _registration;
+            _registration = default;
+            _token = default;
+            return registration;
+        }
+
+        public void GetResult(short token) => _core.GetResult(token);
+        public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+        public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+            _core.OnCompleted(continuation, state, token, flags);
+    }
+}
