@@ -29,6 +29,7 @@ internal sealed class EpollSocket : IDisposable
     private uint _readEdges;
     private uint _writeEdges;
     private bool _closed;
+    private long _calls;
 
     /// <param name="connecting">A connect(2) is in progress: not writable until epoll says so.</param>
     private EpollSocket(Socket socket, EpollLoop loop, bool connecting)
@@ -68,7 +69,8 @@ internal sealed class EpollSocket : IDisposable
             {
                 await watched.WaitWritableAsync(cancellationToken);
                 var error = (int)socket.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.Error)!;
-                if (error != 0) throw new SocketException(error);
+                // .NET gives SO_ERROR as its SocketError where it knows the errno; a raw errno (small) is mapped here.
+                if (error != 0) throw error < 4096 ? EpollNative.Error(error) : new SocketException(error);
             }
             return watched;
         }
@@ -85,6 +87,9 @@ internal sealed class EpollSocket : IDisposable
 
     /// <summary>The loop's table slot (-1 once forgotten) and its generation: set by <see cref="EpollLoop"/>.</summary>
     internal int Slot { get; set; } = -1;
+
+    /// <summary>recv(2) and send(2) calls made so far (what the readiness it remembers saves is counted by tests).</summary>
+    internal long Calls => Interlocked.Read(ref _calls);
     internal uint Generation { get; set; }
 
     /// <summary>Bytes received (0: the peer closed its side).</summary>
@@ -256,6 +261,7 @@ internal sealed class EpollSocket : IDisposable
         try
         {
             Socket.SafeHandle.DangerousAddRef(ref added);
+            Interlocked.Increment(ref _calls);
             return EpollNative.Recv(_fd, buffer, out errno);
         }
         catch (ObjectDisposedException)
@@ -276,6 +282,7 @@ internal sealed class EpollSocket : IDisposable
         try
         {
             Socket.SafeHandle.DangerousAddRef(ref added);
+            Interlocked.Increment(ref _calls);
             return EpollNative.Send(_fd, data, out errno);
         }
         catch (ObjectDisposedException)
