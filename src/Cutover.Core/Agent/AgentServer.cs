@@ -82,11 +82,11 @@ public sealed partial class AgentServer : IAsyncDisposable
         _logger = loggers.CreateLogger<AgentServer>();
         _acme = new Acme.AcmeCertificates(Path.Combine(home.Path, "certs"), loggers);
         _listeners = new Proxy.ProxyListeners(loggers, _acme, _socketEngines);
-        // Said once per agent (an upgraded one too): a runtime where the placement no longer works shows here.
-        if (_socketEngines.Count > 0)
-            _logger.LogInformation("proxy: {Count} socket threads, each client connection and its upstream connections on one", _socketEngines.Count);
-        else
-            _logger.LogWarning("proxy: socket threads not found on this .NET runtime; connections stay where .NET puts them (slower under load)");
+        // Said once per agent (an upgraded one too).
+        _logger.LogInformation("proxy: {Count} socket threads, each client connection and its upstream connections on one", _listeners.SocketThreads);
+        // Only where accepts run depends on .NET's threads now (Proxy/FrontEnd); a runtime where that placement no longer works shows here.
+        if (_socketEngines.Count == 0)
+            _logger.LogWarning("proxy: .NET's socket threads not found on this runtime; new connections are accepted wherever .NET puts the accept");
     }
 
     /// <summary>Runs until SIGTERM/SIGINT (or the token); then drains every app and exits, keeping the state.</summary>

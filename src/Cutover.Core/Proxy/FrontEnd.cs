@@ -17,8 +17,6 @@ internal abstract class FrontEnd
     private Task _acceptLoops = Task.CompletedTask;
     /// <summary>Second descriptors of the listening socket, one per further socket thread, each accepted on by its thread.</summary>
     private Socket[] _duplicates = [];
-    /// <summary>The socket thread the last accepted connection was given.</summary>
-    private int _lastEngine = -1;
 
     protected FrontEnd(Listener listener, Socket listening, HandOverTransport kestrel)
     {
@@ -34,17 +32,6 @@ internal abstract class FrontEnd
     public HandOverTransport Kestrel { get; }
 
     public Listener Listener { get; }
-
-    /// <summary>
-    /// The socket thread for the next connection: round-robin over the threads, as .NET would spread sockets were it not
-    /// for the upstream connections that first wait in between (<see cref="Platform.SocketEngines"/>); -1 when none are known.
-    /// </summary>
-    internal int NextSocketEngine()
-    {
-        var count = Listener.SocketEngines.Count;
-        if (count == 0) return -1;
-        return (int)((uint)Interlocked.Increment(ref _lastEngine) % (uint)count);
-    }
 
     /// <summary>Connections open now (accepted, not yet closed), handed to Kestrel or not.</summary>
     internal int OpenConnections => _open.Count;

@@ -200,11 +200,17 @@ public sealed class Listener : IAsyncDisposable
         return listener;
     }
 
-    /// <summary>Socket threads for one process (or one listener of its own), reporting what escapes a connection's code to the log.</summary>
+    /// <summary>
+    /// Socket threads for one process (or one listener of its own), reporting what escapes a connection's code to the
+    /// log: one per core, or as many as the operator's DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT says (the agent refuses a
+    /// count that is not 1 or more: Platform/InlineSocketCompletions).
+    /// </summary>
     internal static Platform.Epoll.EpollLoops NewLoops(ILoggerFactory loggerFactory)
     {
         var logger = loggerFactory.CreateLogger("Cutover.Proxy");
-        return new Platform.Epoll.EpollLoops(e => logger.LogError(e, "proxy: a connection's code failed on a socket thread"));
+        var chosen = Environment.GetEnvironmentVariable(Platform.InlineSocketCompletions.ThreadCountVariable);
+        int? count = uint.TryParse(chosen, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) && n >= 1 ? (int)Math.Min(n, 1024) : null;
+        return new Platform.Epoll.EpollLoops(e => logger.LogError(e, "proxy: a connection's code failed on a socket thread"), count);
     }
 
     /// <summary>Whether the front end accepts on the socket (an adopted listener waits for its routes first).</summary>

@@ -21,6 +21,9 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory, Cutover.Acme.Ac
     /// <summary>The socket threads every listener's connections run on: one set per agent, however many listeners.</summary>
     private readonly Platform.Epoll.EpollLoops _loops = Listener.NewLoops(loggerFactory);
 
+    /// <summary>How many socket threads the listeners' connections run on.</summary>
+    public int SocketThreads => _loops.Count;
+
     /// <summary>The addresses <paramref name="config"/> names, plain and TLS.</summary>
     private static IEnumerable<(IPEndPoint Endpoint, bool Tls)> AddressesOf(ProxyConfig config) =>
         config.Tls is { } tls ? [(config.Listen, false), (tls.Listen, true)] : [(config.Listen, false)];
