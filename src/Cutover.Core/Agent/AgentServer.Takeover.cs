@@ -377,7 +377,7 @@ public sealed partial class AgentServer
     /// as the agent until stopped. Exit 0 after a commit and a normal stop; 1 when the takeover did not happen (then
     /// nothing was touched: the old agent serves on).
     /// </summary>
-    public static async Task<int> TakeOverAsync(AgentHome home, string channelPath, ILoggerFactory loggers, Platform.SocketEngines socketEngines, CancellationToken cancellationToken)
+    public static async Task<int> TakeOverAsync(AgentHome home, string channelPath, ILoggerFactory loggers, CancellationToken cancellationToken)
     {
         var logger = loggers.CreateLogger<AgentServer>();
         using var channel = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
@@ -400,7 +400,7 @@ public sealed partial class AgentServer
                 foreach (var l in listeners) l.Socket.Dispose();
                 throw new HandoverException($"the old agent sent {descriptors.Length} descriptors, fewer than the control socket and the home lock");
             }
-            server = new AgentServer(home, AgentHomeLock.FromHandedDescriptor(descriptors[HomeLockDescriptor]), loggers, socketEngines) { _handingOver = true, MetricsListen = MetricsAddressAfterTakeover(logger) };
+            server = new AgentServer(home, AgentHomeLock.FromHandedDescriptor(descriptors[HomeLockDescriptor]), loggers) { _handingOver = true, MetricsListen = MetricsAddressAfterTakeover(logger) };
             await server._gate.WaitAsync(cancellationToken); // no activation until committed
             string? problem = null;
             try

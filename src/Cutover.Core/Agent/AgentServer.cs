@@ -62,7 +62,6 @@ public sealed partial class AgentServer : IAsyncDisposable
     private readonly AgentHomeLock _homeLock;
     /// <summary>The Prometheus meters: one set for the agent's life, so counters outlive every deploy of every app.</summary>
     private readonly Metrics.AgentMetrics _metrics = new();
-    private readonly Platform.SocketEngines _socketEngines;
     private bool _shutDown;
     /// <summary>/metrics on <see cref="MetricsListen"/>; null when off (or not bound yet, during a takeover).</summary>
     private Metrics.MetricsEndpoint? _metricsEndpoint;
@@ -71,22 +70,17 @@ public sealed partial class AgentServer : IAsyncDisposable
     public System.Net.IPEndPoint? MetricsListen { get; init; }
 
     /// <param name="homeLock">Taken by the caller before it touched anything in the home (agent.log included).</param>
-    /// <param name="socketEngines">The process's socket threads (Platform/SocketEngines, found before the first listener); null: unknown.</param>
-    public AgentServer(AgentHome home, AgentHomeLock homeLock, ILoggerFactory loggers, Platform.SocketEngines? socketEngines = null)
+    public AgentServer(AgentHome home, AgentHomeLock homeLock, ILoggerFactory loggers)
     {
-        _socketEngines = socketEngines ?? Platform.SocketEngines.Unknown;
         _home = home;
         _homeLock = homeLock;
         _store = new AgentStateStore(home);
         _loggers = loggers;
         _logger = loggers.CreateLogger<AgentServer>();
         _acme = new Acme.AcmeCertificates(Path.Combine(home.Path, "certs"), loggers);
-        _listeners = new Proxy.ProxyListeners(loggers, _acme, _socketEngines);
+        _listeners = new Proxy.ProxyListeners(loggers, _acme);
         // Said once per agent (an upgraded one too).
         _logger.LogInformation("proxy: {Count} socket threads, each client connection and its upstream connections on one", _listeners.SocketThreads);
-        // Only where accepts run depends on .NET's threads now (Proxy/FrontEnd); a runtime where that placement no longer works shows here.
-        if (_socketEngines.Count == 0)
-            _logger.LogWarning("proxy: .NET's socket threads not found on this runtime; new connections are accepted wherever .NET puts the accept");
     }
 
     /// <summary>Runs until SIGTERM/SIGINT (or the token); then drains every app and exits, keeping the state.</summary>

@@ -39,7 +39,7 @@ public sealed class ProxyRequestMetrics
 
     public void Retried() => _retries.Inc();
 
-    /// <summary>A response came back on another socket thread than its client's (Platform/SocketEngines).</summary>
+    /// <summary>A response came back on another socket thread than its client's (Platform/Epoll).</summary>
     public void CrossedSocketThreads() => _crossings.Inc();
 
     /// <summary>The first request with this code: WithLabels gives every caller the same child, so a race is harmless.</summary>

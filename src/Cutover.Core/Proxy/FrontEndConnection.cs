@@ -36,18 +36,20 @@ internal abstract class FrontEndConnection : ConnectionContext, IConnectionLifet
     private int _aborted;
 
     /// <param name="kind">The connection id's prefix: "plain", "tls".</param>
-    protected FrontEndConnection(Socket socket, FrontEnd owner, string kind)
+    /// <param name="socket">The accepted descriptor (non-blocking), watched by <paramref name="loop"/> from here.</param>
+    /// <param name="peer">The client's address, as accept(2) gave it.</param>
+    protected FrontEndConnection(Platform.Epoll.SocketDescriptor socket, IPEndPoint? peer, Platform.Epoll.EpollLoop loop, FrontEnd owner, string kind)
     {
         _owner = owner;
         _kind = kind;
         _number = Interlocked.Increment(ref s_lastId);
-        // The accepted socket has its peer's address from accept(2) already: no syscall.
-        RemoteEndPoint = socket.RemoteEndPoint;
+        // The peer's address came with accept(2): no syscall.
+        RemoteEndPoint = peer;
         Features.Set<IConnectionLifetimeNotificationFeature>(this);
         ConnectionClosed = _closed.Token;
         ConnectionClosedRequested = _closeRequested.Token;
-        // The front end's loops in turn: the connection is watched by one, and runs on its thread from its first wait on.
-        Io = Platform.Epoll.EpollSocket.Connected(socket, owner.Listener.Loops.Next());
+        // Watched by the loop the front end chose (normally the one that accepted it), which runs it from its first wait on.
+        Io = Platform.Epoll.EpollSocket.Accepted(socket, loop);
     }
 
     /// <summary>
@@ -56,7 +58,6 @@ internal abstract class FrontEndConnection : ConnectionContext, IConnectionLifet
     /// </summary>
     internal Platform.Epoll.EpollSocket Io { get; }
 
-    protected Socket Socket => Io.Socket;
 
     /// <summary>What the client sent, for the fast path (or Kestrel) to read.</summary>
     protected Pipe FromClient { get; } = new(InputOptions);
@@ -100,7 +101,7 @@ internal abstract class FrontEndConnection : ConnectionContext, IConnectionLifet
         get
         {
             if (_localEndPoint is not null) return _localEndPoint;
-            try { return _localEndPoint = Socket.LocalEndPoint; } catch (ObjectDisposedException) { return null; }
+            return _localEndPoint = Io.LocalEndPoint();
         }
         set => _localEndPoint = value;
     }

@@ -32,10 +32,9 @@ public sealed class Listener : IAsyncDisposable
     /// <summary>The agent's http-01 answers, asked before routing on a plain listener; null on TLS and without an agent.</summary>
     private readonly Acme.Http01Challenges? _challenges;
 
-    private Listener(WebApplication web, Socket listening, IPEndPoint requested, bool tls, Acme.Http01Challenges? challenges, Platform.SocketEngines engines,
+    private Listener(WebApplication web, Socket listening, IPEndPoint requested, bool tls, Acme.Http01Challenges? challenges,
         Platform.Epoll.EpollLoops loops, bool ownsLoops)
     {
-        SocketEngines = engines;
         Loops = loops;
         _ownsLoops = ownsLoops;
         _challenges = tls ? null : challenges;
@@ -47,8 +46,6 @@ public sealed class Listener : IAsyncDisposable
     }
 
     public IPEndPoint Requested { get; }
-    /// <summary>The process's socket threads: the front end spreads its connections over them, and each connection's upstream connections go on its thread.</summary>
-    internal Platform.SocketEngines SocketEngines { get; }
     /// <summary>The socket threads connections run on (<see cref="Platform.Epoll.EpollLoops"/>): the agent's, or this listener's own.</summary>
     internal Platform.Epoll.EpollLoops Loops { get; }
     private readonly bool _ownsLoops;
@@ -77,13 +74,13 @@ public sealed class Listener : IAsyncDisposable
     internal void Swap(RouteTable routes) => Volatile.Write(ref _routes, routes);
 
     /// <summary>Binds and listens on <paramref name="endpoint"/>, then starts accepting on that socket.</summary>
-    public static async Task<Listener> StartAsync(IPEndPoint endpoint, bool tls, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, CancellationToken cancellationToken, Platform.SocketEngines? engines = null,
+    public static async Task<Listener> StartAsync(IPEndPoint endpoint, bool tls, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, CancellationToken cancellationToken,
         Platform.Epoll.EpollLoops? loops = null)
     {
         var listening = Bind(endpoint);
         try
         {
-            return await StartAsync(listening, endpoint, tls, loggerFactory, challenges, engines ?? Platform.SocketEngines.Unknown, loops, cancellationToken);
+            return await StartAsync(listening, endpoint, tls, loggerFactory, challenges, loops, cancellationToken);
         }
         catch
         {
@@ -101,11 +98,11 @@ public sealed class Listener : IAsyncDisposable
     /// False: the listener is built but does not accept yet (<see cref="StartAcceptingAsync"/> does, once the apps' routes are
     /// in): the old agent keeps accepting meanwhile, so no request meets a listener without routes (404).
     /// </param>
-    public static async Task<Listener> AdoptAsync(Platform.ReceivedListener received, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, CancellationToken cancellationToken, bool accept = true, Platform.SocketEngines? engines = null, Platform.Epoll.EpollLoops? loops = null)
+    public static async Task<Listener> AdoptAsync(Platform.ReceivedListener received, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, CancellationToken cancellationToken, bool accept = true, Platform.Epoll.EpollLoops? loops = null)
     {
         try
         {
-            return await StartAsync(received.Socket, received.Listener.Address, received.Listener.Kind == Platform.ListenerKind.Tls, loggerFactory, challenges, engines ?? Platform.SocketEngines.Unknown, loops, cancellationToken, accept);
+            return await StartAsync(received.Socket, received.Listener.Address, received.Listener.Kind == Platform.ListenerKind.Tls, loggerFactory, challenges, loops, cancellationToken, accept);
         }
         catch
         {
@@ -152,7 +149,7 @@ public sealed class Listener : IAsyncDisposable
     /// port 0, to a port of the kernel's choosing) and listening. The listener owns it from here, also when this
     /// throws: the caller disposes it then.
     /// </summary>
-    private static async Task<Listener> StartAsync(Socket listening, IPEndPoint requested, bool tls, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, Platform.SocketEngines engines, Platform.Epoll.EpollLoops? loops, CancellationToken cancellationToken, bool accept = true)
+    private static async Task<Listener> StartAsync(Socket listening, IPEndPoint requested, bool tls, ILoggerFactory loggerFactory, Acme.Http01Challenges? challenges, Platform.Epoll.EpollLoops? loops, CancellationToken cancellationToken, bool accept = true)
     {
         var builder = Cutover.Platform.UnwatchedWebHost.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -184,7 +181,7 @@ public sealed class Listener : IAsyncDisposable
         Listener listener;
         try
         {
-            listener = new Listener(web, listening, requested, tls, challenges, engines, loops, ownsLoops);
+            listener = new Listener(web, listening, requested, tls, challenges, loops, ownsLoops);
         }
         catch
         {

@@ -16,7 +16,8 @@ namespace Cutover.Proxy;
 internal sealed class PlainFrontEnd(Listener listener, Socket listening, HandOverTransport kestrel) : FrontEnd(listener, listening, kestrel)
 {
     /// <summary>Runs up to its first wait for the network on the accepting thread.</summary>
-    protected override FrontEndConnection Accepted(Socket socket) => new PlainConnection(socket, this);
+    protected override FrontEndConnection Accepted(Platform.Epoll.SocketDescriptor socket, System.Net.IPEndPoint? peer, Platform.Epoll.EpollLoop loop) =>
+        new PlainConnection(socket, peer, loop, this);
 }
 
 /// <summary>
@@ -31,7 +32,8 @@ internal sealed class PlainConnection : FrontEndConnection
 
     private readonly PlainFrontEnd _frontEnd;
 
-    public PlainConnection(Socket socket, PlainFrontEnd frontEnd) : base(socket, frontEnd, "plain")
+    public PlainConnection(Platform.Epoll.SocketDescriptor socket, System.Net.IPEndPoint? peer, Platform.Epoll.EpollLoop loop, PlainFrontEnd frontEnd)
+        : base(socket, peer, loop, frontEnd, "plain")
     {
         _frontEnd = frontEnd;
         ToClient = PipeWriter.Create(new Platform.Epoll.EpollSocketStream(Io), new StreamPipeWriterOptions(leaveOpen: true));

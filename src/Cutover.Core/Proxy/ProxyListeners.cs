@@ -11,8 +11,7 @@ namespace Cutover.Proxy;
 /// claiming the same host and path prefix on one address, or one address used plain by one app and TLS by another.
 /// </summary>
 /// <param name="acme">The agent's ACME certificates: plain listeners answer its http-01 challenges for every host, before routing.</param>
-/// <param name="engines">The process's socket threads, found once at start (the agent's: see <see cref="Platform.SocketEngines"/>).</param>
-public sealed class ProxyListeners(ILoggerFactory loggerFactory, Cutover.Acme.AcmeCertificates? acme = null, Platform.SocketEngines? engines = null) : IAsyncDisposable
+public sealed class ProxyListeners(ILoggerFactory loggerFactory, Cutover.Acme.AcmeCertificates? acme = null) : IAsyncDisposable
 {
     public Cutover.Acme.AcmeCertificates? Acme => acme;
 
@@ -47,7 +46,7 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory, Cutover.Acme.Ac
             {
                 foreach (var (endpoint, tls) in AddressesOf(config))
                     if (Find(endpoint, app) is null)
-                        started.Add(await Listener.StartAsync(endpoint, tls, loggerFactory, acme?.Challenges, cancellationToken, engines, _loops));
+                        started.Add(await Listener.StartAsync(endpoint, tls, loggerFactory, acme?.Challenges, cancellationToken, _loops));
             }
             catch
             {
@@ -79,7 +78,7 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory, Cutover.Acme.Ac
             {
                 foreach (var (endpoint, tls) in AddressesOf(config))
                     if (Find(endpoint, app) is null)
-                        started.Add(await Listener.StartAsync(endpoint, tls, loggerFactory, acme?.Challenges, cancellationToken, engines, _loops));
+                        started.Add(await Listener.StartAsync(endpoint, tls, loggerFactory, acme?.Challenges, cancellationToken, _loops));
             }
             catch (Exception e)
             {
@@ -147,7 +146,7 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory, Cutover.Acme.Ac
         try
         {
             if (_listeners.Any(l => l.Requested.Equals(endpoint))) return;
-            _listeners.Add(await Listener.StartAsync(endpoint, tls: false, loggerFactory, acme?.Challenges, cancellationToken, engines, _loops));
+            _listeners.Add(await Listener.StartAsync(endpoint, tls: false, loggerFactory, acme?.Challenges, cancellationToken, _loops));
         }
         finally
         {
@@ -193,7 +192,7 @@ public sealed class ProxyListeners(ILoggerFactory loggerFactory, Cutover.Acme.Ac
             {
                 if (_listeners.Concat(started).Any(l => l.Requested.Equals(listener.Listener.Address)))
                     throw new Platform.HandoverException($"listener {listener.Listener.Address} was handed over twice, or this agent listens there already");
-                started.Add(await Listener.AdoptAsync(listener, loggerFactory, acme?.Challenges, cancellationToken, accept, engines, _loops));
+                started.Add(await Listener.AdoptAsync(listener, loggerFactory, acme?.Challenges, cancellationToken, accept, _loops));
             }
             _listeners.AddRange(started);
         }

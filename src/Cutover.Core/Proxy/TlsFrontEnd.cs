@@ -39,7 +39,8 @@ internal sealed class TlsFrontEnd : FrontEnd
     public OpenSslServer Tls { get; }
 
     /// <summary>Runs up to the handshake's first wait for the network on the accepting thread.</summary>
-    protected override FrontEndConnection Accepted(Socket socket) => new TlsConnection(socket, this);
+    protected override FrontEndConnection Accepted(Platform.Epoll.SocketDescriptor socket, IPEndPoint? peer, Platform.Epoll.EpollLoop loop) =>
+        new TlsConnection(socket, peer, loop, this);
 
     /// <summary>Every connection is closed and its SSL object freed: no handshake can call back into the contexts any more.</summary>
     protected override void Stopped() => Tls.Dispose();
@@ -59,7 +60,8 @@ internal sealed class TlsConnection : FrontEndConnection, ITlsConnectionFeature,
     /// <summary>Whoever served the connection is done: what the pump's last wait for data finds is not read any more.</summary>
     private volatile bool _closing;
 
-    public TlsConnection(Socket socket, TlsFrontEnd frontEnd) : base(socket, frontEnd, "tls")
+    public TlsConnection(Platform.Epoll.SocketDescriptor socket, IPEndPoint? peer, Platform.Epoll.EpollLoop loop, TlsFrontEnd frontEnd)
+        : base(socket, peer, loop, frontEnd, "tls")
     {
         _frontEnd = frontEnd;
         Features.Set<ITlsConnectionFeature>(this);

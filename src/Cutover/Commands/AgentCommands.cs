@@ -44,8 +44,6 @@ public static class AgentCommands
             var metricsAddress = Cutover.Metrics.MetricsAddress.Resolve(parse.GetValue(metricsListen), Environment.GetEnvironmentVariable);
             // Before the first socket, and before anything is touched: a bad socket thread count is refused here.
             Cutover.Platform.InlineSocketCompletions.Enable();
-            // The first sockets of the process: which thread is which, so the proxy can keep each connection on one.
-            var socketEngines = await Cutover.Platform.SocketEngines.DiscoverAsync(ct);
             var home = AgentHome.FromEnvironment();
             var takeOverChannel = parse.GetValue(takeOver);
             // First of all, before agent.log is opened: a second agent touches nothing of the first one's home. A
@@ -65,8 +63,8 @@ public static class AgentCommands
                     b.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ "; o.UseUtcTimestamp = true; });
             });
             if (takeOverChannel is not null)
-                return await Cutover.Platform.ThreadPoolContext.Run(() => AgentServer.TakeOverAsync(home, takeOverChannel, loggers, socketEngines, ct));
-            await using var agent = new AgentServer(home, homeLock!, loggers, socketEngines) { MetricsListen = metricsAddress };
+                return await Cutover.Platform.ThreadPoolContext.Run(() => AgentServer.TakeOverAsync(home, takeOverChannel, loggers, ct));
+            await using var agent = new AgentServer(home, homeLock!, loggers) { MetricsListen = metricsAddress };
             await Cutover.Platform.ThreadPoolContext.Run(() => agent.RunAsync(ct));
             return ExitCodes.Ok;
         }));

@@ -174,7 +174,7 @@ public sealed class AgentMetricsTests : IDisposable
         Assert.Equal(1, upgraded.Value("cutover_release_info", ("app", "node"), ("release", release2)));
         Assert.Equal(2, upgraded.Value("cutover_instances", ("app", "node"), ("process", "web"), ("state", "ready")));
 
-        // Socket threads (Platform/SocketEngines): the agent (here the one the upgrade started, which took over the listeners) found one per core, and a burst of 32 new keep-alive clients
+        // Socket threads (Platform/Epoll): the agent (here the one the upgrade started, which took over the listeners) found one per core, and a burst of 32 new keep-alive clients
         // meeting a cold upstream pool is served with each client's responses read on its own thread. Left to .NET's
         // round-robin, clients and the upstream connections they open take turns at the threads, and most responses cross.
         var placement = File.ReadAllLines(Path.Combine(_bed.Home, "agent.log")).Where(l => l.Contains("socket threads")).ToList();

@@ -36,7 +36,7 @@ public class UpstreamPoolTests
             Assert.Same(newer, pool.TryRent(mine));
             Assert.Same(older, pool.TryRent(mine));
             Assert.Null(pool.TryRent(mine)); // the expired one is not given, nor the other thread's
-            Assert.True(stale.Io.Socket.SafeHandle.IsClosed, "the expired connection was not closed");
+            Assert.True(stale.Io.Handle.IsClosed, "the expired connection was not closed");
             Assert.Equal(1, pool.IdleCount); // the other thread's stays for that thread
             Assert.Same(theirs, pool.TryRent(others));
             foreach (var connection in new[] { older, newer, theirs }) connection.Dispose();

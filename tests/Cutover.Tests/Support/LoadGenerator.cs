@@ -50,7 +50,7 @@ public sealed class LoadGenerator : IAsyncDisposable
             }
             catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException)
             {
-                samples.Add(new Sample(start, NowMs, 0, null, e.Message));
+                samples.Add(new Sample(start, NowMs, 0, null, e.InnerException is { } inner ? $"{e.Message} ({inner.Message})" : e.Message));
             }
         }
     }

@@ -20,10 +20,11 @@ internal sealed unsafe class EpollLoop : IDisposable
     private readonly Action<Exception> _onError;
     private readonly Lock _table = new();
     private readonly Stack<int> _freeSlots = new();
-    private EpollSocket?[] _sockets = new EpollSocket?[64];
+    private EpollWatched?[] _sockets = new EpollWatched?[64];
     private int _usedSlots;
     private uint _lastGeneration;
     private volatile bool _stopping;
+    private int _connections;
 
     /// <param name="onError">What an exception that escaped a socket's continuation is reported to (the loop goes on).</param>
     public EpollLoop(int index, Action<Exception> onError)
@@ -53,11 +54,14 @@ internal sealed unsafe class EpollLoop : IDisposable
     /// <summary>The managed thread id of the loop's thread.</summary>
     public int ManagedThreadId { get; private set; }
 
+    /// <summary>Sockets (client and upstream connections) this loop watches now: how busy it is, for placing new connections.</summary>
+    public int Connections => Volatile.Read(ref _connections);
+
     /// <summary>True on the loop's own thread.</summary>
     public bool IsCurrentThread => Environment.CurrentManagedThreadId == ManagedThreadId;
 
     /// <summary>Watches <paramref name="socket"/>'s descriptor for <paramref name="events"/> (edge-triggered unless said otherwise).</summary>
-    internal void Register(EpollSocket socket, int fd, uint events)
+    internal void Register(EpollWatched socket, int fd, uint events)
     {
         ulong data;
         lock (_table)
@@ -68,7 +72,7 @@ internal sealed unsafe class EpollLoop : IDisposable
                 slot = _usedSlots++;
                 if (slot == _sockets.Length)
                 {
-                    var larger = new EpollSocket?[_sockets.Length * 2];
+                    var larger = new EpollWatched?[_sockets.Length * 2];
                     _sockets.CopyTo(larger, 0);
                     // Published before the new socket is added to epoll: the loop reads the table after epoll_wait returns
                     // its event, so it sees this array and this slot.
@@ -79,6 +83,7 @@ internal sealed unsafe class EpollLoop : IDisposable
             socket.Slot = slot;
             socket.Generation = _lastGeneration;
             _sockets[slot] = socket;
+            if (socket is EpollSocket) _connections++;
             data = (uint)slot | ((ulong)_lastGeneration << 32);
         }
         var error = EpollNative.Control(_epoll, EpollNative.EpollCtlAdd, fd, events, data);
@@ -90,13 +95,13 @@ internal sealed unsafe class EpollLoop : IDisposable
     }
 
     /// <summary>Stops watching <paramref name="fd"/>, before its owner closes it; an event already fetched for it finds no socket.</summary>
-    internal void Unregister(EpollSocket socket, int fd)
+    internal void Unregister(EpollWatched socket, int fd)
     {
         EpollNative.Control(_epoll, EpollNative.EpollCtlDel, fd, 0, 0);
         Forget(socket);
     }
 
-    private void Forget(EpollSocket socket)
+    private void Forget(EpollWatched socket)
     {
         lock (_table)
         {
@@ -104,6 +109,7 @@ internal sealed unsafe class EpollLoop : IDisposable
             _sockets[socket.Slot] = null;
             _freeSlots.Push(socket.Slot);
             socket.Slot = -1;
+            if (socket is EpollSocket) _connections--;
         }
     }
 
@@ -161,16 +167,16 @@ internal sealed unsafe class EpollLoop : IDisposable
     /// <summary>Ends the loop's thread; what is still registered is aborted (its waiting operations fail).</summary>
     public void Dispose()
     {
-        EpollSocket?[] left;
+        EpollWatched?[] left;
         lock (_table)
         {
             if (_stopping) return;
             _stopping = true;
-            left = (EpollSocket?[])_sockets.Clone();
+            left = (EpollWatched?[])_sockets.Clone();
         }
         EpollNative.Wake(_wake);
         if (!IsCurrentThread) _thread.Join();
-        foreach (var socket in left) socket?.Abort();
+        foreach (var watched in left) (watched as EpollSocket)?.Abort();
         EpollNative.Close(_wake);
         EpollNative.Close(_epoll);
     }

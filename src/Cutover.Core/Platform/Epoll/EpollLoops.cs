@@ -23,6 +23,19 @@ public sealed class EpollLoops : IDisposable
     /// <summary>The loop for the next connection, round-robin.</summary>
     internal EpollLoop Next() => _loops[(int)((uint)Interlocked.Increment(ref _last) % (uint)_loops.Length)];
 
+    /// <summary>
+    /// The loop for a connection <paramref name="accepting"/> accepted: that one (the connection then runs where it
+    /// started, on one thread), unless it watches more than one connection beyond the least busy loop (a burst of new
+    /// keep-alive connections all accepted by the first loop to wake), which then gets it.
+    /// </summary>
+    internal EpollLoop ForAccepted(EpollLoop accepting)
+    {
+        var least = accepting;
+        foreach (var loop in _loops)
+            if (loop.Connections < least.Connections) least = loop;
+        return accepting.Connections > least.Connections + 1 ? least : accepting;
+    }
+
     /// <summary>The loop whose thread this is, or null.</summary>
     internal EpollLoop? Current
     {

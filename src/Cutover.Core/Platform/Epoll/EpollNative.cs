@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 
@@ -58,6 +59,18 @@ internal static unsafe partial class EpollNative
     [LibraryImport("libc", EntryPoint = "accept4", SetLastError = true)]
     private static partial int Accept4Native(int fd, byte* address, int* addressLength, int flags);
 
+    [LibraryImport("libc", EntryPoint = "getsockname", SetLastError = true)]
+    private static partial int GetSockNameNative(int fd, byte* address, int* addressLength);
+
+    [LibraryImport("libc", EntryPoint = "shutdown", SetLastError = true)]
+    private static partial int ShutdownNative(int fd, int how);
+
+    [LibraryImport("libc", EntryPoint = "poll", SetLastError = true)]
+    private static partial int PollNative(long* fds, nuint count, int timeout);
+
+    /// <summary>sockaddr_storage's size: room for any address.</summary>
+    private const int AddressCapacity = 128;
+
     public static int CreateEpoll()
     {
         var fd = EpollCreate1(EpollCloexec);
@@ -105,12 +118,53 @@ internal static unsafe partial class EpollNative
         return (int)n;
     }
 
-    /// <summary>accept4(2) of one connection, non-blocking and close-on-exec: its descriptor, or -1 with <paramref name="errno"/>.</summary>
-    public static int Accept(int fd, out int errno)
+    /// <summary>
+    /// accept4(2) of one connection, non-blocking and close-on-exec: its descriptor and the peer's address, or -1 with
+    /// <paramref name="errno"/>.
+    /// </summary>
+    public static int Accept(int fd, out IPEndPoint? peer, out int errno)
     {
-        var accepted = Accept4Native(fd, null, null, SockCloexec | SockNonblock);
+        var address = stackalloc byte[AddressCapacity];
+        var length = AddressCapacity;
+        var accepted = Accept4Native(fd, address, &length, SockCloexec | SockNonblock);
         errno = accepted < 0 ? Marshal.GetLastPInvokeError() : 0;
+        peer = accepted < 0 ? null : EndPoint(new ReadOnlySpan<byte>(address, Math.Min(length, AddressCapacity)));
         return accepted;
+    }
+
+    /// <summary>getsockname(2) as an address, or null.</summary>
+    public static IPEndPoint? LocalEndPoint(int fd)
+    {
+        var address = stackalloc byte[AddressCapacity];
+        var length = AddressCapacity;
+        return GetSockNameNative(fd, address, &length) == 0 ? EndPoint(new ReadOnlySpan<byte>(address, Math.Min(length, AddressCapacity))) : null;
+    }
+
+    /// <summary>shutdown(2): SHUT_RD 0, SHUT_WR 1, SHUT_RDWR 2, as SocketShutdown numbers them.</summary>
+    public static void Shutdown(int fd, SocketShutdown how) => ShutdownNative(fd, (int)how);
+
+    /// <summary>poll(2) with no wait: POLLIN, POLLHUP or POLLERR now.</summary>
+    public static bool PollReadable(int fd)
+    {
+        // struct pollfd { int fd; short events; short revents; } as one 8-byte value: fd low, events (POLLIN) next.
+        long entry = (uint)fd | (1L << 32);
+        var ready = PollNative(&entry, 1, 0);
+        return ready != 0; // ready, or a failed call: either way not a connection to send a request on
+    }
+
+    /// <summary>A sockaddr_in or sockaddr_in6 as an IPEndPoint (null for any other family).</summary>
+    public static IPEndPoint? EndPoint(ReadOnlySpan<byte> address)
+    {
+        if (address.Length < 2) return null;
+        var family = BitConverter.ToUInt16(address);
+        if (address.Length < 4) return null;
+        var port = (address[2] << 8) | address[3];
+        return family switch
+        {
+            2 when address.Length >= 8 => new IPEndPoint(new IPAddress(address.Slice(4, 4)), port),
+            10 when address.Length >= 28 => new IPEndPoint(new IPAddress(address.Slice(8, 16), BitConverter.ToUInt32(address.Slice(24, 4))), port),
+            _ => null,
+        };
     }
 
     /// <summary>What a failed call's errno becomes: a SocketException with .NET's code for it where there is one.</summary>

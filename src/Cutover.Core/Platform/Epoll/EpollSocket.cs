@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using System.Threading.Tasks.Sources;
 
 namespace Cutover.Platform.Epoll;
@@ -11,9 +12,10 @@ namespace Cutover.Platform.Epoll;
 /// socket operations always try first: one EAGAIN recv(2) per wait, two per proxied request (the client's next request,
 /// the instance's response), each a whole system call (bench/README.md, proxy). A waiting operation resumes on the loop's
 /// thread, inline. One receive and one send may be in flight at a time (each side has one user: the pump, the writer).
-/// Owns the <see cref="System.Net.Sockets.Socket"/>: <see cref="Dispose"/> stops watching, fails what waits, then closes.
+/// Owns the descriptor (and the .NET Socket it came with, if any): <see cref="Dispose"/> stops watching, fails what
+/// waits, then closes.
 /// </summary>
-internal sealed class EpollSocket : IDisposable
+internal sealed class EpollSocket : EpollWatched, IDisposable
 {
     private const uint Watched = EpollNative.EpollIn | EpollNative.EpollOut | EpollNative.EpollRdHup | EpollNative.EpollEt;
     private const uint ReadEvents = EpollNative.EpollIn | EpollNative.EpollRdHup | EpollNative.EpollHup | EpollNative.EpollErr;
@@ -31,21 +33,32 @@ internal sealed class EpollSocket : IDisposable
     private bool _closed;
     private long _calls;
 
+    private readonly Socket? _socket;
+
+    /// <param name="handle">The descriptor, non-blocking.</param>
+    /// <param name="socket">The .NET Socket it belongs to, if any: disposed in its place.</param>
     /// <param name="connecting">A connect(2) is in progress: not writable until epoll says so.</param>
-    private EpollSocket(Socket socket, EpollLoop loop, bool connecting)
+    private EpollSocket(SafeHandle handle, Socket? socket, EpollLoop loop, bool connecting)
     {
-        Socket = socket;
+        Handle = handle;
+        _socket = socket;
         Loop = loop;
-        socket.Blocking = false;
-        _fd = (int)socket.SafeHandle.DangerousGetHandle();
+        _fd = (int)handle.DangerousGetHandle();
         _writeReady = !connecting;
         _receive = new ReceiveOperation(this);
         _send = new SendOperation(this);
         loop.Register(this, _fd, Watched);
     }
 
-    /// <summary>Watches a connected (accepted) socket on <paramref name="loop"/>.</summary>
-    public static EpollSocket Connected(Socket socket, EpollLoop loop) => new(socket, loop, connecting: false);
+    /// <summary>Watches a connected socket on <paramref name="loop"/> (made non-blocking).</summary>
+    public static EpollSocket Connected(Socket socket, EpollLoop loop)
+    {
+        socket.Blocking = false;
+        return new(socket.SafeHandle, socket, loop, connecting: false);
+    }
+
+    /// <summary>Watches a descriptor accept4(2) made (non-blocking already) on <paramref name="loop"/>: no .NET Socket at all.</summary>
+    public static EpollSocket Accepted(SocketDescriptor handle, EpollLoop loop) => new(handle, null, loop, connecting: false);
 
     /// <summary>A new TCP connection to <paramref name="endpoint"/>, made and watched by <paramref name="loop"/>.</summary>
     public static async ValueTask<EpollSocket> ConnectAsync(IPEndPoint endpoint, EpollLoop loop, CancellationToken cancellationToken)
@@ -64,7 +77,7 @@ internal sealed class EpollSocket : IDisposable
                 inProgress = true;
             }
             // Watched only now: a socket not yet connecting reports a hang-up to epoll.
-            watched = new EpollSocket(socket, loop, inProgress);
+            watched = new EpollSocket(socket.SafeHandle, socket, loop, inProgress);
             if (inProgress)
             {
                 await watched.WaitWritableAsync(cancellationToken);
@@ -82,15 +95,50 @@ internal sealed class EpollSocket : IDisposable
         }
     }
 
-    public Socket Socket { get; }
+    /// <summary>The descriptor (OpenSSL reads it itself; its reference count keeps a close from overtaking a call).</summary>
+    public SafeHandle Handle { get; }
     public EpollLoop Loop { get; }
 
-    /// <summary>The loop's table slot (-1 once forgotten) and its generation: set by <see cref="EpollLoop"/>.</summary>
-    internal int Slot { get; set; } = -1;
+    /// <summary>The local address (getsockname(2), asked when needed), or null once closed.</summary>
+    public IPEndPoint? LocalEndPoint()
+    {
+        var added = false;
+        try
+        {
+            Handle.DangerousAddRef(ref added);
+            return EpollNative.LocalEndPoint(_fd);
+        }
+        catch (ObjectDisposedException)
+        {
+            return null;
+        }
+        finally
+        {
+            if (added) Handle.DangerousRelease();
+        }
+    }
+
+    /// <summary>poll(2) now: whether something (data, the end, a reset) waits to be read. One call; no wait.</summary>
+    public bool PollReadable()
+    {
+        var added = false;
+        try
+        {
+            Handle.DangerousAddRef(ref added);
+            return EpollNative.PollReadable(_fd);
+        }
+        catch (ObjectDisposedException)
+        {
+            return true;
+        }
+        finally
+        {
+            if (added) Handle.DangerousRelease();
+        }
+    }
 
     /// <summary>recv(2) and send(2) calls made so far (what the readiness it remembers saves is counted by tests).</summary>
     internal long Calls => Interlocked.Read(ref _calls);
-    internal uint Generation { get; set; }
 
     /// <summary>Bytes received (0: the peer closed its side).</summary>
     public ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
@@ -189,20 +237,26 @@ internal sealed class EpollSocket : IDisposable
             if (_writeEdges == edges) _writeReady = false;
     }
 
-    /// <summary>shutdown(2): the peer sees the end; what waits here sees it too, by epoll, on the loop's thread.</summary>
+    /// <summary>shutdown(2) (best effort): the peer sees the end; what waits here sees it too, by epoll, on the loop's thread.</summary>
     public void Shutdown(SocketShutdown how)
     {
+        var added = false;
         try
         {
-            Socket.Shutdown(how);
+            Handle.DangerousAddRef(ref added);
+            EpollNative.Shutdown(_fd, how);
         }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        catch (ObjectDisposedException)
         {
+        }
+        finally
+        {
+            if (added) Handle.DangerousRelease();
         }
     }
 
     /// <summary>On the loop's thread: an edge. The waiting operation of each side that became ready goes on, inline.</summary>
-    internal void OnEvents(uint events)
+    internal override void OnEvents(uint events)
     {
         var resumeReceive = false;
         var resumeSend = false;
@@ -246,21 +300,22 @@ internal sealed class EpollSocket : IDisposable
     {
         Abort();
         if (Slot >= 0) Loop.Unregister(this, _fd);
-        Socket.Dispose();
+        if (_socket is not null) _socket.Dispose();
+        else Handle.Dispose();
     }
 
     private static SocketException Aborted() => new((int)SocketError.OperationAborted);
 
     /// <summary>
-    /// recv(2) holding a reference on the descriptor: a Dispose on another thread closes it only after the call (a
-    /// non-blocking one: Socket.Dispose spins for it that long), so the number is never read after its reuse.
+    /// recv(2) holding a reference on the descriptor: a Dispose on another thread closes it only after the call, so the
+    /// number is never read after its reuse.
     /// </summary>
     private int Receive(Span<byte> buffer, out int errno)
     {
         var added = false;
         try
         {
-            Socket.SafeHandle.DangerousAddRef(ref added);
+            Handle.DangerousAddRef(ref added);
             Interlocked.Increment(ref _calls);
             return EpollNative.Recv(_fd, buffer, out errno);
         }
@@ -271,7 +326,7 @@ internal sealed class EpollSocket : IDisposable
         }
         finally
         {
-            if (added) Socket.SafeHandle.DangerousRelease();
+            if (added) Handle.DangerousRelease();
         }
     }
 
@@ -281,7 +336,7 @@ internal sealed class EpollSocket : IDisposable
         var added = false;
         try
         {
-            Socket.SafeHandle.DangerousAddRef(ref added);
+            Handle.DangerousAddRef(ref added);
             Interlocked.Increment(ref _calls);
             return EpollNative.Send(_fd, data, out errno);
         }
@@ -292,7 +347,7 @@ internal sealed class EpollSocket : IDisposable
         }
         finally
         {
-            if (added) Socket.SafeHandle.DangerousRelease();
+            if (added) Handle.DangerousRelease();
         }
     }
 

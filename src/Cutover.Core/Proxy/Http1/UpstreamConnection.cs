@@ -51,7 +51,7 @@ internal sealed class UpstreamConnection : IDisposable
     {
         try
         {
-            return Io.Socket.Poll(0, SelectMode.SelectRead);
+            return Io.PollReadable();
         }
         catch (SocketException)
         {

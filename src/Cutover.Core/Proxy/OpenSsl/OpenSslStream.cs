@@ -57,14 +57,13 @@ internal sealed class OpenSslStream : Stream
     public OpenSslStream(Platform.Epoll.EpollSocket io, OpenSslServer server)
     {
         _io = io;
-        var socket = io.Socket;
         var ssl = server.NewSsl();
         if (ssl == IntPtr.Zero)
         {
             throw new IOException(LibSsl.TakeError("SSL_new failed"));
         }
         _ssl = SslHandle.Own(ssl);
-        var readBio = LibSsl.BIO_new_socket((int)socket.SafeHandle.DangerousGetHandle(), 0 /* BIO_NOCLOSE: the Socket closes it */);
+        var readBio = LibSsl.BIO_new_socket((int)io.Handle.DangerousGetHandle(), 0 /* BIO_NOCLOSE: the EpollSocket closes it */);
         _writeBio = LibSsl.BIO_new(LibSsl.BIO_s_mem());
         if (readBio == IntPtr.Zero || _writeBio == IntPtr.Zero)
         {
