@@ -32,6 +32,7 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
     private uint _writeEdges;
     private bool _closed;
     private long _calls;
+    private int _disposed;
 
     private readonly Socket? _socket;
 
@@ -102,39 +103,34 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
     /// <summary>The local address (getsockname(2), asked when needed), or null once closed.</summary>
     public IPEndPoint? LocalEndPoint()
     {
-        var added = false;
-        try
-        {
-            Handle.DangerousAddRef(ref added);
-            return EpollNative.LocalEndPoint(_fd);
-        }
-        catch (ObjectDisposedException)
-        {
-            return null;
-        }
-        finally
-        {
-            if (added) Handle.DangerousRelease();
-        }
+        if (!TryUse()) return null;
+        try { return EpollNative.LocalEndPoint(_fd); }
+        finally { Handle.DangerousRelease(); }
     }
 
     /// <summary>poll(2) now: whether something (data, the end, a reset) waits to be read. One call; no wait.</summary>
     public bool PollReadable()
     {
+        if (!TryUse()) return true;
+        try { return EpollNative.PollReadable(_fd); }
+        finally { Handle.DangerousRelease(); }
+    }
+
+    /// <summary>
+    /// A reference on the descriptor for one call (false once it is closed), released after it: a Dispose on another
+    /// thread closes it only then, so the number is never used after its reuse by another connection.
+    /// </summary>
+    private bool TryUse()
+    {
         var added = false;
         try
         {
             Handle.DangerousAddRef(ref added);
-            return EpollNative.PollReadable(_fd);
         }
         catch (ObjectDisposedException)
         {
-            return true;
         }
-        finally
-        {
-            if (added) Handle.DangerousRelease();
-        }
+        return added;
     }
 
     /// <summary>recv(2) and send(2) calls made so far (what the readiness it remembers saves is counted by tests).</summary>
@@ -240,19 +236,9 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
     /// <summary>shutdown(2) (best effort): the peer sees the end; what waits here sees it too, by epoll, on the loop's thread.</summary>
     public void Shutdown(SocketShutdown how)
     {
-        var added = false;
-        try
-        {
-            Handle.DangerousAddRef(ref added);
-            EpollNative.Shutdown(_fd, how);
-        }
-        catch (ObjectDisposedException)
-        {
-        }
-        finally
-        {
-            if (added) Handle.DangerousRelease();
-        }
+        if (!TryUse()) return;
+        try { EpollNative.Shutdown(_fd, how); }
+        finally { Handle.DangerousRelease(); }
     }
 
     /// <summary>On the loop's thread: an edge. The waiting operation of each side that became ready goes on, inline.</summary>
@@ -295,9 +281,14 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
         if (sending) _send.Fail(Aborted());
     }
 
-    /// <summary>Stops watching, fails what waits, closes the socket.</summary>
+    /// <summary>
+    /// Stops watching, fails what waits, closes the socket; once, whoever calls it first (a connection's end and an abort
+    /// from a listener's stop can meet): a second epoll_ctl DEL by number after the close could hit the descriptor's
+    /// next owner.
+    /// </summary>
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         Abort();
         if (Slot >= 0) Loop.Unregister(this, _fd);
         if (_socket is not null) _socket.Dispose();
@@ -306,78 +297,61 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
 
     private static SocketException Aborted() => new((int)SocketError.OperationAborted);
 
-    /// <summary>
-    /// recv(2) holding a reference on the descriptor: a Dispose on another thread closes it only after the call, so the
-    /// number is never read after its reuse.
-    /// </summary>
+    /// <summary>recv(2) under a reference on the descriptor (<see cref="TryUse"/>).</summary>
     private int Receive(Span<byte> buffer, out int errno)
     {
-        var added = false;
-        try
-        {
-            Handle.DangerousAddRef(ref added);
-            Interlocked.Increment(ref _calls);
-            return EpollNative.Recv(_fd, buffer, out errno);
-        }
-        catch (ObjectDisposedException)
+        if (!TryUse())
         {
             errno = EBadF;
             return -1;
         }
-        finally
-        {
-            if (added) Handle.DangerousRelease();
-        }
+        Interlocked.Increment(ref _calls);
+        try { return EpollNative.Recv(_fd, buffer, out errno); }
+        finally { Handle.DangerousRelease(); }
     }
 
-    /// <summary>send(2), holding a reference on the descriptor as <see cref="Receive"/> does.</summary>
+    /// <summary>send(2) under a reference on the descriptor (<see cref="TryUse"/>).</summary>
     private int Transmit(ReadOnlySpan<byte> data, out int errno)
     {
-        var added = false;
-        try
-        {
-            Handle.DangerousAddRef(ref added);
-            Interlocked.Increment(ref _calls);
-            return EpollNative.Send(_fd, data, out errno);
-        }
-        catch (ObjectDisposedException)
+        if (!TryUse())
         {
             errno = EBadF;
             return -1;
         }
-        finally
-        {
-            if (added) Handle.DangerousRelease();
-        }
+        Interlocked.Increment(ref _calls);
+        try { return EpollNative.Send(_fd, data, out errno); }
+        finally { Handle.DangerousRelease(); }
     }
 
     private const int EBadF = 9;
 
-    /// <summary>The one receive (or wait for readability) that may wait at a time: reused, no allocation per wait.</summary>
-    private sealed class ReceiveOperation(EpollSocket owner) : IValueTaskSource<int>
+    /// <summary>
+    /// What both sides' waiting operations share: one at a time per side, reused (no allocation per wait), parked and
+    /// unparked under the owner's gate, completed once (by the edge that resumes it, its token, or an abort).
+    /// </summary>
+    private abstract class WaitingOperation<TResult>(EpollSocket owner)
     {
-        private ManualResetValueTaskSourceCore<int> _core;
-        private Memory<byte> _buffer;
-        private bool _waitOnly;
+        protected ManualResetValueTaskSourceCore<TResult> Core;
         private bool _parked;
         private CancellationToken _token;
         private CancellationTokenRegistration _registration;
 
-        /// <summary>Under the owner's gate, the socket not readable: waits for the next edge.</summary>
-        public ValueTask<int> Park(Memory<byte> buffer, bool waitOnly, CancellationToken cancellationToken)
+        protected EpollSocket Owner => owner;
+
+        /// <summary>Under the owner's gate, the side not ready: waits for the next edge. False when the token is cancelled already.</summary>
+        protected bool TryPark(CancellationToken cancellationToken, out short version)
         {
-            if (_parked) throw new InvalidOperationException("a receive is already waiting on this socket");
-            if (cancellationToken.IsCancellationRequested) return ValueTask.FromCanceled<int>(cancellationToken);
-            _core.Reset();
-            _buffer = buffer;
-            _waitOnly = waitOnly;
+            if (_parked) throw new InvalidOperationException($"a {GetType().Name} is already waiting on this socket");
+            version = 0;
+            if (cancellationToken.IsCancellationRequested) return false;
+            Core.Reset();
             _token = cancellationToken;
             _parked = true;
-            var version = _core.Version;
-            // Registered under the gate: a token cancelled in between runs the callback on another thread, which waits for the gate.
+            version = Core.Version;
+            // Registered under the gate: a token cancelled meanwhile runs the callback on its thread, which waits for the gate.
             if (cancellationToken.CanBeCanceled)
-                _registration = cancellationToken.UnsafeRegister(static (state, _) => ((ReceiveOperation)state!).Cancel(), this);
-            return new ValueTask<int>(this, version);
+                _registration = cancellationToken.UnsafeRegister(static (state, _) => ((WaitingOperation<TResult>)state!).Cancel(), this);
+            return true;
         }
 
         /// <summary>Under the owner's gate: true if it was waiting (the caller then resumes or fails it).</summary>
@@ -387,6 +361,9 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
             _parked = false;
             return true;
         }
+
+        /// <summary>Under the owner's gate, from <c>Resume</c>: the edge found nothing after all; wait for the next one.</summary>
+        protected void Repark() => _parked = true;
 
         /// <summary>
         /// The token's callback. Only while this token's operation waits: a callback that lost the race with completion
@@ -403,6 +380,52 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
             Fail(new OperationCanceledException(token));
         }
 
+        /// <summary>Drops what the operation holds of its caller's (the buffer).</summary>
+        protected abstract void Clear();
+
+        protected void Complete(TResult result)
+        {
+            Clear();
+            TakeRegistration().Unregister();
+            Core.SetResult(result);
+        }
+
+        public void Fail(Exception error)
+        {
+            Clear();
+            TakeRegistration().Unregister();
+            Core.SetException(error);
+        }
+
+        private CancellationTokenRegistration TakeRegistration()
+        {
+            var registration = _registration;
+            _registration = default;
+            _token = default;
+            return registration;
+        }
+
+        public ValueTaskSourceStatus GetStatus(short token) => Core.GetStatus(token);
+        public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+            Core.OnCompleted(continuation, state, token, flags);
+    }
+
+    /// <summary>The one receive (or wait for readability) that may wait at a time.</summary>
+    private sealed class ReceiveOperation(EpollSocket owner) : WaitingOperation<int>(owner), IValueTaskSource<int>
+    {
+        private Memory<byte> _buffer;
+        private bool _waitOnly;
+
+        /// <summary>Under the owner's gate, the socket not readable.</summary>
+        public ValueTask<int> Park(Memory<byte> buffer, bool waitOnly, CancellationToken cancellationToken)
+        {
+            _buffer = buffer;
+            _waitOnly = waitOnly;
+            if (TryPark(cancellationToken, out var version)) return new ValueTask<int>(this, version);
+            _buffer = default;
+            return ValueTask.FromCanceled<int>(cancellationToken);
+        }
+
         /// <summary>On the loop's thread after an edge: the receive, or the wait's end.</summary>
         public void Resume()
         {
@@ -411,6 +434,7 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
                 Complete(0);
                 return;
             }
+            var owner = Owner;
             while (true)
             {
                 uint edges;
@@ -434,88 +458,35 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
                     if (owner._closed) break;
                     if (owner._readEdges != edges) continue;
                     owner._readReady = false;
-                    _parked = true;
+                    Repark();
                     return;
                 }
             }
             Fail(Aborted());
         }
 
-        private void Complete(int result)
-        {
-            _buffer = default;
-            TakeRegistration().Unregister();
-            _core.SetResult(result);
-        }
+        protected override void Clear() => _buffer = default;
 
-        public void Fail(Exception error)
-        {
-            _buffer = default;
-            TakeRegistration().Unregister();
-            _core.SetException(error);
-        }
-
-        private CancellationTokenRegistration TakeRegistration()
-        {
-            var registration = _registration;
-            _registration = default;
-            _token = default;
-            return registration;
-        }
-
-        public int GetResult(short token) => _core.GetResult(token);
-        public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
-        public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
-            _core.OnCompleted(continuation, state, token, flags);
+        public int GetResult(short token) => Core.GetResult(token);
     }
 
     /// <summary>The one send (or wait for writability) that may wait at a time: what is left of it goes out with each write edge.</summary>
-    private sealed class SendOperation(EpollSocket owner) : IValueTaskSource
+    private sealed class SendOperation(EpollSocket owner) : WaitingOperation<bool>(owner), IValueTaskSource
     {
-        private ManualResetValueTaskSourceCore<bool> _core;
         private ReadOnlyMemory<byte> _data;
-        private bool _parked;
-        private CancellationToken _token;
-        private CancellationTokenRegistration _registration;
 
+        /// <summary>Under the owner's gate, the socket not writable.</summary>
         public ValueTask Park(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
         {
-            if (_parked) throw new InvalidOperationException("a send is already waiting on this socket");
-            if (cancellationToken.IsCancellationRequested) return ValueTask.FromCanceled(cancellationToken);
-            _core.Reset();
             _data = data;
-            _token = cancellationToken;
-            _parked = true;
-            var version = _core.Version;
-            if (cancellationToken.CanBeCanceled)
-                _registration = cancellationToken.UnsafeRegister(static (state, _) => ((SendOperation)state!).Cancel(), this);
-            return new ValueTask(this, version);
-        }
-
-        public bool Unpark()
-        {
-            if (!_parked) return false;
-            _parked = false;
-            return true;
-        }
-
-        /// <summary>
-        /// The token's callback. Only while this token's operation waits: a callback that lost the race with completion
-        /// finds the next operation parked, whose token (if it is not the same one) is not cancelled.
-        /// </summary>
-        private void Cancel()
-        {
-            CancellationToken token;
-            lock (owner._gate)
-            {
-                token = _token;
-                if (!token.IsCancellationRequested || !Unpark()) return;
-            }
-            Fail(new OperationCanceledException(token));
+            if (TryPark(cancellationToken, out var version)) return new ValueTask(this, version);
+            _data = default;
+            return ValueTask.FromCanceled(cancellationToken);
         }
 
         public void Resume()
         {
+            var owner = Owner;
             while (!_data.IsEmpty)
             {
                 uint edges;
@@ -532,42 +503,22 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
                     Fail(EpollNative.Error(errno));
                     return;
                 }
+                // Nothing taken: wait for the next edge (failed outside the gate: the caller's code runs inline).
                 lock (owner._gate)
                 {
-                    if (owner._closed)
-                    {
-                        Fail(Aborted());
-                        return;
-                    }
+                    if (owner._closed) break;
                     if (owner._writeEdges != edges) continue;
                     owner._writeReady = false;
-                    _parked = true;
+                    Repark();
                     return;
                 }
             }
-            _data = default;
-            TakeRegistration().Unregister();
-            _core.SetResult(true);
+            if (_data.IsEmpty) Complete(true);
+            else Fail(Aborted());
         }
 
-        public void Fail(Exception error)
-        {
-            _data = default;
-            TakeRegistration().Unregister();
-            _core.SetException(error);
-        }
+        protected override void Clear() => _data = default;
 
-        private CancellationTokenRegistration TakeRegistration()
-        {
-            var registration = _registration;
-            _registration = default;
-            _token = default;
-            return registration;
-        }
-
-        public void GetResult(short token) => _core.GetResult(token);
-        public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
-        public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
-            _core.OnCompleted(continuation, state, token, flags);
+        public void GetResult(short token) => Core.GetResult(token);
     }
 }
