@@ -212,7 +212,7 @@ internal static partial class LibC
         }
     }
 
-    public static void Close(int fd) => CloseNative(fd);
+    public static bool Close(int fd) => CloseNative(fd) == 0;
 
     /// <summary>A second descriptor of the same open file (fcntl F_DUPFD_CLOEXEC: close-on-exec, so no child inherits it).</summary>
     public static int DuplicateCloseOnExec(int fd)

@@ -177,7 +177,7 @@ internal sealed unsafe class EpollLoop : IDisposable
         EpollNative.Wake(_wake);
         if (!IsCurrentThread) _thread.Join();
         foreach (var watched in left) (watched as EpollSocket)?.Abort();
-        EpollNative.Close(_wake);
-        EpollNative.Close(_epoll);
+        LibC.Close(_wake);
+        LibC.Close(_epoll);
     }
 }

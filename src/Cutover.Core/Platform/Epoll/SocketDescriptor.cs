@@ -15,5 +15,5 @@ internal sealed class SocketDescriptor : SafeHandle
 
     public override bool IsInvalid => handle == new IntPtr(-1);
 
-    protected override bool ReleaseHandle() => EpollNative.Close((int)handle) == 0;
+    protected override bool ReleaseHandle() => LibC.Close((int)handle);
 }
