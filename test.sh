@@ -72,6 +72,28 @@ if [ -f "$trx" ]; then
   count() { sed -E "s/.* $1=\"([0-9]+)\".*/\1/" <<<"$counters"; }
   passed=$(count passed); failed=$(count failed); total=$(count total); executed=$(count executed)
   skipped=$((total - executed))
+  # A CI log is often read from its tail only: the slowest tests (the 30-minute budget) and then every failure,
+  # by name with the first lines of its message, come last so they are never cut off.
+  python3 - "$trx" <<'PY'
+import re, sys, xml.etree.ElementTree as ET
+ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
+root = ET.parse(sys.argv[1]).getroot()
+results = root.findall(".//t:UnitTestResult", ns)
+def seconds(r):
+    h, m, s = (r.get("duration") or "0:0:0").split(":")
+    return int(h) * 3600 + int(m) * 60 + float(s)
+print("slowest tests:")
+for r in sorted(results, key=seconds, reverse=True)[:15]:
+    print(f"  {seconds(r):7.1f} s  {r.get('testName')}")
+for r in results:
+    if r.get("outcome") != "Failed":
+        continue
+    message = r.find("t:Output/t:ErrorInfo/t:Message", ns)
+    text = (message.text or "") if message is not None else ""
+    print(f"FAILED {r.get('testName')}")
+    for line in text.strip().splitlines()[:6]:
+        print(f"    {line[:300]}")
+PY
   echo "tests: $passed passed, $failed failed, $skipped skipped"
   if [ "$skipped" != "0" ]; then
     echo "test.sh: $skipped tests did not run; every test must run" >&2
