@@ -36,6 +36,9 @@ internal abstract class FrontEnd
     /// <summary>Connections open now (accepted, not yet closed), handed to Kestrel or not.</summary>
     internal int OpenConnections => _open.Count;
 
+    /// <summary>The open connections, each as where it is (FrontEndConnection.ToString): what a test reports when one never closes.</summary>
+    internal string DescribeOpen() => string.Join("; ", _open.Keys.Select(c => c.ToString()));
+
     /// <summary>The connection for a descriptor just accepted (not started yet), watched by <paramref name="loop"/>.</summary>
     protected abstract FrontEndConnection Accepted(Platform.Epoll.SocketDescriptor socket, IPEndPoint? peer, Platform.Epoll.EpollLoop loop);
 

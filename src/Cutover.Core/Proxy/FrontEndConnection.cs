@@ -34,6 +34,9 @@ internal abstract class FrontEndConnection : ConnectionContext, IConnectionLifet
     /// <summary>1 once the connection is forgotten: a <see cref="Completion"/> asked for after that is complete.</summary>
     private int _forgotten;
     private int _aborted;
+    /// <summary>Where the connection is (<see cref="Stage"/>), for <see cref="ToString"/>: a plain store at each step.</summary>
+    private volatile Stage _stage;
+    private volatile bool _inputEnded;
 
     /// <param name="kind">The connection id's prefix: "plain", "tls".</param>
     /// <param name="socket">The accepted descriptor (non-blocking), watched by <paramref name="loop"/> from here.</param>
@@ -115,11 +118,26 @@ internal abstract class FrontEndConnection : ConnectionContext, IConnectionLifet
     /// <summary>Serves the connection to its end; started on the thread that accepted it.</summary>
     public abstract Task RunAsync();
 
+    /// <summary>The steps of <see cref="RunAsync"/>, as far as a connection that never closes needs telling apart.</summary>
+    protected internal enum Stage : byte
+    {
+        Accepted,
+        FastPath,
+        Kestrel,
+        Closing,
+    }
+
+    protected void Enter(Stage stage) => _stage = stage;
+
+    /// <summary>Where the connection is: its id, its step, whether its input ended, its socket's state (what a test that waited in vain for it to close reports).</summary>
+    public override string ToString() => $"{ConnectionId} {_stage} input {(_inputEnded ? "ended" : "open")} {Io}";
+
     /// <summary>Kestrel's HTTP pipeline serves the connection from here; completes when Kestrel has let go of it.</summary>
     protected Task HandOverAsync(ConnectionContext connection)
     {
         // Made before the hand-over: Kestrel may be done with the connection (DisposeAsync) before Hand returns.
         var kestrelDone = LazyTaskCompletionSource(ref _kestrelDone);
+        Enter(Stage.Kestrel);
         return _owner.Kestrel.Hand(this) ? kestrelDone.Task : Task.CompletedTask;
     }
 
@@ -147,6 +165,7 @@ internal abstract class FrontEndConnection : ConnectionContext, IConnectionLifet
     /// <summary>The client's side is over: the pipe ends (with <paramref name="error"/>, if any) and, as with Kestrel's transport, the client is gone, whether or not anyone is reading.</summary>
     protected async Task EndInputAsync(Exception? error)
     {
+        _inputEnded = true;
         await FromClient.Writer.CompleteAsync(error);
         try { _closed.Cancel(); } catch (ObjectDisposedException) { }
     }

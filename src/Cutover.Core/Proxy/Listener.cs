@@ -241,6 +241,7 @@ public sealed class Listener : IAsyncDisposable
     internal int OpenTlsConnections => _tlsFrontEnd?.OpenConnections ?? 0;
     /// <summary>The plain connections open now (test hook, as <see cref="OpenTlsConnections"/>).</summary>
     internal int OpenPlainConnections => _plainFrontEnd?.OpenConnections ?? 0;
+    internal string DescribeOpenPlainConnections() => _plainFrontEnd?.DescribeOpen() ?? "";
 
     /// <summary>
     /// The TLS listener's OpenSSL contexts (null on plain listeners): one SSL_CTX per certificate in use, made on its first

@@ -47,7 +47,9 @@ internal sealed class PlainConnection : FrontEndConnection
         try
         {
             var pump = PumpAsync();
+            Enter(Stage.FastPath);
             await Http1.FastPathConnection.ServeAsync(this, HandOverAsync, _frontEnd.Listener);
+            Enter(Stage.Closing);
             // Whoever served it is done. Shut down first and let the pump's pending receive see the end (on the socket
             // thread, by epoll): closing the socket under a pending receive would abort it, and .NET completes an
             // aborted receive through the thread pool, one hand-off per connection (measured on TlsFrontEnd).

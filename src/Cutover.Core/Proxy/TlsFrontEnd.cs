@@ -89,7 +89,11 @@ internal sealed class TlsConnection : FrontEndConnection, ITlsConnectionFeature,
             if (ssl.NegotiatedApplicationProtocol.Span.SequenceEqual(SslApplicationProtocol.Http2.Protocol.Span))
                 await HandOverAsync(this);
             else
+            {
+                Enter(Stage.FastPath);
                 await Http1.FastPathConnection.ServeAsync(this, HandOverAsync, _frontEnd.Listener);
+            }
+            Enter(Stage.Closing);
             // Whoever served it is done. Shut down first and let the pump's pending read see the end (on the socket
             // thread, by epoll): closing the socket under a pending read would abort it, and .NET completes an aborted
             // read through the thread pool, one hand-off per connection (measured).

@@ -67,7 +67,8 @@ public class PlainFrontEndTests
             // ... and forgotten once gone.
             resetter.Client.LingerState = new LingerOption(true, 0);
             foreach (var client in new[] { silent, leaver, resetter }) client.Dispose();
-            await Wait.UntilAsync(() => listener.OpenPlainConnections == 1, TimeSpan.FromSeconds(10), "only the kept connection open", cancellationToken: timeout.Token);
+            if (!await Wait.WithinAsync(() => listener.OpenPlainConnections == 1, TimeSpan.FromSeconds(10), cancellationToken: timeout.Token))
+                Assert.Fail($"waited 10 s for only the kept connection open; open: {listener.DescribeOpenPlainConnections()}");
 
             // The kept keep-alive connection still serves, then is closed when the listener stops (its last app leaves).
             await kept.GetStream().WriteAsync("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"u8.ToArray(), timeout.Token);
