@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 
@@ -11,11 +12,17 @@ namespace Cutover.Platform;
 /// hands out for "port 0" is also what it hands to the next outgoing connection, and the proxy
 /// and health checks open those all the time: an instance told to listen on such a port would
 /// occasionally find it taken by a connection's local end and exit with EADDRINUSE.
+/// A port handed out is not handed out again for <see cref="Held"/>: between "free" and the bind
+/// a moment later the port is still free to the kernel, and a second caller in this process (a
+/// blue-green set started at once, two deploys of two apps) would otherwise be given it too and
+/// one of the two binds would fail. The memory is process-wide because the port space is.
 /// </remarks>
 public static class LoopbackPort
 {
     private const string EphemeralRangeFile = "/proc/sys/net/ipv4/ip_local_port_range";
     private const int LowestPort = 10000;
+    private static readonly TimeSpan Held = TimeSpan.FromSeconds(60);
+    private static readonly ConcurrentDictionary<int, long> HandedOut = new();
 
     public static int Free()
     {
@@ -25,9 +32,27 @@ public static class LoopbackPort
         for (var i = 0; i < Math.Min(span, 2000); i++)
         {
             var port = first + (start + i) % span;
-            if (IsFree(port)) return port;
+            if (IsFree(port) && TryHold(port)) return port;
         }
-        return KernelChosen();
+        var chosen = KernelChosen();
+        TryHold(chosen);
+        return chosen;
+    }
+
+    /// <summary>Claims the port for this process unless another caller holds it already.</summary>
+    private static bool TryHold(int port)
+    {
+        var now = Environment.TickCount64;
+        if (HandedOut.Count > 1024)
+            foreach (var (held, at) in HandedOut)
+                if (now - at > Held.TotalMilliseconds) HandedOut.TryRemove(new KeyValuePair<int, long>(held, at));
+        while (true)
+        {
+            if (HandedOut.TryAdd(port, now)) return true;
+            if (!HandedOut.TryGetValue(port, out var at)) continue;
+            if (now - at <= Held.TotalMilliseconds) return false;
+            if (HandedOut.TryUpdate(port, now, at)) return true;
+        }
     }
 
     private static (int First, int Last) Candidates()

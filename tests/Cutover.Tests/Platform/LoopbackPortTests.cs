@@ -40,4 +40,16 @@ public class LoopbackPortTests
             foreach (var listener in taken) listener.Stop();
         }
     }
+
+    [Fact]
+    public async Task Callers_at_the_same_moment_never_get_the_same_port()
+    {
+        // Nothing binds the ports here, so to the kernel every one stays free: only the
+        // process's own memory of what it handed out keeps two callers off the same port.
+        var batches = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(() =>
+            Enumerable.Range(0, 250).Select(_ => LoopbackPort.Free()).ToList())));
+        var all = batches.SelectMany(b => b).ToList();
+        var twice = all.GroupBy(p => p).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
+        Assert.True(twice.Count == 0, $"{twice.Count} ports handed out twice, e.g. {string.Join(", ", twice.Take(5))}");
+    }
 }
