@@ -126,13 +126,14 @@ public static partial class ProxyBenchmark
             File.WriteAllText(haproxyConf, $"defaults\n  mode http\n  option http-keep-alive\n  http-reuse always\n" +
                 $"  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\nfrontend web\n  bind 127.0.0.1:{haproxyPort}\n  default_backend app\n" +
                 $"backend app\n  server backend 127.0.0.1:{backendPort}\n");
-            var haproxy = new PeerProcess(Process.Start(new ProcessStartInfo("/usr/sbin/haproxy", ["-db", "-q", "-f", haproxyConf]) { UseShellExecute = false })!);
+            var haproxy = new PeerProcess(Process.Start(Daemon("/usr/sbin/haproxy", "-db", "-q", "-f", haproxyConf))!);
 
             // Debian's caddy 2.6, no admin endpoint, no automatic HTTPS, its data under the work directory.
             var caddyPort = Cutover.Platform.LoopbackPort.Free();
             var caddyFile = Path.Combine(work.Path, "Caddyfile");
             File.WriteAllText(caddyFile, $"{{\n  admin off\n  auto_https off\n}}\nhttp://127.0.0.1:{caddyPort} {{\n  reverse_proxy 127.0.0.1:{backendPort}\n}}\n");
-            var caddyStart = new ProcessStartInfo("/usr/bin/caddy", ["run", "--config", caddyFile, "--adapter", "caddyfile"]) { UseShellExecute = false, RedirectStandardError = true };
+            var caddyStart = Daemon("/usr/bin/caddy", "run", "--config", caddyFile, "--adapter", "caddyfile");
+            caddyStart.RedirectStandardError = true;
             caddyStart.Environment["XDG_DATA_HOME"] = Path.Combine(work.Path, "caddy-data");
             caddyStart.Environment["XDG_CONFIG_HOME"] = Path.Combine(work.Path, "caddy-config");
             var caddyProcess = Process.Start(caddyStart)!;
@@ -326,9 +327,17 @@ public static partial class ProxyBenchmark
               {{server}}
             }
             """);
-        var start = new ProcessStartInfo("/usr/sbin/nginx", ["-p", dir, "-c", Path.Combine(dir, "nginx.conf"), "-g", "daemon off;"]) { UseShellExecute = false };
-        return new PeerProcess(Process.Start(start)!);
+        return new PeerProcess(Process.Start(Daemon("/usr/sbin/nginx", "-p", dir, "-c", Path.Combine(dir, "nginx.conf"), "-g", "daemon off;"))!);
     }
+
+    /// <summary>
+    /// A peer server started as a daemon is, in a session of its own (setsid execs it in place: the pid is the server's),
+    /// as the agent and its instances run. With the kernel's autogroup scheduling (on in Debian) each session is a
+    /// scheduling group of its own: a peer left in the benchmark's session would share its group with wrk, the agent
+    /// would not, and the two would not be scheduled alike.
+    /// </summary>
+    internal static ProcessStartInfo Daemon(string file, params string[] arguments) =>
+        new("setsid", [file, .. arguments]) { UseShellExecute = false };
 
 
     internal sealed class TempWork : IDisposable

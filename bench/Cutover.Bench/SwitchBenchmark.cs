@@ -424,7 +424,7 @@ public static partial class SwitchBenchmark
                           server { listen 127.0.0.1:{{nginxPort}}; keepalive_requests 1000000;
                             location / { proxy_pass http://app_backend; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
                         """);
-                    nginxProcess = Process.Start(new ProcessStartInfo("/usr/sbin/nginx", ["-p", nginxDir, "-c", conf, "-g", "daemon off;"]) { UseShellExecute = false });
+                    nginxProcess = Process.Start(ProxyBenchmark.Daemon("/usr/sbin/nginx", "-p", nginxDir, "-c", conf, "-g", "daemon off;"));
                     url = $"http://127.0.0.1:{nginxPort}/";
                     await Task.Delay(500);
                 }
@@ -434,7 +434,7 @@ public static partial class SwitchBenchmark
                     var haproxyConf = Path.Combine(work, "haproxy.cfg");
                     File.WriteAllText(haproxyConf, $"global\n  stats socket {haproxySocket} mode 600 level admin\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n" +
                                                    $"frontend web\n  bind 127.0.0.1:{nginxPort}\n  default_backend app\nbackend app\n  balance roundrobin\n");
-                    haproxyProcess = Process.Start(new ProcessStartInfo("/usr/sbin/haproxy", ["-db", "-q", "-f", haproxyConf]) { UseShellExecute = false });
+                    haproxyProcess = Process.Start(ProxyBenchmark.Daemon("/usr/sbin/haproxy", "-db", "-q", "-f", haproxyConf));
                     for (var i = 0; i < 100 && !File.Exists(haproxySocket); i++) await Task.Delay(50);
                     if (await bg.RouteLiveSetAsync(CancellationToken.None) is { } routeError) throw new InvalidOperationException(routeError);
                     url = $"http://127.0.0.1:{nginxPort}/";
