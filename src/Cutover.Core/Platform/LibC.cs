@@ -214,6 +214,26 @@ internal static partial class LibC
 
     public static bool Close(int fd) => CloseNative(fd) == 0;
 
+    [StructLayout(LayoutKind.Sequential)]
+    private struct Rlimit
+    {
+        public ulong Soft;
+        public ulong Hard;
+    }
+
+    [LibraryImport("libc", EntryPoint = "getrlimit", SetLastError = true)]
+    private static partial int GetRlimitNative(int resource, out Rlimit limit);
+
+    /// <summary>
+    /// The soft RLIMIT_NOFILE: one more than the highest descriptor number open(2), accept(2) or socket(2) may return.
+    /// .NET raises it to the hard limit as the process starts (the PAL's INIT_IncreaseDescriptorLimit).
+    /// </summary>
+    public static long SoftFileLimit()
+    {
+        const int RlimitNofile = 7; // Linux
+        return GetRlimitNative(RlimitNofile, out var limit) == 0 && limit.Soft < long.MaxValue ? (long)limit.Soft : long.MaxValue;
+    }
+
     /// <summary>A second descriptor of the same open file (fcntl F_DUPFD_CLOEXEC: close-on-exec, so no child inherits it).</summary>
     public static int DuplicateCloseOnExec(int fd)
     {

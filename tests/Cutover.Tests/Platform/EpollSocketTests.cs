@@ -263,4 +263,43 @@ public sealed class EpollSocketTests : IDisposable
         Assert.Equal(0, await client.ReceiveAsync(buffer, _timeout.Token)); // the end, not ECONNRESET
         await client.SendAsync("late"u8.ToArray(), _timeout.Token); // a FIN leaves the client's side open
     }
+
+    /// <summary>
+    /// The top descriptor numbers are kept for the rest of the process (the runtime fails fast without them): a
+    /// connection accepted there is closed at once and accepting pauses; a new upstream socket there fails as EMFILE.
+    /// Here a reserve that holds every number (a soft limit of 0) stands for a process at its limit.
+    /// </summary>
+    [Fact]
+    public async Task Sockets_that_land_in_the_reserved_descriptors_are_closed_at_once_accepted_or_connecting()
+    {
+        using var full = new EpollLoops(e => throw e, count: 1, descriptors: new DescriptorReserve(() => 0));
+        var accepted = 0;
+        _listening.Blocking = false;
+        using (new EpollAcceptor(full[0], _listening, (_, socket, _) => { Interlocked.Increment(ref accepted); socket.Dispose(); }))
+        {
+            using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            await client.ConnectAsync(_listening.LocalEndPoint!, _timeout.Token);
+            Assert.Equal(0, await client.ReceiveAsync(new byte[16], _timeout.Token)); // closed by the loop, unseen by the code
+        }
+        Assert.Equal(0, accepted);
+
+        var failed = await Assert.ThrowsAsync<SocketException>(async () => await EpollSocket.ConnectAsync((IPEndPoint)_listening.LocalEndPoint!, full[0], _timeout.Token));
+        Assert.Equal(SocketError.TooManyOpenSockets, failed.SocketErrorCode);
+        Assert.Equal(0, full[0].Connections);
+    }
+
+    [Fact]
+    public async Task The_reserve_is_the_top_thirty_second_of_the_limit_and_follows_a_changed_limit_within_a_second()
+    {
+        long limit = 1024;
+        var reserve = new DescriptorReserve(() => limit);
+        Assert.False(reserve.IsReserved(991));
+        Assert.True(reserve.IsReserved(992)); // 1024 - 1024/32
+        limit = 200; // a reserve of at least 16: 184 and up
+        Assert.False(reserve.IsReserved(500)); // not asked again yet
+        await Task.Delay(1100, _timeout.Token);
+        Assert.False(reserve.IsReserved(183));
+        Assert.True(reserve.IsReserved(184));
+        Assert.Equal(256, DescriptorReserve.Size(524288));
+    }
 }

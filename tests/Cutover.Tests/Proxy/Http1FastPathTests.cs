@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Text;
 using Cutover.Config;
@@ -235,6 +236,50 @@ public class Http1FastPathTests
         Assert.Equal(requestsBefore, bed.Backend.Requests.Count);
         Assert.Equal(0, bed.Listener.HandedOver);
     }
+    /// <summary>
+    /// response_timeout is per request, though its timer is not (Platform/LazyDeadline: set per request with a write, the
+    /// runtime's timer moved only when it must fire sooner). Requests on one keep-alive connection that each take
+    /// a good part of the timeout, together far more than it: none is a 504, whatever the timer set for an earlier one finds when it
+    /// fires. Then a slow one still is. The margins (700 ms of a 3 s timeout) hold on a loaded 2-core machine; with
+    /// 250 ms of a 600 ms one, a first request that waited for the JIT while the whole suite ran met its 504; with 700 ms of 2 s, a test spinning two pool threads delayed the app by 2.9 s.
+    /// </summary>
+    [Fact]
+    public async Task Each_request_gets_the_whole_response_timeout_however_long_the_connection_has_been_busy()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var delays = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        await using var bed = await Bed.StartAsync(async (request, cancellationToken) =>
+        {
+            var path = request.RequestLine.Split(' ')[1];
+            var began = Stopwatch.GetTimestamp();
+            await Task.Delay(path == "/slow" ? 5000 : path == "/warm" ? 0 : 700, cancellationToken);
+            delays.Enqueue($"{path} {Stopwatch.GetElapsedTime(began).TotalMilliseconds:F0} ms");
+            return (ScriptedHttpBackend.Ok("done"), false);
+        }, c => c with { ResponseTimeout = TimeSpan.FromSeconds(3) });
+        using var client = await RawHttpClient.ConnectAsync(bed.Address, timeout.Token);
+        // The path warmed up (JIT, the upstream connection) by a request that takes no time of its own.
+        await client.SendAsync(Get("/warm"), timeout.Token);
+        Assert.Equal(200, (await client.ReadAsync(timeout.Token))!.Status);
+
+        // Seven requests of 700 ms behind a 3 s timeout, back to back and with pauses between them: 4.9 s in all.
+        for (var i = 0; i < 7; i++)
+        {
+            var sent = Stopwatch.GetTimestamp();
+            await client.SendAsync(Get($"/r{i}"), timeout.Token);
+            var response = await client.ReadAsync(timeout.Token);
+            Assert.True(response!.Status == 200, $"request {i}: {response.Status} {response.Body} after {Stopwatch.GetElapsedTime(sent).TotalMilliseconds:F0} ms; the app's delays: {string.Join(", ", delays)}");
+            if (i % 3 == 2) await Task.Delay(1000, timeout.Token);
+        }
+        Assert.Equal(0, bed.App.TimedOut);
+
+        await client.SendAsync(Get("/slow"), timeout.Token);
+        Assert.Equal(504, (await client.ReadAsync(timeout.Token))!.Status);
+        Assert.Equal(1, bed.App.TimedOut);
+        client.Dispose();
+        await Wait.UntilAsync(() => bed.Listener.FastPathRequests == 9, TimeSpan.FromSeconds(5), "the fast path counted its nine requests");
+        Assert.Equal(0, bed.Listener.HandedOver);
+    }
+
     [Fact]
     public async Task A_body_that_stops_moving_either_way_is_cut_at_activity_timeout_on_both_sides_and_its_upstream_connection_is_not_pooled()
     {

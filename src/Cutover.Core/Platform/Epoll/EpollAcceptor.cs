@@ -52,11 +52,20 @@ internal sealed class EpollAcceptor : EpollWatched, IDisposable
             var fd = EpollNative.Accept(_fd, out var peer, out var errno);
             if (fd >= 0)
             {
-                _accepted(_loop, new SocketDescriptor(fd), peer);
+                if (!_loop.Descriptors.IsReserved(fd))
+                {
+                    _accepted(_loop, new SocketDescriptor(fd), peer);
+                    return;
+                }
+                // Nearly out of descriptors: the client is closed (as nginx does when its worker_connections run out)
+                // and accepting pauses, so the rest queue rather than take what the runtime needs.
+                LibC.Close(fd);
+            }
+            else if (errno is EpollNative.EAgain or EpollNative.EIntr or ErrConnectionAborted)
+            {
+                // Nothing queued (another loop took it), or a connection reset while queued: the next one may do.
                 return;
             }
-            // Nothing queued (another loop took it), or a connection reset while queued: the next one may do.
-            if (errno is EpollNative.EAgain or EpollNative.EIntr or ErrConnectionAborted) return;
             Pause();
         }
         catch (ObjectDisposedException)

@@ -26,11 +26,16 @@ internal sealed unsafe class EpollLoop : IDisposable
     private volatile bool _stopping;
     private int _connections;
 
+    /// <summary>The top descriptor numbers kept free of sockets: an accepted or new socket there is closed at once.</summary>
+    public DescriptorReserve Descriptors { get; }
+
     /// <param name="onError">What an exception that escaped a socket's continuation is reported to (the loop goes on).</param>
-    public EpollLoop(int index, Action<Exception> onError)
+    /// <param name="descriptors">The descriptor numbers this loop's sockets leave free (shared by a process's loops).</param>
+    public EpollLoop(int index, Action<Exception> onError, DescriptorReserve descriptors)
     {
         Index = index;
         _onError = onError;
+        Descriptors = descriptors;
         _epoll = EpollNative.CreateEpoll();
         _wake = EpollNative.CreateWakeEvent();
         var error = EpollNative.Control(_epoll, EpollNative.EpollCtlAdd, _wake, EpollNative.EpollIn, WakeData);
@@ -101,7 +106,8 @@ internal sealed unsafe class EpollLoop : IDisposable
         Forget(socket);
     }
 
-    private void Forget(EpollWatched socket)
+    /// <summary>Frees <paramref name="socket"/>'s slot without epoll_ctl(DEL): for a descriptor about to be closed, which leaves the epoll set with its close.</summary>
+    internal void Forget(EpollWatched socket)
     {
         lock (_table)
         {

@@ -10,10 +10,12 @@ public sealed class EpollLoops : IDisposable
     private int _last = -1;
 
     /// <param name="onError">What an exception that escaped a connection's code on a loop thread is reported to.</param>
-    public EpollLoops(Action<Exception> onError, int? count = null)
+    /// <param name="descriptors">The descriptor numbers the loops' sockets leave free; default: the top of this process's limit.</param>
+    public EpollLoops(Action<Exception> onError, int? count = null, DescriptorReserve? descriptors = null)
     {
+        descriptors ??= new DescriptorReserve();
         _loops = new EpollLoop[Math.Max(1, count ?? Environment.ProcessorCount)];
-        for (var i = 0; i < _loops.Length; i++) _loops[i] = new EpollLoop(i, onError);
+        for (var i = 0; i < _loops.Length; i++) _loops[i] = new EpollLoop(i, onError, descriptors);
     }
 
     public int Count => _loops.Length;

@@ -21,17 +21,9 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
     private const uint ReadEvents = EpollNative.EpollIn | EpollNative.EpollRdHup | EpollNative.EpollHup | EpollNative.EpollErr;
     private const uint WriteEvents = EpollNative.EpollOut | EpollNative.EpollHup | EpollNative.EpollErr;
 
-    private readonly Lock _gate = new();
     private readonly int _fd;
     private readonly ReceiveOperation _receive;
     private readonly SendOperation _send;
-    private bool _readReady = true;
-    private bool _writeReady;
-    /// <summary>Readiness edges seen: a "drained" finding made before the latest edge does not count.</summary>
-    private uint _readEdges;
-    private uint _writeEdges;
-    private bool _closed;
-    private long _calls;
     private int _disposed;
 
     private readonly Socket? _socket;
@@ -45,9 +37,8 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
         _socket = socket;
         Loop = loop;
         _fd = (int)handle.DangerousGetHandle();
-        _writeReady = !connecting;
         _receive = new ReceiveOperation(this);
-        _send = new SendOperation(this);
+        _send = new SendOperation(this, ready: !connecting);
         loop.Register(this, _fd, Watched);
     }
 
@@ -64,7 +55,14 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
     /// <summary>A new TCP connection to <paramref name="endpoint"/>, made and watched by <paramref name="loop"/>.</summary>
     public static async ValueTask<EpollSocket> ConnectAsync(IPEndPoint endpoint, EpollLoop loop, CancellationToken cancellationToken)
     {
-        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true, Blocking = false };
+        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        if (loop.Descriptors.IsReserved(socket.SafeHandle.DangerousGetHandle()))
+        {
+            socket.Dispose();
+            throw new SocketException((int)SocketError.TooManyOpenSockets);
+        }
+        socket.NoDelay = true;
+        socket.Blocking = false;
         EpollSocket? watched = null;
         try
         {
@@ -133,8 +131,11 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
         return added;
     }
 
+    /// <summary>Both sides' state words, for diagnostics: "receive Ready|Parked edges 3, send Ready edges 1".</summary>
+    public override string ToString() => $"fd {_fd}: receive {Side.Describe(_receive.State)}, send {Side.Describe(_send.State)}";
+
     /// <summary>recv(2) and send(2) calls made so far (what the readiness it remembers saves is counted by tests).</summary>
-    internal long Calls => Interlocked.Read(ref _calls);
+    internal long Calls => Volatile.Read(ref _receive.Calls) + Volatile.Read(ref _send.Calls);
 
     /// <summary>Bytes received (0: the peer closed its side).</summary>
     public ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
@@ -142,20 +143,20 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
         if (buffer.IsEmpty) return WaitReadableAsync(cancellationToken);
         while (true)
         {
-            uint edges;
-            lock (_gate)
+            var state = _receive.State;
+            if (Side.IsClosed(state)) return ValueTask.FromException<int>(Aborted());
+            if (!Side.IsReady(state))
             {
-                if (_closed) return ValueTask.FromException<int>(Aborted());
-                if (!_readReady) return _receive.Park(buffer, waitOnly: false, cancellationToken);
-                edges = _readEdges;
+                if (_receive.TryPark(state, buffer, waitOnly: false, cancellationToken, out var waiting)) return waiting;
+                continue;
             }
             var n = Receive(buffer.Span, out var errno);
             if (n >= 0)
             {
-                if (n > 0 && n < buffer.Length) Drained(edges);
+                if (n > 0 && n < buffer.Length) _receive.Drained(state);
                 return ValueTask.FromResult(n);
             }
-            if (errno == EpollNative.EAgain) Drained(edges);
+            if (errno == EpollNative.EAgain) _receive.Drained(state);
             else if (errno != EpollNative.EIntr) return ValueTask.FromException<int>(EpollNative.Error(errno));
         }
     }
@@ -163,11 +164,12 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
     /// <summary>Completes (with 0) once there is something to read, or the end: consumes nothing, and makes no call when it already knows.</summary>
     public ValueTask<int> WaitReadableAsync(CancellationToken cancellationToken = default)
     {
-        lock (_gate)
+        while (true)
         {
-            if (_closed) return ValueTask.FromException<int>(Aborted());
-            if (_readReady) return ValueTask.FromResult(0);
-            return _receive.Park(Memory<byte>.Empty, waitOnly: true, cancellationToken);
+            var state = _receive.State;
+            if (Side.IsClosed(state)) return ValueTask.FromException<int>(Aborted());
+            if (Side.IsReady(state)) return ValueTask.FromResult(0);
+            if (_receive.TryPark(state, Memory<byte>.Empty, waitOnly: true, cancellationToken, out var waiting)) return waiting;
         }
     }
 
@@ -175,42 +177,30 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
     /// The socket was found empty by something other than <see cref="ReceiveAsync"/> (OpenSSL's own read(2) wanted
     /// more): the next wait waits for epoll. <paramref name="edges"/> is <see cref="ReadEdges"/> from before that read.
     /// </summary>
-    public void ReadFoundEmpty(uint edges) => Drained(edges);
+    public void ReadFoundEmpty(uint edges) => _receive.DrainedAt(edges);
 
     /// <summary>The count of readiness edges, to take before a read made outside <see cref="ReceiveAsync"/> (<see cref="ReadFoundEmpty"/>).</summary>
-    public uint ReadEdges
-    {
-        get
-        {
-            lock (_gate) return _readEdges;
-        }
-    }
-
-    private void Drained(uint edges)
-    {
-        lock (_gate)
-            if (_readEdges == edges) _readReady = false;
-    }
+    public uint ReadEdges => Side.Edges(_receive.State);
 
     /// <summary>Sends all of <paramref name="data"/>, waiting for room as often as it takes.</summary>
     public ValueTask SendAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
     {
         while (!data.IsEmpty)
         {
-            uint edges;
-            lock (_gate)
+            var state = _send.State;
+            if (Side.IsClosed(state)) return ValueTask.FromException(Aborted());
+            if (!Side.IsReady(state))
             {
-                if (_closed) return ValueTask.FromException(Aborted());
-                if (!_writeReady) return _send.Park(data, cancellationToken);
-                edges = _writeEdges;
+                if (_send.TryPark(state, data, cancellationToken, out var waiting)) return waiting;
+                continue;
             }
             var n = Transmit(data.Span, out var errno);
             if (n > 0)
             {
                 data = data[n..];
-                if (!data.IsEmpty) Full(edges);
+                if (!data.IsEmpty) _send.Drained(state);
             }
-            else if (errno == EpollNative.EAgain) Full(edges);
+            else if (errno == EpollNative.EAgain) _send.Drained(state);
             else if (errno != EpollNative.EIntr) return ValueTask.FromException(EpollNative.Error(errno));
         }
         return ValueTask.CompletedTask;
@@ -219,18 +209,13 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
     /// <summary>Completes once the socket is writable (a connect finished, or failed: then SO_ERROR says how).</summary>
     public ValueTask WaitWritableAsync(CancellationToken cancellationToken = default)
     {
-        lock (_gate)
+        while (true)
         {
-            if (_closed) return ValueTask.FromException(Aborted());
-            if (_writeReady) return ValueTask.CompletedTask;
-            return _send.Park(ReadOnlyMemory<byte>.Empty, cancellationToken);
+            var state = _send.State;
+            if (Side.IsClosed(state)) return ValueTask.FromException(Aborted());
+            if (Side.IsReady(state)) return ValueTask.CompletedTask;
+            if (_send.TryPark(state, ReadOnlyMemory<byte>.Empty, cancellationToken, out var waiting)) return waiting;
         }
-    }
-
-    private void Full(uint edges)
-    {
-        lock (_gate)
-            if (_writeEdges == edges) _writeReady = false;
     }
 
     /// <summary>shutdown(2) (best effort): the peer sees the end; what waits here sees it too, by epoll, on the loop's thread.</summary>
@@ -244,24 +229,8 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
     /// <summary>On the loop's thread: an edge. The waiting operation of each side that became ready goes on, inline.</summary>
     internal override void OnEvents(uint events)
     {
-        var resumeReceive = false;
-        var resumeSend = false;
-        lock (_gate)
-        {
-            if (_closed) return;
-            if ((events & ReadEvents) != 0)
-            {
-                _readEdges++;
-                _readReady = true;
-                resumeReceive = _receive.Unpark();
-            }
-            if ((events & WriteEvents) != 0)
-            {
-                _writeEdges++;
-                _writeReady = true;
-                resumeSend = _send.Unpark();
-            }
-        }
+        var resumeReceive = (events & ReadEvents) != 0 && _receive.Edge();
+        var resumeSend = (events & WriteEvents) != 0 && _send.Edge();
         if (resumeReceive) _receive.Resume();
         if (resumeSend) _send.Resume();
     }
@@ -269,16 +238,8 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
     /// <summary>Fails what waits (the connection is being torn down) without closing; <see cref="Dispose"/> closes.</summary>
     internal void Abort()
     {
-        bool receiving, sending;
-        lock (_gate)
-        {
-            if (_closed) return;
-            _closed = true;
-            receiving = _receive.Unpark();
-            sending = _send.Unpark();
-        }
-        if (receiving) _receive.Fail(Aborted());
-        if (sending) _send.Fail(Aborted());
+        if (_receive.Close()) _receive.Fail(Aborted());
+        if (_send.Close()) _send.Fail(Aborted());
     }
 
     /// <summary>
@@ -290,7 +251,10 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         Abort();
-        if (Slot >= 0) Loop.Unregister(this, _fd);
+        // No epoll_ctl(DEL): the close takes the descriptor out of the epoll set (it is this process's only reference to
+        // the socket: close-on-exec, never duplicated), as nginx relies on. Until then (a call in flight holds the
+        // descriptor a moment longer) an event for it carries this slot's old generation and is dropped.
+        if (Slot >= 0) Loop.Forget(this);
         if (_socket is not null) _socket.Dispose();
         else Handle.Dispose();
     }
@@ -305,7 +269,7 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
             errno = EBadF;
             return -1;
         }
-        Interlocked.Increment(ref _calls);
+        _receive.Calls++;
         try { return EpollNative.Recv(_fd, buffer, out errno); }
         finally { Handle.DangerousRelease(); }
     }
@@ -318,7 +282,7 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
             errno = EBadF;
             return -1;
         }
-        Interlocked.Increment(ref _calls);
+        _send.Calls++;
         try { return EpollNative.Send(_fd, data, out errno); }
         finally { Handle.DangerousRelease(); }
     }
@@ -326,58 +290,140 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
     private const int EBadF = 9;
 
     /// <summary>
-    /// What both sides' waiting operations share: one at a time per side, reused (no allocation per wait), parked and
-    /// unparked under the owner's gate, completed once (by the edge that resumes it, its token, or an abort).
+    /// A side's state word: Ready (epoll's last edge said so, and no call since found the socket empty or full), Parked
+    /// (an operation waits for the next edge), Closed, and above those bits a count of edges, so that finding the socket
+    /// empty counts only if no edge came since. Every change is one compare-and-swap, no lock: whoever clears Parked (an
+    /// edge, the waiting operation's token, an abort) completes the waiting operation.
     /// </summary>
-    private abstract class WaitingOperation<TResult>(EpollSocket owner)
+    private static class Side
+    {
+        public const int Ready = 1;
+        public const int Parked = 2;
+        public const int Closed = 4;
+        public const int EdgeUnit = 8;
+
+        public static bool IsReady(int state) => (state & Ready) != 0;
+        public static bool IsClosed(int state) => (state & Closed) != 0;
+        public static uint Edges(int state) => (uint)state >> 3;
+
+        public static string Describe(int state) =>
+            $"{(IsReady(state) ? "ready" : "not-ready")}{((state & Parked) != 0 ? " parked" : "")}{(IsClosed(state) ? " closed" : "")} edges {Edges(state)}";
+    }
+
+    private enum Parking
+    {
+        Waiting,
+        StateChanged,
+        Closed,
+    }
+
+    /// <summary>
+    /// One side of the socket (receiving, sending): its state word (<see cref="Side"/>) and the one operation that may
+    /// wait on it, reused (no allocation per wait), completed once.
+    /// </summary>
+    private abstract class WaitingOperation<TResult>(EpollSocket owner, bool ready)
     {
         protected ManualResetValueTaskSourceCore<TResult> Core;
-        private bool _parked;
+        private int _state = ready ? Side.Ready : 0;
         private CancellationToken _token;
         private CancellationTokenRegistration _registration;
 
+        /// <summary>This side's recv(2) or send(2) calls: counted by its one caller at a time.</summary>
+        public long Calls;
+
         protected EpollSocket Owner => owner;
 
-        /// <summary>Under the owner's gate, the side not ready: waits for the next edge. False when the token is cancelled already.</summary>
-        protected bool TryPark(CancellationToken cancellationToken, out short version)
+        public int State => Volatile.Read(ref _state);
+
+        /// <summary>A call found the socket empty (or full) when the state was <paramref name="seen"/>: not ready, unless an edge came since.</summary>
+        public void Drained(int seen) => DrainedAt(Side.Edges(seen));
+
+        public void DrainedAt(uint edges)
         {
-            if (_parked) throw new InvalidOperationException($"a {GetType().Name} is already waiting on this socket");
-            version = 0;
-            if (cancellationToken.IsCancellationRequested) return false;
-            Core.Reset();
-            _token = cancellationToken;
-            _parked = true;
-            version = Core.Version;
-            // Registered under the gate: a token cancelled meanwhile runs the callback on its thread, which waits for the gate.
-            if (cancellationToken.CanBeCanceled)
-                _registration = cancellationToken.UnsafeRegister(static (state, _) => ((WaitingOperation<TResult>)state!).Cancel(), this);
-            return true;
+            while (true)
+            {
+                var state = State;
+                if (Side.Edges(state) != edges || !Side.IsReady(state)) return;
+                if (Interlocked.CompareExchange(ref _state, state & ~Side.Ready, state) == state) return;
+            }
         }
 
-        /// <summary>Under the owner's gate: true if it was waiting (the caller then resumes or fails it).</summary>
-        public bool Unpark()
+        /// <summary>On the loop's thread: an edge made this side ready. True if an operation was waiting (the caller resumes it).</summary>
+        public bool Edge()
         {
-            if (!_parked) return false;
-            _parked = false;
-            return true;
+            while (true)
+            {
+                var state = State;
+                if (Side.IsClosed(state)) return false;
+                var next = ((state + Side.EdgeUnit) | Side.Ready) & ~Side.Parked;
+                if (Interlocked.CompareExchange(ref _state, next, state) == state) return (state & Side.Parked) != 0;
+            }
         }
 
-        /// <summary>Under the owner's gate, from <c>Resume</c>: the edge found nothing after all; wait for the next one.</summary>
-        protected void Repark() => _parked = true;
+        /// <summary>Closes this side. True if an operation was waiting (the caller fails it).</summary>
+        public bool Close()
+        {
+            while (true)
+            {
+                var state = State;
+                if (Side.IsClosed(state)) return false;
+                if (Interlocked.CompareExchange(ref _state, (state | Side.Closed) & ~Side.Parked, state) == state) return (state & Side.Parked) != 0;
+            }
+        }
 
         /// <summary>
-        /// The token's callback. Only while this token's operation waits: a callback that lost the race with completion
-        /// finds the next operation parked, whose token (if it is not the same one) is not cancelled.
+        /// Waits for the next edge, the side seen not ready and open in <paramref name="seen"/>; StateChanged when it was
+        /// not so any more (the caller looks again). The token's callback is registered before the operation is
+        /// published as waiting, and the token looked at once more after: a cancellation in between is not lost.
+        /// </summary>
+        protected Parking TryPark(int seen, CancellationToken cancellationToken, out short version)
+        {
+            if ((seen & Side.Parked) != 0) throw new InvalidOperationException($"a {GetType().Name} is already waiting on this socket");
+            Core.Reset();
+            version = Core.Version;
+            _token = cancellationToken;
+            _registration = cancellationToken.CanBeCanceled
+                ? cancellationToken.UnsafeRegister(static (state, _) => ((WaitingOperation<TResult>)state!).Cancel(), this)
+                : default;
+            if (Interlocked.CompareExchange(ref _state, seen | Side.Parked, seen) != seen)
+            {
+                TakeRegistration().Unregister();
+                return Parking.StateChanged;
+            }
+            if (cancellationToken.IsCancellationRequested) Cancel();
+            return Parking.Waiting;
+        }
+
+        /// <summary>From <c>Resume</c>: the edge found nothing after all (seen in <paramref name="seen"/> before the call); wait for the next one.</summary>
+        protected Parking TryRepark(int seen)
+        {
+            while (true)
+            {
+                var state = State;
+                if (Side.IsClosed(state)) return Parking.Closed;
+                if (Side.Edges(state) != Side.Edges(seen)) return Parking.StateChanged;
+                if (Interlocked.CompareExchange(ref _state, (state & ~Side.Ready) | Side.Parked, state) != state) continue;
+                if (_token.IsCancellationRequested) Cancel();
+                return Parking.Waiting;
+            }
+        }
+
+        /// <summary>
+        /// The token's callback. Only while an operation of a cancelled token waits: a callback that lost the race with
+        /// completion may find the next operation parked, whose token (if it is not the same one) is not cancelled.
         /// </summary>
         private void Cancel()
         {
-            CancellationToken token;
-            lock (owner._gate)
+            while (true)
             {
-                token = _token;
-                if (!token.IsCancellationRequested || !Unpark()) return;
+                var state = State;
+                if ((state & Side.Parked) == 0) return;
+                var token = _token;
+                if (!token.IsCancellationRequested) return;
+                if (Interlocked.CompareExchange(ref _state, state & ~Side.Parked, state) != state) continue;
+                Fail(new OperationCanceledException(token));
+                return;
             }
-            Fail(new OperationCanceledException(token));
         }
 
         /// <summary>Drops what the operation holds of its caller's (the buffer).</summary>
@@ -411,19 +457,29 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
     }
 
     /// <summary>The one receive (or wait for readability) that may wait at a time.</summary>
-    private sealed class ReceiveOperation(EpollSocket owner) : WaitingOperation<int>(owner), IValueTaskSource<int>
+    private sealed class ReceiveOperation(EpollSocket owner) : WaitingOperation<int>(owner, ready: true), IValueTaskSource<int>
     {
         private Memory<byte> _buffer;
         private bool _waitOnly;
 
-        /// <summary>Under the owner's gate, the socket not readable.</summary>
-        public ValueTask<int> Park(Memory<byte> buffer, bool waitOnly, CancellationToken cancellationToken)
+        /// <summary>The socket seen not readable in <paramref name="seen"/>: waits; false when that changed meanwhile.</summary>
+        public bool TryPark(int seen, Memory<byte> buffer, bool waitOnly, CancellationToken cancellationToken, out ValueTask<int> waiting)
         {
+            if (cancellationToken.IsCancellationRequested)
+            {
+                waiting = ValueTask.FromCanceled<int>(cancellationToken);
+                return true;
+            }
             _buffer = buffer;
             _waitOnly = waitOnly;
-            if (TryPark(cancellationToken, out var version)) return new ValueTask<int>(this, version);
+            if (TryPark(seen, cancellationToken, out var version) == Parking.Waiting)
+            {
+                waiting = new ValueTask<int>(this, version);
+                return true;
+            }
             _buffer = default;
-            return ValueTask.FromCanceled<int>(cancellationToken);
+            waiting = default;
+            return false;
         }
 
         /// <summary>On the loop's thread after an edge: the receive, or the wait's end.</summary>
@@ -437,12 +493,11 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
             var owner = Owner;
             while (true)
             {
-                uint edges;
-                lock (owner._gate) edges = owner._readEdges;
+                var state = State;
                 var n = owner.Receive(_buffer.Span, out var errno);
                 if (n >= 0)
                 {
-                    if (n > 0 && n < _buffer.Length) owner.Drained(edges);
+                    if (n > 0 && n < _buffer.Length) Drained(state);
                     Complete(n);
                     return;
                 }
@@ -453,16 +508,12 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
                     return;
                 }
                 // An edge with nothing to read (a write edge's hang-up already seen): wait for the next one.
-                lock (owner._gate)
+                switch (TryRepark(state))
                 {
-                    if (owner._closed) break;
-                    if (owner._readEdges != edges) continue;
-                    owner._readReady = false;
-                    Repark();
-                    return;
+                    case Parking.Waiting: return;
+                    case Parking.Closed: Fail(Aborted()); return;
                 }
             }
-            Fail(Aborted());
         }
 
         protected override void Clear() => _buffer = default;
@@ -471,17 +522,27 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
     }
 
     /// <summary>The one send (or wait for writability) that may wait at a time: what is left of it goes out with each write edge.</summary>
-    private sealed class SendOperation(EpollSocket owner) : WaitingOperation<bool>(owner), IValueTaskSource
+    private sealed class SendOperation(EpollSocket owner, bool ready) : WaitingOperation<bool>(owner, ready), IValueTaskSource
     {
         private ReadOnlyMemory<byte> _data;
 
-        /// <summary>Under the owner's gate, the socket not writable.</summary>
-        public ValueTask Park(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+        /// <summary>The socket seen not writable in <paramref name="seen"/>: waits; false when that changed meanwhile.</summary>
+        public bool TryPark(int seen, ReadOnlyMemory<byte> data, CancellationToken cancellationToken, out ValueTask waiting)
         {
+            if (cancellationToken.IsCancellationRequested)
+            {
+                waiting = ValueTask.FromCanceled(cancellationToken);
+                return true;
+            }
             _data = data;
-            if (TryPark(cancellationToken, out var version)) return new ValueTask(this, version);
+            if (TryPark(seen, cancellationToken, out var version) == Parking.Waiting)
+            {
+                waiting = new ValueTask(this, version);
+                return true;
+            }
             _data = default;
-            return ValueTask.FromCanceled(cancellationToken);
+            waiting = default;
+            return false;
         }
 
         public void Resume()
@@ -489,8 +550,7 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
             var owner = Owner;
             while (!_data.IsEmpty)
             {
-                uint edges;
-                lock (owner._gate) edges = owner._writeEdges;
+                var state = State;
                 var n = owner.Transmit(_data.Span, out var errno);
                 if (n > 0)
                 {
@@ -503,18 +563,14 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
                     Fail(EpollNative.Error(errno));
                     return;
                 }
-                // Nothing taken: wait for the next edge (failed outside the gate: the caller's code runs inline).
-                lock (owner._gate)
+                // Taken in part (the buffer is full) or not at all: wait for the next edge.
+                switch (TryRepark(state))
                 {
-                    if (owner._closed) break;
-                    if (owner._writeEdges != edges) continue;
-                    owner._writeReady = false;
-                    Repark();
-                    return;
+                    case Parking.Waiting: return;
+                    case Parking.Closed: Fail(Aborted()); return;
                 }
             }
-            if (_data.IsEmpty) Complete(true);
-            else Fail(Aborted());
+            Complete(true);
         }
 
         protected override void Clear() => _data = default;

@@ -51,9 +51,11 @@ internal sealed class FastPathConnection
     private readonly IPAddress? _peer;
     private readonly IPAddress? _peerAsSeen;
     private readonly byte[] _peerText;
-    private readonly CancellationTokenSource _clientTimer = new();
+    /// <summary>Keep-alive idleness, then a head's arrival (slowloris): reset per request, so lazily (one write, no timer change).</summary>
+    private readonly Platform.LazyDeadline _clientTimer;
+    /// <summary>response_timeout per exchange: the deadline lazily, its token from <see cref="_responseDeadline"/> (a new one after it fired).</summary>
+    private readonly Platform.LazyDeadline _responseTimer;
     private CancellationTokenSource _responseDeadline = new();
-    private CancellationTokenRegistration _clientTimerRegistration;
     private CancellationTokenRegistration _closeRequestedRegistration;
     private CancellationTokenRegistration _closedRegistration;
     /// <summary>The head being parsed when it spans pipe segments, and the upstream request head being built (from <see cref="_buffers"/>, grown here).</summary>
@@ -75,13 +77,11 @@ internal sealed class FastPathConnection
     private volatile bool _clientGone;
     /// <summary>
     /// activity_timeout's watch over a body in flight (either way): when no byte moved for that long, both connections
-    /// are cut. The relay stamps <see cref="_lastActivity"/> (a plain store per read or write, no timer call); the one
-    /// timer of the connection fires at the earliest possible deadline and re-arms itself for what is left.
+    /// are cut. Armed when a body starts to stream, postponed on every read and write (a plain store, no timer call),
+    /// disarmed when it ends.
     /// </summary>
-    private Timer? _activityTimer;
+    private readonly Platform.LazyDeadline _activity;
     private TimeSpan _activityTimeout;
-    private long _lastActivity;
-    private volatile bool _watchingActivity;
     private volatile bool _stalled;
     /// <summary>The last exchange's response was read on another socket thread than the client connection's.</summary>
     private bool _crossedThreads;
@@ -99,6 +99,9 @@ internal sealed class FastPathConnection
         // Written as bytes straight away (no string between): every request's X-Forwarded-For carries it.
         Span<byte> peerText = stackalloc byte[64];
         _peerText = _peer is not null && _peer.TryFormat(peerText, out var peerLength) ? peerText[..peerLength].ToArray() : [];
+        _clientTimer = new Platform.LazyDeadline(static state => ((FastPathConnection)state!).OnClientTimer(), this);
+        _responseTimer = new Platform.LazyDeadline(static state => ((FastPathConnection)state!).OnResponseTimer(), this);
+        _activity = new Platform.LazyDeadline(static state => ((FastPathConnection)state!).OnStalled(), this);
         _buffers = listener.FastPathBuffers.Rent();
         _lease = _buffers.Lease;
         _head = _buffers.Head;
@@ -144,8 +147,7 @@ internal sealed class FastPathConnection
         var handedOver = false;
         try
         {
-            // Registered once per connection, not per request: the timer and a listener stop interrupt a pending read.
-            _clientTimerRegistration = _clientTimer.Token.Register(static state => ((FastPathConnection)state!).OnClientTimer(), this);
+            // Registered once per connection, not per request: a listener stop interrupts a pending read.
             if (_context.Features.Get<IConnectionLifetimeNotificationFeature>() is { } lifetime)
                 _closeRequestedRegistration = lifetime.ConnectionClosedRequested.Register(static state => ((FastPathConnection)state!).OnCloseRequested(), this);
             _closedRegistration = _context.ConnectionClosed.Register(static state => ((FastPathConnection)state!).OnClientGone(), this);
@@ -171,9 +173,10 @@ internal sealed class FastPathConnection
         finally
         {
             ReleaseConnectionHooks();
-            _activityTimer?.Dispose();
+            _activity.Dispose();
             if (_requests > 0) _listener.CountFastPath(_requests);
             Interlocked.Exchange(ref _upstream, null)?.Dispose();
+            _responseTimer.Dispose();
             _responseDeadline.Dispose();
             // Last: nothing of this connection reads or writes them after here.
             ReturnBuffers();
@@ -182,7 +185,6 @@ internal sealed class FastPathConnection
 
     private void ReleaseConnectionHooks()
     {
-        _clientTimerRegistration.Dispose();
         _closeRequestedRegistration.Dispose();
         _closedRegistration.Dispose();
         _clientTimer.Dispose();
@@ -192,6 +194,18 @@ internal sealed class FastPathConnection
     {
         _timedOut = true;
         _input.CancelPendingRead();
+    }
+
+    private void OnResponseTimer()
+    {
+        try
+        {
+            _responseDeadline.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // the connection ended meanwhile
+        }
     }
 
     /// <summary>The listener is stopping: an idle connection closes now, a busy one after its response.</summary>
@@ -208,40 +222,14 @@ internal sealed class FastPathConnection
     }
 
     /// <summary>From here a body moves: cut both sides once no byte has moved for activity_timeout.</summary>
-    private void WatchActivity()
-    {
-        _lastActivity = Environment.TickCount64;
-        _watchingActivity = true;
-        _activityTimer ??= new Timer(static state => ((FastPathConnection)state!).OnActivityTimer(), this, Timeout.Infinite, Timeout.Infinite);
-        _activityTimer.Change(_activityTimeout, Timeout.InfiniteTimeSpan);
-    }
+    private void WatchActivity() => _activity.Arm(_activityTimeout);
 
-    private void StopWatchingActivity()
-    {
-        if (!_watchingActivity) return;
-        _watchingActivity = false;
-        _activityTimer!.Change(Timeout.Infinite, Timeout.Infinite);
-    }
+    private void StopWatchingActivity() => _activity.Disarm();
 
-    private void Moved() => Volatile.Write(ref _lastActivity, Environment.TickCount64);
+    private void Moved() => _activity.Postpone(_activityTimeout);
 
-    private void OnActivityTimer()
+    private void OnStalled()
     {
-        // A late tick after the body ended finds the watch off; one after a new body began finds a fresh stamp.
-        if (!_watchingActivity) return;
-        var left = (long)_activityTimeout.TotalMilliseconds - (Environment.TickCount64 - Volatile.Read(ref _lastActivity));
-        try
-        {
-            if (left > 0)
-            {
-                _activityTimer?.Change(left, Timeout.Infinite);
-                return;
-            }
-        }
-        catch (ObjectDisposedException)
-        {
-            return; // the connection ended meanwhile
-        }
         // Mid-body there is nothing to answer: the client sees its connection cut, the instance's is closed, never pooled.
         _stalled = true;
         Interlocked.Exchange(ref _upstream, null)?.Dispose();
@@ -252,7 +240,7 @@ internal sealed class FastPathConnection
     [AsyncMethodBuilder(typeof(Platform.DeepPoolingValueTaskMethodBuilder<>))]
     private async ValueTask<Next> ServeOneAsync()
     {
-        _clientTimer.CancelAfter(KeepAliveTimeout);
+        _clientTimer.Arm(KeepAliveTimeout);
         _idle = true;
         var headStarted = false;
         ReadOnlySequence<byte> buffer;
@@ -310,11 +298,11 @@ internal sealed class FastPathConnection
             {
                 // Only a head that did not come whole needs the clock (most arrive in one read).
                 headStarted = true;
-                _clientTimer.CancelAfter(RequestHeadersTimeout);
+                _clientTimer.Arm(RequestHeadersTimeout);
             }
             _input.AdvanceTo(buffer.Start, buffer.End);
         }
-        _clientTimer.CancelAfter(Timeout.Infinite);
+        _clientTimer.Disarm();
         var started = Stopwatch.GetTimestamp();
 
         var target = _head.Target(head);
@@ -592,8 +580,8 @@ internal sealed class FastPathConnection
             _responseDeadline.Dispose();
             _responseDeadline = new CancellationTokenSource();
         }
-        _responseDeadline.CancelAfter(responseTimeout);
         var deadline = _responseDeadline.Token;
+        _responseTimer.Arm(responseTimeout);
         var pool = backend.Upstream;
         // The client connection's socket thread: an upstream connection there keeps the whole exchange on one thread.
         var loop = _frontEnd?.Io.Loop ?? _listener.Loops.Current ?? _listener.Loops.Next();
@@ -652,7 +640,7 @@ internal sealed class FastPathConnection
                     if (reused && replayable && _responseBytes == 0 && freshTry == 0) continue;
                     return new Exchange(Outcome.Failed, BodyUnread: bodyToStream != 0);
                 }
-                _responseDeadline.CancelAfter(Timeout.Infinite);
+                _responseTimer.Disarm();
                 if (deadline.IsCancellationRequested)
                 {
                     connection.Dispose();

@@ -81,7 +81,7 @@ internal sealed class UpstreamPool(IPEndPoint endpoint) : IDisposable
 
     /// <summary>Idle connections, the most recently returned last.</summary>
     private readonly List<UpstreamConnection> _idle = [];
-    private readonly object _lock = new();
+    private readonly Lock _lock = new();
     private Timer? _sweeper;
     private bool _sweeping;
     private bool _disposed;
