@@ -10,7 +10,7 @@ namespace Cutover.Tests.Cli;
 /// (issue 14: everyday commands under 100 ms). One publish per run (minutes), so one test: the native binary's answers
 /// must be the JIT build's, byte for byte, and a deploy/rollback through it must work end to end, agent included.
 /// </summary>
-[Collection(Serial.Name)]
+// Not in the serial collection: it asserts what the native build does, not how fast.
 [Trait(Needs.Trait, Needs.Slow)]
 public sealed class NativeBuildTests
 {

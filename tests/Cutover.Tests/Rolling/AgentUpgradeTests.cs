@@ -7,36 +7,32 @@ using Xunit.Abstractions;
 namespace Cutover.Tests.Rolling;
 
 /// <summary>
-/// Issue 12: `cutover agent upgrade`, end to end through the real CLI and real agents. Two apps run under the agent
-/// (one rolling with 2 instances, one blue-green with a warm previous set), under continuous keep-alive load. The
-/// "new binary" is another copy of this build run through a script that sets CUTOVER_VERSION_OVERRIDE, so the two
-/// agents report different versions without a second compilation.
+/// What the upgrade tests share: the two apps, a new binary, and the questions they ask the agent and /proc.
 /// </summary>
-[Collection(Serial.Name)]
-[Trait(Needs.Trait, Needs.Slow)]
-public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
+public abstract class AgentUpgradeBed(ITestOutputHelper output) : IDisposable
 {
-    private readonly AgentBed _bed = new();
-    private readonly int _webPort = HealthServer.FreePort();
-    private readonly int _bgPort = HealthServer.FreePort();
+    protected ITestOutputHelper Output { get; } = output;
+    protected readonly AgentBed _bed = new();
+    protected readonly int _webPort = HealthServer.FreePort();
+    protected readonly int _bgPort = HealthServer.FreePort();
     /// <summary>More environment for every command (and so for the agent a deploy starts): a test's knobs.</summary>
-    private readonly Dictionary<string, string> _environment = new();
+    protected readonly Dictionary<string, string> _environment = new();
 
     public void Dispose() => _bed.Dispose();
 
-    private Task<CliResult> Cli(params string[] args) =>
+    protected Task<CliResult> Cli(params string[] args) =>
         CutoverCli.RunAsync(_bed.Path, new Dictionary<string, string>(_environment) { ["CUTOVER_HOME"] = _bed.Home }, args);
 
-    private string AgentLog => Path.Combine(_bed.Home, "agent.log");
+    protected string AgentLog => Path.Combine(_bed.Home, "agent.log");
 
     /// <summary>How many lines of agent.log (both agents write it) contain <paramref name="text"/>.</summary>
-    private int LogLines(string text) => File.Exists(AgentLog) ? File.ReadLines(AgentLog).Count(l => l.Contains(text, StringComparison.Ordinal)) : 0;
+    protected int LogLines(string text) => File.Exists(AgentLog) ? File.ReadLines(AgentLog).Count(l => l.Contains(text, StringComparison.Ordinal)) : 0;
 
-    private string WebConfig => _bed.Combine("web.yml");
-    private string BgConfig => _bed.Combine("bg.yml");
+    protected string WebConfig => _bed.Combine("web.yml");
+    protected string BgConfig => _bed.Combine("bg.yml");
 
     /// <summary>Both apps deployed: web (rolling, release 1) and bg (blue-green, 1 then 2, so release 1 is warm).</summary>
-    private async Task DeployBothAsync(bool blueGreen = true, string webDrain = "10s")
+    protected async Task DeployBothAsync(bool blueGreen = true, string webDrain = "10s")
     {
         File.WriteAllText(WebConfig, $"""
             app: web
@@ -83,7 +79,7 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
         await Ok(Cli("deploy", _bed.Source, "-c", BgConfig));
     }
 
-    private async Task<CliResult> Ok(Task<CliResult> command)
+    protected async Task<CliResult> Ok(Task<CliResult> command)
     {
         var result = await command;
         Assert.True(result.ExitCode == 0, $"exit {result.ExitCode}: {result.All}");
@@ -91,7 +87,7 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
     }
 
     /// <summary>A copy of this build and a script that runs it as version <paramref name="version"/> (with more environment if given).</summary>
-    private string NewBinary(string version, string extraEnvironment = "")
+    protected string NewBinary(string version, string extraEnvironment = "")
     {
         var copy = _bed.Combine("build-copy");
         if (!Directory.Exists(copy)) AppFactory.CopyTree(AppContext.BaseDirectory, copy);
@@ -102,7 +98,7 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
     }
 
     /// <summary>Running, not a zombie (an agent's parent after `setsid -f` may be an init that does not reap).</summary>
-    private static bool Alive(int pid)
+    protected static bool Alive(int pid)
     {
         try
         {
@@ -115,14 +111,14 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
         }
     }
 
-    private int AgentPid => int.Parse(File.ReadAllText(Path.Combine(_bed.Home, "agent.pid")));
+    protected int AgentPid => int.Parse(File.ReadAllText(Path.Combine(_bed.Home, "agent.pid")));
 
     /// <summary>
     /// What the agent says about an app (GET /v1/apps, what `status` renders), asked on the control socket directly: a
     /// CLI start per question made these tests slow. A fresh client each time, so no kept-alive connection reaches an
     /// agent that has just handed over.
     /// </summary>
-    private async Task<Cutover.Agent.AppView> AppAsync(string config)
+    protected async Task<Cutover.Agent.AppView> AppAsync(string config)
     {
         using var client = new Cutover.Agent.AgentClient(new Cutover.Agent.AgentHome(_bed.Home));
         var app = config == WebConfig ? "web" : "bg";
@@ -130,11 +126,11 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
     }
 
     /// <summary>The instances the agent runs for an app: id -> (pid, state, restarts, uptime).</summary>
-    private async Task<Dictionary<string, (int Pid, string State, int Restarts, double Uptime)>> InstancesAsync(string config) =>
+    protected async Task<Dictionary<string, (int Pid, string State, int Restarts, double Uptime)>> InstancesAsync(string config) =>
         (await AppAsync(config)).Instances.ToDictionary(i => i.Id, i => (i.Pid ?? 0, i.State, i.Restarts, i.UptimeSeconds ?? 0));
 
     /// <summary>Who answers on agent.sock, or null when nothing does.</summary>
-    private async Task<Cutover.Agent.AgentInfo?> AnsweringAgentAsync()
+    protected async Task<Cutover.Agent.AgentInfo?> AnsweringAgentAsync()
     {
         using var client = new Cutover.Agent.AgentClient(new Cutover.Agent.AgentHome(_bed.Home));
         try
@@ -148,7 +144,7 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
     }
 
     /// <summary>Process group leaders started for this home and app (the instance processes, whoever supervises them).</summary>
-    private int[] InstanceProcesses(string app) =>
+    protected int[] InstanceProcesses(string app) =>
         ProcStat.AllPids().Where(pid =>
         {
             if (ProcStat.Read(pid)?.ProcessGroup != pid) return false;
@@ -163,13 +159,45 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
             }
         }).ToArray();
 
-    private static void AssertNoFailure(IReadOnlyList<Sample> samples, string what)
+    protected static void AssertNoFailure(IReadOnlyList<Sample> samples, string what)
     {
         var failed = samples.Where(s => s.Status != 200).ToList();
         Assert.True(failed.Count == 0, $"{what}: {failed.Count} of {samples.Count} requests failed: " +
             string.Join("; ", failed.Take(5).Select(f => $"{f.Status} {f.Error}")));
     }
 
+    /// <summary>The agent processes of this home that are running (the old, the new, or a restarted one).</summary>
+    protected int[] AgentProcesses() =>
+        ProcStat.AllPids().Where(pid =>
+        {
+            try
+            {
+                var commandLine = File.ReadAllText($"/proc/{pid}/cmdline").Split('\0');
+                var environ = File.ReadAllText($"/proc/{pid}/environ").Split('\0');
+                return Alive(pid) && commandLine.Contains("agent") && commandLine.Any(a => a.EndsWith("cutover.dll", StringComparison.Ordinal))
+                       && environ.Contains($"CUTOVER_HOME={_bed.Home}");
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return false;
+            }
+        }).ToArray();
+
+    /// <summary>The agent an upgrade started (not <paramref name="serving"/>, which may itself have been such a new agent).</summary>
+    protected int? TakingOverAgent(int serving) =>
+        AgentProcesses().Cast<int?>().FirstOrDefault(pid => pid != serving && File.ReadAllText($"/proc/{pid}/cmdline").Contains("--take-over"));
+}
+
+/// <summary>
+/// Issue 12: `cutover agent upgrade`, end to end through the real CLI and real agents. Two apps run under the agent
+/// (one rolling with 2 instances, one blue-green with a warm previous set), under continuous keep-alive load. The
+/// "new binary" is another copy of this build run through a script that sets CUTOVER_VERSION_OVERRIDE, so the two
+/// agents report different versions without a second compilation.
+/// </summary>
+[Collection(Serial.Name)]
+[Trait(Needs.Trait, Needs.Slow)]
+public sealed class AgentUpgradeTests(ITestOutputHelper output) : AgentUpgradeBed(output)
+{
     /// <summary>
     /// systemd's side of the README's unit (Type=notify, NotifyAccess=all, ExecReload=cutover agent upgrade), on the wire:
     /// systemd is a Unix datagram socket named by NOTIFY_SOCKET, and this test is that socket. The agent says MAINPID=
@@ -188,13 +216,13 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
             var buffer = new byte[4096];
             var length = await systemd.ReceiveAsync(buffer, System.Net.Sockets.SocketFlags.None, timeout.Token);
             var datagram = System.Text.Encoding.UTF8.GetString(buffer, 0, length);
-            output.WriteLine($"notify: {datagram.ReplaceLineEndings(" | ")}");
+            Output.WriteLine($"notify: {datagram.ReplaceLineEndings(" | ")}");
             return datagram;
         }
 
         var start = _bed.StartInfo("agent", "--quiet");
         start.Environment["NOTIFY_SOCKET"] = socketPath;
-        using var agent = CutoverCli.Start(start, line => output.WriteLine($"agent: {line}"));
+        using var agent = CutoverCli.Start(start, line => Output.WriteLine($"agent: {line}"));
         Assert.Equal($"MAINPID={agent.Id}\nREADY=1\n", await NextAsync());
         Assert.Equal(agent.Id, AgentPid);
         await DeployBothAsync(blueGreen: false);
@@ -253,7 +281,7 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
         {
             var clock = Stopwatch.StartNew();
             var upgrade = await Ok(Cli("agent", "upgrade", "--binary", NewBinary(version)));
-            output.WriteLine($"upgrade to {version} in {clock.ElapsedMilliseconds} ms: {upgrade.Stdout.Trim()}");
+            Output.WriteLine($"upgrade to {version} in {clock.ElapsedMilliseconds} ms: {upgrade.Stdout.Trim()}");
             Assert.Contains($"-> {version} (pid {AgentPid})", upgrade.Stdout);
             Assert.False(Alive(agents[^1]), "the old agent is still running after the upgrade returned");
             agents.Add(AgentPid);
@@ -263,7 +291,7 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
         await Task.Delay(500);
         var samples = await webLoad.StopAsync();
         var bgSamples = await bgLoad.StopAsync();
-        output.WriteLine($"web: {samples.Count} requests, bg: {bgSamples.Count} requests across three upgrades (agents {string.Join(" -> ", agents)})");
+        Output.WriteLine($"web: {samples.Count} requests, bg: {bgSamples.Count} requests across three upgrades (agents {string.Join(" -> ", agents)})");
         AssertNoFailure(samples, "web");
         AssertNoFailure(bgSamples, "bg");
         Assert.Equal(4, agents.Distinct().Count());
@@ -285,7 +313,7 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(warmBefore, (await InstancesAsync(BgConfig)).Values.Select(v => v.Pid).Order().ToArray());
         using var http = new HttpClient();
         Assert.StartsWith("hello from 1", await http.GetStringAsync($"http://127.0.0.1:{_bgPort}/"));
-        output.WriteLine(rollback.Stdout);
+        Output.WriteLine(rollback.Stdout);
 
         // Supervised by the new agent: a killed instance is restarted, and its output reaches the log.
         var victim = webAfter["web-0"].Pid;
@@ -352,7 +380,7 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
         var leaving = File.ReadLines(AgentLog).Single(l => l.Contains("draining and leaving", StringComparison.Ordinal));
         var leftAt = DateTimeOffset.Parse(leaving[..leaving.IndexOf(' ')], System.Globalization.CultureInfo.InvariantCulture);
         var open = closedAt - leftAt;
-        output.WriteLine($"websocket closed {open.TotalSeconds:0.00}s after the old agent began to leave; the upgrade returned {(upgradeReturned - closedAt).TotalSeconds:0.00}s after that");
+        Output.WriteLine($"websocket closed {open.TotalSeconds:0.00}s after the old agent began to leave; the upgrade returned {(upgradeReturned - closedAt).TotalSeconds:0.00}s after that");
         Assert.True(open >= TimeSpan.FromSeconds(2.8), $"closed {open.TotalSeconds:0.00}s after the drain began, before drain_timeout (3s): cut by the host's shutdown timeout (1s)?");
         Assert.True(open < TimeSpan.FromSeconds(10), $"still open {open.TotalSeconds:0.00}s after the drain began");
         Assert.True(upgradeReturned >= closedAt - TimeSpan.FromSeconds(1), "the upgrade returned before the old agent had drained and left");
@@ -460,7 +488,7 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
         var heldBySecond = await HoldAsync(second, "second");
         Assert.All(heldByFirst, r => Assert.False(r.IsCompleted, "a request held by the old agent was answered during the pause"));
         var resume = await Ok(Cli("resume", "-c", WebConfig));
-        output.WriteLine(resume.Stdout.Trim());
+        Output.WriteLine(resume.Stdout.Trim());
         Assert.Equal(Enumerable.Repeat("200", 6), await Task.WhenAll(heldByFirst.Concat(heldBySecond)));
         await Wait.UntilAsync(() => !Alive(first), TimeSpan.FromSeconds(30), "the old agent left once its held requests were answered");
 
@@ -543,31 +571,18 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
             // names, none started twice.
             Assert.Equal(actedBefore + 1, ActedOn());
             Assert.Equal(after.Values.Select(i => i.Pid).Order(), InstanceProcesses("web").Order());
-            output.WriteLine($"{path}: web-1 {victim} -> {after["web-1"].Pid}, restarted by agent {AgentPid}");
+            Output.WriteLine($"{path}: web-1 {victim} -> {after["web-1"].Pid}, restarted by agent {AgentPid}");
         }
     }
+}
 
-    /// <summary>The agent processes of this home that are running (the old, the new, or a restarted one).</summary>
-    private int[] AgentProcesses() =>
-        ProcStat.AllPids().Where(pid =>
-        {
-            try
-            {
-                var commandLine = File.ReadAllText($"/proc/{pid}/cmdline").Split('\0');
-                var environ = File.ReadAllText($"/proc/{pid}/environ").Split('\0');
-                return Alive(pid) && commandLine.Contains("agent") && commandLine.Any(a => a.EndsWith("cutover.dll", StringComparison.Ordinal))
-                       && environ.Contains($"CUTOVER_HOME={_bed.Home}");
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                return false;
-            }
-        }).ToArray();
-
-    /// <summary>The agent an upgrade started (not <paramref name="serving"/>, which may itself have been such a new agent).</summary>
-    private int? TakingOverAgent(int serving) =>
-        AgentProcesses().Cast<int?>().FirstOrDefault(pid => pid != serving && File.ReadAllText($"/proc/{pid}/cmdline").Contains("--take-over"));
-
+/// <summary>
+/// SIGKILLs at each moment of an upgrade (no load: the kills, not the timings, are what it tests), so it runs beside
+/// other test classes rather than in the serial collection, where its two minutes were the longest single test.
+/// </summary>
+[Trait(Needs.Trait, Needs.Slow)]
+public sealed class AgentUpgradeKillTests(ITestOutputHelper output) : AgentUpgradeBed(output)
+{
     /// <summary>
     /// After a kill: exactly one agent serves (started anew if none does: "the next agent start"), every instance of
     /// both apps is ready and supervised by it (a killed one is restarted), and no instance runs twice or unrecorded.
@@ -580,7 +595,7 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
         if (!await OneAnswers())
         {
             Assert.True(await Wait.WithinAsync(() => AgentProcesses().Length == 0, TimeSpan.FromSeconds(20)), $"{moment}: agents {string.Join(", ", AgentProcesses())} left running");
-            output.WriteLine($"{moment}: no agent left; starting the next one");
+            Output.WriteLine($"{moment}: no agent left; starting the next one");
             // As `cutover deploy` starts it: in a session of its own, output to a file.
             var start = new ProcessStartInfo("/bin/sh", ["-c", $"setsid -f dotnet exec {CutoverCli.Dll} agent --quiet >> {_bed.Combine("next-agent.log")} 2>&1 < /dev/null"]);
             start.Environment["CUTOVER_HOME"] = _bed.Home;
@@ -640,7 +655,7 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
             Assert.True(cli.WaitForExit(TimeSpan.FromSeconds(60)), $"{moment}: the upgrade did not end");
             string said;
             lock (lines) said = string.Join(" | ", lines);
-            output.WriteLine($"{moment}: exit {(victim == "cli" ? "killed" : cli.ExitCode.ToString())}: {said}");
+            Output.WriteLine($"{moment}: exit {(victim == "cli" ? "killed" : cli.ExitCode.ToString())}: {said}");
             try
             {
                 await AssertOneConsistentOwnerAsync(moment);
@@ -649,14 +664,13 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : IDisposable
             {
                 foreach (var log in new[] { "agent.log", "agent.stderr.log" })
                     if (File.Exists(Path.Combine(_bed.Home, log)))
-                        output.WriteLine($"--- {log}\n" + string.Join("\n", File.ReadAllLines(Path.Combine(_bed.Home, log)).TakeLast(60)));
+                        Output.WriteLine($"--- {log}\n" + string.Join("\n", File.ReadAllLines(Path.Combine(_bed.Home, log)).TakeLast(60)));
                 throw;
             }
-            output.WriteLine($"{moment}: agent {AgentPid} serves (was {oldAgent})");
+            Output.WriteLine($"{moment}: agent {AgentPid} serves (was {oldAgent})");
         }
     }
 }
-
 /// <summary>The upgrade's bad input: refused before any agent is asked (exit 2), or no agent to upgrade (exit 1).</summary>
 public sealed class AgentUpgradeInputTests : IDisposable
 {

@@ -7,7 +7,11 @@ using Xunit.Abstractions;
 
 namespace Cutover.Tests.Swarm;
 
-[CollectionDefinition(Name, DisableParallelization = true)]
+/// <summary>
+/// The Swarm tests, one at a time on their one dockerd, beside the other test classes (no other class outside the
+/// serial collection starts a dockerd; DockerRuntimeTests, which do, run in it, alone).
+/// </summary>
+[CollectionDefinition(Name)]
 public sealed class SwarmCollection : ICollectionFixture<SwarmFixture>
 {
     public const string Name = "swarm";
