@@ -109,6 +109,19 @@ public sealed class NativeBuildTests
 
     private static async Task PublishAsync(string output)
     {
+        await CutoverPublish.Gate.WaitAsync();
+        try
+        {
+            await PublishOnceAsync(output);
+        }
+        finally
+        {
+            CutoverPublish.Gate.Release();
+        }
+    }
+
+    private static async Task PublishOnceAsync(string output)
+    {
         var start = new ProcessStartInfo("dotnet", ["publish", Path.Combine(Repo.Root, "src", "Cutover"), "-c", "Release", "-o", output, "-nologo", "-v", "q"])
         {
             RedirectStandardOutput = true,

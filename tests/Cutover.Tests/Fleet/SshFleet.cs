@@ -216,6 +216,19 @@ public sealed class PublishedCutover : IDisposable
 
     private static void Publish(string[] arguments)
     {
+        CutoverPublish.Gate.Wait();
+        try
+        {
+            PublishOnce(arguments);
+        }
+        finally
+        {
+            CutoverPublish.Gate.Release();
+        }
+    }
+
+    private static void PublishOnce(string[] arguments)
+    {
         var repo = AppContext.BaseDirectory;
         while (!File.Exists(Path.Combine(repo, "Cutover.slnx"))) repo = Path.GetDirectoryName(repo) ?? throw new InvalidOperationException("Cutover.slnx not found above the tests");
         var start = new ProcessStartInfo("dotnet", ["publish", Path.Combine(repo, "src", "Cutover", "Cutover.csproj"), "-c", "Release", .. arguments, "-nologo", "-v", "q"])
