@@ -167,12 +167,37 @@ internal static partial class LibC
     }
 
     /// <summary>The inode number behind a path (following symlinks), to notice a file renamed away and replaced.</summary>
-    public static ulong Inode(string path)
+    public static ulong Inode(string path) => InodeIfExists(path) ?? throw new IOException($"statx {path}: {new Win32Exception(ENoEnt).Message}", ENoEnt);
+
+    private const int ENoEnt = 2;
+
+    /// <summary>As <see cref="Inode(string)"/>, or null when nothing is at the path (a file renamed away a moment ago).</summary>
+    public static ulong? InodeIfExists(string path)
     {
         const int AtFdCwd = -100;
         const uint StatxIno = 0x100;
         var buffer = new byte[256];
-        if (StatxNative(AtFdCwd, path, 0, StatxIno, buffer) != 0) throw Error($"statx {path}");
+        if (StatxNative(AtFdCwd, path, 0, StatxIno, buffer) == 0) return BitConverter.ToUInt64(buffer, 32);
+        if (Marshal.GetLastPInvokeError() == ENoEnt) return null;
+        throw Error($"statx {path}");
+    }
+
+    /// <summary>The inode number of an open file (statx on its descriptor): the file read, whatever its name is by now.</summary>
+    public static ulong Inode(Microsoft.Win32.SafeHandles.SafeFileHandle file)
+    {
+        const int AtEmptyPath = 0x1000;
+        const uint StatxIno = 0x100;
+        var buffer = new byte[256];
+        var added = false;
+        file.DangerousAddRef(ref added);
+        try
+        {
+            if (StatxNative((int)file.DangerousGetHandle(), "", AtEmptyPath, StatxIno, buffer) != 0) throw Error("statx of an open file");
+        }
+        finally
+        {
+            if (added) file.DangerousRelease();
+        }
         return BitConverter.ToUInt64(buffer, 32);
     }
 

@@ -29,10 +29,10 @@ public sealed class LogTail(string dir)
         foreach (var file in Directory.GetFiles(dir, "*.log").Where(f => Path.GetFileName(f) != LogSink.CurrentName).Order())
         foreach (var raw in ReadShared(file))
             Add(raw);
-        if (File.Exists(Current))
+        if (OpenCurrent() is { } stream)
         {
-            using var stream = new FileStream(Current, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-            var inode = Platform.LibC.Inode(Current);
+            using var _ = stream;
+            var inode = Platform.LibC.Inode(stream.SafeFileHandle);
             using var copy = new MemoryStream();
             stream.CopyTo(copy);
             var bytes = copy.GetBuffer().AsSpan(0, (int)copy.Length);
@@ -89,10 +89,10 @@ public sealed class LogTail(string dir)
         {
             while (!cancellationToken.IsCancellationRequested)
             {
-                if (stream is null && File.Exists(Current))
+                if (stream is null && OpenCurrent() is { } opened)
                 {
-                    stream = new FileStream(Current, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-                    inode = Platform.LibC.Inode(Current);
+                    stream = opened;
+                    inode = Platform.LibC.Inode(stream.SafeFileHandle);
                     // Where the recent lines stopped; a file rotated since is all new; without a start, its end.
                     stream.Position = from is null ? stream.Length : from.Inode == inode ? Math.Min(from.Offset, stream.Length) : 0;
                 }
@@ -109,12 +109,13 @@ public sealed class LogTail(string dir)
                     foreach (var line in parts[..^1]) yield return line;
                     continue;
                 }
-                if (File.Exists(Current) && Platform.LibC.Inode(Current) != inode)
+                if (Platform.LibC.InodeIfExists(Current) is { } now && now != inode && OpenCurrent() is { } next)
                 {
-                    // Rotated: this file is complete (read to its end above); the new one starts at 0.
+                    // Rotated: this file is complete (read to its end above); the new one starts at 0. The inode is the
+                    // opened file's own: current.log can be renamed away again between the open and a look at the path.
                     await stream.DisposeAsync();
-                    stream = new FileStream(Current, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-                    inode = Platform.LibC.Inode(Current);
+                    stream = next;
+                    inode = Platform.LibC.Inode(stream.SafeFileHandle);
                     continue;
                 }
                 await Task.Delay(100, cancellationToken);
@@ -123,6 +124,19 @@ public sealed class LogTail(string dir)
         finally
         {
             if (stream is not null) await stream.DisposeAsync();
+        }
+    }
+
+    /// <summary>current.log opened for reading, or null when there is none this moment (not yet made, or renamed away by a rotation).</summary>
+    private FileStream? OpenCurrent()
+    {
+        try
+        {
+            return new FileStream(Current, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
         }
     }
 
