@@ -20,6 +20,10 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
     private const uint Watched = EpollNative.EpollIn | EpollNative.EpollOut | EpollNative.EpollRdHup | EpollNative.EpollEt;
     private const uint ReadEvents = EpollNative.EpollIn | EpollNative.EpollRdHup | EpollNative.EpollHup | EpollNative.EpollErr;
     private const uint WriteEvents = EpollNative.EpollOut | EpollNative.EpollHup | EpollNative.EpollErr;
+    /// <summary>The peer's end (or an error) is pending: a receive gets it at once, however short the read before it.</summary>
+    private const uint ReadEndEvents = EpollNative.EpollRdHup | EpollNative.EpollHup | EpollNative.EpollErr;
+    /// <summary>The connection is gone (or failed): a send gets the error at once.</summary>
+    private const uint WriteEndEvents = EpollNative.EpollHup | EpollNative.EpollErr;
 
     private readonly int _fd;
     private readonly ReceiveOperation _receive;
@@ -153,7 +157,7 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
             var n = Receive(buffer.Span, out var errno);
             if (n >= 0)
             {
-                if (n > 0 && n < buffer.Length) _receive.Drained(state);
+                if (n > 0 && n < buffer.Length) _receive.Short(state);
                 return ValueTask.FromResult(n);
             }
             if (errno == EpollNative.EAgain) _receive.Drained(state);
@@ -198,7 +202,7 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
             if (n > 0)
             {
                 data = data[n..];
-                if (!data.IsEmpty) _send.Drained(state);
+                if (!data.IsEmpty) _send.Short(state);
             }
             else if (errno == EpollNative.EAgain) _send.Drained(state);
             else if (errno != EpollNative.EIntr) return ValueTask.FromException(EpollNative.Error(errno));
@@ -229,8 +233,8 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
     /// <summary>On the loop's thread: an edge. The waiting operation of each side that became ready goes on, inline.</summary>
     internal override void OnEvents(uint events)
     {
-        var resumeReceive = (events & ReadEvents) != 0 && _receive.Edge();
-        var resumeSend = (events & WriteEvents) != 0 && _send.Edge();
+        var resumeReceive = (events & ReadEvents) != 0 && _receive.Edge(ended: (events & ReadEndEvents) != 0);
+        var resumeSend = (events & WriteEvents) != 0 && _send.Edge(ended: (events & WriteEndEvents) != 0);
         if (resumeReceive) _receive.Resume();
         if (resumeSend) _send.Resume();
     }
@@ -291,23 +295,32 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
 
     /// <summary>
     /// A side's state word: Ready (epoll's last edge said so, and no call since found the socket empty or full), Parked
-    /// (an operation waits for the next edge), Closed, and above those bits a count of edges, so that finding the socket
-    /// empty counts only if no edge came since. Every change is one compare-and-swap, no lock: whoever clears Parked (an
-    /// edge, the waiting operation's token, an abort) completes the waiting operation.
+    /// (an operation waits for the next edge), Closed, Ended (an edge carried the peer's end, a hang-up or an error:
+    /// sticky, and the side stays ready for good, as nginx's pending_eof keeps a short read from clearing ready), and
+    /// above those bits a count of edges, so that finding the socket empty counts only if no edge came since. Every
+    /// change is one compare-and-swap, no lock: whoever clears Parked (an edge, the waiting operation's token, an abort)
+    /// completes the waiting operation.
     /// </summary>
+    /// <remarks>
+    /// Why Ended: data and the peer's FIN (or RST) that arrive before the loop looks are one edge. The short read of the
+    /// data leaves the end still to be read, and no edge will come for it; without Ended the next receive would wait
+    /// for one forever (a connection its client had left, never closed: PlainFrontEndTests met it under load).
+    /// </remarks>
     private static class Side
     {
         public const int Ready = 1;
         public const int Parked = 2;
         public const int Closed = 4;
-        public const int EdgeUnit = 8;
+        public const int Ended = 8;
+        public const int EdgeUnit = 16;
 
         public static bool IsReady(int state) => (state & Ready) != 0;
         public static bool IsClosed(int state) => (state & Closed) != 0;
-        public static uint Edges(int state) => (uint)state >> 3;
+        public static bool IsEnded(int state) => (state & Ended) != 0;
+        public static uint Edges(int state) => (uint)state >> 4;
 
         public static string Describe(int state) =>
-            $"{(IsReady(state) ? "ready" : "not-ready")}{((state & Parked) != 0 ? " parked" : "")}{(IsClosed(state) ? " closed" : "")} edges {Edges(state)}";
+            $"{(IsReady(state) ? "ready" : "not-ready")}{((state & Parked) != 0 ? " parked" : "")}{(IsClosed(state) ? " closed" : "")}{(IsEnded(state) ? " ended" : "")} edges {Edges(state)}";
     }
 
     private enum Parking
@@ -335,8 +348,18 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
 
         public int State => Volatile.Read(ref _state);
 
-        /// <summary>A call found the socket empty (or full) when the state was <paramref name="seen"/>: not ready, unless an edge came since.</summary>
+        /// <summary>A call failed with EAGAIN when the state was <paramref name="seen"/>: not ready, unless an edge came since.</summary>
         public void Drained(int seen) => DrainedAt(Side.Edges(seen));
+
+        /// <summary>
+        /// A read got less than it asked for (a send took less than it was given) when the state was <paramref name="seen"/>:
+        /// the socket is empty (full), so not ready, unless an edge came since or the side has ended: then what is left is
+        /// the end or the error, which the next call gets at once and no edge will announce.
+        /// </summary>
+        public void Short(int seen)
+        {
+            if (!Side.IsEnded(State)) Drained(seen);
+        }
 
         public void DrainedAt(uint edges)
         {
@@ -348,14 +371,17 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
             }
         }
 
-        /// <summary>On the loop's thread: an edge made this side ready. True if an operation was waiting (the caller resumes it).</summary>
-        public bool Edge()
+        /// <summary>
+        /// On the loop's thread: an edge made this side ready (for good when it <paramref name="ended"/> it). True if an
+        /// operation was waiting (the caller resumes it).
+        /// </summary>
+        public bool Edge(bool ended)
         {
             while (true)
             {
                 var state = State;
                 if (Side.IsClosed(state)) return false;
-                var next = ((state + Side.EdgeUnit) | Side.Ready) & ~Side.Parked;
+                var next = ((state + Side.EdgeUnit) | Side.Ready | (ended ? Side.Ended : 0)) & ~Side.Parked;
                 if (Interlocked.CompareExchange(ref _state, next, state) == state) return (state & Side.Parked) != 0;
             }
         }
@@ -497,7 +523,7 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
                 var n = owner.Receive(_buffer.Span, out var errno);
                 if (n >= 0)
                 {
-                    if (n > 0 && n < _buffer.Length) Drained(state);
+                    if (n > 0 && n < _buffer.Length) Short(state);
                     Complete(n);
                     return;
                 }
@@ -556,6 +582,7 @@ internal sealed class EpollSocket : EpollWatched, IDisposable
                 {
                     _data = _data[n..];
                     if (_data.IsEmpty) break;
+                    if (Side.IsEnded(State)) continue; // taken in part, then a hang-up: the next send gets the error
                 }
                 else if (errno == EpollNative.EIntr) continue;
                 else if (errno != EpollNative.EAgain)
