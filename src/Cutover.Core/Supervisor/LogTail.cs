@@ -7,6 +7,10 @@ public sealed class LogTail(string dir)
 {
     private string Current => Path.Combine(dir, LogSink.CurrentName);
 
+    /// <summary>For tests: runs when a follow has read everything there is and is about to look for a rotation, the
+    /// moment a rotation can fall in unseen.</summary>
+    internal Action? CaughtUp { get; init; }
+
     /// <summary>Where a read of current.log stopped: a follow from here misses and repeats nothing.</summary>
     public sealed record LogEnd(ulong Inode, long Offset);
 
@@ -72,7 +76,8 @@ public sealed class LogTail(string dir)
 
     /// <summary>
     /// New lines as they are written. On rotation (current.log renamed away and a new one opened) the old file
-    /// is read to its end first, then the new one from its start, so no line is lost or repeated.
+    /// is read to its end first, then any files rotated after it in the meantime, then the new one from its start, so
+    /// no line is lost or repeated.
     /// </summary>
     public async IAsyncEnumerable<string> FollowAsync(string? filter, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
@@ -109,13 +114,29 @@ public sealed class LogTail(string dir)
                     foreach (var line in parts[..^1]) yield return line;
                     continue;
                 }
+                CaughtUp?.Invoke();
                 if (Platform.LibC.InodeIfExists(Current) is { } now && now != inode && OpenCurrent() is { } next)
                 {
-                    // Rotated: this file is complete (read to its end above); the new one starts at 0. The inode is the
-                    // opened file's own: current.log can be renamed away again between the open and a look at the path.
+                    // Rotated. The writer closes a file before it renames it, so this one is complete now, but lines can
+                    // have reached it between the read above and the look at the path: read it to its end again. The new
+                    // one starts at 0; its inode is the opened file's own (current.log can be renamed away again between
+                    // the open and a look at the path).
+                    var rest = pending + await ReadToEndAsync(stream, cancellationToken);
+                    pending = "";
+                    var previous = inode;
                     await stream.DisposeAsync();
                     stream = next;
                     inode = Platform.LibC.Inode(stream.SafeFileHandle);
+                    if (rest.Length > 0)
+                    {
+                        var parts = rest.Split('\n');
+                        foreach (var line in parts[..^1]) yield return line;
+                        if (parts[^1].Length > 0) yield return parts[^1]; // a last line without its newline: the file is done
+                    }
+                    // More than one rotation since the last look: the files in between, whole.
+                    foreach (var file in RotatedBetween(previous, inode))
+                    foreach (var line in ReadAllIfExists(file))
+                        yield return line;
                     continue;
                 }
                 await Task.Delay(100, cancellationToken);
@@ -124,6 +145,37 @@ public sealed class LogTail(string dir)
         finally
         {
             if (stream is not null) await stream.DisposeAsync();
+        }
+    }
+
+    /// <summary>
+    /// The rotated files after the one that was <paramref name="after"/> and before <paramref name="until"/> (the file
+    /// current.log named when it was opened; it may have been rotated too by now), oldest first. None when the first is
+    /// gone (the retention deleted it): where it stood is not known then.
+    /// </summary>
+    private IEnumerable<string> RotatedBetween(ulong after, ulong until)
+    {
+        var rotated = Directory.GetFiles(dir, "*.log").Where(f => Path.GetFileName(f) != LogSink.CurrentName).Order()
+            .Select(f => (File: f, Inode: Platform.LibC.InodeIfExists(f))).ToList();
+        var start = rotated.FindIndex(r => r.Inode == after);
+        if (start < 0) yield break;
+        foreach (var (file, inode) in rotated.Skip(start + 1))
+        {
+            if (inode == until) yield break;
+            if (inode is not null) yield return file;
+        }
+    }
+
+    /// <summary>A rotated file's lines (empty when the retention has deleted it since).</summary>
+    private static IReadOnlyList<string> ReadAllIfExists(string file)
+    {
+        try
+        {
+            return ReadShared(file).ToList();
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return [];
         }
     }
 
