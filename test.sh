@@ -67,6 +67,8 @@ set -e
 
 # One closing line that any CI reader understands, from the TRX counters.
 trx="$results/results.trx"
+# CUTOVER_TEST_RESULTS=DIR keeps the TRX (each test's start and end: how the run was scheduled).
+if [ -n "${CUTOVER_TEST_RESULTS:-}" ] && [ -f "$trx" ]; then mkdir -p "$CUTOVER_TEST_RESULTS" && cp "$trx" "$CUTOVER_TEST_RESULTS/"; fi
 if [ -f "$trx" ]; then
   counters=$(grep -o '<Counters [^>]*>' "$trx" | head -n 1)
   count() { sed -E "s/.* $1=\"([0-9]+)\".*/\1/" <<<"$counters"; }

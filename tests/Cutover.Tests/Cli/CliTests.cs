@@ -11,6 +11,7 @@ namespace Cutover.Tests.Cli;
 
 /// <summary>The `cutover` binary as users meet it: exit codes, messages, --json, init, releases, status.</summary>
 [Trait(Needs.Trait, Needs.Slow)]
+[RunsFor(80)]
 public class CliTests : IDisposable
 {
     private readonly TempDir _dir = new();

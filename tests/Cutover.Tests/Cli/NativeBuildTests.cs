@@ -12,6 +12,7 @@ namespace Cutover.Tests.Cli;
 /// </summary>
 // Not in the serial collection: it asserts what the native build does, not how fast.
 [Trait(Needs.Trait, Needs.Slow)]
+[RunsFor(160)]
 public sealed class NativeBuildTests
 {
     [Fact]

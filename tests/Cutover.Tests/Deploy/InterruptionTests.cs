@@ -14,6 +14,7 @@ namespace Cutover.Tests.Deploy;
 /// previous release is put back, after_rollback runs, the record and history say so, the exit is non-zero. And a
 /// switch that failed never leaves a rollback target behind.
 /// </summary>
+[RunsFor(40)]
 public class InterruptionTests : IDisposable
 {
     private readonly TempDir _dir = new();

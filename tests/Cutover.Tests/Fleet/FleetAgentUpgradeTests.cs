@@ -9,7 +9,7 @@ namespace Cutover.Tests.Fleet;
 /// over to the new build (`agent upgrade`, not a restart) before it stages and activates the release. The second build
 /// is a second publish with another Version, so the host's agent really is of another version than the session.
 /// </summary>
-[Collection(FleetCollection.Name)]
+[Collection(SecondFleetCollection.Name)]
 [Trait(Needs.Trait, Needs.Sshd)]
 public sealed class FleetAgentUpgradeTests(SshFleet fleet, PublishedCutover published, ITestOutputHelper output) : IDisposable
 {

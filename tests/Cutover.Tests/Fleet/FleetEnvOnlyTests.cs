@@ -11,7 +11,7 @@ namespace Cutover.Tests.Fleet;
 /// environment resolved now, under one release id, rolled out through the fleet pipeline with no request failing; a fleet
 /// whose hosts run different releases is refused unless --hosts narrows it to hosts that agree.
 /// </summary>
-[Collection(FleetCollection.Name)]
+[Collection(SecondFleetCollection.Name)]
 [Trait(Needs.Trait, Needs.Sshd)]
 public sealed class FleetEnvOnlyTests(SshFleet fleet, PublishedCutover published, ITestOutputHelper output) : IDisposable
 {

@@ -5,7 +5,7 @@ using Xunit.Abstractions;
 namespace Cutover.Tests.Fleet;
 
 /// <summary>`cutover restart` and `cutover scale` with hosts: each selected host's agent does it, --hosts/--roles narrow it.</summary>
-[Collection(FleetCollection.Name)]
+[Collection(SecondFleetCollection.Name)]
 [Trait(Needs.Trait, Needs.Sshd)]
 public sealed class FleetRestartScaleTests(SshFleet fleet, PublishedCutover published, ITestOutputHelper output) : IDisposable
 {

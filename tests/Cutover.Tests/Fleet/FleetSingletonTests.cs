@@ -11,7 +11,7 @@ namespace Cutover.Tests.Fleet;
 /// never two at once across hosts while it moves between them, a rollback and an agent SIGKILL. The hosts are loopback
 /// addresses of this machine, so every scheduler appends to one journal (<see cref="JobWorker"/>).
 /// </summary>
-[Collection(FleetCollection.Name)]
+[Collection(SecondFleetCollection.Name)]
 [Trait(Needs.Trait, Needs.Sshd)]
 public sealed class FleetSingletonTests(SshFleet fleet, PublishedCutover published, ITestOutputHelper output) : IDisposable
 {

@@ -9,7 +9,7 @@ namespace Cutover.Tests.Fleet;
 /// `cutover top` with hosts: the snapshot asks each host's `top --json`, the live screen reads one `top --stream --json`
 /// per host over SSH; either way every host's agent has its row, with its rate, and its instances; `l` follows a host's logs.
 /// </summary>
-[Collection(FleetCollection.Name)]
+[Collection(SecondFleetCollection.Name)]
 [Trait(Needs.Trait, Needs.Sshd)]
 public sealed class FleetTopTests(SshFleet fleet, PublishedCutover published, ITestOutputHelper output) : IDisposable
 {

@@ -192,12 +192,26 @@ public sealed class SshFleet : IDisposable
 /// </summary>
 public sealed class PublishedCutover : IDisposable
 {
-    private readonly TempDir _dir = new("cutover-publish-");
+    /// <summary>
+    /// The one build both fleet collections use (each has this fixture; a second publish would be a second Native AOT
+    /// compile), removed when the test process exits.
+    /// </summary>
+    private static readonly Lazy<string> Shared = new(() =>
+    {
+        var dir = new TempDir("cutover-publish-");
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => dir.Dispose();
+        Publish(["-r", "linux-x64", "--self-contained", "-p:PublishSingleFile=true", "-o", dir.Path]);
+        if (!File.Exists(Path.Combine(dir.Path, "jit", "cutover"))) throw new InvalidOperationException($"dotnet publish left no {dir.Path}/jit/cutover");
+        return dir.Path;
+    });
+
+    /// <summary>This instance's own directory (a build <see cref="AsVersion"/> made), or null for the shared build.</summary>
+    private readonly TempDir? _own;
+    private readonly string _dir;
 
     public PublishedCutover()
     {
-        Publish(["-r", "linux-x64", "--self-contained", "-p:PublishSingleFile=true", "-o", _dir.Path]);
-        if (!File.Exists(Jit)) throw new InvalidOperationException($"dotnet publish left no {Jit}");
+        _dir = Shared.Value;
     }
 
     /// <summary>
@@ -209,6 +223,8 @@ public sealed class PublishedCutover : IDisposable
 
     private PublishedCutover(string version, PublishedCutover native)
     {
+        _own = new TempDir("cutover-publish-");
+        _dir = _own.Path;
         Publish(["-r", "linux-x64", "--self-contained", "-p:PublishSingleFile=true", "-p:PublishAot=false", $"-p:Version={version}", "-o", Path.GetDirectoryName(Jit)!]);
         File.Copy(native.Binary, Binary);
         File.SetUnixFileMode(Binary, File.GetUnixFileMode(native.Binary));
@@ -245,20 +261,31 @@ public sealed class PublishedCutover : IDisposable
     }
 
     /// <summary>The native cutover (CUTOVER_SELF_CONTAINED names it).</summary>
-    public string Binary => _dir.Combine("cutover");
+    public string Binary => Path.Combine(_dir, "cutover");
 
     /// <summary>The JIT half, the single file that runs `remote session` and the agent.</summary>
-    public string Jit => _dir.Combine("jit", "cutover");
+    public string Jit => Path.Combine(_dir, "jit", "cutover");
 
-    public void Dispose() => _dir.Dispose();
+    public void Dispose() => _own?.Dispose();
 }
 
 /// <summary>
-/// The fleet tests, one at a time (they share the three sshd hosts), beside the other test classes rather than after
-/// them all: with DisableParallelization they were 9 minutes of the suite's serial tail.
+/// The fleet tests, in two collections of about six minutes each, each with three sshd hosts of its own (the tests of
+/// one collection run one at a time, sharing its hosts), beside the other test classes rather than after them all:
+/// with DisableParallelization they were 9 minutes of the suite's serial tail, as one collection a 12-minute chain
+/// longer than the rest of the parallel phase.
 /// </summary>
 [CollectionDefinition(Name)]
+[RunsFor(420)]
 public sealed class FleetCollection : ICollectionFixture<SshFleet>, ICollectionFixture<PublishedCutover>
 {
     public const string Name = "fleet";
+}
+
+/// <inheritdoc cref="FleetCollection"/>
+[CollectionDefinition(Name)]
+[RunsFor(400)]
+public sealed class SecondFleetCollection : ICollectionFixture<SshFleet>, ICollectionFixture<PublishedCutover>
+{
+    public const string Name = "fleet-2";
 }

@@ -11,6 +11,7 @@ namespace Cutover.Tests.Integration;
 /// </summary>
 // Not in the serial collection: no load and no timing is asserted (a slower deploy only gives the kills more to land in).
 [Trait(Needs.Trait, Needs.Slow)]
+[RunsFor(190)]
 public class CrashSafetyTests(ITestOutputHelper output) : IDisposable
 {
     private const int VendorFiles = 1500;

@@ -10,6 +10,7 @@ namespace Cutover.Tests.Rolling;
 /// agent, under load; a failed check puts every instance back on the previous release and runs after_rollback.
 /// </summary>
 [Trait(Needs.Trait, Needs.Slow)]
+[RunsFor(75)]
 public class AfterSwitchChecksTests(ITestOutputHelper output) : IDisposable
 {
     private readonly AgentBed _dir = new();

@@ -581,6 +581,7 @@ public sealed class AgentUpgradeTests(ITestOutputHelper output) : AgentUpgradeBe
 /// other test classes rather than in the serial collection, where its two minutes were the longest single test.
 /// </summary>
 [Trait(Needs.Trait, Needs.Slow)]
+[RunsFor(150)]
 public sealed class AgentUpgradeKillTests(ITestOutputHelper output) : AgentUpgradeBed(output)
 {
     /// <summary>

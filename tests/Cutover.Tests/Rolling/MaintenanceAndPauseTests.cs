@@ -11,6 +11,7 @@ namespace Cutover.Tests.Rolling;
 /// get, that the instances keep running, that held requests are answered after resume, and what survives a restart.
 /// </summary>
 [Trait(Needs.Trait, Needs.Slow)]
+[RunsFor(45)]
 public class MaintenanceAndPauseTests(ITestOutputHelper output) : IDisposable
 {
     private readonly AgentBed _dir = new();

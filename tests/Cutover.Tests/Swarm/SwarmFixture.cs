@@ -12,6 +12,7 @@ namespace Cutover.Tests.Swarm;
 /// serial collection starts a dockerd; DockerRuntimeTests, which do, run in it, alone).
 /// </summary>
 [CollectionDefinition(Name)]
+[RunsFor(190)]
 public sealed class SwarmCollection : ICollectionFixture<SwarmFixture>
 {
     public const string Name = "swarm";
