@@ -178,6 +178,59 @@ public class Http1FastPathTests
         await Wait.UntilAsync(() => bed.Listener.FastPathRequests == 6, TimeSpan.FromSeconds(5), "the fast path counted its six requests");
     }
 
+    /// <summary>
+    /// A response without a length ends when the instance closes. Sent with its close in one go, both reach the proxy's
+    /// socket before its loop looks: one edge for the data and the end. Each must end at once (before EpollSocket's
+    /// Ended bit, the short read of the data left the end unread and unannounced, and such a response hung until a timeout).
+    /// </summary>
+    [Fact]
+    public async Task A_response_that_the_instance_ends_by_closing_right_behind_it_ends_at_once_every_time()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var origin = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        origin.Start();
+        var serving = Task.Run(async () =>
+        {
+            var n = 0;
+            try
+            {
+                while (true)
+                {
+                    using var socket = await origin.AcceptSocketAsync(timeout.Token);
+                    var buffer = new byte[4096];
+                    var got = 0;
+                    while (Encoding.ASCII.GetString(buffer, 0, got).IndexOf("\r\n\r\n", StringComparison.Ordinal) < 0)
+                    {
+                        var read = await socket.ReceiveAsync(buffer.AsMemory(got), timeout.Token);
+                        if (read == 0) break;
+                        got += read;
+                    }
+                    socket.Send(Encoding.ASCII.GetBytes($"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil-close-{++n}"));
+                    socket.Shutdown(System.Net.Sockets.SocketShutdown.Both);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        });
+        await using var bed = await Bed.StartAsync((_, _) => Answer(ScriptedHttpBackend.Ok("unused")));
+        bed.App.Pool.Remove(bed.Instance);
+        bed.App.Pool.Add(new Backend("origin-1", (IPEndPoint)origin.LocalEndpoint));
+
+        for (var i = 1; i <= 200; i++)
+        {
+            using var client = await RawHttpClient.ConnectAsync(bed.Address, timeout.Token);
+            await client.SendAsync(Get($"/{i}"), timeout.Token);
+            using var each = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token);
+            each.CancelAfter(TimeSpan.FromSeconds(10));
+            var response = await client.ReadAsync(each.Token);
+            Assert.Equal(200, response!.Status);
+            Assert.Equal($"until-close-{i}", response.Body);
+        }
+        await timeout.CancelAsync();
+        await serving;
+    }
+
     [Fact]
     public async Task A_request_the_fast_path_does_not_do_is_handed_to_Kestrel_on_the_same_connection_which_then_serves_on()
     {
