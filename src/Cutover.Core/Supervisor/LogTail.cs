@@ -30,7 +30,7 @@ public sealed class LogTail(string dir)
             if (lines.Count > count) lines.Dequeue();
         }
         if (!Directory.Exists(dir)) return [];
-        foreach (var file in Directory.GetFiles(dir, "*.log").Where(f => Path.GetFileName(f) != LogSink.CurrentName).Order())
+        foreach (var file in RotatedFiles())
         foreach (var raw in ReadShared(file))
             Add(raw);
         if (OpenCurrent() is { } stream)
@@ -62,7 +62,7 @@ public sealed class LogTail(string dir)
     public IReadOnlyList<string> Recent(int count, string? filter)
     {
         if (!Directory.Exists(dir)) return [];
-        var files = Directory.GetFiles(dir, "*.log").Where(f => Path.GetFileName(f) != LogSink.CurrentName).Order().Append(Current).Where(File.Exists);
+        var files = RotatedFiles().Append(Current).Where(File.Exists);
         var lines = new Queue<string>();
         foreach (var file in files)
         foreach (var line in ReadShared(file))
@@ -155,8 +155,7 @@ public sealed class LogTail(string dir)
     /// </summary>
     private IEnumerable<string> RotatedBetween(ulong after, ulong until)
     {
-        var rotated = Directory.GetFiles(dir, "*.log").Where(f => Path.GetFileName(f) != LogSink.CurrentName).Order()
-            .Select(f => (File: f, Inode: Platform.LibC.InodeIfExists(f))).ToList();
+        var rotated = RotatedFiles().Select(f => (File: f, Inode: Platform.LibC.InodeIfExists(f))).ToList();
         var start = rotated.FindIndex(r => r.Inode == after);
         if (start < 0) yield break;
         foreach (var (file, inode) in rotated.Skip(start + 1))
@@ -165,6 +164,10 @@ public sealed class LogTail(string dir)
             if (inode is not null) yield return file;
         }
     }
+
+    /// <summary>The rotated files (every *.log but current.log), oldest first: their names are their rotation times.</summary>
+    private IEnumerable<string> RotatedFiles() =>
+        Directory.GetFiles(dir, "*.log").Where(f => Path.GetFileName(f) != LogSink.CurrentName).Order();
 
     /// <summary>A rotated file's lines (empty when the retention has deleted it since).</summary>
     private static IReadOnlyList<string> ReadAllIfExists(string file)

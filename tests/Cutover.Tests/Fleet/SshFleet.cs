@@ -201,7 +201,6 @@ public sealed class PublishedCutover : IDisposable
         var dir = new TempDir("cutover-publish-");
         AppDomain.CurrentDomain.ProcessExit += (_, _) => dir.Dispose();
         Publish(["-r", "linux-x64", "--self-contained", "-p:PublishSingleFile=true", "-o", dir.Path]);
-        if (!File.Exists(Path.Combine(dir.Path, "jit", "cutover"))) throw new InvalidOperationException($"dotnet publish left no {dir.Path}/jit/cutover");
         return dir.Path;
     });
 
@@ -212,6 +211,7 @@ public sealed class PublishedCutover : IDisposable
     public PublishedCutover()
     {
         _dir = Shared.Value;
+        if (!File.Exists(Jit)) throw new InvalidOperationException($"dotnet publish left no {Jit}");
     }
 
     /// <summary>
