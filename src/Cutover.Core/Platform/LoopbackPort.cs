@@ -23,6 +23,8 @@ public static class LoopbackPort
     private const int LowestPort = 10000;
     private static readonly TimeSpan Held = TimeSpan.FromSeconds(60);
     private static readonly ConcurrentDictionary<int, long> HandedOut = new();
+    /// <summary>When the table may next be swept of expired entries (Environment.TickCount64).</summary>
+    private static long _nextSweep;
 
     public static int Free()
     {
@@ -43,7 +45,10 @@ public static class LoopbackPort
     private static bool TryHold(int port)
     {
         var now = Environment.TickCount64;
-        if (HandedOut.Count > 1024)
+        // Swept at most once a second: a sweep walks the whole table, and a caller handing out ports in a burst would
+        // otherwise walk it on every call.
+        var sweepAt = Volatile.Read(ref _nextSweep);
+        if (now >= sweepAt && HandedOut.Count > 1024 && Interlocked.CompareExchange(ref _nextSweep, now + 1000, sweepAt) == sweepAt)
             foreach (var (held, at) in HandedOut)
                 if (now - at > Held.TotalMilliseconds) HandedOut.TryRemove(new KeyValuePair<int, long>(held, at));
         while (true)

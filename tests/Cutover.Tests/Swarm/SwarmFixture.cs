@@ -56,8 +56,10 @@ public sealed class SwarmFixture : IAsyncLifetime
     public DockerClient Client() => DockerClientFactory.Create(Engine.Host);
 
     /// <summary>
-    /// A cutover.yml for one service in <paramref name="dir"/>, with durations short enough for tests: a 1 s
-    /// healthcheck that needs /www/healthy, and a 2 s monitor. Tasks join the test network only when
+    /// A cutover.yml for one service in <paramref name="dir"/>, with durations short enough for tests: a healthcheck every
+    /// 1 s that needs /www/healthy, and a 2 s monitor. The probe's timeout is long (10 s) on purpose: a probe is a
+    /// container exec, which took over a second twice in a row on the loaded two-core CI machine (a Native AOT compile
+    /// beside it) and so turned a healthy app:v2 task unhealthy; app:bad's probe fails at once, so it is not slowed. Tasks join the test network only when
     /// <paramref name="network"/> (needed to reach them over HTTP; attaching makes every task start slower).
     /// </summary>
     public string WriteConfig(TempDir dir, string service, int replicas = 3, string order = "start-first", string extra = "", string taskDeadline = "20s", bool network = false)
@@ -75,7 +77,7 @@ public sealed class SwarmFixture : IAsyncLifetime
               replicas: {replicas}
               update: {"{"} parallelism: 1, delay: 0s, order: {order}, failure_action: rollback, monitor: 2s, max_failure_ratio: 0 {"}"}
               rollback: {"{"} parallelism: 0, order: stop-first, monitor: 1s {"}"}
-              healthcheck: {"{"} test: ["CMD", "test", "-e", "/www/healthy"], interval: 1s, timeout: 1s, retries: 2 {"}"}
+              healthcheck: {"{"} test: ["CMD", "test", "-e", "/www/healthy"], interval: 1s, timeout: 10s, retries: 2 {"}"}
               stop_grace_period: 2s
               task_deadline: {taskDeadline}
               networks: [{(network ? Network : "")}]
