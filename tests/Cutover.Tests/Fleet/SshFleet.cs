@@ -237,14 +237,8 @@ public sealed class PublishedCutover : IDisposable
             File.Copy(Path.Combine(Repo.Root, file), Path.Combine(sources.Path, file));
         // src/ without what builds left in it, and the demo app Cutover.csproj embeds.
         foreach (var tree in new[] { "src", Path.Combine("examples", "hello-php") })
-            foreach (var file in Directory.EnumerateFiles(Path.Combine(Repo.Root, tree), "*", SearchOption.AllDirectories))
-            {
-                var relative = Path.GetRelativePath(Repo.Root, file);
-                if (relative.Split('/') is var parts && (parts.Contains("bin") || parts.Contains("obj"))) continue;
-                var target = Path.Combine(sources.Path, relative);
-                Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-                File.Copy(file, target);
-            }
+            AppFactory.CopyTree(Path.Combine(Repo.Root, tree), Path.Combine(sources.Path, tree),
+                skip: relative => relative.Split('/') is var parts && (parts.Contains("bin") || parts.Contains("obj")));
         PublishOnce(sources.Path, ["-r", "linux-x64", "--self-contained", "-p:PublishSingleFile=true", "-p:PublishAot=false", $"-p:Version={version}", "-o", Path.GetDirectoryName(Jit)!]);
         File.Copy(native.Binary, Binary);
         File.SetUnixFileMode(Binary, File.GetUnixFileMode(native.Binary));

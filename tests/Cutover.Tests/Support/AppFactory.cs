@@ -30,12 +30,15 @@ public static class AppFactory
         return dir;
     }
 
-    public static void CopyTree(string from, string to)
+    /// <summary>Copies every file below <paramref name="from"/> to the same place below <paramref name="to"/>, but those whose path relative to <paramref name="from"/> <paramref name="skip"/> says to leave out.</summary>
+    public static void CopyTree(string from, string to, Func<string, bool>? skip = null)
     {
         Directory.CreateDirectory(to);
         foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
         {
-            var target = Path.Combine(to, Path.GetRelativePath(from, file));
+            var relative = Path.GetRelativePath(from, file);
+            if (skip?.Invoke(relative) == true) continue;
+            var target = Path.Combine(to, relative);
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
             File.Copy(file, target, overwrite: true);
         }

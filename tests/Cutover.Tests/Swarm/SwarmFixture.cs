@@ -59,8 +59,9 @@ public sealed class SwarmFixture : IAsyncLifetime
     /// A cutover.yml for one service in <paramref name="dir"/>, with durations short enough for tests: a healthcheck every
     /// 1 s that needs /www/healthy, and a 2 s monitor. The probe's timeout is long (10 s) on purpose: a probe is a
     /// container exec, which took over a second twice in a row on the loaded two-core CI machine (a Native AOT compile
-    /// beside it) and so turned a healthy app:v2 task unhealthy; app:bad's probe fails at once, so it is not slowed. Tasks join the test network only when
-    /// <paramref name="network"/> (needed to reach them over HTTP; attaching makes every task start slower).
+    /// beside it) and so turned a healthy app:v2 task unhealthy; app:bad's probe fails at once, so it is not slowed.
+    /// Tasks join the test network only when <paramref name="network"/> (needed to reach them over HTTP; attaching makes
+    /// every task start slower).
     /// </summary>
     public string WriteConfig(TempDir dir, string service, int replicas = 3, string order = "start-first", string extra = "", string taskDeadline = "20s", bool network = false)
     {
